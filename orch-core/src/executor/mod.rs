@@ -1,0 +1,1 @@
+//! Executors (being written).

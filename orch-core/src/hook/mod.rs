@@ -1,0 +1,255 @@
+//! Hooks: code that runs at `PreToolUse`, `PostToolUse`, `UserPromptSubmit`, `Stop`, `SubagentStop` and
+//! `PreCompact`, optionally only for tools whose name matches a regex, and decides what happens next.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::wire::Id;
+
+/// The points where hooks run (Claude Code's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HookEvent {
+    /// Before a tool runs. May deny, rewrite the input, add context or stop.
+    PreToolUse,
+    /// After a tool ran. May replace the output, add context or stop.
+    PostToolUse,
+    /// When a prompt is submitted. May deny, add context or stop.
+    UserPromptSubmit,
+    /// When a turn ends.
+    Stop,
+    /// When a subagent ends.
+    SubagentStop,
+    /// Before the context is compacted.
+    PreCompact,
+}
+
+impl HookEvent {
+    /// The name (`PreToolUse`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PreToolUse => "PreToolUse",
+            Self::PostToolUse => "PostToolUse",
+            Self::UserPromptSubmit => "UserPromptSubmit",
+            Self::Stop => "Stop",
+            Self::SubagentStop => "SubagentStop",
+            Self::PreCompact => "PreCompact",
+        }
+    }
+}
+
+/// What a hook is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookInput {
+    /// Which point.
+    pub event: HookEvent,
+    /// The agent.
+    pub agent_id: Id,
+    /// The agent's name.
+    pub agent_name: String,
+    /// Its working directory.
+    pub working_dir: String,
+    /// The tool (tool events).
+    pub tool_name: Option<String>,
+    /// The tool input (tool events).
+    pub tool_input: Option<Value>,
+    /// The tool call id (tool events).
+    pub tool_use_id: Option<String>,
+    /// The tool's output text (PostToolUse).
+    pub tool_output: Option<String>,
+    /// Whether the tool failed (PostToolUse).
+    pub tool_is_error: Option<bool>,
+    /// The prompt (UserPromptSubmit).
+    pub prompt: Option<String>,
+    /// Why the turn stopped (Stop).
+    pub stop_reason: Option<String>,
+}
+
+/// A hook's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum HookDecision {
+    /// Go on unchanged.
+    #[default]
+    Continue,
+    /// Do not run the tool (PreToolUse) or the prompt (UserPromptSubmit); the model gets the reason as a tool error.
+    Deny {
+        /// Why.
+        reason: String,
+    },
+    /// Run the tool with this input instead (PreToolUse).
+    RewriteInput {
+        /// New input.
+        input: Value,
+    },
+    /// Add text for the model: appended to the prompt or to the tool result.
+    AddContext {
+        /// The text.
+        context: String,
+    },
+    /// Give the model this output instead of the tool's (PostToolUse).
+    ReplaceOutput {
+        /// Output text.
+        output: String,
+        /// Whether it is an error.
+        #[serde(default)]
+        is_error: bool,
+    },
+    /// End the turn after this point.
+    Stop {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl HookDecision {
+    /// Short name (`continue`, `deny`, …) for events.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Continue => "continue",
+            Self::Deny { .. } => "deny",
+            Self::RewriteInput { .. } => "rewrite_input",
+            Self::AddContext { .. } => "add_context",
+            Self::ReplaceOutput { .. } => "replace_output",
+            Self::Stop { .. } => "stop",
+        }
+    }
+
+    /// The reason, context or output carried, if any.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Self::Continue => None,
+            Self::Deny { reason } | Self::Stop { reason } => Some(reason.clone()),
+            Self::RewriteInput { input } => Some(input.to_string()),
+            Self::AddContext { context } => Some(context.clone()),
+            Self::ReplaceOutput { output, .. } => Some(output.clone()),
+        }
+    }
+}
+
+/// A hook failed to decide. The failure is recorded as an event and the hook is treated as `Continue`.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("hook failed: {0}")]
+pub struct HookError(pub String);
+
+/// Code run at a hook point.
+#[async_trait]
+pub trait Hook: Send + Sync + 'static {
+    /// Name, for events.
+    fn name(&self) -> &str;
+    /// Decides.
+    async fn call(&self, input: &HookInput) -> Result<HookDecision, HookError>;
+}
+
+/// A hook from a closure: `FnHook::new("no-rm", |input| HookDecision::Continue)`.
+pub struct FnHook<F> {
+    name: String,
+    f: F,
+}
+
+impl<F> FnHook<F>
+where
+    F: Fn(&HookInput) -> HookDecision + Send + Sync + 'static,
+{
+    /// Wraps a closure.
+    pub fn new(name: impl Into<String>, f: F) -> Self {
+        Self { name: name.into(), f }
+    }
+}
+
+#[async_trait]
+impl<F> Hook for FnHook<F>
+where
+    F: Fn(&HookInput) -> HookDecision + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn call(&self, input: &HookInput) -> Result<HookDecision, HookError> {
+        Ok((self.f)(input))
+    }
+}
+
+/// A bad matcher regex.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid hook matcher '{matcher}': {message}")]
+pub struct MatcherError {
+    /// The matcher.
+    pub matcher: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+#[derive(Clone)]
+struct Entry {
+    event: HookEvent,
+    matcher: Option<Regex>,
+    hook: Arc<dyn Hook>,
+}
+
+/// Hooks by event, in registration order.
+#[derive(Clone, Default)]
+pub struct HookRegistry {
+    entries: Vec<Entry>,
+}
+
+impl std::fmt::Debug for HookRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.entries.iter().map(|e| (e.event, e.hook.name().to_string()))).finish()
+    }
+}
+
+impl HookRegistry {
+    /// No hooks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a hook for an event. `matcher` is a regex on the tool name (tool events), anchored:
+    /// `Bash` matches only `Bash`, `Write|Edit` either, `.*` or `None` every tool.
+    pub fn register(&mut self, event: HookEvent, matcher: Option<&str>, hook: impl Hook) -> Result<&mut Self, MatcherError> {
+        self.register_arc(event, matcher, Arc::new(hook))
+    }
+
+    /// Registers a shared hook.
+    pub fn register_arc(
+        &mut self,
+        event: HookEvent,
+        matcher: Option<&str>,
+        hook: Arc<dyn Hook>,
+    ) -> Result<&mut Self, MatcherError> {
+        let matcher = match matcher {
+            None | Some("") | Some("*") => None,
+            Some(m) => Some(Regex::new(&format!("^(?:{m})$")).map_err(|e| MatcherError {
+                matcher: m.to_string(),
+                message: e.to_string(),
+            })?),
+        };
+        self.entries.push(Entry { event, matcher, hook });
+        Ok(self)
+    }
+
+    /// The hooks that apply to `event` (and `tool_name`, for tool events), in order.
+    pub fn matching(&self, event: HookEvent, tool_name: Option<&str>) -> impl Iterator<Item = &Arc<dyn Hook>> {
+        self.entries
+            .iter()
+            .filter(move |e| {
+                e.event == event
+                    && match (&e.matcher, tool_name) {
+                        (None, _) => true,
+                        (Some(re), Some(t)) => re.is_match(t),
+                        (Some(_), None) => false,
+                    }
+            })
+            .map(|e| &e.hook)
+    }
+
+    /// Whether no hooks are registered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

@@ -1,0 +1,66 @@
+//! # orch-core
+//!
+//! Run LLM agents under deterministic orchestration. This crate holds the domain types and event log
+//! ([`wire`]), the [`store::Store`] trait, the model layer ([`model`]), tools ([`tool`]), hooks
+//! ([`hook`]) and the native agent loop ([`executor`]). It knows no host, no database driver and no
+//! async runtime: the host supplies a [`runtime::Runtime`] ([`runtime::TokioRuntime`] with the default
+//! `tokio` feature).
+//!
+//! Features:
+//! - `engine` — everything beyond the wire types (runtime-agnostic);
+//! - `tokio` (default) — the tokio runtime, the `Bash` tool's processes;
+//! - `testkit` — the store conformance suite.
+//!
+//! Without default features only [`wire`] is built, and it builds for `wasm32-unknown-unknown`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use orch_core::prelude::*;
+//!
+//! let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+//! let model = Arc::new(ScriptedModel::from_json_str(r#"{"steps": [{"reply": [{"type": "text", "text": "hi"}]}]}"#)?);
+//! let runner = AgentRunner::builder(store.clone(), model).build();
+//! let agent = runner.ensure_agent("agent", "scripted", ".").await?;
+//! let outcome = runner.run(agent.id, "hello", RunOptions::default()).await?;
+//! assert_eq!(outcome.final_text.as_deref(), Some("hi"));
+//! # Ok(()) }
+//! ```
+
+#![cfg_attr(not(feature = "engine"), allow(unused))]
+
+pub mod wire;
+
+#[cfg(feature = "engine")]
+pub mod executor;
+#[cfg(feature = "engine")]
+pub mod hook;
+#[cfg(feature = "engine")]
+mod interrupt;
+#[cfg(feature = "engine")]
+pub mod model;
+#[cfg(feature = "engine")]
+pub mod runtime;
+#[cfg(feature = "engine")]
+pub mod store;
+#[cfg(feature = "engine")]
+pub mod tool;
+
+#[cfg(feature = "engine")]
+pub use interrupt::Interrupt;
+
+/// The names most programs need.
+#[cfg(feature = "engine")]
+pub mod prelude {
+    // executor exports added with the executor
+    pub use crate::hook::{FnHook, Hook, HookDecision, HookEvent, HookInput, HookRegistry};
+    pub use crate::model::scripted::ScriptedModel;
+    pub use crate::model::{ModelProvider, ModelRequest, PriceTable};
+    pub use crate::store::{EventQuery, MemoryStore, Store, StoreError};
+    pub use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
+    pub use crate::wire::*;
+    pub use crate::Interrupt;
+    #[cfg(feature = "tokio")]
+    pub use crate::runtime::TokioRuntime;
+}

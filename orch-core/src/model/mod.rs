@@ -1,0 +1,264 @@
+//! Models: the [`ModelProvider`] trait (streamed deltas), typed errors, prices and model specs.
+
+mod assemble;
+mod price;
+pub mod scripted;
+mod spec;
+
+pub use assemble::{AssembledResponse, ResponseAssembler};
+pub use price::{Price, PriceTable};
+pub use spec::{ModelAliases, ModelSpec, SpecError, ACCEPTED_SPECS};
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::wire::{Message, Usage};
+
+/// A tool as offered to a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// Name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON schema of its input.
+    pub input_schema: Value,
+}
+
+/// Extended-thinking settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThinkingConfig {
+    /// Token budget for thinking.
+    pub budget_tokens: u32,
+}
+
+/// One model call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRequest {
+    /// Model id (without the provider prefix).
+    pub model: String,
+    /// System prompt.
+    pub system: Option<String>,
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// Tools on offer.
+    pub tools: Vec<ToolSpec>,
+    /// Output token limit.
+    pub max_tokens: u32,
+    /// Extended thinking, if enabled.
+    pub thinking: Option<ThinkingConfig>,
+    /// Name of the agent making the call (the scripted model matches on it).
+    pub agent_name: String,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The answer is complete.
+    EndTurn,
+    /// It wants tool calls run.
+    ToolUse,
+    /// The output limit was reached.
+    MaxTokens,
+    /// A stop sequence was produced.
+    StopSequence,
+    /// The provider refused.
+    Refusal,
+}
+
+impl StopReason {
+    /// As stored (`end_turn`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EndTurn => "end_turn",
+            Self::ToolUse => "tool_use",
+            Self::MaxTokens => "max_tokens",
+            Self::StopSequence => "stop_sequence",
+            Self::Refusal => "refusal",
+        }
+    }
+}
+
+/// The kind of a content block being streamed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BlockStart {
+    /// Text.
+    Text,
+    /// Thinking.
+    Thinking,
+    /// Redacted thinking with its data.
+    RedactedThinking {
+        /// Opaque data.
+        data: String,
+    },
+    /// A tool call.
+    ToolUse {
+        /// Call id.
+        id: String,
+        /// Tool name.
+        name: String,
+    },
+}
+
+/// One piece of a streamed model response. Blocks are addressed by index, as in Anthropic's stream;
+/// other wire formats map onto this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "delta", rename_all = "snake_case")]
+pub enum ModelDelta {
+    /// A block begins.
+    BlockStart {
+        /// Block index.
+        index: usize,
+        /// Its kind.
+        block: BlockStart,
+    },
+    /// Text for a text block.
+    Text {
+        /// Block index.
+        index: usize,
+        /// Text piece.
+        text: String,
+    },
+    /// Text for a thinking block.
+    Thinking {
+        /// Block index.
+        index: usize,
+        /// Thinking piece.
+        thinking: String,
+    },
+    /// The signature of a thinking block.
+    Signature {
+        /// Block index.
+        index: usize,
+        /// Signature.
+        signature: String,
+    },
+    /// A piece of a tool call's JSON input.
+    InputJson {
+        /// Block index.
+        index: usize,
+        /// JSON fragment.
+        partial_json: String,
+    },
+    /// A block ends.
+    BlockStop {
+        /// Block index.
+        index: usize,
+    },
+    /// Usage so far (each field replaces the previous value when non-zero).
+    Usage(Usage),
+    /// The message ends.
+    Stop {
+        /// Why.
+        reason: StopReason,
+    },
+}
+
+/// A failed model call. [`ModelError::is_retryable`] says whether trying again may help.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    /// 429.
+    #[error("rate limited by the provider: {message}")]
+    RateLimited {
+        /// Provider message.
+        message: String,
+        /// How long the provider asked to wait.
+        retry_after: Option<Duration>,
+    },
+    /// 529 or equivalent.
+    #[error("provider overloaded: {message}")]
+    Overloaded {
+        /// Provider message.
+        message: String,
+    },
+    /// 5xx.
+    #[error("provider server error {status}: {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// Provider message.
+        message: String,
+    },
+    /// Could not connect, or the connection dropped before any output.
+    #[error("connection to the provider failed: {message}")]
+    Connection {
+        /// Details.
+        message: String,
+    },
+    /// No data for too long.
+    #[error("the provider stalled: {message}")]
+    Timeout {
+        /// Details.
+        message: String,
+    },
+    /// 401/403.
+    #[error("authentication failed: {message}")]
+    Auth {
+        /// Provider message.
+        message: String,
+    },
+    /// 400 and other request errors, with the provider's own type and message.
+    #[error("the provider rejected the request ({kind}): {message}")]
+    InvalidRequest {
+        /// The provider's error type.
+        kind: String,
+        /// Provider message.
+        message: String,
+    },
+    /// The stream broke after output began; nothing of it was recorded as complete.
+    #[error("the response stream broke mid-answer: {message}")]
+    StreamBroken {
+        /// Details.
+        message: String,
+    },
+    /// The stream did not follow the wire format.
+    #[error("malformed response from the provider: {message}")]
+    Protocol {
+        /// Details.
+        message: String,
+    },
+    /// A scripted or replayed model had no answer for this request.
+    #[error("{message}")]
+    NoAnswer {
+        /// Details (names the agent and quotes the last message).
+        message: String,
+    },
+    /// Anything else.
+    #[error("{message}")]
+    Other {
+        /// Details.
+        message: String,
+    },
+}
+
+impl ModelError {
+    /// Whether a retry may help (rate limits, overload, 5xx, connections dropped before output, stalls).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. }
+                | Self::Overloaded { .. }
+                | Self::Server { .. }
+                | Self::Connection { .. }
+                | Self::Timeout { .. }
+        )
+    }
+}
+
+/// A stream of deltas for one model call.
+pub type DeltaStream = BoxStream<'static, Result<ModelDelta, ModelError>>;
+
+/// A model behind a wire format: Anthropic Messages, OpenAI-compatible, scripted, replayed…
+#[async_trait]
+pub trait ModelProvider: Send + Sync + 'static {
+    /// Provider name (`scripted`, `anthropic`, …).
+    fn name(&self) -> &str;
+    /// Starts one call and streams its response.
+    async fn stream(&self, request: ModelRequest) -> Result<DeltaStream, ModelError>;
+}

@@ -1,0 +1,108 @@
+//! USD prices per million tokens, by model id.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::Usage;
+
+/// Prices in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    /// Input tokens.
+    pub input: f64,
+    /// Output tokens.
+    pub output: f64,
+    /// Cache reads (default: 10 % of input).
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+    /// Cache writes (default: 125 % of input).
+    #[serde(default)]
+    pub cache_write: Option<f64>,
+}
+
+impl Price {
+    const fn new(input: f64, output: f64, cache_read: f64, cache_write: f64) -> Self {
+        Self { input, output, cache_read: Some(cache_read), cache_write: Some(cache_write) }
+    }
+
+    /// The cost of `usage` at this price.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        let cache_read = self.cache_read.unwrap_or(self.input * 0.1);
+        let cache_write = self.cache_write.unwrap_or(self.input * 1.25);
+        (usage.input_tokens as f64 * self.input
+            + usage.output_tokens as f64 * self.output
+            + usage.cache_read_input_tokens as f64 * cache_read
+            + usage.cache_creation_input_tokens as f64 * cache_write)
+            / 1_000_000.0
+    }
+}
+
+/// Model id → price. Lookup is exact first, then by the longest known prefix
+/// (so `claude-sonnet-4-5-20250929` and `claude-sonnet-4-5` share a price).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceTable {
+    /// Prices by model id or id prefix.
+    pub models: HashMap<String, Price>,
+}
+
+/// Error loading a price file.
+#[derive(Debug, thiserror::Error)]
+#[error("price file {path}: {message}")]
+pub struct PriceFileError {
+    /// File.
+    pub path: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl Default for PriceTable {
+    fn default() -> Self {
+        let list: &[(&str, Price)] = &[
+            ("claude-opus-4-5", Price::new(5.0, 25.0, 0.5, 6.25)),
+            ("claude-opus-4-1", Price::new(15.0, 75.0, 1.5, 18.75)),
+            ("claude-opus-4", Price::new(15.0, 75.0, 1.5, 18.75)),
+            ("claude-sonnet-4-5", Price::new(3.0, 15.0, 0.3, 3.75)),
+            ("claude-sonnet-4", Price::new(3.0, 15.0, 0.3, 3.75)),
+            ("claude-3-7-sonnet", Price::new(3.0, 15.0, 0.3, 3.75)),
+            ("claude-haiku-4-5", Price::new(1.0, 5.0, 0.1, 1.25)),
+            ("claude-3-5-haiku", Price::new(0.8, 4.0, 0.08, 1.0)),
+            ("gpt-4o-mini", Price::new(0.15, 0.6, 0.075, 0.15)),
+            ("gpt-4o", Price::new(2.5, 10.0, 1.25, 2.5)),
+            ("gpt-4.1-mini", Price::new(0.4, 1.6, 0.1, 0.4)),
+            ("gpt-4.1", Price::new(2.0, 8.0, 0.5, 2.0)),
+            ("scripted", Price::new(0.0, 0.0, 0.0, 0.0)),
+        ];
+        Self { models: list.iter().map(|(k, v)| (k.to_string(), *v)).collect() }
+    }
+}
+
+impl PriceTable {
+    /// The price of a model id, if known.
+    pub fn get(&self, model: &str) -> Option<&Price> {
+        if let Some(p) = self.models.get(model) {
+            return Some(p);
+        }
+        self.models
+            .iter()
+            .filter(|(k, _)| model.starts_with(k.as_str()))
+            .max_by_key(|(k, _)| k.len())
+            .map(|(_, p)| p)
+    }
+
+    /// The cost of `usage` on `model`; `None` when the model is unknown.
+    pub fn cost(&self, model: &str, usage: &Usage) -> Option<f64> {
+        self.get(model).map(|p| p.cost(usage))
+    }
+
+    /// Adds or replaces prices from a JSON file: `{"models": {"my-model": {"input": 1.0, "output": 2.0}}}`.
+    pub fn merge_file(&mut self, path: &Path) -> Result<(), PriceFileError> {
+        let err = |message: String| PriceFileError { path: path.display().to_string(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let table: PriceTable = serde_json::from_str(&text)
+            .map_err(|e| err(format!("line {}, column {}: {e}", e.line(), e.column())))?;
+        self.models.extend(table.models);
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! Model specs (`scripted:PATH`, `anthropic:MODEL`, …) and model aliases.
+
+use std::collections::HashMap;
+
+/// The accepted forms of a model spec, for error messages and help.
+pub const ACCEPTED_SPECS: &str = "scripted:PATH (a scripted-model JSON file), anthropic:MODEL, openai:MODEL, ollama:MODEL, claude-code[:MODEL], replay:FILE";
+
+/// A parsed model spec: which provider, and what it is given (a model id or a file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// `scripted`, `anthropic`, `openai`, `ollama`, `claude-code` or `replay`.
+    pub provider: String,
+    /// Model id, or file path for `scripted` and `replay`. Empty for bare `claude-code`.
+    pub target: String,
+}
+
+/// A bad model spec.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("invalid model spec '{spec}': {reason}; accepted forms: {ACCEPTED_SPECS}")]
+pub struct SpecError {
+    /// What was given.
+    pub spec: String,
+    /// Why it is wrong.
+    pub reason: String,
+}
+
+const PROVIDERS: &[&str] = &["scripted", "anthropic", "openai", "ollama", "claude-code", "replay"];
+
+impl ModelSpec {
+    /// Parses `provider:target`.
+    pub fn parse(spec: &str) -> Result<Self, SpecError> {
+        let bad = |reason: &str| SpecError { spec: spec.to_string(), reason: reason.to_string() };
+        let spec_t = spec.trim();
+        if spec_t.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        let (provider, target) = match spec_t.split_once(':') {
+            Some((p, t)) => (p, t),
+            None if spec_t == "claude-code" => (spec_t, ""),
+            None => return Err(bad("it has no provider prefix")),
+        };
+        if !PROVIDERS.contains(&provider) {
+            return Err(bad(&format!("unknown provider '{provider}'")));
+        }
+        if target.is_empty() && provider != "claude-code" {
+            return Err(bad(&format!("'{provider}:' needs a {}", if matches!(provider, "scripted" | "replay") { "file path" } else { "model id" })));
+        }
+        Ok(Self { provider: provider.to_string(), target: target.to_string() })
+    }
+
+    /// Whether an agent's model string names its own provider (`anthropic:claude-…`).
+    pub fn is_qualified(model: &str) -> bool {
+        model.split_once(':').is_some_and(|(p, _)| PROVIDERS.contains(&p))
+    }
+}
+
+impl std::fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.target.is_empty() { write!(f, "{}", self.provider) } else { write!(f, "{}:{}", self.provider, self.target) }
+    }
+}
+
+/// Short names for model ids (`opus`, `sonnet`, `haiku`, `fast`), case-insensitive. Overridable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelAliases {
+    /// Alias (lower case) → model id.
+    pub aliases: HashMap<String, String>,
+}
+
+impl Default for ModelAliases {
+    fn default() -> Self {
+        let list = [
+            ("opus", "claude-opus-4-5-20251101"),
+            ("sonnet", "claude-sonnet-4-5-20250929"),
+            ("haiku", "claude-haiku-4-5-20251001"),
+            ("fast", "claude-haiku-4-5-20251001"),
+        ];
+        Self { aliases: list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect() }
+    }
+}
+
+impl ModelAliases {
+    /// The model id for `name`: the alias target, or `name` itself.
+    pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
+        self.aliases.get(&name.to_ascii_lowercase()).map(String::as_str).unwrap_or(name)
+    }
+}

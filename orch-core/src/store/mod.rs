@@ -1,0 +1,215 @@
+//! The [`Store`] trait: entities and the append-only event log, shared by every host.
+//!
+//! Implementations: [`MemoryStore`] (in this crate, for tests and benchmarks), `orch-store-sqlite`
+//! (the embedded default) and `orch-store-postgres`. Every implementation must pass the conformance
+//! suite in [`testkit`] (feature `testkit`).
+
+mod follow;
+mod memory;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use follow::{follow_log, Wakeup};
+pub use memory::MemoryStore;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::wire::{
+    Agent, AgentStatus, ChatMessage, EventCategory, EventRecord, Id, NewEvent, Orchestrator, Prompt, SystemLog,
+    Usage, WorkflowRecord,
+};
+
+/// A store failure. Messages name what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such entity.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// A live agent already has that name.
+    #[error("agent name '{name}' is already in use by a live agent")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+    /// The database was written by a newer orch; it is left untouched.
+    #[error(
+        "database {location} has schema version {found}, newer than this orch supports ({supported}); upgrade orch — the database was not modified"
+    )]
+    NewerSchema {
+        /// Where.
+        location: String,
+        /// Version found.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// The database file is not a database or is damaged.
+    #[error("database {location} is not a valid orch database: {message}")]
+    Corrupt {
+        /// Where.
+        location: String,
+        /// Details.
+        message: String,
+    },
+    /// The database could not be opened or created.
+    #[error("cannot open database {location}: {message}")]
+    Open {
+        /// Where.
+        location: String,
+        /// Details.
+        message: String,
+    },
+    /// Stored data could not be decoded.
+    #[error("stored data could not be decoded: {0}")]
+    Decode(String),
+    /// Any other backend failure.
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which agents to list.
+#[derive(Debug, Clone, Default)]
+pub struct AgentFilter {
+    /// Only agents of this orchestrator.
+    pub orchestrator_id: Option<Id>,
+    /// Include archived (deleted) agents.
+    pub include_archived: bool,
+}
+
+/// Which events to read. All set filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events with `seq > after_seq`.
+    pub after_seq: u64,
+    /// Only events with `seq <= until_seq`.
+    pub until_seq: Option<u64>,
+    /// Only this agent's events.
+    pub agent_id: Option<Id>,
+    /// Only this orchestrator's events.
+    pub orchestrator_id: Option<Id>,
+    /// Only this workflow's events.
+    pub workflow_id: Option<Id>,
+    /// Only this step's events.
+    pub step: Option<String>,
+    /// Only this run's events.
+    pub task_slug: Option<String>,
+    /// Only these categories (empty: all).
+    pub categories: Vec<EventCategory>,
+    /// Only these types (empty: all), e.g. `PreToolUse`.
+    pub types: Vec<String>,
+    /// At most this many (oldest first). `None`: no limit.
+    pub limit: Option<usize>,
+}
+
+impl EventQuery {
+    /// Events after `seq`, unfiltered.
+    pub fn after(seq: u64) -> Self {
+        Self { after_seq: seq, ..Self::default() }
+    }
+
+    /// Whether a record passes the filters (not the seq range or limit). Stores may use this.
+    pub fn matches(&self, r: &EventRecord) -> bool {
+        (self.agent_id.is_none() || r.keys.agent_id == self.agent_id)
+            && (self.orchestrator_id.is_none() || r.keys.orchestrator_id == self.orchestrator_id)
+            && (self.workflow_id.is_none() || r.keys.workflow_id == self.workflow_id)
+            && (self.step.is_none() || r.keys.step == self.step)
+            && (self.task_slug.is_none() || r.keys.task_slug == self.task_slug)
+            && (self.categories.is_empty() || self.categories.contains(&r.event.category()))
+            && (self.types.is_empty() || self.types.iter().any(|t| t == r.event.kind()))
+    }
+}
+
+/// Which system logs to read (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct SystemLogQuery {
+    /// Skip this many.
+    pub offset: usize,
+    /// At most this many.
+    pub limit: usize,
+    /// Case-insensitive substring of the message.
+    pub message_contains: Option<String>,
+    /// Exact level.
+    pub level: Option<crate::wire::LogLevel>,
+}
+
+/// A live stream of appended events: replayed from a seq, then live, no gap, no duplicate.
+pub type EventStream = BoxStream<'static, StoreResult<EventRecord>>;
+
+/// Persistent state: entities and the append-only event log.
+///
+/// Object-safe: hosts hold an `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- orchestrators ----
+    /// Inserts an orchestrator.
+    async fn create_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()>;
+    /// Reads an orchestrator.
+    async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>>;
+    /// Lists orchestrators, newest first.
+    async fn list_orchestrators(&self, include_archived: bool) -> StoreResult<Vec<Orchestrator>>;
+    /// Replaces an orchestrator's mutable fields (session, prompt, status, metadata, archived).
+    /// Usage and cost are only changed by [`Store::add_orchestrator_usage`].
+    async fn update_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()>;
+    /// Atomically adds usage and cost; returns the updated orchestrator.
+    async fn add_orchestrator_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Orchestrator>;
+
+    // ---- agents ----
+    /// Inserts an agent. Fails with [`StoreError::NameTaken`] if a live agent of the same
+    /// orchestrator has the name.
+    async fn create_agent(&self, agent: &Agent) -> StoreResult<()>;
+    /// Reads an agent (archived ones too).
+    async fn get_agent(&self, id: Id) -> StoreResult<Option<Agent>>;
+    /// Finds the live agent with this name under this orchestrator (`None`: agents without one).
+    async fn find_agent(&self, orchestrator_id: Option<Id>, name: &str) -> StoreResult<Option<Agent>>;
+    /// Lists agents, newest first.
+    async fn list_agents(&self, filter: &AgentFilter) -> StoreResult<Vec<Agent>>;
+    /// Sets an agent's status; returns the previous one.
+    async fn set_agent_status(&self, id: Id, status: AgentStatus) -> StoreResult<AgentStatus>;
+    /// Saves the executor's serialized loop state and the provider session id.
+    async fn save_agent_state(&self, id: Id, state: Option<&serde_json::Value>, session_id: Option<&str>)
+    -> StoreResult<()>;
+    /// Atomically adds usage and cost (a single increment, never read-modify-write); returns the agent.
+    async fn add_agent_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Agent>;
+    /// Replaces an agent's metadata.
+    async fn set_agent_metadata(&self, id: Id, metadata: &serde_json::Value) -> StoreResult<()>;
+    /// Archives (soft-deletes) an agent; its name becomes free.
+    async fn archive_agent(&self, id: Id) -> StoreResult<()>;
+
+    // ---- prompts, chat, system logs, workflows ----
+    /// Inserts a prompt.
+    async fn insert_prompt(&self, prompt: &Prompt) -> StoreResult<()>;
+    /// An agent's prompts, oldest first.
+    async fn list_prompts(&self, agent_id: Id) -> StoreResult<Vec<Prompt>>;
+    /// Inserts a chat message.
+    async fn insert_chat(&self, message: &ChatMessage) -> StoreResult<()>;
+    /// The latest `limit` chat messages of an orchestrator, oldest first.
+    async fn list_chat(&self, orchestrator_id: Id, limit: usize) -> StoreResult<Vec<ChatMessage>>;
+    /// Inserts a system log.
+    async fn insert_system_log(&self, log: &SystemLog) -> StoreResult<()>;
+    /// Reads system logs, newest first.
+    async fn list_system_logs(&self, query: &SystemLogQuery) -> StoreResult<Vec<SystemLog>>;
+    /// Inserts or replaces a workflow record.
+    async fn upsert_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()>;
+    /// Reads a workflow record.
+    async fn get_workflow(&self, id: Id) -> StoreResult<Option<WorkflowRecord>>;
+    /// Lists workflow records, newest first.
+    async fn list_workflows(&self, orchestrator_id: Option<Id>, limit: usize) -> StoreResult<Vec<WorkflowRecord>>;
+
+    // ---- the event log ----
+    /// Appends events atomically, in order, with consecutive `seq`s. Commit order equals seq order.
+    async fn append(&self, events: Vec<NewEvent>) -> StoreResult<Vec<EventRecord>>;
+    /// Reads events, oldest first.
+    async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>>;
+    /// The highest seq appended (0 when empty).
+    async fn last_seq(&self) -> StoreResult<u64>;
+    /// Every event with `seq > since`: the stored ones, then live ones as they are appended — by
+    /// this process or any other sharing the database — with no gap and no duplicate.
+    fn subscribe(&self, since: u64) -> EventStream;
+}

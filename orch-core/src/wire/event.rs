@@ -1,0 +1,399 @@
+//! The event log: one tagged enum for everything that happens, and the record the store gives it.
+//!
+//! Field names follow the seed's `agent_logs` payloads, so the seed's views are projections of this log.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Agent, AgentStatus, ChatMessage, Id, LogLevel, Timestamp, Usage};
+
+/// Everything that happens, as appended to the log. Serialized with a `type` tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    // ---- agent lifecycle ----
+    /// An agent was created.
+    AgentCreated {
+        /// The agent as created.
+        agent: Box<Agent>,
+    },
+    /// An agent's status changed.
+    AgentStatusChanged {
+        /// Agent.
+        agent_id: Id,
+        /// Before.
+        old_status: AgentStatus,
+        /// After.
+        new_status: AgentStatus,
+    },
+    /// Usage and cost were added to an agent after a model call.
+    AgentCostsUpdated {
+        /// Agent.
+        agent_id: Id,
+        /// Model that was called.
+        model: String,
+        /// Usage of this call.
+        usage: Usage,
+        /// Cost of this call in USD.
+        cost_usd: f64,
+        /// The agent's usage after the increment.
+        total_usage: Usage,
+        /// The agent's cost after the increment.
+        total_cost_usd: f64,
+    },
+    /// An agent was deleted (archived).
+    AgentDeleted {
+        /// Agent.
+        agent_id: Id,
+    },
+
+    // ---- hooks (seed `event_category = "hook"`) ----
+    /// A prompt was submitted to an agent.
+    UserPromptSubmit {
+        /// The prompt (first 1000 chars).
+        prompt: String,
+        /// Full length in chars.
+        prompt_length: usize,
+    },
+    /// A tool is about to run.
+    PreToolUse {
+        /// Tool.
+        tool_name: String,
+        /// Input.
+        tool_input: Value,
+        /// Call id.
+        tool_use_id: String,
+    },
+    /// A tool ran.
+    PostToolUse {
+        /// Tool.
+        tool_name: String,
+        /// Result text (first 500 chars).
+        result: Option<String>,
+        /// Whether it failed.
+        is_error: bool,
+        /// Call id.
+        tool_use_id: String,
+    },
+    /// A turn ended.
+    Stop {
+        /// `end_turn`, `max_turns`, `interrupted`, `hook`, `error`, …
+        reason: String,
+        /// Model calls in the turn.
+        num_turns: u32,
+        /// Wall time.
+        duration_ms: u64,
+    },
+    /// A subagent finished.
+    SubagentStop {
+        /// The subagent.
+        subagent_id: String,
+    },
+    /// The context is about to be compacted.
+    PreCompact {
+        /// Tokens before compaction.
+        tokens_before: u64,
+    },
+    /// A hook was invoked and decided.
+    HookInvoked {
+        /// Hook event (`PreToolUse`, …).
+        hook_event: String,
+        /// Hook name.
+        hook_name: String,
+        /// The tool it matched, if any.
+        tool_name: Option<String>,
+        /// Its decision (`continue`, `deny`, …).
+        decision: String,
+        /// Reason, context or error text.
+        detail: Option<String>,
+    },
+
+    // ---- response blocks (seed `event_category = "response"`) ----
+    /// Text from the model.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// Thinking from the model.
+    Thinking {
+        /// The thinking.
+        thinking: String,
+        /// Its signature.
+        signature: Option<String>,
+    },
+    /// The model asked for a tool call.
+    ToolUse {
+        /// Tool.
+        tool_name: String,
+        /// Input.
+        tool_input: Value,
+        /// Call id.
+        tool_use_id: String,
+    },
+    /// A tool call's result as given to the model.
+    ToolResult {
+        /// Call id.
+        tool_use_id: String,
+        /// Tool.
+        tool_name: String,
+        /// Content.
+        content: String,
+        /// Whether it is an error.
+        is_error: bool,
+    },
+    /// A tool call was refused (sandbox, unknown tool, bad input).
+    ToolRefused {
+        /// Tool.
+        tool_name: String,
+        /// Call id.
+        tool_use_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The final result of a turn.
+    Result {
+        /// Whether the turn failed.
+        is_error: bool,
+        /// Why it ended (`end_turn`, `max_turns`, …).
+        stop_reason: String,
+        /// Model calls made.
+        num_turns: u32,
+        /// Wall time.
+        duration_ms: u64,
+        /// Usage of the turn.
+        usage: Usage,
+        /// Cost of the turn.
+        cost_usd: f64,
+        /// Final text, or the error.
+        result: Option<String>,
+    },
+    /// A model call failed (and may be retried).
+    ModelError {
+        /// Model.
+        model: String,
+        /// Error text.
+        message: String,
+        /// Whether a retry may help.
+        retryable: bool,
+    },
+
+    // ---- system and chat ----
+    /// A system log line.
+    SystemLog {
+        /// Level.
+        level: LogLevel,
+        /// Message.
+        message: String,
+        /// Metadata.
+        #[serde(default)]
+        metadata: Value,
+    },
+    /// An orchestrator chat message.
+    ChatMessage {
+        /// The message.
+        message: Box<ChatMessage>,
+    },
+}
+
+/// Coarse grouping of events, used for filtering (the seed's `event_category` plus ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventCategory {
+    /// Agent lifecycle.
+    Agent,
+    /// Hook events.
+    Hook,
+    /// Response blocks.
+    Response,
+    /// System logs and errors.
+    System,
+    /// Orchestrator chat.
+    Chat,
+}
+
+impl EventCategory {
+    /// The category as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Hook => "hook",
+            Self::Response => "response",
+            Self::System => "system",
+            Self::Chat => "chat",
+        }
+    }
+
+    /// Parses a stored category.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "agent" => Self::Agent,
+            "hook" => Self::Hook,
+            "response" => Self::Response,
+            "system" => Self::System,
+            "chat" => Self::Chat,
+            _ => return None,
+        })
+    }
+}
+
+impl Event {
+    /// The `type` tag of this event (`PreToolUse`, `Text`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AgentCreated { .. } => "AgentCreated",
+            Self::AgentStatusChanged { .. } => "AgentStatusChanged",
+            Self::AgentCostsUpdated { .. } => "AgentCostsUpdated",
+            Self::AgentDeleted { .. } => "AgentDeleted",
+            Self::UserPromptSubmit { .. } => "UserPromptSubmit",
+            Self::PreToolUse { .. } => "PreToolUse",
+            Self::PostToolUse { .. } => "PostToolUse",
+            Self::Stop { .. } => "Stop",
+            Self::SubagentStop { .. } => "SubagentStop",
+            Self::PreCompact { .. } => "PreCompact",
+            Self::HookInvoked { .. } => "HookInvoked",
+            Self::Text { .. } => "Text",
+            Self::Thinking { .. } => "Thinking",
+            Self::ToolUse { .. } => "ToolUse",
+            Self::ToolResult { .. } => "ToolResult",
+            Self::ToolRefused { .. } => "ToolRefused",
+            Self::Result { .. } => "Result",
+            Self::ModelError { .. } => "ModelError",
+            Self::SystemLog { .. } => "SystemLog",
+            Self::ChatMessage { .. } => "ChatMessage",
+        }
+    }
+
+    /// The category of this event.
+    pub fn category(&self) -> EventCategory {
+        match self {
+            Self::AgentCreated { .. }
+            | Self::AgentStatusChanged { .. }
+            | Self::AgentCostsUpdated { .. }
+            | Self::AgentDeleted { .. } => EventCategory::Agent,
+            Self::UserPromptSubmit { .. }
+            | Self::PreToolUse { .. }
+            | Self::PostToolUse { .. }
+            | Self::Stop { .. }
+            | Self::SubagentStop { .. }
+            | Self::PreCompact { .. }
+            | Self::HookInvoked { .. } => EventCategory::Hook,
+            Self::Text { .. }
+            | Self::Thinking { .. }
+            | Self::ToolUse { .. }
+            | Self::ToolResult { .. }
+            | Self::ToolRefused { .. }
+            | Self::Result { .. } => EventCategory::Response,
+            Self::ModelError { .. } | Self::SystemLog { .. } => EventCategory::System,
+            Self::ChatMessage { .. } => EventCategory::Chat,
+        }
+    }
+
+    /// A short, deterministic one-line summary (e.g. `Write: src/main.rs`).
+    pub fn summary(&self) -> String {
+        fn clip(s: &str, n: usize) -> String {
+            let mut out: String = s.chars().take(n).collect();
+            if s.chars().count() > n {
+                out.push('…');
+            }
+            out.replace('\n', " ")
+        }
+        fn tool_line(name: &str, input: &Value) -> String {
+            let arg = ["file_path", "command", "pattern", "path"]
+                .iter()
+                .find_map(|k| input.get(*k).and_then(Value::as_str));
+            match arg {
+                Some(a) => format!("{name}: {}", clip(a, 60)),
+                None => name.to_string(),
+            }
+        }
+        match self {
+            Self::AgentCreated { agent } => format!("Agent created: {}", agent.name),
+            Self::AgentStatusChanged { old_status, new_status, .. } => format!("Status {old_status} → {new_status}"),
+            Self::AgentCostsUpdated { cost_usd, usage, .. } => {
+                format!("+{} in / +{} out tokens, +${cost_usd:.4}", usage.input_tokens, usage.output_tokens)
+            }
+            Self::AgentDeleted { .. } => "Agent deleted".into(),
+            Self::UserPromptSubmit { prompt, .. } => format!("User: {}", clip(prompt, 50)),
+            Self::PreToolUse { tool_name, tool_input, .. } => format!("Using tool: {}", tool_line(tool_name, tool_input)),
+            Self::PostToolUse { tool_name, is_error, .. } => {
+                if *is_error {
+                    format!("Tool failed: {tool_name}")
+                } else {
+                    format!("Completed tool: {tool_name}")
+                }
+            }
+            Self::Stop { reason, num_turns, .. } => format!("Stopped ({reason}) after {num_turns} turns"),
+            Self::SubagentStop { .. } => "Subagent completed".into(),
+            Self::PreCompact { tokens_before } => format!("Context compaction: {tokens_before} tokens"),
+            Self::HookInvoked { hook_event, hook_name, decision, .. } => format!("Hook {hook_name} ({hook_event}): {decision}"),
+            Self::Text { text } => clip(text, 80),
+            Self::Thinking { .. } => "[Agent is thinking]".into(),
+            Self::ToolUse { tool_name, tool_input, .. } => tool_line(tool_name, tool_input),
+            Self::ToolResult { tool_name, content, is_error, .. } => {
+                format!("{}{tool_name} → {}", if *is_error { "error: " } else { "" }, clip(content, 60))
+            }
+            Self::ToolRefused { tool_name, reason, .. } => format!("Refused {tool_name}: {}", clip(reason, 60)),
+            Self::Result { stop_reason, num_turns, cost_usd, is_error, .. } => format!(
+                "{} ({stop_reason}) after {num_turns} turns, ${cost_usd:.4}",
+                if *is_error { "Failed" } else { "Done" }
+            ),
+            Self::ModelError { message, .. } => format!("Model error: {}", clip(message, 60)),
+            Self::SystemLog { level, message, .. } => format!("[{}] {}", level.as_str(), clip(message, 80)),
+            Self::ChatMessage { message } => clip(&message.message, 80),
+        }
+    }
+}
+
+/// Keys that locate an event: which agent, orchestrator, workflow, step and run it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventKeys {
+    /// Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Id>,
+    /// Orchestrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator_id: Option<Id>,
+    /// Workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<Id>,
+    /// Workflow step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Run slug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_slug: Option<String>,
+}
+
+/// An event not yet appended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// Location keys.
+    #[serde(flatten)]
+    pub keys: EventKeys,
+    /// The event.
+    pub event: Event,
+}
+
+impl NewEvent {
+    /// An event with the given keys.
+    pub fn new(keys: EventKeys, event: Event) -> Self {
+        Self { keys, event }
+    }
+}
+
+/// An appended event: its global `seq`, time, keys and payload.
+///
+/// Serialized flat: `{"seq": 7, "timestamp": "…", "agent_id": "…", "type": "Text", "text": "…"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Global, gap-free, increasing sequence number (from 1).
+    pub seq: u64,
+    /// When it was appended.
+    pub timestamp: Timestamp,
+    /// Location keys.
+    #[serde(flatten)]
+    pub keys: EventKeys,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
