@@ -54,13 +54,13 @@ pub use interrupt::Interrupt;
 #[cfg(feature = "engine")]
 pub mod prelude {
     // executor exports added with the executor
+    pub use crate::Interrupt;
     pub use crate::hook::{FnHook, Hook, HookDecision, HookEvent, HookInput, HookRegistry};
     pub use crate::model::scripted::ScriptedModel;
     pub use crate::model::{ModelProvider, ModelRequest, PriceTable};
+    #[cfg(feature = "tokio")]
+    pub use crate::runtime::TokioRuntime;
     pub use crate::store::{EventQuery, MemoryStore, Store, StoreError};
     pub use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
     pub use crate::wire::*;
-    pub use crate::Interrupt;
-    #[cfg(feature = "tokio")]
-    pub use crate::runtime::TokioRuntime;
 }

@@ -211,7 +211,12 @@ impl HookRegistry {
 
     /// Registers a hook for an event. `matcher` is a regex on the tool name (tool events), anchored:
     /// `Bash` matches only `Bash`, `Write|Edit` either, `.*` or `None` every tool.
-    pub fn register(&mut self, event: HookEvent, matcher: Option<&str>, hook: impl Hook) -> Result<&mut Self, MatcherError> {
+    pub fn register(
+        &mut self,
+        event: HookEvent,
+        matcher: Option<&str>,
+        hook: impl Hook,
+    ) -> Result<&mut Self, MatcherError> {
         self.register_arc(event, matcher, Arc::new(hook))
     }
 
@@ -224,10 +229,10 @@ impl HookRegistry {
     ) -> Result<&mut Self, MatcherError> {
         let matcher = match matcher {
             None | Some("") | Some("*") => None,
-            Some(m) => Some(Regex::new(&format!("^(?:{m})$")).map_err(|e| MatcherError {
-                matcher: m.to_string(),
-                message: e.to_string(),
-            })?),
+            Some(m) => Some(
+                Regex::new(&format!("^(?:{m})$"))
+                    .map_err(|e| MatcherError { matcher: m.to_string(), message: e.to_string() })?,
+            ),
         };
         self.entries.push(Entry { event, matcher, hook });
         Ok(self)

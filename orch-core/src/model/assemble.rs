@@ -44,7 +44,8 @@ impl ResponseAssembler {
 
     /// Adds a delta. A delta for a block never started is a protocol error.
     pub fn push(&mut self, delta: ModelDelta) -> Result<(), ModelError> {
-        let missing = |index: usize| ModelError::Protocol { message: format!("delta for unknown content block {index}") };
+        let missing =
+            |index: usize| ModelError::Protocol { message: format!("delta for unknown content block {index}") };
         match delta {
             ModelDelta::BlockStart { index, block } => {
                 let p = match block {

@@ -7,7 +7,7 @@ mod spec;
 
 pub use assemble::{AssembledResponse, ResponseAssembler};
 pub use price::{Price, PriceTable};
-pub use spec::{ModelAliases, ModelSpec, SpecError, ACCEPTED_SPECS};
+pub use spec::{ACCEPTED_SPECS, ModelAliases, ModelSpec, SpecError};
 
 use std::time::Duration;
 

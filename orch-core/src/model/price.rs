@@ -84,11 +84,7 @@ impl PriceTable {
         if let Some(p) = self.models.get(model) {
             return Some(p);
         }
-        self.models
-            .iter()
-            .filter(|(k, _)| model.starts_with(k.as_str()))
-            .max_by_key(|(k, _)| k.len())
-            .map(|(_, p)| p)
+        self.models.iter().filter(|(k, _)| model.starts_with(k.as_str())).max_by_key(|(k, _)| k.len()).map(|(_, p)| p)
     }
 
     /// The cost of `usage` on `model`; `None` when the model is unknown.
@@ -100,8 +96,8 @@ impl PriceTable {
     pub fn merge_file(&mut self, path: &Path) -> Result<(), PriceFileError> {
         let err = |message: String| PriceFileError { path: path.display().to_string(), message };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let table: PriceTable = serde_json::from_str(&text)
-            .map_err(|e| err(format!("line {}, column {}: {e}", e.line(), e.column())))?;
+        let table: PriceTable =
+            serde_json::from_str(&text).map_err(|e| err(format!("line {}, column {}: {e}", e.line(), e.column())))?;
         self.models.extend(table.models);
         Ok(())
     }

@@ -43,7 +43,10 @@ impl ModelSpec {
             return Err(bad(&format!("unknown provider '{provider}'")));
         }
         if target.is_empty() && provider != "claude-code" {
-            return Err(bad(&format!("'{provider}:' needs a {}", if matches!(provider, "scripted" | "replay") { "file path" } else { "model id" })));
+            return Err(bad(&format!(
+                "'{provider}:' needs a {}",
+                if matches!(provider, "scripted" | "replay") { "file path" } else { "model id" }
+            )));
         }
         Ok(Self { provider: provider.to_string(), target: target.to_string() })
     }
@@ -56,7 +59,11 @@ impl ModelSpec {
 
 impl std::fmt::Display for ModelSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.target.is_empty() { write!(f, "{}", self.provider) } else { write!(f, "{}:{}", self.provider, self.target) }
+        if self.target.is_empty() {
+            write!(f, "{}", self.provider)
+        } else {
+            write!(f, "{}:{}", self.provider, self.target)
+        }
     }
 }
 

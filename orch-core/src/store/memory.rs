@@ -6,12 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{
-    follow_log, AgentFilter, EventQuery, EventStream, Store, StoreError, StoreResult, SystemLogQuery, Wakeup,
-};
+use super::{AgentFilter, EventQuery, EventStream, Store, StoreError, StoreResult, SystemLogQuery, Wakeup, follow_log};
 use crate::wire::{
-    now, Agent, AgentStatus, ChatMessage, EventRecord, Id, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
-    WorkflowRecord,
+    Agent, AgentStatus, ChatMessage, EventRecord, Id, NewEvent, Orchestrator, Prompt, SystemLog, Usage, WorkflowRecord,
+    now,
 };
 
 #[derive(Default)]
@@ -140,7 +138,12 @@ impl Store for MemoryStore {
         Ok(old)
     }
 
-    async fn save_agent_state(&self, id: Id, state: Option<&serde_json::Value>, session_id: Option<&str>) -> StoreResult<()> {
+    async fn save_agent_state(
+        &self,
+        id: Id,
+        state: Option<&serde_json::Value>,
+        session_id: Option<&str>,
+    ) -> StoreResult<()> {
         let mut d = self.lock();
         let a = d.agents.iter_mut().find(|x| x.id == id).ok_or_else(|| not_found("agent", id))?;
         a.state = state.cloned();

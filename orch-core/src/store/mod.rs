@@ -9,15 +9,15 @@ mod memory;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use follow::{follow_log, Wakeup};
+pub use follow::{Wakeup, follow_log};
 pub use memory::MemoryStore;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, EventCategory, EventRecord, Id, NewEvent, Orchestrator, Prompt, SystemLog,
-    Usage, WorkflowRecord,
+    Agent, AgentStatus, ChatMessage, EventCategory, EventRecord, Id, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
+    WorkflowRecord,
 };
 
 /// A store failure. Messages name what was wrong.
@@ -173,8 +173,12 @@ pub trait Store: Send + Sync + 'static {
     /// Sets an agent's status; returns the previous one.
     async fn set_agent_status(&self, id: Id, status: AgentStatus) -> StoreResult<AgentStatus>;
     /// Saves the executor's serialized loop state and the provider session id.
-    async fn save_agent_state(&self, id: Id, state: Option<&serde_json::Value>, session_id: Option<&str>)
-    -> StoreResult<()>;
+    async fn save_agent_state(
+        &self,
+        id: Id,
+        state: Option<&serde_json::Value>,
+        session_id: Option<&str>,
+    ) -> StoreResult<()>;
     /// Atomically adds usage and cost (a single increment, never read-modify-write); returns the agent.
     async fn add_agent_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Agent>;
     /// Replaces an agent's metadata.

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::Interrupt;
 use crate::model::ToolSpec;
 use crate::runtime::Runtime;
 use crate::wire::Id;
-use crate::Interrupt;
 
 /// What a tool knows about the call it serves.
 #[derive(Clone)]
@@ -97,7 +97,11 @@ pub trait Tool: Send + Sync + 'static {
 
     /// The spec offered to the model.
     fn spec(&self) -> ToolSpec {
-        ToolSpec { name: self.name().to_string(), description: self.description().to_string(), input_schema: self.input_schema() }
+        ToolSpec {
+            name: self.name().to_string(),
+            description: self.description().to_string(),
+            input_schema: self.input_schema(),
+        }
     }
 }
 

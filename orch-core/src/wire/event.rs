@@ -298,9 +298,8 @@ impl Event {
             out.replace('\n', " ")
         }
         fn tool_line(name: &str, input: &Value) -> String {
-            let arg = ["file_path", "command", "pattern", "path"]
-                .iter()
-                .find_map(|k| input.get(*k).and_then(Value::as_str));
+            let arg =
+                ["file_path", "command", "pattern", "path"].iter().find_map(|k| input.get(*k).and_then(Value::as_str));
             match arg {
                 Some(a) => format!("{name}: {}", clip(a, 60)),
                 None => name.to_string(),
@@ -314,7 +313,9 @@ impl Event {
             }
             Self::AgentDeleted { .. } => "Agent deleted".into(),
             Self::UserPromptSubmit { prompt, .. } => format!("User: {}", clip(prompt, 50)),
-            Self::PreToolUse { tool_name, tool_input, .. } => format!("Using tool: {}", tool_line(tool_name, tool_input)),
+            Self::PreToolUse { tool_name, tool_input, .. } => {
+                format!("Using tool: {}", tool_line(tool_name, tool_input))
+            }
             Self::PostToolUse { tool_name, is_error, .. } => {
                 if *is_error {
                     format!("Tool failed: {tool_name}")
@@ -325,7 +326,9 @@ impl Event {
             Self::Stop { reason, num_turns, .. } => format!("Stopped ({reason}) after {num_turns} turns"),
             Self::SubagentStop { .. } => "Subagent completed".into(),
             Self::PreCompact { tokens_before } => format!("Context compaction: {tokens_before} tokens"),
-            Self::HookInvoked { hook_event, hook_name, decision, .. } => format!("Hook {hook_name} ({hook_event}): {decision}"),
+            Self::HookInvoked { hook_event, hook_name, decision, .. } => {
+                format!("Hook {hook_name} ({hook_event}): {decision}")
+            }
             Self::Text { text } => clip(text, 80),
             Self::Thinking { .. } => "[Agent is thinking]".into(),
             Self::ToolUse { tool_name, tool_input, .. } => tool_line(tool_name, tool_input),
