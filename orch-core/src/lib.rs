@@ -53,7 +53,7 @@ pub use interrupt::Interrupt;
 /// The names most programs need.
 #[cfg(feature = "engine")]
 pub mod prelude {
-    // executor exports added with the executor
+    pub use crate::executor::{AgentRunner, RunError, RunOptions, RunOutcome};
     pub use crate::Interrupt;
     pub use crate::hook::{FnHook, Hook, HookDecision, HookEvent, HookInput, HookRegistry};
     pub use crate::model::scripted::ScriptedModel;

@@ -1,1 +1,161 @@
-//! Executors (being written).
+//! Executors run agent turns: the [`native`] loop (model + tools + hooks) here, external agent CLIs
+//! (Claude Code) beside it. Every executor records the same events and costs and fires the same hooks.
+//!
+//! [`AgentRunner`] is the front door: it owns the store, the executor, tools and hooks, refuses to run
+//! one agent twice at once, and interrupts running turns.
+
+pub mod native;
+mod runner;
+mod state;
+
+pub use native::NativeExecutor;
+pub use runner::{AgentRunner, AgentRunnerBuilder};
+pub use state::{LoopState, PendingCall, Phase, TurnState};
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::Interrupt;
+use crate::hook::HookRegistry;
+use crate::model::{ModelDelta, ModelError};
+use crate::runtime::Runtime;
+use crate::store::{Store, StoreError};
+use crate::tool::ToolRegistry;
+use crate::wire::{Agent, PromptAuthor, Usage};
+
+/// Receives streamed model deltas as they arrive (e.g. to print text live).
+pub type DeltaCallback = Arc<dyn Fn(&ModelDelta) + Send + Sync>;
+
+/// Options of one run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Model calls allowed in the turn (default 500, the seed's `MAX_AGENT_TURNS`).
+    pub max_turns: u32,
+    /// Run slug; default derived from the prompt and the time, as in the seed.
+    pub task_slug: Option<String>,
+    /// Interrupt for this run (a fresh one if `None`); [`AgentRunner::interrupt`] triggers it too.
+    pub interrupt: Option<Interrupt>,
+    /// Live model deltas.
+    pub on_delta: Option<DeltaCallback>,
+    /// Only these tools (e.g. a slash command's `allowed-tools`); `None` = all registered tools.
+    pub allowed_tools: Option<Vec<String>>,
+    /// Who wrote the prompt.
+    pub author: PromptAuthor,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            max_turns: 500,
+            task_slug: None,
+            interrupt: None,
+            on_delta: None,
+            allowed_tools: None,
+            author: PromptAuthor::Engineer,
+        }
+    }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("max_turns", &self.max_turns)
+            .field("task_slug", &self.task_slug)
+            .field("allowed_tools", &self.allowed_tools)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// `end_turn`, `max_turns`, `interrupted`, `denied`, `hook`, `max_tokens`, …
+    pub stop_reason: String,
+    /// Model calls made in this turn.
+    pub num_turns: u32,
+    /// Usage of this turn.
+    pub usage: Usage,
+    /// Cost of this turn in USD.
+    pub cost_usd: f64,
+    /// The last text the model produced, if any.
+    pub final_text: Option<String>,
+    /// Wall time of the turn.
+    pub duration_ms: u64,
+    /// The run slug.
+    pub task_slug: String,
+}
+
+impl RunOutcome {
+    /// Whether the turn was interrupted.
+    pub fn interrupted(&self) -> bool {
+        self.stop_reason == "interrupted"
+    }
+}
+
+/// A run that could not complete. Everything that happened before the failure is in the log.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The model call failed; the turn ended and the agent is `blocked`.
+    #[error("model call failed: {0}")]
+    Model(#[from] ModelError),
+    /// No such agent.
+    #[error("agent {0} not found")]
+    AgentNotFound(String),
+    /// The agent is already running a turn.
+    #[error("agent '{0}' is busy: it is already running a turn")]
+    AgentBusy(String),
+    /// The agent has a turn left unfinished by a crash; resume it first.
+    #[error("agent '{0}' has an unfinished turn (the process running it stopped); resume it before sending a new prompt")]
+    UnfinishedTurn(String),
+    /// Nothing to resume.
+    #[error("agent '{0}' has no unfinished turn to resume")]
+    NothingToResume(String),
+    /// The saved executor state could not be read.
+    #[error("agent '{agent}' has an unreadable saved state: {message}")]
+    BadState {
+        /// Agent name.
+        agent: String,
+        /// Details.
+        message: String,
+    },
+    /// The agent's model cannot be run here.
+    #[error("agent '{agent}': {message}")]
+    Config {
+        /// Agent name.
+        agent: String,
+        /// Details.
+        message: String,
+    },
+}
+
+/// What an executor is given for one turn.
+#[derive(Clone)]
+pub struct TurnContext {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The agent, as loaded at the start.
+    pub agent: Agent,
+    /// The run's interrupt.
+    pub interrupt: Interrupt,
+    /// Options.
+    pub options: RunOptions,
+    /// The tools on offer (already filtered by `allowed_tools`).
+    pub tools: ToolRegistry,
+    /// Hooks.
+    pub hooks: HookRegistry,
+    /// The host runtime.
+    pub runtime: Arc<dyn Runtime>,
+}
+
+/// Runs agent turns to completion, recording events in the store.
+#[async_trait]
+pub trait AgentExecutor: Send + Sync + 'static {
+    /// Name (`native`, `claude-code`, …).
+    fn name(&self) -> &str;
+    /// Runs a new turn for `prompt`, or (with `None`) resumes the agent's unfinished turn.
+    async fn run_turn(&self, cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError>;
+}

@@ -6,10 +6,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{AgentFilter, EventQuery, EventStream, Store, StoreError, StoreResult, SystemLogQuery, Wakeup, follow_log};
+use super::{
+    AgentFilter, EventQuery, EventStream, StepCommit, Store, StoreError, StoreResult, SystemLogQuery, Wakeup,
+    follow_log,
+};
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, EventRecord, Id, NewEvent, Orchestrator, Prompt, SystemLog, Usage, WorkflowRecord,
-    now,
+    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
+    WorkflowRecord, now,
 };
 
 #[derive(Default)]
@@ -20,6 +23,7 @@ struct Data {
     chat: Vec<ChatMessage>,
     logs: Vec<SystemLog>,
     workflows: HashMap<Id, WorkflowRecord>,
+    conversations: HashMap<Id, Vec<Message>>,
     events: Vec<EventRecord>,
 }
 
@@ -40,6 +44,17 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn append_locked(d: &mut Data, events: Vec<NewEvent>) -> Vec<EventRecord> {
+        let mut seq = d.events.last().map_or(0, |e| e.seq);
+        let ts = now();
+        let start = d.events.len();
+        d.events.extend(events.into_iter().map(|e| {
+            seq += 1;
+            EventRecord { seq, timestamp: ts, keys: e.keys, event: e.event }
+        }));
+        d.events[start..].to_vec()
     }
 
     fn lock(&self) -> MutexGuard<'_, Data> {
@@ -238,24 +253,48 @@ impl Store for MemoryStore {
         Ok(v)
     }
 
+    async fn commit_step(&self, step: StepCommit) -> StoreResult<Vec<EventRecord>> {
+        let out = {
+            let mut d = self.lock();
+            let a =
+                d.agents.iter_mut().find(|x| x.id == step.agent_id).ok_or_else(|| not_found("agent", step.agent_id))?;
+            if let Some(status) = step.status {
+                a.status = status;
+            }
+            if let Some((usage, cost)) = step.usage {
+                a.usage.add(&usage);
+                a.total_cost_usd += cost;
+            }
+            if let Some(saved) = step.state {
+                a.state = saved.state;
+                a.session_id = saved.session_id;
+            }
+            a.updated_at = now();
+            if !step.messages.is_empty() {
+                d.conversations.entry(step.agent_id).or_default().extend(step.messages);
+            }
+            Self::append_locked(&mut d, step.events)
+        };
+        if !out.is_empty() {
+            self.notify.notify_waiters();
+        }
+        Ok(out)
+    }
+
+    async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
+        Ok(self.lock().conversations.get(&agent_id).cloned().unwrap_or_default())
+    }
+
+    async fn clear_conversation(&self, agent_id: Id) -> StoreResult<()> {
+        self.lock().conversations.remove(&agent_id);
+        Ok(())
+    }
+
     async fn append(&self, events: Vec<NewEvent>) -> StoreResult<Vec<EventRecord>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let out = {
-            let mut d = self.lock();
-            let mut seq = d.events.last().map_or(0, |e| e.seq);
-            let ts = now();
-            let recs: Vec<EventRecord> = events
-                .into_iter()
-                .map(|e| {
-                    seq += 1;
-                    EventRecord { seq, timestamp: ts, keys: e.keys, event: e.event }
-                })
-                .collect();
-            d.events.extend(recs.iter().cloned());
-            recs
-        };
+        let out = Self::append_locked(&mut self.lock(), events);
         self.notify.notify_waiters();
         Ok(out)
     }

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, EventCategory, EventRecord, Id, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
-    WorkflowRecord,
+    Agent, AgentStatus, ChatMessage, EventCategory, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt,
+    SystemLog, Usage, WorkflowRecord,
 };
 
 /// A store failure. Messages name what was wrong.
@@ -139,6 +139,35 @@ pub struct SystemLogQuery {
     pub level: Option<crate::wire::LogLevel>,
 }
 
+/// The serialized executor state of an agent and its provider session id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SavedState {
+    /// Loop state (`None` clears it).
+    pub state: Option<serde_json::Value>,
+    /// Provider session id.
+    pub session_id: Option<String>,
+}
+
+/// One atomic step of an agent run: all of it is stored, or none of it.
+///
+/// The agent loop makes one such commit per step (model call + its tool calls), so a crash never leaves
+/// events without the state that produced them, and full durability costs one sync per step.
+#[derive(Debug, Clone, Default)]
+pub struct StepCommit {
+    /// The agent.
+    pub agent_id: Id,
+    /// New status, if it changes.
+    pub status: Option<AgentStatus>,
+    /// Usage and USD cost to add atomically.
+    pub usage: Option<(Usage, f64)>,
+    /// Executor state to save.
+    pub state: Option<SavedState>,
+    /// Messages to append to the agent's conversation, in order.
+    pub messages: Vec<Message>,
+    /// Events to append, in order.
+    pub events: Vec<NewEvent>,
+}
+
 /// A live stream of appended events: replayed from a seq, then live, no gap, no duplicate.
 pub type EventStream = BoxStream<'static, StoreResult<EventRecord>>;
 
@@ -209,6 +238,13 @@ pub trait Store: Send + Sync + 'static {
     // ---- the event log ----
     /// Appends events atomically, in order, with consecutive `seq`s. Commit order equals seq order.
     async fn append(&self, events: Vec<NewEvent>) -> StoreResult<Vec<EventRecord>>;
+    /// Applies a [`StepCommit`] atomically, in one transaction: status, usage, state, conversation
+    /// messages and events. All of it is stored, or none of it.
+    async fn commit_step(&self, step: StepCommit) -> StoreResult<Vec<EventRecord>>;
+    /// An agent's conversation (messages appended by [`Store::commit_step`]), oldest first.
+    async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>>;
+    /// Forgets an agent's conversation (a fresh session, or after compaction).
+    async fn clear_conversation(&self, agent_id: Id) -> StoreResult<()>;
     /// Reads events, oldest first.
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>>;
     /// The highest seq appended (0 when empty).

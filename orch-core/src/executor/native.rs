@@ -1,0 +1,768 @@
+//! The native agent loop: UserPromptSubmit → model (streamed) → response blocks → for each tool call:
+//! PreToolUse hooks → tool → PostToolUse hooks → tool result → … until the model ends its turn, the turn
+//! limit, a hook's stop or an interrupt; then Stop hooks and a `Stop` event.
+//!
+//! Durability: one atomic [`StepCommit`] per tool call (events, usage, loop state and new conversation
+//! messages together), so a crash never re-runs a tool whose result was stored, and full durability
+//! costs one sync per step. A tool that runs longer than a few milliseconds first gets the events that
+//! precede it committed, so watchers see `PreToolUse` while it runs.
+
+use std::collections::HashSet;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::future::{Either, select};
+
+use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnState};
+use crate::hook::{HookDecision, HookEvent, HookInput};
+use crate::model::{ModelAliases, ModelError, ModelProvider, ModelRequest, ModelSpec, PriceTable, ResponseAssembler};
+use crate::store::{SavedState, StepCommit};
+use crate::tool::{ToolContext, ToolError};
+use crate::wire::{
+    AgentStatus, ContentBlock, Event, EventKeys, LogLevel, Message, NewEvent, Role, Timestamp, Usage, now,
+};
+
+/// How long a tool may run before the events preceding it are committed on their own.
+const FLUSH_BEFORE_SLOW_TOOL: Duration = Duration::from_millis(20);
+/// How long a tool gets to stop by itself after an interrupt before it is dropped.
+const INTERRUPT_GRACE: Duration = Duration::from_millis(500);
+/// Characters of a tool result kept in the `PostToolUse` event (the full text is in `ToolResult`).
+const POST_TOOL_RESULT_CHARS: usize = 500;
+/// Characters of a prompt kept in the `UserPromptSubmit` event.
+const PROMPT_EVENT_CHARS: usize = 1000;
+
+/// The native executor: a model provider, a price table and model aliases.
+pub struct NativeExecutor {
+    provider: Arc<dyn ModelProvider>,
+    prices: Arc<PriceTable>,
+    aliases: ModelAliases,
+    max_tokens: u32,
+    warned: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for NativeExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeExecutor").field("provider", &self.provider.name()).finish_non_exhaustive()
+    }
+}
+
+impl NativeExecutor {
+    /// An executor over `provider`, with the default prices and aliases.
+    pub fn new(provider: Arc<dyn ModelProvider>) -> Self {
+        Self {
+            provider,
+            prices: Arc::new(PriceTable::default()),
+            aliases: ModelAliases::default(),
+            max_tokens: 8192,
+            warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Uses this price table.
+    pub fn with_prices(mut self, prices: PriceTable) -> Self {
+        self.prices = Arc::new(prices);
+        self
+    }
+
+    /// Uses these aliases.
+    pub fn with_aliases(mut self, aliases: ModelAliases) -> Self {
+        self.aliases = aliases;
+        self
+    }
+
+    /// Output token limit per model call (default 8192).
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = max_tokens;
+        self
+    }
+
+    /// The model id an agent's model string runs as on this executor's provider.
+    /// `provider:model` must name this provider; a bare name or alias runs on it.
+    pub fn route_model(&self, agent_model: &str) -> Result<String, String> {
+        if ModelSpec::is_qualified(agent_model) {
+            let spec = ModelSpec::parse(agent_model).map_err(|e| e.to_string())?;
+            if spec.provider != self.provider.name() {
+                return Err(format!(
+                    "its model '{agent_model}' needs the {} provider, but this runner uses {}",
+                    spec.provider,
+                    self.provider.name()
+                ));
+            }
+            // For `scripted:` and `replay:` the target is a file, not a model id.
+            if matches!(spec.provider.as_str(), "scripted" | "replay") {
+                return Ok(spec.provider);
+            }
+            return Ok(self.aliases.resolve(&spec.target).to_string());
+        }
+        Ok(self.aliases.resolve(agent_model).to_string())
+    }
+
+    /// Price of a call; an unknown model costs 0 and logs one warning event per model.
+    fn price(&self, model: &str, usage: &Usage, events: &mut Vec<Event>) -> f64 {
+        match self.prices.cost(model, usage) {
+            Some(c) => c,
+            None => {
+                let first = self.warned.lock().map(|mut w| w.insert(model.to_string())).unwrap_or(false);
+                if first {
+                    tracing::warn!(model, "no price known for model; its cost is counted as 0");
+                    events.push(Event::SystemLog {
+                        level: LogLevel::Warning,
+                        message: format!("no price known for model '{model}'; its cost is counted as 0"),
+                        metadata: serde_json::json!({"model": model}),
+                    });
+                }
+                0.0
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl AgentExecutor for NativeExecutor {
+    fn name(&self) -> &str {
+        "native"
+    }
+
+    async fn run_turn(&self, cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError> {
+        let model = self
+            .route_model(&cx.agent.model)
+            .map_err(|message| RunError::Config { agent: cx.agent.name.clone(), message })?;
+        let state: LoopState = match &cx.agent.state {
+            None => LoopState::default(),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| RunError::BadState { agent: cx.agent.name.clone(), message: e.to_string() })?,
+        };
+        let mut messages = cx.store.load_conversation(cx.agent.id).await?;
+        messages.truncate(state.message_count);
+        let mut run = Run {
+            exec: self,
+            keys: EventKeys {
+                agent_id: Some(cx.agent.id),
+                orchestrator_id: cx.agent.orchestrator_id,
+                workflow_id: cx.agent.workflow_id,
+                step: cx.agent.workflow_step.clone(),
+                task_slug: None,
+            },
+            cx: &cx,
+            model,
+            messages,
+            unsaved: Vec::new(),
+            state,
+            buf: Vec::new(),
+            status: None,
+            usage: None,
+            started: Instant::now(),
+        };
+        match prompt {
+            Some(p) => {
+                if run.state.phase != Phase::Idle {
+                    return Err(RunError::UnfinishedTurn(cx.agent.name.clone()));
+                }
+                if let Some(outcome) = run.start(p).await? {
+                    return Ok(outcome);
+                }
+            }
+            None => {
+                if run.state.phase == Phase::Idle || run.state.turn.is_none() {
+                    return Err(RunError::NothingToResume(cx.agent.name.clone()));
+                }
+                run.keys.task_slug = run.state.turn.as_ref().map(|t| t.task_slug.clone());
+                run.status = Some(AgentStatus::Executing);
+                run.emit(Event::SystemLog {
+                    level: LogLevel::Info,
+                    message: format!("resuming the unfinished turn of agent '{}'", cx.agent.name),
+                    metadata: serde_json::Value::Null,
+                });
+            }
+        }
+        run.drive().await
+    }
+}
+
+/// Derives a run slug like the seed: the prompt's first 50 chars, lower-cased, non-alphanumeric runs as
+/// `-`, then `-YYYYMMDD-HHMMSS`.
+pub fn task_slug(prompt: &str, at: Timestamp) -> String {
+    let head: String = prompt.chars().take(50).collect::<String>().to_lowercase();
+    let mut slug = String::with_capacity(head.len() + 16);
+    for c in head.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_matches('-');
+    let stamp = at.format("%Y%m%d-%H%M%S");
+    if slug.is_empty() { format!("run-{stamp}") } else { format!("{slug}-{stamp}") }
+}
+
+fn clip(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+struct Run<'a> {
+    exec: &'a NativeExecutor,
+    cx: &'a TurnContext,
+    model: String,
+    keys: EventKeys,
+    /// The whole conversation.
+    messages: Vec<Message>,
+    /// Messages not yet stored.
+    unsaved: Vec<Message>,
+    state: LoopState,
+    buf: Vec<NewEvent>,
+    status: Option<AgentStatus>,
+    usage: Option<(Usage, f64)>,
+    started: Instant,
+}
+
+enum ToolRun {
+    Done(String, bool),
+    Interrupted,
+}
+
+impl Run<'_> {
+    fn emit(&mut self, event: Event) {
+        self.buf.push(NewEvent::new(self.keys.clone(), event));
+    }
+
+    fn turn(&mut self) -> &mut TurnState {
+        // Only called while a turn runs; a missing turn is recreated rather than panicking.
+        self.state.turn.get_or_insert_with(|| TurnState {
+            task_slug: String::new(),
+            started_at: now(),
+            num_turns: 0,
+            max_turns: 500,
+            usage: Usage::default(),
+            cost_usd: 0.0,
+            pending: Vec::new(),
+            last_text: None,
+            stop_requested: None,
+        })
+    }
+
+    fn push_message(&mut self, msg: Message) {
+        // Consecutive user messages (a prompt after an interrupted turn) merge into one.
+        if msg.role == Role::User
+            && self.messages.last().is_some_and(|m| m.role == Role::User)
+            && !self.unsaved.is_empty()
+        {
+            if let (Some(last), Some(last_unsaved)) = (self.messages.last_mut(), self.unsaved.last_mut()) {
+                last.content.extend(msg.content.iter().cloned());
+                last_unsaved.content.extend(msg.content);
+                return;
+            }
+        }
+        self.messages.push(msg.clone());
+        self.unsaved.push(msg);
+    }
+
+    /// Stores everything pending in one atomic commit.
+    async fn commit(&mut self) -> Result<(), RunError> {
+        self.state.message_count = self.messages.len();
+        self.state.version = LoopState::VERSION;
+        let state = serde_json::to_value(&self.state)
+            .map_err(|e| RunError::BadState { agent: self.cx.agent.name.clone(), message: e.to_string() })?;
+        let step = StepCommit {
+            agent_id: self.cx.agent.id,
+            status: self.status.take(),
+            usage: self.usage.take(),
+            state: Some(SavedState { state: Some(state), session_id: self.cx.agent.session_id.clone() }),
+            messages: std::mem::take(&mut self.unsaved),
+            events: std::mem::take(&mut self.buf),
+        };
+        self.cx.store.commit_step(step).await?;
+        Ok(())
+    }
+
+    fn hook_input(&self, event: HookEvent) -> HookInput {
+        HookInput {
+            event,
+            agent_id: self.cx.agent.id,
+            agent_name: self.cx.agent.name.clone(),
+            working_dir: self.cx.agent.working_dir.clone(),
+            tool_name: None,
+            tool_input: None,
+            tool_use_id: None,
+            tool_output: None,
+            tool_is_error: None,
+            prompt: None,
+            stop_reason: None,
+        }
+    }
+
+    /// Runs the matching hooks in order, recording each invocation. Returns the decisions.
+    async fn hooks(&mut self, input: &mut HookInput) -> Vec<HookDecision> {
+        let hooks: Vec<_> = self.cx.hooks.matching(input.event, input.tool_name.as_deref()).cloned().collect();
+        let mut out = Vec::with_capacity(hooks.len());
+        for hook in hooks {
+            let decision = match hook.call(input).await {
+                Ok(d) => d,
+                Err(e) => {
+                    self.emit(Event::HookInvoked {
+                        hook_event: input.event.as_str().into(),
+                        hook_name: hook.name().into(),
+                        tool_name: input.tool_name.clone(),
+                        decision: "error".into(),
+                        detail: Some(e.0.clone()),
+                    });
+                    continue;
+                }
+            };
+            self.emit(Event::HookInvoked {
+                hook_event: input.event.as_str().into(),
+                hook_name: hook.name().into(),
+                tool_name: input.tool_name.clone(),
+                decision: decision.name().into(),
+                detail: decision.detail(),
+            });
+            // Later hooks see a rewritten input.
+            if let HookDecision::RewriteInput { input: new } = &decision {
+                input.tool_input = Some(new.clone());
+            }
+            let deny = matches!(decision, HookDecision::Deny { .. });
+            out.push(decision);
+            if deny {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Starts a turn. Returns an outcome when the turn ends before any model call (a denied prompt).
+    async fn start(&mut self, prompt: String) -> Result<Option<RunOutcome>, RunError> {
+        let at = now();
+        let slug = self.cx.options.task_slug.clone().unwrap_or_else(|| task_slug(&prompt, at));
+        self.keys.task_slug = Some(slug.clone());
+        self.state.turn = Some(TurnState {
+            task_slug: slug.clone(),
+            started_at: at,
+            num_turns: 0,
+            max_turns: self.cx.options.max_turns,
+            usage: Usage::default(),
+            cost_usd: 0.0,
+            pending: Vec::new(),
+            last_text: None,
+            stop_requested: None,
+        });
+        let row = crate::wire::Prompt {
+            id: crate::wire::new_id(),
+            agent_id: Some(self.cx.agent.id),
+            task_slug: Some(slug),
+            author: self.cx.options.author,
+            prompt_text: prompt.clone(),
+            summary: None,
+            session_id: self.cx.agent.session_id.clone(),
+            created_at: at,
+        };
+        self.cx.store.insert_prompt(&row).await?;
+        let old = self.cx.agent.status;
+        if old != AgentStatus::Executing {
+            self.emit(Event::AgentStatusChanged {
+                agent_id: self.cx.agent.id,
+                old_status: old,
+                new_status: AgentStatus::Executing,
+            });
+        }
+        self.status = Some(AgentStatus::Executing);
+        self.emit(Event::UserPromptSubmit {
+            prompt: clip(&prompt, PROMPT_EVENT_CHARS),
+            prompt_length: prompt.chars().count(),
+        });
+        let mut input = self.hook_input(HookEvent::UserPromptSubmit);
+        input.prompt = Some(prompt.clone());
+        let mut prompt = prompt;
+        for d in self.hooks(&mut input).await {
+            match d {
+                HookDecision::Deny { reason } => {
+                    return self.finish(&format!("denied: {reason}"), false).await.map(Some);
+                }
+                HookDecision::AddContext { context } => {
+                    prompt.push_str("\n\n");
+                    prompt.push_str(&context);
+                }
+                HookDecision::Stop { reason } => {
+                    return self.finish(&format!("hook: {reason}"), false).await.map(Some);
+                }
+                _ => {}
+            }
+        }
+        self.push_message(Message::user_text(prompt));
+        self.state.phase = Phase::CallModel;
+        self.commit().await?;
+        Ok(None)
+    }
+
+    async fn drive(&mut self) -> Result<RunOutcome, RunError> {
+        loop {
+            if self.cx.interrupt.is_triggered() {
+                return self.interrupted().await;
+            }
+            match self.state.phase {
+                Phase::Idle => return self.finish("end_turn", false).await,
+                Phase::CallModel => {
+                    let (n, max) = {
+                        let t = self.turn();
+                        (t.num_turns, t.max_turns)
+                    };
+                    if n >= max {
+                        return self.finish("max_turns", false).await;
+                    }
+                    if !self.buf.is_empty() || !self.unsaved.is_empty() {
+                        self.commit().await?;
+                    }
+                    match self.call_model().await {
+                        Ok(Some(())) => {}
+                        Ok(None) => return self.interrupted().await,
+                        Err(e) => {
+                            self.emit(Event::ModelError {
+                                model: self.model.clone(),
+                                message: e.to_string(),
+                                retryable: e.is_retryable(),
+                            });
+                            self.finish_error(&e).await?;
+                            return Err(RunError::Model(e));
+                        }
+                    }
+                }
+                Phase::RunTools => {
+                    let n = self.turn().pending.len();
+                    for i in 0..n {
+                        if self.turn().pending[i].result.is_some() {
+                            continue;
+                        }
+                        if self.turn().stop_requested.is_some() {
+                            self.turn().pending[i].result =
+                                Some(("Not run: the turn was stopped by a hook.".into(), true));
+                            continue;
+                        }
+                        match self.run_tool(i).await? {
+                            ToolRun::Done(content, is_error) => {
+                                self.turn().pending[i].result = Some((content, is_error));
+                                self.commit().await?;
+                            }
+                            ToolRun::Interrupted => return self.interrupted().await,
+                        }
+                    }
+                    self.close_tool_step();
+                    if let Some(reason) = self.turn().stop_requested.clone() {
+                        return self.finish(&format!("hook: {reason}"), false).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the step's tool results into the conversation and goes back to the model.
+    fn close_tool_step(&mut self) {
+        let pending = std::mem::take(&mut self.turn().pending);
+        let content = pending
+            .into_iter()
+            .map(|p| {
+                let (content, is_error) = p.result.unwrap_or_else(|| ("Not run.".into(), true));
+                ContentBlock::ToolResult { tool_use_id: p.id, content, is_error }
+            })
+            .collect();
+        self.push_message(Message { role: Role::User, content });
+        self.state.phase = Phase::CallModel;
+    }
+
+    /// One model call. `Ok(None)` when interrupted.
+    async fn call_model(&mut self) -> Result<Option<()>, ModelError> {
+        let tools = self.cx.tools.specs();
+        let request = ModelRequest {
+            model: self.model.clone(),
+            system: self.cx.agent.system_prompt.clone(),
+            messages: self.messages.clone(),
+            tools,
+            max_tokens: self.exec.max_tokens,
+            thinking: None,
+            agent_name: self.cx.agent.name.clone(),
+        };
+        let interrupt = self.cx.interrupt.clone();
+        let stream = {
+            let call = pin!(self.exec.provider.stream(request));
+            match select(call, pin!(interrupt.triggered())).await {
+                Either::Left((r, _)) => r?,
+                Either::Right(_) => return Ok(None),
+            }
+        };
+        let mut stream = stream;
+        let mut asm = ResponseAssembler::new();
+        loop {
+            let next = {
+                let n = stream.next();
+                match select(n, pin!(interrupt.triggered())).await {
+                    Either::Left((n, _)) => n,
+                    Either::Right(_) => return Ok(None),
+                }
+            };
+            match next {
+                None => break,
+                Some(Err(e)) => return Err(e),
+                Some(Ok(delta)) => {
+                    if let Some(cb) = &self.cx.options.on_delta {
+                        cb(&delta);
+                    }
+                    asm.push(delta)?;
+                }
+            }
+        }
+        let resp = asm.finish()?;
+        // Usage and cost, added atomically with the step's commit.
+        let mut extra = Vec::new();
+        let cost = self.exec.price(&self.model, &resp.usage, &mut extra);
+        for e in extra {
+            self.emit(e);
+        }
+        let agent_id = self.cx.agent.id;
+        let (total_usage, total_cost) = {
+            let t = self.turn();
+            t.num_turns += 1;
+            t.usage.add(&resp.usage);
+            t.cost_usd += cost;
+            (t.usage, t.cost_usd)
+        };
+        let mut agent_usage = self.cx.agent.usage;
+        agent_usage.add(&total_usage);
+        self.usage = Some(match self.usage.take() {
+            Some((mut u, c)) => {
+                u.add(&resp.usage);
+                (u, c + cost)
+            }
+            None => (resp.usage, cost),
+        });
+        self.emit(Event::AgentCostsUpdated {
+            agent_id,
+            model: self.model.clone(),
+            usage: resp.usage,
+            cost_usd: cost,
+            total_usage: agent_usage,
+            total_cost_usd: self.cx.agent.total_cost_usd + total_cost,
+        });
+        let mut pending = Vec::new();
+        for block in &resp.content {
+            match block {
+                ContentBlock::Text { text } => {
+                    self.emit(Event::Text { text: text.clone() });
+                    self.turn().last_text = Some(text.clone());
+                }
+                ContentBlock::Thinking { thinking, signature } => {
+                    self.emit(Event::Thinking { thinking: thinking.clone(), signature: signature.clone() })
+                }
+                ContentBlock::ToolUse { id, name, input } => {
+                    self.emit(Event::ToolUse { tool_name: name.clone(), tool_input: input.clone(), tool_use_id: id.clone() });
+                    pending.push(PendingCall { id: id.clone(), name: name.clone(), input: input.clone(), result: None });
+                }
+                ContentBlock::RedactedThinking { .. } | ContentBlock::ToolResult { .. } => {}
+            }
+        }
+        let stop = resp.stop_reason;
+        self.push_message(Message { role: Role::Assistant, content: resp.content });
+        if pending.is_empty() {
+            self.state.phase = Phase::Idle;
+            self.turn().stop_requested = Some(stop.as_str().to_string());
+        } else {
+            self.turn().pending = pending;
+            self.state.phase = Phase::RunTools;
+        }
+        Ok(Some(()))
+    }
+
+    async fn run_tool(&mut self, i: usize) -> Result<ToolRun, RunError> {
+        let PendingCall { id, name, input, .. } = self.turn().pending[i].clone();
+        self.emit(Event::PreToolUse { tool_name: name.clone(), tool_input: input.clone(), tool_use_id: id.clone() });
+        let mut hin = self.hook_input(HookEvent::PreToolUse);
+        hin.tool_name = Some(name.clone());
+        hin.tool_input = Some(input.clone());
+        hin.tool_use_id = Some(id.clone());
+        let mut input = input;
+        let mut context = Vec::new();
+        let mut denied = None;
+        for d in self.hooks(&mut hin).await {
+            match d {
+                HookDecision::Deny { reason } => denied = Some(reason),
+                HookDecision::RewriteInput { input: new } => input = new,
+                HookDecision::AddContext { context: c } => context.push(c),
+                HookDecision::Stop { reason } => self.turn().stop_requested = Some(reason),
+                _ => {}
+            }
+        }
+        let (mut content, mut is_error) = if let Some(reason) = denied {
+            (format!("Tool call denied by a PreToolUse hook: {reason}"), true)
+        } else {
+            match self.cx.tools.get(&name).cloned() {
+                None => {
+                    let reason = format!(
+                        "unknown tool '{name}'; available tools: {}",
+                        self.cx.tools.names().join(", ")
+                    );
+                    self.emit(Event::ToolRefused { tool_name: name.clone(), tool_use_id: id.clone(), reason: reason.clone() });
+                    (reason, true)
+                }
+                Some(tool) => {
+                    let ctx = ToolContext {
+                        working_dir: std::path::PathBuf::from(&self.cx.agent.working_dir),
+                        agent_id: self.cx.agent.id,
+                        agent_name: self.cx.agent.name.clone(),
+                        tool_use_id: id.clone(),
+                        interrupt: self.cx.interrupt.clone(),
+                        runtime: self.cx.runtime.clone(),
+                    };
+                    let result = {
+                        let mut fut = pin!(tool.call(&ctx, input.clone()));
+                        let mut early = None;
+                        if !self.buf.is_empty() {
+                            // Commit what precedes the tool if it turns out to be slow.
+                            match select(fut.as_mut(), self.cx.runtime.sleep(FLUSH_BEFORE_SLOW_TOOL)).await {
+                                Either::Left((r, _)) => early = Some(r),
+                                Either::Right(_) => self.commit().await?,
+                            }
+                        }
+                        match early {
+                            Some(r) => Some(r),
+                            None => {
+                                let interrupt = self.cx.interrupt.clone();
+                                match select(fut.as_mut(), pin!(interrupt.triggered())).await {
+                                    Either::Left((r, _)) => Some(r),
+                                    Either::Right(_) => {
+                                        // Give the tool a moment to stop by itself (Bash kills its process group).
+                                        match select(fut.as_mut(), self.cx.runtime.sleep(INTERRUPT_GRACE)).await {
+                                            Either::Left((r, _)) => Some(r),
+                                            Either::Right(_) => None,
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    };
+                    match result {
+                        None | Some(Err(ToolError::Interrupted)) => return Ok(ToolRun::Interrupted),
+                        Some(Ok(out)) => (out.content, out.is_error),
+                        Some(Err(ToolError::Refused(reason))) => {
+                            self.emit(Event::ToolRefused {
+                                tool_name: name.clone(),
+                                tool_use_id: id.clone(),
+                                reason: reason.clone(),
+                            });
+                            (format!("Refused: {reason}"), true)
+                        }
+                        Some(Err(e)) => (e.to_string(), true),
+                    }
+                }
+            }
+        };
+        let mut hin = self.hook_input(HookEvent::PostToolUse);
+        hin.tool_name = Some(name.clone());
+        hin.tool_input = Some(input);
+        hin.tool_use_id = Some(id.clone());
+        hin.tool_output = Some(content.clone());
+        hin.tool_is_error = Some(is_error);
+        for d in self.hooks(&mut hin).await {
+            match d {
+                HookDecision::ReplaceOutput { output, is_error: e } => {
+                    content = output;
+                    is_error = e;
+                }
+                HookDecision::AddContext { context: c } => context.push(c),
+                HookDecision::Stop { reason } => self.turn().stop_requested = Some(reason),
+                _ => {}
+            }
+        }
+        for c in context {
+            content.push_str("\n\n");
+            content.push_str(&c);
+        }
+        self.emit(Event::PostToolUse {
+            tool_name: name.clone(),
+            result: Some(clip(&content, POST_TOOL_RESULT_CHARS)),
+            is_error,
+            tool_use_id: id.clone(),
+        });
+        self.emit(Event::ToolResult { tool_use_id: id, tool_name: name, content: content.clone(), is_error });
+        Ok(ToolRun::Done(content, is_error))
+    }
+
+    async fn interrupted(&mut self) -> Result<RunOutcome, RunError> {
+        // Keep the conversation valid: every tool call gets a result.
+        if self.state.phase == Phase::RunTools {
+            for p in self.turn().pending.iter_mut() {
+                if p.result.is_none() {
+                    p.result = Some(("Interrupted by the user before the tool finished.".into(), true));
+                }
+            }
+            self.close_tool_step();
+        }
+        self.finish("interrupted", false).await
+    }
+
+    async fn finish_error(&mut self, e: &ModelError) -> Result<RunOutcome, RunError> {
+        let msg = e.to_string();
+        self.turn().last_text = Some(msg);
+        self.finish("error", true).await
+    }
+
+    /// Ends the turn: Stop hooks (which may ask to continue), `Stop` and `Result` events, state idle.
+    async fn finish(&mut self, reason: &str, is_error: bool) -> Result<RunOutcome, RunError> {
+        let reason = match self.state.turn.as_ref().and_then(|t| t.stop_requested.clone()) {
+            Some(r) if reason == "end_turn" => r,
+            _ => reason.to_string(),
+        };
+        let mut hin = self.hook_input(HookEvent::Stop);
+        hin.stop_reason = Some(reason.clone());
+        let decisions = self.hooks(&mut hin).await;
+        if reason == "end_turn" && !self.cx.interrupt.is_triggered() {
+            // A Stop hook that denies stopping sends its reason back to the model (Claude Code's `block`).
+            if let Some(HookDecision::Deny { reason: why }) =
+                decisions.into_iter().find(|d| matches!(d, HookDecision::Deny { .. }))
+            {
+                let (n, max) = {
+                    let t = self.turn();
+                    (t.num_turns, t.max_turns)
+                };
+                if n < max {
+                    self.turn().stop_requested = None;
+                    self.push_message(Message::user_text(why));
+                    self.state.phase = Phase::CallModel;
+                    return Box::pin(self.drive()).await;
+                }
+            }
+        }
+        let turn = self.state.turn.take();
+        let (num_turns, usage, cost_usd, final_text, slug, started_at) = match turn {
+            Some(t) => (t.num_turns, t.usage, t.cost_usd, t.last_text, t.task_slug, Some(t.started_at)),
+            None => (0, Usage::default(), 0.0, None, String::new(), None),
+        };
+        let duration_ms = match started_at {
+            Some(s) => (now() - s).num_milliseconds().max(0) as u64,
+            None => self.started.elapsed().as_millis() as u64,
+        };
+        self.emit(Event::Stop { reason: reason.clone(), num_turns, duration_ms });
+        self.emit(Event::Result {
+            is_error,
+            stop_reason: reason.clone(),
+            num_turns,
+            duration_ms,
+            usage,
+            cost_usd,
+            result: final_text.clone(),
+        });
+        let new_status = if is_error { AgentStatus::Blocked } else { AgentStatus::Idle };
+        self.emit(Event::AgentStatusChanged {
+            agent_id: self.cx.agent.id,
+            old_status: AgentStatus::Executing,
+            new_status,
+        });
+        self.status = Some(new_status);
+        self.state.phase = Phase::Idle;
+        self.state.turn = None;
+        self.commit().await?;
+        Ok(RunOutcome { stop_reason: reason, num_turns, usage, cost_usd, final_text, duration_ms, task_slug: slug })
+    }
+}

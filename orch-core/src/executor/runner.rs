@@ -1,0 +1,221 @@
+//! [`AgentRunner`]: creates agents, runs their turns on an executor, refuses concurrent runs of one agent,
+//! and interrupts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{AgentExecutor, NativeExecutor, RunError, RunOptions, RunOutcome, TurnContext};
+use crate::Interrupt;
+use crate::hook::HookRegistry;
+use crate::model::ModelProvider;
+use crate::runtime::Runtime;
+use crate::store::Store;
+use crate::tool::ToolRegistry;
+use crate::wire::{Agent, Event, EventKeys, Id, NewEvent};
+
+/// Runs agents. Cheap to clone; clones share the set of running agents.
+#[derive(Clone)]
+pub struct AgentRunner {
+    store: Arc<dyn Store>,
+    executor: Arc<dyn AgentExecutor>,
+    tools: ToolRegistry,
+    hooks: HookRegistry,
+    runtime: Arc<dyn Runtime>,
+    running: Arc<Mutex<HashMap<Id, Interrupt>>>,
+}
+
+impl std::fmt::Debug for AgentRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRunner")
+            .field("executor", &self.executor.name())
+            .field("tools", &self.tools)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AgentRunner`].
+pub struct AgentRunnerBuilder {
+    store: Arc<dyn Store>,
+    executor: Arc<dyn AgentExecutor>,
+    tools: ToolRegistry,
+    hooks: HookRegistry,
+    runtime: Option<Arc<dyn Runtime>>,
+}
+
+impl AgentRunnerBuilder {
+    /// Uses these tools instead of the built-ins.
+    pub fn tools(mut self, tools: ToolRegistry) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// Uses these hooks.
+    pub fn hooks(mut self, hooks: HookRegistry) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Uses this executor instead of the native one.
+    pub fn executor(mut self, executor: Arc<dyn AgentExecutor>) -> Self {
+        self.executor = executor;
+        self
+    }
+
+    /// Uses this runtime (default: tokio, with the `tokio` feature).
+    pub fn runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Builds the runner.
+    ///
+    /// # Panics
+    /// Never with the `tokio` feature; without it, a runtime must have been given.
+    #[cfg(feature = "tokio")]
+    pub fn build(mut self) -> AgentRunner {
+        let runtime = self.runtime.take().unwrap_or_else(|| Arc::new(crate::runtime::TokioRuntime));
+        self.finish(runtime)
+    }
+
+    /// Builds the runner on the given runtime.
+    pub fn build_with_runtime(self, runtime: Arc<dyn Runtime>) -> AgentRunner {
+        self.finish(runtime)
+    }
+
+    fn finish(self, runtime: Arc<dyn Runtime>) -> AgentRunner {
+        AgentRunner {
+            store: self.store,
+            executor: self.executor,
+            tools: self.tools,
+            hooks: self.hooks,
+            runtime,
+            running: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+/// Removes an agent from the running set when its run ends, however it ends.
+struct RunningGuard {
+    running: Arc<Mutex<HashMap<Id, Interrupt>>>,
+    id: Id,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(&self.id);
+        }
+    }
+}
+
+impl AgentRunner {
+    /// A builder over `store`, running agents natively on `provider` with the built-in tools.
+    pub fn builder(store: Arc<dyn Store>, provider: Arc<dyn ModelProvider>) -> AgentRunnerBuilder {
+        AgentRunnerBuilder {
+            store,
+            executor: Arc::new(NativeExecutor::new(provider)),
+            tools: ToolRegistry::with_builtins(),
+            hooks: HookRegistry::new(),
+            runtime: None,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The tools on offer.
+    pub fn tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    /// Creates an agent, recording `AgentCreated`. Fails if a live agent has the name.
+    pub async fn create_agent(&self, agent: Agent) -> Result<Agent, RunError> {
+        self.store.create_agent(&agent).await?;
+        let keys = EventKeys {
+            agent_id: Some(agent.id),
+            orchestrator_id: agent.orchestrator_id,
+            workflow_id: agent.workflow_id,
+            step: agent.workflow_step.clone(),
+            task_slug: None,
+        };
+        self.store.append(vec![NewEvent::new(keys, Event::AgentCreated { agent: Box::new(agent.clone()) })]).await?;
+        Ok(agent)
+    }
+
+    /// The live agent named `name` (without orchestrator), created with `model` in `working_dir` if missing.
+    pub async fn ensure_agent(&self, name: &str, model: &str, working_dir: &str) -> Result<Agent, RunError> {
+        if let Some(a) = self.store.find_agent(None, name).await? {
+            return Ok(a);
+        }
+        let dir = std::fs::canonicalize(working_dir)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| working_dir.to_string());
+        match self.create_agent(Agent::new(name, model, dir)).await {
+            Ok(a) => Ok(a),
+            // Another process created it meanwhile.
+            Err(RunError::Store(crate::store::StoreError::NameTaken { .. })) => {
+                self.store.find_agent(None, name).await?.ok_or_else(|| RunError::AgentNotFound(name.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the agent is running a turn in this process.
+    pub fn is_running(&self, agent_id: Id) -> bool {
+        self.running.lock().map(|m| m.contains_key(&agent_id)).unwrap_or(false)
+    }
+
+    /// Interrupts the agent's running turn. Returns whether one was running here.
+    pub fn interrupt(&self, agent_id: Id) -> bool {
+        match self.running.lock().ok().and_then(|m| m.get(&agent_id).cloned()) {
+            Some(i) => {
+                i.trigger();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs `prompt` as a new turn of the agent and waits for it to end.
+    pub async fn run(&self, agent_id: Id, prompt: impl Into<String>, options: RunOptions) -> Result<RunOutcome, RunError> {
+        self.run_inner(agent_id, Some(prompt.into()), options).await
+    }
+
+    /// Resumes a turn left unfinished by a crash: completed tool calls are not run again.
+    pub async fn resume(&self, agent_id: Id, options: RunOptions) -> Result<RunOutcome, RunError> {
+        self.run_inner(agent_id, None, options).await
+    }
+
+    async fn run_inner(&self, agent_id: Id, prompt: Option<String>, options: RunOptions) -> Result<RunOutcome, RunError> {
+        let agent = self.store.get_agent(agent_id).await?.ok_or_else(|| RunError::AgentNotFound(agent_id.to_string()))?;
+        if agent.archived {
+            return Err(RunError::AgentNotFound(format!("{} (deleted)", agent.name)));
+        }
+        let interrupt = options.interrupt.clone().unwrap_or_default();
+        {
+            let mut m = self.running.lock().map_err(|_| RunError::AgentBusy(agent.name.clone()))?;
+            if m.contains_key(&agent_id) {
+                return Err(RunError::AgentBusy(agent.name.clone()));
+            }
+            m.insert(agent_id, interrupt.clone());
+        }
+        let _guard = RunningGuard { running: self.running.clone(), id: agent_id };
+        let tools = match &options.allowed_tools {
+            Some(names) => self.tools.only(names),
+            None => self.tools.clone(),
+        };
+        let cx = TurnContext {
+            store: self.store.clone(),
+            agent,
+            interrupt,
+            options,
+            tools,
+            hooks: self.hooks.clone(),
+            runtime: self.runtime.clone(),
+        };
+        self.executor.run_turn(cx, prompt).await
+    }
+}

@@ -1,0 +1,76 @@
+//! The serializable state of the native loop, saved at every tool boundary.
+//!
+//! The conversation itself is not part of it: messages are appended to the agent's conversation in the
+//! store by the same atomic commits, so each save is small and nothing grows blob-wise.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::wire::{Timestamp, Usage};
+
+/// Where the loop is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// No turn running: the agent waits for a prompt.
+    #[default]
+    Idle,
+    /// The next step is a model call.
+    CallModel,
+    /// The last model response asked for tools; some may have run.
+    RunTools,
+}
+
+/// A tool call of the current step and, once it ran, its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingCall {
+    /// Call id.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Input.
+    pub input: Value,
+    /// Result text and error flag, once the tool ran.
+    pub result: Option<(String, bool)>,
+}
+
+/// The turn in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnState {
+    /// Run slug.
+    pub task_slug: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Model calls made.
+    pub num_turns: u32,
+    /// Limit of model calls.
+    pub max_turns: u32,
+    /// Usage so far.
+    pub usage: Usage,
+    /// Cost so far.
+    pub cost_usd: f64,
+    /// Tool calls of the current step.
+    pub pending: Vec<PendingCall>,
+    /// The last text the model produced.
+    pub last_text: Option<String>,
+    /// A hook asked to stop after the current step.
+    pub stop_requested: Option<String>,
+}
+
+/// The native loop's saved state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LoopState {
+    /// Format version.
+    pub version: u32,
+    /// Where the loop is.
+    pub phase: Phase,
+    /// Messages of the conversation stored so far.
+    pub message_count: usize,
+    /// The running turn, if any.
+    pub turn: Option<TurnState>,
+}
+
+impl LoopState {
+    /// The current format version.
+    pub const VERSION: u32 = 1;
+}
