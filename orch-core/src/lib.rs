@@ -53,8 +53,8 @@ pub use interrupt::Interrupt;
 /// The names most programs need.
 #[cfg(feature = "engine")]
 pub mod prelude {
-    pub use crate::executor::{AgentRunner, RunError, RunOptions, RunOutcome};
     pub use crate::Interrupt;
+    pub use crate::executor::{AgentRunner, RunError, RunOptions, RunOutcome};
     pub use crate::hook::{FnHook, Hook, HookDecision, HookEvent, HookInput, HookRegistry};
     pub use crate::model::scripted::ScriptedModel;
     pub use crate::model::{ModelProvider, ModelRequest, PriceTable};

@@ -402,11 +402,9 @@ async fn resume_after_a_crash_does_not_rerun_completed_tools() {
     });
     let s = setup(Arc::new(model), tools, HookRegistry::new()).await;
     // The "process" dies while B runs: the run future is dropped.
-    let crashed = tokio::time::timeout(
-        Duration::from_millis(500),
-        s.runner.run(s.agent.id, "do both", RunOptions::default()),
-    )
-    .await;
+    let crashed =
+        tokio::time::timeout(Duration::from_millis(500), s.runner.run(s.agent.id, "do both", RunOptions::default()))
+            .await;
     assert!(crashed.is_err(), "the run should have been cut off while B ran");
     assert_eq!(a_calls.load(Ordering::SeqCst), 1);
     assert_eq!(b_calls.load(Ordering::SeqCst), 1);
@@ -472,8 +470,7 @@ async fn sandbox_refusals_are_recorded_and_reported_to_the_model() {
         assert!(*is_error, "refusal must be a tool error: {content}");
         assert!(!content.contains("s3cret"), "the secret leaked: {content}");
     }
-    let refused =
-        events(&s.store).await.into_iter().filter(|e| matches!(e.event, Event::ToolRefused { .. })).count();
+    let refused = events(&s.store).await.into_iter().filter(|e| matches!(e.event, Event::ToolRefused { .. })).count();
     assert_eq!(refused, 3);
 }
 
@@ -495,7 +492,8 @@ async fn unknown_model_costs_zero_and_warns_once_known_model_is_priced() {
     assert_eq!(a.total_cost_usd, 0.0);
 
     // A known model (by alias) is priced, and the agent's total matches the turn's cost.
-    let known = s.runner.create_agent(Agent::new("sonnet-agent", "sonnet", s.dir.path().to_str().unwrap())).await.unwrap();
+    let known =
+        s.runner.create_agent(Agent::new("sonnet-agent", "sonnet", s.dir.path().to_str().unwrap())).await.unwrap();
     let out = s.runner.run(known.id, "a", RunOptions::default()).await.unwrap();
     assert!(out.cost_usd > 0.0);
     let a = s.store.get_agent(known.id).await.unwrap().unwrap();

@@ -1,1 +1,473 @@
-//! SQLite store (being written).
+//! # orch-store-sqlite
+//!
+//! The embedded [`Store`] for orch: one SQLite file (bundled SQLite, nothing to install), by default
+//! `<project>/.orch/orch.db` ([`default_path`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use orch_core::store::{EventQuery, Store};
+//! use orch_store_sqlite::{SqliteStore, default_path};
+//!
+//! let store: Arc<dyn Store> = Arc::new(SqliteStore::open(default_path(&std::env::current_dir()?))?);
+//! let events = store.read_events(&EventQuery::after(0)).await?;
+//! # let _ = events; Ok(()) }
+//! ```
+//!
+//! Constructors: [`SqliteStore::open`] (a file; its parent directory is created), [`SqliteStore::in_memory`]
+//! (private to the store, gone when it is dropped) and [`SqliteStore::open_url`] (`sqlite://PATH`,
+//! `sqlite:PATH`, `sqlite::memory:`). They are synchronous (opening may wait up to 10 s for another
+//! process holding the database lock): call them at startup or from a blocking context.
+//!
+//! ## Opening is safe
+//!
+//! Before anything is written, an existing file is checked read-only: a file that is not a SQLite database
+//! gives [`StoreError::Corrupt`], a database written by a newer orch (higher schema version) gives
+//! [`StoreError::NewerSchema`] — in both cases the file is left byte-for-byte untouched. A path that cannot
+//! be created or written gives [`StoreError::Open`] naming it. Migrations are versioned
+//! (`PRAGMA user_version`) and applied on open, in one transaction.
+//!
+//! ## Durability
+//!
+//! The database runs in WAL mode with `synchronous = FULL`: every write call (an `append`, a
+//! `commit_step`, an entity update) returns only after its transaction is committed and synced, so what a
+//! call reported stored survives a crash or power loss.
+//!
+//! ## Throughput: one writer, coalesced commits
+//!
+//! All writes of a store go to one dedicated writer thread. It takes every request waiting in its queue
+//! and applies them in one `BEGIN IMMEDIATE` transaction (each in its own savepoint, so a failing request,
+//! e.g. a taken agent name, does not undo the others), then commits once. Many concurrent `append` calls
+//! thus share a single sync. Event `seq`s are assigned inside that transaction as `max(seq) + 1`, so commit
+//! order is seq order and the log has no gaps. Reads use a small pool of separate connections and never
+//! wait for the writer (WAL readers see the last committed state). All SQLite work runs off the async
+//! executor (writer thread, `spawn_blocking` for reads).
+//!
+//! ## Several processes
+//!
+//! Several processes (or several `SqliteStore`s) may open the same file. SQLite serializes their write
+//! transactions (`BEGIN IMMEDIATE`, waiting up to 10 s on a busy database), so seqs stay global and
+//! gap-free across processes. [`Store::subscribe`] wakes at once on this store's own commits and polls
+//! `PRAGMA data_version` every 25 ms to see commits of other processes. A database file on a network file
+//! system is not supported (WAL needs shared memory on one host).
+
+mod schema;
+mod sql;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orch_core::store::{
+    AgentFilter, EventQuery, EventStream, StepCommit, Store, StoreError, StoreResult, SystemLogQuery, Wakeup,
+    follow_log,
+};
+use orch_core::wire::{
+    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
+    WorkflowRecord,
+};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::watch;
+
+pub use schema::SCHEMA_VERSION;
+use writer::{BoxJob, WriteCtx};
+
+/// How often a subscriber's store checks for commits made by other processes.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// Reader connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The default database of a project: `<cwd>/.orch/orch.db`.
+pub fn default_path(cwd: &Path) -> PathBuf {
+    cwd.join(".orch").join("orch.db")
+}
+
+/// A [`Store`] in a SQLite database. Cheap to clone: clones share the connections and the writer.
+///
+/// See the [crate docs](crate) for durability and multi-process behaviour.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("location", &self.inner.location).finish()
+    }
+}
+
+struct Inner {
+    /// The path, or `:memory:`.
+    location: String,
+    /// `None` for an in-memory database: reads then go through the writer's connection.
+    path: Option<PathBuf>,
+    writer: Option<mpsc::Sender<BoxJob>>,
+    writer_thread: Option<JoinHandle<()>>,
+    /// The highest seq known committed: raised by the writer after each commit, and by the poller when
+    /// another process commits.
+    last_seq: watch::Sender<u64>,
+    readers: Mutex<Vec<Connection>>,
+    poller: OnceLock<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue stops the writer once it has answered what is queued; wait for it so the
+        // database is closed (and its WAL checkpointed) when the last handle is dropped.
+        drop(self.writer.take());
+        if let Some(t) = self.writer_thread.take()
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, creating its parent directory, and brings
+    /// its schema up to date.
+    ///
+    /// Errors: [`StoreError::Open`] if the path cannot be created or written, [`StoreError::Corrupt`] if the
+    /// file is not an orch SQLite database, [`StoreError::NewerSchema`] if a newer orch wrote it. In the
+    /// last two cases the file is not modified.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let location = path.display().to_string();
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+                location: location.clone(),
+                message: format!("cannot create directory {}: {e}", parent.display()),
+            })?;
+        }
+        schema::check_existing(&path, &location)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags).map_err(|e| schema::open_error(&location, e))?;
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| schema::open_error(&location, e))? {
+            return Err(StoreError::Open { location, message: "the database file is read-only".into() });
+        }
+        schema::configure_writer_file(&conn, &location)?;
+        schema::migrate(&mut conn, &location)?;
+        Self::start(conn, location, Some(path))
+    }
+
+    /// A fresh database in memory, private to this store (and its clones); gone when the last is dropped.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let location = ":memory:".to_string();
+        let mut conn = Connection::open_in_memory().map_err(|e| schema::open_error(&location, e))?;
+        schema::configure_common(&conn).map_err(|e| schema::open_error(&location, e))?;
+        schema::migrate(&mut conn, &location)?;
+        Self::start(conn, location, None)
+    }
+
+    /// Opens a database by URL: `sqlite://PATH` (so `sqlite:///abs/path` for an absolute path),
+    /// `sqlite:PATH`, or `sqlite::memory:` (also `sqlite://:memory:`) for [`SqliteStore::in_memory`].
+    pub fn open_url(url: &str) -> Result<Self, StoreError> {
+        let rest =
+            url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).ok_or_else(|| StoreError::Open {
+                location: url.to_string(),
+                message: "not a SQLite URL (expected sqlite://PATH, sqlite:PATH or sqlite::memory:)".into(),
+            })?;
+        match rest {
+            ":memory:" => Self::in_memory(),
+            "" => Err(StoreError::Open { location: url.to_string(), message: "the URL names no file".into() }),
+            path => Self::open(path),
+        }
+    }
+
+    /// Where the database is: its path, or `:memory:`.
+    pub fn location(&self) -> &str {
+        &self.inner.location
+    }
+
+    fn start(conn: Connection, location: String, path: Option<PathBuf>) -> Result<Self, StoreError> {
+        let last = sql::last_seq(&conn)?;
+        let (last_seq, _) = watch::channel(last);
+        let (tx, rx) = mpsc::channel::<BoxJob>();
+        let watch = last_seq.clone();
+        let thread = std::thread::Builder::new()
+            .name("orch-sqlite-writer".into())
+            .spawn(move || writer::run(conn, rx, watch))
+            .map_err(|e| StoreError::Open {
+                location: location.clone(),
+                message: format!("cannot start writer: {e}"),
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                location,
+                path,
+                writer: Some(tx),
+                writer_thread: Some(thread),
+                last_seq,
+                readers: Mutex::new(Vec::new()),
+                poller: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// Runs `f` on the writer thread, inside its batch transaction; answers after the commit.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, rx) = writer::job(f);
+        let sender = self.inner.writer.as_ref().ok_or_else(writer_gone)?;
+        sender.send(job).map_err(|_| writer_gone())?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+
+    /// Runs `f` on a reader connection on a blocking thread (through the writer for in-memory databases).
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let Some(path) = self.inner.path.clone() else {
+            return self.write(move |ctx| f(ctx.conn)).await;
+        };
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_reader(&path, &inner.location)?,
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    /// Starts (once) the thread that notices commits of other processes.
+    fn ensure_poller(&self) {
+        let Some(path) = self.inner.path.clone() else { return };
+        self.inner.poller.get_or_init(|| {
+            let weak = Arc::downgrade(&self.inner);
+            let spawned = std::thread::Builder::new().name("orch-sqlite-poller".into()).spawn(move || poll(weak, path));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the SQLite poller; other processes' events arrive late");
+            }
+        });
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Backend("the SQLite writer thread has stopped".into())
+}
+
+fn open_reader(path: &Path, location: &str) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| schema::open_error(location, e))?;
+    schema::configure_common(&conn).map_err(|e| schema::open_error(location, e))?;
+    conn.pragma_update(None, "query_only", true).map_err(|e| schema::open_error(location, e))?;
+    Ok(conn)
+}
+
+/// Polls `PRAGMA data_version` (cheap; it changes when another connection commits) while anyone waits on
+/// the store's `last_seq`, and raises it when another process appended. Exits when the store is dropped.
+fn poll(store: Weak<Inner>, path: PathBuf) {
+    let mut conn: Option<Connection> = None;
+    let mut seen_version: Option<i64> = None;
+    loop {
+        std::thread::sleep(POLL_INTERVAL);
+        let Some(inner) = store.upgrade() else { return };
+        if inner.last_seq.receiver_count() == 0 {
+            continue;
+        }
+        if conn.is_none() {
+            match open_reader(&path, &inner.location) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SQLite poller cannot open the database");
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_ref() else { continue };
+        let version: Result<i64, _> = c.pragma_query_value(None, "data_version", |r| r.get(0));
+        let Ok(version) = version else {
+            conn = None;
+            continue;
+        };
+        if seen_version == Some(version) {
+            continue;
+        }
+        seen_version = Some(version);
+        if let Ok(max) = sql::last_seq(c) {
+            inner.last_seq.send_if_modified(|v| {
+                let raise = max > *v;
+                if raise {
+                    *v = max;
+                }
+                raise
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()> {
+        let o = orchestrator.clone();
+        self.write(move |ctx| sql::create_orchestrator(ctx.conn, &o)).await
+    }
+
+    async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>> {
+        self.read(move |c| sql::get_orchestrator(c, id)).await
+    }
+
+    async fn list_orchestrators(&self, include_archived: bool) -> StoreResult<Vec<Orchestrator>> {
+        self.read(move |c| sql::list_orchestrators(c, include_archived)).await
+    }
+
+    async fn update_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()> {
+        let o = orchestrator.clone();
+        self.write(move |ctx| sql::update_orchestrator(ctx.conn, &o)).await
+    }
+
+    async fn add_orchestrator_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Orchestrator> {
+        self.write(move |ctx| sql::add_orchestrator_usage(ctx.conn, id, &usage, cost_usd)).await
+    }
+
+    async fn create_agent(&self, agent: &Agent) -> StoreResult<()> {
+        let a = agent.clone();
+        self.write(move |ctx| sql::create_agent(ctx.conn, &a)).await
+    }
+
+    async fn get_agent(&self, id: Id) -> StoreResult<Option<Agent>> {
+        self.read(move |c| sql::get_agent(c, id)).await
+    }
+
+    async fn find_agent(&self, orchestrator_id: Option<Id>, name: &str) -> StoreResult<Option<Agent>> {
+        let name = name.to_string();
+        self.read(move |c| sql::find_agent(c, orchestrator_id, &name)).await
+    }
+
+    async fn list_agents(&self, filter: &AgentFilter) -> StoreResult<Vec<Agent>> {
+        let filter = filter.clone();
+        self.read(move |c| sql::list_agents(c, &filter)).await
+    }
+
+    async fn set_agent_status(&self, id: Id, status: AgentStatus) -> StoreResult<AgentStatus> {
+        self.write(move |ctx| sql::set_agent_status(ctx.conn, id, status)).await
+    }
+
+    async fn save_agent_state(
+        &self,
+        id: Id,
+        state: Option<&serde_json::Value>,
+        session_id: Option<&str>,
+    ) -> StoreResult<()> {
+        let state = state.cloned();
+        let session_id = session_id.map(str::to_string);
+        self.write(move |ctx| sql::save_agent_state(ctx.conn, id, state.as_ref(), session_id.as_deref())).await
+    }
+
+    async fn add_agent_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Agent> {
+        self.write(move |ctx| sql::add_agent_usage(ctx.conn, id, &usage, cost_usd)).await
+    }
+
+    async fn set_agent_metadata(&self, id: Id, metadata: &serde_json::Value) -> StoreResult<()> {
+        let metadata = metadata.clone();
+        self.write(move |ctx| sql::set_agent_metadata(ctx.conn, id, &metadata)).await
+    }
+
+    async fn archive_agent(&self, id: Id) -> StoreResult<()> {
+        self.write(move |ctx| sql::archive_agent(ctx.conn, id)).await
+    }
+
+    async fn insert_prompt(&self, prompt: &Prompt) -> StoreResult<()> {
+        let p = prompt.clone();
+        self.write(move |ctx| sql::insert_prompt(ctx.conn, &p)).await
+    }
+
+    async fn list_prompts(&self, agent_id: Id) -> StoreResult<Vec<Prompt>> {
+        self.read(move |c| sql::list_prompts(c, agent_id)).await
+    }
+
+    async fn insert_chat(&self, message: &ChatMessage) -> StoreResult<()> {
+        let m = message.clone();
+        self.write(move |ctx| sql::insert_chat(ctx.conn, &m)).await
+    }
+
+    async fn list_chat(&self, orchestrator_id: Id, limit: usize) -> StoreResult<Vec<ChatMessage>> {
+        self.read(move |c| sql::list_chat(c, orchestrator_id, limit)).await
+    }
+
+    async fn insert_system_log(&self, log: &SystemLog) -> StoreResult<()> {
+        let l = log.clone();
+        self.write(move |ctx| sql::insert_system_log(ctx.conn, &l)).await
+    }
+
+    async fn list_system_logs(&self, query: &SystemLogQuery) -> StoreResult<Vec<SystemLog>> {
+        let q = query.clone();
+        self.read(move |c| sql::list_system_logs(c, &q)).await
+    }
+
+    async fn upsert_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()> {
+        let w = workflow.clone();
+        self.write(move |ctx| sql::upsert_workflow(ctx.conn, &w)).await
+    }
+
+    async fn get_workflow(&self, id: Id) -> StoreResult<Option<WorkflowRecord>> {
+        self.read(move |c| sql::get_workflow(c, id)).await
+    }
+
+    async fn list_workflows(&self, orchestrator_id: Option<Id>, limit: usize) -> StoreResult<Vec<WorkflowRecord>> {
+        self.read(move |c| sql::list_workflows(c, orchestrator_id, limit)).await
+    }
+
+    async fn append(&self, events: Vec<NewEvent>) -> StoreResult<Vec<EventRecord>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = sql::prepare_events(events)?;
+        self.write(move |ctx| sql::insert_events(ctx, prepared)).await
+    }
+
+    async fn commit_step(&self, step: StepCommit) -> StoreResult<Vec<EventRecord>> {
+        let prepared = sql::prepare_step(step)?;
+        self.write(move |ctx| sql::commit_step(ctx, prepared)).await
+    }
+
+    async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
+        self.read(move |c| sql::load_conversation(c, agent_id)).await
+    }
+
+    async fn clear_conversation(&self, agent_id: Id) -> StoreResult<()> {
+        self.write(move |ctx| sql::clear_conversation(ctx.conn, agent_id)).await
+    }
+
+    async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>> {
+        let q = query.clone();
+        self.read(move |c| sql::read_events(c, &q)).await
+    }
+
+    async fn last_seq(&self) -> StoreResult<u64> {
+        self.read(sql::last_seq).await
+    }
+
+    fn subscribe(&self, since: u64) -> EventStream {
+        self.ensure_poller();
+        let last_seq = self.inner.last_seq.clone();
+        let wakeup: Wakeup = Arc::new(move |seen| {
+            let mut rx = last_seq.subscribe();
+            Box::pin(async move {
+                // Returns at once if a later seq is already known; otherwise on this store's next commit
+                // or when the poller sees another process's.
+                let _ = rx.wait_for(|&last| last > seen).await;
+            })
+        });
+        follow_log(Arc::new(self.clone()), since, wakeup)
+    }
+}

@@ -109,7 +109,9 @@ pub enum RunError {
     #[error("agent '{0}' is busy: it is already running a turn")]
     AgentBusy(String),
     /// The agent has a turn left unfinished by a crash; resume it first.
-    #[error("agent '{0}' has an unfinished turn (the process running it stopped); resume it before sending a new prompt")]
+    #[error(
+        "agent '{0}' has an unfinished turn (the process running it stopped); resume it before sending a new prompt"
+    )]
     UnfinishedTurn(String),
     /// Nothing to resume.
     #[error("agent '{0}' has no unfinished turn to resume")]

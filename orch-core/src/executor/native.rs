@@ -18,7 +18,9 @@ use futures::future::{Either, select};
 
 use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnState};
 use crate::hook::{HookDecision, HookEvent, HookInput};
-use crate::model::{ModelAliases, ModelError, ModelProvider, ModelRequest, ModelSpec, PriceTable, ResponseAssembler};
+use crate::model::{
+    ModelAliases, ModelError, ModelProvider, ModelRequest, ModelSpec, PriceTable, ResponseAssembler, ToolSpec,
+};
 use crate::store::{SavedState, StepCommit};
 use crate::tool::{ToolContext, ToolError};
 use crate::wire::{
@@ -146,6 +148,7 @@ impl AgentExecutor for NativeExecutor {
                 step: cx.agent.workflow_step.clone(),
                 task_slug: None,
             },
+            tool_specs: cx.tools.specs(),
             cx: &cx,
             model,
             messages,
@@ -209,6 +212,8 @@ fn clip(s: &str, n: usize) -> String {
 struct Run<'a> {
     exec: &'a NativeExecutor,
     cx: &'a TurnContext,
+    /// Tool specs offered to the model, computed once per run.
+    tool_specs: Vec<ToolSpec>,
     model: String,
     keys: EventKeys,
     /// The whole conversation.
@@ -364,11 +369,7 @@ impl Run<'_> {
         self.cx.store.insert_prompt(&row).await?;
         let old = self.cx.agent.status;
         if old != AgentStatus::Executing {
-            self.emit(Event::AgentStatusChanged {
-                agent_id: self.cx.agent.id,
-                old_status: old,
-                new_status: AgentStatus::Executing,
-            });
+            self.emit(Event::AgentStatusChanged { old_status: old, new_status: AgentStatus::Executing });
         }
         self.status = Some(AgentStatus::Executing);
         self.emit(Event::UserPromptSubmit {
@@ -475,12 +476,11 @@ impl Run<'_> {
 
     /// One model call. `Ok(None)` when interrupted.
     async fn call_model(&mut self) -> Result<Option<()>, ModelError> {
-        let tools = self.cx.tools.specs();
         let request = ModelRequest {
             model: self.model.clone(),
             system: self.cx.agent.system_prompt.clone(),
             messages: self.messages.clone(),
-            tools,
+            tools: self.tool_specs.clone(),
             max_tokens: self.exec.max_tokens,
             thinking: None,
             agent_name: self.cx.agent.name.clone(),
@@ -521,7 +521,6 @@ impl Run<'_> {
         for e in extra {
             self.emit(e);
         }
-        let agent_id = self.cx.agent.id;
         let (total_usage, total_cost) = {
             let t = self.turn();
             t.num_turns += 1;
@@ -539,7 +538,6 @@ impl Run<'_> {
             None => (resp.usage, cost),
         });
         self.emit(Event::AgentCostsUpdated {
-            agent_id,
             model: self.model.clone(),
             usage: resp.usage,
             cost_usd: cost,
@@ -557,8 +555,17 @@ impl Run<'_> {
                     self.emit(Event::Thinking { thinking: thinking.clone(), signature: signature.clone() })
                 }
                 ContentBlock::ToolUse { id, name, input } => {
-                    self.emit(Event::ToolUse { tool_name: name.clone(), tool_input: input.clone(), tool_use_id: id.clone() });
-                    pending.push(PendingCall { id: id.clone(), name: name.clone(), input: input.clone(), result: None });
+                    self.emit(Event::ToolUse {
+                        tool_name: name.clone(),
+                        tool_input: input.clone(),
+                        tool_use_id: id.clone(),
+                    });
+                    pending.push(PendingCall {
+                        id: id.clone(),
+                        name: name.clone(),
+                        input: input.clone(),
+                        result: None,
+                    });
                 }
                 ContentBlock::RedactedThinking { .. } | ContentBlock::ToolResult { .. } => {}
             }
@@ -599,11 +606,13 @@ impl Run<'_> {
         } else {
             match self.cx.tools.get(&name).cloned() {
                 None => {
-                    let reason = format!(
-                        "unknown tool '{name}'; available tools: {}",
-                        self.cx.tools.names().join(", ")
-                    );
-                    self.emit(Event::ToolRefused { tool_name: name.clone(), tool_use_id: id.clone(), reason: reason.clone() });
+                    let reason =
+                        format!("unknown tool '{name}'; available tools: {}", self.cx.tools.names().join(", "));
+                    self.emit(Event::ToolRefused {
+                        tool_name: name.clone(),
+                        tool_use_id: id.clone(),
+                        reason: reason.clone(),
+                    });
                     (reason, true)
                 }
                 Some(tool) => {
@@ -754,11 +763,7 @@ impl Run<'_> {
             result: final_text.clone(),
         });
         let new_status = if is_error { AgentStatus::Blocked } else { AgentStatus::Idle };
-        self.emit(Event::AgentStatusChanged {
-            agent_id: self.cx.agent.id,
-            old_status: AgentStatus::Executing,
-            new_status,
-        });
+        self.emit(Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status });
         self.status = Some(new_status);
         self.state.phase = Phase::Idle;
         self.state.turn = None;

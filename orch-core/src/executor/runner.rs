@@ -180,7 +180,12 @@ impl AgentRunner {
     }
 
     /// Runs `prompt` as a new turn of the agent and waits for it to end.
-    pub async fn run(&self, agent_id: Id, prompt: impl Into<String>, options: RunOptions) -> Result<RunOutcome, RunError> {
+    pub async fn run(
+        &self,
+        agent_id: Id,
+        prompt: impl Into<String>,
+        options: RunOptions,
+    ) -> Result<RunOutcome, RunError> {
         self.run_inner(agent_id, Some(prompt.into()), options).await
     }
 
@@ -189,8 +194,14 @@ impl AgentRunner {
         self.run_inner(agent_id, None, options).await
     }
 
-    async fn run_inner(&self, agent_id: Id, prompt: Option<String>, options: RunOptions) -> Result<RunOutcome, RunError> {
-        let agent = self.store.get_agent(agent_id).await?.ok_or_else(|| RunError::AgentNotFound(agent_id.to_string()))?;
+    async fn run_inner(
+        &self,
+        agent_id: Id,
+        prompt: Option<String>,
+        options: RunOptions,
+    ) -> Result<RunOutcome, RunError> {
+        let agent =
+            self.store.get_agent(agent_id).await?.ok_or_else(|| RunError::AgentNotFound(agent_id.to_string()))?;
         if agent.archived {
             return Err(RunError::AgentNotFound(format!("{} (deleted)", agent.name)));
         }

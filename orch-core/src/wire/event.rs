@@ -17,19 +17,15 @@ pub enum Event {
         /// The agent as created.
         agent: Box<Agent>,
     },
-    /// An agent's status changed.
+    /// An agent's status changed (the agent is the record's `agent_id`).
     AgentStatusChanged {
-        /// Agent.
-        agent_id: Id,
         /// Before.
         old_status: AgentStatus,
         /// After.
         new_status: AgentStatus,
     },
-    /// Usage and cost were added to an agent after a model call.
+    /// Usage and cost were added to an agent after a model call (the agent is the record's `agent_id`).
     AgentCostsUpdated {
-        /// Agent.
-        agent_id: Id,
         /// Model that was called.
         model: String,
         /// Usage of this call.
@@ -41,11 +37,8 @@ pub enum Event {
         /// The agent's cost after the increment.
         total_cost_usd: f64,
     },
-    /// An agent was deleted (archived).
-    AgentDeleted {
-        /// Agent.
-        agent_id: Id,
-    },
+    /// An agent was deleted (archived); the agent is the record's `agent_id`.
+    AgentDeleted {},
 
     // ---- hooks (seed `event_category = "hook"`) ----
     /// A prompt was submitted to an agent.
@@ -348,6 +341,8 @@ impl Event {
 }
 
 /// Keys that locate an event: which agent, orchestrator, workflow, step and run it belongs to.
+///
+/// They are flattened beside the event's own fields in JSON, so no event variant has fields of these names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventKeys {
     /// Agent.

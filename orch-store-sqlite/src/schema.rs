@@ -1,0 +1,293 @@
+//! Opening a database: safety checks before any write, connection settings, versioned migrations.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use orch_core::store::StoreError;
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+/// How long a connection waits for a lock held by another connection or process.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Migrations, in order. The schema version of a database is the number of migrations applied
+/// (`PRAGMA user_version`). Never edit a released migration: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE orchestrators (
+        id TEXT PRIMARY KEY NOT NULL,
+        session_id TEXT,
+        system_prompt TEXT NOT NULL,
+        status TEXT NOT NULL,
+        working_dir TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+        total_cost_usd REAL NOT NULL DEFAULT 0,
+        metadata TEXT NOT NULL,
+        archived INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX orchestrators_created ON orchestrators (created_at, id);
+
+    CREATE TABLE agents (
+        id TEXT PRIMARY KEY NOT NULL,
+        orchestrator_id TEXT,
+        name TEXT NOT NULL,
+        model TEXT NOT NULL,
+        system_prompt TEXT,
+        working_dir TEXT NOT NULL,
+        status TEXT NOT NULL,
+        session_id TEXT,
+        state TEXT,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+        total_cost_usd REAL NOT NULL DEFAULT 0,
+        metadata TEXT NOT NULL,
+        workflow_id TEXT,
+        workflow_step TEXT,
+        archived INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) STRICT;
+    -- A name is unique among the live agents of one orchestrator (agents without one share '').
+    CREATE UNIQUE INDEX agents_live_name ON agents (COALESCE(orchestrator_id, ''), name) WHERE archived = 0;
+    CREATE INDEX agents_created ON agents (created_at, id);
+    CREATE INDEX agents_orchestrator ON agents (orchestrator_id, created_at, id);
+
+    CREATE TABLE conversation (
+        id INTEGER PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        message TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX conversation_agent ON conversation (agent_id, id);
+
+    CREATE TABLE prompts (
+        id TEXT PRIMARY KEY NOT NULL,
+        agent_id TEXT,
+        task_slug TEXT,
+        author TEXT NOT NULL,
+        prompt_text TEXT NOT NULL,
+        summary TEXT,
+        session_id TEXT,
+        created_at TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX prompts_agent ON prompts (agent_id, created_at);
+
+    CREATE TABLE chat (
+        id TEXT PRIMARY KEY NOT NULL,
+        orchestrator_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        receiver TEXT NOT NULL,
+        agent_id TEXT,
+        message TEXT NOT NULL,
+        summary TEXT,
+        metadata TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX chat_orchestrator ON chat (orchestrator_id, created_at);
+
+    CREATE TABLE system_logs (
+        id TEXT PRIMARY KEY NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL,
+        -- Unicode-lowercased message, for case-insensitive search.
+        message_folded TEXT NOT NULL,
+        summary TEXT,
+        file_path TEXT,
+        workflow_id TEXT,
+        workflow_step TEXT,
+        metadata TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX system_logs_created ON system_logs (created_at);
+    CREATE INDEX system_logs_level ON system_logs (level, created_at);
+
+    CREATE TABLE workflows (
+        id TEXT PRIMARY KEY NOT NULL,
+        orchestrator_id TEXT,
+        name TEXT NOT NULL,
+        workflow_type TEXT NOT NULL,
+        description TEXT,
+        status TEXT NOT NULL,
+        current_step TEXT,
+        total_steps INTEGER NOT NULL,
+        completed_steps INTEGER NOT NULL,
+        started_at TEXT,
+        completed_at TEXT,
+        duration_seconds INTEGER,
+        input_data TEXT NOT NULL,
+        output_data TEXT NOT NULL,
+        error_message TEXT,
+        error_step TEXT,
+        error_count INTEGER NOT NULL,
+        metadata TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX workflows_created ON workflows (created_at, id);
+    CREATE INDEX workflows_orchestrator ON workflows (orchestrator_id, created_at, id);
+
+    -- The event log: one row per event. seq is the rowid: global, gap-free, increasing.
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        agent_id TEXT,
+        orchestrator_id TEXT,
+        workflow_id TEXT,
+        step TEXT,
+        task_slug TEXT,
+        category TEXT NOT NULL,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX events_agent ON events (agent_id, seq) WHERE agent_id IS NOT NULL;
+    CREATE INDEX events_orchestrator ON events (orchestrator_id, seq) WHERE orchestrator_id IS NOT NULL;
+    CREATE INDEX events_workflow ON events (workflow_id, seq) WHERE workflow_id IS NOT NULL;
+    CREATE INDEX events_step ON events (step, seq) WHERE step IS NOT NULL;
+    CREATE INDEX events_task ON events (task_slug, seq) WHERE task_slug IS NOT NULL;
+    CREATE INDEX events_category ON events (category, seq);
+    CREATE INDEX events_type ON events (type, seq);
+    "#,
+];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
+/// Maps a rusqlite error met while opening `location`.
+pub(crate) fn open_error(location: &str, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt { location: location.to_string(), message: e.to_string() }
+        }
+        _ => StoreError::Open { location: location.to_string(), message: e.to_string() },
+    }
+}
+
+fn corrupt(location: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { location: location.to_string(), message: message.into() }
+}
+
+fn newer(location: &str, found: i64) -> StoreError {
+    StoreError::NewerSchema { location: location.to_string(), found, supported: SCHEMA_VERSION }
+}
+
+/// Checks an existing file without writing to it: it must be empty or a SQLite database whose schema
+/// version this build supports. Nothing is created or modified.
+pub(crate) fn check_existing(path: &Path, location: &str) -> Result<(), StoreError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::Open { location: location.to_string(), message: e.to_string() }),
+    };
+    if meta.is_dir() {
+        return Err(StoreError::Open { location: location.to_string(), message: "is a directory".into() });
+    }
+    if meta.len() == 0 {
+        // SQLite treats an empty file as an empty database.
+        return Ok(());
+    }
+    let mut header = [0u8; 100];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| read_up_to(&mut f, &mut header))
+        .map_err(|e| StoreError::Open { location: location.to_string(), message: e.to_string() })?;
+    if read < header.len() || &header[..16] != SQLITE_MAGIC {
+        return Err(corrupt(location, "the file is not a SQLite database (bad header)"));
+    }
+    let page_size = u32::from(u16::from_be_bytes([header[16], header[17]]));
+    let page_size_ok = page_size == 1 || (page_size.is_power_of_two() && (512..=32768).contains(&page_size));
+    if !page_size_ok || header[21..24] != [64, 32, 32] {
+        return Err(corrupt(location, "the SQLite header is damaged"));
+    }
+    // The header's user_version (bytes 60..64, big-endian) is the schema version as of the last
+    // checkpoint: refusing on it touches nothing at all, not even the WAL side files.
+    let header_version = i64::from(i32::from_be_bytes([header[60], header[61], header[62], header[63]]));
+    if header_version > SCHEMA_VERSION {
+        return Err(newer(location, header_version));
+    }
+    // A read-only connection sees the committed state, including a write-ahead log not yet checkpointed.
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| open_error(location, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error(location, e))?;
+    let version = user_version(&conn).map_err(|e| open_error(location, e))?;
+    if version > SCHEMA_VERSION {
+        return Err(newer(location, version));
+    }
+    if version == 0 && has_tables(&conn).map_err(|e| open_error(location, e))? {
+        return Err(corrupt(location, "a SQLite database with tables but no orch schema version"));
+    }
+    Ok(())
+}
+
+fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')", [], |r| r.get(0))
+}
+
+/// Settings of every connection.
+pub(crate) fn configure_common(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// Settings of the writing connection of a file database: WAL, full durability.
+pub(crate) fn configure_writer_file(conn: &Connection, location: &str) -> Result<(), StoreError> {
+    configure_common(conn).map_err(|e| open_error(location, e))?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0)).map_err(|e| open_error(location, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(location, mode, "SQLite refused WAL mode; concurrent readers will block on writers");
+    }
+    // FULL: in WAL mode every commit syncs the log, so an append that returned survives a power loss.
+    conn.pragma_update(None, "synchronous", "FULL").map_err(|e| open_error(location, e))?;
+    Ok(())
+}
+
+/// Applies the missing migrations in one transaction. Re-checks the version inside the transaction, so
+/// two processes opening a new file at once migrate it once, and a newer database is never touched.
+pub(crate) fn migrate(conn: &mut Connection, location: &str) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| open_error(location, e))?;
+    let version = user_version(&tx).map_err(|e| open_error(location, e))?;
+    if version > SCHEMA_VERSION {
+        return Err(newer(location, version));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if version == 0 && has_tables(&tx).map_err(|e| open_error(location, e))? {
+        return Err(corrupt(location, "a SQLite database with tables but no orch schema version"));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+        tx.execute_batch(sql).map_err(|e| StoreError::Open {
+            location: location.to_string(),
+            message: format!("migration {} failed: {e}", i + 1),
+        })?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| open_error(location, e))?;
+    tx.commit().map_err(|e| open_error(location, e))?;
+    tracing::debug!(location, from = version, to = SCHEMA_VERSION, "migrated database");
+    Ok(())
+}

@@ -1,0 +1,881 @@
+//! Rows ↔ entities, and the statements of every store operation. Functions here run on a blocking thread:
+//! readers on a pooled connection, writers inside the writer's batch transaction.
+
+use chrono::SecondsFormat;
+use orch_core::store::{AgentFilter, EventQuery, StepCommit, StoreError, StoreResult, SystemLogQuery};
+use orch_core::wire::{
+    Agent, AgentStatus, ChatMessage, Event, EventKeys, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt,
+    SystemLog, Timestamp, Usage, WorkflowRecord, now,
+};
+use rusqlite::types::{Type, Value as SqlValue};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::writer::WriteCtx;
+
+// ---- conversions ----
+
+/// Maps a rusqlite error: decoding problems become [`StoreError::Decode`], the rest
+/// [`StoreError::Backend`].
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Decode(e.to_string()),
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn conv<T, E: std::error::Error + Send + Sync + 'static>(i: usize, r: Result<T, E>) -> rusqlite::Result<T> {
+    r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
+}
+
+fn id_text(id: Id) -> String {
+    id.hyphenated().to_string()
+}
+
+fn opt_id_text(id: Option<Id>) -> Option<String> {
+    id.map(id_text)
+}
+
+/// Timestamps are stored as fixed-width RFC 3339 UTC text with nanoseconds: exact, and sortable as text.
+pub(crate) fn ts_text(t: Timestamp) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn opt_ts_text(t: Option<Timestamp>) -> Option<String> {
+    t.map(ts_text)
+}
+
+fn int(v: u64, what: &str) -> StoreResult<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Backend(format!("{what} {v} is too large to store")))
+}
+
+fn json_text(v: &Value) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot encode JSON: {e}")))
+}
+
+fn enum_text<T: Serialize>(v: &T) -> StoreResult<String> {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => Ok(s),
+        Ok(other) => Ok(other.to_string()),
+        Err(e) => Err(StoreError::Backend(format!("cannot encode value: {e}"))),
+    }
+}
+
+fn get_id(row: &Row<'_>, i: usize) -> rusqlite::Result<Id> {
+    let s: String = row.get(i)?;
+    conv(i, Id::parse_str(&s))
+}
+
+fn get_opt_id(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Id>> {
+    let s: Option<String> = row.get(i)?;
+    s.map(|s| conv(i, Id::parse_str(&s))).transpose()
+}
+
+fn parse_ts(i: usize, s: &str) -> rusqlite::Result<Timestamp> {
+    conv(i, chrono::DateTime::parse_from_rfc3339(s)).map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn get_ts(row: &Row<'_>, i: usize) -> rusqlite::Result<Timestamp> {
+    let s: String = row.get(i)?;
+    parse_ts(i, &s)
+}
+
+fn get_opt_ts(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
+    let s: Option<String> = row.get(i)?;
+    s.map(|s| parse_ts(i, &s)).transpose()
+}
+
+fn get_json(row: &Row<'_>, i: usize) -> rusqlite::Result<Value> {
+    let s: String = row.get(i)?;
+    conv(i, serde_json::from_str(&s))
+}
+
+fn get_opt_json(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Value>> {
+    let s: Option<String> = row.get(i)?;
+    s.map(|s| conv(i, serde_json::from_str(&s))).transpose()
+}
+
+fn get_u64(row: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(i)?;
+    conv(i, u64::try_from(v))
+}
+
+fn get_u32(row: &Row<'_>, i: usize) -> rusqlite::Result<u32> {
+    let v: i64 = row.get(i)?;
+    conv(i, u32::try_from(v))
+}
+
+fn get_enum<T: DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let s: String = row.get(i)?;
+    conv(i, serde_json::from_value(Value::String(s)))
+}
+
+fn get_usage(row: &Row<'_>, first: usize) -> rusqlite::Result<Usage> {
+    Ok(Usage {
+        input_tokens: get_u64(row, first)?,
+        output_tokens: get_u64(row, first + 1)?,
+        cache_read_input_tokens: get_u64(row, first + 2)?,
+        cache_creation_input_tokens: get_u64(row, first + 3)?,
+    })
+}
+
+fn usage_params(u: &Usage) -> StoreResult<[i64; 4]> {
+    Ok([
+        int(u.input_tokens, "input_tokens")?,
+        int(u.output_tokens, "output_tokens")?,
+        int(u.cache_read_input_tokens, "cache_read_input_tokens")?,
+        int(u.cache_creation_input_tokens, "cache_creation_input_tokens")?,
+    ])
+}
+
+fn not_found(what: &str, id: Id) -> StoreError {
+    StoreError::NotFound { what: format!("{what} {id}") }
+}
+
+fn limit_param(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+// ---- orchestrators ----
+
+const ORCH_COLS: &str = "id, session_id, system_prompt, status, working_dir, input_tokens, output_tokens, \
+     cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, metadata, archived, created_at, updated_at";
+
+fn orchestrator_row(row: &Row<'_>) -> rusqlite::Result<Orchestrator> {
+    Ok(Orchestrator {
+        id: get_id(row, 0)?,
+        session_id: row.get(1)?,
+        system_prompt: row.get(2)?,
+        status: get_enum(row, 3)?,
+        working_dir: row.get(4)?,
+        usage: get_usage(row, 5)?,
+        total_cost_usd: row.get(9)?,
+        metadata: get_json(row, 10)?,
+        archived: row.get(11)?,
+        created_at: get_ts(row, 12)?,
+        updated_at: get_ts(row, 13)?,
+    })
+}
+
+pub(crate) fn create_orchestrator(conn: &Connection, o: &Orchestrator) -> StoreResult<()> {
+    let u = usage_params(&o.usage)?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO orchestrators ({ORCH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text(o.id),
+            o.session_id,
+            o.system_prompt,
+            o.status.as_str(),
+            o.working_dir,
+            u[0],
+            u[1],
+            u[2],
+            u[3],
+            o.total_cost_usd,
+            json_text(&o.metadata).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+            o.archived,
+            ts_text(o.created_at),
+            ts_text(o.updated_at),
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn get_orchestrator(conn: &Connection, id: Id) -> StoreResult<Option<Orchestrator>> {
+    conn.prepare_cached(&format!("SELECT {ORCH_COLS} FROM orchestrators WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id_text(id)], orchestrator_row).optional())
+        .map_err(db_err)
+}
+
+pub(crate) fn list_orchestrators(conn: &Connection, include_archived: bool) -> StoreResult<Vec<Orchestrator>> {
+    let mut s = conn
+        .prepare_cached(&format!(
+            "SELECT {ORCH_COLS} FROM orchestrators WHERE ?1 OR archived = 0 ORDER BY created_at DESC, id DESC"
+        ))
+        .map_err(db_err)?;
+    let rows = s.query_map([include_archived], orchestrator_row).map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+pub(crate) fn update_orchestrator(conn: &Connection, o: &Orchestrator) -> StoreResult<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE orchestrators SET session_id = ?2, system_prompt = ?3, status = ?4, working_dir = ?5, \
+             metadata = ?6, archived = ?7, updated_at = ?8 WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id_text(o.id),
+                o.session_id,
+                o.system_prompt,
+                o.status.as_str(),
+                o.working_dir,
+                json_text(&o.metadata).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+                o.archived,
+                ts_text(now()),
+            ])
+        })
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(not_found("orchestrator", o.id));
+    }
+    Ok(())
+}
+
+pub(crate) fn add_orchestrator_usage(conn: &Connection, id: Id, usage: &Usage, cost: f64) -> StoreResult<Orchestrator> {
+    let u = usage_params(usage)?;
+    conn.prepare_cached(&format!(
+        "UPDATE orchestrators SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
+         cache_read_input_tokens = cache_read_input_tokens + ?4, \
+         cache_creation_input_tokens = cache_creation_input_tokens + ?5, \
+         total_cost_usd = total_cost_usd + ?6, updated_at = ?7 WHERE id = ?1 RETURNING {ORCH_COLS}"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![id_text(id), u[0], u[1], u[2], u[3], cost, ts_text(now())], orchestrator_row).optional()
+    })
+    .map_err(db_err)?
+    .ok_or_else(|| not_found("orchestrator", id))
+}
+
+// ---- agents ----
+
+const AGENT_COLS: &str = "id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, state, \
+     input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, metadata, \
+     workflow_id, workflow_step, archived, created_at, updated_at";
+
+fn agent_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
+    Ok(Agent {
+        id: get_id(row, 0)?,
+        orchestrator_id: get_opt_id(row, 1)?,
+        name: row.get(2)?,
+        model: row.get(3)?,
+        system_prompt: row.get(4)?,
+        working_dir: row.get(5)?,
+        status: get_enum(row, 6)?,
+        session_id: row.get(7)?,
+        state: get_opt_json(row, 8)?,
+        usage: get_usage(row, 9)?,
+        total_cost_usd: row.get(13)?,
+        metadata: get_json(row, 14)?,
+        workflow_id: get_opt_id(row, 15)?,
+        workflow_step: row.get(16)?,
+        archived: row.get(17)?,
+        created_at: get_ts(row, 18)?,
+        updated_at: get_ts(row, 19)?,
+    })
+}
+
+pub(crate) fn create_agent(conn: &Connection, a: &Agent) -> StoreResult<()> {
+    let u = usage_params(&a.usage)?;
+    let state = a.state.as_ref().map(json_text).transpose()?;
+    let metadata = json_text(&a.metadata)?;
+    let res = conn
+        .prepare_cached(&format!(
+            "INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+             ?15, ?16, ?17, ?18, ?19, ?20)"
+        ))
+        .and_then(|mut s| {
+            s.execute(params![
+                id_text(a.id),
+                opt_id_text(a.orchestrator_id),
+                a.name,
+                a.model,
+                a.system_prompt,
+                a.working_dir,
+                a.status.as_str(),
+                a.session_id,
+                state,
+                u[0],
+                u[1],
+                u[2],
+                u[3],
+                a.total_cost_usd,
+                metadata,
+                opt_id_text(a.workflow_id),
+                a.workflow_step,
+                a.archived,
+                ts_text(a.created_at),
+                ts_text(a.updated_at),
+            ])
+        });
+    match res {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(f, Some(msg)))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("agents_live_name") =>
+        {
+            Err(StoreError::NameTaken { name: a.name.clone() })
+        }
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+pub(crate) fn get_agent(conn: &Connection, id: Id) -> StoreResult<Option<Agent>> {
+    conn.prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id_text(id)], agent_row).optional())
+        .map_err(db_err)
+}
+
+pub(crate) fn find_agent(conn: &Connection, orchestrator_id: Option<Id>, name: &str) -> StoreResult<Option<Agent>> {
+    conn.prepare_cached(&format!(
+        "SELECT {AGENT_COLS} FROM agents \
+         WHERE COALESCE(orchestrator_id, '') = COALESCE(?1, '') AND name = ?2 AND archived = 0"
+    ))
+    .and_then(|mut s| s.query_row(params![opt_id_text(orchestrator_id), name], agent_row).optional())
+    .map_err(db_err)
+}
+
+pub(crate) fn list_agents(conn: &Connection, filter: &AgentFilter) -> StoreResult<Vec<Agent>> {
+    let mut s = conn
+        .prepare_cached(&format!(
+            "SELECT {AGENT_COLS} FROM agents WHERE {} AND (?2 OR archived = 0) ORDER BY created_at DESC, id DESC",
+            // Separate statements, so each can use its index.
+            if filter.orchestrator_id.is_some() { "orchestrator_id = ?1" } else { "?1 IS NULL" }
+        ))
+        .map_err(db_err)?;
+    let rows = s
+        .query_map(params![opt_id_text(filter.orchestrator_id), filter.include_archived], agent_row)
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+pub(crate) fn set_agent_status(conn: &Connection, id: Id, status: AgentStatus) -> StoreResult<AgentStatus> {
+    // Runs inside the writer's transaction: the read and the update are one atomic step.
+    let old: Option<String> = conn
+        .prepare_cached("SELECT status FROM agents WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id_text(id)], |r| r.get(0)).optional())
+        .map_err(db_err)?;
+    let old = old.ok_or_else(|| not_found("agent", id))?;
+    let old = AgentStatus::parse(&old).ok_or_else(|| StoreError::Decode(format!("unknown agent status '{old}'")))?;
+    conn.prepare_cached("UPDATE agents SET status = ?2, updated_at = ?3 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![id_text(id), status.as_str(), ts_text(now())]))
+        .map_err(db_err)?;
+    Ok(old)
+}
+
+pub(crate) fn save_agent_state(
+    conn: &Connection,
+    id: Id,
+    state: Option<&Value>,
+    session_id: Option<&str>,
+) -> StoreResult<()> {
+    let state = state.map(json_text).transpose()?;
+    let n = conn
+        .prepare_cached("UPDATE agents SET state = ?2, session_id = ?3, updated_at = ?4 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![id_text(id), state, session_id, ts_text(now())]))
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(not_found("agent", id));
+    }
+    Ok(())
+}
+
+pub(crate) fn add_agent_usage(conn: &Connection, id: Id, usage: &Usage, cost: f64) -> StoreResult<Agent> {
+    let u = usage_params(usage)?;
+    conn.prepare_cached(&format!(
+        "UPDATE agents SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
+         cache_read_input_tokens = cache_read_input_tokens + ?4, \
+         cache_creation_input_tokens = cache_creation_input_tokens + ?5, \
+         total_cost_usd = total_cost_usd + ?6, updated_at = ?7 WHERE id = ?1 RETURNING {AGENT_COLS}"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![id_text(id), u[0], u[1], u[2], u[3], cost, ts_text(now())], agent_row).optional()
+    })
+    .map_err(db_err)?
+    .ok_or_else(|| not_found("agent", id))
+}
+
+pub(crate) fn set_agent_metadata(conn: &Connection, id: Id, metadata: &Value) -> StoreResult<()> {
+    let metadata = json_text(metadata)?;
+    let n = conn
+        .prepare_cached("UPDATE agents SET metadata = ?2, updated_at = ?3 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![id_text(id), metadata, ts_text(now())]))
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(not_found("agent", id));
+    }
+    Ok(())
+}
+
+pub(crate) fn archive_agent(conn: &Connection, id: Id) -> StoreResult<()> {
+    let n = conn
+        .prepare_cached("UPDATE agents SET archived = 1, updated_at = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![id_text(id), ts_text(now())]))
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(not_found("agent", id));
+    }
+    Ok(())
+}
+
+// ---- prompts, chat, system logs, workflows ----
+
+const PROMPT_COLS: &str = "id, agent_id, task_slug, author, prompt_text, summary, session_id, created_at";
+
+pub(crate) fn insert_prompt(conn: &Connection, p: &Prompt) -> StoreResult<()> {
+    let author = enum_text(&p.author)?;
+    conn.prepare_cached(&format!("INSERT INTO prompts ({PROMPT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
+        .and_then(|mut s| {
+            s.execute(params![
+                id_text(p.id),
+                opt_id_text(p.agent_id),
+                p.task_slug,
+                author,
+                p.prompt_text,
+                p.summary,
+                p.session_id,
+                ts_text(p.created_at),
+            ])
+        })
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn list_prompts(conn: &Connection, agent_id: Id) -> StoreResult<Vec<Prompt>> {
+    let mut s = conn
+        .prepare_cached(&format!("SELECT {PROMPT_COLS} FROM prompts WHERE agent_id = ?1 ORDER BY created_at, rowid"))
+        .map_err(db_err)?;
+    let rows = s
+        .query_map([id_text(agent_id)], |row| {
+            Ok(Prompt {
+                id: get_id(row, 0)?,
+                agent_id: get_opt_id(row, 1)?,
+                task_slug: row.get(2)?,
+                author: get_enum(row, 3)?,
+                prompt_text: row.get(4)?,
+                summary: row.get(5)?,
+                session_id: row.get(6)?,
+                created_at: get_ts(row, 7)?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+const CHAT_COLS: &str = "id, orchestrator_id, sender, receiver, agent_id, message, summary, metadata, created_at";
+
+pub(crate) fn insert_chat(conn: &Connection, m: &ChatMessage) -> StoreResult<()> {
+    let (sender, receiver, metadata) = (enum_text(&m.sender)?, enum_text(&m.receiver)?, json_text(&m.metadata)?);
+    conn.prepare_cached(&format!("INSERT INTO chat ({CHAT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))
+        .and_then(|mut s| {
+            s.execute(params![
+                id_text(m.id),
+                id_text(m.orchestrator_id),
+                sender,
+                receiver,
+                opt_id_text(m.agent_id),
+                m.message,
+                m.summary,
+                metadata,
+                ts_text(m.created_at),
+            ])
+        })
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn list_chat(conn: &Connection, orchestrator_id: Id, limit: usize) -> StoreResult<Vec<ChatMessage>> {
+    let mut s = conn
+        .prepare_cached(&format!(
+            "SELECT {CHAT_COLS} FROM (SELECT {CHAT_COLS}, rowid AS r FROM chat WHERE orchestrator_id = ?1 \
+             ORDER BY created_at DESC, rowid DESC LIMIT ?2) ORDER BY created_at, r"
+        ))
+        .map_err(db_err)?;
+    let rows = s
+        .query_map(params![id_text(orchestrator_id), limit_param(limit)], |row| {
+            Ok(ChatMessage {
+                id: get_id(row, 0)?,
+                orchestrator_id: get_id(row, 1)?,
+                sender: get_enum(row, 2)?,
+                receiver: get_enum(row, 3)?,
+                agent_id: get_opt_id(row, 4)?,
+                message: row.get(5)?,
+                summary: row.get(6)?,
+                metadata: get_json(row, 7)?,
+                created_at: get_ts(row, 8)?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+const LOG_COLS: &str = "id, level, message, summary, file_path, workflow_id, workflow_step, metadata, created_at";
+
+pub(crate) fn insert_system_log(conn: &Connection, l: &SystemLog) -> StoreResult<()> {
+    let metadata = json_text(&l.metadata)?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO system_logs ({LOG_COLS}, message_folded) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text(l.id),
+            l.level.as_str(),
+            l.message,
+            l.summary,
+            l.file_path,
+            opt_id_text(l.workflow_id),
+            l.workflow_step,
+            metadata,
+            ts_text(l.created_at),
+            l.message.to_lowercase(),
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn list_system_logs(conn: &Connection, q: &SystemLogQuery) -> StoreResult<Vec<SystemLog>> {
+    let mut s = conn
+        .prepare_cached(&format!(
+            "SELECT {LOG_COLS} FROM system_logs WHERE {} AND (?2 IS NULL OR instr(message_folded, ?2) > 0) \
+             ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4",
+            if q.level.is_some() { "level = ?1" } else { "?1 IS NULL" }
+        ))
+        .map_err(db_err)?;
+    let needle = q.message_contains.as_ref().map(|s| s.to_lowercase());
+    let rows = s
+        .query_map(params![q.level.map(|l| l.as_str()), needle, limit_param(q.limit), limit_param(q.offset)], |row| {
+            Ok(SystemLog {
+                id: get_id(row, 0)?,
+                level: get_enum(row, 1)?,
+                message: row.get(2)?,
+                summary: row.get(3)?,
+                file_path: row.get(4)?,
+                workflow_id: get_opt_id(row, 5)?,
+                workflow_step: row.get(6)?,
+                metadata: get_json(row, 7)?,
+                created_at: get_ts(row, 8)?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+const WORKFLOW_COLS: &str = "id, orchestrator_id, name, workflow_type, description, status, current_step, \
+     total_steps, completed_steps, started_at, completed_at, duration_seconds, input_data, output_data, \
+     error_message, error_step, error_count, metadata, created_at, updated_at";
+
+fn workflow_row(row: &Row<'_>) -> rusqlite::Result<WorkflowRecord> {
+    let duration: Option<i64> = row.get(11)?;
+    Ok(WorkflowRecord {
+        id: get_id(row, 0)?,
+        orchestrator_id: get_opt_id(row, 1)?,
+        name: row.get(2)?,
+        workflow_type: row.get(3)?,
+        description: row.get(4)?,
+        status: get_enum(row, 5)?,
+        current_step: row.get(6)?,
+        total_steps: get_u32(row, 7)?,
+        completed_steps: get_u32(row, 8)?,
+        started_at: get_opt_ts(row, 9)?,
+        completed_at: get_opt_ts(row, 10)?,
+        duration_seconds: duration.map(|d| conv(11, u64::try_from(d))).transpose()?,
+        input_data: get_json(row, 12)?,
+        output_data: get_json(row, 13)?,
+        error_message: row.get(14)?,
+        error_step: row.get(15)?,
+        error_count: get_u32(row, 16)?,
+        metadata: get_json(row, 17)?,
+        created_at: get_ts(row, 18)?,
+        updated_at: get_ts(row, 19)?,
+    })
+}
+
+pub(crate) fn upsert_workflow(conn: &Connection, w: &WorkflowRecord) -> StoreResult<()> {
+    let status = enum_text(&w.status)?;
+    let duration = w.duration_seconds.map(|d| int(d, "duration_seconds")).transpose()?;
+    let (input, output, metadata) = (json_text(&w.input_data)?, json_text(&w.output_data)?, json_text(&w.metadata)?);
+    conn.prepare_cached(&format!(
+        "INSERT INTO workflows ({WORKFLOW_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+         ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
+         ON CONFLICT (id) DO UPDATE SET orchestrator_id = excluded.orchestrator_id, name = excluded.name, \
+         workflow_type = excluded.workflow_type, description = excluded.description, status = excluded.status, \
+         current_step = excluded.current_step, total_steps = excluded.total_steps, \
+         completed_steps = excluded.completed_steps, started_at = excluded.started_at, \
+         completed_at = excluded.completed_at, duration_seconds = excluded.duration_seconds, \
+         input_data = excluded.input_data, output_data = excluded.output_data, \
+         error_message = excluded.error_message, error_step = excluded.error_step, \
+         error_count = excluded.error_count, metadata = excluded.metadata, created_at = excluded.created_at, \
+         updated_at = excluded.updated_at"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text(w.id),
+            opt_id_text(w.orchestrator_id),
+            w.name,
+            w.workflow_type,
+            w.description,
+            status,
+            w.current_step,
+            w.total_steps,
+            w.completed_steps,
+            opt_ts_text(w.started_at),
+            opt_ts_text(w.completed_at),
+            duration,
+            input,
+            output,
+            w.error_message,
+            w.error_step,
+            w.error_count,
+            metadata,
+            ts_text(w.created_at),
+            ts_text(w.updated_at),
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn get_workflow(conn: &Connection, id: Id) -> StoreResult<Option<WorkflowRecord>> {
+    conn.prepare_cached(&format!("SELECT {WORKFLOW_COLS} FROM workflows WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id_text(id)], workflow_row).optional())
+        .map_err(db_err)
+}
+
+pub(crate) fn list_workflows(
+    conn: &Connection,
+    orchestrator_id: Option<Id>,
+    limit: usize,
+) -> StoreResult<Vec<WorkflowRecord>> {
+    let mut s = conn
+        .prepare_cached(&format!(
+            "SELECT {WORKFLOW_COLS} FROM workflows WHERE {} ORDER BY created_at DESC, id DESC LIMIT ?2",
+            if orchestrator_id.is_some() { "orchestrator_id = ?1" } else { "?1 IS NULL" }
+        ))
+        .map_err(db_err)?;
+    let rows = s.query_map(params![opt_id_text(orchestrator_id), limit_param(limit)], workflow_row).map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+// ---- the event log ----
+
+/// An event serialized before it reaches the writer thread, so encoding runs in parallel.
+pub(crate) struct PreparedEvent {
+    keys: EventKeys,
+    event: Event,
+    payload: String,
+}
+
+/// Serializes events for [`insert_events`].
+pub(crate) fn prepare_events(events: Vec<NewEvent>) -> StoreResult<Vec<PreparedEvent>> {
+    events
+        .into_iter()
+        .map(|e| {
+            let payload = serde_json::to_string(&e.event)
+                .map_err(|err| StoreError::Backend(format!("cannot encode {} event: {err}", e.event.kind())))?;
+            Ok(PreparedEvent { keys: e.keys, event: e.event, payload })
+        })
+        .collect()
+}
+
+/// Appends events with the next seqs of the batch transaction.
+pub(crate) fn insert_events(ctx: &mut WriteCtx<'_>, events: Vec<PreparedEvent>) -> StoreResult<Vec<EventRecord>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let timestamp = now();
+    let ts = ts_text(timestamp);
+    let mut s = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO events (seq, ts, agent_id, orchestrator_id, workflow_id, step, task_slug, category, type, \
+             payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(db_err)?;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let seq = ctx.next_seq;
+        s.execute(params![
+            int(seq, "seq")?,
+            ts,
+            opt_id_text(e.keys.agent_id),
+            opt_id_text(e.keys.orchestrator_id),
+            opt_id_text(e.keys.workflow_id),
+            e.keys.step,
+            e.keys.task_slug,
+            e.event.category().as_str(),
+            e.event.kind(),
+            e.payload,
+        ])
+        .map_err(db_err)?;
+        ctx.next_seq += 1;
+        out.push(EventRecord { seq, timestamp, keys: e.keys, event: e.event });
+    }
+    Ok(out)
+}
+
+/// Reads events matching `q`, oldest first.
+pub(crate) fn read_events(conn: &Connection, q: &EventQuery) -> StoreResult<Vec<EventRecord>> {
+    if q.limit == Some(0) || q.until_seq.is_some_and(|u| u <= q.after_seq) {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "SELECT seq, ts, agent_id, orchestrator_id, workflow_id, step, task_slug, payload FROM events WHERE seq > ?",
+    );
+    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(i64::try_from(q.after_seq).unwrap_or(i64::MAX))];
+    let mut eq = |col: &str, v: Option<String>, sql: &mut String| {
+        if let Some(v) = v {
+            sql.push_str(" AND ");
+            sql.push_str(col);
+            sql.push_str(" = ?");
+            args.push(SqlValue::Text(v));
+        }
+    };
+    eq("agent_id", opt_id_text(q.agent_id), &mut sql);
+    eq("orchestrator_id", opt_id_text(q.orchestrator_id), &mut sql);
+    eq("workflow_id", opt_id_text(q.workflow_id), &mut sql);
+    eq("step", q.step.clone(), &mut sql);
+    eq("task_slug", q.task_slug.clone(), &mut sql);
+    if let Some(u) = q.until_seq {
+        sql.push_str(" AND seq <= ?");
+        args.push(SqlValue::Integer(i64::try_from(u).unwrap_or(i64::MAX)));
+    }
+    let mut any_of = |col: &str, values: Vec<String>, sql: &mut String| {
+        if !values.is_empty() {
+            sql.push_str(" AND ");
+            sql.push_str(col);
+            sql.push_str(" IN (");
+            sql.push_str(&vec!["?"; values.len()].join(", "));
+            sql.push(')');
+            args.extend(values.into_iter().map(SqlValue::Text));
+        }
+    };
+    any_of("category", q.categories.iter().map(|c| c.as_str().to_string()).collect(), &mut sql);
+    any_of("type", q.types.clone(), &mut sql);
+    sql.push_str(" ORDER BY seq");
+    if let Some(limit) = q.limit {
+        sql.push_str(" LIMIT ?");
+        args.push(SqlValue::Integer(limit_param(limit)));
+    }
+    let mut s = conn.prepare_cached(&sql).map_err(db_err)?;
+    let rows = s
+        .query_map(rusqlite::params_from_iter(args), |row| {
+            let payload: String = row.get(7)?;
+            Ok(EventRecord {
+                seq: get_u64(row, 0)?,
+                timestamp: get_ts(row, 1)?,
+                keys: EventKeys {
+                    agent_id: get_opt_id(row, 2)?,
+                    orchestrator_id: get_opt_id(row, 3)?,
+                    workflow_id: get_opt_id(row, 4)?,
+                    step: row.get(5)?,
+                    task_slug: row.get(6)?,
+                },
+                event: conv(7, serde_json::from_str(&payload))?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+/// The highest seq (0 when empty).
+pub(crate) fn last_seq(conn: &Connection) -> StoreResult<u64> {
+    let max: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(db_err)?;
+    u64::try_from(max).map_err(|_| StoreError::Decode(format!("negative seq {max}")))
+}
+
+// ---- steps and conversations ----
+
+/// A step with its messages serialized before it reaches the writer thread.
+pub(crate) struct PreparedStep {
+    agent_id: Id,
+    status: Option<AgentStatus>,
+    usage: Option<([i64; 4], f64)>,
+    state: Option<(Option<String>, Option<String>)>,
+    messages: Vec<String>,
+    events: Vec<PreparedEvent>,
+}
+
+/// Serializes a step for [`commit_step`].
+pub(crate) fn prepare_step(step: StepCommit) -> StoreResult<PreparedStep> {
+    let usage = step.usage.map(|(u, cost)| usage_params(&u).map(|p| (p, cost))).transpose()?;
+    let state =
+        step.state.map(|s| s.state.as_ref().map(json_text).transpose().map(|st| (st, s.session_id))).transpose()?;
+    let messages = step
+        .messages
+        .iter()
+        .map(|m| serde_json::to_string(m).map_err(|e| StoreError::Backend(format!("cannot encode message: {e}"))))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(PreparedStep {
+        agent_id: step.agent_id,
+        status: step.status,
+        usage,
+        state,
+        messages,
+        events: prepare_events(step.events)?,
+    })
+}
+
+/// Applies a step: agent status/usage/state in one UPDATE, conversation messages, events.
+pub(crate) fn commit_step(ctx: &mut WriteCtx<'_>, step: PreparedStep) -> StoreResult<Vec<EventRecord>> {
+    let id = id_text(step.agent_id);
+    let (u, cost) = step.usage.unwrap_or(([0; 4], 0.0));
+    let (has_state, state, session) = match step.state {
+        Some((state, session)) => (true, state, session),
+        None => (false, None, None),
+    };
+    let n = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE agents SET status = COALESCE(?2, status), input_tokens = input_tokens + ?3, \
+             output_tokens = output_tokens + ?4, cache_read_input_tokens = cache_read_input_tokens + ?5, \
+             cache_creation_input_tokens = cache_creation_input_tokens + ?6, total_cost_usd = total_cost_usd + ?7, \
+             state = CASE WHEN ?8 THEN ?9 ELSE state END, session_id = CASE WHEN ?8 THEN ?10 ELSE session_id END, \
+             updated_at = ?11 WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                step.status.map(AgentStatus::as_str),
+                u[0],
+                u[1],
+                u[2],
+                u[3],
+                cost,
+                has_state,
+                state,
+                session,
+                ts_text(now()),
+            ])
+        })
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(not_found("agent", step.agent_id));
+    }
+    if !step.messages.is_empty() {
+        let mut s =
+            ctx.conn.prepare_cached("INSERT INTO conversation (agent_id, message) VALUES (?1, ?2)").map_err(db_err)?;
+        for m in &step.messages {
+            s.execute(params![id, m]).map_err(db_err)?;
+        }
+    }
+    insert_events(ctx, step.events)
+}
+
+pub(crate) fn load_conversation(conn: &Connection, agent_id: Id) -> StoreResult<Vec<Message>> {
+    let mut s =
+        conn.prepare_cached("SELECT message FROM conversation WHERE agent_id = ?1 ORDER BY id").map_err(db_err)?;
+    let rows = s
+        .query_map([id_text(agent_id)], |row| {
+            let m: String = row.get(0)?;
+            conv(0, serde_json::from_str::<Message>(&m))
+        })
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+pub(crate) fn clear_conversation(conn: &Connection, agent_id: Id) -> StoreResult<()> {
+    conn.prepare_cached("DELETE FROM conversation WHERE agent_id = ?1")
+        .and_then(|mut s| s.execute([id_text(agent_id)]))
+        .map_err(db_err)?;
+    Ok(())
+}

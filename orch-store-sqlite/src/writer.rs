@@ -1,0 +1,164 @@
+//! The single writer: a dedicated thread owning the writing connection. It drains every pending request
+//! into one `BEGIN IMMEDIATE` transaction (each request in its own savepoint, so one failing request does
+//! not undo the others), commits once, then answers them all. Concurrent appends therefore share one
+//! commit — one sync — which is where throughput comes from.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+
+use orch_core::store::{StoreError, StoreResult};
+use rusqlite::Connection;
+use tokio::sync::{oneshot, watch};
+
+/// Most requests coalesced into one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// What a request's closure sees: the connection, inside the batch transaction, and the next free seq.
+pub(crate) struct WriteCtx<'c> {
+    /// The writing connection (a transaction is open).
+    pub conn: &'c Connection,
+    /// The seq the next appended event gets.
+    pub next_seq: u64,
+}
+
+/// A queued request.
+pub(crate) trait Job: Send {
+    /// Runs inside the batch transaction; `false` if it failed (its savepoint is then rolled back).
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool;
+    /// Answers the caller once the batch has committed (or failed).
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
+}
+
+struct Pending<T, F> {
+    f: Option<F>,
+    out: Option<StoreResult<T>>,
+    tx: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+{
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(ctx)))
+            .unwrap_or_else(|_| Err(StoreError::Backend("a store operation panicked".into())));
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>) {
+        let result = match (self.out, commit) {
+            (Some(Err(e)), _) => Err(e),
+            (_, Err(e)) => Err(dup(e)),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (None, Ok(())) => Err(StoreError::Backend("the operation was not run".into())),
+        };
+        // The caller may have gone away (cancelled); the write stands regardless.
+        let _ = self.tx.send(result);
+    }
+}
+
+/// A copy of an error for every request of a failed batch.
+fn dup(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Open { location, message } => {
+            StoreError::Open { location: location.clone(), message: message.clone() }
+        }
+        StoreError::Corrupt { location, message } => {
+            StoreError::Corrupt { location: location.clone(), message: message.clone() }
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+pub(crate) type BoxJob = Box<dyn Job>;
+
+/// Wraps a closure as a job and the receiver of its answer.
+pub(crate) fn job<T, F>(f: F) -> (BoxJob, oneshot::Receiver<StoreResult<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    (Box::new(Pending { f: Some(f), out: None, tx }), rx)
+}
+
+/// Maps an SQLite error to a store error.
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Runs the writer loop until every sender is dropped. `last_seq` is raised after each commit that
+/// appended events.
+pub(crate) fn run(conn: Connection, rx: mpsc::Receiver<BoxJob>, last_seq: watch::Sender<u64>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = Vec::with_capacity(16);
+        jobs.push(first);
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, jobs, &last_seq);
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(backend)
+}
+
+fn max_seq(conn: &Connection) -> Result<u64, StoreError> {
+    let max: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0)).map_err(backend)?;
+    u64::try_from(max).map_err(|_| StoreError::Decode(format!("negative seq {max}")))
+}
+
+fn run_batch(conn: &Connection, jobs: Vec<BoxJob>, last_seq: &watch::Sender<u64>) {
+    let mut jobs = std::collections::VecDeque::from(jobs);
+    let mut done: Vec<BoxJob> = Vec::with_capacity(jobs.len());
+    let outcome = (|| -> Result<u64, StoreError> {
+        exec(conn, "BEGIN IMMEDIATE")?;
+        let start = max_seq(conn)? + 1;
+        let mut ctx = WriteCtx { conn, next_seq: start };
+        while let Some(mut job) = jobs.pop_front() {
+            let saved = ctx.next_seq;
+            exec(conn, "SAVEPOINT job")?;
+            let ok = job.run(&mut ctx);
+            done.push(job);
+            if !ok {
+                // Undo this request only; its seqs are handed out again.
+                exec(conn, "ROLLBACK TO job")?;
+                ctx.next_seq = saved;
+            }
+            exec(conn, "RELEASE job")?;
+        }
+        exec(conn, "COMMIT")?;
+        Ok(ctx.next_seq - 1)
+    })();
+    match outcome {
+        Ok(max) => {
+            last_seq.send_if_modified(|v| {
+                let raise = max > *v;
+                if raise {
+                    *v = max;
+                }
+                raise
+            });
+            for j in done {
+                j.finish(Ok(()));
+            }
+        }
+        Err(e) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            tracing::warn!(error = %e, "SQLite write batch failed");
+            for j in done.into_iter().chain(jobs) {
+                j.finish(Err(&e));
+            }
+        }
+    }
+}

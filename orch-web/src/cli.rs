@@ -1,0 +1,478 @@
+//! Command-line parsing and the commands.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use orch_core::Interrupt;
+use orch_core::executor::{AgentRunner, DeltaCallback, NativeExecutor, RunError, RunOptions};
+use orch_core::model::scripted::ScriptedModel;
+use orch_core::model::{ACCEPTED_SPECS, BlockStart, ModelDelta, ModelProvider, ModelSpec, PriceTable};
+use orch_core::store::{AgentFilter, EventQuery, Store, StoreError};
+use orch_core::wire::{Event, EventRecord, Id};
+use orch_store_sqlite::SqliteStore;
+
+/// Run LLM agents under deterministic orchestration.
+#[derive(Debug, Parser)]
+#[command(name = "orch", version, about, long_about = None)]
+pub struct Cli {
+    /// Database: sqlite://PATH, sqlite::memory:, or a file path. Default: <cwd>/.orch/orch.db.
+    #[arg(long, env = "ORCH_DATABASE_URL", global = true)]
+    db: Option<String>,
+    /// Working directory of agents (default: the current directory).
+    #[arg(long, global = true)]
+    cwd: Option<PathBuf>,
+    /// Model spec, e.g. scripted:demo.json.
+    #[arg(long, env = "ORCH_MODEL", global = true)]
+    model: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run PROMPT as one native agent (created if missing) and stream its reply.
+    Run {
+        /// Agent name.
+        #[arg(long, default_value = "agent")]
+        agent: String,
+        /// Model calls allowed in this turn.
+        #[arg(long, default_value_t = 500)]
+        max_turns: u32,
+        /// System prompt for a new agent (an existing agent keeps its own).
+        #[arg(long)]
+        system_prompt: Option<String>,
+        /// Print every event as one JSON line instead of the reply text.
+        #[arg(long)]
+        json: bool,
+        /// The prompt.
+        prompt: String,
+    },
+    /// Resume an agent's turn left unfinished by a crash (completed tool calls are not repeated).
+    Resume {
+        /// Agent name.
+        #[arg(long, default_value = "agent")]
+        agent: String,
+        /// Print every event as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the event log, oldest first.
+    Events {
+        /// Only this agent's events.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only events after this seq.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// At most this many (ignored with --follow once caught up).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Keep printing new events, from any process, until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage agents.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// List live agents with status, model, tokens and cost.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Self { code: 2, message: message.into() }
+    }
+    fn runtime(message: impl Into<String>) -> Self {
+        Self { code: 1, message: message.into() }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Self::runtime(e.to_string())
+    }
+}
+
+/// Parses the arguments and runs the command; returns the exit code.
+pub async fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match run(cli).await {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("orch: {}", f.message);
+            f.code
+        }
+    }
+}
+
+fn working_dir(cli: &Cli) -> Result<PathBuf, Failure> {
+    let dir = match &cli.cwd {
+        Some(d) => d.clone(),
+        None => {
+            std::env::current_dir().map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))?
+        }
+    };
+    std::fs::canonicalize(&dir).map_err(|e| Failure::usage(format!("--cwd {}: {e}", dir.display()))).and_then(|d| {
+        if d.is_dir() { Ok(d) } else { Err(Failure::usage(format!("--cwd {}: not a directory", d.display()))) }
+    })
+}
+
+async fn open_store(cli: &Cli, cwd: &Path) -> Result<Arc<dyn Store>, Failure> {
+    let store = match cli.db.as_deref() {
+        None => SqliteStore::open(orch_store_sqlite::default_path(cwd))?,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            return Err(Failure::usage(
+                "PostgreSQL databases are not supported yet (the orch-store-postgres store comes in a later release); use sqlite://PATH",
+            ));
+        }
+        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url)?,
+        Some(path) => SqliteStore::open(path)?,
+    };
+    Ok(Arc::new(store))
+}
+
+/// A runner over the store with the native executor on `provider`, prices from `ORCH_PRICES` if set.
+fn runner(store: Arc<dyn Store>, provider: Arc<dyn ModelProvider>) -> Result<AgentRunner, Failure> {
+    let mut prices = PriceTable::default();
+    if let Some(path) = std::env::var_os("ORCH_PRICES").filter(|p| !p.is_empty()) {
+        prices.merge_file(Path::new(&path)).map_err(|e| Failure::usage(format!("{e} (from ORCH_PRICES)")))?;
+    }
+    let executor = NativeExecutor::new(provider.clone()).with_prices(prices);
+    Ok(AgentRunner::builder(store, provider).executor(Arc::new(executor)).build())
+}
+
+fn provider(cli: &Cli, cwd: &Path) -> Result<Arc<dyn ModelProvider>, Failure> {
+    let Some(spec) = cli.model.as_deref() else {
+        return Err(Failure::usage(format!(
+            "no model given: pass --model SPEC or set ORCH_MODEL; accepted forms: {ACCEPTED_SPECS}"
+        )));
+    };
+    let spec = ModelSpec::parse(spec).map_err(|e| Failure::usage(format!("{e} (from --model or ORCH_MODEL)")))?;
+    match spec.provider.as_str() {
+        "scripted" => {
+            let path = cwd_relative(&spec.target, cwd);
+            let model = ScriptedModel::from_file(&path).map_err(|e| Failure::usage(e.to_string()))?;
+            Ok(Arc::new(model))
+        }
+        other => Err(Failure::usage(format!(
+            "the '{other}' provider is not available in this build yet; use scripted:PATH (accepted forms: {ACCEPTED_SPECS})"
+        ))),
+    }
+}
+
+/// A relative script path is looked up in the current directory first, then in `--cwd`.
+fn cwd_relative(target: &str, cwd: &Path) -> PathBuf {
+    let p = PathBuf::from(target);
+    if p.is_absolute() || p.exists() { p } else { cwd.join(p) }
+}
+
+async fn run(cli: Cli) -> Result<u8, Failure> {
+    let cwd = working_dir(&cli)?;
+    match &cli.command {
+        Command::Run { agent, max_turns, system_prompt, json, prompt } => {
+            let provider = provider(&cli, &cwd)?;
+            let spec = cli.model.clone().unwrap_or_default();
+            let store = open_store(&cli, &cwd).await?;
+            let runner = runner(store.clone(), provider)?;
+            let existing = store.find_agent(None, agent).await?;
+            let agent = match existing {
+                Some(a) => a,
+                None => {
+                    let mut a = orch_core::wire::Agent::new(agent.as_str(), spec.trim(), cwd.to_string_lossy());
+                    a.system_prompt = system_prompt.clone();
+                    match runner.create_agent(a).await {
+                        Ok(a) => a,
+                        Err(RunError::Store(StoreError::NameTaken { .. })) => store
+                            .find_agent(None, agent)
+                            .await?
+                            .ok_or_else(|| Failure::runtime(format!("agent '{agent}' vanished")))?,
+                        Err(e) => return Err(Failure::runtime(e.to_string())),
+                    }
+                }
+            };
+            let options = RunOptions { max_turns: *max_turns, ..RunOptions::default() };
+            drive(&runner, store, agent.id, Some(prompt.clone()), options, *json).await
+        }
+        Command::Resume { agent, json } => {
+            let provider = provider(&cli, &cwd)?;
+            let store = open_store(&cli, &cwd).await?;
+            let runner = runner(store.clone(), provider)?;
+            let a = store
+                .find_agent(None, agent)
+                .await?
+                .ok_or_else(|| Failure::usage(format!("no agent named '{agent}'")))?;
+            drive(&runner, store, a.id, None, RunOptions::default(), *json).await
+        }
+        Command::Events { agent, since, limit, follow, json } => {
+            let store = open_store(&cli, &cwd).await?;
+            events(store, agent.as_deref(), *since, *limit, *follow, *json).await
+        }
+        Command::Agent { command: AgentCommand::List { json } } => {
+            let store = open_store(&cli, &cwd).await?;
+            let agents = store.list_agents(&AgentFilter::default()).await?;
+            let mut out = std::io::stdout().lock();
+            if *json {
+                for a in &agents {
+                    let v = serde_json::json!({
+                        "id": a.id, "name": a.name, "status": a.status, "model": a.model,
+                        "input_tokens": a.usage.input_tokens, "output_tokens": a.usage.output_tokens,
+                        "cache_read_input_tokens": a.usage.cache_read_input_tokens,
+                        "cache_creation_input_tokens": a.usage.cache_creation_input_tokens,
+                        "total_cost_usd": a.total_cost_usd, "working_dir": a.working_dir,
+                    });
+                    let _ = writeln!(out, "{v}");
+                }
+            } else if agents.is_empty() {
+                let _ = writeln!(out, "No agents found");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{:<20} {:<10} {:<28} {:>10} {:>10} {:>10}",
+                    "NAME", "STATUS", "MODEL", "IN", "OUT", "COST"
+                );
+                for a in &agents {
+                    let _ = writeln!(
+                        out,
+                        "{:<20} {:<10} {:<28} {:>10} {:>10} {:>10}",
+                        a.name,
+                        a.status.as_str(),
+                        a.model,
+                        a.usage.input_tokens,
+                        a.usage.output_tokens,
+                        format!("${:.4}", a.total_cost_usd)
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Runs or resumes a turn, printing text live (or events as JSON), handling Ctrl-C.
+async fn drive(
+    runner: &AgentRunner,
+    store: Arc<dyn Store>,
+    agent_id: Id,
+    prompt: Option<String>,
+    mut options: RunOptions,
+    json: bool,
+) -> Result<u8, Failure> {
+    let interrupt = Interrupt::new();
+    options.interrupt = Some(interrupt.clone());
+    let since = store.last_seq().await?;
+    let (done_tx, done_rx) = tokio::sync::watch::channel(None);
+    if !json {
+        // Text blocks are printed as they stream, separated by a line break.
+        let at_line_start = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let cb: DeltaCallback = Arc::new(move |d: &ModelDelta| {
+            use std::sync::atomic::Ordering;
+            let mut out = std::io::stdout().lock();
+            match d {
+                ModelDelta::BlockStart { block: BlockStart::Text, .. } if !at_line_start.load(Ordering::Relaxed) => {
+                    let _ = out.write_all(b"\n");
+                    at_line_start.store(true, Ordering::Relaxed);
+                }
+                ModelDelta::Text { text, .. } if !text.is_empty() => {
+                    let _ = out.write_all(text.as_bytes());
+                    at_line_start.store(text.ends_with('\n'), Ordering::Relaxed);
+                }
+                _ => {}
+            }
+            let _ = out.flush();
+        });
+        options.on_delta = Some(cb);
+    }
+    let printer = tokio::spawn(follow_agent(store.clone(), since, agent_id, done_rx, json));
+    let ctrl_c = {
+        let interrupt = interrupt.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupt.trigger();
+            }
+        })
+    };
+    let result = match prompt {
+        Some(p) => runner.run(agent_id, p, options).await,
+        None => runner.resume(agent_id, options).await,
+    };
+    ctrl_c.abort();
+    // Let the printer catch up to everything recorded so far, then stop it.
+    let last = store.last_seq().await.unwrap_or(since);
+    let _ = done_tx.send(Some(last));
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), printer).await;
+    match result {
+        Ok(outcome) => {
+            if !json {
+                println!();
+                eprintln!(
+                    "── {} after {} model call(s), {} in / {} out tokens, ${:.4}; events {}..{} (see `orch events`)",
+                    outcome.stop_reason,
+                    outcome.num_turns,
+                    outcome.usage.input_tokens,
+                    outcome.usage.output_tokens,
+                    outcome.cost_usd,
+                    since + 1,
+                    last
+                );
+            }
+            Ok(if outcome.interrupted() { 130 } else { 0 })
+        }
+        Err(e @ (RunError::UnfinishedTurn(_) | RunError::NothingToResume(_) | RunError::Config { .. })) => {
+            Err(Failure::usage(e.to_string()))
+        }
+        Err(e) => Err(Failure::runtime(e.to_string())),
+    }
+}
+
+/// Prints one agent's events from `since` until the log has been read up to the seq sent on `done`:
+/// as JSON lines, or (human mode) its tool activity on stderr.
+async fn follow_agent(
+    store: Arc<dyn Store>,
+    since: u64,
+    agent_id: Id,
+    mut done: tokio::sync::watch::Receiver<Option<u64>>,
+    json: bool,
+) {
+    let mut stream = store.subscribe(since);
+    let mut seen = since;
+    loop {
+        if done.borrow().is_some_and(|target| seen >= target) {
+            return;
+        }
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(Ok(r)) => {
+                    seen = r.seq;
+                    if r.keys.agent_id == Some(agent_id) {
+                        if json {
+                            if let Ok(line) = serde_json::to_string(&r) {
+                                let mut out = std::io::stdout().lock();
+                                let _ = writeln!(out, "{line}");
+                                let _ = out.flush();
+                            }
+                        } else {
+                            print_activity(&r);
+                        }
+                    }
+                }
+                _ => return,
+            },
+            changed = done.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+fn print_activity(r: &EventRecord) {
+    match &r.event {
+        Event::ToolUse { .. } | Event::ToolRefused { .. } => eprintln!("  ⏺ {}", r.event.summary()),
+        Event::HookInvoked { decision, .. } if decision != "continue" => eprintln!("  ⏺ {}", r.event.summary()),
+        Event::ToolResult { content, is_error, .. } => {
+            // The first line with content (Bash output starts with a `stdout:` label).
+            let first = content.lines().map(str::trim).find(|l| !l.is_empty() && !l.ends_with(':')).unwrap_or("");
+            eprintln!("    ⎿ {}{}", if *is_error { "error: " } else { "" }, first);
+        }
+        Event::ModelError { message, .. } => eprintln!("  ✗ {message}"),
+        _ => {}
+    }
+}
+
+fn print_event(r: &EventRecord, names: &std::collections::HashMap<Id, String>, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        if let Ok(line) = serde_json::to_string(r) {
+            let _ = writeln!(out, "{line}");
+        }
+    } else {
+        let who = r.keys.agent_id.and_then(|id| names.get(&id)).map(String::as_str).unwrap_or("-");
+        let _ = writeln!(
+            out,
+            "{:>6}  {}  {:<12} {:<18} {}",
+            r.seq,
+            r.timestamp.format("%H:%M:%S%.3f"),
+            who,
+            r.event.kind(),
+            r.event.summary()
+        );
+    }
+    let _ = out.flush();
+}
+
+async fn events(
+    store: Arc<dyn Store>,
+    agent: Option<&str>,
+    since: u64,
+    limit: Option<usize>,
+    follow: bool,
+    json: bool,
+) -> Result<u8, Failure> {
+    let agent_id = match agent {
+        None => None,
+        Some(name) => Some(
+            store.find_agent(None, name).await?.ok_or_else(|| Failure::usage(format!("no agent named '{name}'")))?.id,
+        ),
+    };
+    let mut names = std::collections::HashMap::new();
+    for a in store.list_agents(&AgentFilter { include_archived: true, ..AgentFilter::default() }).await? {
+        names.insert(a.id, a.name);
+    }
+    if !follow {
+        let q = EventQuery { after_seq: since, agent_id, limit, ..EventQuery::default() };
+        for r in store.read_events(&q).await? {
+            print_event(&r, &names, json);
+        }
+        return Ok(0);
+    }
+    let mut stream = store.subscribe(since);
+    let mut printed = 0usize;
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(Ok(r)) => {
+                    if let Event::AgentCreated { agent } = &r.event {
+                        names.insert(agent.id, agent.name.clone());
+                    }
+                    if agent_id.is_none() || r.keys.agent_id == agent_id {
+                        print_event(&r, &names, json);
+                        printed += 1;
+                        if limit.is_some_and(|l| printed >= l) {
+                            return Ok(0);
+                        }
+                    }
+                }
+                Some(Err(e)) => return Err(Failure::runtime(e.to_string())),
+                None => return Ok(0),
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(130),
+        }
+    }
+}

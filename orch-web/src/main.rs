@@ -1,0 +1,25 @@
+//! The `orch` command-line program.
+//!
+//! Exit codes: 0 success; 1 an agent, provider or store failed; 2 bad usage (flags, model spec, script
+//! file); 130 interrupted with Ctrl-C (the interrupted turn is recorded with a `Stop` event).
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("orch: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(cli::main());
+    // Do not wait for background tasks (a follower blocked on stdin, a poller) at exit.
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}

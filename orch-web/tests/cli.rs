@@ -1,0 +1,278 @@
+//! Tests of the `orch` binary as a user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn orch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
+    c.env_remove("ORCH_MODEL").env_remove("ORCH_DATABASE_URL").env_remove("ORCH_PRICES").stdin(Stdio::null());
+    c
+}
+
+fn demo_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripts/demo.json")
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    orch().arg("--cwd").arg(dir).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    text(out).lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn demo_run_uses_tools_and_records_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = format!("scripted:{}", demo_script().display());
+    let out = run_in(dir.path(), &["--model", &model, "run", "write a greeting for Ada"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("I'll write a greeting for Ada to hello.txt."), "{stdout}");
+    assert!(stdout.contains("Done: hello.txt holds a 42-byte greeting."), "{stdout}");
+    assert!(text(&out.stderr).contains("Write: hello.txt"), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("hello.txt")).unwrap(),
+        "Hello, Ada! Greetings from an orch agent.\n"
+    );
+    assert!(dir.path().join(".orch/orch.db").exists());
+
+    let ev = run_in(dir.path(), &["events", "--json"]);
+    assert!(ev.status.success(), "{}", text(&ev.stderr));
+    let events = json_lines(&ev.stdout);
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for t in ["AgentCreated", "UserPromptSubmit", "Thinking", "ToolUse", "PreToolUse", "ToolResult", "Stop", "Result"] {
+        assert!(types.contains(&t), "missing {t} in {types:?}");
+    }
+    let tools: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "ToolUse").map(|e| e["tool_name"].as_str().unwrap()).collect();
+    assert_eq!(tools, ["Write", "Read", "Bash"]);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["seq"].as_u64().unwrap(), i as u64 + 1);
+    }
+
+    // Human-readable listing and agent list.
+    let ev = run_in(dir.path(), &["events", "--agent", "agent", "--limit", "3"]);
+    assert_eq!(text(&ev.stdout).lines().count(), 3, "{}", text(&ev.stdout));
+    let list = run_in(dir.path(), &["agent", "list"]);
+    let l = text(&list.stdout);
+    assert!(l.contains("agent") && l.contains("idle"), "{l}");
+
+    // --json run prints events as JSON lines.
+    let out = run_in(dir.path(), &["--model", &model, "run", "--json", "hello?"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = json_lines(&out.stdout);
+    assert!(lines.iter().any(|e| e["type"] == "Text" && e["text"].as_str().unwrap().contains("only knows one job")));
+    assert_eq!(lines.last().unwrap()["type"], "AgentStatusChanged");
+}
+
+#[test]
+fn model_spec_errors_name_orch_model_and_the_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["run", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = text(&out.stderr);
+    assert!(e.contains("ORCH_MODEL") && e.contains("scripted:PATH") && e.contains("anthropic:MODEL"), "{e}");
+
+    let out = run_in(dir.path(), &["--model", "gpt5", "run", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("ORCH_MODEL"), "{}", text(&out.stderr));
+
+    let out =
+        orch().arg("--cwd").arg(dir.path()).env("ORCH_MODEL", "nosuch:thing").args(["run", "hi"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown provider 'nosuch'"), "{}", text(&out.stderr));
+    // Nothing was created for a failed start.
+    assert!(!dir.path().join(".orch").exists());
+}
+
+#[test]
+fn malformed_script_reports_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"steps\": [\n  {\"reply\": [{\"type\": \"text\", \"text\": \"a\"}]}\n  {\"reply\": []}\n]}\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["--model", &format!("scripted:{}", bad.display()), "run", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = text(&out.stderr);
+    assert!(e.contains("line 3"), "{e}");
+    assert!(e.contains("column"), "{e}");
+}
+
+#[test]
+fn bad_databases_give_clear_errors_and_stay_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = format!("scripted:{}", demo_script().display());
+
+    // A path whose parent is a file cannot be created.
+    std::fs::write(dir.path().join("afile"), "x").unwrap();
+    let db = dir.path().join("afile/orch.db");
+    let out = run_in(dir.path(), &["--db", &format!("sqlite://{}", db.display()), "--model", &model, "run", "hi"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("afile"), "{}", text(&out.stderr));
+
+    // A corrupt file is reported and left as it was.
+    let corrupt = dir.path().join("corrupt.db");
+    let junk: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&corrupt, &junk).unwrap();
+    let out = run_in(dir.path(), &["--db", corrupt.to_str().unwrap(), "agent", "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not a valid orch database"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&corrupt).unwrap(), junk);
+
+    // PostgreSQL is not supported yet.
+    let out = run_in(dir.path(), &["--db", "postgres://u:secret@127.0.0.1/x", "agent", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not supported yet"));
+    assert!(!text(&out.stderr).contains("secret"));
+}
+
+#[test]
+fn database_from_a_newer_orch_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = format!("scripted:{}", demo_script().display());
+    let out = run_in(dir.path(), &["--model", &model, "run", "write a greeting for Bo"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let db = dir.path().join(".orch/orch.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        conn.execute_batch(&format!("PRAGMA user_version = {}", v + 100)).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    for args in [&["agent", "list"][..], &["events"][..], &["--model", &model, "run", "hi"][..]] {
+        let out = run_in(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stderr));
+        let e = text(&out.stderr);
+        assert!(e.contains("newer") && e.contains("orch.db"), "{e}");
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the newer database must not be modified");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = orch().args(["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = orch().args(["frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = orch().args(["--cwd", "/definitely/not/here", "agent", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/definitely/not/here"));
+}
+
+fn sigint(child: &Child) {
+    let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+}
+
+fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_interrupts_the_run_records_stop_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("slow.json");
+    std::fs::write(
+        &script,
+        r#"{"steps": [{"when": "^nap", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "echo started > started; sleep 30"}}]},
+                     {"repeat": true, "reply": [{"type": "text", "text": "awake"}]}]}"#,
+    )
+    .unwrap();
+    let child = orch()
+        .arg("--cwd")
+        .arg(dir.path())
+        .args(["--model", &format!("scripted:{}", script.display()), "run", "nap"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !dir.path().join("started").exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigint(&child);
+    let out = wait_with_timeout(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(130), "stderr: {}", text(&out.stderr));
+    let ev = json_lines(&run_in(dir.path(), &["events", "--json"]).stdout);
+    assert!(ev.iter().any(|e| e["type"] == "Stop" && e["reason"] == "interrupted"), "{ev:?}");
+    let list = json_lines(&run_in(dir.path(), &["agent", "list", "--json"]).stdout);
+    assert_eq!(list[0]["status"], "idle");
+}
+
+#[test]
+fn two_runs_at_once_and_a_follower_see_every_event_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("busy.json");
+    // Each run: 5 tool steps with a short Bash sleep, so the two runs interleave.
+    std::fs::write(
+        &script,
+        r#"{"steps": [{"repeat": true,
+                        "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 0.05; echo tick"}}]}]}"#,
+    )
+    .unwrap();
+    let model = format!("scripted:{}", script.display());
+    // Create the database first so the follower opens an existing one.
+    let out = run_in(dir.path(), &["agent", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let follower = orch()
+        .arg("--cwd")
+        .arg(dir.path())
+        .args(["events", "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let spawn_run = |name: &str| {
+        orch()
+            .arg("--cwd")
+            .arg(dir.path())
+            .args(["--model", &model, "run", "--agent", name, "--max-turns", "5", "go"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn_run("alpha");
+    let b = spawn_run("beta");
+    let oa = wait_with_timeout(a, Duration::from_secs(120));
+    let ob = wait_with_timeout(b, Duration::from_secs(120));
+    assert!(oa.status.success(), "alpha: {}", text(&oa.stderr));
+    assert!(ob.status.success(), "beta: {}", text(&ob.stderr));
+    // Everything both runs recorded.
+    let all = json_lines(&run_in(dir.path(), &["events", "--json"]).stdout);
+    let last = all.last().unwrap()["seq"].as_u64().unwrap();
+    assert_eq!(all.len() as u64, last);
+    // Give the follower time to print up to `last`, then stop it.
+    std::thread::sleep(Duration::from_millis(1500));
+    sigint(&follower);
+    let out = wait_with_timeout(follower, Duration::from_secs(20));
+    let seen = json_lines(&out.stdout);
+    let seqs: Vec<u64> = seen.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "the follower must see every event once, in order");
+    assert_eq!(seen, all);
+    // Both agents ran all their steps.
+    assert_eq!(all.iter().filter(|e| e["type"] == "Stop" && e["reason"] == "max_turns").count(), 2);
+    assert_eq!(all.iter().filter(|e| e["type"] == "ToolResult").count(), 10);
+}
