@@ -17,8 +17,8 @@ fn request(agent: &str, messages: Vec<Message>) -> ModelRequest {
     ModelRequest {
         model: "scripted".into(),
         system: Some("You are a test agent.".into()),
-        messages,
-        tools: Vec::new(),
+        messages: messages.into(),
+        tools: Default::default(),
         max_tokens: 1024,
         thinking: None,
         agent_name: agent.into(),

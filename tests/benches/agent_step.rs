@@ -35,10 +35,12 @@ async fn bench(store: Arc<dyn Store>, n: usize, runs: usize, warmups: usize) -> 
     let model = ScriptedModel::from_fn(move |_req: &ModelRequest| {
         let t = Instant::now();
         let i = c2.fetch_add(1, Ordering::Relaxed);
+        // Like a real API, the model reports its usage.
+        let usage = Usage { input_tokens: 100 + 40 * i as u64, output_tokens: 20, ..Usage::default() };
         let reply = if i < n {
-            ScriptReply::tool_use(format!("call_{i}"), "Read", json!({"file_path": "hello.txt"}))
+            ScriptReply::tool_use(format!("call_{i}"), "Read", json!({"file_path": "hello.txt"})).with_usage(usage)
         } else {
-            ScriptReply::text("The file says hello.")
+            ScriptReply::text("The file says hello.").with_usage(usage)
         };
         mn.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(reply)
@@ -68,6 +70,26 @@ async fn bench(store: Arc<dyn Store>, n: usize, runs: usize, warmups: usize) -> 
     Measured { per_step_us: per_step }
 }
 
+/// The disk's floor in the same run: one bare SQLite commit (a ~1 KB row) per step, with the file store's
+/// settings (WAL, synchronous=FULL), no orch at all. Median µs per commit.
+fn bare_commit_floor(commits: usize) -> f64 {
+    let dir = tempfile::tempdir_in(".").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join("floor.db")).unwrap();
+    conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get::<_, String>(0)).unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)").unwrap();
+    let payload = "x".repeat(1024);
+    let mut times = Vec::with_capacity(commits);
+    for _ in 0..commits {
+        let t = Instant::now();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        conn.execute("INSERT INTO t (payload) VALUES (?1)", [&payload]).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        times.push(t.elapsed().as_nanos() as f64 / 1000.0);
+    }
+    median_p90(&mut times).0
+}
+
 fn main() {
     let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
@@ -86,6 +108,11 @@ fn main() {
             "  SQLite file (WAL, synchronous=FULL, 1 commit per step): median {f_med:8.1}  p90 {f_p90:8.1}"
         );
         println!("  ratio SQLite file / in-memory (same run): {:.1}x", f_med / m_med);
+        let floor = bare_commit_floor(2000);
+        println!(
+            "  disk floor (same run): one bare SQLite commit, WAL + synchronous=FULL, no orch: median {floor:8.1}; orch above it: {:.1} µs per step",
+            f_med - floor
+        );
         println!(
             "  vs. LangGraph 1.2.22 reference (shared/bench/agent-step.md): no checkpointer 2000 µs → {:.0}x less; SQLite checkpointer 6000 µs → {:.0}x less",
             2000.0 / m_med,

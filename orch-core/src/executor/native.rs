@@ -148,10 +148,10 @@ impl AgentExecutor for NativeExecutor {
                 step: cx.agent.workflow_step.clone(),
                 task_slug: None,
             },
-            tool_specs: cx.tools.specs(),
+            tool_specs: Arc::new(cx.tools.specs()),
             cx: &cx,
             model,
-            messages,
+            messages: Arc::new(messages),
             unsaved: Vec::new(),
             state,
             buf: Vec::new(),
@@ -213,11 +213,11 @@ struct Run<'a> {
     exec: &'a NativeExecutor,
     cx: &'a TurnContext,
     /// Tool specs offered to the model, computed once per run.
-    tool_specs: Vec<ToolSpec>,
+    tool_specs: Arc<Vec<ToolSpec>>,
     model: String,
     keys: EventKeys,
-    /// The whole conversation.
-    messages: Vec<Message>,
+    /// The whole conversation (shared with the model request while a call runs).
+    messages: Arc<Vec<Message>>,
     /// Messages not yet stored.
     unsaved: Vec<Message>,
     state: LoopState,
@@ -258,13 +258,15 @@ impl Run<'_> {
             && self.messages.last().is_some_and(|m| m.role == Role::User)
             && !self.unsaved.is_empty()
         {
-            if let (Some(last), Some(last_unsaved)) = (self.messages.last_mut(), self.unsaved.last_mut()) {
+            if let (Some(last), Some(last_unsaved)) =
+                (Arc::make_mut(&mut self.messages).last_mut(), self.unsaved.last_mut())
+            {
                 last.content.extend(msg.content.iter().cloned());
                 last_unsaved.content.extend(msg.content);
                 return;
             }
         }
-        self.messages.push(msg.clone());
+        Arc::make_mut(&mut self.messages).push(msg.clone());
         self.unsaved.push(msg);
     }
 
@@ -415,7 +417,10 @@ impl Run<'_> {
                     if n >= max {
                         return self.finish("max_turns", false).await;
                     }
-                    if !self.buf.is_empty() || !self.unsaved.is_empty() {
+                    // Events must be stored before the next model call. New conversation messages alone
+                    // (the tool results just closed) may wait for the next commit: the saved state already
+                    // holds those results, so a crash here loses nothing.
+                    if !self.buf.is_empty() {
                         self.commit().await?;
                     }
                     match self.call_model().await {

@@ -9,6 +9,7 @@ pub use assemble::{AssembledResponse, ResponseAssembler};
 pub use price::{Price, PriceTable};
 pub use spec::{ACCEPTED_SPECS, ModelAliases, ModelSpec, SpecError};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,10 +44,10 @@ pub struct ModelRequest {
     pub model: String,
     /// System prompt.
     pub system: Option<String>,
-    /// The conversation.
-    pub messages: Vec<Message>,
-    /// Tools on offer.
-    pub tools: Vec<ToolSpec>,
+    /// The conversation (shared, so a call does not copy it).
+    pub messages: Arc<Vec<Message>>,
+    /// Tools on offer (shared).
+    pub tools: Arc<Vec<ToolSpec>>,
     /// Output token limit.
     pub max_tokens: u32,
     /// Extended thinking, if enabled.
