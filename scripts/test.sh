@@ -44,6 +44,9 @@ if [ "$quick" = 0 ]; then
 
   step "orch-core wire types build for wasm32 without default features"
   cargo build -p orch-core --no-default-features --target wasm32-unknown-unknown
+
+  step "the orch-core engine builds without the tokio runtime"
+  cargo check -p orch-core --no-default-features --features engine
 fi
 
 step "cargo test"

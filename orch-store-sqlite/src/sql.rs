@@ -229,19 +229,29 @@ pub(crate) fn update_orchestrator(conn: &Connection, o: &Orchestrator) -> StoreR
     Ok(())
 }
 
-pub(crate) fn add_orchestrator_usage(conn: &Connection, id: Id, usage: &Usage, cost: f64) -> StoreResult<Orchestrator> {
+/// Adds usage and cost to a row of `table` in one UPDATE (never read-modify-write) and returns the row.
+fn add_usage<T>(
+    conn: &Connection,
+    (table, what, cols): (&str, &str, &str),
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    id: Id,
+    usage: &Usage,
+    cost: f64,
+) -> StoreResult<T> {
     let u = usage_params(usage)?;
     conn.prepare_cached(&format!(
-        "UPDATE orchestrators SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
+        "UPDATE {table} SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
          cache_read_input_tokens = cache_read_input_tokens + ?4, \
          cache_creation_input_tokens = cache_creation_input_tokens + ?5, \
-         total_cost_usd = total_cost_usd + ?6, updated_at = ?7 WHERE id = ?1 RETURNING {ORCH_COLS}"
+         total_cost_usd = total_cost_usd + ?6, updated_at = ?7 WHERE id = ?1 RETURNING {cols}"
     ))
-    .and_then(|mut s| {
-        s.query_row(params![id_text(id), u[0], u[1], u[2], u[3], cost, ts_text(now())], orchestrator_row).optional()
-    })
+    .and_then(|mut s| s.query_row(params![id_text(id), u[0], u[1], u[2], u[3], cost, ts_text(now())], row).optional())
     .map_err(db_err)?
-    .ok_or_else(|| not_found("orchestrator", id))
+    .ok_or_else(|| not_found(what, id))
+}
+
+pub(crate) fn add_orchestrator_usage(conn: &Connection, id: Id, usage: &Usage, cost: f64) -> StoreResult<Orchestrator> {
+    add_usage(conn, ("orchestrators", "orchestrator", ORCH_COLS), orchestrator_row, id, usage, cost)
 }
 
 // ---- agents ----
@@ -377,18 +387,7 @@ pub(crate) fn save_agent_state(
 }
 
 pub(crate) fn add_agent_usage(conn: &Connection, id: Id, usage: &Usage, cost: f64) -> StoreResult<Agent> {
-    let u = usage_params(usage)?;
-    conn.prepare_cached(&format!(
-        "UPDATE agents SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
-         cache_read_input_tokens = cache_read_input_tokens + ?4, \
-         cache_creation_input_tokens = cache_creation_input_tokens + ?5, \
-         total_cost_usd = total_cost_usd + ?6, updated_at = ?7 WHERE id = ?1 RETURNING {AGENT_COLS}"
-    ))
-    .and_then(|mut s| {
-        s.query_row(params![id_text(id), u[0], u[1], u[2], u[3], cost, ts_text(now())], agent_row).optional()
-    })
-    .map_err(db_err)?
-    .ok_or_else(|| not_found("agent", id))
+    add_usage(conn, ("agents", "agent", AGENT_COLS), agent_row, id, usage, cost)
 }
 
 pub(crate) fn set_agent_metadata(conn: &Connection, id: Id, metadata: &Value) -> StoreResult<()> {
