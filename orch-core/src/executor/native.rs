@@ -19,7 +19,8 @@ use futures::future::{Either, select};
 use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnState};
 use crate::hook::{HookDecision, HookEvent, HookInput};
 use crate::model::{
-    ModelAliases, ModelError, ModelProvider, ModelRequest, ModelSpec, PriceTable, ResponseAssembler, ToolSpec,
+    ModelAliases, ModelDelta, ModelError, ModelProvider, ModelRequest, ModelSpec, PriceTable, ResponseAssembler,
+    ToolSpec,
 };
 use crate::store::{SavedState, StepCommit};
 use crate::tool::{ToolContext, ToolError};
@@ -511,6 +512,9 @@ impl Run<'_> {
             match next {
                 None => break,
                 Some(Err(e)) => return Err(e),
+                Some(Ok(ModelDelta::Retry { attempt, wait_ms, error })) => {
+                    self.emit(Event::ModelRetry { model: self.model.clone(), attempt, wait_ms, error });
+                }
                 Some(Ok(delta)) => {
                     if let Some(cb) = &self.cx.options.on_delta {
                         cb(&delta);

@@ -85,6 +85,7 @@ impl ResponseAssembler {
                 merge(&mut self.usage.cache_creation_input_tokens, u.cache_creation_input_tokens);
             }
             ModelDelta::Stop { reason } => self.stop = Some(reason),
+            ModelDelta::Retry { .. } => {}
         }
         Ok(())
     }

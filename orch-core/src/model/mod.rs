@@ -159,6 +159,16 @@ pub enum ModelDelta {
         /// Why.
         reason: StopReason,
     },
+    /// The transport is retrying the call after a retryable failure (before any output). Not part of
+    /// the answer: the agent loop records it as a `ModelRetry` event.
+    Retry {
+        /// Which retry (1 = the first).
+        attempt: u32,
+        /// How long it waits before trying again.
+        wait_ms: u64,
+        /// What failed.
+        error: String,
+    },
 }
 
 /// A failed model call. [`ModelError::is_retryable`] says whether trying again may help.

@@ -427,6 +427,12 @@ pub mod fixtures {
                 message: "429 Too Many Requests".into(),
                 retryable: true,
             },
+            Event::ModelRetry {
+                model: "claude-sonnet-4-5".into(),
+                attempt: 2,
+                wait_ms: 1500,
+                error: "provider overloaded: try later".into(),
+            },
             Event::SystemLog {
                 level: LogLevel::Warning,
                 message: "disk almost full".into(),
@@ -461,6 +467,7 @@ pub mod fixtures {
             | Event::ToolRefused { .. }
             | Event::Result { .. }
             | Event::ModelError { .. }
+            | Event::ModelRetry { .. }
             | Event::SystemLog { .. }
             | Event::ChatMessage { .. } => {}
         }

@@ -170,6 +170,18 @@ pub enum Event {
         retryable: bool,
     },
 
+    /// A model call is retried after a retryable failure (rate limit, overload, 5xx, dropped connection).
+    ModelRetry {
+        /// Model.
+        model: String,
+        /// Which retry (1 = the first).
+        attempt: u32,
+        /// Wait before the retry.
+        wait_ms: u64,
+        /// What failed.
+        error: String,
+    },
+
     // ---- system and chat ----
     /// A system log line.
     SystemLog {
@@ -251,6 +263,7 @@ impl Event {
             Self::ToolRefused { .. } => "ToolRefused",
             Self::Result { .. } => "Result",
             Self::ModelError { .. } => "ModelError",
+            Self::ModelRetry { .. } => "ModelRetry",
             Self::SystemLog { .. } => "SystemLog",
             Self::ChatMessage { .. } => "ChatMessage",
         }
@@ -276,7 +289,7 @@ impl Event {
             | Self::ToolResult { .. }
             | Self::ToolRefused { .. }
             | Self::Result { .. } => EventCategory::Response,
-            Self::ModelError { .. } | Self::SystemLog { .. } => EventCategory::System,
+            Self::ModelError { .. } | Self::ModelRetry { .. } | Self::SystemLog { .. } => EventCategory::System,
             Self::ChatMessage { .. } => EventCategory::Chat,
         }
     }
@@ -334,6 +347,9 @@ impl Event {
                 if *is_error { "Failed" } else { "Done" }
             ),
             Self::ModelError { message, .. } => format!("Model error: {}", clip(message, 60)),
+            Self::ModelRetry { attempt, wait_ms, error, .. } => {
+                format!("Retry {attempt} in {wait_ms} ms after: {}", clip(error, 60))
+            }
             Self::SystemLog { level, message, .. } => format!("[{}] {}", level.as_str(), clip(message, 80)),
             Self::ChatMessage { message } => clip(&message.message, 80),
         }
