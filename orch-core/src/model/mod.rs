@@ -1,11 +1,23 @@
 //! Models: the [`ModelProvider`] trait (streamed deltas), typed errors, prices and model specs.
 
 mod assemble;
+pub mod cassette;
 mod price;
 pub mod scripted;
 mod spec;
 
+#[cfg(feature = "http")]
+pub mod anthropic;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "http")]
+pub mod openai;
+
+#[cfg(feature = "http")]
+pub use anthropic::{AnthropicConfig, AnthropicProvider};
 pub use assemble::{AssembledResponse, ResponseAssembler};
+#[cfg(feature = "http")]
+pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use price::{Price, PriceTable};
 pub use spec::{ACCEPTED_SPECS, ModelAliases, ModelSpec, SpecError};
 
