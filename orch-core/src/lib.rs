@@ -8,7 +8,8 @@
 //!
 //! Features:
 //! - `engine` — everything beyond the wire types (runtime-agnostic);
-//! - `tokio` (default) — the tokio runtime, the `Bash` tool's processes;
+//! - `tokio` (default) — the tokio runtime, the `Bash` tool's processes, the Claude Code executor;
+//! - `http` (default) — the Anthropic and OpenAI-compatible providers over one SSE transport (reqwest, rustls);
 //! - `testkit` — the store conformance suite.
 //!
 //! Without default features only [`wire`] is built, and it builds for `wasm32-unknown-unknown`.

@@ -597,3 +597,68 @@ async fn a_refused_connection_is_retried_then_reported() {
         "{deltas:?}"
     );
 }
+
+/// Events of a store with the parts that differ between runs (seq, time, ids, durations) removed.
+async fn comparable_events(store: &MemoryStore) -> Vec<serde_json::Value> {
+    store
+        .read_events(&EventQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(&r.event).unwrap();
+            if let Some(o) = v.as_object_mut() {
+                for k in ["duration_ms", "agent", "task_slug"] {
+                    o.remove(k);
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_run_recorded_against_the_wire_replays_offline_with_the_same_events() {
+    use orch_core::model::cassette::{RecordingProvider, ReplayProvider};
+    let tool_answer = message_start(json!({"input_tokens": 500, "output_tokens": 1}))
+        + &block_start(0, json!({"type": "tool_use", "id": "toolu_r1", "name": "Write", "input": {}}))
+        + &delta(0, json!({"type": "input_json_delta", "partial_json": "{\"file_path\": \"a.txt\", \"content\": \"recorded\"}"}))
+        + &block_stop(0)
+        + &message_end("tool_use", 30);
+    let server = WireServer::start(vec![
+        Reply::json(529, &api_error("overloaded_error", "Overloaded")),
+        Reply::sse_split(tool_answer.as_bytes(), 48),
+        Reply::sse(text_answer("All written.")),
+    ])
+    .await;
+    let cassette_dir = tempfile::tempdir().unwrap();
+    let cassette = cassette_dir.path().join("run.jsonl");
+
+    // Record against the local server.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let recorder = RecordingProvider::create(Arc::new(provider(&server)), &cassette).unwrap();
+    let runner = AgentRunner::builder(store.clone(), Arc::new(recorder)).build();
+    let agent = runner.ensure_agent("rec", "anthropic:claude-sonnet-4-5", dir.path().to_str().unwrap()).await.unwrap();
+    let out = runner.run(agent.id, "Write a.txt", RunOptions::default()).await.unwrap();
+    assert_eq!(out.final_text.as_deref(), Some("All written."));
+    let recorded = comparable_events(&store).await;
+    let requests_made = server.requests().len();
+    drop(server);
+
+    // Replay with the server gone, in a fresh store and directory.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = Arc::new(MemoryStore::new());
+    let replay = ReplayProvider::from_file(&cassette).unwrap();
+    assert_eq!(replay.name(), "anthropic");
+    let runner2 = AgentRunner::builder(store2.clone(), Arc::new(replay)).build();
+    let agent2 =
+        runner2.ensure_agent("rec", "anthropic:claude-sonnet-4-5", dir2.path().to_str().unwrap()).await.unwrap();
+    let out2 = runner2.run(agent2.id, "Write a.txt", RunOptions::default()).await.unwrap();
+    assert_eq!(out2.final_text.as_deref(), Some("All written."));
+    assert_eq!(std::fs::read_to_string(dir2.path().join("a.txt")).unwrap(), "recorded");
+    let replayed = comparable_events(&store2).await;
+    assert_eq!(replayed, recorded, "replayed events differ from the recorded run");
+    assert!(replayed.iter().any(|e| e["type"] == "ModelRetry"), "the retry is part of the recording");
+    assert_eq!(requests_made, 3);
+}
