@@ -622,7 +622,10 @@ async fn a_run_recorded_against_the_wire_replays_offline_with_the_same_events() 
     use orch_core::model::cassette::{RecordingProvider, ReplayProvider};
     let tool_answer = message_start(json!({"input_tokens": 500, "output_tokens": 1}))
         + &block_start(0, json!({"type": "tool_use", "id": "toolu_r1", "name": "Write", "input": {}}))
-        + &delta(0, json!({"type": "input_json_delta", "partial_json": "{\"file_path\": \"a.txt\", \"content\": \"recorded\"}"}))
+        + &delta(
+            0,
+            json!({"type": "input_json_delta", "partial_json": "{\"file_path\": \"a.txt\", \"content\": \"recorded\"}"}),
+        )
         + &block_stop(0)
         + &message_end("tool_use", 30);
     let server = WireServer::start(vec![

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use orch_core::Interrupt;
-use orch_core::executor::{AgentRunner, DeltaCallback, NativeExecutor, RunError, RunOptions};
-use orch_core::model::scripted::ScriptedModel;
-use orch_core::model::{ACCEPTED_SPECS, BlockStart, ModelDelta, ModelProvider, ModelSpec, PriceTable};
+use orch_core::executor::{
+    AgentRunner, ClaudeCodeConfig, ClaudeCodeExecutor, DeltaCallback, NativeExecutor, RoutingExecutor, RunError,
+    RunOptions,
+};
+use orch_core::model::{BlockStart, ModelDelta, ModelSpec, PriceTable};
 use orch_core::store::{AgentFilter, EventQuery, Store, StoreError};
 use orch_core::wire::{Event, EventRecord, Id};
 use orch_store_sqlite::SqliteStore;
+
+use crate::{hook_relay, models};
 
 /// Run LLM agents under deterministic orchestration.
 #[derive(Debug, Parser)]
@@ -24,9 +28,14 @@ pub struct Cli {
     /// Working directory of agents (default: the current directory).
     #[arg(long, global = true)]
     cwd: Option<PathBuf>,
-    /// Model spec, e.g. scripted:demo.json.
+    /// Model spec: scripted:PATH, anthropic:MODEL, openai:MODEL, ollama:MODEL, claude-code[:MODEL], replay:FILE.
+    /// Default: anthropic with the current Sonnet when ANTHROPIC_API_KEY is set.
     #[arg(long, env = "ORCH_MODEL", global = true)]
     model: Option<String>,
+    /// Record every model request and its streamed response to this cassette file (replay it with
+    /// --model replay:FILE).
+    #[arg(long, env = "ORCH_RECORD", global = true)]
+    record: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,10 +86,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List providers, model aliases, prices, and which API keys are set (never the keys).
+    Models {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage agents.
     Agent {
         #[command(subcommand)]
         command: AgentCommand,
+    },
+    /// Relays one Claude Code hook call to the orch process running the turn (run by generated settings).
+    #[command(hide = true)]
+    HookRelay {
+        /// The relay socket of the running turn.
+        #[arg(long)]
+        socket: PathBuf,
     },
 }
 
@@ -161,54 +183,55 @@ async fn open_store(cli: &Cli, cwd: &Path) -> Result<Arc<dyn Store>, Failure> {
     Ok(Arc::new(store))
 }
 
-/// A runner over the store with the native executor on `provider`, prices from `ORCH_PRICES` if set.
-fn runner(store: Arc<dyn Store>, provider: Arc<dyn ModelProvider>) -> Result<AgentRunner, Failure> {
+/// The model setup of a command: the spec, the provider for native agents, and the runner that routes
+/// `claude-code` agents to the Claude Code CLI and the rest to the native loop (prices from `ORCH_PRICES`).
+struct Setup {
+    spec: ModelSpec,
+    runner: AgentRunner,
+}
+
+fn setup(cli: &Cli, cwd: &Path, store: Arc<dyn Store>) -> Result<Setup, Failure> {
+    let spec = models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
+    let provider = models::provider(&spec, cwd, cli.record.as_deref()).map_err(Failure::from)?;
     let mut prices = PriceTable::default();
     if let Some(path) = std::env::var_os("ORCH_PRICES").filter(|p| !p.is_empty()) {
         prices.merge_file(Path::new(&path)).map_err(|e| Failure::usage(format!("{e} (from ORCH_PRICES)")))?;
     }
-    let executor = NativeExecutor::new(provider.clone()).with_prices(prices);
-    Ok(AgentRunner::builder(store, provider).executor(Arc::new(executor)).build())
+    let native = Arc::new(NativeExecutor::new(provider.clone()).with_prices(prices));
+    let router =
+        RoutingExecutor::new(native).with_claude_code(Arc::new(ClaudeCodeExecutor::new(ClaudeCodeConfig::from_env())));
+    let runner = AgentRunner::builder(store, provider).executor(Arc::new(router)).build();
+    Ok(Setup { spec, runner })
 }
 
-fn provider(cli: &Cli, cwd: &Path) -> Result<Arc<dyn ModelProvider>, Failure> {
-    let Some(spec) = cli.model.as_deref() else {
-        return Err(Failure::usage(format!(
-            "no model given: pass --model SPEC or set ORCH_MODEL; accepted forms: {ACCEPTED_SPECS}"
-        )));
-    };
-    let spec = ModelSpec::parse(spec).map_err(|e| Failure::usage(format!("{e} (from --model or ORCH_MODEL)")))?;
-    match spec.provider.as_str() {
-        "scripted" => {
-            let path = cwd_relative(&spec.target, cwd);
-            let model = ScriptedModel::from_file(&path).map_err(|e| Failure::usage(e.to_string()))?;
-            Ok(Arc::new(model))
-        }
-        other => Err(Failure::usage(format!(
-            "the '{other}' provider is not available in this build yet; use scripted:PATH (accepted forms: {ACCEPTED_SPECS})"
-        ))),
+impl From<models::SetupError> for Failure {
+    fn from(e: models::SetupError) -> Self {
+        Self { code: e.code, message: e.message }
     }
 }
 
-/// A relative script path is looked up in the current directory first, then in `--cwd`.
-fn cwd_relative(target: &str, cwd: &Path) -> PathBuf {
-    let p = PathBuf::from(target);
-    if p.is_absolute() || p.exists() { p } else { cwd.join(p) }
-}
-
 async fn run(cli: Cli) -> Result<u8, Failure> {
+    // Before anything that could fail: a hook relay must never block Claude Code by its own failure.
+    if let Command::HookRelay { socket } = &cli.command {
+        return Ok(hook_relay::run(socket));
+    }
     let cwd = working_dir(&cli)?;
     match &cli.command {
+        Command::HookRelay { socket } => Ok(hook_relay::run(socket)),
         Command::Run { agent, max_turns, system_prompt, json, prompt } => {
-            let provider = provider(&cli, &cwd)?;
-            let spec = cli.model.clone().unwrap_or_default();
+            // The model is checked before the database is touched.
+            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
             let store = open_store(&cli, &cwd).await?;
-            let runner = runner(store.clone(), provider)?;
+            let Setup { spec, runner } = setup(&cli, &cwd, store.clone())?;
             let existing = store.find_agent(None, agent).await?;
             let agent = match existing {
                 Some(a) => a,
                 None => {
-                    let mut a = orch_core::wire::Agent::new(agent.as_str(), spec.trim(), cwd.to_string_lossy());
+                    let mut a = orch_core::wire::Agent::new(
+                        agent.as_str(),
+                        models::agent_model(&spec, &cwd),
+                        cwd.to_string_lossy(),
+                    );
                     a.system_prompt = system_prompt.clone();
                     match runner.create_agent(a).await {
                         Ok(a) => a,
@@ -224,14 +247,18 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             drive(&runner, store, agent.id, Some(prompt.clone()), options, *json).await
         }
         Command::Resume { agent, json } => {
-            let provider = provider(&cli, &cwd)?;
+            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
             let store = open_store(&cli, &cwd).await?;
-            let runner = runner(store.clone(), provider)?;
+            let Setup { runner, .. } = setup(&cli, &cwd, store.clone())?;
             let a = store
                 .find_agent(None, agent)
                 .await?
                 .ok_or_else(|| Failure::usage(format!("no agent named '{agent}'")))?;
             drive(&runner, store, a.id, None, RunOptions::default(), *json).await
+        }
+        Command::Models { json } => {
+            models::print_models(*json).map_err(Failure::from)?;
+            Ok(0)
         }
         Command::Events { agent, since, limit, follow, json } => {
             let store = open_store(&cli, &cwd).await?;

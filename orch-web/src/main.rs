@@ -4,6 +4,8 @@
 //! file); 130 interrupted with Ctrl-C (the interrupted turn is recorded with a `Stop` event).
 
 mod cli;
+mod hook_relay;
+mod models;
 
 use std::process::ExitCode;
 

@@ -9,7 +9,11 @@ use serde_json::Value;
 
 fn orch() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-    c.env_remove("ORCH_MODEL").env_remove("ORCH_DATABASE_URL").env_remove("ORCH_PRICES").stdin(Stdio::null());
+    for var in ["ORCH_MODEL", "ORCH_DATABASE_URL", "ORCH_PRICES", "ORCH_RECORD", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
+    {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null());
     c
 }
 
@@ -275,4 +279,78 @@ fn two_runs_at_once_and_a_follower_see_every_event_once_in_order() {
     // Both agents ran all their steps.
     assert_eq!(all.iter().filter(|e| e["type"] == "Stop" && e["reason"] == "max_turns").count(), 2);
     assert_eq!(all.iter().filter(|e| e["type"] == "ToolResult").count(), 10);
+}
+
+#[test]
+fn default_model_is_anthropic_sonnet_when_a_key_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 of loopback: the call fails fast, without retries.
+    let out = orch()
+        .arg("--cwd")
+        .arg(dir.path())
+        .env("ANTHROPIC_API_KEY", "sk-test-secret-value")
+        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        .env("ORCH_MODEL_MAX_RETRIES", "0")
+        .args(["run", "hello"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let e = text(&out.stderr);
+    assert!(e.contains("connect") || e.contains("connection"), "{e}");
+    assert!(!e.contains("sk-test-secret-value"), "the key leaked: {e}");
+    let list = json_lines(&run_in(dir.path(), &["agent", "list", "--json"]).stdout);
+    assert!(list[0]["model"].as_str().unwrap().starts_with("anthropic:claude-sonnet"), "{list:?}");
+    assert_eq!(list[0]["status"], "blocked");
+
+    // A provider whose key is missing is a usage error naming the variable.
+    let out = run_in(dir.path(), &["--model", "anthropic:claude-sonnet-4-5", "run", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("ANTHROPIC_API_KEY"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn models_lists_providers_aliases_prices_and_never_a_key() {
+    let out = orch().env("ANTHROPIC_API_KEY", "sk-ant-very-secret").args(["models"]).output().unwrap();
+    assert!(out.status.success());
+    let s = text(&out.stdout);
+    for needle in ["anthropic:MODEL", "openai:MODEL", "ollama:MODEL", "claude-code", "sonnet", "claude-haiku-4-5"] {
+        assert!(s.contains(needle), "missing {needle}: {s}");
+    }
+    assert!(s.contains("ANTHROPIC_API_KEY set"), "{s}");
+    assert!(s.contains("OPENAI_API_KEY not set"), "{s}");
+    assert!(!s.contains("very-secret"));
+    let out = orch().env("ANTHROPIC_API_KEY", "sk-ant-very-secret").args(["models", "--json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let anthropic = v["providers"].as_array().unwrap().iter().find(|p| p["name"] == "anthropic").unwrap();
+    assert_eq!(anthropic["key_set"], true);
+    assert_eq!(v["aliases"]["opus"], "claude-opus-4-5-20251101");
+    assert!(v["prices_usd_per_mtok"]["claude-sonnet-4-5"]["input"].as_f64().unwrap() > 0.0);
+    assert!(!text(&out.stdout).contains("very-secret"));
+}
+
+#[test]
+fn a_recorded_run_replays_offline_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassette = dir.path().join("cassettes/demo.jsonl");
+    let model = format!("scripted:{}", demo_script().display());
+    let rec = run_in(
+        dir.path(),
+        &["--model", &model, "--record", cassette.to_str().unwrap(), "run", "write a greeting for Ada"],
+    );
+    assert!(rec.status.success(), "{}", text(&rec.stderr));
+    assert_eq!(std::fs::read_to_string(&cassette).unwrap().lines().count(), 4);
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let replay = format!("replay:{}", cassette.display());
+    let out = run_in(dir2.path(), &["--model", &replay, "run", "write a greeting for Ada"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), text(&rec.stdout));
+    assert!(dir2.path().join("hello.txt").exists());
+
+    // A different prompt no longer matches the recording: a clear diff, exit 1.
+    let dir3 = tempfile::tempdir().unwrap();
+    let out = run_in(dir3.path(), &["--model", &replay, "run", "write a greeting for Bob"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(e.contains("Ada") && e.contains("Bob"), "{e}");
 }

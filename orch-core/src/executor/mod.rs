@@ -4,11 +4,17 @@
 //! [`AgentRunner`] is the front door: it owns the store, the executor, tools and hooks, refuses to run
 //! one agent twice at once, and interrupts running turns.
 
+#[cfg(all(feature = "tokio", unix))]
+pub mod claude_code;
 pub mod native;
+mod route;
 mod runner;
 mod state;
 
+#[cfg(all(feature = "tokio", unix))]
+pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
 pub use native::NativeExecutor;
+pub use route::{RoutingExecutor, is_claude_code_model};
 pub use runner::{AgentRunner, AgentRunnerBuilder};
 pub use state::{LoopState, PendingCall, Phase, TurnState};
 
