@@ -197,7 +197,7 @@ fn setup(cli: &Cli, cwd: &Path, store: Arc<dyn Store>) -> Result<Setup, Failure>
     if let Some(path) = std::env::var_os("ORCH_PRICES").filter(|p| !p.is_empty()) {
         prices.merge_file(Path::new(&path)).map_err(|e| Failure::usage(format!("{e} (from ORCH_PRICES)")))?;
     }
-    let native = Arc::new(NativeExecutor::new(provider.clone()).with_prices(prices));
+    let native = Arc::new(NativeExecutor::new(provider.clone()).with_prices(prices).with_aliases(models::aliases()?));
     let router =
         RoutingExecutor::new(native).with_claude_code(Arc::new(ClaudeCodeExecutor::new(ClaudeCodeConfig::from_env())));
     let runner = AgentRunner::builder(store, provider).executor(Arc::new(router)).build();

@@ -23,6 +23,15 @@ fn usage(message: impl Into<String>) -> SetupError {
     SetupError { code: 2, message: message.into() }
 }
 
+/// The model aliases: the built-in table with `ORCH_MODEL_ALIASES` (a JSON file) merged over it.
+pub fn aliases() -> Result<ModelAliases, SetupError> {
+    let mut aliases = ModelAliases::default();
+    if let Some(path) = std::env::var_os("ORCH_MODEL_ALIASES").filter(|p| !p.is_empty()) {
+        aliases.merge_file(Path::new(&path)).map_err(|e| usage(format!("{e} (from ORCH_MODEL_ALIASES)")))?;
+    }
+    Ok(aliases)
+}
+
 /// The model spec to use: `--model`/`ORCH_MODEL`, else Anthropic's current Sonnet when
 /// `ANTHROPIC_API_KEY` is set, else an error listing the choices.
 pub fn resolve_spec(given: Option<&str>) -> Result<ModelSpec, SetupError> {
@@ -106,7 +115,7 @@ impl ModelProvider for NoNativeModel {
 
 /// Prints providers, aliases, prices and which keys are set (never a key itself).
 pub fn print_models(json: bool) -> Result<(), SetupError> {
-    let aliases = ModelAliases::default();
+    let aliases = aliases()?;
     let mut prices = PriceTable::default();
     if let Some(path) = std::env::var_os("ORCH_PRICES").filter(|p| !p.is_empty()) {
         prices.merge_file(Path::new(&path)).map_err(|e| usage(format!("{e} (from ORCH_PRICES)")))?;

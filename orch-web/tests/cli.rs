@@ -323,7 +323,19 @@ fn models_lists_providers_aliases_prices_and_never_a_key() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let anthropic = v["providers"].as_array().unwrap().iter().find(|p| p["name"] == "anthropic").unwrap();
     assert_eq!(anthropic["key_set"], true);
-    assert_eq!(v["aliases"]["opus"], "claude-opus-4-5-20251101");
+    assert_eq!(v["aliases"]["opus"], "claude-opus-4-8");
+    // Aliases can be overridden with a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("aliases.json");
+    std::fs::write(&file, r#"{"Sonnet": "claude-sonnet-4-5", "mini": "gpt-4.1-mini"}"#).unwrap();
+    let out = orch().env("ORCH_MODEL_ALIASES", &file).args(["models", "--json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["aliases"]["sonnet"], "claude-sonnet-4-5");
+    assert_eq!(v["aliases"]["mini"], "gpt-4.1-mini");
+    std::fs::write(&file, "{not json").unwrap();
+    let out = orch().env("ORCH_MODEL_ALIASES", &file).args(["models"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("ORCH_MODEL_ALIASES") && text(&out.stderr).contains("line 1"));
     assert!(v["prices_usd_per_mtok"]["claude-sonnet-4-5"]["input"].as_f64().unwrap() > 0.0);
     assert!(!text(&out.stdout).contains("very-secret"));
 }

@@ -19,7 +19,7 @@ pub use assemble::{AssembledResponse, ResponseAssembler};
 #[cfg(feature = "http")]
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use price::{Price, PriceTable};
-pub use spec::{ACCEPTED_SPECS, ModelAliases, ModelSpec, SpecError};
+pub use spec::{ACCEPTED_SPECS, AliasFileError, ModelAliases, ModelSpec, SpecError};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -60,7 +60,9 @@ pub struct PriceFileError {
 impl Default for PriceTable {
     fn default() -> Self {
         let list: &[(&str, Price)] = &[
+            ("claude-opus-4-8", Price::new(5.0, 25.0, 0.5, 6.25)),
             ("claude-opus-4-5", Price::new(5.0, 25.0, 0.5, 6.25)),
+            ("claude-sonnet-5", Price::new(3.0, 15.0, 0.3, 3.75)),
             ("claude-opus-4-1", Price::new(15.0, 75.0, 1.5, 18.75)),
             ("claude-opus-4", Price::new(15.0, 75.0, 1.5, 18.75)),
             ("claude-sonnet-4-5", Price::new(3.0, 15.0, 0.3, 3.75)),

@@ -67,6 +67,16 @@ impl std::fmt::Display for ModelSpec {
     }
 }
 
+/// Error loading an alias file.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("model alias file {path}: {message}")]
+pub struct AliasFileError {
+    /// File.
+    pub path: String,
+    /// What was wrong.
+    pub message: String,
+}
+
 /// Short names for model ids (`opus`, `sonnet`, `haiku`, `fast`), case-insensitive. Overridable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelAliases {
@@ -76,17 +86,28 @@ pub struct ModelAliases {
 
 impl Default for ModelAliases {
     fn default() -> Self {
+        // The ids Claude Code 2.1 sends for these names (see shared/spec/claude-code-cli.md).
         let list = [
-            ("opus", "claude-opus-4-5-20251101"),
-            ("sonnet", "claude-sonnet-4-5-20250929"),
-            ("haiku", "claude-haiku-4-5-20251001"),
-            ("fast", "claude-haiku-4-5-20251001"),
+            ("opus", "claude-opus-4-8"),
+            ("sonnet", "claude-sonnet-5"),
+            ("haiku", "claude-haiku-4-5"),
+            ("fast", "claude-haiku-4-5"),
         ];
         Self { aliases: list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect() }
     }
 }
 
 impl ModelAliases {
+    /// Adds or replaces aliases from a JSON file: `{"sonnet": "claude-sonnet-4-5", "mini": "gpt-4.1-mini"}`.
+    pub fn merge_file(&mut self, path: &std::path::Path) -> Result<(), AliasFileError> {
+        let err = |message: String| AliasFileError { path: path.display().to_string(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let map: HashMap<String, String> =
+            serde_json::from_str(&text).map_err(|e| err(format!("line {}, column {}: {e}", e.line(), e.column())))?;
+        self.aliases.extend(map.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)));
+        Ok(())
+    }
+
     /// The model id for `name`: the alias target, or `name` itself.
     pub fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
         self.aliases.get(&name.to_ascii_lowercase()).map(String::as_str).unwrap_or(name)
