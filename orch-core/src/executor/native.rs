@@ -290,57 +290,16 @@ impl Run<'_> {
     }
 
     fn hook_input(&self, event: HookEvent) -> HookInput {
-        HookInput {
-            event,
-            agent_id: self.cx.agent.id,
-            agent_name: self.cx.agent.name.clone(),
-            working_dir: self.cx.agent.working_dir.clone(),
-            tool_name: None,
-            tool_input: None,
-            tool_use_id: None,
-            tool_output: None,
-            tool_is_error: None,
-            prompt: None,
-            stop_reason: None,
-        }
+        HookInput::for_agent(event, &self.cx.agent)
     }
 
     /// Runs the matching hooks in order, recording each invocation. Returns the decisions.
     async fn hooks(&mut self, input: &mut HookInput) -> Vec<HookDecision> {
-        let hooks: Vec<_> = self.cx.hooks.matching(input.event, input.tool_name.as_deref()).cloned().collect();
-        let mut out = Vec::with_capacity(hooks.len());
-        for hook in hooks {
-            let decision = match hook.call(input).await {
-                Ok(d) => d,
-                Err(e) => {
-                    self.emit(Event::HookInvoked {
-                        hook_event: input.event.as_str().into(),
-                        hook_name: hook.name().into(),
-                        tool_name: input.tool_name.clone(),
-                        decision: "error".into(),
-                        detail: Some(e.0.clone()),
-                    });
-                    continue;
-                }
-            };
-            self.emit(Event::HookInvoked {
-                hook_event: input.event.as_str().into(),
-                hook_name: hook.name().into(),
-                tool_name: input.tool_name.clone(),
-                decision: decision.name().into(),
-                detail: decision.detail(),
-            });
-            // Later hooks see a rewritten input.
-            if let HookDecision::RewriteInput { input: new } = &decision {
-                input.tool_input = Some(new.clone());
-            }
-            let deny = matches!(decision, HookDecision::Deny { .. });
-            out.push(decision);
-            if deny {
-                break;
-            }
+        let run = self.cx.hooks.run(input).await;
+        for e in run.events {
+            self.emit(e);
         }
-        out
+        run.decisions
     }
 
     /// Starts a turn. Returns an outcome when the turn ends before any model call (a denied prompt).

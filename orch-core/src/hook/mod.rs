@@ -68,6 +68,35 @@ pub struct HookInput {
     pub stop_reason: Option<String>,
 }
 
+impl HookInput {
+    /// An input for `event` about `agent`, with no tool, prompt or stop reason set yet.
+    pub fn for_agent(event: HookEvent, agent: &crate::wire::Agent) -> Self {
+        Self {
+            event,
+            agent_id: agent.id,
+            agent_name: agent.name.clone(),
+            working_dir: agent.working_dir.clone(),
+            tool_name: None,
+            tool_input: None,
+            tool_use_id: None,
+            tool_output: None,
+            tool_is_error: None,
+            prompt: None,
+            stop_reason: None,
+        }
+    }
+}
+
+/// What running the hooks of one point gave: their decisions, and one `HookInvoked` event per invocation
+/// for the caller to record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HookRun {
+    /// Decisions in order (a failed hook counts as `Continue` and has none).
+    pub decisions: Vec<HookDecision>,
+    /// The `HookInvoked` events.
+    pub events: Vec<crate::wire::Event>,
+}
+
 /// A hook's decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "decision", rename_all = "snake_case")]
@@ -251,6 +280,37 @@ impl HookRegistry {
                     }
             })
             .map(|e| &e.hook)
+    }
+
+    /// Runs the hooks matching `input` in order. A hook that fails is recorded and treated as `Continue`;
+    /// later hooks see an input rewritten by earlier ones; the first `Deny` ends the run.
+    pub async fn run(&self, input: &mut HookInput) -> HookRun {
+        let mut out = HookRun::default();
+        let hooks: Vec<_> = self.matching(input.event, input.tool_name.as_deref()).cloned().collect();
+        for hook in hooks {
+            let result = hook.call(input).await;
+            let (decision, detail) = match &result {
+                Ok(d) => (d.name(), d.detail()),
+                Err(e) => ("error", Some(e.0.clone())),
+            };
+            out.events.push(crate::wire::Event::HookInvoked {
+                hook_event: input.event.as_str().into(),
+                hook_name: hook.name().into(),
+                tool_name: input.tool_name.clone(),
+                decision: decision.into(),
+                detail,
+            });
+            let Ok(decision) = result else { continue };
+            if let HookDecision::RewriteInput { input: new } = &decision {
+                input.tool_input = Some(new.clone());
+            }
+            let deny = matches!(decision, HookDecision::Deny { .. });
+            out.decisions.push(decision);
+            if deny {
+                break;
+            }
+        }
+        out
     }
 
     /// Whether no hooks are registered.
