@@ -96,8 +96,8 @@ impl AnthropicConfig {
         }
     }
 
-    /// From the environment: [`ENV_API_KEY`] (required), [`ENV_BASE_URL`] (optional) and the transport
-    /// settings of [`HttpConfig::from_env`].
+    /// From the environment: [`ENV_API_KEY`] (required), [`ENV_BASE_URL`] (optional),
+    /// [`ENV_THINKING_BUDGET`] (optional) and the transport settings of [`HttpConfig::from_env`].
     pub fn from_env() -> Result<Self, ModelError> {
         let api_key = std::env::var(ENV_API_KEY).ok().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
             ModelError::Auth { message: format!("{ENV_API_KEY} is not set: export it to use anthropic: models") }
@@ -107,7 +107,41 @@ impl AnthropicConfig {
             config.base_url = base.trim().to_string();
         }
         config.http = HttpConfig::from_env();
+        config.thinking_budget = parse_thinking_budget(std::env::var(ENV_THINKING_BUDGET).ok().as_deref())?;
         Ok(config)
+    }
+}
+
+/// Turns on extended thinking with this token budget (e.g. `4096`; empty or `0` leaves it off).
+pub const ENV_THINKING_BUDGET: &str = "ORCH_THINKING_BUDGET";
+
+/// Parses [`ENV_THINKING_BUDGET`]: a whole number of tokens; empty or 0 means off.
+fn parse_thinking_budget(value: Option<&str>) -> Result<Option<u32>, ModelError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => match v.parse::<u32>() {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(ModelError::InvalidRequest {
+                kind: "configuration".into(),
+                message: format!("{ENV_THINKING_BUDGET} must be a whole number of tokens, not '{v}'"),
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod thinking_env_tests {
+    use super::*;
+
+    #[test]
+    fn thinking_budget_parses_numbers_and_rejects_words() {
+        assert_eq!(parse_thinking_budget(None).ok(), Some(None));
+        assert_eq!(parse_thinking_budget(Some(" ")).ok(), Some(None));
+        assert_eq!(parse_thinking_budget(Some("0")).ok(), Some(None));
+        assert_eq!(parse_thinking_budget(Some("4096")).ok(), Some(Some(4096)));
+        let err = parse_thinking_budget(Some("lots")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(ENV_THINKING_BUDGET) && err.contains("lots"), "{err}");
     }
 }
 
