@@ -62,8 +62,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orch_core::store::{
-    AgentFilter, EventQuery, EventStream, StepCommit, Store, StoreError, StoreResult, SystemLogQuery, Wakeup,
-    follow_log,
+    AgentFilter, EventQuery, EventStream, StepCommit, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery,
+    Wakeup, follow_log,
 };
 use orch_core::wire::{
     Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
@@ -451,6 +451,27 @@ impl Store for SqliteStore {
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>> {
         let q = query.clone();
         self.read(move |c| sql::read_events(c, &q)).await
+    }
+
+    async fn status(&self) -> StoreResult<StoreStatus> {
+        let (events, last_seq) = self.read(|c| Ok((sql::count_events(c)?, sql::last_seq(c)?))).await?;
+        let size_bytes = self.inner.path.as_ref().map(|p| {
+            let mut wal = p.as_os_str().to_owned();
+            wal.push("-wal");
+            [p.clone(), PathBuf::from(wal)].iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum()
+        });
+        Ok(StoreStatus {
+            backend: "sqlite".into(),
+            location: self.location().to_string(),
+            schema_version: SCHEMA_VERSION,
+            events,
+            last_seq,
+            size_bytes,
+        })
+    }
+
+    async fn prune_events(&self, before: orch_core::wire::Timestamp) -> StoreResult<u64> {
+        self.write(move |ctx| sql::prune_events(ctx.conn, before)).await
     }
 
     async fn last_seq(&self) -> StoreResult<u64> {

@@ -133,7 +133,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX workflows_created ON workflows (created_at, id);
     CREATE INDEX workflows_orchestrator ON workflows (orchestrator_id, created_at, id);
 
-    -- The event log: one row per event. seq is the rowid: global, gap-free, increasing.
+    -- The last seq handed out. Seqs come from this counter, not from MAX(seq), so pruning the newest
+    -- events never lets a seq be reused.
+    CREATE TABLE event_seq (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL) STRICT;
+    INSERT INTO event_seq (id, last) VALUES (1, 0);
+
+    -- The event log: one row per event. seq is the rowid: global, gap-free when appended, increasing.
     CREATE TABLE events (
         seq INTEGER PRIMARY KEY,
         ts TEXT NOT NULL,

@@ -774,12 +774,40 @@ pub(crate) fn read_events(conn: &Connection, q: &EventQuery) -> StoreResult<Vec<
 }
 
 /// The highest seq (0 when empty).
+/// The last seq handed out (from the counter, so it survives pruning).
 pub(crate) fn last_seq(conn: &Connection) -> StoreResult<u64> {
-    let max: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")
+    let last: i64 = conn
+        .prepare_cached("SELECT last FROM event_seq WHERE id = 1")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(db_err)?;
-    u64::try_from(max).map_err(|_| StoreError::Decode(format!("negative seq {max}")))
+    u64::try_from(last).map_err(|_| StoreError::Decode(format!("negative seq {last}")))
+}
+
+/// Moves the seq counter to `last` (inside the writing transaction).
+pub(crate) fn set_last_seq(conn: &Connection, last: u64) -> StoreResult<()> {
+    let last = i64::try_from(last).map_err(|_| StoreError::Backend(format!("seq {last} is out of range")))?;
+    conn.prepare_cached("UPDATE event_seq SET last = ?1 WHERE id = 1")
+        .and_then(|mut s| s.execute([last]))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Events stored (not counting pruned ones).
+pub(crate) fn count_events(conn: &Connection) -> StoreResult<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM events")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(db_err)?;
+    Ok(n.max(0) as u64)
+}
+
+/// Deletes the events of archived agents appended before `before`.
+pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> StoreResult<u64> {
+    let n = conn
+        .prepare_cached("DELETE FROM events WHERE ts < ?1 AND agent_id IN (SELECT id FROM agents WHERE archived = 1)")
+        .and_then(|mut s| s.execute([ts_text(before)]))
+        .map_err(db_err)?;
+    Ok(n as u64)
 }
 
 // ---- steps and conversations ----

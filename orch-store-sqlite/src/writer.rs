@@ -111,17 +111,12 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
     conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(backend)
 }
 
-fn max_seq(conn: &Connection) -> Result<u64, StoreError> {
-    let max: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0)).map_err(backend)?;
-    u64::try_from(max).map_err(|_| StoreError::Decode(format!("negative seq {max}")))
-}
-
 fn run_batch(conn: &Connection, jobs: Vec<BoxJob>, last_seq: &watch::Sender<u64>) {
     let mut jobs = std::collections::VecDeque::from(jobs);
     let mut done: Vec<BoxJob> = Vec::with_capacity(jobs.len());
     let outcome = (|| -> Result<u64, StoreError> {
         exec(conn, "BEGIN IMMEDIATE")?;
-        let start = max_seq(conn)? + 1;
+        let start = crate::sql::last_seq(conn)? + 1;
         let mut ctx = WriteCtx { conn, next_seq: start };
         while let Some(mut job) = jobs.pop_front() {
             let saved = ctx.next_seq;
@@ -134,6 +129,9 @@ fn run_batch(conn: &Connection, jobs: Vec<BoxJob>, last_seq: &watch::Sender<u64>
                 ctx.next_seq = saved;
             }
             exec(conn, "RELEASE job")?;
+        }
+        if ctx.next_seq > start {
+            crate::sql::set_last_seq(conn, ctx.next_seq - 1)?;
         }
         exec(conn, "COMMIT")?;
         Ok(ctx.next_seq - 1)

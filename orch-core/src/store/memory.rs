@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    AgentFilter, EventQuery, EventStream, StepCommit, Store, StoreError, StoreResult, SystemLogQuery, Wakeup,
-    follow_log,
+    AgentFilter, EventQuery, EventStream, StepCommit, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery,
+    Wakeup, follow_log,
 };
 use crate::wire::{
     Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
@@ -24,6 +24,8 @@ struct Data {
     logs: Vec<SystemLog>,
     workflows: HashMap<Id, WorkflowRecord>,
     conversations: HashMap<Id, Vec<Message>>,
+    /// The highest seq ever appended (events may have been pruned since).
+    last_seq: u64,
     events: Vec<EventRecord>,
 }
 
@@ -47,13 +49,14 @@ impl MemoryStore {
     }
 
     fn append_locked(d: &mut Data, events: Vec<NewEvent>) -> Vec<EventRecord> {
-        let mut seq = d.events.last().map_or(0, |e| e.seq);
+        let mut seq = d.last_seq;
         let ts = now();
         let start = d.events.len();
         d.events.extend(events.into_iter().map(|e| {
             seq += 1;
             EventRecord { seq, timestamp: ts, keys: e.keys, event: e.event }
         }));
+        d.last_seq = seq;
         d.events[start..].to_vec()
     }
 
@@ -302,7 +305,7 @@ impl Store for MemoryStore {
     async fn read_events(&self, q: &EventQuery) -> StoreResult<Vec<EventRecord>> {
         let d = self.lock();
         // seq n is at index n-1: start from the first event after `after_seq`.
-        let start = (q.after_seq as usize).min(d.events.len());
+        let start = d.events.partition_point(|e| e.seq <= q.after_seq);
         let limit = q.limit.unwrap_or(usize::MAX);
         Ok(d.events[start..]
             .iter()
@@ -314,7 +317,27 @@ impl Store for MemoryStore {
     }
 
     async fn last_seq(&self) -> StoreResult<u64> {
-        Ok(self.lock().events.last().map_or(0, |e| e.seq))
+        Ok(self.lock().last_seq)
+    }
+
+    async fn status(&self) -> StoreResult<StoreStatus> {
+        let d = self.lock();
+        Ok(StoreStatus {
+            backend: "memory".into(),
+            location: "memory".into(),
+            schema_version: 0,
+            events: d.events.len() as u64,
+            last_seq: d.last_seq,
+            size_bytes: None,
+        })
+    }
+
+    async fn prune_events(&self, before: crate::wire::Timestamp) -> StoreResult<u64> {
+        let mut d = self.lock();
+        let archived: std::collections::HashSet<Id> = d.agents.iter().filter(|a| a.archived).map(|a| a.id).collect();
+        let n = d.events.len();
+        d.events.retain(|e| !(e.timestamp < before && e.keys.agent_id.is_some_and(|a| archived.contains(&a))));
+        Ok((n - d.events.len()) as u64)
     }
 
     fn subscribe(&self, since: u64) -> EventStream {
@@ -329,7 +352,7 @@ impl Store for MemoryStore {
                 let n = notify.notified();
                 tokio::pin!(n);
                 n.as_mut().enable();
-                let last = data.lock().map(|d| d.events.last().map_or(0, |e| e.seq)).unwrap_or(0);
+                let last = data.lock().map(|d| d.last_seq).unwrap_or(0);
                 if last > last_seen {
                     return;
                 }

@@ -168,6 +168,23 @@ pub struct StepCommit {
     pub events: Vec<NewEvent>,
 }
 
+/// What `orch db status` shows about a store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoreStatus {
+    /// `memory`, `sqlite`, `postgres`.
+    pub backend: String,
+    /// File path or URL (without password).
+    pub location: String,
+    /// Schema version applied.
+    pub schema_version: i64,
+    /// Events stored.
+    pub events: u64,
+    /// Highest seq appended (0 when empty).
+    pub last_seq: u64,
+    /// Size on disk, when known.
+    pub size_bytes: Option<u64>,
+}
+
 /// A live stream of appended events: replayed from a seq, then live, no gap, no duplicate.
 pub type EventStream = BoxStream<'static, StoreResult<EventRecord>>;
 
@@ -249,6 +266,11 @@ pub trait Store: Send + Sync + 'static {
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>>;
     /// The highest seq appended (0 when empty).
     async fn last_seq(&self) -> StoreResult<u64>;
+    /// Backend, location, schema version, event count and size.
+    async fn status(&self) -> StoreResult<StoreStatus>;
+    /// Retention: deletes the events of archived agents appended before `before`; returns how many.
+    /// Events of live agents, and events without an agent, are kept. Seqs are never reused.
+    async fn prune_events(&self, before: crate::wire::Timestamp) -> StoreResult<u64>;
     /// Every event with `seq > since`: the stored ones, then live ones as they are appended — by
     /// this process or any other sharing the database — with no gap and no duplicate.
     fn subscribe(&self, since: u64) -> EventStream;

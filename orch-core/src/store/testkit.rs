@@ -151,6 +151,8 @@ macro_rules! store_conformance_tests {
             subscribe_with_concurrent_appenders,
             commit_step_is_atomic,
             conversation_load_and_clear,
+            status_counts_events,
+            prune_removes_only_old_events_of_archived_agents,
         }
     };
 }
@@ -205,6 +207,8 @@ pub const CHECKS: &[&str] = &[
     "subscribe_with_concurrent_appenders",
     "commit_step_is_atomic",
     "conversation_load_and_clear",
+    "status_counts_events",
+    "prune_removes_only_old_events_of_archived_agents",
 ];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1506,5 +1510,51 @@ pub mod checks {
             .unwrap();
         assert_eq!(store.load_conversation(a.id).await.unwrap(), vec![Message::user_text("fresh")]);
         assert_eq!(store.last_seq().await.unwrap(), 0, "steps without events append nothing");
+    }
+
+    /// `status` reports the events and the last seq.
+    pub async fn status_counts_events(store: Arc<dyn Store>) {
+        let st = store.status().await.unwrap();
+        assert_eq!((st.events, st.last_seq), (0, 0), "an empty store");
+        assert!(!st.backend.is_empty());
+        store.append((1..=5).map(|i| text(i, EventKeys::default())).collect()).await.unwrap();
+        let st = store.status().await.unwrap();
+        assert_eq!((st.events, st.last_seq), (5, 5));
+    }
+
+    /// Pruning removes only events of archived agents appended before the date; seqs are never reused and
+    /// readers and followers skip the hole.
+    pub async fn prune_removes_only_old_events_of_archived_agents(store: Arc<dyn Store>) {
+        let gone = agent("gone", None, 1);
+        let live = agent("live", None, 2);
+        store.create_agent(&gone).await.unwrap();
+        store.create_agent(&live).await.unwrap();
+        let keys = |id| EventKeys { agent_id: Some(id), ..EventKeys::default() };
+        store.append((0..3).map(|i| text(i, keys(gone.id))).collect()).await.unwrap();
+        store.append((0..2).map(|i| text(i, keys(live.id))).collect()).await.unwrap();
+        store.append(vec![text(9, EventKeys::default())]).await.unwrap();
+        store.archive_agent(gone.id).await.unwrap();
+
+        let long_ago = crate::wire::now() - chrono::Duration::days(365);
+        assert_eq!(store.prune_events(long_ago).await.unwrap(), 0, "nothing is that old");
+        let later = crate::wire::now() + chrono::Duration::seconds(5);
+        assert_eq!(store.prune_events(later).await.unwrap(), 3, "the archived agent's events");
+        let left = store.read_events(&EventQuery::default()).await.unwrap();
+        assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5, 6], "live and agent-less events stay");
+        assert_eq!(store.last_seq().await.unwrap(), 6);
+        let after = store.append(vec![text(10, EventKeys::default())]).await.unwrap();
+        assert_eq!(after[0].seq, 7, "seqs are not reused after pruning");
+        let st = store.status().await.unwrap();
+        assert_eq!((st.events, st.last_seq), (4, 7));
+        // A follower from the start skips the hole.
+        let mut sub = store.subscribe(0);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let r =
+                tokio::time::timeout(std::time::Duration::from_secs(10), sub.next()).await.unwrap().unwrap().unwrap();
+            seen.push(r.seq);
+        }
+        assert_eq!(seen, vec![4, 5, 6, 7]);
+        assert_eq!(store.prune_events(later).await.unwrap(), 0, "pruning again removes nothing");
     }
 }
