@@ -92,6 +92,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Database operations: migrate, status, retention.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Manage agents.
     Agent {
         #[command(subcommand)]
@@ -103,6 +108,24 @@ enum Command {
         /// The relay socket of the running turn.
         #[arg(long)]
         socket: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Apply pending migrations (opening a database always does) and print the schema version.
+    Migrate,
+    /// Backend, location, schema version, event count and size.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the events of archived (deleted) agents older than a date.
+    Prune {
+        /// A date (2026-01-31, midnight UTC) or an RFC 3339 time.
+        #[arg(long)]
+        before: String,
     },
 }
 
@@ -169,18 +192,67 @@ fn working_dir(cli: &Cli) -> Result<PathBuf, Failure> {
     })
 }
 
+/// Opens the store `--db` names (applying migrations): SQLite by default, PostgreSQL for `postgres://`.
 async fn open_store(cli: &Cli, cwd: &Path) -> Result<Arc<dyn Store>, Failure> {
-    let store = match cli.db.as_deref() {
-        None => SqliteStore::open(orch_store_sqlite::default_path(cwd))?,
+    Ok(match cli.db.as_deref() {
+        None => Arc::new(SqliteStore::open(orch_store_sqlite::default_path(cwd))?),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            return Err(Failure::usage(
-                "PostgreSQL databases are not supported yet (the orch-store-postgres store comes in a later release); use sqlite://PATH",
-            ));
+            Arc::new(orch_store_postgres::PgStore::connect(url).await?)
         }
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url)?,
-        Some(path) => SqliteStore::open(path)?,
-    };
-    Ok(Arc::new(store))
+        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url)?),
+        Some(path) => Arc::new(SqliteStore::open(path)?),
+    })
+}
+
+/// Parses `--before`: an RFC 3339 time, or a date (midnight UTC).
+fn parse_before(s: &str) -> Result<chrono::DateTime<chrono::Utc>, Failure> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "--before '{s}': expected a date like 2026-01-31 or a time like 2026-01-31T12:00:00Z"
+            ))
+        })
+}
+
+async fn db_command(store: Arc<dyn Store>, command: &DbCommand) -> Result<u8, Failure> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        DbCommand::Migrate => {
+            let st = store.status().await?;
+            let _ = writeln!(out, "{} database {} is at schema version {}", st.backend, st.location, st.schema_version);
+        }
+        DbCommand::Status { json } => {
+            let st = store.status().await?;
+            if *json {
+                let _ = writeln!(out, "{}", serde_json::to_string(&st).unwrap_or_default());
+            } else {
+                let _ = writeln!(out, "backend:        {}", st.backend);
+                let _ = writeln!(out, "location:       {}", st.location);
+                let _ = writeln!(out, "schema version: {}", st.schema_version);
+                let _ = writeln!(out, "events:         {} (last seq {})", st.events, st.last_seq);
+                match st.size_bytes {
+                    Some(b) => {
+                        let _ = writeln!(out, "size:           {b} bytes ({:.1} MiB)", b as f64 / 1048576.0);
+                    }
+                    None => {
+                        let _ = writeln!(out, "size:           unknown");
+                    }
+                }
+            }
+        }
+        DbCommand::Prune { before } => {
+            let before = parse_before(before)?;
+            let n = store.prune_events(before).await?;
+            let _ = writeln!(out, "removed {n} events of archived agents older than {}", before.to_rfc3339());
+        }
+    }
+    Ok(0)
 }
 
 /// The model setup of a command: the spec, the provider for native agents, and the runner that routes
@@ -255,6 +327,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 .await?
                 .ok_or_else(|| Failure::usage(format!("no agent named '{agent}'")))?;
             drive(&runner, store, a.id, None, RunOptions::default(), *json).await
+        }
+        Command::Db { command } => {
+            if let DbCommand::Prune { before } = command {
+                parse_before(before)?;
+            }
+            let store = open_store(&cli, &cwd).await?;
+            db_command(store, command).await
         }
         Command::Models { json } => {
             models::print_models(*json).map_err(Failure::from)?;

@@ -135,11 +135,11 @@ fn bad_databases_give_clear_errors_and_stay_untouched() {
     assert!(text(&out.stderr).contains("not a valid orch database"), "{}", text(&out.stderr));
     assert_eq!(std::fs::read(&corrupt).unwrap(), junk);
 
-    // PostgreSQL is not supported yet.
-    let out = run_in(dir.path(), &["--db", "postgres://u:secret@127.0.0.1/x", "agent", "list"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not supported yet"));
-    assert!(!text(&out.stderr).contains("secret"));
+    // A PostgreSQL server that is not there: a clear error naming the URL, without its password.
+    let out = run_in(dir.path(), &["--db", "postgres://u:secret@127.0.0.1:1/x", "agent", "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("127.0.0.1:1"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("secret"), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -1,0 +1,165 @@
+//! `orch db …` and `--db postgres://…` as a user runs them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn orch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
+    for var in ["ORCH_MODEL", "ORCH_DATABASE_URL", "ORCH_PRICES", "ORCH_RECORD", "ORCH_PG_SCHEMA", "ANTHROPIC_API_KEY"]
+    {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+fn demo_model() -> String {
+    let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripts/demo.json");
+    format!("scripted:{}", p.display())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn run(dir: &Path, extra_env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = orch();
+    c.arg("--cwd").arg(dir);
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    c.args(args).output().unwrap()
+}
+
+#[test]
+fn sqlite_status_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[], &["--model", &demo_model(), "run", "--agent", "old", "write a greeting for Ada"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(dir.path(), &[], &["--model", &demo_model(), "run", "--agent", "kept", "hello"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let st: Value = serde_json::from_slice(&run(dir.path(), &[], &["db", "status", "--json"]).stdout).unwrap();
+    assert_eq!(st["backend"], "sqlite");
+    let events = st["events"].as_u64().unwrap();
+    assert!(events > 20);
+    assert_eq!(st["last_seq"].as_u64().unwrap(), events);
+    assert!(st["size_bytes"].as_u64().unwrap() > 0);
+    let human = text(&run(dir.path(), &[], &["db", "status"]).stdout);
+    assert!(human.contains("schema version") && human.contains(&format!("events:         {events}")), "{human}");
+    let m = run(dir.path(), &[], &["db", "migrate"]);
+    assert!(m.status.success() && text(&m.stdout).contains("schema version"), "{}", text(&m.stderr));
+
+    // Archive the first agent (as `agent delete` will) and prune its events.
+    let db = dir.path().join(".orch/orch.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute("UPDATE agents SET archived = 1 WHERE name = 'old'", []).unwrap();
+    }
+    let out = run(dir.path(), &[], &["db", "prune", "--before", "2000-01-01"]);
+    assert!(text(&out.stdout).contains("removed 0 events"), "{}", text(&out.stdout));
+    let out = run(dir.path(), &[], &["db", "prune", "--before", "2999-01-01T00:00:00Z"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let removed: u64 = text(&out.stdout).split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(removed > 10, "{}", text(&out.stdout));
+    let st: Value = serde_json::from_slice(&run(dir.path(), &[], &["db", "status", "--json"]).stdout).unwrap();
+    assert_eq!(st["events"].as_u64().unwrap(), events - removed);
+    assert_eq!(st["last_seq"].as_u64().unwrap(), events, "seqs are kept");
+    let kept = text(&run(dir.path(), &[], &["events", "--agent", "kept"]).stdout);
+    assert!(kept.lines().count() > 5, "{kept}");
+
+    let out = run(dir.path(), &[], &["db", "prune", "--before", "last tuesday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--before"));
+}
+
+/// The test database URL, or `None` (with a note) when no server is reachable outside CI.
+fn pg_url() -> Option<String> {
+    let url = std::env::var("ORCH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let probe =
+        std::net::TcpStream::connect_timeout(&"127.0.0.1:5432".parse().unwrap(), std::time::Duration::from_secs(2));
+    match probe {
+        Ok(_) => Some(url),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("PostgreSQL is not reachable at 127.0.0.1:5432 ({e}); CI requires it")
+        }
+        Err(e) => {
+            eprintln!("skipped: PostgreSQL not reachable at 127.0.0.1:5432: {e}");
+            None
+        }
+    }
+}
+
+/// Drops the test's schema over a one-off connection (`orch` has no command that drops data).
+fn drop_schema(url: &str, schema: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sqlx_core::connection::Connection;
+        use sqlx_core::executor::Executor;
+        if let Ok(mut c) = sqlx_postgres::PgConnection::connect(url).await {
+            let _ = c.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await;
+        }
+    });
+}
+
+#[test]
+fn postgres_store_from_the_cli() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("orch_cli_{}", uuid_like());
+    struct Cleanup(String, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            drop_schema(&self.0, &self.1);
+        }
+    }
+    let _cleanup = Cleanup(url.clone(), schema.clone());
+    let env = [("ORCH_PG_SCHEMA", schema.as_str())];
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &env, &["--db", &url, "--model", &demo_model(), "run", "write a greeting for Ada"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Done: hello.txt holds a 42-byte greeting."));
+    assert!(!dir.path().join(".orch").exists(), "nothing goes to SQLite when --db is PostgreSQL");
+    let ev = run(dir.path(), &env, &["--db", &url, "events", "--json"]);
+    let lines: Vec<Value> = text(&ev.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|e| e["type"] == "ToolUse" && e["tool_name"] == "Bash"));
+    let st: Value =
+        serde_json::from_slice(&run(dir.path(), &env, &["--db", &url, "db", "status", "--json"]).stdout).unwrap();
+    assert_eq!(st["backend"], "postgres");
+    assert_eq!(st["events"].as_u64().unwrap(), lines.len() as u64);
+    // ORCH_DATABASE_URL works too.
+    let list = orch()
+        .arg("--cwd")
+        .arg(dir.path())
+        .env("ORCH_DATABASE_URL", &url)
+        .env("ORCH_PG_SCHEMA", &schema)
+        .args(["agent", "list"])
+        .output()
+        .unwrap();
+    assert!(text(&list.stdout).contains("idle"), "{}", text(&list.stderr));
+}
+
+#[test]
+fn postgres_errors_are_clear_and_never_show_the_password() {
+    let Some(_url) = pg_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("postgres://orch:hunter2secret@127.0.0.1:1/test", "127.0.0.1:1"),
+        ("postgres://postgres:hunter2secret@127.0.0.1:5432/no_such_db_for_orch", "no_such_db_for_orch"),
+        ("postgres://postgres:hunter2secret@127.0.0.1:notaport/test", "notaport"),
+    ];
+    for (url, needle) in cases {
+        let out = run(dir.path(), &[], &["--db", url, "agent", "list"]);
+        let e = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {e}");
+        assert!(e.contains(needle), "{url}: {e}");
+        assert!(!e.contains("hunter2secret"), "the password leaked: {e}");
+    }
+}
+
+fn uuid_like() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{:x}{:x}", t, std::process::id())
+}
