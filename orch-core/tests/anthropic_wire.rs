@@ -7,12 +7,11 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use orch_core::executor::{AgentRunner, RunOptions};
 use orch_core::model::http::HttpConfig;
 use orch_core::model::{
     AnthropicConfig, AnthropicProvider, AssembledResponse, ModelDelta, ModelError, ModelProvider, ModelRequest,
-    PriceTable, ResponseAssembler, StopReason, ThinkingConfig, ToolSpec,
+    PriceTable, StopReason, ThinkingConfig, ToolSpec,
 };
 use orch_core::store::{EventQuery, MemoryStore, Store};
 use orch_core::wire::{ContentBlock, Event, Message, Role, Usage};
@@ -42,35 +41,11 @@ fn provider(server: &WireServer) -> AnthropicProvider {
 }
 
 fn request(messages: Vec<Message>) -> ModelRequest {
-    ModelRequest {
-        model: "claude-sonnet-4-5".into(),
-        system: Some("You are terse.".into()),
-        messages: Arc::new(messages),
-        tools: Arc::new(Vec::new()),
-        max_tokens: 4096,
-        thinking: None,
-        agent_name: "tester".into(),
-    }
+    support::request("claude-sonnet-4-5", messages)
 }
 
-/// Runs one call: every delta seen, and the assembled answer or the error.
 async fn call(p: &AnthropicProvider, req: ModelRequest) -> (Vec<ModelDelta>, Result<AssembledResponse, ModelError>) {
-    let mut seen = Vec::new();
-    let mut stream = match p.stream(req).await {
-        Ok(s) => s,
-        Err(e) => return (seen, Err(e)),
-    };
-    let mut asm = ResponseAssembler::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(d) => {
-                seen.push(d.clone());
-                asm.push(d).unwrap();
-            }
-            Err(e) => return (seen, Err(e)),
-        }
-    }
-    (seen, asm.finish())
+    support::call(p, req).await
 }
 
 fn message_start(usage: Value) -> String {

@@ -7,13 +7,12 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use orch_core::executor::{AgentRunner, RunOptions};
 use orch_core::model::http::HttpConfig;
 use orch_core::model::openai::MaxTokensField;
 use orch_core::model::{
     AssembledResponse, ModelDelta, ModelError, ModelProvider, ModelRequest, OpenAiConfig, OpenAiProvider, PriceTable,
-    ResponseAssembler, StopReason, ToolSpec,
+    StopReason, ToolSpec,
 };
 use orch_core::store::{EventQuery, MemoryStore, Store};
 use orch_core::wire::{ContentBlock, Event, Message, Role, Usage};
@@ -43,34 +42,11 @@ fn provider(server: &WireServer) -> OpenAiProvider {
 }
 
 fn request(messages: Vec<Message>) -> ModelRequest {
-    ModelRequest {
-        model: "gpt-4o".into(),
-        system: Some("You are terse.".into()),
-        messages: Arc::new(messages),
-        tools: Arc::new(Vec::new()),
-        max_tokens: 4096,
-        thinking: None,
-        agent_name: "tester".into(),
-    }
+    support::request("gpt-4o", messages)
 }
 
 async fn call(p: &OpenAiProvider, req: ModelRequest) -> (Vec<ModelDelta>, Result<AssembledResponse, ModelError>) {
-    let mut seen = Vec::new();
-    let mut stream = match p.stream(req).await {
-        Ok(s) => s,
-        Err(e) => return (seen, Err(e)),
-    };
-    let mut asm = ResponseAssembler::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(d) => {
-                seen.push(d.clone());
-                asm.push(d).unwrap();
-            }
-            Err(e) => return (seen, Err(e)),
-        }
-    }
-    (seen, asm.finish())
+    support::call(p, req).await
 }
 
 fn chunk(delta: Value, finish_reason: Value) -> String {

@@ -2,3 +2,47 @@
 #![allow(dead_code)]
 
 pub mod wire_server;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use orch_core::model::{AssembledResponse, ModelDelta, ModelError, ModelProvider, ModelRequest, ResponseAssembler};
+use orch_core::wire::Message;
+
+/// A request to `model` with a terse system prompt, no tools, and these messages.
+pub fn request(model: &str, messages: Vec<Message>) -> ModelRequest {
+    ModelRequest {
+        model: model.into(),
+        system: Some("You are terse.".into()),
+        messages: Arc::new(messages),
+        tools: Arc::new(Vec::new()),
+        max_tokens: 4096,
+        thinking: None,
+        agent_name: "tester".into(),
+    }
+}
+
+/// Runs one call: every delta seen, and the assembled answer or the error.
+pub async fn call(
+    p: &dyn ModelProvider,
+    req: ModelRequest,
+) -> (Vec<ModelDelta>, Result<AssembledResponse, ModelError>) {
+    let mut seen = Vec::new();
+    let mut stream = match p.stream(req).await {
+        Ok(s) => s,
+        Err(e) => return (seen, Err(e)),
+    };
+    let mut asm = ResponseAssembler::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(d) => {
+                seen.push(d.clone());
+                if let Err(e) = asm.push(d) {
+                    return (seen, Err(e));
+                }
+            }
+            Err(e) => return (seen, Err(e)),
+        }
+    }
+    (seen, asm.finish())
+}
