@@ -11,6 +11,8 @@ use orch_core::executor::{
     AgentRunner, ClaudeCodeConfig, ClaudeCodeExecutor, DeltaCallback, NativeExecutor, RoutingExecutor, RunError,
     RunOptions,
 };
+use orch_core::hook::HookRegistry;
+use orch_core::hook::command::register_settings_hooks;
 use orch_core::model::{BlockStart, ModelDelta, ModelSpec, PriceTable};
 use orch_core::store::{AgentFilter, EventQuery, Store, StoreError};
 use orch_core::wire::{Event, EventRecord, Id};
@@ -272,7 +274,15 @@ fn setup(cli: &Cli, cwd: &Path, store: Arc<dyn Store>) -> Result<Setup, Failure>
     let native = Arc::new(NativeExecutor::new(provider.clone()).with_prices(prices).with_aliases(models::aliases()?));
     let router =
         RoutingExecutor::new(native).with_claude_code(Arc::new(ClaudeCodeExecutor::new(ClaudeCodeConfig::from_env())));
-    let runner = AgentRunner::builder(store, provider).executor(Arc::new(router)).build();
+    // A team's `.claude/settings.json` hooks guard native agents too. The Claude Code CLI reads those
+    // files itself, so under `claude-code` they are not relayed again (they would run twice).
+    let mut hooks = HookRegistry::new();
+    if spec.provider != "claude-code" {
+        for problem in register_settings_hooks(&mut hooks, cwd) {
+            eprintln!("orch: warning: {problem}");
+        }
+    }
+    let runner = AgentRunner::builder(store, provider).executor(Arc::new(router)).hooks(hooks).build();
     Ok(Setup { spec, runner })
 }
 

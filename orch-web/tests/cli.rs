@@ -366,3 +366,28 @@ fn a_recorded_run_replays_offline_from_the_cli() {
     let e = text(&out.stderr);
     assert!(e.contains("Ada") && e.contains("Bob"), "{e}");
 }
+
+#[test]
+fn claude_settings_hooks_guard_native_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".claude")).unwrap();
+    std::fs::write(
+        dir.path().join(".claude/settings.json"),
+        r#"{"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command",
+            "command": "if grep -q 'wc -c'; then echo 'byte counting is not allowed here' >&2; exit 2; fi"}]}]}}"#,
+    )
+    .unwrap();
+    let model = format!("scripted:{}", demo_script().display());
+    let out = run_in(dir.path(), &["--model", &model, "run", "--json", "write a greeting for Ada"]);
+    let events = json_lines(&out.stdout);
+    let result = events.iter().find(|e| e["type"] == "ToolResult" && e["tool_name"] == "Bash").unwrap();
+    assert_eq!(result["is_error"], true);
+    assert!(result["content"].as_str().unwrap().contains("byte counting is not allowed here"), "{result}");
+    assert!(events.iter().any(|e| e["type"] == "HookInvoked" && e["decision"] == "deny"));
+
+    // A broken settings file is reported, never fatal.
+    std::fs::write(dir.path().join(".claude/settings.local.json"), "{oops").unwrap();
+    let out = run_in(dir.path(), &["--model", &model, "run", "hello"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("settings.local.json"), "{}", text(&out.stderr));
+}

@@ -10,6 +10,10 @@ use serde_json::Value;
 
 use crate::wire::Id;
 
+/// Claude Code settings hooks (`.claude/settings.json`) run as shell commands.
+#[cfg(feature = "tokio")]
+pub mod command;
+
 /// The points where hooks run (Claude Code's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HookEvent {
