@@ -46,6 +46,8 @@ pub mod runtime;
 #[cfg(feature = "engine")]
 pub mod store;
 #[cfg(feature = "engine")]
+pub mod template;
+#[cfg(feature = "engine")]
 pub mod tool;
 
 #[cfg(feature = "engine")]
