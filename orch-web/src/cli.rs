@@ -325,8 +325,17 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     }
                 }
             };
-            let options = RunOptions { max_turns: *max_turns, ..RunOptions::default() };
-            drive(&runner, store, agent.id, Some(prompt.clone()), options, *json).await
+            let mut options = RunOptions { max_turns: *max_turns, ..RunOptions::default() };
+            // `/name args` runs the slash command of `.claude/commands` with its allowed tools.
+            let templates = orch_core::template::Templates::load(&cwd);
+            let prompt = match templates.expand(prompt).map_err(|e| Failure::usage(e.to_string()))? {
+                Some(expanded) => {
+                    options.allowed_tools = expanded.allowed_tools;
+                    expanded.prompt
+                }
+                None => prompt.clone(),
+            };
+            drive(&runner, store, agent.id, Some(prompt), options, *json).await
         }
         Command::Resume { agent, json } => {
             models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;

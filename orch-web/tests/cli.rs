@@ -391,3 +391,31 @@ fn claude_settings_hooks_guard_native_agents() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("settings.local.json"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn slash_commands_expand_with_their_allowed_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".claude/commands/greet")).unwrap();
+    std::fs::write(
+        dir.path().join(".claude/commands/greet/file.md"),
+        "---\ndescription: Greet someone in a file\nargument-hint: [name] [file]\nallowed-tools: Write\n---\nwrite a greeting for $1 into $2 ($ARGUMENTS)\n",
+    )
+    .unwrap();
+    let script = dir.path().join("s.json");
+    std::fs::write(
+        &script,
+        r#"{"steps": [{"when": "^write a greeting for (.+) into (\\S+) \\((.*)\\)", "reply": [{"type": "text", "text": "for $1 in $2, args [$3]"}]},
+                     {"repeat": true, "reply": [{"type": "text", "text": "no match"}]}]}"#,
+    )
+    .unwrap();
+    let model = format!("scripted:{}", script.display());
+    let out = run_in(dir.path(), &["--model", &model, "run", "--json", "/greet:file \"Ada L\" hi.txt"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events = json_lines(&out.stdout);
+    let reply = events.iter().find(|e| e["type"] == "Text").unwrap();
+    assert_eq!(reply["text"], "for Ada L in hi.txt, args [\"Ada L\" hi.txt]", "{reply}");
+
+    let out = run_in(dir.path(), &["--model", &model, "run", "/nosuch thing"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/greet:file"), "{}", text(&out.stderr));
+}

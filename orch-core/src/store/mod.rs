@@ -2,7 +2,7 @@
 //!
 //! Implementations: [`MemoryStore`] (in this crate, for tests and benchmarks), `orch-store-sqlite`
 //! (the embedded default) and `orch-store-postgres`. Every implementation must pass the conformance
-//! suite in [`testkit`] (feature `testkit`).
+//! suite in `testkit` (feature `testkit`).
 
 mod follow;
 mod memory;
