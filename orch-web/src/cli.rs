@@ -94,6 +94,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Slash commands (.claude/commands) and agent templates (.claude/agents) of --cwd, and bad files.
+    Templates {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Database operations: migrate, status, retention.
     Db {
         #[command(subcommand)]
@@ -353,6 +359,32 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             }
             let store = open_store(&cli, &cwd).await?;
             db_command(store, command).await
+        }
+        Command::Templates { json } => {
+            let t = orch_core::template::Templates::load(&cwd);
+            let mut out = std::io::stdout().lock();
+            if *json {
+                let v = serde_json::json!({
+                    "commands": t.command_summaries(),
+                    "agents": t.agent_summaries(),
+                    "problems": t.problems().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                });
+                let _ = writeln!(out, "{v}");
+            } else {
+                let _ = writeln!(out, "Slash commands ({}):", t.commands().len());
+                for c in t.command_summaries() {
+                    let _ = writeln!(out, "  /{:<28} {} {}", c.name, c.argument_hint, c.description);
+                }
+                let _ = writeln!(out, "Agent templates ({}):", t.agents().len());
+                for a in t.agent_summaries() {
+                    let tools = a.tools.map(|t| t.join(", ")).unwrap_or_else(|| "all tools".into());
+                    let _ = writeln!(out, "  {:<29} {} [{}]", a.name, a.description, tools);
+                }
+                for p in t.problems() {
+                    eprintln!("orch: warning: {p}");
+                }
+            }
+            Ok(0)
         }
         Command::Models { json } => {
             models::print_models(*json).map_err(Failure::from)?;

@@ -419,3 +419,31 @@ fn slash_commands_expand_with_their_allowed_tools() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/greet:file"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn templates_lists_commands_agents_and_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".claude/commands/git")).unwrap();
+    std::fs::create_dir_all(dir.path().join(".claude/agents")).unwrap();
+    std::fs::write(
+        dir.path().join(".claude/commands/git/commit.md"),
+        "---\ndescription: Commit staged work\n---\nCommit.\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join(".claude/commands/broken.md"), "---\ndescription: never closed\n").unwrap();
+    std::fs::write(
+        dir.path().join(".claude/agents/reviewer.md"),
+        "---\nname: reviewer\ndescription: Reviews diffs\ntools: Read, Grep\n---\nYou review code.\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["templates"]);
+    assert!(out.status.success());
+    let s = text(&out.stdout);
+    assert!(s.contains("/git:commit") && s.contains("Commit staged work"), "{s}");
+    assert!(s.contains("reviewer") && s.contains("Read, Grep"), "{s}");
+    assert!(text(&out.stderr).contains("broken.md"), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&run_in(dir.path(), &["templates", "--json"]).stdout).unwrap();
+    assert_eq!(v["commands"][0]["name"], "git:commit");
+    assert_eq!(v["agents"][0]["tools"], serde_json::json!(["Read", "Grep"]));
+    assert_eq!(v["problems"].as_array().unwrap().len(), 1);
+}
