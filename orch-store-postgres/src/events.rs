@@ -21,6 +21,27 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// Binds `$1`…`$11` of [`APPEND_CTES`]: the count, the time, one array per column, the channel.
+    fn bind_append<'q, O>(
+        &'q self,
+        query: sqlx_core::query_as::QueryAs<'q, sqlx::Postgres, O, sqlx_postgres::PgArguments>,
+        ts: Timestamp,
+        channel: &'q str,
+    ) -> sqlx_core::query_as::QueryAs<'q, sqlx::Postgres, O, sqlx_postgres::PgArguments> {
+        query
+            .bind(self.len() as i64)
+            .bind(ts)
+            .bind(&self.agent_ids)
+            .bind(&self.orchestrator_ids)
+            .bind(&self.workflow_ids)
+            .bind(&self.steps)
+            .bind(&self.task_slugs)
+            .bind(&self.categories)
+            .bind(&self.types)
+            .bind(&self.payloads)
+            .bind(channel)
+    }
+
     /// Serializes the events' payloads and splits their keys into columns.
     pub(crate) fn new(events: Vec<NewEvent>) -> StoreResult<Self> {
         let n = events.len();
@@ -98,21 +119,9 @@ pub(crate) async fn append(db: &Db, channel: &str, batch: Batch) -> StoreResult<
         "WITH {} SELECT s.last, (SELECT count(pg_notify($11, s.last::text)) FROM s) FROM s",
         APPEND_CTES.replace("{GATE}", "")
     );
-    let row: (i64, i64) = sqlx::query_as(&db.sql(&sql))
-        .bind(batch.len() as i64)
-        .bind(ts)
-        .bind(&batch.agent_ids)
-        .bind(&batch.orchestrator_ids)
-        .bind(&batch.workflow_ids)
-        .bind(&batch.steps)
-        .bind(&batch.task_slugs)
-        .bind(&batch.categories)
-        .bind(&batch.types)
-        .bind(&batch.payloads)
-        .bind(channel)
-        .fetch_one(&db.pool)
-        .await
-        .map_err(db_err)?;
+    let sql = db.sql(&sql);
+    let row: (i64, i64) =
+        batch.bind_append(sqlx::query_as(&sql), ts, channel).fetch_one(&db.pool).await.map_err(db_err)?;
     let last = u64::try_from(row.0).map_err(|_| StoreError::Decode(format!("negative seq {}", row.0)))?;
     batch.records(last, ts)
 }
@@ -151,18 +160,9 @@ pub(crate) async fn commit_step(db: &Db, channel: &str, step: StepCommit) -> Sto
          (SELECT count(pg_notify($11, s.last::text)) FROM s)",
         APPEND_CTES.replace("{GATE}", "AND EXISTS (SELECT 1 FROM a)")
     );
-    let row: (i64, Option<i64>, i64) = sqlx::query_as(&db.sql(&sql))
-        .bind(batch.len() as i64)
-        .bind(ts)
-        .bind(&batch.agent_ids)
-        .bind(&batch.orchestrator_ids)
-        .bind(&batch.workflow_ids)
-        .bind(&batch.steps)
-        .bind(&batch.task_slugs)
-        .bind(&batch.categories)
-        .bind(&batch.types)
-        .bind(&batch.payloads)
-        .bind(channel)
+    let sql = db.sql(&sql);
+    let row: (i64, Option<i64>, i64) = batch
+        .bind_append(sqlx::query_as(&sql), ts, channel)
         .bind(step.status.map(AgentStatus::as_str))
         .bind(u[0])
         .bind(u[1])
