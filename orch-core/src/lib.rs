@@ -42,6 +42,8 @@ mod interrupt;
 #[cfg(feature = "engine")]
 pub mod model;
 #[cfg(feature = "engine")]
+pub mod orchestrator;
+#[cfg(feature = "engine")]
 pub mod runtime;
 #[cfg(feature = "engine")]
 pub mod store;

@@ -15,7 +15,7 @@ mod state;
 pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
 pub use native::NativeExecutor;
 pub use route::{RoutingExecutor, is_claude_code_model};
-pub use runner::{AgentRunner, AgentRunnerBuilder};
+pub use runner::{AgentRunner, AgentRunnerBuilder, RunClaim};
 pub use state::{LoopState, PendingCall, Phase, TurnState};
 
 use std::sync::Arc;

@@ -194,6 +194,58 @@ impl AgentRunner {
         self.run_inner(agent_id, None, options).await
     }
 
+    /// Claims the agent for one run in this process, without starting it: while the claim is held,
+    /// [`AgentRunner::is_running`] is true, [`AgentRunner::interrupt`] reaches it, and any other run of
+    /// the agent is refused with [`RunError::AgentBusy`]. Hosts that start runs in the background claim
+    /// first, so two commands sent at once can never both start. `name` is used in the error.
+    pub fn claim(&self, agent_id: Id, name: &str, interrupt: Option<Interrupt>) -> Result<RunClaim, RunError> {
+        let interrupt = interrupt.unwrap_or_default();
+        let mut m = self.running.lock().map_err(|_| RunError::AgentBusy(name.to_string()))?;
+        if m.contains_key(&agent_id) {
+            return Err(RunError::AgentBusy(name.to_string()));
+        }
+        m.insert(agent_id, interrupt.clone());
+        Ok(RunClaim { agent_id, interrupt, _guard: RunningGuard { running: self.running.clone(), id: agent_id } })
+    }
+
+    /// Runs a claimed agent: `Some(prompt)` starts a new turn, `None` resumes an unfinished one. The
+    /// claim is released when the run ends, however it ends.
+    pub async fn run_claimed(
+        &self,
+        claim: RunClaim,
+        prompt: Option<String>,
+        mut options: RunOptions,
+    ) -> Result<RunOutcome, RunError> {
+        let agent_id = claim.agent_id;
+        let agent =
+            self.store.get_agent(agent_id).await?.ok_or_else(|| RunError::AgentNotFound(agent_id.to_string()))?;
+        if agent.archived {
+            return Err(RunError::AgentNotFound(format!("{} (deleted)", agent.name)));
+        }
+        options.interrupt = Some(claim.interrupt.clone());
+        let tools = match &options.allowed_tools {
+            Some(names) => self.tools.only(names),
+            None => self.tools.clone(),
+        };
+        let cx = TurnContext {
+            store: self.store.clone(),
+            agent,
+            interrupt: claim.interrupt.clone(),
+            options,
+            tools,
+            hooks: self.hooks.clone(),
+            runtime: self.runtime.clone(),
+        };
+        let result = self.executor.run_turn(cx, prompt).await;
+        drop(claim);
+        result
+    }
+
+    /// The host runtime.
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
     async fn run_inner(
         &self,
         agent_id: Id,
@@ -205,28 +257,32 @@ impl AgentRunner {
         if agent.archived {
             return Err(RunError::AgentNotFound(format!("{} (deleted)", agent.name)));
         }
-        let interrupt = options.interrupt.clone().unwrap_or_default();
-        {
-            let mut m = self.running.lock().map_err(|_| RunError::AgentBusy(agent.name.clone()))?;
-            if m.contains_key(&agent_id) {
-                return Err(RunError::AgentBusy(agent.name.clone()));
-            }
-            m.insert(agent_id, interrupt.clone());
-        }
-        let _guard = RunningGuard { running: self.running.clone(), id: agent_id };
-        let tools = match &options.allowed_tools {
-            Some(names) => self.tools.only(names),
-            None => self.tools.clone(),
-        };
-        let cx = TurnContext {
-            store: self.store.clone(),
-            agent,
-            interrupt,
-            options,
-            tools,
-            hooks: self.hooks.clone(),
-            runtime: self.runtime.clone(),
-        };
-        self.executor.run_turn(cx, prompt).await
+        let claim = self.claim(agent_id, &agent.name, options.interrupt.clone())?;
+        self.run_claimed(claim, prompt, options).await
+    }
+}
+
+/// An agent claimed for one run by [`AgentRunner::claim`]; dropping it releases the agent.
+pub struct RunClaim {
+    agent_id: Id,
+    interrupt: Interrupt,
+    _guard: RunningGuard,
+}
+
+impl RunClaim {
+    /// The claimed agent.
+    pub fn agent_id(&self) -> Id {
+        self.agent_id
+    }
+
+    /// The run's interrupt.
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
+    }
+}
+
+impl std::fmt::Debug for RunClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunClaim").field("agent_id", &self.agent_id).finish_non_exhaustive()
     }
 }

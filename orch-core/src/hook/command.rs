@@ -46,6 +46,7 @@ pub struct CommandHook {
     name: String,
     command: String,
     timeout: Duration,
+    from_settings: bool,
 }
 
 impl CommandHook {
@@ -53,12 +54,18 @@ impl CommandHook {
     pub fn new(command: impl Into<String>, timeout: Duration) -> Self {
         let command = command.into();
         let name = format!("command: {}", clip(&command, 120));
-        Self { name, command, timeout }
+        Self { name, command, timeout, from_settings: false }
     }
 
     /// Replaces the name shown in `HookInvoked` events.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Marks the hook as loaded from `.claude/settings*.json` (see [`Hook::from_claude_settings`]).
+    pub fn from_settings(mut self) -> Self {
+        self.from_settings = true;
         self
     }
 
@@ -278,6 +285,10 @@ impl Hook for CommandHook {
         &self.name
     }
 
+    fn from_claude_settings(&self) -> bool {
+        self.from_settings
+    }
+
     async fn call(&self, input: &HookInput) -> Result<HookDecision, HookError> {
         let stdin = serde_json::to_vec(&stdin_json(input))
             .map_err(|e| HookError(format!("could not encode the hook input: {e}")))?;
@@ -429,7 +440,7 @@ pub fn parse_settings(file: &Path, text: &str) -> (Vec<SettingsHook>, Vec<Settin
                 hooks.push(SettingsHook {
                     event,
                     matcher: matcher.clone(),
-                    hook: CommandHook::new(command, Duration::from_secs_f64(timeout.min(86_400.0))),
+                    hook: CommandHook::new(command, Duration::from_secs_f64(timeout.min(86_400.0))).from_settings(),
                     source: file.to_path_buf(),
                 });
             }

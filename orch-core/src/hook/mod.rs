@@ -175,6 +175,11 @@ pub trait Hook: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Decides.
     async fn call(&self, input: &HookInput) -> Result<HookDecision, HookError>;
+    /// Whether this hook comes from a project's `.claude/settings*.json`. The Claude Code CLI runs
+    /// those itself, so the Claude Code executor leaves them out rather than running them twice.
+    fn from_claude_settings(&self) -> bool {
+        false
+    }
 }
 
 /// A hook from a closure: `FnHook::new("no-rm", |input| HookDecision::Continue)`.
@@ -315,6 +320,12 @@ impl HookRegistry {
             }
         }
         out
+    }
+
+    /// The same hooks without those loaded from `.claude/settings*.json` (see
+    /// [`Hook::from_claude_settings`]): what an executor that reads those files itself should run.
+    pub fn without_settings_hooks(&self) -> Self {
+        Self { entries: self.entries.iter().filter(|e| !e.hook.from_claude_settings()).cloned().collect() }
     }
 
     /// Whether no hooks are registered.

@@ -443,6 +443,33 @@ pub mod fixtures {
                 metadata: serde_json::json!({"free_bytes": 1024}),
             },
             Event::ChatMessage { message: Box::new(chat) },
+            Event::InterruptRequested { requested_by: "cli".into() },
+            Event::OrchestratorCreated { orchestrator: Box::new(orchestrator(4)) },
+            Event::OrchestratorCostsUpdated {
+                usage: Usage { input_tokens: 10, output_tokens: 20, ..Usage::default() },
+                cost_usd: 0.25,
+                total_usage: big,
+                total_cost_usd: 1e-9,
+            },
+            Event::FileTracking {
+                text_seq: Some(41),
+                file_changes: vec![crate::wire::FileChange {
+                    path: "src/ü.rs".into(),
+                    absolute_path: "/w/src/ü.rs".into(),
+                    status: crate::wire::FileChangeStatus::Deleted,
+                    lines_added: 0,
+                    lines_removed: 12,
+                    diff: Some("--- a/src/ü.rs\n+++ /dev/null\n-x\n".into()),
+                    summary: "Removed src/ü.rs (-12 lines)".into(),
+                    tools: vec!["Bash".into()],
+                }],
+                read_files: vec![crate::wire::FileRead {
+                    path: "README.md".into(),
+                    absolute_path: "/w/README.md".into(),
+                    line_count: None,
+                }],
+            },
+            Event::SummaryUpdated { target_seq: u64::MAX >> 12, summary: "Wrote the greeting file".into() },
         ];
         for e in &events {
             covers(e);
@@ -473,7 +500,12 @@ pub mod fixtures {
             | Event::ModelError { .. }
             | Event::ModelRetry { .. }
             | Event::SystemLog { .. }
-            | Event::ChatMessage { .. } => {}
+            | Event::ChatMessage { .. }
+            | Event::InterruptRequested { .. }
+            | Event::OrchestratorCreated { .. }
+            | Event::OrchestratorCostsUpdated { .. }
+            | Event::FileTracking { .. }
+            | Event::SummaryUpdated { .. } => {}
         }
     }
 

@@ -322,3 +322,49 @@ pub struct SystemLog {
     /// Created.
     pub created_at: Timestamp,
 }
+
+/// What happened to a file during one agent run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileChangeStatus {
+    /// The file did not exist before the run (or is new to git).
+    Created,
+    /// The file existed and was changed.
+    Modified,
+    /// The file is gone after the run.
+    Deleted,
+}
+
+/// A file an agent run created, modified or deleted (the seed's `FileChange`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileChange {
+    /// Path relative to the agent's working directory.
+    pub path: String,
+    /// Absolute path.
+    pub absolute_path: String,
+    /// Created, modified or deleted.
+    pub status: FileChangeStatus,
+    /// Lines added (`+` lines of the diff).
+    pub lines_added: u64,
+    /// Lines removed (`-` lines of the diff).
+    pub lines_removed: u64,
+    /// Unified diff against `HEAD` (or against nothing, for a new untracked file); `None` outside git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// One-line description (`Modified src/main.rs (+3 -1 lines)`).
+    pub summary: String,
+    /// The tools that touched it (`Write`, `Edit`, `Bash`, …).
+    #[serde(default)]
+    pub tools: Vec<String>,
+}
+
+/// A file an agent run read (the seed's `FileRead`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRead {
+    /// Path relative to the agent's working directory.
+    pub path: String,
+    /// Absolute path.
+    pub absolute_path: String,
+    /// Lines in the file now (`None` if it is gone or unreadable).
+    pub line_count: Option<u64>,
+}

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Agent, AgentStatus, ChatMessage, Id, LogLevel, Timestamp, Usage};
+use super::{Agent, AgentStatus, ChatMessage, FileChange, FileRead, Id, LogLevel, Orchestrator, Timestamp, Usage};
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,29 @@ pub enum Event {
     },
     /// An agent was deleted (archived); the agent is the record's `agent_id`.
     AgentDeleted {},
+    /// Someone asked for the agent's running turn to stop (the agent is the record's `agent_id`). The
+    /// process running the turn follows the log and interrupts it, so this works across processes.
+    InterruptRequested {
+        /// Who asked (`cli`, `orchestrator`, `http`, …).
+        requested_by: String,
+    },
+    /// An orchestrator was created (its id is the record's `orchestrator_id`).
+    OrchestratorCreated {
+        /// The orchestrator as created.
+        orchestrator: Box<Orchestrator>,
+    },
+    /// Usage and cost were added to an orchestrator after one of its turns (the seed's
+    /// `orchestrator_updated`).
+    OrchestratorCostsUpdated {
+        /// Usage of the turn.
+        usage: Usage,
+        /// Cost of the turn in USD.
+        cost_usd: f64,
+        /// The orchestrator's usage after the increment.
+        total_usage: Usage,
+        /// The orchestrator's cost after the increment.
+        total_cost_usd: f64,
+    },
 
     // ---- hooks (seed `event_category = "hook"`) ----
     /// A prompt was submitted to an agent.
@@ -182,7 +205,26 @@ pub enum Event {
         error: String,
     },
 
+    /// The files one agent run read and changed (the seed's `FileTrackingBlock`), appended when the run
+    /// ends. Reset per run.
+    FileTracking {
+        /// Seq of the run's last `Text` event, which this report belongs to, if the run wrote text.
+        text_seq: Option<u64>,
+        /// Files created, modified or deleted.
+        file_changes: Vec<FileChange>,
+        /// Files read.
+        read_files: Vec<FileRead>,
+    },
+
     // ---- system and chat ----
+    /// A model-written one-line summary of an earlier event (optional; see `ORCH_SUMMARY_MODEL`).
+    /// Until one arrives, and if none ever does, [`Event::summary`] is the event's summary.
+    SummaryUpdated {
+        /// Seq of the summarised event.
+        target_seq: u64,
+        /// The summary.
+        summary: String,
+    },
     /// A system log line.
     SystemLog {
         /// Level.
@@ -249,6 +291,11 @@ impl Event {
             Self::AgentStatusChanged { .. } => "AgentStatusChanged",
             Self::AgentCostsUpdated { .. } => "AgentCostsUpdated",
             Self::AgentDeleted { .. } => "AgentDeleted",
+            Self::InterruptRequested { .. } => "InterruptRequested",
+            Self::OrchestratorCreated { .. } => "OrchestratorCreated",
+            Self::OrchestratorCostsUpdated { .. } => "OrchestratorCostsUpdated",
+            Self::FileTracking { .. } => "FileTracking",
+            Self::SummaryUpdated { .. } => "SummaryUpdated",
             Self::UserPromptSubmit { .. } => "UserPromptSubmit",
             Self::PreToolUse { .. } => "PreToolUse",
             Self::PostToolUse { .. } => "PostToolUse",
@@ -275,7 +322,10 @@ impl Event {
             Self::AgentCreated { .. }
             | Self::AgentStatusChanged { .. }
             | Self::AgentCostsUpdated { .. }
-            | Self::AgentDeleted { .. } => EventCategory::Agent,
+            | Self::AgentDeleted { .. }
+            | Self::InterruptRequested { .. }
+            | Self::OrchestratorCreated { .. }
+            | Self::OrchestratorCostsUpdated { .. } => EventCategory::Agent,
             Self::UserPromptSubmit { .. }
             | Self::PreToolUse { .. }
             | Self::PostToolUse { .. }
@@ -288,8 +338,12 @@ impl Event {
             | Self::ToolUse { .. }
             | Self::ToolResult { .. }
             | Self::ToolRefused { .. }
+            | Self::FileTracking { .. }
             | Self::Result { .. } => EventCategory::Response,
-            Self::ModelError { .. } | Self::ModelRetry { .. } | Self::SystemLog { .. } => EventCategory::System,
+            Self::ModelError { .. }
+            | Self::ModelRetry { .. }
+            | Self::SystemLog { .. }
+            | Self::SummaryUpdated { .. } => EventCategory::System,
             Self::ChatMessage { .. } => EventCategory::Chat,
         }
     }
@@ -318,6 +372,16 @@ impl Event {
                 format!("+{} in / +{} out tokens, +${cost_usd:.4}", usage.input_tokens, usage.output_tokens)
             }
             Self::AgentDeleted { .. } => "Agent deleted".into(),
+            Self::InterruptRequested { requested_by } => format!("Interrupt requested by {requested_by}"),
+            Self::OrchestratorCreated { .. } => "Orchestrator created".into(),
+            Self::OrchestratorCostsUpdated { usage, cost_usd, .. } => format!(
+                "Orchestrator +{} in / +{} out tokens, +${cost_usd:.4}",
+                usage.input_tokens, usage.output_tokens
+            ),
+            Self::FileTracking { file_changes, read_files, .. } => {
+                format!("📂 {} modified, {} read", file_changes.len(), read_files.len())
+            }
+            Self::SummaryUpdated { summary, .. } => clip(summary, 80),
             Self::UserPromptSubmit { prompt, .. } => format!("User: {}", clip(prompt, 50)),
             Self::PreToolUse { tool_name, tool_input, .. } => {
                 format!("Using tool: {}", tool_line(tool_name, tool_input))

@@ -320,6 +320,8 @@ impl AgentExecutor for ClaudeCodeExecutor {
         let Some(prompt) = prompt else {
             return Err(RunError::NothingToResume(cx.agent.name.clone()));
         };
+        // The CLI runs the project's settings hooks itself; relaying them too would run them twice.
+        let cx = TurnContext { hooks: cx.hooks.without_settings_hooks(), ..cx };
         let model = Self::model_arg(&cx.agent.model)
             .map_err(|message| RunError::Config { agent: cx.agent.name.clone(), message })?;
         if !cx.hooks.is_empty() && self.config.relay_command.is_empty() {

@@ -1,0 +1,1 @@
+//! Model-written event summaries (being written).
