@@ -23,6 +23,11 @@ impl Interrupt {
         Self::default()
     }
 
+    /// Whether `other` is a clone of this interrupt (shares its flag).
+    pub fn same_as(&self, other: &Interrupt) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Triggers it: everyone waiting in [`Interrupt::triggered`] wakes.
     pub fn trigger(&self) {
         self.inner.flag.store(true, Ordering::SeqCst);

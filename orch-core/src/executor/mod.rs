@@ -48,6 +48,12 @@ pub struct RunOptions {
     pub allowed_tools: Option<Vec<String>>,
     /// Who wrote the prompt.
     pub author: PromptAuthor,
+    /// Runs this turn on another model than the agent's own (e.g. a slash command's `model`). An alias
+    /// or bare id on a Claude Code agent becomes `claude-code:MODEL`. The agent's record is unchanged.
+    pub model: Option<String>,
+    /// Replaces the agent's system prompt for this turn (e.g. the orchestrator's prompt, rendered anew
+    /// each turn). The agent's record is unchanged.
+    pub system_prompt: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -59,6 +65,8 @@ impl Default for RunOptions {
             on_delta: None,
             allowed_tools: None,
             author: PromptAuthor::Engineer,
+            model: None,
+            system_prompt: None,
         }
     }
 }
@@ -69,6 +77,7 @@ impl std::fmt::Debug for RunOptions {
             .field("max_turns", &self.max_turns)
             .field("task_slug", &self.task_slug)
             .field("allowed_tools", &self.allowed_tools)
+            .field("model", &self.model)
             .finish_non_exhaustive()
     }
 }

@@ -592,6 +592,10 @@ impl Run<'_> {
                         interrupt: self.cx.interrupt.clone(),
                         runtime: self.cx.runtime.clone(),
                     };
+                    if tool.log_before_call() && !self.buf.is_empty() {
+                        // Its effects are events of their own: the request must precede them in the log.
+                        self.commit().await?;
+                    }
                     let result = {
                         let mut fut = pin!(tool.call(&ctx, input.clone()));
                         let mut early = None;

@@ -217,10 +217,20 @@ impl AgentRunner {
         mut options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
         let agent_id = claim.agent_id;
-        let agent =
+        let mut agent =
             self.store.get_agent(agent_id).await?.ok_or_else(|| RunError::AgentNotFound(agent_id.to_string()))?;
         if agent.archived {
             return Err(RunError::AgentNotFound(format!("{} (deleted)", agent.name)));
+        }
+        if let Some(model) = options.model.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+            agent.model = if super::is_claude_code_model(&agent.model) && !super::is_claude_code_model(model) {
+                format!("claude-code:{model}")
+            } else {
+                model.to_string()
+            };
+        }
+        if let Some(prompt) = &options.system_prompt {
+            agent.system_prompt = Some(prompt.clone());
         }
         options.interrupt = Some(claim.interrupt.clone());
         let tools = match &options.allowed_tools {

@@ -95,6 +95,14 @@ pub trait Tool: Send + Sync + 'static {
     /// Runs it.
     async fn call(&self, ctx: &ToolContext, input: Value) -> Result<ToolOutput, ToolError>;
 
+    /// Whether the call must be in the log before the tool runs. Tools whose effects are events of
+    /// their own (the orchestrator's management tools create and command agents) say yes, so the log
+    /// reads in causal order; it costs one more store commit per call. Default: no (the call is
+    /// committed with its result, or as soon as the tool turns out to be slow).
+    fn log_before_call(&self) -> bool {
+        false
+    }
+
     /// The spec offered to the model.
     fn spec(&self) -> ToolSpec {
         ToolSpec {

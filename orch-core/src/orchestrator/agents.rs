@@ -1,0 +1,757 @@
+//! [`AgentManager`]: creates named agents, commands them in the background, reports their status,
+//! interrupts and deletes them. The orchestrator's management tools and the `orch agent` commands are
+//! thin layers over it.
+//!
+//! # Busy policy
+//! One agent never runs two turns at once. Commanding an agent that is running is **refused** with
+//! [`ManageError::Busy`], which names the run in progress and what to do (wait with
+//! `check_agent_status`, or `interrupt_agent` first). Refusing, rather than queueing, keeps what the
+//! orchestrator asked for visible in its own conversation: a queued command would run later against a
+//! state the orchestrator has not seen.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
+
+use super::files::{FileSnapshot, track_run};
+use crate::executor::native::task_slug;
+use crate::executor::{AgentRunner, RunError, RunOptions, RunOutcome, is_claude_code_model};
+use crate::model::{ModelAliases, ModelSpec};
+use crate::store::{AgentFilter, EventQuery, Store, StoreError};
+use crate::template::Templates;
+use crate::wire::{
+    Agent, AgentStatus, Event, EventKeys, EventRecord, Id, LogLevel, NewEvent, PromptAuthor, SystemLog, new_id, now,
+};
+
+/// Default model calls per command run (the seed's `MAX_AGENT_TURNS`).
+pub const DEFAULT_MAX_AGENT_TURNS: u32 = 500;
+
+/// The name of the agent record that carries an orchestrator's own conversation; reserved.
+pub const ORCHESTRATOR_AGENT_NAME: &str = "orchestrator";
+
+/// Whether `agent` is the record behind an orchestrator's own turns (not a managed agent).
+pub fn is_orchestrator_agent(agent: &Agent) -> bool {
+    agent.metadata.get("role").and_then(|v| v.as_str()) == Some("orchestrator")
+}
+
+/// What went wrong managing an agent. The messages are shown to models and people as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// A required parameter is missing or empty.
+    #[error("'{0}' is required")]
+    Missing(&'static str),
+    /// A parameter has a bad value.
+    #[error("invalid {what}: {message}")]
+    Invalid {
+        /// Which parameter.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// No live agent has the name.
+    #[error("Agent '{0}' not found")]
+    NotFound(String),
+    /// A live agent already has the name.
+    #[error("Agent name '{0}' is already in use by a live agent; pick another name or delete that agent first")]
+    NameTaken(String),
+    /// No agent template has the name.
+    #[error("Template '{name}' not found. Available templates: {available}")]
+    UnknownTemplate {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        available: String,
+    },
+    /// The agent is running a command.
+    #[error(
+        "Agent '{name}' is busy running a command ({task}); wait for it to finish (check_agent_status) or interrupt_agent it first"
+    )]
+    Busy {
+        /// The agent.
+        name: String,
+        /// The run in progress.
+        task: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A run could not start.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// Settings of an [`AgentManager`].
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Working directory of new agents; `.claude/agents` and `.claude/commands` are read from it.
+    pub working_dir: PathBuf,
+    /// Model of agents created without one (an alias, a bare id or a `provider:model` spec).
+    pub default_model: String,
+    /// Model calls allowed per command run (`ORCH_MAX_AGENT_TURNS`, default 500).
+    pub max_turns: u32,
+    /// Run a "reply Ready" turn right after `create_agent` (`ORCH_AGENT_WARMUP=1`; default off: it only
+    /// costs money).
+    pub warmup: bool,
+    /// Record the files each command run read and changed (default on).
+    pub file_tracking: bool,
+    /// Model aliases for `create_agent`'s `model` (`opus`, `sonnet`, `haiku`, `fast`, …).
+    pub aliases: ModelAliases,
+}
+
+impl ManagerConfig {
+    /// Defaults: 500 turns, no warm-up, file tracking on, the built-in aliases.
+    pub fn new(working_dir: impl Into<PathBuf>, default_model: impl Into<String>) -> Self {
+        Self {
+            working_dir: working_dir.into(),
+            default_model: default_model.into(),
+            max_turns: DEFAULT_MAX_AGENT_TURNS,
+            warmup: false,
+            file_tracking: true,
+            aliases: ModelAliases::default(),
+        }
+    }
+
+    /// [`ManagerConfig::new`] with `ORCH_MAX_AGENT_TURNS` and `ORCH_AGENT_WARMUP` applied. A bad value
+    /// is an error naming the variable.
+    pub fn from_env(working_dir: impl Into<PathBuf>, default_model: impl Into<String>) -> Result<Self, ManageError> {
+        let mut c = Self::new(working_dir, default_model);
+        if let Some(v) = env_var("ORCH_MAX_AGENT_TURNS") {
+            c.max_turns = v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| ManageError::Invalid {
+                what: "ORCH_MAX_AGENT_TURNS",
+                message: format!("'{v}' is not a whole number of turns above 0"),
+            })?;
+        }
+        if let Some(v) = env_var("ORCH_AGENT_WARMUP") {
+            c.warmup = match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(ManageError::Invalid {
+                        what: "ORCH_AGENT_WARMUP",
+                        message: format!("'{v}' is not 1 or 0"),
+                    });
+                }
+            };
+        }
+        Ok(c)
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// What `create_agent` is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateAgent {
+    /// Name, unique among live agents of the orchestrator.
+    pub name: String,
+    /// System prompt (required unless `template` is given).
+    pub system_prompt: Option<String>,
+    /// Model: alias, bare id or spec; default [`ManagerConfig::default_model`].
+    pub model: Option<String>,
+    /// An agent template of `.claude/agents` (its body, model and tools apply).
+    pub template: Option<String>,
+}
+
+/// How one command run ended, as its waiters see it.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The agent.
+    pub agent_id: Id,
+    /// Its name.
+    pub agent_name: String,
+    /// The run slug.
+    pub task_slug: String,
+    /// The outcome, or why the run failed.
+    pub result: Result<RunOutcome, String>,
+}
+
+type DoneFuture = Shared<BoxFuture<'static, RunReport>>;
+
+/// A command run started in the background.
+#[derive(Clone)]
+pub struct RunTicket {
+    /// The agent.
+    pub agent_id: Id,
+    /// Its name.
+    pub agent_name: String,
+    /// The run slug.
+    pub task_slug: String,
+    done: DoneFuture,
+}
+
+impl std::fmt::Debug for RunTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunTicket")
+            .field("agent_name", &self.agent_name)
+            .field("task_slug", &self.task_slug)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunTicket {
+    /// Waits for the run to end.
+    pub async fn wait(&self) -> RunReport {
+        self.done.clone().await
+    }
+}
+
+/// What `interrupt_agent` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The run in this process was stopped.
+    Stopped,
+    /// The agent runs in another process; an `InterruptRequested` event asks it to stop.
+    Requested,
+    /// The agent was not running.
+    NotRunning,
+}
+
+/// An agent's status and its latest run's activity, for `check_agent_status` and `orch agent status`.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// The agent.
+    pub agent: Agent,
+    /// The latest run's slug, if it ever ran.
+    pub task_slug: Option<String>,
+    /// The latest run's events (the asked-for window), oldest first, each with its best summary.
+    pub entries: Vec<(EventRecord, String)>,
+}
+
+struct Inner {
+    runner: AgentRunner,
+    store: Arc<dyn Store>,
+    orchestrator_id: Option<Id>,
+    config: ManagerConfig,
+    runs: Mutex<HashMap<Id, RunTicket>>,
+}
+
+/// Creates, commands, watches, interrupts and deletes the agents of one orchestrator (or, with no
+/// orchestrator, the free-standing agents the CLI manages). Cheap to clone.
+#[derive(Clone)]
+pub struct AgentManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AgentManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentManager")
+            .field("orchestrator_id", &self.inner.orchestrator_id)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentManager {
+    /// A manager running agents on `runner` (its executor, tools and hooks), owning the agents of
+    /// `orchestrator_id`.
+    pub fn new(runner: AgentRunner, orchestrator_id: Option<Id>, config: ManagerConfig) -> Self {
+        let store = runner.store().clone();
+        Self { inner: Arc::new(Inner { runner, store, orchestrator_id, config, runs: Mutex::new(HashMap::new()) }) }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The runner of the managed agents.
+    pub fn runner(&self) -> &AgentRunner {
+        &self.inner.runner
+    }
+
+    /// The orchestrator whose agents these are.
+    pub fn orchestrator_id(&self) -> Option<Id> {
+        self.inner.orchestrator_id
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.config
+    }
+
+    fn keys(&self, agent: &Agent, task_slug: Option<String>) -> EventKeys {
+        EventKeys {
+            agent_id: Some(agent.id),
+            orchestrator_id: agent.orchestrator_id,
+            workflow_id: agent.workflow_id,
+            step: agent.workflow_step.clone(),
+            task_slug,
+        }
+    }
+
+    /// The model string a new agent gets for `requested`: aliases resolved (case-insensitively),
+    /// `claude-code[:M]` and `provider:model` specs checked and kept.
+    pub fn resolve_model(&self, requested: Option<&str>) -> Result<String, ManageError> {
+        let m = requested.map(str::trim).filter(|m| !m.is_empty()).unwrap_or(&self.inner.config.default_model);
+        if is_claude_code_model(m) {
+            return Ok(m.to_string());
+        }
+        if ModelSpec::is_qualified(m) {
+            ModelSpec::parse(m).map_err(|e| ManageError::Invalid { what: "model", message: e.to_string() })?;
+            return Ok(m.to_string());
+        }
+        Ok(self.inner.config.aliases.resolve(m).to_string())
+    }
+
+    /// Creates an agent from a system prompt or a `.claude/agents` template. The name must be free
+    /// among live agents (a deleted agent's name is free again).
+    pub async fn create_agent(&self, req: CreateAgent) -> Result<Agent, ManageError> {
+        let name = req.name.trim().to_string();
+        if name.is_empty() {
+            return Err(ManageError::Missing("name"));
+        }
+        if name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(ManageError::Invalid {
+                what: "name",
+                message: "use at most 100 characters and no control characters".into(),
+            });
+        }
+        if name == ORCHESTRATOR_AGENT_NAME {
+            return Err(ManageError::Invalid {
+                what: "name",
+                message: format!("'{ORCHESTRATOR_AGENT_NAME}' is reserved for the orchestrator itself"),
+            });
+        }
+        let mut system_prompt = req.system_prompt.filter(|s| !s.trim().is_empty());
+        let mut model = req.model;
+        let mut metadata = serde_json::Map::new();
+        if let Some(template) = req.template.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let templates = Templates::load(&self.inner.config.working_dir);
+            let Some(t) = templates.agent(template) else {
+                let mut names: Vec<&str> = templates.agents().iter().map(|a| a.name.as_str()).collect();
+                names.sort_unstable();
+                let available = if names.is_empty() {
+                    format!("none (add .md files to {})", self.inner.config.working_dir.join(".claude/agents").display())
+                } else {
+                    names.join(", ")
+                };
+                return Err(ManageError::UnknownTemplate { name: template.to_string(), available });
+            };
+            system_prompt = Some(t.system_prompt.clone());
+            if t.model.is_some() {
+                model = t.model.clone();
+            }
+            metadata.insert("template_name".into(), t.name.clone().into());
+            if let Some(c) = &t.color {
+                metadata.insert("template_color".into(), c.clone().into());
+            }
+            if let Some(tools) = &t.tools {
+                metadata.insert("tools".into(), tools.clone().into());
+            }
+        }
+        let Some(system_prompt) = system_prompt else {
+            return Err(ManageError::Invalid {
+                what: "agent",
+                message: "either 'system_prompt' or 'subagent_template' is required".into(),
+            });
+        };
+        let model = self.resolve_model(model.as_deref())?;
+        if self.inner.store.find_agent(self.inner.orchestrator_id, &name).await?.is_some() {
+            return Err(ManageError::NameTaken(name));
+        }
+        let dir = std::fs::canonicalize(&self.inner.config.working_dir)
+            .unwrap_or_else(|_| self.inner.config.working_dir.clone())
+            .to_string_lossy()
+            .into_owned();
+        let mut agent = Agent::new(name.clone(), model, dir);
+        agent.orchestrator_id = self.inner.orchestrator_id;
+        agent.system_prompt = Some(system_prompt);
+        agent.metadata = serde_json::Value::Object(metadata);
+        let agent = match self.inner.runner.create_agent(agent).await {
+            Ok(a) => a,
+            Err(RunError::Store(StoreError::NameTaken { .. })) => return Err(ManageError::NameTaken(name)),
+            Err(e) => return Err(e.into()),
+        };
+        if self.inner.config.warmup {
+            let ticket = self
+                .start(
+                    &agent,
+                    "You have just been created. Reply with the single word: Ready".into(),
+                    Some(format!("{}-greeting", agent.name)),
+                    PromptAuthor::OrchestratorAgent,
+                )
+                .await?;
+            ticket.wait().await;
+        }
+        Ok(self.inner.store.get_agent(agent.id).await?.unwrap_or(agent))
+    }
+
+    /// The live agents, newest first (not the orchestrator's own record).
+    pub async fn list_agents(&self) -> Result<Vec<Agent>, ManageError> {
+        let filter = AgentFilter { orchestrator_id: self.inner.orchestrator_id, include_archived: false };
+        let mut agents = self.inner.store.list_agents(&filter).await?;
+        if self.inner.orchestrator_id.is_none() {
+            agents.retain(|a| a.orchestrator_id.is_none());
+        }
+        agents.retain(|a| !is_orchestrator_agent(a));
+        Ok(agents)
+    }
+
+    /// The live agent named `name`.
+    pub async fn agent(&self, name: &str) -> Result<Agent, ManageError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(ManageError::Missing("agent_name"));
+        }
+        match self.inner.store.find_agent(self.inner.orchestrator_id, name).await? {
+            Some(a) if !is_orchestrator_agent(&a) => Ok(a),
+            _ => Err(ManageError::NotFound(name.to_string())),
+        }
+    }
+
+    /// Starts `command` on the agent in the background and returns at once. A prompt starting with
+    /// `/name args` is expanded from `.claude/commands` for native agents (the Claude Code CLI
+    /// expands its own); the command's model and allowed tools apply to this run. Refused with
+    /// [`ManageError::Busy`] while the agent runs.
+    pub async fn command_agent(&self, name: &str, command: &str) -> Result<RunTicket, ManageError> {
+        self.command_agent_as(name, command, PromptAuthor::OrchestratorAgent).await
+    }
+
+    /// [`AgentManager::command_agent`] with the prompt's author given.
+    pub async fn command_agent_as(
+        &self,
+        name: &str,
+        command: &str,
+        author: PromptAuthor,
+    ) -> Result<RunTicket, ManageError> {
+        if command.trim().is_empty() {
+            return Err(ManageError::Missing("command"));
+        }
+        let agent = self.agent(name).await?;
+        self.start(&agent, command.to_string(), None, author).await
+    }
+
+    async fn start(
+        &self,
+        agent: &Agent,
+        prompt: String,
+        slug: Option<String>,
+        author: PromptAuthor,
+    ) -> Result<RunTicket, ManageError> {
+        if let Some(t) = self.running_ticket(agent.id) {
+            return Err(ManageError::Busy { name: agent.name.clone(), task: format!("task {}", t.task_slug) });
+        }
+        if agent.status == AgentStatus::Executing {
+            return Err(ManageError::Busy {
+                name: agent.name.clone(),
+                task: "a run in another process; if that process is gone, interrupt_agent resets it".into(),
+            });
+        }
+        let mut options = RunOptions {
+            max_turns: self.inner.config.max_turns,
+            author,
+            allowed_tools: tools_of(agent),
+            ..RunOptions::default()
+        };
+        let mut prompt = prompt;
+        if !is_claude_code_model(&agent.model) && prompt.trim_start().starts_with('/') {
+            let templates = Templates::load(&agent.working_dir);
+            match templates.expand(&prompt) {
+                Ok(Some(x)) => {
+                    prompt = x.prompt;
+                    if x.model.is_some() {
+                        options.model = x.model.map(|m| self.inner.config.aliases.resolve(&m).to_string());
+                    }
+                    if let Some(allowed) = x.allowed_tools {
+                        options.allowed_tools = Some(match options.allowed_tools.take() {
+                            Some(own) => allowed.into_iter().filter(|t| own.contains(t)).collect(),
+                            None => allowed,
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ManageError::Invalid { what: "command", message: e.to_string() }),
+            }
+        }
+        let slug = slug.unwrap_or_else(|| task_slug(&prompt, now()));
+        options.task_slug = Some(slug.clone());
+        let claim = self.inner.runner.claim(agent.id, &agent.name, None).map_err(|_| ManageError::Busy {
+            name: agent.name.clone(),
+            task: "another run".into(),
+        })?;
+        let (tx, rx) = futures::channel::oneshot::channel::<RunReport>();
+        let fallback = RunReport {
+            agent_id: agent.id,
+            agent_name: agent.name.clone(),
+            task_slug: slug.clone(),
+            result: Err("the run was dropped before it ended".into()),
+        };
+        let done: DoneFuture = rx.map(move |r| r.unwrap_or(fallback)).boxed().shared();
+        let ticket =
+            RunTicket { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug.clone(), done };
+        if let Ok(mut runs) = self.inner.runs.lock() {
+            runs.insert(agent.id, ticket.clone());
+        }
+        let this = self.clone();
+        let agent = agent.clone();
+        self.inner.runner.runtime().spawn(
+            async move {
+                let report = this.execute(claim, &agent, prompt, slug, options).await;
+                if let Ok(mut runs) = this.inner.runs.lock() {
+                    runs.remove(&agent.id);
+                }
+                let _ = tx.send(report);
+            }
+            .boxed(),
+        );
+        Ok(ticket)
+    }
+
+    /// One run in the background: snapshot, run, file report, failures as system logs.
+    async fn execute(
+        &self,
+        claim: crate::executor::RunClaim,
+        agent: &Agent,
+        prompt: String,
+        slug: String,
+        options: RunOptions,
+    ) -> RunReport {
+        let runtime = self.inner.runner.runtime().clone();
+        let dir = PathBuf::from(&agent.working_dir);
+        let before =
+            if self.inner.config.file_tracking { Some(FileSnapshot::take(runtime.as_ref(), &dir).await) } else { None };
+        // Slugs have one-second resolution; the run's events are those after this seq.
+        let start_seq = self.inner.store.last_seq().await.unwrap_or(0);
+        let result = self.inner.runner.run_claimed(claim, Some(prompt), options).await;
+        let result = match result {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                let message = format!("Agent '{}' command failed: {e}", agent.name);
+                tracing::warn!(agent = %agent.name, error = %e, "command run failed");
+                self.after_failure(agent, &slug, &message).await;
+                Err(e.to_string())
+            }
+        };
+        if let Some(before) = before {
+            self.report_files(runtime.as_ref(), agent, &dir, &before, &slug, start_seq).await;
+        }
+        RunReport { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug, result }
+    }
+
+    /// A failed run: an ERROR system log, and the agent `blocked` if the failure left it executing.
+    async fn after_failure(&self, agent: &Agent, slug: &str, message: &str) {
+        let keys = self.keys(agent, Some(slug.to_string()));
+        let _ = self.log(LogLevel::Error, message, serde_json::json!({"agent": agent.name, "task_slug": slug}), keys.clone()).await;
+        if let Ok(Some(a)) = self.inner.store.get_agent(agent.id).await
+            && a.status == AgentStatus::Executing
+            && self.inner.store.set_agent_status(agent.id, AgentStatus::Blocked).await.is_ok()
+        {
+            let ev = Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status: AgentStatus::Blocked };
+            let _ = self.inner.store.append(vec![NewEvent::new(keys, ev)]).await;
+        }
+    }
+
+    async fn report_files(
+        &self,
+        runtime: &dyn crate::runtime::Runtime,
+        agent: &Agent,
+        dir: &Path,
+        before: &FileSnapshot,
+        slug: &str,
+        start_seq: u64,
+    ) {
+        let q = EventQuery {
+            after_seq: start_seq,
+            agent_id: Some(agent.id),
+            task_slug: Some(slug.to_string()),
+            ..EventQuery::default()
+        };
+        let events = match self.inner.store.read_events(&q).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the run's events for file tracking");
+                return;
+            }
+        };
+        if let Some(ev) = track_run(runtime, dir, before, &events).await {
+            let keys = self.keys(agent, Some(slug.to_string()));
+            if let Err(e) = self.inner.store.append(vec![NewEvent::new(keys, ev)]).await {
+                tracing::warn!(error = %e, "could not append the file tracking event");
+            }
+        }
+    }
+
+    /// Writes a system log row and its `SystemLog` event.
+    pub async fn log(
+        &self,
+        level: LogLevel,
+        message: &str,
+        metadata: serde_json::Value,
+        keys: EventKeys,
+    ) -> Result<(), StoreError> {
+        let row = SystemLog {
+            id: new_id(),
+            level,
+            message: message.to_string(),
+            summary: None,
+            file_path: None,
+            workflow_id: keys.workflow_id,
+            workflow_step: keys.step.clone(),
+            metadata: metadata.clone(),
+            created_at: now(),
+        };
+        self.inner.store.insert_system_log(&row).await?;
+        self.inner.store.append(vec![NewEvent::new(keys, Event::SystemLog { level, message: message.into(), metadata })]).await?;
+        Ok(())
+    }
+
+    /// Runs `command` on the agent in the foreground and waits for it (what a CLI process does).
+    pub async fn run_agent(&self, name: &str, command: &str, author: PromptAuthor) -> Result<RunReport, ManageError> {
+        let ticket = self.command_agent_as(name, command, author).await?;
+        Ok(ticket.wait().await)
+    }
+
+    fn running_ticket(&self, agent_id: Id) -> Option<RunTicket> {
+        self.inner.runs.lock().ok().and_then(|r| r.get(&agent_id).cloned())
+    }
+
+    /// The runs started by this manager that have not ended.
+    pub fn active_runs(&self) -> Vec<RunTicket> {
+        self.inner.runs.lock().map(|r| r.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Waits until every run started by this manager has ended, including runs started meanwhile.
+    pub async fn wait_all(&self) -> Vec<RunReport> {
+        let mut reports = Vec::new();
+        loop {
+            let runs = self.active_runs();
+            if runs.is_empty() {
+                return reports;
+            }
+            for r in futures::future::join_all(runs.iter().map(RunTicket::wait)).await {
+                reports.push(r);
+            }
+        }
+    }
+
+    /// Stops the agent's run: in this process at once (waiting up to `wait` for it to record its
+    /// end); in another process by appending `InterruptRequested`, which that process follows. An
+    /// agent left `executing` by a process that is gone is reset to `idle` after `wait`.
+    pub async fn interrupt_agent(&self, name: &str, wait: Duration) -> Result<Interrupted, ManageError> {
+        let agent = self.agent(name).await?;
+        self.interrupt_loaded(&agent, wait, "orchestrator").await
+    }
+
+    async fn interrupt_loaded(&self, agent: &Agent, wait: Duration, by: &str) -> Result<Interrupted, ManageError> {
+        if let Some(ticket) = self.running_ticket(agent.id) {
+            self.inner.runner.interrupt(agent.id);
+            let runtime = self.inner.runner.runtime().clone();
+            futures::future::select(ticket.wait().boxed(), runtime.sleep(wait)).await;
+            return Ok(Interrupted::Stopped);
+        }
+        if self.inner.runner.interrupt(agent.id) {
+            return Ok(Interrupted::Stopped);
+        }
+        if agent.status != AgentStatus::Executing {
+            return Ok(Interrupted::NotRunning);
+        }
+        let keys = self.keys(agent, None);
+        self.inner
+            .store
+            .append(vec![NewEvent::new(keys.clone(), Event::InterruptRequested { requested_by: by.to_string() })])
+            .await?;
+        // Give the owning process time to stop the run; if none does, the process is gone.
+        let runtime = self.inner.runner.runtime().clone();
+        let step = Duration::from_millis(50);
+        let mut waited = Duration::ZERO;
+        while waited < wait {
+            runtime.sleep(step).await;
+            waited += step;
+            match self.inner.store.get_agent(agent.id).await? {
+                Some(a) if a.status == AgentStatus::Executing => {}
+                _ => return Ok(Interrupted::Requested),
+            }
+        }
+        let old = self.inner.store.set_agent_status(agent.id, AgentStatus::Idle).await?;
+        if old == AgentStatus::Executing {
+            let ev = Event::AgentStatusChanged { old_status: old, new_status: AgentStatus::Idle };
+            self.inner.store.append(vec![NewEvent::new(keys.clone(), ev)]).await?;
+            let msg = format!("Agent '{}' was marked executing but no process answered the interrupt; reset to idle", agent.name);
+            self.log(LogLevel::Warning, &msg, serde_json::json!({"agent": agent.name}), keys).await?;
+        }
+        Ok(Interrupted::Requested)
+    }
+
+    /// Deletes (archives) the agent, interrupting its run first. Its name can be reused.
+    pub async fn delete_agent(&self, name: &str) -> Result<Agent, ManageError> {
+        let agent = self.agent(name).await?;
+        self.interrupt_loaded(&agent, Duration::from_secs(5), "delete").await?;
+        self.inner.store.archive_agent(agent.id).await?;
+        self.inner.store.append(vec![NewEvent::new(self.keys(&agent, None), Event::AgentDeleted {})]).await?;
+        Ok(agent)
+    }
+
+    /// The agent's status and its latest run's events: `tail` entries after skipping the newest
+    /// `offset`, oldest first. Each entry carries its model summary when one was made, else the
+    /// heuristic one.
+    pub async fn status(&self, name: &str, tail: usize, offset: usize) -> Result<StatusReport, ManageError> {
+        let agent = self.agent(name).await?;
+        let prompts = self.inner.store.list_prompts(agent.id).await?;
+        let task_slug = prompts.iter().rev().find_map(|p| p.task_slug.clone());
+        let mut entries = Vec::new();
+        if let Some(slug) = &task_slug {
+            let q = EventQuery { agent_id: Some(agent.id), task_slug: Some(slug.clone()), ..EventQuery::default() };
+            let events = self.inner.store.read_events(&q).await?;
+            let mut summaries: HashMap<u64, String> = HashMap::new();
+            for r in &events {
+                if let Event::SummaryUpdated { target_seq, summary } = &r.event {
+                    summaries.insert(*target_seq, summary.clone());
+                }
+            }
+            let shown: Vec<&EventRecord> = events.iter().filter(|r| shows_in_status(&r.event)).collect();
+            let end = shown.len().saturating_sub(offset);
+            let start = end.saturating_sub(tail);
+            for r in &shown[start..end] {
+                let s = summaries.get(&r.seq).cloned().unwrap_or_else(|| r.event.summary());
+                entries.push(((*r).clone(), s));
+            }
+        }
+        Ok(StatusReport { agent, task_slug, entries })
+    }
+
+    /// Follows the log and interrupts runs of this process for which another process appended
+    /// `InterruptRequested` (`orch agent interrupt` from a second terminal). Runs until the store's
+    /// stream ends.
+    pub fn watch_interrupt_requests(&self, since: u64) {
+        let weak = Arc::downgrade(&self.inner);
+        let mut stream = self.inner.store.subscribe(since);
+        self.inner.runner.runtime().spawn(
+            async move {
+                while let Some(item) = stream.next().await {
+                    let Ok(rec) = item else { break };
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let (Event::InterruptRequested { .. }, Some(id)) = (&rec.event, rec.keys.agent_id) {
+                        inner.runner.interrupt(id);
+                    }
+                }
+            }
+            .boxed(),
+        );
+    }
+}
+
+fn tools_of(agent: &Agent) -> Option<Vec<String>> {
+    agent.metadata.get("tools").and_then(|v| v.as_array()).map(|a| {
+        a.iter().filter_map(|t| t.as_str().map(|s| s.trim().to_string())).filter(|s| !s.is_empty()).collect()
+    })
+}
+
+/// Events shown in an agent's status: hooks, response blocks, errors and file reports; not costs,
+/// status changes or summary updates.
+fn shows_in_status(e: &Event) -> bool {
+    !matches!(
+        e,
+        Event::AgentCostsUpdated { .. }
+            | Event::AgentStatusChanged { .. }
+            | Event::SummaryUpdated { .. }
+            | Event::HookInvoked { .. }
+            | Event::ModelRetry { .. }
+    )
+}

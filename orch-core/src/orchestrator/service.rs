@@ -1,0 +1,557 @@
+//! [`Orchestrator`]: the chat agent a person talks to. Its own turns run on the native loop as the
+//! agent record named `orchestrator` (role `orchestrator`, so it never shows among managed agents),
+//! with the management tools and a system prompt rendered anew each turn.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::lock::Mutex as AsyncMutex;
+
+use super::agents::{AgentManager, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME, RunTicket};
+use super::tools::register_management_tools;
+use crate::Interrupt;
+use crate::executor::{
+    AgentExecutor, AgentRunner, DeltaCallback, NativeExecutor, RunError, RunOptions, RunOutcome, is_claude_code_model,
+};
+use crate::hook::HookRegistry;
+use crate::model::ModelProvider;
+use crate::store::{EventQuery, Store, StoreError};
+use crate::template::Templates;
+use crate::tool::ToolRegistry;
+use crate::tool::builtin::{Bash, Glob, Grep, Read};
+use crate::wire::{
+    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, NewEvent, Orchestrator as OrchestratorRecord,
+    Participant, SystemLog, new_id, now,
+};
+
+/// The orchestrator's built-in system prompt. `{{SUBAGENT_MAP}}` and `{{AVAILABLE_ADW_TYPES}}` are
+/// filled in each turn.
+pub const DEFAULT_PROMPT: &str = include_str!("default_prompt.md");
+
+/// The system log written when a new message interrupts a running turn (the seed's wording).
+pub const REFOCUS_WARNING: &str = "Previous orchestrator task interrupted - refocusing on new message";
+
+/// Why the orchestrator could not open or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    /// No orchestrator has the id.
+    #[error("orchestrator {0} not found")]
+    NotFound(Id),
+    /// The orchestrator was archived.
+    #[error("orchestrator {0} is archived; start a new one")]
+    Archived(Id),
+    /// The message is empty.
+    #[error("the message is empty")]
+    EmptyMessage,
+    /// Bad configuration (prompt file, model).
+    #[error("{0}")]
+    Config(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The turn failed.
+    #[error("orchestrator turn failed: {0}")]
+    Run(#[from] RunError),
+    /// Managing agents failed.
+    #[error(transparent)]
+    Manage(#[from] ManageError),
+}
+
+/// Settings of an [`Orchestrator`].
+#[derive(Debug, Clone)]
+pub struct OrchestratorConfig {
+    /// Working directory: `.claude/` templates are read from it; agents work in it.
+    pub working_dir: PathBuf,
+    /// The orchestrator's own model (it runs on the native loop, so not `claude-code`).
+    pub model: String,
+    /// A prompt template file to use instead of [`DEFAULT_PROMPT`] (`ORCH_ORCHESTRATOR_PROMPT`).
+    /// It is read anew every turn.
+    pub prompt_file: Option<PathBuf>,
+    /// Model calls allowed per chat turn.
+    pub max_turns: u32,
+    /// Workflow types listed in `{{AVAILABLE_ADW_TYPES}}`, as `(type, description)`.
+    pub workflow_types: Vec<(String, String)>,
+    /// Built-in tools the orchestrator also gets besides the management tools (default: `Read`,
+    /// `Glob`, `Grep`, `Bash`, to look before it delegates).
+    pub builtin_tools: Vec<String>,
+}
+
+impl OrchestratorConfig {
+    /// Defaults: the built-in prompt, 500 model calls per turn, read-and-look built-ins.
+    pub fn new(working_dir: impl Into<PathBuf>, model: impl Into<String>) -> Self {
+        Self {
+            working_dir: working_dir.into(),
+            model: model.into(),
+            prompt_file: None,
+            max_turns: 500,
+            workflow_types: Vec::new(),
+            builtin_tools: ["Read", "Glob", "Grep", "Bash"].map(String::from).to_vec(),
+        }
+    }
+
+    /// [`OrchestratorConfig::new`] with `ORCH_ORCHESTRATOR_PROMPT` applied.
+    pub fn from_env(working_dir: impl Into<PathBuf>, model: impl Into<String>) -> Self {
+        let mut c = Self::new(working_dir, model);
+        c.prompt_file = std::env::var_os("ORCH_ORCHESTRATOR_PROMPT").filter(|p| !p.is_empty()).map(PathBuf::from);
+        c
+    }
+}
+
+/// What one chat turn did.
+#[derive(Debug, Clone)]
+pub struct ChatOutcome {
+    /// The orchestrator's last text, if any.
+    pub reply: Option<String>,
+    /// How the turn ended (`interrupted` when a newer message took over).
+    pub outcome: RunOutcome,
+    /// Agent runs still going when the turn ended (started by this turn or earlier ones).
+    pub active_runs: Vec<RunTicket>,
+}
+
+/// Builds an [`Orchestrator`]: see [`Orchestrator::builder`].
+pub struct OrchestratorBuilder {
+    agents: AgentRunner,
+    provider: Arc<dyn ModelProvider>,
+    config: OrchestratorConfig,
+    manager_config: Option<ManagerConfig>,
+    executor: Option<Arc<dyn AgentExecutor>>,
+    hooks: HookRegistry,
+    resume: Option<Id>,
+}
+
+impl OrchestratorBuilder {
+    /// Settings of the orchestrator.
+    pub fn config(mut self, config: OrchestratorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Settings of the agent manager (default: [`ManagerConfig::new`] with the working dir and the
+    /// orchestrator's model as the default agent model).
+    pub fn manager_config(mut self, config: ManagerConfig) -> Self {
+        self.manager_config = Some(config);
+        self
+    }
+
+    /// Runs the orchestrator's own turns on this executor (default: the native loop on the provider).
+    pub fn executor(mut self, executor: Arc<dyn AgentExecutor>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// Hooks of the orchestrator's own turns.
+    pub fn hooks(mut self, hooks: HookRegistry) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Continues the orchestrator with this id (its chat, conversation and costs) instead of
+    /// creating one.
+    pub fn resume(mut self, id: Option<Id>) -> Self {
+        self.resume = id;
+        self
+    }
+
+    /// Opens (or creates) the orchestrator.
+    pub async fn open(self) -> Result<Orchestrator, OrchestratorError> {
+        let store = self.agents.store().clone();
+        let config = self.config;
+        if is_claude_code_model(&config.model) {
+            return Err(OrchestratorError::Config(format!(
+                "the orchestrator runs on the native loop, so its model cannot be '{}'; give it an anthropic:, openai:, ollama: or scripted: model (its agents may use claude-code)",
+                config.model
+            )));
+        }
+        if let Some(p) = &config.prompt_file
+            && let Err(e) = std::fs::read_to_string(p)
+        {
+            return Err(OrchestratorError::Config(format!(
+                "cannot read the orchestrator prompt file {} (ORCH_ORCHESTRATOR_PROMPT): {e}",
+                p.display()
+            )));
+        }
+        let record = match self.resume {
+            Some(id) => {
+                let o = store.get_orchestrator(id).await?.ok_or(OrchestratorError::NotFound(id))?;
+                if o.archived {
+                    return Err(OrchestratorError::Archived(id));
+                }
+                o
+            }
+            None => {
+                let at = now();
+                let o = OrchestratorRecord {
+                    id: new_id(),
+                    session_id: None,
+                    system_prompt: config
+                        .prompt_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "default".into()),
+                    status: AgentStatus::Idle,
+                    working_dir: config.working_dir.to_string_lossy().into_owned(),
+                    usage: Default::default(),
+                    total_cost_usd: 0.0,
+                    metadata: serde_json::json!({"model": config.model}),
+                    archived: false,
+                    created_at: at,
+                    updated_at: at,
+                };
+                store.create_orchestrator(&o).await?;
+                let keys = EventKeys { orchestrator_id: Some(o.id), ..EventKeys::default() };
+                store
+                    .append(vec![NewEvent::new(keys, Event::OrchestratorCreated { orchestrator: Box::new(o.clone()) })])
+                    .await?;
+                o
+            }
+        };
+        let agent = match store.find_agent(Some(record.id), ORCHESTRATOR_AGENT_NAME).await? {
+            Some(a) => a,
+            None => {
+                let dir = std::fs::canonicalize(&config.working_dir)
+                    .unwrap_or_else(|_| config.working_dir.clone())
+                    .to_string_lossy()
+                    .into_owned();
+                let mut a = Agent::new(ORCHESTRATOR_AGENT_NAME, config.model.clone(), dir);
+                a.orchestrator_id = Some(record.id);
+                a.metadata = serde_json::json!({"role": "orchestrator"});
+                store.create_agent(&a).await?;
+                a
+            }
+        };
+        let manager_config =
+            self.manager_config.unwrap_or_else(|| ManagerConfig::new(config.working_dir.clone(), config.model.clone()));
+        let manager = AgentManager::new(self.agents.clone(), Some(record.id), manager_config);
+        let mut tools = ToolRegistry::new();
+        register_management_tools(&mut tools, manager.clone(), record.id, agent.id);
+        for name in &config.builtin_tools {
+            match name.as_str() {
+                "Read" => tools.register(Read),
+                "Glob" => tools.register(Glob),
+                "Grep" => tools.register(Grep),
+                "Bash" => tools.register(Bash),
+                other => {
+                    return Err(OrchestratorError::Config(format!(
+                        "unknown built-in tool '{other}' for the orchestrator; use Read, Glob, Grep or Bash"
+                    )));
+                }
+            };
+        }
+        let executor = self.executor.unwrap_or_else(|| Arc::new(NativeExecutor::new(self.provider.clone())));
+        let runner = AgentRunner::builder(store.clone(), self.provider)
+            .executor(executor)
+            .tools(tools)
+            .hooks(self.hooks)
+            .build_with_runtime(self.agents.runtime().clone());
+        Ok(Orchestrator {
+            inner: Arc::new(Inner {
+                store,
+                id: record.id,
+                agent_id: agent.id,
+                runner,
+                manager,
+                config,
+                turn: AsyncMutex::new(()),
+                current: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    id: Id,
+    agent_id: Id,
+    runner: AgentRunner,
+    manager: AgentManager,
+    config: OrchestratorConfig,
+    turn: AsyncMutex<()>,
+    current: Mutex<Option<Interrupt>>,
+}
+
+/// The orchestrator a person chats with. Cheap to clone.
+///
+/// ```no_run
+/// # #[cfg(feature = "tokio")]
+/// # async fn demo(store: std::sync::Arc<dyn orch_core::store::Store>, model: std::sync::Arc<dyn orch_core::model::ModelProvider>) -> Result<(), Box<dyn std::error::Error>> {
+/// use orch_core::executor::AgentRunner;
+/// use orch_core::orchestrator::{Orchestrator, OrchestratorConfig};
+///
+/// let agents = AgentRunner::builder(store, model.clone()).build();
+/// let orch = Orchestrator::builder(agents, model)
+///     .config(OrchestratorConfig::new(".", "anthropic:claude-sonnet-5"))
+///     .open()
+///     .await?;
+/// let turn = orch.chat("create an agent called alice and have her write hello.py", None).await?;
+/// println!("{}", turn.reply.unwrap_or_default());
+/// orch.manager().wait_all().await; // the runs the turn started
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator").field("id", &self.inner.id).field("config", &self.inner.config).finish()
+    }
+}
+
+impl Orchestrator {
+    /// A builder. `agents` runs the managed agents (its executor, tools and hooks are theirs);
+    /// `provider` serves the orchestrator's own model.
+    pub fn builder(agents: AgentRunner, provider: Arc<dyn ModelProvider>) -> OrchestratorBuilder {
+        let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        OrchestratorBuilder {
+            config: OrchestratorConfig::new(dir, provider.name().to_string()),
+            agents,
+            provider,
+            manager_config: None,
+            executor: None,
+            hooks: HookRegistry::new(),
+            resume: None,
+        }
+    }
+
+    /// The newest live orchestrator in `store`, if any (what `orch chat` continues).
+    pub async fn latest(store: &dyn Store) -> Result<Option<OrchestratorRecord>, StoreError> {
+        Ok(store.list_orchestrators(false).await?.into_iter().next())
+    }
+
+    /// Its id.
+    pub fn id(&self) -> Id {
+        self.inner.id
+    }
+
+    /// The agent record its own turns run as.
+    pub fn agent_id(&self) -> Id {
+        self.inner.agent_id
+    }
+
+    /// The manager of its agents.
+    pub fn manager(&self) -> &AgentManager {
+        &self.inner.manager
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &OrchestratorConfig {
+        &self.inner.config
+    }
+
+    /// The record as stored now.
+    pub async fn record(&self) -> Result<OrchestratorRecord, OrchestratorError> {
+        self.inner.store.get_orchestrator(self.inner.id).await?.ok_or(OrchestratorError::NotFound(self.inner.id))
+    }
+
+    /// The latest `limit` chat messages, oldest first.
+    pub async fn chat_history(&self, limit: usize) -> Result<Vec<ChatMessage>, OrchestratorError> {
+        Ok(self.inner.store.list_chat(self.inner.id, limit).await?)
+    }
+
+    fn keys(&self) -> EventKeys {
+        EventKeys { agent_id: Some(self.inner.agent_id), orchestrator_id: Some(self.inner.id), ..EventKeys::default() }
+    }
+
+    /// The system prompt for the next turn: the template (the prompt file, read now, or the default)
+    /// with the agent templates and workflow types of the working dir filled in. An unreadable prompt
+    /// file falls back to the default, with the reason.
+    pub fn render_system_prompt(&self) -> (String, Option<String>) {
+        let cfg = &self.inner.config;
+        let (template, problem) = match &cfg.prompt_file {
+            None => (DEFAULT_PROMPT.to_string(), None),
+            Some(p) => match std::fs::read_to_string(p) {
+                Ok(t) => (t, None),
+                Err(e) => (
+                    DEFAULT_PROMPT.to_string(),
+                    Some(format!(
+                        "cannot read the orchestrator prompt file {}: {e}; using the built-in prompt",
+                        p.display()
+                    )),
+                ),
+            },
+        };
+        let templates = Templates::load(&cfg.working_dir);
+        let subagents = if templates.agents().is_empty() {
+            format!(
+                "No agent templates yet. Markdown files with `name` and `description` frontmatter in {} become reusable agents (create_agent's subagent_template).",
+                cfg.working_dir.join(".claude").join("agents").display()
+            )
+        } else {
+            templates.agents().iter().map(|a| format!("- **{}**: {}", a.name, a.description)).collect::<Vec<_>>().join("\n")
+        };
+        let workflows = if cfg.workflow_types.is_empty() {
+            "No workflows are available here yet.".to_string()
+        } else {
+            cfg.workflow_types.iter().map(|(t, d)| format!("- `{t}`: {d}")).collect::<Vec<_>>().join("\n")
+        };
+        (template.replace("{{SUBAGENT_MAP}}", &subagents).replace("{{AVAILABLE_ADW_TYPES}}", &workflows), problem)
+    }
+
+    /// Stops the running turn, if any.
+    pub fn interrupt(&self) -> bool {
+        match self.inner.current.lock().ok().and_then(|c| c.clone()) {
+            Some(i) => {
+                i.trigger();
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn log(&self, level: LogLevel, message: &str) -> Result<(), StoreError> {
+        let meta = serde_json::json!({"orchestrator_id": self.inner.id});
+        let row = SystemLog {
+            id: new_id(),
+            level,
+            message: message.to_string(),
+            summary: None,
+            file_path: None,
+            workflow_id: None,
+            workflow_step: None,
+            metadata: meta.clone(),
+            created_at: now(),
+        };
+        self.inner.store.insert_system_log(&row).await?;
+        let ev = Event::SystemLog { level, message: message.to_string(), metadata: meta };
+        self.inner.store.append(vec![NewEvent::new(self.keys(), ev)]).await?;
+        Ok(())
+    }
+
+    async fn set_status(&self, status: AgentStatus) -> Result<(), StoreError> {
+        if let Some(mut o) = self.inner.store.get_orchestrator(self.inner.id).await? {
+            if o.status != status {
+                o.status = status;
+                o.updated_at = now();
+                self.inner.store.update_orchestrator(&o).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_chat(
+        &self,
+        sender: Participant,
+        receiver: Participant,
+        text: &str,
+        metadata: serde_json::Value,
+        at: Option<crate::wire::Timestamp>,
+    ) -> Result<ChatMessage, StoreError> {
+        let m = ChatMessage {
+            id: new_id(),
+            orchestrator_id: self.inner.id,
+            sender,
+            receiver,
+            agent_id: None,
+            message: text.to_string(),
+            summary: None,
+            metadata,
+            created_at: at.unwrap_or_else(now),
+        };
+        self.inner.store.insert_chat(&m).await?;
+        let keys = EventKeys { orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
+        self.inner.store.append(vec![NewEvent::new(keys, Event::ChatMessage { message: Box::new(m.clone()) })]).await?;
+        Ok(m)
+    }
+
+    /// One chat turn: the message is stored, the orchestrator's model answers (calling management
+    /// tools as it likes), each text block becomes a chat message, and the turn's tokens and cost are
+    /// added to the orchestrator. A turn still running is interrupted first, with a WARNING system log:
+    /// the newest message wins. Agent runs the turn starts keep running after it returns (see
+    /// [`ChatOutcome::active_runs`] and [`AgentManager::wait_all`]).
+    pub async fn chat(&self, message: &str, on_delta: Option<DeltaCallback>) -> Result<ChatOutcome, OrchestratorError> {
+        let message = message.trim();
+        if message.is_empty() {
+            return Err(OrchestratorError::EmptyMessage);
+        }
+        let interrupt = Interrupt::new();
+        let previous = self.inner.current.lock().ok().and_then(|mut c| c.replace(interrupt.clone()));
+        if let Some(p) = previous {
+            p.trigger();
+            self.log(LogLevel::Warning, REFOCUS_WARNING).await?;
+        }
+        self.add_chat(Participant::User, Participant::Orchestrator, message, serde_json::json!({}), None).await?;
+        let turn = self.inner.turn.lock().await;
+        let result = self.run_turn(message, interrupt.clone(), on_delta).await;
+        if let Ok(mut c) = self.inner.current.lock()
+            && c.as_ref().is_some_and(|i| i.same_as(&interrupt))
+        {
+            *c = None;
+        }
+        drop(turn);
+        result
+    }
+
+    async fn run_turn(
+        &self,
+        message: &str,
+        interrupt: Interrupt,
+        on_delta: Option<DeltaCallback>,
+    ) -> Result<ChatOutcome, OrchestratorError> {
+        let (system_prompt, problem) = self.render_system_prompt();
+        if let Some(p) = problem {
+            self.log(LogLevel::Warning, &p).await?;
+        }
+        let slug = format!("orchestrator-{}", now().format("%Y%m%d-%H%M%S"));
+        let options = RunOptions {
+            max_turns: self.inner.config.max_turns,
+            task_slug: Some(slug.clone()),
+            interrupt: Some(interrupt),
+            on_delta,
+            system_prompt: Some(system_prompt),
+            model: Some(self.inner.config.model.clone()),
+            ..RunOptions::default()
+        };
+        self.set_status(AgentStatus::Executing).await?;
+        let start_seq = self.inner.store.last_seq().await?;
+        let mut result = self.inner.runner.run(self.inner.agent_id, message, options.clone()).await;
+        if let Err(RunError::UnfinishedTurn(_)) = result {
+            // A process died mid-turn: finish that turn first, then answer the new message.
+            self.log(LogLevel::Warning, "Resuming an orchestrator turn left unfinished by a stopped process").await?;
+            let resume = RunOptions { task_slug: None, ..options.clone() };
+            if let Err(e) = self.inner.runner.resume(self.inner.agent_id, resume).await {
+                tracing::warn!(error = %e, "could not resume the unfinished orchestrator turn");
+            }
+            result = self.inner.runner.run(self.inner.agent_id, message, options).await;
+        }
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) => {
+                self.set_status(AgentStatus::Blocked).await?;
+                self.log(LogLevel::Error, &format!("Orchestrator execution failed: {e}")).await?;
+                return Err(e.into());
+            }
+        };
+        // Each text block of the turn is one chat message, in order, at the time it was produced.
+        let q = EventQuery {
+            after_seq: start_seq,
+            agent_id: Some(self.inner.agent_id),
+            task_slug: Some(outcome.task_slug.clone()),
+            types: vec!["Text".into()],
+            ..EventQuery::default()
+        };
+        for r in self.inner.store.read_events(&q).await? {
+            if let Event::Text { text } = &r.event
+                && !text.trim().is_empty()
+            {
+                let meta = serde_json::json!({"type": "text_chunk", "seq": r.seq, "task_slug": outcome.task_slug});
+                self.add_chat(Participant::Orchestrator, Participant::User, text, meta, Some(r.timestamp)).await?;
+            }
+        }
+        let o = self.inner.store.add_orchestrator_usage(self.inner.id, outcome.usage, outcome.cost_usd).await?;
+        let ev = Event::OrchestratorCostsUpdated {
+            usage: outcome.usage,
+            cost_usd: outcome.cost_usd,
+            total_usage: o.usage,
+            total_cost_usd: o.total_cost_usd,
+        };
+        let keys = EventKeys { orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
+        self.inner.store.append(vec![NewEvent::new(keys, ev)]).await?;
+        self.set_status(AgentStatus::Idle).await?;
+        Ok(ChatOutcome {
+            reply: outcome.final_text.clone(),
+            outcome,
+            active_runs: self.inner.manager.active_runs(),
+        })
+    }
+}
