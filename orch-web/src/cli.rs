@@ -18,7 +18,7 @@ use orch_core::store::{AgentFilter, EventQuery, Store, StoreError};
 use orch_core::wire::{Event, EventRecord, Id};
 use orch_store_sqlite::SqliteStore;
 
-use crate::{hook_relay, models};
+use crate::{chat, hook_relay, models};
 
 /// Run LLM agents under deterministic orchestration.
 #[derive(Debug, Parser)]
@@ -105,6 +105,24 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Send MESSAGE to the orchestrator (the newest one, or a new one) and stream its reply; then wait
+    /// for the agent runs it started, streaming their events (this process hosts them).
+    Chat {
+        /// Continue this orchestrator (default: the newest live one).
+        #[arg(long)]
+        orchestrator: Option<String>,
+        /// Start a new orchestrator.
+        #[arg(long, conflicts_with = "orchestrator")]
+        new: bool,
+        /// Return when the orchestrator's turn ends; the agent runs it started are interrupted.
+        #[arg(long)]
+        no_wait: bool,
+        /// Print every event as one JSON line.
+        #[arg(long)]
+        json: bool,
+        /// The message.
+        message: String,
+    },
     /// Manage agents.
     Agent {
         #[command(subcommand)]
@@ -144,6 +162,70 @@ enum AgentCommand {
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+    /// Create an agent of the orchestrator from a system prompt or a .claude/agents template. Its model
+    /// is --model (an alias such as opus, sonnet, haiku; a model id; or a spec), else the default.
+    Create {
+        /// Name.
+        name: String,
+        /// System prompt.
+        #[arg(long, conflicts_with = "template", required_unless_present = "template")]
+        system_prompt: Option<String>,
+        /// Agent template name (.claude/agents).
+        #[arg(long)]
+        template: Option<String>,
+        /// The orchestrator (default: the newest live one, created if there is none).
+        #[arg(long)]
+        orchestrator: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run PROMPT on the agent and stream it until it ends (Ctrl-C interrupts it).
+    Command {
+        /// Name.
+        name: String,
+        /// The prompt (a leading /slash-command is expanded).
+        prompt: String,
+        /// The orchestrator (default: the newest live one).
+        #[arg(long)]
+        orchestrator: Option<String>,
+        /// Print every event as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The agent's status and its latest run's recent activity.
+    Status {
+        /// Name.
+        name: String,
+        /// Entries to show.
+        #[arg(long, default_value_t = 10)]
+        tail: usize,
+        /// Show each entry's payload.
+        #[arg(long)]
+        verbose: bool,
+        /// The orchestrator (default: the newest live one).
+        #[arg(long)]
+        orchestrator: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the agent's running command (in this or another process).
+    Interrupt {
+        /// Name.
+        name: String,
+        /// The orchestrator (default: the newest live one).
+        #[arg(long)]
+        orchestrator: Option<String>,
+    },
+    /// Delete the agent (interrupting its run first); its name can be reused.
+    Delete {
+        /// Name.
+        name: String,
+        /// The orchestrator (default: the newest live one).
+        #[arg(long)]
+        orchestrator: Option<String>,
     },
 }
 
@@ -268,10 +350,15 @@ async fn db_command(store: Arc<dyn Store>, command: &DbCommand) -> Result<u8, Fa
 struct Setup {
     spec: ModelSpec,
     runner: AgentRunner,
+    provider: Arc<dyn orch_core::model::ModelProvider>,
 }
 
 fn setup(cli: &Cli, cwd: &Path, store: Arc<dyn Store>) -> Result<Setup, Failure> {
     let spec = models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
+    setup_with(cli, cwd, store, spec)
+}
+
+fn setup_with(cli: &Cli, cwd: &Path, store: Arc<dyn Store>, spec: ModelSpec) -> Result<Setup, Failure> {
     let provider = models::provider(&spec, cwd, cli.record.as_deref()).map_err(Failure::from)?;
     let mut prices = PriceTable::default();
     if let Some(path) = std::env::var_os("ORCH_PRICES").filter(|p| !p.is_empty()) {
@@ -281,15 +368,47 @@ fn setup(cli: &Cli, cwd: &Path, store: Arc<dyn Store>) -> Result<Setup, Failure>
     let router =
         RoutingExecutor::new(native).with_claude_code(Arc::new(ClaudeCodeExecutor::new(ClaudeCodeConfig::from_env())));
     // A team's `.claude/settings.json` hooks guard native agents too. The Claude Code CLI reads those
-    // files itself, so under `claude-code` they are not relayed again (they would run twice).
+    // files itself, so the Claude Code executor leaves them out (they would run twice).
     let mut hooks = HookRegistry::new();
-    if spec.provider != "claude-code" {
-        for problem in register_settings_hooks(&mut hooks, cwd) {
-            eprintln!("orch: warning: {problem}");
-        }
+    for problem in register_settings_hooks(&mut hooks, cwd) {
+        eprintln!("orch: warning: {problem}");
     }
-    let runner = AgentRunner::builder(store, provider).executor(Arc::new(router)).hooks(hooks).build();
-    Ok(Setup { spec, runner })
+    let runner = AgentRunner::builder(store, provider.clone()).executor(Arc::new(router)).hooks(hooks).build();
+    Ok(Setup { spec, runner, provider })
+}
+
+impl From<chat::CmdError> for Failure {
+    fn from(e: chat::CmdError) -> Self {
+        Self { code: e.code, message: e.message }
+    }
+}
+
+/// The host of `orch chat` and `orch agent …` under the model of `--model`/`ORCH_MODEL` (or the default).
+async fn host(cli: &Cli, cwd: &Path) -> Result<chat::Host, Failure> {
+    let spec = models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
+    host_with(cli, cwd, Some(spec)).await
+}
+
+/// The host with `spec`'s provider, or (with `None`, for commands that call no model) the default
+/// model when one is configured, else a provider that refuses with a clear message.
+async fn host_with(cli: &Cli, cwd: &Path, spec: Option<ModelSpec>) -> Result<chat::Host, Failure> {
+    let spec = match spec {
+        Some(s) => Some(s),
+        None => models::resolve_spec(None).ok(),
+    };
+    let store = open_store(cli, cwd).await?;
+    let (runner, provider, model, default_agent_model) = match spec {
+        Some(spec) => {
+            let Setup { spec, runner, provider } = setup_with(cli, cwd, store.clone(), spec)?;
+            (runner, provider, spec.to_string(), models::agent_model(&spec, cwd))
+        }
+        None => {
+            let provider = models::no_model();
+            let runner = AgentRunner::builder(store.clone(), provider.clone()).build();
+            (runner, provider, "unset".to_string(), "unset".to_string())
+        }
+    };
+    Ok(chat::Host { store, runner, provider, model, default_agent_model, cwd: cwd.to_path_buf() })
 }
 
 impl From<models::SetupError> for Failure {
@@ -310,7 +429,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             // The model is checked before the database is touched.
             models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
             let store = open_store(&cli, &cwd).await?;
-            let Setup { spec, runner } = setup(&cli, &cwd, store.clone())?;
+            let Setup { spec, runner, .. } = setup(&cli, &cwd, store.clone())?;
             let existing = store.find_agent(None, agent).await?;
             let agent = match existing {
                 Some(a) => a,
@@ -337,6 +456,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let prompt = match templates.expand(prompt).map_err(|e| Failure::usage(e.to_string()))? {
                 Some(expanded) => {
                     options.allowed_tools = expanded.allowed_tools;
+                    options.model = expanded.model;
                     expanded.prompt
                 }
                 None => prompt.clone(),
@@ -394,9 +514,55 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let store = open_store(&cli, &cwd).await?;
             events(store, agent.as_deref(), *since, *limit, *follow, *json).await
         }
+        Command::Chat { orchestrator, new, no_wait, json, message } => {
+            let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
+            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
+            let host = host(&cli, &cwd).await?;
+            Ok(chat::chat(&host, id, *new, message, *json, *no_wait).await?)
+        }
+        Command::Agent { command: AgentCommand::Create { name, system_prompt, template, orchestrator, json } } => {
+            let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
+            // `--model` here is the agent's model: an alias or id is fine, the provider comes from the default.
+            let given = cli.model.as_deref().map(str::trim).filter(|m| !m.is_empty());
+            let (host, model) = match given {
+                Some(m) if ModelSpec::parse(m).is_err() => {
+                    let host = host_with(&cli, &cwd, None).await?;
+                    (host, Some(m.to_string()))
+                }
+                Some(m) => {
+                    let host = host(&cli, &cwd).await?;
+                    let spec = ModelSpec::parse(m).map_err(|e| Failure::usage(e.to_string()))?;
+                    (host, Some(models::agent_model(&spec, &cwd)))
+                }
+                None => (host(&cli, &cwd).await?, None),
+            };
+            Ok(chat::create(&host, id, name, system_prompt.clone(), template.clone(), model, *json).await?)
+        }
+        Command::Agent { command: AgentCommand::Command { name, prompt, orchestrator, json } } => {
+            let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
+            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
+            let host = host(&cli, &cwd).await?;
+            Ok(chat::command(&host, id, name, prompt, *json).await?)
+        }
+        Command::Agent { command: AgentCommand::Status { name, tail, verbose, orchestrator, json } } => {
+            let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
+            let host = host_with(&cli, &cwd, None).await?;
+            Ok(chat::status(&host, id, name, *tail, *verbose, *json).await?)
+        }
+        Command::Agent { command: AgentCommand::Interrupt { name, orchestrator } } => {
+            let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
+            let host = host_with(&cli, &cwd, None).await?;
+            Ok(chat::interrupt(&host, id, name).await?)
+        }
+        Command::Agent { command: AgentCommand::Delete { name, orchestrator } } => {
+            let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
+            let host = host_with(&cli, &cwd, None).await?;
+            Ok(chat::delete(&host, id, name).await?)
+        }
         Command::Agent { command: AgentCommand::List { json } } => {
             let store = open_store(&cli, &cwd).await?;
-            let agents = store.list_agents(&AgentFilter::default()).await?;
+            let mut agents = store.list_agents(&AgentFilter::default()).await?;
+            agents.retain(|a| !orch_core::orchestrator::is_orchestrator_agent(a));
             let mut out = std::io::stdout().lock();
             if *json {
                 for a in &agents {

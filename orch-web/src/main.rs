@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 an agent, provider or store failed; 2 bad usage (flags, model spec, script
 //! file); 130 interrupted with Ctrl-C (the interrupted turn is recorded with a `Stop` event).
 
+mod chat;
 mod cli;
 mod hook_relay;
 mod models;

@@ -94,6 +94,29 @@ pub fn agent_model(spec: &ModelSpec, cwd: &Path) -> String {
     spec.to_string()
 }
 
+/// A provider for commands that call no model (`orch agent status`, …): any call is refused.
+pub fn no_model() -> Arc<dyn ModelProvider> {
+    Arc::new(NoModel)
+}
+
+struct NoModel;
+
+#[async_trait::async_trait]
+impl ModelProvider for NoModel {
+    fn name(&self) -> &str {
+        "none"
+    }
+
+    async fn stream(
+        &self,
+        _request: orch_core::model::ModelRequest,
+    ) -> Result<orch_core::model::DeltaStream, orch_core::model::ModelError> {
+        Err(orch_core::model::ModelError::Other {
+            message: format!("no model is configured: pass --model SPEC or set ORCH_MODEL; accepted forms: {ACCEPTED_SPECS}"),
+        })
+    }
+}
+
 /// Stands in for a native model when the default spec is `claude-code`.
 struct NoNativeModel;
 

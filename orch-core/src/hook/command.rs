@@ -63,7 +63,7 @@ impl CommandHook {
         self
     }
 
-    /// Marks the hook as loaded from `.claude/settings*.json` (see [`Hook::from_claude_settings`]).
+    /// Marks the hook as loaded from `.claude/settings*.json` (see [`Hook::is_claude_settings_hook`]).
     pub fn from_settings(mut self) -> Self {
         self.from_settings = true;
         self
@@ -285,7 +285,7 @@ impl Hook for CommandHook {
         &self.name
     }
 
-    fn from_claude_settings(&self) -> bool {
+    fn is_claude_settings_hook(&self) -> bool {
         self.from_settings
     }
 

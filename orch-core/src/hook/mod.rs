@@ -177,7 +177,7 @@ pub trait Hook: Send + Sync + 'static {
     async fn call(&self, input: &HookInput) -> Result<HookDecision, HookError>;
     /// Whether this hook comes from a project's `.claude/settings*.json`. The Claude Code CLI runs
     /// those itself, so the Claude Code executor leaves them out rather than running them twice.
-    fn from_claude_settings(&self) -> bool {
+    fn is_claude_settings_hook(&self) -> bool {
         false
     }
 }
@@ -323,9 +323,9 @@ impl HookRegistry {
     }
 
     /// The same hooks without those loaded from `.claude/settings*.json` (see
-    /// [`Hook::from_claude_settings`]): what an executor that reads those files itself should run.
+    /// [`Hook::is_claude_settings_hook`]): what an executor that reads those files itself should run.
     pub fn without_settings_hooks(&self) -> Self {
-        Self { entries: self.entries.iter().filter(|e| !e.hook.from_claude_settings()).cloned().collect() }
+        Self { entries: self.entries.iter().filter(|e| !e.hook.is_claude_settings_hook()).cloned().collect() }
     }
 
     /// Whether no hooks are registered.

@@ -20,7 +20,7 @@ use futures::future::{BoxFuture, Shared};
 
 use super::files::{FileSnapshot, track_run};
 use crate::executor::native::task_slug;
-use crate::executor::{AgentRunner, RunError, RunOptions, RunOutcome, is_claude_code_model};
+use crate::executor::{AgentRunner, DeltaCallback, RunError, RunOptions, RunOutcome, is_claude_code_model};
 use crate::model::{ModelAliases, ModelSpec};
 use crate::store::{AgentFilter, EventQuery, Store, StoreError};
 use crate::template::Templates;
@@ -376,6 +376,7 @@ impl AgentManager {
                     "You have just been created. Reply with the single word: Ready".into(),
                     Some(format!("{}-greeting", agent.name)),
                     PromptAuthor::OrchestratorAgent,
+                    None,
                 )
                 .await?;
             ticket.wait().await;
@@ -421,11 +422,23 @@ impl AgentManager {
         command: &str,
         author: PromptAuthor,
     ) -> Result<RunTicket, ManageError> {
+        self.command_agent_streaming(name, command, author, None).await
+    }
+
+    /// [`AgentManager::command_agent_as`] with the model's deltas streamed to `on_delta` (a CLI
+    /// printing the reply as it is written).
+    pub async fn command_agent_streaming(
+        &self,
+        name: &str,
+        command: &str,
+        author: PromptAuthor,
+        on_delta: Option<DeltaCallback>,
+    ) -> Result<RunTicket, ManageError> {
         if command.trim().is_empty() {
             return Err(ManageError::Missing("command"));
         }
         let agent = self.agent(name).await?;
-        self.start(&agent, command.to_string(), None, author).await
+        self.start(&agent, command.to_string(), None, author, on_delta).await
     }
 
     async fn start(
@@ -434,6 +447,7 @@ impl AgentManager {
         prompt: String,
         slug: Option<String>,
         author: PromptAuthor,
+        on_delta: Option<DeltaCallback>,
     ) -> Result<RunTicket, ManageError> {
         if let Some(t) = self.running_ticket(agent.id) {
             return Err(ManageError::Busy { name: agent.name.clone(), task: format!("task {}", t.task_slug) });
@@ -448,6 +462,7 @@ impl AgentManager {
             max_turns: self.inner.config.max_turns,
             author,
             allowed_tools: tools_of(agent),
+            on_delta,
             ..RunOptions::default()
         };
         let mut prompt = prompt;

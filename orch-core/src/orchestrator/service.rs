@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use futures::lock::Mutex as AsyncMutex;
 
 use super::agents::{AgentManager, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME, RunTicket};
-use super::tools::register_management_tools;
+use super::tools::{StartedRuns, register_management_tools};
 use crate::Interrupt;
 use crate::executor::{
     AgentExecutor, AgentRunner, DeltaCallback, NativeExecutor, RunError, RunOptions, RunOutcome, is_claude_code_model,
@@ -104,8 +104,9 @@ pub struct ChatOutcome {
     pub reply: Option<String>,
     /// How the turn ended (`interrupted` when a newer message took over).
     pub outcome: RunOutcome,
-    /// Agent runs still going when the turn ended (started by this turn or earlier ones).
-    pub active_runs: Vec<RunTicket>,
+    /// The agent runs this turn started with `command_agent` (some may have ended already; wait on
+    /// them with [`RunTicket::wait`]).
+    pub started_runs: Vec<RunTicket>,
 }
 
 /// Builds an [`Orchestrator`]: see [`Orchestrator::builder`].
@@ -223,7 +224,7 @@ impl OrchestratorBuilder {
             self.manager_config.unwrap_or_else(|| ManagerConfig::new(config.working_dir.clone(), config.model.clone()));
         let manager = AgentManager::new(self.agents.clone(), Some(record.id), manager_config);
         let mut tools = ToolRegistry::new();
-        register_management_tools(&mut tools, manager.clone(), record.id, agent.id);
+        let started = register_management_tools(&mut tools, manager.clone(), record.id, agent.id);
         for name in &config.builtin_tools {
             match name.as_str() {
                 "Read" => tools.register(Read),
@@ -250,6 +251,7 @@ impl OrchestratorBuilder {
                 agent_id: agent.id,
                 runner,
                 manager,
+                started,
                 config,
                 turn: AsyncMutex::new(()),
                 current: Mutex::new(None),
@@ -264,6 +266,7 @@ struct Inner {
     agent_id: Id,
     runner: AgentRunner,
     manager: AgentManager,
+    started: StartedRuns,
     config: OrchestratorConfig,
     turn: AsyncMutex<()>,
     current: Mutex<Option<Interrupt>>,
@@ -458,7 +461,7 @@ impl Orchestrator {
     /// tools as it likes), each text block becomes a chat message, and the turn's tokens and cost are
     /// added to the orchestrator. A turn still running is interrupted first, with a WARNING system log:
     /// the newest message wins. Agent runs the turn starts keep running after it returns (see
-    /// [`ChatOutcome::active_runs`] and [`AgentManager::wait_all`]).
+    /// [`ChatOutcome::started_runs`] and [`AgentManager::wait_all`]).
     pub async fn chat(&self, message: &str, on_delta: Option<DeltaCallback>) -> Result<ChatOutcome, OrchestratorError> {
         let message = message.trim();
         if message.is_empty() {
@@ -504,6 +507,7 @@ impl Orchestrator {
         };
         self.set_status(AgentStatus::Executing).await?;
         let start_seq = self.inner.store.last_seq().await?;
+        self.inner.started.take();
         let mut result = self.inner.runner.run(self.inner.agent_id, message, options.clone()).await;
         if let Err(RunError::UnfinishedTurn(_)) = result {
             // A process died mid-turn: finish that turn first, then answer the new message.
@@ -551,7 +555,7 @@ impl Orchestrator {
         Ok(ChatOutcome {
             reply: outcome.final_text.clone(),
             outcome,
-            active_runs: self.inner.manager.active_runs(),
+            started_runs: self.inner.started.take(),
         })
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::agents::{AgentManager, CreateAgent, Interrupted, ManageError, StatusReport};
+use super::agents::{AgentManager, CreateAgent, Interrupted, ManageError, RunTicket, StatusReport};
 use crate::store::{EventQuery, SystemLogQuery};
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
 use crate::wire::{Agent, Event, Id, LogLevel};
@@ -50,17 +50,39 @@ struct Ctx {
     manager: AgentManager,
     orchestrator_id: Id,
     orchestrator_agent_id: Id,
+    started: StartedRuns,
+}
+
+/// The runs `command_agent` started, until taken (the orchestrator takes them at the end of each turn).
+#[derive(Clone, Default, Debug)]
+pub struct StartedRuns {
+    runs: Arc<std::sync::Mutex<Vec<RunTicket>>>,
+}
+
+impl StartedRuns {
+    /// The runs started since the last call, oldest first.
+    pub fn take(&self) -> Vec<RunTicket> {
+        self.runs.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+    }
+
+    fn push(&self, t: RunTicket) {
+        if let Ok(mut r) = self.runs.lock() {
+            r.push(t);
+        }
+    }
 }
 
 /// Registers the eight management tools for the orchestrator `orchestrator_id`, whose own turns run
-/// as the agent `orchestrator_agent_id`, into `registry`.
+/// as the agent `orchestrator_agent_id`, into `registry`. Returns where the runs they start are
+/// collected.
 pub fn register_management_tools(
     registry: &mut ToolRegistry,
     manager: AgentManager,
     orchestrator_id: Id,
     orchestrator_agent_id: Id,
-) {
-    let ctx = Arc::new(Ctx { manager, orchestrator_id, orchestrator_agent_id });
+) -> StartedRuns {
+    let started = StartedRuns::default();
+    let ctx = Arc::new(Ctx { manager, orchestrator_id, orchestrator_agent_id, started: started.clone() });
     for kind in [
         Kind::Create,
         Kind::List,
@@ -73,6 +95,7 @@ pub fn register_management_tools(
     ] {
         registry.register(MgmtTool { kind, ctx: ctx.clone() });
     }
+    started
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -232,6 +255,7 @@ impl MgmtTool {
                 let name = req_str(input, "agent_name")?;
                 let command = req_str(input, "command")?;
                 let t = m.command_agent(&name, &command).await.map_err(me)?;
+                self.ctx.started.push(t.clone());
                 ToolOutput::text(format!(
                     "✅ Command dispatched to '{}'\nTask: {}\nCommand: {}\n\nThe agent is working in the background. Use check_agent_status(agent_name=\"{}\") to follow it.",
                     t.agent_name,

@@ -1,0 +1,455 @@
+//! `orch chat` and `orch agent create|command|status|interrupt|delete`: the orchestrator and its agents
+//! from a terminal. A CLI process is a foreground host: it streams what it started and returns when
+//! that ends; Ctrl-C interrupts it.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use orch_core::executor::{AgentRunner, DeltaCallback};
+use orch_core::model::{BlockStart, ModelDelta};
+use orch_core::orchestrator::{
+    AgentManager, CreateAgent, Interrupted, ManageError, ManagerConfig, Orchestrator, OrchestratorConfig,
+    OrchestratorError, RunReport, format_status,
+};
+use orch_core::store::Store;
+use orch_core::wire::{Event, EventRecord, Id, PromptAuthor};
+
+/// A failure with its exit code (2: bad usage or input, 1: runtime).
+#[derive(Debug)]
+pub struct CmdError {
+    /// Exit code.
+    pub code: u8,
+    /// Message.
+    pub message: String,
+}
+
+impl CmdError {
+    fn usage(message: impl Into<String>) -> Self {
+        Self { code: 2, message: message.into() }
+    }
+    fn runtime(message: impl Into<String>) -> Self {
+        Self { code: 1, message: message.into() }
+    }
+}
+
+impl From<ManageError> for CmdError {
+    fn from(e: ManageError) -> Self {
+        let code = match e {
+            ManageError::Missing(_)
+            | ManageError::Invalid { .. }
+            | ManageError::NotFound(_)
+            | ManageError::NameTaken(_)
+            | ManageError::UnknownTemplate { .. } => 2,
+            _ => 1,
+        };
+        Self { code, message: e.to_string() }
+    }
+}
+
+impl From<OrchestratorError> for CmdError {
+    fn from(e: OrchestratorError) -> Self {
+        match e {
+            OrchestratorError::Manage(m) => m.into(),
+            e @ (OrchestratorError::NotFound(_)
+            | OrchestratorError::Archived(_)
+            | OrchestratorError::EmptyMessage
+            | OrchestratorError::Config(_)) => Self::usage(e.to_string()),
+            e => Self::runtime(e.to_string()),
+        }
+    }
+}
+
+impl From<orch_core::store::StoreError> for CmdError {
+    fn from(e: orch_core::store::StoreError) -> Self {
+        Self::runtime(e.to_string())
+    }
+}
+
+/// What the agent commands and `orch chat` need from the CLI's setup.
+pub struct Host {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Runs the managed agents (routing claude-code agents to the CLI).
+    pub runner: AgentRunner,
+    /// The native provider (the orchestrator's model).
+    pub provider: Arc<dyn orch_core::model::ModelProvider>,
+    /// The orchestrator's model spec, as given.
+    pub model: String,
+    /// The model string new agents get by default.
+    pub default_agent_model: String,
+    /// Working directory.
+    pub cwd: std::path::PathBuf,
+}
+
+/// Parses `--orchestrator`.
+pub fn parse_orchestrator_id(s: &str) -> Result<Id, CmdError> {
+    s.trim().parse::<Id>().map_err(|_| CmdError::usage(format!("--orchestrator '{s}': not an orchestrator id (a UUID)")))
+}
+
+impl Host {
+    fn manager_config(&self) -> Result<ManagerConfig, CmdError> {
+        let mut c = ManagerConfig::from_env(&self.cwd, &self.default_agent_model)?;
+        c.aliases = crate::models::aliases().map_err(|e| CmdError { code: e.code, message: e.message })?;
+        Ok(c)
+    }
+
+    /// Opens the orchestrator: `id`, else the newest live one, else (with `new` or when there is none)
+    /// a new one.
+    pub async fn orchestrator(&self, id: Option<Id>, new: bool) -> Result<Orchestrator, CmdError> {
+        let resume = match (id, new) {
+            (Some(id), _) => Some(id),
+            (None, true) => None,
+            (None, false) => Orchestrator::latest(self.store.as_ref()).await?.map(|o| o.id),
+        };
+        let config = OrchestratorConfig::from_env(&self.cwd, &self.model);
+        let o = Orchestrator::builder(self.runner.clone(), self.provider.clone())
+            .config(config)
+            .manager_config(self.manager_config()?)
+            .resume(resume)
+            .open()
+            .await?;
+        o.manager().watch_interrupt_requests(self.store.last_seq().await?);
+        Ok(o)
+    }
+
+    /// The manager owning agent `name`: the orchestrator's (`id`, else the newest), else the
+    /// free-standing agents of `orch run`.
+    async fn manager_for(&self, id: Option<Id>, name: &str) -> Result<AgentManager, CmdError> {
+        let scope = match id {
+            Some(id) => Some(id),
+            None => Orchestrator::latest(self.store.as_ref()).await?.map(|o| o.id),
+        };
+        let config = self.manager_config()?;
+        if let Some(scope) = scope {
+            let m = AgentManager::new(self.runner.clone(), Some(scope), config.clone());
+            match m.agent(name).await {
+                Ok(_) => return Ok(m),
+                Err(ManageError::NotFound(_)) if id.is_none() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let free = AgentManager::new(self.runner.clone(), None, config);
+        free.agent(name).await?;
+        Ok(free)
+    }
+}
+
+/// Text deltas to stdout as they stream, blocks separated by a line break.
+fn print_deltas(prefix: Option<String>) -> DeltaCallback {
+    let at_line_start = Arc::new(AtomicBool::new(true));
+    Arc::new(move |d: &ModelDelta| {
+        let mut out = std::io::stdout().lock();
+        match d {
+            ModelDelta::BlockStart { block: BlockStart::Text, .. } => {
+                if !at_line_start.load(Ordering::Relaxed) {
+                    let _ = out.write_all(b"\n");
+                }
+                if let Some(p) = &prefix {
+                    let _ = write!(out, "{p}");
+                }
+                at_line_start.store(prefix.is_none(), Ordering::Relaxed);
+            }
+            ModelDelta::Text { text, .. } if !text.is_empty() => {
+                let _ = out.write_all(text.as_bytes());
+                at_line_start.store(text.ends_with('\n'), Ordering::Relaxed);
+            }
+            // A finished block ends its line, so other output (agent replies) starts on a fresh one.
+            ModelDelta::BlockStop { .. } | ModelDelta::Stop { .. } if !at_line_start.load(Ordering::Relaxed) => {
+                let _ = out.write_all(b"\n");
+                at_line_start.store(true, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        let _ = out.flush();
+    })
+}
+
+/// Which events a follower prints.
+#[derive(Clone)]
+enum Filter {
+    Orchestrator { id: Id, own_agent: Id },
+    Agent(Id),
+}
+
+/// Prints events from `since` until the log has been read up to the seq sent on `done`: JSON lines, or
+/// (human mode) tool activity and agent replies.
+async fn follow(
+    store: Arc<dyn Store>,
+    since: u64,
+    filter: Filter,
+    mut done: tokio::sync::watch::Receiver<Option<u64>>,
+    json: bool,
+) {
+    let mut names: std::collections::HashMap<Id, String> = std::collections::HashMap::new();
+    let mut stream = store.subscribe(since);
+    let mut seen = since;
+    loop {
+        if done.borrow().is_some_and(|target| seen >= target) {
+            return;
+        }
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(Ok(r)) => {
+                    seen = r.seq;
+                    if let Event::AgentCreated { agent } = &r.event {
+                        names.insert(agent.id, agent.name.clone());
+                    }
+                    let (wanted, own) = match &filter {
+                        Filter::Orchestrator { id, own_agent } => (r.keys.orchestrator_id == Some(*id), r.keys.agent_id == Some(*own_agent) || r.keys.agent_id.is_none()),
+                        Filter::Agent(a) => (r.keys.agent_id == Some(*a), true),
+                    };
+                    if !wanted {
+                        continue;
+                    }
+                    if json {
+                        if let Ok(line) = serde_json::to_string(&r) {
+                            let mut out = std::io::stdout().lock();
+                            let _ = writeln!(out, "{line}");
+                            let _ = out.flush();
+                        }
+                    } else if own {
+                        activity(&r, None);
+                    } else {
+                        let name = match r.keys.agent_id.and_then(|id| names.get(&id)) {
+                            Some(n) => n.clone(),
+                            None => match r.keys.agent_id {
+                                Some(id) => {
+                                    let n = store.get_agent(id).await.ok().flatten().map(|a| a.name).unwrap_or_else(|| "agent".into());
+                                    names.insert(id, n.clone());
+                                    n
+                                }
+                                None => "agent".into(),
+                            },
+                        };
+                        activity(&r, Some(&name));
+                    }
+                }
+                _ => return,
+            },
+            changed = done.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// One line of human output for an event, if it deserves one. Agent replies (`Some(name)`) go to
+/// stdout; tool activity to stderr.
+fn activity(r: &EventRecord, agent: Option<&str>) {
+    let tag = agent.map(|n| format!("[{n}] ")).unwrap_or_default();
+    match &r.event {
+        Event::ToolUse { .. } | Event::ToolRefused { .. } => eprintln!("  {tag}⏺ {}", r.event.summary()),
+        Event::HookInvoked { decision, .. } if decision != "continue" => eprintln!("  {tag}⏺ {}", r.event.summary()),
+        Event::ToolResult { content, is_error, .. } => {
+            let first = content.lines().map(str::trim).find(|l| !l.is_empty() && !l.ends_with(':')).unwrap_or("");
+            eprintln!("    {tag}⎿ {}{}", if *is_error { "error: " } else { "" }, first);
+        }
+        Event::Text { text } if agent.is_some() => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{tag}{}", text.trim_end());
+        }
+        Event::FileTracking { .. } | Event::AgentStatusChanged { .. } if agent.is_some() => {
+            eprintln!("  {tag}{}", r.event.summary())
+        }
+        Event::Result { .. } if agent.is_some() => eprintln!("  {tag}── {}", r.event.summary()),
+        Event::ModelError { message, .. } => eprintln!("  {tag}✗ {message}"),
+        Event::SystemLog { .. } => eprintln!("  {tag}{}", r.event.summary()),
+        _ => {}
+    }
+}
+
+/// Waits for Ctrl-C, then triggers `on_interrupt` (repeatedly, for every further Ctrl-C).
+fn on_ctrl_c(on_interrupt: impl Fn() + Send + 'static) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt();
+        }
+    })
+}
+
+/// `orch chat`.
+pub async fn chat(
+    host: &Host,
+    orchestrator: Option<Id>,
+    new: bool,
+    message: &str,
+    json: bool,
+    no_wait: bool,
+) -> Result<u8, CmdError> {
+    if message.trim().is_empty() {
+        return Err(CmdError::usage("the message is empty"));
+    }
+    let orch = host.orchestrator(orchestrator, new).await?;
+    let store = host.store.clone();
+    let since = store.last_seq().await?;
+    let (done_tx, done_rx) = tokio::sync::watch::channel(None);
+    let filter = Filter::Orchestrator { id: orch.id(), own_agent: orch.agent_id() };
+    let printer = tokio::spawn(follow(store.clone(), since, filter, done_rx, json));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let ctrl_c = {
+        let orch = orch.clone();
+        let interrupted = interrupted.clone();
+        on_ctrl_c(move || {
+            interrupted.store(true, Ordering::SeqCst);
+            orch.interrupt();
+            for t in orch.manager().active_runs() {
+                orch.manager().runner().interrupt(t.agent_id);
+            }
+        })
+    };
+    let on_delta = if json { None } else { Some(print_deltas(None)) };
+    let turn = orch.chat(message, on_delta).await;
+    let mut failed = Vec::new();
+    if let Ok(turn) = &turn {
+        if no_wait || interrupted.load(Ordering::SeqCst) {
+            // This process hosts the runs: leaving would cut them off, so they are stopped and say so.
+            for t in &turn.started_runs {
+                let _ = orch.manager().interrupt_agent(&t.agent_name, Duration::from_secs(5)).await;
+            }
+        }
+        for t in &turn.started_runs {
+            let r: RunReport = t.wait().await;
+            if let Err(e) = &r.result {
+                failed.push(format!("{}: {e}", r.agent_name));
+            }
+        }
+    }
+    ctrl_c.abort();
+    let last = store.last_seq().await.unwrap_or(since);
+    let _ = done_tx.send(Some(last));
+    let _ = tokio::time::timeout(Duration::from_secs(10), printer).await;
+    let turn = turn?;
+    if !json {
+        let o = orch.record().await?;
+        eprintln!(
+            "── orchestrator {}: {} after {} model call(s); {} agent run(s); total ${:.4}",
+            o.id,
+            turn.outcome.stop_reason,
+            turn.outcome.num_turns,
+            turn.started_runs.len(),
+            o.total_cost_usd
+        );
+    }
+    for f in &failed {
+        eprintln!("orch: agent run failed: {f}");
+    }
+    Ok(if interrupted.load(Ordering::SeqCst) || turn.outcome.interrupted() {
+        130
+    } else if failed.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+/// `orch agent create`.
+pub async fn create(
+    host: &Host,
+    orchestrator: Option<Id>,
+    name: &str,
+    system_prompt: Option<String>,
+    template: Option<String>,
+    model: Option<String>,
+    json: bool,
+) -> Result<u8, CmdError> {
+    if system_prompt.is_none() && template.is_none() {
+        return Err(CmdError::usage("give --system-prompt TEXT or --template NAME"));
+    }
+    let orch = host.orchestrator(orchestrator, false).await?;
+    let a = orch.manager().create_agent(CreateAgent { name: name.into(), system_prompt, model, template }).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_string(&a).unwrap_or_default());
+    } else {
+        let _ = writeln!(out, "Created agent '{}' ({}) with model {}", a.name, a.id, a.model);
+    }
+    Ok(0)
+}
+
+/// `orch agent command`: runs in the foreground, streaming; Ctrl-C interrupts the agent.
+pub async fn command(
+    host: &Host,
+    orchestrator: Option<Id>,
+    name: &str,
+    prompt: &str,
+    json: bool,
+) -> Result<u8, CmdError> {
+    let manager = host.manager_for(orchestrator, name).await?;
+    manager.watch_interrupt_requests(host.store.last_seq().await?);
+    let agent = manager.agent(name).await?;
+    let store = host.store.clone();
+    let since = store.last_seq().await?;
+    let (done_tx, done_rx) = tokio::sync::watch::channel(None);
+    let on_delta = if json { None } else { Some(print_deltas(None)) };
+    let ticket = manager.command_agent_streaming(name, prompt, PromptAuthor::Engineer, on_delta).await?;
+    let printer = tokio::spawn(follow(store.clone(), since, Filter::Agent(agent.id), done_rx, json));
+    let ctrl_c = {
+        let runner = manager.runner().clone();
+        on_ctrl_c(move || {
+            runner.interrupt(agent.id);
+        })
+    };
+    let report = ticket.wait().await;
+    ctrl_c.abort();
+    let last = store.last_seq().await.unwrap_or(since);
+    let _ = done_tx.send(Some(last));
+    let _ = tokio::time::timeout(Duration::from_secs(10), printer).await;
+    match report.result {
+        Ok(o) => {
+            if !json {
+                eprintln!(
+                    "── {} after {} model call(s), {} in / {} out tokens, ${:.4}; task {}",
+                    o.stop_reason, o.num_turns, o.usage.input_tokens, o.usage.output_tokens, o.cost_usd, report.task_slug
+                );
+            }
+            Ok(if o.interrupted() { 130 } else { 0 })
+        }
+        Err(e) => Err(CmdError::runtime(e)),
+    }
+}
+
+/// `orch agent status`.
+pub async fn status(
+    host: &Host,
+    orchestrator: Option<Id>,
+    name: &str,
+    tail: usize,
+    verbose: bool,
+    json: bool,
+) -> Result<u8, CmdError> {
+    let manager = host.manager_for(orchestrator, name).await?;
+    let report = manager.status(name, tail, 0).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "agent": report.agent,
+            "task_slug": report.task_slug,
+            "entries": report.entries.iter().map(|(r, s)| serde_json::json!({"record": r, "summary": s})).collect::<Vec<_>>(),
+        });
+        let _ = writeln!(out, "{v}");
+    } else {
+        let _ = writeln!(out, "{}", format_status(&report, verbose));
+    }
+    Ok(0)
+}
+
+/// `orch agent interrupt`.
+pub async fn interrupt(host: &Host, orchestrator: Option<Id>, name: &str) -> Result<u8, CmdError> {
+    let manager = host.manager_for(orchestrator, name).await?;
+    let msg = match manager.interrupt_agent(name, Duration::from_secs(5)).await? {
+        Interrupted::Stopped => format!("Interrupted agent '{name}'"),
+        Interrupted::Requested => format!("Interrupted agent '{name}' (its run was in another process)"),
+        Interrupted::NotRunning => format!("Agent '{name}' is not currently running"),
+    };
+    println!("{msg}");
+    Ok(0)
+}
+
+/// `orch agent delete`.
+pub async fn delete(host: &Host, orchestrator: Option<Id>, name: &str) -> Result<u8, CmdError> {
+    let manager = host.manager_for(orchestrator, name).await?;
+    let a = manager.delete_agent(name).await?;
+    println!("Deleted agent '{}' ({})", a.name, a.id);
+    Ok(0)
+}

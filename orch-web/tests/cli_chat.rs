@@ -1,0 +1,231 @@
+//! `orch chat` and `orch agent create|command|status|interrupt|delete` as a user runs them, on a SQLite
+//! file with the scripted model.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn orch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
+    for var in [
+        "ORCH_MODEL",
+        "ORCH_DATABASE_URL",
+        "ORCH_PRICES",
+        "ORCH_RECORD",
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "ORCH_ORCHESTRATOR_PROMPT",
+        "ORCH_MAX_AGENT_TURNS",
+        "ORCH_AGENT_WARMUP",
+        "ORCH_SUMMARY_MODEL",
+    ] {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripts").join(name)
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    orch().arg("--cwd").arg(dir).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    text(out).lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn events(dir: &Path) -> Vec<Value> {
+    let out = run_in(dir, &["events", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    json_lines(&out.stdout)
+}
+
+fn agents(dir: &Path) -> Vec<Value> {
+    let out = run_in(dir, &["agent", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    json_lines(&out.stdout)
+}
+
+/// Waits for `pred` on the agent list, up to 30 s.
+fn wait_for(dir: &Path, what: &str, pred: impl Fn(&[Value]) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if pred(&agents(dir)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const ALICE: &str = "create an agent called alice for python work, then have her write hello.py";
+
+#[test]
+fn chat_creates_and_commands_an_agent_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = format!("scripted:{}", script("orchestrator.json").display());
+    let out = run_in(dir.path(), &["--model", &model, "chat", ALICE]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("I'll create alice for the Python work."), "{stdout}");
+    assert!(stdout.contains("[alice] hello.py is written and prints its greeting."), "agent replies streamed: {stdout}");
+    assert!(text(&out.stderr).contains("⏺ create_agent"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(dir.path().join("hello.py")).unwrap(), "print(\"Hello from an orch agent!\")\n");
+    let list = agents(dir.path());
+    assert_eq!(list.len(), 1, "alice only, not the orchestrator's own record: {list:?}");
+    assert_eq!(list[0]["name"], "alice");
+    assert_eq!(list[0]["status"], "idle");
+
+    // The log reads chat → orchestrator tool calls → agent events, in order.
+    let evs = events(dir.path());
+    let pos = |pred: &dyn Fn(&Value) -> bool| evs.iter().position(pred).unwrap_or_else(|| panic!("missing event"));
+    let chat = pos(&|e| e["type"] == "ChatMessage" && e["message"]["sender"] == "user");
+    let create = pos(&|e| e["type"] == "ToolUse" && e["tool_name"] == "create_agent");
+    let created = pos(&|e| e["type"] == "AgentCreated" && e["agent"]["name"] == "alice");
+    let command = pos(&|e| e["type"] == "ToolUse" && e["tool_name"] == "command_agent");
+    let alice_id = list[0]["id"].clone();
+    let prompt = pos(&|e| e["type"] == "UserPromptSubmit" && e["agent_id"] == alice_id);
+    let write = pos(&|e| e["type"] == "ToolUse" && e["tool_name"] == "Write" && e["agent_id"] == alice_id);
+    let files = pos(&|e| e["type"] == "FileTracking" && e["agent_id"] == alice_id);
+    assert!(chat < create && create < created && created < command && command < prompt && prompt < write && write < files);
+    let f = &evs[files];
+    assert_eq!(f["file_changes"][0]["path"], "hello.py");
+    assert_eq!(f["file_changes"][0]["tools"][0], "Write");
+    let reply = pos(&|e| e["type"] == "ChatMessage" && e["message"]["sender"] == "orchestrator");
+    assert!(reply > chat);
+
+    // A second chat continues the same orchestrator; --new starts another.
+    let again = run_in(dir.path(), &["--model", &model, "chat", "--json", "how is it going?"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let orch_ids: std::collections::BTreeSet<String> = json_lines(&again.stdout)
+        .iter()
+        .filter_map(|e| e["orchestrator_id"].as_str().map(String::from))
+        .collect();
+    assert_eq!(orch_ids.len(), 1);
+    assert_eq!(orch_ids.into_iter().next(), evs[chat]["orchestrator_id"].as_str().map(String::from));
+}
+
+#[test]
+fn chat_no_wait_records_the_started_runs_as_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("script.json");
+    std::fs::write(
+        &file,
+        r#"{"steps": [
+          {"agent": "^orchestrator$", "when": "^start", "reply": [{"type": "tool_use", "name": "create_agent", "input": {"name": "slow", "system_prompt": "p"}}]},
+          {"agent": "^orchestrator$", "when": "Created", "reply": [{"type": "tool_use", "name": "command_agent", "input": {"agent_name": "slow", "command": "sleep a while"}}]},
+          {"agent": "^orchestrator$", "when": "dispatched", "reply": [{"type": "text", "text": "started"}]},
+          {"agent": "^slow$", "when": "sleep", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60"}}]},
+          {"agent": "^slow$", "repeat": true, "reply": [{"type": "text", "text": "late"}]}
+        ]}"#,
+    )
+    .unwrap();
+    let model = format!("scripted:{}", file.display());
+    let start = Instant::now();
+    let out = run_in(dir.path(), &["--model", &model, "chat", "--no-wait", "start a slow job"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(start.elapsed() < Duration::from_secs(50), "did not wait for the 60 s job");
+    let evs = events(dir.path());
+    assert!(
+        evs.iter().any(|e| e["type"] == "Stop" && e["reason"] == "interrupted"),
+        "the run is recorded as interrupted"
+    );
+    wait_for(dir.path(), "slow idle", |a| a.iter().any(|x| x["name"] == "slow" && x["status"] == "idle"));
+}
+
+#[test]
+fn agent_commands_create_command_status_interrupt_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("script.json");
+    std::fs::write(
+        &file,
+        r#"{"steps": [
+          {"agent": "^bob$", "when": "^wait", "repeat": true, "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60"}}]},
+          {"agent": "^bob$", "when": "^note", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "note.txt", "content": "n\n"}}]},
+          {"agent": "^bob$", "repeat": true, "reply": [{"type": "text", "text": "bob here"}]}
+        ]}"#,
+    )
+    .unwrap();
+    let model = format!("scripted:{}", file.display());
+    let d = dir.path();
+
+    // Bad input: neither prompt nor template; unknown template; unknown agent.
+    let out = run_in(d, &["--model", &model, "agent", "create", "bob"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = run_in(d, &["--model", &model, "agent", "create", "bob", "--template", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("Template 'nope' not found"), "{}", text(&out.stderr));
+    let out = run_in(d, &["agent", "status", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("Agent 'nobody' not found"), "{}", text(&out.stderr));
+
+    let out = run_in(d, &["--model", &model, "agent", "create", "bob", "--system-prompt", "You are Bob."]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("Created agent 'bob'"), "{}", text(&out.stdout));
+    let out = run_in(d, &["--model", &model, "agent", "create", "bob", "--system-prompt", "again"]);
+    assert_eq!(out.status.code(), Some(2), "name taken");
+    // An alias as the agent's model.
+    let out = run_in(d, &["--model", "haiku", "agent", "create", "hai", "--system-prompt", "x"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("with model claude-haiku-4-5"), "{}", text(&out.stdout));
+
+    let out = run_in(d, &["--model", &model, "agent", "command", "bob", "note this"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("bob here"), "reply streamed: {}", text(&out.stdout));
+    assert!(d.join("note.txt").exists());
+    let out = run_in(d, &["agent", "status", "bob", "--tail", "50"]);
+    let s = text(&out.stdout);
+    assert!(s.starts_with("📊 Agent Status: bob\nStatus: idle"), "{s}");
+    assert!(s.contains("• [ToolUse] Write: note.txt") && s.contains("• [FileTracking]"), "{s}");
+
+    // A run in another process: busy for a second command, and interrupted from here.
+    let mut child = orch()
+        .arg("--cwd")
+        .arg(d)
+        .args(["--model", &model, "agent", "command", "bob", "wait for me"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(d, "bob executing", |a| a.iter().any(|x| x["name"] == "bob" && x["status"] == "executing"));
+    let out = run_in(d, &["--model", &model, "agent", "command", "bob", "note again"]);
+    assert_eq!(out.status.code(), Some(1), "busy: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Agent 'bob' is busy"), "{}", text(&out.stderr));
+    let out = run_in(d, &["agent", "interrupt", "bob"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Interrupted agent 'bob'"), "{}", text(&out.stdout));
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(130), "the commanding process reports the interrupt");
+    let out = run_in(d, &["agent", "interrupt", "bob"]);
+    assert!(text(&out.stdout).contains("not currently running"), "{}", text(&out.stdout));
+
+    let out = run_in(d, &["agent", "delete", "bob"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(agents(d).iter().all(|a| a["name"] != "bob"));
+    let out = run_in(d, &["--model", &model, "agent", "create", "bob", "--system-prompt", "Bob again."]);
+    assert!(out.status.success(), "a deleted name is reusable: {}", text(&out.stderr));
+}
