@@ -401,8 +401,9 @@ async fn chat_end_to_end_creates_and_commands_an_agent() {
         .await
         .unwrap();
     assert_eq!(turn.reply.as_deref(), Some("Alice is writing hello.py."));
-    let reports = w.manager().wait_all().await;
-    assert_eq!(reports.len(), 1);
+    assert_eq!(turn.started_runs.len(), 1);
+    let reports = vec![turn.started_runs[0].wait().await];
+    assert!(w.manager().wait_all().await.len() <= 1);
     assert_eq!(reports[0].result.as_ref().unwrap().final_text.as_deref(), Some("hello.py written."));
     assert_eq!(std::fs::read_to_string(w.dir.path().join("hello.py")).unwrap(), "print('hello')\n");
     let alice = w.manager().agent("alice").await.unwrap();
