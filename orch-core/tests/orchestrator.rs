@@ -105,7 +105,8 @@ async fn wait_status(store: &MemoryStore, id: orch_core::wire::Id, want: AgentSt
 #[tokio::test]
 async fn create_agent_success_and_errors() {
     let w = world(IDLE).await;
-    let out = w.call("create_agent", json!({"name": "alice", "system_prompt": "You write Python.", "model": "Opus"})).await;
+    let out =
+        w.call("create_agent", json!({"name": "alice", "system_prompt": "You write Python.", "model": "Opus"})).await;
     assert!(!out.is_error, "{}", out.content);
     assert!(out.content.starts_with("✅ Created agent 'alice'\nID: "), "{}", out.content);
     assert!(out.content.contains("\nModel: claude-opus-4-8"), "alias resolved case-insensitively: {}", out.content);
@@ -169,12 +170,17 @@ async fn template_tools_restrict_what_the_agent_may_call() {
     let w = world(script).await;
     let agents_dir = w.dir.path().join(".claude/agents");
     std::fs::create_dir_all(&agents_dir).unwrap();
-    std::fs::write(agents_dir.join("r.md"), "---\nname: reader\ndescription: d\ntools: [Read]\n---\nRead only.\n").unwrap();
+    std::fs::write(agents_dir.join("r.md"), "---\nname: reader\ndescription: d\ntools: [Read]\n---\nRead only.\n")
+        .unwrap();
     w.call("create_agent", json!({"name": "s1", "subagent_template": "reader"})).await;
     let t = w.manager().command_agent("s1", "write x").await.unwrap();
     t.wait().await.result.unwrap();
     assert!(!w.dir.path().join("x.txt").exists(), "Write is not among the template's tools");
-    let refused = w.events().await.into_iter().any(|r| matches!(&r.event, Event::ToolRefused { tool_name, .. } if tool_name == "Write"));
+    let refused = w
+        .events()
+        .await
+        .into_iter()
+        .any(|r| matches!(&r.event, Event::ToolRefused { tool_name, .. } if tool_name == "Write"));
     assert!(refused, "the call was refused and recorded");
 }
 
@@ -204,8 +210,9 @@ async fn list_status_delete_interrupt_logs_and_cost_texts() {
     let lines: Vec<&str> = status.lines().filter(|l| l.starts_with("• [")).collect();
     assert_eq!(lines.len(), 3, "tail_count applies: {status}");
     assert!(status.contains("• [Text] I wrote nothing yet."), "{status}");
-    let verbose =
-        w.call("check_agent_status", json!({"agent_name": "alice", "tail_count": 1, "offset": 0, "verbose_logs": true})).await;
+    let verbose = w
+        .call("check_agent_status", json!({"agent_name": "alice", "tail_count": 1, "offset": 0, "verbose_logs": true}))
+        .await;
     assert!(verbose.content.contains("\n  Payload: {"), "{}", verbose.content);
     let first = w.call("check_agent_status", json!({"agent_name": "alice", "tail_count": 1, "offset": 1000})).await;
     assert!(first.content.ends_with("No recent activity"), "offset past the start: {}", first.content);
@@ -226,10 +233,7 @@ async fn list_status_delete_interrupt_logs_and_cost_texts() {
     assert_eq!(out.content, "⚠️ Agent 'alice' is not currently running");
 
     // System logs: newest first, filters, bad level.
-    w.manager()
-        .log(LogLevel::Error, "disk full on /tmp", json!({}), Default::default())
-        .await
-        .unwrap();
+    w.manager().log(LogLevel::Error, "disk full on /tmp", json!({}), Default::default()).await.unwrap();
     w.manager().log(LogLevel::Info, "all fine", json!({}), Default::default()).await.unwrap();
     let logs = w.call("read_system_logs", json!({"level": "error"})).await.content;
     assert!(logs.starts_with("📋 System Logs (showing 1 of max 50):\n["), "{logs}");
@@ -367,7 +371,8 @@ async fn delete_interrupts_a_running_agent_and_frees_its_name() {
     assert!(stored.archived);
     assert_ne!(stored.status, AgentStatus::Executing);
     let evs = w.events().await;
-    let stop = evs.iter().position(|r| matches!(&r.event, Event::Stop { reason, .. } if reason == "interrupted")).unwrap();
+    let stop =
+        evs.iter().position(|r| matches!(&r.event, Event::Stop { reason, .. } if reason == "interrupted")).unwrap();
     let deleted = evs.iter().position(|r| matches!(r.event, Event::AgentDeleted {})).unwrap();
     assert!(stop < deleted, "the run stopped before the agent was deleted");
     // The name is reusable at once, and the new agent runs.
@@ -395,14 +400,11 @@ async fn chat_end_to_end_creates_and_commands_an_agent() {
         {"agent": "^alice$", "reply": [{"type": "text", "text": "hello.py written."}]}
     ]}"#;
     let w = world(script).await;
-    let turn = w
-        .orch
-        .chat("create an agent called alice for python work, then have her write hello.py", None)
-        .await
-        .unwrap();
+    let turn =
+        w.orch.chat("create an agent called alice for python work, then have her write hello.py", None).await.unwrap();
     assert_eq!(turn.reply.as_deref(), Some("Alice is writing hello.py."));
     assert_eq!(turn.started_runs.len(), 1);
-    let reports = vec![turn.started_runs[0].wait().await];
+    let reports = [turn.started_runs[0].wait().await];
     assert!(w.manager().wait_all().await.len() <= 1);
     assert_eq!(reports[0].result.as_ref().unwrap().final_text.as_deref(), Some("hello.py written."));
     assert_eq!(std::fs::read_to_string(w.dir.path().join("hello.py")).unwrap(), "print('hello')\n");
@@ -416,8 +418,17 @@ async fn chat_end_to_end_creates_and_commands_an_agent() {
     let created = pos(&|r| matches!(&r.event, Event::AgentCreated { agent } if agent.name == "alice"));
     let command = pos(&|r| matches!(&r.event, Event::ToolUse { tool_name, .. } if tool_name == "command_agent"));
     let alice_prompt = pos(&|r| r.keys.agent_id == Some(alice.id) && matches!(r.event, Event::UserPromptSubmit { .. }));
-    let alice_write = pos(&|r| r.keys.agent_id == Some(alice.id) && matches!(&r.event, Event::ToolUse { tool_name, .. } if tool_name == "Write"));
-    assert!(user_chat < create && create < created && created < command && command < alice_prompt && alice_prompt < alice_write);
+    let alice_write = pos(&|r| {
+        r.keys.agent_id == Some(alice.id)
+            && matches!(&r.event, Event::ToolUse { tool_name, .. } if tool_name == "Write")
+    });
+    assert!(
+        user_chat < create
+            && create < created
+            && created < command
+            && command < alice_prompt
+            && alice_prompt < alice_write
+    );
     assert!(evs.iter().all(|r| r.keys.agent_id != Some(alice.id) || r.keys.orchestrator_id == Some(w.orch.id())));
     assert!(
         evs.iter().any(|r| r.keys.agent_id == Some(w.orch.agent_id()) && matches!(r.event, Event::Thinking { .. })),
@@ -462,7 +473,8 @@ async fn a_new_message_interrupts_the_running_turn_with_a_warning() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let second = tokio::time::timeout(Duration::from_secs(20), w.orch.chat("second task", None)).await.unwrap().unwrap();
+    let second =
+        tokio::time::timeout(Duration::from_secs(20), w.orch.chat("second task", None)).await.unwrap().unwrap();
     assert_eq!(second.reply.as_deref(), Some("On the second one."));
     let first = first.await.unwrap().unwrap();
     assert!(first.outcome.interrupted(), "the first turn was interrupted: {:?}", first.outcome);

@@ -86,7 +86,9 @@ pub struct Host {
 
 /// Parses `--orchestrator`.
 pub fn parse_orchestrator_id(s: &str) -> Result<Id, CmdError> {
-    s.trim().parse::<Id>().map_err(|_| CmdError::usage(format!("--orchestrator '{s}': not an orchestrator id (a UUID)")))
+    s.trim()
+        .parse::<Id>()
+        .map_err(|_| CmdError::usage(format!("--orchestrator '{s}': not an orchestrator id (a UUID)")))
 }
 
 impl Host {
@@ -400,7 +402,12 @@ pub async fn command(
             if !json {
                 eprintln!(
                     "── {} after {} model call(s), {} in / {} out tokens, ${:.4}; task {}",
-                    o.stop_reason, o.num_turns, o.usage.input_tokens, o.usage.output_tokens, o.cost_usd, report.task_slug
+                    o.stop_reason,
+                    o.num_turns,
+                    o.usage.input_tokens,
+                    o.usage.output_tokens,
+                    o.cost_usd,
+                    report.task_slug
                 );
             }
             Ok(if o.interrupted() { 130 } else { 0 })

@@ -92,7 +92,10 @@ fn chat_creates_and_commands_an_agent_end_to_end() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("I'll create alice for the Python work."), "{stdout}");
-    assert!(stdout.contains("[alice] hello.py is written and prints its greeting."), "agent replies streamed: {stdout}");
+    assert!(
+        stdout.contains("[alice] hello.py is written and prints its greeting."),
+        "agent replies streamed: {stdout}"
+    );
     assert!(text(&out.stderr).contains("⏺ create_agent"), "{}", text(&out.stderr));
     assert_eq!(std::fs::read_to_string(dir.path().join("hello.py")).unwrap(), "print(\"Hello from an orch agent!\")\n");
     let list = agents(dir.path());
@@ -111,7 +114,9 @@ fn chat_creates_and_commands_an_agent_end_to_end() {
     let prompt = pos(&|e| e["type"] == "UserPromptSubmit" && e["agent_id"] == alice_id);
     let write = pos(&|e| e["type"] == "ToolUse" && e["tool_name"] == "Write" && e["agent_id"] == alice_id);
     let files = pos(&|e| e["type"] == "FileTracking" && e["agent_id"] == alice_id);
-    assert!(chat < create && create < created && created < command && command < prompt && prompt < write && write < files);
+    assert!(
+        chat < create && create < created && created < command && command < prompt && prompt < write && write < files
+    );
     let f = &evs[files];
     assert_eq!(f["file_changes"][0]["path"], "hello.py");
     assert_eq!(f["file_changes"][0]["tools"][0], "Write");
@@ -121,10 +126,8 @@ fn chat_creates_and_commands_an_agent_end_to_end() {
     // A second chat continues the same orchestrator; --new starts another.
     let again = run_in(dir.path(), &["--model", &model, "chat", "--json", "how is it going?"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
-    let orch_ids: std::collections::BTreeSet<String> = json_lines(&again.stdout)
-        .iter()
-        .filter_map(|e| e["orchestrator_id"].as_str().map(String::from))
-        .collect();
+    let orch_ids: std::collections::BTreeSet<String> =
+        json_lines(&again.stdout).iter().filter_map(|e| e["orchestrator_id"].as_str().map(String::from)).collect();
     assert_eq!(orch_ids.len(), 1);
     assert_eq!(orch_ids.into_iter().next(), evs[chat]["orchestrator_id"].as_str().map(String::from));
 }

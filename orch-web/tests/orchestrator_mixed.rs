@@ -119,7 +119,8 @@ async fn native_and_claude_code_agents_under_one_orchestrator_look_alike() {
         assert!(a.total_cost_usd > 0.0 && a.usage.input_tokens > 0, "{} costs accumulated: {:?}", a.name, a.usage);
         assert_eq!(a.orchestrator_id, Some(orch.id()));
         // Every event of the run carries the run's slug and the orchestrator.
-        let run: Vec<&EventRecord> = evs.iter().filter(|r| r.keys.agent_id == Some(a.id) && r.keys.task_slug.is_some()).collect();
+        let run: Vec<&EventRecord> =
+            evs.iter().filter(|r| r.keys.agent_id == Some(a.id) && r.keys.task_slug.is_some()).collect();
         assert!(run.iter().all(|r| r.keys.orchestrator_id == Some(orch.id())));
         assert!(run.iter().all(|r| r.keys.task_slug.as_deref().unwrap().starts_with("write-target-txt-")));
     }

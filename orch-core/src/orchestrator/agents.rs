@@ -328,7 +328,10 @@ impl AgentManager {
                 let mut names: Vec<&str> = templates.agents().iter().map(|a| a.name.as_str()).collect();
                 names.sort_unstable();
                 let available = if names.is_empty() {
-                    format!("none (add .md files to {})", self.inner.config.working_dir.join(".claude/agents").display())
+                    format!(
+                        "none (add .md files to {})",
+                        self.inner.config.working_dir.join(".claude/agents").display()
+                    )
                 } else {
                     names.join(", ")
                 };
@@ -487,10 +490,11 @@ impl AgentManager {
         }
         let slug = slug.unwrap_or_else(|| task_slug(&prompt, now()));
         options.task_slug = Some(slug.clone());
-        let claim = self.inner.runner.claim(agent.id, &agent.name, None).map_err(|_| ManageError::Busy {
-            name: agent.name.clone(),
-            task: "another run".into(),
-        })?;
+        let claim = self
+            .inner
+            .runner
+            .claim(agent.id, &agent.name, None)
+            .map_err(|_| ManageError::Busy { name: agent.name.clone(), task: "another run".into() })?;
         let (tx, rx) = futures::channel::oneshot::channel::<RunReport>();
         let fallback = RunReport {
             agent_id: agent.id,
@@ -499,8 +503,7 @@ impl AgentManager {
             result: Err("the run was dropped before it ended".into()),
         };
         let done: DoneFuture = rx.map(move |r| r.unwrap_or(fallback)).boxed().shared();
-        let ticket =
-            RunTicket { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug.clone(), done };
+        let ticket = RunTicket { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug.clone(), done };
         if let Ok(mut runs) = self.inner.runs.lock() {
             runs.insert(agent.id, ticket.clone());
         }
@@ -553,7 +556,9 @@ impl AgentManager {
     /// A failed run: an ERROR system log, and the agent `blocked` if the failure left it executing.
     async fn after_failure(&self, agent: &Agent, slug: &str, message: &str) {
         let keys = self.keys(agent, Some(slug.to_string()));
-        let _ = self.log(LogLevel::Error, message, serde_json::json!({"agent": agent.name, "task_slug": slug}), keys.clone()).await;
+        let _ = self
+            .log(LogLevel::Error, message, serde_json::json!({"agent": agent.name, "task_slug": slug}), keys.clone())
+            .await;
         if let Ok(Some(a)) = self.inner.store.get_agent(agent.id).await
             && a.status == AgentStatus::Executing
             && self.inner.store.set_agent_status(agent.id, AgentStatus::Blocked).await.is_ok()
@@ -613,7 +618,10 @@ impl AgentManager {
             created_at: now(),
         };
         self.inner.store.insert_system_log(&row).await?;
-        self.inner.store.append(vec![NewEvent::new(keys, Event::SystemLog { level, message: message.into(), metadata })]).await?;
+        self.inner
+            .store
+            .append(vec![NewEvent::new(keys, Event::SystemLog { level, message: message.into(), metadata })])
+            .await?;
         Ok(())
     }
 
@@ -688,7 +696,10 @@ impl AgentManager {
         if old == AgentStatus::Executing {
             let ev = Event::AgentStatusChanged { old_status: old, new_status: AgentStatus::Idle };
             self.inner.store.append(vec![NewEvent::new(keys.clone(), ev)]).await?;
-            let msg = format!("Agent '{}' was marked executing but no process answered the interrupt; reset to idle", agent.name);
+            let msg = format!(
+                "Agent '{}' was marked executing but no process answered the interrupt; reset to idle",
+                agent.name
+            );
             self.log(LogLevel::Warning, &msg, serde_json::json!({"agent": agent.name}), keys).await?;
         }
         Ok(Interrupted::Requested)
@@ -753,9 +764,11 @@ impl AgentManager {
 }
 
 fn tools_of(agent: &Agent) -> Option<Vec<String>> {
-    agent.metadata.get("tools").and_then(|v| v.as_array()).map(|a| {
-        a.iter().filter_map(|t| t.as_str().map(|s| s.trim().to_string())).filter(|s| !s.is_empty()).collect()
-    })
+    agent
+        .metadata
+        .get("tools")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(|s| s.trim().to_string())).filter(|s| !s.is_empty()).collect())
 }
 
 /// Events shown in an agent's status: hooks, response blocks, errors and file reports; not costs,

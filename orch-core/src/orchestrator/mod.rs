@@ -16,6 +16,6 @@ pub use service::{
     REFOCUS_WARNING,
 };
 pub use tools::{
-    COMPACT_WARNING_PERCENT, CONTEXT_WINDOW_TOKENS, MANAGEMENT_TOOLS, SIGNATURES, StartedRuns, format_status, group_digits,
-    register_management_tools,
+    COMPACT_WARNING_PERCENT, CONTEXT_WINDOW_TOKENS, MANAGEMENT_TOOLS, SIGNATURES, StartedRuns, format_status,
+    group_digits, register_management_tools,
 };

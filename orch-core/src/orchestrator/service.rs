@@ -381,7 +381,12 @@ impl Orchestrator {
                 cfg.working_dir.join(".claude").join("agents").display()
             )
         } else {
-            templates.agents().iter().map(|a| format!("- **{}**: {}", a.name, a.description)).collect::<Vec<_>>().join("\n")
+            templates
+                .agents()
+                .iter()
+                .map(|a| format!("- **{}**: {}", a.name, a.description))
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         let workflows = if cfg.workflow_types.is_empty() {
             "No workflows are available here yet.".to_string()
@@ -552,10 +557,6 @@ impl Orchestrator {
         let keys = EventKeys { orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
         self.inner.store.append(vec![NewEvent::new(keys, ev)]).await?;
         self.set_status(AgentStatus::Idle).await?;
-        Ok(ChatOutcome {
-            reply: outcome.final_text.clone(),
-            outcome,
-            started_runs: self.inner.started.take(),
-        })
+        Ok(ChatOutcome { reply: outcome.final_text.clone(), outcome, started_runs: self.inner.started.take() })
     }
 }

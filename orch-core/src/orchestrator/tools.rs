@@ -83,16 +83,9 @@ pub fn register_management_tools(
 ) -> StartedRuns {
     let started = StartedRuns::default();
     let ctx = Arc::new(Ctx { manager, orchestrator_id, orchestrator_agent_id, started: started.clone() });
-    for kind in [
-        Kind::Create,
-        Kind::List,
-        Kind::Command,
-        Kind::Status,
-        Kind::Delete,
-        Kind::Interrupt,
-        Kind::Logs,
-        Kind::Cost,
-    ] {
+    for kind in
+        [Kind::Create, Kind::List, Kind::Command, Kind::Status, Kind::Delete, Kind::Interrupt, Kind::Logs, Kind::Cost]
+    {
         registry.register(MgmtTool { kind, ctx: ctx.clone() });
     }
     started
@@ -437,7 +430,9 @@ impl Tool for MgmtTool {
                 "offset": {"type": "integer", "default": 0, "minimum": 0},
                 "verbose_logs": {"type": "boolean", "default": false}
             }, "required": ["agent_name"]}),
-            Kind::Delete | Kind::Interrupt => json!({"type": "object", "properties": {"agent_name": name}, "required": ["agent_name"]}),
+            Kind::Delete | Kind::Interrupt => {
+                json!({"type": "object", "properties": {"agent_name": name}, "required": ["agent_name"]})
+            }
             Kind::Logs => json!({"type": "object", "properties": {
                 "offset": {"type": "integer", "default": 0, "minimum": 0},
                 "limit": {"type": "integer", "default": 50, "minimum": 1},
