@@ -50,3 +50,19 @@ pub fn median_p90(v: &mut [f64]) -> (f64, f64) {
     let p90 = v[((v.len() as f64 * 0.9).ceil() as usize).saturating_sub(1).min(v.len() - 1)];
     (med, p90)
 }
+
+/// A field of `/proc/self/status` as a number: kB for the memory fields (`VmRSS`, `VmHWM`), a count for
+/// `Threads`. `None` where there is no procfs (not Linux) or no such field.
+pub fn proc_status(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Resets the process's peak RSS (`VmHWM`) to its current RSS (Linux: `5` into `/proc/self/clear_refs`).
+/// Returns whether it worked.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}

@@ -640,7 +640,9 @@ impl AgentManager {
         self.inner.runs.lock().map(|r| r.values().cloned().collect()).unwrap_or_default()
     }
 
-    /// Waits until every run started by this manager has ended, including runs started meanwhile.
+    /// Waits until no run started by this manager is going, including runs started meanwhile, and
+    /// returns the reports of the runs it waited for. Runs that had ended before the call are not in
+    /// it: keep their [`RunTicket`]s (e.g. [`ChatOutcome::started_runs`](super::ChatOutcome)) to see them.
     pub async fn wait_all(&self) -> Vec<RunReport> {
         let mut reports = Vec::new();
         loop {

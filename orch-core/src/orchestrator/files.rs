@@ -104,6 +104,13 @@ impl FileSnapshot {
     /// Records the state of `working_dir` before a run. Never fails: outside git it records nothing.
     pub async fn take(runtime: &dyn Runtime, working_dir: &Path) -> FileSnapshot {
         let wd = absolute(working_dir);
+        // Spawning `git` costs milliseconds; a directory with no `.git` above it (and no GIT_DIR) is
+        // not in a work tree, which a few `stat` calls tell.
+        let real = std::fs::canonicalize(&wd).unwrap_or_else(|_| wd.clone());
+        let has_git = |p: &Path| p.ancestors().any(|a| a.join(".git").exists());
+        if std::env::var_os("GIT_DIR").is_none() && !has_git(&wd) && !has_git(&real) {
+            return FileSnapshot::default();
+        }
         let Some(top) = git_toplevel(runtime, &wd).await else {
             return FileSnapshot::default();
         };
