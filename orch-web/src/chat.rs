@@ -10,10 +10,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use orch_core::executor::{AgentRunner, DeltaCallback};
 use orch_core::model::{BlockStart, ModelDelta};
+use orch_core::orchestrator::summary::{Summarizer, SummarizerHandle};
 use orch_core::orchestrator::{
     AgentManager, CreateAgent, Interrupted, ManageError, ManagerConfig, Orchestrator, OrchestratorConfig,
     OrchestratorError, RunReport, format_status,
 };
+use orch_core::runtime::TokioRuntime;
 use orch_core::store::Store;
 use orch_core::wire::{Event, EventRecord, Id, PromptAuthor};
 
@@ -82,6 +84,8 @@ pub struct Host {
     pub default_agent_model: String,
     /// Working directory.
     pub cwd: std::path::PathBuf,
+    /// The model summarizer of `ORCH_SUMMARY_MODEL`, if set.
+    pub summarizer: Option<Arc<Summarizer>>,
 }
 
 /// Parses `--orchestrator`.
@@ -136,6 +140,23 @@ impl Host {
         let free = AgentManager::new(self.runner.clone(), None, config);
         free.agent(name).await?;
         Ok(free)
+    }
+}
+
+impl Host {
+    /// Starts the summarizer (if configured) on the events after `since`.
+    fn summarize_from(&self, since: u64) -> Option<SummarizerHandle> {
+        self.summarizer.clone().map(|s| s.follow(self.store.clone(), Arc::new(TokioRuntime), since))
+    }
+}
+
+/// Lets the summarizer catch up with what this process recorded (bounded), then stops it.
+async fn finish_summaries(handle: Option<SummarizerHandle>, store: &dyn Store) {
+    if let Some(h) = handle {
+        if let Ok(last) = store.last_seq().await {
+            h.drain(last, Duration::from_secs(30), &TokioRuntime).await;
+        }
+        h.stop();
     }
 }
 
@@ -285,6 +306,7 @@ pub async fn chat(
     let orch = host.orchestrator(orchestrator, new).await?;
     let store = host.store.clone();
     let since = store.last_seq().await?;
+    let summaries = host.summarize_from(since);
     let (done_tx, done_rx) = tokio::sync::watch::channel(None);
     let filter = Filter::Orchestrator { id: orch.id(), own_agent: orch.agent_id() };
     let printer = tokio::spawn(follow(store.clone(), since, filter, done_rx, json));
@@ -318,6 +340,7 @@ pub async fn chat(
         }
     }
     ctrl_c.abort();
+    finish_summaries(summaries, store.as_ref()).await;
     let last = store.last_seq().await.unwrap_or(since);
     let _ = done_tx.send(Some(last));
     let _ = tokio::time::timeout(Duration::from_secs(10), printer).await;
@@ -382,6 +405,7 @@ pub async fn command(
     let agent = manager.agent(name).await?;
     let store = host.store.clone();
     let since = store.last_seq().await?;
+    let summaries = host.summarize_from(since);
     let (done_tx, done_rx) = tokio::sync::watch::channel(None);
     let on_delta = if json { None } else { Some(print_deltas(None)) };
     let ticket = manager.command_agent_streaming(name, prompt, PromptAuthor::Engineer, on_delta).await?;
@@ -394,6 +418,7 @@ pub async fn command(
     };
     let report = ticket.wait().await;
     ctrl_c.abort();
+    finish_summaries(summaries, store.as_ref()).await;
     let last = store.last_seq().await.unwrap_or(since);
     let _ = done_tx.send(Some(last));
     let _ = tokio::time::timeout(Duration::from_secs(10), printer).await;

@@ -408,7 +408,8 @@ async fn host_with(cli: &Cli, cwd: &Path, spec: Option<ModelSpec>) -> Result<cha
             (runner, provider, "unset".to_string(), "unset".to_string())
         }
     };
-    Ok(chat::Host { store, runner, provider, model, default_agent_model, cwd: cwd.to_path_buf() })
+    let summarizer = models::summarizer(cwd).map_err(Failure::from)?;
+    Ok(chat::Host { store, runner, provider, model, default_agent_model, cwd: cwd.to_path_buf(), summarizer })
 }
 
 impl From<models::SetupError> for Failure {

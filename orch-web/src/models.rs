@@ -94,6 +94,24 @@ pub fn agent_model(spec: &ModelSpec, cwd: &Path) -> String {
     spec.to_string()
 }
 
+/// The model summarizer of `ORCH_SUMMARY_MODEL` (a model spec), if set.
+pub fn summarizer(cwd: &Path) -> Result<Option<Arc<orch_core::orchestrator::summary::Summarizer>>, SetupError> {
+    let Some(value) = std::env::var("ORCH_SUMMARY_MODEL").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let spec = ModelSpec::parse(&value).map_err(|e| usage(format!("{e} (from ORCH_SUMMARY_MODEL)")))?;
+    if spec.provider == "claude-code" {
+        return Err(usage("ORCH_SUMMARY_MODEL must be a native model (anthropic:, openai:, ollama:, scripted:)"));
+    }
+    let provider = provider(&spec, cwd, None)?;
+    let model = match spec.provider.as_str() {
+        "scripted" | "replay" => spec.provider.clone(),
+        _ => aliases()?.resolve(&spec.target).to_string(),
+    };
+    Ok(Some(Arc::new(orch_core::orchestrator::summary::Summarizer::new(provider, model))))
+}
+
 /// A provider for commands that call no model (`orch agent status`, …): any call is refused.
 pub fn no_model() -> Arc<dyn ModelProvider> {
     Arc::new(NoModel)
@@ -112,7 +130,9 @@ impl ModelProvider for NoModel {
         _request: orch_core::model::ModelRequest,
     ) -> Result<orch_core::model::DeltaStream, orch_core::model::ModelError> {
         Err(orch_core::model::ModelError::Other {
-            message: format!("no model is configured: pass --model SPEC or set ORCH_MODEL; accepted forms: {ACCEPTED_SPECS}"),
+            message: format!(
+                "no model is configured: pass --model SPEC or set ORCH_MODEL; accepted forms: {ACCEPTED_SPECS}"
+            ),
         })
     }
 }

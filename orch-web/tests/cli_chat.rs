@@ -232,3 +232,56 @@ fn agent_commands_create_command_status_interrupt_delete() {
     let out = run_in(d, &["--model", &model, "agent", "create", "bob", "--system-prompt", "Bob again."]);
     assert!(out.status.success(), "a deleted name is reusable: {}", text(&out.stderr));
 }
+
+#[test]
+fn summary_model_adds_summaries_and_bad_specs_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let agent_script = d.join("agent.json");
+    std::fs::write(
+        &agent_script,
+        r#"{"steps": [{"agent": "^ann$", "repeat": true, "reply": [{"type": "text", "text": "the answer is 42"}]}]}"#,
+    )
+    .unwrap();
+    let summary_script = d.join("summary.json");
+    std::fs::write(
+        &summary_script,
+        r#"{"steps": [
+          {"agent": "^summarizer$", "when": "answer is 42", "repeat": true, "reply": [{"type": "text", "text": "Ann reported the answer"}]},
+          {"agent": "^summarizer$", "repeat": true, "reply": [{"type": "text", "text": "Something happened"}]}
+        ]}"#,
+    )
+    .unwrap();
+    let model = format!("scripted:{}", agent_script.display());
+    let out = run_in(d, &["--model", &model, "agent", "create", "ann", "--system-prompt", "p"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let bad = orch()
+        .arg("--cwd")
+        .arg(d)
+        .env("ORCH_SUMMARY_MODEL", "nonsense")
+        .args(["--model", &model, "agent", "command", "ann", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("ORCH_SUMMARY_MODEL"), "{}", text(&bad.stderr));
+
+    let out = orch()
+        .arg("--cwd")
+        .arg(d)
+        .env("ORCH_SUMMARY_MODEL", format!("scripted:{}", summary_script.display()))
+        .args(["--model", &model, "agent", "command", "ann", "what is the answer?"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let evs = events(d);
+    let text_seq = evs.iter().find(|e| e["type"] == "Text").unwrap()["seq"].clone();
+    let summary = evs
+        .iter()
+        .find(|e| e["type"] == "SummaryUpdated" && e["target_seq"] == text_seq)
+        .expect("the text block got a model summary");
+    assert_eq!(summary["summary"], "Ann reported the answer");
+    assert!(summary["agent_id"].is_string(), "keys copied from the summarised event");
+    let status = text(&run_in(d, &["agent", "status", "ann"]).stdout);
+    assert!(status.contains("• [Text] Ann reported the answer"), "status shows the model summary: {status}");
+}
