@@ -5,7 +5,8 @@
 //! The tool is `Ping`, a no-op (its body returns `pong`), so the figures are orch's own cost: model
 //! stream, store commits, manager bookkeeping. The manager uses its default settings (file tracking on);
 //! the agents' working directory is a fresh temporary directory outside any git work tree, so file
-//! tracking costs one failing `git rev-parse` per run. A line with file tracking off is printed too.
+//! tracking runs no `git` and costs one read of the run's tool events. A line with file tracking off is
+//! printed too.
 //!
 //! Each store runs in a fresh child process of this binary, so its peak RSS and thread counts are its
 //! own: the in-memory store, then SQLite (a file in a temporary directory; WAL, synchronous=FULL).
@@ -36,6 +37,71 @@ const CHILD_ENV: &str = "ORCH_AGENTS_100_STORE";
 const PROMPT: &str = "Call Ping until told to stop, then say done.";
 /// Tokio's default keep-alive of idle blocking-pool threads.
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// A tool that runs until its turn is interrupted.
+struct Block;
+
+#[async_trait]
+impl Tool for Block {
+    fn name(&self) -> &str {
+        "Block"
+    }
+    fn description(&self) -> &str {
+        "Waits until interrupted."
+    }
+    fn input_schema(&self) -> Value {
+        json!({"type": "object"})
+    }
+    async fn call(&self, ctx: &ToolContext, _input: Value) -> Result<ToolOutput, ToolError> {
+        ctx.interrupt.triggered().await;
+        Err(ToolError::Interrupted)
+    }
+}
+
+/// Interrupt latency: from `interrupt_agent` until the run has recorded its end, for an agent blocked in
+/// a tool. Milliseconds, one per run.
+async fn interrupt_latencies(store: Arc<dyn Store>, dir: &Path, runs: usize) -> Vec<f64> {
+    let model = ScriptedModel::from_fn(|req: &ModelRequest| {
+        Ok(if tool_results_since_prompt(&req.messages) == 0 {
+            ScriptReply::tool_use("", "Block", json!({}))
+        } else {
+            ScriptReply::text("stopped")
+        })
+    });
+    let mut tools = ToolRegistry::new();
+    tools.register(Block);
+    let runner = AgentRunner::builder(store.clone(), Arc::new(model)).tools(tools).build();
+    let manager = AgentManager::new(runner, None, ManagerConfig::new(dir, "scripted"));
+    let mut out = Vec::new();
+    for i in 0..=runs {
+        let name = format!("blocker-{i}");
+        let req = CreateAgent { name: name.clone(), system_prompt: Some("p".into()), ..CreateAgent::default() };
+        let agent = manager.create_agent(req).await.unwrap();
+        let ticket = manager.command_agent(&name, "block").await.unwrap();
+        // Until the run is inside the tool.
+        loop {
+            let q = orch_core::store::EventQuery {
+                agent_id: Some(agent.id),
+                types: vec!["PreToolUse".into()],
+                ..Default::default()
+            };
+            if !store.read_events(&q).await.unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t = Instant::now();
+        manager.interrupt_agent(&name, Duration::from_secs(10)).await.unwrap();
+        let report = ticket.wait().await;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        assert!(report.result.unwrap().interrupted());
+        if i > 0 {
+            out.push(ms);
+        }
+    }
+    out
+}
 
 /// A tool that does nothing.
 struct Ping;
@@ -265,7 +331,7 @@ async fn measure(label: &str, store: Arc<dyn Store>, db: Option<&Path>, p: Param
     let (s_med, s_p90) = median_p90(&mut seq);
     let (o_med, o_p90) = median_p90(&mut off);
     let (os_med, os_p90) = median_p90(&mut off_seq);
-    println!("  default config (file tracking on; one failing `git rev-parse` per run):");
+    println!("  default config (file tracking on: one read of the run's tool events; no git outside a repository):");
     let line = |what: &str, med: f64, p90: f64| {
         println!(
             "    {what:<44} median {med:8.1} ms  p90 {p90:8.1} ms  -> {:7.0} tool calls/s",
@@ -386,6 +452,11 @@ async fn measure(label: &str, store: Arc<dyn Store>, db: Option<&Path>, p: Param
         mb(rss_start),
         mb(rss_kb()),
         mb(proc_status("VmHWM").unwrap_or(0))
+    );
+    let mut lat = interrupt_latencies(store.clone(), workdir.path(), p.runs).await;
+    let (lat_med, lat_p90) = median_p90(&mut lat);
+    println!(
+        "  interrupt latency (interrupt_agent until the run recorded Stop(interrupted), agent blocked in a tool): median {lat_med:.2} ms, p90 {lat_p90:.2} ms"
     );
     println!("@@ {c_med} {s_med} {}", kb_each(rss0, rss2, idle));
 }

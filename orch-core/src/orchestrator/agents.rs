@@ -581,6 +581,8 @@ impl AgentManager {
             after_seq: start_seq,
             agent_id: Some(agent.id),
             task_slug: Some(slug.to_string()),
+            // All that file tracking looks at.
+            types: vec!["ToolUse".into(), "ToolResult".into(), "Text".into()],
             ..EventQuery::default()
         };
         let events = match self.inner.store.read_events(&q).await {
