@@ -559,3 +559,29 @@ async fn the_prompt_file_is_read_each_turn() {
         .unwrap_err();
     assert!(e.to_string().contains("ORCH_ORCHESTRATOR_PROMPT"), "{e}");
 }
+
+#[tokio::test]
+async fn warm_up_turn_and_max_turns_follow_the_config() {
+    let script = r#"{"steps": [
+        {"agent": "^w$", "when": "Ready", "reply": [{"type": "text", "text": "Ready"}]},
+        {"agent": "^w$", "repeat": true, "reply": [{"type": "tool_use", "name": "Glob", "input": {"pattern": "*"}}]}
+    ]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let model = Arc::new(ScriptedModel::from_json_str(script).unwrap());
+    let runner = AgentRunner::builder(store.clone(), model).build();
+    let mut config = ManagerConfig::new(dir.path(), "scripted");
+    config.warmup = true;
+    config.max_turns = 3;
+    let m = AgentManager::new(runner, None, config);
+    let a = m
+        .create_agent(CreateAgent { name: "w".into(), system_prompt: Some("p".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let prompts = store.list_prompts(a.id).await.unwrap();
+    assert_eq!(prompts.len(), 1, "ORCH_AGENT_WARMUP runs one init turn");
+    assert_eq!(prompts[0].task_slug.as_deref(), Some("w-greeting"));
+    let r = m.command_agent("w", "loop forever").await.unwrap().wait().await;
+    let o = r.result.unwrap();
+    assert_eq!((o.stop_reason.as_str(), o.num_turns), ("max_turns", 3), "the manager's max_turns applies");
+}

@@ -285,3 +285,33 @@ fn summary_model_adds_summaries_and_bad_specs_are_rejected() {
     let status = text(&run_in(d, &["agent", "status", "ann"]).stdout);
     assert!(status.contains("• [Text] Ann reported the answer"), "status shows the model summary: {status}");
 }
+
+#[test]
+fn bad_agent_settings_in_the_environment_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = format!("scripted:{}", script("orchestrator.json").display());
+    for (var, value) in [("ORCH_MAX_AGENT_TURNS", "lots"), ("ORCH_AGENT_WARMUP", "maybe")] {
+        let out = orch()
+            .arg("--cwd")
+            .arg(dir.path())
+            .env(var, value)
+            .args(["--model", &model, "chat", "hi"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = text(&out.stderr);
+        assert!(err.contains(var) && err.contains(value), "{err}");
+    }
+    let out = orch()
+        .arg("--cwd")
+        .arg(dir.path())
+        .env("ORCH_ORCHESTRATOR_PROMPT", dir.path().join("missing.md"))
+        .args(["--model", &model, "chat", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("ORCH_ORCHESTRATOR_PROMPT"), "{}", text(&out.stderr));
+    let out = run_in(dir.path(), &["--model", &model, "chat", "--orchestrator", "not-a-uuid", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not an orchestrator id"), "{}", text(&out.stderr));
+}
