@@ -19,25 +19,27 @@ use orch_core::runtime::TokioRuntime;
 use orch_core::store::Store;
 use orch_core::wire::{Event, EventRecord, Id, PromptAuthor};
 
-/// A failure with its exit code (2: bad usage or input, 1: runtime).
+/// A failure of a command with its exit code (2: bad usage or input, 1: runtime).
 #[derive(Debug)]
-pub struct CmdError {
+pub struct Failure {
     /// Exit code.
     pub code: u8,
     /// Message.
     pub message: String,
 }
 
-impl CmdError {
-    fn usage(message: impl Into<String>) -> Self {
+impl Failure {
+    /// Bad usage or input: exit code 2.
+    pub fn usage(message: impl Into<String>) -> Self {
         Self { code: 2, message: message.into() }
     }
-    fn runtime(message: impl Into<String>) -> Self {
+    /// A runtime failure: exit code 1.
+    pub fn runtime(message: impl Into<String>) -> Self {
         Self { code: 1, message: message.into() }
     }
 }
 
-impl From<ManageError> for CmdError {
+impl From<ManageError> for Failure {
     fn from(e: ManageError) -> Self {
         let code = match e {
             ManageError::Missing(_)
@@ -51,7 +53,7 @@ impl From<ManageError> for CmdError {
     }
 }
 
-impl From<OrchestratorError> for CmdError {
+impl From<OrchestratorError> for Failure {
     fn from(e: OrchestratorError) -> Self {
         match e {
             OrchestratorError::Manage(m) => m.into(),
@@ -64,7 +66,7 @@ impl From<OrchestratorError> for CmdError {
     }
 }
 
-impl From<orch_core::store::StoreError> for CmdError {
+impl From<orch_core::store::StoreError> for Failure {
     fn from(e: orch_core::store::StoreError) -> Self {
         Self::runtime(e.to_string())
     }
@@ -89,22 +91,20 @@ pub struct Host {
 }
 
 /// Parses `--orchestrator`.
-pub fn parse_orchestrator_id(s: &str) -> Result<Id, CmdError> {
-    s.trim()
-        .parse::<Id>()
-        .map_err(|_| CmdError::usage(format!("--orchestrator '{s}': not an orchestrator id (a UUID)")))
+pub fn parse_orchestrator_id(s: &str) -> Result<Id, Failure> {
+    s.trim().parse::<Id>().map_err(|_| Failure::usage(format!("--orchestrator '{s}': not an orchestrator id (a UUID)")))
 }
 
 impl Host {
-    fn manager_config(&self) -> Result<ManagerConfig, CmdError> {
+    fn manager_config(&self) -> Result<ManagerConfig, Failure> {
         let mut c = ManagerConfig::from_env(&self.cwd, &self.default_agent_model)?;
-        c.aliases = crate::models::aliases().map_err(|e| CmdError { code: e.code, message: e.message })?;
+        c.aliases = crate::models::aliases().map_err(|e| Failure { code: e.code, message: e.message })?;
         Ok(c)
     }
 
     /// Opens the orchestrator: `id`, else the newest live one, else (with `new` or when there is none)
     /// a new one.
-    pub async fn orchestrator(&self, id: Option<Id>, new: bool) -> Result<Orchestrator, CmdError> {
+    pub async fn orchestrator(&self, id: Option<Id>, new: bool) -> Result<Orchestrator, Failure> {
         let resume = match (id, new) {
             (Some(id), _) => Some(id),
             (None, true) => None,
@@ -123,7 +123,7 @@ impl Host {
 
     /// The manager owning agent `name`: the orchestrator's (`id`, else the newest), else the
     /// free-standing agents of `orch run`.
-    async fn manager_for(&self, id: Option<Id>, name: &str) -> Result<AgentManager, CmdError> {
+    async fn manager_for(&self, id: Option<Id>, name: &str) -> Result<AgentManager, Failure> {
         let scope = match id {
             Some(id) => Some(id),
             None => Orchestrator::latest(self.store.as_ref()).await?.map(|o| o.id),
@@ -192,14 +192,21 @@ fn print_deltas(prefix: Option<String>) -> DeltaCallback {
 
 /// Which events a follower prints.
 #[derive(Clone)]
-enum Filter {
-    Orchestrator { id: Id, own_agent: Id },
+pub enum Filter {
+    /// An orchestrator's events (its own turn's untagged, its agents' tagged with their names).
+    Orchestrator {
+        /// The orchestrator.
+        id: Id,
+        /// The agent record of its own turns.
+        own_agent: Id,
+    },
+    /// One agent's events.
     Agent(Id),
 }
 
 /// Prints events from `since` until the log has been read up to the seq sent on `done`: JSON lines, or
 /// (human mode) tool activity and agent replies.
-async fn follow(
+pub async fn follow(
     store: Arc<dyn Store>,
     since: u64,
     filter: Filter,
@@ -299,9 +306,9 @@ pub async fn chat(
     message: &str,
     json: bool,
     no_wait: bool,
-) -> Result<u8, CmdError> {
+) -> Result<u8, Failure> {
     if message.trim().is_empty() {
-        return Err(CmdError::usage("the message is empty"));
+        return Err(Failure::usage("the message is empty"));
     }
     let orch = host.orchestrator(orchestrator, new).await?;
     let store = host.store.clone();
@@ -377,9 +384,9 @@ pub async fn create(
     template: Option<String>,
     model: Option<String>,
     json: bool,
-) -> Result<u8, CmdError> {
+) -> Result<u8, Failure> {
     if system_prompt.is_none() && template.is_none() {
-        return Err(CmdError::usage("give --system-prompt TEXT or --template NAME"));
+        return Err(Failure::usage("give --system-prompt TEXT or --template NAME"));
     }
     let orch = host.orchestrator(orchestrator, false).await?;
     let a = orch.manager().create_agent(CreateAgent { name: name.into(), system_prompt, model, template }).await?;
@@ -399,7 +406,7 @@ pub async fn command(
     name: &str,
     prompt: &str,
     json: bool,
-) -> Result<u8, CmdError> {
+) -> Result<u8, Failure> {
     let manager = host.manager_for(orchestrator, name).await?;
     manager.watch_interrupt_requests(host.store.last_seq().await?);
     let agent = manager.agent(name).await?;
@@ -437,7 +444,7 @@ pub async fn command(
             }
             Ok(if o.interrupted() { 130 } else { 0 })
         }
-        Err(e) => Err(CmdError::runtime(e)),
+        Err(e) => Err(Failure::runtime(e)),
     }
 }
 
@@ -449,7 +456,7 @@ pub async fn status(
     tail: usize,
     verbose: bool,
     json: bool,
-) -> Result<u8, CmdError> {
+) -> Result<u8, Failure> {
     let manager = host.manager_for(orchestrator, name).await?;
     let report = manager.status(name, tail, 0).await?;
     let mut out = std::io::stdout().lock();
@@ -467,7 +474,7 @@ pub async fn status(
 }
 
 /// `orch agent interrupt`.
-pub async fn interrupt(host: &Host, orchestrator: Option<Id>, name: &str) -> Result<u8, CmdError> {
+pub async fn interrupt(host: &Host, orchestrator: Option<Id>, name: &str) -> Result<u8, Failure> {
     let manager = host.manager_for(orchestrator, name).await?;
     let msg = match manager.interrupt_agent(name, Duration::from_secs(5)).await? {
         Interrupted::Stopped => format!("Interrupted agent '{name}'"),
@@ -479,7 +486,7 @@ pub async fn interrupt(host: &Host, orchestrator: Option<Id>, name: &str) -> Res
 }
 
 /// `orch agent delete`.
-pub async fn delete(host: &Host, orchestrator: Option<Id>, name: &str) -> Result<u8, CmdError> {
+pub async fn delete(host: &Host, orchestrator: Option<Id>, name: &str) -> Result<u8, Failure> {
     let manager = host.manager_for(orchestrator, name).await?;
     let a = manager.delete_agent(name).await?;
     println!("Deleted agent '{}' ({})", a.name, a.id);

@@ -18,6 +18,7 @@ use orch_core::store::{AgentFilter, EventQuery, Store, StoreError};
 use orch_core::wire::{Event, EventRecord, Id};
 use orch_store_sqlite::SqliteStore;
 
+use crate::chat::Failure;
 use crate::{chat, hook_relay, models};
 
 /// Run LLM agents under deterministic orchestration.
@@ -229,28 +230,6 @@ enum AgentCommand {
     },
 }
 
-/// A failure with its exit code.
-#[derive(Debug)]
-struct Failure {
-    code: u8,
-    message: String,
-}
-
-impl Failure {
-    fn usage(message: impl Into<String>) -> Self {
-        Self { code: 2, message: message.into() }
-    }
-    fn runtime(message: impl Into<String>) -> Self {
-        Self { code: 1, message: message.into() }
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Self::runtime(e.to_string())
-    }
-}
-
 /// Parses the arguments and runs the command; returns the exit code.
 pub async fn main() -> u8 {
     let cli = match Cli::try_parse() {
@@ -375,12 +354,6 @@ fn setup_with(cli: &Cli, cwd: &Path, store: Arc<dyn Store>, spec: ModelSpec) -> 
     }
     let runner = AgentRunner::builder(store, provider.clone()).executor(Arc::new(router)).hooks(hooks).build();
     Ok(Setup { spec, runner, provider })
-}
-
-impl From<chat::CmdError> for Failure {
-    fn from(e: chat::CmdError) -> Self {
-        Self { code: e.code, message: e.message }
-    }
 }
 
 /// The host of `orch chat` and `orch agent …` under the model of `--model`/`ORCH_MODEL` (or the default).
@@ -636,7 +609,7 @@ async fn drive(
         });
         options.on_delta = Some(cb);
     }
-    let printer = tokio::spawn(follow_agent(store.clone(), since, agent_id, done_rx, json));
+    let printer = tokio::spawn(chat::follow(store.clone(), since, chat::Filter::Agent(agent_id), done_rx, json));
     let ctrl_c = {
         let interrupt = interrupt.clone();
         tokio::spawn(async move {
@@ -675,58 +648,6 @@ async fn drive(
             Err(Failure::usage(e.to_string()))
         }
         Err(e) => Err(Failure::runtime(e.to_string())),
-    }
-}
-
-/// Prints one agent's events from `since` until the log has been read up to the seq sent on `done`:
-/// as JSON lines, or (human mode) its tool activity on stderr.
-async fn follow_agent(
-    store: Arc<dyn Store>,
-    since: u64,
-    agent_id: Id,
-    mut done: tokio::sync::watch::Receiver<Option<u64>>,
-    json: bool,
-) {
-    let mut stream = store.subscribe(since);
-    let mut seen = since;
-    loop {
-        if done.borrow().is_some_and(|target| seen >= target) {
-            return;
-        }
-        tokio::select! {
-            next = stream.next() => match next {
-                Some(Ok(r)) => {
-                    seen = r.seq;
-                    if r.keys.agent_id == Some(agent_id) {
-                        if json {
-                            if let Ok(line) = serde_json::to_string(&r) {
-                                let mut out = std::io::stdout().lock();
-                                let _ = writeln!(out, "{line}");
-                                let _ = out.flush();
-                            }
-                        } else {
-                            print_activity(&r);
-                        }
-                    }
-                }
-                _ => return,
-            },
-            changed = done.changed() => if changed.is_err() { return },
-        }
-    }
-}
-
-fn print_activity(r: &EventRecord) {
-    match &r.event {
-        Event::ToolUse { .. } | Event::ToolRefused { .. } => eprintln!("  ⏺ {}", r.event.summary()),
-        Event::HookInvoked { decision, .. } if decision != "continue" => eprintln!("  ⏺ {}", r.event.summary()),
-        Event::ToolResult { content, is_error, .. } => {
-            // The first line with content (Bash output starts with a `stdout:` label).
-            let first = content.lines().map(str::trim).find(|l| !l.is_empty() && !l.ends_with(':')).unwrap_or("");
-            eprintln!("    ⎿ {}{}", if *is_error { "error: " } else { "" }, first);
-        }
-        Event::ModelError { message, .. } => eprintln!("  ✗ {message}"),
-        _ => {}
     }
 }
 

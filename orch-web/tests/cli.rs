@@ -1,36 +1,17 @@
 //! Tests of the `orch` binary as a user runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn orch() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-    for var in ["ORCH_MODEL", "ORCH_DATABASE_URL", "ORCH_PRICES", "ORCH_RECORD", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
-    {
-        c.env_remove(var);
-    }
-    c.stdin(Stdio::null());
-    c
-}
+use support::{json_lines, orch, run_in, text};
 
 fn demo_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripts/demo.json")
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    orch().arg("--cwd").arg(dir).args(args).output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn json_lines(out: &[u8]) -> Vec<Value> {
-    text(out).lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]

@@ -1,28 +1,17 @@
 //! `orch db …` and `--db postgres://…` as a user runs them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
-
-fn orch() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-    for var in ["ORCH_MODEL", "ORCH_DATABASE_URL", "ORCH_PRICES", "ORCH_RECORD", "ORCH_PG_SCHEMA", "ANTHROPIC_API_KEY"]
-    {
-        c.env_remove(var);
-    }
-    c.stdin(Stdio::null());
-    c
-}
+use support::{orch, text};
 
 fn demo_model() -> String {
     let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripts/demo.json");
     format!("scripted:{}", p.display())
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn run(dir: &Path, extra_env: &[(&str, &str)], args: &[&str]) -> Output {

@@ -21,7 +21,7 @@ use crate::tool::ToolRegistry;
 use crate::tool::builtin::{Bash, Glob, Grep, Read};
 use crate::wire::{
     Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, NewEvent, Orchestrator as OrchestratorRecord,
-    Participant, SystemLog, new_id, now,
+    Participant, new_id, now,
 };
 
 /// The orchestrator's built-in system prompt. `{{SUBAGENT_MAP}}` and `{{AVAILABLE_ADW_TYPES}}` are
@@ -409,21 +409,7 @@ impl Orchestrator {
 
     async fn log(&self, level: LogLevel, message: &str) -> Result<(), StoreError> {
         let meta = serde_json::json!({"orchestrator_id": self.inner.id});
-        let row = SystemLog {
-            id: new_id(),
-            level,
-            message: message.to_string(),
-            summary: None,
-            file_path: None,
-            workflow_id: None,
-            workflow_step: None,
-            metadata: meta.clone(),
-            created_at: now(),
-        };
-        self.inner.store.insert_system_log(&row).await?;
-        let ev = Event::SystemLog { level, message: message.to_string(), metadata: meta };
-        self.inner.store.append(vec![NewEvent::new(self.keys(), ev)]).await?;
-        Ok(())
+        self.inner.manager.log(level, message, meta, self.keys()).await
     }
 
     async fn set_status(&self, status: AgentStatus) -> Result<(), StoreError> {

@@ -163,12 +163,11 @@ fn clip(s: &str, n: usize) -> String {
     if s.chars().count() > n { format!("{}...", s.chars().take(n).collect::<String>()) } else { s.to_string() }
 }
 
-fn agent_block(a: &Agent) -> String {
+/// `Status`, `Model`, `Tokens` and `Cost` lines of an agent, each starting with `indent`.
+fn agent_lines(a: &Agent, indent: &str) -> String {
     let u = &a.usage;
     format!(
-        "• {} (ID: {})\n  Status: {}\n  Model: {}\n  Tokens: {} (input {}, output {})\n  Cost: ${:.4}",
-        a.name,
-        a.id,
+        "{indent}Status: {}\n{indent}Model: {}\n{indent}Tokens: {} (input {}, output {})\n{indent}Cost: ${:.4}",
         a.status,
         a.model,
         group_digits(u.input_tokens + u.output_tokens),
@@ -178,20 +177,14 @@ fn agent_block(a: &Agent) -> String {
     )
 }
 
+fn agent_block(a: &Agent) -> String {
+    format!("• {} (ID: {})\n{}", a.name, a.id, agent_lines(a, "  "))
+}
+
 /// The text of `check_agent_status` (also printed by `orch agent status`).
 pub fn format_status(report: &StatusReport, verbose: bool) -> String {
     let a = &report.agent;
-    let u = &a.usage;
-    let mut out = format!(
-        "📊 Agent Status: {}\nStatus: {}\nModel: {}\nTokens: {} (input {}, output {})\nCost: ${:.4}\n",
-        a.name,
-        a.status,
-        a.model,
-        group_digits(u.input_tokens + u.output_tokens),
-        group_digits(u.input_tokens),
-        group_digits(u.output_tokens),
-        a.total_cost_usd
-    );
+    let mut out = format!("📊 Agent Status: {}\n{}\n", a.name, agent_lines(a, ""));
     match &report.task_slug {
         None => out.push_str("\nNo recent activity"),
         Some(slug) if report.entries.is_empty() => out.push_str(&format!("Task: {slug}\n\nNo recent activity")),

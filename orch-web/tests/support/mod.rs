@@ -1,0 +1,49 @@
+//! Running the `orch` binary as a user would, shared by the CLI tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// The `orch` binary with no orch settings inherited from the environment and a null stdin.
+pub fn orch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
+    for var in [
+        "ORCH_MODEL",
+        "ORCH_DATABASE_URL",
+        "ORCH_PRICES",
+        "ORCH_RECORD",
+        "ORCH_PG_SCHEMA",
+        "ORCH_ORCHESTRATOR_PROMPT",
+        "ORCH_MAX_AGENT_TURNS",
+        "ORCH_AGENT_WARMUP",
+        "ORCH_SUMMARY_MODEL",
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+    ] {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// A script of `examples/scripts`.
+pub fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripts").join(name)
+}
+
+/// `orch --cwd DIR ARGS…`, run to the end.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    orch().arg("--cwd").arg(dir).args(args).output().unwrap()
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// One JSON value per non-empty line.
+pub fn json_lines(out: &[u8]) -> Vec<Value> {
+    text(out).lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
