@@ -585,3 +585,73 @@ async fn warm_up_turn_and_max_turns_follow_the_config() {
     let o = r.result.unwrap();
     assert_eq!((o.stop_reason.as_str(), o.num_turns), ("max_turns", 3), "the manager's max_turns applies");
 }
+
+/// Hangs on its first call (the process "dies" there), answers later calls.
+struct HangOnce(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl Tool for HangOnce {
+    fn name(&self) -> &str {
+        "HangOnce"
+    }
+    fn description(&self) -> &str {
+        "hangs once"
+    }
+    fn input_schema(&self) -> Value {
+        json!({"type": "object"})
+    }
+    async fn call(&self, _ctx: &ToolContext, _input: Value) -> Result<ToolOutput, ToolError> {
+        if self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            futures::future::pending::<()>().await;
+        }
+        Ok(ToolOutput::text("finished after all"))
+    }
+}
+
+#[tokio::test]
+async fn an_agent_left_mid_turn_by_a_dead_process_is_reset_resumed_and_commanded() {
+    let script = r#"{"steps": [
+        {"agent": "^c$", "when": "^crash", "reply": [{"type": "tool_use", "name": "HangOnce", "input": {}}]},
+        {"agent": "^c$", "when": "finished after all", "reply": [{"type": "text", "text": "old turn done"}]},
+        {"agent": "^c$", "when": "^next", "reply": [{"type": "text", "text": "next done"}]}
+    ]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let model = Arc::new(ScriptedModel::from_json_str(script).unwrap());
+    let mut tools = ToolRegistry::new();
+    tools.register(HangOnce(Default::default()));
+    let runner = AgentRunner::builder(store.clone(), model).tools(tools).build();
+    let m = AgentManager::new(runner.clone(), None, ManagerConfig::new(dir.path(), "scripted"));
+    let a = m
+        .create_agent(CreateAgent { name: "c".into(), system_prompt: Some("p".into()), ..Default::default() })
+        .await
+        .unwrap();
+    // The "process" running it dies inside the tool: the run future is dropped.
+    let crashed = tokio::time::timeout(
+        Duration::from_millis(300),
+        runner.run(a.id, "crash here", orch_core::executor::RunOptions::default()),
+    )
+    .await;
+    assert!(crashed.is_err());
+    assert_eq!(store.get_agent(a.id).await.unwrap().unwrap().status, AgentStatus::Executing);
+    // It looks busy (another process might run it) …
+    assert!(matches!(m.command_agent("c", "next job").await, Err(ManageError::Busy { .. })));
+    // … until an interrupt nobody answers resets it.
+    let r = m.interrupt_agent("c", Duration::from_millis(200)).await.unwrap();
+    assert_eq!(r, orch_core::orchestrator::Interrupted::Requested);
+    assert_eq!(store.get_agent(a.id).await.unwrap().unwrap().status, AgentStatus::Idle);
+    // The next command first finishes the old turn, then runs.
+    let report = m.command_agent("c", "next job").await.unwrap().wait().await;
+    assert_eq!(report.result.unwrap().final_text.as_deref(), Some("next done"));
+    let texts: Vec<String> = store
+        .read_events(&EventQuery { agent_id: Some(a.id), types: vec!["Text".into()], ..Default::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::Text { text } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["old turn done", "next done"]);
+}

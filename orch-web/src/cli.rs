@@ -441,10 +441,14 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
             let store = open_store(&cli, &cwd).await?;
             let Setup { runner, .. } = setup(&cli, &cwd, store.clone())?;
-            let a = store
-                .find_agent(None, agent)
-                .await?
-                .ok_or_else(|| Failure::usage(format!("no agent named '{agent}'")))?;
+            // A free-standing agent of `orch run`, else one of the newest orchestrator's.
+            let mut found = store.find_agent(None, agent).await?;
+            if found.is_none()
+                && let Some(o) = orch_core::orchestrator::Orchestrator::latest(store.as_ref()).await?
+            {
+                found = store.find_agent(Some(o.id), agent).await?;
+            }
+            let a = found.ok_or_else(|| Failure::usage(format!("no agent named '{agent}'")))?;
             drive(&runner, store, a.id, None, RunOptions::default(), *json).await
         }
         Command::Db { command } => {

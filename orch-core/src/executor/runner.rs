@@ -131,6 +131,11 @@ impl AgentRunner {
         &self.tools
     }
 
+    /// The hooks every run gets.
+    pub fn hooks(&self) -> &HookRegistry {
+        &self.hooks
+    }
+
     /// Creates an agent, recording `AgentCreated`. Fails if a live agent has the name.
     pub async fn create_agent(&self, agent: Agent) -> Result<Agent, RunError> {
         self.store.create_agent(&agent).await?;

@@ -537,7 +537,29 @@ impl AgentManager {
             if self.inner.config.file_tracking { Some(FileSnapshot::take(runtime.as_ref(), &dir).await) } else { None };
         // Slugs have one-second resolution; the run's events are those after this seq.
         let start_seq = self.inner.store.last_seq().await.unwrap_or(0);
-        let result = self.inner.runner.run_claimed(claim, Some(prompt), options).await;
+        let mut result = self.inner.runner.run_claimed(claim, Some(prompt.clone()), options.clone()).await;
+        if let Err(RunError::UnfinishedTurn(_)) = result {
+            // A process stopped mid-turn: finish that turn (completed tools are not run again), then
+            // run this command. The ticket stays registered, so no other command slips in between.
+            let note =
+                format!("Agent '{}' had a turn left unfinished by a stopped process; resuming it first", agent.name);
+            let _ = self
+                .log(LogLevel::Warning, &note, serde_json::json!({"agent": agent.name}), self.keys(agent, None))
+                .await;
+            result = match self.inner.runner.claim(agent.id, &agent.name, None) {
+                Ok(c) => {
+                    let resume = RunOptions { task_slug: None, on_delta: None, ..options.clone() };
+                    match self.inner.runner.run_claimed(c, None, resume).await {
+                        Ok(_) => match self.inner.runner.claim(agent.id, &agent.name, None) {
+                            Ok(c) => self.inner.runner.run_claimed(c, Some(prompt), options).await,
+                            Err(e) => Err(e),
+                        },
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+        }
         let result = match result {
             Ok(outcome) => Ok(outcome),
             Err(e) => {

@@ -140,7 +140,8 @@ impl OrchestratorBuilder {
         self
     }
 
-    /// Hooks of the orchestrator's own turns.
+    /// Hooks of the orchestrator's own turns (default: the agents' runner's hooks, so a project's
+    /// `.claude/settings.json` hooks guard the orchestrator's `Bash` too).
     pub fn hooks(mut self, hooks: HookRegistry) -> Self {
         self.hooks = hooks;
         self
@@ -308,11 +309,11 @@ impl Orchestrator {
         let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         OrchestratorBuilder {
             config: OrchestratorConfig::new(dir, provider.name().to_string()),
+            hooks: agents.hooks().clone(),
             agents,
             provider,
             manager_config: None,
             executor: None,
-            hooks: HookRegistry::new(),
             resume: None,
         }
     }
