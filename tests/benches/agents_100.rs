@@ -5,8 +5,8 @@
 //! The tool is `Ping`, a no-op (its body returns `pong`), so the figures are orch's own cost: model
 //! stream, store commits, manager bookkeeping. The manager uses its default settings (file tracking on);
 //! the agents' working directory is a fresh temporary directory outside any git work tree, so file
-//! tracking runs no `git` and costs one read of the run's tool events. A line with file tracking off is
-//! printed too.
+//! tracking runs no `git`; it collects the run's tool events as they are committed. A line with file
+//! tracking off is printed too.
 //!
 //! Each store runs in a fresh child process of this binary, so its peak RSS and thread counts are its
 //! own: the in-memory store, then SQLite (a file in a temporary directory; WAL, synchronous=FULL).
@@ -331,7 +331,7 @@ async fn measure(label: &str, store: Arc<dyn Store>, db: Option<&Path>, p: Param
     let (s_med, s_p90) = median_p90(&mut seq);
     let (o_med, o_p90) = median_p90(&mut off);
     let (os_med, os_p90) = median_p90(&mut off_seq);
-    println!("  default config (file tracking on: one read of the run's tool events; no git outside a repository):");
+    println!("  default config (file tracking on: tool events collected as committed; no git outside a repository):");
     let line = |what: &str, med: f64, p90: f64| {
         println!(
             "    {what:<44} median {med:8.1} ms  p90 {p90:8.1} ms  -> {:7.0} tool calls/s",

@@ -28,10 +28,15 @@ use crate::model::{ModelDelta, ModelError};
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
 use crate::tool::ToolRegistry;
-use crate::wire::{Agent, PromptAuthor, Usage};
+use crate::wire::{Agent, EventRecord, PromptAuthor, Usage};
 
 /// Receives streamed model deltas as they arrive (e.g. to print text live).
 pub type DeltaCallback = Arc<dyn Fn(&ModelDelta) + Send + Sync>;
+
+/// Receives a run's events as they are committed, in order, with their seqs: what a host of the run
+/// sees without reading the log back. Events appended by others (hooks' own appends, other agents)
+/// are not included.
+pub type EventsCallback = Arc<dyn Fn(&[EventRecord]) + Send + Sync>;
 
 /// Options of one run.
 #[derive(Clone)]
@@ -44,6 +49,8 @@ pub struct RunOptions {
     pub interrupt: Option<Interrupt>,
     /// Live model deltas.
     pub on_delta: Option<DeltaCallback>,
+    /// The run's events as they are committed.
+    pub on_events: Option<EventsCallback>,
     /// Only these tools (e.g. a slash command's `allowed-tools`); `None` = all registered tools.
     pub allowed_tools: Option<Vec<String>>,
     /// Who wrote the prompt.
@@ -63,6 +70,7 @@ impl Default for RunOptions {
             task_slug: None,
             interrupt: None,
             on_delta: None,
+            on_events: None,
             allowed_tools: None,
             author: PromptAuthor::Engineer,
             model: None,

@@ -285,7 +285,10 @@ impl Run<'_> {
             messages: std::mem::take(&mut self.unsaved),
             events: std::mem::take(&mut self.buf),
         };
-        self.cx.store.commit_step(step).await?;
+        let records = self.cx.store.commit_step(step).await?;
+        if let Some(cb) = &self.cx.options.on_events {
+            cb(&records);
+        }
         Ok(())
     }
 

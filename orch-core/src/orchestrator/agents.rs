@@ -529,14 +529,33 @@ impl AgentManager {
         agent: &Agent,
         prompt: String,
         slug: String,
-        options: RunOptions,
+        mut options: RunOptions,
     ) -> RunReport {
         let runtime = self.inner.runner.runtime().clone();
         let dir = PathBuf::from(&agent.working_dir);
         let before =
             if self.inner.config.file_tracking { Some(FileSnapshot::take(runtime.as_ref(), &dir).await) } else { None };
-        // Slugs have one-second resolution; the run's events are those after this seq.
-        let start_seq = self.inner.store.last_seq().await.unwrap_or(0);
+        // What file tracking looks at, collected as the run commits (no need to read the log back).
+        let seen: Arc<Mutex<Vec<EventRecord>>> = Arc::default();
+        if before.is_some() {
+            let sink = seen.clone();
+            let host = options.on_events.take();
+            options.on_events = Some(Arc::new(move |records: &[EventRecord]| {
+                if let Some(h) = &host {
+                    h(records);
+                }
+                if let Ok(mut v) = sink.lock() {
+                    v.extend(
+                        records
+                            .iter()
+                            .filter(|r| {
+                                matches!(r.event, Event::ToolUse { .. } | Event::ToolResult { .. } | Event::Text { .. })
+                            })
+                            .cloned(),
+                    );
+                }
+            }));
+        }
         let mut result = self.inner.runner.run_claimed(claim, Some(prompt.clone()), options.clone()).await;
         if let Err(RunError::UnfinishedTurn(_)) = result {
             // A process stopped mid-turn: finish that turn (completed tools are not run again), then
@@ -570,7 +589,8 @@ impl AgentManager {
             }
         };
         if let Some(before) = before {
-            self.report_files(runtime.as_ref(), agent, &dir, &before, &slug, start_seq).await;
+            let events = seen.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+            self.report_files(runtime.as_ref(), agent, &dir, &before, &slug, &events).await;
         }
         RunReport { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug, result }
     }
@@ -597,24 +617,9 @@ impl AgentManager {
         dir: &Path,
         before: &FileSnapshot,
         slug: &str,
-        start_seq: u64,
+        events: &[EventRecord],
     ) {
-        let q = EventQuery {
-            after_seq: start_seq,
-            agent_id: Some(agent.id),
-            task_slug: Some(slug.to_string()),
-            // All that file tracking looks at.
-            types: vec!["ToolUse".into(), "ToolResult".into(), "Text".into()],
-            ..EventQuery::default()
-        };
-        let events = match self.inner.store.read_events(&q).await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the run's events for file tracking");
-                return;
-            }
-        };
-        if let Some(ev) = track_run(runtime, dir, before, &events).await {
+        if let Some(ev) = track_run(runtime, dir, before, events).await {
             let keys = self.keys(agent, Some(slug.to_string()));
             if let Err(e) = self.inner.store.append(vec![NewEvent::new(keys, ev)]).await {
                 tracing::warn!(error = %e, "could not append the file tracking event");
