@@ -655,3 +655,33 @@ async fn an_agent_left_mid_turn_by_a_dead_process_is_reset_resumed_and_commanded
         .collect();
     assert_eq!(texts, ["old turn done", "next done"]);
 }
+
+#[tokio::test]
+async fn a_slash_command_sent_to_an_agent_is_expanded_with_its_model_and_tools() {
+    let script = r#"{"steps": [
+        {"agent": "^t$", "when": "^Review (\\S+) carefully", "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "$1", "content": "x"}}]},
+        {"agent": "^t$", "repeat": true, "reply": [{"type": "text", "text": "reviewed"}]}
+    ]}"#;
+    let w = world(script).await;
+    let cmds = w.dir.path().join(".claude/commands");
+    std::fs::create_dir_all(&cmds).unwrap();
+    std::fs::write(cmds.join("review.md"), "---\nmodel: opus\nallowed-tools: Read, Grep\n---\nReview $1 carefully.\n")
+        .unwrap();
+    w.call("create_agent", json!({"name": "t", "system_prompt": "p"})).await;
+    let r = w.manager().command_agent("t", "/review notes.md").await.unwrap().wait().await;
+    assert_eq!(r.result.unwrap().final_text.as_deref(), Some("reviewed"));
+    assert!(!w.dir.path().join("notes.md").exists(), "Write is not among the command's allowed tools");
+    let evs = w.events().await;
+    let models: Vec<&str> = evs
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::AgentCostsUpdated { model, .. } => Some(model.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!models.is_empty() && models.iter().all(|m| *m == "claude-opus-4-8"), "{models:?}");
+    let t = w.manager().agent("t").await.unwrap();
+    assert_eq!(w.store.list_prompts(t.id).await.unwrap()[0].prompt_text.trim_end(), "Review notes.md carefully.");
+    let bad = w.manager().command_agent("t", "/nosuch x").await.unwrap_err();
+    assert!(bad.to_string().contains("nosuch"), "{bad}");
+}

@@ -379,7 +379,7 @@ fn slash_commands_expand_with_their_allowed_tools() {
     std::fs::create_dir_all(dir.path().join(".claude/commands/greet")).unwrap();
     std::fs::write(
         dir.path().join(".claude/commands/greet/file.md"),
-        "---\ndescription: Greet someone in a file\nargument-hint: [name] [file]\nallowed-tools: Write\n---\nwrite a greeting for $1 into $2 ($ARGUMENTS)\n",
+        "---\ndescription: Greet someone in a file\nargument-hint: [name] [file]\nallowed-tools: Write\nmodel: haiku\n---\nwrite a greeting for $1 into $2 ($ARGUMENTS)\n",
     )
     .unwrap();
     let script = dir.path().join("s.json");
@@ -395,6 +395,8 @@ fn slash_commands_expand_with_their_allowed_tools() {
     let events = json_lines(&out.stdout);
     let reply = events.iter().find(|e| e["type"] == "Text").unwrap();
     assert_eq!(reply["text"], "for Ada L in hi.txt, args [\"Ada L\" hi.txt]", "{reply}");
+    let cost = events.iter().find(|e| e["type"] == "AgentCostsUpdated").unwrap();
+    assert_eq!(cost["model"], "claude-haiku-4-5", "the command's model applies to this run");
 
     let out = run_in(dir.path(), &["--model", &model, "run", "/nosuch thing"]);
     assert_eq!(out.status.code(), Some(2));
