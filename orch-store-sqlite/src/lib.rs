@@ -77,7 +77,7 @@ use writer::{BoxJob, WriteCtx};
 
 /// How often a subscriber's store checks for commits made by other processes.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
-/// Reader connections kept open for reuse.
+/// Reader connections kept open for reuse, and reads run at once.
 const MAX_IDLE_READERS: usize = 8;
 
 /// The default database of a project: `<cwd>/.orch/orch.db`.
@@ -110,6 +110,9 @@ struct Inner {
     /// another process commits.
     last_seq: watch::Sender<u64>,
     readers: Mutex<Vec<Connection>>,
+    /// At most this many reads run at once, so many concurrent agents do not each hold a blocking
+    /// thread and a connection; the others wait without a thread.
+    read_slots: tokio::sync::Semaphore,
     poller: OnceLock<()>,
 }
 
@@ -204,6 +207,7 @@ impl SqliteStore {
                 writer_thread: Some(thread),
                 last_seq,
                 readers: Mutex::new(Vec::new()),
+                read_slots: tokio::sync::Semaphore::new(MAX_IDLE_READERS),
                 poller: OnceLock::new(),
             }),
         })
@@ -231,6 +235,8 @@ impl SqliteStore {
             return self.write(move |ctx| f(ctx.conn)).await;
         };
         let inner = self.inner.clone();
+        let _slot =
+            self.inner.read_slots.acquire().await.map_err(|_| StoreError::Backend("the store is closing".into()))?;
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
