@@ -41,7 +41,7 @@
 //! thus share a single sync. Event `seq`s are assigned inside that transaction as `max(seq) + 1`, so commit
 //! order is seq order and the log has no gaps. Reads use a small pool of separate connections and never
 //! wait for the writer (WAL readers see the last committed state). All SQLite work runs off the async
-//! executor (writer thread, `spawn_blocking` for reads).
+//! executor, on the store's own threads: one writer and four readers, however many agents run.
 //!
 //! ## Several processes
 //!
@@ -77,8 +77,8 @@ use writer::{BoxJob, WriteCtx};
 
 /// How often a subscriber's store checks for commits made by other processes.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
-/// Reader connections kept open for reuse, and reads run at once.
-const MAX_IDLE_READERS: usize = 8;
+/// Reader threads (each with its own connection) of a database file.
+const READERS: usize = 4;
 
 /// The default database of a project: `<cwd>/.orch/orch.db`.
 pub fn default_path(cwd: &Path) -> PathBuf {
@@ -109,11 +109,47 @@ struct Inner {
     /// The highest seq known committed: raised by the writer after each commit, and by the poller when
     /// another process commits.
     last_seq: watch::Sender<u64>,
-    readers: Mutex<Vec<Connection>>,
-    /// At most this many reads run at once, so many concurrent agents do not each hold a blocking
-    /// thread and a connection; the others wait without a thread.
-    read_slots: tokio::sync::Semaphore,
+    /// The queue of the reader threads (`None` for an in-memory database).
+    reads: Option<mpsc::Sender<ReadJob>>,
     poller: OnceLock<()>,
+}
+
+/// A read, run by a reader thread on its connection (or given the error opening one).
+type ReadJob = Box<dyn FnOnce(StoreResult<&Connection>) + Send>;
+
+/// Starts the reader threads of a database file. Each opens its connection on its first job; all take
+/// jobs from one queue, so however many agents read at once, the store holds `READERS` threads and
+/// connections, and the callers wait without a thread.
+fn start_readers(path: &Path, location: &str) -> Result<mpsc::Sender<ReadJob>, StoreError> {
+    let (tx, rx) = mpsc::channel::<ReadJob>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..READERS {
+        let (rx, path, loc) = (rx.clone(), path.to_path_buf(), location.to_string());
+        std::thread::Builder::new()
+            .name(format!("orch-sqlite-reader-{i}"))
+            .spawn(move || {
+                let mut conn: Option<Connection> = None;
+                loop {
+                    let job = match rx.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    match &conn {
+                        Some(c) => job(Ok(c)),
+                        None => match open_reader(&path, &loc) {
+                            Ok(c) => job(Ok(&*conn.insert(c))),
+                            Err(e) => job(Err(e)),
+                        },
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Open {
+                location: location.to_string(),
+                message: format!("cannot start a reader: {e}"),
+            })?;
+    }
+    Ok(tx)
 }
 
 impl Drop for Inner {
@@ -189,6 +225,10 @@ impl SqliteStore {
 
     fn start(conn: Connection, location: String, path: Option<PathBuf>) -> Result<Self, StoreError> {
         let last = sql::last_seq(&conn)?;
+        let reads = match &path {
+            Some(p) => Some(start_readers(p, &location)?),
+            None => None,
+        };
         let (last_seq, _) = watch::channel(last);
         let (tx, rx) = mpsc::channel::<BoxJob>();
         let watch = last_seq.clone();
@@ -206,8 +246,7 @@ impl SqliteStore {
                 writer: Some(tx),
                 writer_thread: Some(thread),
                 last_seq,
-                readers: Mutex::new(Vec::new()),
-                read_slots: tokio::sync::Semaphore::new(MAX_IDLE_READERS),
+                reads,
                 poller: OnceLock::new(),
             }),
         })
@@ -225,33 +264,21 @@ impl SqliteStore {
         rx.await.map_err(|_| writer_gone())?
     }
 
-    /// Runs `f` on a reader connection on a blocking thread (through the writer for in-memory databases).
+    /// Runs `f` on a reader thread's connection (through the writer for in-memory databases).
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let Some(path) = self.inner.path.clone() else {
+        let Some(reads) = &self.inner.reads else {
             return self.write(move |ctx| f(ctx.conn)).await;
         };
-        let inner = self.inner.clone();
-        let _slot =
-            self.inner.read_slots.acquire().await.map_err(|_| StoreError::Backend("the store is closing".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => open_reader(&path, &inner.location)?,
-            };
-            let out = f(&conn);
-            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < MAX_IDLE_READERS {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(conn.and_then(f));
+        });
+        reads.send(job).map_err(|_| StoreError::Backend("the store's reader threads are gone".into()))?;
+        rx.await.map_err(|_| StoreError::Backend("a read was dropped by its reader thread".into()))?
     }
 
     /// Starts (once) the thread that notices commits of other processes.
