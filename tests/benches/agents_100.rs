@@ -434,11 +434,11 @@ async fn measure(label: &str, store: Arc<dyn Store>, db: Option<&Path>, p: Param
         "    an idle agent holds its store rows only: no task, no thread; live tokio tasks {tasks0} before the {idle} were made, {tasks2} once they were idle"
     );
     if threads2 > threads_start {
-        // The blocking pool (SQLite reads) grew while the waves ran; its idle threads exit after 10 s.
+        // The blocking pool grew while the waves ran; its idle threads exit after 10 s.
         tokio::time::sleep(BLOCKING_KEEP_ALIVE + Duration::from_secs(1)).await;
     }
     println!(
-        "    OS threads: {threads_start} at start with no agents; {threads0} before the waves, {threads2} right after the last one (tokio's blocking pool, threads kept {}s); {} with {agents_total} idle agents {}",
+        "    OS threads: {threads_start} at start with no agents; {threads0} before the waves, {threads2} right after the last one (idle blocking-pool threads, if any, live {} s); {} with {agents_total} idle agents {}",
         BLOCKING_KEEP_ALIVE.as_secs(),
         threads(),
         if threads2 > threads_start {
