@@ -685,3 +685,42 @@ async fn a_slash_command_sent_to_an_agent_is_expanded_with_its_model_and_tools()
     let bad = w.manager().command_agent("t", "/nosuch x").await.unwrap_err();
     assert!(bad.to_string().contains("nosuch"), "{bad}");
 }
+
+#[tokio::test]
+async fn a_message_from_another_process_interrupts_the_running_turn() {
+    let script = r#"{"steps": [
+        {"agent": "^orchestrator$", "when": "first", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 30"}}]},
+        {"agent": "^orchestrator$", "when": "second", "reply": [{"type": "text", "text": "On the second one."}]},
+        {"agent": "^orchestrator$", "repeat": true, "reply": [{"type": "text", "text": "other"}]}
+    ]}"#;
+    let w = world(script).await;
+    w.orch.watch_interrupt_requests(0);
+    // "Another process": a second host of the same orchestrator on the same store, with its own runners.
+    let model = Arc::new(ScriptedModel::from_json_str(script).unwrap());
+    let other = Orchestrator::builder(AgentRunner::builder(w.store.clone(), model.clone()).build(), model)
+        .config(OrchestratorConfig::new(w.dir.path(), "scripted"))
+        .resume(Some(w.orch.id()))
+        .open()
+        .await
+        .unwrap();
+    other.watch_interrupt_requests(w.store.last_seq().await.unwrap());
+    let first_host = w.orch.clone();
+    let first = tokio::spawn(async move { first_host.chat("first task", None).await });
+    for _ in 0..500 {
+        if w.events().await.iter().any(|r| matches!(r.event, Event::PreToolUse { .. })) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = tokio::time::timeout(Duration::from_secs(20), other.chat("second task", None)).await.unwrap().unwrap();
+    assert_eq!(second.reply.as_deref(), Some("On the second one."));
+    let first = tokio::time::timeout(Duration::from_secs(20), first).await.unwrap().unwrap().unwrap();
+    assert!(first.outcome.interrupted(), "{:?}", first.outcome);
+    let evs = w.events().await;
+    let asked = evs.iter().position(|r| matches!(r.event, Event::InterruptRequested { .. })).unwrap();
+    let stopped =
+        evs.iter().position(|r| matches!(&r.event, Event::Stop { reason, .. } if reason == "interrupted")).unwrap();
+    let answered =
+        evs.iter().position(|r| matches!(&r.event, Event::Text { text } if text == "On the second one.")).unwrap();
+    assert!(asked < stopped && stopped < answered, "the old turn stopped before the new one ran");
+}

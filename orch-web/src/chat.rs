@@ -117,7 +117,7 @@ impl Host {
             .resume(resume)
             .open()
             .await?;
-        o.manager().watch_interrupt_requests(self.store.last_seq().await?);
+        o.watch_interrupt_requests(self.store.last_seq().await?);
         Ok(o)
     }
 

@@ -282,3 +282,41 @@ fn bad_agent_settings_in_the_environment_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("not an orchestrator id"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_chat_from_a_second_terminal_takes_over_the_orchestrator() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("script.json");
+    std::fs::write(
+        &file,
+        r#"{"steps": [
+          {"agent": "^orchestrator$", "when": "^first", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60"}}]},
+          {"agent": "^orchestrator$", "when": "^second", "reply": [{"type": "text", "text": "second answered"}]},
+          {"agent": "^orchestrator$", "repeat": true, "reply": [{"type": "text", "text": "stopped"}]}
+        ]}"#,
+    )
+    .unwrap();
+    let model = format!("scripted:{}", file.display());
+    let mut first = orch()
+        .arg("--cwd")
+        .arg(d)
+        .args(["--model", &model, "chat", "first job"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !events(d).iter().any(|e| e["type"] == "PreToolUse") {
+        assert!(start.elapsed() < Duration::from_secs(30), "the first chat never reached its Bash call");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run_in(d, &["--model", &model, "chat", "second job"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("second answered"), "{}", text(&out.stdout));
+    let status = wait_exit(&mut first, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(130), "the first chat reports its turn was interrupted");
+    let evs = events(d);
+    assert!(evs.iter().any(|e| e["type"] == "SystemLog"
+        && e["message"] == "Previous orchestrator task interrupted - refocusing on new message"));
+}

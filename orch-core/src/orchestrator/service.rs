@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures::lock::Mutex as AsyncMutex;
+use futures::{FutureExt, StreamExt};
 
 use super::agents::{AgentManager, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME, RunTicket};
 use super::tools::{StartedRuns, register_management_tools};
@@ -408,6 +409,60 @@ impl Orchestrator {
         }
     }
 
+    /// Follows the log from `since` and interrupts what this process runs when another process asks
+    /// (`InterruptRequested`): the orchestrator's own turn (a newer message sent from another
+    /// process) and its agents' runs (`orch agent interrupt`). Hosts call it once.
+    pub fn watch_interrupt_requests(&self, since: u64) {
+        let weak = Arc::downgrade(&self.inner);
+        let mut stream = self.inner.store.subscribe(since);
+        self.inner.runner.runtime().spawn(
+            async move {
+                while let Some(Ok(rec)) = stream.next().await {
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let (Event::InterruptRequested { .. }, Some(id)) = (&rec.event, rec.keys.agent_id) {
+                        inner.runner.interrupt(id);
+                        inner.manager.runner().interrupt(id);
+                    }
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    /// Before a turn: if another process is running a turn of this orchestrator, ask it to stop
+    /// (the newest message wins, across processes too) and wait for it; if no process answers, the
+    /// turn was left by a process that is gone, and its status is reset.
+    async fn take_over(&self) -> Result<(), OrchestratorError> {
+        let store = &self.inner.store;
+        let id = self.inner.agent_id;
+        let Some(own) = store.get_agent(id).await? else { return Ok(()) };
+        if own.status != AgentStatus::Executing || self.inner.runner.is_running(id) {
+            return Ok(());
+        }
+        let ev = Event::InterruptRequested { requested_by: "chat".into() };
+        store.append(vec![NewEvent::new(self.keys(), ev)]).await?;
+        self.log(LogLevel::Warning, REFOCUS_WARNING).await?;
+        let runtime = self.inner.runner.runtime().clone();
+        for _ in 0..200 {
+            runtime.sleep(std::time::Duration::from_millis(50)).await;
+            match store.get_agent(id).await? {
+                Some(a) if a.status == AgentStatus::Executing => {}
+                _ => return Ok(()),
+            }
+        }
+        let old = store.set_agent_status(id, AgentStatus::Idle).await?;
+        if old == AgentStatus::Executing {
+            let ev = Event::AgentStatusChanged { old_status: old, new_status: AgentStatus::Idle };
+            store.append(vec![NewEvent::new(self.keys(), ev)]).await?;
+            self.log(
+                LogLevel::Warning,
+                "No process answered the interrupt of the previous orchestrator turn; status reset",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn log(&self, level: LogLevel, message: &str) -> Result<(), StoreError> {
         let meta = serde_json::json!({"orchestrator_id": self.inner.id});
         self.inner.manager.log(level, message, meta, self.keys()).await
@@ -487,6 +542,7 @@ impl Orchestrator {
         if let Some(p) = problem {
             self.log(LogLevel::Warning, &p).await?;
         }
+        self.take_over().await?;
         let slug = format!("orchestrator-{}", now().format("%Y%m%d-%H%M%S"));
         let options = RunOptions {
             max_turns: self.inner.config.max_turns,
