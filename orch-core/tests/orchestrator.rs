@@ -70,6 +70,17 @@ impl World {
     async fn events(&self) -> Vec<EventRecord> {
         self.store.read_events(&EventQuery::default()).await.unwrap()
     }
+
+    /// Until some run is inside a tool call (up to 5 s).
+    async fn wait_for_tool_call(&self) {
+        for _ in 0..500 {
+            if self.events().await.iter().any(|r| matches!(r.event, Event::PreToolUse { .. })) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no tool call started");
+    }
 }
 
 async fn world(script: &str) -> World {
@@ -467,12 +478,7 @@ async fn a_new_message_interrupts_the_running_turn_with_a_warning() {
     let orch = w.orch.clone();
     let first = tokio::spawn(async move { orch.chat("first task", None).await });
     // Wait until the first turn is inside its Bash call.
-    for _ in 0..500 {
-        if w.events().await.iter().any(|r| matches!(r.event, Event::PreToolUse { .. })) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    w.wait_for_tool_call().await;
     let second =
         tokio::time::timeout(Duration::from_secs(20), w.orch.chat("second task", None)).await.unwrap().unwrap();
     assert_eq!(second.reply.as_deref(), Some("On the second one."));
@@ -706,12 +712,7 @@ async fn a_message_from_another_process_interrupts_the_running_turn() {
     other.watch_interrupt_requests(w.store.last_seq().await.unwrap());
     let first_host = w.orch.clone();
     let first = tokio::spawn(async move { first_host.chat("first task", None).await });
-    for _ in 0..500 {
-        if w.events().await.iter().any(|r| matches!(r.event, Event::PreToolUse { .. })) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    w.wait_for_tool_call().await;
     let second = tokio::time::timeout(Duration::from_secs(20), other.chat("second task", None)).await.unwrap().unwrap();
     assert_eq!(second.reply.as_deref(), Some("On the second one."));
     let first = tokio::time::timeout(Duration::from_secs(20), first).await.unwrap().unwrap().unwrap();
