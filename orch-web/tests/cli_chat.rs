@@ -320,3 +320,38 @@ fn a_chat_from_a_second_terminal_takes_over_the_orchestrator() {
     assert!(evs.iter().any(|e| e["type"] == "SystemLog"
         && e["message"] == "Previous orchestrator task interrupted - refocusing on new message"));
 }
+
+#[test]
+fn ctrl_c_on_chat_interrupts_the_runs_it_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("script.json");
+    std::fs::write(
+        &file,
+        r#"{"steps": [
+          {"agent": "^orchestrator$", "when": "^start", "reply": [{"type": "tool_use", "name": "create_agent", "input": {"name": "slow", "system_prompt": "p"}}]},
+          {"agent": "^orchestrator$", "when": "Created", "reply": [{"type": "tool_use", "name": "command_agent", "input": {"agent_name": "slow", "command": "sleep a while"}}]},
+          {"agent": "^orchestrator$", "when": "dispatched", "reply": [{"type": "text", "text": "started"}]},
+          {"agent": "^slow$", "when": "sleep", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60"}}]},
+          {"agent": "^slow$", "repeat": true, "reply": [{"type": "text", "text": "late"}]}
+        ]}"#,
+    )
+    .unwrap();
+    let model = format!("scripted:{}", file.display());
+    let mut chat = orch()
+        .arg("--cwd")
+        .arg(d)
+        .args(["--model", &model, "chat", "start a slow job"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(d, "slow executing", |a| a.iter().any(|x| x["name"] == "slow" && x["status"] == "executing"));
+    std::thread::sleep(Duration::from_millis(200));
+    let ok = std::process::Command::new("kill").args(["-INT", &chat.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let status = wait_exit(&mut chat, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(130));
+    assert!(events(d).iter().any(|e| e["type"] == "Stop" && e["reason"] == "interrupted"));
+    wait_for(d, "slow idle", |a| a.iter().any(|x| x["name"] == "slow" && x["status"] == "idle"));
+}
