@@ -31,6 +31,7 @@
 
 #![cfg_attr(not(feature = "engine"), allow(unused))]
 
+mod text;
 pub mod wire;
 
 #[cfg(feature = "engine")]

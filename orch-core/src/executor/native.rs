@@ -204,10 +204,7 @@ pub fn task_slug(prompt: &str, at: Timestamp) -> String {
 }
 
 fn clip(s: &str, n: usize) -> String {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => s[..i].to_string(),
-        None => s.to_string(),
-    }
+    crate::text::clip_chars(s, n, "")
 }
 
 struct Run<'a> {

@@ -81,13 +81,7 @@ impl CommandHook {
 }
 
 fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(max).collect();
-        out.push('…');
-        out
-    }
+    crate::text::clip_chars(s, max, "…")
 }
 
 fn tail(s: &str, max: usize) -> String {

@@ -494,10 +494,7 @@ fn parse<'a, T: Deserialize<'a>>(kind: &str, data: &'a str) -> Result<T, ModelEr
 }
 
 fn quote(data: &str) -> String {
-    match data.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &data[..i]),
-        None => data.to_string(),
-    }
+    crate::text::clip_chars(data, 200, "…")
 }
 
 fn stop_reason(reason: &str) -> StopReason {

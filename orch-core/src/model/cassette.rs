@@ -1117,9 +1117,9 @@ fn window(s: &str, at: usize) -> String {
 /// A JSON value on one line, cut at [`VALUE_CHARS`].
 fn compact(v: &Value) -> String {
     let s = v.to_string();
-    match s.char_indices().nth(VALUE_CHARS) {
-        Some((cut, _)) => format!("{}… ({} chars)", &s[..cut], s.chars().count()),
-        None => s,
+    match crate::text::prefix_chars(&s, VALUE_CHARS) {
+        (head, true) => format!("{head}… ({} chars)", s.chars().count()),
+        (_, false) => s,
     }
 }
 

@@ -439,10 +439,7 @@ pub(crate) fn error_for_status(status: u16, body: &[u8], retry_after: Option<Dur
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_string(),
-    }
+    crate::text::clip_chars(text, max_chars, "…")
 }
 
 /// Parses a `retry-after` value: delay seconds (decimals allowed) or an HTTP date.

@@ -609,7 +609,7 @@ impl EventMapper for OpenAiStreamMapper {
             return Ok(Flow::Done);
         }
         let chunk: Chunk = serde_json::from_str(data).map_err(|e| ModelError::Protocol {
-            message: format!("chat completions chunk: {e}: {}", data.chars().take(200).collect::<String>()),
+            message: format!("chat completions chunk: {e}: {}", crate::text::prefix_chars(data, 200).0),
         })?;
         if chunk.error.is_some() {
             let (kind, message) =

@@ -677,9 +677,9 @@ fn substitute_value(v: &Value, caps: Option<&Captures<'_>>) -> Value {
 
 /// The first [`QUOTE_CHARS`] characters of `s`, with `…` when cut.
 fn quote(s: &str) -> Cow<'_, str> {
-    match s.char_indices().nth(QUOTE_CHARS) {
-        Some((cut, _)) => Cow::Owned(format!("{}…", &s[..cut])),
-        None => Cow::Borrowed(s),
+    match crate::text::prefix_chars(s, QUOTE_CHARS) {
+        (head, true) => Cow::Owned(format!("{head}…")),
+        (whole, false) => Cow::Borrowed(whole),
     }
 }
 

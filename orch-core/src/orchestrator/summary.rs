@@ -400,12 +400,10 @@ fn event_json(event: &Event) -> String {
 
 /// The first `max` characters of `s`, ending in `…` when cut (so at most `max` characters).
 fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
+    match crate::text::prefix_chars(s, max) {
+        (_, true) => crate::text::clip_chars(s, max.saturating_sub(1), "…"),
+        (whole, false) => whole.to_owned(),
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// A model reply as a summary: one line, trimmed, without surrounding quotes, at most

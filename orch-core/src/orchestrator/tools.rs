@@ -160,7 +160,7 @@ pub fn group_digits(n: u64) -> String {
 }
 
 fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() > n { format!("{}...", s.chars().take(n).collect::<String>()) } else { s.to_string() }
+    crate::text::clip_chars(s, n, "...")
 }
 
 /// `Status`, `Model`, `Tokens` and `Cost` lines of an agent, each starting with `indent`.

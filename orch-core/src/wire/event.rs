@@ -351,11 +351,7 @@ impl Event {
     /// A short, deterministic one-line summary (e.g. `Write: src/main.rs`).
     pub fn summary(&self) -> String {
         fn clip(s: &str, n: usize) -> String {
-            let mut out: String = s.chars().take(n).collect();
-            if s.chars().count() > n {
-                out.push('…');
-            }
-            out.replace('\n', " ")
+            crate::text::clip_chars(s, n, "…").replace('\n', " ")
         }
         fn tool_line(name: &str, input: &Value) -> String {
             let arg =

@@ -375,10 +375,7 @@ impl AgentExecutor for ClaudeCodeExecutor {
 }
 
 fn clip(s: &str, n: usize) -> String {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => s[..i].to_string(),
-        None => s.to_string(),
-    }
+    crate::text::clip_chars(s, n, "")
 }
 
 /// Kills the process group on drop unless disarmed (a dropped turn must not leave the CLI running).

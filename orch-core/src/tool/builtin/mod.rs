@@ -212,12 +212,7 @@ pub(crate) fn looks_binary(bytes: &[u8]) -> bool {
 }
 
 /// `line` cut to at most `max` characters; the flag says whether it was cut.
-pub(crate) fn truncate_chars(line: &str, max: usize) -> (&str, bool) {
-    match line.char_indices().nth(max) {
-        Some((i, _)) => (&line[..i], true),
-        None => (line, false),
-    }
-}
+pub(crate) use crate::text::prefix_chars as truncate_chars;
 
 /// An I/O error as a tool failure, naming what was being done.
 pub(crate) fn io_failed(what: &str, shown: &str, e: &std::io::Error) -> ToolError {
