@@ -428,11 +428,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             // `/name args` runs the slash command of `.claude/commands` with its allowed tools.
             let templates = orch_core::template::Templates::load(&cwd);
             let prompt = match templates.expand(prompt).map_err(|e| Failure::usage(e.to_string()))? {
-                Some(expanded) => {
-                    options.allowed_tools = expanded.allowed_tools;
-                    options.model = expanded.model;
-                    expanded.prompt
-                }
+                Some(expanded) => expanded.apply_to(&mut options),
                 None => prompt.clone(),
             };
             drive(&runner, store, agent.id, Some(prompt), options, *json).await

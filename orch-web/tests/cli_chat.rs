@@ -49,6 +49,22 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// An orchestrator that creates `slow` and commands it; `slow` then runs `sleep 60` in Bash.
+const SLOW_JOB: &str = r#"{"steps": [
+          {"agent": "^orchestrator$", "when": "^start", "reply": [{"type": "tool_use", "name": "create_agent", "input": {"name": "slow", "system_prompt": "p"}}]},
+          {"agent": "^orchestrator$", "when": "Created", "reply": [{"type": "tool_use", "name": "command_agent", "input": {"agent_name": "slow", "command": "sleep a while"}}]},
+          {"agent": "^orchestrator$", "when": "dispatched", "reply": [{"type": "text", "text": "started"}]},
+          {"agent": "^slow$", "when": "sleep", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60"}}]},
+          {"agent": "^slow$", "repeat": true, "reply": [{"type": "text", "text": "late"}]}
+        ]}"#;
+
+/// Writes a scripted-model file into `dir`; returns the `--model` spec for it.
+fn scripted_model(dir: &Path, script: &str) -> String {
+    let file = dir.join("script.json");
+    std::fs::write(&file, script).unwrap();
+    format!("scripted:{}", file.display())
+}
+
 const ALICE: &str = "create an agent called alice for python work, then have her write hello.py";
 
 #[test]
@@ -102,19 +118,7 @@ fn chat_creates_and_commands_an_agent_end_to_end() {
 #[test]
 fn chat_no_wait_records_the_started_runs_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("script.json");
-    std::fs::write(
-        &file,
-        r#"{"steps": [
-          {"agent": "^orchestrator$", "when": "^start", "reply": [{"type": "tool_use", "name": "create_agent", "input": {"name": "slow", "system_prompt": "p"}}]},
-          {"agent": "^orchestrator$", "when": "Created", "reply": [{"type": "tool_use", "name": "command_agent", "input": {"agent_name": "slow", "command": "sleep a while"}}]},
-          {"agent": "^orchestrator$", "when": "dispatched", "reply": [{"type": "text", "text": "started"}]},
-          {"agent": "^slow$", "when": "sleep", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60"}}]},
-          {"agent": "^slow$", "repeat": true, "reply": [{"type": "text", "text": "late"}]}
-        ]}"#,
-    )
-    .unwrap();
-    let model = format!("scripted:{}", file.display());
+    let model = scripted_model(dir.path(), SLOW_JOB);
     let start = Instant::now();
     let out = run_in(dir.path(), &["--model", &model, "chat", "--no-wait", "start a slow job"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -130,17 +134,14 @@ fn chat_no_wait_records_the_started_runs_as_interrupted() {
 #[test]
 fn agent_commands_create_command_status_interrupt_delete() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("script.json");
-    std::fs::write(
-        &file,
+    let model = scripted_model(
+        dir.path(),
         r#"{"steps": [
           {"agent": "^bob$", "when": "^wait", "repeat": true, "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60"}}]},
           {"agent": "^bob$", "when": "^note", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "note.txt", "content": "n\n"}}]},
           {"agent": "^bob$", "repeat": true, "reply": [{"type": "text", "text": "bob here"}]}
         ]}"#,
-    )
-    .unwrap();
-    let model = format!("scripted:{}", file.display());
+    );
     let d = dir.path();
 
     // Bad input: neither prompt nor template; unknown template; unknown agent.
@@ -287,17 +288,14 @@ fn bad_agent_settings_in_the_environment_are_usage_errors() {
 fn a_chat_from_a_second_terminal_takes_over_the_orchestrator() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let file = d.join("script.json");
-    std::fs::write(
-        &file,
+    let model = scripted_model(
+        d,
         r#"{"steps": [
           {"agent": "^orchestrator$", "when": "^first", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60"}}]},
           {"agent": "^orchestrator$", "when": "^second", "reply": [{"type": "text", "text": "second answered"}]},
           {"agent": "^orchestrator$", "repeat": true, "reply": [{"type": "text", "text": "stopped"}]}
         ]}"#,
-    )
-    .unwrap();
-    let model = format!("scripted:{}", file.display());
+    );
     let mut first = orch()
         .arg("--cwd")
         .arg(d)
@@ -325,19 +323,7 @@ fn a_chat_from_a_second_terminal_takes_over_the_orchestrator() {
 fn ctrl_c_on_chat_interrupts_the_runs_it_hosts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let file = d.join("script.json");
-    std::fs::write(
-        &file,
-        r#"{"steps": [
-          {"agent": "^orchestrator$", "when": "^start", "reply": [{"type": "tool_use", "name": "create_agent", "input": {"name": "slow", "system_prompt": "p"}}]},
-          {"agent": "^orchestrator$", "when": "Created", "reply": [{"type": "tool_use", "name": "command_agent", "input": {"agent_name": "slow", "command": "sleep a while"}}]},
-          {"agent": "^orchestrator$", "when": "dispatched", "reply": [{"type": "text", "text": "started"}]},
-          {"agent": "^slow$", "when": "sleep", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60"}}]},
-          {"agent": "^slow$", "repeat": true, "reply": [{"type": "text", "text": "late"}]}
-        ]}"#,
-    )
-    .unwrap();
-    let model = format!("scripted:{}", file.display());
+    let model = scripted_model(d, SLOW_JOB);
     let mut chat = orch()
         .arg("--cwd")
         .arg(d)

@@ -26,7 +26,7 @@ use crate::Interrupt;
 use crate::hook::HookRegistry;
 use crate::model::{ModelDelta, ModelError};
 use crate::runtime::Runtime;
-use crate::store::{Store, StoreError};
+use crate::store::{StepCommit, Store, StoreError};
 use crate::tool::ToolRegistry;
 use crate::wire::{Agent, EventRecord, PromptAuthor, Usage};
 
@@ -174,6 +174,18 @@ pub struct TurnContext {
     pub hooks: HookRegistry,
     /// The host runtime.
     pub runtime: Arc<dyn Runtime>,
+}
+
+impl TurnContext {
+    /// Stores one step of the run atomically ([`Store::commit_step`]) and hands the appended records to
+    /// the run's [`RunOptions::on_events`]. Every executor commits through here.
+    pub async fn commit(&self, step: StepCommit) -> Result<Vec<EventRecord>, StoreError> {
+        let records = self.store.commit_step(step).await?;
+        if let Some(cb) = &self.options.on_events {
+            cb(&records);
+        }
+        Ok(records)
+    }
 }
 
 /// Runs agent turns to completion, recording events in the store.

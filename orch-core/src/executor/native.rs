@@ -282,10 +282,7 @@ impl Run<'_> {
             messages: std::mem::take(&mut self.unsaved),
             events: std::mem::take(&mut self.buf),
         };
-        let records = self.cx.store.commit_step(step).await?;
-        if let Some(cb) = &self.cx.options.on_events {
-            cb(&records);
-        }
+        self.cx.commit(step).await?;
         Ok(())
     }
 

@@ -219,14 +219,30 @@ impl AgentRunner {
         &self,
         claim: RunClaim,
         prompt: Option<String>,
-        mut options: RunOptions,
+        options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
-        let agent_id = claim.agent_id;
-        let mut agent =
+        let agent = self.live_agent(claim.agent_id).await?;
+        self.run_loaded(claim, agent, prompt, options).await
+    }
+
+    /// The agent, unless it is missing or deleted.
+    async fn live_agent(&self, agent_id: Id) -> Result<Agent, RunError> {
+        let agent =
             self.store.get_agent(agent_id).await?.ok_or_else(|| RunError::AgentNotFound(agent_id.to_string()))?;
         if agent.archived {
             return Err(RunError::AgentNotFound(format!("{} (deleted)", agent.name)));
         }
+        Ok(agent)
+    }
+
+    /// Runs the claimed, loaded agent with the per-run overrides of `options` applied.
+    async fn run_loaded(
+        &self,
+        claim: RunClaim,
+        mut agent: Agent,
+        prompt: Option<String>,
+        mut options: RunOptions,
+    ) -> Result<RunOutcome, RunError> {
         if let Some(model) = options.model.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
             agent.model = if super::is_claude_code_model(&agent.model) && !super::is_claude_code_model(model) {
                 format!("claude-code:{model}")
@@ -267,13 +283,9 @@ impl AgentRunner {
         prompt: Option<String>,
         options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
-        let agent =
-            self.store.get_agent(agent_id).await?.ok_or_else(|| RunError::AgentNotFound(agent_id.to_string()))?;
-        if agent.archived {
-            return Err(RunError::AgentNotFound(format!("{} (deleted)", agent.name)));
-        }
+        let agent = self.live_agent(agent_id).await?;
         let claim = self.claim(agent_id, &agent.name, options.interrupt.clone())?;
-        self.run_claimed(claim, prompt, options).await
+        self.run_loaded(claim, agent, prompt, options).await
     }
 }
 

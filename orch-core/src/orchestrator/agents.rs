@@ -472,18 +472,7 @@ impl AgentManager {
         if !is_claude_code_model(&agent.model) && prompt.trim_start().starts_with('/') {
             let templates = Templates::load(&agent.working_dir);
             match templates.expand(&prompt) {
-                Ok(Some(x)) => {
-                    prompt = x.prompt;
-                    if x.model.is_some() {
-                        options.model = x.model.map(|m| self.inner.config.aliases.resolve(&m).to_string());
-                    }
-                    if let Some(allowed) = x.allowed_tools {
-                        options.allowed_tools = Some(match options.allowed_tools.take() {
-                            Some(own) => allowed.into_iter().filter(|t| own.contains(t)).collect(),
-                            None => allowed,
-                        });
-                    }
-                }
+                Ok(Some(x)) => prompt = x.apply_to(&mut options),
                 Ok(None) => {}
                 Err(e) => return Err(ManageError::Invalid { what: "command", message: e.to_string() }),
             }
@@ -539,11 +528,7 @@ impl AgentManager {
         let seen: Arc<Mutex<Vec<EventRecord>>> = Arc::default();
         if before.is_some() {
             let sink = seen.clone();
-            let host = options.on_events.take();
             options.on_events = Some(Arc::new(move |records: &[EventRecord]| {
-                if let Some(h) = &host {
-                    h(records);
-                }
                 if let Ok(mut v) = sink.lock() {
                     v.extend(
                         records
@@ -565,19 +550,13 @@ impl AgentManager {
             let _ = self
                 .log(LogLevel::Warning, &note, serde_json::json!({"agent": agent.name}), self.keys(agent, None))
                 .await;
-            result = match self.inner.runner.claim(agent.id, &agent.name, None) {
-                Ok(c) => {
-                    let resume = RunOptions { task_slug: None, on_delta: None, ..options.clone() };
-                    match self.inner.runner.run_claimed(c, None, resume).await {
-                        Ok(_) => match self.inner.runner.claim(agent.id, &agent.name, None) {
-                            Ok(c) => self.inner.runner.run_claimed(c, Some(prompt), options).await,
-                            Err(e) => Err(e),
-                        },
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
+            let runner = &self.inner.runner;
+            result = async {
+                let resume = RunOptions { task_slug: None, on_delta: None, ..options.clone() };
+                runner.run_claimed(runner.claim(agent.id, &agent.name, None)?, None, resume).await?;
+                runner.run_claimed(runner.claim(agent.id, &agent.name, None)?, Some(prompt), options).await
+            }
+            .await;
         }
         let result = match result {
             Ok(outcome) => Ok(outcome),
@@ -706,12 +685,22 @@ impl AgentManager {
         if agent.status != AgentStatus::Executing {
             return Ok(Interrupted::NotRunning);
         }
+        self.request_stop_elsewhere(agent, by, wait).await?;
+        Ok(Interrupted::Requested)
+    }
+
+    /// Asks the process running `agent`'s turn to stop it (an `InterruptRequested` event that process
+    /// follows) and waits up to `wait` for the agent to leave `executing`. If no process answers, the
+    /// one that ran it is gone: the status is reset to idle, with the event and a WARNING log.
+    pub(crate) async fn request_stop_elsewhere(
+        &self,
+        agent: &Agent,
+        by: &str,
+        wait: Duration,
+    ) -> Result<(), StoreError> {
         let keys = self.keys(agent, None);
-        self.inner
-            .store
-            .append(vec![NewEvent::new(keys.clone(), Event::InterruptRequested { requested_by: by.to_string() })])
-            .await?;
-        // Give the owning process time to stop the run; if none does, the process is gone.
+        let ev = Event::InterruptRequested { requested_by: by.to_string() };
+        self.inner.store.append(vec![NewEvent::new(keys.clone(), ev)]).await?;
         let runtime = self.inner.runner.runtime().clone();
         let step = Duration::from_millis(50);
         let mut waited = Duration::ZERO;
@@ -720,7 +709,7 @@ impl AgentManager {
             waited += step;
             match self.inner.store.get_agent(agent.id).await? {
                 Some(a) if a.status == AgentStatus::Executing => {}
-                _ => return Ok(Interrupted::Requested),
+                _ => return Ok(()),
             }
         }
         let old = self.inner.store.set_agent_status(agent.id, AgentStatus::Idle).await?;
@@ -733,7 +722,7 @@ impl AgentManager {
             );
             self.log(LogLevel::Warning, &msg, serde_json::json!({"agent": agent.name}), keys).await?;
         }
-        Ok(Interrupted::Requested)
+        Ok(())
     }
 
     /// Deletes (archives) the agent, interrupting its run first. Its name can be reused.

@@ -433,33 +433,13 @@ impl Orchestrator {
     /// (the newest message wins, across processes too) and wait for it; if no process answers, the
     /// turn was left by a process that is gone, and its status is reset.
     async fn take_over(&self) -> Result<(), OrchestratorError> {
-        let store = &self.inner.store;
         let id = self.inner.agent_id;
-        let Some(own) = store.get_agent(id).await? else { return Ok(()) };
+        let Some(own) = self.inner.store.get_agent(id).await? else { return Ok(()) };
         if own.status != AgentStatus::Executing || self.inner.runner.is_running(id) {
             return Ok(());
         }
-        let ev = Event::InterruptRequested { requested_by: "chat".into() };
-        store.append(vec![NewEvent::new(self.keys(), ev)]).await?;
         self.log(LogLevel::Warning, REFOCUS_WARNING).await?;
-        let runtime = self.inner.runner.runtime().clone();
-        for _ in 0..200 {
-            runtime.sleep(std::time::Duration::from_millis(50)).await;
-            match store.get_agent(id).await? {
-                Some(a) if a.status == AgentStatus::Executing => {}
-                _ => return Ok(()),
-            }
-        }
-        let old = store.set_agent_status(id, AgentStatus::Idle).await?;
-        if old == AgentStatus::Executing {
-            let ev = Event::AgentStatusChanged { old_status: old, new_status: AgentStatus::Idle };
-            store.append(vec![NewEvent::new(self.keys(), ev)]).await?;
-            self.log(
-                LogLevel::Warning,
-                "No process answered the interrupt of the previous orchestrator turn; status reset",
-            )
-            .await?;
-        }
+        self.inner.manager.request_stop_elsewhere(&own, "chat", std::time::Duration::from_secs(10)).await?;
         Ok(())
     }
 

@@ -212,6 +212,23 @@ pub struct Expanded {
     pub allowed_tools: Option<Vec<String>>,
 }
 
+impl Expanded {
+    /// Applies the command to a run: its model (if it sets one) becomes the run's, and its allowed tools
+    /// narrow the run's (a tool must be allowed by both). Returns the prompt to run.
+    pub fn apply_to(self, options: &mut crate::executor::RunOptions) -> String {
+        if self.model.is_some() {
+            options.model = self.model;
+        }
+        if let Some(allowed) = self.allowed_tools {
+            options.allowed_tools = Some(match options.allowed_tools.take() {
+                Some(own) => allowed.into_iter().filter(|t| own.contains(t)).collect(),
+                None => allowed,
+            });
+        }
+        self.prompt
+    }
+}
+
 /// Slash commands and agent templates loaded from a working directory.
 #[derive(Debug, Clone, Default)]
 pub struct Templates {

@@ -533,10 +533,7 @@ impl Run<'_> {
             messages: Vec::new(),
             events: std::mem::take(&mut self.buf),
         };
-        let records = self.cx.store.commit_step(step).await?;
-        if let Some(cb) = &self.cx.options.on_events {
-            cb(&records);
-        }
+        self.cx.commit(step).await?;
         Ok(())
     }
 
