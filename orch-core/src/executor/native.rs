@@ -255,14 +255,12 @@ impl Run<'_> {
         if msg.role == Role::User
             && self.messages.last().is_some_and(|m| m.role == Role::User)
             && !self.unsaved.is_empty()
-        {
-            if let (Some(last), Some(last_unsaved)) =
+            && let (Some(last), Some(last_unsaved)) =
                 (Arc::make_mut(&mut self.messages).last_mut(), self.unsaved.last_mut())
-            {
-                last.content.extend(msg.content.iter().cloned());
-                last_unsaved.content.extend(msg.content);
-                return;
-            }
+        {
+            last.content.extend(msg.content.iter().cloned());
+            last_unsaved.content.extend(msg.content);
+            return;
         }
         Arc::make_mut(&mut self.messages).push(msg.clone());
         self.unsaved.push(msg);

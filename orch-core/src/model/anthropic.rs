@@ -204,10 +204,11 @@ impl AnthropicProvider {
             })
             .collect();
         let mut messages: Vec<ApiMessage<'_>> = request.messages.iter().filter_map(api_message).collect();
-        if caching && let Some(m) = messages.iter_mut().rev().find(|m| m.role == "user") {
-            if let Some(b) = m.content.last_mut() {
-                b.cache_control = cache();
-            }
+        if caching
+            && let Some(m) = messages.iter_mut().rev().find(|m| m.role == "user")
+            && let Some(b) = m.content.last_mut()
+        {
+            b.cache_control = cache();
         }
         let thinking = request
             .thinking

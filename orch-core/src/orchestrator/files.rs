@@ -186,25 +186,25 @@ pub async fn track_run(
 
     // What git shows changed since the snapshot.
     let mut after: BTreeMap<String, Entry> = BTreeMap::new();
-    if let Some(state) = git {
-        if let Some(status) = git_status(runtime, &state.top).await {
-            after = status
-                .into_iter()
-                .map(|(path, status)| {
-                    let fingerprint = fingerprint(&state.top.join(&path));
-                    (path, Entry { status, fingerprint })
-                })
-                .collect();
-            let committed = committed_paths(runtime, state).await;
-            for repo_rel in changed_paths(state, &after, &committed) {
-                let resolved = paths.resolve_repo_path(&repo_rel);
-                if let Some(target) = targets.get_mut(&resolved.display) {
-                    target.git_changed = true;
-                } else if !is_orch_internal(&resolved.display, &repo_rel) {
-                    let mut target = Target::new(resolved);
-                    target.git_changed = true;
-                    targets.insert(target.resolved.display.clone(), target);
-                }
+    if let Some(state) = git
+        && let Some(status) = git_status(runtime, &state.top).await
+    {
+        after = status
+            .into_iter()
+            .map(|(path, status)| {
+                let fingerprint = fingerprint(&state.top.join(&path));
+                (path, Entry { status, fingerprint })
+            })
+            .collect();
+        let committed = committed_paths(runtime, state).await;
+        for repo_rel in changed_paths(state, &after, &committed) {
+            let resolved = paths.resolve_repo_path(&repo_rel);
+            if let Some(target) = targets.get_mut(&resolved.display) {
+                target.git_changed = true;
+            } else if !is_orch_internal(&resolved.display, &repo_rel) {
+                let mut target = Target::new(resolved);
+                target.git_changed = true;
+                targets.insert(target.resolved.display.clone(), target);
             }
         }
     }

@@ -449,12 +449,12 @@ impl Orchestrator {
     }
 
     async fn set_status(&self, status: AgentStatus) -> Result<(), StoreError> {
-        if let Some(mut o) = self.inner.store.get_orchestrator(self.inner.id).await? {
-            if o.status != status {
-                o.status = status;
-                o.updated_at = now();
-                self.inner.store.update_orchestrator(&o).await?;
-            }
+        if let Some(mut o) = self.inner.store.get_orchestrator(self.inner.id).await?
+            && o.status != status
+        {
+            o.status = status;
+            o.updated_at = now();
+            self.inner.store.update_orchestrator(&o).await?;
         }
         Ok(())
     }

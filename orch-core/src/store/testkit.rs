@@ -1088,9 +1088,9 @@ pub mod checks {
     fn keys_for(i: u64, agents: &[Id], orchs: &[Id], wfs: &[Id]) -> EventKeys {
         EventKeys {
             agent_id: if i % 4 == 3 { None } else { Some(agents[(i % 3) as usize]) },
-            orchestrator_id: if i % 5 == 0 { None } else { Some(orchs[(i % 2) as usize]) },
-            workflow_id: if i % 3 == 0 { Some(wfs[(i % 2) as usize]) } else { None },
-            step: if i % 3 == 0 { Some(["plan", "build"][(i % 2) as usize].into()) } else { None },
+            orchestrator_id: if i.is_multiple_of(5) { None } else { Some(orchs[(i % 2) as usize]) },
+            workflow_id: if i.is_multiple_of(3) { Some(wfs[(i % 2) as usize]) } else { None },
+            step: if i.is_multiple_of(3) { Some(["plan", "build"][(i % 2) as usize].into()) } else { None },
             task_slug: if i % 7 < 3 { Some(format!("t{}", i % 2)) } else { None },
         }
     }

@@ -779,10 +779,10 @@ impl Run<'_> {
     fn result_ending(&mut self) -> Ending {
         let r = self.result.take().unwrap_or_default();
         // A failed resume reports a session id that holds nothing; keep the agent's own then.
-        if let Some(s) = r.session_id.clone() {
-            if self.init_seen || self.session_id.is_none() {
-                self.set_session(s);
-            }
+        if let Some(s) = r.session_id.clone()
+            && (self.init_seen || self.session_id.is_none())
+        {
+            self.set_session(s);
         }
         if let Some(m) = &r.model {
             self.model = m.clone();

@@ -166,10 +166,10 @@ fn serve(mut conn: UnixStream, tx: mpsc::UnboundedSender<RelayRequest>) {
     }
     // This is a plain thread, not an async context, so blocking here is fine. A dropped sender (the run
     // ended) closes the connection without an answer: the client then lets the tool run.
-    if let Ok(reply) = reply_rx.blocking_recv() {
-        if let Ok(bytes) = serde_json::to_vec(&reply) {
-            let _ = conn.write_all(&bytes);
-        }
+    if let Ok(reply) = reply_rx.blocking_recv()
+        && let Ok(bytes) = serde_json::to_vec(&reply)
+    {
+        let _ = conn.write_all(&bytes);
     }
 }
 

@@ -133,16 +133,16 @@ fn parse_result(v: &Value) -> ResultLine {
     let mut usage = usage_of(v.get("usage"));
     let model_usage = v.get("modelUsage").and_then(Value::as_object);
     // With `--max-budget-usd` the CLI reported zero `usage` but the real counts in `modelUsage`.
-    if usage.total() == 0 {
-        if let Some(mu) = model_usage {
-            for m in mu.values() {
-                usage.add(&Usage {
-                    input_tokens: u64_field(m, "inputTokens"),
-                    output_tokens: u64_field(m, "outputTokens"),
-                    cache_read_input_tokens: u64_field(m, "cacheReadInputTokens"),
-                    cache_creation_input_tokens: u64_field(m, "cacheCreationInputTokens"),
-                });
-            }
+    if usage.total() == 0
+        && let Some(mu) = model_usage
+    {
+        for m in mu.values() {
+            usage.add(&Usage {
+                input_tokens: u64_field(m, "inputTokens"),
+                output_tokens: u64_field(m, "outputTokens"),
+                cache_read_input_tokens: u64_field(m, "cacheReadInputTokens"),
+                cache_creation_input_tokens: u64_field(m, "cacheCreationInputTokens"),
+            });
         }
     }
     // Cost: the top-level figure, else the seed's fallback `usage.total_cost_usd`, else the per-model sum.
