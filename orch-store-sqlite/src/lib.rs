@@ -111,6 +111,8 @@ struct Inner {
     last_seq: watch::Sender<u64>,
     /// The queue of the reader threads (`None` for an in-memory database).
     reads: Option<mpsc::Sender<ReadJob>>,
+    /// The reader threads, joined on drop so their connections are closed before the writer's.
+    reader_threads: Vec<JoinHandle<()>>,
     poller: OnceLock<()>,
 }
 
@@ -120,12 +122,13 @@ type ReadJob = Box<dyn FnOnce(StoreResult<&Connection>) + Send>;
 /// Starts the reader threads of a database file. Each opens its connection on its first job; all take
 /// jobs from one queue, so however many agents read at once, the store holds `READERS` threads and
 /// connections, and the callers wait without a thread.
-fn start_readers(path: &Path, location: &str) -> Result<mpsc::Sender<ReadJob>, StoreError> {
+fn start_readers(path: &Path, location: &str) -> Result<(mpsc::Sender<ReadJob>, Vec<JoinHandle<()>>), StoreError> {
     let (tx, rx) = mpsc::channel::<ReadJob>();
     let rx = Arc::new(Mutex::new(rx));
+    let mut threads = Vec::with_capacity(READERS);
     for i in 0..READERS {
         let (rx, path, loc) = (rx.clone(), path.to_path_buf(), location.to_string());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("orch-sqlite-reader-{i}"))
             .spawn(move || {
                 let mut conn: Option<Connection> = None;
@@ -148,14 +151,22 @@ fn start_readers(path: &Path, location: &str) -> Result<mpsc::Sender<ReadJob>, S
                 location: location.to_string(),
                 message: format!("cannot start a reader: {e}"),
             })?;
+        threads.push(thread);
     }
-    Ok(tx)
+    Ok((tx, threads))
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the queue stops the writer once it has answered what is queued; wait for it so the
-        // database is closed (and its WAL checkpointed) when the last handle is dropped.
+        // Closing the queues stops the readers, then the writer once it has answered what is queued;
+        // wait for them so the database is closed (and its WAL checkpointed) when the last handle is
+        // dropped, not left to the process's exit.
+        drop(self.reads.take());
+        for t in self.reader_threads.drain(..) {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
         drop(self.writer.take());
         if let Some(t) = self.writer_thread.take()
             && t.thread().id() != std::thread::current().id()
@@ -183,6 +194,9 @@ impl SqliteStore {
                 message: format!("cannot create directory {}: {e}", parent.display()),
             })?;
         }
+        // Processes opening one file at once take turns until its schema is in place: two creating a
+        // new database together otherwise race on the switch to WAL and on the first migration.
+        let _opening = lock_directory_of(&path);
         schema::check_existing(&path, &location)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(&path, flags).map_err(|e| schema::open_error(&location, e))?;
@@ -225,9 +239,12 @@ impl SqliteStore {
 
     fn start(conn: Connection, location: String, path: Option<PathBuf>) -> Result<Self, StoreError> {
         let last = sql::last_seq(&conn)?;
-        let reads = match &path {
-            Some(p) => Some(start_readers(p, &location)?),
-            None => None,
+        let (reads, reader_threads) = match &path {
+            Some(p) => {
+                let (tx, threads) = start_readers(p, &location)?;
+                (Some(tx), threads)
+            }
+            None => (None, Vec::new()),
         };
         let (last_seq, _) = watch::channel(last);
         let (tx, rx) = mpsc::channel::<BoxJob>();
@@ -247,6 +264,7 @@ impl SqliteStore {
                 writer_thread: Some(thread),
                 last_seq,
                 reads,
+                reader_threads,
                 poller: OnceLock::new(),
             }),
         })
@@ -296,6 +314,23 @@ impl SqliteStore {
 
 fn writer_gone() -> StoreError {
     StoreError::Backend("the SQLite writer thread has stopped".into())
+}
+
+/// An exclusive advisory lock (`flock`) on the directory holding `path`, released when dropped. `None`
+/// where directories cannot be locked; opening then goes without it.
+fn lock_directory_of(path: &Path) -> Option<std::fs::File> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let handle = std::fs::File::open(dir).ok()?;
+    match handle.lock() {
+        Ok(()) => Some(handle),
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot lock the database directory while opening");
+            None
+        }
+    }
 }
 
 fn open_reader(path: &Path, location: &str) -> StoreResult<Connection> {
