@@ -152,3 +152,27 @@ fn uuid_like() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{:x}{:x}", t, std::process::id())
 }
+
+#[test]
+fn processes_creating_one_new_database_at_once_all_succeed() {
+    // Four processes open a database that does not exist yet, at the same moment, thirty times over.
+    for round in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                orch()
+                    .arg("--cwd")
+                    .arg(dir.path())
+                    .args(["agent", "list", "--json"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", text(&out.stderr));
+        }
+    }
+}
