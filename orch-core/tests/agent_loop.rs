@@ -433,7 +433,7 @@ async fn one_agent_never_runs_twice_at_once() {
     let first = tokio::spawn(async move { r.run(id, "one", RunOptions::default()).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let err = s.runner.run(id, "two", RunOptions::default()).await.unwrap_err();
-    assert!(matches!(err, RunError::AgentBusy(_)), "{err}");
+    assert!(matches!(err, RunError::AgentBusy { .. }), "{err}");
     assert!(s.runner.interrupt(id));
     let out = tokio::time::timeout(Duration::from_secs(10), first).await.unwrap().unwrap().unwrap();
     assert!(out.interrupted());

@@ -6,6 +6,7 @@ use orch_core::wire::{AgentStatus, Event, EventKeys, EventRecord, Id, Message, N
 
 use crate::sql::{Db, db_err, get_u64, json_decode, json_param, limit_param, not_found, now_us, usage_params};
 use crate::sqlx;
+use sqlx_postgres::PgConnection;
 
 /// Events as columns, one array per column, serialized before any connection is taken.
 pub(crate) struct Batch {
@@ -110,7 +111,10 @@ const APPEND_CTES: &str = "s AS (\
 /// Appends a batch in one statement — one round trip, one transaction: the counter row is raised by the
 /// batch size (appenders queue on that row lock until the previous one commits, so commit order is seq
 /// order), the rows are inserted from arrays, and `pg_notify` announces the last seq at commit.
-pub(crate) async fn append(db: &Db, channel: &str, batch: Batch) -> StoreResult<Vec<EventRecord>> {
+pub(crate) async fn append<'c, E>(db: &Db, exec: E, channel: &str, batch: Batch) -> StoreResult<Vec<EventRecord>>
+where
+    E: sqlx_core::executor::Executor<'c, Database = sqlx::Postgres>,
+{
     if batch.len() == 0 {
         return Ok(Vec::new());
     }
@@ -120,8 +124,7 @@ pub(crate) async fn append(db: &Db, channel: &str, batch: Batch) -> StoreResult<
         APPEND_CTES.replace("{GATE}", "")
     );
     let sql = db.sql(&sql);
-    let row: (i64, i64) =
-        batch.bind_append(sqlx::query_as(&sql), ts, channel).fetch_one(&db.pool).await.map_err(db_err)?;
+    let row: (i64, i64) = batch.bind_append(sqlx::query_as(&sql), ts, channel).fetch_one(exec).await.map_err(db_err)?;
     let last = u64::try_from(row.0).map_err(|_| StoreError::Decode(format!("negative seq {}", row.0)))?;
     batch.records(last, ts)
 }
@@ -370,10 +373,10 @@ pub(crate) async fn load_conversation(db: &Db, agent_id: Id) -> StoreResult<Vec<
     rows.iter().map(|m| json_decode(m).map_err(|e| StoreError::Decode(format!("conversation message: {e}")))).collect()
 }
 
-pub(crate) async fn clear_conversation(db: &Db, agent_id: Id) -> StoreResult<()> {
+pub(crate) async fn clear_conversation(db: &Db, conn: &mut PgConnection, agent_id: Id) -> StoreResult<()> {
     sqlx::query(&db.sql("DELETE FROM {S}.conversation WHERE agent_id = $1"))
         .bind(agent_id)
-        .execute(&db.pool)
+        .execute(&mut *conn)
         .await
         .map_err(db_err)?;
     Ok(())

@@ -136,6 +136,7 @@ pub(crate) mod sqlx {
     }
 }
 
+mod batch;
 mod config;
 mod events;
 mod listen;
@@ -146,13 +147,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orch_core::store::{
-    AgentFilter, EventQuery, EventStream, StepCommit, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery,
-    Wakeup, follow_log,
+    AgentFilter, Batch, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery, Wakeup,
+    follow_log,
 };
-use orch_core::wire::{
-    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
-    WorkflowRecord,
-};
+use orch_core::wire::{Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Prompt, SystemLog, WorkflowRecord};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 
@@ -292,28 +290,12 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn create_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()> {
-        sql::create_orchestrator(&self.inner.db, orchestrator).await
-    }
-
     async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>> {
         sql::get_orchestrator(&self.inner.db, id).await
     }
 
     async fn list_orchestrators(&self, include_archived: bool) -> StoreResult<Vec<Orchestrator>> {
         sql::list_orchestrators(&self.inner.db, include_archived).await
-    }
-
-    async fn update_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()> {
-        sql::update_orchestrator(&self.inner.db, orchestrator).await
-    }
-
-    async fn add_orchestrator_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Orchestrator> {
-        sql::add_orchestrator_usage(&self.inner.db, id, &usage, cost_usd).await
-    }
-
-    async fn create_agent(&self, agent: &Agent) -> StoreResult<()> {
-        sql::create_agent(&self.inner.db, agent).await
     }
 
     async fn get_agent(&self, id: Id) -> StoreResult<Option<Agent>> {
@@ -328,57 +310,16 @@ impl Store for PgStore {
         sql::list_agents(&self.inner.db, filter).await
     }
 
-    async fn set_agent_status(&self, id: Id, status: AgentStatus) -> StoreResult<AgentStatus> {
-        sql::set_agent_status(&self.inner.db, id, status).await
-    }
-
-    async fn save_agent_state(
-        &self,
-        id: Id,
-        state: Option<&serde_json::Value>,
-        session_id: Option<&str>,
-    ) -> StoreResult<()> {
-        sql::save_agent_state(&self.inner.db, id, state, session_id).await
-    }
-
-    async fn add_agent_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Agent> {
-        sql::add_agent_usage(&self.inner.db, id, &usage, cost_usd).await
-    }
-
-    async fn set_agent_metadata(&self, id: Id, metadata: &serde_json::Value) -> StoreResult<()> {
-        sql::set_agent_metadata(&self.inner.db, id, metadata).await
-    }
-
-    async fn archive_agent(&self, id: Id) -> StoreResult<()> {
-        sql::archive_agent(&self.inner.db, id).await
-    }
-
-    async fn insert_prompt(&self, prompt: &Prompt) -> StoreResult<()> {
-        sql::insert_prompt(&self.inner.db, prompt).await
-    }
-
     async fn list_prompts(&self, agent_id: Id) -> StoreResult<Vec<Prompt>> {
         sql::list_prompts(&self.inner.db, agent_id).await
-    }
-
-    async fn insert_chat(&self, message: &ChatMessage) -> StoreResult<()> {
-        sql::insert_chat(&self.inner.db, message).await
     }
 
     async fn list_chat(&self, orchestrator_id: Id, limit: usize) -> StoreResult<Vec<ChatMessage>> {
         sql::list_chat(&self.inner.db, orchestrator_id, limit).await
     }
 
-    async fn insert_system_log(&self, log: &SystemLog) -> StoreResult<()> {
-        sql::insert_system_log(&self.inner.db, log).await
-    }
-
     async fn list_system_logs(&self, query: &SystemLogQuery) -> StoreResult<Vec<SystemLog>> {
         sql::list_system_logs(&self.inner.db, query).await
-    }
-
-    async fn upsert_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()> {
-        sql::upsert_workflow(&self.inner.db, workflow).await
     }
 
     async fn get_workflow(&self, id: Id) -> StoreResult<Option<WorkflowRecord>> {
@@ -389,20 +330,11 @@ impl Store for PgStore {
         sql::list_workflows(&self.inner.db, orchestrator_id, limit).await
     }
 
-    async fn append(&self, events: Vec<NewEvent>) -> StoreResult<Vec<EventRecord>> {
-        if events.is_empty() {
+    async fn commit(&self, batch: Batch) -> StoreResult<Vec<EventRecord>> {
+        if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = events::Batch::new(events)?;
-        let records = events::append(&self.inner.db, &self.inner.channel, batch).await?;
-        if let Some(last) = records.last() {
-            self.inner.live.raise(last.seq);
-        }
-        Ok(records)
-    }
-
-    async fn commit_step(&self, step: StepCommit) -> StoreResult<Vec<EventRecord>> {
-        let records = events::commit_step(&self.inner.db, &self.inner.channel, step).await?;
+        let records = batch::commit(&self.inner.db, &self.inner.channel, batch).await?;
         if let Some(last) = records.last() {
             self.inner.live.raise(last.seq);
         }
@@ -411,10 +343,6 @@ impl Store for PgStore {
 
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
         events::load_conversation(&self.inner.db, agent_id).await
-    }
-
-    async fn clear_conversation(&self, agent_id: Id) -> StoreResult<()> {
-        events::clear_conversation(&self.inner.db, agent_id).await
     }
 
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>> {

@@ -170,6 +170,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_category ON {S}.events (category, seq);
     CREATE INDEX events_type ON {S}.events (type, seq);
     "#,
+    // 3: the run that holds an agent (a claim in the store, so two processes never run one agent at once).
+    r#"
+    ALTER TABLE {S}.agents ADD COLUMN run_lease jsonb;
+    "#,
 ];
 
 /// The newest schema version this build knows.

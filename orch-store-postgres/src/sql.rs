@@ -3,13 +3,12 @@
 
 use crate::sqlx;
 use orch_core::store::{AgentFilter, StoreError, StoreResult, SystemLogQuery};
-use orch_core::wire::{
-    Agent, AgentStatus, ChatMessage, Id, Orchestrator, Prompt, SystemLog, Timestamp, Usage, WorkflowRecord, now,
-};
+use orch_core::wire::{Agent, ChatMessage, Id, Orchestrator, Prompt, SystemLog, Timestamp, Usage, WorkflowRecord, now};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
+use sqlx_postgres::PgConnection;
 
 /// The pool and the quoted schema name every statement is written against.
 #[derive(Clone)]
@@ -191,7 +190,7 @@ fn orchestrator_row(row: &PgRow) -> StoreResult<Orchestrator> {
     })
 }
 
-pub(crate) async fn create_orchestrator(db: &Db, o: &Orchestrator) -> StoreResult<()> {
+pub(crate) async fn create_orchestrator(db: &Db, conn: &mut PgConnection, o: &Orchestrator) -> StoreResult<()> {
     let u = usage_params(&o.usage)?;
     sqlx::query(&db.sql(
         "INSERT INTO {S}.orchestrators (id, session_id, system_prompt, status, working_dir, input_tokens, \
@@ -212,7 +211,7 @@ pub(crate) async fn create_orchestrator(db: &Db, o: &Orchestrator) -> StoreResul
     .bind(o.archived)
     .bind(o.created_at)
     .bind(o.updated_at)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await
     .map_err(db_err)?;
     Ok(())
@@ -238,7 +237,7 @@ pub(crate) async fn list_orchestrators(db: &Db, include_archived: bool) -> Store
     rows.iter().map(orchestrator_row).collect()
 }
 
-pub(crate) async fn update_orchestrator(db: &Db, o: &Orchestrator) -> StoreResult<()> {
+pub(crate) async fn update_orchestrator(db: &Db, conn: &mut PgConnection, o: &Orchestrator) -> StoreResult<()> {
     let done = sqlx::query(&db.sql(
         "UPDATE {S}.orchestrators SET session_id = $2, system_prompt = $3, status = $4, working_dir = $5, \
          metadata = $6::jsonb, archived = $7, updated_at = $8 WHERE id = $1",
@@ -251,7 +250,7 @@ pub(crate) async fn update_orchestrator(db: &Db, o: &Orchestrator) -> StoreResul
     .bind(json_param(&o.metadata)?)
     .bind(o.archived)
     .bind(now_us())
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await
     .map_err(db_err)?;
     if done.rows_affected() == 0 {
@@ -261,7 +260,15 @@ pub(crate) async fn update_orchestrator(db: &Db, o: &Orchestrator) -> StoreResul
 }
 
 /// Adds usage and cost to a row in one UPDATE (never read-modify-write) and returns the row.
-async fn add_usage(db: &Db, table: &str, cols: &str, id: Id, usage: &Usage, cost: f64) -> StoreResult<Option<PgRow>> {
+async fn add_usage(
+    db: &Db,
+    conn: &mut PgConnection,
+    table: &str,
+    cols: &str,
+    id: Id,
+    usage: &Usage,
+    cost: f64,
+) -> StoreResult<Option<PgRow>> {
     let u = usage_params(usage)?;
     sqlx::query(&db.sql(&format!(
         "UPDATE {{S}}.{table} SET input_tokens = input_tokens + $2, output_tokens = output_tokens + $3, \
@@ -276,13 +283,19 @@ async fn add_usage(db: &Db, table: &str, cols: &str, id: Id, usage: &Usage, cost
     .bind(u[3])
     .bind(cost)
     .bind(now_us())
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(db_err)
 }
 
-pub(crate) async fn add_orchestrator_usage(db: &Db, id: Id, usage: &Usage, cost: f64) -> StoreResult<Orchestrator> {
-    let row = add_usage(db, "orchestrators", ORCH_COLS, id, usage, cost).await?;
+pub(crate) async fn add_orchestrator_usage(
+    db: &Db,
+    conn: &mut PgConnection,
+    id: Id,
+    usage: &Usage,
+    cost: f64,
+) -> StoreResult<Orchestrator> {
+    let row = add_usage(db, conn, "orchestrators", ORCH_COLS, id, usage, cost).await?;
     row.as_ref().map(orchestrator_row).transpose()?.ok_or_else(|| not_found("orchestrator", id))
 }
 
@@ -290,7 +303,7 @@ pub(crate) async fn add_orchestrator_usage(db: &Db, id: Id, usage: &Usage, cost:
 
 const AGENT_COLS: &str = "id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, \
      state::text, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, \
-     metadata::text, workflow_id, workflow_step, archived, created_at, updated_at";
+     metadata::text, workflow_id, workflow_step, archived, created_at, updated_at, run_lease::text";
 
 fn agent_row(row: &PgRow) -> StoreResult<Agent> {
     Ok(Agent {
@@ -311,17 +324,18 @@ fn agent_row(row: &PgRow) -> StoreResult<Agent> {
         archived: get(row, 17)?,
         created_at: get(row, 18)?,
         updated_at: get(row, 19)?,
+        run: get_opt_json(row, 20, "agent run lease")?,
     })
 }
 
-pub(crate) async fn create_agent(db: &Db, a: &Agent) -> StoreResult<()> {
+pub(crate) async fn create_agent(db: &Db, conn: &mut PgConnection, a: &Agent) -> StoreResult<()> {
     let u = usage_params(&a.usage)?;
     let state = a.state.as_ref().map(json_param).transpose()?;
     let res = sqlx::query(&db.sql(
         "INSERT INTO {S}.agents (id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, \
          state, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, \
-         metadata, workflow_id, workflow_step, archived, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-         $8, $9::jsonb, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19, $20)",
+         metadata, workflow_id, workflow_step, archived, created_at, updated_at, run_lease) VALUES ($1, $2, $3, $4, $5, \
+         $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19, $20, $21::jsonb)",
     ))
     .bind(a.id)
     .bind(a.orchestrator_id)
@@ -343,7 +357,8 @@ pub(crate) async fn create_agent(db: &Db, a: &Agent) -> StoreResult<()> {
     .bind(a.archived)
     .bind(a.created_at)
     .bind(a.updated_at)
-    .execute(&db.pool)
+    .bind(a.run.as_ref().map(json_param).transpose()?)
+    .execute(&mut *conn)
     .await;
     match res {
         Ok(_) => Ok(()),
@@ -392,26 +407,9 @@ pub(crate) async fn list_agents(db: &Db, filter: &AgentFilter) -> StoreResult<Ve
     rows.iter().map(agent_row).collect()
 }
 
-pub(crate) async fn set_agent_status(db: &Db, id: Id, status: AgentStatus) -> StoreResult<AgentStatus> {
-    // One statement: the row is locked while its old status is read, so the answer is the status this
-    // update replaced even under concurrent updates.
-    let old: Option<String> = sqlx::query_scalar(&db.sql(
-        "UPDATE {S}.agents a SET status = $2, updated_at = $3 \
-         FROM (SELECT id, status FROM {S}.agents WHERE id = $1 FOR UPDATE) old \
-         WHERE a.id = old.id RETURNING old.status",
-    ))
-    .bind(id)
-    .bind(status.as_str())
-    .bind(now_us())
-    .fetch_optional(&db.pool)
-    .await
-    .map_err(db_err)?;
-    let old = old.ok_or_else(|| not_found("agent", id))?;
-    AgentStatus::parse(&old).ok_or_else(|| StoreError::Decode(format!("unknown agent status '{old}'")))
-}
-
 pub(crate) async fn save_agent_state(
     db: &Db,
+    conn: &mut PgConnection,
     id: Id,
     state: Option<&serde_json::Value>,
     session_id: Option<&str>,
@@ -423,7 +421,7 @@ pub(crate) async fn save_agent_state(
             .bind(state)
             .bind(session_id)
             .bind(now_us())
-            .execute(&db.pool)
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
     if done.rows_affected() == 0 {
@@ -432,17 +430,17 @@ pub(crate) async fn save_agent_state(
     Ok(())
 }
 
-pub(crate) async fn add_agent_usage(db: &Db, id: Id, usage: &Usage, cost: f64) -> StoreResult<Agent> {
-    let row = add_usage(db, "agents", AGENT_COLS, id, usage, cost).await?;
-    row.as_ref().map(agent_row).transpose()?.ok_or_else(|| not_found("agent", id))
-}
-
-pub(crate) async fn set_agent_metadata(db: &Db, id: Id, metadata: &serde_json::Value) -> StoreResult<()> {
+pub(crate) async fn set_agent_metadata(
+    db: &Db,
+    conn: &mut PgConnection,
+    id: Id,
+    metadata: &serde_json::Value,
+) -> StoreResult<()> {
     let done = sqlx::query(&db.sql("UPDATE {S}.agents SET metadata = $2::jsonb, updated_at = $3 WHERE id = $1"))
         .bind(id)
         .bind(json_param(metadata)?)
         .bind(now_us())
-        .execute(&db.pool)
+        .execute(&mut *conn)
         .await
         .map_err(db_err)?;
     if done.rows_affected() == 0 {
@@ -451,13 +449,14 @@ pub(crate) async fn set_agent_metadata(db: &Db, id: Id, metadata: &serde_json::V
     Ok(())
 }
 
-pub(crate) async fn archive_agent(db: &Db, id: Id) -> StoreResult<()> {
-    let done = sqlx::query(&db.sql("UPDATE {S}.agents SET archived = true, updated_at = $2 WHERE id = $1"))
-        .bind(id)
-        .bind(now_us())
-        .execute(&db.pool)
-        .await
-        .map_err(db_err)?;
+pub(crate) async fn archive_agent(db: &Db, conn: &mut PgConnection, id: Id) -> StoreResult<()> {
+    let done =
+        sqlx::query(&db.sql("UPDATE {S}.agents SET archived = true, run_lease = NULL, updated_at = $2 WHERE id = $1"))
+            .bind(id)
+            .bind(now_us())
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
     if done.rows_affected() == 0 {
         return Err(not_found("agent", id));
     }
@@ -466,7 +465,7 @@ pub(crate) async fn archive_agent(db: &Db, id: Id) -> StoreResult<()> {
 
 // ---- prompts, chat, system logs, workflows ----
 
-pub(crate) async fn insert_prompt(db: &Db, p: &Prompt) -> StoreResult<()> {
+pub(crate) async fn insert_prompt(db: &Db, conn: &mut PgConnection, p: &Prompt) -> StoreResult<()> {
     sqlx::query(&db.sql(
         "INSERT INTO {S}.prompts (id, agent_id, task_slug, author, prompt_text, summary, session_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -479,7 +478,7 @@ pub(crate) async fn insert_prompt(db: &Db, p: &Prompt) -> StoreResult<()> {
     .bind(&p.summary)
     .bind(&p.session_id)
     .bind(p.created_at)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await
     .map_err(db_err)?;
     Ok(())
@@ -510,7 +509,7 @@ pub(crate) async fn list_prompts(db: &Db, agent_id: Id) -> StoreResult<Vec<Promp
         .collect()
 }
 
-pub(crate) async fn insert_chat(db: &Db, m: &ChatMessage) -> StoreResult<()> {
+pub(crate) async fn insert_chat(db: &Db, conn: &mut PgConnection, m: &ChatMessage) -> StoreResult<()> {
     sqlx::query(&db.sql(
         "INSERT INTO {S}.chat (id, orchestrator_id, sender, receiver, agent_id, message, summary, metadata, \
          created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)",
@@ -524,7 +523,7 @@ pub(crate) async fn insert_chat(db: &Db, m: &ChatMessage) -> StoreResult<()> {
     .bind(&m.summary)
     .bind(json_param(&m.metadata)?)
     .bind(m.created_at)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await
     .map_err(db_err)?;
     Ok(())
@@ -559,7 +558,7 @@ pub(crate) async fn list_chat(db: &Db, orchestrator_id: Id, limit: usize) -> Sto
         .collect()
 }
 
-pub(crate) async fn insert_system_log(db: &Db, l: &SystemLog) -> StoreResult<()> {
+pub(crate) async fn insert_system_log(db: &Db, conn: &mut PgConnection, l: &SystemLog) -> StoreResult<()> {
     sqlx::query(&db.sql(
         "INSERT INTO {S}.system_logs (id, level, message, message_folded, summary, file_path, workflow_id, \
          workflow_step, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)",
@@ -574,7 +573,7 @@ pub(crate) async fn insert_system_log(db: &Db, l: &SystemLog) -> StoreResult<()>
     .bind(&l.workflow_step)
     .bind(json_param(&l.metadata)?)
     .bind(l.created_at)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await
     .map_err(db_err)?;
     Ok(())
@@ -644,7 +643,7 @@ fn workflow_row(row: &PgRow) -> StoreResult<WorkflowRecord> {
     })
 }
 
-pub(crate) async fn upsert_workflow(db: &Db, w: &WorkflowRecord) -> StoreResult<()> {
+pub(crate) async fn upsert_workflow(db: &Db, conn: &mut PgConnection, w: &WorkflowRecord) -> StoreResult<()> {
     let duration = w.duration_seconds.map(|d| int(d, "duration_seconds")).transpose()?;
     sqlx::query(&db.sql(
         "INSERT INTO {S}.workflows (id, orchestrator_id, name, workflow_type, description, status, current_step, \
@@ -681,7 +680,7 @@ pub(crate) async fn upsert_workflow(db: &Db, w: &WorkflowRecord) -> StoreResult<
     .bind(json_param(&w.metadata)?)
     .bind(w.created_at)
     .bind(w.updated_at)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await
     .map_err(db_err)?;
     Ok(())

@@ -51,6 +51,7 @@
 //! `PRAGMA data_version` every 25 ms to see commits of other processes. A database file on a network file
 //! system is not supported (WAL needs shared memory on one host).
 
+mod batch;
 mod schema;
 mod sql;
 mod writer;
@@ -62,13 +63,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orch_core::store::{
-    AgentFilter, EventQuery, EventStream, StepCommit, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery,
-    Wakeup, follow_log,
+    AgentFilter, Batch, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery, Wakeup,
+    follow_log,
 };
-use orch_core::wire::{
-    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
-    WorkflowRecord,
-};
+use orch_core::wire::{Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Prompt, SystemLog, WorkflowRecord};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::watch;
 
@@ -385,9 +383,12 @@ fn poll(store: Weak<Inner>, path: PathBuf) {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()> {
-        let o = orchestrator.clone();
-        self.write(move |ctx| sql::create_orchestrator(ctx.conn, &o)).await
+    async fn commit(&self, batch: Batch) -> StoreResult<Vec<EventRecord>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = batch::prepare(batch)?;
+        self.write(move |ctx| batch::commit(ctx, prepared)).await
     }
 
     async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>> {
@@ -396,20 +397,6 @@ impl Store for SqliteStore {
 
     async fn list_orchestrators(&self, include_archived: bool) -> StoreResult<Vec<Orchestrator>> {
         self.read(move |c| sql::list_orchestrators(c, include_archived)).await
-    }
-
-    async fn update_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()> {
-        let o = orchestrator.clone();
-        self.write(move |ctx| sql::update_orchestrator(ctx.conn, &o)).await
-    }
-
-    async fn add_orchestrator_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Orchestrator> {
-        self.write(move |ctx| sql::add_orchestrator_usage(ctx.conn, id, &usage, cost_usd)).await
-    }
-
-    async fn create_agent(&self, agent: &Agent) -> StoreResult<()> {
-        let a = agent.clone();
-        self.write(move |ctx| sql::create_agent(ctx.conn, &a)).await
     }
 
     async fn get_agent(&self, id: Id) -> StoreResult<Option<Agent>> {
@@ -426,65 +413,17 @@ impl Store for SqliteStore {
         self.read(move |c| sql::list_agents(c, &filter)).await
     }
 
-    async fn set_agent_status(&self, id: Id, status: AgentStatus) -> StoreResult<AgentStatus> {
-        self.write(move |ctx| sql::set_agent_status(ctx.conn, id, status)).await
-    }
-
-    async fn save_agent_state(
-        &self,
-        id: Id,
-        state: Option<&serde_json::Value>,
-        session_id: Option<&str>,
-    ) -> StoreResult<()> {
-        let state = state.cloned();
-        let session_id = session_id.map(str::to_string);
-        self.write(move |ctx| sql::save_agent_state(ctx.conn, id, state.as_ref(), session_id.as_deref())).await
-    }
-
-    async fn add_agent_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Agent> {
-        self.write(move |ctx| sql::add_agent_usage(ctx.conn, id, &usage, cost_usd)).await
-    }
-
-    async fn set_agent_metadata(&self, id: Id, metadata: &serde_json::Value) -> StoreResult<()> {
-        let metadata = metadata.clone();
-        self.write(move |ctx| sql::set_agent_metadata(ctx.conn, id, &metadata)).await
-    }
-
-    async fn archive_agent(&self, id: Id) -> StoreResult<()> {
-        self.write(move |ctx| sql::archive_agent(ctx.conn, id)).await
-    }
-
-    async fn insert_prompt(&self, prompt: &Prompt) -> StoreResult<()> {
-        let p = prompt.clone();
-        self.write(move |ctx| sql::insert_prompt(ctx.conn, &p)).await
-    }
-
     async fn list_prompts(&self, agent_id: Id) -> StoreResult<Vec<Prompt>> {
         self.read(move |c| sql::list_prompts(c, agent_id)).await
-    }
-
-    async fn insert_chat(&self, message: &ChatMessage) -> StoreResult<()> {
-        let m = message.clone();
-        self.write(move |ctx| sql::insert_chat(ctx.conn, &m)).await
     }
 
     async fn list_chat(&self, orchestrator_id: Id, limit: usize) -> StoreResult<Vec<ChatMessage>> {
         self.read(move |c| sql::list_chat(c, orchestrator_id, limit)).await
     }
 
-    async fn insert_system_log(&self, log: &SystemLog) -> StoreResult<()> {
-        let l = log.clone();
-        self.write(move |ctx| sql::insert_system_log(ctx.conn, &l)).await
-    }
-
     async fn list_system_logs(&self, query: &SystemLogQuery) -> StoreResult<Vec<SystemLog>> {
         let q = query.clone();
         self.read(move |c| sql::list_system_logs(c, &q)).await
-    }
-
-    async fn upsert_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()> {
-        let w = workflow.clone();
-        self.write(move |ctx| sql::upsert_workflow(ctx.conn, &w)).await
     }
 
     async fn get_workflow(&self, id: Id) -> StoreResult<Option<WorkflowRecord>> {
@@ -495,25 +434,8 @@ impl Store for SqliteStore {
         self.read(move |c| sql::list_workflows(c, orchestrator_id, limit)).await
     }
 
-    async fn append(&self, events: Vec<NewEvent>) -> StoreResult<Vec<EventRecord>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let prepared = sql::prepare_events(events)?;
-        self.write(move |ctx| sql::insert_events(ctx, prepared)).await
-    }
-
-    async fn commit_step(&self, step: StepCommit) -> StoreResult<Vec<EventRecord>> {
-        let prepared = sql::prepare_step(step)?;
-        self.write(move |ctx| sql::commit_step(ctx, prepared)).await
-    }
-
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
         self.read(move |c| sql::load_conversation(c, agent_id)).await
-    }
-
-    async fn clear_conversation(&self, agent_id: Id) -> StoreResult<()> {
-        self.write(move |ctx| sql::clear_conversation(ctx.conn, agent_id)).await
     }
 
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>> {

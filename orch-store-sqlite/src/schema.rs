@@ -160,6 +160,10 @@ const MIGRATIONS: &[&str] = &[
     -- index, which multiplied the pages every agent step writes (and syncs). Type and category filters
     -- are applied while scanning the seq range or one of the indexes above.
     "#,
+    // 3: the run that holds an agent (a claim in the store, so two processes never run one agent at once).
+    r#"
+    ALTER TABLE agents ADD COLUMN run_lease TEXT;
+    "#,
 ];
 
 /// The newest schema version this build knows.

@@ -2,9 +2,9 @@
 //! readers on a pooled connection, writers inside the writer's batch transaction.
 
 use chrono::SecondsFormat;
-use orch_core::store::{AgentFilter, EventQuery, StepCommit, StoreError, StoreResult, SystemLogQuery};
+use orch_core::store::{AgentFilter, EventQuery, StoreError, StoreResult, SystemLogQuery};
 use orch_core::wire::{
-    Agent, AgentStatus, ChatMessage, Event, EventKeys, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt,
+    Agent, ChatMessage, Event, EventKeys, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, RunLease,
     SystemLog, Timestamp, Usage, WorkflowRecord, now,
 };
 use rusqlite::types::{Type, Value as SqlValue};
@@ -28,15 +28,15 @@ pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn conv<T, E: std::error::Error + Send + Sync + 'static>(i: usize, r: Result<T, E>) -> rusqlite::Result<T> {
+pub(crate) fn conv<T, E: std::error::Error + Send + Sync + 'static>(i: usize, r: Result<T, E>) -> rusqlite::Result<T> {
     r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
 }
 
-fn id_text(id: Id) -> String {
+pub(crate) fn id_text(id: Id) -> String {
     id.hyphenated().to_string()
 }
 
-fn opt_id_text(id: Option<Id>) -> Option<String> {
+pub(crate) fn opt_id_text(id: Option<Id>) -> Option<String> {
     id.map(id_text)
 }
 
@@ -53,7 +53,7 @@ fn int(v: u64, what: &str) -> StoreResult<i64> {
     i64::try_from(v).map_err(|_| StoreError::Backend(format!("{what} {v} is too large to store")))
 }
 
-fn json_text(v: &Value) -> StoreResult<String> {
+pub(crate) fn json_text(v: &Value) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot encode JSON: {e}")))
 }
 
@@ -123,7 +123,7 @@ fn get_usage(row: &Row<'_>, first: usize) -> rusqlite::Result<Usage> {
     })
 }
 
-fn usage_params(u: &Usage) -> StoreResult<[i64; 4]> {
+pub(crate) fn usage_params(u: &Usage) -> StoreResult<[i64; 4]> {
     Ok([
         int(u.input_tokens, "input_tokens")?,
         int(u.output_tokens, "output_tokens")?,
@@ -132,7 +132,7 @@ fn usage_params(u: &Usage) -> StoreResult<[i64; 4]> {
     ])
 }
 
-fn not_found(what: &str, id: Id) -> StoreError {
+pub(crate) fn not_found(what: &str, id: Id) -> StoreError {
     StoreError::NotFound { what: format!("{what} {id}") }
 }
 
@@ -258,7 +258,7 @@ pub(crate) fn add_orchestrator_usage(conn: &Connection, id: Id, usage: &Usage, c
 
 const AGENT_COLS: &str = "id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, state, \
      input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, metadata, \
-     workflow_id, workflow_step, archived, created_at, updated_at";
+     workflow_id, workflow_step, archived, created_at, updated_at, run_lease";
 
 fn agent_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     Ok(Agent {
@@ -279,6 +279,7 @@ fn agent_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         archived: row.get(17)?,
         created_at: get_ts(row, 18)?,
         updated_at: get_ts(row, 19)?,
+        run: get_opt_json(row, 20)?.map(|v| conv(20, serde_json::from_value::<RunLease>(v))).transpose()?,
     })
 }
 
@@ -286,10 +287,11 @@ pub(crate) fn create_agent(conn: &Connection, a: &Agent) -> StoreResult<()> {
     let u = usage_params(&a.usage)?;
     let state = a.state.as_ref().map(json_text).transpose()?;
     let metadata = json_text(&a.metadata)?;
+    let run = a.run.as_ref().map(lease_text).transpose()?;
     let res = conn
         .prepare_cached(&format!(
             "INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-             ?15, ?16, ?17, ?18, ?19, ?20)"
+             ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
         ))
         .and_then(|mut s| {
             s.execute(params![
@@ -313,6 +315,7 @@ pub(crate) fn create_agent(conn: &Connection, a: &Agent) -> StoreResult<()> {
                 a.archived,
                 ts_text(a.created_at),
                 ts_text(a.updated_at),
+                run,
             ])
         });
     match res {
@@ -355,41 +358,6 @@ pub(crate) fn list_agents(conn: &Connection, filter: &AgentFilter) -> StoreResul
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
 }
 
-pub(crate) fn set_agent_status(conn: &Connection, id: Id, status: AgentStatus) -> StoreResult<AgentStatus> {
-    // Runs inside the writer's transaction: the read and the update are one atomic step.
-    let old: Option<String> = conn
-        .prepare_cached("SELECT status FROM agents WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id_text(id)], |r| r.get(0)).optional())
-        .map_err(db_err)?;
-    let old = old.ok_or_else(|| not_found("agent", id))?;
-    let old = AgentStatus::parse(&old).ok_or_else(|| StoreError::Decode(format!("unknown agent status '{old}'")))?;
-    conn.prepare_cached("UPDATE agents SET status = ?2, updated_at = ?3 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![id_text(id), status.as_str(), ts_text(now())]))
-        .map_err(db_err)?;
-    Ok(old)
-}
-
-pub(crate) fn save_agent_state(
-    conn: &Connection,
-    id: Id,
-    state: Option<&Value>,
-    session_id: Option<&str>,
-) -> StoreResult<()> {
-    let state = state.map(json_text).transpose()?;
-    let n = conn
-        .prepare_cached("UPDATE agents SET state = ?2, session_id = ?3, updated_at = ?4 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![id_text(id), state, session_id, ts_text(now())]))
-        .map_err(db_err)?;
-    if n == 0 {
-        return Err(not_found("agent", id));
-    }
-    Ok(())
-}
-
-pub(crate) fn add_agent_usage(conn: &Connection, id: Id, usage: &Usage, cost: f64) -> StoreResult<Agent> {
-    add_usage(conn, ("agents", "agent", AGENT_COLS), agent_row, id, usage, cost)
-}
-
 pub(crate) fn set_agent_metadata(conn: &Connection, id: Id, metadata: &Value) -> StoreResult<()> {
     let metadata = json_text(metadata)?;
     let n = conn
@@ -404,7 +372,7 @@ pub(crate) fn set_agent_metadata(conn: &Connection, id: Id, metadata: &Value) ->
 
 pub(crate) fn archive_agent(conn: &Connection, id: Id) -> StoreResult<()> {
     let n = conn
-        .prepare_cached("UPDATE agents SET archived = 1, updated_at = ?2 WHERE id = ?1")
+        .prepare_cached("UPDATE agents SET archived = 1, run_lease = NULL, updated_at = ?2 WHERE id = ?1")
         .and_then(|mut s| s.execute(params![id_text(id), ts_text(now())]))
         .map_err(db_err)?;
     if n == 0 {
@@ -810,83 +778,7 @@ pub(crate) fn prune_events(conn: &Connection, before: Timestamp) -> StoreResult<
     Ok(n as u64)
 }
 
-// ---- steps and conversations ----
-
-/// A step with its messages serialized before it reaches the writer thread.
-pub(crate) struct PreparedStep {
-    agent_id: Id,
-    status: Option<AgentStatus>,
-    usage: Option<([i64; 4], f64)>,
-    state: Option<(Option<String>, Option<String>)>,
-    messages: Vec<String>,
-    events: Vec<PreparedEvent>,
-}
-
-/// Serializes a step for [`commit_step`].
-pub(crate) fn prepare_step(step: StepCommit) -> StoreResult<PreparedStep> {
-    let usage = step.usage.map(|(u, cost)| usage_params(&u).map(|p| (p, cost))).transpose()?;
-    let state =
-        step.state.map(|s| s.state.as_ref().map(json_text).transpose().map(|st| (st, s.session_id))).transpose()?;
-    let messages = step
-        .messages
-        .iter()
-        .map(|m| serde_json::to_string(m).map_err(|e| StoreError::Backend(format!("cannot encode message: {e}"))))
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(PreparedStep {
-        agent_id: step.agent_id,
-        status: step.status,
-        usage,
-        state,
-        messages,
-        events: prepare_events(step.events)?,
-    })
-}
-
-/// Applies a step: agent status/usage/state in one UPDATE, conversation messages, events.
-pub(crate) fn commit_step(ctx: &mut WriteCtx<'_>, step: PreparedStep) -> StoreResult<Vec<EventRecord>> {
-    let id = id_text(step.agent_id);
-    let (u, cost) = step.usage.unwrap_or(([0; 4], 0.0));
-    let (has_state, state, session) = match step.state {
-        Some((state, session)) => (true, state, session),
-        None => (false, None, None),
-    };
-    let n = ctx
-        .conn
-        .prepare_cached(
-            "UPDATE agents SET status = COALESCE(?2, status), input_tokens = input_tokens + ?3, \
-             output_tokens = output_tokens + ?4, cache_read_input_tokens = cache_read_input_tokens + ?5, \
-             cache_creation_input_tokens = cache_creation_input_tokens + ?6, total_cost_usd = total_cost_usd + ?7, \
-             state = CASE WHEN ?8 THEN ?9 ELSE state END, session_id = CASE WHEN ?8 THEN ?10 ELSE session_id END, \
-             updated_at = ?11 WHERE id = ?1",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                id,
-                step.status.map(AgentStatus::as_str),
-                u[0],
-                u[1],
-                u[2],
-                u[3],
-                cost,
-                has_state,
-                state,
-                session,
-                ts_text(now()),
-            ])
-        })
-        .map_err(db_err)?;
-    if n == 0 {
-        return Err(not_found("agent", step.agent_id));
-    }
-    if !step.messages.is_empty() {
-        let mut s =
-            ctx.conn.prepare_cached("INSERT INTO conversation (agent_id, message) VALUES (?1, ?2)").map_err(db_err)?;
-        for m in &step.messages {
-            s.execute(params![id, m]).map_err(db_err)?;
-        }
-    }
-    insert_events(ctx, step.events)
-}
+// ---- conversations ----
 
 pub(crate) fn load_conversation(conn: &Connection, agent_id: Id) -> StoreResult<Vec<Message>> {
     let mut s =
@@ -905,4 +797,9 @@ pub(crate) fn clear_conversation(conn: &Connection, agent_id: Id) -> StoreResult
         .and_then(|mut s| s.execute([id_text(agent_id)]))
         .map_err(db_err)?;
     Ok(())
+}
+
+/// A run lease as stored.
+pub(crate) fn lease_text(lease: &RunLease) -> StoreResult<String> {
+    serde_json::to_string(lease).map_err(|e| StoreError::Backend(format!("cannot encode run lease: {e}")))
 }

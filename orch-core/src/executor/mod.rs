@@ -6,6 +6,7 @@
 
 #[cfg(all(feature = "tokio", unix))]
 pub mod claude_code;
+pub mod lease;
 pub mod native;
 mod route;
 mod runner;
@@ -26,7 +27,7 @@ use crate::Interrupt;
 use crate::hook::HookRegistry;
 use crate::model::{ModelDelta, ModelError};
 use crate::runtime::Runtime;
-use crate::store::{StepCommit, Store, StoreError};
+use crate::store::{Batch, Store, StoreError};
 use crate::tool::ToolRegistry;
 use crate::wire::{Agent, EventRecord, PromptAuthor, Usage};
 
@@ -128,9 +129,14 @@ pub enum RunError {
     /// No such agent.
     #[error("agent {0} not found")]
     AgentNotFound(String),
-    /// The agent is already running a turn.
-    #[error("agent '{0}' is busy: it is already running a turn")]
-    AgentBusy(String),
+    /// The agent is already running a turn, here or in another process.
+    #[error("agent '{name}' is busy: it is already running {run}")]
+    AgentBusy {
+        /// Agent name.
+        name: String,
+        /// The run in progress (its task, process and host).
+        run: String,
+    },
     /// The agent has a turn left unfinished by a crash; resume it first.
     #[error(
         "agent '{0}' has an unfinished turn (the process running it stopped); resume it before sending a new prompt"
@@ -177,10 +183,10 @@ pub struct TurnContext {
 }
 
 impl TurnContext {
-    /// Stores one step of the run atomically ([`Store::commit_step`]) and hands the appended records to
+    /// Stores one step of the run atomically ([`Store::commit`]) and hands the appended records to
     /// the run's [`RunOptions::on_events`]. Every executor commits through here.
-    pub async fn commit(&self, step: StepCommit) -> Result<Vec<EventRecord>, StoreError> {
-        let records = self.store.commit_step(step).await?;
+    pub async fn commit(&self, step: impl Into<Batch>) -> Result<Vec<EventRecord>, StoreError> {
+        let records = self.store.commit(step.into()).await?;
         if let Some(cb) = &self.options.on_events {
             cb(&records);
         }

@@ -22,7 +22,7 @@ use crate::model::{
     ModelAliases, ModelDelta, ModelError, ModelProvider, ModelRequest, ModelSpec, PriceTable, ResponseAssembler,
     ToolSpec,
 };
-use crate::store::{SavedState, StepCommit};
+use crate::store::{Change, SavedState, StepCommit};
 use crate::tool::{ToolContext, ToolError};
 use crate::wire::{
     AgentStatus, ContentBlock, Event, EventKeys, LogLevel, Message, NewEvent, Role, Timestamp, Usage, now,
@@ -156,6 +156,7 @@ impl AgentExecutor for NativeExecutor {
             unsaved: Vec::new(),
             state,
             buf: Vec::new(),
+            changes: Vec::new(),
             status: None,
             usage: None,
             started: Instant::now(),
@@ -220,6 +221,8 @@ struct Run<'a> {
     unsaved: Vec<Message>,
     state: LoopState,
     buf: Vec<NewEvent>,
+    /// Entity changes to store with the next commit (the turn's prompt row).
+    changes: Vec<Change>,
     status: Option<AgentStatus>,
     usage: Option<(Usage, f64)>,
     started: Instant,
@@ -278,6 +281,7 @@ impl Run<'_> {
             usage: self.usage.take(),
             state: Some(SavedState { state: Some(state), session_id: self.cx.agent.session_id.clone() }),
             messages: std::mem::take(&mut self.unsaved),
+            changes: std::mem::take(&mut self.changes),
             events: std::mem::take(&mut self.buf),
         };
         self.cx.commit(step).await?;
@@ -323,7 +327,7 @@ impl Run<'_> {
             session_id: self.cx.agent.session_id.clone(),
             created_at: at,
         };
-        self.cx.store.insert_prompt(&row).await?;
+        self.changes.push(Change::InsertPrompt(Box::new(row)));
         let old = self.cx.agent.status;
         if old != AgentStatus::Executing {
             self.emit(Event::AgentStatusChanged { old_status: old, new_status: AgentStatus::Executing });

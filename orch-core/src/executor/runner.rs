@@ -2,16 +2,20 @@
 //! and interrupts.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use futures::{FutureExt, StreamExt};
+
+use super::lease::{self, LEASE_RENEW_EVERY};
 use super::{AgentExecutor, NativeExecutor, RunError, RunOptions, RunOutcome, TurnContext};
 use crate::Interrupt;
 use crate::hook::HookRegistry;
 use crate::model::ModelProvider;
 use crate::runtime::Runtime;
-use crate::store::Store;
+use crate::store::{Batch, Change, Store, StoreError};
 use crate::tool::ToolRegistry;
-use crate::wire::{Agent, Event, EventKeys, Id, NewEvent};
+use crate::wire::{Agent, Event, EventKeys, Id, RunLease, new_id};
 
 /// Runs agents. Cheap to clone; clones share the set of running agents.
 #[derive(Clone)]
@@ -21,7 +25,32 @@ pub struct AgentRunner {
     tools: ToolRegistry,
     hooks: HookRegistry,
     runtime: Arc<dyn Runtime>,
-    running: Arc<Mutex<HashMap<Id, Interrupt>>>,
+    shared: Arc<Shared>,
+}
+
+/// What clones of one runner share: the runs of this process, and whether the log is being followed
+/// for interrupt requests from other processes.
+#[derive(Default)]
+struct Shared {
+    running: Mutex<HashMap<Id, Running>>,
+    watching: AtomicBool,
+}
+
+impl Shared {
+    fn running(&self) -> MutexGuard<'_, HashMap<Id, Running>> {
+        // A poisoned lock only means a thread panicked mid-update; the map is still usable.
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A run of this process.
+struct Running {
+    interrupt: Interrupt,
+    /// `InterruptRequested` events at or below this seq were appended before the run claimed its
+    /// agent, so they are not meant for it.
+    since_seq: u64,
+    /// What the run is, for busy messages.
+    describe: String,
 }
 
 impl std::fmt::Debug for AgentRunner {
@@ -90,22 +119,20 @@ impl AgentRunnerBuilder {
             tools: self.tools,
             hooks: self.hooks,
             runtime,
-            running: Arc::new(Mutex::new(HashMap::new())),
+            shared: Arc::default(),
         }
     }
 }
 
 /// Removes an agent from the running set when its run ends, however it ends.
 struct RunningGuard {
-    running: Arc<Mutex<HashMap<Id, Interrupt>>>,
+    shared: Arc<Shared>,
     id: Id,
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.running.lock() {
-            m.remove(&self.id);
-        }
+        self.shared.running().remove(&self.id);
     }
 }
 
@@ -136,9 +163,8 @@ impl AgentRunner {
         &self.hooks
     }
 
-    /// Creates an agent, recording `AgentCreated`. Fails if a live agent has the name.
+    /// Creates an agent, recording `AgentCreated` in the same commit. Fails if a live agent has the name.
     pub async fn create_agent(&self, agent: Agent) -> Result<Agent, RunError> {
-        self.store.create_agent(&agent).await?;
         let keys = EventKeys {
             agent_id: Some(agent.id),
             orchestrator_id: agent.orchestrator_id,
@@ -146,7 +172,10 @@ impl AgentRunner {
             step: agent.workflow_step.clone(),
             task_slug: None,
         };
-        self.store.append(vec![NewEvent::new(keys, Event::AgentCreated { agent: Box::new(agent.clone()) })]).await?;
+        let batch = Batch::new()
+            .change(Change::CreateAgent(Box::new(agent.clone())))
+            .event(keys, Event::AgentCreated { agent: Box::new(agent.clone()) });
+        self.store.commit(batch).await?;
         Ok(agent)
     }
 
@@ -170,14 +199,14 @@ impl AgentRunner {
 
     /// Whether the agent is running a turn in this process.
     pub fn is_running(&self, agent_id: Id) -> bool {
-        self.running.lock().map(|m| m.contains_key(&agent_id)).unwrap_or(false)
+        self.shared.running().contains_key(&agent_id)
     }
 
     /// Interrupts the agent's running turn. Returns whether one was running here.
     pub fn interrupt(&self, agent_id: Id) -> bool {
-        match self.running.lock().ok().and_then(|m| m.get(&agent_id).cloned()) {
-            Some(i) => {
-                i.trigger();
+        match self.shared.running().get(&agent_id) {
+            Some(r) => {
+                r.interrupt.trigger();
                 true
             }
             None => false,
@@ -199,18 +228,115 @@ impl AgentRunner {
         self.run_inner(agent_id, None, options).await
     }
 
-    /// Claims the agent for one run in this process, without starting it: while the claim is held,
-    /// [`AgentRunner::is_running`] is true, [`AgentRunner::interrupt`] reaches it, and any other run of
-    /// the agent is refused with [`RunError::AgentBusy`]. Hosts that start runs in the background claim
-    /// first, so two commands sent at once can never both start. `name` is used in the error.
-    pub fn claim(&self, agent_id: Id, name: &str, interrupt: Option<Interrupt>) -> Result<RunClaim, RunError> {
+    /// Claims the agent for one run, without starting it. The claim is taken in the store, so it holds
+    /// against every process sharing the database: while it is held, [`AgentRunner::is_running`] is
+    /// true here, [`AgentRunner::interrupt`] and `InterruptRequested` events from other processes reach
+    /// it, and any other run of the agent, here or elsewhere, is refused with [`RunError::AgentBusy`]
+    /// naming this one. A claim whose process is gone (or, on another host, whose lease expired) is
+    /// taken over. Hosts that start runs in the background claim first, so two commands sent at once
+    /// can never both start. `name` is used in errors; `task_slug` names the run in them.
+    pub async fn claim(
+        &self,
+        agent_id: Id,
+        name: &str,
+        task_slug: Option<String>,
+        interrupt: Option<Interrupt>,
+    ) -> Result<RunClaim, RunError> {
         let interrupt = interrupt.unwrap_or_default();
-        let mut m = self.running.lock().map_err(|_| RunError::AgentBusy(name.to_string()))?;
-        if m.contains_key(&agent_id) {
-            return Err(RunError::AgentBusy(name.to_string()));
+        let describe = match &task_slug {
+            Some(slug) => format!("task {slug} (in this process)"),
+            None => "a run in this process".to_string(),
+        };
+        {
+            let mut running = self.shared.running();
+            if let Some(r) = running.get(&agent_id) {
+                return Err(RunError::AgentBusy { name: name.to_string(), run: r.describe.clone() });
+            }
+            running.insert(agent_id, Running { interrupt: interrupt.clone(), since_seq: u64::MAX, describe });
         }
-        m.insert(agent_id, interrupt.clone());
-        Ok(RunClaim { agent_id, interrupt, _guard: RunningGuard { running: self.running.clone(), id: agent_id } })
+        let guard = RunningGuard { shared: self.shared.clone(), id: agent_id };
+        self.watch_interrupt_requests().await;
+        let since_seq = self.store.last_seq().await?;
+        if let Some(r) = self.shared.running().get_mut(&agent_id) {
+            r.since_seq = since_seq;
+        }
+        let lease = lease::new_lease(new_id(), task_slug);
+        let current = self.store.get_agent(agent_id).await?.ok_or_else(|| RunError::AgentNotFound(name.to_string()))?;
+        let expect = match current.run {
+            Some(held) if lease::is_stale(&held) => {
+                tracing::info!(agent = %name, stale = %held, "taking over the claim of a run whose process is gone");
+                Some(held.run_id)
+            }
+            Some(held) => return Err(RunError::AgentBusy { name: name.to_string(), run: held.to_string() }),
+            None => None,
+        };
+        let swap = Change::SwapRun { agent_id, expect, lease: Some(lease.clone()) };
+        lease::register(lease.run_id);
+        let registered = Registered(lease.run_id);
+        match self.store.commit(Batch::new().change(swap)).await {
+            Ok(_) => {}
+            Err(StoreError::RunConflict { current, .. }) => {
+                let run = current.map_or_else(|| "another run".to_string(), |l| l.to_string());
+                return Err(RunError::AgentBusy { name: name.to_string(), run });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+        self.runtime.spawn(
+            renew_lease(agent_id, self.store.clone(), self.runtime.clone(), lease.clone(), interrupt.clone(), stopped)
+                .boxed(),
+        );
+        Ok(RunClaim {
+            agent_id,
+            interrupt,
+            lease,
+            store: self.store.clone(),
+            runtime: self.runtime.clone(),
+            released: false,
+            _stop_renewal: stop,
+            _registered: registered,
+            _guard: guard,
+        })
+    }
+
+    /// Follows the log (once per runner and its clones) and interrupts runs of this process for which
+    /// another process appended `InterruptRequested` (`orch agent interrupt` from a second terminal).
+    async fn watch_interrupt_requests(&self) {
+        if self.shared.watching.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let since = match self.store.last_seq().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow the log for interrupt requests");
+                self.shared.watching.store(false, Ordering::SeqCst);
+                return;
+            }
+        };
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        let mut stream = self.store.subscribe(since);
+        self.runtime.spawn(
+            async move {
+                while let Some(item) = stream.next().await {
+                    let Some(shared) = weak.upgrade() else { return };
+                    let rec = match item {
+                        Ok(rec) => rec,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "stopped following the log for interrupt requests");
+                            shared.watching.store(false, Ordering::SeqCst);
+                            return;
+                        }
+                    };
+                    if let (Event::InterruptRequested { .. }, Some(id)) = (&rec.event, rec.keys.agent_id)
+                        && let Some(r) = shared.running().get(&id)
+                        && rec.seq > r.since_seq
+                    {
+                        r.interrupt.trigger();
+                    }
+                }
+            }
+            .boxed(),
+        );
     }
 
     /// Runs a claimed agent: `Some(prompt)` starts a new turn, `None` resumes an unfinished one. The
@@ -268,7 +394,7 @@ impl AgentRunner {
             runtime: self.runtime.clone(),
         };
         let result = self.executor.run_turn(cx, prompt).await;
-        drop(claim);
+        claim.release().await;
         result
     }
 
@@ -284,8 +410,40 @@ impl AgentRunner {
         options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
         let agent = self.live_agent(agent_id).await?;
-        let claim = self.claim(agent_id, &agent.name, options.interrupt.clone())?;
+        let claim = self.claim(agent_id, &agent.name, options.task_slug.clone(), options.interrupt.clone()).await?;
+        // Loaded again under the claim: another process may have changed it before the claim was taken.
+        let agent = self.live_agent(agent_id).await?;
         self.run_loaded(claim, agent, prompt, options).await
+    }
+}
+
+/// Renews a claim's lease until the claim ends (`stopped` resolves when the claim is dropped). A
+/// renewal that finds the claim taken over interrupts the run: another process runs the agent now.
+async fn renew_lease(
+    agent_id: Id,
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+    mut lease: RunLease,
+    interrupt: Interrupt,
+    mut stopped: futures::channel::oneshot::Receiver<()>,
+) {
+    loop {
+        if let futures::future::Either::Right(_) =
+            futures::future::select(runtime.sleep(LEASE_RENEW_EVERY), &mut stopped).await
+        {
+            return;
+        }
+        let next = lease::renewed(&lease);
+        let swap = Change::SwapRun { agent_id, expect: Some(lease.run_id), lease: Some(next.clone()) };
+        match store.commit(Batch::new().change(swap)).await {
+            Ok(_) => lease = next,
+            Err(StoreError::RunConflict { current, .. }) => {
+                tracing::warn!(run = %lease.run_id, holder = ?current, "the agent's claim was taken over; interrupting this run");
+                interrupt.trigger();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew a run's lease; will retry"),
+        }
     }
 }
 
@@ -293,7 +451,23 @@ impl AgentRunner {
 pub struct RunClaim {
     agent_id: Id,
     interrupt: Interrupt,
+    lease: RunLease,
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+    released: bool,
+    /// Dropped with the claim, which stops the lease renewal.
+    _stop_renewal: futures::channel::oneshot::Sender<()>,
+    _registered: Registered,
     _guard: RunningGuard,
+}
+
+/// A run registered as live in this process ([`lease::register`]) until dropped.
+struct Registered(Id);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lease::unregister(self.0);
+    }
 }
 
 impl RunClaim {
@@ -306,10 +480,41 @@ impl RunClaim {
     pub fn interrupt(&self) -> &Interrupt {
         &self.interrupt
     }
+
+    /// The lease held in the store.
+    pub fn lease(&self) -> &RunLease {
+        &self.lease
+    }
+
+    /// Releases the claim in the store and here. (Dropping a claim releases it too, in the background.)
+    pub async fn release(mut self) {
+        self.released = true;
+        release_lease(self.store.as_ref(), self.agent_id, self.lease.run_id).await;
+    }
+}
+
+async fn release_lease(store: &dyn Store, agent_id: Id, run_id: Id) {
+    let swap = Change::SwapRun { agent_id, expect: Some(run_id), lease: None };
+    match store.commit(Batch::new().change(swap)).await {
+        // Taken over, or the agent was deleted: nothing of ours to release.
+        Ok(_) | Err(StoreError::RunConflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, %agent_id, "could not release the agent's claim; it goes stale when this process ends")
+        }
+    }
+}
+
+impl Drop for RunClaim {
+    fn drop(&mut self) {
+        if !self.released {
+            let (store, agent_id, run_id) = (self.store.clone(), self.agent_id, self.lease.run_id);
+            self.runtime.spawn(async move { release_lease(store.as_ref(), agent_id, run_id).await }.boxed());
+        }
+    }
 }
 
 impl std::fmt::Debug for RunClaim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunClaim").field("agent_id", &self.agent_id).finish_non_exhaustive()
+        f.debug_struct("RunClaim").field("agent_id", &self.agent_id).field("lease", &self.lease).finish_non_exhaustive()
     }
 }

@@ -22,11 +22,9 @@ use super::files::{FileSnapshot, track_run};
 use crate::executor::native::task_slug;
 use crate::executor::{AgentRunner, DeltaCallback, RunError, RunOptions, RunOutcome, is_claude_code_model};
 use crate::model::{ModelAliases, ModelSpec};
-use crate::store::{AgentFilter, EventQuery, Store, StoreError};
+use crate::store::{AgentFilter, Batch, Change, EventQuery, Store, StoreError};
 use crate::template::Templates;
-use crate::wire::{
-    Agent, AgentStatus, Event, EventKeys, EventRecord, Id, LogLevel, NewEvent, PromptAuthor, SystemLog, new_id, now,
-};
+use crate::wire::{Agent, AgentStatus, Event, EventKeys, EventRecord, Id, LogLevel, NewEvent, PromptAuthor, now};
 
 /// Default model calls per command run (the seed's `MAX_AGENT_TURNS`).
 pub const DEFAULT_MAX_AGENT_TURNS: u32 = 500;
@@ -455,12 +453,6 @@ impl AgentManager {
         if let Some(t) = self.running_ticket(agent.id) {
             return Err(ManageError::Busy { name: agent.name.clone(), task: format!("task {}", t.task_slug) });
         }
-        if agent.status == AgentStatus::Executing {
-            return Err(ManageError::Busy {
-                name: agent.name.clone(),
-                task: "a run in another process; if that process is gone, interrupt_agent resets it".into(),
-            });
-        }
         let mut options = RunOptions {
             max_turns: self.inner.config.max_turns,
             author,
@@ -479,11 +471,11 @@ impl AgentManager {
         }
         let slug = slug.unwrap_or_else(|| task_slug(&prompt, now()));
         options.task_slug = Some(slug.clone());
-        let claim = self
-            .inner
-            .runner
-            .claim(agent.id, &agent.name, None)
-            .map_err(|_| ManageError::Busy { name: agent.name.clone(), task: "another run".into() })?;
+        let claim =
+            self.inner.runner.claim(agent.id, &agent.name, Some(slug.clone()), None).await.map_err(|e| match e {
+                RunError::AgentBusy { name, run } => ManageError::Busy { name, task: run },
+                other => ManageError::from(other),
+            })?;
         let (tx, rx) = futures::channel::oneshot::channel::<RunReport>();
         let fallback = RunReport {
             agent_id: agent.id,
@@ -553,8 +545,11 @@ impl AgentManager {
             let runner = &self.inner.runner;
             result = async {
                 let resume = RunOptions { task_slug: None, on_delta: None, ..options.clone() };
-                runner.run_claimed(runner.claim(agent.id, &agent.name, None)?, None, resume).await?;
-                runner.run_claimed(runner.claim(agent.id, &agent.name, None)?, Some(prompt), options).await
+                let slug = options.task_slug.clone();
+                runner
+                    .run_claimed(runner.claim(agent.id, &agent.name, slug.clone(), None).await?, None, resume)
+                    .await?;
+                runner.run_claimed(runner.claim(agent.id, &agent.name, slug, None).await?, Some(prompt), options).await
             }
             .await;
         }
@@ -582,10 +577,14 @@ impl AgentManager {
             .await;
         if let Ok(Some(a)) = self.inner.store.get_agent(agent.id).await
             && a.status == AgentStatus::Executing
-            && self.inner.store.set_agent_status(agent.id, AgentStatus::Blocked).await.is_ok()
         {
             let ev = Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status: AgentStatus::Blocked };
-            let _ = self.inner.store.append(vec![NewEvent::new(keys, ev)]).await;
+            let batch = Batch::new()
+                .change(Change::SetAgentStatus { id: agent.id, status: AgentStatus::Blocked })
+                .event(keys, ev);
+            if let Err(e) = self.inner.store.commit(batch).await {
+                tracing::warn!(error = %e, agent = %agent.name, "could not mark the failed agent blocked");
+            }
         }
     }
 
@@ -614,22 +613,9 @@ impl AgentManager {
         metadata: serde_json::Value,
         keys: EventKeys,
     ) -> Result<(), StoreError> {
-        let row = SystemLog {
-            id: new_id(),
-            level,
-            message: message.to_string(),
-            summary: None,
-            file_path: None,
-            workflow_id: keys.workflow_id,
-            workflow_step: keys.step.clone(),
-            metadata: metadata.clone(),
-            created_at: now(),
-        };
-        self.inner.store.insert_system_log(&row).await?;
-        self.inner
-            .store
-            .append(vec![NewEvent::new(keys, Event::SystemLog { level, message: message.into(), metadata })])
-            .await?;
+        // The system_logs row is the event's projection, written in the same commit (Batch::projected).
+        let batch = Batch::new().event(keys, Event::SystemLog { level, message: message.into(), metadata });
+        self.inner.store.commit(batch).await?;
         Ok(())
     }
 
@@ -682,55 +668,79 @@ impl AgentManager {
         if self.inner.runner.interrupt(agent.id) {
             return Ok(Interrupted::Stopped);
         }
-        if agent.status != AgentStatus::Executing {
-            return Ok(Interrupted::NotRunning);
-        }
-        self.request_stop_elsewhere(agent, by, wait).await?;
-        Ok(Interrupted::Requested)
+        Ok(self.stop_elsewhere(agent.id, by, wait).await?)
     }
 
-    /// Asks the process running `agent`'s turn to stop it (an `InterruptRequested` event that process
-    /// follows) and waits up to `wait` for the agent to leave `executing`. If no process answers, the
-    /// one that ran it is gone: the status is reset to idle, with the event and a WARNING log.
-    pub(crate) async fn request_stop_elsewhere(
+    /// Stops a run of the agent held by another process. A holder that is alive is asked to stop (an
+    /// `InterruptRequested` event it follows) and awaited up to `wait` for it to release the agent; a
+    /// holder whose process is gone (or an agent left `executing` with no holder) is reset at once:
+    /// the claim released and the status set to idle, with its event and a WARNING log, in one commit.
+    pub(crate) async fn stop_elsewhere(
         &self,
-        agent: &Agent,
+        agent_id: Id,
         by: &str,
         wait: Duration,
-    ) -> Result<(), StoreError> {
-        let keys = self.keys(agent, None);
-        let ev = Event::InterruptRequested { requested_by: by.to_string() };
-        self.inner.store.append(vec![NewEvent::new(keys.clone(), ev)]).await?;
-        let runtime = self.inner.runner.runtime().clone();
-        let step = Duration::from_millis(50);
-        let mut waited = Duration::ZERO;
-        while waited < wait {
-            runtime.sleep(step).await;
-            waited += step;
-            match self.inner.store.get_agent(agent.id).await? {
-                Some(a) if a.status == AgentStatus::Executing => {}
-                _ => return Ok(()),
-            }
-        }
-        let old = self.inner.store.set_agent_status(agent.id, AgentStatus::Idle).await?;
-        if old == AgentStatus::Executing {
-            let ev = Event::AgentStatusChanged { old_status: old, new_status: AgentStatus::Idle };
+    ) -> Result<Interrupted, StoreError> {
+        let Some(mut agent) = self.inner.store.get_agent(agent_id).await? else { return Ok(Interrupted::NotRunning) };
+        let keys = self.keys(&agent, None);
+        if let Some(lease) = agent.run.clone().filter(|l| !crate::executor::lease::is_stale(l)) {
+            let ev = Event::InterruptRequested { requested_by: by.to_string() };
             self.inner.store.append(vec![NewEvent::new(keys.clone(), ev)]).await?;
-            let msg = format!(
-                "Agent '{}' was marked executing but no process answered the interrupt; reset to idle",
-                agent.name
-            );
-            self.log(LogLevel::Warning, &msg, serde_json::json!({"agent": agent.name}), keys).await?;
+            let runtime = self.inner.runner.runtime().clone();
+            let step = Duration::from_millis(20);
+            let mut waited = Duration::ZERO;
+            loop {
+                match self.inner.store.get_agent(agent_id).await? {
+                    Some(a) if a.run.as_ref().is_some_and(|r| r.run_id == lease.run_id) => {}
+                    Some(a) => {
+                        agent = a;
+                        break;
+                    }
+                    None => return Ok(Interrupted::Requested),
+                }
+                if waited >= wait {
+                    tracing::warn!(agent = %agent.name, holder = %lease, "the run did not stop in time after an interrupt request");
+                    return Ok(Interrupted::Requested);
+                }
+                runtime.sleep(step).await;
+                waited += step;
+            }
+            // Released: if it left the agent executing, its turn ended without recording the end
+            // (its host dropped it); reset below like any stale run.
+            if agent.run.is_some() || agent.status != AgentStatus::Executing {
+                return Ok(Interrupted::Requested);
+            }
+        } else if agent.run.is_none() && agent.status != AgentStatus::Executing {
+            return Ok(Interrupted::NotRunning);
         }
-        Ok(())
+        let mut batch = Batch::new();
+        if let Some(lease) = &agent.run {
+            batch.push_change(Change::SwapRun { agent_id, expect: Some(lease.run_id), lease: None });
+        }
+        if agent.status == AgentStatus::Executing {
+            batch.push_change(Change::SetAgentStatus { id: agent_id, status: AgentStatus::Idle });
+            let ev = Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status: AgentStatus::Idle };
+            batch.push_event(keys.clone(), ev);
+        }
+        let message =
+            format!("Agent '{}' was marked executing but the process running it is gone; reset to idle", agent.name);
+        let metadata = serde_json::json!({"agent": agent.name});
+        batch.push_event(keys, Event::SystemLog { level: LogLevel::Warning, message, metadata });
+        match self.inner.store.commit(batch).await {
+            // Claimed by a new run meanwhile: nothing stale left to reset.
+            Ok(_) | Err(StoreError::RunConflict { .. }) => Ok(Interrupted::Requested),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes (archives) the agent, interrupting its run first. Its name can be reused.
     pub async fn delete_agent(&self, name: &str) -> Result<Agent, ManageError> {
         let agent = self.agent(name).await?;
         self.interrupt_loaded(&agent, Duration::from_secs(5), "delete").await?;
-        self.inner.store.archive_agent(agent.id).await?;
-        self.inner.store.append(vec![NewEvent::new(self.keys(&agent, None), Event::AgentDeleted {})]).await?;
+        let batch = Batch::new()
+            .change(Change::ArchiveAgent { id: agent.id })
+            .event(self.keys(&agent, None), Event::AgentDeleted {});
+        self.inner.store.commit(batch).await?;
         Ok(agent)
     }
 

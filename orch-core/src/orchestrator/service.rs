@@ -16,13 +16,13 @@ use crate::executor::{
 };
 use crate::hook::HookRegistry;
 use crate::model::ModelProvider;
-use crate::store::{EventQuery, Store, StoreError};
+use crate::store::{Batch, Change, EventQuery, Store, StoreError};
 use crate::template::Templates;
 use crate::tool::ToolRegistry;
 use crate::tool::builtin::{Bash, Glob, Grep, Read};
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, NewEvent, Orchestrator as OrchestratorRecord,
-    Participant, new_id, now,
+    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, Orchestrator as OrchestratorRecord, Participant,
+    new_id, now,
 };
 
 /// The orchestrator's built-in system prompt. `{{SUBAGENT_MAP}}` and `{{AVAILABLE_ADW_TYPES}}` are
@@ -200,25 +200,23 @@ impl OrchestratorBuilder {
                     created_at: at,
                     updated_at: at,
                 };
-                store.create_orchestrator(&o).await?;
+                // The orchestrator's own agent record is part of it: created in the same commit,
+                // recorded by the OrchestratorCreated event.
                 let keys = EventKeys { orchestrator_id: Some(o.id), ..EventKeys::default() };
-                store
-                    .append(vec![NewEvent::new(keys, Event::OrchestratorCreated { orchestrator: Box::new(o.clone()) })])
-                    .await?;
+                let batch = Batch::new()
+                    .change(Change::CreateOrchestrator(Box::new(o.clone())))
+                    .change(Change::CreateAgent(Box::new(own_agent(&config, o.id))))
+                    .event(keys, Event::OrchestratorCreated { orchestrator: Box::new(o.clone()) });
+                store.commit(batch).await?;
                 o
             }
         };
         let agent = match store.find_agent(Some(record.id), ORCHESTRATOR_AGENT_NAME).await? {
             Some(a) => a,
             None => {
-                let dir = std::fs::canonicalize(&config.working_dir)
-                    .unwrap_or_else(|_| config.working_dir.clone())
-                    .to_string_lossy()
-                    .into_owned();
-                let mut a = Agent::new(ORCHESTRATOR_AGENT_NAME, config.model.clone(), dir);
-                a.orchestrator_id = Some(record.id);
-                a.metadata = serde_json::json!({"role": "orchestrator"});
-                store.create_agent(&a).await?;
+                // An orchestrator stored before its agent record was created with it.
+                let a = own_agent(&config, record.id);
+                store.commit(Batch::new().change(Change::CreateAgent(Box::new(a.clone())))).await?;
                 a
             }
         };
@@ -435,11 +433,11 @@ impl Orchestrator {
     async fn take_over(&self) -> Result<(), OrchestratorError> {
         let id = self.inner.agent_id;
         let Some(own) = self.inner.store.get_agent(id).await? else { return Ok(()) };
-        if own.status != AgentStatus::Executing || self.inner.runner.is_running(id) {
+        if (own.status != AgentStatus::Executing && own.run.is_none()) || self.inner.runner.is_running(id) {
             return Ok(());
         }
         self.log(LogLevel::Warning, REFOCUS_WARNING).await?;
-        self.inner.manager.request_stop_elsewhere(&own, "chat", std::time::Duration::from_secs(10)).await?;
+        self.inner.manager.stop_elsewhere(id, "chat", std::time::Duration::from_secs(10)).await?;
         Ok(())
     }
 
@@ -454,7 +452,7 @@ impl Orchestrator {
         {
             o.status = status;
             o.updated_at = now();
-            self.inner.store.update_orchestrator(&o).await?;
+            self.inner.store.commit(Batch::new().change(Change::UpdateOrchestrator(Box::new(o)))).await?;
         }
         Ok(())
     }
@@ -478,9 +476,11 @@ impl Orchestrator {
             metadata,
             created_at: at.unwrap_or_else(now),
         };
-        self.inner.store.insert_chat(&m).await?;
         let keys = EventKeys { orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
-        self.inner.store.append(vec![NewEvent::new(keys, Event::ChatMessage { message: Box::new(m.clone()) })]).await?;
+        let batch = Batch::new()
+            .change(Change::InsertChat(Box::new(m.clone())))
+            .event(keys, Event::ChatMessage { message: Box::new(m.clone()) });
+        self.inner.store.commit(batch).await?;
         Ok(m)
     }
 
@@ -570,16 +570,46 @@ impl Orchestrator {
                 self.add_chat(Participant::Orchestrator, Participant::User, text, meta, Some(r.timestamp)).await?;
             }
         }
-        let o = self.inner.store.add_orchestrator_usage(self.inner.id, outcome.usage, outcome.cost_usd).await?;
+        // Turns of one orchestrator never run at once (take_over, and the claim on its agent), so the
+        // totals read here are the ones the increment applies to.
+        let before = self
+            .inner
+            .store
+            .get_orchestrator(self.inner.id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: format!("orchestrator {}", self.inner.id) })?;
+        let mut total_usage = before.usage;
+        total_usage.add(&outcome.usage);
         let ev = Event::OrchestratorCostsUpdated {
             usage: outcome.usage,
             cost_usd: outcome.cost_usd,
-            total_usage: o.usage,
-            total_cost_usd: o.total_cost_usd,
+            total_usage,
+            total_cost_usd: before.total_cost_usd + outcome.cost_usd,
         };
         let keys = EventKeys { orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
-        self.inner.store.append(vec![NewEvent::new(keys, ev)]).await?;
-        self.set_status(AgentStatus::Idle).await?;
+        let mut idle = before.clone();
+        idle.status = AgentStatus::Idle;
+        let batch = Batch::new()
+            .change(Change::AddOrchestratorUsage {
+                id: self.inner.id,
+                usage: outcome.usage,
+                cost_usd: outcome.cost_usd,
+            })
+            .change(Change::UpdateOrchestrator(Box::new(idle)))
+            .event(keys, ev);
+        self.inner.store.commit(batch).await?;
         Ok(ChatOutcome { reply: outcome.final_text.clone(), outcome, started_runs: self.inner.started.take() })
     }
+}
+
+/// The agent record an orchestrator's own turns run as (hidden from agent lists; the name is reserved).
+fn own_agent(config: &OrchestratorConfig, orchestrator_id: Id) -> Agent {
+    let dir = std::fs::canonicalize(&config.working_dir)
+        .unwrap_or_else(|_| config.working_dir.clone())
+        .to_string_lossy()
+        .into_owned();
+    let mut a = Agent::new(ORCHESTRATOR_AGENT_NAME, config.model.clone(), dir);
+    a.orchestrator_id = Some(orchestrator_id);
+    a.metadata = serde_json::json!({"role": "orchestrator"});
+    a
 }

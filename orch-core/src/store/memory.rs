@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    AgentFilter, EventQuery, EventStream, StepCommit, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery,
+    AgentFilter, Batch, Change, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery,
     Wakeup, follow_log,
 };
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, SystemLog, Usage,
-    WorkflowRecord, now,
+    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, RunLease, SystemLog,
+    Timestamp, Usage, WorkflowRecord, now,
 };
 
 #[derive(Default)]
@@ -72,9 +72,28 @@ fn not_found(what: &str, id: Id) -> StoreError {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn create_orchestrator(&self, o: &Orchestrator) -> StoreResult<()> {
-        self.lock().orchestrators.push(o.clone());
-        Ok(())
+    async fn commit(&self, batch: Batch) -> StoreResult<Vec<EventRecord>> {
+        let out = {
+            let mut d = self.lock();
+            let batch = batch.projected();
+            let mut undo = Vec::with_capacity(batch.changes.len());
+            for change in batch.changes {
+                match apply(&mut d, change) {
+                    Ok(u) => undo.push(u),
+                    Err(e) => {
+                        for u in undo.into_iter().rev() {
+                            u.revert(&mut d);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Self::append_locked(&mut d, batch.events)
+        };
+        if !out.is_empty() {
+            self.notify.notify_waiters();
+        }
+        Ok(out)
     }
 
     async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>> {
@@ -86,39 +105,6 @@ impl Store for MemoryStore {
             self.lock().orchestrators.iter().filter(|o| include_archived || !o.archived).cloned().collect();
         v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(v)
-    }
-
-    async fn update_orchestrator(&self, o: &Orchestrator) -> StoreResult<()> {
-        let mut d = self.lock();
-        let cur = d.orchestrators.iter_mut().find(|x| x.id == o.id).ok_or_else(|| not_found("orchestrator", o.id))?;
-        cur.session_id = o.session_id.clone();
-        cur.system_prompt = o.system_prompt.clone();
-        cur.status = o.status;
-        cur.working_dir = o.working_dir.clone();
-        cur.metadata = o.metadata.clone();
-        cur.archived = o.archived;
-        cur.updated_at = now();
-        Ok(())
-    }
-
-    async fn add_orchestrator_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Orchestrator> {
-        let mut d = self.lock();
-        let cur = d.orchestrators.iter_mut().find(|x| x.id == id).ok_or_else(|| not_found("orchestrator", id))?;
-        cur.usage.add(&usage);
-        cur.total_cost_usd += cost_usd;
-        cur.updated_at = now();
-        Ok(cur.clone())
-    }
-
-    async fn create_agent(&self, a: &Agent) -> StoreResult<()> {
-        let mut d = self.lock();
-        if !a.archived
-            && d.agents.iter().any(|x| !x.archived && x.name == a.name && x.orchestrator_id == a.orchestrator_id)
-        {
-            return Err(StoreError::NameTaken { name: a.name.clone() });
-        }
-        d.agents.push(a.clone());
-        Ok(())
     }
 
     async fn get_agent(&self, id: Id) -> StoreResult<Option<Agent>> {
@@ -147,77 +133,14 @@ impl Store for MemoryStore {
         Ok(v)
     }
 
-    async fn set_agent_status(&self, id: Id, status: AgentStatus) -> StoreResult<AgentStatus> {
-        let mut d = self.lock();
-        let a = d.agents.iter_mut().find(|x| x.id == id).ok_or_else(|| not_found("agent", id))?;
-        let old = a.status;
-        a.status = status;
-        a.updated_at = now();
-        Ok(old)
-    }
-
-    async fn save_agent_state(
-        &self,
-        id: Id,
-        state: Option<&serde_json::Value>,
-        session_id: Option<&str>,
-    ) -> StoreResult<()> {
-        let mut d = self.lock();
-        let a = d.agents.iter_mut().find(|x| x.id == id).ok_or_else(|| not_found("agent", id))?;
-        a.state = state.cloned();
-        a.session_id = session_id.map(str::to_string);
-        a.updated_at = now();
-        Ok(())
-    }
-
-    async fn add_agent_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Agent> {
-        let mut d = self.lock();
-        let a = d.agents.iter_mut().find(|x| x.id == id).ok_or_else(|| not_found("agent", id))?;
-        a.usage.add(&usage);
-        a.total_cost_usd += cost_usd;
-        a.updated_at = now();
-        Ok(a.clone())
-    }
-
-    async fn set_agent_metadata(&self, id: Id, metadata: &serde_json::Value) -> StoreResult<()> {
-        let mut d = self.lock();
-        let a = d.agents.iter_mut().find(|x| x.id == id).ok_or_else(|| not_found("agent", id))?;
-        a.metadata = metadata.clone();
-        a.updated_at = now();
-        Ok(())
-    }
-
-    async fn archive_agent(&self, id: Id) -> StoreResult<()> {
-        let mut d = self.lock();
-        let a = d.agents.iter_mut().find(|x| x.id == id).ok_or_else(|| not_found("agent", id))?;
-        a.archived = true;
-        a.updated_at = now();
-        Ok(())
-    }
-
-    async fn insert_prompt(&self, p: &Prompt) -> StoreResult<()> {
-        self.lock().prompts.push(p.clone());
-        Ok(())
-    }
-
     async fn list_prompts(&self, agent_id: Id) -> StoreResult<Vec<Prompt>> {
         Ok(self.lock().prompts.iter().filter(|p| p.agent_id == Some(agent_id)).cloned().collect())
-    }
-
-    async fn insert_chat(&self, m: &ChatMessage) -> StoreResult<()> {
-        self.lock().chat.push(m.clone());
-        Ok(())
     }
 
     async fn list_chat(&self, orchestrator_id: Id, limit: usize) -> StoreResult<Vec<ChatMessage>> {
         let d = self.lock();
         let all: Vec<_> = d.chat.iter().filter(|m| m.orchestrator_id == orchestrator_id).cloned().collect();
         Ok(all[all.len().saturating_sub(limit)..].to_vec())
-    }
-
-    async fn insert_system_log(&self, l: &SystemLog) -> StoreResult<()> {
-        self.lock().logs.push(l.clone());
-        Ok(())
     }
 
     async fn list_system_logs(&self, q: &SystemLogQuery) -> StoreResult<Vec<SystemLog>> {
@@ -232,11 +155,6 @@ impl Store for MemoryStore {
             .take(q.limit)
             .cloned()
             .collect())
-    }
-
-    async fn upsert_workflow(&self, w: &WorkflowRecord) -> StoreResult<()> {
-        self.lock().workflows.insert(w.id, w.clone());
-        Ok(())
     }
 
     async fn get_workflow(&self, id: Id) -> StoreResult<Option<WorkflowRecord>> {
@@ -256,50 +174,8 @@ impl Store for MemoryStore {
         Ok(v)
     }
 
-    async fn commit_step(&self, step: StepCommit) -> StoreResult<Vec<EventRecord>> {
-        let out = {
-            let mut d = self.lock();
-            let a =
-                d.agents.iter_mut().find(|x| x.id == step.agent_id).ok_or_else(|| not_found("agent", step.agent_id))?;
-            if let Some(status) = step.status {
-                a.status = status;
-            }
-            if let Some((usage, cost)) = step.usage {
-                a.usage.add(&usage);
-                a.total_cost_usd += cost;
-            }
-            if let Some(saved) = step.state {
-                a.state = saved.state;
-                a.session_id = saved.session_id;
-            }
-            a.updated_at = now();
-            if !step.messages.is_empty() {
-                d.conversations.entry(step.agent_id).or_default().extend(step.messages);
-            }
-            Self::append_locked(&mut d, step.events)
-        };
-        if !out.is_empty() {
-            self.notify.notify_waiters();
-        }
-        Ok(out)
-    }
-
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
         Ok(self.lock().conversations.get(&agent_id).cloned().unwrap_or_default())
-    }
-
-    async fn clear_conversation(&self, agent_id: Id) -> StoreResult<()> {
-        self.lock().conversations.remove(&agent_id);
-        Ok(())
-    }
-
-    async fn append(&self, events: Vec<NewEvent>) -> StoreResult<Vec<EventRecord>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let out = Self::append_locked(&mut self.lock(), events);
-        self.notify.notify_waiters();
-        Ok(out)
     }
 
     async fn read_events(&self, q: &EventQuery) -> StoreResult<Vec<EventRecord>> {
@@ -361,4 +237,236 @@ impl Store for MemoryStore {
         });
         follow_log(Arc::new(self.clone()), since, wakeup)
     }
+}
+
+/// How to take back one applied change when a later change of the same batch fails.
+enum Undo {
+    PopOrchestrator,
+    Orchestrator(Box<Orchestrator>),
+    OrchestratorUsage { id: Id, usage: Usage, cost: f64, updated_at: Timestamp },
+    PopAgent,
+    AgentStatus { id: Id, status: AgentStatus, updated_at: Timestamp },
+    AgentState { id: Id, state: Option<serde_json::Value>, session_id: Option<String>, updated_at: Timestamp },
+    AgentUsage { id: Id, usage: Usage, cost: f64, updated_at: Timestamp },
+    AgentMetadata { id: Id, metadata: serde_json::Value, updated_at: Timestamp },
+    AgentArchived { id: Id, archived: bool, run: Option<RunLease>, updated_at: Timestamp },
+    AgentRun { id: Id, run: Option<RunLease> },
+    Conversation { agent_id: Id, len: Option<usize> },
+    Restore { agent_id: Id, messages: Vec<Message> },
+    PopPrompt,
+    PopChat,
+    PopLog,
+    Workflow { id: Id, old: Option<Box<WorkflowRecord>> },
+}
+
+impl Undo {
+    fn revert(self, d: &mut Data) {
+        match self {
+            Undo::PopOrchestrator => {
+                d.orchestrators.pop();
+            }
+            Undo::Orchestrator(o) => {
+                if let Some(cur) = d.orchestrators.iter_mut().find(|x| x.id == o.id) {
+                    *cur = *o;
+                }
+            }
+            Undo::OrchestratorUsage { id, usage, cost, updated_at } => {
+                if let Some(cur) = d.orchestrators.iter_mut().find(|x| x.id == id) {
+                    cur.usage = usage;
+                    cur.total_cost_usd = cost;
+                    cur.updated_at = updated_at;
+                }
+            }
+            Undo::PopAgent => {
+                d.agents.pop();
+            }
+            Undo::AgentStatus { id, status, updated_at } => {
+                if let Some(a) = agent_mut(d, id) {
+                    a.status = status;
+                    a.updated_at = updated_at;
+                }
+            }
+            Undo::AgentState { id, state, session_id, updated_at } => {
+                if let Some(a) = agent_mut(d, id) {
+                    a.state = state;
+                    a.session_id = session_id;
+                    a.updated_at = updated_at;
+                }
+            }
+            Undo::AgentUsage { id, usage, cost, updated_at } => {
+                if let Some(a) = agent_mut(d, id) {
+                    a.usage = usage;
+                    a.total_cost_usd = cost;
+                    a.updated_at = updated_at;
+                }
+            }
+            Undo::AgentMetadata { id, metadata, updated_at } => {
+                if let Some(a) = agent_mut(d, id) {
+                    a.metadata = metadata;
+                    a.updated_at = updated_at;
+                }
+            }
+            Undo::AgentArchived { id, archived, run, updated_at } => {
+                if let Some(a) = agent_mut(d, id) {
+                    a.archived = archived;
+                    a.run = run;
+                    a.updated_at = updated_at;
+                }
+            }
+            Undo::AgentRun { id, run } => {
+                if let Some(a) = agent_mut(d, id) {
+                    a.run = run;
+                }
+            }
+            Undo::Conversation { agent_id, len: Some(len) } => {
+                if let Some(c) = d.conversations.get_mut(&agent_id) {
+                    c.truncate(len);
+                }
+            }
+            Undo::Conversation { agent_id, len: None } => {
+                d.conversations.remove(&agent_id);
+            }
+            Undo::Restore { agent_id, messages } => {
+                d.conversations.insert(agent_id, messages);
+            }
+            Undo::PopPrompt => {
+                d.prompts.pop();
+            }
+            Undo::PopChat => {
+                d.chat.pop();
+            }
+            Undo::PopLog => {
+                d.logs.pop();
+            }
+            Undo::Workflow { id, old: Some(w) } => {
+                d.workflows.insert(id, *w);
+            }
+            Undo::Workflow { id, old: None } => {
+                d.workflows.remove(&id);
+            }
+        }
+    }
+}
+
+fn agent_mut(d: &mut Data, id: Id) -> Option<&mut Agent> {
+    d.agents.iter_mut().find(|x| x.id == id)
+}
+
+fn find_agent_mut(d: &mut Data, id: Id) -> StoreResult<&mut Agent> {
+    agent_mut(d, id).ok_or_else(|| not_found("agent", id))
+}
+
+/// Applies one change, returning how to take it back.
+fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
+    Ok(match change {
+        Change::CreateOrchestrator(o) => {
+            d.orchestrators.push(*o);
+            Undo::PopOrchestrator
+        }
+        Change::UpdateOrchestrator(o) => {
+            let cur =
+                d.orchestrators.iter_mut().find(|x| x.id == o.id).ok_or_else(|| not_found("orchestrator", o.id))?;
+            let old = Box::new(cur.clone());
+            cur.session_id = o.session_id;
+            cur.system_prompt = o.system_prompt;
+            cur.status = o.status;
+            cur.working_dir = o.working_dir;
+            cur.metadata = o.metadata;
+            cur.archived = o.archived;
+            cur.updated_at = now();
+            Undo::Orchestrator(old)
+        }
+        Change::AddOrchestratorUsage { id, usage, cost_usd } => {
+            let cur = d.orchestrators.iter_mut().find(|x| x.id == id).ok_or_else(|| not_found("orchestrator", id))?;
+            let undo =
+                Undo::OrchestratorUsage { id, usage: cur.usage, cost: cur.total_cost_usd, updated_at: cur.updated_at };
+            cur.usage.add(&usage);
+            cur.total_cost_usd += cost_usd;
+            cur.updated_at = now();
+            undo
+        }
+        Change::CreateAgent(a) => {
+            if !a.archived
+                && d.agents.iter().any(|x| !x.archived && x.name == a.name && x.orchestrator_id == a.orchestrator_id)
+            {
+                return Err(StoreError::NameTaken { name: a.name.clone() });
+            }
+            d.agents.push(*a);
+            Undo::PopAgent
+        }
+        Change::SetAgentStatus { id, status } => {
+            let a = find_agent_mut(d, id)?;
+            let undo = Undo::AgentStatus { id, status: a.status, updated_at: a.updated_at };
+            a.status = status;
+            a.updated_at = now();
+            undo
+        }
+        Change::SaveAgentState { id, state } => {
+            let a = find_agent_mut(d, id)?;
+            let undo = Undo::AgentState {
+                id,
+                state: std::mem::replace(&mut a.state, state.state),
+                session_id: std::mem::replace(&mut a.session_id, state.session_id),
+                updated_at: a.updated_at,
+            };
+            a.updated_at = now();
+            undo
+        }
+        Change::AddAgentUsage { id, usage, cost_usd } => {
+            let a = find_agent_mut(d, id)?;
+            let undo = Undo::AgentUsage { id, usage: a.usage, cost: a.total_cost_usd, updated_at: a.updated_at };
+            a.usage.add(&usage);
+            a.total_cost_usd += cost_usd;
+            a.updated_at = now();
+            undo
+        }
+        Change::SetAgentMetadata { id, metadata } => {
+            let a = find_agent_mut(d, id)?;
+            let undo = Undo::AgentMetadata {
+                id,
+                metadata: std::mem::replace(&mut a.metadata, metadata),
+                updated_at: a.updated_at,
+            };
+            a.updated_at = now();
+            undo
+        }
+        Change::ArchiveAgent { id } => {
+            let a = find_agent_mut(d, id)?;
+            let undo = Undo::AgentArchived { id, archived: a.archived, run: a.run.take(), updated_at: a.updated_at };
+            a.archived = true;
+            a.updated_at = now();
+            undo
+        }
+        Change::SwapRun { agent_id, expect, lease } => {
+            let a = find_agent_mut(d, agent_id)?;
+            if a.run.as_ref().map(|r| r.run_id) != expect {
+                return Err(StoreError::RunConflict { agent_id, current: a.run.clone() });
+            }
+            Undo::AgentRun { id: agent_id, run: std::mem::replace(&mut a.run, lease) }
+        }
+        Change::AppendMessages { agent_id, messages } => {
+            let len = d.conversations.get(&agent_id).map(Vec::len);
+            d.conversations.entry(agent_id).or_default().extend(messages);
+            Undo::Conversation { agent_id, len }
+        }
+        Change::ClearConversation { agent_id } => {
+            Undo::Restore { agent_id, messages: d.conversations.remove(&agent_id).unwrap_or_default() }
+        }
+        Change::InsertPrompt(p) => {
+            d.prompts.push(*p);
+            Undo::PopPrompt
+        }
+        Change::InsertChat(m) => {
+            d.chat.push(*m);
+            Undo::PopChat
+        }
+        Change::InsertSystemLog(l) => {
+            d.logs.push(*l);
+            Undo::PopLog
+        }
+        Change::UpsertWorkflow(w) => {
+            let id = w.id;
+            Undo::Workflow { id, old: d.workflows.insert(id, *w).map(Box::new) }
+        }
+    })
 }

@@ -4,11 +4,15 @@
 //! (the embedded default) and `orch-store-postgres`. Every implementation must pass the conformance
 //! suite in `testkit` (feature `testkit`).
 
+mod batch;
 mod follow;
 mod memory;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(feature = "testkit")]
+mod writes;
 
+pub use batch::{Batch, Change, SavedState};
 pub use follow::{Wakeup, follow_log};
 pub use memory::MemoryStore;
 
@@ -16,7 +20,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, EventCategory, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt,
+    Agent, AgentStatus, ChatMessage, EventCategory, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, RunLease,
     SystemLog, Usage, WorkflowRecord,
 };
 
@@ -63,12 +67,27 @@ pub enum StoreError {
         /// Details.
         message: String,
     },
+    /// A [`Change::SwapRun`] found the agent held by another run than expected (or by none).
+    #[error("{}", run_conflict_message(.agent_id, .current.as_ref()))]
+    RunConflict {
+        /// The agent.
+        agent_id: Id,
+        /// The run holding it now, if any.
+        current: Option<RunLease>,
+    },
     /// Stored data could not be decoded.
     #[error("stored data could not be decoded: {0}")]
     Decode(String),
     /// Any other backend failure.
     #[error("store backend error: {0}")]
     Backend(String),
+}
+
+fn run_conflict_message(agent_id: &Id, current: Option<&RunLease>) -> String {
+    match current {
+        Some(lease) => format!("agent {agent_id} is held by {lease}"),
+        None => format!("agent {agent_id} is not held by the expected run (it was released or taken over)"),
+    }
 }
 
 /// Result alias for store operations.
@@ -139,15 +158,6 @@ pub struct SystemLogQuery {
     pub level: Option<crate::wire::LogLevel>,
 }
 
-/// The serialized executor state of an agent and its provider session id.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SavedState {
-    /// Loop state (`None` clears it).
-    pub state: Option<serde_json::Value>,
-    /// Provider session id.
-    pub session_id: Option<String>,
-}
-
 /// One atomic step of an agent run: all of it is stored, or none of it.
 ///
 /// The agent loop makes one such commit per step (model call + its tool calls), so a crash never leaves
@@ -164,6 +174,8 @@ pub struct StepCommit {
     pub state: Option<SavedState>,
     /// Messages to append to the agent's conversation, in order.
     pub messages: Vec<Message>,
+    /// Other changes stored with the step (e.g. the prompt row of the turn's first step).
+    pub changes: Vec<Change>,
     /// Events to append, in order.
     pub events: Vec<NewEvent>,
 }
@@ -193,75 +205,46 @@ pub type EventStream = BoxStream<'static, StoreResult<EventRecord>>;
 /// Object-safe: hosts hold an `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    // ---- the one write path ----
+    /// Applies a [`Batch`] atomically, in one transaction: its changes in order, then its events with
+    /// consecutive seqs (commit order equals seq order). All of it is stored, or none of it; the
+    /// appended records are returned.
+    async fn commit(&self, batch: Batch) -> StoreResult<Vec<EventRecord>>;
+
+    /// Appends events only: [`Store::commit`] of a batch without changes.
+    async fn append(&self, events: Vec<NewEvent>) -> StoreResult<Vec<EventRecord>> {
+        self.commit(Batch::events(events)).await
+    }
+
     // ---- orchestrators ----
-    /// Inserts an orchestrator.
-    async fn create_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()>;
     /// Reads an orchestrator.
     async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>>;
     /// Lists orchestrators, newest first.
     async fn list_orchestrators(&self, include_archived: bool) -> StoreResult<Vec<Orchestrator>>;
-    /// Replaces an orchestrator's mutable fields (session, prompt, status, metadata, archived).
-    /// Usage and cost are only changed by [`Store::add_orchestrator_usage`].
-    async fn update_orchestrator(&self, orchestrator: &Orchestrator) -> StoreResult<()>;
-    /// Atomically adds usage and cost; returns the updated orchestrator.
-    async fn add_orchestrator_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Orchestrator>;
 
     // ---- agents ----
-    /// Inserts an agent. Fails with [`StoreError::NameTaken`] if a live agent of the same
-    /// orchestrator has the name.
-    async fn create_agent(&self, agent: &Agent) -> StoreResult<()>;
     /// Reads an agent (archived ones too).
     async fn get_agent(&self, id: Id) -> StoreResult<Option<Agent>>;
     /// Finds the live agent with this name under this orchestrator (`None`: agents without one).
     async fn find_agent(&self, orchestrator_id: Option<Id>, name: &str) -> StoreResult<Option<Agent>>;
     /// Lists agents, newest first.
     async fn list_agents(&self, filter: &AgentFilter) -> StoreResult<Vec<Agent>>;
-    /// Sets an agent's status; returns the previous one.
-    async fn set_agent_status(&self, id: Id, status: AgentStatus) -> StoreResult<AgentStatus>;
-    /// Saves the executor's serialized loop state and the provider session id.
-    async fn save_agent_state(
-        &self,
-        id: Id,
-        state: Option<&serde_json::Value>,
-        session_id: Option<&str>,
-    ) -> StoreResult<()>;
-    /// Atomically adds usage and cost (a single increment, never read-modify-write); returns the agent.
-    async fn add_agent_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Agent>;
-    /// Replaces an agent's metadata.
-    async fn set_agent_metadata(&self, id: Id, metadata: &serde_json::Value) -> StoreResult<()>;
-    /// Archives (soft-deletes) an agent; its name becomes free.
-    async fn archive_agent(&self, id: Id) -> StoreResult<()>;
+    /// An agent's conversation (messages appended by [`Change::AppendMessages`]), oldest first.
+    async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>>;
 
     // ---- prompts, chat, system logs, workflows ----
-    /// Inserts a prompt.
-    async fn insert_prompt(&self, prompt: &Prompt) -> StoreResult<()>;
     /// An agent's prompts, oldest first.
     async fn list_prompts(&self, agent_id: Id) -> StoreResult<Vec<Prompt>>;
-    /// Inserts a chat message.
-    async fn insert_chat(&self, message: &ChatMessage) -> StoreResult<()>;
     /// The latest `limit` chat messages of an orchestrator, oldest first.
     async fn list_chat(&self, orchestrator_id: Id, limit: usize) -> StoreResult<Vec<ChatMessage>>;
-    /// Inserts a system log.
-    async fn insert_system_log(&self, log: &SystemLog) -> StoreResult<()>;
     /// Reads system logs, newest first.
     async fn list_system_logs(&self, query: &SystemLogQuery) -> StoreResult<Vec<SystemLog>>;
-    /// Inserts or replaces a workflow record.
-    async fn upsert_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()>;
     /// Reads a workflow record.
     async fn get_workflow(&self, id: Id) -> StoreResult<Option<WorkflowRecord>>;
     /// Lists workflow records, newest first.
     async fn list_workflows(&self, orchestrator_id: Option<Id>, limit: usize) -> StoreResult<Vec<WorkflowRecord>>;
 
     // ---- the event log ----
-    /// Appends events atomically, in order, with consecutive `seq`s. Commit order equals seq order.
-    async fn append(&self, events: Vec<NewEvent>) -> StoreResult<Vec<EventRecord>>;
-    /// Applies a [`StepCommit`] atomically, in one transaction: status, usage, state, conversation
-    /// messages and events. All of it is stored, or none of it.
-    async fn commit_step(&self, step: StepCommit) -> StoreResult<Vec<EventRecord>>;
-    /// An agent's conversation (messages appended by [`Store::commit_step`]), oldest first.
-    async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>>;
-    /// Forgets an agent's conversation (a fresh session, or after compaction).
-    async fn clear_conversation(&self, agent_id: Id) -> StoreResult<()>;
     /// Reads events, oldest first.
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>>;
     /// The highest seq appended (0 when empty).

@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Store;
+pub use super::writes::Writes;
 use crate::wire::{
     Agent, AgentStatus, ChatMessage, Event, EventKeys, EventRecord, Id, LogLevel, Orchestrator, Participant, Prompt,
     PromptAuthor, SystemLog, Timestamp, Usage, WorkflowRecord, WorkflowStatus,
@@ -267,6 +268,7 @@ pub mod fixtures {
             workflow_id: None,
             workflow_step: Some("build".to_string()),
             archived: false,
+            run: None,
             created_at: ts(i),
             updated_at: ts(i),
         }
@@ -525,6 +527,7 @@ pub mod checks {
 
     use futures::StreamExt;
 
+    use super::Writes;
     use super::fixtures::*;
     use super::*;
     use crate::store::{AgentFilter, EventQuery, EventStream, SavedState, StepCommit, StoreError, SystemLogQuery};
@@ -621,7 +624,7 @@ pub mod checks {
         assert_eq!(ids(&all, |o| o.id), vec![o3.id, o2.id, o1.id], "include_archived lists them all");
     }
 
-    /// `add_orchestrator_usage` adds atomically and returns the updated orchestrator.
+    /// `AddOrchestratorUsage` adds atomically: concurrent increments all count.
     pub async fn orchestrator_usage_is_atomic(store: Arc<dyn Store>) {
         let o = orchestrator(1);
         store.create_orchestrator(&o).await.unwrap();
@@ -632,12 +635,11 @@ pub mod checks {
             let store = store.clone();
             tasks.push(tokio::spawn(async move { store.add_orchestrator_usage(o.id, once, 0.01).await.unwrap() }));
         }
-        let mut seen = BTreeSet::new();
+        // Commits do not return rows; the increments' atomicity shows in the total: 50 concurrent
+        // read-modify-writes would lose some.
         for t in tasks {
-            let after = t.await.expect("task panicked");
-            seen.insert(after.usage.input_tokens);
+            t.await.expect("task panicked");
         }
-        assert_eq!(seen, (1..=50).collect::<BTreeSet<_>>(), "each increment returns a distinct running total");
         let got = store.get_orchestrator(o.id).await.unwrap().unwrap();
         assert_eq!(
             got.usage,
@@ -1452,6 +1454,7 @@ pub mod checks {
                 usage: Some((usage, 0.125)),
                 state: Some(SavedState { state: Some(state.clone()), session_id: Some("s-1".into()) }),
                 messages: messages.clone(),
+                changes: Vec::new(),
                 events: vec![text(100, keys.clone()), text(101, keys.clone())],
             })
             .await

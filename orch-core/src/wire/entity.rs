@@ -113,10 +113,48 @@ pub struct Agent {
     pub workflow_step: Option<String>,
     /// Archived (soft-deleted). Its name can be reused.
     pub archived: bool,
+    /// The run that holds the agent right now (claimed in the store, so two processes never run one
+    /// agent's turns at once); `None` when no run holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunLease>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
     pub updated_at: Timestamp,
+}
+
+/// A run's claim on an agent, kept in the store: which run, which process on which host, and until
+/// when the claim holds unless renewed.
+///
+/// A claim is stale (and may be taken over) when its process is gone on this host, or, for a process
+/// on another host, when `expires_at` has passed without a renewal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLease {
+    /// The run's id.
+    pub run_id: Id,
+    /// The run's slug, when it has one (`task …` in busy messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_slug: Option<String>,
+    /// The process running it.
+    pub pid: u32,
+    /// When that process started, in the host's own units (tells a reused pid from the original).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_start: Option<u64>,
+    /// The host (and boot) the process runs on.
+    pub host: String,
+    /// When the run claimed the agent.
+    pub started_at: Timestamp,
+    /// Until when the claim holds without a renewal.
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Display for RunLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.task_slug {
+            Some(slug) => write!(f, "task {slug} (process {} on {})", self.pid, self.host),
+            None => write!(f, "run {} (process {} on {})", self.run_id, self.pid, self.host),
+        }
+    }
 }
 
 impl Agent {
@@ -140,6 +178,7 @@ impl Agent {
             workflow_id: None,
             workflow_step: None,
             archived: false,
+            run: None,
             created_at: now,
             updated_at: now,
         }

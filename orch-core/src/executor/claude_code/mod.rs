@@ -102,7 +102,7 @@ use super::native::task_slug;
 use super::{AgentExecutor, RunError, RunOutcome, TurnContext};
 use crate::hook::{HookDecision, HookEvent, HookInput};
 use crate::model::{BlockStart, ModelDelta, ModelError};
-use crate::store::{SavedState, StepCommit};
+use crate::store::{Change, SavedState, StepCommit};
 use crate::wire::{AgentStatus, Event, EventKeys, LogLevel, NewEvent, Timestamp, Usage, now};
 
 /// The environment variable naming the `claude` binary.
@@ -353,6 +353,7 @@ impl AgentExecutor for ClaudeCodeExecutor {
             model: model.clone().unwrap_or_else(|| "claude-code".to_string()),
             allowed: names.into_iter().collect(),
             buf: Vec::new(),
+            changes: Vec::new(),
             status: None,
             usage: None,
             session_id: cx.agent.session_id.clone(),
@@ -464,6 +465,8 @@ struct Run<'a> {
     /// Tools the run pre-approves.
     allowed: HashSet<String>,
     buf: Vec<NewEvent>,
+    /// Entity changes to store with the next commit (the turn's prompt row).
+    changes: Vec<Change>,
     status: Option<AgentStatus>,
     usage: Option<(Usage, f64)>,
     session_id: Option<String>,
@@ -516,7 +519,12 @@ impl Run<'_> {
 
     /// Stores everything pending in one atomic commit.
     async fn commit(&mut self) -> Result<(), RunError> {
-        if self.buf.is_empty() && self.status.is_none() && self.usage.is_none() && !self.session_dirty {
+        if self.buf.is_empty()
+            && self.changes.is_empty()
+            && self.status.is_none()
+            && self.usage.is_none()
+            && !self.session_dirty
+        {
             return Ok(());
         }
         let state = if self.session_dirty {
@@ -531,6 +539,7 @@ impl Run<'_> {
             usage: self.usage.take(),
             state,
             messages: Vec::new(),
+            changes: std::mem::take(&mut self.changes),
             events: std::mem::take(&mut self.buf),
         };
         self.cx.commit(step).await?;
@@ -556,7 +565,8 @@ impl Run<'_> {
         }
     }
 
-    async fn insert_prompt(&mut self, prompt: &str, at: Timestamp) -> Result<(), RunError> {
+    /// Queues the turn's prompt row for the next commit.
+    fn insert_prompt(&mut self, prompt: &str, at: Timestamp) {
         let row = crate::wire::Prompt {
             id: crate::wire::new_id(),
             agent_id: Some(self.cx.agent.id),
@@ -567,8 +577,7 @@ impl Run<'_> {
             session_id: self.cx.agent.session_id.clone(),
             created_at: at,
         };
-        self.cx.store.insert_prompt(&row).await?;
-        Ok(())
+        self.changes.push(Change::InsertPrompt(Box::new(row)));
     }
 
     async fn run(&mut self, prompt: String, model: Option<String>) -> Result<RunOutcome, RunError> {
@@ -599,7 +608,7 @@ impl Run<'_> {
                 _ => None,
             };
             if let Some(reason) = early {
-                self.insert_prompt(&prompt, at).await?;
+                self.insert_prompt(&prompt, at);
                 return self.finish(self.plain_ending(reason, false, None)).await;
             }
         }
@@ -648,7 +657,7 @@ impl Run<'_> {
             kill_and_reap(&mut child, &mut guard).await;
             return Err(RunError::Config { agent: self.cx.agent.name.clone(), message: "no stdout pipe".into() });
         };
-        self.insert_prompt(&prompt, at).await?;
+        self.insert_prompt(&prompt, at);
         self.commit().await?;
 
         let mut reader = BufReader::new(stdout);

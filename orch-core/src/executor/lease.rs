@@ -1,0 +1,135 @@
+//! Run leases: which process on which host holds an agent, and whether that holder is gone.
+//!
+//! A run claims its agent in the store ([`Change::SwapRun`](crate::store::Change::SwapRun)) with a
+//! [`RunLease`] naming its process. Another process may take the claim over only when it is stale:
+//! the holder's process is gone on this host (checked at once, so a crash costs no wait), or, for a
+//! holder on another host, its lease expired without a renewal.
+
+use std::time::Duration;
+
+use crate::wire::{Id, RunLease, Timestamp, now};
+
+/// How long a lease holds without renewal.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// How often a running claim renews its lease.
+pub const LEASE_RENEW_EVERY: Duration = Duration::from_secs(10);
+
+/// This host's identity in leases: its name and, where the system says, its boot (a process that ran
+/// before a reboot is gone even if a new one has its pid).
+pub fn host_id() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let name = read_trimmed("/proc/sys/kernel/hostname")
+            .or_else(|| read_trimmed("/etc/hostname"))
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "localhost".to_string());
+        match read_trimmed("/proc/sys/kernel/random/boot_id") {
+            Some(boot) => format!("{name}#{}", boot.chars().take(8).collect::<String>()),
+            None => name,
+        }
+    })
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// When process `pid` started, in clock ticks since boot (Linux; `None` elsewhere or if it is gone).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces; fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After ')' come fields 3.. ; starttime is field 22, i.e. the 20th of those.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A new lease for a run of this process, valid for [`LEASE_TTL`] from now.
+pub fn new_lease(run_id: Id, task_slug: Option<String>) -> RunLease {
+    let pid = std::process::id();
+    let started_at = now();
+    RunLease {
+        run_id,
+        task_slug,
+        pid,
+        process_start: process_start(pid),
+        host: host_id().to_string(),
+        started_at,
+        expires_at: expiry(started_at),
+    }
+}
+
+/// The lease renewed: same run, valid for [`LEASE_TTL`] from now.
+pub fn renewed(lease: &RunLease) -> RunLease {
+    RunLease { expires_at: expiry(now()), ..lease.clone() }
+}
+
+fn expiry(from: Timestamp) -> Timestamp {
+    from + chrono::Duration::from_std(LEASE_TTL).unwrap_or(chrono::Duration::seconds(30))
+}
+
+/// The runs of this process that hold a claim right now (a claim dropped without an explicit release
+/// leaves here at once, though its store row is released in the background).
+fn live_runs() -> std::sync::MutexGuard<'static, std::collections::HashSet<Id>> {
+    static LIVE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<Id>>> = std::sync::OnceLock::new();
+    LIVE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records that a run of this process holds its claim.
+pub(crate) fn register(run_id: Id) {
+    live_runs().insert(run_id);
+}
+
+/// Records that a run of this process no longer holds its claim.
+pub(crate) fn unregister(run_id: Id) {
+    live_runs().remove(&run_id);
+}
+
+/// Whether the holder of `lease` is gone, so the claim may be taken over. A lease of this very process
+/// is stale once its run has ended here, even before its release reaches the store.
+pub fn is_stale(lease: &RunLease) -> bool {
+    if lease.pid == std::process::id() && lease.host == host_id() {
+        return !live_runs().contains(&lease.run_id);
+    }
+    if lease.host == host_id() && cfg!(target_os = "linux") && std::path::Path::new("/proc/self/stat").exists() {
+        return match (process_start(lease.pid), lease.process_start) {
+            (None, _) => true,
+            (Some(now_start), Some(then)) => now_start != then,
+            (Some(_), None) => false,
+        };
+    }
+    lease.expires_at < now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::new_id;
+
+    #[test]
+    fn own_process_and_dead_processes_are_stale_live_ones_are_not() {
+        let mine = new_lease(new_id(), None);
+        assert!(is_stale(&mine), "a run of this process that ended (or never started) is stale");
+        register(mine.run_id);
+        assert!(!is_stale(&mine), "a running run of this process is live");
+        unregister(mine.run_id);
+        assert!(is_stale(&mine));
+        if !cfg!(target_os = "linux") {
+            return;
+        }
+        // pid 1 is alive on any Linux system.
+        let init = RunLease { pid: 1, process_start: process_start(1), ..mine.clone() };
+        assert!(!is_stale(&init));
+        // A pid reused by another process (different start time) is stale.
+        let reused = RunLease { process_start: init.process_start.map(|s| s + 1), ..init.clone() };
+        assert!(is_stale(&reused));
+        // A pid that does not exist.
+        let gone = RunLease { pid: u32::MAX - 7, ..mine.clone() };
+        assert!(is_stale(&gone));
+        // Another host: only expiry counts.
+        let other = RunLease { host: "elsewhere#1".into(), pid: u32::MAX - 7, ..mine.clone() };
+        assert!(!is_stale(&other));
+        let expired = RunLease { expires_at: now() - chrono::Duration::seconds(1), ..other };
+        assert!(is_stale(&expired));
+    }
+}

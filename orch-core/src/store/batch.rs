@@ -1,0 +1,208 @@
+//! The one write path: a [`Batch`] of entity [`Change`]s and the events that record them, committed
+//! in one transaction by [`Store::commit`](super::Store::commit).
+//!
+//! Every state change of the engine goes through here, so after a crash at any instant the entity
+//! tables and the event log agree: a row changes exactly when its event is appended.
+
+use serde_json::Value;
+
+use super::StepCommit;
+use crate::wire::{
+    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, Message, NewEvent, Orchestrator, Prompt, RunLease,
+    SystemLog, Usage, WorkflowRecord,
+};
+
+/// The serialized executor state of an agent and its provider session id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SavedState {
+    /// Loop state (`None` clears it).
+    pub state: Option<Value>,
+    /// Provider session id.
+    pub session_id: Option<String>,
+}
+
+/// One change to an entity. Applied in order inside a [`Batch`]; if one fails, none is stored.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Change {
+    /// Inserts an orchestrator.
+    CreateOrchestrator(Box<Orchestrator>),
+    /// Replaces an orchestrator's mutable fields (session, prompt, status, working dir, metadata,
+    /// archived). Usage and cost change only through [`Change::AddOrchestratorUsage`].
+    UpdateOrchestrator(Box<Orchestrator>),
+    /// Adds usage and cost to an orchestrator (an increment, never read-modify-write).
+    AddOrchestratorUsage {
+        /// The orchestrator.
+        id: Id,
+        /// Tokens to add.
+        usage: Usage,
+        /// USD to add.
+        cost_usd: f64,
+    },
+    /// Inserts an agent. Fails with [`StoreError::NameTaken`](super::StoreError::NameTaken) if a live
+    /// agent of the same orchestrator has the name.
+    CreateAgent(Box<Agent>),
+    /// Sets an agent's status.
+    SetAgentStatus {
+        /// The agent.
+        id: Id,
+        /// The new status.
+        status: AgentStatus,
+    },
+    /// Saves the executor's loop state and the provider session id.
+    SaveAgentState {
+        /// The agent.
+        id: Id,
+        /// What to save.
+        state: SavedState,
+    },
+    /// Adds usage and cost to an agent (an increment, never read-modify-write).
+    AddAgentUsage {
+        /// The agent.
+        id: Id,
+        /// Tokens to add.
+        usage: Usage,
+        /// USD to add.
+        cost_usd: f64,
+    },
+    /// Replaces an agent's metadata.
+    SetAgentMetadata {
+        /// The agent.
+        id: Id,
+        /// The new metadata.
+        metadata: Value,
+    },
+    /// Archives (soft-deletes) an agent; its name becomes free.
+    ArchiveAgent {
+        /// The agent.
+        id: Id,
+    },
+    /// Appends messages to an agent's conversation, in order.
+    AppendMessages {
+        /// The agent.
+        agent_id: Id,
+        /// The messages.
+        messages: Vec<Message>,
+    },
+    /// Forgets an agent's conversation (a fresh session, or after compaction).
+    ClearConversation {
+        /// The agent.
+        agent_id: Id,
+    },
+    /// Inserts a prompt row.
+    InsertPrompt(Box<Prompt>),
+    /// Inserts a chat message.
+    InsertChat(Box<ChatMessage>),
+    /// Inserts a system log row.
+    InsertSystemLog(Box<SystemLog>),
+    /// Inserts or replaces a workflow record.
+    UpsertWorkflow(Box<WorkflowRecord>),
+    /// Compare-and-swap of the run that holds an agent: succeeds only if the agent is held by run
+    /// `expect` (`None`: by no run), then sets the holder to `lease` (`None`: releases it). Claiming
+    /// (`None` → lease), renewing or taking over a stale claim (`Some(old)` → lease) and releasing
+    /// (`Some(own)` → `None`) are all this one change. Fails with
+    /// [`StoreError::RunConflict`](super::StoreError::RunConflict) naming the current holder.
+    SwapRun {
+        /// The agent.
+        agent_id: Id,
+        /// The run expected to hold it now.
+        expect: Option<Id>,
+        /// The new holder.
+        lease: Option<RunLease>,
+    },
+}
+
+/// Entity changes and the events that record them, stored atomically by
+/// [`Store::commit`](super::Store::commit): all of it, or none of it. Changes apply in order, then
+/// the events are appended with consecutive seqs.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The changes, in order.
+    pub changes: Vec<Change>,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A batch of events only.
+    pub fn events(events: Vec<NewEvent>) -> Self {
+        Self { changes: Vec::new(), events }
+    }
+
+    /// Adds a change.
+    pub fn change(mut self, change: Change) -> Self {
+        self.changes.push(change);
+        self
+    }
+
+    /// Adds an event.
+    pub fn event(mut self, keys: EventKeys, event: Event) -> Self {
+        self.events.push(NewEvent::new(keys, event));
+        self
+    }
+
+    /// Adds a change in place.
+    pub fn push_change(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    /// Adds an event in place.
+    pub fn push_event(&mut self, keys: EventKeys, event: Event) {
+        self.events.push(NewEvent::new(keys, event));
+    }
+
+    /// The batch with the rows that are projections of its events added: a `system_logs` row for each
+    /// `SystemLog` event, so a log written by any part of the engine is listed with the others. Every
+    /// store calls this at the start of [`Store::commit`](super::Store::commit).
+    pub fn projected(mut self) -> Self {
+        for e in &self.events {
+            if let Event::SystemLog { level, message, metadata } = &e.event {
+                self.changes.push(Change::InsertSystemLog(Box::new(SystemLog {
+                    id: crate::wire::new_id(),
+                    level: *level,
+                    message: message.clone(),
+                    summary: None,
+                    file_path: None,
+                    workflow_id: e.keys.workflow_id,
+                    workflow_step: e.keys.step.clone(),
+                    metadata: metadata.clone(),
+                    created_at: crate::wire::now(),
+                })));
+            }
+        }
+        self
+    }
+
+    /// Whether there is nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.events.is_empty()
+    }
+}
+
+impl From<StepCommit> for Batch {
+    fn from(step: StepCommit) -> Self {
+        let id = step.agent_id;
+        let mut b = Batch::new();
+        if let Some(status) = step.status {
+            b.push_change(Change::SetAgentStatus { id, status });
+        }
+        // Always present (zero when the step used nothing): a step of a missing agent fails with
+        // NotFound instead of storing its events, and stores write the agent's fields in one statement.
+        let (usage, cost_usd) = step.usage.unwrap_or_default();
+        b.push_change(Change::AddAgentUsage { id, usage, cost_usd });
+        if let Some(state) = step.state {
+            b.push_change(Change::SaveAgentState { id, state });
+        }
+        if !step.messages.is_empty() {
+            b.push_change(Change::AppendMessages { agent_id: id, messages: step.messages });
+        }
+        b.changes.extend(step.changes);
+        b.events = step.events;
+        b
+    }
+}

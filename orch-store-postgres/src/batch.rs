@@ -1,0 +1,182 @@
+//! The one write path: a [`Batch`] applied in one transaction. An agent step (status, usage, state,
+//! messages and events of one agent) and a batch of events alone keep their single-statement forms;
+//! anything else runs its statements in a transaction that appends the events last.
+
+use orch_core::store::{Batch, Change, StepCommit, StoreError, StoreResult};
+use orch_core::wire::{AgentStatus, EventRecord, Id, RunLease};
+use sqlx_postgres::PgConnection;
+
+use crate::events;
+use crate::sql::{self, Db, db_err, json_decode, json_param, not_found, now_us};
+use crate::sqlx;
+
+/// Commits a batch; returns the appended records.
+pub(crate) async fn commit(db: &Db, channel: &str, batch: Batch) -> StoreResult<Vec<EventRecord>> {
+    let batch = batch.projected();
+    if batch.changes.is_empty() {
+        return events::append(db, &db.pool, channel, events::Batch::new(batch.events)?).await;
+    }
+    let batch = match as_step(batch) {
+        Ok(step) => return events::commit_step(db, channel, step).await,
+        Err(batch) => batch,
+    };
+    let prepared = events::Batch::new(batch.events)?;
+    let mut tx = sqlx_core::pool::Pool::begin(&db.pool).await.map_err(db_err)?;
+    for change in batch.changes {
+        apply(db, &mut tx, change).await?;
+    }
+    let records = events::append(db, &mut *tx, channel, prepared).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(records)
+}
+
+/// The batch as one agent step, if that is all it is (each field at most once, one agent).
+fn as_step(batch: Batch) -> Result<StepCommit, Batch> {
+    let mut step = StepCommit::default();
+    let mut agent: Option<Id> = None;
+    let mut same = |id: Id| *agent.get_or_insert(id) == id;
+    for c in &batch.changes {
+        let fits = match c {
+            Change::SetAgentStatus { id, .. } => same(*id) && step.status.is_none(),
+            Change::AddAgentUsage { id, .. } => same(*id) && step.usage.is_none(),
+            Change::SaveAgentState { id, .. } => same(*id) && step.state.is_none(),
+            Change::AppendMessages { agent_id, .. } => same(*agent_id) && step.messages.is_empty(),
+            _ => false,
+        };
+        if !fits {
+            return Err(batch);
+        }
+        match c.clone() {
+            Change::SetAgentStatus { status, .. } => step.status = Some(status),
+            Change::AddAgentUsage { usage, cost_usd, .. } => step.usage = Some((usage, cost_usd)),
+            Change::SaveAgentState { state, .. } => step.state = Some(state),
+            Change::AppendMessages { messages, .. } => step.messages = messages,
+            _ => return Err(batch),
+        }
+    }
+    match agent {
+        Some(id) => {
+            step.agent_id = id;
+            step.events = batch.events;
+            Ok(step)
+        }
+        None => Err(batch),
+    }
+}
+
+/// One change inside the transaction.
+async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<()> {
+    match change {
+        Change::CreateOrchestrator(o) => sql::create_orchestrator(db, conn, &o).await,
+        Change::UpdateOrchestrator(o) => sql::update_orchestrator(db, conn, &o).await,
+        Change::AddOrchestratorUsage { id, usage, cost_usd } => {
+            sql::add_orchestrator_usage(db, conn, id, &usage, cost_usd).await.map(drop)
+        }
+        Change::CreateAgent(a) => sql::create_agent(db, conn, &a).await,
+        Change::SetAgentStatus { id, status } => set_status(db, conn, id, status).await,
+        Change::SaveAgentState { id, state } => {
+            sql::save_agent_state(db, conn, id, state.state.as_ref(), state.session_id.as_deref()).await
+        }
+        Change::AddAgentUsage { id, usage, cost_usd } => add_agent_usage(db, conn, id, usage, cost_usd).await,
+        Change::SetAgentMetadata { id, metadata } => sql::set_agent_metadata(db, conn, id, &metadata).await,
+        Change::ArchiveAgent { id } => sql::archive_agent(db, conn, id).await,
+        Change::AppendMessages { agent_id, messages } => {
+            let messages: Vec<String> = messages.iter().map(json_param).collect::<StoreResult<_>>()?;
+            sqlx::query(&db.sql(
+                "INSERT INTO {S}.conversation (agent_id, message) \
+                 SELECT $1, u.message::jsonb FROM UNNEST($2::text[]) WITH ORDINALITY AS u(message, ord) ORDER BY u.ord",
+            ))
+            .bind(agent_id)
+            .bind(&messages)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)
+            .map(drop)
+        }
+        Change::ClearConversation { agent_id } => events::clear_conversation(db, conn, agent_id).await,
+        Change::InsertPrompt(p) => sql::insert_prompt(db, conn, &p).await,
+        Change::InsertChat(m) => sql::insert_chat(db, conn, &m).await,
+        Change::InsertSystemLog(l) => sql::insert_system_log(db, conn, &l).await,
+        Change::UpsertWorkflow(w) => sql::upsert_workflow(db, conn, &w).await,
+        Change::SwapRun { agent_id, expect, lease } => swap_run(db, conn, agent_id, expect, lease.as_ref()).await,
+        other => Err(StoreError::Backend(format!(
+            "this store does not support the change {other:?}; upgrade orch-store-postgres"
+        ))),
+    }
+}
+
+async fn set_status(db: &Db, conn: &mut PgConnection, id: Id, status: AgentStatus) -> StoreResult<()> {
+    let done = sqlx::query(&db.sql("UPDATE {S}.agents SET status = $2, updated_at = $3 WHERE id = $1"))
+        .bind(id)
+        .bind(status.as_str())
+        .bind(now_us())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() == 0 {
+        return Err(not_found("agent", id));
+    }
+    Ok(())
+}
+
+async fn add_agent_usage(
+    db: &Db,
+    conn: &mut PgConnection,
+    id: Id,
+    usage: orch_core::wire::Usage,
+    cost: f64,
+) -> StoreResult<()> {
+    let u = sql::usage_params(&usage)?;
+    let done = sqlx::query(&db.sql(
+        "UPDATE {S}.agents SET input_tokens = input_tokens + $2, output_tokens = output_tokens + $3, \
+         cache_read_input_tokens = cache_read_input_tokens + $4, \
+         cache_creation_input_tokens = cache_creation_input_tokens + $5, \
+         total_cost_usd = total_cost_usd + $6, updated_at = $7 WHERE id = $1",
+    ))
+    .bind(id)
+    .bind(u[0])
+    .bind(u[1])
+    .bind(u[2])
+    .bind(u[3])
+    .bind(cost)
+    .bind(now_us())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if done.rows_affected() == 0 {
+        return Err(not_found("agent", id));
+    }
+    Ok(())
+}
+
+/// Sets the agent's run lease if the run holding it now is `expect` (the row locked while checked).
+async fn swap_run(
+    db: &Db,
+    conn: &mut PgConnection,
+    agent_id: Id,
+    expect: Option<Id>,
+    lease: Option<&RunLease>,
+) -> StoreResult<()> {
+    let current: Option<Option<String>> =
+        sqlx::query_scalar(&db.sql("SELECT run_lease::text FROM {S}.agents WHERE id = $1 FOR UPDATE"))
+            .bind(agent_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    let current = current.ok_or_else(|| not_found("agent", agent_id))?;
+    let current = current
+        .map(|t| {
+            json_decode::<RunLease>(&t).map_err(|e| StoreError::Decode(format!("run lease of agent {agent_id}: {e}")))
+        })
+        .transpose()?;
+    if current.as_ref().map(|l| l.run_id) != expect {
+        return Err(StoreError::RunConflict { agent_id, current });
+    }
+    sqlx::query(&db.sql("UPDATE {S}.agents SET run_lease = $2::jsonb WHERE id = $1"))
+        .bind(agent_id)
+        .bind(lease.map(json_param).transpose()?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
