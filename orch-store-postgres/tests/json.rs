@@ -6,6 +6,7 @@ mod support;
 
 use support::sqlx;
 
+use orch_core::store::testkit::Writes;
 use orch_core::store::{EventQuery, SavedState, StepCommit, Store};
 use orch_core::wire::{Agent, ContentBlock, Event, EventKeys, Message, NewEvent, Role};
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use orch_core::store::testkit::Writes;
 use orch_core::store::{EventQuery, EventStream, Store, StoreError};
 use orch_core::wire::{Agent, Event, EventKeys, EventRecord, NewEvent};
 use orch_store_sqlite::SqliteStore;

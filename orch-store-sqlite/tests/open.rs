@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use orch_core::store::testkit::Writes;
 use orch_core::store::{EventQuery, Store, StoreError};
 use orch_core::wire::{Agent, Event, EventKeys, NewEvent};
 use orch_store_sqlite::{SCHEMA_VERSION, SqliteStore, default_path};

@@ -795,13 +795,10 @@ pub mod checks {
             let store = store.clone();
             tasks.push(tokio::spawn(async move { store.add_agent_usage(a.id, once, 0.01).await.unwrap() }));
         }
-        let mut seen = BTreeSet::new();
+        // Commits do not return rows; atomicity shows in the total (read-modify-writes would lose some).
         for t in tasks {
-            let after = t.await.expect("task panicked");
-            assert_eq!(after.id, a.id);
-            seen.insert(after.usage.input_tokens);
+            t.await.expect("task panicked");
         }
-        assert_eq!(seen, (1..=50).collect::<BTreeSet<_>>(), "each increment returns a distinct running total");
         let got = store.get_agent(a.id).await.unwrap().unwrap();
         assert_eq!(
             got.usage,
