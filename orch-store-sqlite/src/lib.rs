@@ -25,7 +25,10 @@
 //! gives [`StoreError::Corrupt`], a database written by a newer orch (higher schema version) gives
 //! [`StoreError::NewerSchema`] — in both cases the file is left byte-for-byte untouched. A path that cannot
 //! be created or written gives [`StoreError::Open`] naming it. Migrations are versioned
-//! (`PRAGMA user_version`) and applied on open, in one transaction.
+//! (`PRAGMA user_version`) and applied on open, in one transaction. A transaction that a crash left
+//! unfinished (a hot `-journal` beside the file, e.g. from a process killed while creating the database)
+//! is rolled back before those checks, as SQLite does on any open that may write; a crash at any point
+//! of creating a database thus leaves one that the next open accepts and finishes creating.
 //!
 //! ## Durability
 //!
