@@ -178,11 +178,11 @@ pub(crate) fn open_error(location: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn corrupt(location: &str, message: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(location: &str, message: impl Into<String>) -> StoreError {
     StoreError::Corrupt { location: location.to_string(), message: message.into() }
 }
 
-fn newer(location: &str, found: i64) -> StoreError {
+pub(crate) fn newer(location: &str, found: i64) -> StoreError {
     StoreError::NewerSchema { location: location.to_string(), found, supported: SCHEMA_VERSION }
 }
 
@@ -258,6 +258,24 @@ pub(crate) fn check_existing(path: &Path, location: &str) -> Result<(), StoreErr
         // SQLite treats an empty file as an empty database.
         return Ok(());
     }
+    check_header(path, location)?;
+    // A read-only connection sees the committed state, including a write-ahead log not yet checkpointed.
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| open_error(location, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error(location, e))?;
+    let version = user_version(&conn).map_err(|e| open_error(location, e))?;
+    if version > SCHEMA_VERSION {
+        return Err(newer(location, version));
+    }
+    if version == 0 && has_tables(&conn).map_err(|e| open_error(location, e))? {
+        return Err(corrupt(location, "a SQLite database with tables but no orch schema version"));
+    }
+    Ok(())
+}
+
+/// Checks the header of a non-empty file, reading it as plain bytes: it must be a SQLite database whose
+/// schema version (as of its last checkpoint) this build supports.
+pub(crate) fn check_header(path: &Path, location: &str) -> Result<(), StoreError> {
     let mut header = [0u8; 100];
     let read = std::fs::File::open(path)
         .and_then(|mut f| read_up_to(&mut f, &mut header))
@@ -276,17 +294,6 @@ pub(crate) fn check_existing(path: &Path, location: &str) -> Result<(), StoreErr
     if header_version > SCHEMA_VERSION {
         return Err(newer(location, header_version));
     }
-    // A read-only connection sees the committed state, including a write-ahead log not yet checkpointed.
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| open_error(location, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error(location, e))?;
-    let version = user_version(&conn).map_err(|e| open_error(location, e))?;
-    if version > SCHEMA_VERSION {
-        return Err(newer(location, version));
-    }
-    if version == 0 && has_tables(&conn).map_err(|e| open_error(location, e))? {
-        return Err(corrupt(location, "a SQLite database with tables but no orch schema version"));
-    }
     Ok(())
 }
 
@@ -301,11 +308,11 @@ fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "user_version", |r| r.get(0))
 }
 
-fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+pub(crate) fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')", [], |r| r.get(0))
 }
 

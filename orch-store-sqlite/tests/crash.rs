@@ -60,3 +60,19 @@ async fn a_hot_journal_left_by_a_crash_while_creating_is_rolled_back_on_open() {
     let again = SqliteStore::open(&path).unwrap();
     assert_eq!(again.read_events(&EventQuery::default()).await.unwrap().len(), 1);
 }
+
+#[test]
+fn opening_read_only_refuses_a_hot_journal_clearly_and_leaves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orch.db");
+    crash_image(dir.path(), &path);
+    let mut journal = path.as_os_str().to_owned();
+    journal.push("-journal");
+    let (db_before, journal_before) = (std::fs::read(&path).unwrap(), std::fs::read(&journal).unwrap());
+
+    let e = SqliteStore::open_read_only(&path).expect_err("a read-only open cannot roll back");
+    let message = e.to_string();
+    assert!(message.contains("rolled back") && message.contains("read-write"), "{message}");
+    assert!(std::fs::read(&path).unwrap() == db_before, "the database file is untouched");
+    assert!(std::fs::read(&journal).unwrap() == journal_before, "the journal is left for a read-write open");
+}
