@@ -308,11 +308,12 @@ pub(crate) async fn read_events(db: &Db, q: &EventQuery) -> StoreResult<Vec<Even
     rows.iter()
         .map(|row| {
             use sqlx::Row;
+            let seq = get_u64(row, 0)?;
             let payload: String = row.try_get(7).map_err(db_err)?;
-            let event: Event = json_decode(&payload)
-                .map_err(|e| StoreError::Decode(format!("event payload of seq {:?}: {e}", row.try_get::<i64, _>(0))))?;
+            let event: Event =
+                json_decode(&payload).map_err(|e| StoreError::Decode(format!("event payload of seq {seq}: {e}")))?;
             Ok(EventRecord {
-                seq: get_u64(row, 0)?,
+                seq,
                 timestamp: row.try_get(1).map_err(db_err)?,
                 keys: EventKeys {
                     agent_id: row.try_get(2).map_err(db_err)?,

@@ -1,8 +1,8 @@
 //! Several real processes sharing one PostgreSQL schema: concurrent appenders and a follower, a migration
 //! race, a follower whose connections are killed server-side.
 //!
-//! Child processes are this test binary run again (`--exact child_process`) with `ORCH_PG_TEST_CHILD`
-//! naming what to do.
+//! Child processes are this test binary running the same test again (`--exact NAME`) with
+//! `ORCH_PG_TEST_CHILD` naming their part; each prints `CHILD OK` when done, which the parent checks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -77,9 +77,18 @@ fn check_log(got: &[EventRecord], producers: &[(String, u64)]) {
     }
 }
 
+/// The test whose children play `role`.
+fn test_of(role: &str) -> &'static str {
+    match role {
+        "append" => "four_processes_append_while_a_fifth_follows",
+        "start" => "ten_processes_starting_at_once_migrate_once",
+        other => panic!("unknown child role {other}"),
+    }
+}
+
 fn spawn_child(role: &str, envs: &[(&str, String)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_process", "--nocapture", "--test-threads=1"])
+    cmd.args(["--exact", test_of(role), "--include-ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, role)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -92,8 +101,10 @@ fn spawn_child(role: &str, envs: &[(&str, String)]) -> Child {
 fn wait_child(child: Child, what: &str) -> String {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{what} failed: {}\n{stdout}", out.status);
-    assert!(stdout.contains("CHILD OK"), "{what} did not run its part (filtered out?):\n{stdout}");
+    // Indented, so the child's own "test result:" line is not taken for one of this binary.
+    let shown = stdout.replace('\n', "\n    ");
+    assert!(out.status.success(), "{what} failed: {}\n{shown}", out.status);
+    assert!(stdout.contains("CHILD OK"), "{what} did not run its part (filtered out?):\n{shown}");
     stdout
 }
 
@@ -101,14 +112,12 @@ fn env(key: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set"))
 }
 
-/// Run as a child process by the tests below; does nothing when run by the test harness directly.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_process() {
-    let Ok(role) = std::env::var(CHILD_ENV) else { return };
+/// The part of a child process playing `role` (see [`test_of`]).
+async fn child_part(role: &str) {
     let url = env("ORCH_PG_TEST_URL");
     let schema = env("ORCH_PG_TEST_SCHEMA");
     let options = || PgOptions { schema: Some(schema.clone()), pool_size: Some(4) };
-    match role.as_str() {
+    match role {
         "append" => {
             let name = env("ORCH_PG_TEST_NAME");
             let n: u64 = env("ORCH_PG_TEST_N").parse().unwrap();
@@ -147,8 +156,12 @@ async fn child_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
 async fn four_processes_append_while_a_fifth_follows() {
-    let Some(url) = support::server() else { return };
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        return child_part(&role).await;
+    }
+    let url = support::server();
     let (store, _guard) = support::fresh_store(&url).await;
     let mut sub = store.subscribe(0);
     let started = Instant::now();
@@ -189,8 +202,12 @@ async fn four_processes_append_while_a_fifth_follows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
 async fn ten_processes_starting_at_once_migrate_once() {
-    let Some(url) = support::server() else { return };
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        return child_part(&role).await;
+    }
+    let url = support::server();
     let schema = support::fresh_schema();
     let _guard = support::SchemaGuard::new(&url, &schema);
     let start_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 1500;
@@ -257,8 +274,9 @@ async fn terminate(admin: &mut sqlx::PgConnection, pattern: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
 async fn a_follower_whose_connections_are_killed_reconnects_and_misses_nothing() {
-    let Some(url) = support::server() else { return };
+    let url = support::server();
     let schema = support::fresh_schema();
     let _guard = support::SchemaGuard::new(&url, &schema);
     let app = format!("orch_t_follow_{}", orch_core::wire::new_id().simple());

@@ -15,8 +15,9 @@
 //! ```
 //!
 //! Constructors: [`SqliteStore::open`] (a file; its parent directory is created), [`SqliteStore::in_memory`]
-//! (private to the store, gone when it is dropped) and [`SqliteStore::open_url`] (`sqlite://PATH`,
-//! `sqlite:PATH`, `sqlite::memory:`). They are synchronous (opening may wait up to 10 s for another
+//! (private to the store, gone when it is dropped), [`SqliteStore::open_url`] (`sqlite://PATH`,
+//! `sqlite:PATH`, `sqlite::memory:`) and [`SqliteStore::open_read_only`] (an existing database, for reading
+//! only: nothing is created, migrated or written; writes fail). They are synchronous (opening may wait up to 10 s for another
 //! process holding the database lock): call them at startup or from a blocking context.
 //!
 //! ## Opening is safe
@@ -25,7 +26,10 @@
 //! gives [`StoreError::Corrupt`], a database written by a newer orch (higher schema version) gives
 //! [`StoreError::NewerSchema`] — in both cases the file is left byte-for-byte untouched. A path that cannot
 //! be created or written gives [`StoreError::Open`] naming it. Migrations are versioned
-//! (`PRAGMA user_version`) and applied on open, in one transaction.
+//! (`PRAGMA user_version`) and applied on open, in one transaction. A transaction that a crash left
+//! unfinished (a hot `-journal` beside the file, e.g. from a process killed while creating the database)
+//! is rolled back before those checks, as SQLite does on any open that may write; a crash at any point
+//! of creating a database thus leaves one that the next open accepts and finishes creating.
 //!
 //! ## Durability
 //!
@@ -52,6 +56,7 @@
 //! system is not supported (WAL needs shared memory on one host).
 
 mod batch;
+mod read_only;
 mod schema;
 mod sql;
 mod writer;
@@ -70,6 +75,7 @@ use orch_core::wire::{Agent, ChatMessage, EventRecord, Id, Message, Orchestrator
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::watch;
 
+use read_only::Access;
 pub use schema::SCHEMA_VERSION;
 use writer::{BoxJob, WriteCtx};
 
@@ -112,6 +118,20 @@ struct Inner {
     /// The reader threads, joined on drop so their connections are closed before the writer's.
     reader_threads: Vec<JoinHandle<()>>,
     poller: OnceLock<()>,
+    /// How the readers (and the poller) open the file; not [`Access::ReadWrite`] for a store opened with
+    /// [`SqliteStore::open_read_only`], which has no writer.
+    access: Access,
+}
+
+impl Inner {
+    /// Why a write cannot be queued.
+    fn no_writer(&self) -> StoreError {
+        if self.access == Access::ReadWrite {
+            writer_gone()
+        } else {
+            StoreError::Backend(format!("the database {} is opened read-only: writes are refused", self.location))
+        }
+    }
 }
 
 /// A read, run by a reader thread on its connection (or given the error opening one).
@@ -120,7 +140,11 @@ type ReadJob = Box<dyn FnOnce(StoreResult<&Connection>) + Send>;
 /// Starts the reader threads of a database file. Each opens its connection on its first job; all take
 /// jobs from one queue, so however many agents read at once, the store holds `READERS` threads and
 /// connections, and the callers wait without a thread.
-fn start_readers(path: &Path, location: &str) -> Result<(mpsc::Sender<ReadJob>, Vec<JoinHandle<()>>), StoreError> {
+fn start_readers(
+    path: &Path,
+    location: &str,
+    access: Access,
+) -> Result<(mpsc::Sender<ReadJob>, Vec<JoinHandle<()>>), StoreError> {
     let (tx, rx) = mpsc::channel::<ReadJob>();
     let rx = Arc::new(Mutex::new(rx));
     let mut threads = Vec::with_capacity(READERS);
@@ -138,7 +162,7 @@ fn start_readers(path: &Path, location: &str) -> Result<(mpsc::Sender<ReadJob>, 
                     let Ok(job) = job else { return };
                     match &conn {
                         Some(c) => job(Ok(c)),
-                        None => match open_reader(&path, &loc) {
+                        None => match open_reader(&path, &loc, access) {
                             Ok(c) => job(Ok(&*conn.insert(c))),
                             Err(e) => job(Err(e)),
                         },
@@ -206,6 +230,42 @@ impl SqliteStore {
         Self::start(conn, location, Some(path))
     }
 
+    /// Opens the existing database at `path` for reading only, for a file (or directory) this process may
+    /// not write, e.g. a backup or another user's database.
+    ///
+    /// Nothing is created, migrated or written: the connections use SQLite's read-only mode (so even a
+    /// process that could write the file does not). Every read of the [`Store`] works; every write fails
+    /// with [`StoreError::Backend`] saying the database is opened read-only. Commits of other processes
+    /// are seen as with [`SqliteStore::open`], except in a read-only directory holding no `-wal` file,
+    /// where SQLite cannot create the shared-memory file WAL readers use: the file is then read as
+    /// unchanging (SQLite's `immutable`), and changes made after opening are not seen.
+    ///
+    /// Errors: [`StoreError::Open`] if there is no such file, it is empty or holds no orch schema yet, its
+    /// schema is older than this build's (it needs [`SqliteStore::open`] once to migrate), or a crash
+    /// left a transaction to roll back; [`StoreError::Corrupt`] if it is not an orch SQLite database;
+    /// [`StoreError::NewerSchema`] if a newer orch wrote it.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let location = path.display().to_string();
+        let (conn, access) = read_only::open(&path, &location)?;
+        let last = sql::last_seq(&conn)?;
+        drop(conn);
+        let (reads, reader_threads) = start_readers(&path, &location, access)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                location,
+                path: Some(path),
+                writer: None,
+                writer_thread: None,
+                last_seq: watch::channel(last).0,
+                reads: Some(reads),
+                reader_threads,
+                poller: OnceLock::new(),
+                access,
+            }),
+        })
+    }
+
     /// A fresh database in memory, private to this store (and its clones); gone when the last is dropped.
     pub fn in_memory() -> Result<Self, StoreError> {
         let location = ":memory:".to_string();
@@ -239,7 +299,7 @@ impl SqliteStore {
         let last = sql::last_seq(&conn)?;
         let (reads, reader_threads) = match &path {
             Some(p) => {
-                let (tx, threads) = start_readers(p, &location)?;
+                let (tx, threads) = start_readers(p, &location, Access::ReadWrite)?;
                 (Some(tx), threads)
             }
             None => (None, Vec::new()),
@@ -264,6 +324,7 @@ impl SqliteStore {
                 reads,
                 reader_threads,
                 poller: OnceLock::new(),
+                access: Access::ReadWrite,
             }),
         })
     }
@@ -275,7 +336,7 @@ impl SqliteStore {
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
     {
         let (job, rx) = writer::job(f);
-        let sender = self.inner.writer.as_ref().ok_or_else(writer_gone)?;
+        let sender = self.inner.writer.as_ref().ok_or_else(|| self.inner.no_writer())?;
         sender.send(job).map_err(|_| writer_gone())?;
         rx.await.map_err(|_| writer_gone())?
     }
@@ -331,9 +392,8 @@ fn lock_directory_of(path: &Path) -> Option<std::fs::File> {
     }
 }
 
-fn open_reader(path: &Path, location: &str) -> StoreResult<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| schema::open_error(location, e))?;
+fn open_reader(path: &Path, location: &str, access: Access) -> StoreResult<Connection> {
+    let conn = access.connect(path).map_err(|e| schema::open_error(location, e))?;
     schema::configure_common(&conn).map_err(|e| schema::open_error(location, e))?;
     conn.pragma_update(None, "query_only", true).map_err(|e| schema::open_error(location, e))?;
     Ok(conn)
@@ -351,7 +411,7 @@ fn poll(store: Weak<Inner>, path: PathBuf) {
             continue;
         }
         if conn.is_none() {
-            match open_reader(&path, &inner.location) {
+            match open_reader(&path, &inner.location, inner.access) {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "SQLite poller cannot open the database");

@@ -182,16 +182,70 @@ pub(crate) fn open_error(location: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn corrupt(location: &str, message: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(location: &str, message: impl Into<String>) -> StoreError {
     StoreError::Corrupt { location: location.to_string(), message: message.into() }
 }
 
-fn newer(location: &str, found: i64) -> StoreError {
+pub(crate) fn newer(location: &str, found: i64) -> StoreError {
     StoreError::NewerSchema { location: location.to_string(), found, supported: SCHEMA_VERSION }
 }
 
+/// The first 8 bytes of a rollback journal's header.
+const JOURNAL_MAGIC: &[u8] = &[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+/// The rollback journal of the database at `path`: `<path>-journal`.
+pub(crate) fn journal_path(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-journal");
+    p.into()
+}
+
+/// Whether `path` has a rollback journal with a valid header beside it: the journal of a transaction in
+/// progress, or of one a crash left unfinished (a "hot" journal; the database file may then hold pages
+/// that were never committed, even a half-written header).
+pub(crate) fn has_journal(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    std::fs::File::open(journal_path(path))
+        .and_then(|mut f| read_up_to(&mut f, &mut head))
+        .is_ok_and(|n| n == head.len() && head == JOURNAL_MAGIC)
+}
+
+/// Rolls back a transaction that a crash left unfinished in `path`, if its journal is there: SQLite does
+/// so on the first read of a connection that may write, restoring the last committed state (for a crash
+/// while the database was being created: an empty file). A read-only connection cannot, and fails with
+/// "attempt to write a readonly database" as long as the journal stays, so this runs before any
+/// read-only check. A journal of a transaction still running in another connection is left alone
+/// (SQLite sees that connection's lock and just reads the committed state).
+fn roll_back_unfinished(path: &Path, location: &str) -> Result<(), StoreError> {
+    if !has_journal(path) {
+        return Ok(());
+    }
+    let journal = journal_path(path);
+    let failed = |e: rusqlite::Error| StoreError::Open {
+        location: location.to_string(),
+        message: format!(
+            "cannot roll back the unfinished transaction a crash left (journal {}): {e}",
+            journal.display()
+        ),
+    };
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(failed)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
+        Ok(_) => {
+            tracing::info!(location, "rolled back a transaction left unfinished by a crash");
+            Ok(())
+        }
+        // Not a database after all: the header check below says so.
+        Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)) => Ok(()),
+        Err(e) => Err(failed(e)),
+    }
+}
+
 /// Checks an existing file without writing to it: it must be empty or a SQLite database whose schema
-/// version this build supports. Nothing is created or modified.
+/// version this build supports. Nothing is created or modified, except that a transaction a crash left
+/// unfinished is rolled back first ([`roll_back_unfinished`]), as any SQLite connection that may write
+/// does.
 pub(crate) fn check_existing(path: &Path, location: &str) -> Result<(), StoreError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -201,10 +255,31 @@ pub(crate) fn check_existing(path: &Path, location: &str) -> Result<(), StoreErr
     if meta.is_dir() {
         return Err(StoreError::Open { location: location.to_string(), message: "is a directory".into() });
     }
+    roll_back_unfinished(path, location)?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| StoreError::Open { location: location.to_string(), message: e.to_string() })?;
     if meta.len() == 0 {
         // SQLite treats an empty file as an empty database.
         return Ok(());
     }
+    check_header(path, location)?;
+    // A read-only connection sees the committed state, including a write-ahead log not yet checkpointed.
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| open_error(location, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error(location, e))?;
+    let version = user_version(&conn).map_err(|e| open_error(location, e))?;
+    if version > SCHEMA_VERSION {
+        return Err(newer(location, version));
+    }
+    if version == 0 && has_tables(&conn).map_err(|e| open_error(location, e))? {
+        return Err(corrupt(location, "a SQLite database with tables but no orch schema version"));
+    }
+    Ok(())
+}
+
+/// Checks the header of a non-empty file, reading it as plain bytes: it must be a SQLite database whose
+/// schema version (as of its last checkpoint) this build supports.
+pub(crate) fn check_header(path: &Path, location: &str) -> Result<(), StoreError> {
     let mut header = [0u8; 100];
     let read = std::fs::File::open(path)
         .and_then(|mut f| read_up_to(&mut f, &mut header))
@@ -223,17 +298,6 @@ pub(crate) fn check_existing(path: &Path, location: &str) -> Result<(), StoreErr
     if header_version > SCHEMA_VERSION {
         return Err(newer(location, header_version));
     }
-    // A read-only connection sees the committed state, including a write-ahead log not yet checkpointed.
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| open_error(location, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error(location, e))?;
-    let version = user_version(&conn).map_err(|e| open_error(location, e))?;
-    if version > SCHEMA_VERSION {
-        return Err(newer(location, version));
-    }
-    if version == 0 && has_tables(&conn).map_err(|e| open_error(location, e))? {
-        return Err(corrupt(location, "a SQLite database with tables but no orch schema version"));
-    }
     Ok(())
 }
 
@@ -248,11 +312,11 @@ fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "user_version", |r| r.get(0))
 }
 
-fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+pub(crate) fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')", [], |r| r.get(0))
 }
 

@@ -61,16 +61,23 @@ where
     }
 }
 
-/// A copy of an error for every request of a failed batch.
+/// A copy of an error for every request of a failed batch: the same variant with the same message (a
+/// failed commit, e.g. on a full disk, reads "store backend error: database or disk is full", once).
 fn dup(e: &StoreError) -> StoreError {
     match e {
-        StoreError::Open { location, message } => {
-            StoreError::Open { location: location.clone(), message: message.clone() }
+        StoreError::NotFound { what } => StoreError::NotFound { what: what.clone() },
+        StoreError::NameTaken { name } => StoreError::NameTaken { name: name.clone() },
+        StoreError::NewerSchema { location, found, supported } => {
+            StoreError::NewerSchema { location: location.clone(), found: *found, supported: *supported }
         }
         StoreError::Corrupt { location, message } => {
             StoreError::Corrupt { location: location.clone(), message: message.clone() }
         }
-        other => StoreError::Backend(other.to_string()),
+        StoreError::Open { location, message } => {
+            StoreError::Open { location: location.clone(), message: message.clone() }
+        }
+        StoreError::Decode(message) => StoreError::Decode(message.clone()),
+        StoreError::Backend(message) => StoreError::Backend(message.clone()),
     }
 }
 
@@ -158,5 +165,34 @@ fn run_batch(conn: &Connection, jobs: Vec<BoxJob>, last_seq: &watch::Sender<u64>
                 j.finish(Err(&e));
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// A batch whose commit fails (here a deferred foreign key; on a full disk, "database or disk is
+    /// full") answers every request with the commit's error, worded once.
+    #[test]
+    fn a_failed_commit_is_reported_with_one_prefix() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::configure_common(&conn).unwrap();
+        crate::schema::migrate(&mut conn, ":memory:").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY); \
+             CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        let (job, mut rx) = job(|ctx| {
+            ctx.conn.execute("INSERT INTO child VALUES (1)", []).map_err(backend)?;
+            Ok(())
+        });
+        let (last_seq, _) = watch::channel(0);
+        run_batch(&conn, vec![job], &last_seq);
+        let e = rx.try_recv().expect("answered").expect_err("the commit failed");
+        assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+        assert_eq!(e.to_string(), "store backend error: FOREIGN KEY constraint failed");
     }
 }

@@ -132,18 +132,22 @@ async fn a_failing_request_does_not_undo_the_others_coalesced_with_it() {
     assert_eq!(store.list_agents(&Default::default()).await.unwrap().len(), 1);
 }
 
-/// Run as a child process by the test below; does nothing when run by the test harness directly.
-#[tokio::test]
-async fn child_appender() {
-    let Ok(path) = std::env::var(CHILD_ENV) else { return };
-    let name = std::env::var("ORCH_SQLITE_TEST_CHILD_NAME").unwrap();
-    let n: u64 = std::env::var("ORCH_SQLITE_TEST_CHILD_N").unwrap().parse().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
-    produce(store, name, n).await;
-}
+/// The name of the test below, which its child processes run (this test binary, filtered to it).
+const CHILD_TEST: &str = "other_processes_appends_reach_a_subscriber_once_in_order";
 
+/// Two child processes and this one append to one file; a subscriber here gets every event once, in order.
+/// The children are this test binary running this same test with [`CHILD_ENV`] set: they append, then
+/// print `CHILD OK <name>`, which the parent checks (so a child that ran nothing fails the test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn other_processes_appends_reach_a_subscriber_once_in_order() {
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        let name = std::env::var("ORCH_SQLITE_TEST_CHILD_NAME").unwrap();
+        let n: u64 = std::env::var("ORCH_SQLITE_TEST_CHILD_N").unwrap().parse().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+        produce(store, name.clone(), n).await;
+        println!("CHILD OK {name}");
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.db");
     let here: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
@@ -152,21 +156,26 @@ async fn other_processes_appends_reach_a_subscriber_once_in_order() {
     let children: Vec<_> = ["p1", "p2"]
         .into_iter()
         .map(|name| {
-            std::process::Command::new(&exe)
-                .args(["--exact", "child_appender", "--test-threads=1", "--quiet"])
+            let child = std::process::Command::new(&exe)
+                .args(["--exact", CHILD_TEST, "--test-threads=1", "--nocapture"])
                 .env(CHILD_ENV, &path)
                 .env("ORCH_SQLITE_TEST_CHILD_NAME", name)
                 .env("ORCH_SQLITE_TEST_CHILD_N", "300")
-                .stdout(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
                 .spawn()
-                .unwrap()
+                .unwrap();
+            (name, child)
         })
         .collect();
     let local = tokio::spawn(produce(here.clone(), "local".into(), 200));
     let got = collect(&mut sub, 800).await;
     local.await.unwrap();
-    for mut c in children {
-        assert!(c.wait().unwrap().success(), "child process failed");
+    for (name, child) in children {
+        let out = child.wait_with_output().unwrap();
+        // Indented, so the child's own "test result:" line is not taken for one of this binary.
+        let stdout = String::from_utf8_lossy(&out.stdout).replace('\n', "\n    ");
+        assert!(out.status.success(), "child {name} failed: {}\n{stdout}", out.status);
+        assert!(stdout.contains(&format!("CHILD OK {name}")), "child {name} did not run its part:\n{stdout}");
     }
     check_log(&got, &[("p1", 300), ("p2", 300), ("local", 200)]);
     assert!(tokio::time::timeout(Duration::from_millis(200), sub.next()).await.is_err(), "nothing more is delivered");

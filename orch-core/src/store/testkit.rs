@@ -123,11 +123,35 @@ where
 /// }
 /// ```
 ///
+/// Attributes written before `$make`, ended by `;`, are put on every generated check, e.g. for a store
+/// that needs a server:
+///
+/// ```no_run
+/// mod server {
+///     orch_core::store_conformance_tests!(
+///         #[ignore = "needs the server"];
+///         || async { std::sync::Arc::new(orch_core::store::MemoryStore::new()) }
+///     );
+/// }
+/// ```
+///
 /// Requires the `testkit` feature of `orch-core`.
 #[macro_export]
 macro_rules! store_conformance_tests {
+    ($(#[$attr:meta])+ ; $make:expr $(,)?) => {
+        $crate::__store_conformance_tests! { @all { $(#[$attr])+ } $make }
+    };
     ($make:expr $(,)?) => {
-        $crate::__store_conformance_tests! { $make;
+        $crate::__store_conformance_tests! { @all {} $make }
+    };
+}
+
+/// Implementation detail of [`store_conformance_tests!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_tests {
+    (@all $attrs:tt $make:expr) => {
+        $crate::__store_conformance_tests! { $attrs $make;
             orchestrator_crud,
             orchestrator_usage_is_atomic,
             agent_create_get_find_list,
@@ -156,28 +180,28 @@ macro_rules! store_conformance_tests {
             prune_removes_only_old_events_of_archived_agents,
         }
     };
-}
-
-/// Implementation detail of [`store_conformance_tests!`].
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __store_conformance_tests {
-    ($make:expr; $($check:ident),* $(,)?) => {
+    ($attrs:tt $make:expr; $($check:ident),* $(,)?) => {
         $(
-            #[test]
-            fn $check() {
-                $crate::store::testkit::run_check(
-                    stringify!($check),
-                    $make,
-                    $crate::store::testkit::checks::$check,
-                );
-            }
+            $crate::__store_conformance_test! { $attrs $make; $check }
         )*
         /// Keeps [`CHECKS`] and the macro in step.
         #[test]
         fn conformance_suite_is_complete() {
             let generated: &[&str] = &[$(stringify!($check)),*];
             assert_eq!(generated, $crate::store::testkit::CHECKS, "store_conformance_tests! is out of date");
+        }
+    };
+}
+
+/// Implementation detail of [`store_conformance_tests!`]: one check, with its attributes.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_test {
+    ({ $(#[$attr:meta])* } $make:expr; $check:ident) => {
+        $(#[$attr])*
+        #[test]
+        fn $check() {
+            $crate::store::testkit::run_check(stringify!($check), $make, $crate::store::testkit::checks::$check);
         }
     };
 }

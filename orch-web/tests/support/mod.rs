@@ -8,7 +8,18 @@ use serde_json::Value;
 
 /// The `orch` binary with no orch settings inherited from the environment and a null stdin.
 pub fn orch() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
+    isolated(Command::new(env!("CARGO_BIN_EXE_orch")))
+}
+
+/// `program ARGS… orch` (e.g. under a tracer), with the environment and stdin of [`orch`].
+pub fn orch_under(program: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(program);
+    c.args(args).arg(env!("CARGO_BIN_EXE_orch"));
+    isolated(c)
+}
+
+/// `c` without orch settings inherited from the environment and with a null stdin.
+fn isolated(mut c: Command) -> Command {
     for var in [
         "ORCH_MODEL",
         "ORCH_DATABASE_URL",
