@@ -55,7 +55,7 @@ async fn events(store: &MemoryStore) -> Vec<EventRecord> {
     store.read_events(&EventQuery::default()).await.unwrap()
 }
 
-fn kinds(evs: &[EventRecord]) -> Vec<&'static str> {
+fn kinds(evs: &[EventRecord]) -> Vec<&str> {
     evs.iter().map(|e| e.event.kind()).filter(|k| *k != "HookInvoked").collect()
 }
 

@@ -154,7 +154,7 @@ fn normalized_for(evs: &[EventRecord], agent: Id) -> Vec<Value> {
     normalized(&mine)
 }
 
-fn kinds(evs: &[EventRecord]) -> Vec<&'static str> {
+fn kinds(evs: &[EventRecord]) -> Vec<&str> {
     evs.iter().map(|e| e.event.kind()).collect()
 }
 

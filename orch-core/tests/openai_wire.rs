@@ -454,3 +454,70 @@ async fn end_to_end_an_agent_writes_a_file_through_the_wire() {
     let tool_msg = msgs.iter().find(|m| m["role"] == "tool").unwrap();
     assert_eq!(tool_msg["tool_call_id"], "call_w1");
 }
+
+/// Tool arguments: an object nesting objects and arrays `depth` levels deep.
+fn nested_arguments(depth: usize) -> String {
+    let mut s = String::from("1");
+    for i in 0..depth {
+        s = if (depth - 1 - i).is_multiple_of(2) { format!("{{\"k\":{s}}}") } else { format!("[{s}]") };
+    }
+    s
+}
+
+#[tokio::test]
+async fn a_tool_call_nested_too_deeply_is_refused_and_leaves_the_agent_and_its_log_readable() {
+    for depth in [124, 125, 126, 200] {
+        let deep = chunk(json!({"role": "assistant", "content": null}), Value::Null)
+            + &chunk(tool_call(0, Some("call_deep"), Some("Write"), &nested_arguments(depth)), Value::Null)
+            + &chunk(json!({}), json!("tool_calls"))
+            + &usage_chunk(100, 40, 0)
+            + DONE;
+        let server = WireServer::start(vec![
+            Reply::sse(deep),
+            Reply::sse(text_answer("Understood.")),
+            Reply::sse(text_answer("Still here.")),
+        ])
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let runner = AgentRunner::builder(store.clone(), Arc::new(provider(&server))).build();
+        let agent = runner.ensure_agent("deep", "openai:gpt-4o", dir.path().to_str().unwrap()).await.unwrap();
+        let out = runner.run(agent.id, "go", RunOptions::default()).await.unwrap_or_else(|e| panic!("{depth}: {e}"));
+        assert_eq!(out.final_text.as_deref(), Some("Understood."), "depth {depth}");
+        // The model was told why, as the call's tool error.
+        let reqs = server.requests();
+        let msgs = reqs[1].json()["messages"].as_array().unwrap().clone();
+        let tool_msg = msgs.iter().find(|m| m["role"] == "tool").unwrap();
+        assert_eq!(tool_msg["tool_call_id"], "call_deep");
+        assert!(
+            tool_msg["content"].as_str().unwrap().contains("tool input nested deeper than 64 levels"),
+            "{tool_msg}"
+        );
+        // The agent's next prompt works.
+        let out = runner.run(agent.id, "again", RunOptions::default()).await.unwrap_or_else(|e| panic!("{depth}: {e}"));
+        assert_eq!(out.final_text.as_deref(), Some("Still here."), "depth {depth}");
+
+        // Everything stored reads back from JSON, as a database store reads it.
+        let records = store.read_events(&EventQuery::default()).await.unwrap();
+        assert!(
+            records
+                .iter()
+                .any(|r| matches!(&r.event, Event::ToolRefused { tool_use_id, .. } if tool_use_id == "call_deep"))
+        );
+        for r in &records {
+            let text = serde_json::to_string(r).unwrap();
+            let back: orch_core::wire::EventRecord = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("depth {depth}: {} does not read back: {e}", r.event.kind()));
+            assert_eq!(&back, r);
+        }
+        for m in store.load_conversation(agent.id).await.unwrap() {
+            let back: Message = serde_json::from_str(&serde_json::to_string(&m).unwrap())
+                .unwrap_or_else(|e| panic!("depth {depth}: a conversation message does not read back: {e}"));
+            assert_eq!(back, m);
+        }
+        let stored = store.get_agent(agent.id).await.unwrap().unwrap();
+        let text = serde_json::to_string(&stored).unwrap();
+        serde_json::from_str::<orch_core::wire::Agent>(&text)
+            .unwrap_or_else(|e| panic!("depth {depth}: the agent does not read back: {e}"));
+    }
+}

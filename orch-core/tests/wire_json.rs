@@ -30,3 +30,38 @@ fn every_event_record_round_trips_through_json_with_all_keys_set() {
         assert_eq!(v["step"], "build");
     }
 }
+
+#[test]
+fn an_event_of_a_type_this_build_does_not_know_decodes_and_writes_back_the_same_json() {
+    let json = r#"{"seq":9,"timestamp":"2026-01-01T00:00:00Z","agent_id":"0192d9b4-7c1e-7000-8000-000000000001",
+        "type":"FromANewerOrch","answer":42,"nested":{"list":[1,"two",null]},"note":"ü"}"#;
+    let rec: EventRecord = serde_json::from_str(json).expect("an unknown type must not fail to decode");
+    assert_eq!(rec.seq, 9);
+    assert!(rec.keys.agent_id.is_some());
+    assert_eq!(rec.event.kind(), "FromANewerOrch");
+    assert_eq!(rec.event.category().as_str(), "system");
+    assert!(rec.event.summary().contains("FromANewerOrch"), "{}", rec.event.summary());
+    let back = serde_json::to_value(&rec).unwrap();
+    assert_eq!(back, serde_json::from_str::<serde_json::Value>(json).unwrap());
+    // The bare event too.
+    let bare = r#"{"type":"FromANewerOrch","answer":42}"#;
+    let event: orch_core::wire::Event = serde_json::from_str(bare).unwrap();
+    assert_eq!(serde_json::to_string(&event).unwrap(), r#"{"type":"FromANewerOrch","answer":42}"#);
+}
+
+#[test]
+fn a_known_type_with_bad_fields_is_still_an_error_naming_the_field() {
+    let err = serde_json::from_str::<orch_core::wire::Event>(r#"{"type":"Text","txt":"typo"}"#).unwrap_err();
+    assert!(err.to_string().contains("missing field `text`"), "{err}");
+    let err = serde_json::from_str::<orch_core::wire::Event>(r#"{"text":"no type"}"#).unwrap_err();
+    assert!(err.to_string().contains("type"), "{err}");
+}
+
+#[test]
+fn every_event_kind_is_listed_in_kinds() {
+    for event in every_event() {
+        if !matches!(event, orch_core::wire::Event::Unknown(_)) {
+            assert!(orch_core::wire::Event::KINDS.contains(&event.kind()), "{} is missing", event.kind());
+        }
+    }
+}

@@ -17,7 +17,7 @@ pub(crate) struct Batch {
     steps: Vec<Option<String>>,
     task_slugs: Vec<Option<String>>,
     categories: Vec<&'static str>,
-    types: Vec<&'static str>,
+    types: Vec<String>,
     payloads: Vec<String>,
 }
 
@@ -64,7 +64,7 @@ impl Batch {
             b.steps.push(e.keys.step.clone());
             b.task_slugs.push(e.keys.task_slug.clone());
             b.categories.push(e.event.category().as_str());
-            b.types.push(e.event.kind());
+            b.types.push(e.event.kind().to_string());
             b.payloads.push(
                 json_param(&e.event)
                     .map_err(|err| StoreError::Backend(format!("cannot encode {} event: {err}", e.event.kind())))?,
@@ -231,8 +231,8 @@ pub(crate) async fn read_events(db: &Db, q: &EventQuery) -> StoreResult<Vec<Even
         return Ok(Vec::new());
     }
     let mut sql = String::from(
-        "SELECT seq, ts, agent_id, orchestrator_id, workflow_id, step, task_slug, payload::text FROM {S}.events \
-         WHERE seq > $1",
+        "SELECT seq, ts, agent_id, orchestrator_id, workflow_id, step, task_slug, payload::text, type \
+         FROM {S}.events WHERE seq > $1",
     );
     let mut n = 1;
     let mut param = |sql: &mut String, cond: &str| {
@@ -310,8 +310,15 @@ pub(crate) async fn read_events(db: &Db, q: &EventQuery) -> StoreResult<Vec<Even
             use sqlx::Row;
             let seq = get_u64(row, 0)?;
             let payload: String = row.try_get(7).map_err(db_err)?;
-            let event: Event =
-                json_decode(&payload).map_err(|e| StoreError::Decode(format!("event payload of seq {seq}: {e}")))?;
+            let event = match json_decode::<Event>(&payload) {
+                Ok(event) => event,
+                // One damaged row must not stop every reader of the log: it is returned as such.
+                Err(e) => {
+                    let stored_type: String = row.try_get(8).map_err(db_err)?;
+                    tracing::warn!(seq, stored_type, error = %e, "stored event could not be decoded");
+                    Event::Undecodable { stored_type, error: e.to_string() }
+                }
+            };
             Ok(EventRecord {
                 seq,
                 timestamp: row.try_get(1).map_err(db_err)?,

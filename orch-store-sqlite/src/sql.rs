@@ -683,7 +683,8 @@ pub(crate) fn read_events(conn: &Connection, q: &EventQuery) -> StoreResult<Vec<
         return Ok(Vec::new());
     }
     let mut sql = String::from(
-        "SELECT seq, ts, agent_id, orchestrator_id, workflow_id, step, task_slug, payload FROM events WHERE seq > ?",
+        "SELECT seq, ts, agent_id, orchestrator_id, workflow_id, step, task_slug, payload, type FROM events \
+         WHERE seq > ?",
     );
     let mut args: Vec<SqlValue> = vec![SqlValue::Integer(i64::try_from(q.after_seq).unwrap_or(i64::MAX))];
     let mut eq = |col: &str, v: Option<String>, sql: &mut String| {
@@ -723,9 +724,19 @@ pub(crate) fn read_events(conn: &Connection, q: &EventQuery) -> StoreResult<Vec<
     let mut s = conn.prepare_cached(&sql).map_err(db_err)?;
     let rows = s
         .query_map(rusqlite::params_from_iter(args), |row| {
+            let seq = get_u64(row, 0)?;
             let payload: String = row.get(7)?;
+            let event = match serde_json::from_str(&payload) {
+                Ok(event) => event,
+                // One damaged row must not stop every reader of the log: it is returned as such.
+                Err(e) => {
+                    let stored_type: String = row.get(8)?;
+                    tracing::warn!(seq, stored_type, error = %e, "stored event could not be decoded");
+                    Event::Undecodable { stored_type, error: e.to_string() }
+                }
+            };
             Ok(EventRecord {
-                seq: get_u64(row, 0)?,
+                seq,
                 timestamp: get_ts(row, 1)?,
                 keys: EventKeys {
                     agent_id: get_opt_id(row, 2)?,
@@ -734,7 +745,7 @@ pub(crate) fn read_events(conn: &Connection, q: &EventQuery) -> StoreResult<Vec<
                     step: row.get(5)?,
                     task_slug: row.get(6)?,
                 },
-                event: conv(7, serde_json::from_str(&payload))?,
+                event,
             })
         })
         .map_err(db_err)?;

@@ -76,6 +76,9 @@ fn dup(e: &StoreError) -> StoreError {
         StoreError::Open { location, message } => {
             StoreError::Open { location: location.clone(), message: message.clone() }
         }
+        StoreError::RunConflict { agent_id, current } => {
+            StoreError::RunConflict { agent_id: *agent_id, current: current.clone() }
+        }
         StoreError::Decode(message) => StoreError::Decode(message.clone()),
         StoreError::Backend(message) => StoreError::Backend(message.clone()),
     }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
+use orch_core::store::testkit::Writes;
 use orch_core::store::{EventQuery, Store, StoreError};
 use orch_core::wire::{Agent, Event, EventKeys, NewEvent};
 use orch_store_sqlite::{SCHEMA_VERSION, SqliteStore};

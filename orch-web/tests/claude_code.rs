@@ -89,7 +89,7 @@ impl Harness {
     }
 }
 
-fn kinds(events: &[EventRecord]) -> Vec<&'static str> {
+fn kinds(events: &[EventRecord]) -> Vec<&str> {
     events.iter().map(|r| r.event.kind()).collect()
 }
 

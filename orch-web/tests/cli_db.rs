@@ -174,3 +174,87 @@ fn processes_creating_one_new_database_at_once_all_succeed() {
         }
     }
 }
+
+/// JSON nested `depth` levels deep (arrays in objects).
+fn nested(depth: usize) -> String {
+    let mut s = String::from("1");
+    for i in 0..depth {
+        s = if i % 2 == 0 { format!("[{s}]") } else { format!("{{\"k\":{s}}}") };
+    }
+    s
+}
+
+#[test]
+fn events_of_unknown_types_and_undecodable_rows_are_listed_and_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[], &["--model", &demo_model(), "run", "--agent", "ada", "write a greeting for Ada"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A newer orch appended an event type this build does not know; a row is too deeply nested to read.
+    let db = dir.path().join(".orch/orch.db");
+    let last: i64 = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let last: i64 = conn.query_row("SELECT last FROM event_seq", [], |r| r.get(0)).unwrap();
+        let agent: String = conn.query_row("SELECT id FROM agents WHERE name = 'ada'", [], |r| r.get(0)).unwrap();
+        let insert = |seq: i64, kind: &str, payload: &str| {
+            conn.execute(
+                "INSERT INTO events (seq, ts, agent_id, category, type, payload) \
+                 VALUES (?1, '2026-01-01T00:00:00Z', ?2, 'response', ?3, ?4)",
+                rusqlite::params![seq, agent, kind, payload],
+            )
+            .unwrap();
+        };
+        insert(last + 1, "FromANewerOrch", r#"{"type":"FromANewerOrch","answer":42}"#);
+        insert(last + 2, "ToolUse", &format!(r#"{{"type":"ToolUse","tool_input":{}}}"#, nested(130)));
+        conn.execute("UPDATE event_seq SET last = ?1", [last + 2]).unwrap();
+        last
+    };
+    let out = run(dir.path(), &[], &["--model", &demo_model(), "run", "--agent", "ada", "hello"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let ev = run(dir.path(), &[], &["events", "--json"]);
+    assert!(ev.status.success(), "{}", text(&ev.stderr));
+    let all = support::json_lines(&ev.stdout);
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every row, in order");
+    assert!(seqs.len() as i64 > last + 2, "the later run's events follow");
+    let future = &all[last as usize];
+    assert_eq!((future["type"].as_str(), future["answer"].as_u64()), (Some("FromANewerOrch"), Some(42)));
+    let bad = &all[last as usize + 1];
+    assert_eq!((bad["type"].as_str(), bad["stored_type"].as_str()), (Some("Undecodable"), Some("ToolUse")));
+    assert!(bad["error"].as_str().unwrap().contains("recursion limit"), "{bad}");
+
+    let human = run(dir.path(), &[], &["events"]);
+    assert!(human.status.success(), "{}", text(&human.stderr));
+    let lines = text(&human.stdout);
+    assert_eq!(lines.lines().count(), seqs.len(), "{lines}");
+    assert!(lines.contains("FromANewerOrch"), "{lines}");
+    assert!(lines.contains("Undecodable ToolUse event"), "{lines}");
+
+    let status = run(dir.path(), &[], &["agent", "status", "ada"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+
+    // A follower replays past both rows (it would end at the first one that failed to decode).
+    let mut follower = orch()
+        .arg("--cwd")
+        .arg(dir.path())
+        .args(["events", "--follow", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+        while seen.len() < all.len() {
+            match lines.next() {
+                Some(Ok(line)) => seen.push(serde_json::from_str::<Value>(&line).unwrap()),
+                _ => break,
+            }
+        }
+    }
+    let ok = std::process::Command::new("kill").args(["-INT", &follower.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let out = follower.wait_with_output().unwrap();
+    assert_eq!(seen, all, "stderr: {}", text(&out.stderr));
+}

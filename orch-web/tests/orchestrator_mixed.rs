@@ -35,7 +35,7 @@ const SCRIPT: &str = r#"{"steps": [
 ]}"#;
 
 /// The event kinds of an agent's run that both executors must produce.
-fn kinds(evs: &[EventRecord], agent: Id) -> BTreeSet<&'static str> {
+fn kinds(evs: &[EventRecord], agent: Id) -> BTreeSet<&str> {
     evs.iter().filter(|r| r.keys.agent_id == Some(agent)).map(|r| r.event.kind()).collect()
 }
 

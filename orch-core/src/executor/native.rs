@@ -26,6 +26,7 @@ use crate::store::{Change, SavedState, StepCommit};
 use crate::tool::{ToolContext, ToolError};
 use crate::wire::{
     AgentStatus, ContentBlock, Event, EventKeys, LogLevel, Message, NewEvent, Role, Timestamp, Usage, now,
+    too_deep_input_error, too_deep_input_marker, tool_input_too_deep,
 };
 
 /// How long a tool may run before the events preceding it are committed on their own.
@@ -481,7 +482,17 @@ impl Run<'_> {
                 }
             }
         }
-        let resp = asm.finish()?;
+        let mut resp = asm.finish()?;
+        // A tool input too deep to be read back once stored is refused, and stored as a small marker.
+        let mut too_deep = HashSet::new();
+        for block in &mut resp.content {
+            if let ContentBlock::ToolUse { id, input, .. } = block
+                && tool_input_too_deep(input)
+            {
+                *input = too_deep_input_marker();
+                too_deep.insert(id.clone());
+            }
+        }
         // Usage and cost, added atomically with the step's commit.
         let mut extra = Vec::new();
         let cost = self.exec.price(&self.model, &resp.usage, &mut extra);
@@ -527,12 +538,25 @@ impl Run<'_> {
                         tool_input: input.clone(),
                         tool_use_id: id.clone(),
                     });
-                    pending.push(PendingCall {
-                        id: id.clone(),
-                        name: name.clone(),
-                        input: input.clone(),
-                        result: None,
-                    });
+                    let result = if too_deep.contains(id) {
+                        let reason = too_deep_input_error();
+                        tracing::warn!(tool = %name, id = %id, "refused a tool call: {reason}");
+                        self.emit(Event::ToolRefused {
+                            tool_name: name.clone(),
+                            tool_use_id: id.clone(),
+                            reason: reason.clone(),
+                        });
+                        self.emit(Event::ToolResult {
+                            tool_use_id: id.clone(),
+                            tool_name: name.clone(),
+                            content: reason.clone(),
+                            is_error: true,
+                        });
+                        Some((reason, true))
+                    } else {
+                        None
+                    };
+                    pending.push(PendingCall { id: id.clone(), name: name.clone(), input: input.clone(), result });
                 }
                 ContentBlock::RedactedThinking { .. } | ContentBlock::ToolResult { .. } => {}
             }

@@ -90,7 +90,8 @@ impl ResponseAssembler {
         Ok(())
     }
 
-    /// The complete response. Tool inputs must be valid JSON objects (empty input means `{}`).
+    /// The complete response. Tool inputs must be valid JSON objects (empty input means `{}`); one nested
+    /// deeper than [`crate::wire::MAX_TOOL_INPUT_DEPTH`] is replaced by [`crate::wire::too_deep_input_marker`].
     pub fn finish(self) -> Result<AssembledResponse, ModelError> {
         let mut blocks = self.blocks;
         blocks.sort_by_key(|(i, _)| *i);
@@ -105,6 +106,10 @@ impl ResponseAssembler {
                     has_tool = true;
                     let input = if json.trim().is_empty() {
                         Value::Object(Default::default())
+                    } else if crate::wire::json_text_depth(&json) > crate::wire::MAX_TOOL_INPUT_DEPTH {
+                        // Not parsed (past serde_json's limit it would fail the whole response): the agent
+                        // loop refuses the call with a tool error instead.
+                        crate::wire::too_deep_input_marker()
                     } else {
                         serde_json::from_str(&json).map_err(|e| ModelError::Protocol {
                             message: format!("tool call {name} ({id}) has invalid JSON input: {e}"),

@@ -496,6 +496,17 @@ pub mod fixtures {
                 }],
             },
             Event::SummaryUpdated { target_seq: u64::MAX >> 12, summary: "Wrote the greeting file".into() },
+            Event::Undecodable {
+                stored_type: "ToolUse".into(),
+                error: "recursion limit exceeded at line 1 column 140".into(),
+            },
+            Event::Unknown(crate::wire::UnknownEvent::new(
+                "FromANewerOrch",
+                serde_json::json!({"answer": 42, "nested": {"list": [1, "two", null]}, "text": "ü\n"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            )),
         ];
         for e in &events {
             covers(e);
@@ -531,7 +542,9 @@ pub mod fixtures {
             | Event::OrchestratorCreated { .. }
             | Event::OrchestratorCostsUpdated { .. }
             | Event::FileTracking { .. }
-            | Event::SummaryUpdated { .. } => {}
+            | Event::SummaryUpdated { .. }
+            | Event::Undecodable { .. }
+            | Event::Unknown(_) => {}
         }
     }
 

@@ -2,14 +2,20 @@
 //!
 //! Field names follow the seed's `agent_logs` payloads, so the seed's views are projections of this log.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
 
 use super::{Agent, AgentStatus, ChatMessage, FileChange, FileRead, Id, LogLevel, Orchestrator, Timestamp, Usage};
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
+///
+/// Decoding never fails on a `type` this build does not know (written by a newer orch): such an event
+/// becomes [`Event::Unknown`], which keeps its fields and serializes back to the same JSON.
+// `remote = "Self"` makes the derives generate inherent functions, which the `Serialize` and
+// `Deserialize` impls below call for the known variants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
+#[serde(tag = "type", remote = "Self")]
 pub enum Event {
     // ---- agent lifecycle ----
     /// An agent was created.
@@ -240,6 +246,99 @@ pub enum Event {
         /// The message.
         message: Box<ChatMessage>,
     },
+
+    // ---- read side ----
+    /// A stored event that could not be decoded (its JSON is damaged, or too deeply nested to read back).
+    /// Stores return this instead of failing the whole read, so one bad row never stops a reader of the
+    /// log; the record keeps its seq, time and keys.
+    Undecodable {
+        /// The `type` the event was stored with.
+        stored_type: String,
+        /// Why it could not be decoded.
+        error: String,
+    },
+    /// An event of a `type` this build does not know (appended by a newer orch). Its fields are kept and
+    /// it serializes back to the JSON it was read from.
+    #[serde(skip)]
+    Unknown(UnknownEvent),
+}
+
+/// An event of a `type` this build does not know: its type and its other fields, as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownEvent {
+    kind: String,
+    fields: Map<String, Value>,
+}
+
+impl UnknownEvent {
+    /// An event of type `kind` with these fields (a `type` among them is ignored). `kind` should not be a
+    /// type this build knows: such an event is read back as that type, or as [`Event::Undecodable`].
+    pub fn new(kind: impl Into<String>, mut fields: Map<String, Value>) -> Self {
+        fields.remove(TYPE_TAG);
+        Self { kind: kind.into(), fields }
+    }
+
+    /// Its `type`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// Its fields other than `type` (for an event read from a record: other than the record's keys too).
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    /// The event as JSON, `type` included.
+    pub fn to_value(&self) -> Value {
+        let mut m = self.fields.clone();
+        m.insert(TYPE_TAG.into(), Value::String(self.kind.clone()));
+        Value::Object(m)
+    }
+}
+
+impl Serialize for UnknownEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.fields.len() + 1))?;
+        m.serialize_entry(TYPE_TAG, &self.kind)?;
+        for (k, v) in &self.fields {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The JSON field that names an event's type.
+const TYPE_TAG: &str = "type";
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Unknown(u) => u.serialize(s),
+            // The derived serialization (an inherent function, see the enum's attributes).
+            known => Event::serialize(known, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let Value::Object(mut fields) = Value::deserialize(d)? else {
+            return Err(D::Error::custom("an event must be a JSON object"));
+        };
+        let kind = match fields.get(TYPE_TAG) {
+            Some(Value::String(k)) => k.clone(),
+            Some(_) => return Err(D::Error::custom("an event's `type` must be a string")),
+            None => return Err(D::Error::missing_field(TYPE_TAG)),
+        };
+        if Self::KINDS.contains(&kind.as_str()) {
+            // The derived deserialization (an inherent function, see the enum's attributes).
+            Event::deserialize(Value::Object(fields)).map_err(D::Error::custom)
+        } else {
+            fields.remove(TYPE_TAG);
+            Ok(Self::Unknown(UnknownEvent { kind, fields }))
+        }
+    }
 }
 
 /// Coarse grouping of events, used for filtering (the seed's `event_category` plus ours).
@@ -284,8 +383,40 @@ impl EventCategory {
 }
 
 impl Event {
-    /// The `type` tag of this event (`PreToolUse`, `Text`, …).
-    pub fn kind(&self) -> &'static str {
+    /// Every `type` this build knows, in declaration order (an [`Event::Unknown`] has any other).
+    pub const KINDS: &'static [&'static str] = &[
+        "AgentCreated",
+        "AgentStatusChanged",
+        "AgentCostsUpdated",
+        "AgentDeleted",
+        "InterruptRequested",
+        "OrchestratorCreated",
+        "OrchestratorCostsUpdated",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "Stop",
+        "SubagentStop",
+        "PreCompact",
+        "HookInvoked",
+        "Text",
+        "Thinking",
+        "ToolUse",
+        "ToolResult",
+        "ToolRefused",
+        "Result",
+        "ModelError",
+        "ModelRetry",
+        "FileTracking",
+        "SummaryUpdated",
+        "SystemLog",
+        "ChatMessage",
+        "Undecodable",
+    ];
+
+    /// The `type` tag of this event (`PreToolUse`, `Text`, …; for [`Event::Unknown`], the type it was
+    /// stored with).
+    pub fn kind(&self) -> &str {
         match self {
             Self::AgentCreated { .. } => "AgentCreated",
             Self::AgentStatusChanged { .. } => "AgentStatusChanged",
@@ -313,6 +444,8 @@ impl Event {
             Self::ModelRetry { .. } => "ModelRetry",
             Self::SystemLog { .. } => "SystemLog",
             Self::ChatMessage { .. } => "ChatMessage",
+            Self::Undecodable { .. } => "Undecodable",
+            Self::Unknown(u) => u.kind(),
         }
     }
 
@@ -343,7 +476,9 @@ impl Event {
             Self::ModelError { .. }
             | Self::ModelRetry { .. }
             | Self::SystemLog { .. }
-            | Self::SummaryUpdated { .. } => EventCategory::System,
+            | Self::SummaryUpdated { .. }
+            | Self::Undecodable { .. }
+            | Self::Unknown(_) => EventCategory::System,
             Self::ChatMessage { .. } => EventCategory::Chat,
         }
     }
@@ -412,6 +547,10 @@ impl Event {
             }
             Self::SystemLog { level, message, .. } => format!("[{}] {}", level.as_str(), clip(message, 80)),
             Self::ChatMessage { message } => clip(&message.message, 80),
+            Self::Undecodable { stored_type, error } => {
+                format!("Undecodable {stored_type} event: {}", clip(error, 60))
+            }
+            Self::Unknown(u) => format!("{} (an event type this orch does not know)", clip(u.kind(), 40)),
         }
     }
 }

@@ -939,6 +939,13 @@ impl Run<'_> {
                             self.emit(Event::Thinking { thinking, signature });
                         }
                         Block::ToolUse { id, name, input } => {
+                            // Claude Code runs its tools itself; only what is stored is bounded, so the
+                            // log stays readable.
+                            let input = if crate::wire::tool_input_too_deep(&input) {
+                                crate::wire::too_deep_input_marker()
+                            } else {
+                                input
+                            };
                             self.delta(ModelDelta::BlockStart {
                                 index,
                                 block: BlockStart::ToolUse { id: id.clone(), name: name.clone() },
