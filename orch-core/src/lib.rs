@@ -35,6 +35,8 @@ mod text;
 pub mod wire;
 
 #[cfg(feature = "engine")]
+pub mod config;
+#[cfg(feature = "engine")]
 pub mod executor;
 #[cfg(feature = "engine")]
 pub mod hook;
