@@ -36,6 +36,8 @@ pub mod wire;
 
 #[cfg(feature = "engine")]
 pub mod config;
+#[cfg(feature = "tokio")]
+pub mod engine;
 #[cfg(feature = "engine")]
 pub mod executor;
 #[cfg(feature = "engine")]

@@ -212,7 +212,12 @@ pub fn read(path: &Path) -> Result<Option<LoadedFile>, ConfigError> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            return Err(ConfigError::File { path: path.to_path_buf(), line: 0, key: "-".into(), message: e.to_string() });
+            return Err(ConfigError::File {
+                path: path.to_path_buf(),
+                line: 0,
+                key: "-".into(),
+                message: e.to_string(),
+            });
         }
     };
     let config = parse(path, &text)?;

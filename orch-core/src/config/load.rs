@@ -31,7 +31,8 @@ impl ConfigInputs {
             path: PathBuf::from("."),
             message: e.to_string(),
         })?;
-        let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+        let env =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
         Ok(Self { flags, env, current_dir })
     }
 }
@@ -186,7 +187,11 @@ impl OrchConfig {
         };
         let hooks = HooksConfig {
             settings: layers
-                .parsed(&["ORCH_SETTINGS_HOOKS"], f.and_then(|f| f.hooks.settings).map(|v| (v, "hooks.settings")), flag_value)?
+                .parsed(
+                    &["ORCH_SETTINGS_HOOKS"],
+                    f.and_then(|f| f.hooks.settings).map(|v| (v, "hooks.settings")),
+                    flag_value,
+                )?
                 .or_default(true),
         };
         let claude_code = ClaudeCodeSection {
@@ -194,7 +199,9 @@ impl OrchConfig {
                 .string(
                     None,
                     &["ORCH_CLAUDE_BIN"],
-                    f.and_then(|f| f.claude_code.binary.as_deref()).and_then(Path::to_str).map(|v| (v, "claude_code.binary")),
+                    f.and_then(|f| f.claude_code.binary.as_deref())
+                        .and_then(Path::to_str)
+                        .map(|v| (v, "claude_code.binary")),
                     PathBuf::from,
                 )
                 .or_default(PathBuf::from("claude")),
@@ -284,7 +291,7 @@ fn absolute(base: &Path, p: &Path) -> PathBuf {
 }
 
 /// Reads `.env` without changing the process environment; `Ok(None)` when there is none.
-fn read_dotenv(path: &Path) -> Result<Option<(PathBuf, HashMap<String, String>)>, ConfigError> {
+fn read_dotenv(path: &Path) -> Result<Option<DotEnv>, ConfigError> {
     let err = |message: String| ConfigError::DotEnv { path: path.to_path_buf(), message };
     let iter = match dotenvy::from_path_iter(path) {
         Ok(i) => i,
@@ -299,9 +306,12 @@ fn read_dotenv(path: &Path) -> Result<Option<(PathBuf, HashMap<String, String>)>
     Ok(Some((path.to_path_buf(), vars)))
 }
 
+/// A `.env` file read: its path and variables.
+type DotEnv = (PathBuf, HashMap<String, String>);
+
 struct Layers<'a> {
     env: &'a HashMap<String, String>,
-    dotenv: Option<(PathBuf, HashMap<String, String>)>,
+    dotenv: Option<DotEnv>,
     file: Option<&'a LoadedFile>,
     working_dir: &'a Path,
 }
@@ -385,7 +395,7 @@ impl Layers<'_> {
             };
             return match parse(&v) {
                 Ok(value) => Ok(Sourced { value: Some(value), source }),
-                Err(message) => Err(ConfigError::Invalid { what, value: v, from: source, message }),
+                Err(message) => Err(ConfigError::Invalid { what, value: v, from: Box::new(source), message }),
             };
         }
         if let Some((v, key)) = file {

@@ -266,7 +266,7 @@ pub enum ConfigError {
         /// The value as given (never a secret).
         value: String,
         /// Where it came from.
-        from: Source,
+        from: Box<Source>,
         /// What is wrong.
         message: String,
     },

@@ -30,7 +30,9 @@ fn flag_beats_env_beats_dotenv_beats_file_beats_default() {
     write(
         d,
         Some("ORCH_MODEL=scripted:dotenv.json\nORCH_MAX_AGENT_TURNS=7\nORCH_SUMMARY_MODEL=scripted:s.json\n"),
-        Some("[models]\ndefault = \"scripted:file.json\"\nagents = \"haiku\"\nsummary = \"scripted:f.json\"\n[limits]\nmax_agent_turns = 9\n[server]\nport = 9001\n"),
+        Some(
+            "[models]\ndefault = \"scripted:file.json\"\nagents = \"haiku\"\nsummary = \"scripted:f.json\"\n[limits]\nmax_agent_turns = 9\n[server]\nport = 9001\n",
+        ),
     );
     let flag = Flags { model: Some("scripted:flag.json".into()), ..Flags::default() };
     let env = [("ORCH_MODEL", "scripted:env.json"), ("ORCH_MAX_AGENT_TURNS", "5")];
@@ -45,7 +47,7 @@ fn flag_beats_env_beats_dotenv_beats_file_beats_default() {
     assert_eq!(c.models.agents.value.as_deref(), Some("haiku"));
     assert!(matches!(&c.models.agents.source, Source::File { key, .. } if key == "models.agents"));
     assert_eq!(c.server.port.value, 9001);
-    assert_eq!(c.limits.agent_warmup.value, false);
+    assert!(!c.limits.agent_warmup.value);
     assert_eq!(c.limits.agent_warmup.source, Source::Default);
 
     let c = OrchConfig::load_from(inputs(d, Flags::default(), &env)).unwrap();
@@ -63,7 +65,11 @@ fn flag_beats_env_beats_dotenv_beats_file_beats_default() {
 fn database_url_and_backend_port_are_accepted_and_secrets_are_masked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, Some("DATABASE_URL=postgres://u:hunter2@h/db\nANTHROPIC_API_KEY=sk-ant-very-secret\nBACKEND_PORT=9403\n"), None);
+    write(
+        d,
+        Some("DATABASE_URL=postgres://u:hunter2@h/db\nANTHROPIC_API_KEY=sk-ant-very-secret\nBACKEND_PORT=9403\n"),
+        None,
+    );
     let c = OrchConfig::load_from(inputs(d, Flags::default(), &[])).unwrap();
     let url = c.store.url.value.as_ref().unwrap();
     assert_eq!(url.expose(), "postgres://u:hunter2@h/db");
