@@ -1,22 +1,18 @@
 //! Command-line parsing and the commands.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use orch_core::Interrupt;
-use orch_core::executor::{
-    AgentRunner, ClaudeCodeConfig, ClaudeCodeExecutor, DeltaCallback, NativeExecutor, RoutingExecutor, RunError,
-    RunOptions,
-};
-use orch_core::hook::HookRegistry;
-use orch_core::hook::command::register_settings_hooks;
-use orch_core::model::{BlockStart, ModelDelta, ModelSpec, PriceTable};
+use orch_core::config::{Flags, OrchConfig};
+use orch_core::engine::{Engine, EngineBuilder};
+use orch_core::executor::{AgentRunner, DeltaCallback, RunError, RunOptions};
+use orch_core::model::{BlockStart, ModelDelta, ModelSpec};
 use orch_core::store::{AgentFilter, EventQuery, Store, StoreError};
 use orch_core::wire::{Event, EventRecord, Id};
-use orch_store_sqlite::SqliteStore;
 
 use crate::chat::Failure;
 use crate::{chat, hook_relay, models};
@@ -25,19 +21,20 @@ use crate::{chat, hook_relay, models};
 #[derive(Debug, Parser)]
 #[command(name = "orch", version, about, long_about = None)]
 pub struct Cli {
-    /// Database: sqlite://PATH, sqlite::memory:, or a file path. Default: <cwd>/.orch/orch.db.
-    #[arg(long, env = "ORCH_DATABASE_URL", global = true)]
+    /// Database: sqlite://PATH, sqlite::memory:, a file path or postgres://… [env: ORCH_DATABASE_URL,
+    /// DATABASE_URL]. Default: <cwd>/.orch/orch.db.
+    #[arg(long, global = true)]
     db: Option<String>,
     /// Working directory of agents (default: the current directory).
     #[arg(long, global = true)]
     cwd: Option<PathBuf>,
     /// Model spec: scripted:PATH, anthropic:MODEL, openai:MODEL, ollama:MODEL, claude-code[:MODEL], replay:FILE.
-    /// Default: anthropic with the current Sonnet when ANTHROPIC_API_KEY is set.
-    #[arg(long, env = "ORCH_MODEL", global = true)]
+    /// Default: anthropic with the current Sonnet when ANTHROPIC_API_KEY is set. [env: ORCH_MODEL]
+    #[arg(long, global = true)]
     model: Option<String>,
     /// Record every model request and its streamed response to this cassette file (replay it with
-    /// --model replay:FILE).
-    #[arg(long, env = "ORCH_RECORD", global = true)]
+    /// --model replay:FILE). [env: ORCH_RECORD]
+    #[arg(long, global = true)]
     record: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -249,28 +246,34 @@ pub async fn main() -> u8 {
     }
 }
 
-fn working_dir(cli: &Cli) -> Result<PathBuf, Failure> {
-    let dir = match &cli.cwd {
-        Some(d) => d.clone(),
-        None => {
-            std::env::current_dir().map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))?
-        }
-    };
-    std::fs::canonicalize(&dir).map_err(|e| Failure::usage(format!("--cwd {}: {e}", dir.display()))).and_then(|d| {
-        if d.is_dir() { Ok(d) } else { Err(Failure::usage(format!("--cwd {}: not a directory", d.display()))) }
-    })
+/// The flags of the command line.
+fn flags(cli: &Cli) -> Flags {
+    Flags {
+        working_dir: cli.cwd.clone(),
+        database_url: cli.db.clone(),
+        model: cli.model.clone(),
+        record: cli.record.clone(),
+    }
 }
 
-/// Opens the store `--db` names (applying migrations): SQLite by default, PostgreSQL for `postgres://`.
-async fn open_store(cli: &Cli, cwd: &Path) -> Result<Arc<dyn Store>, Failure> {
-    Ok(match cli.db.as_deref() {
-        None => Arc::new(SqliteStore::open(orch_store_sqlite::default_path(cwd))?),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(orch_store_postgres::PgStore::connect(url).await?)
-        }
-        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url)?),
-        Some(path) => Arc::new(SqliteStore::open(path)?),
-    })
+/// The effective configuration (flags, environment, `.env`, `.orch/config.toml`, defaults).
+fn load_config(flags: Flags) -> Result<OrchConfig, Failure> {
+    Ok(OrchConfig::load(flags)?)
+}
+
+/// Opens the engine of `config` (checking the model first when `require_model`, before the database
+/// is touched), printing problems with `.claude/settings*.json` hooks as warnings.
+async fn engine(config: OrchConfig, require_model: bool) -> Result<Engine, Failure> {
+    let e = orch_web::engine::open_with(EngineBuilder::new(config).require_model(require_model)).await?;
+    for problem in e.hook_problems() {
+        eprintln!("orch: warning: {problem}");
+    }
+    Ok(e)
+}
+
+/// Opens the store of `config` (no engine: for commands that only read or maintain the log).
+async fn open_store(config: &OrchConfig) -> Result<Arc<dyn Store>, Failure> {
+    Ok(orch_web::engine::open_store(config).await?)
 }
 
 /// Parses `--before`: an RFC 3339 time, or a date (midnight UTC).
@@ -324,95 +327,32 @@ async fn db_command(store: Arc<dyn Store>, command: &DbCommand) -> Result<u8, Fa
     Ok(0)
 }
 
-/// The model setup of a command: the spec, the provider for native agents, and the runner that routes
-/// `claude-code` agents to the Claude Code CLI and the rest to the native loop (prices from `ORCH_PRICES`).
-struct Setup {
-    spec: ModelSpec,
-    runner: AgentRunner,
-    provider: Arc<dyn orch_core::model::ModelProvider>,
-}
-
-fn setup(cli: &Cli, cwd: &Path, store: Arc<dyn Store>) -> Result<Setup, Failure> {
-    let spec = models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-    setup_with(cli, cwd, store, spec)
-}
-
-fn setup_with(cli: &Cli, cwd: &Path, store: Arc<dyn Store>, spec: ModelSpec) -> Result<Setup, Failure> {
-    let provider = models::provider(&spec, cwd, cli.record.as_deref()).map_err(Failure::from)?;
-    let mut prices = PriceTable::default();
-    if let Some(path) = std::env::var_os("ORCH_PRICES").filter(|p| !p.is_empty()) {
-        prices.merge_file(Path::new(&path)).map_err(|e| Failure::usage(format!("{e} (from ORCH_PRICES)")))?;
-    }
-    let native = Arc::new(NativeExecutor::new(provider.clone()).with_prices(prices).with_aliases(models::aliases()?));
-    let router =
-        RoutingExecutor::new(native).with_claude_code(Arc::new(ClaudeCodeExecutor::new(ClaudeCodeConfig::from_env())));
-    // A team's `.claude/settings.json` hooks guard native agents too. The Claude Code CLI reads those
-    // files itself, so the Claude Code executor leaves them out (they would run twice).
-    let mut hooks = HookRegistry::new();
-    for problem in register_settings_hooks(&mut hooks, cwd) {
-        eprintln!("orch: warning: {problem}");
-    }
-    let runner = AgentRunner::builder(store, provider.clone()).executor(Arc::new(router)).hooks(hooks).build();
-    Ok(Setup { spec, runner, provider })
-}
-
-/// The host of `orch chat` and `orch agent …` under the model of `--model`/`ORCH_MODEL` (or the default).
-async fn host(cli: &Cli, cwd: &Path) -> Result<chat::Host, Failure> {
-    let spec = models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-    host_with(cli, cwd, Some(spec)).await
-}
-
-/// The host with `spec`'s provider, or (with `None`, for commands that call no model) the default
-/// model when one is configured, else a provider that refuses with a clear message.
-async fn host_with(cli: &Cli, cwd: &Path, spec: Option<ModelSpec>) -> Result<chat::Host, Failure> {
-    let spec = match spec {
-        Some(s) => Some(s),
-        None => models::resolve_spec(None).ok(),
-    };
-    let store = open_store(cli, cwd).await?;
-    let (runner, provider, model, default_agent_model) = match spec {
-        Some(spec) => {
-            let Setup { spec, runner, provider } = setup_with(cli, cwd, store.clone(), spec)?;
-            (runner, provider, spec.to_string(), models::agent_model(&spec, cwd))
-        }
-        None => {
-            let provider = models::no_model();
-            let runner = AgentRunner::builder(store.clone(), provider.clone()).build();
-            (runner, provider, "unset".to_string(), "unset".to_string())
-        }
-    };
-    let summarizer = models::summarizer(cwd).map_err(Failure::from)?;
-    Ok(chat::Host { store, runner, provider, model, default_agent_model, cwd: cwd.to_path_buf(), summarizer })
-}
-
-impl From<models::SetupError> for Failure {
-    fn from(e: models::SetupError) -> Self {
-        Self { code: e.code, message: e.message }
-    }
-}
-
 async fn run(cli: Cli) -> Result<u8, Failure> {
     // Before anything that could fail: a hook relay must never block Claude Code by its own failure.
     if let Command::HookRelay { socket } = &cli.command {
         return Ok(hook_relay::run(socket));
     }
-    let cwd = working_dir(&cli)?;
+    // `agent create --model ALIAS` names the new agent's model, not the engine's default model.
+    let mut flags = flags(&cli);
+    if let Command::Agent { command: AgentCommand::Create { .. } } = &cli.command
+        && let Some(m) = cli.model.as_deref().map(str::trim).filter(|m| !m.is_empty())
+        && ModelSpec::parse(m).is_err()
+    {
+        flags.model = None;
+    }
+    let config = load_config(flags)?;
+    let cwd = config.working_dir.value.clone();
     match &cli.command {
         Command::HookRelay { socket } => Ok(hook_relay::run(socket)),
         Command::Run { agent, max_turns, system_prompt, json, prompt } => {
-            // The model is checked before the database is touched.
-            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-            let store = open_store(&cli, &cwd).await?;
-            let Setup { spec, runner, .. } = setup(&cli, &cwd, store.clone())?;
+            let agent = agent.as_str();
+            let engine = engine(config, true).await?;
+            let (store, runner) = (engine.store().clone(), engine.runner().clone());
             let existing = store.find_agent(None, agent).await?;
             let agent = match existing {
                 Some(a) => a,
                 None => {
-                    let mut a = orch_core::wire::Agent::new(
-                        agent.as_str(),
-                        models::agent_model(&spec, &cwd),
-                        cwd.to_string_lossy(),
-                    );
+                    let mut a = orch_core::wire::Agent::new(agent, engine.default_agent_model(), cwd.to_string_lossy());
                     a.system_prompt = system_prompt.clone();
                     match runner.create_agent(a).await {
                         Ok(a) => a,
@@ -426,7 +366,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             };
             let mut options = RunOptions { max_turns: *max_turns, ..RunOptions::default() };
             // `/name args` runs the slash command of `.claude/commands` with its allowed tools.
-            let templates = orch_core::template::Templates::load(&cwd);
+            let templates = engine.templates();
             let prompt = match templates.expand(prompt).map_err(|e| Failure::usage(e.to_string()))? {
                 Some(expanded) => expanded.apply_to(&mut options),
                 None => prompt.clone(),
@@ -434,9 +374,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             drive(&runner, store, agent.id, Some(prompt), options, *json).await
         }
         Command::Resume { agent, json } => {
-            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-            let store = open_store(&cli, &cwd).await?;
-            let Setup { runner, .. } = setup(&cli, &cwd, store.clone())?;
+            let engine = engine(config, true).await?;
+            let (store, runner) = (engine.store().clone(), engine.runner().clone());
             // A free-standing agent of `orch run`, else one of the newest orchestrator's.
             let mut found = store.find_agent(None, agent).await?;
             if found.is_none()
@@ -451,7 +390,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             if let DbCommand::Prune { before } = command {
                 parse_before(before)?;
             }
-            let store = open_store(&cli, &cwd).await?;
+            let store = open_store(&config).await?;
             db_command(store, command).await
         }
         Command::Templates { json } => {
@@ -481,60 +420,54 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Models { json } => {
-            models::print_models(*json).map_err(Failure::from)?;
+            models::print_models(&config, *json)?;
             Ok(0)
         }
         Command::Events { agent, since, limit, follow, json } => {
-            let store = open_store(&cli, &cwd).await?;
+            let store = open_store(&config).await?;
             events(store, agent.as_deref(), *since, *limit, *follow, *json).await
         }
         Command::Chat { orchestrator, new, no_wait, json, message } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-            let host = host(&cli, &cwd).await?;
-            Ok(chat::chat(&host, id, *new, message, *json, *no_wait).await?)
+            let engine = engine(config, true).await?;
+            Ok(chat::chat(&engine, id, *new, message, *json, *no_wait).await?)
         }
         Command::Agent { command: AgentCommand::Create { name, system_prompt, template, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
             // `--model` here is the agent's model: an alias or id is fine, the provider comes from the default.
             let given = cli.model.as_deref().map(str::trim).filter(|m| !m.is_empty());
-            let (host, model) = match given {
-                Some(m) if ModelSpec::parse(m).is_err() => {
-                    let host = host_with(&cli, &cwd, None).await?;
-                    (host, Some(m.to_string()))
-                }
+            let (engine, model) = match given {
+                Some(m) if ModelSpec::parse(m).is_err() => (engine(config, false).await?, Some(m.to_string())),
                 Some(m) => {
-                    let host = host(&cli, &cwd).await?;
                     let spec = ModelSpec::parse(m).map_err(|e| Failure::usage(e.to_string()))?;
-                    (host, Some(models::agent_model(&spec, &cwd)))
+                    (engine(config, true).await?, Some(orch_core::engine::agent_model(&spec, &cwd)))
                 }
-                None => (host(&cli, &cwd).await?, None),
+                None => (engine(config, true).await?, None),
             };
-            Ok(chat::create(&host, id, name, system_prompt.clone(), template.clone(), model, *json).await?)
+            Ok(chat::create(&engine, id, name, system_prompt.clone(), template.clone(), model, *json).await?)
         }
         Command::Agent { command: AgentCommand::Command { name, prompt, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-            let host = host(&cli, &cwd).await?;
-            Ok(chat::command(&host, id, name, prompt, *json).await?)
+            let engine = engine(config, true).await?;
+            Ok(chat::command(&engine, id, name, prompt, *json).await?)
         }
         Command::Agent { command: AgentCommand::Status { name, tail, verbose, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            let host = host_with(&cli, &cwd, None).await?;
-            Ok(chat::status(&host, id, name, *tail, *verbose, *json).await?)
+            let engine = engine(config, false).await?;
+            Ok(chat::status(&engine, id, name, *tail, *verbose, *json).await?)
         }
         Command::Agent { command: AgentCommand::Interrupt { name, orchestrator } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            let host = host_with(&cli, &cwd, None).await?;
-            Ok(chat::interrupt(&host, id, name).await?)
+            let engine = engine(config, false).await?;
+            Ok(chat::interrupt(&engine, id, name).await?)
         }
         Command::Agent { command: AgentCommand::Delete { name, orchestrator } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            let host = host_with(&cli, &cwd, None).await?;
-            Ok(chat::delete(&host, id, name).await?)
+            let engine = engine(config, false).await?;
+            Ok(chat::delete(&engine, id, name).await?)
         }
         Command::Agent { command: AgentCommand::List { json } } => {
-            let store = open_store(&cli, &cwd).await?;
+            let store = open_store(&config).await?;
             let mut agents = store.list_agents(&AgentFilter::default()).await?;
             agents.retain(|a| !orch_core::orchestrator::is_orchestrator_agent(a));
             let mut out = std::io::stdout().lock();
