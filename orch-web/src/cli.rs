@@ -15,7 +15,7 @@ use orch_core::store::{AgentFilter, EventQuery, Store, StoreError};
 use orch_core::wire::{Event, EventRecord, Id};
 
 use crate::chat::Failure;
-use crate::{chat, hook_relay, models};
+use crate::{chat, config_cmd, hook_relay, models};
 
 /// Run LLM agents under deterministic orchestration.
 #[derive(Debug, Parser)]
@@ -94,6 +94,13 @@ enum Command {
     },
     /// Slash commands (.claude/commands) and agent templates (.claude/agents) of --cwd, and bad files.
     Templates {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The effective configuration and where each value came from (flags, environment, .env,
+    /// .orch/config.toml, defaults); secrets are masked.
+    Config {
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -344,6 +351,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     let cwd = config.working_dir.value.clone();
     match &cli.command {
         Command::HookRelay { socket } => Ok(hook_relay::run(socket)),
+        Command::Config { json } => config_cmd::print(&config, *json),
         Command::Run { agent, max_turns, system_prompt, json, prompt } => {
             let agent = agent.as_str();
             let engine = engine(config, true).await?;

@@ -5,6 +5,7 @@
 
 mod chat;
 mod cli;
+mod config_cmd;
 mod hook_relay;
 mod models;
 
