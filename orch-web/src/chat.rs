@@ -19,6 +19,8 @@ use orch_core::runtime::TokioRuntime;
 use orch_core::store::Store;
 use orch_core::wire::{Event, EventRecord, Id, PromptAuthor};
 
+use crate::signals::Sigint;
+
 /// A failure of a command with its exit code (2: bad usage or input, 1: runtime).
 #[derive(Debug)]
 pub struct Failure {
@@ -266,18 +268,10 @@ fn activity(r: &EventRecord, agent: Option<&str>) {
     }
 }
 
-/// Waits for Ctrl-C, then triggers `on_interrupt` (repeatedly, for every further Ctrl-C).
-fn on_ctrl_c(on_interrupt: impl Fn() + Send + 'static) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt();
-        }
-    })
-}
-
 /// `orch chat`.
 pub async fn chat(
     engine: &Engine,
+    sigint: Sigint,
     orchestrator: Option<Id>,
     new: bool,
     message: &str,
@@ -298,7 +292,7 @@ pub async fn chat(
     let ctrl_c = {
         let orch = orch.clone();
         let interrupted = interrupted.clone();
-        on_ctrl_c(move || {
+        sigint.spawn_each(move || {
             interrupted.store(true, Ordering::SeqCst);
             orch.interrupt();
             for t in orch.manager().active_runs() {
@@ -379,6 +373,7 @@ pub async fn create(
 /// `orch agent command`: runs in the foreground, streaming; Ctrl-C interrupts the agent.
 pub async fn command(
     engine: &Engine,
+    sigint: Sigint,
     orchestrator: Option<Id>,
     name: &str,
     prompt: &str,
@@ -396,7 +391,7 @@ pub async fn command(
     let printer = tokio::spawn(follow(store.clone(), since, Filter::Agent(agent.id), done_rx, json));
     let ctrl_c = {
         let runner = manager.runner().clone();
-        on_ctrl_c(move || {
+        sigint.spawn_each(move || {
             runner.interrupt(agent.id);
         })
     };

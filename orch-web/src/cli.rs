@@ -11,10 +11,12 @@ use orch_core::config::{Flags, OrchConfig};
 use orch_core::engine::{Engine, EngineBuilder};
 use orch_core::executor::{AgentRunner, DeltaCallback, RunError, RunOptions};
 use orch_core::model::{BlockStart, ModelDelta, ModelSpec};
+use orch_core::orchestrator::validate_agent_name;
 use orch_core::store::{AgentFilter, EventQuery, Store, StoreError};
 use orch_core::wire::{Event, EventRecord, Id};
 
 use crate::chat::Failure;
+use crate::signals::Sigint;
 use crate::{chat, config_cmd, hook_relay, models};
 
 /// Run LLM agents under deterministic orchestration.
@@ -347,12 +349,21 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     {
         flags.model = None;
     }
+    // Usage errors in the arguments come before anything is read or opened.
+    if let Command::Run { agent, prompt, .. } = &cli.command {
+        validate_agent_name(agent).map_err(|e| Failure::usage(format!("--agent: {e}")))?;
+        if prompt.trim().is_empty() {
+            return Err(Failure::usage("the prompt is empty"));
+        }
+    }
     let config = load_config(flags)?;
     let cwd = config.working_dir.value.clone();
     match &cli.command {
         Command::HookRelay { socket } => Ok(hook_relay::run(socket)),
         Command::Config { json } => config_cmd::print(&config, *json),
         Command::Run { agent, max_turns, system_prompt, json, prompt } => {
+            let sigint = Sigint::install()?;
+            let agent = validate_agent_name(agent).map_err(|e| Failure::usage(format!("--agent: {e}")))?;
             let agent = agent.as_str();
             let engine = engine(config, true).await?;
             let (store, runner) = (engine.store().clone(), engine.runner().clone());
@@ -379,9 +390,10 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 Some(expanded) => expanded.apply_to(&mut options),
                 None => prompt.clone(),
             };
-            drive(&runner, store, agent.id, Some(prompt), options, *json).await
+            drive(&runner, store, sigint, agent.id, Some(prompt), options, *json).await
         }
         Command::Resume { agent, json } => {
+            let sigint = Sigint::install()?;
             let engine = engine(config, true).await?;
             let (store, runner) = (engine.store().clone(), engine.runner().clone());
             // A free-standing agent of `orch run`, else one of the newest orchestrator's.
@@ -392,7 +404,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 found = store.find_agent(Some(o.id), agent).await?;
             }
             let a = found.ok_or_else(|| Failure::usage(format!("no agent named '{agent}'")))?;
-            drive(&runner, store, a.id, None, RunOptions::default(), *json).await
+            drive(&runner, store, sigint, a.id, None, RunOptions::default(), *json).await
         }
         Command::Db { command } => {
             if let DbCommand::Prune { before } = command {
@@ -432,13 +444,16 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Events { agent, since, limit, follow, json } => {
+            // One listener for the whole command, before the store is opened.
+            let sigint = if *follow { Some(Sigint::install()?) } else { None };
             let store = open_store(&config).await?;
-            events(store, agent.as_deref(), *since, *limit, *follow, *json).await
+            events(store, sigint, agent.as_deref(), *since, *limit, *json).await
         }
         Command::Chat { orchestrator, new, no_wait, json, message } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
+            let sigint = Sigint::install()?;
             let engine = engine(config, true).await?;
-            Ok(chat::chat(&engine, id, *new, message, *json, *no_wait).await?)
+            Ok(chat::chat(&engine, sigint, id, *new, message, *json, *no_wait).await?)
         }
         Command::Agent { command: AgentCommand::Create { name, system_prompt, template, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
@@ -456,8 +471,10 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Agent { command: AgentCommand::Command { name, prompt, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
+            // One listener for the whole command, before the store is opened.
+            let sigint = Sigint::install()?;
             let engine = engine(config, true).await?;
-            Ok(chat::command(&engine, id, name, prompt, *json).await?)
+            Ok(chat::command(&engine, sigint, id, name, prompt, *json).await?)
         }
         Command::Agent { command: AgentCommand::Status { name, tail, verbose, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
@@ -520,6 +537,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
 async fn drive(
     runner: &AgentRunner,
     store: Arc<dyn Store>,
+    sigint: Sigint,
     agent_id: Id,
     prompt: Option<String>,
     mut options: RunOptions,
@@ -553,11 +571,7 @@ async fn drive(
     let printer = tokio::spawn(chat::follow(store.clone(), since, chat::Filter::Agent(agent_id), done_rx, json));
     let ctrl_c = {
         let interrupt = interrupt.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupt.trigger();
-            }
-        })
+        sigint.spawn_each(move || interrupt.trigger())
     };
     let result = match prompt {
         Some(p) => runner.run(agent_id, p, options).await,
@@ -613,35 +627,54 @@ fn print_event(r: &EventRecord, names: &std::collections::HashMap<Id, String>, j
     let _ = out.flush();
 }
 
+/// The live agent called `name`: a free-standing one of `orch run`, else one of the newest
+/// orchestrator's, else the newest of any orchestrator's.
+async fn find_agent_anywhere(store: &dyn Store, name: &str) -> Result<Id, Failure> {
+    if let Some(a) = store.find_agent(None, name).await? {
+        return Ok(a.id);
+    }
+    if let Some(o) = orch_core::orchestrator::Orchestrator::latest(store).await?
+        && let Some(a) = store.find_agent(Some(o.id), name).await?
+    {
+        return Ok(a.id);
+    }
+    let mut all = store.list_agents(&AgentFilter::default()).await?;
+    all.retain(|a| a.name == name && !orch_core::orchestrator::is_orchestrator_agent(a));
+    all.sort_by_key(|a| a.created_at);
+    all.last().map(|a| a.id).ok_or_else(|| Failure::usage(format!("no agent named '{name}'")))
+}
+
+/// `orch events`; with a SIGINT listener it follows the log until Ctrl-C.
 async fn events(
     store: Arc<dyn Store>,
+    sigint: Option<Sigint>,
     agent: Option<&str>,
     since: u64,
     limit: Option<usize>,
-    follow: bool,
     json: bool,
 ) -> Result<u8, Failure> {
     let agent_id = match agent {
         None => None,
-        Some(name) => Some(
-            store.find_agent(None, name).await?.ok_or_else(|| Failure::usage(format!("no agent named '{name}'")))?.id,
-        ),
+        Some(name) => Some(find_agent_anywhere(store.as_ref(), name).await?),
     };
     let mut names = std::collections::HashMap::new();
     for a in store.list_agents(&AgentFilter { include_archived: true, ..AgentFilter::default() }).await? {
         names.insert(a.id, a.name);
     }
-    if !follow {
+    let Some(mut sigint) = sigint else {
         let q = EventQuery { after_seq: since, agent_id, limit, ..EventQuery::default() };
         for r in store.read_events(&q).await? {
             print_event(&r, &names, json);
         }
         return Ok(0);
-    }
+    };
     let mut stream = store.subscribe(since);
     let mut printed = 0usize;
     loop {
         tokio::select! {
+            // A pending Ctrl-C wins over a backlog still to print.
+            biased;
+            _ = sigint.recv() => return Ok(130),
             next = stream.next() => match next {
                 Some(Ok(r)) => {
                     if let Event::AgentCreated { agent } = &r.event {
@@ -658,7 +691,6 @@ async fn events(
                 Some(Err(e)) => return Err(Failure::runtime(e.to_string())),
                 None => return Ok(0),
             },
-            _ = tokio::signal::ctrl_c() => return Ok(130),
         }
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod config_cmd;
 mod hook_relay;
 mod models;
+mod signals;
 
 use std::process::ExitCode;
 
