@@ -132,3 +132,24 @@ fn a_malformed_config_file_is_a_usage_error_naming_file_line_and_key() {
     assert!(!d.join(".orch/orch.db").exists(), "no database is created on a bad config");
     let _ = json_lines;
 }
+
+#[cfg(unix)]
+#[test]
+fn dotenv_names_the_claude_binary_and_its_key_reaches_the_claude_code_cli() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A stand-in `claude` that records whether it got the key, then fails.
+    let bin = d.join("fake-claude.sh");
+    std::fs::write(&bin, "#!/bin/sh\nprintf '%s' \"$ANTHROPIC_API_KEY\" > \"$(dirname \"$0\")/seen-key\"\nexit 1\n")
+        .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        d.join(".env"),
+        format!("ORCH_MODEL=claude-code\nORCH_CLAUDE_BIN={}\nANTHROPIC_API_KEY=sk-ant-from-dotenv\n", bin.display()),
+    )
+    .unwrap();
+    let out = run_in(d, &["run", "--agent", "cc", "hello"]);
+    assert_eq!(out.status.code(), Some(1), "the stand-in fails: {}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(d.join("seen-key")).unwrap(), "sk-ant-from-dotenv");
+}
