@@ -35,6 +35,10 @@ mod text;
 pub mod wire;
 
 #[cfg(feature = "engine")]
+pub mod config;
+#[cfg(feature = "tokio")]
+pub mod engine;
+#[cfg(feature = "engine")]
 pub mod executor;
 #[cfg(feature = "engine")]
 pub mod hook;

@@ -8,16 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use orch_core::executor::{AgentRunner, DeltaCallback};
+use orch_core::engine::{Engine, EngineError};
+use orch_core::executor::DeltaCallback;
 use orch_core::model::{BlockStart, ModelDelta};
-use orch_core::orchestrator::summary::{Summarizer, SummarizerHandle};
+use orch_core::orchestrator::summary::SummarizerHandle;
 use orch_core::orchestrator::{
-    AgentManager, CreateAgent, Interrupted, ManageError, ManagerConfig, Orchestrator, OrchestratorConfig,
-    OrchestratorError, RunReport, format_status,
+    AgentManager, CreateAgent, Interrupted, ManageError, Orchestrator, OrchestratorError, RunReport, format_status,
 };
 use orch_core::runtime::TokioRuntime;
 use orch_core::store::Store;
 use orch_core::wire::{Event, EventRecord, Id, PromptAuthor};
+
+use crate::signals::Sigint;
 
 /// A failure of a command with its exit code (2: bad usage or input, 1: runtime).
 #[derive(Debug)]
@@ -66,28 +68,22 @@ impl From<OrchestratorError> for Failure {
     }
 }
 
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        if e.is_usage() { Self::usage(e.to_string()) } else { Self::runtime(e.to_string()) }
+    }
+}
+
+impl From<orch_core::config::ConfigError> for Failure {
+    fn from(e: orch_core::config::ConfigError) -> Self {
+        Self::usage(e.to_string())
+    }
+}
+
 impl From<orch_core::store::StoreError> for Failure {
     fn from(e: orch_core::store::StoreError) -> Self {
         Self::runtime(e.to_string())
     }
-}
-
-/// What the agent commands and `orch chat` need from the CLI's setup.
-pub struct Host {
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// Runs the managed agents (routing claude-code agents to the CLI).
-    pub runner: AgentRunner,
-    /// The native provider (the orchestrator's model).
-    pub provider: Arc<dyn orch_core::model::ModelProvider>,
-    /// The orchestrator's model spec, as given.
-    pub model: String,
-    /// The model string new agents get by default.
-    pub default_agent_model: String,
-    /// Working directory.
-    pub cwd: std::path::PathBuf,
-    /// The model summarizer of `ORCH_SUMMARY_MODEL`, if set.
-    pub summarizer: Option<Arc<Summarizer>>,
 }
 
 /// Parses `--orchestrator`.
@@ -95,59 +91,42 @@ pub fn parse_orchestrator_id(s: &str) -> Result<Id, Failure> {
     s.trim().parse::<Id>().map_err(|_| Failure::usage(format!("--orchestrator '{s}': not an orchestrator id (a UUID)")))
 }
 
-impl Host {
-    fn manager_config(&self) -> Result<ManagerConfig, Failure> {
-        let mut c = ManagerConfig::from_env(&self.cwd, &self.default_agent_model)?;
-        c.aliases = crate::models::aliases().map_err(|e| Failure { code: e.code, message: e.message })?;
-        Ok(c)
-    }
-
-    /// Opens the orchestrator: `id`, else the newest live one, else (with `new` or when there is none)
-    /// a new one.
-    pub async fn orchestrator(&self, id: Option<Id>, new: bool) -> Result<Orchestrator, Failure> {
-        let resume = match (id, new) {
-            (Some(id), _) => Some(id),
-            (None, true) => None,
-            (None, false) => Orchestrator::latest(self.store.as_ref()).await?.map(|o| o.id),
-        };
-        let config = OrchestratorConfig::from_env(&self.cwd, &self.model);
-        let o = Orchestrator::builder(self.runner.clone(), self.provider.clone())
-            .config(config)
-            .manager_config(self.manager_config()?)
-            .resume(resume)
-            .open()
-            .await?;
-        o.watch_interrupt_requests(self.store.last_seq().await?);
-        Ok(o)
-    }
-
-    /// The manager owning agent `name`: the orchestrator's (`id`, else the newest), else the
-    /// free-standing agents of `orch run`.
-    async fn manager_for(&self, id: Option<Id>, name: &str) -> Result<AgentManager, Failure> {
-        let scope = match id {
-            Some(id) => Some(id),
-            None => Orchestrator::latest(self.store.as_ref()).await?.map(|o| o.id),
-        };
-        let config = self.manager_config()?;
-        if let Some(scope) = scope {
-            let m = AgentManager::new(self.runner.clone(), Some(scope), config.clone());
-            match m.agent(name).await {
-                Ok(_) => return Ok(m),
-                Err(ManageError::NotFound(_)) if id.is_none() => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let free = AgentManager::new(self.runner.clone(), None, config);
-        free.agent(name).await?;
-        Ok(free)
-    }
+/// Opens the orchestrator: `id`, else the newest live one, else (with `new` or when there is none)
+/// a new one; it follows interrupt requests from other processes.
+pub async fn orchestrator(engine: &Engine, id: Option<Id>, new: bool) -> Result<Orchestrator, Failure> {
+    let resume = match (id, new) {
+        (Some(id), _) => Some(id),
+        (None, true) => None,
+        (None, false) => Orchestrator::latest(engine.store().as_ref()).await?.map(|o| o.id),
+    };
+    let o = engine.open_orchestrator(resume).await?;
+    o.watch_interrupt_requests(engine.store().last_seq().await?);
+    Ok(o)
 }
 
-impl Host {
-    /// Starts the summarizer (if configured) on the events after `since`.
-    fn summarize_from(&self, since: u64) -> Option<SummarizerHandle> {
-        self.summarizer.clone().map(|s| s.follow(self.store.clone(), Arc::new(TokioRuntime), since))
+/// The manager owning agent `name`: the orchestrator's (`id`, else the newest), else the
+/// free-standing agents of `orch run`.
+async fn manager_for(engine: &Engine, id: Option<Id>, name: &str) -> Result<AgentManager, Failure> {
+    let scope = match id {
+        Some(id) => Some(id),
+        None => Orchestrator::latest(engine.store().as_ref()).await?.map(|o| o.id),
+    };
+    if let Some(scope) = scope {
+        let m = engine.agent_manager(Some(scope));
+        match m.agent(name).await {
+            Ok(_) => return Ok(m),
+            Err(ManageError::NotFound(_)) if id.is_none() => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    let free = engine.agent_manager(None);
+    free.agent(name).await?;
+    Ok(free)
+}
+
+/// Starts the summarizer (if configured) on the events after `since`.
+fn summarize_from(engine: &Engine, since: u64) -> Option<SummarizerHandle> {
+    engine.summarizer().cloned().map(|s| s.follow(engine.store().clone(), engine.runtime().clone(), since))
 }
 
 /// Lets the summarizer catch up with what this process recorded (bounded), then stops it.
@@ -289,18 +268,10 @@ fn activity(r: &EventRecord, agent: Option<&str>) {
     }
 }
 
-/// Waits for Ctrl-C, then triggers `on_interrupt` (repeatedly, for every further Ctrl-C).
-fn on_ctrl_c(on_interrupt: impl Fn() + Send + 'static) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt();
-        }
-    })
-}
-
 /// `orch chat`.
 pub async fn chat(
-    host: &Host,
+    engine: &Engine,
+    sigint: Sigint,
     orchestrator: Option<Id>,
     new: bool,
     message: &str,
@@ -310,10 +281,10 @@ pub async fn chat(
     if message.trim().is_empty() {
         return Err(Failure::usage("the message is empty"));
     }
-    let orch = host.orchestrator(orchestrator, new).await?;
-    let store = host.store.clone();
+    let orch = self::orchestrator(engine, orchestrator, new).await?;
+    let store = engine.store().clone();
     let since = store.last_seq().await?;
-    let summaries = host.summarize_from(since);
+    let summaries = summarize_from(engine, since);
     let (done_tx, done_rx) = tokio::sync::watch::channel(None);
     let filter = Filter::Orchestrator { id: orch.id(), own_agent: orch.agent_id() };
     let printer = tokio::spawn(follow(store.clone(), since, filter, done_rx, json));
@@ -321,7 +292,7 @@ pub async fn chat(
     let ctrl_c = {
         let orch = orch.clone();
         let interrupted = interrupted.clone();
-        on_ctrl_c(move || {
+        sigint.spawn_each(move || {
             interrupted.store(true, Ordering::SeqCst);
             orch.interrupt();
             for t in orch.manager().active_runs() {
@@ -377,7 +348,7 @@ pub async fn chat(
 
 /// `orch agent create`.
 pub async fn create(
-    host: &Host,
+    engine: &Engine,
     orchestrator: Option<Id>,
     name: &str,
     system_prompt: Option<String>,
@@ -388,7 +359,7 @@ pub async fn create(
     if system_prompt.is_none() && template.is_none() {
         return Err(Failure::usage("give --system-prompt TEXT or --template NAME"));
     }
-    let orch = host.orchestrator(orchestrator, false).await?;
+    let orch = self::orchestrator(engine, orchestrator, false).await?;
     let a = orch.manager().create_agent(CreateAgent { name: name.into(), system_prompt, model, template }).await?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -401,25 +372,26 @@ pub async fn create(
 
 /// `orch agent command`: runs in the foreground, streaming; Ctrl-C interrupts the agent.
 pub async fn command(
-    host: &Host,
+    engine: &Engine,
+    sigint: Sigint,
     orchestrator: Option<Id>,
     name: &str,
     prompt: &str,
     json: bool,
 ) -> Result<u8, Failure> {
-    let manager = host.manager_for(orchestrator, name).await?;
-    manager.watch_interrupt_requests(host.store.last_seq().await?);
+    let manager = manager_for(engine, orchestrator, name).await?;
+    manager.watch_interrupt_requests(engine.store().last_seq().await?);
     let agent = manager.agent(name).await?;
-    let store = host.store.clone();
+    let store = engine.store().clone();
     let since = store.last_seq().await?;
-    let summaries = host.summarize_from(since);
+    let summaries = summarize_from(engine, since);
     let (done_tx, done_rx) = tokio::sync::watch::channel(None);
     let on_delta = if json { None } else { Some(print_deltas(None)) };
     let ticket = manager.command_agent_streaming(name, prompt, PromptAuthor::Engineer, on_delta).await?;
     let printer = tokio::spawn(follow(store.clone(), since, Filter::Agent(agent.id), done_rx, json));
     let ctrl_c = {
         let runner = manager.runner().clone();
-        on_ctrl_c(move || {
+        sigint.spawn_each(move || {
             runner.interrupt(agent.id);
         })
     };
@@ -450,14 +422,14 @@ pub async fn command(
 
 /// `orch agent status`.
 pub async fn status(
-    host: &Host,
+    engine: &Engine,
     orchestrator: Option<Id>,
     name: &str,
     tail: usize,
     verbose: bool,
     json: bool,
 ) -> Result<u8, Failure> {
-    let manager = host.manager_for(orchestrator, name).await?;
+    let manager = manager_for(engine, orchestrator, name).await?;
     let report = manager.status(name, tail, 0).await?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -474,8 +446,8 @@ pub async fn status(
 }
 
 /// `orch agent interrupt`.
-pub async fn interrupt(host: &Host, orchestrator: Option<Id>, name: &str) -> Result<u8, Failure> {
-    let manager = host.manager_for(orchestrator, name).await?;
+pub async fn interrupt(engine: &Engine, orchestrator: Option<Id>, name: &str) -> Result<u8, Failure> {
+    let manager = manager_for(engine, orchestrator, name).await?;
     let msg = match manager.interrupt_agent(name, Duration::from_secs(5)).await? {
         Interrupted::Stopped => format!("Interrupted agent '{name}'"),
         Interrupted::Requested => format!("Interrupted agent '{name}' (its run was in another process)"),
@@ -486,8 +458,8 @@ pub async fn interrupt(host: &Host, orchestrator: Option<Id>, name: &str) -> Res
 }
 
 /// `orch agent delete`.
-pub async fn delete(host: &Host, orchestrator: Option<Id>, name: &str) -> Result<u8, Failure> {
-    let manager = host.manager_for(orchestrator, name).await?;
+pub async fn delete(engine: &Engine, orchestrator: Option<Id>, name: &str) -> Result<u8, Failure> {
+    let manager = manager_for(engine, orchestrator, name).await?;
     let a = manager.delete_agent(name).await?;
     println!("Deleted agent '{}' ({})", a.name, a.id);
     Ok(0)

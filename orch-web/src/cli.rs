@@ -1,43 +1,42 @@
 //! Command-line parsing and the commands.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use orch_core::Interrupt;
-use orch_core::executor::{
-    AgentRunner, ClaudeCodeConfig, ClaudeCodeExecutor, DeltaCallback, NativeExecutor, RoutingExecutor, RunError,
-    RunOptions,
-};
-use orch_core::hook::HookRegistry;
-use orch_core::hook::command::register_settings_hooks;
-use orch_core::model::{BlockStart, ModelDelta, ModelSpec, PriceTable};
+use orch_core::config::{Flags, OrchConfig};
+use orch_core::engine::{Engine, EngineBuilder};
+use orch_core::executor::{AgentRunner, DeltaCallback, RunError, RunOptions};
+use orch_core::model::{BlockStart, ModelDelta, ModelSpec};
+use orch_core::orchestrator::validate_agent_name;
 use orch_core::store::{AgentFilter, EventQuery, Store, StoreError};
 use orch_core::wire::{Event, EventRecord, Id};
-use orch_store_sqlite::SqliteStore;
 
 use crate::chat::Failure;
-use crate::{chat, hook_relay, models};
+use crate::signals::Sigint;
+use crate::{chat, config_cmd, hook_relay, models};
 
 /// Run LLM agents under deterministic orchestration.
 #[derive(Debug, Parser)]
 #[command(name = "orch", version, about, long_about = None)]
 pub struct Cli {
-    /// Database: sqlite://PATH, sqlite::memory:, or a file path. Default: <cwd>/.orch/orch.db.
-    #[arg(long, env = "ORCH_DATABASE_URL", global = true)]
+    /// Database: sqlite://PATH, sqlite::memory:, a file path or postgres://… [env: ORCH_DATABASE_URL,
+    /// DATABASE_URL]. Default: <cwd>/.orch/orch.db.
+    #[arg(long, global = true)]
     db: Option<String>,
     /// Working directory of agents (default: the current directory).
     #[arg(long, global = true)]
     cwd: Option<PathBuf>,
     /// Model spec: scripted:PATH, anthropic:MODEL, openai:MODEL, ollama:MODEL, claude-code[:MODEL], replay:FILE.
-    /// Default: anthropic with the current Sonnet when ANTHROPIC_API_KEY is set.
-    #[arg(long, env = "ORCH_MODEL", global = true)]
+    /// Default: anthropic with the current Sonnet when ANTHROPIC_API_KEY is set. [env: ORCH_MODEL]
+    #[arg(long, global = true)]
     model: Option<String>,
     /// Record every model request and its streamed response to this cassette file (replay it with
-    /// --model replay:FILE).
-    #[arg(long, env = "ORCH_RECORD", global = true)]
+    /// --model replay:FILE). [env: ORCH_RECORD]
+    #[arg(long, global = true)]
     record: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -97,6 +96,13 @@ enum Command {
     },
     /// Slash commands (.claude/commands) and agent templates (.claude/agents) of --cwd, and bad files.
     Templates {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The effective configuration and where each value came from (flags, environment, .env,
+    /// .orch/config.toml, defaults); secrets are masked.
+    Config {
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -249,28 +255,34 @@ pub async fn main() -> u8 {
     }
 }
 
-fn working_dir(cli: &Cli) -> Result<PathBuf, Failure> {
-    let dir = match &cli.cwd {
-        Some(d) => d.clone(),
-        None => {
-            std::env::current_dir().map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))?
-        }
-    };
-    std::fs::canonicalize(&dir).map_err(|e| Failure::usage(format!("--cwd {}: {e}", dir.display()))).and_then(|d| {
-        if d.is_dir() { Ok(d) } else { Err(Failure::usage(format!("--cwd {}: not a directory", d.display()))) }
-    })
+/// The flags of the command line.
+fn flags(cli: &Cli) -> Flags {
+    Flags {
+        working_dir: cli.cwd.clone(),
+        database_url: cli.db.clone(),
+        model: cli.model.clone(),
+        record: cli.record.clone(),
+    }
 }
 
-/// Opens the store `--db` names (applying migrations): SQLite by default, PostgreSQL for `postgres://`.
-async fn open_store(cli: &Cli, cwd: &Path) -> Result<Arc<dyn Store>, Failure> {
-    Ok(match cli.db.as_deref() {
-        None => Arc::new(SqliteStore::open(orch_store_sqlite::default_path(cwd))?),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(orch_store_postgres::PgStore::connect(url).await?)
-        }
-        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url)?),
-        Some(path) => Arc::new(SqliteStore::open(path)?),
-    })
+/// The effective configuration (flags, environment, `.env`, `.orch/config.toml`, defaults).
+fn load_config(flags: Flags) -> Result<OrchConfig, Failure> {
+    Ok(OrchConfig::load(flags)?)
+}
+
+/// Opens the engine of `config` (checking the model first when `require_model`, before the database
+/// is touched), printing problems with `.claude/settings*.json` hooks as warnings.
+async fn engine(config: OrchConfig, require_model: bool) -> Result<Engine, Failure> {
+    let e = orch_web::engine::open_with(EngineBuilder::new(config).require_model(require_model)).await?;
+    for problem in e.hook_problems() {
+        eprintln!("orch: warning: {problem}");
+    }
+    Ok(e)
+}
+
+/// Opens the store of `config` (no engine: for commands that only read or maintain the log).
+async fn open_store(config: &OrchConfig) -> Result<Arc<dyn Store>, Failure> {
+    Ok(orch_web::engine::open_store(config).await?)
 }
 
 /// Parses `--before`: an RFC 3339 time, or a date (midnight UTC).
@@ -324,95 +336,42 @@ async fn db_command(store: Arc<dyn Store>, command: &DbCommand) -> Result<u8, Fa
     Ok(0)
 }
 
-/// The model setup of a command: the spec, the provider for native agents, and the runner that routes
-/// `claude-code` agents to the Claude Code CLI and the rest to the native loop (prices from `ORCH_PRICES`).
-struct Setup {
-    spec: ModelSpec,
-    runner: AgentRunner,
-    provider: Arc<dyn orch_core::model::ModelProvider>,
-}
-
-fn setup(cli: &Cli, cwd: &Path, store: Arc<dyn Store>) -> Result<Setup, Failure> {
-    let spec = models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-    setup_with(cli, cwd, store, spec)
-}
-
-fn setup_with(cli: &Cli, cwd: &Path, store: Arc<dyn Store>, spec: ModelSpec) -> Result<Setup, Failure> {
-    let provider = models::provider(&spec, cwd, cli.record.as_deref()).map_err(Failure::from)?;
-    let mut prices = PriceTable::default();
-    if let Some(path) = std::env::var_os("ORCH_PRICES").filter(|p| !p.is_empty()) {
-        prices.merge_file(Path::new(&path)).map_err(|e| Failure::usage(format!("{e} (from ORCH_PRICES)")))?;
-    }
-    let native = Arc::new(NativeExecutor::new(provider.clone()).with_prices(prices).with_aliases(models::aliases()?));
-    let router =
-        RoutingExecutor::new(native).with_claude_code(Arc::new(ClaudeCodeExecutor::new(ClaudeCodeConfig::from_env())));
-    // A team's `.claude/settings.json` hooks guard native agents too. The Claude Code CLI reads those
-    // files itself, so the Claude Code executor leaves them out (they would run twice).
-    let mut hooks = HookRegistry::new();
-    for problem in register_settings_hooks(&mut hooks, cwd) {
-        eprintln!("orch: warning: {problem}");
-    }
-    let runner = AgentRunner::builder(store, provider.clone()).executor(Arc::new(router)).hooks(hooks).build();
-    Ok(Setup { spec, runner, provider })
-}
-
-/// The host of `orch chat` and `orch agent …` under the model of `--model`/`ORCH_MODEL` (or the default).
-async fn host(cli: &Cli, cwd: &Path) -> Result<chat::Host, Failure> {
-    let spec = models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-    host_with(cli, cwd, Some(spec)).await
-}
-
-/// The host with `spec`'s provider, or (with `None`, for commands that call no model) the default
-/// model when one is configured, else a provider that refuses with a clear message.
-async fn host_with(cli: &Cli, cwd: &Path, spec: Option<ModelSpec>) -> Result<chat::Host, Failure> {
-    let spec = match spec {
-        Some(s) => Some(s),
-        None => models::resolve_spec(None).ok(),
-    };
-    let store = open_store(cli, cwd).await?;
-    let (runner, provider, model, default_agent_model) = match spec {
-        Some(spec) => {
-            let Setup { spec, runner, provider } = setup_with(cli, cwd, store.clone(), spec)?;
-            (runner, provider, spec.to_string(), models::agent_model(&spec, cwd))
-        }
-        None => {
-            let provider = models::no_model();
-            let runner = AgentRunner::builder(store.clone(), provider.clone()).build();
-            (runner, provider, "unset".to_string(), "unset".to_string())
-        }
-    };
-    let summarizer = models::summarizer(cwd).map_err(Failure::from)?;
-    Ok(chat::Host { store, runner, provider, model, default_agent_model, cwd: cwd.to_path_buf(), summarizer })
-}
-
-impl From<models::SetupError> for Failure {
-    fn from(e: models::SetupError) -> Self {
-        Self { code: e.code, message: e.message }
-    }
-}
-
 async fn run(cli: Cli) -> Result<u8, Failure> {
     // Before anything that could fail: a hook relay must never block Claude Code by its own failure.
     if let Command::HookRelay { socket } = &cli.command {
         return Ok(hook_relay::run(socket));
     }
-    let cwd = working_dir(&cli)?;
+    // `agent create --model ALIAS` names the new agent's model, not the engine's default model.
+    let mut flags = flags(&cli);
+    if let Command::Agent { command: AgentCommand::Create { .. } } = &cli.command
+        && let Some(m) = cli.model.as_deref().map(str::trim).filter(|m| !m.is_empty())
+        && ModelSpec::parse(m).is_err()
+    {
+        flags.model = None;
+    }
+    // Usage errors in the arguments come before anything is read or opened.
+    if let Command::Run { agent, prompt, .. } = &cli.command {
+        validate_agent_name(agent).map_err(|e| Failure::usage(format!("--agent: {e}")))?;
+        if prompt.trim().is_empty() {
+            return Err(Failure::usage("the prompt is empty"));
+        }
+    }
+    let config = load_config(flags)?;
+    let cwd = config.working_dir.value.clone();
     match &cli.command {
         Command::HookRelay { socket } => Ok(hook_relay::run(socket)),
+        Command::Config { json } => config_cmd::print(&config, *json),
         Command::Run { agent, max_turns, system_prompt, json, prompt } => {
-            // The model is checked before the database is touched.
-            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-            let store = open_store(&cli, &cwd).await?;
-            let Setup { spec, runner, .. } = setup(&cli, &cwd, store.clone())?;
+            let sigint = Sigint::install()?;
+            let agent = validate_agent_name(agent).map_err(|e| Failure::usage(format!("--agent: {e}")))?;
+            let agent = agent.as_str();
+            let engine = engine(config, true).await?;
+            let (store, runner) = (engine.store().clone(), engine.runner().clone());
             let existing = store.find_agent(None, agent).await?;
             let agent = match existing {
                 Some(a) => a,
                 None => {
-                    let mut a = orch_core::wire::Agent::new(
-                        agent.as_str(),
-                        models::agent_model(&spec, &cwd),
-                        cwd.to_string_lossy(),
-                    );
+                    let mut a = orch_core::wire::Agent::new(agent, engine.default_agent_model(), cwd.to_string_lossy());
                     a.system_prompt = system_prompt.clone();
                     match runner.create_agent(a).await {
                         Ok(a) => a,
@@ -426,17 +385,17 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             };
             let mut options = RunOptions { max_turns: *max_turns, ..RunOptions::default() };
             // `/name args` runs the slash command of `.claude/commands` with its allowed tools.
-            let templates = orch_core::template::Templates::load(&cwd);
+            let templates = engine.templates();
             let prompt = match templates.expand(prompt).map_err(|e| Failure::usage(e.to_string()))? {
                 Some(expanded) => expanded.apply_to(&mut options),
                 None => prompt.clone(),
             };
-            drive(&runner, store, agent.id, Some(prompt), options, *json).await
+            drive(&runner, store, sigint, agent.id, Some(prompt), options, *json).await
         }
         Command::Resume { agent, json } => {
-            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-            let store = open_store(&cli, &cwd).await?;
-            let Setup { runner, .. } = setup(&cli, &cwd, store.clone())?;
+            let sigint = Sigint::install()?;
+            let engine = engine(config, true).await?;
+            let (store, runner) = (engine.store().clone(), engine.runner().clone());
             // A free-standing agent of `orch run`, else one of the newest orchestrator's.
             let mut found = store.find_agent(None, agent).await?;
             if found.is_none()
@@ -445,13 +404,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 found = store.find_agent(Some(o.id), agent).await?;
             }
             let a = found.ok_or_else(|| Failure::usage(format!("no agent named '{agent}'")))?;
-            drive(&runner, store, a.id, None, RunOptions::default(), *json).await
+            drive(&runner, store, sigint, a.id, None, RunOptions::default(), *json).await
         }
         Command::Db { command } => {
             if let DbCommand::Prune { before } = command {
                 parse_before(before)?;
             }
-            let store = open_store(&cli, &cwd).await?;
+            let store = open_store(&config).await?;
             db_command(store, command).await
         }
         Command::Templates { json } => {
@@ -481,60 +440,59 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Models { json } => {
-            models::print_models(*json).map_err(Failure::from)?;
+            models::print_models(&config, *json)?;
             Ok(0)
         }
         Command::Events { agent, since, limit, follow, json } => {
-            let store = open_store(&cli, &cwd).await?;
-            events(store, agent.as_deref(), *since, *limit, *follow, *json).await
+            // One listener for the whole command, before the store is opened.
+            let sigint = if *follow { Some(Sigint::install()?) } else { None };
+            let store = open_store(&config).await?;
+            events(store, sigint, agent.as_deref(), *since, *limit, *json).await
         }
         Command::Chat { orchestrator, new, no_wait, json, message } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-            let host = host(&cli, &cwd).await?;
-            Ok(chat::chat(&host, id, *new, message, *json, *no_wait).await?)
+            let sigint = Sigint::install()?;
+            let engine = engine(config, true).await?;
+            Ok(chat::chat(&engine, sigint, id, *new, message, *json, *no_wait).await?)
         }
         Command::Agent { command: AgentCommand::Create { name, system_prompt, template, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
             // `--model` here is the agent's model: an alias or id is fine, the provider comes from the default.
             let given = cli.model.as_deref().map(str::trim).filter(|m| !m.is_empty());
-            let (host, model) = match given {
-                Some(m) if ModelSpec::parse(m).is_err() => {
-                    let host = host_with(&cli, &cwd, None).await?;
-                    (host, Some(m.to_string()))
-                }
+            let (engine, model) = match given {
+                Some(m) if ModelSpec::parse(m).is_err() => (engine(config, false).await?, Some(m.to_string())),
                 Some(m) => {
-                    let host = host(&cli, &cwd).await?;
                     let spec = ModelSpec::parse(m).map_err(|e| Failure::usage(e.to_string()))?;
-                    (host, Some(models::agent_model(&spec, &cwd)))
+                    (engine(config, true).await?, Some(orch_core::engine::agent_model(&spec, &cwd)))
                 }
-                None => (host(&cli, &cwd).await?, None),
+                None => (engine(config, true).await?, None),
             };
-            Ok(chat::create(&host, id, name, system_prompt.clone(), template.clone(), model, *json).await?)
+            Ok(chat::create(&engine, id, name, system_prompt.clone(), template.clone(), model, *json).await?)
         }
         Command::Agent { command: AgentCommand::Command { name, prompt, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            models::resolve_spec(cli.model.as_deref()).map_err(Failure::from)?;
-            let host = host(&cli, &cwd).await?;
-            Ok(chat::command(&host, id, name, prompt, *json).await?)
+            // One listener for the whole command, before the store is opened.
+            let sigint = Sigint::install()?;
+            let engine = engine(config, true).await?;
+            Ok(chat::command(&engine, sigint, id, name, prompt, *json).await?)
         }
         Command::Agent { command: AgentCommand::Status { name, tail, verbose, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            let host = host_with(&cli, &cwd, None).await?;
-            Ok(chat::status(&host, id, name, *tail, *verbose, *json).await?)
+            let engine = engine(config, false).await?;
+            Ok(chat::status(&engine, id, name, *tail, *verbose, *json).await?)
         }
         Command::Agent { command: AgentCommand::Interrupt { name, orchestrator } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            let host = host_with(&cli, &cwd, None).await?;
-            Ok(chat::interrupt(&host, id, name).await?)
+            let engine = engine(config, false).await?;
+            Ok(chat::interrupt(&engine, id, name).await?)
         }
         Command::Agent { command: AgentCommand::Delete { name, orchestrator } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
-            let host = host_with(&cli, &cwd, None).await?;
-            Ok(chat::delete(&host, id, name).await?)
+            let engine = engine(config, false).await?;
+            Ok(chat::delete(&engine, id, name).await?)
         }
         Command::Agent { command: AgentCommand::List { json } } => {
-            let store = open_store(&cli, &cwd).await?;
+            let store = open_store(&config).await?;
             let mut agents = store.list_agents(&AgentFilter::default()).await?;
             agents.retain(|a| !orch_core::orchestrator::is_orchestrator_agent(a));
             let mut out = std::io::stdout().lock();
@@ -579,6 +537,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
 async fn drive(
     runner: &AgentRunner,
     store: Arc<dyn Store>,
+    sigint: Sigint,
     agent_id: Id,
     prompt: Option<String>,
     mut options: RunOptions,
@@ -612,11 +571,7 @@ async fn drive(
     let printer = tokio::spawn(chat::follow(store.clone(), since, chat::Filter::Agent(agent_id), done_rx, json));
     let ctrl_c = {
         let interrupt = interrupt.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupt.trigger();
-            }
-        })
+        sigint.spawn_each(move || interrupt.trigger())
     };
     let result = match prompt {
         Some(p) => runner.run(agent_id, p, options).await,
@@ -672,35 +627,54 @@ fn print_event(r: &EventRecord, names: &std::collections::HashMap<Id, String>, j
     let _ = out.flush();
 }
 
+/// The live agent called `name`: a free-standing one of `orch run`, else one of the newest
+/// orchestrator's, else the newest of any orchestrator's.
+async fn find_agent_anywhere(store: &dyn Store, name: &str) -> Result<Id, Failure> {
+    if let Some(a) = store.find_agent(None, name).await? {
+        return Ok(a.id);
+    }
+    if let Some(o) = orch_core::orchestrator::Orchestrator::latest(store).await?
+        && let Some(a) = store.find_agent(Some(o.id), name).await?
+    {
+        return Ok(a.id);
+    }
+    let mut all = store.list_agents(&AgentFilter::default()).await?;
+    all.retain(|a| a.name == name && !orch_core::orchestrator::is_orchestrator_agent(a));
+    all.sort_by_key(|a| a.created_at);
+    all.last().map(|a| a.id).ok_or_else(|| Failure::usage(format!("no agent named '{name}'")))
+}
+
+/// `orch events`; with a SIGINT listener it follows the log until Ctrl-C.
 async fn events(
     store: Arc<dyn Store>,
+    sigint: Option<Sigint>,
     agent: Option<&str>,
     since: u64,
     limit: Option<usize>,
-    follow: bool,
     json: bool,
 ) -> Result<u8, Failure> {
     let agent_id = match agent {
         None => None,
-        Some(name) => Some(
-            store.find_agent(None, name).await?.ok_or_else(|| Failure::usage(format!("no agent named '{name}'")))?.id,
-        ),
+        Some(name) => Some(find_agent_anywhere(store.as_ref(), name).await?),
     };
     let mut names = std::collections::HashMap::new();
     for a in store.list_agents(&AgentFilter { include_archived: true, ..AgentFilter::default() }).await? {
         names.insert(a.id, a.name);
     }
-    if !follow {
+    let Some(mut sigint) = sigint else {
         let q = EventQuery { after_seq: since, agent_id, limit, ..EventQuery::default() };
         for r in store.read_events(&q).await? {
             print_event(&r, &names, json);
         }
         return Ok(0);
-    }
+    };
     let mut stream = store.subscribe(since);
     let mut printed = 0usize;
     loop {
         tokio::select! {
+            // A pending Ctrl-C wins over a backlog still to print.
+            biased;
+            _ = sigint.recv() => return Ok(130),
             next = stream.next() => match next {
                 Some(Ok(r)) => {
                     if let Event::AgentCreated { agent } = &r.event {
@@ -717,7 +691,6 @@ async fn events(
                 Some(Err(e)) => return Err(Failure::runtime(e.to_string())),
                 None => return Ok(0),
             },
-            _ = tokio::signal::ctrl_c() => return Ok(130),
         }
     }
 }

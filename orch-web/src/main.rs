@@ -5,8 +5,10 @@
 
 mod chat;
 mod cli;
+mod config_cmd;
 mod hook_relay;
 mod models;
+mod signals;
 
 use std::process::ExitCode;
 

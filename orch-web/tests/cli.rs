@@ -67,7 +67,11 @@ fn model_spec_errors_name_orch_model_and_the_forms() {
     let e = text(&out.stderr);
     assert!(e.contains("ORCH_MODEL") && e.contains("scripted:PATH") && e.contains("anthropic:MODEL"), "{e}");
 
+    // A bad spec names where it came from: the flag, or the variable.
     let out = run_in(dir.path(), &["--model", "gpt5", "run", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--model"), "{}", text(&out.stderr));
+    let out = orch().arg("--cwd").arg(dir.path()).env("ORCH_MODEL", "gpt5").args(["run", "hi"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("ORCH_MODEL"), "{}", text(&out.stderr));
 

@@ -341,3 +341,78 @@ fn ctrl_c_on_chat_interrupts_the_runs_it_hosts() {
     assert!(events(d).iter().any(|e| e["type"] == "Stop" && e["reason"] == "interrupted"));
     wait_for(d, "slow idle", |a| a.iter().any(|x| x["name"] == "slow" && x["status"] == "idle"));
 }
+
+/// The orchestrator's own `Result` events (not its agents').
+fn orchestrator_results(evs: &[Value], agents: &[Value]) -> Vec<Value> {
+    let agent_ids: Vec<&Value> = agents.iter().map(|a| &a["id"]).collect();
+    evs.iter()
+        .filter(|e| e["type"] == "Result" && e["orchestrator_id"].is_string() && !agent_ids.contains(&&e["agent_id"]))
+        .cloned()
+        .collect()
+}
+
+fn tokens(e: &Value) -> f64 {
+    ["input_tokens", "output_tokens"].iter().map(|k| e["usage"][k].as_f64().unwrap_or(0.0)).sum()
+}
+
+#[test]
+fn the_orchestrators_own_turns_are_priced_from_orch_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let prices = d.join("prices.json");
+    std::fs::write(&prices, r#"{"models": {"scripted": {"input": 1000.0, "output": 1000.0}}}"#).unwrap();
+    let model = format!("scripted:{}", script("orchestrator.json").display());
+    let out = orch()
+        .arg("--cwd")
+        .arg(d)
+        .env("ORCH_PRICES", &prices)
+        .args(["--model", &model, "chat", ALICE])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let results = orchestrator_results(&events(d), &agents(d));
+    assert!(!results.is_empty());
+    for r in &results {
+        let expected = tokens(r) * 1000.0 / 1_000_000.0;
+        assert!(expected > 0.0);
+        let cost = r["cost_usd"].as_f64().unwrap();
+        assert!((cost - expected).abs() < 1e-9, "the orchestrator's turn costs {cost}, expected {expected}: {r}");
+    }
+}
+
+#[test]
+fn the_orchestrators_own_model_resolves_orch_model_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let prices = d.join("prices.json");
+    std::fs::write(
+        &prices,
+        r#"{"models": {"scripted": {"input": 1.0, "output": 1.0}, "boss-1": {"input": 2000.0, "output": 2000.0}}}"#,
+    )
+    .unwrap();
+    let aliases = d.join("aliases.json");
+    std::fs::write(&aliases, r#"{"boss": "boss-1"}"#).unwrap();
+    let model = format!("scripted:{}", script("orchestrator.json").display());
+    let out = orch()
+        .arg("--cwd")
+        .arg(d)
+        .env("ORCH_PRICES", &prices)
+        .env("ORCH_MODEL_ALIASES", &aliases)
+        .env("ORCH_ORCHESTRATOR_MODEL", "boss")
+        .args(["--model", &model, "chat", ALICE])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let evs = events(d);
+    assert!(
+        !evs.iter().any(|e| e["type"] == "SystemLog" && e["message"].as_str().unwrap_or("").contains("no price known")),
+        "every model had a price"
+    );
+    let results = orchestrator_results(&evs, &agents(d));
+    assert!(!results.is_empty());
+    for r in &results {
+        let expected = tokens(r) * 2000.0 / 1_000_000.0;
+        let cost = r["cost_usd"].as_f64().unwrap();
+        assert!((cost - expected).abs() < 1e-9, "priced as boss-1: {cost} vs {expected}: {r}");
+    }
+}

@@ -144,6 +144,28 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
+/// Checks an agent name as `create_agent` does and returns it trimmed: not empty, at most 100
+/// characters, no control characters, not the orchestrator's own name.
+pub fn validate_agent_name(name: &str) -> Result<String, ManageError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ManageError::Missing("name"));
+    }
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ManageError::Invalid {
+            what: "name",
+            message: "use at most 100 characters and no control characters".into(),
+        });
+    }
+    if name == ORCHESTRATOR_AGENT_NAME {
+        return Err(ManageError::Invalid {
+            what: "name",
+            message: format!("'{ORCHESTRATOR_AGENT_NAME}' is reserved for the orchestrator itself"),
+        });
+    }
+    Ok(name.to_string())
+}
+
 /// What `create_agent` is asked for.
 #[derive(Debug, Clone, Default)]
 pub struct CreateAgent {
@@ -301,22 +323,7 @@ impl AgentManager {
     /// Creates an agent from a system prompt or a `.claude/agents` template. The name must be free
     /// among live agents (a deleted agent's name is free again).
     pub async fn create_agent(&self, req: CreateAgent) -> Result<Agent, ManageError> {
-        let name = req.name.trim().to_string();
-        if name.is_empty() {
-            return Err(ManageError::Missing("name"));
-        }
-        if name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ManageError::Invalid {
-                what: "name",
-                message: "use at most 100 characters and no control characters".into(),
-            });
-        }
-        if name == ORCHESTRATOR_AGENT_NAME {
-            return Err(ManageError::Invalid {
-                what: "name",
-                message: format!("'{ORCHESTRATOR_AGENT_NAME}' is reserved for the orchestrator itself"),
-            });
-        }
+        let name = validate_agent_name(&req.name)?;
         let mut system_prompt = req.system_prompt.filter(|s| !s.trim().is_empty());
         let mut model = req.model;
         let mut metadata = serde_json::Map::new();

@@ -22,7 +22,18 @@ pub fn orch_under(program: &str, args: &[&str]) -> Command {
 fn isolated(mut c: Command) -> Command {
     for var in [
         "ORCH_MODEL",
+        "ORCH_ORCHESTRATOR_MODEL",
+        "ORCH_AGENT_MODEL",
         "ORCH_DATABASE_URL",
+        "DATABASE_URL",
+        "ORCH_PG_POOL",
+        "ORCH_MODEL_ALIASES",
+        "ORCH_CLAUDE_BIN",
+        "ORCH_SETTINGS_HOOKS",
+        "ORCH_HOST",
+        "ORCH_PORT",
+        "BACKEND_PORT",
+        "ORCH_CORS_ORIGINS",
         "ORCH_PRICES",
         "ORCH_RECORD",
         "ORCH_PG_SCHEMA",

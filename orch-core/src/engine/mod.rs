@@ -1,0 +1,423 @@
+//! The composition root: one [`OrchConfig`] in, one running [`Engine`] out. Every host (the CLI, the
+//! server, the Python package) builds its engine here, so none assembles providers, executors, prices,
+//! aliases, hooks and managers by hand.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use orch_core::config::{Flags, OrchConfig};
+//! use orch_core::engine::EngineBuilder;
+//! use orch_core::store::MemoryStore;
+//!
+//! let config = OrchConfig::load(Flags { model: Some("scripted:demo.json".into()), ..Flags::default() })?;
+//! // Checks the model, the price and alias files and the hooks before any store is opened.
+//! let prepared = EngineBuilder::new(config).require_model(true).prepare()?;
+//! let engine = prepared.with_store(Arc::new(MemoryStore::new()));
+//! let orchestrator = engine.open_orchestrator(None).await?;
+//! # let _ = orchestrator; Ok(()) }
+//! ```
+//!
+//! Opening a store from a URL needs the store crates, so it lives with the hosts (`orch_web::engine`).
+//! Workflow and graph engines plug in through [`EngineExtension`].
+
+mod providers;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use providers::{NoModel, agent_model, default_spec, file_path, no_model_message, provider_for};
+
+use crate::config::{ConfigError, OrchConfig, Source};
+use crate::executor::{
+    AgentExecutor, AgentRunner, ClaudeCodeConfig, ClaudeCodeExecutor, NativeExecutor, RoutingExecutor,
+};
+use crate::hook::HookRegistry;
+use crate::hook::command::register_settings_hooks;
+use crate::model::{ModelAliases, ModelProvider, ModelSpec, PriceTable};
+use crate::orchestrator::summary::Summarizer;
+use crate::orchestrator::{AgentManager, ManagerConfig, Orchestrator, OrchestratorConfig, OrchestratorError};
+use crate::runtime::{Runtime, TokioRuntime};
+use crate::store::{Store, StoreError};
+use crate::template::Templates;
+use crate::wire::Id;
+
+/// Why an engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A model spec, model file, price or alias file is invalid, or no model is configured.
+    #[error("{0}")]
+    Model(String),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl EngineError {
+    /// Whether the error is the user's input (bad flag, variable, file): exit code 2 in the CLI. Store
+    /// failures are runtime failures (1).
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, EngineError::Store(_))
+    }
+}
+
+/// A workflow or graph engine (or any other add-on) plugging into the engine as it is built.
+pub trait EngineExtension: Send + Sync + 'static {
+    /// Its name, for logs.
+    fn name(&self) -> &str;
+
+    /// Workflow types the orchestrator's prompt lists in `{{AVAILABLE_ADW_TYPES}}`, as
+    /// `(type, description)`.
+    fn workflow_types(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// Builds an [`Engine`] from an [`OrchConfig`]: [`EngineBuilder::prepare`] checks and builds everything
+/// that needs no store; [`PreparedEngine::with_store`] finishes it.
+pub struct EngineBuilder {
+    config: OrchConfig,
+    require_model: bool,
+    relay_command: Option<Vec<String>>,
+    runtime: Option<Arc<dyn Runtime>>,
+    extensions: Vec<Arc<dyn EngineExtension>>,
+}
+
+impl EngineBuilder {
+    /// A builder for `config`.
+    pub fn new(config: OrchConfig) -> Self {
+        Self { config, require_model: false, relay_command: None, runtime: None, extensions: Vec::new() }
+    }
+
+    /// Fail in [`EngineBuilder::prepare`] when no model is configured (default: build an engine whose
+    /// model calls are refused with the choices, for hosts that only read and manage).
+    pub fn require_model(mut self, require: bool) -> Self {
+        self.require_model = require;
+        self
+    }
+
+    /// The command Claude Code runs to relay hooks back (default: this program when it is `orch`).
+    pub fn claude_code_relay(mut self, command: Vec<String>) -> Self {
+        self.relay_command = Some(command);
+        self
+    }
+
+    /// The runtime (default tokio).
+    pub fn runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Adds an extension (a workflow or graph engine).
+    pub fn extension(mut self, extension: Arc<dyn EngineExtension>) -> Self {
+        self.extensions.push(extension);
+        self
+    }
+
+    /// Checks the configuration and builds the providers, executors, prices, aliases, hooks and
+    /// summarizer. Reads the model, price and alias files; opens no store and calls no model.
+    pub fn prepare(self) -> Result<PreparedEngine, EngineError> {
+        let config = self.config;
+        let wd = config.working_dir.value.clone();
+        let spec = default_spec(&config)?;
+        if self.require_model && spec.is_none() {
+            return Err(EngineError::Model(no_model_message()));
+        }
+        let aliases = aliases(&config)?;
+        let prices = prices(&config)?;
+        let provider: Arc<dyn ModelProvider> = match &spec {
+            Some(s) => {
+                let p = provider_for(&s.value, &config)?;
+                match &config.models.record.value {
+                    Some(path) => providers::recording(
+                        p,
+                        &crate::config::Sourced { value: path.clone(), source: config.models.record.source.clone() },
+                    )?,
+                    None => p,
+                }
+            }
+            None => Arc::new(NoModel),
+        };
+        let summarizer = summarizer(&config, &aliases)?;
+        let native: Arc<dyn AgentExecutor> =
+            Arc::new(NativeExecutor::new(provider.clone()).with_prices(prices.clone()).with_aliases(aliases.clone()));
+        let executor: Arc<dyn AgentExecutor> = Arc::new(
+            RoutingExecutor::new(native)
+                .with_claude_code(Arc::new(ClaudeCodeExecutor::new(claude_code_config(&config, self.relay_command)))),
+        );
+        // A team's `.claude/settings.json` hooks guard native agents and the orchestrator. The Claude
+        // Code CLI reads those files itself, so its executor leaves them out (they would run twice).
+        let mut hooks = HookRegistry::new();
+        let mut hook_problems = Vec::new();
+        if config.hooks.settings.value {
+            hook_problems = register_settings_hooks(&mut hooks, &wd).iter().map(|p| p.to_string()).collect();
+        }
+        let default_model = spec.as_ref().map(|s| s.value.to_string());
+        let orchestrator_model = config
+            .models
+            .orchestrator
+            .value
+            .clone()
+            .or_else(|| default_model.clone())
+            .unwrap_or_else(|| "unset".into());
+        let default_agent_model = config
+            .models
+            .agents
+            .value
+            .clone()
+            .or_else(|| spec.as_ref().map(|s| agent_model(&s.value, &wd)))
+            .unwrap_or_else(|| "unset".into());
+        let workflow_types = self.extensions.iter().flat_map(|e| e.workflow_types()).collect();
+        Ok(PreparedEngine {
+            parts: Parts {
+                config: Arc::new(config),
+                spec: spec.map(|s| s.value),
+                provider,
+                executor,
+                hooks,
+                hook_problems,
+                aliases,
+                prices,
+                summarizer,
+                orchestrator_model,
+                default_agent_model,
+                workflow_types,
+                runtime: self.runtime.unwrap_or_else(|| Arc::new(TokioRuntime)),
+            },
+        })
+    }
+}
+
+struct Parts {
+    config: Arc<OrchConfig>,
+    spec: Option<ModelSpec>,
+    provider: Arc<dyn ModelProvider>,
+    executor: Arc<dyn AgentExecutor>,
+    hooks: HookRegistry,
+    hook_problems: Vec<String>,
+    aliases: ModelAliases,
+    prices: PriceTable,
+    summarizer: Option<Arc<Summarizer>>,
+    orchestrator_model: String,
+    default_agent_model: String,
+    workflow_types: Vec<(String, String)>,
+    runtime: Arc<dyn Runtime>,
+}
+
+/// An engine checked and built up to its store.
+pub struct PreparedEngine {
+    parts: Parts,
+}
+
+impl PreparedEngine {
+    /// The configuration.
+    pub fn config(&self) -> &OrchConfig {
+        &self.parts.config
+    }
+
+    /// Finishes the engine on `store`.
+    pub fn with_store(self, store: Arc<dyn Store>) -> Engine {
+        let p = self.parts;
+        let runner = AgentRunner::builder(store.clone(), p.provider.clone())
+            .executor(p.executor.clone())
+            .hooks(p.hooks.clone())
+            .build_with_runtime(p.runtime.clone());
+        Engine { inner: Arc::new(Inner { parts: p, store, runner }) }
+    }
+}
+
+struct Inner {
+    parts: Parts,
+    store: Arc<dyn Store>,
+    runner: AgentRunner,
+}
+
+/// A running engine: the store, the agent runner (native and Claude Code agents, prices, aliases,
+/// settings hooks), the orchestrator's settings and the summarizer. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("working_dir", &self.inner.parts.config.working_dir.value)
+            .field("model", &self.inner.parts.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// The configuration it was built from.
+    pub fn config(&self) -> &OrchConfig {
+        &self.inner.parts.config
+    }
+
+    /// The working directory.
+    pub fn working_dir(&self) -> &Path {
+        &self.inner.parts.config.working_dir.value
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The agent runner (routes `claude-code` agents to the Claude Code CLI, the rest to the native loop).
+    pub fn runner(&self) -> &AgentRunner {
+        &self.inner.runner
+    }
+
+    /// The default model spec, if one is configured.
+    pub fn spec(&self) -> Option<&ModelSpec> {
+        self.inner.parts.spec.as_ref()
+    }
+
+    /// The provider of native agents and the orchestrator.
+    pub fn provider(&self) -> &Arc<dyn ModelProvider> {
+        &self.inner.parts.provider
+    }
+
+    /// The executor of every turn (the orchestrator's own included).
+    pub fn executor(&self) -> &Arc<dyn AgentExecutor> {
+        &self.inner.parts.executor
+    }
+
+    /// The model aliases (built-in, with the aliases file merged over).
+    pub fn aliases(&self) -> &ModelAliases {
+        &self.inner.parts.aliases
+    }
+
+    /// The price table (built-in, with the prices file merged over).
+    pub fn prices(&self) -> &PriceTable {
+        &self.inner.parts.prices
+    }
+
+    /// Problems found loading `.claude/settings*.json` hooks (the bad hooks are skipped).
+    pub fn hook_problems(&self) -> &[String] {
+        &self.inner.parts.hook_problems
+    }
+
+    /// The background summarizer, if a summary model is configured.
+    pub fn summarizer(&self) -> Option<&Arc<Summarizer>> {
+        self.inner.parts.summarizer.as_ref()
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.inner.parts.runtime
+    }
+
+    /// The model string of agents created without one.
+    pub fn default_agent_model(&self) -> &str {
+        &self.inner.parts.default_agent_model
+    }
+
+    /// The `.claude/commands` and `.claude/agents` templates of the working directory, read now.
+    pub fn templates(&self) -> Templates {
+        Templates::load(self.working_dir())
+    }
+
+    /// Settings of agent managers: the default agent model, limits and aliases of the config.
+    pub fn manager_config(&self) -> ManagerConfig {
+        let c = self.config();
+        let mut m = ManagerConfig::new(self.working_dir(), self.default_agent_model());
+        m.max_turns = c.limits.max_agent_turns.value;
+        m.warmup = c.limits.agent_warmup.value;
+        m.aliases = self.aliases().clone();
+        m
+    }
+
+    /// Settings of orchestrators: the orchestrator's model and prompt file, and the extensions' workflow
+    /// types.
+    pub fn orchestrator_config(&self) -> OrchestratorConfig {
+        let mut o = OrchestratorConfig::new(self.working_dir(), self.inner.parts.orchestrator_model.clone());
+        o.prompt_file = self.config().orchestrator.prompt_file.value.clone();
+        o.workflow_types = self.inner.parts.workflow_types.clone();
+        o
+    }
+
+    /// The manager of the agents of orchestrator `scope` (`None`: the free-standing agents of `orch run`).
+    pub fn agent_manager(&self, scope: Option<Id>) -> AgentManager {
+        AgentManager::new(self.runner().clone(), scope, self.manager_config())
+    }
+
+    /// Opens orchestrator `resume`, or creates one. Its own turns run on this engine's executor, so they
+    /// are priced and aliased like its agents', and guarded by the same settings hooks.
+    pub async fn open_orchestrator(&self, resume: Option<Id>) -> Result<Orchestrator, OrchestratorError> {
+        Orchestrator::builder(self.runner().clone(), self.provider().clone())
+            .config(self.orchestrator_config())
+            .manager_config(self.manager_config())
+            .executor(self.executor().clone())
+            .resume(resume)
+            .open()
+            .await
+    }
+}
+
+/// The model aliases of `config`: the built-in table with `models.aliases` merged over it.
+pub fn aliases(config: &OrchConfig) -> Result<ModelAliases, EngineError> {
+    let mut aliases = ModelAliases::default();
+    if let Some(path) = &config.models.aliases.value {
+        aliases
+            .merge_file(path)
+            .map_err(|e| EngineError::Model(format!("{e} (from {})", config.models.aliases.source)))?;
+    }
+    Ok(aliases)
+}
+
+/// The price table of `config`: the built-in prices with `models.prices` merged over them.
+pub fn prices(config: &OrchConfig) -> Result<PriceTable, EngineError> {
+    let mut prices = PriceTable::default();
+    if let Some(path) = &config.models.prices.value {
+        prices
+            .merge_file(path)
+            .map_err(|e| EngineError::Model(format!("{e} (from {})", config.models.prices.source)))?;
+    }
+    Ok(prices)
+}
+
+fn summarizer(config: &OrchConfig, aliases: &ModelAliases) -> Result<Option<Arc<Summarizer>>, EngineError> {
+    let s = &config.models.summary;
+    let Some(value) = s.value.as_deref() else {
+        return Ok(None);
+    };
+    let spec = ModelSpec::parse(value).map_err(|e| EngineError::Model(format!("{e} (from {})", s.source)))?;
+    if spec.provider == "claude-code" {
+        return Err(EngineError::Model(format!(
+            "the summary model (from {}) must be a native model (anthropic:, openai:, ollama:, scripted:)",
+            s.source
+        )));
+    }
+    let provider = provider_for(&spec, config)?;
+    let model = match spec.provider.as_str() {
+        "scripted" | "replay" => spec.provider.clone(),
+        _ => aliases.resolve(&spec.target).to_string(),
+    };
+    Ok(Some(Arc::new(Summarizer::new(provider, model))))
+}
+
+/// The Claude Code CLI's settings: the binary of the config; keys that came from `.env` (or the host)
+/// are passed to the CLI, since it only inherits the process environment.
+fn claude_code_config(config: &OrchConfig, relay: Option<Vec<String>>) -> ClaudeCodeConfig {
+    let mut c = ClaudeCodeConfig::from_env().with_binary(config.claude_code.binary.value.clone());
+    if let Some(r) = relay {
+        c = c.with_relay_command(r);
+    }
+    let p = &config.providers;
+    let not_inherited = |s: &Source| !s.is_process_env() && *s != Source::Default;
+    if let Some(k) = &p.anthropic_api_key.value
+        && not_inherited(&p.anthropic_api_key.source)
+    {
+        c = c.with_env("ANTHROPIC_API_KEY", k.expose());
+    }
+    if let Some(u) = &p.anthropic_base_url.value
+        && not_inherited(&p.anthropic_base_url.source)
+    {
+        c = c.with_env("ANTHROPIC_BASE_URL", u.clone());
+    }
+    c
+}

@@ -1,0 +1,73 @@
+//! The URL → store dispatch and the one call that opens an engine, shared by every host.
+//!
+//! [`open`] (or [`open_with`] for a customised [`EngineBuilder`]) checks the configuration and builds
+//! the providers first, then opens the store named by `store.url`, then finishes the engine. The engine
+//! itself is [`orch_core::engine::Engine`].
+
+use std::sync::Arc;
+
+use orch_core::config::OrchConfig;
+pub use orch_core::engine::{Engine, EngineBuilder, EngineError, EngineExtension, PreparedEngine};
+use orch_core::store::{Store, StoreError};
+use orch_store_postgres::{PgOptions, PgStore};
+use orch_store_sqlite::SqliteStore;
+
+/// The kind of store a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded SQLite store at a path (`sqlite://PATH`, `sqlite:PATH`, or a bare path).
+    Sqlite,
+    /// SQLite in memory (`sqlite::memory:`).
+    SqliteMemory,
+    /// PostgreSQL (`postgres://…`, `postgresql://…`).
+    Postgres,
+}
+
+/// Which store `url` names.
+pub fn store_kind(url: &str) -> StoreKind {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        StoreKind::Postgres
+    } else if url.starts_with("sqlite::memory:") {
+        StoreKind::SqliteMemory
+    } else {
+        StoreKind::Sqlite
+    }
+}
+
+/// Opens (creating and migrating) the store of `config.store`: SQLite at `<working dir>/.orch/orch.db`
+/// when no URL is set, `sqlite:`/paths on SQLite, `postgres://` on PostgreSQL (with `store.pg_schema`
+/// and `store.pg_pool`).
+pub async fn open_store(config: &OrchConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let Some(url) = config.store.url.value.as_ref() else {
+        return Ok(Arc::new(SqliteStore::open(orch_store_sqlite::default_path(&config.working_dir.value))?));
+    };
+    let url = url.expose();
+    Ok(match store_kind(url) {
+        StoreKind::Postgres => {
+            // A value from the process environment is read by the store itself, below the URL's own
+            // settings; one from `.env`, the config file or the host is passed explicitly.
+            let explicit = |s: &orch_core::config::Source| !s.is_process_env();
+            let options = PgOptions {
+                schema: config.store.pg_schema.value.clone().filter(|_| explicit(&config.store.pg_schema.source)),
+                pool_size: config.store.pg_pool.value.filter(|_| explicit(&config.store.pg_pool.source)),
+            };
+            Arc::new(PgStore::connect_with(url, options).await?)
+        }
+        StoreKind::Sqlite if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url)?),
+        StoreKind::SqliteMemory => Arc::new(SqliteStore::open_url(url)?),
+        StoreKind::Sqlite => Arc::new(SqliteStore::open(url)?),
+    })
+}
+
+/// Opens the engine of `config`: checks it and builds the providers (no model required), opens its
+/// store, and finishes the engine.
+pub async fn open(config: OrchConfig) -> Result<Engine, EngineError> {
+    open_with(EngineBuilder::new(config)).await
+}
+
+/// [`open`] with a customised builder (require a model, add extensions, set the hook relay).
+pub async fn open_with(builder: EngineBuilder) -> Result<Engine, EngineError> {
+    let prepared = builder.prepare()?;
+    let store = open_store(prepared.config()).await?;
+    Ok(prepared.with_store(store))
+}
