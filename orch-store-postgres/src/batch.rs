@@ -170,7 +170,7 @@ async fn swap_run(
         })
         .transpose()?;
     if current.as_ref().map(|l| l.run_id) != expect {
-        return Err(StoreError::RunConflict { agent_id, current });
+        return Err(StoreError::RunConflict { agent_id, current: current.map(Box::new) });
     }
     sqlx::query(&db.sql("UPDATE {S}.agents SET run_lease = $2::jsonb WHERE id = $1"))
         .bind(agent_id)

@@ -166,7 +166,7 @@ fn swap_run(ctx: &mut WriteCtx<'_>, agent_id: Id, expect: Option<Id>, lease: Opt
         })
         .transpose()?;
     if current.as_ref().map(|l| l.run_id) != expect {
-        return Err(StoreError::RunConflict { agent_id, current });
+        return Err(StoreError::RunConflict { agent_id, current: current.map(Box::new) });
     }
     ctx.conn
         .prepare_cached("UPDATE agents SET run_lease = ?2 WHERE id = ?1")

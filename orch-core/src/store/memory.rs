@@ -440,7 +440,7 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
         Change::SwapRun { agent_id, expect, lease } => {
             let a = find_agent_mut(d, agent_id)?;
             if a.run.as_ref().map(|r| r.run_id) != expect {
-                return Err(StoreError::RunConflict { agent_id, current: a.run.clone() });
+                return Err(StoreError::RunConflict { agent_id, current: a.run.clone().map(Box::new) });
             }
             Undo::AgentRun { id: agent_id, run: std::mem::replace(&mut a.run, lease) }
         }

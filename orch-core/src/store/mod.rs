@@ -68,12 +68,12 @@ pub enum StoreError {
         message: String,
     },
     /// A [`Change::SwapRun`] found the agent held by another run than expected (or by none).
-    #[error("{}", run_conflict_message(.agent_id, .current.as_ref()))]
+    #[error("{}", run_conflict_message(.agent_id, .current.as_deref()))]
     RunConflict {
         /// The agent.
         agent_id: Id,
         /// The run holding it now, if any.
-        current: Option<RunLease>,
+        current: Option<Box<RunLease>>,
     },
     /// Stored data could not be decoded.
     #[error("stored data could not be decoded: {0}")]
