@@ -13,10 +13,13 @@ use rusqlite::Connection;
 
 /// Leaves at `dst` the files a process killed in the middle of its first write transaction on a new,
 /// empty database (rollback-journal mode) leaves: a database file holding uncommitted pages and a hot
-/// `-journal` beside it. With `header`, the database file already had a valid header (an empty database
-/// whose first page was written before), so only the rollback is missing, not the header. Made without killing anything: a transaction too big for its page cache spills
-/// pages into the database file (after syncing the journal); the two files are copied at that moment,
-/// while the transaction is still open, exactly as a crash would leave them.
+/// `-journal` beside it. Without `header` the file's first page is not written yet (its header is
+/// missing); with it, the empty database had been written once before, so the header is valid (the state
+/// `orch` left when killed at its 4th sync while switching a new database to WAL).
+///
+/// Made without killing anything: a transaction too big for its page cache spills pages into the
+/// database file (after syncing the journal); the two files are copied at that moment, while the
+/// transaction is still open, exactly as a crash would leave them.
 fn crash_image(work: &Path, dst: &Path, header: bool) {
     let src = work.join("src.db");
     let _ = std::fs::remove_file(&src);
