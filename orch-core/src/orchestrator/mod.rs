@@ -21,7 +21,7 @@ mod tools;
 
 pub use agents::{
     AgentManager, CreateAgent, DEFAULT_MAX_AGENT_TURNS, Interrupted, ManageError, ManagerConfig,
-    ORCHESTRATOR_AGENT_NAME, RunReport, RunTicket, StatusReport, is_orchestrator_agent,
+    ORCHESTRATOR_AGENT_NAME, RunReport, RunTicket, StatusEntry, StatusReport, is_orchestrator_agent,
 };
 pub use service::{
     ChatOutcome, DEFAULT_PROMPT, Orchestrator, OrchestratorBuilder, OrchestratorConfig, OrchestratorError,

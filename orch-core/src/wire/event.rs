@@ -16,6 +16,7 @@ use super::{Agent, AgentStatus, ChatMessage, FileChange, FileRead, Id, LogLevel,
 // `Deserialize` impls below call for the known variants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", remote = "Self")]
+#[non_exhaustive]
 pub enum Event {
     // ---- agent lifecycle ----
     /// An agent was created.
@@ -344,6 +345,7 @@ impl<'de> Deserialize<'de> for Event {
 /// Coarse grouping of events, used for filtering (the seed's `event_category` plus ours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventCategory {
     /// Agent lifecycle.
     Agent,
