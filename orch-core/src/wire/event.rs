@@ -6,7 +6,10 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::{Agent, AgentStatus, ChatMessage, FileChange, FileRead, Id, LogLevel, Orchestrator, Timestamp, Usage};
+use super::{
+    Agent, AgentStatus, ChatMessage, EndReason, FileChange, FileRead, HookVerdict, Id, LogLevel, Orchestrator,
+    Timestamp, Usage,
+};
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
 ///
@@ -100,8 +103,8 @@ pub enum Event {
     },
     /// A turn ended.
     Stop {
-        /// `end_turn`, `max_turns`, `interrupted`, `hook`, `error`, …
-        reason: String,
+        /// `end_turn`, `max_turns`, `interrupted`, `hook: …`, `error`, …
+        reason: EndReason,
         /// Model calls in the turn.
         num_turns: u32,
         /// Wall time.
@@ -126,7 +129,7 @@ pub enum Event {
         /// The tool it matched, if any.
         tool_name: Option<String>,
         /// Its decision (`continue`, `deny`, …).
-        decision: String,
+        decision: HookVerdict,
         /// Reason, context or error text.
         detail: Option<String>,
     },
@@ -178,7 +181,7 @@ pub enum Event {
         /// Whether the turn failed.
         is_error: bool,
         /// Why it ended (`end_turn`, `max_turns`, …).
-        stop_reason: String,
+        stop_reason: EndReason,
         /// Model calls made.
         num_turns: u32,
         /// Wall time.

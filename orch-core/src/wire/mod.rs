@@ -12,6 +12,7 @@ mod entity;
 mod event;
 mod message;
 mod query;
+mod reason;
 mod run;
 
 pub use delta::*;
@@ -19,6 +20,7 @@ pub use entity::*;
 pub use event::*;
 pub use message::*;
 pub use query::*;
+pub use reason::*;
 pub use run::*;
 
 /// Identifier of an orchestrator, agent, prompt, chat message, workflow or system log (UUID v7).

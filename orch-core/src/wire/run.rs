@@ -5,14 +5,14 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use super::{Agent, EventRecord, Usage};
+use super::{Agent, EndReason, EventRecord, Usage};
 
 /// How a turn ended.
 // Not `#[non_exhaustive]`: executors outside this crate (`AgentExecutor` is public) build it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunOutcome {
-    /// `end_turn`, `max_turns`, `interrupted`, `denied`, `hook`, `max_tokens`, …
-    pub stop_reason: String,
+    /// `end_turn`, `max_turns`, `interrupted`, `denied: …`, `hook: …`, `max_tokens`, …
+    pub stop_reason: EndReason,
     /// Model calls made in this turn.
     pub num_turns: u32,
     /// Usage of this turn.
@@ -30,7 +30,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// Whether the turn was interrupted.
     pub fn interrupted(&self) -> bool {
-        self.stop_reason == "interrupted"
+        self.stop_reason == EndReason::Interrupted
     }
 }
 
