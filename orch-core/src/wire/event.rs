@@ -15,6 +15,10 @@ use super::{
 ///
 /// Decoding never fails on a `type` this build does not know (written by a newer orch): such an event
 /// becomes [`Event::Unknown`], which keeps its fields and serializes back to the same JSON.
+///
+/// Decode through serde's traits (`serde_json::from_str`, `<Event as Deserialize>::deserialize`): the
+/// inherent `Event::deserialize` and `Event::serialize` that serde's derive generates here handle the
+/// known types only.
 // `remote = "Self"` makes the derives generate inherent functions, which the `Serialize` and
 // `Deserialize` impls below call for the known variants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
