@@ -589,7 +589,7 @@ async fn warm_up_turn_and_max_turns_follow_the_config() {
     assert_eq!(prompts[0].task_slug.as_deref(), Some("w-greeting"));
     let r = m.command_agent("w", "loop forever").await.unwrap().wait().await;
     let o = r.result.unwrap();
-    assert_eq!((o.stop_reason.as_str(), o.num_turns), ("max_turns", 3), "the manager's max_turns applies");
+    assert_eq!((o.stop_reason.to_string().as_str(), o.num_turns), ("max_turns", 3), "the manager's max_turns applies");
 }
 
 /// Hangs on its first call (the process "dies" there), answers later calls.

@@ -433,12 +433,10 @@ pub async fn status(
     let report = manager.status(name, tail, 0).await?;
     let mut out = std::io::stdout().lock();
     if json {
-        let v = serde_json::json!({
-            "agent": report.agent,
-            "task_slug": report.task_slug,
-            "entries": report.entries.iter().map(|(r, s)| serde_json::json!({"record": r, "summary": s})).collect::<Vec<_>>(),
-        });
-        let _ = writeln!(out, "{v}");
+        // `{"agent": …, "task_slug": …, "entries": [{"record": …, "summary": …}]}`
+        if let Ok(v) = serde_json::to_string(&report) {
+            let _ = writeln!(out, "{v}");
+        }
     } else {
         let _ = writeln!(out, "{}", format_status(&report, verbose));
     }

@@ -29,7 +29,8 @@ use crate::model::{ModelDelta, ModelError};
 use crate::runtime::Runtime;
 use crate::store::{Batch, Store, StoreError};
 use crate::tool::ToolRegistry;
-use crate::wire::{Agent, EventRecord, PromptAuthor, Usage};
+pub use crate::wire::RunOutcome;
+use crate::wire::{Agent, EventRecord, PromptAuthor};
 
 /// Receives streamed model deltas as they arrive (e.g. to print text live).
 pub type DeltaCallback = Arc<dyn Fn(&ModelDelta) + Send + Sync>;
@@ -88,32 +89,6 @@ impl std::fmt::Debug for RunOptions {
             .field("allowed_tools", &self.allowed_tools)
             .field("model", &self.model)
             .finish_non_exhaustive()
-    }
-}
-
-/// How a turn ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunOutcome {
-    /// `end_turn`, `max_turns`, `interrupted`, `denied`, `hook`, `max_tokens`, …
-    pub stop_reason: String,
-    /// Model calls made in this turn.
-    pub num_turns: u32,
-    /// Usage of this turn.
-    pub usage: Usage,
-    /// Cost of this turn in USD.
-    pub cost_usd: f64,
-    /// The last text the model produced, if any.
-    pub final_text: Option<String>,
-    /// Wall time of the turn.
-    pub duration_ms: u64,
-    /// The run slug.
-    pub task_slug: String,
-}
-
-impl RunOutcome {
-    /// Whether the turn was interrupted.
-    pub fn interrupted(&self) -> bool {
-        self.stop_reason == "interrupted"
     }
 }
 

@@ -25,7 +25,7 @@ use crate::model::{
 use crate::store::{Change, SavedState, StepCommit};
 use crate::tool::{ToolContext, ToolError};
 use crate::wire::{
-    AgentStatus, ContentBlock, Event, EventKeys, LogLevel, Message, NewEvent, Role, Timestamp, Usage, now,
+    AgentStatus, ContentBlock, EndReason, Event, EventKeys, LogLevel, Message, NewEvent, Role, Timestamp, Usage, now,
     too_deep_input_error, too_deep_input_marker, tool_input_too_deep,
 };
 
@@ -747,6 +747,7 @@ impl Run<'_> {
             Some(s) => (now() - s).num_milliseconds().max(0) as u64,
             None => self.started.elapsed().as_millis() as u64,
         };
+        let reason = EndReason::parse(&reason);
         self.emit(Event::Stop { reason: reason.clone(), num_turns, duration_ms });
         self.emit(Event::Result {
             is_error,

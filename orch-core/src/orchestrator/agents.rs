@@ -25,6 +25,7 @@ use crate::model::{ModelAliases, ModelSpec};
 use crate::store::{AgentFilter, Batch, Change, EventQuery, Store, StoreError};
 use crate::template::Templates;
 use crate::wire::{Agent, AgentStatus, Event, EventKeys, EventRecord, Id, LogLevel, NewEvent, PromptAuthor, now};
+pub use crate::wire::{CreateAgent, StatusEntry, StatusReport};
 
 /// Default model calls per command run (the seed's `MAX_AGENT_TURNS`).
 pub const DEFAULT_MAX_AGENT_TURNS: u32 = 500;
@@ -166,19 +167,6 @@ pub fn validate_agent_name(name: &str) -> Result<String, ManageError> {
     Ok(name.to_string())
 }
 
-/// What `create_agent` is asked for.
-#[derive(Debug, Clone, Default)]
-pub struct CreateAgent {
-    /// Name, unique among live agents of the orchestrator.
-    pub name: String,
-    /// System prompt (required unless `template` is given).
-    pub system_prompt: Option<String>,
-    /// Model: alias, bare id or spec; default [`ManagerConfig::default_model`].
-    pub model: Option<String>,
-    /// An agent template of `.claude/agents` (its body, model and tools apply).
-    pub template: Option<String>,
-}
-
 /// How one command run ended, as its waiters see it.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -231,17 +219,6 @@ pub enum Interrupted {
     Requested,
     /// The agent was not running.
     NotRunning,
-}
-
-/// An agent's status and its latest run's activity, for `check_agent_status` and `orch agent status`.
-#[derive(Debug, Clone)]
-pub struct StatusReport {
-    /// The agent.
-    pub agent: Agent,
-    /// The latest run's slug, if it ever ran.
-    pub task_slug: Option<String>,
-    /// The latest run's events (the asked-for window), oldest first, each with its best summary.
-    pub entries: Vec<(EventRecord, String)>,
 }
 
 struct Inner {
@@ -773,7 +750,7 @@ impl AgentManager {
             let start = end.saturating_sub(tail);
             for r in &shown[start..end] {
                 let s = summaries.get(&r.seq).cloned().unwrap_or_else(|| r.event.summary());
-                entries.push(((*r).clone(), s));
+                entries.push(StatusEntry { record: (*r).clone(), summary: s });
             }
         }
         Ok(StatusReport { agent, task_slug, entries })

@@ -21,7 +21,8 @@ mod tools;
 
 pub use agents::{
     AgentManager, CreateAgent, DEFAULT_MAX_AGENT_TURNS, Interrupted, ManageError, ManagerConfig,
-    ORCHESTRATOR_AGENT_NAME, RunReport, RunTicket, StatusReport, is_orchestrator_agent, validate_agent_name,
+    ORCHESTRATOR_AGENT_NAME, RunReport, RunTicket, StatusEntry, StatusReport, is_orchestrator_agent,
+    validate_agent_name,
 };
 pub use service::{
     ChatOutcome, DEFAULT_PROMPT, Orchestrator, OrchestratorBuilder, OrchestratorConfig, OrchestratorError,

@@ -8,6 +8,7 @@ use super::{Id, Timestamp, Usage};
 /// Lifecycle status of an agent or orchestrator (the seed's five values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AgentStatus {
     /// Not running.
     #[default]
@@ -188,6 +189,7 @@ impl Agent {
 /// Who wrote a prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PromptAuthor {
     /// A person.
     Engineer,
@@ -219,6 +221,7 @@ pub struct Prompt {
 /// A participant of the orchestrator chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Participant {
     /// The person.
     User,
@@ -254,6 +257,7 @@ pub struct ChatMessage {
 /// Status of a workflow run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WorkflowStatus {
     /// Not started.
     #[default]
@@ -316,6 +320,7 @@ pub struct WorkflowRecord {
 /// Severity of a system log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[non_exhaustive]
 pub enum LogLevel {
     /// Debug.
     Debug,
@@ -365,6 +370,7 @@ pub struct SystemLog {
 /// What happened to a file during one agent run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FileChangeStatus {
     /// The file did not exist before the run (or is new to git).
     Created,
