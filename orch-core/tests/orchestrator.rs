@@ -698,7 +698,6 @@ async fn a_message_from_another_process_interrupts_the_running_turn() {
         {"agent": "^orchestrator$", "repeat": true, "reply": [{"type": "text", "text": "other"}]}
     ]}"#;
     let w = world(script).await;
-    w.orch.watch_interrupt_requests(0);
     // "Another process": a second host of the same orchestrator on the same store, with its own runners.
     let model = Arc::new(ScriptedModel::from_json_str(script).unwrap());
     let other = Orchestrator::builder(AgentRunner::builder(w.store.clone(), model.clone()).build(), model)
@@ -707,7 +706,6 @@ async fn a_message_from_another_process_interrupts_the_running_turn() {
         .open()
         .await
         .unwrap();
-    other.watch_interrupt_requests(w.store.last_seq().await.unwrap());
     let first_host = w.orch.clone();
     let first = tokio::spawn(async move { first_host.chat("first task", None).await });
     w.wait_for_tool_call().await;

@@ -99,9 +99,8 @@ pub async fn orchestrator(engine: &Engine, id: Option<Id>, new: bool) -> Result<
         (None, true) => None,
         (None, false) => Orchestrator::latest(engine.store().as_ref()).await?.map(|o| o.id),
     };
-    let o = engine.open_orchestrator(resume).await?;
-    o.watch_interrupt_requests(engine.store().last_seq().await?);
-    Ok(o)
+    // Its runner follows the log for interrupt requests from other processes by itself.
+    Ok(engine.open_orchestrator(resume).await?)
 }
 
 /// The manager owning agent `name`: the orchestrator's (`id`, else the newest), else the
@@ -380,7 +379,6 @@ pub async fn command(
     json: bool,
 ) -> Result<u8, Failure> {
     let manager = manager_for(engine, orchestrator, name).await?;
-    manager.watch_interrupt_requests(engine.store().last_seq().await?);
     let agent = manager.agent(name).await?;
     let store = engine.store().clone();
     let since = store.last_seq().await?;

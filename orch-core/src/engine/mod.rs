@@ -28,6 +28,7 @@ use std::sync::Arc;
 pub use providers::{NoModel, agent_model, default_spec, file_path, no_model_message, provider_for};
 
 use crate::config::{ConfigError, OrchConfig, Source};
+use crate::executor::Supervisor;
 use crate::executor::{
     AgentExecutor, AgentRunner, ClaudeCodeConfig, ClaudeCodeExecutor, NativeExecutor, RoutingExecutor,
 };
@@ -35,7 +36,9 @@ use crate::hook::HookRegistry;
 use crate::hook::command::register_settings_hooks;
 use crate::model::{ModelAliases, ModelProvider, ModelSpec, PriceTable};
 use crate::orchestrator::summary::Summarizer;
-use crate::orchestrator::{AgentManager, ManagerConfig, Orchestrator, OrchestratorConfig, OrchestratorError};
+use crate::orchestrator::{
+    AgentManager, FileTracking, ManagerConfig, Orchestrator, OrchestratorConfig, OrchestratorError,
+};
 use crate::runtime::{Runtime, TokioRuntime};
 use crate::store::{Store, StoreError};
 use crate::template::Templates;
@@ -224,7 +227,8 @@ impl PreparedEngine {
             .executor(p.executor.clone())
             .hooks(p.hooks.clone())
             .build_with_runtime(p.runtime.clone());
-        Engine { inner: Arc::new(Inner { parts: p, store, runner }) }
+        let supervisor = Supervisor::new(runner.clone(), vec![Arc::new(FileTracking)]);
+        Engine { inner: Arc::new(Inner { parts: p, store, runner, supervisor }) }
     }
 }
 
@@ -232,6 +236,7 @@ struct Inner {
     parts: Parts,
     store: Arc<dyn Store>,
     runner: AgentRunner,
+    supervisor: Supervisor,
 }
 
 /// A running engine: the store, the agent runner (native and Claude Code agents, prices, aliases,
@@ -269,6 +274,12 @@ impl Engine {
     /// The agent runner (routes `claude-code` agents to the Claude Code CLI, the rest to the native loop).
     pub fn runner(&self) -> &AgentRunner {
         &self.inner.runner
+    }
+
+    /// The supervisor of every background run (the orchestrator's agents, and later workflows and task
+    /// graphs): busy refusal, resume-first, failure reports, interrupts across processes, file tracking.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.inner.supervisor
     }
 
     /// The default model spec, if one is configured.
@@ -342,7 +353,7 @@ impl Engine {
 
     /// The manager of the agents of orchestrator `scope` (`None`: the free-standing agents of `orch run`).
     pub fn agent_manager(&self, scope: Option<Id>) -> AgentManager {
-        AgentManager::new(self.runner().clone(), scope, self.manager_config())
+        AgentManager::with_supervisor(self.supervisor().clone(), scope, self.manager_config())
     }
 
     /// Opens orchestrator `resume`, or creates one. Its own turns run on this engine's executor, so they
@@ -352,6 +363,7 @@ impl Engine {
             .config(self.orchestrator_config())
             .manager_config(self.manager_config())
             .executor(self.executor().clone())
+            .supervisor(self.supervisor().clone())
             .resume(resume)
             .open()
             .await

@@ -11,6 +11,7 @@ pub mod native;
 mod route;
 mod runner;
 mod state;
+mod supervisor;
 
 #[cfg(all(feature = "tokio", unix))]
 pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
@@ -18,6 +19,7 @@ pub use native::NativeExecutor;
 pub use route::{RoutingExecutor, is_claude_code_model};
 pub use runner::{AgentRunner, AgentRunnerBuilder, RunClaim};
 pub use state::{LoopState, PendingCall, Phase, TurnState};
+pub use supervisor::{Interrupted, RunObserver, RunReport, RunTicket, RunWatch, Supervisor, agent_keys};
 
 use std::sync::Arc;
 

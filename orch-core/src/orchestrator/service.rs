@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures::lock::Mutex as AsyncMutex;
-use futures::{FutureExt, StreamExt};
 
-use super::agents::{AgentManager, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME, RunTicket};
+use super::agents::{AgentManager, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME};
 use super::tools::{StartedRuns, register_management_tools};
 use crate::Interrupt;
 use crate::executor::{
     AgentExecutor, AgentRunner, DeltaCallback, NativeExecutor, RunError, RunOptions, RunOutcome, is_claude_code_model,
 };
+use crate::executor::{RunTicket, Supervisor};
 use crate::hook::HookRegistry;
 use crate::model::ModelProvider;
 use crate::store::{Batch, Change, EventQuery, Store, StoreError};
@@ -117,6 +117,7 @@ pub struct OrchestratorBuilder {
     config: OrchestratorConfig,
     manager_config: Option<ManagerConfig>,
     executor: Option<Arc<dyn AgentExecutor>>,
+    supervisor: Option<Supervisor>,
     hooks: HookRegistry,
     resume: Option<Id>,
 }
@@ -132,6 +133,14 @@ impl OrchestratorBuilder {
     /// orchestrator's model as the default agent model).
     pub fn manager_config(mut self, config: ManagerConfig) -> Self {
         self.manager_config = Some(config);
+        self
+    }
+
+    /// Supervises the orchestrator's agents' runs with this supervisor (shared with the host's other
+    /// runs; its runner runs the agents). Default: one of its own over the agents' runner, with file
+    /// tracking as the manager config says.
+    pub fn supervisor(mut self, supervisor: Supervisor) -> Self {
+        self.supervisor = Some(supervisor);
         self
     }
 
@@ -222,7 +231,10 @@ impl OrchestratorBuilder {
         };
         let manager_config =
             self.manager_config.unwrap_or_else(|| ManagerConfig::new(config.working_dir.clone(), config.model.clone()));
-        let manager = AgentManager::new(self.agents.clone(), Some(record.id), manager_config);
+        let manager = match self.supervisor {
+            Some(s) => AgentManager::with_supervisor(s, Some(record.id), manager_config),
+            None => AgentManager::new(self.agents.clone(), Some(record.id), manager_config),
+        };
         let mut tools = ToolRegistry::new();
         let started = register_management_tools(&mut tools, manager.clone(), record.id, agent.id);
         for name in &config.builtin_tools {
@@ -249,6 +261,7 @@ impl OrchestratorBuilder {
                 store,
                 id: record.id,
                 agent_id: agent.id,
+                supervisor: Supervisor::new(runner.clone(), Vec::new()),
                 runner,
                 manager,
                 started,
@@ -265,6 +278,8 @@ struct Inner {
     id: Id,
     agent_id: Id,
     runner: AgentRunner,
+    /// Supervises the orchestrator's own turns.
+    supervisor: Supervisor,
     manager: AgentManager,
     started: StartedRuns,
     config: OrchestratorConfig,
@@ -313,6 +328,7 @@ impl Orchestrator {
             provider,
             manager_config: None,
             executor: None,
+            supervisor: None,
             resume: None,
         }
     }
@@ -407,26 +423,6 @@ impl Orchestrator {
         }
     }
 
-    /// Follows the log from `since` and interrupts what this process runs when another process asks
-    /// (`InterruptRequested`): the orchestrator's own turn (a newer message sent from another
-    /// process) and its agents' runs (`orch agent interrupt`). Hosts call it once.
-    pub fn watch_interrupt_requests(&self, since: u64) {
-        let weak = Arc::downgrade(&self.inner);
-        let mut stream = self.inner.store.subscribe(since);
-        self.inner.runner.runtime().spawn(
-            async move {
-                while let Some(Ok(rec)) = stream.next().await {
-                    let Some(inner) = weak.upgrade() else { break };
-                    if let (Event::InterruptRequested { .. }, Some(id)) = (&rec.event, rec.keys.agent_id) {
-                        inner.runner.interrupt(id);
-                        inner.manager.runner().interrupt(id);
-                    }
-                }
-            }
-            .boxed(),
-        );
-    }
-
     /// Before a turn: if another process is running a turn of this orchestrator, ask it to stop
     /// (the newest message wins, across processes too) and wait for it; if no process answers, the
     /// turn was left by a process that is gone, and its status is reset.
@@ -437,7 +433,7 @@ impl Orchestrator {
             return Ok(());
         }
         self.log(LogLevel::Warning, REFOCUS_WARNING).await?;
-        self.inner.manager.stop_elsewhere(id, "chat", std::time::Duration::from_secs(10)).await?;
+        self.inner.manager.supervisor().stop_elsewhere(id, "chat", std::time::Duration::from_secs(10)).await?;
         Ok(())
     }
 
@@ -536,16 +532,11 @@ impl Orchestrator {
         self.set_status(AgentStatus::Executing).await?;
         let start_seq = self.inner.store.last_seq().await?;
         self.inner.started.take();
-        let mut result = self.inner.runner.run(self.inner.agent_id, message, options.clone()).await;
-        if let Err(RunError::UnfinishedTurn(_)) = result {
-            // A process died mid-turn: finish that turn first, then answer the new message.
-            self.log(LogLevel::Warning, "Resuming an orchestrator turn left unfinished by a stopped process").await?;
-            let resume = RunOptions { task_slug: None, ..options.clone() };
-            if let Err(e) = self.inner.runner.resume(self.inner.agent_id, resume).await {
-                tracing::warn!(error = %e, "could not resume the unfinished orchestrator turn");
-            }
-            result = self.inner.runner.run(self.inner.agent_id, message, options).await;
-        }
+        // A turn a dead process left unfinished is finished first, under the same claim.
+        let result = match self.inner.store.get_agent(self.inner.agent_id).await? {
+            Some(own) => self.inner.supervisor.run(&own, message.to_string(), options).await,
+            None => Err(RunError::AgentNotFound(ORCHESTRATOR_AGENT_NAME.to_string())),
+        };
         let outcome = match result {
             Ok(o) => o,
             Err(e) => {

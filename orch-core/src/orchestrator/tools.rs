@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::agents::{AgentManager, CreateAgent, Interrupted, ManageError, RunTicket, StatusEntry, StatusReport};
+use super::agents::{AgentManager, CreateAgent, ManageError, StatusEntry, StatusReport};
+use crate::executor::{Interrupted, RunTicket};
 use crate::store::{EventQuery, SystemLogQuery};
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
 use crate::wire::{Agent, Event, Id, LogLevel};
