@@ -21,8 +21,8 @@ use crate::template::Templates;
 use crate::tool::ToolRegistry;
 use crate::tool::builtin::{Bash, Glob, Grep, Read};
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, Orchestrator as OrchestratorRecord, Participant,
-    new_id, now,
+    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, NewEvent, Orchestrator as OrchestratorRecord,
+    Participant, new_id, now,
 };
 
 /// The orchestrator's built-in system prompt. `{{SUBAGENT_MAP}}` and `{{AVAILABLE_ADW_TYPES}}` are
@@ -442,13 +442,19 @@ impl Orchestrator {
         self.inner.manager.log(level, message, meta, self.keys()).await
     }
 
-    async fn set_status(&self, status: AgentStatus) -> Result<(), StoreError> {
-        if let Some(mut o) = self.inner.store.get_orchestrator(self.inner.id).await?
-            && o.status != status
+    /// A failed turn: the orchestrator's own agent (whose status is the orchestrator's) becomes
+    /// `blocked` if the failure left it executing, with its event.
+    async fn mark_blocked(&self) -> Result<(), StoreError> {
+        if let Some(own) = self.inner.store.get_agent(self.inner.agent_id).await?
+            && own.status == AgentStatus::Executing
         {
-            o.status = status;
-            o.updated_at = now();
-            self.inner.store.commit(Batch::new().change(Change::UpdateOrchestrator(Box::new(o)))).await?;
+            let keys =
+                EventKeys { agent_id: Some(own.id), orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
+            let ev = Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status: AgentStatus::Blocked };
+            let batch = Batch::new()
+                .change(Change::SetAgentStatus { id: own.id, status: AgentStatus::Blocked })
+                .event(keys, ev);
+            self.inner.store.commit(batch).await?;
         }
         Ok(())
     }
@@ -529,7 +535,6 @@ impl Orchestrator {
             model: Some(self.inner.config.model.clone()),
             ..RunOptions::default()
         };
-        self.set_status(AgentStatus::Executing).await?;
         let start_seq = self.inner.store.last_seq().await?;
         self.inner.started.take();
         // A turn a dead process left unfinished is finished first, under the same claim.
@@ -540,7 +545,7 @@ impl Orchestrator {
         let outcome = match result {
             Ok(o) => o,
             Err(e) => {
-                self.set_status(AgentStatus::Blocked).await?;
+                self.mark_blocked().await?;
                 self.log(LogLevel::Error, &format!("Orchestrator execution failed: {e}")).await?;
                 return Err(e.into());
             }
@@ -561,34 +566,22 @@ impl Orchestrator {
                 self.add_chat(Participant::Orchestrator, Participant::User, text, meta, Some(r.timestamp)).await?;
             }
         }
-        // Turns of one orchestrator never run at once (take_over, and the claim on its agent), so the
-        // totals read here are the ones the increment applies to.
-        let before = self
+        // The turn's usage was committed to the orchestrator's own agent step by step (where its usage
+        // is stored, once); this event records the turn's total against the orchestrator.
+        let o = self
             .inner
             .store
             .get_orchestrator(self.inner.id)
             .await?
             .ok_or_else(|| StoreError::NotFound { what: format!("orchestrator {}", self.inner.id) })?;
-        let mut total_usage = before.usage;
-        total_usage.add(&outcome.usage);
         let ev = Event::OrchestratorCostsUpdated {
             usage: outcome.usage,
             cost_usd: outcome.cost_usd,
-            total_usage,
-            total_cost_usd: before.total_cost_usd + outcome.cost_usd,
+            total_usage: o.usage,
+            total_cost_usd: o.total_cost_usd,
         };
         let keys = EventKeys { orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
-        let mut idle = before.clone();
-        idle.status = AgentStatus::Idle;
-        let batch = Batch::new()
-            .change(Change::AddOrchestratorUsage {
-                id: self.inner.id,
-                usage: outcome.usage,
-                cost_usd: outcome.cost_usd,
-            })
-            .change(Change::UpdateOrchestrator(Box::new(idle)))
-            .event(keys, ev);
-        self.inner.store.commit(batch).await?;
+        self.inner.store.append(vec![NewEvent::new(keys, ev)]).await?;
         Ok(ChatOutcome { reply: outcome.final_text.clone(), outcome, started_runs: self.inner.started.take() })
     }
 }
