@@ -29,8 +29,7 @@ pub use crate::wire::{CreateAgent, StatusEntry, StatusReport};
 /// Default model calls per command run (the seed's `MAX_AGENT_TURNS`).
 pub const DEFAULT_MAX_AGENT_TURNS: u32 = 500;
 
-/// The name of the agent record that carries an orchestrator's own conversation; reserved.
-pub const ORCHESTRATOR_AGENT_NAME: &str = "orchestrator";
+pub use crate::wire::ORCHESTRATOR_AGENT_NAME;
 
 /// Whether `agent` is the record behind an orchestrator's own turns (not a managed agent).
 pub fn is_orchestrator_agent(agent: &Agent) -> bool {

@@ -350,9 +350,11 @@ impl Undo {
 /// `orchestrator` under it), stored once there; without that agent, its own.
 fn orchestrator_view(d: &Data, o: &Orchestrator) -> Orchestrator {
     let mut o = o.clone();
-    if let Some(a) = d.agents.iter().find(|a| {
-        !a.archived && a.orchestrator_id == Some(o.id) && a.name == crate::orchestrator::ORCHESTRATOR_AGENT_NAME
-    }) {
+    if let Some(a) = d
+        .agents
+        .iter()
+        .find(|a| !a.archived && a.orchestrator_id == Some(o.id) && a.name == crate::wire::ORCHESTRATOR_AGENT_NAME)
+    {
         o.status = a.status;
         o.usage = a.usage;
         o.total_cost_usd = a.total_cost_usd;

@@ -124,6 +124,10 @@ pub struct Agent {
     pub updated_at: Timestamp,
 }
 
+/// The name of the agent an orchestrator's own turns run as (one per orchestrator; reserved). The
+/// orchestrator's status and usage are this agent's.
+pub const ORCHESTRATOR_AGENT_NAME: &str = "orchestrator";
+
 /// A run's claim on an agent, kept in the store: which run, which process on which host, and until
 /// when the claim holds unless renewed.
 ///
@@ -160,7 +164,7 @@ impl std::fmt::Display for RunLease {
 
 impl Agent {
     /// A new idle agent with empty usage, created now.
-    #[cfg(feature = "engine")]
+    #[cfg(feature = "store")]
     pub fn new(name: impl Into<String>, model: impl Into<String>, working_dir: impl Into<String>) -> Self {
         let now = super::now();
         Self {

@@ -30,13 +30,13 @@ pub type Id = uuid::Uuid;
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 /// A fresh, time-ordered identifier (UUID v7).
-#[cfg(feature = "engine")]
+#[cfg(feature = "store")]
 pub fn new_id() -> Id {
     uuid::Uuid::now_v7()
 }
 
 /// The current time, UTC.
-#[cfg(feature = "engine")]
+#[cfg(feature = "store")]
 pub fn now() -> Timestamp {
     chrono::Utc::now()
 }
