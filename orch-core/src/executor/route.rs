@@ -99,7 +99,8 @@ impl RoutingExecutor {
     pub fn route(&self, model: &str) -> Result<&Arc<dyn AgentExecutor>, String> {
         match self.registry.route(model).ok().and_then(|r| r.executor) {
             Some(name) => self.external.get(&name).ok_or_else(|| {
-                format!("its model '{model}' runs on the {name} executor, but this runner has no {name} executor")
+                let label = if name == CLAUDE_CODE { "Claude Code" } else { name.as_str() };
+                format!("its model '{model}' runs on the {label} executor, but this runner has no {label} executor")
             }),
             None => Ok(&self.native),
         }
