@@ -193,3 +193,36 @@ async fn the_engine_takes_a_registered_provider_as_its_default_model() {
     assert_eq!(engine.provider().name(), "theircorp");
     assert_eq!(engine.default_agent_model(), "theircorp:m-3");
 }
+
+#[tokio::test]
+async fn under_a_replayed_cassette_agents_of_the_recorded_provider_replay_offline() {
+    use orch_core::model::cassette::RecordingProvider;
+    let dir = tempfile::tempdir().unwrap();
+    let wd = dir.path().to_string_lossy().into_owned();
+    // Agents created under an `anthropic` provider (a stand-in here) and under a scripted file that is
+    // gone by replay time, each recorded to its own cassette, then replayed with no Anthropic key.
+    for (provider, model, answer) in [
+        ("anthropic", "anthropic:sonnet", "anthropic answered claude-sonnet-5"),
+        ("scripted", "scripted:gone.json", "scripted answered scripted"),
+    ] {
+        let cassette = dir.path().join(format!("{provider}.jsonl"));
+        let live: Arc<dyn ModelProvider> = Arc::new(Echo::new(provider));
+        let rec = Arc::new(RecordingProvider::create(live, &cassette).unwrap());
+        let runner = AgentRunner::builder(Arc::new(MemoryStore::new()), rec).build();
+        let a = runner.create_agent(Agent::new("a", model, wd.clone())).await.unwrap();
+        runner.run(a.id, "hi", RunOptions::default()).await.unwrap();
+
+        let flags = Flags {
+            working_dir: Some(dir.path().to_path_buf()),
+            model: Some(format!("replay:{}", cassette.display())),
+            ..Flags::default()
+        };
+        let mut config = OrchConfig::load(flags).unwrap();
+        config.providers.anthropic_api_key.value = None;
+        let engine = EngineBuilder::new(config).prepare().unwrap().with_store(Arc::new(MemoryStore::new()));
+        let runner = engine.runner();
+        let a = runner.create_agent(Agent::new("a", model, wd.clone())).await.unwrap();
+        let out = runner.run(a.id, "hi", RunOptions::default()).await.unwrap();
+        assert_eq!(out.final_text.as_deref(), Some(answer), "{model}");
+    }
+}

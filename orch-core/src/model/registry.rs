@@ -297,26 +297,23 @@ impl ProviderRegistry {
 
     /// Where `model` runs: `provider:target` on that provider; a bare id or alias on the default
     /// provider. A file spec (`scripted:FILE`) of the default's provider runs on the default itself, so
-    /// the configured script or cassette serves every agent created under it.
+    /// the configured script or cassette serves every agent created under it; so does
+    /// `anthropic:MODEL` when the default is a cassette recorded from `anthropic`.
     pub fn route(&self, model: &str) -> Result<Route, ProviderError> {
         let m = model.trim();
         let (spec, model_id) = if self.is_qualified(m) {
             let spec = self.parse(m)?;
             let kind = self.entry(&spec.provider).map(|e| e.target).unwrap_or(TargetKind::ModelId);
-            match kind {
-                TargetKind::File => {
-                    let spec = match &self.default {
-                        Some(d) if d.provider == spec.provider => d.clone(),
-                        _ => spec,
-                    };
-                    let id = spec.provider.clone();
-                    (spec, id)
-                }
-                _ => {
-                    let id = self.aliases.resolve(&spec.target).to_string();
-                    (spec, id)
-                }
-            }
+            // A file provider is sent its own name as the model id.
+            let id = match kind {
+                TargetKind::File => spec.provider.clone(),
+                _ => self.aliases.resolve(&spec.target).to_string(),
+            };
+            let spec = match &self.default {
+                Some(d) if kind == TargetKind::File && d.provider == spec.provider => d.clone(),
+                _ => self.stand_in(&spec.provider).unwrap_or(spec),
+            };
+            (spec, id)
         } else {
             let spec = self
                 .default
@@ -326,6 +323,18 @@ impl ProviderRegistry {
         };
         let executor = self.entry(&spec.provider).and_then(|e| e.executor.clone());
         Ok(Route { spec, model_id, executor })
+    }
+
+    /// The default spec when it is a file provider (a cassette) whose provider, already built, answers
+    /// under `provider`'s name: a replayed cassette recorded from `anthropic` serves `anthropic:` agents,
+    /// so a replay never reaches the real API.
+    fn stand_in(&self, provider: &str) -> Option<ModelSpec> {
+        let d = self.default.as_ref()?;
+        if d.provider == provider || self.entry(&d.provider).map(|e| e.target) != Some(TargetKind::File) {
+            return None;
+        }
+        let built = self.cache.lock().ok()?.get(d).cloned()?;
+        (built.name() == provider).then(|| d.clone())
     }
 
     /// The provider of `spec`: built by its factory the first time, then the same one.

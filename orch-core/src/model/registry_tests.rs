@@ -130,3 +130,53 @@ fn an_external_entry_routes_to_its_executor_and_file_specs_of_the_default_use_th
     assert_eq!(old.model_id, "scripted");
     assert_eq!(r.accepted_forms(), "scripted:FILE, claude-code[:MODEL]");
 }
+
+/// A provider under another name (what a cassette recorded from `anthropic` answers as).
+struct Named(&'static str);
+
+#[async_trait::async_trait]
+impl ModelProvider for Named {
+    fn name(&self) -> &str {
+        self.0
+    }
+    async fn stream(&self, _request: crate::model::ModelRequest) -> Result<crate::model::DeltaStream, ModelError> {
+        Err(ModelError::Other { message: "not called".into() })
+    }
+}
+
+#[test]
+fn a_replayed_cassette_serves_the_agents_of_the_provider_it_recorded() {
+    let mut r = ProviderRegistry::new();
+    r.register("unit-live", |_: &str| Err(ModelError::Auth { message: "no key: this must not be built".into() }))
+        .unwrap();
+    r.register_entry(
+        ProviderEntry::new("unit-replay", |_: &str| Ok(Arc::new(Named("unit-live")) as Arc<dyn ModelProvider>))
+            .target(TargetKind::File),
+    )
+    .unwrap();
+    let cassette = ModelSpec { provider: "unit-replay".into(), target: "run.jsonl".into() };
+    r.set_default(cassette.clone()).unwrap();
+    r.provider(&cassette).unwrap();
+    let route = r.route("unit-live:sonnet").unwrap();
+    assert_eq!(route.spec, cassette);
+    assert_eq!(route.model_id, "claude-sonnet-5");
+    assert_eq!(r.provider(&route.spec).unwrap().name(), "unit-live");
+    // Also when the recorded provider takes files, as a scripted model does.
+    let mut r2 = r.clone();
+    r2.register_entry(
+        ProviderEntry::new("unit-script", |_: &str| Err(ModelError::Other { message: "must not be built".into() }))
+            .target(TargetKind::File),
+    )
+    .unwrap();
+    r2.register_entry(
+        ProviderEntry::new("unit-replay", |_: &str| Ok(Arc::new(Named("unit-script")) as Arc<dyn ModelProvider>))
+            .target(TargetKind::File),
+    )
+    .unwrap();
+    r2.provider(&cassette).unwrap();
+    let route = r2.route("unit-script:demo.json").unwrap();
+    assert_eq!((route.spec, route.model_id.as_str()), (cassette.clone(), "unit-script"));
+    // Another provider's agents are not served by it.
+    r.register("unit-other", |_: &str| Ok(Arc::new(Named("unit-other")) as Arc<dyn ModelProvider>)).unwrap();
+    assert_eq!(r.route("unit-other:m").unwrap().spec.provider, "unit-other");
+}
