@@ -226,3 +226,50 @@ async fn under_a_replayed_cassette_agents_of_the_recorded_provider_replay_offlin
         assert_eq!(out.final_text.as_deref(), Some(answer), "{model}");
     }
 }
+
+/// An external executor that answers every turn with its name and the agent's model, recording nothing.
+struct Cli;
+
+#[async_trait]
+impl orch_core::executor::AgentExecutor for Cli {
+    fn name(&self) -> &str {
+        "echo-cli"
+    }
+    async fn run_turn(
+        &self,
+        cx: orch_core::executor::TurnContext,
+        _prompt: Option<String>,
+    ) -> Result<orch_core::executor::RunOutcome, RunError> {
+        Ok(orch_core::executor::RunOutcome {
+            stop_reason: "end_turn".into(),
+            num_turns: 1,
+            usage: Default::default(),
+            cost_usd: 0.0,
+            final_text: Some(format!("echo-cli ran {}", cx.agent.model)),
+            duration_ms: 0,
+            task_slug: String::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_provider_entry_that_names_an_external_executor_routes_its_agents_there() {
+    let (dir, config) = config("scripted:demo.json");
+    let not_native =
+        |_: &str| Err(ModelError::Other { message: "echo-cli models run on the echo-cli executor".into() });
+    let engine = EngineBuilder::new(config)
+        .provider_entry(ProviderEntry::new("echo-cli", not_native).target(TargetKind::Optional).external("echo-cli"))
+        .external_executor("echo-cli", Arc::new(Cli))
+        .prepare()
+        .unwrap()
+        .with_store(Arc::new(MemoryStore::new()));
+    let runner = engine.runner();
+    let wd = dir.path().to_string_lossy();
+    let a = runner.create_agent(Agent::new("cli", "echo-cli:fast", wd.clone())).await.unwrap();
+    let out = runner.run(a.id, "hi", RunOptions::default()).await.unwrap();
+    assert_eq!(out.final_text.as_deref(), Some("echo-cli ran echo-cli:fast"));
+    // A name that merely starts like it is no such provider: it is a bare model id on the default.
+    let b = runner.create_agent(Agent::new("native", "echo-clipper", wd)).await.unwrap();
+    let out = runner.run(b.id, "hi", RunOptions::default()).await.unwrap();
+    assert_eq!(out.final_text.as_deref(), Some("from the script"));
+}

@@ -86,6 +86,7 @@ pub struct EngineBuilder {
     runtime: Option<Arc<dyn Runtime>>,
     extensions: Vec<Arc<dyn EngineExtension>>,
     providers: Vec<ProviderEntry>,
+    external: Vec<(String, Arc<dyn AgentExecutor>)>,
 }
 
 impl EngineBuilder {
@@ -98,6 +99,7 @@ impl EngineBuilder {
             runtime: None,
             extensions: Vec::new(),
             providers: Vec::new(),
+            external: Vec::new(),
         }
     }
 
@@ -143,6 +145,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Runs the agents of providers whose entry names `name` as their executor
+    /// ([`ProviderEntry::external`]) on `executor`, as `claude-code` agents run on the Claude Code CLI.
+    pub fn external_executor(mut self, name: impl Into<String>, executor: Arc<dyn AgentExecutor>) -> Self {
+        self.external.push((name.into(), executor));
+        self
+    }
+
     /// Checks the configuration and builds the providers, executors, prices, aliases, hooks and
     /// summarizer. Reads the model, price and alias files; opens no store and calls no model.
     pub fn prepare(self) -> Result<PreparedEngine, EngineError> {
@@ -179,11 +188,13 @@ impl EngineBuilder {
         };
         let summarizer = summarizer(&config, &registry)?;
         let native: Arc<dyn AgentExecutor> = Arc::new(NativeExecutor::with_registry(registry.clone()));
-        let executor: Arc<dyn AgentExecutor> = Arc::new(
-            RoutingExecutor::new(native)
-                .with_registry(registry.clone())
-                .with_claude_code(Arc::new(ClaudeCodeExecutor::new(claude_code_config(&config, self.relay_command)))),
-        );
+        let mut router = RoutingExecutor::new(native)
+            .with_registry(registry.clone())
+            .with_claude_code(Arc::new(ClaudeCodeExecutor::new(claude_code_config(&config, self.relay_command))));
+        for (name, executor) in self.external {
+            router = router.with_external(name, executor);
+        }
+        let executor: Arc<dyn AgentExecutor> = Arc::new(router);
         // A team's `.claude/settings.json` hooks guard native agents and the orchestrator. The Claude
         // Code CLI reads those files itself, so its executor leaves them out (they would run twice).
         let mut hooks = HookRegistry::new();
