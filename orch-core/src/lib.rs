@@ -75,6 +75,6 @@ pub mod prelude {
     #[cfg(feature = "tokio")]
     pub use crate::runtime::TokioRuntime;
     pub use crate::store::{EventQuery, MemoryStore, Store, StoreError};
-    pub use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
+    pub use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, TypedTool};
     pub use crate::wire::*;
 }

@@ -16,7 +16,7 @@ mod supervisor;
 #[cfg(all(feature = "tokio", unix))]
 pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
 pub use native::NativeExecutor;
-pub use route::{RoutingExecutor, is_claude_code_model};
+pub use route::{CLAUDE_CODE, RoutingExecutor, claude_code_entry, is_claude_code_model};
 pub use runner::{AgentRunner, AgentRunnerBuilder, RunClaim};
 pub use state::{LoopState, PendingCall, Phase, TurnState};
 pub use supervisor::{Interrupted, RunObserver, RunReport, RunTicket, RunWatch, Supervisor, agent_keys};
@@ -59,8 +59,10 @@ pub struct RunOptions {
     pub allowed_tools: Option<Vec<String>>,
     /// Who wrote the prompt.
     pub author: PromptAuthor,
-    /// Runs this turn on another model than the agent's own (e.g. a slash command's `model`). An alias
-    /// or bare id on a Claude Code agent becomes `claude-code:MODEL`. The agent's record is unchanged.
+    /// Runs this turn on another model than the agent's own (e.g. a slash command's `model`, a workflow
+    /// step's), on the provider it names (`mycorp:big`) or, bare, on the default provider. An alias or
+    /// bare id on a Claude Code agent becomes `claude-code:MODEL`. The agent's record is unchanged, so
+    /// resuming a turn left by a crash runs on the model of the resume's own options.
     pub model: Option<String>,
     /// Replaces the agent's system prompt for this turn (e.g. the orchestrator's prompt, rendered anew
     /// each turn). The agent's record is unchanged.

@@ -3,6 +3,7 @@
 mod assemble;
 pub mod cassette;
 mod price;
+mod registry;
 pub mod scripted;
 mod spec;
 
@@ -19,7 +20,8 @@ pub use assemble::{AssembledResponse, ResponseAssembler};
 #[cfg(feature = "http")]
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use price::{Price, PriceTable};
-pub use spec::{ACCEPTED_SPECS, AliasFileError, ModelAliases, ModelSpec, SpecError};
+pub use registry::{ProviderEntry, ProviderError, ProviderFactory, ProviderRegistry, Route};
+pub use spec::{ACCEPTED_SPECS, AliasFileError, ModelAliases, ModelSpec, SpecError, TargetKind};
 
 use std::sync::Arc;
 use std::time::Duration;
