@@ -521,8 +521,12 @@ impl AgentManager {
     ) -> RunReport {
         let runtime = self.inner.runner.runtime().clone();
         let dir = PathBuf::from(&agent.working_dir);
-        let before =
-            if self.inner.config.file_tracking { Some(FileSnapshot::take(runtime.as_ref(), &dir).await) } else { None };
+        // The store's own files are left out before anything is opened (see `Store::local_files`).
+        let before = if self.inner.config.file_tracking {
+            Some(FileSnapshot::take_excluding(runtime.as_ref(), &dir, &self.inner.store.local_files()).await)
+        } else {
+            None
+        };
         // What file tracking looks at, collected as the run commits (no need to read the log back).
         let seen: Arc<Mutex<Vec<EventRecord>>> = Arc::default();
         if before.is_some() {
