@@ -665,8 +665,14 @@ impl AgentManager {
     /// end); in another process by appending `InterruptRequested`, which that process follows. An
     /// agent left `executing` by a process that is gone is reset to `idle` after `wait`.
     pub async fn interrupt_agent(&self, name: &str, wait: Duration) -> Result<Interrupted, ManageError> {
+        self.interrupt_agent_by(name, wait, "orchestrator").await
+    }
+
+    /// [`AgentManager::interrupt_agent`] on behalf of `by` (`cli`, `http`, …), named in the
+    /// `InterruptRequested` event a run in another process gets.
+    pub async fn interrupt_agent_by(&self, name: &str, wait: Duration, by: &str) -> Result<Interrupted, ManageError> {
         let agent = self.agent(name).await?;
-        self.interrupt_loaded(&agent, wait, "orchestrator").await
+        self.interrupt_loaded(&agent, wait, by).await
     }
 
     async fn interrupt_loaded(&self, agent: &Agent, wait: Duration, by: &str) -> Result<Interrupted, ManageError> {
