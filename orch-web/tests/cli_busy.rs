@@ -26,13 +26,7 @@ fn setup(dir: &Path) -> String {
 }
 
 fn spawn(db: &Db, dir: &Path, model: &str, args: &[&str]) -> Child {
-    db.orch(dir)
-        .args(["--model", model])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    db.orch(dir).args(["--model", model]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 fn marker_lines(dir: &Path) -> usize {

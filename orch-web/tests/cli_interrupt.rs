@@ -84,7 +84,9 @@ fn interrupted_from_elsewhere(db: Db, command: &[&str]) {
     assert_eq!(last_status["new_status"], "idle");
     // The process that ran the turn recorded its end; nothing reset the agent from outside.
     assert!(
-        !events.iter().any(|e| e["type"] == "SystemLog" && e["message"].as_str().unwrap_or("").contains("reset to idle")),
+        !events
+            .iter()
+            .any(|e| e["type"] == "SystemLog" && e["message"].as_str().unwrap_or("").contains("reset to idle")),
         "the agent was reset under a running process"
     );
     // And it works again.

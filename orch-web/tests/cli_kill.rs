@@ -66,7 +66,11 @@ fn model(dir: &Path) -> String {
 }
 
 fn message(i: usize) -> String {
-    if i == 0 { "create an agent called a0".into() } else { format!("delete a{} then create an agent called a{i}", i - 1) }
+    if i == 0 {
+        "create an agent called a0".into()
+    } else {
+        format!("delete a{} then create an agent called a{i}", i - 1)
+    }
 }
 
 fn chat(db: &Db, dir: &Path, model: &str, message: &str) -> std::process::Command {

@@ -58,7 +58,12 @@ fn chats_with_readers(dir: &Path, db: Option<&str>) {
         let msg = format!("create an agent called a{i} for python work, then have it write hello.py");
         let out = c.args(["chat", &msg]).output().unwrap();
         if !out.status.success() {
-            failures.push(format!("chat {i}: {:?} (signal {:?}): {}", out.status, signal_of(&out.status), text(&out.stderr)));
+            failures.push(format!(
+                "chat {i}: {:?} (signal {:?}): {}",
+                out.status,
+                signal_of(&out.status),
+                text(&out.stderr)
+            ));
         }
     }
     stop.store(true, Ordering::SeqCst);
@@ -121,7 +126,10 @@ fn chats_in_a_git_repository_survive_concurrent_readers_of_a_database_elsewhere_
     assert!(!dir.path().join("state/.gitignore").exists(), "only orch's own .orch/ directory is ignored");
     let changes = tracked_changes(dir.path(), Some(db));
     assert!(changes.contains(&"hello.py".to_string()), "{changes:?}");
-    assert!(changes.iter().all(|p| !p.contains("orch.db")), "the store's files are not the agents' changes: {changes:?}");
+    assert!(
+        changes.iter().all(|p| !p.contains("orch.db")),
+        "the store's files are not the agents' changes: {changes:?}"
+    );
 }
 
 #[test]

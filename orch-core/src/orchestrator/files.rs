@@ -108,7 +108,7 @@ impl Private {
     /// Whether `abs` (an absolute path) is one of orch's own files.
     fn contains(&self, abs: &Path) -> bool {
         let abs = normalize(abs);
-        self.dirs.iter().any(|d| abs.starts_with(d)) || self.files.iter().any(|f| *f == abs)
+        self.dirs.iter().any(|d| abs.starts_with(d)) || self.files.contains(&abs)
     }
 }
 
