@@ -537,3 +537,31 @@ async fn a_working_dir_reached_through_a_symlink_reports_each_file_once() {
     assert_eq!(report.change("old.txt").tools, vec!["Bash"]);
     assert_eq!(report.change("old.txt").status, FileChangeStatus::Deleted);
 }
+
+#[tokio::test]
+async fn a_stores_own_files_and_orch_directory_are_left_out_before_anything_is_opened() {
+    let dir = repo();
+    let root = dir.path();
+    // A database elsewhere in the working directory (git lists it), and orch's directory without the
+    // .gitignore orch gives it.
+    for f in ["state/orch.db", "state/orch.db-wal", "state/orch.db-shm", ".orch/orch.db", ".orch/orch.db-shm"] {
+        write(root, f, "db");
+    }
+    let private: Vec<PathBuf> = ["state/orch.db", "state/orch.db-wal", "state/orch.db-shm", "state/orch.db-journal"]
+        .map(|f| root.join(f))
+        .into();
+    let before = FileSnapshot::take_excluding(&TokioRuntime, root, &private).await;
+    assert!(before.in_git());
+    let dirty: Vec<&str> = before.dirty_paths().collect();
+    assert!(dirty.is_empty(), "orch's own files were fingerprinted: {dirty:?}");
+
+    // The run changes the database files (as every run does) and one file of its own.
+    for f in ["state/orch.db", "state/orch.db-wal", "state/orch.db-journal", ".orch/orch.db-shm"] {
+        write(root, f, "db, later");
+    }
+    write(root, "a.txt", "one\n");
+    let mut events = Events::default();
+    events.bash("sed -i 2,3d a.txt");
+    let report = track(root, &before, &events).await.expect("a report");
+    assert_eq!(report.paths(), ["a.txt"]);
+}

@@ -323,6 +323,8 @@ async fn grep_finds_lines() {
     env.write("a.rs", "fn main() {}\nlet x = 1;\nfn helper() {}\n");
     env.write("sub/b.txt", "nothing\nfn in text\n");
     env.write(".git/config", "fn hidden\n");
+    // orch's own directory (its database) is never read by a search of the working directory.
+    env.write(".orch/orch.db-wal", "fn orch\n");
     std::fs::write(env.wd.join("bin.dat"), b"fn \0 binary").unwrap();
     let out = env.ok("Grep", json!({"pattern": r"^fn \w+"})).await;
     assert_eq!(out, "a.rs:1:fn main() {}\na.rs:3:fn helper() {}\nsub/b.txt:2:fn in text");

@@ -212,10 +212,7 @@ impl SqliteStore {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
-                location: location.clone(),
-                message: format!("cannot create directory {}: {e}", parent.display()),
-            })?;
+            create_directory(parent, &location)?;
         }
         // Processes opening one file at once take turns until its schema is in place: two creating a
         // new database together otherwise race on the switch to WAL and on the first migration.
@@ -374,6 +371,42 @@ impl SqliteStore {
 
 fn writer_gone() -> StoreError {
     StoreError::Backend("the SQLite writer thread has stopped".into())
+}
+
+/// Creates the directory that holds a database file, with its parents. orch's own directory (one named
+/// `.orch`, as [`default_path`]'s is), when created here, gets a `.gitignore` holding `*`, so `git status`
+/// never lists the database (an existing `.gitignore` is never touched).
+fn create_directory(dir: &Path, location: &str) -> Result<(), StoreError> {
+    let failed = |e: std::io::Error| StoreError::Open {
+        location: location.to_string(),
+        message: format!("cannot create directory {}: {e}", dir.display()),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another process created it meanwhile (and writes its .gitignore).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(failed(e)),
+    }
+    if dir.file_name().is_some_and(|n| n == ".orch") {
+        let ignore = dir.join(".gitignore");
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&ignore)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"*\n"));
+        if let Err(e) = written {
+            tracing::warn!(file = %ignore.display(), error = %e, "cannot write the .gitignore of orch's directory");
+        }
+    }
+    Ok(())
 }
 
 /// An exclusive advisory lock (`flock`) on the directory holding `path`, released when dropped. `None`
@@ -541,5 +574,16 @@ impl Store for SqliteStore {
             })
         });
         follow_log(Arc::new(self.clone()), since, wakeup)
+    }
+
+    fn local_files(&self) -> Vec<PathBuf> {
+        let Some(path) = &self.inner.path else { return Vec::new() };
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        let with = |suffix: &str| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        vec![with("-wal"), with("-shm"), with("-journal"), path.clone()]
     }
 }

@@ -444,7 +444,7 @@ pub async fn status(
 /// `orch agent interrupt`.
 pub async fn interrupt(engine: &Engine, orchestrator: Option<Id>, name: &str) -> Result<u8, Failure> {
     let manager = manager_for(engine, orchestrator, name).await?;
-    let msg = match manager.interrupt_agent(name, Duration::from_secs(5)).await? {
+    let msg = match manager.interrupt_agent_by(name, Duration::from_secs(5), "cli").await? {
         Interrupted::Stopped => format!("Interrupted agent '{name}'"),
         Interrupted::Requested => format!("Interrupted agent '{name}' (its run was in another process)"),
         Interrupted::NotRunning => format!("Agent '{name}' is not currently running"),

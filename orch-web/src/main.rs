@@ -1,7 +1,8 @@
 //! The `orch` command-line program.
 //!
 //! Exit codes: 0 success; 1 an agent, provider or store failed; 2 bad usage (flags, model spec, script
-//! file); 130 interrupted with Ctrl-C (the interrupted turn is recorded with a `Stop` event).
+//! file); 130 interrupted with Ctrl-C, or by `orch agent interrupt` from another process (the interrupted
+//! turn is recorded with a `Stop` event).
 
 mod chat;
 mod cli;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-use support::{orch, text};
+use support::{drop_pg_schema as drop_schema, orch, pg_url, text};
 
 fn demo_model() -> String {
     let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripts/demo.json");
@@ -63,31 +63,6 @@ fn sqlite_status_and_prune() {
     let out = run(dir.path(), &[], &["db", "prune", "--before", "last tuesday"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--before"));
-}
-
-/// The test database URL, checked to answer. Panics when no server is reachable: the tests that call
-/// this are ignored unless asked for (`scripts/test.sh` does, with `--ignored`), and then must not pass
-/// without one.
-fn pg_url() -> String {
-    let url = std::env::var("ORCH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let probe =
-        std::net::TcpStream::connect_timeout(&"127.0.0.1:5432".parse().unwrap(), std::time::Duration::from_secs(2));
-    if let Err(e) = probe {
-        panic!("PostgreSQL is not reachable at 127.0.0.1:5432 ({e}): start it, or set ORCH_TEST_PG_URL");
-    }
-    url
-}
-
-/// Drops the test's schema over a one-off connection (`orch` has no command that drops data).
-fn drop_schema(url: &str, schema: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        use sqlx_core::connection::Connection;
-        use sqlx_core::executor::Executor;
-        if let Ok(mut c) = sqlx_postgres::PgConnection::connect(url).await {
-            let _ = c.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await;
-        }
-    });
 }
 
 #[test]

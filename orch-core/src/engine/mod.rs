@@ -277,7 +277,7 @@ impl PreparedEngine {
             .executor(p.executor.clone())
             .hooks(p.hooks.clone())
             .build_with_runtime(p.runtime.clone());
-        let supervisor = Supervisor::new(runner.clone(), vec![Arc::new(FileTracking)]);
+        let supervisor = Supervisor::new(runner.clone(), vec![Arc::new(FileTracking::for_store(store.as_ref()))]);
         Engine { inner: Arc::new(Inner { parts: p, store, runner, supervisor }) }
     }
 }

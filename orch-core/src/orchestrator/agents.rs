@@ -195,8 +195,11 @@ impl AgentManager {
     /// Its runs are supervised by a [`Supervisor`] of its own, with file tracking when
     /// [`ManagerConfig::file_tracking`] is on.
     pub fn new(runner: AgentRunner, orchestrator_id: Option<Id>, config: ManagerConfig) -> Self {
-        let observers: Vec<Arc<dyn RunObserver>> =
-            if config.file_tracking { vec![Arc::new(FileTracking)] } else { Vec::new() };
+        let observers: Vec<Arc<dyn RunObserver>> = if config.file_tracking {
+            vec![Arc::new(FileTracking::for_store(runner.store().as_ref()))]
+        } else {
+            Vec::new()
+        };
         Self::with_supervisor(Supervisor::new(runner, observers), orchestrator_id, config)
     }
 
@@ -442,8 +445,14 @@ impl AgentManager {
     /// end); in another process by appending `InterruptRequested`, which that process follows. An
     /// agent left `executing` by a process that is gone is reset to `idle` at once.
     pub async fn interrupt_agent(&self, name: &str, wait: Duration) -> Result<Interrupted, ManageError> {
+        self.interrupt_agent_by(name, wait, "orchestrator").await
+    }
+
+    /// [`AgentManager::interrupt_agent`] on behalf of `by` (`cli`, `http`, …), named in the
+    /// `InterruptRequested` event a run in another process gets.
+    pub async fn interrupt_agent_by(&self, name: &str, wait: Duration, by: &str) -> Result<Interrupted, ManageError> {
         let agent = self.agent(name).await?;
-        Ok(self.inner.supervisor.interrupt(&agent, "orchestrator", wait).await?)
+        Ok(self.inner.supervisor.interrupt(&agent, by, wait).await?)
     }
 
     /// Deletes (archives) the agent, interrupting its run first. Its name can be reused.

@@ -20,6 +20,13 @@
 //! Limits: every change in the repository during the run is attributed to the run, including changes
 //! made at the same time by other processes (another agent in the same repository, an editor). Paths
 //! under `.orch/` (where orch keeps its own database) are not reported unless a file tool names them.
+//!
+//! orch's own database files are never opened here: not `.orch/` of the working directory (nor of the
+//! repository's top), and not the files a store names ([`Store::local_files`](crate::store::Store::local_files),
+//! given to [`FileSnapshot::take_excluding`]) wherever they are. They are left out of the snapshot before
+//! any file is fingerprinted, and are never reported: opening and closing a descriptor of a SQLite file
+//! drops the process's POSIX locks on it, and another process may then rebuild the `-shm` file under
+//! this one's memory map.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hasher;
@@ -63,6 +70,46 @@ pub const SHELL_TOOL: &str = "Bash";
 #[derive(Debug, Clone, Default)]
 pub struct FileSnapshot {
     git: Option<GitState>,
+    private: Private,
+}
+
+/// Paths file tracking never opens nor reports: orch's own database files.
+#[derive(Debug, Clone, Default)]
+struct Private {
+    /// Folders whose whole content is orch's (`.orch/`), absolute, as given and with symlinks resolved.
+    dirs: Vec<PathBuf>,
+    /// Single files (a store's database files), absolute, as given and with their folder's symlinks
+    /// resolved.
+    files: Vec<PathBuf>,
+}
+
+impl Private {
+    fn new(wd: &Path, files: &[PathBuf]) -> Self {
+        let mut p = Private::default();
+        p.add_dir(&wd.join(".orch"));
+        for f in files {
+            let abs = absolute(f);
+            if let Some(real) = canonical_parent(&abs) {
+                p.files.push(real);
+            }
+            p.files.push(abs);
+        }
+        p
+    }
+
+    fn add_dir(&mut self, dir: &Path) {
+        let abs = absolute(dir);
+        if let Some(real) = canonical_parent(&abs) {
+            self.dirs.push(real);
+        }
+        self.dirs.push(abs);
+    }
+
+    /// Whether `abs` (an absolute path) is one of orch's own files.
+    fn contains(&self, abs: &Path) -> bool {
+        let abs = normalize(abs);
+        self.dirs.iter().any(|d| abs.starts_with(d)) || self.files.contains(&abs)
+    }
 }
 
 /// What git said about the repository at snapshot time.
@@ -102,33 +149,38 @@ enum Fingerprint {
 
 impl FileSnapshot {
     /// Records the state of `working_dir` before a run. Never fails: outside git it records nothing.
+    /// Nothing under `.orch/` is looked at (see [`FileSnapshot::take_excluding`]).
     pub async fn take(runtime: &dyn Runtime, working_dir: &Path) -> FileSnapshot {
+        Self::take_excluding(runtime, working_dir, &[]).await
+    }
+
+    /// [`FileSnapshot::take`] that also never opens (nor, in [`track_run`], reports) the files in
+    /// `private`: a store's own files ([`Store::local_files`](crate::store::Store::local_files)), which
+    /// orch must not open outside the database engine. `.orch/` of the working directory (and of the
+    /// repository's top) is always left out.
+    pub async fn take_excluding(runtime: &dyn Runtime, working_dir: &Path, private: &[PathBuf]) -> FileSnapshot {
         let wd = absolute(working_dir);
+        let mut private = Private::new(&wd, private);
         // Spawning `git` costs milliseconds; a directory with no `.git` above it (and no GIT_DIR) is
         // not in a work tree, which a few `stat` calls tell.
         let real = std::fs::canonicalize(&wd).unwrap_or_else(|_| wd.clone());
         let has_git = |p: &Path| p.ancestors().any(|a| a.join(".git").exists());
         if std::env::var_os("GIT_DIR").is_none() && !has_git(&wd) && !has_git(&real) {
-            return FileSnapshot::default();
+            return FileSnapshot { git: None, private };
         }
         let Some(top) = git_toplevel(runtime, &wd).await else {
-            return FileSnapshot::default();
+            return FileSnapshot { git: None, private };
         };
+        private.add_dir(&top.join(".orch"));
         let base = match git_head(runtime, &top).await {
             Some(head) => Some(head),
             None => git_empty_tree(runtime, &top).await,
         };
         let Some(status) = git_status(runtime, &top).await else {
-            return FileSnapshot::default();
+            return FileSnapshot { git: None, private };
         };
-        let entries = status
-            .into_iter()
-            .map(|(path, status)| {
-                let fingerprint = fingerprint(&top.join(&path));
-                (path, Entry { status, fingerprint })
-            })
-            .collect();
-        FileSnapshot { git: Some(GitState { top, base, entries }) }
+        let entries = fingerprinted(&top, status, &private);
+        FileSnapshot { git: Some(GitState { top, base, entries }), private }
     }
 
     /// Whether the working directory was inside a git work tree (with a working `git`) at snapshot time.
@@ -189,19 +241,15 @@ pub async fn track_run(
     if let Some(state) = git
         && let Some(status) = git_status(runtime, &state.top).await
     {
-        after = status
-            .into_iter()
-            .map(|(path, status)| {
-                let fingerprint = fingerprint(&state.top.join(&path));
-                (path, Entry { status, fingerprint })
-            })
-            .collect();
+        after = fingerprinted(&state.top, status, &before.private);
         let committed = committed_paths(runtime, state).await;
         for repo_rel in changed_paths(state, &after, &committed) {
             let resolved = paths.resolve_repo_path(&repo_rel);
             if let Some(target) = targets.get_mut(&resolved.display) {
                 target.git_changed = true;
-            } else if !is_orch_internal(&resolved.display, &repo_rel) {
+            } else if !is_orch_internal(&resolved.display, &repo_rel)
+                && !before.private.contains(&state.top.join(&repo_rel))
+            {
                 let mut target = Target::new(resolved);
                 target.git_changed = true;
                 targets.insert(target.resolved.display.clone(), target);
@@ -234,7 +282,8 @@ pub async fn track_run(
         let read = FileRead {
             path: resolved.display.clone(),
             absolute_path: resolved.abs.to_string_lossy().into_owned(),
-            line_count: line_count(&resolved.abs),
+            // orch's own files are never opened (a file tool may still name them).
+            line_count: if before.private.contains(&resolved.abs) { None } else { line_count(&resolved.abs) },
         };
         reads.insert(resolved.display, read);
     }
@@ -506,6 +555,18 @@ fn is_orch_internal(display: &str, repo_rel: &str) -> bool {
 }
 
 // ---- file contents ----
+
+/// `git status` entries with their fingerprints, leaving out orch's own files before any is opened.
+fn fingerprinted(top: &Path, status: Vec<(String, String)>, private: &Private) -> BTreeMap<String, Entry> {
+    status
+        .into_iter()
+        .filter(|(path, _)| !private.contains(&top.join(path)))
+        .map(|(path, status)| {
+            let fingerprint = fingerprint(&top.join(&path));
+            (path, Entry { status, fingerprint })
+        })
+        .collect()
+}
 
 fn fingerprint(path: &Path) -> Fingerprint {
     let Ok(meta) = std::fs::symlink_metadata(path) else {

@@ -9,11 +9,22 @@ use async_trait::async_trait;
 use super::files::{FileSnapshot, track_run};
 use crate::executor::{RunObserver, RunWatch};
 use crate::runtime::Runtime;
+use crate::store::Store;
 use crate::wire::{Agent, Event, EventRecord};
 
-/// Records the files each background run read and changed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FileTracking;
+/// Records the files each background run read and changed. It never opens (nor reports) the store's own
+/// files ([`Store::local_files`]) or `.orch/`: see [`FileSnapshot::take_excluding`].
+#[derive(Debug, Clone, Default)]
+pub struct FileTracking {
+    private: Vec<PathBuf>,
+}
+
+impl FileTracking {
+    /// File tracking that leaves `store`'s own files alone.
+    pub fn for_store(store: &dyn Store) -> Self {
+        Self { private: store.local_files() }
+    }
+}
 
 struct Watch {
     dir: PathBuf,
@@ -26,7 +37,7 @@ struct Watch {
 impl RunObserver for FileTracking {
     async fn start(&self, agent: &Agent, runtime: &Arc<dyn Runtime>) -> Option<Box<dyn RunWatch>> {
         let dir = PathBuf::from(&agent.working_dir);
-        let before = FileSnapshot::take(runtime.as_ref(), &dir).await;
+        let before = FileSnapshot::take_excluding(runtime.as_ref(), &dir, &self.private).await;
         Some(Box::new(Watch { dir, before, seen: Mutex::new(Vec::new()) }))
     }
 }

@@ -198,4 +198,13 @@ pub trait Store: Send + Sync + 'static {
     /// Every event with `seq > since`: the stored ones, then live ones as they are appended — by
     /// this process or any other sharing the database — with no gap and no duplicate.
     fn subscribe(&self, since: u64) -> EventStream;
+
+    /// The local files this store keeps open through its database engine (a SQLite database and its
+    /// `-wal`, `-shm` and `-journal` files), absolute. The rest of orch must never open them itself:
+    /// closing any descriptor of such a file drops every POSIX lock the process holds on it, the
+    /// engine's included, and another process may then rebuild the shared-memory file under this one.
+    /// Empty (the default) for stores that keep no files of their own.
+    fn local_files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
 }

@@ -219,14 +219,14 @@ pub(crate) fn io_failed(what: &str, shown: &str, e: &std::io::Error) -> ToolErro
     ToolError::Failed(format!("{what} {shown}: {e}"))
 }
 
-/// Entries under `base` (itself included), not following symbolic links, skipping `.git` directories,
-/// sorted by file name within each directory (deterministic order).
+/// Entries under `base` (itself included), not following symbolic links, skipping `.git` and `.orch`
+/// directories, sorted by file name within each directory (deterministic order). `.orch` holds orch's
+/// own database: reading its files outside SQLite (as `Grep` would) drops the process's SQLite locks on
+/// them, and another process may then rebuild the shared-memory file under this one (SIGBUS).
 pub(crate) fn walk(base: &Path) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> {
-    walkdir::WalkDir::new(base)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| !(e.depth() > 0 && e.file_type().is_dir() && e.file_name() == ".git"))
+    walkdir::WalkDir::new(base).follow_links(false).sort_by_file_name().into_iter().filter_entry(|e| {
+        !(e.depth() > 0 && e.file_type().is_dir() && (e.file_name() == ".git" || e.file_name() == ".orch"))
+    })
 }
 
 /// The file a walked `entry` stands for, if the file tools may look at it: a regular file, or a
