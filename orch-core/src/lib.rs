@@ -45,6 +45,8 @@ pub mod engine;
 #[cfg(feature = "engine")]
 pub mod executor;
 #[cfg(feature = "engine")]
+pub mod git;
+#[cfg(feature = "engine")]
 pub mod hook;
 #[cfg(feature = "engine")]
 mod interrupt;

@@ -36,21 +36,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::Interrupt;
-use crate::runtime::{ProcessOutput, ProcessSpec, Runtime};
+use crate::git;
+use crate::runtime::Runtime;
 use crate::wire::{Event, EventRecord, FileChange, FileChangeStatus, FileRead};
 
 /// Time allowed to each `git` call.
-pub const GIT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const GIT_TIMEOUT: Duration = git::GIT_TIMEOUT;
 
 /// Longest diff, in bytes, kept in a [`FileChange`]; longer ones are clipped with a note.
 pub const MAX_STORED_DIFF: usize = 64 * 1024;
-
-/// Output kept from one `git diff` (lines are counted over all of it).
-const DIFF_OUTPUT_LIMIT: usize = 1024 * 1024;
-
-/// Output kept from `git status` and name listings; when it overflows, git is not used.
-const LIST_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Files larger than this are fingerprinted by size and modification time instead of content.
 const CONTENT_HASH_LIMIT: u64 = 8 * 1024 * 1024;
@@ -172,11 +166,11 @@ impl FileSnapshot {
             return FileSnapshot { git: None, private };
         };
         private.add_dir(&top.join(".orch"));
-        let base = match git_head(runtime, &top).await {
+        let base = match git::head(runtime, &top).await {
             Some(head) => Some(head),
-            None => git_empty_tree(runtime, &top).await,
+            None => git::empty_tree(runtime, &top).await,
         };
-        let Some(status) = git_status(runtime, &top).await else {
+        let Some(status) = git::status(runtime, &top).await else {
             return FileSnapshot { git: None, private };
         };
         let entries = fingerprinted(&top, status, &private);
@@ -239,7 +233,7 @@ pub async fn track_run(
     // What git shows changed since the snapshot.
     let mut after: BTreeMap<String, Entry> = BTreeMap::new();
     if let Some(state) = git
-        && let Some(status) = git_status(runtime, &state.top).await
+        && let Some(status) = git::status(runtime, &state.top).await
     {
         after = fingerprinted(&state.top, status, &before.private);
         let committed = committed_paths(runtime, state).await;
@@ -665,15 +659,15 @@ async fn git_change(
     let after_status = after.get(repo_rel).map(|e| e.status.as_str());
     let base = state.base.as_deref().unwrap_or("HEAD");
 
-    let mut diff = git_diff(runtime, top, base, repo_rel).await;
+    let mut diff = git::diff(runtime, top, base, repo_rel).await;
     if diff.is_none() && meta.as_ref().is_some_and(|m| !m.is_dir()) {
         let untracked = match after_status {
             Some(status) => status == "??",
             // Not in the status: clean, or ignored. Ignored files are not in the index.
-            None => !git_is_tracked(runtime, top, repo_rel).await,
+            None => !git::is_tracked(runtime, top, repo_rel).await,
         };
         if untracked {
-            diff = git_diff_new_file(runtime, top, repo_rel).await;
+            diff = git::diff_new_file(runtime, top, repo_rel).await;
         }
     }
 
@@ -749,157 +743,20 @@ fn changed_paths(state: &GitState, after: &BTreeMap<String, Entry>, committed: &
         .collect()
 }
 
-// ---- git ----
-
-fn git_spec(cwd: &Path, args: &[&str], output_limit: usize) -> ProcessSpec {
-    let mut all = vec!["--literal-pathspecs".to_string(), "-c".to_string(), "core.quotepath=off".to_string()];
-    all.extend(args.iter().map(|a| a.to_string()));
-    ProcessSpec {
-        program: "git".to_string(),
-        args: all,
-        cwd: cwd.to_path_buf(),
-        env: vec![
-            ("GIT_OPTIONAL_LOCKS".to_string(), "0".to_string()),
-            ("GIT_TERMINAL_PROMPT".to_string(), "0".to_string()),
-        ],
-        timeout: Some(GIT_TIMEOUT),
-        output_limit,
-    }
-}
-
-/// Runs git; `Some` when it ran to completion with one of `ok_codes`.
-async fn git(
-    runtime: &dyn Runtime,
-    cwd: &Path,
-    args: &[&str],
-    output_limit: usize,
-    ok_codes: &[i32],
-) -> Option<ProcessOutput> {
-    match runtime.run_process(git_spec(cwd, args, output_limit), Interrupt::new()).await {
-        Ok(out) => match out.exit_code {
-            Some(code) if ok_codes.contains(&code) => Some(out),
-            _ => {
-                tracing::debug!(
-                    ?args,
-                    cwd = %cwd.display(),
-                    exit_code = ?out.exit_code,
-                    timed_out = out.timed_out,
-                    stderr = %out.stderr.trim(),
-                    "file tracking: git failed"
-                );
-                None
-            }
-        },
-        Err(error) => {
-            tracing::debug!(?args, cwd = %cwd.display(), %error, "file tracking: could not run git");
-            None
-        }
-    }
-}
-
-async fn git_toplevel(runtime: &dyn Runtime, wd: &Path) -> Option<PathBuf> {
-    if !wd.is_dir() {
-        return None;
-    }
-    let out = git(runtime, wd, &["rev-parse", "--show-toplevel"], 64 * 1024, &[0]).await?;
-    let top = out.stdout.trim_end_matches(['\n', '\r']);
-    (!top.is_empty()).then(|| normalize(Path::new(top)))
-}
-
-async fn git_head(runtime: &dyn Runtime, top: &Path) -> Option<String> {
-    let out = git(runtime, top, &["rev-parse", "-q", "--verify", "HEAD^{commit}"], 4096, &[0]).await?;
-    let head = out.stdout.trim();
-    (!head.is_empty()).then(|| head.to_string())
-}
-
-/// The empty tree's id (SHA-1 or SHA-256 as the repository uses), the base of a repository without commits.
-async fn git_empty_tree(runtime: &dyn Runtime, top: &Path) -> Option<String> {
-    let out = git(runtime, top, &["hash-object", "-t", "tree", "/dev/null"], 4096, &[0]).await?;
-    let id = out.stdout.trim();
-    (!id.is_empty()).then(|| id.to_string())
-}
-
-/// `git status --porcelain=v1 -z --untracked-files=all`: (path relative to the top, status letters).
-async fn git_status(runtime: &dyn Runtime, top: &Path) -> Option<Vec<(String, String)>> {
-    let args = ["status", "--porcelain=v1", "-z", "--untracked-files=all"];
-    let out = git(runtime, top, &args, LIST_OUTPUT_LIMIT, &[0]).await?;
-    if out.truncated {
-        tracing::debug!(top = %top.display(), "file tracking: git status output too long; not using git");
-        return None;
-    }
-    Some(parse_porcelain_z(&out.stdout))
-}
-
-/// Parses `git status --porcelain=v1 -z`. A rename or copy (`R`/`C`) is followed by its source path; the
-/// source of a rename is listed as deleted.
-fn parse_porcelain_z(stdout: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut fields = stdout.split('\0');
-    while let Some(field) = fields.next() {
-        if field.len() < 4 || !field.is_char_boundary(2) || !field.is_char_boundary(3) {
-            continue;
-        }
-        let (status, path) = (&field[..2], &field[3..]);
-        let path = path.trim_end_matches('/').to_string();
-        if status.contains('R') || status.contains('C') {
-            let source = fields.next().unwrap_or_default();
-            if status.contains('R') && !source.is_empty() {
-                out.push((source.trim_end_matches('/').to_string(), "D ".to_string()));
-            }
-        }
-        out.push((path, status.to_string()));
-    }
-    out
-}
-
 /// Paths changed by commits made during the run (`HEAD` moved away from the snapshot's base).
 async fn committed_paths(runtime: &dyn Runtime, state: &GitState) -> Vec<String> {
     let Some(base) = state.base.as_deref() else {
         return Vec::new();
     };
-    let Some(head) = git_head(runtime, &state.top).await else {
+    let Some(head) = git::head(runtime, &state.top).await else {
         return Vec::new();
     };
     if head == base {
         return Vec::new();
     }
-    let args = ["diff", "--name-only", "-z", "--no-renames", base, "HEAD"];
-    match git(runtime, &state.top, &args, LIST_OUTPUT_LIMIT, &[0]).await {
-        Some(out) if !out.truncated => out.stdout.split('\0').filter(|p| !p.is_empty()).map(str::to_string).collect(),
-        _ => Vec::new(),
-    }
+    git::changed_between(runtime, &state.top, base, "HEAD").await.unwrap_or_default()
 }
 
-/// `git diff <base> -- <path>`; `None` when empty or failed.
-async fn git_diff(runtime: &dyn Runtime, top: &Path, base: &str, repo_rel: &str) -> Option<String> {
-    let args = ["diff", "--no-color", "--no-ext-diff", base, "--", repo_rel];
-    let out = git(runtime, top, &args, DIFF_OUTPUT_LIMIT, &[0]).await?;
-    diff_text(out)
-}
-
-/// `git diff --no-index -- /dev/null <path>` for an untracked file (exit code 1 means "differences").
-async fn git_diff_new_file(runtime: &dyn Runtime, top: &Path, repo_rel: &str) -> Option<String> {
-    let args = ["diff", "--no-index", "--no-color", "--no-ext-diff", "--", "/dev/null", repo_rel];
-    let out = git(runtime, top, &args, DIFF_OUTPUT_LIMIT, &[0, 1]).await?;
-    diff_text(out)
-}
-
-fn diff_text(out: ProcessOutput) -> Option<String> {
-    if out.stdout.is_empty() {
-        return None;
-    }
-    let mut text = out.stdout;
-    if out.truncated {
-        text.push_str(&format!("\n[diff output truncated at {DIFF_OUTPUT_LIMIT} bytes]\n"));
-    }
-    Some(text)
-}
-
-/// Whether git's index knows the path.
-async fn git_is_tracked(runtime: &dyn Runtime, top: &Path, repo_rel: &str) -> bool {
-    let args = ["ls-files", "-z", "--", repo_rel];
-    match git(runtime, top, &args, 64 * 1024, &[0]).await {
-        Some(out) => !out.stdout.is_empty(),
-        None => true,
-    }
+async fn git_toplevel(runtime: &dyn Runtime, wd: &Path) -> Option<PathBuf> {
+    git::toplevel(runtime, wd).await.map(|top| normalize(&top))
 }
