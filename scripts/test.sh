@@ -75,6 +75,9 @@ if [ "$quick" = 0 ]; then
 
   step "the orch-core engine builds without the tokio runtime"
   cargo check -p orch-core --no-default-features --features engine
+
+  step "the store contracts (wire types + Store trait) build alone, as the store crates use them"
+  cargo check -p orch-core --no-default-features --features store
 fi
 
 step "cargo test"

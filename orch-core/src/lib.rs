@@ -7,7 +7,11 @@
 //! `tokio` feature).
 //!
 //! Features:
-//! - `engine` — everything beyond the wire types (runtime-agnostic);
+//! - `store` — the contracts a store implements: the [`store::Store`] trait, [`store::Batch`], the log
+//!   follower and the in-memory store (runtime-agnostic; what `orch-store-sqlite` and
+//!   `orch-store-postgres` depend on);
+//! - `engine` — everything else beyond the wire types: agent loop, tools, hooks, models, orchestrator,
+//!   configuration (runtime-agnostic);
 //! - `tokio` (default) — the tokio runtime, the `Bash` tool's processes, the Claude Code executor;
 //! - `http` (default) — the Anthropic and OpenAI-compatible providers over one SSE transport (reqwest, rustls);
 //! - `testkit` — the store conformance suite.
@@ -29,7 +33,7 @@
 //! # Ok(()) }
 //! ```
 
-#![cfg_attr(not(feature = "engine"), allow(unused))]
+#![cfg_attr(not(feature = "store"), allow(unused))]
 
 mod text;
 pub mod wire;
@@ -50,7 +54,7 @@ pub mod model;
 pub mod orchestrator;
 #[cfg(feature = "engine")]
 pub mod runtime;
-#[cfg(feature = "engine")]
+#[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "engine")]
 pub mod template;
@@ -71,6 +75,6 @@ pub mod prelude {
     #[cfg(feature = "tokio")]
     pub use crate::runtime::TokioRuntime;
     pub use crate::store::{EventQuery, MemoryStore, Store, StoreError};
-    pub use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
+    pub use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, TypedTool};
     pub use crate::wire::*;
 }

@@ -79,7 +79,7 @@ async fn hook_events(store: &MemoryStore) -> Vec<(String, String, Option<String>
     let evs: Vec<EventRecord> = store.read_events(&EventQuery::default()).await.unwrap();
     evs.into_iter()
         .filter_map(|e| match e.event {
-            Event::HookInvoked { hook_event, decision, detail, .. } => Some((hook_event, decision, detail)),
+            Event::HookInvoked { hook_event, decision, detail, .. } => Some((hook_event, decision.to_string(), detail)),
             _ => None,
         })
         .collect()

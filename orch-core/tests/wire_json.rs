@@ -65,3 +65,51 @@ fn every_event_kind_is_listed_in_kinds() {
         }
     }
 }
+
+#[test]
+fn a_websocket_event_frame_is_the_flat_record_and_control_frames_name_themselves() {
+    use orch_core::wire::{Event, WsFrame};
+    let rec = EventRecord {
+        seq: 7,
+        timestamp: now(),
+        keys: EventKeys { agent_id: Some(new_id()), ..EventKeys::default() },
+        event: Event::Text { text: "hi".into() },
+    };
+    let frame = WsFrame::Event(Box::new(rec.clone()));
+    assert_eq!(serde_json::to_value(&frame).unwrap(), serde_json::to_value(&rec).unwrap());
+    let v = serde_json::to_value(&frame).unwrap();
+    assert_eq!((v["seq"].as_u64(), v["type"].as_str(), v["text"].as_str()), (Some(7), Some("Text"), Some("hi")));
+    let back: WsFrame = serde_json::from_value(v).unwrap();
+    assert_eq!(back, frame);
+
+    for (frame, json) in [
+        (WsFrame::Live { last_seq: 7 }, serde_json::json!({"frame": "live", "last_seq": 7})),
+        (WsFrame::Error { message: "gone".into() }, serde_json::json!({"frame": "error", "message": "gone"})),
+    ] {
+        assert_eq!(serde_json::to_value(&frame).unwrap(), json);
+        assert_eq!(serde_json::from_value::<WsFrame>(json).unwrap(), frame);
+    }
+    let newer = serde_json::json!({"frame": "paused", "until": 3});
+    assert_eq!(serde_json::from_value::<WsFrame>(newer.clone()).unwrap(), WsFrame::Other(newer.clone()));
+    assert_eq!(serde_json::to_value(WsFrame::Other(newer.clone())).unwrap(), newer);
+    assert!(serde_json::from_str::<WsFrame>(r#"{"frame": "live"}"#).is_err(), "live needs last_seq");
+}
+
+#[test]
+fn an_event_query_decodes_from_just_the_filters_a_client_sets() {
+    use orch_core::wire::{EventCategory, EventQuery};
+    let q: EventQuery =
+        serde_json::from_str(r#"{"after_seq": 3, "types": ["ToolUse"], "categories": ["hook"]}"#).unwrap();
+    assert_eq!(
+        q,
+        EventQuery {
+            after_seq: 3,
+            types: vec!["ToolUse".into()],
+            categories: vec![EventCategory::Hook],
+            ..EventQuery::default()
+        }
+    );
+    assert_eq!(serde_json::from_str::<EventQuery>("{}").unwrap(), EventQuery::default());
+    let back: EventQuery = serde_json::from_value(serde_json::to_value(&q).unwrap()).unwrap();
+    assert_eq!(back, q);
+}

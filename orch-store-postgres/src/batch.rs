@@ -69,9 +69,6 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<
     match change {
         Change::CreateOrchestrator(o) => sql::create_orchestrator(db, conn, &o).await,
         Change::UpdateOrchestrator(o) => sql::update_orchestrator(db, conn, &o).await,
-        Change::AddOrchestratorUsage { id, usage, cost_usd } => {
-            sql::add_orchestrator_usage(db, conn, id, &usage, cost_usd).await.map(drop)
-        }
         Change::CreateAgent(a) => sql::create_agent(db, conn, &a).await,
         Change::SetAgentStatus { id, status } => set_status(db, conn, id, status).await,
         Change::SaveAgentState { id, state } => {
@@ -170,7 +167,7 @@ async fn swap_run(
         })
         .transpose()?;
     if current.as_ref().map(|l| l.run_id) != expect {
-        return Err(StoreError::RunConflict { agent_id, current });
+        return Err(StoreError::RunConflict { agent_id, current: current.map(Box::new) });
     }
     sqlx::query(&db.sql("UPDATE {S}.agents SET run_lease = $2::jsonb WHERE id = $1"))
         .bind(agent_id)

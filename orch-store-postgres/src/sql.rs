@@ -170,9 +170,16 @@ pub(crate) fn now_us() -> Timestamp {
 
 // ---- orchestrators ----
 
-const ORCH_COLS: &str = "id, session_id, system_prompt, status, working_dir, input_tokens, output_tokens, \
-     cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, metadata::text, archived, created_at, \
-     updated_at";
+/// What an orchestrator is read as: its row, with the status and usage of its own agent (the agent named
+/// `orchestrator` under it, which its turns run as), so those are stored once. An orchestrator without
+/// that agent shows its row's own values.
+const ORCH_VIEW: &str = "o.id, o.session_id, o.system_prompt, COALESCE(a.status, o.status), o.working_dir, \
+     COALESCE(a.input_tokens, o.input_tokens), COALESCE(a.output_tokens, o.output_tokens), \
+     COALESCE(a.cache_read_input_tokens, o.cache_read_input_tokens), \
+     COALESCE(a.cache_creation_input_tokens, o.cache_creation_input_tokens), \
+     COALESCE(a.total_cost_usd, o.total_cost_usd), o.metadata::text, o.archived, o.created_at, o.updated_at \
+     FROM {S}.orchestrators o LEFT JOIN {S}.agents a \
+     ON a.orchestrator_id = o.id AND a.name = 'orchestrator' AND NOT a.archived";
 
 fn orchestrator_row(row: &PgRow) -> StoreResult<Orchestrator> {
     Ok(Orchestrator {
@@ -218,7 +225,7 @@ pub(crate) async fn create_orchestrator(db: &Db, conn: &mut PgConnection, o: &Or
 }
 
 pub(crate) async fn get_orchestrator(db: &Db, id: Id) -> StoreResult<Option<Orchestrator>> {
-    let row = sqlx::query(&db.sql(&format!("SELECT {ORCH_COLS} FROM {{S}}.orchestrators WHERE id = $1")))
+    let row = sqlx::query(&db.sql(&format!("SELECT {ORCH_VIEW} WHERE o.id = $1")))
         .bind(id)
         .fetch_optional(&db.pool)
         .await
@@ -227,9 +234,9 @@ pub(crate) async fn get_orchestrator(db: &Db, id: Id) -> StoreResult<Option<Orch
 }
 
 pub(crate) async fn list_orchestrators(db: &Db, include_archived: bool) -> StoreResult<Vec<Orchestrator>> {
-    let rows = sqlx::query(&db.sql(&format!(
-        "SELECT {ORCH_COLS} FROM {{S}}.orchestrators WHERE $1 OR NOT archived ORDER BY created_at DESC, id DESC"
-    )))
+    let rows = sqlx::query(
+        &db.sql(&format!("SELECT {ORCH_VIEW} WHERE $1 OR NOT o.archived ORDER BY o.created_at DESC, o.id DESC")),
+    )
     .bind(include_archived)
     .fetch_all(&db.pool)
     .await
@@ -257,46 +264,6 @@ pub(crate) async fn update_orchestrator(db: &Db, conn: &mut PgConnection, o: &Or
         return Err(not_found("orchestrator", o.id));
     }
     Ok(())
-}
-
-/// Adds usage and cost to a row in one UPDATE (never read-modify-write) and returns the row.
-async fn add_usage(
-    db: &Db,
-    conn: &mut PgConnection,
-    table: &str,
-    cols: &str,
-    id: Id,
-    usage: &Usage,
-    cost: f64,
-) -> StoreResult<Option<PgRow>> {
-    let u = usage_params(usage)?;
-    sqlx::query(&db.sql(&format!(
-        "UPDATE {{S}}.{table} SET input_tokens = input_tokens + $2, output_tokens = output_tokens + $3, \
-         cache_read_input_tokens = cache_read_input_tokens + $4, \
-         cache_creation_input_tokens = cache_creation_input_tokens + $5, \
-         total_cost_usd = total_cost_usd + $6, updated_at = $7 WHERE id = $1 RETURNING {cols}"
-    )))
-    .bind(id)
-    .bind(u[0])
-    .bind(u[1])
-    .bind(u[2])
-    .bind(u[3])
-    .bind(cost)
-    .bind(now_us())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_err)
-}
-
-pub(crate) async fn add_orchestrator_usage(
-    db: &Db,
-    conn: &mut PgConnection,
-    id: Id,
-    usage: &Usage,
-    cost: f64,
-) -> StoreResult<Orchestrator> {
-    let row = add_usage(db, conn, "orchestrators", ORCH_COLS, id, usage, cost).await?;
-    row.as_ref().map(orchestrator_row).transpose()?.ok_or_else(|| not_found("orchestrator", id))
 }
 
 // ---- agents ----

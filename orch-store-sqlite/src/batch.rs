@@ -166,7 +166,7 @@ fn swap_run(ctx: &mut WriteCtx<'_>, agent_id: Id, expect: Option<Id>, lease: Opt
         })
         .transpose()?;
     if current.as_ref().map(|l| l.run_id) != expect {
-        return Err(StoreError::RunConflict { agent_id, current });
+        return Err(StoreError::RunConflict { agent_id, current: current.map(Box::new) });
     }
     ctx.conn
         .prepare_cached("UPDATE agents SET run_lease = ?2 WHERE id = ?1")
@@ -181,9 +181,6 @@ fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<()> {
     match change {
         Change::CreateOrchestrator(o) => sql::create_orchestrator(conn, &o),
         Change::UpdateOrchestrator(o) => sql::update_orchestrator(conn, &o),
-        Change::AddOrchestratorUsage { id, usage, cost_usd } => {
-            sql::add_orchestrator_usage(conn, id, &usage, cost_usd).map(drop)
-        }
         Change::CreateAgent(a) => sql::create_agent(conn, &a),
         Change::SetAgentMetadata { id, metadata } => sql::set_agent_metadata(conn, id, &metadata),
         Change::ArchiveAgent { id } => sql::archive_agent(conn, id),

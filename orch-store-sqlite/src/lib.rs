@@ -17,8 +17,9 @@
 //! Constructors: [`SqliteStore::open`] (a file; its parent directory is created), [`SqliteStore::in_memory`]
 //! (private to the store, gone when it is dropped), [`SqliteStore::open_url`] (`sqlite://PATH`,
 //! `sqlite:PATH`, `sqlite::memory:`) and [`SqliteStore::open_read_only`] (an existing database, for reading
-//! only: nothing is created, migrated or written; writes fail). They are synchronous (opening may wait up to 10 s for another
-//! process holding the database lock): call them at startup or from a blocking context.
+//! only: nothing is created, migrated or written; writes fail). They are synchronous (opening may wait up
+//! to 10 s for another process holding the database lock): call them at startup or from a blocking
+//! context.
 //!
 //! ## Opening is safe
 //!

@@ -233,7 +233,8 @@ fn roll_back_unfinished(path: &Path, location: &str) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
         Ok(_) => {
-            tracing::info!(location, "rolled back a transaction left unfinished by a crash");
+            // Either a crash's transaction was rolled back, or another connection's was still running.
+            tracing::debug!(location, "read past a rollback journal (a hot one is rolled back)");
             Ok(())
         }
         // Not a database after all: the header check below says so.

@@ -145,6 +145,17 @@ fn limit_param(n: usize) -> i64 {
 const ORCH_COLS: &str = "id, session_id, system_prompt, status, working_dir, input_tokens, output_tokens, \
      cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, metadata, archived, created_at, updated_at";
 
+/// What an orchestrator is read as: its row, with the status and usage of its own agent (the agent named
+/// `orchestrator` under it, which its turns run as), so those are stored once. An orchestrator without
+/// that agent shows its row's own values.
+const ORCH_VIEW: &str = "o.id, o.session_id, o.system_prompt, COALESCE(a.status, o.status), o.working_dir, \
+     COALESCE(a.input_tokens, o.input_tokens), COALESCE(a.output_tokens, o.output_tokens), \
+     COALESCE(a.cache_read_input_tokens, o.cache_read_input_tokens), \
+     COALESCE(a.cache_creation_input_tokens, o.cache_creation_input_tokens), \
+     COALESCE(a.total_cost_usd, o.total_cost_usd), o.metadata, o.archived, o.created_at, o.updated_at \
+     FROM orchestrators o LEFT JOIN agents a \
+     ON a.orchestrator_id = o.id AND a.name = 'orchestrator' AND a.archived = 0";
+
 fn orchestrator_row(row: &Row<'_>) -> rusqlite::Result<Orchestrator> {
     Ok(Orchestrator {
         id: get_id(row, 0)?,
@@ -189,16 +200,14 @@ pub(crate) fn create_orchestrator(conn: &Connection, o: &Orchestrator) -> StoreR
 }
 
 pub(crate) fn get_orchestrator(conn: &Connection, id: Id) -> StoreResult<Option<Orchestrator>> {
-    conn.prepare_cached(&format!("SELECT {ORCH_COLS} FROM orchestrators WHERE id = ?1"))
+    conn.prepare_cached(&format!("SELECT {ORCH_VIEW} WHERE o.id = ?1"))
         .and_then(|mut s| s.query_row([id_text(id)], orchestrator_row).optional())
         .map_err(db_err)
 }
 
 pub(crate) fn list_orchestrators(conn: &Connection, include_archived: bool) -> StoreResult<Vec<Orchestrator>> {
     let mut s = conn
-        .prepare_cached(&format!(
-            "SELECT {ORCH_COLS} FROM orchestrators WHERE ?1 OR archived = 0 ORDER BY created_at DESC, id DESC"
-        ))
+        .prepare_cached(&format!("SELECT {ORCH_VIEW} WHERE ?1 OR o.archived = 0 ORDER BY o.created_at DESC, o.id DESC"))
         .map_err(db_err)?;
     let rows = s.query_map([include_archived], orchestrator_row).map_err(db_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
@@ -227,31 +236,6 @@ pub(crate) fn update_orchestrator(conn: &Connection, o: &Orchestrator) -> StoreR
         return Err(not_found("orchestrator", o.id));
     }
     Ok(())
-}
-
-/// Adds usage and cost to a row of `table` in one UPDATE (never read-modify-write) and returns the row.
-fn add_usage<T>(
-    conn: &Connection,
-    (table, what, cols): (&str, &str, &str),
-    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    id: Id,
-    usage: &Usage,
-    cost: f64,
-) -> StoreResult<T> {
-    let u = usage_params(usage)?;
-    conn.prepare_cached(&format!(
-        "UPDATE {table} SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
-         cache_read_input_tokens = cache_read_input_tokens + ?4, \
-         cache_creation_input_tokens = cache_creation_input_tokens + ?5, \
-         total_cost_usd = total_cost_usd + ?6, updated_at = ?7 WHERE id = ?1 RETURNING {cols}"
-    ))
-    .and_then(|mut s| s.query_row(params![id_text(id), u[0], u[1], u[2], u[3], cost, ts_text(now())], row).optional())
-    .map_err(db_err)?
-    .ok_or_else(|| not_found(what, id))
-}
-
-pub(crate) fn add_orchestrator_usage(conn: &Connection, id: Id, usage: &Usage, cost: f64) -> StoreResult<Orchestrator> {
-    add_usage(conn, ("orchestrators", "orchestrator", ORCH_COLS), orchestrator_row, id, usage, cost)
 }
 
 // ---- agents ----

@@ -13,12 +13,20 @@ use rusqlite::Connection;
 
 /// Leaves at `dst` the files a process killed in the middle of its first write transaction on a new,
 /// empty database (rollback-journal mode) leaves: a database file holding uncommitted pages and a hot
-/// `-journal` beside it. Made without killing anything: a transaction too big for its page cache spills
-/// pages into the database file (after syncing the journal); the two files are copied at that moment,
-/// while the transaction is still open, exactly as a crash would leave them.
-fn crash_image(work: &Path, dst: &Path) {
+/// `-journal` beside it. Without `header` the file's first page is not written yet (its header is
+/// missing); with it, the empty database had been written once before, so the header is valid (the state
+/// `orch` left when killed at its 4th sync while switching a new database to WAL).
+///
+/// Made without killing anything: a transaction too big for its page cache spills pages into the
+/// database file (after syncing the journal); the two files are copied at that moment, while the
+/// transaction is still open, exactly as a crash would leave them.
+fn crash_image(work: &Path, dst: &Path, header: bool) {
     let src = work.join("src.db");
+    let _ = std::fs::remove_file(&src);
     let conn = Connection::open(&src).unwrap();
+    if header {
+        conn.execute_batch("CREATE TABLE gone (x); DROP TABLE gone;").unwrap();
+    }
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "delete", "a new database starts in rollback-journal mode");
     conn.pragma_update(None, "cache_size", 10).unwrap();
@@ -38,11 +46,17 @@ fn crash_image(work: &Path, dst: &Path) {
 
 #[tokio::test]
 async fn a_hot_journal_left_by_a_crash_while_creating_is_rolled_back_on_open() {
+    for header in [false, true] {
+        hot_journal_is_rolled_back_on_open(header).await;
+    }
+}
+
+async fn hot_journal_is_rolled_back_on_open(header: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("orch.db");
-    crash_image(dir.path(), &path);
+    crash_image(dir.path(), &path, header);
 
-    let store = SqliteStore::open(&path).expect("a database left by a crash opens");
+    let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("a database left by a crash opens ({header}): {e}"));
     let status = store.status().await.unwrap();
     assert_eq!(status.schema_version, SCHEMA_VERSION);
     let rec = store.append(vec![NewEvent::new(EventKeys::default(), Event::Text { text: "after".into() })]).await;
@@ -65,7 +79,7 @@ async fn a_hot_journal_left_by_a_crash_while_creating_is_rolled_back_on_open() {
 fn opening_read_only_refuses_a_hot_journal_clearly_and_leaves_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("orch.db");
-    crash_image(dir.path(), &path);
+    crash_image(dir.path(), &path, true);
     let mut journal = path.as_os_str().to_owned();
     journal.push("-journal");
     let (db_before, journal_before) = (std::fs::read(&path).unwrap(), std::fs::read(&journal).unwrap());

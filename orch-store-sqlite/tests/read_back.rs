@@ -76,3 +76,80 @@ async fn unknown_and_undecodable_rows_are_returned_in_place_and_do_not_stop_read
     let r = sub.next().await.unwrap().unwrap();
     assert_eq!((r.seq, r.event.kind()), (7, "Text"));
 }
+
+/// A model that first asks for one tool call with input nested `depth` levels deep, then answers in text.
+struct DeepToolCall {
+    depth: usize,
+    calls: std::sync::Mutex<u32>,
+}
+
+#[async_trait::async_trait]
+impl orch_core::model::ModelProvider for DeepToolCall {
+    fn name(&self) -> &str {
+        "deep"
+    }
+
+    async fn stream(
+        &self,
+        _request: orch_core::model::ModelRequest,
+    ) -> Result<orch_core::model::DeltaStream, orch_core::model::ModelError> {
+        use orch_core::model::{BlockStart, ModelDelta, StopReason};
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            *calls
+        };
+        let deltas = if n == 1 {
+            // An object at the top, as tool input must be.
+            let mut input = String::from("1");
+            for i in 0..self.depth {
+                input = if (self.depth - 1 - i).is_multiple_of(2) {
+                    format!("{{\"k\":{input}}}")
+                } else {
+                    format!("[{input}]")
+                };
+            }
+            vec![
+                ModelDelta::BlockStart {
+                    index: 0,
+                    block: BlockStart::ToolUse { id: "t1".into(), name: "Write".into() },
+                },
+                ModelDelta::InputJson { index: 0, partial_json: input },
+                ModelDelta::BlockStop { index: 0 },
+                ModelDelta::Stop { reason: StopReason::ToolUse },
+            ]
+        } else {
+            vec![
+                ModelDelta::BlockStart { index: 0, block: BlockStart::Text },
+                ModelDelta::Text { index: 0, text: format!("answer {n}") },
+                ModelDelta::BlockStop { index: 0 },
+                ModelDelta::Stop { reason: StopReason::EndTurn },
+            ]
+        };
+        Ok(futures::stream::iter(deltas.into_iter().map(Ok)).boxed())
+    }
+}
+
+#[tokio::test]
+async fn a_deeply_nested_tool_call_leaves_the_agent_promptable_and_the_log_readable() {
+    for depth in [124, 125, 126, 127] {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn Store> =
+            std::sync::Arc::new(SqliteStore::open(dir.path().join("orch.db")).unwrap());
+        let model = std::sync::Arc::new(DeepToolCall { depth, calls: Default::default() });
+        let runner = orch_core::executor::AgentRunner::builder(store.clone(), model).build();
+        let agent = runner.ensure_agent("deep", "deep-model", dir.path().to_str().unwrap()).await.unwrap();
+        let opts = orch_core::executor::RunOptions::default;
+        let out = runner.run(agent.id, "go", opts()).await.unwrap_or_else(|e| panic!("depth {depth}: {e}"));
+        assert_eq!(out.final_text.as_deref(), Some("answer 2"), "depth {depth}");
+        let out = runner.run(agent.id, "again", opts()).await.unwrap_or_else(|e| panic!("depth {depth}: {e}"));
+        assert_eq!(out.final_text.as_deref(), Some("answer 3"), "depth {depth}");
+        let events = store.read_events(&EventQuery::after(0)).await.unwrap();
+        assert!(!events.iter().any(|r| r.event.kind() == "Undecodable"), "depth {depth}: every event reads back");
+        let refused = events.iter().find(|r| r.event.kind() == "ToolResult").unwrap();
+        assert!(
+            serde_json::to_string(&refused.event).unwrap().contains("tool input nested deeper than 64 levels"),
+            "depth {depth}"
+        );
+    }
+}

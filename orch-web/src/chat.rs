@@ -99,9 +99,8 @@ pub async fn orchestrator(engine: &Engine, id: Option<Id>, new: bool) -> Result<
         (None, true) => None,
         (None, false) => Orchestrator::latest(engine.store().as_ref()).await?.map(|o| o.id),
     };
-    let o = engine.open_orchestrator(resume).await?;
-    o.watch_interrupt_requests(engine.store().last_seq().await?);
-    Ok(o)
+    // Its runner follows the log for interrupt requests from other processes by itself.
+    Ok(engine.open_orchestrator(resume).await?)
 }
 
 /// The manager owning agent `name`: the orchestrator's (`id`, else the newest), else the
@@ -380,7 +379,6 @@ pub async fn command(
     json: bool,
 ) -> Result<u8, Failure> {
     let manager = manager_for(engine, orchestrator, name).await?;
-    manager.watch_interrupt_requests(engine.store().last_seq().await?);
     let agent = manager.agent(name).await?;
     let store = engine.store().clone();
     let since = store.last_seq().await?;
@@ -433,12 +431,10 @@ pub async fn status(
     let report = manager.status(name, tail, 0).await?;
     let mut out = std::io::stdout().lock();
     if json {
-        let v = serde_json::json!({
-            "agent": report.agent,
-            "task_slug": report.task_slug,
-            "entries": report.entries.iter().map(|(r, s)| serde_json::json!({"record": r, "summary": s})).collect::<Vec<_>>(),
-        });
-        let _ = writeln!(out, "{v}");
+        // `{"agent": …, "task_slug": …, "entries": [{"record": …, "summary": …}]}`
+        if let Ok(v) = serde_json::to_string(&report) {
+            let _ = writeln!(out, "{v}");
+        }
     } else {
         let _ = writeln!(out, "{}", format_status(&report, verbose));
     }

@@ -546,3 +546,44 @@ async fn hooks_without_a_relay_command_are_refused() {
     assert!(err.to_string().contains("relay_command"), "{err}");
     assert!(h.argv().is_empty(), "the CLI must not run with unguarded tools");
 }
+
+#[tokio::test]
+async fn a_tool_input_nested_past_the_limit_is_stored_as_the_marker() {
+    let h = Harness::sqlite();
+    // The Write transcript, its tool call's input replaced by one nested 100 levels deep.
+    let mut deep = serde_json::json!(1);
+    for _ in 0..99 {
+        deep = serde_json::json!([deep]);
+    }
+    let deep = serde_json::json!({ "file_path": "{{CWD}}/target.txt", "content": "x", "extra": deep });
+    let lines: Vec<String> = std::fs::read_to_string(fixture("claude").join("tool_use_write.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if v["message"]["content"][0]["type"] == "tool_use" {
+                v["message"]["content"][0]["input"] = deep.clone();
+            }
+            v.to_string()
+        })
+        .collect();
+    let transcript = h.file("deep.jsonl");
+    std::fs::write(&transcript, lines.join("\n") + "\n").unwrap();
+    let runner = h.runner(h.config(transcript.to_str().unwrap()), HookRegistry::new());
+    let agent = h.agent(&runner, "cc", "claude-code:claude-sonnet-4-5").await;
+    let outcome = runner.run(agent.id, "write target.txt", RunOptions::default()).await.unwrap();
+    assert_eq!(outcome.stop_reason, "end_turn");
+    let inputs: Vec<serde_json::Value> = h
+        .events(agent.id)
+        .await
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::ToolUse { tool_input, .. } | Event::PreToolUse { tool_input, .. } => Some(tool_input),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inputs.len(), 2);
+    for input in inputs {
+        assert_eq!(input, orch_core::wire::too_deep_input_marker());
+    }
+}

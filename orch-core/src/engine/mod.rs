@@ -25,17 +25,22 @@ mod providers;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use providers::{NoModel, agent_model, default_spec, file_path, no_model_message, provider_for};
+pub use providers::{
+    NoModel, agent_model, config_registry, default_spec, default_spec_in, file_path, no_model_message, provider_for,
+};
 
 use crate::config::{ConfigError, OrchConfig, Source};
+use crate::executor::Supervisor;
 use crate::executor::{
     AgentExecutor, AgentRunner, ClaudeCodeConfig, ClaudeCodeExecutor, NativeExecutor, RoutingExecutor,
 };
 use crate::hook::HookRegistry;
 use crate::hook::command::register_settings_hooks;
-use crate::model::{ModelAliases, ModelProvider, ModelSpec, PriceTable};
+use crate::model::{ModelAliases, ModelError, ModelProvider, ModelSpec, PriceTable, ProviderEntry, ProviderRegistry};
 use crate::orchestrator::summary::Summarizer;
-use crate::orchestrator::{AgentManager, ManagerConfig, Orchestrator, OrchestratorConfig, OrchestratorError};
+use crate::orchestrator::{
+    AgentManager, FileTracking, ManagerConfig, Orchestrator, OrchestratorConfig, OrchestratorError,
+};
 use crate::runtime::{Runtime, TokioRuntime};
 use crate::store::{Store, StoreError};
 use crate::template::Templates;
@@ -83,12 +88,22 @@ pub struct EngineBuilder {
     relay_command: Option<Vec<String>>,
     runtime: Option<Arc<dyn Runtime>>,
     extensions: Vec<Arc<dyn EngineExtension>>,
+    providers: Vec<ProviderEntry>,
+    external: Vec<(String, Arc<dyn AgentExecutor>)>,
 }
 
 impl EngineBuilder {
     /// A builder for `config`.
     pub fn new(config: OrchConfig) -> Self {
-        Self { config, require_model: false, relay_command: None, runtime: None, extensions: Vec::new() }
+        Self {
+            config,
+            require_model: false,
+            relay_command: None,
+            runtime: None,
+            extensions: Vec::new(),
+            providers: Vec::new(),
+            external: Vec::new(),
+        }
     }
 
     /// Fail in [`EngineBuilder::prepare`] when no model is configured (default: build an engine whose
@@ -116,37 +131,73 @@ impl EngineBuilder {
         self
     }
 
+    /// Registers a provider beside the built-in ones (or replaces one of them): `NAME:MODEL` runs on
+    /// what `factory(MODEL)` builds, for agents, per-run models and `models.default` alike.
+    pub fn provider(
+        self,
+        name: &str,
+        factory: impl Fn(&str) -> Result<Arc<dyn ModelProvider>, ModelError> + Send + Sync + 'static,
+    ) -> Self {
+        self.provider_entry(ProviderEntry::new(name, factory))
+    }
+
+    /// Registers a provider entry (with its target kind, external executor or listed form). A bad name
+    /// fails [`EngineBuilder::prepare`].
+    pub fn provider_entry(mut self, entry: ProviderEntry) -> Self {
+        self.providers.push(entry);
+        self
+    }
+
+    /// Runs the agents of providers whose entry names `name` as their executor
+    /// ([`ProviderEntry::external`]) on `executor`, as `claude-code` agents run on the Claude Code CLI.
+    pub fn external_executor(mut self, name: impl Into<String>, executor: Arc<dyn AgentExecutor>) -> Self {
+        self.external.push((name.into(), executor));
+        self
+    }
+
     /// Checks the configuration and builds the providers, executors, prices, aliases, hooks and
     /// summarizer. Reads the model, price and alias files; opens no store and calls no model.
     pub fn prepare(self) -> Result<PreparedEngine, EngineError> {
-        let config = self.config;
+        let config = Arc::new(self.config);
         let wd = config.working_dir.value.clone();
-        let spec = default_spec(&config)?;
+        let mut registry = config_registry(&config);
+        for entry in self.providers {
+            registry.register_entry(entry).map_err(|e| EngineError::Model(e.to_string()))?;
+        }
+        let spec = default_spec_in(&config, &registry)?;
         if self.require_model && spec.is_none() {
             return Err(EngineError::Model(no_model_message()));
         }
         let aliases = aliases(&config)?;
         let prices = prices(&config)?;
+        registry.set_aliases(aliases.clone()).set_prices(prices.clone());
         let provider: Arc<dyn ModelProvider> = match &spec {
             Some(s) => {
-                let p = provider_for(&s.value, &config)?;
-                match &config.models.record.value {
+                let p = registry.provider(&s.value).map_err(providers::provider_error)?;
+                let p = match &config.models.record.value {
                     Some(path) => providers::recording(
                         p,
                         &crate::config::Sourced { value: path.clone(), source: config.models.record.source.clone() },
                     )?,
                     None => p,
-                }
+                };
+                // Agents on the default spec get the same provider (recorded, and a scripted model's
+                // used-up steps stay used up).
+                registry.insert_provider(s.value.clone(), p.clone());
+                registry.set_default(s.value.clone()).map_err(|e| EngineError::Model(e.to_string()))?;
+                p
             }
             None => Arc::new(NoModel),
         };
-        let summarizer = summarizer(&config, &aliases)?;
-        let native: Arc<dyn AgentExecutor> =
-            Arc::new(NativeExecutor::new(provider.clone()).with_prices(prices.clone()).with_aliases(aliases.clone()));
-        let executor: Arc<dyn AgentExecutor> = Arc::new(
-            RoutingExecutor::new(native)
-                .with_claude_code(Arc::new(ClaudeCodeExecutor::new(claude_code_config(&config, self.relay_command)))),
-        );
+        let summarizer = summarizer(&config, &registry)?;
+        let native: Arc<dyn AgentExecutor> = Arc::new(NativeExecutor::with_registry(registry.clone()));
+        let mut router = RoutingExecutor::new(native)
+            .with_registry(registry.clone())
+            .with_claude_code(Arc::new(ClaudeCodeExecutor::new(claude_code_config(&config, self.relay_command))));
+        for (name, executor) in self.external {
+            router = router.with_external(name, executor);
+        }
+        let executor: Arc<dyn AgentExecutor> = Arc::new(router);
         // A team's `.claude/settings.json` hooks guard native agents and the orchestrator. The Claude
         // Code CLI reads those files itself, so its executor leaves them out (they would run twice).
         let mut hooks = HookRegistry::new();
@@ -172,9 +223,10 @@ impl EngineBuilder {
         let workflow_types = self.extensions.iter().flat_map(|e| e.workflow_types()).collect();
         Ok(PreparedEngine {
             parts: Parts {
-                config: Arc::new(config),
+                config,
                 spec: spec.map(|s| s.value),
                 provider,
+                registry,
                 executor,
                 hooks,
                 hook_problems,
@@ -194,6 +246,7 @@ struct Parts {
     config: Arc<OrchConfig>,
     spec: Option<ModelSpec>,
     provider: Arc<dyn ModelProvider>,
+    registry: ProviderRegistry,
     executor: Arc<dyn AgentExecutor>,
     hooks: HookRegistry,
     hook_problems: Vec<String>,
@@ -224,7 +277,8 @@ impl PreparedEngine {
             .executor(p.executor.clone())
             .hooks(p.hooks.clone())
             .build_with_runtime(p.runtime.clone());
-        Engine { inner: Arc::new(Inner { parts: p, store, runner }) }
+        let supervisor = Supervisor::new(runner.clone(), vec![Arc::new(FileTracking::for_store(store.as_ref()))]);
+        Engine { inner: Arc::new(Inner { parts: p, store, runner, supervisor }) }
     }
 }
 
@@ -232,6 +286,7 @@ struct Inner {
     parts: Parts,
     store: Arc<dyn Store>,
     runner: AgentRunner,
+    supervisor: Supervisor,
 }
 
 /// A running engine: the store, the agent runner (native and Claude Code agents, prices, aliases,
@@ -271,6 +326,12 @@ impl Engine {
         &self.inner.runner
     }
 
+    /// The supervisor of every background run (the orchestrator's agents, and later workflows and task
+    /// graphs): busy refusal, resume-first, failure reports, interrupts across processes, file tracking.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.inner.supervisor
+    }
+
     /// The default model spec, if one is configured.
     pub fn spec(&self) -> Option<&ModelSpec> {
         self.inner.parts.spec.as_ref()
@@ -279,6 +340,12 @@ impl Engine {
     /// The provider of native agents and the orchestrator.
     pub fn provider(&self) -> &Arc<dyn ModelProvider> {
         &self.inner.parts.provider
+    }
+
+    /// The providers (built-in and registered), the default spec, aliases and prices: what picks each
+    /// agent's provider from its model string.
+    pub fn registry(&self) -> &ProviderRegistry {
+        &self.inner.parts.registry
     }
 
     /// The executor of every turn (the orchestrator's own included).
@@ -342,7 +409,7 @@ impl Engine {
 
     /// The manager of the agents of orchestrator `scope` (`None`: the free-standing agents of `orch run`).
     pub fn agent_manager(&self, scope: Option<Id>) -> AgentManager {
-        AgentManager::new(self.runner().clone(), scope, self.manager_config())
+        AgentManager::with_supervisor(self.supervisor().clone(), scope, self.manager_config())
     }
 
     /// Opens orchestrator `resume`, or creates one. Its own turns run on this engine's executor, so they
@@ -352,6 +419,7 @@ impl Engine {
             .config(self.orchestrator_config())
             .manager_config(self.manager_config())
             .executor(self.executor().clone())
+            .supervisor(self.supervisor().clone())
             .resume(resume)
             .open()
             .await
@@ -380,24 +448,26 @@ pub fn prices(config: &OrchConfig) -> Result<PriceTable, EngineError> {
     Ok(prices)
 }
 
-fn summarizer(config: &OrchConfig, aliases: &ModelAliases) -> Result<Option<Arc<Summarizer>>, EngineError> {
+fn summarizer(config: &OrchConfig, registry: &ProviderRegistry) -> Result<Option<Arc<Summarizer>>, EngineError> {
     let s = &config.models.summary;
     let Some(value) = s.value.as_deref() else {
         return Ok(None);
     };
-    let spec = ModelSpec::parse(value).map_err(|e| EngineError::Model(format!("{e} (from {})", s.source)))?;
-    if spec.provider == "claude-code" {
+    let spec = registry.parse(value).map_err(|e| EngineError::Model(format!("{e} (from {})", s.source)))?;
+    if registry.entry(&spec.provider).and_then(|e| e.executor()).is_some() {
         return Err(EngineError::Model(format!(
             "the summary model (from {}) must be a native model (anthropic:, openai:, ollama:, scripted:)",
             s.source
         )));
     }
-    let provider = provider_for(&spec, config)?;
-    let model = match spec.provider.as_str() {
-        "scripted" | "replay" => spec.provider.clone(),
-        _ => aliases.resolve(&spec.target).to_string(),
+    let route =
+        registry.route(&spec.to_string()).map_err(|e| EngineError::Model(format!("{e} (from {})", s.source)))?;
+    // Its own provider, not the default's: a summary model on the default's file would share its steps.
+    let provider = match spec.provider.as_str() {
+        "scripted" | "replay" => provider_for(&spec, config)?,
+        _ => registry.provider(&spec).map_err(providers::provider_error)?,
     };
-    Ok(Some(Arc::new(Summarizer::new(provider, model))))
+    Ok(Some(Arc::new(Summarizer::new(provider, route.model_id))))
 }
 
 /// The Claude Code CLI's settings: the binary of the config; keys that came from `.env` (or the host)

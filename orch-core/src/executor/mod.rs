@@ -11,13 +11,15 @@ pub mod native;
 mod route;
 mod runner;
 mod state;
+mod supervisor;
 
 #[cfg(all(feature = "tokio", unix))]
 pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
 pub use native::NativeExecutor;
-pub use route::{RoutingExecutor, is_claude_code_model};
+pub use route::{CLAUDE_CODE, RoutingExecutor, claude_code_entry, is_claude_code_model};
 pub use runner::{AgentRunner, AgentRunnerBuilder, RunClaim};
 pub use state::{LoopState, PendingCall, Phase, TurnState};
+pub use supervisor::{Interrupted, RunObserver, RunReport, RunTicket, RunWatch, Supervisor, agent_keys};
 
 use std::sync::Arc;
 
@@ -29,7 +31,8 @@ use crate::model::{ModelDelta, ModelError};
 use crate::runtime::Runtime;
 use crate::store::{Batch, Store, StoreError};
 use crate::tool::ToolRegistry;
-use crate::wire::{Agent, EventRecord, PromptAuthor, Usage};
+pub use crate::wire::RunOutcome;
+use crate::wire::{Agent, EventRecord, PromptAuthor};
 
 /// Receives streamed model deltas as they arrive (e.g. to print text live).
 pub type DeltaCallback = Arc<dyn Fn(&ModelDelta) + Send + Sync>;
@@ -56,8 +59,10 @@ pub struct RunOptions {
     pub allowed_tools: Option<Vec<String>>,
     /// Who wrote the prompt.
     pub author: PromptAuthor,
-    /// Runs this turn on another model than the agent's own (e.g. a slash command's `model`). An alias
-    /// or bare id on a Claude Code agent becomes `claude-code:MODEL`. The agent's record is unchanged.
+    /// Runs this turn on another model than the agent's own (e.g. a slash command's `model`, a workflow
+    /// step's), on the provider it names (`mycorp:big`) or, bare, on the default provider. An alias or
+    /// bare id on a Claude Code agent becomes `claude-code:MODEL`. The agent's record is unchanged, so
+    /// resuming a turn left by a crash runs on the model of the resume's own options.
     pub model: Option<String>,
     /// Replaces the agent's system prompt for this turn (e.g. the orchestrator's prompt, rendered anew
     /// each turn). The agent's record is unchanged.
@@ -88,32 +93,6 @@ impl std::fmt::Debug for RunOptions {
             .field("allowed_tools", &self.allowed_tools)
             .field("model", &self.model)
             .finish_non_exhaustive()
-    }
-}
-
-/// How a turn ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunOutcome {
-    /// `end_turn`, `max_turns`, `interrupted`, `denied`, `hook`, `max_tokens`, …
-    pub stop_reason: String,
-    /// Model calls made in this turn.
-    pub num_turns: u32,
-    /// Usage of this turn.
-    pub usage: Usage,
-    /// Cost of this turn in USD.
-    pub cost_usd: f64,
-    /// The last text the model produced, if any.
-    pub final_text: Option<String>,
-    /// Wall time of the turn.
-    pub duration_ms: u64,
-    /// The run slug.
-    pub task_slug: String,
-}
-
-impl RunOutcome {
-    /// Whether the turn was interrupted.
-    pub fn interrupted(&self) -> bool {
-        self.stop_reason == "interrupted"
     }
 }
 

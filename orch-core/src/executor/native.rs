@@ -19,13 +19,13 @@ use futures::future::{Either, select};
 use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnState};
 use crate::hook::{HookDecision, HookEvent, HookInput};
 use crate::model::{
-    ModelAliases, ModelDelta, ModelError, ModelProvider, ModelRequest, ModelSpec, PriceTable, ResponseAssembler,
+    ModelAliases, ModelDelta, ModelError, ModelProvider, ModelRequest, PriceTable, ProviderRegistry, ResponseAssembler,
     ToolSpec,
 };
 use crate::store::{Change, SavedState, StepCommit};
 use crate::tool::{ToolContext, ToolError};
 use crate::wire::{
-    AgentStatus, ContentBlock, Event, EventKeys, LogLevel, Message, NewEvent, Role, Timestamp, Usage, now,
+    AgentStatus, ContentBlock, EndReason, Event, EventKeys, LogLevel, Message, NewEvent, Role, Timestamp, Usage, now,
     too_deep_input_error, too_deep_input_marker, tool_input_too_deep,
 };
 
@@ -38,42 +38,45 @@ const POST_TOOL_RESULT_CHARS: usize = 500;
 /// Characters of a prompt kept in the `UserPromptSubmit` event.
 const PROMPT_EVENT_CHARS: usize = 1000;
 
-/// The native executor: a model provider, a price table and model aliases.
+/// The native executor: a [`ProviderRegistry`] (providers, aliases, prices) that picks each turn's
+/// provider from the agent's model string (or [`RunOptions::model`](super::RunOptions::model)).
 pub struct NativeExecutor {
-    provider: Arc<dyn ModelProvider>,
-    prices: Arc<PriceTable>,
-    aliases: ModelAliases,
+    registry: ProviderRegistry,
     max_tokens: u32,
     warned: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for NativeExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativeExecutor").field("provider", &self.provider.name()).finish_non_exhaustive()
+        f.debug_struct("NativeExecutor").field("registry", &self.registry).finish_non_exhaustive()
     }
 }
 
 impl NativeExecutor {
-    /// An executor over `provider`, with the default prices and aliases.
+    /// An executor over `provider` alone (its default), with the default prices and aliases.
     pub fn new(provider: Arc<dyn ModelProvider>) -> Self {
-        Self {
-            provider,
-            prices: Arc::new(PriceTable::default()),
-            aliases: ModelAliases::default(),
-            max_tokens: 8192,
-            warned: Mutex::new(HashSet::new()),
-        }
+        Self::with_registry(ProviderRegistry::single(provider))
+    }
+
+    /// An executor over the providers of `registry`, with its aliases and prices.
+    pub fn with_registry(registry: ProviderRegistry) -> Self {
+        Self { registry, max_tokens: 8192, warned: Mutex::new(HashSet::new()) }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &ProviderRegistry {
+        &self.registry
     }
 
     /// Uses this price table.
     pub fn with_prices(mut self, prices: PriceTable) -> Self {
-        self.prices = Arc::new(prices);
+        self.registry.set_prices(prices);
         self
     }
 
     /// Uses these aliases.
     pub fn with_aliases(mut self, aliases: ModelAliases) -> Self {
-        self.aliases = aliases;
+        self.registry.set_aliases(aliases);
         self
     }
 
@@ -83,30 +86,27 @@ impl NativeExecutor {
         self
     }
 
-    /// The model id an agent's model string runs as on this executor's provider.
-    /// `provider:model` must name this provider; a bare name or alias runs on it.
+    /// The model id an agent's model string runs as: `provider:model` on that registered provider, a
+    /// bare name or alias on the default provider.
     pub fn route_model(&self, agent_model: &str) -> Result<String, String> {
-        if ModelSpec::is_qualified(agent_model) {
-            let spec = ModelSpec::parse(agent_model).map_err(|e| e.to_string())?;
-            if spec.provider != self.provider.name() {
-                return Err(format!(
-                    "its model '{agent_model}' needs the {} provider, but this runner uses {}",
-                    spec.provider,
-                    self.provider.name()
-                ));
-            }
-            // For `scripted:` and `replay:` the target is a file, not a model id.
-            if matches!(spec.provider.as_str(), "scripted" | "replay") {
-                return Ok(spec.provider);
-            }
-            return Ok(self.aliases.resolve(&spec.target).to_string());
+        self.resolve(agent_model).map(|(_, id)| id)
+    }
+
+    /// The provider and model id of an agent's model string.
+    pub fn resolve(&self, agent_model: &str) -> Result<(Arc<dyn ModelProvider>, String), String> {
+        let route = self.registry.route(agent_model).map_err(|e| e.to_string())?;
+        if let Some(executor) = &route.executor {
+            return Err(format!(
+                "its model '{agent_model}' runs on the {executor} executor, not on the native loop (use a runner whose executor routes it, e.g. the engine's)"
+            ));
         }
-        Ok(self.aliases.resolve(agent_model).to_string())
+        let provider = self.registry.provider(&route.spec).map_err(|e| e.to_string())?;
+        Ok((provider, route.model_id))
     }
 
     /// Price of a call; an unknown model costs 0 and logs one warning event per model.
     fn price(&self, model: &str, usage: &Usage, events: &mut Vec<Event>) -> f64 {
-        match self.prices.cost(model, usage) {
+        match self.registry.prices().cost(model, usage) {
             Some(c) => c,
             None => {
                 let first = self.warned.lock().map(|mut w| w.insert(model.to_string())).unwrap_or(false);
@@ -131,8 +131,8 @@ impl AgentExecutor for NativeExecutor {
     }
 
     async fn run_turn(&self, cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError> {
-        let model = self
-            .route_model(&cx.agent.model)
+        let (provider, model) = self
+            .resolve(&cx.agent.model)
             .map_err(|message| RunError::Config { agent: cx.agent.name.clone(), message })?;
         let state: LoopState = match &cx.agent.state {
             None => LoopState::default(),
@@ -152,6 +152,7 @@ impl AgentExecutor for NativeExecutor {
             },
             tool_specs: Arc::new(cx.tools.specs()),
             cx: &cx,
+            provider,
             model,
             messages: Arc::new(messages),
             unsaved: Vec::new(),
@@ -214,6 +215,8 @@ struct Run<'a> {
     cx: &'a TurnContext,
     /// Tool specs offered to the model, computed once per run.
     tool_specs: Arc<Vec<ToolSpec>>,
+    /// The provider of this turn (from the agent's model string).
+    provider: Arc<dyn ModelProvider>,
     model: String,
     keys: EventKeys,
     /// The whole conversation (shared with the model request while a call runs).
@@ -452,7 +455,7 @@ impl Run<'_> {
         };
         let interrupt = self.cx.interrupt.clone();
         let stream = {
-            let call = pin!(self.exec.provider.stream(request));
+            let call = pin!(self.provider.stream(request));
             match select(call, pin!(interrupt.triggered())).await {
                 Either::Left((r, _)) => r?,
                 Either::Right(_) => return Ok(None),
@@ -747,6 +750,7 @@ impl Run<'_> {
             Some(s) => (now() - s).num_milliseconds().max(0) as u64,
             None => self.started.elapsed().as_millis() as u64,
         };
+        let reason = EndReason::parse(&reason);
         self.emit(Event::Stop { reason: reason.clone(), num_turns, duration_ms });
         self.emit(Event::Result {
             is_error,

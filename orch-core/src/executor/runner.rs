@@ -347,6 +347,20 @@ impl AgentRunner {
         prompt: Option<String>,
         options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
+        let result = self.run_held(&claim, prompt, options).await;
+        claim.release().await;
+        result
+    }
+
+    /// Runs one turn (or resumes one, with `None`) under a claim the caller keeps, so several turns
+    /// can run under one claim with no other run slipping in between (e.g. finishing a turn a dead
+    /// process left, then the new prompt). The agent is loaded anew.
+    pub async fn run_held(
+        &self,
+        claim: &RunClaim,
+        prompt: Option<String>,
+        options: RunOptions,
+    ) -> Result<RunOutcome, RunError> {
         let agent = self.live_agent(claim.agent_id).await?;
         self.run_loaded(claim, agent, prompt, options).await
     }
@@ -364,7 +378,7 @@ impl AgentRunner {
     /// Runs the claimed, loaded agent with the per-run overrides of `options` applied.
     async fn run_loaded(
         &self,
-        claim: RunClaim,
+        claim: &RunClaim,
         mut agent: Agent,
         prompt: Option<String>,
         mut options: RunOptions,
@@ -393,9 +407,7 @@ impl AgentRunner {
             hooks: self.hooks.clone(),
             runtime: self.runtime.clone(),
         };
-        let result = self.executor.run_turn(cx, prompt).await;
-        claim.release().await;
-        result
+        self.executor.run_turn(cx, prompt).await
     }
 
     /// The host runtime.
@@ -412,8 +424,7 @@ impl AgentRunner {
         let agent = self.live_agent(agent_id).await?;
         let claim = self.claim(agent_id, &agent.name, options.task_slug.clone(), options.interrupt.clone()).await?;
         // Loaded again under the claim: another process may have changed it before the claim was taken.
-        let agent = self.live_agent(agent_id).await?;
-        self.run_loaded(claim, agent, prompt, options).await
+        self.run_claimed(claim, prompt, options).await
     }
 }
 

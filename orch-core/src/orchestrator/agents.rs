@@ -10,27 +10,26 @@
 //! state the orchestrator has not seen.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::StreamExt;
-use futures::future::{BoxFuture, Shared};
-
-use super::files::{FileSnapshot, track_run};
+use super::tracking::FileTracking;
 use crate::executor::native::task_slug;
-use crate::executor::{AgentRunner, DeltaCallback, RunError, RunOptions, RunOutcome, is_claude_code_model};
+use crate::executor::{
+    AgentRunner, DeltaCallback, Interrupted, RunError, RunObserver, RunOptions, RunReport, RunTicket, Supervisor,
+    agent_keys, is_claude_code_model,
+};
 use crate::model::{ModelAliases, ModelSpec};
 use crate::store::{AgentFilter, Batch, Change, EventQuery, Store, StoreError};
 use crate::template::Templates;
-use crate::wire::{Agent, AgentStatus, Event, EventKeys, EventRecord, Id, LogLevel, NewEvent, PromptAuthor, now};
+use crate::wire::{Agent, Event, EventKeys, EventRecord, Id, LogLevel, PromptAuthor, now};
+pub use crate::wire::{CreateAgent, StatusEntry, StatusReport};
 
 /// Default model calls per command run (the seed's `MAX_AGENT_TURNS`).
 pub const DEFAULT_MAX_AGENT_TURNS: u32 = 500;
 
-/// The name of the agent record that carries an orchestrator's own conversation; reserved.
-pub const ORCHESTRATOR_AGENT_NAME: &str = "orchestrator";
+pub use crate::wire::ORCHESTRATOR_AGENT_NAME;
 
 /// Whether `agent` is the record behind an orchestrator's own turns (not a managed agent).
 pub fn is_orchestrator_agent(agent: &Agent) -> bool {
@@ -166,90 +165,12 @@ pub fn validate_agent_name(name: &str) -> Result<String, ManageError> {
     Ok(name.to_string())
 }
 
-/// What `create_agent` is asked for.
-#[derive(Debug, Clone, Default)]
-pub struct CreateAgent {
-    /// Name, unique among live agents of the orchestrator.
-    pub name: String,
-    /// System prompt (required unless `template` is given).
-    pub system_prompt: Option<String>,
-    /// Model: alias, bare id or spec; default [`ManagerConfig::default_model`].
-    pub model: Option<String>,
-    /// An agent template of `.claude/agents` (its body, model and tools apply).
-    pub template: Option<String>,
-}
-
-/// How one command run ended, as its waiters see it.
-#[derive(Debug, Clone)]
-pub struct RunReport {
-    /// The agent.
-    pub agent_id: Id,
-    /// Its name.
-    pub agent_name: String,
-    /// The run slug.
-    pub task_slug: String,
-    /// The outcome, or why the run failed.
-    pub result: Result<RunOutcome, String>,
-}
-
-type DoneFuture = Shared<BoxFuture<'static, RunReport>>;
-
-/// A command run started in the background.
-#[derive(Clone)]
-pub struct RunTicket {
-    /// The agent.
-    pub agent_id: Id,
-    /// Its name.
-    pub agent_name: String,
-    /// The run slug.
-    pub task_slug: String,
-    done: DoneFuture,
-}
-
-impl std::fmt::Debug for RunTicket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunTicket")
-            .field("agent_name", &self.agent_name)
-            .field("task_slug", &self.task_slug)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RunTicket {
-    /// Waits for the run to end.
-    pub async fn wait(&self) -> RunReport {
-        self.done.clone().await
-    }
-}
-
-/// What `interrupt_agent` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupted {
-    /// The run in this process was stopped.
-    Stopped,
-    /// The agent runs in another process; an `InterruptRequested` event asks it to stop.
-    Requested,
-    /// The agent was not running.
-    NotRunning,
-}
-
-/// An agent's status and its latest run's activity, for `check_agent_status` and `orch agent status`.
-#[derive(Debug, Clone)]
-pub struct StatusReport {
-    /// The agent.
-    pub agent: Agent,
-    /// The latest run's slug, if it ever ran.
-    pub task_slug: Option<String>,
-    /// The latest run's events (the asked-for window), oldest first, each with its best summary.
-    pub entries: Vec<(EventRecord, String)>,
-}
-
 struct Inner {
     runner: AgentRunner,
     store: Arc<dyn Store>,
     orchestrator_id: Option<Id>,
     config: ManagerConfig,
-    runs: Mutex<HashMap<Id, RunTicket>>,
+    supervisor: Supervisor,
 }
 
 /// Creates, commands, watches, interrupts and deletes the agents of one orchestrator (or, with no
@@ -271,9 +192,28 @@ impl std::fmt::Debug for AgentManager {
 impl AgentManager {
     /// A manager running agents on `runner` (its executor, tools and hooks), owning the agents of
     /// `orchestrator_id`.
+    /// Its runs are supervised by a [`Supervisor`] of its own, with file tracking when
+    /// [`ManagerConfig::file_tracking`] is on.
     pub fn new(runner: AgentRunner, orchestrator_id: Option<Id>, config: ManagerConfig) -> Self {
+        let observers: Vec<Arc<dyn RunObserver>> = if config.file_tracking {
+            vec![Arc::new(FileTracking::for_store(runner.store().as_ref()))]
+        } else {
+            Vec::new()
+        };
+        Self::with_supervisor(Supervisor::new(runner, observers), orchestrator_id, config)
+    }
+
+    /// A manager whose runs `supervisor` supervises (shared with other users of the same runs, such as
+    /// workflows and task graphs).
+    pub fn with_supervisor(supervisor: Supervisor, orchestrator_id: Option<Id>, config: ManagerConfig) -> Self {
+        let runner = supervisor.runner().clone();
         let store = runner.store().clone();
-        Self { inner: Arc::new(Inner { runner, store, orchestrator_id, config, runs: Mutex::new(HashMap::new()) }) }
+        Self { inner: Arc::new(Inner { runner, store, orchestrator_id, config, supervisor }) }
+    }
+
+    /// The supervisor of the managed agents' runs.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.inner.supervisor
     }
 
     /// The store.
@@ -294,16 +234,6 @@ impl AgentManager {
     /// The settings.
     pub fn config(&self) -> &ManagerConfig {
         &self.inner.config
-    }
-
-    fn keys(&self, agent: &Agent, task_slug: Option<String>) -> EventKeys {
-        EventKeys {
-            agent_id: Some(agent.id),
-            orchestrator_id: agent.orchestrator_id,
-            workflow_id: agent.workflow_id,
-            step: agent.workflow_step.clone(),
-            task_slug,
-        }
     }
 
     /// The model string a new agent gets for `requested`: aliases resolved (case-insensitively),
@@ -457,9 +387,6 @@ impl AgentManager {
         author: PromptAuthor,
         on_delta: Option<DeltaCallback>,
     ) -> Result<RunTicket, ManageError> {
-        if let Some(t) = self.running_ticket(agent.id) {
-            return Err(ManageError::Busy { name: agent.name.clone(), task: format!("task {}", t.task_slug) });
-        }
         let mut options = RunOptions {
             max_turns: self.inner.config.max_turns,
             author,
@@ -477,146 +404,14 @@ impl AgentManager {
             }
         }
         let slug = slug.unwrap_or_else(|| task_slug(&prompt, now()));
-        options.task_slug = Some(slug.clone());
-        let claim =
-            self.inner.runner.claim(agent.id, &agent.name, Some(slug.clone()), None).await.map_err(|e| match e {
-                RunError::AgentBusy { name, run } => ManageError::Busy { name, task: run },
-                other => ManageError::from(other),
-            })?;
-        let (tx, rx) = futures::channel::oneshot::channel::<RunReport>();
-        let fallback = RunReport {
-            agent_id: agent.id,
-            agent_name: agent.name.clone(),
-            task_slug: slug.clone(),
-            result: Err("the run was dropped before it ended".into()),
-        };
-        let done: DoneFuture = rx.map(move |r| r.unwrap_or(fallback)).boxed().shared();
-        let ticket = RunTicket { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug.clone(), done };
-        if let Ok(mut runs) = self.inner.runs.lock() {
-            runs.insert(agent.id, ticket.clone());
-        }
-        let this = self.clone();
-        let agent = agent.clone();
-        self.inner.runner.runtime().spawn(
-            async move {
-                let report = this.execute(claim, &agent, prompt, slug, options).await;
-                if let Ok(mut runs) = this.inner.runs.lock() {
-                    runs.remove(&agent.id);
-                }
-                let _ = tx.send(report);
-            }
-            .boxed(),
-        );
-        Ok(ticket)
+        options.task_slug = Some(slug);
+        self.inner.supervisor.start(agent, prompt, options).await.map_err(|e| match e {
+            RunError::AgentBusy { name, run } => ManageError::Busy { name, task: run },
+            other => ManageError::from(other),
+        })
     }
 
-    /// One run in the background: snapshot, run, file report, failures as system logs.
-    async fn execute(
-        &self,
-        claim: crate::executor::RunClaim,
-        agent: &Agent,
-        prompt: String,
-        slug: String,
-        mut options: RunOptions,
-    ) -> RunReport {
-        let runtime = self.inner.runner.runtime().clone();
-        let dir = PathBuf::from(&agent.working_dir);
-        // The store's own files are left out before anything is opened (see `Store::local_files`).
-        let before = if self.inner.config.file_tracking {
-            Some(FileSnapshot::take_excluding(runtime.as_ref(), &dir, &self.inner.store.local_files()).await)
-        } else {
-            None
-        };
-        // What file tracking looks at, collected as the run commits (no need to read the log back).
-        let seen: Arc<Mutex<Vec<EventRecord>>> = Arc::default();
-        if before.is_some() {
-            let sink = seen.clone();
-            options.on_events = Some(Arc::new(move |records: &[EventRecord]| {
-                if let Ok(mut v) = sink.lock() {
-                    v.extend(
-                        records
-                            .iter()
-                            .filter(|r| {
-                                matches!(r.event, Event::ToolUse { .. } | Event::ToolResult { .. } | Event::Text { .. })
-                            })
-                            .cloned(),
-                    );
-                }
-            }));
-        }
-        let mut result = self.inner.runner.run_claimed(claim, Some(prompt.clone()), options.clone()).await;
-        if let Err(RunError::UnfinishedTurn(_)) = result {
-            // A process stopped mid-turn: finish that turn (completed tools are not run again), then
-            // run this command. The ticket stays registered, so no other command slips in between.
-            let note =
-                format!("Agent '{}' had a turn left unfinished by a stopped process; resuming it first", agent.name);
-            let _ = self
-                .log(LogLevel::Warning, &note, serde_json::json!({"agent": agent.name}), self.keys(agent, None))
-                .await;
-            let runner = &self.inner.runner;
-            result = async {
-                let resume = RunOptions { task_slug: None, on_delta: None, ..options.clone() };
-                let slug = options.task_slug.clone();
-                runner
-                    .run_claimed(runner.claim(agent.id, &agent.name, slug.clone(), None).await?, None, resume)
-                    .await?;
-                runner.run_claimed(runner.claim(agent.id, &agent.name, slug, None).await?, Some(prompt), options).await
-            }
-            .await;
-        }
-        let result = match result {
-            Ok(outcome) => Ok(outcome),
-            Err(e) => {
-                let message = format!("Agent '{}' command failed: {e}", agent.name);
-                tracing::warn!(agent = %agent.name, error = %e, "command run failed");
-                self.after_failure(agent, &slug, &message).await;
-                Err(e.to_string())
-            }
-        };
-        if let Some(before) = before {
-            let events = seen.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
-            self.report_files(runtime.as_ref(), agent, &dir, &before, &slug, &events).await;
-        }
-        RunReport { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug, result }
-    }
-
-    /// A failed run: an ERROR system log, and the agent `blocked` if the failure left it executing.
-    async fn after_failure(&self, agent: &Agent, slug: &str, message: &str) {
-        let keys = self.keys(agent, Some(slug.to_string()));
-        let _ = self
-            .log(LogLevel::Error, message, serde_json::json!({"agent": agent.name, "task_slug": slug}), keys.clone())
-            .await;
-        if let Ok(Some(a)) = self.inner.store.get_agent(agent.id).await
-            && a.status == AgentStatus::Executing
-        {
-            let ev = Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status: AgentStatus::Blocked };
-            let batch = Batch::new()
-                .change(Change::SetAgentStatus { id: agent.id, status: AgentStatus::Blocked })
-                .event(keys, ev);
-            if let Err(e) = self.inner.store.commit(batch).await {
-                tracing::warn!(error = %e, agent = %agent.name, "could not mark the failed agent blocked");
-            }
-        }
-    }
-
-    async fn report_files(
-        &self,
-        runtime: &dyn crate::runtime::Runtime,
-        agent: &Agent,
-        dir: &Path,
-        before: &FileSnapshot,
-        slug: &str,
-        events: &[EventRecord],
-    ) {
-        if let Some(ev) = track_run(runtime, dir, before, events).await {
-            let keys = self.keys(agent, Some(slug.to_string()));
-            if let Err(e) = self.inner.store.append(vec![NewEvent::new(keys, ev)]).await {
-                tracing::warn!(error = %e, "could not append the file tracking event");
-            }
-        }
-    }
-
-    /// Writes a system log row and its `SystemLog` event.
+    /// Writes a system log (its `SystemLog` event and `system_logs` row, in one commit).
     pub async fn log(
         &self,
         level: LogLevel,
@@ -624,10 +419,7 @@ impl AgentManager {
         metadata: serde_json::Value,
         keys: EventKeys,
     ) -> Result<(), StoreError> {
-        // The system_logs row is the event's projection, written in the same commit (Batch::projected).
-        let batch = Batch::new().event(keys, Event::SystemLog { level, message: message.into(), metadata });
-        self.inner.store.commit(batch).await?;
-        Ok(())
+        self.inner.supervisor.log(level, message, metadata, keys).await
     }
 
     /// Runs `command` on the agent in the foreground and waits for it (what a CLI process does).
@@ -636,34 +428,22 @@ impl AgentManager {
         Ok(ticket.wait().await)
     }
 
-    fn running_ticket(&self, agent_id: Id) -> Option<RunTicket> {
-        self.inner.runs.lock().ok().and_then(|r| r.get(&agent_id).cloned())
-    }
-
-    /// The runs started by this manager that have not ended.
+    /// The runs started by this manager's supervisor that have not ended.
     pub fn active_runs(&self) -> Vec<RunTicket> {
-        self.inner.runs.lock().map(|r| r.values().cloned().collect()).unwrap_or_default()
+        self.inner.supervisor.active_runs()
     }
 
-    /// Waits until no run started by this manager is going, including runs started meanwhile, and
-    /// returns the reports of the runs it waited for. Runs that had ended before the call are not in
-    /// it: keep their [`RunTicket`]s (e.g. [`ChatOutcome::started_runs`](super::ChatOutcome)) to see them.
+    /// Waits until no run started by this manager's supervisor is going, including runs started
+    /// meanwhile, and returns the reports of the runs it waited for. Runs that had ended before the call
+    /// are not in it: keep their [`RunTicket`]s (e.g. [`ChatOutcome::started_runs`](super::ChatOutcome))
+    /// to see them.
     pub async fn wait_all(&self) -> Vec<RunReport> {
-        let mut reports = Vec::new();
-        loop {
-            let runs = self.active_runs();
-            if runs.is_empty() {
-                return reports;
-            }
-            for r in futures::future::join_all(runs.iter().map(RunTicket::wait)).await {
-                reports.push(r);
-            }
-        }
+        self.inner.supervisor.wait_all().await
     }
 
     /// Stops the agent's run: in this process at once (waiting up to `wait` for it to record its
     /// end); in another process by appending `InterruptRequested`, which that process follows. An
-    /// agent left `executing` by a process that is gone is reset to `idle` after `wait`.
+    /// agent left `executing` by a process that is gone is reset to `idle` at once.
     pub async fn interrupt_agent(&self, name: &str, wait: Duration) -> Result<Interrupted, ManageError> {
         self.interrupt_agent_by(name, wait, "orchestrator").await
     }
@@ -672,91 +452,16 @@ impl AgentManager {
     /// `InterruptRequested` event a run in another process gets.
     pub async fn interrupt_agent_by(&self, name: &str, wait: Duration, by: &str) -> Result<Interrupted, ManageError> {
         let agent = self.agent(name).await?;
-        self.interrupt_loaded(&agent, wait, by).await
-    }
-
-    async fn interrupt_loaded(&self, agent: &Agent, wait: Duration, by: &str) -> Result<Interrupted, ManageError> {
-        if let Some(ticket) = self.running_ticket(agent.id) {
-            self.inner.runner.interrupt(agent.id);
-            let runtime = self.inner.runner.runtime().clone();
-            futures::future::select(ticket.wait().boxed(), runtime.sleep(wait)).await;
-            return Ok(Interrupted::Stopped);
-        }
-        if self.inner.runner.interrupt(agent.id) {
-            return Ok(Interrupted::Stopped);
-        }
-        Ok(self.stop_elsewhere(agent.id, by, wait).await?)
-    }
-
-    /// Stops a run of the agent held by another process. A holder that is alive is asked to stop (an
-    /// `InterruptRequested` event it follows) and awaited up to `wait` for it to release the agent; a
-    /// holder whose process is gone (or an agent left `executing` with no holder) is reset at once:
-    /// the claim released and the status set to idle, with its event and a WARNING log, in one commit.
-    pub(crate) async fn stop_elsewhere(
-        &self,
-        agent_id: Id,
-        by: &str,
-        wait: Duration,
-    ) -> Result<Interrupted, StoreError> {
-        let Some(mut agent) = self.inner.store.get_agent(agent_id).await? else { return Ok(Interrupted::NotRunning) };
-        let keys = self.keys(&agent, None);
-        if let Some(lease) = agent.run.clone().filter(|l| !crate::executor::lease::is_stale(l)) {
-            let ev = Event::InterruptRequested { requested_by: by.to_string() };
-            self.inner.store.append(vec![NewEvent::new(keys.clone(), ev)]).await?;
-            let runtime = self.inner.runner.runtime().clone();
-            let step = Duration::from_millis(20);
-            let mut waited = Duration::ZERO;
-            loop {
-                match self.inner.store.get_agent(agent_id).await? {
-                    Some(a) if a.run.as_ref().is_some_and(|r| r.run_id == lease.run_id) => {}
-                    Some(a) => {
-                        agent = a;
-                        break;
-                    }
-                    None => return Ok(Interrupted::Requested),
-                }
-                if waited >= wait {
-                    tracing::warn!(agent = %agent.name, holder = %lease, "the run did not stop in time after an interrupt request");
-                    return Ok(Interrupted::Requested);
-                }
-                runtime.sleep(step).await;
-                waited += step;
-            }
-            // Released: if it left the agent executing, its turn ended without recording the end
-            // (its host dropped it); reset below like any stale run.
-            if agent.run.is_some() || agent.status != AgentStatus::Executing {
-                return Ok(Interrupted::Requested);
-            }
-        } else if agent.run.is_none() && agent.status != AgentStatus::Executing {
-            return Ok(Interrupted::NotRunning);
-        }
-        let mut batch = Batch::new();
-        if let Some(lease) = &agent.run {
-            batch.push_change(Change::SwapRun { agent_id, expect: Some(lease.run_id), lease: None });
-        }
-        if agent.status == AgentStatus::Executing {
-            batch.push_change(Change::SetAgentStatus { id: agent_id, status: AgentStatus::Idle });
-            let ev = Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status: AgentStatus::Idle };
-            batch.push_event(keys.clone(), ev);
-        }
-        let message =
-            format!("Agent '{}' was marked executing but the process running it is gone; reset to idle", agent.name);
-        let metadata = serde_json::json!({"agent": agent.name});
-        batch.push_event(keys, Event::SystemLog { level: LogLevel::Warning, message, metadata });
-        match self.inner.store.commit(batch).await {
-            // Claimed by a new run meanwhile: nothing stale left to reset.
-            Ok(_) | Err(StoreError::RunConflict { .. }) => Ok(Interrupted::Requested),
-            Err(e) => Err(e),
-        }
+        Ok(self.inner.supervisor.interrupt(&agent, by, wait).await?)
     }
 
     /// Deletes (archives) the agent, interrupting its run first. Its name can be reused.
     pub async fn delete_agent(&self, name: &str) -> Result<Agent, ManageError> {
         let agent = self.agent(name).await?;
-        self.interrupt_loaded(&agent, Duration::from_secs(5), "delete").await?;
+        self.inner.supervisor.interrupt(&agent, "delete", Duration::from_secs(5)).await?;
         let batch = Batch::new()
             .change(Change::ArchiveAgent { id: agent.id })
-            .event(self.keys(&agent, None), Event::AgentDeleted {});
+            .event(agent_keys(&agent, None), Event::AgentDeleted {});
         self.inner.store.commit(batch).await?;
         Ok(agent)
     }
@@ -783,30 +488,10 @@ impl AgentManager {
             let start = end.saturating_sub(tail);
             for r in &shown[start..end] {
                 let s = summaries.get(&r.seq).cloned().unwrap_or_else(|| r.event.summary());
-                entries.push(((*r).clone(), s));
+                entries.push(StatusEntry { record: (*r).clone(), summary: s });
             }
         }
         Ok(StatusReport { agent, task_slug, entries })
-    }
-
-    /// Follows the log and interrupts runs of this process for which another process appended
-    /// `InterruptRequested` (`orch agent interrupt` from a second terminal). Runs until the store's
-    /// stream ends.
-    pub fn watch_interrupt_requests(&self, since: u64) {
-        let weak = Arc::downgrade(&self.inner);
-        let mut stream = self.inner.store.subscribe(since);
-        self.inner.runner.runtime().spawn(
-            async move {
-                while let Some(item) = stream.next().await {
-                    let Ok(rec) = item else { break };
-                    let Some(inner) = weak.upgrade() else { break };
-                    if let (Event::InterruptRequested { .. }, Some(id)) = (&rec.event, rec.keys.agent_id) {
-                        inner.runner.interrupt(id);
-                    }
-                }
-            }
-            .boxed(),
-        );
     }
 }
 

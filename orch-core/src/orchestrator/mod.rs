@@ -18,10 +18,12 @@ pub mod files;
 mod service;
 pub mod summary;
 mod tools;
+mod tracking;
 
+pub use crate::executor::{Interrupted, RunReport, RunTicket};
 pub use agents::{
-    AgentManager, CreateAgent, DEFAULT_MAX_AGENT_TURNS, Interrupted, ManageError, ManagerConfig,
-    ORCHESTRATOR_AGENT_NAME, RunReport, RunTicket, StatusReport, is_orchestrator_agent, validate_agent_name,
+    AgentManager, CreateAgent, DEFAULT_MAX_AGENT_TURNS, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME,
+    StatusEntry, StatusReport, is_orchestrator_agent, validate_agent_name,
 };
 pub use service::{
     ChatOutcome, DEFAULT_PROMPT, Orchestrator, OrchestratorBuilder, OrchestratorConfig, OrchestratorError,
@@ -31,3 +33,4 @@ pub use tools::{
     COMPACT_WARNING_PERCENT, CONTEXT_WINDOW_TOKENS, MANAGEMENT_TOOLS, SIGNATURES, StartedRuns, format_status,
     group_digits, register_management_tools,
 };
+pub use tracking::FileTracking;

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures::lock::Mutex as AsyncMutex;
-use futures::{FutureExt, StreamExt};
 
-use super::agents::{AgentManager, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME, RunTicket};
+use super::agents::{AgentManager, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME};
 use super::tools::{StartedRuns, register_management_tools};
 use crate::Interrupt;
 use crate::executor::{
     AgentExecutor, AgentRunner, DeltaCallback, NativeExecutor, RunError, RunOptions, RunOutcome, is_claude_code_model,
 };
+use crate::executor::{RunTicket, Supervisor};
 use crate::hook::HookRegistry;
 use crate::model::ModelProvider;
 use crate::store::{Batch, Change, EventQuery, Store, StoreError};
@@ -21,8 +21,8 @@ use crate::template::Templates;
 use crate::tool::ToolRegistry;
 use crate::tool::builtin::{Bash, Glob, Grep, Read};
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, Orchestrator as OrchestratorRecord, Participant,
-    new_id, now,
+    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, NewEvent, Orchestrator as OrchestratorRecord,
+    Participant, new_id, now,
 };
 
 /// The orchestrator's built-in system prompt. `{{SUBAGENT_MAP}}` and `{{AVAILABLE_ADW_TYPES}}` are
@@ -117,6 +117,7 @@ pub struct OrchestratorBuilder {
     config: OrchestratorConfig,
     manager_config: Option<ManagerConfig>,
     executor: Option<Arc<dyn AgentExecutor>>,
+    supervisor: Option<Supervisor>,
     hooks: HookRegistry,
     resume: Option<Id>,
 }
@@ -132,6 +133,14 @@ impl OrchestratorBuilder {
     /// orchestrator's model as the default agent model).
     pub fn manager_config(mut self, config: ManagerConfig) -> Self {
         self.manager_config = Some(config);
+        self
+    }
+
+    /// Supervises the orchestrator's agents' runs with this supervisor (shared with the host's other
+    /// runs; its runner runs the agents). Default: one of its own over the agents' runner, with file
+    /// tracking as the manager config says.
+    pub fn supervisor(mut self, supervisor: Supervisor) -> Self {
+        self.supervisor = Some(supervisor);
         self
     }
 
@@ -222,7 +231,10 @@ impl OrchestratorBuilder {
         };
         let manager_config =
             self.manager_config.unwrap_or_else(|| ManagerConfig::new(config.working_dir.clone(), config.model.clone()));
-        let manager = AgentManager::new(self.agents.clone(), Some(record.id), manager_config);
+        let manager = match self.supervisor {
+            Some(s) => AgentManager::with_supervisor(s, Some(record.id), manager_config),
+            None => AgentManager::new(self.agents.clone(), Some(record.id), manager_config),
+        };
         let mut tools = ToolRegistry::new();
         let started = register_management_tools(&mut tools, manager.clone(), record.id, agent.id);
         for name in &config.builtin_tools {
@@ -249,6 +261,7 @@ impl OrchestratorBuilder {
                 store,
                 id: record.id,
                 agent_id: agent.id,
+                supervisor: Supervisor::new(runner.clone(), Vec::new()),
                 runner,
                 manager,
                 started,
@@ -265,6 +278,8 @@ struct Inner {
     id: Id,
     agent_id: Id,
     runner: AgentRunner,
+    /// Supervises the orchestrator's own turns.
+    supervisor: Supervisor,
     manager: AgentManager,
     started: StartedRuns,
     config: OrchestratorConfig,
@@ -313,6 +328,7 @@ impl Orchestrator {
             provider,
             manager_config: None,
             executor: None,
+            supervisor: None,
             resume: None,
         }
     }
@@ -407,26 +423,6 @@ impl Orchestrator {
         }
     }
 
-    /// Follows the log from `since` and interrupts what this process runs when another process asks
-    /// (`InterruptRequested`): the orchestrator's own turn (a newer message sent from another
-    /// process) and its agents' runs (`orch agent interrupt`). Hosts call it once.
-    pub fn watch_interrupt_requests(&self, since: u64) {
-        let weak = Arc::downgrade(&self.inner);
-        let mut stream = self.inner.store.subscribe(since);
-        self.inner.runner.runtime().spawn(
-            async move {
-                while let Some(Ok(rec)) = stream.next().await {
-                    let Some(inner) = weak.upgrade() else { break };
-                    if let (Event::InterruptRequested { .. }, Some(id)) = (&rec.event, rec.keys.agent_id) {
-                        inner.runner.interrupt(id);
-                        inner.manager.runner().interrupt(id);
-                    }
-                }
-            }
-            .boxed(),
-        );
-    }
-
     /// Before a turn: if another process is running a turn of this orchestrator, ask it to stop
     /// (the newest message wins, across processes too) and wait for it; if no process answers, the
     /// turn was left by a process that is gone, and its status is reset.
@@ -437,7 +433,7 @@ impl Orchestrator {
             return Ok(());
         }
         self.log(LogLevel::Warning, REFOCUS_WARNING).await?;
-        self.inner.manager.stop_elsewhere(id, "chat", std::time::Duration::from_secs(10)).await?;
+        self.inner.manager.supervisor().stop_elsewhere(id, "chat", std::time::Duration::from_secs(10)).await?;
         Ok(())
     }
 
@@ -446,13 +442,19 @@ impl Orchestrator {
         self.inner.manager.log(level, message, meta, self.keys()).await
     }
 
-    async fn set_status(&self, status: AgentStatus) -> Result<(), StoreError> {
-        if let Some(mut o) = self.inner.store.get_orchestrator(self.inner.id).await?
-            && o.status != status
+    /// A failed turn: the orchestrator's own agent (whose status is the orchestrator's) becomes
+    /// `blocked` if the failure left it executing, with its event.
+    async fn mark_blocked(&self) -> Result<(), StoreError> {
+        if let Some(own) = self.inner.store.get_agent(self.inner.agent_id).await?
+            && own.status == AgentStatus::Executing
         {
-            o.status = status;
-            o.updated_at = now();
-            self.inner.store.commit(Batch::new().change(Change::UpdateOrchestrator(Box::new(o)))).await?;
+            let keys =
+                EventKeys { agent_id: Some(own.id), orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
+            let ev = Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status: AgentStatus::Blocked };
+            let batch = Batch::new()
+                .change(Change::SetAgentStatus { id: own.id, status: AgentStatus::Blocked })
+                .event(keys, ev);
+            self.inner.store.commit(batch).await?;
         }
         Ok(())
     }
@@ -533,23 +535,17 @@ impl Orchestrator {
             model: Some(self.inner.config.model.clone()),
             ..RunOptions::default()
         };
-        self.set_status(AgentStatus::Executing).await?;
         let start_seq = self.inner.store.last_seq().await?;
         self.inner.started.take();
-        let mut result = self.inner.runner.run(self.inner.agent_id, message, options.clone()).await;
-        if let Err(RunError::UnfinishedTurn(_)) = result {
-            // A process died mid-turn: finish that turn first, then answer the new message.
-            self.log(LogLevel::Warning, "Resuming an orchestrator turn left unfinished by a stopped process").await?;
-            let resume = RunOptions { task_slug: None, ..options.clone() };
-            if let Err(e) = self.inner.runner.resume(self.inner.agent_id, resume).await {
-                tracing::warn!(error = %e, "could not resume the unfinished orchestrator turn");
-            }
-            result = self.inner.runner.run(self.inner.agent_id, message, options).await;
-        }
+        // A turn a dead process left unfinished is finished first, under the same claim.
+        let result = match self.inner.store.get_agent(self.inner.agent_id).await? {
+            Some(own) => self.inner.supervisor.run(&own, message.to_string(), options).await,
+            None => Err(RunError::AgentNotFound(ORCHESTRATOR_AGENT_NAME.to_string())),
+        };
         let outcome = match result {
             Ok(o) => o,
             Err(e) => {
-                self.set_status(AgentStatus::Blocked).await?;
+                self.mark_blocked().await?;
                 self.log(LogLevel::Error, &format!("Orchestrator execution failed: {e}")).await?;
                 return Err(e.into());
             }
@@ -570,34 +566,22 @@ impl Orchestrator {
                 self.add_chat(Participant::Orchestrator, Participant::User, text, meta, Some(r.timestamp)).await?;
             }
         }
-        // Turns of one orchestrator never run at once (take_over, and the claim on its agent), so the
-        // totals read here are the ones the increment applies to.
-        let before = self
+        // The turn's usage was committed to the orchestrator's own agent step by step (where its usage
+        // is stored, once); this event records the turn's total against the orchestrator.
+        let o = self
             .inner
             .store
             .get_orchestrator(self.inner.id)
             .await?
             .ok_or_else(|| StoreError::NotFound { what: format!("orchestrator {}", self.inner.id) })?;
-        let mut total_usage = before.usage;
-        total_usage.add(&outcome.usage);
         let ev = Event::OrchestratorCostsUpdated {
             usage: outcome.usage,
             cost_usd: outcome.cost_usd,
-            total_usage,
-            total_cost_usd: before.total_cost_usd + outcome.cost_usd,
+            total_usage: o.usage,
+            total_cost_usd: o.total_cost_usd,
         };
         let keys = EventKeys { orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
-        let mut idle = before.clone();
-        idle.status = AgentStatus::Idle;
-        let batch = Batch::new()
-            .change(Change::AddOrchestratorUsage {
-                id: self.inner.id,
-                usage: outcome.usage,
-                cost_usd: outcome.cost_usd,
-            })
-            .change(Change::UpdateOrchestrator(Box::new(idle)))
-            .event(keys, ev);
-        self.inner.store.commit(batch).await?;
+        self.inner.store.append(vec![NewEvent::new(keys, ev)]).await?;
         Ok(ChatOutcome { reply: outcome.final_text.clone(), outcome, started_runs: self.inner.started.take() })
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::agents::{AgentManager, CreateAgent, Interrupted, ManageError, RunTicket, StatusReport};
+use super::agents::{AgentManager, CreateAgent, ManageError, StatusEntry, StatusReport};
+use crate::executor::{Interrupted, RunTicket};
 use crate::store::{EventQuery, SystemLogQuery};
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
 use crate::wire::{Agent, Event, Id, LogLevel};
@@ -190,7 +191,7 @@ pub fn format_status(report: &StatusReport, verbose: bool) -> String {
         Some(slug) if report.entries.is_empty() => out.push_str(&format!("Task: {slug}\n\nNo recent activity")),
         Some(slug) => {
             out.push_str(&format!("Task: {slug}\n\nRecent activity:"));
-            for (rec, summary) in &report.entries {
+            for StatusEntry { record: rec, summary } in &report.entries {
                 out.push_str(&format!("\n• [{}] {}", rec.event.kind(), summary));
                 if verbose {
                     let payload = serde_json::to_value(&rec.event).unwrap_or(Value::Null);

@@ -27,18 +27,10 @@ pub struct SavedState {
 pub enum Change {
     /// Inserts an orchestrator.
     CreateOrchestrator(Box<Orchestrator>),
-    /// Replaces an orchestrator's mutable fields (session, prompt, status, working dir, metadata,
-    /// archived). Usage and cost change only through [`Change::AddOrchestratorUsage`].
+    /// Replaces an orchestrator's mutable fields (session, prompt, working dir, metadata, archived). Its
+    /// status and usage are those of its own agent (the agent named `orchestrator` under it), stored
+    /// once there; the orchestrator's row keeps them only for an orchestrator without that agent.
     UpdateOrchestrator(Box<Orchestrator>),
-    /// Adds usage and cost to an orchestrator (an increment, never read-modify-write).
-    AddOrchestratorUsage {
-        /// The orchestrator.
-        id: Id,
-        /// Tokens to add.
-        usage: Usage,
-        /// USD to add.
-        cost_usd: f64,
-    },
     /// Inserts an agent. Fails with [`StoreError::NameTaken`](super::StoreError::NameTaken) if a live
     /// agent of the same orchestrator has the name.
     CreateAgent(Box<Agent>),

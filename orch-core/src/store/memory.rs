@@ -97,12 +97,18 @@ impl Store for MemoryStore {
     }
 
     async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>> {
-        Ok(self.lock().orchestrators.iter().find(|o| o.id == id).cloned())
+        let d = self.lock();
+        Ok(d.orchestrators.iter().find(|o| o.id == id).map(|o| orchestrator_view(&d, o)))
     }
 
     async fn list_orchestrators(&self, include_archived: bool) -> StoreResult<Vec<Orchestrator>> {
-        let mut v: Vec<_> =
-            self.lock().orchestrators.iter().filter(|o| include_archived || !o.archived).cloned().collect();
+        let d = self.lock();
+        let mut v: Vec<_> = d
+            .orchestrators
+            .iter()
+            .filter(|o| include_archived || !o.archived)
+            .map(|o| orchestrator_view(&d, o))
+            .collect();
         v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(v)
     }
@@ -243,7 +249,6 @@ impl Store for MemoryStore {
 enum Undo {
     PopOrchestrator,
     Orchestrator(Box<Orchestrator>),
-    OrchestratorUsage { id: Id, usage: Usage, cost: f64, updated_at: Timestamp },
     PopAgent,
     AgentStatus { id: Id, status: AgentStatus, updated_at: Timestamp },
     AgentState { id: Id, state: Option<serde_json::Value>, session_id: Option<String>, updated_at: Timestamp },
@@ -268,13 +273,6 @@ impl Undo {
             Undo::Orchestrator(o) => {
                 if let Some(cur) = d.orchestrators.iter_mut().find(|x| x.id == o.id) {
                     *cur = *o;
-                }
-            }
-            Undo::OrchestratorUsage { id, usage, cost, updated_at } => {
-                if let Some(cur) = d.orchestrators.iter_mut().find(|x| x.id == id) {
-                    cur.usage = usage;
-                    cur.total_cost_usd = cost;
-                    cur.updated_at = updated_at;
                 }
             }
             Undo::PopAgent => {
@@ -348,6 +346,22 @@ impl Undo {
     }
 }
 
+/// An orchestrator as read: its status and usage are those of its own agent (the live agent named
+/// `orchestrator` under it), stored once there; without that agent, its own.
+fn orchestrator_view(d: &Data, o: &Orchestrator) -> Orchestrator {
+    let mut o = o.clone();
+    if let Some(a) = d
+        .agents
+        .iter()
+        .find(|a| !a.archived && a.orchestrator_id == Some(o.id) && a.name == crate::wire::ORCHESTRATOR_AGENT_NAME)
+    {
+        o.status = a.status;
+        o.usage = a.usage;
+        o.total_cost_usd = a.total_cost_usd;
+    }
+    o
+}
+
 fn agent_mut(d: &mut Data, id: Id) -> Option<&mut Agent> {
     d.agents.iter_mut().find(|x| x.id == id)
 }
@@ -375,15 +389,6 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
             cur.archived = o.archived;
             cur.updated_at = now();
             Undo::Orchestrator(old)
-        }
-        Change::AddOrchestratorUsage { id, usage, cost_usd } => {
-            let cur = d.orchestrators.iter_mut().find(|x| x.id == id).ok_or_else(|| not_found("orchestrator", id))?;
-            let undo =
-                Undo::OrchestratorUsage { id, usage: cur.usage, cost: cur.total_cost_usd, updated_at: cur.updated_at };
-            cur.usage.add(&usage);
-            cur.total_cost_usd += cost_usd;
-            cur.updated_at = now();
-            undo
         }
         Change::CreateAgent(a) => {
             if !a.archived
@@ -440,7 +445,7 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
         Change::SwapRun { agent_id, expect, lease } => {
             let a = find_agent_mut(d, agent_id)?;
             if a.run.as_ref().map(|r| r.run_id) != expect {
-                return Err(StoreError::RunConflict { agent_id, current: a.run.clone() });
+                return Err(StoreError::RunConflict { agent_id, current: a.run.clone().map(Box::new) });
             }
             Undo::AgentRun { id: agent_id, run: std::mem::replace(&mut a.run, lease) }
         }

@@ -20,9 +20,10 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, EventCategory, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, RunLease,
-    SystemLog, Usage, WorkflowRecord,
+    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, RunLease, SystemLog,
+    Usage, WorkflowRecord,
 };
+pub use crate::wire::{EventQuery, StoreStatus};
 
 /// A store failure. Messages name what was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -68,12 +69,12 @@ pub enum StoreError {
         message: String,
     },
     /// A [`Change::SwapRun`] found the agent held by another run than expected (or by none).
-    #[error("{}", run_conflict_message(.agent_id, .current.as_ref()))]
+    #[error("{}", run_conflict_message(.agent_id, .current.as_deref()))]
     RunConflict {
         /// The agent.
         agent_id: Id,
         /// The run holding it now, if any.
-        current: Option<RunLease>,
+        current: Option<Box<RunLease>>,
     },
     /// Stored data could not be decoded.
     #[error("stored data could not be decoded: {0}")]
@@ -100,49 +101,6 @@ pub struct AgentFilter {
     pub orchestrator_id: Option<Id>,
     /// Include archived (deleted) agents.
     pub include_archived: bool,
-}
-
-/// Which events to read. All set filters must match.
-#[derive(Debug, Clone, Default)]
-pub struct EventQuery {
-    /// Only events with `seq > after_seq`.
-    pub after_seq: u64,
-    /// Only events with `seq <= until_seq`.
-    pub until_seq: Option<u64>,
-    /// Only this agent's events.
-    pub agent_id: Option<Id>,
-    /// Only this orchestrator's events.
-    pub orchestrator_id: Option<Id>,
-    /// Only this workflow's events.
-    pub workflow_id: Option<Id>,
-    /// Only this step's events.
-    pub step: Option<String>,
-    /// Only this run's events.
-    pub task_slug: Option<String>,
-    /// Only these categories (empty: all).
-    pub categories: Vec<EventCategory>,
-    /// Only these types (empty: all), e.g. `PreToolUse`.
-    pub types: Vec<String>,
-    /// At most this many (oldest first). `None`: no limit.
-    pub limit: Option<usize>,
-}
-
-impl EventQuery {
-    /// Events after `seq`, unfiltered.
-    pub fn after(seq: u64) -> Self {
-        Self { after_seq: seq, ..Self::default() }
-    }
-
-    /// Whether a record passes the filters (not the seq range or limit). Stores may use this.
-    pub fn matches(&self, r: &EventRecord) -> bool {
-        (self.agent_id.is_none() || r.keys.agent_id == self.agent_id)
-            && (self.orchestrator_id.is_none() || r.keys.orchestrator_id == self.orchestrator_id)
-            && (self.workflow_id.is_none() || r.keys.workflow_id == self.workflow_id)
-            && (self.step.is_none() || r.keys.step == self.step)
-            && (self.task_slug.is_none() || r.keys.task_slug == self.task_slug)
-            && (self.categories.is_empty() || self.categories.contains(&r.event.category()))
-            && (self.types.is_empty() || self.types.iter().any(|t| t == r.event.kind()))
-    }
 }
 
 /// Which system logs to read (newest first).
@@ -178,23 +136,6 @@ pub struct StepCommit {
     pub changes: Vec<Change>,
     /// Events to append, in order.
     pub events: Vec<NewEvent>,
-}
-
-/// What `orch db status` shows about a store.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StoreStatus {
-    /// `memory`, `sqlite`, `postgres`.
-    pub backend: String,
-    /// File path or URL (without password).
-    pub location: String,
-    /// Schema version applied.
-    pub schema_version: i64,
-    /// Events stored.
-    pub events: u64,
-    /// Highest seq appended (0 when empty).
-    pub last_seq: u64,
-    /// Size on disk, when known.
-    pub size_bytes: Option<u64>,
 }
 
 /// A live stream of appended events: replayed from a seq, then live, no gap, no duplicate.

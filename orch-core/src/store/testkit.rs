@@ -153,7 +153,7 @@ macro_rules! __store_conformance_tests {
     (@all $attrs:tt $make:expr) => {
         $crate::__store_conformance_tests! { $attrs $make;
             orchestrator_crud,
-            orchestrator_usage_is_atomic,
+            orchestrator_status_and_usage_are_its_agents,
             agent_create_get_find_list,
             agent_name_unique_among_live_agents,
             agent_status_returns_previous,
@@ -209,7 +209,7 @@ macro_rules! __store_conformance_test {
 /// The names of all checks, in the order the macro generates them.
 pub const CHECKS: &[&str] = &[
     "orchestrator_crud",
-    "orchestrator_usage_is_atomic",
+    "orchestrator_status_and_usage_are_its_agents",
     "agent_create_get_find_list",
     "agent_name_unique_among_live_agents",
     "agent_status_returns_previous",
@@ -661,35 +661,49 @@ pub mod checks {
         assert_eq!(ids(&all, |o| o.id), vec![o3.id, o2.id, o1.id], "include_archived lists them all");
     }
 
-    /// `AddOrchestratorUsage` adds atomically: concurrent increments all count.
-    pub async fn orchestrator_usage_is_atomic(store: Arc<dyn Store>) {
+    /// An orchestrator's status and usage are those of its own agent (the live agent named
+    /// `orchestrator` under it), stored once there; without that agent, the orchestrator's own.
+    pub async fn orchestrator_status_and_usage_are_its_agents(store: Arc<dyn Store>) {
         let o = orchestrator(1);
         store.create_orchestrator(&o).await.unwrap();
+        let alone = store.get_orchestrator(o.id).await.unwrap().unwrap();
+        assert_eq!((alone.status, alone.usage), (o.status, o.usage), "without its agent: its own values");
+        let mut own = agent("orchestrator", Some(o.id), 2);
+        own.usage = Usage::default();
+        own.total_cost_usd = 0.0;
+        own.status = AgentStatus::Idle;
+        store.create_agent(&own).await.unwrap();
+        // Another agent of the orchestrator does not count.
+        let mut other = agent("worker", Some(o.id), 3);
+        other.status = AgentStatus::Blocked;
+        store.create_agent(&other).await.unwrap();
         let once =
             Usage { input_tokens: 1, output_tokens: 2, cache_read_input_tokens: 3, cache_creation_input_tokens: 4 };
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let store = store.clone();
-            tasks.push(tokio::spawn(async move { store.add_orchestrator_usage(o.id, once, 0.01).await.unwrap() }));
+            tasks.push(tokio::spawn(async move { store.add_agent_usage(own.id, once, 0.01).await.unwrap() }));
         }
-        // Commits do not return rows; the increments' atomicity shows in the total: 50 concurrent
-        // read-modify-writes would lose some.
         for t in tasks {
             t.await.expect("task panicked");
         }
+        store.set_agent_status(own.id, AgentStatus::Executing).await.unwrap();
         let got = store.get_orchestrator(o.id).await.unwrap().unwrap();
-        assert_eq!(
-            got.usage,
-            Usage {
-                input_tokens: 50,
-                output_tokens: 100,
-                cache_read_input_tokens: 150,
-                cache_creation_input_tokens: 200
-            },
-            "50 concurrent increments are all counted"
-        );
-        assert!((got.total_cost_usd - 0.50).abs() < 1e-9, "cost is 0.50, got {}", got.total_cost_usd);
-        assert_eq!(got.system_prompt, o.system_prompt, "other fields untouched");
+        let expected = Usage {
+            input_tokens: 50,
+            output_tokens: 100,
+            cache_read_input_tokens: 150,
+            cache_creation_input_tokens: 200,
+        };
+        assert_eq!(got.usage, expected, "its agent's usage, every concurrent increment counted");
+        assert!((got.total_cost_usd - 0.50).abs() < 1e-9, "its agent's cost, got {}", got.total_cost_usd);
+        assert_eq!(got.status, AgentStatus::Executing, "its agent's status");
+        assert_eq!(got.system_prompt, o.system_prompt, "its own other fields");
+        let listed = store.list_orchestrators(false).await.unwrap();
+        assert_eq!((listed[0].status, listed[0].usage), (AgentStatus::Executing, expected), "listed the same way");
+        store.archive_agent(own.id).await.unwrap();
+        let back = store.get_orchestrator(o.id).await.unwrap().unwrap();
+        assert_eq!((back.status, back.usage), (o.status, o.usage), "an archived agent no longer counts");
     }
 
     /// Agents: create, get, find, list (newest first, orchestrator and archived filters).
@@ -872,7 +886,6 @@ pub mod checks {
         let mut o = orchestrator(1);
         o.id = id;
         assert!(is_not_found(store.update_orchestrator(&o).await), "update_orchestrator");
-        assert!(is_not_found(store.add_orchestrator_usage(id, Usage::default(), 1.0).await), "add_orchestrator_usage");
         assert!(is_not_found(store.set_agent_status(id, AgentStatus::Executing).await), "set_agent_status");
         assert!(is_not_found(store.save_agent_state(id, None, None).await), "save_agent_state");
         assert!(is_not_found(store.add_agent_usage(id, Usage::default(), 1.0).await), "add_agent_usage");

@@ -25,10 +25,6 @@ pub trait Writes: Store {
     async fn update_orchestrator(&self, o: &Orchestrator) -> StoreResult<()> {
         one(self, Change::UpdateOrchestrator(Box::new(o.clone()))).await
     }
-    async fn add_orchestrator_usage(&self, id: Id, usage: Usage, cost_usd: f64) -> StoreResult<Orchestrator> {
-        one(self, Change::AddOrchestratorUsage { id, usage, cost_usd }).await?;
-        self.get_orchestrator(id).await?.ok_or_else(|| StoreError::NotFound { what: format!("orchestrator {id}") })
-    }
     async fn create_agent(&self, a: &Agent) -> StoreResult<()> {
         one(self, Change::CreateAgent(Box::new(a.clone()))).await
     }

@@ -5,6 +5,11 @@
 
 pub mod builtin;
 pub mod sandbox;
+mod typed;
+
+/// The `schemars` this crate derives typed tools' schemas with (for `#[schemars(crate = …)]`).
+pub use schemars;
+pub use typed::{TypedTool, decode_args, input_schema_of};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@ use super::{Id, Timestamp, Usage};
 /// Lifecycle status of an agent or orchestrator (the seed's five values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AgentStatus {
     /// Not running.
     #[default]
@@ -123,6 +124,10 @@ pub struct Agent {
     pub updated_at: Timestamp,
 }
 
+/// The name of the agent an orchestrator's own turns run as (one per orchestrator; reserved). The
+/// orchestrator's status and usage are this agent's.
+pub const ORCHESTRATOR_AGENT_NAME: &str = "orchestrator";
+
 /// A run's claim on an agent, kept in the store: which run, which process on which host, and until
 /// when the claim holds unless renewed.
 ///
@@ -159,7 +164,7 @@ impl std::fmt::Display for RunLease {
 
 impl Agent {
     /// A new idle agent with empty usage, created now.
-    #[cfg(feature = "engine")]
+    #[cfg(feature = "store")]
     pub fn new(name: impl Into<String>, model: impl Into<String>, working_dir: impl Into<String>) -> Self {
         let now = super::now();
         Self {
@@ -188,6 +193,7 @@ impl Agent {
 /// Who wrote a prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PromptAuthor {
     /// A person.
     Engineer,
@@ -219,6 +225,7 @@ pub struct Prompt {
 /// A participant of the orchestrator chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Participant {
     /// The person.
     User,
@@ -254,6 +261,7 @@ pub struct ChatMessage {
 /// Status of a workflow run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WorkflowStatus {
     /// Not started.
     #[default]
@@ -316,6 +324,7 @@ pub struct WorkflowRecord {
 /// Severity of a system log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[non_exhaustive]
 pub enum LogLevel {
     /// Debug.
     Debug,
@@ -365,6 +374,7 @@ pub struct SystemLog {
 /// What happened to a file during one agent run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FileChangeStatus {
     /// The file did not exist before the run (or is new to git).
     Created,

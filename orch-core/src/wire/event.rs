@@ -6,16 +6,24 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::{Agent, AgentStatus, ChatMessage, FileChange, FileRead, Id, LogLevel, Orchestrator, Timestamp, Usage};
+use super::{
+    Agent, AgentStatus, ChatMessage, EndReason, FileChange, FileRead, HookVerdict, Id, LogLevel, Orchestrator,
+    Timestamp, Usage,
+};
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
 ///
 /// Decoding never fails on a `type` this build does not know (written by a newer orch): such an event
 /// becomes [`Event::Unknown`], which keeps its fields and serializes back to the same JSON.
+///
+/// Decode through serde's traits (`serde_json::from_str`, `<Event as Deserialize>::deserialize`): the
+/// inherent `Event::deserialize` and `Event::serialize` that serde's derive generates here handle the
+/// known types only.
 // `remote = "Self"` makes the derives generate inherent functions, which the `Serialize` and
 // `Deserialize` impls below call for the known variants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", remote = "Self")]
+#[non_exhaustive]
 pub enum Event {
     // ---- agent lifecycle ----
     /// An agent was created.
@@ -99,8 +107,8 @@ pub enum Event {
     },
     /// A turn ended.
     Stop {
-        /// `end_turn`, `max_turns`, `interrupted`, `hook`, `error`, …
-        reason: String,
+        /// `end_turn`, `max_turns`, `interrupted`, `hook: …`, `error`, …
+        reason: EndReason,
         /// Model calls in the turn.
         num_turns: u32,
         /// Wall time.
@@ -125,7 +133,7 @@ pub enum Event {
         /// The tool it matched, if any.
         tool_name: Option<String>,
         /// Its decision (`continue`, `deny`, …).
-        decision: String,
+        decision: HookVerdict,
         /// Reason, context or error text.
         detail: Option<String>,
     },
@@ -177,7 +185,7 @@ pub enum Event {
         /// Whether the turn failed.
         is_error: bool,
         /// Why it ended (`end_turn`, `max_turns`, …).
-        stop_reason: String,
+        stop_reason: EndReason,
         /// Model calls made.
         num_turns: u32,
         /// Wall time.
@@ -344,6 +352,7 @@ impl<'de> Deserialize<'de> for Event {
 /// Coarse grouping of events, used for filtering (the seed's `event_category` plus ours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventCategory {
     /// Agent lifecycle.
     Agent,

@@ -6,6 +6,7 @@ use serde_json::Value;
 /// Who wrote a message in a model conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Role {
     /// The user side: prompts and tool results.
     User,
@@ -41,6 +42,7 @@ impl Message {
 /// A block of message content, shaped like Anthropic's Messages API blocks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ContentBlock {
     /// Plain text.
     Text {

@@ -1,13 +1,27 @@
 //! Types shared by every user of orch: the engine, the stores, the web host, the browser dashboard and
 //! the Python package. No I/O lives here, so this module builds for `wasm32-unknown-unknown`.
+//!
+//! It is a protocol: readers of an older build must keep working with data of a newer one. Enums that may
+//! grow are `#[non_exhaustive]`; an event of an unknown type decodes as [`Event::Unknown`]; a stored event
+//! that cannot be decoded is read as [`Event::Undecodable`]. Structs that the stores and hosts build with
+//! literals (entities, [`EventRecord`], [`EventKeys`], [`Usage`], [`EventQuery`], …) stay exhaustive;
+//! fields added to them come with `#[serde(default)]` so older JSON still decodes.
 
+mod delta;
 mod entity;
 mod event;
 mod message;
+mod query;
+mod reason;
+mod run;
 
+pub use delta::*;
 pub use entity::*;
 pub use event::*;
 pub use message::*;
+pub use query::*;
+pub use reason::*;
+pub use run::*;
 
 /// Identifier of an orchestrator, agent, prompt, chat message, workflow or system log (UUID v7).
 pub type Id = uuid::Uuid;
@@ -16,13 +30,13 @@ pub type Id = uuid::Uuid;
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 /// A fresh, time-ordered identifier (UUID v7).
-#[cfg(feature = "engine")]
+#[cfg(feature = "store")]
 pub fn new_id() -> Id {
     uuid::Uuid::now_v7()
 }
 
 /// The current time, UTC.
-#[cfg(feature = "engine")]
+#[cfg(feature = "store")]
 pub fn now() -> Timestamp {
     chrono::Utc::now()
 }

@@ -103,7 +103,7 @@ use super::{AgentExecutor, RunError, RunOutcome, TurnContext};
 use crate::hook::{HookDecision, HookEvent, HookInput};
 use crate::model::{BlockStart, ModelDelta, ModelError};
 use crate::store::{Change, SavedState, StepCommit};
-use crate::wire::{AgentStatus, Event, EventKeys, LogLevel, NewEvent, Timestamp, Usage, now};
+use crate::wire::{AgentStatus, EndReason, Event, EventKeys, LogLevel, NewEvent, Timestamp, Usage, now};
 
 /// The environment variable naming the `claude` binary.
 pub const BIN_ENV: &str = "ORCH_CLAUDE_BIN";
@@ -853,10 +853,14 @@ impl Run<'_> {
             // Too late to continue the turn: decisions are recorded only.
             let _ = self.run_hooks(&mut hin).await;
         }
-        self.emit(Event::Stop { reason: e.reason.clone(), num_turns: e.num_turns, duration_ms: e.duration_ms });
+        self.emit(Event::Stop {
+            reason: EndReason::parse(&e.reason),
+            num_turns: e.num_turns,
+            duration_ms: e.duration_ms,
+        });
         self.emit(Event::Result {
             is_error: e.is_error,
-            stop_reason: e.reason.clone(),
+            stop_reason: EndReason::parse(&e.reason),
             num_turns: e.num_turns,
             duration_ms: e.duration_ms,
             usage: e.usage,
@@ -871,7 +875,7 @@ impl Run<'_> {
             return Err(RunError::Model(err));
         }
         Ok(RunOutcome {
-            stop_reason: e.reason,
+            stop_reason: EndReason::parse(&e.reason),
             num_turns: e.num_turns,
             usage: e.usage,
             cost_usd: e.cost_usd,
