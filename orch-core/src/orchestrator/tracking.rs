@@ -12,15 +12,16 @@ use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::wire::{Agent, Event, EventRecord};
 
-/// Records the files each background run read and changed. It never opens (nor reports) the store's own
-/// files ([`Store::local_files`]) or `.orch/`: see [`FileSnapshot::take_excluding`].
+/// Records the files each background run read and changed.
 #[derive(Debug, Clone, Default)]
 pub struct FileTracking {
+    /// The store's own files, never opened nor reported (see [`FileSnapshot::take_excluding`]).
     private: Vec<PathBuf>,
 }
 
 impl FileTracking {
-    /// File tracking that leaves `store`'s own files alone.
+    /// File tracking beside `store`: its own files ([`Store::local_files`]) are never opened nor
+    /// reported, wherever they are (`.orch/` of the working directory never is).
     pub fn for_store(store: &dyn Store) -> Self {
         Self { private: store.local_files() }
     }
@@ -37,6 +38,7 @@ struct Watch {
 impl RunObserver for FileTracking {
     async fn start(&self, agent: &Agent, runtime: &Arc<dyn Runtime>) -> Option<Box<dyn RunWatch>> {
         let dir = PathBuf::from(&agent.working_dir);
+        // The store's own files are left out before anything is opened.
         let before = FileSnapshot::take_excluding(runtime.as_ref(), &dir, &self.private).await;
         Some(Box::new(Watch { dir, before, seen: Mutex::new(Vec::new()) }))
     }
