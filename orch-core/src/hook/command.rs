@@ -182,22 +182,6 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
     kept
 }
 
-async fn kill_group(child: &mut tokio::process::Child) {
-    #[cfg(unix)]
-    if let Some(pid) = child.id() {
-        // Kill the whole group the shell leads, so `sh -c "sleep 30"` takes its sleep with it.
-        let _ = tokio::process::Command::new("kill")
-            .arg("-KILL")
-            .arg("--")
-            .arg(format!("-{pid}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-    }
-    let _ = child.start_kill();
-}
-
 /// How a hook command ended.
 struct Finished {
     code: Option<i32>,
@@ -248,7 +232,7 @@ impl CommandHook {
         let status = match tokio::time::timeout(self.timeout, child.wait()).await {
             Ok(status) => status.map_err(|e| HookError(format!("waiting for the hook command failed: {e}")))?,
             Err(_) => {
-                kill_group(&mut child).await;
+                crate::runtime::kill_child_group(&mut child);
                 let _ = child.wait().await;
                 in_task.abort();
                 out_task.abort();

@@ -1,13 +1,13 @@
 //! The `claude` child process: its command line, starting it, its stderr, and killing its process group.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
 use super::{BIN_ENV, ClaudeCodeExecutor, SystemPromptMode};
 use crate::executor::{RunError, TurnContext};
+use crate::runtime::kill_process_group;
 
 /// Bytes of stderr kept for error messages.
 const STDERR_TAIL: usize = 4096;
@@ -83,26 +83,16 @@ pub(super) struct GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pgid.take() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            kill_process_group(pid);
         }
     }
 }
 
 /// Kills the child's whole process group (the CLI, its hooks and tool processes) and reaps the child.
 pub(super) async fn kill_and_reap(child: &mut tokio::process::Child, guard: &mut GroupGuard) {
+    // The guard's pgid, not `child.id()`: the child may be reaped already while its group lives on.
     if let Some(pid) = guard.pgid.take() {
-        let _ = tokio::process::Command::new("kill")
-            .arg("-KILL")
-            .arg("--")
-            .arg(format!("-{pid}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
+        kill_process_group(pid);
     }
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
