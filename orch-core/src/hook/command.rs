@@ -322,18 +322,6 @@ pub fn settings_files(cwd: &Path) -> [PathBuf; 2] {
     [dir.join("settings.json"), dir.join("settings.local.json")]
 }
 
-fn event_from_name(name: &str) -> Option<HookEvent> {
-    Some(match name {
-        "PreToolUse" => HookEvent::PreToolUse,
-        "PostToolUse" => HookEvent::PostToolUse,
-        "UserPromptSubmit" => HookEvent::UserPromptSubmit,
-        "Stop" => HookEvent::Stop,
-        "SubagentStop" => HookEvent::SubagentStop,
-        "PreCompact" => HookEvent::PreCompact,
-        _ => return None,
-    })
-}
-
 /// Reads the command hooks of one settings file's text.
 pub fn parse_settings(file: &Path, text: &str) -> (Vec<SettingsHook>, Vec<SettingsProblem>) {
     let mut hooks = Vec::new();
@@ -356,9 +344,12 @@ pub fn parse_settings(file: &Path, text: &str) -> (Vec<SettingsHook>, Vec<Settin
         return (hooks, problems);
     };
     for (event_name, groups) in by_event {
-        let Some(event) = event_from_name(event_name) else {
-            problem(format!("hook event \"{event_name}\" is not supported for native agents; skipped"));
-            continue;
+        let event = match event_name.parse::<HookEvent>() {
+            Ok(event) => event,
+            Err(e) => {
+                problem(format!("{e}; skipped"));
+                continue;
+            }
         };
         let Some(groups) = groups.as_array() else {
             problem(format!("hooks.{event_name} is not a list; skipped"));

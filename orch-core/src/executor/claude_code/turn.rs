@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::process::{GroupGuard, kill_and_reap, read_tail};
-use super::relay::{RelayRequest, RelayServer, hook_event, reply_for, tool_response_text};
+use super::relay::{RelayRequest, RelayServer, reply_for, tool_response_text};
 use super::stream::{Block, Line, ResultLine, parse_line};
 use super::{ClaudeCodeExecutor, HookReply};
 use crate::executor::native::task_slug;
@@ -645,7 +645,7 @@ impl Run<'_> {
             }
         };
         let name = v.get("hook_event_name").and_then(Value::as_str).unwrap_or_default();
-        let Some(event) = hook_event(name) else {
+        let Ok(event) = name.parse::<HookEvent>() else {
             let _ = req.reply.send(HookReply::default());
             return Ok(());
         };
