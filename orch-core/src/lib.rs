@@ -31,6 +31,7 @@
 
 #![cfg_attr(not(feature = "engine"), allow(unused))]
 
+pub mod error;
 mod text;
 pub mod wire;
 
@@ -57,6 +58,7 @@ pub mod template;
 #[cfg(feature = "engine")]
 pub mod tool;
 
+pub use error::ErrorKind;
 #[cfg(feature = "engine")]
 pub use interrupt::Interrupt;
 
