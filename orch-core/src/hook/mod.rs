@@ -367,7 +367,6 @@ impl HookRegistry {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -119,7 +119,6 @@ pub(super) fn retry_hints(headers: &HeaderMap) -> (Option<Duration>, Option<bool
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
