@@ -2,6 +2,11 @@
 
 use std::path::PathBuf;
 
+#[cfg(doc)]
+use super::relay_client;
+#[cfg(doc)]
+use crate::executor::RunError;
+
 /// The environment variable naming the `claude` binary.
 pub const BIN_ENV: &str = "ORCH_CLAUDE_BIN";
 

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(doc)]
+use super::ReplayProvider;
 use super::{CASSETTE_VERSION, CassetteError};
 use crate::model::{ModelDelta, ModelError, ModelRequest};
 use crate::wire::Timestamp;
 
-/// One line of a cassette: a model call and what came back. See the [module documentation](self).
+/// One line of a cassette: a model call and what came back. See the [module documentation](super).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interaction {
     /// Format version ([`CASSETTE_VERSION`]).

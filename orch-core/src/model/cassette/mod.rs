@@ -138,6 +138,9 @@ mod replay;
 
 use std::path::{Path, PathBuf};
 
+#[cfg(doc)]
+use crate::model::{ModelDelta, ModelError, ModelProvider, ModelRequest};
+
 pub use format::{Interaction, RecordedError, RecordedErrorKind, RecordedResponse, read_cassette};
 pub use record::RecordingProvider;
 pub use replay::{MatchField, ReplayProvider};

@@ -17,7 +17,7 @@ use super::{CASSETTE_VERSION, CassetteError};
 use crate::model::{DeltaStream, ModelDelta, ModelError, ModelProvider, ModelRequest};
 
 /// Wraps a provider and records every completed call to a cassette; see the
-/// [module documentation](self).
+/// [module documentation](super).
 pub struct RecordingProvider {
     inner: Arc<dyn ModelProvider>,
     sink: Arc<Sink>,

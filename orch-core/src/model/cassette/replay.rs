@@ -82,7 +82,7 @@ struct Recorded {
     interaction: Interaction,
 }
 
-/// Answers model calls from a cassette, per agent and in order; see the [module documentation](self).
+/// Answers model calls from a cassette, per agent and in order; see the [module documentation](super).
 pub struct ReplayProvider {
     path: PathBuf,
     provider: String,

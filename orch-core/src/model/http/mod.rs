@@ -52,6 +52,9 @@ mod transport;
 
 use std::time::Duration;
 
+#[cfg(doc)]
+use crate::model::{ModelDelta, ModelError};
+
 pub(crate) use error::{error_from_api, parse_api_error};
 pub use sse::{EventMapper, Flow, SseDecoder, SseEvent, SseParser, decode_sse};
 pub use transport::HttpTransport;
