@@ -1,6 +1,15 @@
 //! Statements of the entities: orchestrators, agents, prompts, chat, system logs, workflows.
 
-use super::*;
+use orch_core::store::{AgentFilter, StoreError, StoreResult, SystemLogQuery};
+use orch_core::wire::{Agent, ChatMessage, Id, Orchestrator, Prompt, RunLease, SystemLog, Usage, WorkflowRecord, now};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
+
+use super::{
+    conv, db_err, enum_text, get_enum, get_id, get_json, get_opt_id, get_opt_json, get_opt_ts, get_ts, get_u32,
+    get_usage, id_text, int, json_text, lease_text, limit_param, not_found, opt_id_text, opt_ts_text, ts_text,
+    usage_params,
+};
 
 // ---- orchestrators ----
 

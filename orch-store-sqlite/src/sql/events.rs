@@ -1,6 +1,12 @@
 //! Statements of the event log, conversations and run leases.
 
-use super::*;
+use orch_core::store::{EventQuery, StoreError, StoreResult};
+use orch_core::wire::{Event, EventKeys, EventRecord, Id, Message, NewEvent, RunLease, Timestamp, now};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params};
+
+use super::{conv, db_err, get_opt_id, get_ts, get_u64, id_text, int, limit_param, opt_id_text, ts_text};
+use crate::writer::WriteCtx;
 
 // ---- the event log ----
 

@@ -5,18 +5,13 @@ mod entities;
 mod events;
 
 use chrono::SecondsFormat;
-use orch_core::store::{AgentFilter, EventQuery, StoreError, StoreResult, SystemLogQuery};
-use orch_core::wire::{
-    Agent, ChatMessage, Event, EventKeys, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, RunLease,
-    SystemLog, Timestamp, Usage, WorkflowRecord, now,
-};
-use rusqlite::types::{Type, Value as SqlValue};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use orch_core::store::{StoreError, StoreResult};
+use orch_core::wire::{Id, Timestamp, Usage};
+use rusqlite::Row;
+use rusqlite::types::Type;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-
-use crate::writer::WriteCtx;
 
 pub(crate) use entities::*;
 pub(crate) use events::*;

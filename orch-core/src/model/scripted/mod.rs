@@ -119,11 +119,10 @@ use futures::StreamExt;
 use regex::Captures;
 use serde_json::Value;
 
+use self::render::Render;
+use self::script::{Block, RawScript, Step, quote, subst_ref, substitute, substitute_value};
 use crate::model::{DeltaStream, ModelDelta, ModelError, ModelProvider, ModelRequest};
 use crate::wire::{ContentBlock, Message, Usage};
-
-use self::render::*;
-use self::script::*;
 
 /// The signature given to thinking blocks that have none.
 const DEFAULT_SIGNATURE: &str = "scripted";

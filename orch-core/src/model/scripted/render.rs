@@ -3,9 +3,6 @@
 use crate::model::{BlockStart, ModelDelta, ModelRequest, StopReason};
 use crate::wire::Usage;
 
-// ---------------------------------------------------------------------------------------------
-// Streaming.
-
 /// Builds the deltas of one answer.
 pub(super) struct Render {
     pub(super) deltas: Vec<ModelDelta>,

@@ -7,9 +7,8 @@ use regex::{Captures, Regex};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::{DEFAULT_SIGNATURE, QUOTE_CHARS};
 use crate::wire::Usage;
-
-use super::*;
 
 // ---------------------------------------------------------------------------------------------
 // The file format as parsed.
