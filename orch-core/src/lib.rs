@@ -35,6 +35,7 @@
 
 #![cfg_attr(not(feature = "store"), allow(unused))]
 
+pub mod error;
 mod text;
 pub mod wire;
 
@@ -63,6 +64,7 @@ pub mod template;
 #[cfg(feature = "engine")]
 pub mod tool;
 
+pub use error::ErrorKind;
 #[cfg(feature = "engine")]
 pub use interrupt::Interrupt;
 

@@ -59,6 +59,32 @@ pub trait Runtime: Send + Sync + 'static {
 #[cfg(feature = "tokio")]
 pub use tokio_rt::TokioRuntime;
 
+/// Kills process group `pgid` with `SIGKILL`: a child spawned as the leader of its own group
+/// (`process_group(0)`, so `pgid` is its pid) together with everything it started (`sh -c "sleep 9"`
+/// takes its `sleep` along). The one place that kills a group: process runs, hook commands and the
+/// Claude Code CLI all come here. A group that is already gone is not an error. Synchronous (a plain
+/// `kill(2)`), so it also works in `Drop`.
+#[cfg(all(feature = "tokio", unix))]
+pub(crate) fn kill_process_group(pgid: u32) {
+    let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+        tracing::debug!(pgid, error = %e, "process group not killed (already gone?)");
+    }
+}
+
+/// Kills a child that leads its own process group, with the whole group ([`kill_process_group`]), and
+/// the child itself; does not wait for it.
+#[cfg(feature = "tokio")]
+pub(crate) fn kill_child_group(child: &mut tokio::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id() {
+        kill_process_group(pid);
+    }
+    let _ = child.start_kill();
+}
+
 #[cfg(feature = "tokio")]
 mod tokio_rt {
     use super::*;
@@ -105,27 +131,6 @@ mod tokio_rt {
         (kept, truncated)
     }
 
-    #[cfg(unix)]
-    async fn kill_group(child: &mut tokio::process::Child) {
-        if let Some(pid) = child.id() {
-            // Kill the whole group the child leads, so grandchildren (`sh -c "sleep 9"`) die too.
-            let _ = tokio::process::Command::new("kill")
-                .arg("-KILL")
-                .arg("--")
-                .arg(format!("-{pid}"))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .await;
-        }
-        let _ = child.start_kill();
-    }
-
-    #[cfg(not(unix))]
-    async fn kill_group(child: &mut tokio::process::Child) {
-        let _ = child.start_kill();
-    }
-
     async fn run(spec: ProcessSpec, interrupt: Interrupt) -> std::io::Result<ProcessOutput> {
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
@@ -170,7 +175,7 @@ mod tokio_rt {
         let status = match status {
             Some(s) => s,
             None => {
-                kill_group(&mut child).await;
+                kill_child_group(&mut child);
                 child.wait().await?
             }
         };

@@ -1,5 +1,5 @@
 //! Cassettes: record model calls of real agent runs, replay them offline and deterministically.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -281,7 +281,10 @@ async fn both_files_load_in_order_and_bad_entries_are_skipped() {
     let msgs: Vec<String> = run.problems.iter().map(ToString::to_string).collect();
     assert_eq!(msgs.len(), 3, "{msgs:?}");
     assert!(msgs.iter().any(|m| m.contains("\"prompt\" is not supported")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("Notification")), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.contains("\"Notification\" is not supported") && m.contains("PreToolUse, PostToolUse")),
+        "the skipped event is named with the supported ones: {msgs:?}"
+    );
     assert!(msgs.iter().any(|m| m.contains("settings.local.json") && m.contains("matcher")), "{msgs:?}");
 }
 

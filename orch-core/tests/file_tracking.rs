@@ -1,6 +1,6 @@
 //! Per-run file tracking against real git repositories: the test does the file operations itself between
 //! the snapshot and the report, and feeds synthetic run events.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

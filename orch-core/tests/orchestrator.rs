@@ -1,6 +1,6 @@
 //! Acceptance tests of the orchestrator, its management tools and background command agents, on the
 //! in-memory store with the scripted model.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Slash commands and agent templates loaded from `tests/fixtures/claude/.claude`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg(feature = "engine")]
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Connecting: schema selection, refusing newer or foreign schemas without touching them, and clear errors
 //! that never show a password.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -4,7 +4,7 @@
 //! Child processes are this test binary running the same test again (`--exact NAME`) with
 //! `ORCH_PG_TEST_CHILD` naming their part; each prints `CHILD OK` when done, which the parent checks.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

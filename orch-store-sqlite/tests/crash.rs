@@ -2,7 +2,7 @@
 //! database file holds pages of a transaction that never committed). Opening must roll it back, as SQLite
 //! does on any read-write open, instead of failing forever.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 

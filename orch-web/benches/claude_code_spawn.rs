@@ -8,7 +8,7 @@
 //! hook (every PreToolUse/PostToolUse/Stop then goes through `orch hook-relay`).
 //!
 //! Run: `cargo bench -p orch-web --bench claude_code_spawn`
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

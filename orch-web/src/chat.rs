@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use orch_core::ErrorKind;
 use orch_core::engine::{Engine, EngineError};
 use orch_core::executor::DeltaCallback;
 use orch_core::model::{BlockStart, ModelDelta};
@@ -21,70 +22,54 @@ use orch_core::wire::{Event, EventRecord, Id, PromptAuthor};
 
 use crate::signals::Sigint;
 
-/// A failure of a command with its exit code (2: bad usage or input, 1: runtime).
+/// A failure of a command: its [`ErrorKind`] gives the exit code ([`ErrorKind::exit_code`]: 2 for bad
+/// usage or input, 1 for runtime failures, 130 when interrupted).
 #[derive(Debug)]
 pub struct Failure {
-    /// Exit code.
-    pub code: u8,
+    /// What kind of failure.
+    pub kind: ErrorKind,
     /// Message.
     pub message: String,
 }
 
 impl Failure {
+    /// A failure of this kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
     /// Bad usage or input: exit code 2.
     pub fn usage(message: impl Into<String>) -> Self {
-        Self { code: 2, message: message.into() }
+        Self::new(ErrorKind::Usage, message)
     }
     /// A runtime failure: exit code 1.
     pub fn runtime(message: impl Into<String>) -> Self {
-        Self { code: 1, message: message.into() }
+        Self::new(ErrorKind::Internal, message)
+    }
+    /// The exit code.
+    pub fn code(&self) -> u8 {
+        self.kind.exit_code()
     }
 }
 
-impl From<ManageError> for Failure {
-    fn from(e: ManageError) -> Self {
-        let code = match e {
-            ManageError::Missing(_)
-            | ManageError::Invalid { .. }
-            | ManageError::NotFound(_)
-            | ManageError::NameTaken(_)
-            | ManageError::UnknownTemplate { .. } => 2,
-            _ => 1,
-        };
-        Self { code, message: e.to_string() }
-    }
-}
-
-impl From<OrchestratorError> for Failure {
-    fn from(e: OrchestratorError) -> Self {
-        match e {
-            OrchestratorError::Manage(m) => m.into(),
-            e @ (OrchestratorError::NotFound(_)
-            | OrchestratorError::Archived(_)
-            | OrchestratorError::EmptyMessage
-            | OrchestratorError::Config(_)) => Self::usage(e.to_string()),
-            e => Self::runtime(e.to_string()),
+/// Every engine error converts by its kind.
+macro_rules! failure_from_kind {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                Self::new(e.kind(), e.to_string())
+            }
         }
-    }
+    )*};
 }
 
-impl From<EngineError> for Failure {
-    fn from(e: EngineError) -> Self {
-        if e.is_usage() { Self::usage(e.to_string()) } else { Self::runtime(e.to_string()) }
-    }
-}
-
-impl From<orch_core::config::ConfigError> for Failure {
-    fn from(e: orch_core::config::ConfigError) -> Self {
-        Self::usage(e.to_string())
-    }
-}
-
-impl From<orch_core::store::StoreError> for Failure {
-    fn from(e: orch_core::store::StoreError) -> Self {
-        Self::runtime(e.to_string())
-    }
-}
+failure_from_kind!(
+    ManageError,
+    OrchestratorError,
+    EngineError,
+    orch_core::config::ConfigError,
+    orch_core::store::StoreError,
+    orch_core::executor::RunError,
+);
 
 /// Parses `--orchestrator`.
 pub fn parse_orchestrator_id(s: &str) -> Result<Id, Failure> {

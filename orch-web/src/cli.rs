@@ -250,7 +250,7 @@ pub async fn main() -> u8 {
         Ok(code) => code,
         Err(f) => {
             eprintln!("orch: {}", f.message);
-            f.code
+            f.code()
         }
     }
 }
@@ -379,7 +379,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                             .find_agent(None, agent)
                             .await?
                             .ok_or_else(|| Failure::runtime(format!("agent '{agent}' vanished")))?,
-                        Err(e) => return Err(Failure::runtime(e.to_string())),
+                        Err(e) => return Err(e.into()),
                     }
                 }
             };
@@ -599,10 +599,7 @@ async fn drive(
             }
             Ok(if outcome.interrupted() { 130 } else { 0 })
         }
-        Err(e @ (RunError::UnfinishedTurn(_) | RunError::NothingToResume(_) | RunError::Config { .. })) => {
-            Err(Failure::usage(e.to_string()))
-        }
-        Err(e) => Err(Failure::runtime(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -688,7 +685,7 @@ async fn events(
                         }
                     }
                 }
-                Some(Err(e)) => return Err(Failure::runtime(e.to_string())),
+                Some(Err(e)) => return Err(e.into()),
                 None => return Ok(0),
             },
         }

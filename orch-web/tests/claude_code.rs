@@ -3,7 +3,7 @@
 //! through the real `orch hook-relay` binary, which the fake runs from the generated settings file the
 //! way the CLI runs hook commands.
 #![cfg(unix)]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

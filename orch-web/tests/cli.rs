@@ -1,5 +1,5 @@
 //! Tests of the `orch` binary as a user runs it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

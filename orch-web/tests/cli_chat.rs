@@ -1,6 +1,6 @@
 //! `orch chat` and `orch agent create|command|status|interrupt|delete` as a user runs them, on a SQLite
 //! file with the scripted model.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! `orch config`, `.env` and `.orch/config.toml` as a user meets them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

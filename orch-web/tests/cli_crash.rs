@@ -3,7 +3,7 @@
 //! Needs `strace` (it kills `orch` at its Nth `fdatasync`, i.e. at every point where SQLite waits for
 //! the disk), so it is ignored by a plain `cargo test`; `scripts/test.sh` installs strace and runs it
 //! with `--ignored`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

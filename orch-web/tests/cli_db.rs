@@ -1,5 +1,5 @@
 //! `orch db …` and `--db postgres://…` as a user runs them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! CLI defects: `events --follow` and Ctrl-C, `run --agent` names, blank prompts, `events --agent` for
 //! an orchestrator's agents.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

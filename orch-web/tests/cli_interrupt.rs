@@ -1,7 +1,7 @@
 //! `orch agent interrupt` from a second process reaches the process running the agent: `orch run` and
 //! `orch agent command` stop early with exit 130, record a `Stop` event whose reason is `interrupted`,
 //! and leave the agent idle (released by the process that ran it, not reset under it).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -9,7 +9,7 @@
 //!
 //! The kill instants are uniform over the duration of a clean run, drawn from a seeded generator: the
 //! seed is printed, and `ORCH_TEST_SEED=N` replays one.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

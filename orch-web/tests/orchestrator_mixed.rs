@@ -1,7 +1,7 @@
 //! One orchestrator commanding a native agent on the scripted model and an agent on the (fake) Claude
 //! Code CLI: both runs give the same kinds of events, costs and status changes.
 #![cfg(unix)]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@
 //!
 //! Run: `cargo bench -p orch-tests --bench agents_100` (env: AGENTS = 100, CALLS = 10, RUNS = 5,
 //! IDLE = 2000).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

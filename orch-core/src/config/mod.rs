@@ -26,6 +26,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ErrorKind;
+
 pub use load::ConfigInputs;
 pub use value::{DatabaseUrl, Secret, redact_url};
 
@@ -290,6 +292,13 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl ConfigError {
+    /// Always [`ErrorKind::Usage`]: every configuration problem is the user's input to fix.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Usage
+    }
 }
 
 /// One line of `orch config`: a key, its value shown safely, and its source.

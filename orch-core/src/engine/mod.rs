@@ -29,6 +29,7 @@ pub use providers::{
     NoModel, agent_model, config_registry, default_spec, default_spec_in, file_path, no_model_message, provider_for,
 };
 
+use crate::ErrorKind;
 use crate::config::{ConfigError, OrchConfig, Source};
 use crate::executor::Supervisor;
 use crate::executor::{
@@ -61,10 +62,20 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// What kind of failure this is: bad configuration or models are usage; a store that cannot be
+    /// opened has the store's kind (unavailable, or internal for a damaged or newer database).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Config(e) => e.kind(),
+            Self::Model(_) => ErrorKind::Usage,
+            Self::Store(e) => e.kind(),
+        }
+    }
+
     /// Whether the error is the user's input (bad flag, variable, file): exit code 2 in the CLI. Store
-    /// failures are runtime failures (1).
+    /// failures are runtime failures (1). The same as `kind() == ErrorKind::Usage`.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, EngineError::Store(_))
+        self.kind() == ErrorKind::Usage
     }
 }
 

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::ErrorKind;
 use crate::Interrupt;
 use crate::hook::HookRegistry;
 use crate::model::{ModelDelta, ModelError};
@@ -140,6 +141,23 @@ pub enum RunError {
         /// Details.
         message: String,
     },
+}
+
+impl RunError {
+    /// What kind of failure this is: the store's or the model's own kind; a missing agent is not found,
+    /// a busy one busy; an unfinished turn or nothing to resume is a conflict; a model that cannot run
+    /// here is usage; an unreadable saved state is internal.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Store(e) => e.kind(),
+            Self::Model(e) => e.kind(),
+            Self::AgentNotFound(_) => ErrorKind::NotFound,
+            Self::AgentBusy { .. } => ErrorKind::Busy,
+            Self::UnfinishedTurn(_) | Self::NothingToResume(_) => ErrorKind::Conflict,
+            Self::BadState { .. } => ErrorKind::Internal,
+            Self::Config { .. } => ErrorKind::Usage,
+        }
+    }
 }
 
 /// What an executor is given for one turn.

@@ -182,22 +182,6 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
     kept
 }
 
-async fn kill_group(child: &mut tokio::process::Child) {
-    #[cfg(unix)]
-    if let Some(pid) = child.id() {
-        // Kill the whole group the shell leads, so `sh -c "sleep 30"` takes its sleep with it.
-        let _ = tokio::process::Command::new("kill")
-            .arg("-KILL")
-            .arg("--")
-            .arg(format!("-{pid}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-    }
-    let _ = child.start_kill();
-}
-
 /// How a hook command ended.
 struct Finished {
     code: Option<i32>,
@@ -248,7 +232,7 @@ impl CommandHook {
         let status = match tokio::time::timeout(self.timeout, child.wait()).await {
             Ok(status) => status.map_err(|e| HookError(format!("waiting for the hook command failed: {e}")))?,
             Err(_) => {
-                kill_group(&mut child).await;
+                crate::runtime::kill_child_group(&mut child);
                 let _ = child.wait().await;
                 in_task.abort();
                 out_task.abort();
@@ -338,18 +322,6 @@ pub fn settings_files(cwd: &Path) -> [PathBuf; 2] {
     [dir.join("settings.json"), dir.join("settings.local.json")]
 }
 
-fn event_from_name(name: &str) -> Option<HookEvent> {
-    Some(match name {
-        "PreToolUse" => HookEvent::PreToolUse,
-        "PostToolUse" => HookEvent::PostToolUse,
-        "UserPromptSubmit" => HookEvent::UserPromptSubmit,
-        "Stop" => HookEvent::Stop,
-        "SubagentStop" => HookEvent::SubagentStop,
-        "PreCompact" => HookEvent::PreCompact,
-        _ => return None,
-    })
-}
-
 /// Reads the command hooks of one settings file's text.
 pub fn parse_settings(file: &Path, text: &str) -> (Vec<SettingsHook>, Vec<SettingsProblem>) {
     let mut hooks = Vec::new();
@@ -372,9 +344,12 @@ pub fn parse_settings(file: &Path, text: &str) -> (Vec<SettingsHook>, Vec<Settin
         return (hooks, problems);
     };
     for (event_name, groups) in by_event {
-        let Some(event) = event_from_name(event_name) else {
-            problem(format!("hook event \"{event_name}\" is not supported for native agents; skipped"));
-            continue;
+        let event = match event_name.parse::<HookEvent>() {
+            Ok(event) => event,
+            Err(e) => {
+                problem(format!("{e}; skipped"));
+                continue;
+            }
         };
         let Some(groups) = groups.as_array() else {
             problem(format!("hooks.{event_name} is not a list; skipped"));

@@ -1,6 +1,8 @@
 //! Hooks: code that runs at `PreToolUse`, `PostToolUse`, `UserPromptSubmit`, `Stop`, `SubagentStop` and
 //! `PreCompact`, optionally only for tools whose name matches a regex, and decides what happens next.
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,7 +34,12 @@ pub enum HookEvent {
 }
 
 impl HookEvent {
-    /// The name (`PreToolUse`, …).
+    /// Every event, in the order Claude Code's documentation lists them.
+    pub const ALL: [HookEvent; 6] =
+        [Self::PreToolUse, Self::PostToolUse, Self::UserPromptSubmit, Self::Stop, Self::SubagentStop, Self::PreCompact];
+
+    /// The name (`PreToolUse`, …), as written in `.claude/settings.json` and in a hook's
+    /// `hook_event_name`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PreToolUse => "PreToolUse",
@@ -43,6 +50,31 @@ impl HookEvent {
             Self::PreCompact => "PreCompact",
         }
     }
+}
+
+impl fmt::Display for HookEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses the names used in `.claude/settings.json` and in Claude Code's hook input (`PreToolUse`, …;
+/// exact case).
+impl FromStr for HookEvent {
+    type Err = UnknownHookEvent;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s).ok_or_else(|| UnknownHookEvent { name: s.to_owned() })
+    }
+}
+
+/// A hook event name that is not one of [`HookEvent::ALL`] (Claude Code events orch does not run, such
+/// as `Notification`, are named here too).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("hook event \"{name}\" is not supported (the events: {})", HookEvent::ALL.map(HookEvent::as_str).join(", "))]
+pub struct UnknownHookEvent {
+    /// The name given.
+    pub name: String,
 }
 
 /// What a hook is told.
@@ -331,5 +363,30 @@ impl HookRegistry {
     /// Whether no hooks are registered.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_parse_to_their_events_and_back() {
+        for event in HookEvent::ALL {
+            assert_eq!(event.as_str().parse::<HookEvent>(), Ok(event));
+            assert_eq!(event.to_string(), event.as_str());
+        }
+    }
+
+    #[test]
+    fn an_unknown_event_name_is_an_error_listing_the_valid_names() {
+        let e = "preToolUse".parse::<HookEvent>().unwrap_err();
+        assert_eq!(e.name, "preToolUse");
+        assert_eq!(
+            e.to_string(),
+            "hook event \"preToolUse\" is not supported (the events: PreToolUse, PostToolUse, UserPromptSubmit, \
+             Stop, SubagentStop, PreCompact)"
+        );
+        assert!("Notification".parse::<HookEvent>().is_err());
     }
 }

@@ -31,6 +31,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ErrorKind;
 use crate::wire::Message;
 pub use crate::wire::{BlockStart, ModelDelta, StopReason};
 
@@ -149,6 +150,13 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// What kind of failure this is: [`ErrorKind::Unavailable`] exactly when
+    /// [`is_retryable`](Self::is_retryable) (rate limits, overload, 5xx, connections, stalls), otherwise
+    /// [`ErrorKind::Provider`].
+    pub fn kind(&self) -> ErrorKind {
+        if self.is_retryable() { ErrorKind::Unavailable } else { ErrorKind::Provider }
+    }
+
     /// Whether a retry may help (rate limits, overload, 5xx, connections dropped before output, stalls).
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::tracking::FileTracking;
+use crate::ErrorKind;
 use crate::executor::native::task_slug;
 use crate::executor::{
     AgentRunner, DeltaCallback, Interrupted, RunError, RunObserver, RunOptions, RunReport, RunTicket, Supervisor,
@@ -80,6 +81,22 @@ pub enum ManageError {
     /// A run could not start.
     #[error(transparent)]
     Run(#[from] RunError),
+}
+
+impl ManageError {
+    /// What kind of failure this is: a missing or invalid parameter is usage; an unknown agent or
+    /// template not found; a taken name a conflict; a busy agent busy; a store or run failure has its
+    /// own kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Missing(_) | Self::Invalid { .. } => ErrorKind::Usage,
+            Self::NotFound(_) | Self::UnknownTemplate { .. } => ErrorKind::NotFound,
+            Self::NameTaken(_) => ErrorKind::Conflict,
+            Self::Busy { .. } => ErrorKind::Busy,
+            Self::Store(e) => e.kind(),
+            Self::Run(e) => e.kind(),
+        }
+    }
 }
 
 /// Settings of an [`AgentManager`].

@@ -9,6 +9,7 @@ use futures::lock::Mutex as AsyncMutex;
 
 use super::agents::{AgentManager, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME};
 use super::tools::{StartedRuns, register_management_tools};
+use crate::ErrorKind;
 use crate::Interrupt;
 use crate::executor::{
     AgentExecutor, AgentRunner, DeltaCallback, NativeExecutor, RunError, RunOptions, RunOutcome, is_claude_code_model,
@@ -56,6 +57,22 @@ pub enum OrchestratorError {
     /// Managing agents failed.
     #[error(transparent)]
     Manage(#[from] ManageError),
+}
+
+impl OrchestratorError {
+    /// What kind of failure this is: an unknown orchestrator is not found, an archived one a conflict,
+    /// an empty message or bad configuration usage; store, run and management failures have their own
+    /// kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Archived(_) => ErrorKind::Conflict,
+            Self::EmptyMessage | Self::Config(_) => ErrorKind::Usage,
+            Self::Store(e) => e.kind(),
+            Self::Run(e) => e.kind(),
+            Self::Manage(e) => e.kind(),
+        }
+    }
 }
 
 /// Settings of an [`Orchestrator`].

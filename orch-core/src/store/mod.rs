@@ -19,6 +19,7 @@ pub use memory::MemoryStore;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+use crate::ErrorKind;
 use crate::wire::{
     Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, RunLease, SystemLog,
     Usage, WorkflowRecord,
@@ -82,6 +83,21 @@ pub enum StoreError {
     /// Any other backend failure.
     #[error("store backend error: {0}")]
     Backend(String),
+}
+
+impl StoreError {
+    /// What kind of failure this is: not found, a taken name (conflict), a run conflict (busy), a
+    /// database that cannot be opened (unavailable); damaged, newer-schema or undecodable data and other
+    /// backend failures are internal.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::NameTaken { .. } => ErrorKind::Conflict,
+            Self::RunConflict { .. } => ErrorKind::Busy,
+            Self::Open { .. } => ErrorKind::Unavailable,
+            Self::NewerSchema { .. } | Self::Corrupt { .. } | Self::Decode(_) | Self::Backend(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 fn run_conflict_message(agent_id: &Id, current: Option<&RunLease>) -> String {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::ErrorKind;
 use crate::Interrupt;
 use crate::model::ToolSpec;
 use crate::runtime::Runtime;
@@ -86,6 +87,19 @@ pub enum ToolError {
     /// Stopped by an interrupt.
     #[error("interrupted")]
     Interrupted,
+}
+
+impl ToolError {
+    /// What kind of failure this is: input that does not fit or that the sandbox refuses is usage, an
+    /// interrupted call interrupted, a tool that failed on its own internal. (The engine hands tool
+    /// errors to the model; the kind is for hosts that run tools themselves.)
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidInput(_) | Self::Refused(_) => ErrorKind::Usage,
+            Self::Failed(_) => ErrorKind::Internal,
+            Self::Interrupted => ErrorKind::Interrupted,
+        }
+    }
 }
 
 /// A tool a model can call.

@@ -5,7 +5,7 @@
 //! with `--ignored` when the server is reachable, and always under `CI=true`. Run that way, a test whose
 //! server cannot be reached fails, saying so.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -193,19 +193,6 @@ pub(crate) fn settings_json(relay_command: &[String], socket: &Path, timeout_sec
     }})
 }
 
-/// The hook event named in a Claude Code hook input.
-pub(crate) fn hook_event(name: &str) -> Option<HookEvent> {
-    Some(match name {
-        "PreToolUse" => HookEvent::PreToolUse,
-        "PostToolUse" => HookEvent::PostToolUse,
-        "UserPromptSubmit" => HookEvent::UserPromptSubmit,
-        "Stop" => HookEvent::Stop,
-        "SubagentStop" => HookEvent::SubagentStop,
-        "PreCompact" => HookEvent::PreCompact,
-        _ => return None,
-    })
-}
-
 /// The tool output text of a `PostToolUse` input (`tool_response` is a string or a structured object).
 pub(crate) fn tool_response_text(v: &Value) -> (String, bool) {
     match v.get("tool_response") {
