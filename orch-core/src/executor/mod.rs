@@ -8,6 +8,7 @@
 pub mod claude_code;
 pub mod lease;
 pub mod native;
+mod recorder;
 mod route;
 mod runner;
 mod state;
@@ -16,6 +17,7 @@ mod supervisor;
 #[cfg(all(feature = "tokio", unix))]
 pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
 pub use native::NativeExecutor;
+pub use recorder::TurnRecorder;
 pub use route::{CLAUDE_CODE, RoutingExecutor, claude_code_entry, is_claude_code_model};
 pub use runner::{AgentRunner, AgentRunnerBuilder, RunClaim};
 pub use state::{LoopState, PendingCall, Phase, TurnState};

@@ -16,16 +16,16 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::future::{Either, select};
 
-use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnState};
+use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnRecorder, TurnState};
 use crate::hook::{HookDecision, HookEvent, HookInput};
 use crate::model::{
     ModelAliases, ModelDelta, ModelError, ModelProvider, ModelRequest, PriceTable, ProviderRegistry, ResponseAssembler,
     ToolSpec,
 };
-use crate::store::{Change, SavedState, StepCommit};
+use crate::store::SavedState;
 use crate::tool::{ToolContext, ToolError};
 use crate::wire::{
-    AgentStatus, ContentBlock, EndReason, Event, EventKeys, LogLevel, Message, NewEvent, Role, Timestamp, Usage, now,
+    AgentStatus, ContentBlock, EndReason, Event, EventKeys, LogLevel, Message, Role, Timestamp, Usage, now,
     too_deep_input_error, too_deep_input_marker, tool_input_too_deep,
 };
 
@@ -157,10 +157,7 @@ impl AgentExecutor for NativeExecutor {
             messages: Arc::new(messages),
             unsaved: Vec::new(),
             state,
-            buf: Vec::new(),
-            changes: Vec::new(),
-            status: None,
-            usage: None,
+            rec: TurnRecorder::new(),
             started: Instant::now(),
         };
         match prompt {
@@ -177,7 +174,9 @@ impl AgentExecutor for NativeExecutor {
                     return Err(RunError::NothingToResume(cx.agent.name.clone()));
                 }
                 run.keys.task_slug = run.state.turn.as_ref().map(|t| t.task_slug.clone());
-                run.status = Some(AgentStatus::Executing);
+                // Recorded as a change when the agent was reset to idle after its process died.
+                let keys = run.keys.clone();
+                run.rec.status_change(&keys, cx.agent.status, AgentStatus::Executing);
                 run.emit(Event::SystemLog {
                     level: LogLevel::Info,
                     message: format!("resuming the unfinished turn of agent '{}'", cx.agent.name),
@@ -224,11 +223,8 @@ struct Run<'a> {
     /// Messages not yet stored.
     unsaved: Vec<Message>,
     state: LoopState,
-    buf: Vec<NewEvent>,
-    /// Entity changes to store with the next commit (the turn's prompt row).
-    changes: Vec<Change>,
-    status: Option<AgentStatus>,
-    usage: Option<(Usage, f64)>,
+    /// Events, changes, status and usage of the step in progress.
+    rec: TurnRecorder,
     started: Instant,
 }
 
@@ -239,7 +235,7 @@ enum ToolRun {
 
 impl Run<'_> {
     fn emit(&mut self, event: Event) {
-        self.buf.push(NewEvent::new(self.keys.clone(), event));
+        self.rec.emit(&self.keys, event);
     }
 
     fn turn(&mut self) -> &mut TurnState {
@@ -279,16 +275,8 @@ impl Run<'_> {
         self.state.version = LoopState::VERSION;
         let state = serde_json::to_value(&self.state)
             .map_err(|e| RunError::BadState { agent: self.cx.agent.name.clone(), message: e.to_string() })?;
-        let step = StepCommit {
-            agent_id: self.cx.agent.id,
-            status: self.status.take(),
-            usage: self.usage.take(),
-            state: Some(SavedState { state: Some(state), session_id: self.cx.agent.session_id.clone() }),
-            messages: std::mem::take(&mut self.unsaved),
-            changes: std::mem::take(&mut self.changes),
-            events: std::mem::take(&mut self.buf),
-        };
-        self.cx.commit(step).await?;
+        let saved = SavedState { state: Some(state), session_id: self.cx.agent.session_id.clone() };
+        self.rec.commit(self.cx, Some(saved), std::mem::take(&mut self.unsaved)).await?;
         Ok(())
     }
 
@@ -321,22 +309,8 @@ impl Run<'_> {
             last_text: None,
             stop_requested: None,
         });
-        let row = crate::wire::Prompt {
-            id: crate::wire::new_id(),
-            agent_id: Some(self.cx.agent.id),
-            task_slug: Some(slug),
-            author: self.cx.options.author,
-            prompt_text: prompt.clone(),
-            summary: None,
-            session_id: self.cx.agent.session_id.clone(),
-            created_at: at,
-        };
-        self.changes.push(Change::InsertPrompt(Box::new(row)));
-        let old = self.cx.agent.status;
-        if old != AgentStatus::Executing {
-            self.emit(Event::AgentStatusChanged { old_status: old, new_status: AgentStatus::Executing });
-        }
-        self.status = Some(AgentStatus::Executing);
+        self.rec.prompt(self.cx, &slug, &prompt, at);
+        self.rec.status_change(&self.keys, self.cx.agent.status, AgentStatus::Executing);
         self.emit(Event::UserPromptSubmit {
             prompt: clip(&prompt, PROMPT_EVENT_CHARS),
             prompt_length: prompt.chars().count(),
@@ -383,7 +357,7 @@ impl Run<'_> {
                     // Events must be stored before the next model call. New conversation messages alone
                     // (the tool results just closed) may wait for the next commit: the saved state already
                     // holds those results, so a crash here loses nothing.
-                    if !self.buf.is_empty() {
+                    if self.rec.pending_events() > 0 {
                         self.commit().await?;
                     }
                     match self.call_model().await {
@@ -511,13 +485,7 @@ impl Run<'_> {
         };
         let mut agent_usage = self.cx.agent.usage;
         agent_usage.add(&total_usage);
-        self.usage = Some(match self.usage.take() {
-            Some((mut u, c)) => {
-                u.add(&resp.usage);
-                (u, c + cost)
-            }
-            None => (resp.usage, cost),
-        });
+        self.rec.add_usage(&resp.usage, cost);
         self.emit(Event::AgentCostsUpdated {
             model: self.model.clone(),
             usage: resp.usage,
@@ -618,14 +586,14 @@ impl Run<'_> {
                         interrupt: self.cx.interrupt.clone(),
                         runtime: self.cx.runtime.clone(),
                     };
-                    if tool.log_before_call() && !self.buf.is_empty() {
+                    if tool.log_before_call() && self.rec.pending_events() > 0 {
                         // Its effects are events of their own: the request must precede them in the log.
                         self.commit().await?;
                     }
                     let result = {
                         let mut fut = pin!(tool.call(&ctx, input.clone()));
                         let mut early = None;
-                        if !self.buf.is_empty() {
+                        if self.rec.pending_events() > 0 {
                             // Commit what precedes the tool if it turns out to be slow.
                             match select(fut.as_mut(), self.cx.runtime.sleep(FLUSH_BEFORE_SLOW_TOOL)).await {
                                 Either::Left((r, _)) => early = Some(r),
@@ -762,8 +730,7 @@ impl Run<'_> {
             result: final_text.clone(),
         });
         let new_status = if is_error { AgentStatus::Blocked } else { AgentStatus::Idle };
-        self.emit(Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status });
-        self.status = Some(new_status);
+        self.rec.status_change(&self.keys, AgentStatus::Executing, new_status);
         self.state.phase = Phase::Idle;
         self.state.turn = None;
         self.commit().await?;

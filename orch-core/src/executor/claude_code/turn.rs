@@ -13,11 +13,11 @@ use super::relay::{RelayRequest, RelayServer, reply_for, tool_response_text};
 use super::stream::{Block, Line, ResultLine, parse_line};
 use super::{ClaudeCodeExecutor, HookReply};
 use crate::executor::native::task_slug;
-use crate::executor::{RunError, RunOutcome, TurnContext};
+use crate::executor::{RunError, RunOutcome, TurnContext, TurnRecorder};
 use crate::hook::{HookDecision, HookEvent, HookInput};
 use crate::model::{BlockStart, ModelDelta, ModelError};
-use crate::store::{Change, SavedState, StepCommit};
-use crate::wire::{AgentStatus, EndReason, Event, EventKeys, LogLevel, NewEvent, Timestamp, Usage, now};
+use crate::store::SavedState;
+use crate::wire::{AgentStatus, EndReason, Event, EventKeys, LogLevel, Timestamp, Usage, now};
 
 /// Characters of a tool result kept in the `PostToolUse` event (the full text is in `ToolResult`).
 const POST_TOOL_RESULT_CHARS: usize = 500;
@@ -68,11 +68,8 @@ pub(super) struct Run<'a> {
     pub(super) model: String,
     /// Tools the run pre-approves.
     pub(super) allowed: HashSet<String>,
-    pub(super) buf: Vec<NewEvent>,
-    /// Entity changes to store with the next commit (the turn's prompt row).
-    pub(super) changes: Vec<Change>,
-    pub(super) status: Option<AgentStatus>,
-    pub(super) usage: Option<(Usage, f64)>,
+    /// Events, changes, status and usage of the step in progress.
+    pub(super) rec: TurnRecorder,
     pub(super) session_id: Option<String>,
     pub(super) session_dirty: bool,
     pub(super) init_seen: bool,
@@ -93,7 +90,7 @@ pub(super) struct Run<'a> {
 
 impl Run<'_> {
     fn emit(&mut self, event: Event) {
-        self.buf.push(NewEvent::new(self.keys.clone(), event));
+        self.rec.emit(&self.keys, event);
     }
 
     fn warn(&mut self, message: String, line: &str) {
@@ -123,12 +120,7 @@ impl Run<'_> {
 
     /// Stores everything pending in one atomic commit.
     async fn commit(&mut self) -> Result<(), RunError> {
-        if self.buf.is_empty()
-            && self.changes.is_empty()
-            && self.status.is_none()
-            && self.usage.is_none()
-            && !self.session_dirty
-        {
+        if self.rec.is_empty() && !self.session_dirty {
             return Ok(());
         }
         let state = if self.session_dirty {
@@ -137,16 +129,7 @@ impl Run<'_> {
         } else {
             None
         };
-        let step = StepCommit {
-            agent_id: self.cx.agent.id,
-            status: self.status.take(),
-            usage: self.usage.take(),
-            state,
-            messages: Vec::new(),
-            changes: std::mem::take(&mut self.changes),
-            events: std::mem::take(&mut self.buf),
-        };
-        self.cx.commit(step).await?;
+        self.rec.commit(self.cx, state, Vec::new()).await?;
         Ok(())
     }
 
@@ -171,28 +154,14 @@ impl Run<'_> {
 
     /// Queues the turn's prompt row for the next commit.
     fn insert_prompt(&mut self, prompt: &str, at: Timestamp) {
-        let row = crate::wire::Prompt {
-            id: crate::wire::new_id(),
-            agent_id: Some(self.cx.agent.id),
-            task_slug: Some(self.slug.clone()),
-            author: self.cx.options.author,
-            prompt_text: prompt.to_string(),
-            summary: None,
-            session_id: self.cx.agent.session_id.clone(),
-            created_at: at,
-        };
-        self.changes.push(Change::InsertPrompt(Box::new(row)));
+        self.rec.prompt(self.cx, &self.slug, prompt, at);
     }
 
     pub(super) async fn run(&mut self, prompt: String, model: Option<String>) -> Result<RunOutcome, RunError> {
         let at = now();
         self.slug = self.cx.options.task_slug.clone().unwrap_or_else(|| task_slug(&prompt, at));
         self.keys.task_slug = Some(self.slug.clone());
-        let old = self.cx.agent.status;
-        if old != AgentStatus::Executing {
-            self.emit(Event::AgentStatusChanged { old_status: old, new_status: AgentStatus::Executing });
-        }
-        self.status = Some(AgentStatus::Executing);
+        self.rec.status_change(&self.keys, self.cx.agent.status, AgentStatus::Executing);
         self.emit(Event::UserPromptSubmit {
             prompt: clip(&prompt, PROMPT_EVENT_CHARS),
             prompt_length: prompt.chars().count(),
@@ -295,7 +264,7 @@ impl Run<'_> {
                             self.eof = true;
                         }
                     }
-                    if reader.buffer().is_empty() || self.buf.len() >= MAX_BATCH || self.eof {
+                    if reader.buffer().is_empty() || self.rec.pending_events() >= MAX_BATCH || self.eof {
                         self.commit().await?;
                     }
                 }
@@ -409,7 +378,7 @@ impl Run<'_> {
             total_usage,
             total_cost_usd: self.cx.agent.total_cost_usd + r.total_cost_usd,
         });
-        self.usage = Some((r.usage, r.total_cost_usd));
+        self.rec.add_usage(&r.usage, r.total_cost_usd);
         let reason = r.stop_reason();
         let text = r.text().or_else(|| self.last_text.clone());
         let error = if r.is_error {
@@ -472,8 +441,7 @@ impl Run<'_> {
             result: e.text.clone(),
         });
         let new_status = if e.is_error { AgentStatus::Blocked } else { AgentStatus::Idle };
-        self.emit(Event::AgentStatusChanged { old_status: AgentStatus::Executing, new_status });
-        self.status = Some(new_status);
+        self.rec.status_change(&self.keys, AgentStatus::Executing, new_status);
         self.commit().await?;
         if let Some(err) = e.error {
             return Err(RunError::Model(err));
