@@ -218,4 +218,16 @@ mod engine_error_tests {
         assert_eq!(ToolError::Interrupted.kind().exit_code(), 130);
         assert_eq!(ToolError::InvalidInput("x".into()).kind(), ErrorKind::Usage);
     }
+
+    #[test]
+    fn file_and_template_errors_are_the_users_to_fix() {
+        let script = crate::model::scripted::ScriptedModel::from_json_str("{not json").unwrap_err();
+        assert_eq!(script.kind(), ErrorKind::Usage);
+        let cassette = crate::model::cassette::ReplayProvider::from_file("/nonexistent/cassette.jsonl").unwrap_err();
+        assert_eq!(cassette.kind(), ErrorKind::Usage);
+        let unknown =
+            crate::template::TemplateError::UnknownCommand { name: "nope".into(), available: vec!["review".into()] };
+        assert_eq!(unknown.kind(), ErrorKind::NotFound);
+        assert_eq!(unknown.kind().exit_code(), 2);
+    }
 }

@@ -10,6 +10,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ErrorKind;
 use crate::wire::Id;
 
 /// Claude Code settings hooks (`.claude/settings.json`) run as shell commands.
@@ -252,6 +253,13 @@ pub struct MatcherError {
     pub matcher: String,
     /// What was wrong.
     pub message: String,
+}
+
+impl MatcherError {
+    /// Always [`ErrorKind::Usage`]: the matcher is the user's regex to fix.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Usage
+    }
 }
 
 #[derive(Clone)]

@@ -57,6 +57,13 @@ pub struct PriceFileError {
     pub message: String,
 }
 
+impl PriceFileError {
+    /// Always [`ErrorKind::Usage`](crate::ErrorKind::Usage): the price file is the user's to fix.
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Usage
+    }
+}
+
 impl Default for PriceTable {
     fn default() -> Self {
         let list: &[(&str, Price)] = &[

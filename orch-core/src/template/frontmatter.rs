@@ -44,6 +44,13 @@ pub enum FrontmatterError {
     },
 }
 
+impl FrontmatterError {
+    /// Always [`ErrorKind::Usage`](crate::ErrorKind::Usage): the template file is the user's to fix.
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Usage
+    }
+}
+
 /// A frontmatter value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Value {

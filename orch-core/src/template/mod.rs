@@ -85,6 +85,15 @@ pub enum TemplateError {
     },
 }
 
+impl TemplateError {
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound): the slash command does not exist.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Self::UnknownCommand { .. } => crate::ErrorKind::NotFound,
+        }
+    }
+}
+
 fn list_or_none(names: &[String]) -> String {
     if names.is_empty() {
         "(none)".to_string()

@@ -72,6 +72,14 @@ pub enum SandboxError {
     },
 }
 
+impl SandboxError {
+    /// Always [`ErrorKind::Usage`](crate::ErrorKind::Usage): the path (or the working directory it is
+    /// resolved in) is the caller's to fix; the sandbox refuses, it does not fail.
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Usage
+    }
+}
+
 impl From<SandboxError> for ToolError {
     /// A path outside the working directory is [`ToolError::Refused`]; an empty or malformed path is
     /// [`ToolError::InvalidInput`]; anything else is [`ToolError::Failed`].

@@ -196,6 +196,14 @@ pub enum CassetteError {
 }
 
 impl CassetteError {
+    /// Always [`ErrorKind::Usage`](crate::ErrorKind::Usage): the cassette path, its content or a replay
+    /// option is the user's to fix.
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Usage
+    }
+}
+
+impl CassetteError {
     /// The line of the problem, for [`CassetteError::Parse`] and [`CassetteError::Invalid`].
     pub fn line(&self) -> Option<usize> {
         match self {

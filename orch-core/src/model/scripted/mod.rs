@@ -164,6 +164,13 @@ pub enum ScriptError {
     },
 }
 
+impl ScriptError {
+    /// Always [`ErrorKind::Usage`](crate::ErrorKind::Usage): the script is the user's file to fix.
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Usage
+    }
+}
+
 fn origin(path: &Option<String>) -> String {
     match path {
         Some(p) => format!("scripted model file {p}"),
