@@ -562,6 +562,11 @@ impl Store for SqliteStore {
         self.read(sql::last_seq).await
     }
 
+    fn shared_with_other_processes(&self) -> bool {
+        // `sqlite::memory:` lives in this process only.
+        self.inner.path.is_some()
+    }
+
     fn subscribe(&self, since: u64) -> EventStream {
         self.ensure_poller();
         let last_seq = self.inner.last_seq.clone();

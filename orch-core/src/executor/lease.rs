@@ -68,16 +68,17 @@ fn expiry(from: Timestamp) -> Timestamp {
     from + chrono::Duration::from_std(LEASE_TTL).unwrap_or(chrono::Duration::seconds(30))
 }
 
-/// The runs of this process that hold a claim right now (a claim dropped without an explicit release
-/// leaves here at once, though its store row is released in the background).
-fn live_runs() -> std::sync::MutexGuard<'static, std::collections::HashSet<Id>> {
-    static LIVE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<Id>>> = std::sync::OnceLock::new();
+/// The runs of this process that hold a claim right now, with their interrupts (a claim dropped without an
+/// explicit release leaves here at once, though its store row is released in the background).
+fn live_runs() -> std::sync::MutexGuard<'static, std::collections::HashMap<Id, crate::Interrupt>> {
+    static LIVE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Id, crate::Interrupt>>> =
+        std::sync::OnceLock::new();
     LIVE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Records that a run of this process holds its claim.
-pub(crate) fn register(run_id: Id) {
-    live_runs().insert(run_id);
+pub(crate) fn register(run_id: Id, interrupt: crate::Interrupt) {
+    live_runs().insert(run_id, interrupt);
 }
 
 /// Records that a run of this process no longer holds its claim.
@@ -85,11 +86,27 @@ pub(crate) fn unregister(run_id: Id) {
     live_runs().remove(&run_id);
 }
 
+/// Whether the lease is held by a run of this very process.
+pub fn is_local(lease: &RunLease) -> bool {
+    lease.pid == std::process::id() && lease.host == host_id()
+}
+
+/// Interrupts a run of this process by its id, whichever runner runs it; `false` if none has it.
+pub(crate) fn interrupt_local(run_id: Id) -> bool {
+    match live_runs().get(&run_id) {
+        Some(i) => {
+            i.trigger();
+            true
+        }
+        None => false,
+    }
+}
+
 /// Whether the holder of `lease` is gone, so the claim may be taken over. A lease of this very process
 /// is stale once its run has ended here, even before its release reaches the store.
 pub fn is_stale(lease: &RunLease) -> bool {
-    if lease.pid == std::process::id() && lease.host == host_id() {
-        return !live_runs().contains(&lease.run_id);
+    if is_local(lease) {
+        return !live_runs().contains_key(&lease.run_id);
     }
     if lease.host == host_id() && cfg!(target_os = "linux") && std::path::Path::new("/proc/self/stat").exists() {
         return match (process_start(lease.pid), lease.process_start) {
@@ -110,7 +127,7 @@ mod tests {
     fn own_process_and_dead_processes_are_stale_live_ones_are_not() {
         let mine = new_lease(new_id(), None);
         assert!(is_stale(&mine), "a run of this process that ended (or never started) is stale");
-        register(mine.run_id);
+        register(mine.run_id, crate::Interrupt::new());
         assert!(!is_stale(&mine), "a running run of this process is live");
         unregister(mine.run_id);
         assert!(is_stale(&mine));

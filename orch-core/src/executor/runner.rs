@@ -271,7 +271,7 @@ impl AgentRunner {
             None => None,
         };
         let swap = Change::SwapRun { agent_id, expect, lease: Some(lease.clone()) };
-        lease::register(lease.run_id);
+        lease::register(lease.run_id, interrupt.clone());
         let registered = Registered(lease.run_id);
         match self.store.commit(Batch::new().change(swap)).await {
             Ok(_) => {}
@@ -301,8 +301,11 @@ impl AgentRunner {
 
     /// Follows the log (once per runner and its clones) and interrupts runs of this process for which
     /// another process appended `InterruptRequested` (`orch agent interrupt` from a second terminal).
+    ///
+    /// A store no other process can reach needs no follower: runs of other runners of this process are
+    /// interrupted directly (see `Supervisor::stop_elsewhere`).
     async fn watch_interrupt_requests(&self) {
-        if self.shared.watching.swap(true, Ordering::SeqCst) {
+        if !self.store.shared_with_other_processes() || self.shared.watching.swap(true, Ordering::SeqCst) {
             return;
         }
         let since = match self.store.last_seq().await {

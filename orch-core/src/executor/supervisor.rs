@@ -358,6 +358,10 @@ impl Supervisor {
         if let Some(lease) = agent.run.clone().filter(|l| !super::lease::is_stale(l)) {
             let ev = Event::InterruptRequested { requested_by: by.to_string() };
             store.append(vec![NewEvent::new(keys.clone(), ev)]).await?;
+            // A run of another runner of this process gets it at once (its runner may follow no log).
+            if super::lease::is_local(&lease) {
+                super::lease::interrupt_local(lease.run_id);
+            }
             let runtime = self.inner.runner.runtime().clone();
             let step = Duration::from_millis(20);
             let mut waited = Duration::ZERO;

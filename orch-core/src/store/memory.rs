@@ -222,6 +222,10 @@ impl Store for MemoryStore {
         Ok((n - d.events.len()) as u64)
     }
 
+    fn shared_with_other_processes(&self) -> bool {
+        false
+    }
+
     fn subscribe(&self, since: u64) -> EventStream {
         let notify = self.notify.clone();
         let data = self.data.clone();

@@ -223,4 +223,11 @@ pub trait Store: Send + Sync + 'static {
     fn local_files(&self) -> Vec<std::path::PathBuf> {
         Vec::new()
     }
+
+    /// Whether other processes may write to this store (a database file or server), so that a runner
+    /// must follow the log for what they ask of its runs (`InterruptRequested`). `true` unless the store
+    /// lives only in this process, as the in-memory one does.
+    fn shared_with_other_processes(&self) -> bool {
+        true
+    }
 }
