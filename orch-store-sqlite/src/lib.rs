@@ -114,6 +114,9 @@ struct Inner {
     /// The highest seq known committed: raised by the writer after each commit, and by the poller when
     /// another process commits.
     last_seq: watch::Sender<u64>,
+    /// The highest seq the poller saw (every [`POLL_INTERVAL`] at most): what followers of other
+    /// processes' commits wait on, so they do not wake on each of this process's own commits.
+    polled_seq: watch::Sender<u64>,
     /// The queue of the reader threads (`None` for an in-memory database).
     reads: Option<mpsc::Sender<ReadJob>>,
     /// The reader threads, joined on drop so their connections are closed before the writer's.
@@ -256,6 +259,7 @@ impl SqliteStore {
                 writer: None,
                 writer_thread: None,
                 last_seq: watch::channel(last).0,
+                polled_seq: watch::channel(last).0,
                 reads: Some(reads),
                 reader_threads,
                 poller: OnceLock::new(),
@@ -319,6 +323,7 @@ impl SqliteStore {
                 writer: Some(tx),
                 writer_thread: Some(thread),
                 last_seq,
+                polled_seq: watch::channel(last).0,
                 reads,
                 reader_threads,
                 poller: OnceLock::new(),
@@ -441,7 +446,7 @@ fn poll(store: Weak<Inner>, path: PathBuf) {
     loop {
         std::thread::sleep(POLL_INTERVAL);
         let Some(inner) = store.upgrade() else { return };
-        if inner.last_seq.receiver_count() == 0 {
+        if inner.last_seq.receiver_count() == 0 && inner.polled_seq.receiver_count() == 0 {
             continue;
         }
         if conn.is_none() {
@@ -464,6 +469,13 @@ fn poll(store: Weak<Inner>, path: PathBuf) {
         }
         seen_version = Some(version);
         if let Ok(max) = sql::last_seq(c) {
+            inner.polled_seq.send_if_modified(|v| {
+                let raise = max > *v;
+                if raise {
+                    *v = max;
+                }
+                raise
+            });
             inner.last_seq.send_if_modified(|v| {
                 let raise = max > *v;
                 if raise {
@@ -575,6 +587,22 @@ impl Store for SqliteStore {
             Box::pin(async move {
                 // Returns at once if a later seq is already known; otherwise on this store's next commit
                 // or when the poller sees another process's.
+                let _ = rx.wait_for(|&last| last > seen).await;
+            })
+        });
+        follow_log(Arc::new(self.clone()), since, wakeup)
+    }
+
+    fn subscribe_foreign(&self, since: u64) -> EventStream {
+        if self.inner.path.is_none() {
+            return self.subscribe(since);
+        }
+        self.ensure_poller();
+        let polled = self.inner.polled_seq.clone();
+        let wakeup: Wakeup = Arc::new(move |seen| {
+            let mut rx = polled.subscribe();
+            Box::pin(async move {
+                // Only the poller's signal: at most one wake-up per poll, not one per own commit.
                 let _ = rx.wait_for(|&last| last > seen).await;
             })
         });

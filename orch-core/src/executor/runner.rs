@@ -317,7 +317,7 @@ impl AgentRunner {
             }
         };
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
-        let mut stream = self.store.subscribe(since);
+        let mut stream = self.store.subscribe_foreign(since);
         self.runtime.spawn(
             async move {
                 while let Some(item) = stream.next().await {

@@ -230,4 +230,12 @@ pub trait Store: Send + Sync + 'static {
     fn shared_with_other_processes(&self) -> bool {
         true
     }
+
+    /// Like [`Store::subscribe`], for a follower that only cares about what *other* processes append
+    /// (a runner watching for interrupt requests): a store may wake it less often, e.g. on its poll of
+    /// the database rather than on each of this process's commits. It may deliver this process's
+    /// events too, and may deliver them later than `subscribe` would.
+    fn subscribe_foreign(&self, since: u64) -> EventStream {
+        self.subscribe(since)
+    }
 }
