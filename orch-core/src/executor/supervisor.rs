@@ -46,6 +46,8 @@ pub struct RunTicket {
     /// The run slug.
     pub task_slug: String,
     done: DoneFuture,
+    /// The run's interrupt (it reaches the run even before the run has claimed its agent).
+    interrupt: crate::Interrupt,
 }
 
 impl std::fmt::Debug for RunTicket {
@@ -208,16 +210,22 @@ impl Supervisor {
     /// [`RunError::AgentBusy`] naming the first). The run finishes a turn a dead process left first;
     /// observers watch it; if it fails, an ERROR system log says why and an agent it left `executing`
     /// becomes `blocked`. `options.task_slug` names the run (set it: the ticket carries it).
-    pub async fn start(&self, agent: &Agent, prompt: String, options: RunOptions) -> Result<RunTicket, RunError> {
+    pub async fn start(&self, agent: &Agent, prompt: String, mut options: RunOptions) -> Result<RunTicket, RunError> {
         if let Some(t) = self.running_ticket(agent.id) {
             return Err(RunError::AgentBusy { name: agent.name.clone(), run: format!("task {}", t.task_slug) });
         }
         let slug = options.task_slug.clone().unwrap_or_default();
-        let claim = self
-            .inner
-            .runner
-            .claim(agent.id, &agent.name, options.task_slug.clone(), options.interrupt.clone())
-            .await?;
+        // Another process's live claim refuses at once; the claim itself is taken in the background
+        // run (its durable commit would otherwise make every command wait for a sync). If two
+        // processes race past this check, the claim's compare-and-swap decides and the loser's ticket
+        // reports it busy, having run nothing.
+        let current =
+            self.store().get_agent(agent.id).await?.ok_or_else(|| RunError::AgentNotFound(agent.name.clone()))?;
+        if let Some(held) = current.run.filter(|l| !super::lease::is_stale(l)) {
+            return Err(RunError::AgentBusy { name: agent.name.clone(), run: held.to_string() });
+        }
+        let interrupt = options.interrupt.clone().unwrap_or_default();
+        options.interrupt = Some(interrupt.clone());
         let (tx, rx) = futures::channel::oneshot::channel::<RunReport>();
         let fallback = RunReport {
             agent_id: agent.id,
@@ -226,7 +234,8 @@ impl Supervisor {
             result: Err("the run was dropped before it ended".into()),
         };
         let done: DoneFuture = rx.map(move |r| r.unwrap_or(fallback)).boxed().shared();
-        let ticket = RunTicket { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug.clone(), done };
+        let ticket =
+            RunTicket { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug.clone(), done, interrupt };
         if let Ok(mut runs) = self.inner.runs.lock() {
             runs.insert(agent.id, ticket.clone());
         }
@@ -234,7 +243,7 @@ impl Supervisor {
         let agent = agent.clone();
         self.inner.runner.runtime().spawn(
             async move {
-                let report = this.execute(claim, &agent, prompt, slug, options).await;
+                let report = this.execute(&agent, prompt, slug, options).await;
                 if let Ok(mut runs) = this.inner.runs.lock() {
                     runs.remove(&agent.id);
                 }
@@ -246,14 +255,24 @@ impl Supervisor {
     }
 
     /// One background run: observers, the run (resuming first), failure handling, observers' reports.
-    async fn execute(
-        &self,
-        claim: super::RunClaim,
-        agent: &Agent,
-        prompt: String,
-        slug: String,
-        mut options: RunOptions,
-    ) -> RunReport {
+    async fn execute(&self, agent: &Agent, prompt: String, slug: String, mut options: RunOptions) -> RunReport {
+        let report =
+            |result| RunReport { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug.clone(), result };
+        let claim = match self
+            .inner
+            .runner
+            .claim(agent.id, &agent.name, options.task_slug.clone(), options.interrupt.clone())
+            .await
+        {
+            Ok(claim) => claim,
+            // Another process claimed it first: nothing ran, nothing to report as a failure of ours.
+            Err(e @ RunError::AgentBusy { .. }) => return report(Err(e.to_string())),
+            Err(e) => {
+                let message = format!("Agent '{}' command failed: {e}", agent.name);
+                self.after_failure(agent, &slug, &message).await;
+                return report(Err(e.to_string()));
+            }
+        };
         let runtime = self.inner.runner.runtime().clone();
         let mut watches: Vec<Box<dyn RunWatch>> = Vec::new();
         for o in &self.inner.observers {
@@ -295,7 +314,7 @@ impl Supervisor {
                 tracing::warn!(error = %e, "could not record an observer's report of a run");
             }
         }
-        RunReport { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug, result }
+        report(result)
     }
 
     /// A failed run: an ERROR system log, and the agent `blocked` if the failure left it executing.
@@ -336,6 +355,7 @@ impl Supervisor {
     /// [`Supervisor::stop_elsewhere`]).
     pub async fn interrupt(&self, agent: &Agent, by: &str, wait: Duration) -> Result<Interrupted, StoreError> {
         if let Some(ticket) = self.running_ticket(agent.id) {
+            ticket.interrupt.trigger();
             self.inner.runner.interrupt(agent.id);
             let runtime = self.inner.runner.runtime().clone();
             futures::future::select(ticket.wait().boxed(), runtime.sleep(wait)).await;
