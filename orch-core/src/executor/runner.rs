@@ -255,10 +255,13 @@ impl AgentRunner {
             running.insert(agent_id, Running { interrupt: interrupt.clone(), since_seq: u64::MAX, describe });
         }
         let guard = RunningGuard { shared: self.shared.clone(), id: agent_id };
-        self.watch_interrupt_requests().await;
-        let since_seq = self.store.last_seq().await?;
-        if let Some(r) = self.shared.running().get_mut(&agent_id) {
-            r.since_seq = since_seq;
+        // Only a runner that follows the log needs to know which interrupt requests predate this run.
+        if self.store.shared_with_other_processes() {
+            self.watch_interrupt_requests().await;
+            let since_seq = self.store.last_seq().await?;
+            if let Some(r) = self.shared.running().get_mut(&agent_id) {
+                r.since_seq = since_seq;
+            }
         }
         let lease = lease::new_lease(new_id(), task_slug);
         let current = self.store.get_agent(agent_id).await?.ok_or_else(|| RunError::AgentNotFound(name.to_string()))?;
@@ -305,7 +308,7 @@ impl AgentRunner {
     /// A store no other process can reach needs no follower: runs of other runners of this process are
     /// interrupted directly (see `Supervisor::stop_elsewhere`).
     async fn watch_interrupt_requests(&self) {
-        if !self.store.shared_with_other_processes() || self.shared.watching.swap(true, Ordering::SeqCst) {
+        if self.shared.watching.swap(true, Ordering::SeqCst) {
             return;
         }
         let since = match self.store.last_seq().await {

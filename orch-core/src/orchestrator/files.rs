@@ -32,16 +32,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hasher;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::git;
+/// Time allowed to each `git` call (the git client's).
+pub use crate::git::GIT_TIMEOUT;
 use crate::runtime::Runtime;
 use crate::wire::{Event, EventRecord, FileChange, FileChangeStatus, FileRead};
-
-/// Time allowed to each `git` call.
-pub const GIT_TIMEOUT: Duration = git::GIT_TIMEOUT;
 
 /// Longest diff, in bytes, kept in a [`FileChange`]; longer ones are clipped with a note.
 pub const MAX_STORED_DIFF: usize = 64 * 1024;
