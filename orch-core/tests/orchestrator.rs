@@ -159,7 +159,7 @@ async fn create_agent_from_template_applies_prompt_model_and_tools() {
     assert!(out.content.contains("Template: scout-fast") && out.content.contains("Tools: Read, Grep"));
     let a = w.manager().agent("s1").await.unwrap();
     assert_eq!(a.system_prompt.as_deref(), Some("You only read code."));
-    assert_eq!(a.metadata["template_color"], "blue");
+    assert_eq!(a.template.as_ref().and_then(|t| t.color.as_deref()), Some("blue"));
 
     let out = w.call("create_agent", json!({"name": "s2", "subagent_template": "nope"})).await;
     assert!(out.is_error);

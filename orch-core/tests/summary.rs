@@ -46,6 +46,8 @@ fn costs() -> Event {
         cost_usd: 0.01,
         total_usage: Usage::default(),
         total_cost_usd: 0.01,
+        context_used: None,
+        context_window: None,
     }
 }
 

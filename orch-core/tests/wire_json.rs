@@ -113,3 +113,34 @@ fn an_event_query_decodes_from_just_the_filters_a_client_sets() {
     let back: EventQuery = serde_json::from_value(serde_json::to_value(&q).unwrap()).unwrap();
     assert_eq!(back, q);
 }
+
+/// An `AgentCreated` written before the role, template and tools became fields (they were metadata
+/// keys, and the agent carried its executor's state) still decodes, into the typed fields.
+#[test]
+fn an_agent_created_event_of_an_older_build_decodes_into_the_typed_fields() {
+    let json = r##"{"seq":3,"timestamp":"2026-01-01T00:00:00Z","type":"AgentCreated","agent":{
+        "id":"0192d9b4-7c1e-7000-8000-000000000001","orchestrator_id":null,"name":"builder-1","model":"scripted",
+        "system_prompt":"build","working_dir":"/w","status":"idle","session_id":null,
+        "state":{"phase":"idle","message_count":4},
+        "usage":{"input_tokens":0,"output_tokens":0,"cache_read_input_tokens":0,"cache_creation_input_tokens":0},
+        "total_cost_usd":0.0,"metadata":{"template_name":"builder","template_color":"#ff00aa",
+        "tools":["Read","Grep"],"role":"orchestrator","mine":true},"workflow_id":null,"workflow_step":null,
+        "archived":false,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}}"##;
+    let rec: EventRecord = serde_json::from_str(json).expect("an older AgentCreated decodes");
+    let orch_core::wire::Event::AgentCreated { agent } = rec.event else { panic!("not AgentCreated: {rec:?}") };
+    assert_eq!(agent.role, orch_core::wire::AgentRole::Orchestrator);
+    let template = agent.template.as_ref().expect("template lifted from metadata");
+    assert_eq!((template.name.as_str(), template.color.as_deref()), ("builder", Some("#ff00aa")));
+    assert_eq!(agent.tools, Some(vec!["Read".to_string(), "Grep".to_string()]));
+    assert_eq!(agent.metadata, serde_json::json!({"mine": true}), "only the host's own keys stay");
+    // Written back, the agent has the typed fields and no executor state.
+    let v = serde_json::to_value(&*agent).unwrap();
+    assert_eq!(v["role"], "orchestrator");
+    assert_eq!(v["template"]["name"], "builder");
+    assert!(v.get("state").is_none(), "the executor's state is not part of an agent");
+    // A role from a newer build is kept apart, not an error.
+    let newer = json.replace("\"mine\":true", "\"mine\":true}, \"role\":\"auditor\", \"x\":{\"y\":1");
+    let rec: EventRecord = serde_json::from_str(&newer).expect("an unknown role decodes");
+    let orch_core::wire::Event::AgentCreated { agent } = rec.event else { panic!("not AgentCreated") };
+    assert_eq!(agent.role, orch_core::wire::AgentRole::Other);
+}

@@ -40,6 +40,7 @@ fn as_step(batch: Batch) -> Result<StepCommit, Batch> {
             Change::SetAgentStatus { id, .. } => same(*id) && step.status.is_none(),
             Change::AddAgentUsage { id, .. } => same(*id) && step.usage.is_none(),
             Change::SaveAgentState { id, .. } => same(*id) && step.state.is_none(),
+            Change::SetAgentContext { id, .. } => same(*id) && step.context.is_none(),
             Change::AppendMessages { agent_id, .. } => same(*agent_id) && step.messages.is_empty(),
             _ => false,
         };
@@ -50,6 +51,7 @@ fn as_step(batch: Batch) -> Result<StepCommit, Batch> {
             Change::SetAgentStatus { status, .. } => step.status = Some(status),
             Change::AddAgentUsage { usage, cost_usd, .. } => step.usage = Some((usage, cost_usd)),
             Change::SaveAgentState { state, .. } => step.state = Some(state),
+            Change::SetAgentContext { used, window, .. } => step.context = Some((used, window)),
             Change::AppendMessages { messages, .. } => step.messages = messages,
             _ => return Err(batch),
         }
@@ -75,6 +77,7 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<
             sql::save_agent_state(db, conn, id, state.state.as_ref(), state.session_id.as_deref()).await
         }
         Change::AddAgentUsage { id, usage, cost_usd } => add_agent_usage(db, conn, id, usage, cost_usd).await,
+        Change::SetAgentContext { id, used, window } => set_context(db, conn, id, used, window).await,
         Change::SetAgentMetadata { id, metadata } => sql::set_agent_metadata(db, conn, id, &metadata).await,
         Change::ArchiveAgent { id } => sql::archive_agent(db, conn, id).await,
         Change::AppendMessages { agent_id, messages } => {
@@ -100,6 +103,20 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<
             "this store does not support the change {other:?}; upgrade orch-store-postgres"
         ))),
     }
+}
+
+async fn set_context(db: &Db, conn: &mut PgConnection, id: Id, used: u64, window: Option<u64>) -> StoreResult<()> {
+    let done = sqlx::query(&db.sql("UPDATE {S}.agents SET context_used = $2, context_window = $3 WHERE id = $1"))
+        .bind(id)
+        .bind(i64::try_from(used).unwrap_or(i64::MAX))
+        .bind(window.map(|w| i64::try_from(w).unwrap_or(i64::MAX)))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() == 0 {
+        return Err(not_found("agent", id));
+    }
+    Ok(())
 }
 
 async fn set_status(db: &Db, conn: &mut PgConnection, id: Id, status: AgentStatus) -> StoreResult<()> {

@@ -143,6 +143,12 @@ pub(crate) async fn commit_step(db: &Db, channel: &str, step: StepCommit) -> Sto
         None => (false, None, None),
     };
     let messages: Vec<String> = step.messages.iter().map(json_param).collect::<StoreResult<_>>()?;
+    let (has_context, used, window) = match step.context {
+        Some((used, window)) => {
+            (true, i64::try_from(used).unwrap_or(i64::MAX), window.map(|w| i64::try_from(w).unwrap_or(i64::MAX)))
+        }
+        None => (false, 0, None),
+    };
     let batch = Batch::new(step.events)?;
     let ts = now_us();
     let sql = format!(
@@ -153,6 +159,8 @@ pub(crate) async fn commit_step(db: &Db, channel: &str, step: StepCommit) -> Sto
             total_cost_usd = total_cost_usd + $17, \
             state = CASE WHEN $18 THEN $19::jsonb ELSE state END, \
             session_id = CASE WHEN $18 THEN $20 ELSE session_id END, \
+            context_used = CASE WHEN $23 THEN $24 ELSE context_used END, \
+            context_window = CASE WHEN $23 THEN $25 ELSE context_window END, \
             updated_at = $2 WHERE id = $21 RETURNING id\
          ), m AS (\
             INSERT INTO {{S}}.conversation (agent_id, message) \
@@ -177,6 +185,9 @@ pub(crate) async fn commit_step(db: &Db, channel: &str, step: StepCommit) -> Sto
         .bind(session)
         .bind(agent_id)
         .bind(&messages)
+        .bind(has_context)
+        .bind(used)
+        .bind(window)
         .fetch_one(&db.pool)
         .await
         .map_err(db_err)?;

@@ -345,6 +345,10 @@ impl Store for PgStore {
         events::load_conversation(&self.inner.db, agent_id).await
     }
 
+    async fn load_executor_state(&self, agent_id: Id) -> StoreResult<Option<serde_json::Value>> {
+        sql::load_executor_state(&self.inner.db, agent_id).await
+    }
+
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>> {
         events::read_events(&self.inner.db, query).await
     }

@@ -170,9 +170,30 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_category ON {S}.events (category, seq);
     CREATE INDEX events_type ON {S}.events (type, seq);
     "#,
-    // 3: the run that holds an agent (a claim in the store, so two processes never run one agent at once).
+    // 2: the run that holds an agent (a claim in the store, so two processes never run one agent at once).
     r#"
     ALTER TABLE {S}.agents ADD COLUMN run_lease jsonb;
+    "#,
+    // 3: an agent's role, template and tools as columns (until now keys of its metadata, lifted out of
+    // it here); the context its last model call used, its model's window, its compaction threshold; the
+    // agent that started a subagent.
+    r#"
+    ALTER TABLE {S}.agents ADD COLUMN role text NOT NULL DEFAULT 'agent';
+    ALTER TABLE {S}.agents ADD COLUMN template_name text;
+    ALTER TABLE {S}.agents ADD COLUMN template_color text;
+    ALTER TABLE {S}.agents ADD COLUMN tools jsonb;
+    ALTER TABLE {S}.agents ADD COLUMN context_used bigint NOT NULL DEFAULT 0;
+    ALTER TABLE {S}.agents ADD COLUMN context_window bigint;
+    ALTER TABLE {S}.agents ADD COLUMN compact_at double precision;
+    ALTER TABLE {S}.agents ADD COLUMN parent_id uuid;
+    UPDATE {S}.agents SET
+        role = CASE jsonb_typeof(metadata->'role') WHEN 'string' THEN metadata->>'role' ELSE 'agent' END,
+        template_name = CASE jsonb_typeof(metadata->'template_name') WHEN 'string' THEN metadata->>'template_name' END,
+        template_color = CASE jsonb_typeof(metadata->'template_color')
+            WHEN 'string' THEN metadata->>'template_color' END,
+        tools = CASE jsonb_typeof(metadata->'tools') WHEN 'array' THEN metadata->'tools' END,
+        metadata = metadata - 'role' - 'template_name' - 'template_color' - 'tools'
+    WHERE jsonb_typeof(metadata) = 'object';
     "#,
 ];
 

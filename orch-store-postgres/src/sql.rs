@@ -3,7 +3,10 @@
 
 use crate::sqlx;
 use orch_core::store::{AgentFilter, StoreError, StoreResult, SystemLogQuery};
-use orch_core::wire::{Agent, ChatMessage, Id, Orchestrator, Prompt, SystemLog, Timestamp, Usage, WorkflowRecord, now};
+use orch_core::wire::{
+    Agent, AgentRole, ChatMessage, Id, Orchestrator, Prompt, SystemLog, TemplateRef, Timestamp, Usage, WorkflowRecord,
+    now,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::Row;
@@ -269,8 +272,9 @@ pub(crate) async fn update_orchestrator(db: &Db, conn: &mut PgConnection, o: &Or
 // ---- agents ----
 
 const AGENT_COLS: &str = "id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, \
-     state::text, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, \
-     metadata::text, workflow_id, workflow_step, archived, created_at, updated_at, run_lease::text";
+     role, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, \
+     metadata::text, workflow_id, workflow_step, archived, created_at, updated_at, run_lease::text, template_name, \
+     template_color, tools::text, context_used, context_window, compact_at, parent_id";
 
 fn agent_row(row: &PgRow) -> StoreResult<Agent> {
     Ok(Agent {
@@ -282,9 +286,17 @@ fn agent_row(row: &PgRow) -> StoreResult<Agent> {
         working_dir: get(row, 5)?,
         status: get_enum(row, 6)?,
         session_id: get(row, 7)?,
-        state: get_opt_json(row, 8, "agent state")?,
+        role: AgentRole::parse(&get::<String>(row, 8)?),
+        template: get::<Option<String>>(row, 21)?
+            .map(|name| Ok::<_, StoreError>(TemplateRef { name, color: get(row, 22)? }))
+            .transpose()?,
+        tools: get_opt_json(row, 23, "agent tools")?,
         usage: get_usage(row, 9)?,
         total_cost_usd: get(row, 13)?,
+        context_used: get_u64(row, 24)?,
+        context_window: get::<Option<i64>>(row, 25)?.map(|w| u64::try_from(w).unwrap_or(0)),
+        compact_at: get(row, 26)?,
+        parent_id: get(row, 27)?,
         metadata: get_json(row, 14, "agent metadata")?,
         workflow_id: get(row, 15)?,
         workflow_step: get(row, 16)?,
@@ -297,12 +309,13 @@ fn agent_row(row: &PgRow) -> StoreResult<Agent> {
 
 pub(crate) async fn create_agent(db: &Db, conn: &mut PgConnection, a: &Agent) -> StoreResult<()> {
     let u = usage_params(&a.usage)?;
-    let state = a.state.as_ref().map(json_param).transpose()?;
     let res = sqlx::query(&db.sql(
         "INSERT INTO {S}.agents (id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, \
-         state, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, \
-         metadata, workflow_id, workflow_step, archived, created_at, updated_at, run_lease) VALUES ($1, $2, $3, $4, $5, \
-         $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19, $20, $21::jsonb)",
+         role, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, \
+         metadata, workflow_id, workflow_step, archived, created_at, updated_at, run_lease, template_name, \
+         template_color, tools, context_used, context_window, compact_at, parent_id) VALUES ($1, $2, $3, $4, $5, $6, \
+         $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19, $20, $21::jsonb, $22, $23, $24::jsonb, \
+         $25, $26, $27, $28)",
     ))
     .bind(a.id)
     .bind(a.orchestrator_id)
@@ -312,7 +325,7 @@ pub(crate) async fn create_agent(db: &Db, conn: &mut PgConnection, a: &Agent) ->
     .bind(&a.working_dir)
     .bind(a.status.as_str())
     .bind(&a.session_id)
-    .bind(state)
+    .bind(a.role.as_str())
     .bind(u[0])
     .bind(u[1])
     .bind(u[2])
@@ -325,6 +338,13 @@ pub(crate) async fn create_agent(db: &Db, conn: &mut PgConnection, a: &Agent) ->
     .bind(a.created_at)
     .bind(a.updated_at)
     .bind(a.run.as_ref().map(json_param).transpose()?)
+    .bind(a.template.as_ref().map(|t| t.name.as_str()))
+    .bind(a.template.as_ref().and_then(|t| t.color.as_deref()))
+    .bind(a.tools.as_ref().map(json_param).transpose()?)
+    .bind(i64::try_from(a.context_used).unwrap_or(i64::MAX))
+    .bind(a.context_window.map(|w| i64::try_from(w).unwrap_or(i64::MAX)))
+    .bind(a.compact_at)
+    .bind(a.parent_id)
     .execute(&mut *conn)
     .await;
     match res {
@@ -372,6 +392,15 @@ pub(crate) async fn list_agents(db: &Db, filter: &AgentFilter) -> StoreResult<Ve
         .await
         .map_err(db_err)?;
     rows.iter().map(agent_row).collect()
+}
+
+pub(crate) async fn load_executor_state(db: &Db, agent_id: Id) -> StoreResult<Option<serde_json::Value>> {
+    let row = sqlx::query(&db.sql("SELECT state::text FROM {S}.agents WHERE id = $1"))
+        .bind(agent_id)
+        .fetch_optional(&db.pool)
+        .await
+        .map_err(db_err)?;
+    Ok(row.as_ref().map(|r| get_opt_json(r, 0, "agent state")).transpose()?.flatten())
 }
 
 pub(crate) async fn save_agent_state(

@@ -48,7 +48,7 @@ async fn nul_characters_round_trip_through_every_json_column() {
     assert_eq!(read, recs);
     assert_eq!(read[0].event, result, "event payload with NUL");
     assert_eq!(read[1].event, lookalike, "a payload that looks like the wrapper");
-    assert_eq!(store.get_agent(agent.id).await.unwrap().unwrap().state, Some(state), "agent state");
+    assert_eq!(store.load_executor_state(agent.id).await.unwrap(), Some(state), "agent state");
     assert_eq!(store.load_conversation(agent.id).await.unwrap(), vec![message], "conversation");
     // Type filters still work on wrapped payloads (type and category are columns).
     let by_type =
@@ -65,4 +65,38 @@ async fn nul_characters_round_trip_through_every_json_column() {
     .await
     .unwrap();
     assert_eq!(kind, "string");
+}
+
+/// Migration 3 lifts the role, template and tools out of the metadata of agents written before they
+/// were columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn migration_3_lifts_role_template_and_tools_out_of_metadata() {
+    use orch_store_postgres::{PgOptions, PgStore};
+    use sqlx::Connection;
+    let url = support::server();
+    let (store, guard) = support::fresh_store(&url).await;
+    let agent = Agent::new("old", "m", "/w");
+    store.create_agent(&agent).await.unwrap();
+    drop(store);
+    let s = &guard.schema;
+    let mut admin = support::admin(&url).await;
+    sqlx::raw_sql(&format!(
+        "ALTER TABLE \"{s}\".agents DROP COLUMN role, DROP COLUMN template_name, DROP COLUMN template_color, \
+         DROP COLUMN tools, DROP COLUMN context_used, DROP COLUMN context_window, DROP COLUMN compact_at, \
+         DROP COLUMN parent_id; UPDATE \"{s}\".agents SET metadata = '{{\"role\":\"orchestrator\",\"template_name\":\
+         \"builder\",\"template_color\":\"#ff00aa\",\"tools\":[\"Read\",\"Grep\"],\"keep\":1}}'::jsonb; \
+         DELETE FROM \"{s}\".orch_schema_version WHERE version >= 3;"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+    let store = PgStore::connect_with(&url, PgOptions { schema: Some(s.clone()), pool_size: Some(2) }).await.unwrap();
+    let got = store.get_agent(agent.id).await.unwrap().unwrap();
+    assert_eq!(got.role, orch_core::wire::AgentRole::Orchestrator);
+    assert_eq!(got.template.as_ref().map(|t| t.name.as_str()), Some("builder"));
+    assert_eq!(got.template.as_ref().and_then(|t| t.color.as_deref()), Some("#ff00aa"));
+    assert_eq!(got.tools, Some(vec!["Read".to_string(), "Grep".to_string()]));
+    assert_eq!(got.metadata, serde_json::json!({"keep": 1}), "the lifted keys leave the metadata");
 }

@@ -12,7 +12,13 @@ use crate::writer::WriteCtx;
 enum Op {
     /// Consecutive status, usage and state changes of one agent, merged into one UPDATE (what an agent
     /// step writes; one statement keeps a step's commit cheap).
-    Agent { id: Id, status: Option<AgentStatus>, usage: Option<([i64; 4], f64)>, state: Option<State> },
+    Agent {
+        id: Id,
+        status: Option<AgentStatus>,
+        usage: Option<([i64; 4], f64)>,
+        state: Option<State>,
+        context: Option<Context>,
+    },
     /// Conversation messages, serialized.
     Messages { agent_id: Id, messages: Vec<String> },
     /// A compare-and-swap of the agent's run lease.
@@ -24,6 +30,9 @@ enum Op {
 /// Loop state and session id, serialized.
 type State = (Option<String>, Option<String>);
 
+/// Context used and window.
+type Context = (i64, Option<i64>);
+
 /// A batch ready for the writer thread.
 pub(crate) struct PreparedBatch {
     ops: Vec<Op>,
@@ -33,7 +42,7 @@ pub(crate) struct PreparedBatch {
 /// The agent op to merge `id`'s next field change into: the last op, if it is that agent's.
 fn agent_op(ops: &mut Vec<Op>, id: Id) -> &mut Op {
     if !matches!(ops.last(), Some(Op::Agent { id: last, .. }) if *last == id) {
-        ops.push(Op::Agent { id, status: None, usage: None, state: None });
+        ops.push(Op::Agent { id, status: None, usage: None, state: None, context: None });
     }
     let last = ops.len() - 1;
     &mut ops[last]
@@ -66,6 +75,13 @@ pub(crate) fn prepare(batch: Batch) -> StoreResult<PreparedBatch> {
                     *state = Some((st, saved.session_id));
                 }
             }
+            Change::SetAgentContext { id, used, window } => {
+                let used = i64::try_from(used).unwrap_or(i64::MAX);
+                let window = window.map(|w| i64::try_from(w).unwrap_or(i64::MAX));
+                if let Op::Agent { context, .. } = agent_op(&mut ops, id) {
+                    *context = Some((used, window));
+                }
+            }
             Change::AppendMessages { agent_id, messages } => {
                 let messages = messages
                     .iter()
@@ -88,7 +104,7 @@ pub(crate) fn prepare(batch: Batch) -> StoreResult<PreparedBatch> {
 pub(crate) fn commit(ctx: &mut WriteCtx<'_>, batch: PreparedBatch) -> StoreResult<Vec<EventRecord>> {
     for op in batch.ops {
         match op {
-            Op::Agent { id, status, usage, state } => update_agent(ctx, id, status, usage, state)?,
+            Op::Agent { id, status, usage, state, context } => update_agent(ctx, id, status, usage, state, context)?,
             Op::Messages { agent_id, messages } => {
                 let mut s = ctx
                     .conn
@@ -113,8 +129,13 @@ fn update_agent(
     status: Option<AgentStatus>,
     usage: Option<([i64; 4], f64)>,
     state: Option<State>,
+    context: Option<Context>,
 ) -> StoreResult<()> {
     let (u, cost) = usage.unwrap_or(([0; 4], 0.0));
+    let (has_context, used, window) = match context {
+        Some((used, window)) => (true, used, window),
+        None => (false, 0, None),
+    };
     let (has_state, state, session) = match state {
         Some((state, session)) => (true, state, session),
         None => (false, None, None),
@@ -126,7 +147,8 @@ fn update_agent(
              output_tokens = output_tokens + ?4, cache_read_input_tokens = cache_read_input_tokens + ?5, \
              cache_creation_input_tokens = cache_creation_input_tokens + ?6, total_cost_usd = total_cost_usd + ?7, \
              state = CASE WHEN ?8 THEN ?9 ELSE state END, session_id = CASE WHEN ?8 THEN ?10 ELSE session_id END, \
-             updated_at = ?11 WHERE id = ?1",
+             context_used = CASE WHEN ?12 THEN ?13 ELSE context_used END, \
+             context_window = CASE WHEN ?12 THEN ?14 ELSE context_window END, updated_at = ?11 WHERE id = ?1",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -141,6 +163,9 @@ fn update_agent(
                 state,
                 session,
                 ts_text(now()),
+                has_context,
+                used,
+                window,
             ])
         })
         .map_err(db_err)?;

@@ -69,8 +69,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orch_core::store::{
-    AgentFilter, Batch, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery, Wakeup,
-    follow_log,
+    AgentFilter, Batch, Durability, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus,
+    SystemLogQuery, Wakeup, follow_log,
 };
 use orch_core::wire::{Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Prompt, SystemLog, WorkflowRecord};
 use rusqlite::{Connection, OpenFlags};
@@ -338,7 +338,16 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
     {
-        let (job, rx) = writer::job(f);
+        self.write_with(f, false).await
+    }
+
+    /// Runs `f` on the writer; `relaxed`: it may commit without a sync ([`Durability::Relaxed`]).
+    async fn write_with<T, F>(&self, f: F, relaxed: bool) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, rx) = writer::job(f, relaxed);
         let sender = self.inner.writer.as_ref().ok_or_else(|| self.inner.no_writer())?;
         sender.send(job).map_err(|_| writer_gone())?;
         rx.await.map_err(|_| writer_gone())?
@@ -493,8 +502,9 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let relaxed = batch.durability == Durability::Relaxed;
         let prepared = batch::prepare(batch)?;
-        self.write(move |ctx| batch::commit(ctx, prepared)).await
+        self.write_with(move |ctx| batch::commit(ctx, prepared), relaxed).await
     }
 
     async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>> {
@@ -542,6 +552,10 @@ impl Store for SqliteStore {
 
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
         self.read(move |c| sql::load_conversation(c, agent_id)).await
+    }
+
+    async fn load_executor_state(&self, agent_id: Id) -> StoreResult<Option<serde_json::Value>> {
+        self.read(move |c| sql::load_executor_state(c, agent_id)).await
     }
 
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>> {

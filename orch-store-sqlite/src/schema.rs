@@ -160,9 +160,31 @@ const MIGRATIONS: &[&str] = &[
     -- index, which multiplied the pages every agent step writes (and syncs). Type and category filters
     -- are applied while scanning the seq range or one of the indexes above.
     "#,
-    // 3: the run that holds an agent (a claim in the store, so two processes never run one agent at once).
+    // 2: the run that holds an agent (a claim in the store, so two processes never run one agent at once).
     r#"
     ALTER TABLE agents ADD COLUMN run_lease TEXT;
+    "#,
+    // 3: an agent's role, template and tools as columns (until now keys of its metadata, lifted out of
+    // it here); the context its last model call used, its model's window, its compaction threshold; the
+    // agent that started a subagent.
+    r#"
+    ALTER TABLE agents ADD COLUMN role TEXT NOT NULL DEFAULT 'agent';
+    ALTER TABLE agents ADD COLUMN template_name TEXT;
+    ALTER TABLE agents ADD COLUMN template_color TEXT;
+    ALTER TABLE agents ADD COLUMN tools TEXT;
+    ALTER TABLE agents ADD COLUMN context_used INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE agents ADD COLUMN context_window INTEGER;
+    ALTER TABLE agents ADD COLUMN compact_at REAL;
+    ALTER TABLE agents ADD COLUMN parent_id TEXT;
+    UPDATE agents SET
+        role = CASE json_type(metadata, '$.role') WHEN 'text' THEN json_extract(metadata, '$.role') ELSE 'agent' END,
+        template_name = CASE json_type(metadata, '$.template_name')
+            WHEN 'text' THEN json_extract(metadata, '$.template_name') END,
+        template_color = CASE json_type(metadata, '$.template_color')
+            WHEN 'text' THEN json_extract(metadata, '$.template_color') END,
+        tools = CASE json_type(metadata, '$.tools') WHEN 'array' THEN json_extract(metadata, '$.tools') END,
+        metadata = json_remove(metadata, '$.role', '$.template_name', '$.template_color', '$.tools')
+    WHERE json_valid(metadata) AND json_type(metadata) = 'object';
     "#,
 ];
 

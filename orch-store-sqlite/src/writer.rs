@@ -2,6 +2,10 @@
 //! into one `BEGIN IMMEDIATE` transaction (each request in its own savepoint, so one failing request does
 //! not undo the others), commits once, then answers them all. Concurrent appends therefore share one
 //! commit — one sync — which is where throughput comes from.
+//!
+//! A transaction made only of relaxed requests ([`Durability::Relaxed`](orch_core::store::Durability),
+//! run leases) commits with `synchronous = NORMAL`: in WAL mode it is visible at once and reaches the
+//! disk with the next fully synced commit, whose sync covers the log before it.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
@@ -27,9 +31,12 @@ pub(crate) trait Job: Send {
     fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool;
     /// Answers the caller once the batch has committed (or failed).
     fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
+    /// Whether the request may commit without a sync (see the module docs).
+    fn relaxed(&self) -> bool;
 }
 
 struct Pending<T, F> {
+    relaxed: bool,
     f: Option<F>,
     out: Option<StoreResult<T>>,
     tx: oneshot::Sender<StoreResult<T>>,
@@ -59,6 +66,10 @@ where
         // The caller may have gone away (cancelled); the write stands regardless.
         let _ = self.tx.send(result);
     }
+
+    fn relaxed(&self) -> bool {
+        self.relaxed
+    }
 }
 
 /// A copy of an error for every request of a failed batch: the same variant with the same message (a
@@ -86,14 +97,14 @@ fn dup(e: &StoreError) -> StoreError {
 
 pub(crate) type BoxJob = Box<dyn Job>;
 
-/// Wraps a closure as a job and the receiver of its answer.
-pub(crate) fn job<T, F>(f: F) -> (BoxJob, oneshot::Receiver<StoreResult<T>>)
+/// Wraps a closure as a job and the receiver of its answer; `relaxed`: it may commit without a sync.
+pub(crate) fn job<T, F>(f: F, relaxed: bool) -> (BoxJob, oneshot::Receiver<StoreResult<T>>)
 where
     T: Send + 'static,
     F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    (Box::new(Pending { f: Some(f), out: None, tx }), rx)
+    (Box::new(Pending { relaxed, f: Some(f), out: None, tx }), rx)
 }
 
 /// Maps an SQLite error to a store error.
@@ -104,6 +115,8 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
 /// Runs the writer loop until every sender is dropped. `last_seq` is raised after each commit that
 /// appended events.
 pub(crate) fn run(conn: Connection, rx: mpsc::Receiver<BoxJob>, last_seq: watch::Sender<u64>) {
+    // The connection's own setting (FULL for files), restored after each relaxed transaction.
+    let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap_or(2);
     while let Ok(first) = rx.recv() {
         let mut jobs = Vec::with_capacity(16);
         jobs.push(first);
@@ -113,7 +126,20 @@ pub(crate) fn run(conn: Connection, rx: mpsc::Receiver<BoxJob>, last_seq: watch:
                 Err(_) => break,
             }
         }
-        run_batch(&conn, jobs, &last_seq);
+        run_batch_with(&conn, jobs, &last_seq, sync);
+    }
+}
+
+/// [`run_batch`] with `synchronous = NORMAL` when every job is relaxed and the connection's own
+/// setting `sync` is stricter, restored afterwards.
+fn run_batch_with(conn: &Connection, jobs: Vec<BoxJob>, last_seq: &watch::Sender<u64>, sync: i64) {
+    let relaxed = sync > 1 && jobs.iter().all(|j| j.relaxed());
+    if relaxed && let Err(e) = conn.pragma_update(None, "synchronous", 1) {
+        tracing::debug!(error = %e, "could not relax a commit's durability; committing it fully");
+    }
+    run_batch(conn, jobs, last_seq);
+    if relaxed && let Err(e) = conn.pragma_update(None, "synchronous", sync) {
+        tracing::warn!(error = %e, "could not restore the writer's durability setting");
     }
 }
 
@@ -188,14 +214,46 @@ mod tests {
              CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
         )
         .unwrap();
-        let (job, mut rx) = job(|ctx| {
-            ctx.conn.execute("INSERT INTO child VALUES (1)", []).map_err(backend)?;
-            Ok(())
-        });
+        let (job, mut rx) = job(
+            |ctx| {
+                ctx.conn.execute("INSERT INTO child VALUES (1)", []).map_err(backend)?;
+                Ok(())
+            },
+            false,
+        );
         let (last_seq, _) = watch::channel(0);
         run_batch(&conn, vec![job], &last_seq);
         let e = rx.try_recv().expect("answered").expect_err("the commit failed");
         assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
         assert_eq!(e.to_string(), "store backend error: FOREIGN KEY constraint failed");
+    }
+
+    /// A transaction of relaxed requests only commits with `synchronous = NORMAL` (no sync); any full
+    /// request in it, and every transaction after it, commits with the connection's FULL.
+    #[test]
+    fn only_all_relaxed_transactions_skip_the_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
+        crate::schema::configure_writer_file(&conn, "w.db").unwrap();
+        crate::schema::migrate(&mut conn, "w.db").unwrap();
+        let (last_seq, _) = watch::channel(0);
+        let sync_in = |relaxed: bool| {
+            job(
+                |ctx| ctx.conn.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0)).map_err(backend),
+                relaxed,
+            )
+        };
+        let mut seen = Vec::new();
+        for relaxed in [true, false, true] {
+            let (job, mut rx) = sync_in(relaxed);
+            run_batch_with(&conn, vec![job], &last_seq, 2);
+            seen.push(rx.try_recv().unwrap().unwrap());
+        }
+        assert_eq!(seen, [1, 2, 1], "relaxed alone: NORMAL (1); full: FULL (2)");
+        let ((a, mut ra), (b, mut rb)) = (sync_in(true), sync_in(false));
+        run_batch_with(&conn, vec![a, b], &last_seq, 2);
+        assert_eq!([ra.try_recv().unwrap().unwrap(), rb.try_recv().unwrap().unwrap()], [2, 2], "one full job: FULL");
+        let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "FULL is restored after a relaxed transaction");
     }
 }

@@ -258,3 +258,39 @@ async fn urls() {
         assert!(matches!(SqliteStore::open_url(bad), Err(StoreError::Open { .. })), "{bad} is refused");
     }
 }
+
+/// Migration 3 lifts the role, template and tools out of the metadata of agents written before they
+/// were columns, and the store reads them back as typed fields.
+#[tokio::test]
+async fn migration_3_lifts_role_template_and_tools_out_of_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orch.db");
+    let agent = Agent::new("old", "scripted", "/w");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_agent(&agent).await.unwrap();
+    }
+    {
+        // Back to the version-2 layout, with the fields where version 2 kept them.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE agents DROP COLUMN role; ALTER TABLE agents DROP COLUMN template_name; \
+             ALTER TABLE agents DROP COLUMN template_color; ALTER TABLE agents DROP COLUMN tools; \
+             ALTER TABLE agents DROP COLUMN context_used; ALTER TABLE agents DROP COLUMN context_window; \
+             ALTER TABLE agents DROP COLUMN compact_at; ALTER TABLE agents DROP COLUMN parent_id; \
+             UPDATE agents SET metadata = '{\"role\":\"orchestrator\",\"template_name\":\"builder\", \
+             \"template_color\":\"#ff00aa\",\"tools\":[\"Read\",\"Grep\"],\"keep\":1}'; PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let got = store.get_agent(agent.id).await.unwrap().unwrap();
+    assert_eq!(got.role, orch_core::wire::AgentRole::Orchestrator);
+    assert_eq!(got.template.as_ref().map(|t| t.name.as_str()), Some("builder"));
+    assert_eq!(got.template.as_ref().and_then(|t| t.color.as_deref()), Some("#ff00aa"));
+    assert_eq!(got.tools, Some(vec!["Read".to_string(), "Grep".to_string()]));
+    assert_eq!(got.metadata, serde_json::json!({"keep": 1}), "the lifted keys leave the metadata");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}

@@ -149,7 +149,7 @@ async fn tool_use_run_records_the_same_events_and_costs_as_a_native_run() {
     let costs = events
         .iter()
         .find_map(|r| match &r.event {
-            Event::AgentCostsUpdated { model, usage, cost_usd, total_usage, total_cost_usd } => {
+            Event::AgentCostsUpdated { model, usage, cost_usd, total_usage, total_cost_usd, .. } => {
                 Some((model.clone(), *usage, *cost_usd, *total_usage, *total_cost_usd))
             }
             _ => None,

@@ -90,7 +90,7 @@ fn check_consistent(db: &Db, dir: &Path, when: &str) {
     for e in &events {
         let agent = e["agent_id"].as_str().unwrap_or_default().to_string();
         match e["type"].as_str().unwrap() {
-            "AgentCreated" if e["agent"]["metadata"]["role"] != "orchestrator" => {
+            "AgentCreated" if e["agent"]["role"] != "orchestrator" => {
                 live.insert(e["agent"]["id"].as_str().unwrap().to_string());
             }
             "AgentDeleted" => {

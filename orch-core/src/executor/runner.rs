@@ -274,9 +274,11 @@ impl AgentRunner {
             None => None,
         };
         let swap = Change::SwapRun { agent_id, expect, lease: Some(lease.clone()) };
+        // Relaxed: visible to every process at once, synced with the run's first step; a power cut that
+        // lost it would end this process too.
         lease::register(lease.run_id, interrupt.clone());
         let registered = Registered(lease.run_id);
-        match self.store.commit(Batch::new().change(swap)).await {
+        match self.store.commit(Batch::new().change(swap).relaxed()).await {
             Ok(_) => {}
             Err(StoreError::RunConflict { current, .. }) => {
                 let run = current.map_or_else(|| "another run".to_string(), |l| l.to_string());
@@ -412,6 +414,7 @@ impl AgentRunner {
             tools,
             hooks: self.hooks.clone(),
             runtime: self.runtime.clone(),
+            runner: Some(self.clone()),
         };
         self.executor.run_turn(cx, prompt).await
     }
@@ -452,7 +455,7 @@ async fn renew_lease(
         }
         let next = lease::renewed(&lease);
         let swap = Change::SwapRun { agent_id, expect: Some(lease.run_id), lease: Some(next.clone()) };
-        match store.commit(Batch::new().change(swap)).await {
+        match store.commit(Batch::new().change(swap).relaxed()).await {
             Ok(_) => lease = next,
             Err(StoreError::RunConflict { current, .. }) => {
                 tracing::warn!(run = %lease.run_id, holder = ?current, "the agent's claim was taken over; interrupting this run");
@@ -512,7 +515,7 @@ impl RunClaim {
 
 async fn release_lease(store: &dyn Store, agent_id: Id, run_id: Id) {
     let swap = Change::SwapRun { agent_id, expect: Some(run_id), lease: None };
-    match store.commit(Batch::new().change(swap)).await {
+    match store.commit(Batch::new().change(swap).relaxed()).await {
         // Taken over, or the agent was deleted: nothing of ours to release.
         Ok(_) | Err(StoreError::RunConflict { .. }) | Err(StoreError::NotFound { .. }) => {}
         Err(e) => {

@@ -57,6 +57,15 @@ pub enum Change {
         /// USD to add.
         cost_usd: f64,
     },
+    /// Records the context an agent's last model call used, and its model's window.
+    SetAgentContext {
+        /// The agent.
+        id: Id,
+        /// Tokens used.
+        used: u64,
+        /// The window, when known.
+        window: Option<u64>,
+    },
     /// Replaces an agent's metadata.
     SetAgentMetadata {
         /// The agent.
@@ -104,6 +113,21 @@ pub enum Change {
     },
 }
 
+/// How soon a committed [`Batch`] must be on stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// On stable storage when the commit returns (survives a power cut). The default.
+    #[default]
+    Full,
+    /// Visible to every reader when the commit returns, but on stable storage only with the next
+    /// [`Durability::Full`] commit (or the store's next checkpoint). For records that describe the
+    /// running processes themselves, such as run leases: a power cut that loses one also ends the
+    /// processes it describes, so the loss is harmless, and the sync it saves is most of the cost of
+    /// claiming an agent. Stores that cannot relax durability commit such batches fully.
+    Relaxed,
+}
+
 /// Entity changes and the events that record them, stored atomically by
 /// [`Store::commit`](super::Store::commit): all of it, or none of it. Changes apply in order, then
 /// the events are appended with consecutive seqs.
@@ -113,6 +137,8 @@ pub struct Batch {
     pub changes: Vec<Change>,
     /// The events, in order.
     pub events: Vec<NewEvent>,
+    /// How soon it must be on stable storage.
+    pub durability: Durability,
 }
 
 impl Batch {
@@ -123,7 +149,13 @@ impl Batch {
 
     /// A batch of events only.
     pub fn events(events: Vec<NewEvent>) -> Self {
-        Self { changes: Vec::new(), events }
+        Self { changes: Vec::new(), events, durability: Durability::Full }
+    }
+
+    /// The batch with [`Durability::Relaxed`].
+    pub fn relaxed(mut self) -> Self {
+        self.durability = Durability::Relaxed;
+        self
     }
 
     /// Adds a change.
@@ -189,6 +221,9 @@ impl From<StepCommit> for Batch {
         b.push_change(Change::AddAgentUsage { id, usage, cost_usd });
         if let Some(state) = step.state {
             b.push_change(Change::SaveAgentState { id, state });
+        }
+        if let Some((used, window)) = step.context {
+            b.push_change(Change::SetAgentContext { id, used, window });
         }
         if !step.messages.is_empty() {
             b.push_change(Change::AppendMessages { agent_id: id, messages: step.messages });

@@ -24,6 +24,8 @@ struct Data {
     logs: Vec<SystemLog>,
     workflows: HashMap<Id, WorkflowRecord>,
     conversations: HashMap<Id, Vec<Message>>,
+    /// Executors' saved loop states, by agent.
+    executor_states: HashMap<Id, serde_json::Value>,
     /// The highest seq ever appended (events may have been pruned since).
     last_seq: u64,
     events: Vec<EventRecord>,
@@ -184,6 +186,10 @@ impl Store for MemoryStore {
         Ok(self.lock().conversations.get(&agent_id).cloned().unwrap_or_default())
     }
 
+    async fn load_executor_state(&self, agent_id: Id) -> StoreResult<Option<serde_json::Value>> {
+        Ok(self.lock().executor_states.get(&agent_id).cloned())
+    }
+
     async fn read_events(&self, q: &EventQuery) -> StoreResult<Vec<EventRecord>> {
         let d = self.lock();
         // seq n is at index n-1: start from the first event after `after_seq`.
@@ -257,6 +263,7 @@ enum Undo {
     AgentStatus { id: Id, status: AgentStatus, updated_at: Timestamp },
     AgentState { id: Id, state: Option<serde_json::Value>, session_id: Option<String>, updated_at: Timestamp },
     AgentUsage { id: Id, usage: Usage, cost: f64, updated_at: Timestamp },
+    AgentContext { id: Id, used: u64, window: Option<u64> },
     AgentMetadata { id: Id, metadata: serde_json::Value, updated_at: Timestamp },
     AgentArchived { id: Id, archived: bool, run: Option<RunLease>, updated_at: Timestamp },
     AgentRun { id: Id, run: Option<RunLease> },
@@ -289,8 +296,11 @@ impl Undo {
                 }
             }
             Undo::AgentState { id, state, session_id, updated_at } => {
+                match state {
+                    Some(state) => d.executor_states.insert(id, state),
+                    None => d.executor_states.remove(&id),
+                };
                 if let Some(a) = agent_mut(d, id) {
-                    a.state = state;
                     a.session_id = session_id;
                     a.updated_at = updated_at;
                 }
@@ -300,6 +310,12 @@ impl Undo {
                     a.usage = usage;
                     a.total_cost_usd = cost;
                     a.updated_at = updated_at;
+                }
+            }
+            Undo::AgentContext { id, used, window } => {
+                if let Some(a) = agent_mut(d, id) {
+                    a.context_used = used;
+                    a.context_window = window;
                 }
             }
             Undo::AgentMetadata { id, metadata, updated_at } => {
@@ -412,14 +428,13 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
         }
         Change::SaveAgentState { id, state } => {
             let a = find_agent_mut(d, id)?;
-            let undo = Undo::AgentState {
-                id,
-                state: std::mem::replace(&mut a.state, state.state),
-                session_id: std::mem::replace(&mut a.session_id, state.session_id),
-                updated_at: a.updated_at,
+            let session_id = std::mem::replace(&mut a.session_id, state.session_id);
+            let updated_at = std::mem::replace(&mut a.updated_at, now());
+            let old = match state.state {
+                Some(new) => d.executor_states.insert(id, new),
+                None => d.executor_states.remove(&id),
             };
-            a.updated_at = now();
-            undo
+            Undo::AgentState { id, state: old, session_id, updated_at }
         }
         Change::AddAgentUsage { id, usage, cost_usd } => {
             let a = find_agent_mut(d, id)?;
@@ -427,6 +442,13 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
             a.usage.add(&usage);
             a.total_cost_usd += cost_usd;
             a.updated_at = now();
+            undo
+        }
+        Change::SetAgentContext { id, used, window } => {
+            let a = find_agent_mut(d, id)?;
+            let undo = Undo::AgentContext { id, used: a.context_used, window: a.context_window };
+            a.context_used = used;
+            a.context_window = window;
             undo
         }
         Change::SetAgentMetadata { id, metadata } => {

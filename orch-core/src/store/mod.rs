@@ -12,7 +12,7 @@ pub mod testkit;
 #[cfg(feature = "testkit")]
 mod writes;
 
-pub use batch::{Batch, Change, SavedState};
+pub use batch::{Batch, Change, Durability, SavedState};
 pub use follow::{Wakeup, follow_log};
 pub use memory::MemoryStore;
 
@@ -146,6 +146,8 @@ pub struct StepCommit {
     pub usage: Option<(Usage, f64)>,
     /// Executor state to save.
     pub state: Option<SavedState>,
+    /// Context used by the step's last model call and its model's window, to record on the agent.
+    pub context: Option<(u64, Option<u64>)>,
     /// Messages to append to the agent's conversation, in order.
     pub messages: Vec<Message>,
     /// Other changes stored with the step (e.g. the prompt row of the turn's first step).
@@ -188,6 +190,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_agents(&self, filter: &AgentFilter) -> StoreResult<Vec<Agent>>;
     /// An agent's conversation (messages appended by [`Change::AppendMessages`]), oldest first.
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>>;
+    /// The executor's loop state saved for an agent by [`Change::SaveAgentState`] (`None`: nothing
+    /// saved, or no such agent). Kept apart from [`Agent`], which hosts list and serve.
+    async fn load_executor_state(&self, agent_id: Id) -> StoreResult<Option<serde_json::Value>>;
 
     // ---- prompts, chat, system logs, workflows ----
     /// An agent's prompts, oldest first.

@@ -81,8 +81,67 @@ pub struct Orchestrator {
     pub updated_at: Timestamp,
 }
 
-/// A named agent with its model, prompt, working dir, conversation state and costs.
+/// What an agent is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AgentRole {
+    /// An agent commanded by a person, an orchestrator, a workflow or a task graph.
+    #[default]
+    Agent,
+    /// An orchestrator's own agent: the orchestrator's turns run as it (one per orchestrator, named
+    /// [`ORCHESTRATOR_AGENT_NAME`]).
+    Orchestrator,
+    /// A subagent another agent started with the `Task` tool (its `parent_id`).
+    Subagent,
+    /// A role this build does not know (written by a newer one); treated as [`AgentRole::Agent`].
+    #[serde(other)]
+    Other,
+}
+
+impl AgentRole {
+    /// The role as stored (`agent`, `orchestrator`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent | Self::Other => "agent",
+            Self::Orchestrator => "orchestrator",
+            Self::Subagent => "subagent",
+        }
+    }
+
+    /// Parses a stored role; an unknown one is [`AgentRole::Other`].
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "agent" => Self::Agent,
+            "orchestrator" => Self::Orchestrator,
+            "subagent" => Self::Subagent,
+            _ => Self::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for AgentRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The template (a `.claude/agents/*.md` file) an agent was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateRef {
+    /// The template's name.
+    pub name: String,
+    /// Its colour, if it names one (the dashboard tints the agent's card with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+}
+
+/// A named agent with its model, prompt, working dir, status and costs.
+///
+/// The executor's private loop state is not part of it: executors read it with
+/// `Store::load_executor_state`, so listing agents never moves conversations around.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "compat::AgentJson")]
 pub struct Agent {
     /// Id.
     pub id: Id,
@@ -100,13 +159,33 @@ pub struct Agent {
     pub status: AgentStatus,
     /// Provider session id (external executors), if any.
     pub session_id: Option<String>,
-    /// Serialized conversation/loop state of the executor, saved at tool boundaries.
-    pub state: Option<Value>,
+    /// What the agent is for.
+    #[serde(default)]
+    pub role: AgentRole,
+    /// The agent whose `Task` call started this one (subagents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<Id>,
+    /// The template it was made from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
+    /// The tools it may use, by name; `None`: every tool its runner has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
     /// Accumulated token usage.
     pub usage: Usage,
     /// Accumulated cost in USD.
     pub total_cost_usd: f64,
-    /// Free-form metadata (template name, colour, …).
+    /// Tokens of context its last model call used (input, cached or not, and output; 0 before any).
+    #[serde(default)]
+    pub context_used: u64,
+    /// Its model's context window, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
+    /// The fraction of the context window past which its conversation is compacted before a model
+    /// call; `None`: the engine's default (0.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_at: Option<f64>,
+    /// Free-form metadata for hosts and users (the engine's own fields are typed above).
     pub metadata: Value,
     /// The workflow this agent runs a step of, if any.
     pub workflow_id: Option<Id>,
@@ -163,6 +242,11 @@ impl std::fmt::Display for RunLease {
 }
 
 impl Agent {
+    /// Whether this is an orchestrator's own agent.
+    pub fn is_orchestrator(&self) -> bool {
+        self.role == AgentRole::Orchestrator
+    }
+
     /// A new idle agent with empty usage, created now.
     #[cfg(feature = "store")]
     pub fn new(name: impl Into<String>, model: impl Into<String>, working_dir: impl Into<String>) -> Self {
@@ -176,9 +260,15 @@ impl Agent {
             working_dir: working_dir.into(),
             status: AgentStatus::Idle,
             session_id: None,
-            state: None,
+            role: AgentRole::Agent,
+            parent_id: None,
+            template: None,
+            tools: None,
             usage: Usage::default(),
             total_cost_usd: 0.0,
+            context_used: 0,
+            context_window: None,
+            compact_at: None,
             metadata: Value::Object(Default::default()),
             workflow_id: None,
             workflow_step: None,
@@ -416,4 +506,109 @@ pub struct FileRead {
     pub absolute_path: String,
     /// Lines in the file now (`None` if it is gone or unreadable).
     pub line_count: Option<u64>,
+}
+
+/// Reading agents written before the role, template and tools became fields (in events and rows of
+/// databases written then, they sat in `metadata` as `role`, `template_name`, `template_color` and
+/// `tools`, and the executor's `state` sat on the agent): the typed fields win, else the metadata
+/// keys are lifted into them and removed from `metadata`.
+mod compat {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use super::{Agent, AgentRole, AgentStatus, RunLease, TemplateRef};
+    use crate::wire::{Id, Timestamp, Usage};
+
+    #[derive(Deserialize)]
+    pub(super) struct AgentJson {
+        id: Id,
+        #[serde(default)]
+        orchestrator_id: Option<Id>,
+        name: String,
+        model: String,
+        #[serde(default)]
+        system_prompt: Option<String>,
+        working_dir: String,
+        status: AgentStatus,
+        #[serde(default)]
+        session_id: Option<String>,
+        #[serde(default)]
+        role: Option<AgentRole>,
+        #[serde(default)]
+        parent_id: Option<Id>,
+        #[serde(default)]
+        template: Option<TemplateRef>,
+        #[serde(default)]
+        tools: Option<Vec<String>>,
+        #[serde(default)]
+        usage: Usage,
+        #[serde(default)]
+        total_cost_usd: f64,
+        #[serde(default)]
+        context_used: u64,
+        #[serde(default)]
+        context_window: Option<u64>,
+        #[serde(default)]
+        compact_at: Option<f64>,
+        #[serde(default)]
+        metadata: Value,
+        #[serde(default)]
+        workflow_id: Option<Id>,
+        #[serde(default)]
+        workflow_step: Option<String>,
+        #[serde(default)]
+        archived: bool,
+        #[serde(default)]
+        run: Option<RunLease>,
+        created_at: Timestamp,
+        updated_at: Timestamp,
+    }
+
+    impl From<AgentJson> for Agent {
+        fn from(a: AgentJson) -> Self {
+            let mut metadata = a.metadata;
+            let mut take = |key: &str| metadata.as_object_mut().and_then(|m| m.remove(key));
+            let old_role = take("role");
+            let old_name = take("template_name");
+            let old_color = take("template_color");
+            let old_tools = take("tools");
+            let role = a.role.unwrap_or_else(|| {
+                old_role.as_ref().and_then(Value::as_str).map_or(AgentRole::Agent, AgentRole::parse)
+            });
+            let template = a.template.or_else(|| {
+                let name = old_name.as_ref().and_then(Value::as_str)?.to_string();
+                Some(TemplateRef { name, color: old_color.as_ref().and_then(Value::as_str).map(str::to_string) })
+            });
+            let tools = a.tools.or_else(|| serde_json::from_value(old_tools?).ok());
+            if metadata.is_null() {
+                metadata = Value::Object(Default::default());
+            }
+            Agent {
+                id: a.id,
+                orchestrator_id: a.orchestrator_id,
+                name: a.name,
+                model: a.model,
+                system_prompt: a.system_prompt,
+                working_dir: a.working_dir,
+                status: a.status,
+                session_id: a.session_id,
+                role,
+                parent_id: a.parent_id,
+                template,
+                tools,
+                usage: a.usage,
+                total_cost_usd: a.total_cost_usd,
+                context_used: a.context_used,
+                context_window: a.context_window,
+                compact_at: a.compact_at,
+                metadata,
+                workflow_id: a.workflow_id,
+                workflow_step: a.workflow_step,
+                archived: a.archived,
+                run: a.run,
+                created_at: a.created_at,
+                updated_at: a.updated_at,
+            }
+        }
+    }
 }

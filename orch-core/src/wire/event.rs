@@ -7,8 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::{
-    Agent, AgentStatus, ChatMessage, EndReason, FileChange, FileRead, HookVerdict, Id, LogLevel, Orchestrator,
-    Timestamp, Usage,
+    Agent, AgentStatus, ChatMessage, CompactTrigger, EndReason, FileChange, FileRead, HookVerdict, Id, LogLevel,
+    Message, Orchestrator, Timestamp, Usage,
 };
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
@@ -50,6 +50,12 @@ pub enum Event {
         total_usage: Usage,
         /// The agent's cost after the increment.
         total_cost_usd: f64,
+        /// Tokens of context this call used (its input, cached or not, and its output), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context_used: Option<u64>,
+        /// The model's context window, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context_window: Option<u64>,
     },
     /// An agent was deleted (archived); the agent is the record's `agent_id`.
     AgentDeleted {},
@@ -114,15 +120,55 @@ pub enum Event {
         /// Wall time.
         duration_ms: u64,
     },
+    /// A subagent started: a `Task` tool call of the record's agent runs another agent (recorded
+    /// under the parent, with the parent's run).
+    SubagentStart {
+        /// The subagent (an agent id; for Claude Code, the `Task` call id).
+        subagent_id: String,
+        /// Its template (`subagent_type`).
+        subagent_type: String,
+        /// The task's short description.
+        description: String,
+        /// The parent's `Task` call.
+        tool_use_id: String,
+    },
     /// A subagent finished.
     SubagentStop {
         /// The subagent.
         subagent_id: String,
+        /// The parent's `Task` call (absent in logs of older builds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_use_id: Option<String>,
+        /// How its run ended (absent in logs of older builds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<EndReason>,
+        /// What it cost, in USD (rolled up into the parent's cost).
+        #[serde(default)]
+        cost_usd: f64,
     },
     /// The context is about to be compacted.
     PreCompact {
         /// Tokens before compaction.
         tokens_before: u64,
+    },
+    /// An agent's conversation was compacted: its older messages were replaced by a summary. The
+    /// replaced messages are kept here, verbatim, so the log still holds the whole history.
+    Compacted {
+        /// What started it.
+        trigger: CompactTrigger,
+        /// The context before (tokens, as last measured or estimated).
+        tokens_before: u64,
+        /// The context after (estimated).
+        tokens_after: u64,
+        /// Messages replaced by the summary.
+        messages_replaced: u32,
+        /// Messages kept verbatim after the summary.
+        messages_kept: u32,
+        /// The summary that replaced them.
+        summary: String,
+        /// The replaced messages (empty where the executor does not see them, e.g. Claude Code).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replaced: Vec<Message>,
     },
     /// A hook was invoked and decided.
     HookInvoked {
@@ -405,8 +451,10 @@ impl Event {
         "PreToolUse",
         "PostToolUse",
         "Stop",
+        "SubagentStart",
         "SubagentStop",
         "PreCompact",
+        "Compacted",
         "HookInvoked",
         "Text",
         "Thinking",
@@ -440,8 +488,10 @@ impl Event {
             Self::PreToolUse { .. } => "PreToolUse",
             Self::PostToolUse { .. } => "PostToolUse",
             Self::Stop { .. } => "Stop",
+            Self::SubagentStart { .. } => "SubagentStart",
             Self::SubagentStop { .. } => "SubagentStop",
             Self::PreCompact { .. } => "PreCompact",
+            Self::Compacted { .. } => "Compacted",
             Self::HookInvoked { .. } => "HookInvoked",
             Self::Text { .. } => "Text",
             Self::Thinking { .. } => "Thinking",
@@ -472,8 +522,10 @@ impl Event {
             | Self::PreToolUse { .. }
             | Self::PostToolUse { .. }
             | Self::Stop { .. }
+            | Self::SubagentStart { .. }
             | Self::SubagentStop { .. }
             | Self::PreCompact { .. }
+            | Self::Compacted { .. }
             | Self::HookInvoked { .. } => EventCategory::Hook,
             Self::Text { .. }
             | Self::Thinking { .. }
@@ -534,8 +586,17 @@ impl Event {
                 }
             }
             Self::Stop { reason, num_turns, .. } => format!("Stopped ({reason}) after {num_turns} turns"),
-            Self::SubagentStop { .. } => "Subagent completed".into(),
+            Self::SubagentStart { subagent_type, description, .. } => {
+                format!("Subagent {subagent_type}: {}", clip(description, 60))
+            }
+            Self::SubagentStop { reason, cost_usd, .. } => match reason {
+                Some(r) => format!("Subagent completed ({r}), ${cost_usd:.4}"),
+                None => "Subagent completed".into(),
+            },
             Self::PreCompact { tokens_before } => format!("Context compaction: {tokens_before} tokens"),
+            Self::Compacted { trigger, tokens_before, tokens_after, messages_replaced, .. } => format!(
+                "Context compacted ({trigger}): {messages_replaced} messages summarized, {tokens_before} → ~{tokens_after} tokens"
+            ),
             Self::HookInvoked { hook_event, hook_name, decision, .. } => {
                 format!("Hook {hook_name} ({hook_event}): {decision}")
             }

@@ -32,6 +32,8 @@ pub enum EndReason {
     Error,
     /// The run's budget was spent (`max_budget`, Claude Code).
     MaxBudget,
+    /// The run compacted the conversation (`/compact`) instead of calling the model (`compacted`).
+    Compacted,
     /// A hook stopped the turn (`hook: <reason>`).
     Hook(String),
     /// A `UserPromptSubmit` hook denied the prompt (`denied: <reason>`).
@@ -41,7 +43,7 @@ pub enum EndReason {
 }
 
 impl EndReason {
-    const NAMED: [(&'static str, EndReason); 9] = [
+    const NAMED: [(&'static str, EndReason); 10] = [
         ("end_turn", Self::EndTurn),
         ("max_turns", Self::MaxTurns),
         ("max_tokens", Self::MaxTokens),
@@ -51,6 +53,7 @@ impl EndReason {
         ("interrupted", Self::Interrupted),
         ("error", Self::Error),
         ("max_budget", Self::MaxBudget),
+        ("compacted", Self::Compacted),
     ];
 
     /// Reads a reason as written (never fails: an unknown one is [`EndReason::Other`]).
@@ -226,5 +229,36 @@ mod tests {
             assert_eq!(serde_json::from_value::<HookVerdict>(serde_json::to_value(&v).unwrap()).unwrap(), v);
         }
         assert_eq!(HookVerdict::parse("ask"), HookVerdict::Other("ask".into()));
+    }
+}
+
+/// What started a compaction (Claude Code's `trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CompactTrigger {
+    /// The conversation passed its threshold before a model call.
+    Auto,
+    /// Someone asked (`/compact`, `orch agent compact`).
+    Manual,
+    /// A trigger this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl CompactTrigger {
+    /// As written (`auto`, `manual`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Manual => "manual",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for CompactTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

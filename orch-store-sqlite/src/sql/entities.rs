@@ -1,13 +1,15 @@
 //! Statements of the entities: orchestrators, agents, prompts, chat, system logs, workflows.
 
 use orch_core::store::{AgentFilter, StoreError, StoreResult, SystemLogQuery};
-use orch_core::wire::{Agent, ChatMessage, Id, Orchestrator, Prompt, RunLease, SystemLog, WorkflowRecord, now};
+use orch_core::wire::{
+    Agent, AgentRole, ChatMessage, Id, Orchestrator, Prompt, RunLease, SystemLog, TemplateRef, WorkflowRecord, now,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::{
     conv, db_err, enum_text, get_enum, get_id, get_json, get_opt_id, get_opt_json, get_opt_ts, get_ts, get_u32,
-    get_usage, id_text, int, json_text, lease_text, limit_param, not_found, opt_id_text, opt_ts_text, ts_text,
+    get_u64, get_usage, id_text, int, json_text, lease_text, limit_param, not_found, opt_id_text, opt_ts_text, ts_text,
     usage_params,
 };
 
@@ -111,9 +113,10 @@ pub(crate) fn update_orchestrator(conn: &Connection, o: &Orchestrator) -> StoreR
 
 // ---- agents ----
 
-const AGENT_COLS: &str = "id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, state, \
+const AGENT_COLS: &str = "id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, role, \
      input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, metadata, \
-     workflow_id, workflow_step, archived, created_at, updated_at, run_lease";
+     workflow_id, workflow_step, archived, created_at, updated_at, run_lease, template_name, template_color, tools, \
+     context_used, context_window, compact_at, parent_id";
 
 fn agent_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
     Ok(Agent {
@@ -125,9 +128,18 @@ fn agent_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         working_dir: row.get(5)?,
         status: get_enum(row, 6)?,
         session_id: row.get(7)?,
-        state: get_opt_json(row, 8)?,
+        role: AgentRole::parse(&row.get::<_, String>(8)?),
+        template: row
+            .get::<_, Option<String>>(21)?
+            .map(|name| Ok::<_, rusqlite::Error>(TemplateRef { name, color: row.get(22)? }))
+            .transpose()?,
+        tools: get_opt_json(row, 23)?.map(|v| conv(23, serde_json::from_value::<Vec<String>>(v))).transpose()?,
         usage: get_usage(row, 9)?,
         total_cost_usd: row.get(13)?,
+        context_used: get_u64(row, 24)?,
+        context_window: row.get::<_, Option<i64>>(25)?.map(|w| u64::try_from(w).unwrap_or(0)),
+        compact_at: row.get(26)?,
+        parent_id: get_opt_id(row, 27)?,
         metadata: get_json(row, 14)?,
         workflow_id: get_opt_id(row, 15)?,
         workflow_step: row.get(16)?,
@@ -140,13 +152,13 @@ fn agent_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
 
 pub(crate) fn create_agent(conn: &Connection, a: &Agent) -> StoreResult<()> {
     let u = usage_params(&a.usage)?;
-    let state = a.state.as_ref().map(json_text).transpose()?;
+    let tools = a.tools.as_ref().map(|t| json_text(&serde_json::json!(t))).transpose()?;
     let metadata = json_text(&a.metadata)?;
     let run = a.run.as_ref().map(lease_text).transpose()?;
     let res = conn
         .prepare_cached(&format!(
             "INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-             ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+             ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)"
         ))
         .and_then(|mut s| {
             s.execute(params![
@@ -158,7 +170,7 @@ pub(crate) fn create_agent(conn: &Connection, a: &Agent) -> StoreResult<()> {
                 a.working_dir,
                 a.status.as_str(),
                 a.session_id,
-                state,
+                a.role.as_str(),
                 u[0],
                 u[1],
                 u[2],
@@ -171,6 +183,13 @@ pub(crate) fn create_agent(conn: &Connection, a: &Agent) -> StoreResult<()> {
                 ts_text(a.created_at),
                 ts_text(a.updated_at),
                 run,
+                a.template.as_ref().map(|t| t.name.as_str()),
+                a.template.as_ref().and_then(|t| t.color.as_deref()),
+                tools,
+                i64::try_from(a.context_used).unwrap_or(i64::MAX),
+                a.context_window.map(|w| i64::try_from(w).unwrap_or(i64::MAX)),
+                a.compact_at,
+                opt_id_text(a.parent_id),
             ])
         });
     match res {
@@ -211,6 +230,13 @@ pub(crate) fn list_agents(conn: &Connection, filter: &AgentFilter) -> StoreResul
         .query_map(params![opt_id_text(filter.orchestrator_id), filter.include_archived], agent_row)
         .map_err(db_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+pub(crate) fn load_executor_state(conn: &Connection, agent_id: Id) -> StoreResult<Option<Value>> {
+    conn.prepare_cached("SELECT state FROM agents WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id_text(agent_id)], |row| get_opt_json(row, 0)).optional())
+        .map(Option::flatten)
+        .map_err(db_err)
 }
 
 pub(crate) fn set_agent_metadata(conn: &Connection, id: Id, metadata: &Value) -> StoreResult<()> {

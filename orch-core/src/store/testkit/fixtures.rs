@@ -38,7 +38,10 @@ pub fn agent(name: &str, orchestrator_id: Option<Id>, i: i64) -> Agent {
         working_dir: format!("/work/{name}"),
         status: AgentStatus::Idle,
         session_id: None,
-        state: None,
+        role: AgentRole::Agent,
+        parent_id: None,
+        template: Some(TemplateRef { name: "builder".into(), color: Some("#ff00aa".into()) }),
+        tools: Some(vec!["Read".into(), "Grep".into()]),
         usage: Usage {
             input_tokens: 10,
             output_tokens: 20,
@@ -46,6 +49,9 @@ pub fn agent(name: &str, orchestrator_id: Option<Id>, i: i64) -> Agent {
             cache_creation_input_tokens: 40,
         },
         total_cost_usd: 0.25,
+        context_used: 12_345,
+        context_window: Some(200_000),
+        compact_at: Some(0.7),
         metadata: serde_json::json!({"template": "builder", "colour": "#ff00aa"}),
         workflow_id: None,
         workflow_step: Some("build".to_string()),
@@ -146,6 +152,8 @@ pub fn every_event() -> Vec<Event> {
             cost_usd: 0.1 + 0.2,
             total_usage: Usage { input_tokens: 1, ..Usage::default() },
             total_cost_usd: 1e-12,
+            context_used: Some(180_000),
+            context_window: Some(200_000),
         },
         Event::AgentDeleted {},
         Event::UserPromptSubmit {
@@ -164,8 +172,28 @@ pub fn every_event() -> Vec<Event> {
         },
         Event::PostToolUse { tool_name: "Write".into(), result: None, is_error: true, tool_use_id: "toolu_01".into() },
         Event::Stop { reason: "end_turn".into(), num_turns: u32::MAX, duration_ms: u64::MAX },
-        Event::SubagentStop { subagent_id: "sub-1".into() },
+        Event::SubagentStart {
+            subagent_id: "sub-1".into(),
+            subagent_type: "reviewer".into(),
+            description: "Review the diff".into(),
+            tool_use_id: "toolu_07".into(),
+        },
+        Event::SubagentStop {
+            subagent_id: "sub-1".into(),
+            tool_use_id: Some("toolu_07".into()),
+            reason: Some("end_turn".into()),
+            cost_usd: 0.25,
+        },
         Event::PreCompact { tokens_before: 123_456 },
+        Event::Compacted {
+            trigger: crate::wire::CompactTrigger::Auto,
+            tokens_before: 170_000,
+            tokens_after: 21_000,
+            messages_replaced: 40,
+            messages_kept: 6,
+            summary: "The user asked for a parser; it is written and tested.".into(),
+            replaced: vec![crate::wire::Message::user_text("write a parser")],
+        },
         Event::HookInvoked {
             hook_event: "PreToolUse".into(),
             hook_name: "deny-rm".into(),
@@ -278,8 +306,10 @@ fn covers(e: &Event) {
         | Event::PreToolUse { .. }
         | Event::PostToolUse { .. }
         | Event::Stop { .. }
+        | Event::SubagentStart { .. }
         | Event::SubagentStop { .. }
         | Event::PreCompact { .. }
+        | Event::Compacted { .. }
         | Event::HookInvoked { .. }
         | Event::Text { .. }
         | Event::Thinking { .. }

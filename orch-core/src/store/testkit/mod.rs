@@ -44,8 +44,8 @@ use std::time::Duration;
 use super::Store;
 pub use super::writes::Writes;
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, Event, EventKeys, EventRecord, Id, LogLevel, Orchestrator, Participant, Prompt,
-    PromptAuthor, SystemLog, Timestamp, Usage, WorkflowRecord, WorkflowStatus,
+    Agent, AgentRole, AgentStatus, ChatMessage, Event, EventKeys, EventRecord, Id, LogLevel, Orchestrator, Participant,
+    Prompt, PromptAuthor, SystemLog, TemplateRef, Timestamp, Usage, WorkflowRecord, WorkflowStatus,
 };
 
 /// How long one check may take in all.

@@ -97,7 +97,10 @@ pub async fn agent_create_get_find_list(store: Arc<dyn Store>) {
     let a2 = agent("beta", Some(oa.id), 12);
     let b1 = agent("alpha", Some(ob.id), 11);
     let mut free = agent("loner", None, 13);
-    free.state = Some(serde_json::json!({"messages": []}));
+    free.role = AgentRole::Subagent;
+    free.parent_id = Some(a1.id);
+    free.template = None;
+    free.tools = None;
     free.session_id = Some("sess".into());
     free.workflow_id = Some(new_id());
     for a in [&a2, &a1, &free, &b1] {
@@ -198,13 +201,13 @@ pub async fn agent_state_round_trips(store: Arc<dyn Store>) {
     });
     store.save_agent_state(a.id, Some(&state), Some("sess-123")).await.unwrap();
     let got = store.get_agent(a.id).await.unwrap().unwrap();
-    assert_eq!(got.state.as_ref(), Some(&state), "state round-trips");
+    assert_eq!(store.load_executor_state(a.id).await.unwrap().as_ref(), Some(&state), "state round-trips");
     assert_eq!(got.session_id.as_deref(), Some("sess-123"));
     assert_eq!(got.name, a.name, "other fields untouched");
 
     store.save_agent_state(a.id, None, None).await.unwrap();
     let got = store.get_agent(a.id).await.unwrap().unwrap();
-    assert_eq!(got.state, None, "None clears the state");
+    assert_eq!(store.load_executor_state(a.id).await.unwrap(), None, "None clears the state");
     assert_eq!(got.session_id, None, "None clears the session");
 }
 

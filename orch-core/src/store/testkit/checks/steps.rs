@@ -32,6 +32,7 @@ pub async fn commit_step_is_atomic(store: Arc<dyn Store>) {
             status: Some(AgentStatus::Executing),
             usage: Some((usage, 0.125)),
             state: Some(SavedState { state: Some(state.clone()), session_id: Some("s-1".into()) }),
+            context: Some((150_000, Some(200_000))),
             messages: messages.clone(),
             changes: Vec::new(),
             events: vec![text(100, keys.clone()), text(101, keys.clone())],
@@ -41,9 +42,10 @@ pub async fn commit_step_is_atomic(store: Arc<dyn Store>) {
     assert_eq!(seqs(&recs), vec![3, 4], "commit_step events get the next seqs");
     let got = store.get_agent(a.id).await.unwrap().unwrap();
     assert_eq!(got.status, AgentStatus::Executing);
+    assert_eq!((got.context_used, got.context_window), (150_000, Some(200_000)), "the context is recorded");
     assert_eq!(got.usage, usage);
     assert!((got.total_cost_usd - 0.125).abs() < 1e-12);
-    assert_eq!(got.state, Some(state));
+    assert_eq!(store.load_executor_state(a.id).await.unwrap(), Some(state));
     assert_eq!(got.session_id.as_deref(), Some("s-1"));
     assert_eq!(store.load_conversation(a.id).await.unwrap(), messages);
     assert_eq!(store.read_events(&EventQuery::after(2)).await.unwrap(), recs);
