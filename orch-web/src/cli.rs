@@ -201,6 +201,20 @@ enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compact the agent's conversation now: its older part is replaced by a summary (the agent loop
+    /// does this by itself past 80 % of the context window; see limits.compact_at).
+    Compact {
+        /// Name.
+        name: String,
+        /// Instructions for the summary (what to keep).
+        instructions: Vec<String>,
+        /// The orchestrator (default: the newest live one).
+        #[arg(long)]
+        orchestrator: Option<String>,
+        /// Print every event as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// The agent's status and its latest run's recent activity.
     Status {
         /// Name.
@@ -476,6 +490,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let engine = engine(config, true).await?;
             Ok(chat::command(&engine, sigint, id, name, prompt, *json).await?)
         }
+        Command::Agent { command: AgentCommand::Compact { name, instructions, orchestrator, json } } => {
+            let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
+            let sigint = Sigint::install()?;
+            let engine = engine(config, true).await?;
+            let prompt = format!("/compact {}", instructions.join(" ")).trim_end().to_string();
+            Ok(chat::command(&engine, sigint, id, name, &prompt, *json).await?)
+        }
         Command::Agent { command: AgentCommand::Status { name, tail, verbose, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
             let engine = engine(config, false).await?;
@@ -504,6 +525,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                         "cache_read_input_tokens": a.usage.cache_read_input_tokens,
                         "cache_creation_input_tokens": a.usage.cache_creation_input_tokens,
                         "total_cost_usd": a.total_cost_usd, "working_dir": a.working_dir,
+                        "context_used": a.context_used, "context_window": a.context_window,
                     });
                     let _ = writeln!(out, "{v}");
                 }

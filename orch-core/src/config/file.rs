@@ -31,6 +31,9 @@
 //! [limits]
 //! max_agent_turns = 500
 //! agent_warmup = false
+//! compact_at = 0.8                           # compact a conversation past 80 % of its window (0: never)
+//! max_subagent_depth = 2                     # Task subagents may start subagents this deep
+//! max_parallel_subagents = 4                 # Task calls of one step run this many at once
 //!
 //! [hooks]
 //! settings = true                            # apply .claude/settings.json hooks to native agents
@@ -153,6 +156,12 @@ pub struct FileLimits {
     pub max_agent_turns: Option<u32>,
     /// `agent_warmup`.
     pub agent_warmup: Option<bool>,
+    /// `compact_at`.
+    pub compact_at: Option<f64>,
+    /// `max_subagent_depth`.
+    pub max_subagent_depth: Option<u32>,
+    /// `max_parallel_subagents`.
+    pub max_parallel_subagents: Option<u32>,
 }
 
 /// `[hooks]`.

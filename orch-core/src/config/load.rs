@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::file::{self, LoadedFile};
 use super::{
-    ClaudeCodeSection, ConfigError, DEFAULT_MAX_AGENT_TURNS, DEFAULT_PORT, DatabaseUrl, Flags, HooksConfig,
-    LimitsConfig, ModelsConfig, OrchConfig, OrchestratorSection, ProvidersConfig, Secret, ServerConfig, Source,
-    Sourced, StoreConfig,
+    ClaudeCodeSection, ConfigError, DEFAULT_COMPACT_AT, DEFAULT_MAX_AGENT_TURNS, DEFAULT_MAX_PARALLEL_SUBAGENTS,
+    DEFAULT_MAX_SUBAGENT_DEPTH, DEFAULT_PORT, DatabaseUrl, Flags, HooksConfig, LimitsConfig, ModelsConfig, OrchConfig,
+    OrchestratorSection, ProvidersConfig, Secret, ServerConfig, Source, Sourced, StoreConfig,
 };
 
 /// What a configuration is built from besides its files: the flags, the process environment and the
@@ -184,6 +184,32 @@ impl OrchConfig {
                     flag_value,
                 )?
                 .or_default(false),
+            compact_at: layers
+                .parsed(
+                    &["ORCH_COMPACT_AT"],
+                    f.and_then(|f| f.limits.compact_at).map(|v| (v, "limits.compact_at")),
+                    |s| {
+                        s.parse::<f64>()
+                            .ok()
+                            .filter(|v| (0.0..=1.0).contains(v))
+                            .ok_or_else(|| "not a fraction from 0 to 1 (e.g. 0.8; 0: never)".to_string())
+                    },
+                )?
+                .or_default(DEFAULT_COMPACT_AT),
+            max_subagent_depth: layers
+                .parsed(
+                    &["ORCH_MAX_SUBAGENT_DEPTH"],
+                    f.and_then(|f| f.limits.max_subagent_depth).map(|v| (v, "limits.max_subagent_depth")),
+                    |s| s.parse::<u32>().map_err(|_| "not a whole number (0: no subagents)".to_string()),
+                )?
+                .or_default(DEFAULT_MAX_SUBAGENT_DEPTH),
+            max_parallel_subagents: layers
+                .parsed(
+                    &["ORCH_MAX_PARALLEL_SUBAGENTS"],
+                    f.and_then(|f| f.limits.max_parallel_subagents).map(|v| (v, "limits.max_parallel_subagents")),
+                    |s| positive(s).map_err(|_| "not a whole number above 0".to_string()),
+                )?
+                .or_default(DEFAULT_MAX_PARALLEL_SUBAGENTS),
         };
         let hooks = HooksConfig {
             settings: layers
@@ -255,6 +281,12 @@ fn check_file_values(l: &LoadedFile, c: &OrchConfig) -> Result<(), ConfigError> 
     let from_file = |s: &Source| matches!(s, Source::File { .. });
     if from_file(&c.limits.max_agent_turns.source) && c.limits.max_agent_turns.value == 0 {
         return Err(l.error("limits.max_agent_turns", "must be a whole number of turns above 0"));
+    }
+    if from_file(&c.limits.compact_at.source) && !(0.0..=1.0).contains(&c.limits.compact_at.value) {
+        return Err(l.error("limits.compact_at", "must be a fraction from 0 to 1 (e.g. 0.8; 0: never)"));
+    }
+    if from_file(&c.limits.max_parallel_subagents.source) && c.limits.max_parallel_subagents.value == 0 {
+        return Err(l.error("limits.max_parallel_subagents", "must be a whole number above 0"));
     }
     if from_file(&c.store.pg_pool.source) && c.store.pg_pool.value == Some(0) {
         return Err(l.error("store.pg_pool", "must be at least 1"));

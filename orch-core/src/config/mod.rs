@@ -214,6 +214,13 @@ pub struct LimitsConfig {
     pub max_agent_turns: Sourced<u32>,
     /// A new agent answers a "Ready" turn right after `create_agent` (default off).
     pub agent_warmup: Sourced<bool>,
+    /// The fraction of a model's context window past which a conversation is compacted before the
+    /// next model call (default 0.8; 0: never automatically). An agent's own `compact_at` wins.
+    pub compact_at: Sourced<f64>,
+    /// How deep `Task` subagents may nest (default 2: a subagent may start one more level).
+    pub max_subagent_depth: Sourced<u32>,
+    /// How many `Task` calls of one model response run at once (default 4).
+    pub max_parallel_subagents: Sourced<u32>,
 }
 
 /// Hooks.
@@ -246,6 +253,12 @@ pub struct ServerConfig {
 pub const DEFAULT_PORT: u16 = 8000;
 /// Default model calls per agent command run.
 pub const DEFAULT_MAX_AGENT_TURNS: u32 = 500;
+/// Default fraction of the context window past which a conversation is compacted.
+pub const DEFAULT_COMPACT_AT: f64 = 0.8;
+/// Default nesting depth of `Task` subagents.
+pub const DEFAULT_MAX_SUBAGENT_DEPTH: u32 = 2;
+/// Default number of `Task` subagents of one model response run at once.
+pub const DEFAULT_MAX_PARALLEL_SUBAGENTS: u32 = 4;
 
 /// Why a configuration could not be read. Every variant is a usage error (exit code 2 in the CLI).
 #[derive(Debug, thiserror::Error)]
@@ -347,6 +360,9 @@ impl OrchConfig {
             entry("orchestrator.prompt_file", "ORCH_ORCHESTRATOR_PROMPT", &self.orchestrator.prompt_file),
             entry("limits.max_agent_turns", "ORCH_MAX_AGENT_TURNS", &self.limits.max_agent_turns),
             entry("limits.agent_warmup", "ORCH_AGENT_WARMUP", &self.limits.agent_warmup),
+            entry("limits.compact_at", "ORCH_COMPACT_AT", &self.limits.compact_at),
+            entry("limits.max_subagent_depth", "ORCH_MAX_SUBAGENT_DEPTH", &self.limits.max_subagent_depth),
+            entry("limits.max_parallel_subagents", "ORCH_MAX_PARALLEL_SUBAGENTS", &self.limits.max_parallel_subagents),
             entry("hooks.settings", "ORCH_SETTINGS_HOOKS", &self.hooks.settings),
             entry("claude_code.binary", "ORCH_CLAUDE_BIN", &self.claude_code.binary),
             entry("server.host", "ORCH_HOST", &self.server.host),

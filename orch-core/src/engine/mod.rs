@@ -33,7 +33,8 @@ use crate::ErrorKind;
 use crate::config::{ConfigError, OrchConfig, Source};
 use crate::executor::Supervisor;
 use crate::executor::{
-    AgentExecutor, AgentRunner, ClaudeCodeConfig, ClaudeCodeExecutor, NativeExecutor, RoutingExecutor,
+    AgentExecutor, AgentRunner, ClaudeCodeConfig, ClaudeCodeExecutor, CompactionSettings, NativeExecutor,
+    RoutingExecutor, SubagentSettings,
 };
 use crate::hook::HookRegistry;
 use crate::hook::command::register_settings_hooks;
@@ -201,7 +202,18 @@ impl EngineBuilder {
             None => Arc::new(NoModel),
         };
         let summarizer = summarizer(&config, &registry)?;
-        let native: Arc<dyn AgentExecutor> = Arc::new(NativeExecutor::with_registry(registry.clone()));
+        let compaction = CompactionSettings {
+            compact_at: config.limits.compact_at.value,
+            summary_model: config.models.summary.value.clone(),
+            ..CompactionSettings::default()
+        };
+        let native: Arc<dyn AgentExecutor> =
+            Arc::new(NativeExecutor::with_registry(registry.clone()).with_compaction(compaction).with_subagents(
+                SubagentSettings {
+                    max_depth: config.limits.max_subagent_depth.value,
+                    max_parallel: config.limits.max_parallel_subagents.value as usize,
+                },
+            ));
         let mut router = RoutingExecutor::new(native)
             .with_registry(registry.clone())
             .with_claude_code(Arc::new(ClaudeCodeExecutor::new(claude_code_config(&config, self.relay_command))));

@@ -6,6 +6,7 @@
 
 #[cfg(all(feature = "tokio", unix))]
 pub mod claude_code;
+pub mod compact;
 pub mod lease;
 pub mod native;
 mod recorder;
@@ -16,7 +17,8 @@ mod supervisor;
 
 #[cfg(all(feature = "tokio", unix))]
 pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
-pub use native::NativeExecutor;
+pub use compact::CompactionSettings;
+pub use native::{NativeExecutor, SubagentSettings};
 pub use recorder::TurnRecorder;
 pub use route::{CLAUDE_CODE, RoutingExecutor, claude_code_entry, is_claude_code_model};
 pub use runner::{AgentRunner, AgentRunnerBuilder, RunClaim};
@@ -70,6 +72,8 @@ pub struct RunOptions {
     /// Replaces the agent's system prompt for this turn (e.g. the orchestrator's prompt, rendered anew
     /// each turn). The agent's record is unchanged.
     pub system_prompt: Option<String>,
+    /// How deep in `Task` subagents this run is (0: not a subagent).
+    pub subagent_depth: u32,
 }
 
 impl Default for RunOptions {
@@ -84,6 +88,7 @@ impl Default for RunOptions {
             author: PromptAuthor::Engineer,
             model: None,
             system_prompt: None,
+            subagent_depth: 0,
         }
     }
 }
@@ -179,6 +184,8 @@ pub struct TurnContext {
     pub hooks: HookRegistry,
     /// The host runtime.
     pub runtime: Arc<dyn Runtime>,
+    /// The runner of this turn, to run subagents (`Task`) with; `None` outside a runner.
+    pub runner: Option<AgentRunner>,
 }
 
 impl TurnContext {

@@ -12,6 +12,7 @@ pub struct TurnRecorder {
     changes: Vec<Change>,
     status: Option<AgentStatus>,
     usage: Option<(Usage, f64)>,
+    context: Option<(u64, Option<u64>)>,
 }
 
 impl TurnRecorder {
@@ -32,7 +33,11 @@ impl TurnRecorder {
 
     /// Whether nothing waits for a commit.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.changes.is_empty() && self.status.is_none() && self.usage.is_none()
+        self.events.is_empty()
+            && self.changes.is_empty()
+            && self.status.is_none()
+            && self.usage.is_none()
+            && self.context.is_none()
     }
 
     /// The agent's status changes from `old` to `new`: the event (when it changes) and the row.
@@ -52,6 +57,16 @@ impl TurnRecorder {
             }
             None => (*usage, cost_usd),
         });
+    }
+
+    /// The context the step's last model call used and its model's window, recorded on the agent.
+    pub fn context(&mut self, used: u64, window: Option<u64>) {
+        self.context = Some((used, window));
+    }
+
+    /// A change stored with the next commit.
+    pub fn change(&mut self, change: Change) {
+        self.changes.push(change);
     }
 
     /// The turn's prompt row, stored with the next commit.
@@ -82,6 +97,7 @@ impl TurnRecorder {
             status: self.status.take(),
             usage: self.usage.take(),
             state,
+            context: self.context.take(),
             messages,
             changes: std::mem::take(&mut self.changes),
             events: std::mem::take(&mut self.events),

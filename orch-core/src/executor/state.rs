@@ -68,6 +68,13 @@ pub struct LoopState {
     pub message_count: usize,
     /// The running turn, if any.
     pub turn: Option<TurnState>,
+    /// Tokens of context the last model call used (0: none since the conversation began or was
+    /// compacted).
+    #[serde(default)]
+    pub context_used: u64,
+    /// How many messages the conversation had when `context_used` was measured.
+    #[serde(default)]
+    pub context_at: usize,
 }
 
 impl LoopState {

@@ -116,10 +116,16 @@ pub fn stdin_json(input: &HookInput) -> Value {
             if let Some(r) = &input.stop_reason {
                 m.insert("stop_reason".into(), json!(r));
             }
+            if let Some(text) = &input.last_message {
+                m.insert("last_assistant_message".into(), json!(text));
+            }
+            if let Some(id) = &input.subagent_id {
+                m.insert("agent_id".into(), json!(id));
+            }
         }
         HookEvent::PreCompact => {
-            m.insert("trigger".into(), json!("auto"));
-            m.insert("custom_instructions".into(), json!(""));
+            m.insert("trigger".into(), json!(input.trigger.as_deref().unwrap_or("auto")));
+            m.insert("custom_instructions".into(), json!(input.custom_instructions.clone().unwrap_or_default()));
         }
     }
     Value::Object(m)

@@ -101,8 +101,16 @@ pub struct HookInput {
     pub tool_is_error: Option<bool>,
     /// The prompt (UserPromptSubmit).
     pub prompt: Option<String>,
-    /// Why the turn stopped (Stop).
+    /// Why the turn stopped (Stop, SubagentStop).
     pub stop_reason: Option<String>,
+    /// What started a compaction, `auto` or `manual` (PreCompact).
+    pub trigger: Option<String>,
+    /// Instructions given for the summary (PreCompact).
+    pub custom_instructions: Option<String>,
+    /// The subagent that ended (SubagentStop): its id, and its final text.
+    pub subagent_id: Option<String>,
+    /// The subagent's final text (SubagentStop).
+    pub last_message: Option<String>,
 }
 
 impl HookInput {
@@ -120,6 +128,10 @@ impl HookInput {
             tool_is_error: None,
             prompt: None,
             stop_reason: None,
+            trigger: None,
+            custom_instructions: None,
+            subagent_id: None,
+            last_message: None,
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::executor::{
 use crate::model::{ModelAliases, ModelSpec};
 use crate::store::{AgentFilter, Batch, Change, EventQuery, Store, StoreError};
 use crate::template::Templates;
-use crate::wire::{Agent, Event, EventKeys, EventRecord, Id, LogLevel, PromptAuthor, now};
+use crate::wire::{Agent, Event, EventKeys, EventRecord, Id, LogLevel, PromptAuthor, TemplateRef, now};
 pub use crate::wire::{CreateAgent, StatusEntry, StatusReport};
 
 /// Default model calls per command run (the seed's `MAX_AGENT_TURNS`).
@@ -34,7 +34,7 @@ pub use crate::wire::ORCHESTRATOR_AGENT_NAME;
 
 /// Whether `agent` is the record behind an orchestrator's own turns (not a managed agent).
 pub fn is_orchestrator_agent(agent: &Agent) -> bool {
-    agent.metadata.get("role").and_then(|v| v.as_str()) == Some("orchestrator")
+    agent.is_orchestrator()
 }
 
 /// What went wrong managing an agent. The messages are shown to models and people as they are.
@@ -273,7 +273,8 @@ impl AgentManager {
         let name = validate_agent_name(&req.name)?;
         let mut system_prompt = req.system_prompt.filter(|s| !s.trim().is_empty());
         let mut model = req.model;
-        let mut metadata = serde_json::Map::new();
+        let mut template_ref = None;
+        let mut tools = None;
         if let Some(template) = req.template.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             let templates = Templates::load(&self.inner.config.working_dir);
             let Some(t) = templates.agent(template) else {
@@ -293,13 +294,8 @@ impl AgentManager {
             if t.model.is_some() {
                 model = t.model.clone();
             }
-            metadata.insert("template_name".into(), t.name.clone().into());
-            if let Some(c) = &t.color {
-                metadata.insert("template_color".into(), c.clone().into());
-            }
-            if let Some(tools) = &t.tools {
-                metadata.insert("tools".into(), tools.clone().into());
-            }
+            template_ref = Some(TemplateRef { name: t.name.clone(), color: t.color.clone() });
+            tools = t.tools.clone();
         }
         let Some(system_prompt) = system_prompt else {
             return Err(ManageError::Invalid {
@@ -318,7 +314,8 @@ impl AgentManager {
         let mut agent = Agent::new(name.clone(), model, dir);
         agent.orchestrator_id = self.inner.orchestrator_id;
         agent.system_prompt = Some(system_prompt);
-        agent.metadata = serde_json::Value::Object(metadata);
+        agent.template = template_ref;
+        agent.tools = tools;
         let agent = match self.inner.runner.create_agent(agent).await {
             Ok(a) => a,
             Err(RunError::Store(StoreError::NameTaken { .. })) => return Err(ManageError::NameTaken(name)),
@@ -513,11 +510,7 @@ impl AgentManager {
 }
 
 fn tools_of(agent: &Agent) -> Option<Vec<String>> {
-    agent
-        .metadata
-        .get("tools")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(|s| s.trim().to_string())).filter(|s| !s.is_empty()).collect())
+    agent.tools.as_ref().map(|t| t.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
 }
 
 /// Events shown in an agent's status: hooks, response blocks, errors and file reports; not costs,

@@ -22,8 +22,8 @@ use crate::template::Templates;
 use crate::tool::ToolRegistry;
 use crate::tool::builtin::{Bash, Glob, Grep, Read};
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, NewEvent, Orchestrator as OrchestratorRecord,
-    Participant, new_id, now,
+    Agent, AgentRole, AgentStatus, ChatMessage, Event, EventKeys, Id, LogLevel, NewEvent,
+    Orchestrator as OrchestratorRecord, Participant, new_id, now,
 };
 
 /// The orchestrator's built-in system prompt. `{{SUBAGENT_MAP}}` and `{{AVAILABLE_ADW_TYPES}}` are
@@ -611,6 +611,6 @@ fn own_agent(config: &OrchestratorConfig, orchestrator_id: Id) -> Agent {
         .into_owned();
     let mut a = Agent::new(ORCHESTRATOR_AGENT_NAME, config.model.clone(), dir);
     a.orchestrator_id = Some(orchestrator_id);
-    a.metadata = serde_json::json!({"role": "orchestrator"});
+    a.role = AgentRole::Orchestrator;
     a
 }

@@ -167,7 +167,7 @@ fn clip(s: &str, n: usize) -> String {
 /// `Status`, `Model`, `Tokens` and `Cost` lines of an agent, each starting with `indent`.
 fn agent_lines(a: &Agent, indent: &str) -> String {
     let u = &a.usage;
-    format!(
+    let mut out = format!(
         "{indent}Status: {}\n{indent}Model: {}\n{indent}Tokens: {} (input {}, output {})\n{indent}Cost: ${:.4}",
         a.status,
         a.model,
@@ -175,7 +175,18 @@ fn agent_lines(a: &Agent, indent: &str) -> String {
         group_digits(u.input_tokens),
         group_digits(u.output_tokens),
         a.total_cost_usd
-    )
+    );
+    match a.context_window {
+        Some(window) if window > 0 => out.push_str(&format!(
+            "\n{indent}Context: {} / {} tokens ({:.0} %)",
+            group_digits(a.context_used),
+            group_digits(window),
+            a.context_used as f64 * 100.0 / window as f64
+        )),
+        _ if a.context_used > 0 => out.push_str(&format!("\n{indent}Context: {} tokens", group_digits(a.context_used))),
+        _ => {}
+    }
+    out
 }
 
 fn agent_block(a: &Agent) -> String {
@@ -217,14 +228,11 @@ impl MgmtTool {
                 };
                 let a = m.create_agent(req).await.map_err(me)?;
                 let mut text = format!("✅ Created agent '{}'\nID: {}\nModel: {}", a.name, a.id, a.model);
-                if let Some(t) = a.metadata.get("template_name").and_then(Value::as_str) {
-                    text.push_str(&format!("\nTemplate: {t}"));
+                if let Some(t) = &a.template {
+                    text.push_str(&format!("\nTemplate: {}", t.name));
                 }
-                match a.metadata.get("tools").and_then(Value::as_array) {
-                    Some(tools) => {
-                        let names: Vec<&str> = tools.iter().filter_map(Value::as_str).collect();
-                        text.push_str(&format!("\nTools: {}", names.join(", ")));
-                    }
+                match &a.tools {
+                    Some(tools) => text.push_str(&format!("\nTools: {}", tools.join(", "))),
                     None => text.push_str("\nTools: all"),
                 }
                 ToolOutput::text(text)

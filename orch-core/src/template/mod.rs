@@ -299,6 +299,10 @@ impl Templates {
         let Some((name, arguments)) = parse_invocation(prompt) else {
             return Ok(None);
         };
+        // The engine's own commands pass through unless the project defines one of the same name.
+        if BUILTIN_COMMANDS.contains(&name) && self.command(name).is_none() {
+            return Ok(None);
+        }
         let Some(command) = self.command(name) else {
             return Err(TemplateError::UnknownCommand {
                 name: name.to_string(),
@@ -314,6 +318,9 @@ impl Templates {
         }))
     }
 }
+
+/// Commands the agent loop itself runs (`/compact [instructions]`), not templates.
+pub const BUILTIN_COMMANDS: &[&str] = &["compact"];
 
 /// `/name rest` → (`name`, trimmed `rest`); `None` when the prompt is not a slash command.
 fn parse_invocation(prompt: &str) -> Option<(&str, &str)> {

@@ -100,7 +100,6 @@ use async_trait::async_trait;
 
 use self::turn::Run;
 use super::{AgentExecutor, RunError, RunOutcome, TurnContext};
-use crate::wire::EventKeys;
 
 /// Runs agent turns with the Claude Code CLI. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -169,13 +168,7 @@ impl AgentExecutor for ClaudeCodeExecutor {
         let mut run = Run {
             exec: self,
             cx: &cx,
-            keys: EventKeys {
-                agent_id: Some(cx.agent.id),
-                orchestrator_id: cx.agent.orchestrator_id,
-                workflow_id: cx.agent.workflow_id,
-                step: cx.agent.workflow_step.clone(),
-                task_slug: None,
-            },
+            keys: super::agent_keys(&cx.agent, None),
             model: model.clone().unwrap_or_else(|| "claude-code".to_string()),
             allowed: names.into_iter().collect(),
             rec: super::recorder::TurnRecorder::new(),

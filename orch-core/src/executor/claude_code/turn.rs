@@ -377,6 +377,8 @@ impl Run<'_> {
             cost_usd: r.total_cost_usd,
             total_usage,
             total_cost_usd: self.cx.agent.total_cost_usd + r.total_cost_usd,
+            context_used: None,
+            context_window: None,
         });
         self.rec.add_usage(&r.usage, r.total_cost_usd);
         let reason = r.stop_reason();

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::future::{Either, select};
 
+use super::compact::{self, CompactionSettings};
 use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnRecorder, TurnState};
 use crate::hook::{HookDecision, HookEvent, HookInput};
 use crate::model::{
@@ -28,6 +29,11 @@ use crate::wire::{
     AgentStatus, ContentBlock, EndReason, Event, EventKeys, LogLevel, Message, Role, Timestamp, Usage, now,
     too_deep_input_error, too_deep_input_marker, tool_input_too_deep,
 };
+
+mod compaction;
+mod subagent;
+
+pub use subagent::{GENERAL_PURPOSE, SubagentSettings, TASK_TOOL};
 
 /// How long a tool may run before the events preceding it are committed on their own.
 const FLUSH_BEFORE_SLOW_TOOL: Duration = Duration::from_millis(20);
@@ -43,6 +49,8 @@ const PROMPT_EVENT_CHARS: usize = 1000;
 pub struct NativeExecutor {
     registry: ProviderRegistry,
     max_tokens: u32,
+    compaction: CompactionSettings,
+    subagents: SubagentSettings,
     warned: Mutex<HashSet<String>>,
 }
 
@@ -60,7 +68,31 @@ impl NativeExecutor {
 
     /// An executor over the providers of `registry`, with its aliases and prices.
     pub fn with_registry(registry: ProviderRegistry) -> Self {
-        Self { registry, max_tokens: 8192, warned: Mutex::new(HashSet::new()) }
+        Self {
+            registry,
+            max_tokens: 8192,
+            compaction: CompactionSettings::default(),
+            subagents: SubagentSettings::default(),
+            warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Limits `Task` subagents (default: 2 levels deep, 4 at once).
+    pub fn with_subagents(mut self, settings: SubagentSettings) -> Self {
+        self.subagents = settings;
+        self
+    }
+
+    /// Compacts conversations with these settings (default: past 80 % of the window, summaries by the
+    /// agent's own model).
+    pub fn with_compaction(mut self, settings: CompactionSettings) -> Self {
+        self.compaction = settings;
+        self
+    }
+
+    /// The compaction settings.
+    pub fn compaction(&self) -> &CompactionSettings {
+        &self.compaction
     }
 
     /// The registry.
@@ -134,22 +166,16 @@ impl AgentExecutor for NativeExecutor {
         let (provider, model) = self
             .resolve(&cx.agent.model)
             .map_err(|message| RunError::Config { agent: cx.agent.name.clone(), message })?;
-        let state: LoopState = match &cx.agent.state {
+        let state: LoopState = match cx.store.load_executor_state(cx.agent.id).await? {
             None => LoopState::default(),
-            Some(v) => serde_json::from_value(v.clone())
+            Some(v) => serde_json::from_value(v)
                 .map_err(|e| RunError::BadState { agent: cx.agent.name.clone(), message: e.to_string() })?,
         };
         let mut messages = cx.store.load_conversation(cx.agent.id).await?;
         messages.truncate(state.message_count);
         let mut run = Run {
             exec: self,
-            keys: EventKeys {
-                agent_id: Some(cx.agent.id),
-                orchestrator_id: cx.agent.orchestrator_id,
-                workflow_id: cx.agent.workflow_id,
-                step: cx.agent.workflow_step.clone(),
-                task_slug: None,
-            },
+            keys: super::agent_keys(&cx.agent, None),
             tool_specs: Arc::new(cx.tools.specs()),
             cx: &cx,
             provider,
@@ -160,10 +186,17 @@ impl AgentExecutor for NativeExecutor {
             rec: TurnRecorder::new(),
             started: Instant::now(),
         };
+        if run.offers_task() {
+            Arc::make_mut(&mut run.tool_specs).push(subagent::task_spec(&cx.agent.working_dir));
+        }
         match prompt {
             Some(p) => {
                 if run.state.phase != Phase::Idle {
                     return Err(RunError::UnfinishedTurn(cx.agent.name.clone()));
+                }
+                if let Some(instructions) = compact::compact_command(&p) {
+                    let instructions = instructions.to_string();
+                    return run.compact_command(p, instructions).await;
                 }
                 if let Some(outcome) = run.start(p).await? {
                     return Ok(outcome);
@@ -293,10 +326,10 @@ impl Run<'_> {
         run.decisions
     }
 
-    /// Starts a turn. Returns an outcome when the turn ends before any model call (a denied prompt).
-    async fn start(&mut self, prompt: String) -> Result<Option<RunOutcome>, RunError> {
+    /// Opens a turn for `prompt`: its slug and state, the prompt row, the agent executing.
+    fn begin_turn(&mut self, prompt: &str) {
         let at = now();
-        let slug = self.cx.options.task_slug.clone().unwrap_or_else(|| task_slug(&prompt, at));
+        let slug = self.cx.options.task_slug.clone().unwrap_or_else(|| task_slug(prompt, at));
         self.keys.task_slug = Some(slug.clone());
         self.state.turn = Some(TurnState {
             task_slug: slug.clone(),
@@ -309,8 +342,13 @@ impl Run<'_> {
             last_text: None,
             stop_requested: None,
         });
-        self.rec.prompt(self.cx, &slug, &prompt, at);
+        self.rec.prompt(self.cx, &slug, prompt, at);
         self.rec.status_change(&self.keys, self.cx.agent.status, AgentStatus::Executing);
+    }
+
+    /// Starts a turn. Returns an outcome when the turn ends before any model call (a denied prompt).
+    async fn start(&mut self, prompt: String) -> Result<Option<RunOutcome>, RunError> {
+        self.begin_turn(&prompt);
         self.emit(Event::UserPromptSubmit {
             prompt: clip(&prompt, PROMPT_EVENT_CHARS),
             prompt_length: prompt.chars().count(),
@@ -360,6 +398,7 @@ impl Run<'_> {
                     if self.rec.pending_events() > 0 {
                         self.commit().await?;
                     }
+                    self.maybe_compact().await?;
                     match self.call_model().await {
                         Ok(Some(())) => {}
                         Ok(None) => return self.interrupted().await,
@@ -376,13 +415,28 @@ impl Run<'_> {
                 }
                 Phase::RunTools => {
                     let n = self.turn().pending.len();
-                    for i in 0..n {
+                    let mut next = 0;
+                    while next < n {
+                        let i = next;
+                        next += 1;
                         if self.turn().pending[i].result.is_some() {
                             continue;
                         }
                         if self.turn().stop_requested.is_some() {
                             self.turn().pending[i].result =
                                 Some(("Not run: the turn was stopped by a hook.".into(), true));
+                            continue;
+                        }
+                        if self.is_task(i) {
+                            // This and the following unresolved Task calls run at once.
+                            let mut tasks = vec![i];
+                            while next < n && self.turn().pending[next].result.is_none() && self.is_task(next) {
+                                tasks.push(next);
+                                next += 1;
+                            }
+                            if !self.run_tasks(tasks).await? {
+                                return self.interrupted().await;
+                            }
                             continue;
                         }
                         match self.run_tool(i).await? {
@@ -486,12 +540,18 @@ impl Run<'_> {
         let mut agent_usage = self.cx.agent.usage;
         agent_usage.add(&total_usage);
         self.rec.add_usage(&resp.usage, cost);
+        let u = &resp.usage;
+        let context_used = u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens + u.output_tokens;
+        let window = self.window();
+        self.rec.context(context_used, window);
         self.emit(Event::AgentCostsUpdated {
             model: self.model.clone(),
             usage: resp.usage,
             cost_usd: cost,
             total_usage: agent_usage,
             total_cost_usd: self.cx.agent.total_cost_usd + total_cost,
+            context_used: Some(context_used),
+            context_window: window,
         });
         let mut pending = Vec::new();
         for block in &resp.content {
@@ -534,6 +594,8 @@ impl Run<'_> {
         }
         let stop = resp.stop_reason;
         self.push_message(Message { role: Role::Assistant, content: resp.content });
+        self.state.context_used = context_used;
+        self.state.context_at = self.messages.len();
         if pending.is_empty() {
             self.state.phase = Phase::Idle;
             self.turn().stop_requested = Some(stop.as_str().to_string());
