@@ -70,7 +70,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orch_core::store::{
     AgentFilter, Batch, Durability, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus,
-    SystemLogQuery, Wakeup, follow_log,
+    SystemLogQuery, Wakeup, follow_log, follow_log_matching,
 };
 use orch_core::wire::{Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Prompt, SystemLog, WorkflowRecord};
 use rusqlite::{Connection, OpenFlags};
@@ -607,9 +607,16 @@ impl Store for SqliteStore {
         follow_log(Arc::new(self.clone()), since, wakeup)
     }
 
-    fn subscribe_foreign(&self, since: u64) -> EventStream {
+    fn subscribe_foreign(&self, since: u64, filter: EventQuery) -> EventStream {
         if self.inner.path.is_none() {
-            return self.subscribe(since);
+            let last_seq = self.inner.last_seq.clone();
+            let wakeup: Wakeup = Arc::new(move |seen| {
+                let mut rx = last_seq.subscribe();
+                Box::pin(async move {
+                    let _ = rx.wait_for(|&last| last > seen).await;
+                })
+            });
+            return follow_log_matching(Arc::new(self.clone()), since, wakeup, filter);
         }
         self.ensure_poller();
         let polled = self.inner.polled_seq.clone();
@@ -620,7 +627,7 @@ impl Store for SqliteStore {
                 let _ = rx.wait_for(|&last| last > seen).await;
             })
         });
-        follow_log(Arc::new(self.clone()), since, wakeup)
+        follow_log_matching(Arc::new(self.clone()), since, wakeup, filter)
     }
 
     fn local_files(&self) -> Vec<PathBuf> {

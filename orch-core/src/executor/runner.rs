@@ -13,7 +13,7 @@ use crate::Interrupt;
 use crate::hook::HookRegistry;
 use crate::model::ModelProvider;
 use crate::runtime::Runtime;
-use crate::store::{Batch, Change, Store, StoreError};
+use crate::store::{Batch, Change, EventQuery, Store, StoreError};
 use crate::tool::ToolRegistry;
 use crate::wire::{Agent, Event, EventKeys, Id, RunLease, new_id};
 
@@ -322,7 +322,8 @@ impl AgentRunner {
             }
         };
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
-        let mut stream = self.store.subscribe_foreign(since);
+        let only = EventQuery { types: vec!["InterruptRequested".into()], ..EventQuery::default() };
+        let mut stream = self.store.subscribe_foreign(since, only);
         self.runtime.spawn(
             async move {
                 while let Some(item) = stream.next().await {

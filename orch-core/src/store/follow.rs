@@ -47,3 +47,59 @@ pub fn follow_log<S: Store + ?Sized>(store: Arc<S>, since: u64, wakeup: Wakeup) 
     })
     .boxed()
 }
+
+/// Follows only the events of `store` that match `filter` (its seq range and limit are ignored) from
+/// `since`. Each pass reads the matching events up to the log's last seq and then moves past every seq
+/// it scanned, so events that do not match are neither decoded nor scanned twice.
+pub fn follow_log_matching<S: Store + ?Sized>(
+    store: Arc<S>,
+    since: u64,
+    wakeup: Wakeup,
+    filter: EventQuery,
+) -> EventStream {
+    struct State<S: ?Sized> {
+        store: Arc<S>,
+        scanned: u64,
+        buf: std::collections::VecDeque<crate::wire::EventRecord>,
+        wakeup: Wakeup,
+        filter: EventQuery,
+        failed: bool,
+    }
+    let state = State { store, scanned: since, buf: Default::default(), wakeup, filter, failed: false };
+    stream::unfold(state, |mut st| async move {
+        if st.failed {
+            return None;
+        }
+        loop {
+            if let Some(r) = st.buf.pop_front() {
+                return Some((Ok(r), st));
+            }
+            let top = match st.store.last_seq().await {
+                Ok(top) => top,
+                Err(e) => {
+                    st.failed = true;
+                    return Some((Err(e), st));
+                }
+            };
+            if top <= st.scanned {
+                (st.wakeup)(st.scanned).await;
+                continue;
+            }
+            let q = EventQuery { after_seq: st.scanned, until_seq: Some(top), limit: Some(PAGE), ..st.filter.clone() };
+            match st.store.read_events(&q).await {
+                Ok(page) => {
+                    st.scanned = match page.last() {
+                        Some(last) if page.len() >= PAGE => last.seq,
+                        _ => top,
+                    };
+                    st.buf.extend(page);
+                }
+                Err(e) => {
+                    st.failed = true;
+                    return Some((Err(e), st));
+                }
+            }
+        }
+    })
+    .boxed()
+}

@@ -19,6 +19,8 @@ use crate::wire::{
 struct Data {
     orchestrators: Vec<Orchestrator>,
     agents: Vec<Agent>,
+    /// Where each agent is in `agents` (every change of a step looks its agent up).
+    agent_index: HashMap<Id, usize>,
     prompts: Vec<Prompt>,
     chat: Vec<ChatMessage>,
     logs: Vec<SystemLog>,
@@ -116,7 +118,8 @@ impl Store for MemoryStore {
     }
 
     async fn get_agent(&self, id: Id) -> StoreResult<Option<Agent>> {
-        Ok(self.lock().agents.iter().find(|a| a.id == id).cloned())
+        let d = self.lock();
+        Ok(d.agent_index.get(&id).and_then(|&i| d.agents.get(i)).cloned())
     }
 
     async fn find_agent(&self, orchestrator_id: Option<Id>, name: &str) -> StoreResult<Option<Agent>> {
@@ -287,7 +290,9 @@ impl Undo {
                 }
             }
             Undo::PopAgent => {
-                d.agents.pop();
+                if let Some(a) = d.agents.pop() {
+                    d.agent_index.remove(&a.id);
+                }
             }
             Undo::AgentStatus { id, status, updated_at } => {
                 if let Some(a) = agent_mut(d, id) {
@@ -378,12 +383,15 @@ fn orchestrator_view(d: &Data, o: &Orchestrator) -> Orchestrator {
         o.status = a.status;
         o.usage = a.usage;
         o.total_cost_usd = a.total_cost_usd;
+        o.context_used = a.context_used;
+        o.context_window = a.context_window;
     }
     o
 }
 
 fn agent_mut(d: &mut Data, id: Id) -> Option<&mut Agent> {
-    d.agents.iter_mut().find(|x| x.id == id)
+    let i = *d.agent_index.get(&id)?;
+    d.agents.get_mut(i)
 }
 
 fn find_agent_mut(d: &mut Data, id: Id) -> StoreResult<&mut Agent> {
@@ -416,6 +424,7 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
             {
                 return Err(StoreError::NameTaken { name: a.name.clone() });
             }
+            d.agent_index.insert(a.id, d.agents.len());
             d.agents.push(*a);
             Undo::PopAgent
         }

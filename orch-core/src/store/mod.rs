@@ -13,7 +13,7 @@ pub mod testkit;
 mod writes;
 
 pub use batch::{Batch, Change, Durability, SavedState};
-pub use follow::{Wakeup, follow_log};
+pub use follow::{Wakeup, follow_log, follow_log_matching};
 pub use memory::MemoryStore;
 
 use async_trait::async_trait;
@@ -236,11 +236,15 @@ pub trait Store: Send + Sync + 'static {
         true
     }
 
-    /// Like [`Store::subscribe`], for a follower that only cares about what *other* processes append
-    /// (a runner watching for interrupt requests): a store may wake it less often, e.g. on its poll of
-    /// the database rather than on each of this process's commits. It may deliver this process's
-    /// events too, and may deliver them later than `subscribe` would.
-    fn subscribe_foreign(&self, since: u64) -> EventStream {
+    /// Like [`Store::subscribe`] restricted to the events matching `filter` (its seq range and limit
+    /// are ignored), for a follower that only cares about what *other* processes append (a runner
+    /// watching for interrupt requests): a store may wake it less often, e.g. on its poll of the
+    /// database rather than on each of this process's commits, and need not decode the events that do
+    /// not match. It may deliver this process's events too, and later than `subscribe` would.
+    fn subscribe_foreign(&self, since: u64, filter: EventQuery) -> EventStream {
+        use futures::StreamExt as _;
         self.subscribe(since)
+            .filter(move |r| futures::future::ready(r.as_ref().is_err() || r.as_ref().is_ok_and(|r| filter.matches(r))))
+            .boxed()
     }
 }
