@@ -246,6 +246,13 @@ fn activity(r: &EventRecord, agent: Option<&str>) {
             eprintln!("  {tag}{}", r.event.summary())
         }
         Event::Result { .. } if agent.is_some() => eprintln!("  {tag}── {}", r.event.summary()),
+        Event::Compacted { summary, .. } => {
+            eprintln!("  {tag}{}", r.event.summary());
+            // The summary is what the conversation now starts with: the result of a compaction.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{tag}{}", summary.trim_end());
+        }
+        Event::SubagentStart { .. } | Event::SubagentStop { .. } => eprintln!("  {tag}⏺ {}", r.event.summary()),
         Event::ModelError { message, .. } => eprintln!("  {tag}✗ {message}"),
         Event::SystemLog { .. } => eprintln!("  {tag}{}", r.event.summary()),
         _ => {}
@@ -334,17 +341,14 @@ pub async fn chat(
 pub async fn create(
     engine: &Engine,
     orchestrator: Option<Id>,
-    name: &str,
-    system_prompt: Option<String>,
-    template: Option<String>,
-    model: Option<String>,
+    request: CreateAgent,
     json: bool,
 ) -> Result<u8, Failure> {
-    if system_prompt.is_none() && template.is_none() {
+    if request.system_prompt.is_none() && request.template.is_none() {
         return Err(Failure::usage("give --system-prompt TEXT or --template NAME"));
     }
     let orch = self::orchestrator(engine, orchestrator, false).await?;
-    let a = orch.manager().create_agent(CreateAgent { name: name.into(), system_prompt, model, template }).await?;
+    let a = orch.manager().create_agent(request).await?;
     let mut out = std::io::stdout().lock();
     if json {
         let _ = writeln!(out, "{}", serde_json::to_string(&a).unwrap_or_default());

@@ -181,6 +181,10 @@ enum AgentCommand {
         /// Agent template name (.claude/agents).
         #[arg(long)]
         template: Option<String>,
+        /// Compact its conversation past this share of the context window (0 to 1; 0: never); default
+        /// limits.compact_at.
+        #[arg(long)]
+        compact_at: Option<f64>,
         /// The orchestrator (default: the newest live one, created if there is none).
         #[arg(long)]
         orchestrator: Option<String>,
@@ -469,7 +473,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let engine = engine(config, true).await?;
             Ok(chat::chat(&engine, sigint, id, *new, message, *json, *no_wait).await?)
         }
-        Command::Agent { command: AgentCommand::Create { name, system_prompt, template, orchestrator, json } } => {
+        Command::Agent {
+            command: AgentCommand::Create { name, system_prompt, template, compact_at, orchestrator, json },
+        } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
             // `--model` here is the agent's model: an alias or id is fine, the provider comes from the default.
             let given = cli.model.as_deref().map(str::trim).filter(|m| !m.is_empty());
@@ -481,7 +487,14 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 }
                 None => (engine(config, true).await?, None),
             };
-            Ok(chat::create(&engine, id, name, system_prompt.clone(), template.clone(), model, *json).await?)
+            let request = orch_core::wire::CreateAgent {
+                name: name.clone(),
+                system_prompt: system_prompt.clone(),
+                model,
+                template: template.clone(),
+                compact_at: *compact_at,
+            };
+            Ok(chat::create(&engine, id, request, *json).await?)
         }
         Command::Agent { command: AgentCommand::Command { name, prompt, orchestrator, json } } => {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;

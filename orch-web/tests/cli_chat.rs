@@ -416,3 +416,45 @@ fn the_orchestrators_own_model_resolves_orch_model_aliases() {
         assert!((cost - expected).abs() < 1e-9, "priced as boss-1: {cost} vs {expected}: {r}");
     }
 }
+
+/// `agent create --compact-at`, `agent compact`, and the context in `agent status`.
+#[test]
+fn agent_compact_and_compact_at_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = scripted_model(
+        dir.path(),
+        r#"{"steps": [
+          {"when": "^Summarize the conversation below", "repeat": true, "reply": [{"type": "text", "text": "SUMMARY: bob said hello twice"}]},
+          {"agent": "^bob$", "repeat": true, "reply": [{"type": "text", "text": "bob here"}]}
+        ]}"#,
+    );
+    let d = dir.path();
+    let out = run_in(d, &["--model", &model, "agent", "create", "bob", "--system-prompt", "p", "--compact-at", "1.5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("compact_at"), "the error names the setting: {}", text(&out.stderr));
+    let out = run_in(
+        d,
+        &["--model", &model, "agent", "create", "bob", "--system-prompt", "p", "--compact-at", "0.5", "--json"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["compact_at"], 0.5);
+    for prompt in ["hello", "hello again"] {
+        let out = run_in(d, &["--model", &model, "agent", "command", "bob", prompt]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = run_in(d, &["agent", "status", "bob"]);
+    assert!(text(&out.stdout).contains("Context: "), "status shows the context: {}", text(&out.stdout));
+    let out = run_in(d, &["--model", &model, "agent", "compact", "bob", "keep", "names"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("SUMMARY: bob said hello twice"), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("compacted"), "{}", text(&out.stderr));
+    let events = json_lines(&run_in(d, &["events", "--json"]).stdout);
+    let compacted = events.iter().find(|e| e["type"] == "Compacted").expect("a Compacted event");
+    assert_eq!(compacted["trigger"], "manual");
+    assert!(compacted["replaced"].as_array().is_some_and(|r| !r.is_empty()), "the replaced messages are kept");
+    // The agent goes on after the compaction.
+    let out = run_in(d, &["--model", &model, "agent", "command", "bob", "still there?"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("bob here"));
+}

@@ -271,6 +271,14 @@ impl AgentManager {
     /// among live agents (a deleted agent's name is free again).
     pub async fn create_agent(&self, req: CreateAgent) -> Result<Agent, ManageError> {
         let name = validate_agent_name(&req.name)?;
+        if let Some(at) = req.compact_at
+            && !(0.0..=1.0).contains(&at)
+        {
+            return Err(ManageError::Invalid {
+                what: "compact_at",
+                message: format!("{at} is not a share of the context window from 0 to 1 (0: never compact)"),
+            });
+        }
         let mut system_prompt = req.system_prompt.filter(|s| !s.trim().is_empty());
         let mut model = req.model;
         let mut template_ref = None;
@@ -316,6 +324,7 @@ impl AgentManager {
         agent.system_prompt = Some(system_prompt);
         agent.template = template_ref;
         agent.tools = tools;
+        agent.compact_at = req.compact_at;
         let agent = match self.inner.runner.create_agent(agent).await {
             Ok(a) => a,
             Err(RunError::Store(StoreError::NameTaken { .. })) => return Err(ManageError::NameTaken(name)),

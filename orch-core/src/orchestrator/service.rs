@@ -221,6 +221,8 @@ impl OrchestratorBuilder {
                     working_dir: config.working_dir.to_string_lossy().into_owned(),
                     usage: Default::default(),
                     total_cost_usd: 0.0,
+                    context_used: 0,
+                    context_window: None,
                     metadata: serde_json::json!({"model": config.model}),
                     archived: false,
                     created_at: at,

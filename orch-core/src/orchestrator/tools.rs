@@ -225,6 +225,7 @@ impl MgmtTool {
                     system_prompt: opt_str(input, "system_prompt")?,
                     model: opt_str(input, "model")?,
                     template: opt_str(input, "subagent_template")?,
+                    compact_at: None,
                 };
                 let a = m.create_agent(req).await.map_err(me)?;
                 let mut text = format!("✅ Created agent '{}'\nID: {}\nModel: {}", a.name, a.id, a.model);

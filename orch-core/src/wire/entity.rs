@@ -71,6 +71,12 @@ pub struct Orchestrator {
     pub usage: Usage,
     /// Accumulated cost in USD.
     pub total_cost_usd: f64,
+    /// Tokens of context its last turn's last model call used (those of its own agent).
+    #[serde(default)]
+    pub context_used: u64,
+    /// Its model's context window, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
     /// Free-form metadata.
     pub metadata: Value,
     /// Archived (soft-deleted).

@@ -36,7 +36,7 @@ impl RunOutcome {
 
 /// What `create_agent` is asked for.
 // Not `#[non_exhaustive]`: callers build it as `CreateAgent { name, ..Default::default() }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CreateAgent {
     /// Name, unique among live agents of the orchestrator.
@@ -47,6 +47,9 @@ pub struct CreateAgent {
     pub model: Option<String>,
     /// An agent template of `.claude/agents` (its body, model and tools apply).
     pub template: Option<String>,
+    /// The share of its context window past which its conversation is compacted (0 to 1; 0: never);
+    /// default: the engine's (`limits.compact_at`).
+    pub compact_at: Option<f64>,
 }
 
 /// An agent's status and its latest run's activity, for `check_agent_status` and `orch agent status`.

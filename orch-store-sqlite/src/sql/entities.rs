@@ -25,7 +25,8 @@ const ORCH_VIEW: &str = "o.id, o.session_id, o.system_prompt, COALESCE(a.status,
      COALESCE(a.input_tokens, o.input_tokens), COALESCE(a.output_tokens, o.output_tokens), \
      COALESCE(a.cache_read_input_tokens, o.cache_read_input_tokens), \
      COALESCE(a.cache_creation_input_tokens, o.cache_creation_input_tokens), \
-     COALESCE(a.total_cost_usd, o.total_cost_usd), o.metadata, o.archived, o.created_at, o.updated_at \
+     COALESCE(a.total_cost_usd, o.total_cost_usd), o.metadata, o.archived, o.created_at, o.updated_at, \
+     COALESCE(a.context_used, 0), a.context_window \
      FROM orchestrators o LEFT JOIN agents a \
      ON a.orchestrator_id = o.id AND a.name = 'orchestrator' AND a.archived = 0";
 
@@ -42,6 +43,8 @@ fn orchestrator_row(row: &Row<'_>) -> rusqlite::Result<Orchestrator> {
         archived: row.get(11)?,
         created_at: get_ts(row, 12)?,
         updated_at: get_ts(row, 13)?,
+        context_used: get_u64(row, 14)?,
+        context_window: row.get::<_, Option<i64>>(15)?.map(|w| u64::try_from(w).unwrap_or(0)),
     })
 }
 

@@ -20,6 +20,8 @@ pub fn orchestrator(i: i64) -> Orchestrator {
         working_dir: format!("/tmp/orch-{i}"),
         usage: Usage::default(),
         total_cost_usd: 0.0,
+        context_used: 0,
+        context_window: None,
         metadata: serde_json::json!({"i": i, "tags": ["a", "b"], "nested": {"x": 1.5, "n": null}}),
         archived: false,
         created_at: ts(i),

@@ -79,6 +79,7 @@ pub async fn orchestrator_status_and_usage_are_its_agents(store: Arc<dyn Store>)
     assert_eq!(got.usage, expected, "its agent's usage, every concurrent increment counted");
     assert!((got.total_cost_usd - 0.50).abs() < 1e-9, "its agent's cost, got {}", got.total_cost_usd);
     assert_eq!(got.status, AgentStatus::Executing, "its agent's status");
+    assert_eq!((got.context_used, got.context_window), (own.context_used, own.context_window), "its agent's context");
     assert_eq!(got.system_prompt, o.system_prompt, "its own other fields");
     let listed = store.list_orchestrators(false).await.unwrap();
     assert_eq!((listed[0].status, listed[0].usage), (AgentStatus::Executing, expected), "listed the same way");
