@@ -15,7 +15,7 @@ use orch_core::executor::{
 use orch_core::hook::{FnHook, HookDecision, HookEvent, HookRegistry};
 use orch_core::model::scripted::ScriptedModel;
 use orch_core::store::{EventQuery, MemoryStore, Store};
-use orch_core::wire::{Agent, AgentStatus, Event, EventRecord, Id, LogLevel};
+use orch_core::wire::{Agent, AgentStatus, CompactTrigger, Event, EventRecord, Id, LogLevel};
 use orch_store_sqlite::SqliteStore;
 
 const SESSION: &str = "462b1f0e-7c4d-4a8e-9f3b-2d6c8e1a5b70";
@@ -586,4 +586,236 @@ async fn a_tool_input_nested_past_the_limit_is_stored_as_the_marker() {
     for input in inputs {
         assert_eq!(input, orch_core::wire::too_deep_input_marker());
     }
+}
+
+const TASK_ID: &str = "toolu_01TaskPortLookup";
+const SUB_READ_ID: &str = "toolu_01SubRead";
+
+/// A `Task` subagent and an automatic compaction, as the CLI prints them, map to the events a native
+/// agent records: `SubagentStart`/`SubagentStop` around the subagent's own calls, `PreCompact` then
+/// `Compacted`, and the context on the costs event and the agent row.
+#[tokio::test]
+async fn subagent_and_compaction_transcript_maps_to_the_native_events() {
+    let h = Harness::sqlite();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut hooks = HookRegistry::new();
+    {
+        let seen = seen.clone();
+        hooks
+            .register(
+                HookEvent::SubagentStop,
+                None,
+                FnHook::new("on-subagent-stop", move |input| {
+                    seen.lock().unwrap().push((
+                        input.subagent_id.clone(),
+                        input.last_message.clone(),
+                        input.stop_reason.clone(),
+                    ));
+                    HookDecision::Continue
+                }),
+            )
+            .unwrap();
+    }
+    let runner = h.runner(h.config("subagent_compact.jsonl"), hooks);
+    let agent = h.agent(&runner, "cc", "claude-code:claude-sonnet-4-5").await;
+    let outcome = runner.run(agent.id, "where is the port set?", RunOptions::default()).await.unwrap();
+    assert_eq!(outcome.stop_reason, "end_turn");
+    assert_eq!(outcome.final_text.as_deref(), Some("The server listens on port 8080, set in config.toml."));
+    assert!((outcome.cost_usd - 0.05592).abs() < 1e-12);
+
+    let events = h.events(agent.id).await;
+    let pos = |pred: &dyn Fn(&Event) -> bool| {
+        events.iter().position(|r| pred(&r.event)).unwrap_or_else(|| panic!("missing in {:?}", kinds(&events)))
+    };
+    let count = |kind: &str| events.iter().filter(|r| r.event.kind() == kind).count();
+
+    // The subagent starts after its Task call and before its own calls.
+    let task_use = pos(&|e| matches!(e, Event::PreToolUse { tool_use_id, .. } if tool_use_id == TASK_ID));
+    let start = pos(&|e| matches!(e, Event::SubagentStart { .. }));
+    let sub_use = pos(&|e| matches!(e, Event::ToolUse { tool_use_id, .. } if tool_use_id == SUB_READ_ID));
+    let sub_result = pos(&|e| matches!(e, Event::ToolResult { tool_use_id, .. } if tool_use_id == SUB_READ_ID));
+    let task_result = pos(&|e| matches!(e, Event::ToolResult { tool_use_id, .. } if tool_use_id == TASK_ID));
+    let hook = pos(&|e| matches!(e, Event::HookInvoked { hook_event, .. } if hook_event == "SubagentStop"));
+    let stop = pos(&|e| matches!(e, Event::SubagentStop { .. }));
+    assert!(task_use < start && start < sub_use && sub_use < sub_result, "{:?}", kinds(&events));
+    assert!(sub_result < task_result && task_result < hook && hook < stop, "{:?}", kinds(&events));
+    assert_eq!((count("SubagentStart"), count("SubagentStop")), (1, 1));
+    match &events[start].event {
+        Event::SubagentStart { subagent_id, subagent_type, description, tool_use_id } => {
+            assert_eq!(
+                (subagent_id.as_str(), subagent_type.as_str(), description.as_str(), tool_use_id.as_str()),
+                (TASK_ID, "Explore", "Find the port setting", TASK_ID)
+            );
+        }
+        _ => unreachable!(),
+    }
+    match &events[stop].event {
+        Event::SubagentStop { subagent_id, tool_use_id, reason, cost_usd } => {
+            assert_eq!(subagent_id, TASK_ID);
+            assert_eq!(tool_use_id.as_deref(), Some(TASK_ID));
+            assert_eq!(reason.as_ref().map(ToString::to_string).as_deref(), Some("end_turn"));
+            assert_eq!(*cost_usd, 0.0);
+        }
+        _ => unreachable!(),
+    }
+    // The subagent's tool call is recorded with its name.
+    assert!(matches!(&events[sub_result].event, Event::ToolResult { tool_name, .. } if tool_name == "Read"));
+    // The Rust SubagentStop hook ran once, in process, with the subagent's last text.
+    let sub_text = format!("The port is configured in {}/config.toml: port = 8080.", h.work().display());
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(Some(TASK_ID.to_string()), Some(sub_text.clone()), Some("end_turn".to_string()))]
+    );
+
+    // The compaction: PreCompact, then Compacted with the CLI's figures and summary, before the next call.
+    let pre = pos(&|e| matches!(e, Event::PreCompact { tokens_before: 150_000 }));
+    let compacted = pos(&|e| matches!(e, Event::Compacted { .. }));
+    let last_text = pos(&|e| matches!(e, Event::Text { text } if text.starts_with("The server listens")));
+    assert!(stop < pre && pre < compacted && compacted < last_text, "{:?}", kinds(&events));
+    assert_eq!((count("PreCompact"), count("Compacted")), (1, 1));
+    match &events[compacted].event {
+        Event::Compacted {
+            trigger,
+            tokens_before,
+            tokens_after,
+            messages_replaced,
+            messages_kept,
+            summary,
+            replaced,
+        } => {
+            assert_eq!(*trigger, CompactTrigger::Auto);
+            assert_eq!(*tokens_before, 150_000);
+            // The first call after it used 4200 input + 800 cache-read tokens.
+            assert_eq!(*tokens_after, 5_000);
+            assert_eq!((*messages_replaced, *messages_kept), (0, 0));
+            assert!(summary.starts_with("This session is being continued from a previous conversation"), "{summary}");
+            assert!(summary.contains("port = 8080"), "{summary}");
+            assert!(replaced.is_empty());
+        }
+        _ => unreachable!(),
+    }
+
+    // The texts: the agent's, the subagent's (recorded, but not the agent's), the agent's final one.
+    let texts: Vec<&str> = events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "I'll have a subagent look for the port setting.",
+            sub_text.as_str(),
+            "The server listens on port 8080, set in config.toml."
+        ]
+    );
+
+    // The context: the last call's, and the window from `modelUsage`; on the agent row too.
+    let context = events
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::AgentCostsUpdated { context_used, context_window, .. } => Some((*context_used, *context_window)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(context, (Some(5_000), Some(200_000)));
+    let a = h.store.get_agent(agent.id).await.unwrap().unwrap();
+    assert_eq!((a.context_used, a.context_window), (5_000, Some(200_000)));
+    assert!((a.total_cost_usd - 0.05592).abs() < 1e-12);
+    assert_eq!(statuses(&events).last(), Some(&(AgentStatus::Executing, AgentStatus::Idle)));
+}
+
+/// Without a final answer after the subagent, the turn's text is still the agent's own, never the
+/// subagent's; a compaction the result line follows directly is recorded all the same.
+#[tokio::test]
+async fn a_subagents_text_never_becomes_the_agents_answer() {
+    let h = Harness::new();
+    // The transcript without the agent's last message and without the result's `result` text.
+    let lines: Vec<String> = std::fs::read_to_string(fixture("claude").join("subagent_compact.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if v["message"]["id"] == "msg_fake_0404" {
+                return None;
+            }
+            if v["type"] == "result" {
+                v.as_object_mut().unwrap().remove("result");
+            }
+            Some(v.to_string())
+        })
+        .collect();
+    let transcript = h.file("no_final_text.jsonl");
+    std::fs::write(&transcript, lines.join("\n") + "\n").unwrap();
+    let runner = h.runner(h.config(transcript.to_str().unwrap()), HookRegistry::new());
+    let agent = h.agent(&runner, "cc", "claude-code").await;
+    let outcome = runner.run(agent.id, "where is the port set?", RunOptions::default()).await.unwrap();
+    assert_eq!(outcome.final_text.as_deref(), Some("I'll have a subagent look for the port setting."));
+
+    let events = h.events(agent.id).await;
+    let result = events.iter().rev().find(|r| r.event.kind() == "Result").unwrap();
+    assert!(
+        matches!(&result.event, Event::Result { result: Some(t), .. } if t.starts_with("I'll have a subagent")),
+        "{:?}",
+        result.event
+    );
+    let compacted = events
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::Compacted { tokens_before, tokens_after, summary, .. } => {
+                Some((*tokens_before, *tokens_after, summary.clone()))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no Compacted in {:?}", kinds(&events)));
+    assert_eq!((compacted.0, compacted.1), (150_000, 0));
+    assert!(compacted.2.starts_with("This session is being continued"), "{}", compacted.2);
+    // No call after the compaction: what the context is now is not known, the window is.
+    let context = events
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::AgentCostsUpdated { context_used, context_window, .. } => Some((*context_used, *context_window)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(context, (None, Some(200_000)));
+}
+
+/// A CLI that dies while its subagent runs: the subagent still gets its `SubagentStop` (an error), and
+/// the agent row keeps the context of the agent's last call.
+#[tokio::test]
+async fn a_subagent_cut_off_by_a_crash_is_stopped_with_the_turn() {
+    let h = Harness::new();
+    let mut lines: Vec<String> = std::fs::read_to_string(fixture("claude").join("subagent_compact.jsonl"))
+        .unwrap()
+        .lines()
+        .take_while(|l| !l.contains("msg_fake_0403"))
+        .map(str::to_string)
+        .collect();
+    lines.push(r#"{"fake": "stderr", "text": "fatal: lost its connection to the API"}"#.into());
+    lines.push(r#"{"fake": "exit", "code": 3}"#.into());
+    let transcript = h.file("crash_in_subagent.jsonl");
+    std::fs::write(&transcript, lines.join("\n") + "\n").unwrap();
+    let runner = h.runner(h.config(transcript.to_str().unwrap()), HookRegistry::new());
+    let agent = h.agent(&runner, "cc", "claude-code").await;
+    let err = runner.run(agent.id, "where is the port set?", RunOptions::default()).await.unwrap_err();
+    assert!(err.to_string().contains("without a result line"), "{err}");
+
+    let events = h.events(agent.id).await;
+    let stops: Vec<_> = events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::SubagentStop { subagent_id, reason, .. } => Some((subagent_id.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stops.len(), 1, "{:?}", kinds(&events));
+    assert_eq!(stops[0].0, TASK_ID);
+    assert_eq!(stops[0].1.as_ref().map(ToString::to_string).as_deref(), Some("error"));
+    let a = h.store.get_agent(agent.id).await.unwrap().unwrap();
+    assert_eq!(a.status, AgentStatus::Blocked);
+    // 3000 input + 1000 cache-read tokens; the window from orch's price table for the init's model.
+    assert_eq!((a.context_used, a.context_window), (4_000, Some(200_000)));
 }

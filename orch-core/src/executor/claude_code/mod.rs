@@ -39,12 +39,38 @@
 //! | --- | --- |
 //! | `system`/`init` | `SystemLog` INFO (session, model, tools); the session id is saved |
 //! | `system`/`api_retry` | `ModelRetry` |
-//! | `system`/`compact_boundary` | `PreCompact` |
+//! | `system`/`compact_boundary` (`compact_metadata {trigger, pre_tokens}`) | `PreCompact`, then `Compacted` (see below) |
+//! | `user` text "This session is being continued from a previous conversation…" (or `isCompactSummary`) after a `compact_boundary` | the `summary` of that `Compacted` |
 //! | `assistant` text / thinking / tool_use | `Text` / `Thinking` / `ToolUse` + `PreToolUse` |
+//! | `assistant` tool_use `Task` (id X) | also `SubagentStart { subagent_id: X, subagent_type, description, tool_use_id: X }` |
+//! | `assistant` / `user` with `parent_tool_use_id: X` (the subagent's own calls) | the same events, with the agent's keys; never the agent's last text, turns or context |
 //! | `assistant` from `<synthetic>` (API error) | `ModelError` |
 //! | `user` tool_result | `PostToolUse` + `ToolResult` |
-//! | `result` | `AgentCostsUpdated` (usage incl. cache tokens, cost = `total_cost_usd`, added atomically), `Stop`, `Result`, status `idle` (or `blocked` when `is_error`) |
+//! | `user` tool_result of `Task` call X | also the Rust `SubagentStop` hooks (in process), then `SubagentStop { subagent_id: X, tool_use_id: X, reason: end_turn or error, cost_usd: 0 }` |
+//! | `result` | `AgentCostsUpdated` (usage incl. cache tokens, cost = `total_cost_usd`, added atomically; context, see below), `Stop`, `Result`, status `idle` (or `blocked` when `is_error`) |
 //! | not JSON, unknown `type` | `SystemLog` WARNING (at most 20 per turn); the line is skipped |
+//!
+//! Compaction: the CLI compacts by itself and says only that it did (`trigger` `auto`/`manual`,
+//! `pre_tokens`), so `Compacted` has `tokens_before: pre_tokens`, no replaced messages (`replaced` empty,
+//! counts 0), the summary when the CLI prints its summary message (else empty), and `tokens_after` the
+//! context of the first model call after it (0 when the turn makes none). It is recorded once the summary
+//! and that call have been read, or at the first other line, or when the turn ends; never dropped. The Rust
+//! `PreCompact` hooks do not run (the CLI gives no chance to veto or instruct its compaction).
+//!
+//! Subagents: the CLI runs a `Task` call's subagent in its own process and prints the subagent's messages
+//! with the call's id as `parent_tool_use_id`; the subagent's id in events is that call id. Its cost is in
+//! the turn's `total_cost_usd` (the CLI reports none per subagent), so `SubagentStop.cost_usd` is 0.
+//! `SubagentStop` hooks see the subagent's last text (else the `Task` result) as `last_message`; their
+//! decisions are recorded only (the CLI has already returned the result to the agent). A `Task` whose
+//! result never came (interrupt, crash) gets its `SubagentStop` when the turn ends, with reason
+//! `interrupted` or `error`.
+//!
+//! Context: each of the agent's own `assistant` lines carries its call's `message.usage`; the context used
+//! is the last one's `input_tokens + cache_read_input_tokens + cache_creation_input_tokens` (its
+//! `output_tokens` is the stream's first count, not the final one). The window is
+//! `modelUsage.<model>.contextWindow` of the result line (the turn's model, else the largest), else orch's
+//! default price table's. Both go in the result's `AgentCostsUpdated` and on the agent row (also when the
+//! turn ends without a result line).
 //!
 //! Before the process starts the turn records `AgentStatusChanged` (→ executing) and `UserPromptSubmit`,
 //! and runs the Rust `UserPromptSubmit` hooks in process (deny / stop end the turn without starting the
@@ -178,6 +204,10 @@ impl AgentExecutor for ClaudeCodeExecutor {
             tool_names: HashMap::new(),
             message_ids: HashSet::new(),
             last_text: None,
+            subagents: Vec::new(),
+            compact: None,
+            context_used: None,
+            context_window: None,
             warnings: 0,
             stop_hooks_ran: false,
             model_error_emitted: false,

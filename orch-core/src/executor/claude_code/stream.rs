@@ -4,7 +4,10 @@
 
 use serde_json::Value;
 
-use crate::wire::Usage;
+use crate::wire::{CompactTrigger, Usage};
+
+/// How the user message that carries a compaction's summary begins.
+const SUMMARY_PREFIX: &str = "This session is being continued from a previous conversation";
 
 /// One content block of an `assistant` line.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +50,8 @@ pub(crate) struct ResultLine {
     pub api_error_status: Option<u16>,
     /// The model, when `modelUsage` names exactly one.
     pub model: Option<String>,
+    /// Context windows by model, from `modelUsage.<model>.contextWindow`.
+    pub context_windows: Vec<(String, u64)>,
 }
 
 impl ResultLine {
@@ -66,6 +71,15 @@ impl ResultLine {
     pub fn text(&self) -> Option<String> {
         if self.errors.is_empty() { self.result.clone() } else { Some(self.errors.join("; ")) }
     }
+
+    /// The context window of `model` as `modelUsage` gives it, else the largest it gives.
+    pub fn context_window(&self, model: &str) -> Option<u64> {
+        self.context_windows
+            .iter()
+            .find(|(m, _)| m == model)
+            .or_else(|| self.context_windows.iter().max_by_key(|(_, w)| *w))
+            .map(|(_, w)| *w)
+    }
 }
 
 /// What one stdout line means.
@@ -75,12 +89,26 @@ pub(crate) enum Line {
     Init { session_id: Option<String>, model: Option<String>, tools: Vec<String>, raw: Value },
     /// `system`/`api_retry`.
     Retry { attempt: u32, wait_ms: u64, error: String },
-    /// `system`/`compact_boundary`.
-    Compact { pre_tokens: u64 },
+    /// `system`/`compact_boundary`: what started it (`auto`, `manual`) and the tokens before.
+    Compact { trigger: CompactTrigger, pre_tokens: u64 },
     /// `assistant`: its blocks, or (for `<synthetic>` API-error messages) the error.
-    Assistant { blocks: Vec<Block>, api_error: Option<String>, message_id: Option<String> },
+    Assistant {
+        blocks: Vec<Block>,
+        api_error: Option<String>,
+        message_id: Option<String>,
+        /// The `Task` call whose subagent wrote it (top-level `parent_tool_use_id`); `None` for the agent's own.
+        parent: Option<String>,
+        /// The context the call used: `message.usage` input, cache reads and cache writes (0 when absent).
+        context: u64,
+    },
     /// `user`: the tool results it carries.
-    User { results: Vec<ToolResultBlock> },
+    User {
+        results: Vec<ToolResultBlock>,
+        /// The `Task` call whose subagent it belongs to (top-level `parent_tool_use_id`).
+        parent: Option<String>,
+        /// The summary text, when this is the message a compaction left in place of the conversation.
+        summary: Option<String>,
+    },
     /// `result`.
     Result(Box<ResultLine>),
     /// A known line that carries nothing to record (`stream_event`, other `system` subtypes).
@@ -153,6 +181,11 @@ fn parse_result(v: &Value) -> ResultLine {
         .or_else(|| model_usage.map(|mu| mu.values().filter_map(|m| m.get("costUSD").and_then(Value::as_f64)).sum()))
         .unwrap_or(0.0);
     let model = model_usage.filter(|mu| mu.len() == 1).and_then(|mu| mu.keys().next().cloned());
+    let context_windows = model_usage
+        .into_iter()
+        .flatten()
+        .filter_map(|(m, u)| u.get("contextWindow").and_then(Value::as_u64).filter(|w| *w > 0).map(|w| (m.clone(), w)))
+        .collect();
     ResultLine {
         subtype: str_field(v, "subtype").unwrap_or_default(),
         is_error: v.get("is_error").and_then(Value::as_bool).unwrap_or(false),
@@ -170,6 +203,7 @@ fn parse_result(v: &Value) -> ResultLine {
         stop_reason: str_field(v, "stop_reason"),
         api_error_status: v.get("api_error_status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()),
         model,
+        context_windows,
     }
 }
 
@@ -210,12 +244,37 @@ fn parse_assistant(v: &Value) -> Line {
     if api_error.is_some() {
         blocks.clear();
     }
-    Line::Assistant { blocks, api_error, message_id: message.and_then(|m| str_field(m, "id")) }
+    let usage = usage_of(message.and_then(|m| m.get("usage")));
+    Line::Assistant {
+        blocks,
+        api_error,
+        message_id: message.and_then(|m| str_field(m, "id")),
+        parent: parent_of(v),
+        context: usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens,
+    }
+}
+
+/// The top-level `parent_tool_use_id`: the `Task` call a subagent's line belongs to.
+fn parent_of(v: &Value) -> Option<String> {
+    str_field(v, "parent_tool_use_id").filter(|p| !p.is_empty())
 }
 
 fn parse_user(v: &Value) -> Line {
-    let content = v.get("message").and_then(|m| m.get("content")).and_then(Value::as_array);
+    let content = v.get("message").and_then(|m| m.get("content"));
+    let text = match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    };
+    let flagged = v.get("isCompactSummary").and_then(Value::as_bool).unwrap_or(false);
+    let summary = (!text.is_empty() && (flagged || text.trim_start().starts_with(SUMMARY_PREFIX))).then_some(text);
     let results = content
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
@@ -225,7 +284,7 @@ fn parse_user(v: &Value) -> Line {
             is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
         })
         .collect();
-    Line::User { results }
+    Line::User { results, parent: parent_of(v), summary }
 }
 
 /// Parses one stdout line (without its line break).
@@ -260,7 +319,13 @@ pub(crate) fn parse_line(line: &str) -> Line {
                 }
             }
             "compact_boundary" => {
-                Line::Compact { pre_tokens: v.get("compact_metadata").map(|m| u64_field(m, "pre_tokens")).unwrap_or(0) }
+                let meta = v.get("compact_metadata");
+                let trigger = match meta.and_then(|m| m.get("trigger")).and_then(Value::as_str) {
+                    Some("auto") => CompactTrigger::Auto,
+                    Some("manual") => CompactTrigger::Manual,
+                    _ => CompactTrigger::Other,
+                };
+                Line::Compact { trigger, pre_tokens: meta.map(|m| u64_field(m, "pre_tokens")).unwrap_or(0) }
             }
             _ => Line::Ignored,
         },
@@ -299,13 +364,17 @@ mod tests {
                 }],
                 api_error: None,
                 message_id: Some("m".into()),
+                parent: None,
+                context: 1,
             }
         );
         let user = r#"{"type":"user","message":{"role":"user","content":[{"tool_use_id":"toolu_1","type":"tool_result","content":[{"type":"text","text":"ok"}],"is_error":true}]}}"#;
         assert_eq!(
             parse_line(user),
             Line::User {
-                results: vec![ToolResultBlock { tool_use_id: "toolu_1".into(), content: "ok".into(), is_error: true }]
+                results: vec![ToolResultBlock { tool_use_id: "toolu_1".into(), content: "ok".into(), is_error: true }],
+                parent: None,
+                summary: None,
             }
         );
         let api = r#"{"type":"assistant","message":{"model":"<synthetic>","content":[{"type":"text","text":"API Error: 400 bad"}]},"error":"unknown"}"#;
@@ -337,6 +406,42 @@ mod tests {
         let Line::Result(r) = parse_line(api) else { panic!() };
         assert_eq!(r.stop_reason(), "error");
         assert_eq!(r.api_error_status, Some(400));
+    }
+
+    #[test]
+    fn parses_subagent_lines_compaction_and_context() {
+        let sub = r#"{"type":"assistant","message":{"id":"m2","model":"claude-sonnet-4-5","content":[{"type":"text","text":"found it"}],"usage":{"input_tokens":900,"cache_read_input_tokens":100,"cache_creation_input_tokens":20,"output_tokens":1}},"parent_tool_use_id":"toolu_task","session_id":"s1","uuid":"u"}"#;
+        match parse_line(sub) {
+            Line::Assistant { parent, context, blocks, .. } => {
+                assert_eq!(parent.as_deref(), Some("toolu_task"));
+                assert_eq!(context, 1020);
+                assert_eq!(blocks, vec![Block::Text("found it".into())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let result = r#"{"type":"user","message":{"role":"user","content":[{"tool_use_id":"toolu_r","type":"tool_result","content":"x"}]},"parent_tool_use_id":"toolu_task","session_id":"s1","uuid":"u"}"#;
+        assert!(matches!(parse_line(result), Line::User { parent: Some(p), summary: None, .. } if p == "toolu_task"));
+        let boundary = r#"{"type":"system","subtype":"compact_boundary","compact_metadata":{"trigger":"manual","pre_tokens":150000},"session_id":"s1","uuid":"u"}"#;
+        assert_eq!(parse_line(boundary), Line::Compact { trigger: CompactTrigger::Manual, pre_tokens: 150_000 });
+        let odd = r#"{"type":"system","subtype":"compact_boundary","session_id":"s1"}"#;
+        assert_eq!(parse_line(odd), Line::Compact { trigger: CompactTrigger::Other, pre_tokens: 0 });
+        let summary = r#"{"type":"user","message":{"role":"user","content":"This session is being continued from a previous conversation that ran out of context. Summary: wrote a.txt."},"parent_tool_use_id":null,"session_id":"s1","uuid":"u"}"#;
+        match parse_line(summary) {
+            Line::User { results, summary: Some(text), parent: None } => {
+                assert!(results.is_empty());
+                assert!(text.ends_with("Summary: wrote a.txt."));
+            }
+            other => panic!("{other:?}"),
+        }
+        let flagged = r#"{"type":"user","isCompactSummary":true,"message":{"role":"user","content":[{"type":"text","text":"Earlier: a.txt"}]}}"#;
+        assert!(matches!(parse_line(flagged), Line::User { summary: Some(t), .. } if t == "Earlier: a.txt"));
+        let plain = r#"{"type":"user","message":{"role":"user","content":[{"type":"text","text":"hello"}]}}"#;
+        assert!(matches!(parse_line(plain), Line::User { summary: None, .. }));
+        let ok = r#"{"type":"result","subtype":"success","is_error":false,"modelUsage":{"claude-haiku-4-5":{"inputTokens":5,"contextWindow":100000},"claude-sonnet-4-5":{"inputTokens":9,"contextWindow":200000},"x":{"inputTokens":1}}}"#;
+        let Line::Result(r) = parse_line(ok) else { panic!() };
+        assert_eq!(r.context_window("claude-haiku-4-5"), Some(100_000));
+        assert_eq!(r.context_window("claude-code"), Some(200_000), "the largest when the model is not listed");
+        assert_eq!(ResultLine::default().context_window("m"), None);
     }
 
     #[test]

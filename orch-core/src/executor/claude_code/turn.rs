@@ -12,12 +12,12 @@ use super::process::{GroupGuard, kill_and_reap, read_tail};
 use super::relay::{RelayRequest, RelayServer, reply_for, tool_response_text};
 use super::stream::{Block, Line, ResultLine, parse_line};
 use super::{ClaudeCodeExecutor, HookReply};
-use crate::executor::native::task_slug;
+use crate::executor::native::{GENERAL_PURPOSE, TASK_TOOL, task_slug};
 use crate::executor::{RunError, RunOutcome, TurnContext, TurnRecorder};
 use crate::hook::{HookDecision, HookEvent, HookInput};
-use crate::model::{BlockStart, ModelDelta, ModelError};
+use crate::model::{BlockStart, ModelDelta, ModelError, PriceTable};
 use crate::store::SavedState;
-use crate::wire::{AgentStatus, EndReason, Event, EventKeys, LogLevel, Timestamp, Usage, now};
+use crate::wire::{AgentStatus, CompactTrigger, EndReason, Event, EventKeys, LogLevel, Timestamp, Usage, now};
 
 /// Characters of a tool result kept in the `PostToolUse` event (the full text is in `ToolResult`).
 const POST_TOOL_RESULT_CHARS: usize = 500;
@@ -54,6 +54,21 @@ struct Ending {
     error: Option<ModelError>,
 }
 
+/// A `compact_boundary` whose `Compacted` event waits for the summary and the first call after it.
+pub(super) struct PendingCompact {
+    trigger: CompactTrigger,
+    tokens_before: u64,
+    summary: Option<String>,
+}
+
+/// A subagent the CLI is running: a `Task` call whose result has not come yet.
+pub(super) struct OpenSubagent {
+    /// The `Task` call id (also the subagent's id in events).
+    id: String,
+    /// Its last text, for `SubagentStop` hooks.
+    last_text: Option<String>,
+}
+
 enum End {
     Result,
     Eof,
@@ -77,7 +92,16 @@ pub(super) struct Run<'a> {
     pub(super) tool_names: HashMap<String, String>,
     /// Assistant message ids seen (model calls, when no result line says).
     pub(super) message_ids: HashSet<String>,
+    /// The agent's own last text (never a subagent's).
     pub(super) last_text: Option<String>,
+    /// Subagents started and not yet finished, in start order.
+    pub(super) subagents: Vec<OpenSubagent>,
+    /// A compaction whose `Compacted` event is not recorded yet.
+    pub(super) compact: Option<PendingCompact>,
+    /// The context the agent's last model call used (its `message.usage`), when known.
+    pub(super) context_used: Option<u64>,
+    /// The context window `modelUsage` of the result line gave.
+    pub(super) context_window: Option<u64>,
     pub(super) warnings: u32,
     pub(super) stop_hooks_ran: bool,
     pub(super) model_error_emitted: bool,
@@ -250,13 +274,13 @@ impl Run<'_> {
                     match r {
                         Ok(0) => {
                             if !line.is_empty() {
-                                self.process_line(&line);
+                                self.process_line(&line).await;
                                 line.clear();
                             }
                             self.eof = true;
                         }
                         Ok(_) => {
-                            self.process_line(&line);
+                            self.process_line(&line).await;
                             line.clear();
                         }
                         Err(e) => {
@@ -371,14 +395,16 @@ impl Run<'_> {
         }
         let mut total_usage = self.cx.agent.usage;
         total_usage.add(&r.usage);
+        self.context_window = r.context_window(&self.model);
+        let context_window = self.window();
         self.emit(Event::AgentCostsUpdated {
             model: self.model.clone(),
             usage: r.usage,
             cost_usd: r.total_cost_usd,
             total_usage,
             total_cost_usd: self.cx.agent.total_cost_usd + r.total_cost_usd,
-            context_used: None,
-            context_window: None,
+            context_used: self.context_used,
+            context_window,
         });
         self.rec.add_usage(&r.usage, r.total_cost_usd);
         let reason = r.stop_reason();
@@ -420,8 +446,24 @@ impl Run<'_> {
         }
     }
 
-    /// Ends the turn: Stop hooks the CLI did not run, `Stop` and `Result` events, status idle or blocked.
+    /// The model's context window: as the result line gave it, else as orch's default price table knows it.
+    fn window(&self) -> Option<u64> {
+        self.context_window.or_else(|| PriceTable::default().context_window(&self.model))
+    }
+
+    /// Ends the turn: a pending `Compacted`, subagents left open, the context, Stop hooks the CLI did
+    /// not run, `Stop` and `Result` events, status idle or blocked.
     async fn finish(&mut self, e: Ending) -> Result<RunOutcome, RunError> {
+        self.flush_compact(0);
+        // A subagent whose `Task` result never came ended with the turn.
+        let reason = if e.reason == "interrupted" { EndReason::Interrupted } else { EndReason::Error };
+        for sub in std::mem::take(&mut self.subagents) {
+            self.subagent_stop(sub, reason.clone(), None).await;
+        }
+        if let Some(used) = self.context_used {
+            let window = self.window();
+            self.rec.context(used, window);
+        }
         if !self.stop_hooks_ran {
             let mut hin = self.hook_input(HookEvent::Stop);
             hin.stop_reason = Some(e.reason.clone());
@@ -459,14 +501,64 @@ impl Run<'_> {
         })
     }
 
+    /// Records a pending compaction's `Compacted` event; `tokens_after` is the context of the first call
+    /// after it, 0 when not known.
+    fn flush_compact(&mut self, tokens_after: u64) {
+        if let Some(c) = self.compact.take() {
+            self.emit(Event::Compacted {
+                trigger: c.trigger,
+                tokens_before: c.tokens_before,
+                tokens_after,
+                messages_replaced: 0,
+                messages_kept: 0,
+                summary: c.summary.unwrap_or_default(),
+                replaced: Vec::new(),
+            });
+        }
+    }
+
+    /// A subagent ended: the Rust `SubagentStop` hooks run in process (their decisions are recorded only:
+    /// the CLI has already moved on), then `SubagentStop`. The CLI reports no cost per subagent (it is
+    /// in the turn's total), so its cost is 0.
+    async fn subagent_stop(&mut self, sub: OpenSubagent, reason: EndReason, result: Option<String>) {
+        let mut hin = self.hook_input(HookEvent::SubagentStop);
+        hin.subagent_id = Some(sub.id.clone());
+        hin.tool_use_id = Some(sub.id.clone());
+        hin.stop_reason = Some(reason.to_string());
+        hin.last_message = sub.last_text.or(result);
+        let _ = self.run_hooks(&mut hin).await;
+        self.emit(Event::SubagentStop {
+            subagent_id: sub.id.clone(),
+            tool_use_id: Some(sub.id),
+            reason: Some(reason),
+            cost_usd: 0.0,
+        });
+    }
+
     /// Records what one stdout line says.
-    fn process_line(&mut self, raw: &[u8]) {
+    async fn process_line(&mut self, raw: &[u8]) {
         let text = String::from_utf8_lossy(raw);
         let text = text.trim_end_matches(['\n', '\r']);
         if text.trim().is_empty() {
             return;
         }
-        match parse_line(text) {
+        let parsed = parse_line(text);
+        // A compaction's `Compacted` waits for the summary message and the first call after it; any
+        // other line records it.
+        if self.compact.is_some() {
+            match &parsed {
+                Line::User { summary: Some(summary), results, .. } if results.is_empty() => {
+                    if let Some(c) = self.compact.as_mut() {
+                        c.summary = Some(summary.clone());
+                    }
+                    return;
+                }
+                Line::Ignored => {}
+                Line::Assistant { parent: None, context, .. } => self.flush_compact(*context),
+                _ => self.flush_compact(0),
+            }
+        }
+        match parsed {
             Line::Init { session_id, model, tools, raw } => {
                 self.init_seen = true;
                 if let Some(s) = session_id.clone() {
@@ -490,30 +582,56 @@ impl Run<'_> {
             Line::Retry { attempt, wait_ms, error } => {
                 self.emit(Event::ModelRetry { model: self.model.clone(), attempt, wait_ms, error });
             }
-            Line::Compact { pre_tokens } => self.emit(Event::PreCompact { tokens_before: pre_tokens }),
-            Line::Assistant { blocks, api_error, message_id } => {
-                if let Some(id) = message_id {
-                    self.message_ids.insert(id);
+            Line::Compact { trigger, pre_tokens } => {
+                self.emit(Event::PreCompact { tokens_before: pre_tokens });
+                self.compact = Some(PendingCompact { trigger, tokens_before: pre_tokens, summary: None });
+                // What the last call used is gone with the compaction.
+                self.context_used = None;
+            }
+            Line::User { summary: Some(_), results, .. } if results.is_empty() => {}
+            Line::Assistant { blocks, api_error, message_id, parent, context } => {
+                // A subagent's line: recorded as the agent's events (the CLI runs it in the same process),
+                // but its text is not the agent's and its calls are not the agent's turns.
+                let sub = parent.as_ref().map(|p| self.subagents.iter().position(|s| &s.id == p));
+                if sub.is_none() {
+                    if let Some(id) = message_id {
+                        self.message_ids.insert(id);
+                    }
+                    if context > 0 {
+                        self.context_used = Some(context);
+                    }
                 }
                 if let Some(message) = api_error {
                     self.model_error_emitted = true;
                     self.emit(Event::ModelError { model: self.model.clone(), message, retryable: false });
                 }
+                // Live deltas are the agent's own output only.
+                let own = sub.is_none();
                 for b in blocks {
                     let index = self.block_index;
-                    self.block_index += 1;
+                    if own {
+                        self.block_index += 1;
+                    }
                     match b {
                         Block::Text(text) => {
-                            self.delta(ModelDelta::BlockStart { index, block: BlockStart::Text });
-                            self.delta(ModelDelta::Text { index, text: text.clone() });
-                            self.delta(ModelDelta::BlockStop { index });
-                            self.last_text = Some(text.clone());
+                            if own {
+                                self.delta(ModelDelta::BlockStart { index, block: BlockStart::Text });
+                                self.delta(ModelDelta::Text { index, text: text.clone() });
+                                self.delta(ModelDelta::BlockStop { index });
+                                self.last_text = Some(text.clone());
+                            } else if let Some(Some(i)) = sub
+                                && let Some(s) = self.subagents.get_mut(i)
+                            {
+                                s.last_text = Some(text.clone());
+                            }
                             self.emit(Event::Text { text });
                         }
                         Block::Thinking { thinking, signature } => {
-                            self.delta(ModelDelta::BlockStart { index, block: BlockStart::Thinking });
-                            self.delta(ModelDelta::Thinking { index, thinking: thinking.clone() });
-                            self.delta(ModelDelta::BlockStop { index });
+                            if own {
+                                self.delta(ModelDelta::BlockStart { index, block: BlockStart::Thinking });
+                                self.delta(ModelDelta::Thinking { index, thinking: thinking.clone() });
+                                self.delta(ModelDelta::BlockStop { index });
+                            }
                             self.emit(Event::Thinking { thinking, signature });
                         }
                         Block::ToolUse { id, name, input } => {
@@ -524,24 +642,47 @@ impl Run<'_> {
                             } else {
                                 input
                             };
-                            self.delta(ModelDelta::BlockStart {
-                                index,
-                                block: BlockStart::ToolUse { id: id.clone(), name: name.clone() },
-                            });
-                            self.delta(ModelDelta::InputJson { index, partial_json: input.to_string() });
-                            self.delta(ModelDelta::BlockStop { index });
+                            if own {
+                                self.delta(ModelDelta::BlockStart {
+                                    index,
+                                    block: BlockStart::ToolUse { id: id.clone(), name: name.clone() },
+                                });
+                                self.delta(ModelDelta::InputJson { index, partial_json: input.to_string() });
+                                self.delta(ModelDelta::BlockStop { index });
+                            }
                             self.tool_names.insert(id.clone(), name.clone());
                             self.emit(Event::ToolUse {
                                 tool_name: name.clone(),
                                 tool_input: input.clone(),
                                 tool_use_id: id.clone(),
                             });
-                            self.emit(Event::PreToolUse { tool_name: name, tool_input: input, tool_use_id: id });
+                            let task = (name == TASK_TOOL).then(|| {
+                                let field = |k: &str| input.get(k).and_then(Value::as_str).map(str::to_string);
+                                (field("subagent_type").unwrap_or_else(|| GENERAL_PURPOSE.into()), field("description"))
+                            });
+                            self.emit(Event::PreToolUse {
+                                tool_name: name,
+                                tool_input: input,
+                                tool_use_id: id.clone(),
+                            });
+                            // The CLI runs a `Task` call's subagent itself; its lines name the call as
+                            // their `parent_tool_use_id`.
+                            if let Some((subagent_type, description)) = task
+                                && !self.subagents.iter().any(|s| s.id == id)
+                            {
+                                self.emit(Event::SubagentStart {
+                                    subagent_id: id.clone(),
+                                    subagent_type,
+                                    description: description.unwrap_or_default(),
+                                    tool_use_id: id.clone(),
+                                });
+                                self.subagents.push(OpenSubagent { id, last_text: None });
+                            }
                         }
                     }
                 }
             }
-            Line::User { results } => {
+            Line::User { results, .. } => {
                 for r in results {
                     let name = self.tool_names.get(&r.tool_use_id).cloned().unwrap_or_else(|| "unknown".into());
                     self.emit(Event::PostToolUse {
@@ -550,12 +691,19 @@ impl Run<'_> {
                         is_error: r.is_error,
                         tool_use_id: r.tool_use_id.clone(),
                     });
+                    let sub = self.subagents.iter().position(|s| s.id == r.tool_use_id);
+                    let done = sub.map(|i| (self.subagents.remove(i), r.is_error, r.content.clone()));
                     self.emit(Event::ToolResult {
                         tool_use_id: r.tool_use_id,
                         tool_name: name,
                         content: r.content,
                         is_error: r.is_error,
                     });
+                    // The `Task` call's result: its subagent has ended.
+                    if let Some((sub, is_error, content)) = done {
+                        let reason = if is_error { EndReason::Error } else { EndReason::EndTurn };
+                        self.subagent_stop(sub, reason, Some(content)).await;
+                    }
                 }
             }
             Line::Result(r) => self.result = Some(*r),
@@ -582,13 +730,13 @@ impl Run<'_> {
                 Err(_) => break,
                 Ok(Ok(0)) => {
                     if !line.is_empty() {
-                        self.process_line(line);
+                        self.process_line(line).await;
                         line.clear();
                     }
                     self.eof = true;
                 }
                 Ok(Ok(_)) => {
-                    self.process_line(line);
+                    self.process_line(line).await;
                     line.clear();
                 }
                 Ok(Err(_)) => self.eof = true,
