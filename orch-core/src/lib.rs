@@ -63,6 +63,8 @@ pub mod store;
 pub mod template;
 #[cfg(feature = "engine")]
 pub mod tool;
+#[cfg(feature = "engine")]
+pub mod workflow;
 
 pub use error::ErrorKind;
 #[cfg(feature = "engine")]
