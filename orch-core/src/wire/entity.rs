@@ -372,6 +372,24 @@ pub enum WorkflowStatus {
     Cancelled,
 }
 
+impl WorkflowStatus {
+    /// As stored (`pending`, `in_progress`, `completed`, `failed`, `cancelled`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the run has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
 /// A workflow run (AI developer workflow or user-defined).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowRecord {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{
     Agent, AgentStatus, ChatMessage, CompactTrigger, EndReason, FileChange, FileRead, HookVerdict, Id, LogLevel,
-    Message, Orchestrator, Timestamp, Usage,
+    Message, Orchestrator, StepStatus, Timestamp, Usage, WorkflowRecord,
 };
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
@@ -301,6 +301,36 @@ pub enum Event {
         message: Box<ChatMessage>,
     },
 
+    // ---- workflows ----
+    /// A workflow run changed; the record as it is now (the record's `workflow_id`).
+    WorkflowUpdated {
+        /// The whole record after the change.
+        workflow: Box<WorkflowRecord>,
+    },
+    /// A workflow step started (keys: the workflow, the step, and the step's agent).
+    StepStart {
+        /// The step.
+        step: String,
+        /// Its prompt (after templates and slash-command expansion).
+        prompt: String,
+        /// Its model, as the agent runs it.
+        model: String,
+        /// Attempt, from 1 (a step with retries may run again).
+        attempt: u32,
+    },
+    /// A workflow step ended.
+    StepEnd {
+        /// The step.
+        step: String,
+        /// How it ended.
+        status: StepStatus,
+        /// Wall time of the step (0 when skipped).
+        duration_ms: u64,
+        /// What the step produced or why it failed: its outputs, `error`, `reason` (skipped), …
+        #[serde(default)]
+        payload: Value,
+    },
+
     // ---- read side ----
     /// A stored event that could not be decoded (its JSON is damaged, or too deeply nested to read back).
     /// Stores return this instead of failing the whole read, so one bad row never stops a reader of the
@@ -410,6 +440,8 @@ pub enum EventCategory {
     System,
     /// Orchestrator chat.
     Chat,
+    /// Workflow runs and their steps.
+    Workflow,
 }
 
 impl EventCategory {
@@ -421,6 +453,7 @@ impl EventCategory {
             Self::Response => "response",
             Self::System => "system",
             Self::Chat => "chat",
+            Self::Workflow => "workflow",
         }
     }
 
@@ -432,6 +465,7 @@ impl EventCategory {
             "response" => Self::Response,
             "system" => Self::System,
             "chat" => Self::Chat,
+            "workflow" => Self::Workflow,
             _ => return None,
         })
     }
@@ -468,6 +502,9 @@ impl Event {
         "SummaryUpdated",
         "SystemLog",
         "ChatMessage",
+        "WorkflowUpdated",
+        "StepStart",
+        "StepEnd",
         "Undecodable",
     ];
 
@@ -503,6 +540,9 @@ impl Event {
             Self::ModelRetry { .. } => "ModelRetry",
             Self::SystemLog { .. } => "SystemLog",
             Self::ChatMessage { .. } => "ChatMessage",
+            Self::WorkflowUpdated { .. } => "WorkflowUpdated",
+            Self::StepStart { .. } => "StepStart",
+            Self::StepEnd { .. } => "StepEnd",
             Self::Undecodable { .. } => "Undecodable",
             Self::Unknown(u) => u.kind(),
         }
@@ -541,6 +581,7 @@ impl Event {
             | Self::Undecodable { .. }
             | Self::Unknown(_) => EventCategory::System,
             Self::ChatMessage { .. } => EventCategory::Chat,
+            Self::WorkflowUpdated { .. } | Self::StepStart { .. } | Self::StepEnd { .. } => EventCategory::Workflow,
         }
     }
 
@@ -617,6 +658,17 @@ impl Event {
             }
             Self::SystemLog { level, message, .. } => format!("[{}] {}", level.as_str(), clip(message, 80)),
             Self::ChatMessage { message } => clip(&message.message, 80),
+            Self::WorkflowUpdated { workflow } => match &workflow.current_step {
+                Some(step) => format!("Workflow {} {}: step {step}", workflow.name, workflow.status.as_str()),
+                None => format!("Workflow {} {}", workflow.name, workflow.status.as_str()),
+            },
+            Self::StepStart { step, attempt, .. } if *attempt > 1 => {
+                format!("Starting {step} step (attempt {attempt})")
+            }
+            Self::StepStart { step, .. } => format!("Starting {step} step"),
+            Self::StepEnd { step, status, duration_ms, .. } => {
+                format!("{step} {} in {:.1}s", status.as_str(), *duration_ms as f64 / 1000.0)
+            }
             Self::Undecodable { stored_type, error } => {
                 format!("Undecodable {stored_type} event: {}", clip(error, 60))
             }

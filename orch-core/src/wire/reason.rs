@@ -262,3 +262,31 @@ impl std::fmt::Display for CompactTrigger {
         f.write_str(self.as_str())
     }
 }
+
+/// How a workflow step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StepStatus {
+    /// It ran and succeeded.
+    Success,
+    /// It ran and failed (or its outputs could not be found).
+    Failed,
+    /// Its condition was false; it did not run.
+    Skipped,
+    /// A status this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl StepStatus {
+    /// As written (`success`, `failed`, `skipped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Other => "other",
+        }
+    }
+}

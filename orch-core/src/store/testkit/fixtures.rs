@@ -252,6 +252,19 @@ pub fn every_event() -> Vec<Event> {
             metadata: serde_json::json!({"free_bytes": 1024}),
         },
         Event::ChatMessage { message: Box::new(chat) },
+        Event::WorkflowUpdated { workflow: Box::new(workflow(None, 5)) },
+        Event::StepStart {
+            step: "plan".into(),
+            prompt: "/plan add a parser".into(),
+            model: "claude-opus-4-5".into(),
+            attempt: 1,
+        },
+        Event::StepEnd {
+            step: "review".into(),
+            status: crate::wire::StepStatus::Success,
+            duration_ms: 12_345,
+            payload: serde_json::json!({"verdict": "PASS"}),
+        },
         Event::InterruptRequested { requested_by: "cli".into() },
         Event::OrchestratorCreated { orchestrator: Box::new(orchestrator(4)) },
         Event::OrchestratorCostsUpdated {
@@ -323,6 +336,9 @@ fn covers(e: &Event) {
         | Event::ModelRetry { .. }
         | Event::SystemLog { .. }
         | Event::ChatMessage { .. }
+        | Event::WorkflowUpdated { .. }
+        | Event::StepStart { .. }
+        | Event::StepEnd { .. }
         | Event::InterruptRequested { .. }
         | Event::OrchestratorCreated { .. }
         | Event::OrchestratorCostsUpdated { .. }
