@@ -135,12 +135,58 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// AI developer workflows: plan → build → review → fix, and your own (.orch/workflows/*.toml).
+    Adw {
+        #[command(subcommand)]
+        command: AdwCommand,
+    },
     /// Relays one Claude Code hook call to the orch process running the turn (run by generated settings).
     #[command(hide = true)]
     HookRelay {
         /// The relay socket of the running turn.
         #[arg(long)]
         socket: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdwCommand {
+    /// The workflow types: built-in and .orch/workflows/*.toml (broken files are listed as such).
+    Types {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a run of TYPE with PROMPT (the global --model is its model). Prints the run's id first.
+    Start {
+        /// The workflow type (see `orch adw types`).
+        workflow_type: String,
+        /// The task.
+        #[arg(long)]
+        prompt: String,
+        /// A name for the run (default: TYPE-<8 characters of its id>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Run it here and follow it to its end (exit 0 only if it completed; Ctrl-C cancels it).
+        #[arg(long)]
+        wait: bool,
+        /// JSON output: the id as {"id": …}, then the run's events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Workflow runs, newest first.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run: its record, and its steps with durations and event counts.
+    Show {
+        /// The run's id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -524,6 +570,32 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
             let engine = engine(config, false).await?;
             Ok(chat::delete(&engine, id, name).await?)
+        }
+        Command::Adw { command: AdwCommand::Types { json } } => {
+            let engine = engine(config, false).await?;
+            crate::adw::types(&engine, *json)
+        }
+        Command::Adw { command: AdwCommand::Start { workflow_type, prompt, name, wait, json } } => {
+            if !*wait {
+                return Err(Failure::usage(
+                    "detached workflow runs are not available yet: pass --wait to run it here and follow it",
+                ));
+            }
+            if prompt.trim().is_empty() {
+                return Err(Failure::usage("--prompt is empty"));
+            }
+            let sigint = Sigint::install()?;
+            let engine = engine(config, true).await?;
+            let model = cli.model.clone().filter(|m| !m.trim().is_empty() && ModelSpec::parse(m).is_err());
+            crate::adw::start(&engine, sigint, workflow_type, prompt, name.clone(), model, *json).await
+        }
+        Command::Adw { command: AdwCommand::List { json } } => {
+            let store = open_store(&config).await?;
+            crate::adw::list(store.as_ref(), *json).await
+        }
+        Command::Adw { command: AdwCommand::Show { id, json } } => {
+            let store = open_store(&config).await?;
+            crate::adw::show(store.as_ref(), id, *json).await
         }
         Command::Agent { command: AgentCommand::List { json } } => {
             let store = open_store(&config).await?;

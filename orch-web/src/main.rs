@@ -4,6 +4,7 @@
 //! file); 130 interrupted with Ctrl-C, or by `orch agent interrupt` from another process (the interrupted
 //! turn is recorded with a `Stop` event).
 
+mod adw;
 mod chat;
 mod cli;
 mod config_cmd;

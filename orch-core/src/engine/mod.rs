@@ -349,6 +349,11 @@ impl Engine {
         &self.inner.runner
     }
 
+    /// The workflow engine over this engine's supervisor, working dir and default model.
+    pub fn workflows(&self) -> crate::workflow::WorkflowEngine {
+        crate::workflow::WorkflowEngine::new(self.supervisor().clone(), self.working_dir(), self.default_agent_model())
+    }
+
     /// The supervisor of every background run (the orchestrator's agents, and later workflows and task
     /// graphs): busy refusal, resume-first, failure reports, interrupts across processes, file tracking.
     pub fn supervisor(&self) -> &Supervisor {

@@ -439,29 +439,36 @@ fn parse_command(root: &Path, path: &Path) -> Result<SlashCommand, String> {
         let part = c.as_os_str().to_str().ok_or("the path is not valid UTF-8")?;
         parts.push(part.to_string());
     }
-    let name = parts.join(":");
     let content = read(path)?;
-    let split = frontmatter::split(&content).map_err(|e| e.to_string())?;
-    let mut command = SlashCommand {
-        name,
-        path: path.to_path_buf(),
-        description: String::new(),
-        argument_hint: String::new(),
-        model: None,
-        allowed_tools: Vec::new(),
-        disable_model_invocation: false,
-        body: split.body.to_string(),
-    };
-    if let Some(text) = split.frontmatter {
-        let fm = frontmatter::parse(text, FRONTMATTER_FIRST_LINE, &["argument-hint"]).map_err(|e| e.to_string())?;
-        let err = |e: FrontmatterError| e.to_string();
-        command.description = fm.string("description").map_err(err)?.unwrap_or_default();
-        command.argument_hint = fm.string_or_list("argument-hint").map_err(err)?.unwrap_or_default();
-        command.model = fm.string("model").map_err(err)?.filter(|m| !m.trim().is_empty());
-        command.allowed_tools = fm.list("allowed-tools").map_err(err)?.unwrap_or_default();
-        command.disable_model_invocation = fm.bool("disable-model-invocation").map_err(err)?.unwrap_or(false);
+    SlashCommand::from_markdown(parts.join(":"), path, &content)
+}
+
+impl SlashCommand {
+    /// A command from the text of its Markdown file (frontmatter, then the body); `path` is where it
+    /// came from (shown in listings).
+    pub fn from_markdown(name: String, path: &Path, content: &str) -> Result<SlashCommand, String> {
+        let split = frontmatter::split(content).map_err(|e| e.to_string())?;
+        let mut command = SlashCommand {
+            name,
+            path: path.to_path_buf(),
+            description: String::new(),
+            argument_hint: String::new(),
+            model: None,
+            allowed_tools: Vec::new(),
+            disable_model_invocation: false,
+            body: split.body.to_string(),
+        };
+        if let Some(text) = split.frontmatter {
+            let fm = frontmatter::parse(text, FRONTMATTER_FIRST_LINE, &["argument-hint"]).map_err(|e| e.to_string())?;
+            let err = |e: FrontmatterError| e.to_string();
+            command.description = fm.string("description").map_err(err)?.unwrap_or_default();
+            command.argument_hint = fm.string_or_list("argument-hint").map_err(err)?.unwrap_or_default();
+            command.model = fm.string("model").map_err(err)?.filter(|m| !m.trim().is_empty());
+            command.allowed_tools = fm.list("allowed-tools").map_err(err)?.unwrap_or_default();
+            command.disable_model_invocation = fm.bool("disable-model-invocation").map_err(err)?.unwrap_or(false);
+        }
+        Ok(command)
     }
-    Ok(command)
 }
 
 fn load_commands(dir: &Path, problems: &mut Vec<TemplateProblem>) -> Vec<SlashCommand> {

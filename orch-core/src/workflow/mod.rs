@@ -1,5 +1,13 @@
-//! Data-defined workflows: the `.orch/workflows/*.toml` format, templates, conditions, extraction, built-ins.
+//! Workflows: ordered steps, each run by a fresh agent with one prompt, recorded in the log and run on
+//! the shared supervisor ([`WorkflowEngine`]); the [`Workflow`] trait for workflows in code; the
+//! `.orch/workflows/*.toml` format ([`spec`]), its templates and conditions ([`expr`]), output
+//! extraction ([`extract`]) and the built-in ADWs ([`builtin`]), run by [`DataWorkflow`].
 pub mod builtin;
+mod data;
 pub mod expr;
 pub mod extract;
+mod run;
 pub mod spec;
+
+pub use data::DataWorkflow;
+pub use run::{StepRequest, StepRun, Workflow, WorkflowEngine, WorkflowError, WorkflowRun, WorkflowTypes};

@@ -1,0 +1,539 @@
+//! Running workflows: the run's record and its events, one fresh agent per step, on the shared
+//! [`Supervisor`]; every change commits with its event through the one write path.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::builtin;
+use super::spec::{WorkflowFileError, WorkflowSpec, load_dir};
+use crate::Interrupt;
+use crate::executor::{RunError, RunOptions, RunOutcome, Supervisor, agent_keys};
+use crate::store::{Batch, Change, Store, StoreError};
+use crate::template::{SlashCommand, TemplateError, Templates};
+use crate::wire::{
+    Agent, EndReason, Event, EventKeys, Id, LogLevel, StepStatus, WorkflowRecord, WorkflowStatus, new_id, now,
+};
+
+/// What went wrong with a workflow run.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// No workflow of that type.
+    #[error("unknown workflow type '{name}'; available: {available}")]
+    UnknownType {
+        /// The type asked for.
+        name: String,
+        /// The types there are.
+        available: String,
+    },
+    /// The type's file is broken.
+    #[error("workflow type '{name}' cannot be used: {error}")]
+    BrokenType {
+        /// The type.
+        name: String,
+        /// Why.
+        error: String,
+    },
+    /// No such run.
+    #[error("workflow run {0} not found")]
+    NotFound(String),
+    /// The input lacks something the workflow needs.
+    #[error("workflow input: {0}")]
+    Input(String),
+    /// The run has ended already.
+    #[error("workflow run {id} has already ended ({status})")]
+    Ended {
+        /// The run.
+        id: Id,
+        /// How it ended.
+        status: String,
+    },
+    /// A step failed; the run is marked failed with it as `error_step`.
+    #[error("step {step} failed: {message}")]
+    Step {
+        /// The step.
+        step: String,
+        /// Why.
+        message: String,
+    },
+    /// The run was interrupted (cancelled).
+    #[error("workflow run interrupted during step {step}")]
+    Interrupted {
+        /// The step that was running.
+        step: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl WorkflowError {
+    /// The error's kind (exit codes, HTTP statuses).
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Self::UnknownType { .. } | Self::BrokenType { .. } | Self::Input(_) => crate::ErrorKind::Usage,
+            Self::NotFound(_) => crate::ErrorKind::NotFound,
+            Self::Ended { .. } => crate::ErrorKind::Conflict,
+            Self::Step { .. } => crate::ErrorKind::Internal,
+            Self::Interrupted { .. } => crate::ErrorKind::Interrupted,
+            Self::Store(e) => e.kind(),
+        }
+    }
+}
+
+/// A workflow: ordered steps, each run by a fresh agent with one prompt. Rust users implement it for
+/// workflows in code; [`super::DataWorkflow`] runs the TOML ones (and the built-ins).
+#[async_trait]
+pub trait Workflow: Send + Sync {
+    /// Its type name (`plan_build`, …).
+    fn name(&self) -> &str;
+    /// One line for listings.
+    fn description(&self) -> &str;
+    /// Its steps' names, in order (for `total_steps` and listings).
+    fn step_names(&self) -> Vec<String>;
+    /// Inputs it requires (`prompt`, …).
+    fn required_inputs(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Runs the steps through `run` ([`WorkflowRun::run_step`], [`WorkflowRun::end_step`], …). An
+    /// error fails the run (naming the step for [`WorkflowError::Step`]).
+    async fn run(&self, run: &mut WorkflowRun<'_>) -> Result<(), WorkflowError>;
+}
+
+/// One step to run.
+#[derive(Debug, Clone, Default)]
+pub struct StepRequest {
+    /// The step's name.
+    pub name: String,
+    /// Its prompt; a leading `/command` is expanded from the working dir's `.claude/commands`, else
+    /// from the built-in defaults (`plan`, `build`, `review`, `fix`).
+    pub prompt: String,
+    /// Its model (`None`: the command's, else the engine's default).
+    pub model: Option<String>,
+    /// Its tools (`None`: the command's, else every tool).
+    pub allowed_tools: Option<Vec<String>>,
+}
+
+/// A step's run: its agent and how the run went.
+#[derive(Debug)]
+pub struct StepRun {
+    /// The step's agent.
+    pub agent: Agent,
+    /// The run's outcome, or why it could not run.
+    pub outcome: Result<RunOutcome, RunError>,
+    /// When the step started.
+    pub started: Instant,
+}
+
+impl StepRun {
+    /// The agent's final text, when the run ended normally.
+    pub fn final_text(&self) -> Option<&str> {
+        self.outcome.as_ref().ok().and_then(|o| o.final_text.as_deref())
+    }
+
+    /// Why the step's run failed, if it did (an error, a blocked agent, an interrupt).
+    pub fn failure(&self) -> Option<String> {
+        match &self.outcome {
+            Err(e) => Some(e.to_string()),
+            Ok(o) if o.stop_reason == EndReason::Error => {
+                Some(o.final_text.clone().unwrap_or_else(|| "the agent's run failed".into()))
+            }
+            Ok(o) if o.stop_reason == EndReason::Interrupted => Some("interrupted".into()),
+            Ok(_) => None,
+        }
+    }
+
+    /// Whether the run was interrupted.
+    pub fn interrupted(&self) -> bool {
+        matches!(&self.outcome, Ok(o) if o.interrupted())
+    }
+}
+
+/// Runs workflows on a [`Supervisor`]: their records, steps and agents.
+#[derive(Clone)]
+pub struct WorkflowEngine {
+    supervisor: Supervisor,
+    store: Arc<dyn Store>,
+    working_dir: PathBuf,
+    default_model: String,
+}
+
+/// The workflow types of a working dir: the built-ins and `.orch/workflows/*.toml` (a file wins over
+/// a built-in of the same name), and the files that could not be read.
+#[derive(Debug, Clone)]
+pub struct WorkflowTypes {
+    /// Usable types, by name.
+    pub specs: Vec<WorkflowSpec>,
+    /// Broken files.
+    pub broken: Vec<Arc<WorkflowFileError>>,
+}
+
+impl WorkflowTypes {
+    /// The type named `name`.
+    pub fn get(&self, name: &str) -> Option<&WorkflowSpec> {
+        self.specs.iter().find(|s| s.name == name)
+    }
+}
+
+impl WorkflowEngine {
+    /// Workflows in `working_dir`, their steps run on `supervisor`; a step without a model runs on
+    /// `default_model`.
+    pub fn new(supervisor: Supervisor, working_dir: impl Into<PathBuf>, default_model: impl Into<String>) -> Self {
+        let store = supervisor.runner().store().clone();
+        Self { supervisor, store, working_dir: working_dir.into(), default_model: default_model.into() }
+    }
+
+    /// The working dir.
+    pub fn working_dir(&self) -> &Path {
+        &self.working_dir
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The types there are.
+    pub fn types(&self) -> WorkflowTypes {
+        let mut specs = builtin::builtins();
+        let (files, broken) = load_dir(&self.working_dir);
+        for f in files {
+            specs.retain(|s| s.name != f.name);
+            specs.push(f);
+        }
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        WorkflowTypes { specs, broken: broken.into_iter().map(Arc::new).collect() }
+    }
+
+    /// The workflow of type `name`.
+    pub fn workflow(&self, name: &str) -> Result<Arc<dyn Workflow>, WorkflowError> {
+        let types = self.types();
+        if let Some(spec) = types.get(name) {
+            return Ok(Arc::new(super::DataWorkflow::new(spec.clone())));
+        }
+        if let Some(b) = types.broken.iter().find(|b| b.path.file_stem().is_some_and(|s| s == name)) {
+            return Err(WorkflowError::BrokenType { name: name.into(), error: b.to_string() });
+        }
+        let available: Vec<&str> = types.specs.iter().map(|s| s.name.as_str()).collect();
+        Err(WorkflowError::UnknownType { name: name.into(), available: available.join(", ") })
+    }
+
+    /// Records a new, pending run of `workflow` with `input` (`prompt`, `model`, …).
+    pub async fn create(
+        &self,
+        workflow: &dyn Workflow,
+        mut input: Value,
+        name: Option<String>,
+        orchestrator_id: Option<Id>,
+    ) -> Result<WorkflowRecord, WorkflowError> {
+        let Some(fields) = input.as_object_mut() else {
+            return Err(WorkflowError::Input("the input must be a JSON object".into()));
+        };
+        for key in workflow.required_inputs() {
+            let present =
+                fields.get(&key).is_some_and(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()));
+            if !present {
+                return Err(WorkflowError::Input(format!("'{key}' is required by {}", workflow.name())));
+            }
+        }
+        fields.entry("working_dir").or_insert_with(|| json!(self.working_dir.display().to_string()));
+        let id = new_id();
+        let at = now();
+        let short = short_id(id);
+        let record = WorkflowRecord {
+            id,
+            orchestrator_id,
+            name: name
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("{}-{short}", workflow.name())),
+            workflow_type: workflow.name().to_string(),
+            description: Some(workflow.description().to_string()).filter(|d| !d.is_empty()),
+            status: WorkflowStatus::Pending,
+            current_step: None,
+            total_steps: u32::try_from(workflow.step_names().len()).unwrap_or(u32::MAX),
+            completed_steps: 0,
+            started_at: None,
+            completed_at: None,
+            duration_seconds: None,
+            input_data: input,
+            output_data: json!({}),
+            error_message: None,
+            error_step: None,
+            error_count: 0,
+            metadata: json!({}),
+            created_at: at,
+            updated_at: at,
+        };
+        self.store.commit(record_batch(&record, Vec::new())).await?;
+        Ok(record)
+    }
+
+    /// Runs the recorded run `id` to its end and returns its final record. A run that has ended is
+    /// refused. `interrupt` cancels it (the running step's agent is interrupted).
+    pub async fn run(&self, id: Id, interrupt: Option<Interrupt>) -> Result<WorkflowRecord, WorkflowError> {
+        let record = self.store.get_workflow(id).await?.ok_or_else(|| WorkflowError::NotFound(id.to_string()))?;
+        if record.status.is_final() {
+            return Err(WorkflowError::Ended { id, status: record.status.as_str().into() });
+        }
+        let workflow = self.workflow(&record.workflow_type)?;
+        let mut run =
+            WorkflowRun { engine: self, record, interrupt: interrupt.unwrap_or_default(), started: Instant::now() };
+        run.record.status = WorkflowStatus::InProgress;
+        run.record.started_at.get_or_insert_with(now);
+        run.save(Vec::new()).await?;
+        let started = format!("Workflow started: {}", run.record.name);
+        run.log(None, LogLevel::Info, started, run.record.input_data.clone()).await;
+        let result = workflow.run(&mut run).await;
+        run.finish(result).await
+    }
+
+    /// [`WorkflowEngine::create`] then [`WorkflowEngine::run`].
+    pub async fn start(
+        &self,
+        workflow_type: &str,
+        input: Value,
+        name: Option<String>,
+        interrupt: Option<Interrupt>,
+    ) -> Result<WorkflowRecord, WorkflowError> {
+        let workflow = self.workflow(workflow_type)?;
+        let record = self.create(workflow.as_ref(), input, name, None).await?;
+        self.run(record.id, interrupt).await
+    }
+}
+
+/// Eight characters that tell runs apart (step agents are named `<step>-<these>`). The seed takes
+/// the first 8 of a random UUID; orch's ids are UUIDv7, whose first 8 are a timestamp shared by runs
+/// started within the same minute, so these are the last 8 (random) ones.
+fn short_id(id: Id) -> String {
+    let hex = id.simple().to_string();
+    hex[hex.len().saturating_sub(8)..].to_string()
+}
+
+/// The record's row and its `WorkflowUpdated` event, with `extra` events, as one batch.
+fn record_batch(record: &WorkflowRecord, extra: Vec<(EventKeys, Event)>) -> Batch {
+    let keys =
+        EventKeys { workflow_id: Some(record.id), orchestrator_id: record.orchestrator_id, ..EventKeys::default() };
+    let mut batch = Batch::new()
+        .change(Change::UpsertWorkflow(Box::new(record.clone())))
+        .event(keys, Event::WorkflowUpdated { workflow: Box::new(record.clone()) });
+    for (k, e) in extra {
+        batch.push_event(k, e);
+    }
+    batch
+}
+
+/// A step's prompt after slash-command expansion, with the command's model and tools.
+type Expanded = (String, Option<String>, Option<Vec<String>>);
+
+/// A run in progress: what a [`Workflow`] drives its steps through.
+pub struct WorkflowRun<'a> {
+    engine: &'a WorkflowEngine,
+    record: WorkflowRecord,
+    interrupt: Interrupt,
+    started: Instant,
+}
+
+impl WorkflowRun<'_> {
+    /// The run's id.
+    pub fn id(&self) -> Id {
+        self.record.id
+    }
+
+    /// The run's input.
+    pub fn input(&self) -> &Value {
+        &self.record.input_data
+    }
+
+    /// The record as it is now.
+    pub fn record(&self) -> &WorkflowRecord {
+        &self.record
+    }
+
+    /// The working dir of its agents.
+    pub fn working_dir(&self) -> &Path {
+        &self.engine.working_dir
+    }
+
+    /// Sets a field of the run's output (stored with the next change).
+    pub fn set_output(&mut self, key: &str, value: Value) {
+        if !self.record.output_data.is_object() {
+            self.record.output_data = json!({});
+        }
+        if let Some(o) = self.record.output_data.as_object_mut() {
+            o.insert(key.to_string(), value);
+        }
+    }
+
+    fn keys(&self, step: Option<&str>) -> EventKeys {
+        EventKeys {
+            workflow_id: Some(self.record.id),
+            orchestrator_id: self.record.orchestrator_id,
+            step: step.map(str::to_string),
+            ..EventKeys::default()
+        }
+    }
+
+    /// Stores the record, with `extra` events, in one commit.
+    async fn save(&mut self, extra: Vec<(EventKeys, Event)>) -> Result<(), WorkflowError> {
+        self.record.updated_at = now();
+        self.engine.store.commit(record_batch(&self.record, extra)).await?;
+        Ok(())
+    }
+
+    /// Appends a system log of the run (best effort: a failed append is logged, not fatal).
+    pub async fn log(&self, step: Option<&str>, level: LogLevel, message: String, metadata: Value) {
+        let batch = Batch::new().event(self.keys(step), Event::SystemLog { level, message, metadata });
+        if let Err(e) = self.engine.store.commit(batch).await {
+            tracing::warn!(error = %e, "could not record a workflow log");
+        }
+    }
+
+    /// Runs one step: creates its agent (`<step>-<first 8 of the run id>`, `-<attempt>` after the
+    /// first), records `StepStart` with the run now at this step, and runs the prompt to its end. The
+    /// step is not ended: call [`WorkflowRun::end_step`] once its outputs are known.
+    pub async fn run_step(&mut self, request: StepRequest, attempt: u32) -> Result<StepRun, WorkflowError> {
+        let started = Instant::now();
+        let step = request.name.clone();
+        let (prompt, command_model, command_tools) =
+            self.expand(&request.prompt).map_err(|message| WorkflowError::Step { step: step.clone(), message })?;
+        let model = request
+            .model
+            .or(command_model)
+            .or_else(|| self.record.input_data.get("model").and_then(Value::as_str).map(str::to_string))
+            .filter(|m| !m.trim().is_empty());
+        let name = match attempt {
+            0 | 1 => format!("{step}-{}", short_id(self.record.id)),
+            n => format!("{step}-{}-{n}", short_id(self.record.id)),
+        };
+        let mut agent = Agent::new(name, model.unwrap_or_default(), self.engine.working_dir.display().to_string());
+        if agent.model.is_empty() {
+            agent.model = self.engine.default_model.clone();
+        }
+        agent.orchestrator_id = self.record.orchestrator_id;
+        agent.workflow_id = Some(self.record.id);
+        agent.workflow_step = Some(step.clone());
+        self.record.current_step = Some(step.clone());
+        let agent_keys = agent_keys(&agent, None);
+        let created = (agent_keys.clone(), Event::AgentCreated { agent: Box::new(agent.clone()) });
+        let start =
+            Event::StepStart { step: step.clone(), prompt: prompt.clone(), model: agent.model.clone(), attempt };
+        self.record.updated_at = now();
+        let batch = record_batch(&self.record, vec![created, (agent_keys, start)])
+            .change(Change::CreateAgent(Box::new(agent.clone())));
+        self.engine.store.commit(batch).await?;
+        let options = RunOptions {
+            allowed_tools: request.allowed_tools.or(command_tools),
+            task_slug: Some(format!("{}-{step}", self.record.name)),
+            interrupt: Some(self.interrupt.clone()),
+            ..RunOptions::default()
+        };
+        let outcome = self.engine.supervisor.run(&agent, prompt, options).await;
+        Ok(StepRun { agent, outcome, started })
+    }
+
+    /// Asks a step's agent one more question (a turn of its own) and returns its answer.
+    pub async fn ask(&mut self, step: &StepRun, question: &str) -> Result<String, WorkflowError> {
+        let options = RunOptions {
+            task_slug: Some(format!(
+                "{}-{}-ask",
+                self.record.name,
+                step.agent.workflow_step.clone().unwrap_or_default()
+            )),
+            interrupt: Some(self.interrupt.clone()),
+            ..RunOptions::default()
+        };
+        let agent = self.engine.store.get_agent(step.agent.id).await?.unwrap_or_else(|| step.agent.clone());
+        match self.engine.supervisor.run(&agent, question.to_string(), options).await {
+            Ok(o) => Ok(o.final_text.unwrap_or_default()),
+            Err(e) => Err(WorkflowError::Step {
+                step: step.agent.workflow_step.clone().unwrap_or_default(),
+                message: format!("asking the agent failed: {e}"),
+            }),
+        }
+    }
+
+    /// Ends a step: `StepEnd` with `payload`, and the run's progress (a success counts as completed).
+    pub async fn end_step(
+        &mut self,
+        step: &str,
+        status: StepStatus,
+        started: Option<Instant>,
+        payload: Value,
+    ) -> Result<(), WorkflowError> {
+        let duration_ms = started.map_or(0, |s| s.elapsed().as_millis() as u64);
+        if status == StepStatus::Success || status == StepStatus::Skipped {
+            self.record.completed_steps = self.record.completed_steps.saturating_add(1);
+        }
+        self.set_output(&format!("{step}_executed"), json!(status != StepStatus::Skipped));
+        let end = Event::StepEnd { step: step.to_string(), status, duration_ms, payload };
+        let keys = self.keys(Some(step));
+        self.save(vec![(keys, end)]).await
+    }
+
+    /// Expands a leading `/command`: the working dir's own, else a built-in default.
+    fn expand(&self, prompt: &str) -> Result<Expanded, String> {
+        let templates = Templates::load(&self.engine.working_dir);
+        match templates.expand(prompt) {
+            Ok(Some(e)) => Ok((e.prompt, e.model, e.allowed_tools)),
+            Ok(None) => Ok((prompt.to_string(), None, None)),
+            Err(TemplateError::UnknownCommand { name, .. }) => {
+                let Some(text) = builtin::default_command(&name) else {
+                    return Err(format!("unknown command /{name}: add .claude/commands/{name}.md"));
+                };
+                let arguments = prompt
+                    .trim_start()
+                    .strip_prefix('/')
+                    .and_then(|r| r.strip_prefix(name.as_str()))
+                    .unwrap_or("")
+                    .trim();
+                let command = SlashCommand::from_markdown(name.clone(), Path::new("<built-in>"), text)
+                    .map_err(|e| format!("the built-in /{name} command is broken: {e}"))?;
+                Ok((command.render(arguments), command.model.clone(), None))
+            }
+        }
+    }
+
+    /// Marks the run ended: completed, failed (with `error_step`) or cancelled.
+    async fn finish(mut self, result: Result<(), WorkflowError>) -> Result<WorkflowRecord, WorkflowError> {
+        let (status, error) = match &result {
+            Ok(()) => (WorkflowStatus::Completed, None),
+            Err(WorkflowError::Interrupted { step }) => {
+                (WorkflowStatus::Cancelled, Some((step.clone(), "cancelled".to_string())))
+            }
+            Err(WorkflowError::Step { step, message }) => {
+                (WorkflowStatus::Failed, Some((step.clone(), message.clone())))
+            }
+            Err(e) => {
+                (WorkflowStatus::Failed, Some((self.record.current_step.clone().unwrap_or_default(), e.to_string())))
+            }
+        };
+        self.record.status = status;
+        self.record.completed_at = Some(now());
+        let secs = self
+            .record
+            .started_at
+            .map(|s| (now() - s).num_seconds().max(0) as u64)
+            .unwrap_or_else(|| self.started.elapsed().as_secs());
+        self.record.duration_seconds = Some(secs);
+        if let Some((step, message)) = error {
+            self.record.error_message = Some(message);
+            self.record.error_step = Some(step).filter(|s| !s.is_empty());
+            self.record.error_count = self.record.error_count.saturating_add(1);
+        }
+        self.save(Vec::new()).await?;
+        let message = match status {
+            WorkflowStatus::Completed => format!("Workflow completed in {secs}s"),
+            other => format!("Workflow {}: {}", other.as_str(), self.record.error_message.clone().unwrap_or_default()),
+        };
+        let level = if status == WorkflowStatus::Completed { LogLevel::Info } else { LogLevel::Error };
+        self.log(None, level, message, self.record.output_data.clone()).await;
+        match result {
+            Err(WorkflowError::Store(e)) => Err(WorkflowError::Store(e)),
+            _ => Ok(self.record),
+        }
+    }
+}

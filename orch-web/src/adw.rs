@@ -1,0 +1,215 @@
+//! `orch adw …`: workflow types, runs in the foreground, listings and details.
+
+use std::io::Write;
+
+use futures::StreamExt;
+use orch_core::engine::Engine;
+use orch_core::prelude::Interrupt;
+use orch_core::store::{EventQuery, Store};
+use orch_core::wire::{Event, EventRecord, Id, WorkflowRecord, WorkflowStatus};
+use orch_core::workflow::{WorkflowEngine, WorkflowError};
+use serde_json::{Value, json};
+
+use crate::chat::Failure;
+use crate::signals::Sigint;
+
+impl From<WorkflowError> for Failure {
+    fn from(e: WorkflowError) -> Self {
+        Self::new(e.kind(), e.to_string())
+    }
+}
+
+fn workflows(engine: &Engine) -> WorkflowEngine {
+    engine.workflows()
+}
+
+/// `orch adw types`.
+pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
+    let types = workflows(engine).types();
+    let mut out = std::io::stdout().lock();
+    if json {
+        for s in &types.specs {
+            let steps: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
+            let source = s.source.as_ref().map(|p| p.display().to_string());
+            let v = json!({"type": s.name, "description": s.description, "steps": steps, "inputs": s.inputs, "source": source});
+            let _ = writeln!(out, "{v}");
+        }
+        for b in &types.broken {
+            let _ = writeln!(out, "{}", json!({"broken": b.path.display().to_string(), "error": b.to_string()}));
+        }
+    } else {
+        for s in &types.specs {
+            let steps: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
+            let from = s.source.as_ref().map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
+            let _ = writeln!(out, "{:<24} {} [{}] ({from})", s.name, s.description, steps.join(" → "));
+        }
+        for b in &types.broken {
+            let _ = writeln!(out, "BROKEN {b}");
+        }
+    }
+    Ok(0)
+}
+
+/// `orch adw start TYPE --prompt TEXT --wait`: records the run, prints its id, runs it here while
+/// printing its steps, and exits 0 only if it completed (130 when interrupted).
+pub async fn start(
+    engine: &Engine,
+    sigint: Sigint,
+    workflow_type: &str,
+    prompt: &str,
+    name: Option<String>,
+    model: Option<String>,
+    json: bool,
+) -> Result<u8, Failure> {
+    let wf = workflows(engine);
+    let workflow = wf.workflow(workflow_type)?;
+    let mut input = json!({"prompt": prompt});
+    if let Some(m) = model {
+        input["model"] = json!(m);
+    }
+    let record = wf.create(workflow.as_ref(), input, name, None).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        if json {
+            let _ = writeln!(out, "{}", json!({"id": record.id, "name": record.name, "type": record.workflow_type}));
+        } else {
+            let _ = writeln!(out, "{}", record.id);
+        }
+        let _ = out.flush();
+    }
+    let since = engine.store().last_seq().await?;
+    let interrupt = Interrupt::new();
+    let ctrl_c = {
+        let i = interrupt.clone();
+        sigint.spawn_each(move || i.trigger())
+    };
+    let printer = tokio::spawn(follow(engine.store().clone(), record.id, since, json));
+    let result = wf.run(record.id, Some(interrupt)).await;
+    ctrl_c.abort();
+    // Let the printer catch up with the last events, then stop it.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    printer.abort();
+    let done = result?;
+    if !json {
+        eprintln!("── {}", status_line(&done));
+    }
+    Ok(match done.status {
+        WorkflowStatus::Completed => 0,
+        WorkflowStatus::Cancelled => 130,
+        _ => 1,
+    })
+}
+
+fn status_line(r: &WorkflowRecord) -> String {
+    let mut s = format!("{} {} ({}/{} steps", r.name, r.status.as_str(), r.completed_steps, r.total_steps);
+    if let Some(d) = r.duration_seconds {
+        s.push_str(&format!(", {d}s"));
+    }
+    s.push(')');
+    if let Some(e) = &r.error_message {
+        s.push_str(&format!(": {}{e}", r.error_step.as_deref().map(|st| format!("{st}: ")).unwrap_or_default()));
+    }
+    s
+}
+
+/// Prints a run's steps as they happen: JSON lines, or a line per step and tool call.
+async fn follow(store: std::sync::Arc<dyn Store>, id: Id, since: u64, json: bool) {
+    let mut events = store.subscribe(since);
+    while let Some(Ok(r)) = events.next().await {
+        if r.keys.workflow_id != Some(id) {
+            continue;
+        }
+        if json {
+            println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            continue;
+        }
+        print_human(&r);
+    }
+}
+
+fn print_human(r: &EventRecord) {
+    let tag = r.keys.step.as_deref().map(|s| format!("[{s}] ")).unwrap_or_default();
+    match &r.event {
+        Event::StepStart { .. } | Event::StepEnd { .. } => eprintln!("{}", r.event.summary()),
+        Event::ToolUse { .. } => eprintln!("  {tag}⏺ {}", r.event.summary()),
+        Event::Text { text } => println!("{tag}{}", text.trim_end()),
+        Event::SystemLog { .. } | Event::ModelError { .. } => eprintln!("  {tag}{}", r.event.summary()),
+        _ => {}
+    }
+}
+
+/// `orch adw list`.
+pub async fn list(store: &dyn Store, json: bool) -> Result<u8, Failure> {
+    let runs = store.list_workflows(None, 1000).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        for r in &runs {
+            let _ = writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default());
+        }
+    } else if runs.is_empty() {
+        let _ = writeln!(out, "No workflow runs");
+    } else {
+        let _ = writeln!(out, "{:<36} {:<24} {:<12} {:<8} NAME", "ID", "TYPE", "STATUS", "STEPS");
+        for r in &runs {
+            let steps = format!("{}/{}", r.completed_steps, r.total_steps);
+            let _ =
+                writeln!(out, "{:<36} {:<24} {:<12} {:<8} {}", r.id, r.workflow_type, r.status.as_str(), steps, r.name);
+        }
+    }
+    Ok(0)
+}
+
+/// `orch adw show ID`: the record and its steps, with durations and event counts.
+pub async fn show(store: &dyn Store, id: &str, json: bool) -> Result<u8, Failure> {
+    let id: Id = id.trim().parse().map_err(|_| Failure::usage(format!("'{id}' is not a workflow run id (a UUID)")))?;
+    let record = store
+        .get_workflow(id)
+        .await?
+        .ok_or_else(|| Failure::new(orch_core::ErrorKind::NotFound, format!("workflow run {id} not found")))?;
+    let events = store.read_events(&EventQuery { workflow_id: Some(id), ..EventQuery::default() }).await?;
+    let mut steps: Vec<Value> = Vec::new();
+    for r in &events {
+        match &r.event {
+            Event::StepStart { step, model, attempt, .. } => steps.push(json!({
+                "step": step, "model": model, "attempt": attempt, "agent_id": r.keys.agent_id, "status": "running", "events": 0
+            })),
+            Event::StepEnd { step, status, duration_ms, payload } => {
+                match steps.iter_mut().rev().find(|s| s["step"] == *step && s["status"] == "running") {
+                    Some(s) => {
+                        s["status"] = json!(status.as_str());
+                        s["duration_ms"] = json!(duration_ms);
+                        s["payload"] = payload.clone();
+                    }
+                    None => steps.push(json!({"step": step, "status": status.as_str(), "duration_ms": duration_ms, "payload": payload})),
+                }
+            }
+            _ => {
+                if let Some(step) = &r.keys.step
+                    && let Some(s) = steps.iter_mut().rev().find(|s| s["step"] == *step)
+                {
+                    s["events"] = json!(s["events"].as_u64().unwrap_or(0) + 1);
+                }
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(out, "{}", json!({"workflow": record, "steps": steps}));
+        return Ok(0);
+    }
+    let _ = writeln!(out, "{} [{}]", status_line(&record), record.workflow_type);
+    for s in &steps {
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<8} {:>8} ms  {} events",
+            s["step"].as_str().unwrap_or(""),
+            s["status"].as_str().unwrap_or(""),
+            s["duration_ms"].as_u64().unwrap_or(0),
+            s["events"].as_u64().unwrap_or(0)
+        );
+    }
+    if record.output_data.as_object().is_some_and(|o| !o.is_empty()) {
+        let _ = writeln!(out, "output: {}", record.output_data);
+    }
+    Ok(0)
+}
