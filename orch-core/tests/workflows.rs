@@ -90,7 +90,7 @@ async fn events(store: &MemoryStore) -> Vec<EventRecord> {
 fn step_ends(evs: &[EventRecord]) -> Vec<(String, StepStatus)> {
     evs.iter()
         .filter_map(|r| match &r.event {
-            Event::StepEnd { step, status, .. } => Some((step.clone(), *status)),
+            Event::StepEnd { step_name: step, status, .. } => Some((step.clone(), *status)),
             _ => None,
         })
         .collect()
@@ -303,7 +303,7 @@ when = 'steps.reproduce.outputs.severity == "MINOR"'
     );
     let evs = events(&s.store).await;
     let escalate = evs.iter().find_map(|r| match &r.event {
-        Event::StepStart { step, prompt, .. } if step == "escalate" => Some(prompt.clone()),
+        Event::StepStart { step_name, prompt, .. } if step_name == "escalate" => Some(prompt.clone()),
         _ => None,
     });
     assert_eq!(escalate.as_deref(), Some("Escalate 42 to alice"));

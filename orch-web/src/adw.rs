@@ -77,14 +77,30 @@ pub async fn start(
         }
         let _ = out.flush();
     }
+    drive(engine, sigint, record.id, json).await
+}
+
+/// `orch adw resume ID`: continues a run whose process died (or a pending one) here, following it.
+pub async fn resume(engine: &Engine, sigint: Sigint, id: &str, json: bool) -> Result<u8, Failure> {
+    let id = parse_id(id)?;
+    drive(engine, sigint, id, json).await
+}
+
+fn parse_id(id: &str) -> Result<Id, Failure> {
+    id.trim().parse().map_err(|_| Failure::usage(format!("'{id}' is not a workflow run id (a UUID)")))
+}
+
+/// Runs `id` here to its end, printing its steps; the exit code says how it ended.
+async fn drive(engine: &Engine, sigint: Sigint, id: Id, json: bool) -> Result<u8, Failure> {
+    let wf = workflows(engine);
     let since = engine.store().last_seq().await?;
     let interrupt = Interrupt::new();
     let ctrl_c = {
         let i = interrupt.clone();
         sigint.spawn_each(move || i.trigger())
     };
-    let printer = tokio::spawn(follow(engine.store().clone(), record.id, since, json));
-    let result = wf.run(record.id, Some(interrupt)).await;
+    let printer = tokio::spawn(follow(engine.store().clone(), id, since, json));
+    let result = wf.run(id, Some(interrupt)).await;
     ctrl_c.abort();
     // Let the printer catch up with the last events, then stop it.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -161,7 +177,7 @@ pub async fn list(store: &dyn Store, json: bool) -> Result<u8, Failure> {
 
 /// `orch adw show ID`: the record and its steps, with durations and event counts.
 pub async fn show(store: &dyn Store, id: &str, json: bool) -> Result<u8, Failure> {
-    let id: Id = id.trim().parse().map_err(|_| Failure::usage(format!("'{id}' is not a workflow run id (a UUID)")))?;
+    let id = parse_id(id)?;
     let record = store
         .get_workflow(id)
         .await?
@@ -170,10 +186,10 @@ pub async fn show(store: &dyn Store, id: &str, json: bool) -> Result<u8, Failure
     let mut steps: Vec<Value> = Vec::new();
     for r in &events {
         match &r.event {
-            Event::StepStart { step, model, attempt, .. } => steps.push(json!({
+            Event::StepStart { step_name: step, model, attempt, .. } => steps.push(json!({
                 "step": step, "model": model, "attempt": attempt, "agent_id": r.keys.agent_id, "status": "running", "events": 0
             })),
-            Event::StepEnd { step, status, duration_ms, payload } => {
+            Event::StepEnd { step_name: step, status, duration_ms, payload } => {
                 match steps.iter_mut().rev().find(|s| s["step"] == *step && s["status"] == "running") {
                     Some(s) => {
                         s["status"] = json!(status.as_str());

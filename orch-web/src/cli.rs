@@ -174,6 +174,15 @@ enum AdwCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Continue a run whose process died (completed steps are not run again; the interrupted step's
+    /// agent finishes its turn), following it as start --wait does.
+    Resume {
+        /// The run's id.
+        id: String,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Workflow runs, newest first.
     List {
         /// JSON lines.
@@ -588,6 +597,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let engine = engine(config, true).await?;
             let model = cli.model.clone().filter(|m| !m.trim().is_empty() && ModelSpec::parse(m).is_err());
             crate::adw::start(&engine, sigint, workflow_type, prompt, name.clone(), model, *json).await
+        }
+        Command::Adw { command: AdwCommand::Resume { id, json } } => {
+            let sigint = Sigint::install()?;
+            let engine = engine(config, true).await?;
+            crate::adw::resume(&engine, sigint, id, *json).await
         }
         Command::Adw { command: AdwCommand::List { json } } => {
             let store = open_store(&config).await?;

@@ -93,3 +93,65 @@ fn bad_input_is_a_usage_error() {
     assert!(listing.contains("BROKEN") && listing.contains("bad.toml:4"), "{listing}");
     assert!(listing.contains("plan_build "), "the good types stay listed: {listing}");
 }
+
+/// A plan agent as in TEAM; a build agent whose first reply (once per process) runs a command that
+/// sleeps unless its marker exists, then answers.
+const SLOW_BUILD: &str = r##"{"steps": [
+  {"agent": "^plan-", "when": "ONLY", "repeat": true, "reply": [{"type": "text", "text": "`./specs/parser.md`"}]},
+  {"agent": "^plan-", "when": "^Wrote", "repeat": true, "reply": [{"type": "text", "text": "Plan written."}]},
+  {"agent": "^plan-", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "specs/parser.md", "content": "# Plan\n"}}]},
+  {"agent": "^build-", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "test -f built.marker || (touch built.marker && sleep 30)"}}]},
+  {"agent": "^build-", "repeat": true, "reply": [{"type": "text", "text": "Built."}]}
+]}"##;
+
+#[test]
+fn a_run_killed_mid_build_resumes_without_running_the_plan_again() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("slow.json");
+    std::fs::write(&file, SLOW_BUILD).unwrap();
+    let m = format!("scripted:{}", file.display());
+    let mut child = support::orch()
+        .arg("--cwd")
+        .arg(d)
+        .args(["--model", &m, "adw", "start", "plan_build", "--prompt", "Add a parser", "--wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let id = first.trim().to_string();
+    assert_eq!(id.len(), 36, "the id comes first: {first:?}");
+    let start = Instant::now();
+    while !d.join("built.marker").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the build step never started its command");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
+    assert_eq!(runs[0]["status"], "in_progress", "a killed run is left in progress");
+
+    let out = run_in(d, &["--model", &m, "adw", "resume", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
+    assert_eq!(runs[0]["status"], "completed");
+    assert_eq!(runs[0]["completed_steps"], 2);
+    let events = json_lines(&run_in(d, &["events", "--json"]).stdout);
+    let starts = |step: &str| events.iter().filter(|e| e["type"] == "StepStart" && e["step"] == step).count();
+    assert_eq!(starts("plan"), 1, "the plan step ran once");
+    assert_eq!(starts("build"), 1, "the build step continued on its agent");
+    let plan_agent =
+        events.iter().find(|e| e["type"] == "StepStart" && e["step"] == "plan").unwrap()["agent_id"].clone();
+    let prompts = events.iter().filter(|e| e["type"] == "UserPromptSubmit" && e["agent_id"] == plan_agent).count();
+    assert_eq!(prompts, 2, "the plan agent got its command and the plan-path question, once each");
+    // A finished run cannot be resumed.
+    let out = run_in(d, &["--model", &m, "adw", "resume", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("already ended"), "{}", text(&out.stderr));
+}

@@ -309,8 +309,8 @@ pub enum Event {
     },
     /// A workflow step started (keys: the workflow, the step, and the step's agent).
     StepStart {
-        /// The step.
-        step: String,
+        /// The step (also the record's `step` key).
+        step_name: String,
         /// Its prompt (after templates and slash-command expansion).
         prompt: String,
         /// Its model, as the agent runs it.
@@ -320,8 +320,8 @@ pub enum Event {
     },
     /// A workflow step ended.
     StepEnd {
-        /// The step.
-        step: String,
+        /// The step (also the record's `step` key).
+        step_name: String,
         /// How it ended.
         status: StepStatus,
         /// Wall time of the step (0 when skipped).
@@ -662,11 +662,11 @@ impl Event {
                 Some(step) => format!("Workflow {} {}: step {step}", workflow.name, workflow.status.as_str()),
                 None => format!("Workflow {} {}", workflow.name, workflow.status.as_str()),
             },
-            Self::StepStart { step, attempt, .. } if *attempt > 1 => {
+            Self::StepStart { step_name: step, attempt, .. } if *attempt > 1 => {
                 format!("Starting {step} step (attempt {attempt})")
             }
-            Self::StepStart { step, .. } => format!("Starting {step} step"),
-            Self::StepEnd { step, status, duration_ms, .. } => {
+            Self::StepStart { step_name: step, .. } => format!("Starting {step} step"),
+            Self::StepEnd { step_name: step, status, duration_ms, .. } => {
                 format!("{step} {} in {:.1}s", status.as_str(), *duration_ms as f64 / 1000.0)
             }
             Self::Undecodable { stored_type, error } => {

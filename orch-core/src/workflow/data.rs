@@ -59,6 +59,17 @@ impl Workflow for DataWorkflow {
     async fn run(&self, run: &mut WorkflowRun<'_>) -> Result<(), WorkflowError> {
         let mut done: BTreeMap<String, StepOutputs> = BTreeMap::new();
         for step in &self.spec.steps {
+            // Steps a previous process ended are not run again (a resumed run).
+            if let Some((status, payload)) = run.prior().ended.get(&step.name).cloned() {
+                let outputs: BTreeMap<String, Value> =
+                    serde_json::from_value(payload.get("outputs").cloned().unwrap_or(Value::Null)).unwrap_or_default();
+                for (k, v) in &outputs {
+                    run.set_output(k, v.clone());
+                }
+                let status = if status == StepStatus::Skipped { "skipped" } else { "success" };
+                done.insert(step.name.clone(), StepOutputs { status: status.into(), result: None, outputs });
+                continue;
+            }
             let input = run.input().clone();
             let scope = Scope { input: &input, steps: &done };
             if let Some(when) = &step.when {
@@ -109,7 +120,11 @@ impl DataWorkflow {
         let model = step.model.as_deref().map(render).transpose()?.filter(|m| !m.trim().is_empty());
         let attempts = step.retries.saturating_add(1);
         let mut last_error = String::new();
-        for attempt in 1..=attempts {
+        // A step a dead process left open continues on its agent, as the attempt it was.
+        let open = run.prior().open.clone().filter(|(name, _, _)| *name == step.name);
+        let first = open.as_ref().map_or(1, |(_, _, attempt)| (*attempt).max(1));
+        let mut open_agent = open.map(|(_, agent, _)| agent);
+        for attempt in first..=attempts.max(first) {
             // File times come from the kernel's coarse clock, which may lag this one by a tick: a file
             // written just after the step started can carry an earlier time.
             let since = SystemTime::now().checked_sub(MTIME_SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -119,7 +134,10 @@ impl DataWorkflow {
                 model: model.clone(),
                 allowed_tools: step.allowed_tools.clone(),
             };
-            let ran = run.run_step(request, attempt).await?;
+            let ran = match open_agent.take() {
+                Some(agent) => run.resume_step(request, agent).await?,
+                None => run.run_step(request, attempt).await?,
+            };
             if ran.interrupted() {
                 run.end_step(&step.name, StepStatus::Failed, Some(ran.started), json!({"error": "interrupted"}))
                     .await?;
@@ -170,7 +188,7 @@ impl DataWorkflow {
                 }
             };
             last_error = failure.unwrap_or_default();
-            let retrying = attempt < attempts;
+            let retrying = attempt < attempts.max(first);
             let payload =
                 json!({"error": last_error, "agent_id": ran.agent.id, "attempt": attempt, "retrying": retrying});
             run.end_step(&step.name, StepStatus::Failed, Some(ran.started), payload).await?;

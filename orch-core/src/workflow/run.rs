@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use super::builtin;
 use super::spec::{WorkflowFileError, WorkflowSpec, load_dir};
 use crate::Interrupt;
-use crate::executor::{RunError, RunOptions, RunOutcome, Supervisor, agent_keys};
-use crate::store::{Batch, Change, Store, StoreError};
+use crate::executor::{RunError, RunOptions, RunOutcome, Supervisor, agent_keys, lease};
+use crate::store::{Batch, Change, EventQuery, Store, StoreError};
 use crate::template::{SlashCommand, TemplateError, Templates};
 use crate::wire::{
-    Agent, EndReason, Event, EventKeys, Id, LogLevel, StepStatus, WorkflowRecord, WorkflowStatus, new_id, now,
+    Agent, EndReason, Event, EventKeys, Id, LogLevel, RunLease, StepStatus, WorkflowRecord, WorkflowStatus, new_id, now,
 };
 
 /// What went wrong with a workflow run.
@@ -43,6 +43,14 @@ pub enum WorkflowError {
     /// The input lacks something the workflow needs.
     #[error("workflow input: {0}")]
     Input(String),
+    /// Another live process runs it.
+    #[error("workflow run {id} is busy: {holder} runs it")]
+    Busy {
+        /// The run.
+        id: Id,
+        /// Who runs it.
+        holder: String,
+    },
     /// The run has ended already.
     #[error("workflow run {id} has already ended ({status})")]
     Ended {
@@ -77,6 +85,7 @@ impl WorkflowError {
             Self::UnknownType { .. } | Self::BrokenType { .. } | Self::Input(_) => crate::ErrorKind::Usage,
             Self::NotFound(_) => crate::ErrorKind::NotFound,
             Self::Ended { .. } => crate::ErrorKind::Conflict,
+            Self::Busy { .. } => crate::ErrorKind::Busy,
             Self::Step { .. } => crate::ErrorKind::Internal,
             Self::Interrupted { .. } => crate::ErrorKind::Interrupted,
             Self::Store(e) => e.kind(),
@@ -272,20 +281,40 @@ impl WorkflowEngine {
         Ok(record)
     }
 
-    /// Runs the recorded run `id` to its end and returns its final record. A run that has ended is
-    /// refused. `interrupt` cancels it (the running step's agent is interrupted).
+    /// Runs the recorded run `id` to its end and returns its final record: a pending run from its
+    /// first step; a run whose process died mid-way (resume) from where it stopped: completed steps
+    /// are not run again, and the interrupted step's agent finishes its turn without re-running the
+    /// tool calls it completed. A run that has ended, or that a live process runs, is refused.
+    /// `interrupt` cancels it (the running step's agent is interrupted).
     pub async fn run(&self, id: Id, interrupt: Option<Interrupt>) -> Result<WorkflowRecord, WorkflowError> {
         let record = self.store.get_workflow(id).await?.ok_or_else(|| WorkflowError::NotFound(id.to_string()))?;
         if record.status.is_final() {
             return Err(WorkflowError::Ended { id, status: record.status.as_str().into() });
         }
+        if let Some(holder) =
+            record.metadata.get(HOLDER).and_then(|v| serde_json::from_value::<RunLease>(v.clone()).ok())
+            && !lease::is_stale(&holder)
+        {
+            return Err(WorkflowError::Busy { id, holder: holder.to_string() });
+        }
         let workflow = self.workflow(&record.workflow_type)?;
-        let mut run =
-            WorkflowRun { engine: self, record, interrupt: interrupt.unwrap_or_default(), started: Instant::now() };
+        let interrupt = interrupt.unwrap_or_default();
+        let holder = lease::new_lease(new_id(), Some(record.name.clone()));
+        lease::register(holder.run_id, interrupt.clone());
+        let _live = Live(holder.run_id);
+        let resuming = record.status == WorkflowStatus::InProgress;
+        let prior = if resuming { PriorSteps::read(self.store.as_ref(), id).await? } else { PriorSteps::default() };
+        let mut run = WorkflowRun { engine: self, record, interrupt, started: Instant::now(), prior };
         run.record.status = WorkflowStatus::InProgress;
         run.record.started_at.get_or_insert_with(now);
+        if let Some(m) = run.record.metadata.as_object_mut() {
+            m.insert(HOLDER.into(), serde_json::to_value(&holder).unwrap_or(Value::Null));
+        }
         run.save(Vec::new()).await?;
-        let started = format!("Workflow started: {}", run.record.name);
+        let started = match resuming {
+            true => format!("Workflow resumed: {}", run.record.name),
+            false => format!("Workflow started: {}", run.record.name),
+        };
         run.log(None, LogLevel::Info, started, run.record.input_data.clone()).await;
         let result = workflow.run(&mut run).await;
         run.finish(result).await
@@ -329,12 +358,64 @@ fn record_batch(record: &WorkflowRecord, extra: Vec<(EventKeys, Event)>) -> Batc
 /// A step's prompt after slash-command expansion, with the command's model and tools.
 type Expanded = (String, Option<String>, Option<Vec<String>>);
 
+/// The metadata key of the process running a run (a [`RunLease`]).
+const HOLDER: &str = "runner";
+
+/// Marks a run live in this process (for [`lease::is_stale`]) until dropped.
+struct Live(Id);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        lease::unregister(self.0);
+    }
+}
+
+/// What a run did before it was resumed, read from its events.
+#[derive(Debug, Clone, Default)]
+pub struct PriorSteps {
+    /// Steps that ended (success or skipped), with their `StepEnd` payloads.
+    pub ended: std::collections::BTreeMap<String, (StepStatus, Value)>,
+    /// The step that started and never ended: its name, agent and attempt.
+    pub open: Option<(String, Id, u32)>,
+}
+
+impl PriorSteps {
+    async fn read(store: &dyn Store, id: Id) -> Result<Self, WorkflowError> {
+        let q = EventQuery {
+            workflow_id: Some(id),
+            types: vec!["StepStart".into(), "StepEnd".into()],
+            ..EventQuery::default()
+        };
+        let mut prior = PriorSteps::default();
+        for r in store.read_events(&q).await? {
+            match r.event {
+                Event::StepStart { step_name: step, attempt, .. } => {
+                    if let Some(agent) = r.keys.agent_id {
+                        prior.open = Some((step, agent, attempt));
+                    }
+                }
+                Event::StepEnd { step_name: step, status, payload, .. } => {
+                    if prior.open.as_ref().is_some_and(|(s, _, _)| *s == step) {
+                        prior.open = None;
+                    }
+                    if matches!(status, StepStatus::Success | StepStatus::Skipped) {
+                        prior.ended.insert(step, (status, payload));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(prior)
+    }
+}
+
 /// A run in progress: what a [`Workflow`] drives its steps through.
 pub struct WorkflowRun<'a> {
     engine: &'a WorkflowEngine,
     record: WorkflowRecord,
     interrupt: Interrupt,
     started: Instant,
+    prior: PriorSteps,
 }
 
 impl WorkflowRun<'_> {
@@ -356,6 +437,56 @@ impl WorkflowRun<'_> {
     /// The working dir of its agents.
     pub fn working_dir(&self) -> &Path {
         &self.engine.working_dir
+    }
+
+    /// What the run did before this process took it over (empty for a fresh run).
+    pub fn prior(&self) -> &PriorSteps {
+        &self.prior
+    }
+
+    /// Continues the step a dead process left open, on its agent: an unfinished turn is resumed
+    /// (completed tool calls are not run again); a finished turn gives its result; a turn that never
+    /// started runs `request`'s prompt.
+    pub async fn resume_step(&mut self, request: StepRequest, agent_id: Id) -> Result<StepRun, WorkflowError> {
+        let started = Instant::now();
+        let step = request.name.clone();
+        let Some(agent) = self.engine.store.get_agent(agent_id).await? else {
+            return self.run_step(request, 1).await;
+        };
+        self.prior.open = None;
+        let options = RunOptions {
+            task_slug: Some(format!("{}-{step}", self.record.name)),
+            interrupt: Some(self.interrupt.clone()),
+            allowed_tools: request.allowed_tools.clone(),
+            ..RunOptions::default()
+        };
+        let unfinished = self
+            .engine
+            .store
+            .load_executor_state(agent_id)
+            .await?
+            .is_some_and(|s| s.get("phase").and_then(Value::as_str).is_some_and(|p| p != "idle"));
+        self.log(Some(&step), LogLevel::Info, format!("Resuming the {step} step on agent {}", agent.name), Value::Null)
+            .await;
+        if unfinished {
+            let outcome = self.engine.supervisor.runner().resume(agent_id, options).await;
+            return Ok(StepRun { agent, outcome, started });
+        }
+        let q = EventQuery { agent_id: Some(agent_id), types: vec!["Result".into()], ..EventQuery::default() };
+        if let Some(last) = self.engine.store.read_events(&q).await?.pop()
+            && let Event::Result { is_error, stop_reason, num_turns, duration_ms, usage, cost_usd, result } = last.event
+        {
+            let stop_reason = if is_error { EndReason::Error } else { stop_reason };
+            let task_slug = last.keys.task_slug.unwrap_or_default();
+            let outcome =
+                RunOutcome { stop_reason, num_turns, usage, cost_usd, final_text: result, duration_ms, task_slug };
+            return Ok(StepRun { agent, outcome: Ok(outcome), started });
+        }
+        let (prompt, _, command_tools) =
+            self.expand(&request.prompt).map_err(|message| WorkflowError::Step { step: step.clone(), message })?;
+        let options = RunOptions { allowed_tools: options.allowed_tools.or(command_tools), ..options };
+        let outcome = self.engine.supervisor.run(&agent, prompt, options).await;
+        Ok(StepRun { agent, outcome, started })
     }
 
     /// Sets a field of the run's output (stored with the next change).
@@ -420,7 +551,7 @@ impl WorkflowRun<'_> {
         let agent_keys = agent_keys(&agent, None);
         let created = (agent_keys.clone(), Event::AgentCreated { agent: Box::new(agent.clone()) });
         let start =
-            Event::StepStart { step: step.clone(), prompt: prompt.clone(), model: agent.model.clone(), attempt };
+            Event::StepStart { step_name: step.clone(), prompt: prompt.clone(), model: agent.model.clone(), attempt };
         self.record.updated_at = now();
         let batch = record_batch(&self.record, vec![created, (agent_keys, start)])
             .change(Change::CreateAgent(Box::new(agent.clone())));
@@ -469,7 +600,7 @@ impl WorkflowRun<'_> {
             self.record.completed_steps = self.record.completed_steps.saturating_add(1);
         }
         self.set_output(&format!("{step}_executed"), json!(status != StepStatus::Skipped));
-        let end = Event::StepEnd { step: step.to_string(), status, duration_ms, payload };
+        let end = Event::StepEnd { step_name: step.to_string(), status, duration_ms, payload };
         let keys = self.keys(Some(step));
         self.save(vec![(keys, end)]).await
     }

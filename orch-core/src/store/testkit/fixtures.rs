@@ -254,13 +254,13 @@ pub fn every_event() -> Vec<Event> {
         Event::ChatMessage { message: Box::new(chat) },
         Event::WorkflowUpdated { workflow: Box::new(workflow(None, 5)) },
         Event::StepStart {
-            step: "plan".into(),
+            step_name: "plan".into(),
             prompt: "/plan add a parser".into(),
             model: "claude-opus-4-5".into(),
             attempt: 1,
         },
         Event::StepEnd {
-            step: "review".into(),
+            step_name: "review".into(),
             status: crate::wire::StepStatus::Success,
             duration_ms: 12_345,
             payload: serde_json::json!({"verdict": "PASS"}),
