@@ -511,7 +511,10 @@ impl WorkflowRun<'_> {
     /// Stores the record, with `extra` events, in one commit.
     async fn save(&mut self, extra: Vec<(EventKeys, Event)>) -> Result<(), WorkflowError> {
         self.record.updated_at = now();
-        self.engine.store.commit(record_batch(&self.record, extra)).await?;
+        // Relaxed: what a run records between steps is rebuilt from the steps' own (synced) commits
+        // when a power cut loses it (resume continues an open step from its agent's Result), and the
+        // next step's agent commit syncs it anyway.
+        self.engine.store.commit(record_batch(&self.record, extra).relaxed()).await?;
         Ok(())
     }
 
@@ -553,8 +556,10 @@ impl WorkflowRun<'_> {
         let start =
             Event::StepStart { step_name: step.clone(), prompt: prompt.clone(), model: agent.model.clone(), attempt };
         self.record.updated_at = now();
+        // Relaxed: the agent's first commit of its turn, a moment later, syncs this one with it.
         let batch = record_batch(&self.record, vec![created, (agent_keys, start)])
-            .change(Change::CreateAgent(Box::new(agent.clone())));
+            .change(Change::CreateAgent(Box::new(agent.clone())))
+            .relaxed();
         self.engine.store.commit(batch).await?;
         let options = RunOptions {
             allowed_tools: request.allowed_tools.or(command_tools),
