@@ -160,7 +160,9 @@ pub async fn list(store: &dyn Store, json: bool) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     if json {
         for r in &runs {
-            let _ = writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default());
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["stale"] = json!(orch_core::workflow::is_stale(r));
+            let _ = writeln!(out, "{v}");
         }
     } else if runs.is_empty() {
         let _ = writeln!(out, "No workflow runs");
@@ -168,8 +170,8 @@ pub async fn list(store: &dyn Store, json: bool) -> Result<u8, Failure> {
         let _ = writeln!(out, "{:<36} {:<24} {:<12} {:<8} NAME", "ID", "TYPE", "STATUS", "STEPS");
         for r in &runs {
             let steps = format!("{}/{}", r.completed_steps, r.total_steps);
-            let _ =
-                writeln!(out, "{:<36} {:<24} {:<12} {:<8} {}", r.id, r.workflow_type, r.status.as_str(), steps, r.name);
+            let status = if orch_core::workflow::is_stale(r) { "stale" } else { r.status.as_str() };
+            let _ = writeln!(out, "{:<36} {:<24} {:<12} {:<8} {}", r.id, r.workflow_type, status, steps, r.name);
         }
     }
     Ok(0)

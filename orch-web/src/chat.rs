@@ -300,6 +300,21 @@ pub async fn chat(
             for t in &turn.started_runs {
                 let _ = orch.manager().interrupt_agent(&t.agent_name, Duration::from_secs(5)).await;
             }
+            for w in &turn.started_workflows {
+                w.interrupt();
+            }
+        }
+        for w in &turn.started_workflows {
+            match w.wait().await {
+                Ok(r) if r.status == orch_core::wire::WorkflowStatus::Completed => {}
+                Ok(r) => failed.push(format!(
+                    "workflow {} {}{}",
+                    r.name,
+                    r.status.as_str(),
+                    r.error_message.map(|e| format!(": {e}")).unwrap_or_default()
+                )),
+                Err(e) => failed.push(format!("workflow {}: {e}", w.name)),
+            }
         }
         for t in &turn.started_runs {
             let r: RunReport = t.wait().await;
@@ -317,11 +332,12 @@ pub async fn chat(
     if !json {
         let o = orch.record().await?;
         eprintln!(
-            "── orchestrator {}: {} after {} model call(s); {} agent run(s); total ${:.4}",
+            "── orchestrator {}: {} after {} model call(s); {} agent run(s), {} workflow run(s); total ${:.4}",
             o.id,
             turn.outcome.stop_reason,
             turn.outcome.num_turns,
             turn.started_runs.len(),
+            turn.started_workflows.len(),
             o.total_cost_usd
         );
     }

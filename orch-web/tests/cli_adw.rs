@@ -136,6 +136,8 @@ fn a_run_killed_mid_build_resumes_without_running_the_plan_again() {
     child.wait().unwrap();
     let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
     assert_eq!(runs[0]["status"], "in_progress", "a killed run is left in progress");
+    assert_eq!(runs[0]["stale"], true, "its process is gone");
+    assert!(text(&run_in(d, &["adw", "list"]).stdout).contains(" stale "), "the listing says so");
 
     let out = run_in(d, &["--model", &m, "adw", "resume", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -154,4 +156,46 @@ fn a_run_killed_mid_build_resumes_without_running_the_plan_again() {
     let out = run_in(d, &["--model", &m, "adw", "resume", &id]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("already ended"), "{}", text(&out.stderr));
+}
+
+/// The orchestrator starts a workflow with start_adw, `orch chat` waits for it, and a later chat
+/// checks it with check_adw (by the run's name, which the scripted orchestrator knows).
+const ORCHESTRATED: &str = r##"{"steps": [
+  {"agent": "^orchestrator$", "when": "^run the parser workflow", "reply": [{"type": "tool_use", "name": "start_adw", "input": {"name_of_adw": "parser-adw", "workflow_type": "plan_build", "prompt": "Add a parser"}}]},
+  {"agent": "^orchestrator$", "when": "Started AI Developer Workflow", "reply": [{"type": "text", "text": "Started it."}]},
+  {"agent": "^orchestrator$", "when": "^how is it going", "reply": [{"type": "tool_use", "name": "check_adw", "input": {"adw_id": "parser-adw"}}]},
+  {"agent": "^orchestrator$", "when": "ADW Status", "reply": [{"type": "text", "text": "It is done."}]},
+  {"agent": "^plan-", "when": "ONLY", "repeat": true, "reply": [{"type": "text", "text": "`./specs/parser.md`"}]},
+  {"agent": "^plan-", "when": "^Wrote", "repeat": true, "reply": [{"type": "text", "text": "Plan written."}]},
+  {"agent": "^plan-", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "specs/parser.md", "content": "# Plan\n"}}]},
+  {"agent": "^build-", "when": "^Wrote", "repeat": true, "reply": [{"type": "text", "text": "Built."}]},
+  {"agent": "^build-", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "src/parser.rs", "content": "fn parse() {}\n"}}]}
+]}"##;
+
+#[test]
+fn the_orchestrator_starts_a_workflow_and_checks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("orch.json");
+    std::fs::write(&file, ORCHESTRATED).unwrap();
+    let m = format!("scripted:{}", file.display());
+    let out = run_in(d, &["--model", &m, "chat", "run the parser workflow"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Started it."), "{}", text(&out.stdout));
+    assert!(d.join("src/parser.rs").exists(), "chat waited for the workflow it started");
+    let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0]["name"].as_str(), runs[0]["status"].as_str()), (Some("parser-adw"), Some("completed")));
+    assert!(runs[0]["orchestrator_id"].is_string(), "the run belongs to the orchestrator");
+
+    let out = run_in(d, &["--model", &m, "chat", "how is it going"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("It is done."), "{}", text(&out.stdout));
+    let events = json_lines(&run_in(d, &["events", "--json"]).stdout);
+    let check =
+        events.iter().find(|e| e["type"] == "ToolResult" && e["tool_name"] == "check_adw").expect("check_adw ran");
+    let content = check["content"].as_str().unwrap();
+    assert!(content.contains("📊 ADW Status: parser-adw"), "{content}");
+    assert!(content.contains("Status: ✅ completed") && content.contains("Progress: 2/2 steps"), "{content}");
+    assert!(content.contains("[build] StepEnd"), "{content}");
 }

@@ -432,6 +432,11 @@ impl Engine {
         let mut o = OrchestratorConfig::new(self.working_dir(), self.inner.parts.orchestrator_model.clone());
         o.prompt_file = self.config().orchestrator.prompt_file.value.clone();
         o.workflow_types = self.inner.parts.workflow_types.clone();
+        for spec in self.workflows().types().specs {
+            if !o.workflow_types.iter().any(|(t, _)| *t == spec.name) {
+                o.workflow_types.push((spec.name, spec.description));
+            }
+        }
         o
     }
 

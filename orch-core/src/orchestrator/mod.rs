@@ -13,6 +13,7 @@
 //! - [`files`]: what each command run read and changed (`FileTracking` events).
 //! - [`summary`]: optional model-written one-line summaries (`SummaryUpdated` events).
 
+mod adw_tools;
 mod agents;
 pub mod files;
 mod service;
@@ -21,6 +22,7 @@ mod tools;
 mod tracking;
 
 pub use crate::executor::{Interrupted, RunReport, RunTicket};
+pub use adw_tools::{ADW_SIGNATURES, StartedWorkflows, register_adw_tools};
 pub use agents::{
     AgentManager, CreateAgent, DEFAULT_MAX_AGENT_TURNS, ManageError, ManagerConfig, ORCHESTRATOR_AGENT_NAME,
     StatusEntry, StatusReport, is_orchestrator_agent, validate_agent_name,

@@ -125,6 +125,8 @@ pub struct ChatOutcome {
     /// The agent runs this turn started with `command_agent` (some may have ended already; wait on
     /// them with [`RunTicket::wait`]).
     pub started_runs: Vec<RunTicket>,
+    /// The workflow runs this turn started with `start_adw`, running in this process.
+    pub started_workflows: Vec<crate::workflow::WorkflowTicket>,
 }
 
 /// Builds an [`Orchestrator`]: see [`Orchestrator::builder`].
@@ -250,12 +252,22 @@ impl OrchestratorBuilder {
         };
         let manager_config =
             self.manager_config.unwrap_or_else(|| ManagerConfig::new(config.working_dir.clone(), config.model.clone()));
+        let default_model = manager_config.default_model.clone();
+        let workflows = self
+            .supervisor
+            .as_ref()
+            .map(|s| crate::workflow::WorkflowEngine::new(s.clone(), config.working_dir.clone(), default_model));
         let manager = match self.supervisor {
             Some(s) => AgentManager::with_supervisor(s, Some(record.id), manager_config),
             None => AgentManager::new(self.agents.clone(), Some(record.id), manager_config),
         };
         let mut tools = ToolRegistry::new();
         let started = register_management_tools(&mut tools, manager.clone(), record.id, agent.id);
+        // Workflows need the shared supervisor (an engine's); an orchestrator built without one has none.
+        let started_workflows = match workflows {
+            Some(w) => super::register_adw_tools(&mut tools, w, record.id),
+            None => super::StartedWorkflows::default(),
+        };
         for name in &config.builtin_tools {
             match name.as_str() {
                 "Read" => tools.register(Read),
@@ -284,6 +296,7 @@ impl OrchestratorBuilder {
                 runner,
                 manager,
                 started,
+                started_workflows,
                 config,
                 turn: AsyncMutex::new(()),
                 current: Mutex::new(None),
@@ -301,6 +314,7 @@ struct Inner {
     supervisor: Supervisor,
     manager: AgentManager,
     started: StartedRuns,
+    started_workflows: super::StartedWorkflows,
     config: OrchestratorConfig,
     turn: AsyncMutex<()>,
     current: Mutex<Option<Interrupt>>,
@@ -601,7 +615,12 @@ impl Orchestrator {
         };
         let keys = EventKeys { orchestrator_id: Some(self.inner.id), ..EventKeys::default() };
         self.inner.store.append(vec![NewEvent::new(keys, ev)]).await?;
-        Ok(ChatOutcome { reply: outcome.final_text.clone(), outcome, started_runs: self.inner.started.take() })
+        Ok(ChatOutcome {
+            reply: outcome.final_text.clone(),
+            outcome,
+            started_runs: self.inner.started.take(),
+            started_workflows: self.inner.started_workflows.take(),
+        })
     }
 }
 

@@ -10,4 +10,7 @@ mod run;
 pub mod spec;
 
 pub use data::DataWorkflow;
-pub use run::{StepRequest, StepRun, Workflow, WorkflowEngine, WorkflowError, WorkflowRun, WorkflowTypes};
+pub use run::{
+    PriorSteps, StepRequest, StepRun, Workflow, WorkflowEngine, WorkflowError, WorkflowRun, WorkflowTicket,
+    WorkflowTypes, is_stale,
+};

@@ -334,6 +334,55 @@ impl WorkflowEngine {
     }
 }
 
+/// A run started in the background by [`WorkflowEngine::spawn`]: wait on it or interrupt it.
+#[derive(Clone)]
+pub struct WorkflowTicket {
+    /// The run.
+    pub id: Id,
+    /// Its name.
+    pub name: String,
+    interrupt: Interrupt,
+    done: futures::future::Shared<futures::future::BoxFuture<'static, Result<WorkflowRecord, String>>>,
+}
+
+impl std::fmt::Debug for WorkflowTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowTicket").field("id", &self.id).field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl WorkflowTicket {
+    /// Waits for the run to end: its final record, or why it could not run.
+    pub async fn wait(&self) -> Result<WorkflowRecord, String> {
+        self.done.clone().await
+    }
+
+    /// Interrupts the run (it ends cancelled, resumable).
+    pub fn interrupt(&self) {
+        self.interrupt.trigger();
+    }
+}
+
+impl WorkflowEngine {
+    /// Runs the recorded run in the background (on the runner's runtime), in this process.
+    pub fn spawn(&self, record: &WorkflowRecord) -> WorkflowTicket {
+        use futures::FutureExt;
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let (engine, id, interrupt) = (self.clone(), record.id, Interrupt::new());
+        let run_interrupt = interrupt.clone();
+        let run = async move {
+            let result = engine.run(id, Some(run_interrupt)).await.map_err(|e| e.to_string());
+            if let Err(e) = &result {
+                tracing::warn!(workflow = %id, error = %e, "a background workflow run failed to run");
+            }
+            let _ = tx.send(result);
+        };
+        self.supervisor.runner().runtime().spawn(run.boxed());
+        let done = async move { rx.await.unwrap_or_else(|_| Err("the workflow run was dropped".to_string())) };
+        WorkflowTicket { id, name: record.name.clone(), interrupt, done: done.boxed().shared() }
+    }
+}
+
 /// Eight characters that tell runs apart (step agents are named `<step>-<these>`). The seed takes
 /// the first 8 of a random UUID; orch's ids are UUIDv7, whose first 8 are a timestamp shared by runs
 /// started within the same minute, so these are the last 8 (random) ones.
@@ -360,6 +409,16 @@ type Expanded = (String, Option<String>, Option<Vec<String>>);
 
 /// The metadata key of the process running a run (a [`RunLease`]).
 const HOLDER: &str = "runner";
+
+/// Whether `record` is in progress but the process that ran it is gone (`orch adw resume` continues it).
+pub fn is_stale(record: &WorkflowRecord) -> bool {
+    record.status == WorkflowStatus::InProgress
+        && record
+            .metadata
+            .get(HOLDER)
+            .and_then(|v| serde_json::from_value::<RunLease>(v.clone()).ok())
+            .is_none_or(|holder| lease::is_stale(&holder))
+}
 
 /// Marks a run live in this process (for [`lease::is_stale`]) until dropped.
 struct Live(Id);
