@@ -154,6 +154,14 @@ fn print_human(r: &EventRecord) {
     }
 }
 
+/// `orch adw cancel ID`.
+pub async fn cancel(engine: &Engine, id: &str) -> Result<u8, Failure> {
+    let id = parse_id(id)?;
+    let r = workflows(engine).cancel(id, "cli", std::time::Duration::from_secs(30)).await?;
+    println!("Cancelled workflow run {} ({})", r.name, status_line(&r));
+    Ok(0)
+}
+
 /// `orch adw list`.
 pub async fn list(store: &dyn Store, json: bool) -> Result<u8, Failure> {
     let runs = store.list_workflows(None, 1000).await?;

@@ -183,6 +183,12 @@ enum AdwCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a run: its running step's agent is interrupted, also in another process, and the run is
+    /// marked cancelled (resumable).
+    Cancel {
+        /// The run's id.
+        id: String,
+    },
     /// Workflow runs, newest first.
     List {
         /// JSON lines.
@@ -602,6 +608,10 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let sigint = Sigint::install()?;
             let engine = engine(config, true).await?;
             crate::adw::resume(&engine, sigint, id, *json).await
+        }
+        Command::Adw { command: AdwCommand::Cancel { id } } => {
+            let engine = engine(config, false).await?;
+            crate::adw::cancel(&engine, id).await
         }
         Command::Adw { command: AdwCommand::List { json } } => {
             let store = open_store(&config).await?;

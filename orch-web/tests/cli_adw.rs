@@ -199,3 +199,53 @@ fn the_orchestrator_starts_a_workflow_and_checks_it() {
     assert!(content.contains("Status: ✅ completed") && content.contains("Progress: 2/2 steps"), "{content}");
     assert!(content.contains("[build] StepEnd"), "{content}");
 }
+
+#[test]
+fn a_run_in_another_process_is_cancelled_then_resumed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("slow.json");
+    std::fs::write(&file, SLOW_BUILD).unwrap();
+    let m = format!("scripted:{}", file.display());
+    let mut child = support::orch()
+        .arg("--cwd")
+        .arg(d)
+        .args(["--model", &m, "adw", "start", "plan_build", "--prompt", "Add a parser", "--wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let id = first.trim().to_string();
+    let start = Instant::now();
+    while !d.join("built.marker").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the build step never started its command");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = run_in(d, &["adw", "cancel", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Cancelled workflow run"), "{}", text(&out.stdout));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "the process running it reports the cancel");
+    let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
+    assert_eq!(runs[0]["status"], "cancelled");
+    assert_eq!(runs[0]["error_step"], "build");
+
+    let out = run_in(d, &["--model", &m, "adw", "resume", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
+    assert_eq!(runs[0]["status"], "completed");
+    let events = json_lines(&run_in(d, &["events", "--json"]).stdout);
+    let attempts: Vec<u64> = events
+        .iter()
+        .filter(|e| e["type"] == "StepStart" && e["step"] == "build")
+        .map(|e| e["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, [1, 2], "the cancelled step ran again with a new agent");
+    assert_eq!(events.iter().filter(|e| e["type"] == "StepStart" && e["step"] == "plan").count(), 1);
+}

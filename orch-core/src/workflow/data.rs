@@ -122,9 +122,14 @@ impl DataWorkflow {
         let mut last_error = String::new();
         // A step a dead process left open continues on its agent, as the attempt it was.
         let open = run.prior().open.clone().filter(|(name, _, _)| *name == step.name);
-        let first = open.as_ref().map_or(1, |(_, _, attempt)| (*attempt).max(1));
+        let first = match &open {
+            Some((_, _, attempt)) => (*attempt).max(1),
+            // A step run again (after a cancel or a failure) starts after its last attempt.
+            None => run.prior().attempts.get(&step.name).map_or(1, |a| a + 1),
+        };
+        let last = if open.is_some() { attempts.max(first) } else { first.saturating_add(step.retries) };
         let mut open_agent = open.map(|(_, agent, _)| agent);
-        for attempt in first..=attempts.max(first) {
+        for attempt in first..=last {
             // File times come from the kernel's coarse clock, which may lag this one by a tick: a file
             // written just after the step started can carry an earlier time.
             let since = SystemTime::now().checked_sub(MTIME_SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -188,7 +193,7 @@ impl DataWorkflow {
                 }
             };
             last_error = failure.unwrap_or_default();
-            let retrying = attempt < attempts.max(first);
+            let retrying = attempt < last;
             let payload =
                 json!({"error": last_error, "agent_id": ran.agent.id, "attempt": attempt, "retrying": retrying});
             run.end_step(&step.name, StepStatus::Failed, Some(ran.started), payload).await?;

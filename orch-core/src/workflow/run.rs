@@ -284,11 +284,12 @@ impl WorkflowEngine {
     /// Runs the recorded run `id` to its end and returns its final record: a pending run from its
     /// first step; a run whose process died mid-way (resume) from where it stopped: completed steps
     /// are not run again, and the interrupted step's agent finishes its turn without re-running the
-    /// tool calls it completed. A run that has ended, or that a live process runs, is refused.
+    /// tool calls it completed; a cancelled run likewise. A run that completed or failed, or that a
+    /// live process runs, is refused.
     /// `interrupt` cancels it (the running step's agent is interrupted).
     pub async fn run(&self, id: Id, interrupt: Option<Interrupt>) -> Result<WorkflowRecord, WorkflowError> {
         let record = self.store.get_workflow(id).await?.ok_or_else(|| WorkflowError::NotFound(id.to_string()))?;
-        if record.status.is_final() {
+        if record.status.is_final() && record.status != WorkflowStatus::Cancelled {
             return Err(WorkflowError::Ended { id, status: record.status.as_str().into() });
         }
         if let Some(holder) =
@@ -302,11 +303,15 @@ impl WorkflowEngine {
         let holder = lease::new_lease(new_id(), Some(record.name.clone()));
         lease::register(holder.run_id, interrupt.clone());
         let _live = Live(holder.run_id);
-        let resuming = record.status == WorkflowStatus::InProgress;
+        let resuming = matches!(record.status, WorkflowStatus::InProgress | WorkflowStatus::Cancelled);
         let prior = if resuming { PriorSteps::read(self.store.as_ref(), id).await? } else { PriorSteps::default() };
         let mut run = WorkflowRun { engine: self, record, interrupt, started: Instant::now(), prior };
         run.record.status = WorkflowStatus::InProgress;
         run.record.started_at.get_or_insert_with(now);
+        run.record.completed_at = None;
+        run.record.duration_seconds = None;
+        run.record.error_message = None;
+        run.record.error_step = None;
         if let Some(m) = run.record.metadata.as_object_mut() {
             m.insert(HOLDER.into(), serde_json::to_value(&holder).unwrap_or(Value::Null));
         }
@@ -318,6 +323,52 @@ impl WorkflowEngine {
         run.log(None, LogLevel::Info, started, run.record.input_data.clone()).await;
         let result = workflow.run(&mut run).await;
         run.finish(result).await
+    }
+
+    /// Cancels run `id`: the running step's agent is interrupted (here, or in the process running
+    /// it, through the log), and that process marks the run cancelled (waiting up to `wait` for it);
+    /// a run no live process holds is marked cancelled here. A cancelled run can be resumed.
+    pub async fn cancel(&self, id: Id, by: &str, wait: std::time::Duration) -> Result<WorkflowRecord, WorkflowError> {
+        let record = self.store.get_workflow(id).await?.ok_or_else(|| WorkflowError::NotFound(id.to_string()))?;
+        if record.status.is_final() {
+            return Err(WorkflowError::Ended { id, status: record.status.as_str().into() });
+        }
+        let holder = record.metadata.get(HOLDER).and_then(|v| serde_json::from_value::<RunLease>(v.clone()).ok());
+        let live = holder.as_ref().is_some_and(|h| !lease::is_stale(h));
+        if let Some(h) = holder.as_ref().filter(|h| live && lease::is_local(h)) {
+            // A run of this process: its interrupt reaches the running step.
+            lease::interrupt_local(h.run_id);
+        }
+        if let Some((_, agent_id, _)) = PriorSteps::read(self.store.as_ref(), id).await?.open
+            && let Some(agent) = self.store.get_agent(agent_id).await?
+        {
+            self.supervisor.interrupt(&agent, by, wait).await?;
+        }
+        if live {
+            // The holder marks the run cancelled when its step ends; wait for it.
+            let runtime = self.supervisor.runner().runtime().clone();
+            let deadline = Instant::now() + wait;
+            while Instant::now() < deadline {
+                match self.store.get_workflow(id).await? {
+                    Some(r) if r.status.is_final() => return Ok(r),
+                    _ => runtime.sleep(std::time::Duration::from_millis(50)).await,
+                }
+            }
+            if holder.as_ref().is_some_and(|h| !lease::is_stale(h)) {
+                return Err(WorkflowError::Busy { id, holder: holder.map(|h| h.to_string()).unwrap_or_default() });
+            }
+        }
+        let mut record = self.store.get_workflow(id).await?.ok_or_else(|| WorkflowError::NotFound(id.to_string()))?;
+        if record.status.is_final() {
+            return Ok(record);
+        }
+        record.status = WorkflowStatus::Cancelled;
+        record.completed_at = Some(now());
+        record.error_message = Some(format!("cancelled by {by}"));
+        record.error_step = record.current_step.clone();
+        record.updated_at = now();
+        self.store.commit(record_batch(&record, Vec::new())).await?;
+        Ok(record)
     }
 
     /// [`WorkflowEngine::create`] then [`WorkflowEngine::run`].
@@ -436,6 +487,8 @@ pub struct PriorSteps {
     pub ended: std::collections::BTreeMap<String, (StepStatus, Value)>,
     /// The step that started and never ended: its name, agent and attempt.
     pub open: Option<(String, Id, u32)>,
+    /// The highest attempt each step started (a step run again starts after it, with a new agent).
+    pub attempts: std::collections::BTreeMap<String, u32>,
 }
 
 impl PriorSteps {
@@ -449,6 +502,8 @@ impl PriorSteps {
         for r in store.read_events(&q).await? {
             match r.event {
                 Event::StepStart { step_name: step, attempt, .. } => {
+                    let seen = prior.attempts.entry(step.clone()).or_insert(0);
+                    *seen = (*seen).max(attempt);
                     if let Some(agent) = r.keys.agent_id {
                         prior.open = Some((step, agent, attempt));
                     }
