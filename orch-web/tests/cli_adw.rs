@@ -104,14 +104,13 @@ const SLOW_BUILD: &str = r##"{"steps": [
   {"agent": "^build-", "repeat": true, "reply": [{"type": "text", "text": "Built."}]}
 ]}"##;
 
-#[test]
-fn a_run_killed_mid_build_resumes_without_running_the_plan_again() {
+/// Starts `orch adw start plan_build --wait` on [`SLOW_BUILD`] in `d` as a child process and returns
+/// it, the run's id and the model spec once the build step's command is running.
+fn start_slow_build(d: &Path) -> (std::process::Child, String, String) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     use std::time::{Duration, Instant};
 
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     let file = d.join("slow.json");
     std::fs::write(&file, SLOW_BUILD).unwrap();
     let m = format!("scripted:{}", file.display());
@@ -132,6 +131,14 @@ fn a_run_killed_mid_build_resumes_without_running_the_plan_again() {
         assert!(start.elapsed() < Duration::from_secs(60), "the build step never started its command");
         std::thread::sleep(Duration::from_millis(20));
     }
+    (child, id, m)
+}
+
+#[test]
+fn a_run_killed_mid_build_resumes_without_running_the_plan_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (mut child, id, m) = start_slow_build(d);
     child.kill().unwrap();
     child.wait().unwrap();
     let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
@@ -202,31 +209,9 @@ fn the_orchestrator_starts_a_workflow_and_checks_it() {
 
 #[test]
 fn a_run_in_another_process_is_cancelled_then_resumed() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let file = d.join("slow.json");
-    std::fs::write(&file, SLOW_BUILD).unwrap();
-    let m = format!("scripted:{}", file.display());
-    let mut child = support::orch()
-        .arg("--cwd")
-        .arg(d)
-        .args(["--model", &m, "adw", "start", "plan_build", "--prompt", "Add a parser", "--wait"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let id = first.trim().to_string();
-    let start = Instant::now();
-    while !d.join("built.marker").exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the build step never started its command");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut child, id, m) = start_slow_build(d);
     let out = run_in(d, &["adw", "cancel", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Cancelled workflow run"), "{}", text(&out.stdout));
