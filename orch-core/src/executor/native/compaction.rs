@@ -151,7 +151,7 @@ impl Run<'_> {
             thinking: None,
             agent_name: self.cx.agent.name.clone(),
         };
-        let resp = match self.complete(provider, request).await {
+        let resp = match self.stream_call(provider, request, false).await {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(Compaction::Interrupted),
             Err(e) => return Ok(Compaction::Failed(e)),
@@ -222,11 +222,13 @@ impl Run<'_> {
         });
     }
 
-    /// One model call assembled whole, with nothing emitted but retries. `Ok(None)` when interrupted.
-    async fn complete(
+    /// One model call assembled whole: retries are recorded as events and, when `live`, each delta
+    /// goes to the run's `on_delta` as it arrives. `Ok(None)` when interrupted.
+    pub(super) async fn stream_call(
         &mut self,
         provider: Arc<dyn ModelProvider>,
         request: ModelRequest,
+        live: bool,
     ) -> Result<Option<AssembledResponse>, ModelError> {
         let model = request.model.clone();
         let interrupt = self.cx.interrupt.clone();
@@ -252,7 +254,12 @@ impl Run<'_> {
                 Some(Ok(ModelDelta::Retry { attempt, wait_ms, error })) => {
                     self.emit(Event::ModelRetry { model: model.clone(), attempt, wait_ms, error });
                 }
-                Some(Ok(delta)) => asm.push(delta)?,
+                Some(Ok(delta)) => {
+                    if live && let Some(cb) = &self.cx.options.on_delta {
+                        cb(&delta);
+                    }
+                    asm.push(delta)?;
+                }
             }
         }
         asm.finish().map(Some)

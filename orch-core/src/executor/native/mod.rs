@@ -13,16 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::future::{Either, select};
 
 use super::compact::{self, CompactionSettings};
 use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnRecorder, TurnState};
 use crate::hook::{HookDecision, HookEvent, HookInput};
-use crate::model::{
-    ModelAliases, ModelDelta, ModelError, ModelProvider, ModelRequest, PriceTable, ProviderRegistry, ResponseAssembler,
-    ToolSpec,
-};
+use crate::model::{ModelAliases, ModelError, ModelProvider, ModelRequest, PriceTable, ProviderRegistry, ToolSpec};
 use crate::store::SavedState;
 use crate::tool::{ToolContext, ToolError};
 use crate::wire::{
@@ -481,39 +477,9 @@ impl Run<'_> {
             thinking: None,
             agent_name: self.cx.agent.name.clone(),
         };
-        let interrupt = self.cx.interrupt.clone();
-        let stream = {
-            let call = pin!(self.provider.stream(request));
-            match select(call, pin!(interrupt.triggered())).await {
-                Either::Left((r, _)) => r?,
-                Either::Right(_) => return Ok(None),
-            }
+        let Some(mut resp) = self.stream_call(self.provider.clone(), request, true).await? else {
+            return Ok(None);
         };
-        let mut stream = stream;
-        let mut asm = ResponseAssembler::new();
-        loop {
-            let next = {
-                let n = stream.next();
-                match select(n, pin!(interrupt.triggered())).await {
-                    Either::Left((n, _)) => n,
-                    Either::Right(_) => return Ok(None),
-                }
-            };
-            match next {
-                None => break,
-                Some(Err(e)) => return Err(e),
-                Some(Ok(ModelDelta::Retry { attempt, wait_ms, error })) => {
-                    self.emit(Event::ModelRetry { model: self.model.clone(), attempt, wait_ms, error });
-                }
-                Some(Ok(delta)) => {
-                    if let Some(cb) = &self.cx.options.on_delta {
-                        cb(&delta);
-                    }
-                    asm.push(delta)?;
-                }
-            }
-        }
-        let mut resp = asm.finish()?;
         // A tool input too deep to be read back once stored is refused, and stored as a small marker.
         let mut too_deep = HashSet::new();
         for block in &mut resp.content {
