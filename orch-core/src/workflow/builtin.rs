@@ -36,6 +36,12 @@ const COMMANDS: [(&str, &str); 4] = [
 /// The built-in workflows, in the order above, parsed from the embedded files. Their `source` is
 /// `None`. A file that does not parse is a bug (the tests parse them all); it is logged and left out.
 pub fn builtins() -> Vec<WorkflowSpec> {
+    // Parsed once per process: every run looks its type up among these.
+    static PARSED: std::sync::OnceLock<Vec<WorkflowSpec>> = std::sync::OnceLock::new();
+    PARSED.get_or_init(parse_builtins).clone()
+}
+
+fn parse_builtins() -> Vec<WorkflowSpec> {
     FILES
         .iter()
         .filter_map(|(file, text)| match parse_workflow(text, &Path::new("<builtin>").join(file)) {

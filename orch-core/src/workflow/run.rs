@@ -320,7 +320,12 @@ impl WorkflowEngine {
         // exactly one gets it; the other is told who runs it.
         run.record.updated_at = now();
         let claim = Change::SwapWorkflowRun { workflow_id: id, expect, lease: Some(holder.clone()) };
-        match self.store.commit(record_batch(&run.record, Vec::new()).change(claim)).await {
+        let message = match resuming {
+            true => format!("Workflow resumed: {}", run.record.name),
+            false => format!("Workflow started: {}", run.record.name),
+        };
+        let started = Event::SystemLog { level: LogLevel::Info, message, metadata: run.record.input_data.clone() };
+        match self.store.commit(record_batch(&run.record, vec![(run.keys(None), started)]).change(claim)).await {
             Ok(_) => {}
             Err(StoreError::WorkflowRunConflict { current, .. }) => {
                 let holder = current.map_or_else(|| "another process".to_string(), |h| h.to_string());
@@ -338,11 +343,6 @@ impl WorkflowEngine {
             run.interrupt.clone(),
             stopped,
         )));
-        let started = match resuming {
-            true => format!("Workflow resumed: {}", run.record.name),
-            false => format!("Workflow started: {}", run.record.name),
-        };
-        run.log(None, LogLevel::Info, started, run.record.input_data.clone()).await;
         let result = workflow.run(&mut run).await;
         drop(stop_renewal);
         run.finish(result).await
@@ -834,17 +834,18 @@ impl WorkflowRun<'_> {
             self.record.error_step = Some(step).filter(|s| !s.is_empty());
             self.record.error_count = self.record.error_count.saturating_add(1);
         }
-        // The final state and the release of the claim commit together.
-        self.record.updated_at = now();
-        let expect = self.record.run.take().map(|h| h.run_id);
-        let release = Change::SwapWorkflowRun { workflow_id: self.record.id, expect, lease: None };
-        self.engine.store.commit(record_batch(&self.record, Vec::new()).change(release)).await?;
         let message = match status {
             WorkflowStatus::Completed => format!("Workflow completed in {secs}s"),
             other => format!("Workflow {}: {}", other.as_str(), self.record.error_message.clone().unwrap_or_default()),
         };
         let level = if status == WorkflowStatus::Completed { LogLevel::Info } else { LogLevel::Error };
-        self.log(None, level, message, self.record.output_data.clone()).await;
+        let ended = Event::SystemLog { level, message, metadata: self.record.output_data.clone() };
+        // The final state, its log line and the release of the claim commit together.
+        self.record.updated_at = now();
+        let expect = self.record.run.take().map(|h| h.run_id);
+        let release = Change::SwapWorkflowRun { workflow_id: self.record.id, expect, lease: None };
+        let batch = record_batch(&self.record, vec![(self.keys(None), ended)]).change(release);
+        self.engine.store.commit(batch).await?;
         match result {
             Err(WorkflowError::Store(e)) => Err(WorkflowError::Store(e)),
             _ => Ok(self.record),
