@@ -50,24 +50,38 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// What `orch adw start` was asked to start.
+pub struct StartArgs<'a> {
+    /// The workflow type.
+    pub workflow_type: &'a str,
+    /// The task.
+    pub prompt: Option<&'a str>,
+    /// Other inputs (`--input KEY=VALUE`).
+    pub inputs: serde_json::Map<String, Value>,
+    /// The run's name.
+    pub name: Option<String>,
+    /// Its model.
+    pub model: Option<String>,
+    /// `--worktree`: run it in a git worktree of its own.
+    pub worktree: bool,
+}
+
 /// `orch adw start TYPE --prompt TEXT --wait`: records the run, prints its id, runs it here while
 /// printing its steps, and exits 0 only if it completed (130 when interrupted).
-pub async fn start(
-    engine: &Engine,
-    sigint: Sigint,
-    workflow_type: &str,
-    prompt: &str,
-    name: Option<String>,
-    model: Option<String>,
-    json: bool,
-) -> Result<u8, Failure> {
+pub async fn start(engine: &Engine, sigint: Sigint, args: StartArgs<'_>, json: bool) -> Result<u8, Failure> {
     let wf = workflows(engine);
-    let workflow = wf.workflow(workflow_type)?;
-    let mut input = json!({"prompt": prompt});
-    if let Some(m) = model {
+    let workflow = wf.workflow(args.workflow_type)?;
+    let mut input = Value::Object(args.inputs);
+    if let Some(p) = args.prompt {
+        input["prompt"] = json!(p);
+    }
+    if let Some(m) = args.model {
         input["model"] = json!(m);
     }
-    let record = wf.create(workflow.as_ref(), input, name, None).await?;
+    if args.worktree {
+        input["worktree"] = json!(true);
+    }
+    let record = wf.create(workflow.as_ref(), input, args.name, None).await?;
     {
         let mut out = std::io::stdout().lock();
         if json {
@@ -78,6 +92,24 @@ pub async fn start(
         let _ = out.flush();
     }
     drive(engine, sigint, record.id, json).await
+}
+
+/// The `--input KEY=VALUE` arguments as an input object: a VALUE that parses as JSON is that value,
+/// anything else is text.
+pub fn parse_inputs(args: &[String]) -> Result<serde_json::Map<String, Value>, Failure> {
+    let mut out = serde_json::Map::new();
+    for arg in args {
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(Failure::usage(format!("--input '{arg}': expected KEY=VALUE")));
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(Failure::usage(format!("--input '{arg}': the key must be letters, digits, _ or -")));
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
 }
 
 /// `orch adw resume ID`: continues a run whose process died (or a pending one) here, following it.

@@ -161,12 +161,22 @@ enum AdwCommand {
     Start {
         /// The workflow type (see `orch adw types`).
         workflow_type: String,
-        /// The task.
+        /// The task (the input `prompt`; required by most types).
         #[arg(long)]
-        prompt: String,
+        prompt: Option<String>,
+        /// Another input of the run, KEY=VALUE (repeatable): `--input domain=billing` for the expert
+        /// workflows, `--input max_lines=600`, `--input on_success=merge`. A VALUE that is JSON
+        /// (`true`, `600`) is taken as such, anything else as text.
+        #[arg(long = "input", value_name = "KEY=VALUE")]
+        inputs: Vec<String>,
         /// A name for the run (default: TYPE-<8 characters of its id>).
         #[arg(long)]
         name: Option<String>,
+        /// Run it in a git worktree of its own (`.orch/worktrees/<name>`, branch `orch/<name>`),
+        /// committing each step's changes there; the main tree is not touched (overrides the type's
+        /// `worktree`).
+        #[arg(long)]
+        worktree: bool,
         /// Run it here and follow it to its end (exit 0 only if it completed; Ctrl-C cancels it).
         #[arg(long)]
         wait: bool,
@@ -590,19 +600,28 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let engine = engine(config, false).await?;
             crate::adw::types(&engine, *json)
         }
-        Command::Adw { command: AdwCommand::Start { workflow_type, prompt, name, wait, json } } => {
+        Command::Adw { command: AdwCommand::Start { workflow_type, prompt, inputs, name, worktree, wait, json } } => {
             if !*wait {
                 return Err(Failure::usage(
                     "detached workflow runs are not available yet: pass --wait to run it here and follow it",
                 ));
             }
-            if prompt.trim().is_empty() {
+            if prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
                 return Err(Failure::usage("--prompt is empty"));
             }
+            let inputs = crate::adw::parse_inputs(inputs)?;
             let sigint = Sigint::install()?;
             let engine = engine(config, true).await?;
             let model = cli.model.clone().filter(|m| !m.trim().is_empty() && ModelSpec::parse(m).is_err());
-            crate::adw::start(&engine, sigint, workflow_type, prompt, name.clone(), model, *json).await
+            let start = crate::adw::StartArgs {
+                workflow_type,
+                prompt: prompt.as_deref(),
+                inputs,
+                name: name.clone(),
+                model,
+                worktree: *worktree,
+            };
+            crate::adw::start(&engine, sigint, start, *json).await
         }
         Command::Adw { command: AdwCommand::Resume { id, json } } => {
             let sigint = Sigint::install()?;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::builtin;
 use super::spec::{WorkflowFileError, WorkflowSpec, load_dir};
+use super::worktree::{self, Isolation, WORKTREE_KEY, Worktree};
 use crate::Interrupt;
 use crate::executor::{RunError, RunOptions, RunOutcome, Supervisor, agent_keys, lease};
 use crate::store::{Batch, Change, EventQuery, Store, StoreError};
@@ -73,6 +74,9 @@ pub enum WorkflowError {
         /// The step that was running.
         step: String,
     },
+    /// The run's git worktree could not be made or reopened.
+    #[error("git worktree: {0}")]
+    Worktree(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -86,7 +90,7 @@ impl WorkflowError {
             Self::NotFound(_) => crate::ErrorKind::NotFound,
             Self::Ended { .. } => crate::ErrorKind::Conflict,
             Self::Busy { .. } => crate::ErrorKind::Busy,
-            Self::Step { .. } => crate::ErrorKind::Internal,
+            Self::Step { .. } | Self::Worktree(_) => crate::ErrorKind::Internal,
             Self::Interrupted { .. } => crate::ErrorKind::Interrupted,
             Self::Store(e) => e.kind(),
         }
@@ -106,6 +110,11 @@ pub trait Workflow: Send + Sync {
     /// Inputs it requires (`prompt`, …).
     fn required_inputs(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Whether its runs work in a git worktree of their own (a run's input `worktree` and
+    /// `on_success` override it); none by default.
+    fn isolation(&self) -> Isolation {
+        Isolation::default()
     }
     /// Runs the steps through `run` ([`WorkflowRun::run_step`], [`WorkflowRun::end_step`], …). An
     /// error fails the run (naming the step for [`WorkflowError::Step`]).
@@ -249,6 +258,11 @@ impl WorkflowEngine {
             }
         }
         fields.entry("working_dir").or_insert_with(|| json!(self.working_dir.display().to_string()));
+        let isolation = workflow.isolation().with_input(&input).map_err(WorkflowError::Input)?;
+        if isolation.worktree {
+            let runtime = self.supervisor.runner().runtime().clone();
+            worktree::check_repository(runtime.as_ref(), &self.working_dir).await.map_err(WorkflowError::Input)?;
+        }
         let id = new_id();
         let at = now();
         let short = short_id(id);
@@ -305,7 +319,7 @@ impl WorkflowEngine {
         let _live = Live(holder.run_id);
         let resuming = matches!(record.status, WorkflowStatus::InProgress | WorkflowStatus::Cancelled);
         let prior = if resuming { PriorSteps::read(self.store.as_ref(), id).await? } else { PriorSteps::default() };
-        let mut run = WorkflowRun { engine: self, record, interrupt, started: Instant::now(), prior };
+        let mut run = WorkflowRun { engine: self, record, interrupt, started: Instant::now(), prior, worktree: None };
         run.record.status = WorkflowStatus::InProgress;
         run.record.started_at.get_or_insert_with(now);
         run.record.completed_at = None;
@@ -321,7 +335,11 @@ impl WorkflowEngine {
             false => format!("Workflow started: {}", run.record.name),
         };
         run.log(None, LogLevel::Info, started, run.record.input_data.clone()).await;
-        let result = workflow.run(&mut run).await;
+        let result = match run.enter_worktree(workflow.isolation()).await {
+            Ok(()) => workflow.run(&mut run).await,
+            Err(e) => Err(e),
+        };
+        let result = run.leave_worktree(result).await;
         run.finish(result).await
     }
 
@@ -530,6 +548,7 @@ pub struct WorkflowRun<'a> {
     interrupt: Interrupt,
     started: Instant,
     prior: PriorSteps,
+    worktree: Option<Worktree>,
 }
 
 impl WorkflowRun<'_> {
@@ -548,9 +567,9 @@ impl WorkflowRun<'_> {
         &self.record
     }
 
-    /// The working dir of its agents.
+    /// The working dir of its agents: the engine's, or its place in the run's git worktree.
     pub fn working_dir(&self) -> &Path {
-        &self.engine.working_dir
+        self.worktree.as_ref().map_or(&self.engine.working_dir, |w| &w.workdir)
     }
 
     /// What the run did before this process took it over (empty for a fresh run).
@@ -657,7 +676,7 @@ impl WorkflowRun<'_> {
             0 | 1 => format!("{step}-{}", short_id(self.record.id)),
             n => format!("{step}-{}-{n}", short_id(self.record.id)),
         };
-        let mut agent = Agent::new(name, model.unwrap_or_default(), self.engine.working_dir.display().to_string());
+        let mut agent = Agent::new(name, model.unwrap_or_default(), self.working_dir().display().to_string());
         if agent.model.is_empty() {
             agent.model = self.engine.default_model.clone();
         }
@@ -719,20 +738,100 @@ impl WorkflowRun<'_> {
             self.record.completed_steps = self.record.completed_steps.saturating_add(1);
         }
         self.set_output(&format!("{step}_executed"), json!(status != StepStatus::Skipped));
+        let mut payload = payload;
+        if status != StepStatus::Skipped
+            && let Some(commit) = self.commit_step(step, status).await
+            && let Some(fields) = payload.as_object_mut()
+        {
+            fields.extend(commit);
+        }
         let end = Event::StepEnd { step_name: step.to_string(), status, duration_ms, payload };
         let keys = self.keys(Some(step));
         self.save(vec![(keys, end)]).await
     }
 
+    /// Opens the run's git worktree when it runs in one (its recorded one when resumed), recording it
+    /// on the run.
+    async fn enter_worktree(&mut self, isolation: Isolation) -> Result<(), WorkflowError> {
+        let isolation = isolation.with_input(&self.record.input_data).map_err(WorkflowError::Input)?;
+        if !isolation.worktree {
+            return Ok(());
+        }
+        let runtime = self.engine.supervisor.runner().runtime().clone();
+        let recorded = self.record.output_data.get(WORKTREE_KEY).cloned();
+        let tree = Worktree::open(
+            runtime.as_ref(),
+            &self.engine.working_dir,
+            &self.record.name,
+            &short_id(self.record.id),
+            isolation.on_success,
+            recorded.as_ref(),
+        )
+        .await
+        .map_err(WorkflowError::Worktree)?;
+        self.set_output(WORKTREE_KEY, tree.record());
+        let message = format!("Working in git worktree {} on branch {}", tree.path.display(), tree.branch);
+        self.worktree = Some(tree);
+        self.save(Vec::new()).await?;
+        self.log(None, LogLevel::Info, message, self.record.output_data[WORKTREE_KEY].clone()).await;
+        Ok(())
+    }
+
+    /// Commits a step's changes in the run's worktree (if it has one): the StepEnd payload's
+    /// `commit` (the new commit, or null when nothing changed) or `commit_error`.
+    async fn commit_step(&self, step: &str, status: StepStatus) -> Option<serde_json::Map<String, Value>> {
+        let tree = self.worktree.as_ref()?;
+        let runtime = self.engine.supervisor.runner().runtime().clone();
+        let mut message = format!("{} {}: {step}", self.record.workflow_type, self.record.name);
+        if status == StepStatus::Failed {
+            message.push_str(" (failed attempt)");
+        }
+        let mut out = serde_json::Map::new();
+        match tree.commit(runtime.as_ref(), &message).await {
+            Ok(commit) => {
+                out.insert("commit".into(), json!(commit));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, step, "could not commit a workflow step's changes");
+                out.insert("commit_error".into(), json!(e));
+            }
+        }
+        Some(out)
+    }
+
+    /// Ends the run's worktree (if it has one) as the run ends: merged or kept on success, kept on a
+    /// failure, left in place for a cancelled (resumable) run; recorded on the run.
+    async fn leave_worktree(&mut self, result: Result<(), WorkflowError>) -> Result<(), WorkflowError> {
+        let Some(tree) = self.worktree.take() else {
+            return result;
+        };
+        let runtime = self.engine.supervisor.runner().runtime().clone();
+        let resumable = matches!(result, Err(WorkflowError::Interrupted { .. }));
+        let message = format!("Merge {} ({} {})", tree.branch, self.record.workflow_type, self.record.name);
+        let rec = tree.close(runtime.as_ref(), result.is_ok(), resumable, &message).await;
+        let note = match rec["state"].as_str() {
+            Some("merged") => format!("Merged branch {} into the main tree", tree.branch),
+            Some("merge_skipped") => {
+                format!("Branch {} not merged: {}", tree.branch, rec["merge_error"].as_str().unwrap_or_default())
+            }
+            Some("active") => format!("Worktree {} left for resume", tree.path.display()),
+            _ => format!("Branch {} kept", tree.branch),
+        };
+        self.set_output(WORKTREE_KEY, rec.clone());
+        self.log(None, LogLevel::Info, note, rec).await;
+        result
+    }
+
     /// Expands a leading `/command`: the working dir's own, else a built-in default.
     fn expand(&self, prompt: &str) -> Result<Expanded, String> {
-        let templates = Templates::load(&self.engine.working_dir);
+        let templates = Templates::load(self.working_dir());
         match templates.expand(prompt) {
             Ok(Some(e)) => Ok((e.prompt, e.model, e.allowed_tools)),
             Ok(None) => Ok((prompt.to_string(), None, None)),
             Err(TemplateError::UnknownCommand { name, .. }) => {
-                let Some(text) = builtin::default_command(&name) else {
-                    return Err(format!("unknown command /{name}: add .claude/commands/{name}.md"));
+                let Some(text) = builtin::default_command_for(&name) else {
+                    let file = name.replace(':', "/");
+                    return Err(format!("unknown command /{name}: add .claude/commands/{file}.md"));
                 };
                 let arguments = prompt
                     .trim_start()
@@ -740,7 +839,7 @@ impl WorkflowRun<'_> {
                     .and_then(|r| r.strip_prefix(name.as_str()))
                     .unwrap_or("")
                     .trim();
-                let command = SlashCommand::from_markdown(name.clone(), Path::new("<built-in>"), text)
+                let command = SlashCommand::from_markdown(name.clone(), Path::new("<built-in>"), &text)
                     .map_err(|e| format!("the built-in /{name} command is broken: {e}"))?;
                 Ok((command.render(arguments), command.model.clone(), None))
             }

@@ -4,6 +4,8 @@
 //! name = "plan_build_review_fix"          # optional: defaults to the file stem
 //! description = "Plan, build, review, fix on FAIL"
 //! inputs = ["prompt"]                      # required input keys (others optional)
+//! worktree = true                          # optional, default false: run in a git worktree of its own
+//! on_success = "merge"                     # optional, "keep" (default) or "merge" its branch on success
 //!
 //! [[steps]]
 //! name = "plan"                            # unique, [a-z0-9_-]+
@@ -12,6 +14,11 @@
 //! allowed_tools = ["Read", "Write"]        # optional
 //! when = 'steps.review.outputs.verdict == "FAIL"'   # optional condition
 //! retries = 1                              # optional, default 0: extra attempts when the run fails
+//! track = { path = "notes/{{input.topic}}.yaml", max_lines = '{{input.max_lines | default "1000"}}' }
+//!                                          # optional: record a file before and after the step (its
+//!                                          # history in the log) and fail the step when it ends up
+//!                                          # longer than max_lines (a number or a template); the
+//!                                          # path is a template relative to the working dir
 //! [[steps.outputs]]
 //! name = "plan_path"
 //! required = true                          # default false
@@ -39,6 +46,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::expr::{self, Condition, Reference, Template};
+use super::worktree::{Isolation, OnSuccess};
 
 /// A parsed, validated workflow.
 #[derive(Debug, Clone)]
@@ -51,6 +59,9 @@ pub struct WorkflowSpec {
     pub inputs: Vec<String>,
     /// The steps, in order (at least one).
     pub steps: Vec<StepSpec>,
+    /// Whether its runs work in a git worktree of their own, and what becomes of the branch
+    /// (`worktree`, `on_success`; see [`super::worktree`]).
+    pub isolation: Isolation,
     /// The file it was read from (`None` for workflows built in code).
     pub source: Option<PathBuf>,
 }
@@ -80,6 +91,19 @@ pub struct StepSpec {
     pub retries: u32,
     /// What to extract from the step when it succeeds.
     pub outputs: Vec<OutputSpec>,
+    /// A file the step maintains: recorded before and after it, with a line limit.
+    pub track: Option<TrackSpec>,
+}
+
+/// A file a step maintains (`track = { path = "…", max_lines = "…" }`): its content before and after
+/// the step goes into the step's `StepEnd` payload (its history in the log), and a file longer than
+/// `max_lines` after the step fails the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackSpec {
+    /// The path template, relative to the working dir (after rendering: relative, without `..`).
+    pub path: String,
+    /// The line limit template (renders to a whole number), if any.
+    pub max_lines: Option<String>,
 }
 
 impl StepSpec {
@@ -183,6 +207,8 @@ struct RawWorkflow {
     description: Option<String>,
     #[serde(default)]
     inputs: Vec<Spanned<String>>,
+    worktree: Option<bool>,
+    on_success: Option<Spanned<String>>,
     steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
 }
 
@@ -198,6 +224,22 @@ struct RawStep {
     retries: u32,
     #[serde(default)]
     outputs: Vec<Spanned<RawOutput>>,
+    track: Option<RawTrack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrack {
+    path: Spanned<String>,
+    max_lines: Option<Spanned<RawLimit>>,
+}
+
+/// `max_lines = 500` or a template (`'{{input.max_lines | default "1000"}}'`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLimit {
+    Lines(u64),
+    Template(String),
 }
 
 #[derive(Deserialize)]
@@ -312,6 +354,13 @@ pub fn parse_workflow(text: &str, path: &Path) -> Result<WorkflowSpec, WorkflowF
         inputs.push(input.get_ref().clone());
     }
 
+    let on_success = match &raw.on_success {
+        None => OnSuccess::default(),
+        Some(v) => OnSuccess::parse(v.get_ref())
+            .ok_or_else(|| cx.err(v, "on_success", format!("`{}` is not one of \"keep\" or \"merge\"", v.get_ref())))?,
+    };
+    let isolation = Isolation { worktree: raw.worktree.unwrap_or(false), on_success };
+
     let raw_steps = match &raw.steps {
         None => return Err(cx.at(None, Some("steps".into()), "a workflow needs at least one [[steps]]")),
         Some(s) if s.get_ref().is_empty() => {
@@ -331,6 +380,7 @@ pub fn parse_workflow(text: &str, path: &Path) -> Result<WorkflowSpec, WorkflowF
         description: raw.description.unwrap_or_default(),
         inputs,
         steps,
+        isolation,
         source: Some(path.to_path_buf()),
     })
 }
@@ -422,6 +472,34 @@ fn parse_step(cx: &Ctx, i: usize, raw: &RawStep, earlier: &[StepSpec]) -> Result
         outputs.push(OutputSpec { name: oname.clone(), required: out.required, extract });
     }
 
+    let track = match &raw.track {
+        Some(t) => {
+            let max_lines = t.max_lines.as_ref().map(|m| {
+                let text = match m.get_ref() {
+                    RawLimit::Lines(n) => n.to_string(),
+                    RawLimit::Template(t) => t.clone(),
+                };
+                Spanned::new(m.span(), text)
+            });
+            for (field, value) in [("path", Some(&t.path)), ("max_lines", max_lines.as_ref())] {
+                let Some(value) = value else { continue };
+                let key = k(&format!("track.{field}"));
+                let template = Template::parse(value.get_ref()).map_err(|e| cx.err(value, &key, e.to_string()))?;
+                check_paths(cx, value, &key, &template.paths(), earlier)?;
+            }
+            let path = t.path.get_ref();
+            if path.trim().is_empty() || Path::new(path).is_absolute() || path.split('/').any(|c| c == "..") {
+                return Err(cx.err(
+                    &t.path,
+                    &k("track.path"),
+                    "the path must be relative to the working dir, without `..`",
+                ));
+            }
+            Some(TrackSpec { path: path.clone(), max_lines: max_lines.map(Spanned::into_inner) })
+        }
+        None => None,
+    };
+
     Ok(StepSpec {
         name: name.clone(),
         prompt: prompt.clone(),
@@ -430,6 +508,7 @@ fn parse_step(cx: &Ctx, i: usize, raw: &RawStep, earlier: &[StepSpec]) -> Result
         when,
         retries: raw.retries,
         outputs,
+        track,
     })
 }
 
@@ -696,6 +775,40 @@ when = 'steps.plan.outputs.count != "0" and not input.skip'
         assert_eq!(build.retries, 0);
         assert!(build.allowed_tools.is_none() && build.model.is_none() && build.outputs.is_empty());
         assert_eq!(build.when.as_ref().unwrap().as_str(), r#"steps.plan.outputs.count != "0" and not input.skip"#);
+    }
+
+    #[test]
+    fn worktree_and_on_success_are_read_and_checked() {
+        let spec = parse(GOOD).unwrap();
+        assert_eq!(spec.isolation, Isolation::default(), "no worktree, keep, by default");
+        let spec = parse(&format!("worktree = true\non_success = \"merge\"\n{GOOD}")).unwrap();
+        assert_eq!(spec.isolation, Isolation { worktree: true, on_success: OnSuccess::Merge });
+        let e = err(&format!("worktree = true\non_success = \"push\"\n{GOOD}"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("on_success")), "{e}");
+        assert!(e.message.contains("`push` is not one of \"keep\" or \"merge\""), "{e}");
+        let e = err(&format!("worktree = \"yes\"\n{GOOD}"));
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("worktree")), "{e}");
+    }
+
+    #[test]
+    fn a_tracked_file_is_read_and_checked() {
+        let ok = "[[steps]]\nname = \"a\"\nprompt = \"x\"\ntrack = { path = 'e/{{input.d}}.yaml', max_lines = '{{input.n | default \"9\"}}' }\n";
+        let spec = parse(ok).unwrap();
+        let track = spec.steps[0].track.as_ref().unwrap();
+        assert_eq!(track.path, "e/{{input.d}}.yaml");
+        assert_eq!(track.max_lines.as_deref(), Some("{{input.n | default \"9\"}}"));
+        assert!(parse(GOOD).unwrap().steps[0].track.is_none());
+        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\"\ntrack = { path = '../x.yaml' }\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("steps[0].track.path")), "{e}");
+        assert!(e.message.contains("relative"), "{e}");
+        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\"\ntrack = { path = 'x', max_lines = '{{n' }\n");
+        assert_eq!(e.key.as_deref(), Some("steps[0].track.max_lines"), "{e}");
+        let n = parse("[[steps]]\nname = \"a\"\nprompt = \"x\"\ntrack = { path = 'x', max_lines = 40 }\n").unwrap();
+        assert_eq!(n.steps[0].track.as_ref().unwrap().max_lines.as_deref(), Some("40"), "a number is fine too");
+        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\"\ntrack = { path = 'x', max_lines = true }\n");
+        assert_eq!(e.key.as_deref(), Some("steps[0].track.max_lines"), "{e}");
+        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\"\ntrack = { path = 'x', lines = 3 }\n");
+        assert!(e.message.contains("unknown field `lines`"), "{e}");
     }
 
     #[test]
