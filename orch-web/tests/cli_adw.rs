@@ -308,6 +308,8 @@ fn two_worktree_runs_at_once_commit_on_their_own_branches_and_leave_the_main_tre
 
 /// The billing expert: the question agent answers; the self-improve agent rewrites its expertise.
 const EXPERTS: &str = r##"{"steps": [
+  {"agent": "^orchestrator$", "when": "^ask the billing expert", "reply": [{"type": "tool_use", "name": "start_adw", "input": {"name_of_adw": "ask-billing", "workflow_type": "expert_question", "prompt": "Where are refunds?", "domain": "billing"}}]},
+  {"agent": "^orchestrator$", "when": "Started AI Developer Workflow", "reply": [{"type": "text", "text": "Asked."}]},
   {"agent": "^question-", "repeat": true, "reply": [{"type": "text", "text": "Refunds live in src/refund.rs."}]},
   {"agent": "^self_improve-", "when": "^Wrote", "repeat": true, "reply": [{"type": "text", "text": "Expertise updated."}]},
   {"agent": "^self_improve-", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": ".claude/commands/experts/billing/expertise.yaml", "content": "overview:\n  description: billing and refunds\n"}}]}
@@ -351,4 +353,15 @@ fn the_billing_expert_answers_without_changes_and_improves_its_expertise() {
     let shown: Value = serde_json::from_slice(&run_in(d, &["adw", "show", id, "--json"]).stdout).unwrap();
     let file = &shown["steps"][0]["payload"]["file"];
     assert_eq!((file["before"].as_str(), file["lines_after"].as_u64()), (Some("overview: {}\n"), Some(2)), "{file}");
+
+    // The orchestrator starts an expert with its domain.
+    let out = run_in(d, &["--model", &m, "chat", "ask the billing expert"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
+    let asked = runs.iter().find(|r| r["name"] == "ask-billing").unwrap();
+    assert_eq!(
+        (asked["status"].as_str(), asked["input_data"]["domain"].as_str()),
+        (Some("completed"), Some("billing"))
+    );
+    assert_eq!(asked["output_data"]["answer"], "Refunds live in src/refund.rs.");
 }
