@@ -157,6 +157,16 @@ fn status_line(r: &WorkflowRecord) -> String {
     if let Some(e) = &r.error_message {
         s.push_str(&format!(": {}{e}", r.error_step.as_deref().map(|st| format!("{st}: ")).unwrap_or_default()));
     }
+    let tree = &r.output_data["worktree"];
+    if let Some(branch) = tree["branch"].as_str() {
+        let state = match tree["state"].as_str() {
+            Some("merged") => "merged".to_string(),
+            Some("merge_skipped") => format!("kept, not merged: {}", tree["merge_error"].as_str().unwrap_or("")),
+            Some("active") => format!("in worktree {}", tree["path"].as_str().unwrap_or("")),
+            _ => "kept".to_string(),
+        };
+        s.push_str(&format!(" · branch {branch} {state}"));
+    }
     s
 }
 

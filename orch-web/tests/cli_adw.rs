@@ -296,6 +296,9 @@ fn two_worktree_runs_at_once_commit_on_their_own_branches_and_leave_the_main_tre
     let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|r| r["output_data"]["worktree"]["state"] == "kept"), "{runs:?}");
+    let one = runs.iter().find(|r| r["name"] == "one").unwrap()["id"].as_str().unwrap().to_string();
+    let shown = text(&run_in(d, &["adw", "show", &one]).stdout);
+    assert!(shown.contains("completed (2/2 steps") && shown.contains(" · branch orch/one kept"), "{shown}");
 
     // --worktree outside a git repository is a usage error, before any run is recorded.
     let plain = tempfile::tempdir().unwrap();
