@@ -195,6 +195,10 @@ const MIGRATIONS: &[&str] = &[
         metadata = metadata - 'role' - 'template_name' - 'template_color' - 'tools'
     WHERE jsonb_typeof(metadata) = 'object';
     "#,
+    // 4: the process that runs a workflow (a claim in the store, so two processes never run one workflow).
+    r#"
+    ALTER TABLE {S}.workflows ADD COLUMN run_lease jsonb;
+    "#,
 ];
 
 /// The newest schema version this build knows.

@@ -186,6 +186,10 @@ const MIGRATIONS: &[&str] = &[
         metadata = json_remove(metadata, '$.role', '$.template_name', '$.template_color', '$.tools')
     WHERE json_valid(metadata) AND json_type(metadata) = 'object';
     "#,
+    // 4: the process that runs a workflow (a claim in the store, so two processes never run one workflow).
+    r#"
+    ALTER TABLE workflows ADD COLUMN run_lease TEXT;
+    "#,
 ];
 
 /// The newest schema version this build knows.

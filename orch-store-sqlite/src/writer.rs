@@ -90,6 +90,9 @@ fn dup(e: &StoreError) -> StoreError {
         StoreError::RunConflict { agent_id, current } => {
             StoreError::RunConflict { agent_id: *agent_id, current: current.clone() }
         }
+        StoreError::WorkflowRunConflict { workflow_id, current } => {
+            StoreError::WorkflowRunConflict { workflow_id: *workflow_id, current: current.clone() }
+        }
         StoreError::Decode(message) => StoreError::Decode(message.clone()),
         StoreError::Backend(message) => StoreError::Backend(message.clone()),
     }

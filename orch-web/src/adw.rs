@@ -50,48 +50,83 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// What `orch adw start` was asked to start.
-pub struct StartArgs<'a> {
+/// What `orch adw start` was asked for.
+pub struct Start<'a> {
     /// The workflow type.
     pub workflow_type: &'a str,
-    /// The task.
+    /// The task (the input `prompt`).
     pub prompt: Option<&'a str>,
     /// Other inputs (`--input KEY=VALUE`).
     pub inputs: serde_json::Map<String, Value>,
     /// The run's name.
     pub name: Option<String>,
-    /// Its model.
+    /// The steps' model (a model name; the engine's spec is the global --model).
     pub model: Option<String>,
     /// `--worktree`: run it in a git worktree of its own.
     pub worktree: bool,
+    /// JSON output.
+    pub json: bool,
+}
+
+/// Records a pending run of `start`.
+async fn create(engine: &Engine, start: &Start<'_>) -> Result<WorkflowRecord, Failure> {
+    let wf = workflows(engine);
+    let workflow = wf.workflow(start.workflow_type)?;
+    let mut input = Value::Object(start.inputs.clone());
+    if let Some(p) = start.prompt {
+        input["prompt"] = json!(p);
+    }
+    if let Some(m) = &start.model {
+        input["model"] = json!(m);
+    }
+    if start.worktree {
+        input["worktree"] = json!(true);
+    }
+    Ok(wf.create(workflow.as_ref(), input, start.name.clone(), None).await?)
 }
 
 /// `orch adw start TYPE --prompt TEXT --wait`: records the run, prints its id, runs it here while
 /// printing its steps, and exits 0 only if it completed (130 when interrupted).
-pub async fn start(engine: &Engine, sigint: Sigint, args: StartArgs<'_>, json: bool) -> Result<u8, Failure> {
-    let wf = workflows(engine);
-    let workflow = wf.workflow(args.workflow_type)?;
-    let mut input = Value::Object(args.inputs);
-    if let Some(p) = args.prompt {
-        input["prompt"] = json!(p);
-    }
-    if let Some(m) = args.model {
-        input["model"] = json!(m);
-    }
-    if args.worktree {
-        input["worktree"] = json!(true);
-    }
-    let record = wf.create(workflow.as_ref(), input, args.name, None).await?;
+pub async fn start(engine: &Engine, sigint: Sigint, start: Start<'_>) -> Result<u8, Failure> {
+    let record = create(engine, &start).await?;
     {
         let mut out = std::io::stdout().lock();
-        if json {
+        if start.json {
             let _ = writeln!(out, "{}", json!({"id": record.id, "name": record.name, "type": record.workflow_type}));
         } else {
             let _ = writeln!(out, "{}", record.id);
         }
         let _ = out.flush();
     }
-    drive(engine, sigint, record.id, json).await
+    drive(engine, sigint, record.id, start.json).await
+}
+
+/// `orch adw start TYPE --prompt TEXT`: records the run and hands it to a detached orch process;
+/// prints the id (then, on stderr, the process and its log) and exits 0 at once.
+pub async fn start_detached(
+    engine: &Engine,
+    start: Start<'_>,
+    working_dir: &std::path::Path,
+    global_args: Vec<std::ffi::OsString>,
+) -> Result<u8, Failure> {
+    let record = create(engine, &start).await?;
+    let launched = crate::detach::launch(engine.store(), &record, working_dir, global_args).await?;
+    let mut out = std::io::stdout().lock();
+    if start.json {
+        let v = json!({"id": record.id, "name": record.name, "type": record.workflow_type, "pid": launched.pid, "log": launched.log});
+        let _ = writeln!(out, "{v}");
+    } else {
+        let _ = writeln!(out, "{}", record.id);
+        eprintln!(
+            "Started {} in the background (process {}; log {}). Follow it with `orch adw show {}`.",
+            record.name,
+            launched.pid,
+            launched.log.display(),
+            record.id
+        );
+    }
+    let _ = out.flush();
+    Ok(0)
 }
 
 /// The `--input KEY=VALUE` arguments as an input object: a VALUE that parses as JSON is that value,
@@ -217,14 +252,35 @@ pub async fn list(store: &dyn Store, json: bool) -> Result<u8, Failure> {
     } else if runs.is_empty() {
         let _ = writeln!(out, "No workflow runs");
     } else {
-        let _ = writeln!(out, "{:<36} {:<24} {:<12} {:<8} NAME", "ID", "TYPE", "STATUS", "STEPS");
+        let _ = writeln!(out, "{:<36} {:<24} {:<12} {:<8} {:<28} NAME", "ID", "TYPE", "STATUS", "STEPS", "RUN BY");
         for r in &runs {
             let steps = format!("{}/{}", r.completed_steps, r.total_steps);
-            let status = if orch_core::workflow::is_stale(r) { "stale" } else { r.status.as_str() };
-            let _ = writeln!(out, "{:<36} {:<24} {:<12} {:<8} {}", r.id, r.workflow_type, status, steps, r.name);
+            let stale = orch_core::workflow::is_stale(r);
+            let status = if stale { "stale" } else { r.status.as_str() };
+            let run_by = runner(r, stale);
+            let _ = writeln!(
+                out,
+                "{:<36} {:<24} {:<12} {:<8} {:<28} {}",
+                r.id, r.workflow_type, status, steps, run_by, r.name
+            );
         }
     }
     Ok(0)
+}
+
+/// Who runs `r`: `detached pid N` / `pid N` (with the host when it is another one), `-` when no
+/// process holds it; a stale holder is shown as gone.
+fn runner(r: &WorkflowRecord, stale: bool) -> String {
+    let Some(h) = &r.run else { return "-".to_string() };
+    let detached = r.metadata.get("launch").and_then(|l| l.get("mode")).and_then(Value::as_str) == Some("detached");
+    let mut s = format!("{}pid {}", if detached { "detached " } else { "" }, h.pid);
+    if h.host != orch_core::executor::lease::host_id() {
+        s.push_str(&format!(" on {}", h.host.split('#').next().unwrap_or(&h.host)));
+    }
+    if stale {
+        s.push_str(" (gone)");
+    }
+    s
 }
 
 /// `orch adw show ID`: the record and its steps, with durations and event counts.
@@ -266,6 +322,14 @@ pub async fn show(store: &dyn Store, id: &str, json: bool) -> Result<u8, Failure
         return Ok(0);
     }
     let _ = writeln!(out, "{} [{}]", status_line(&record), record.workflow_type);
+    let stale = orch_core::workflow::is_stale(&record);
+    if record.run.is_some() || stale {
+        let hint = if stale { format!("; `orch adw resume {}` continues it", record.id) } else { String::new() };
+        let _ = writeln!(out, "  run by {}{hint}", runner(&record, stale));
+    }
+    if let Some(log) = record.metadata.get("launch").and_then(|l| l.get("log")).and_then(Value::as_str) {
+        let _ = writeln!(out, "  log: {log}");
+    }
     for s in &steps {
         let _ = writeln!(
             out,

@@ -111,6 +111,17 @@ pub enum Change {
         /// The new holder.
         lease: Option<RunLease>,
     },
+    /// [`Change::SwapRun`] for a workflow run: succeeds only if the workflow is held by run `expect`
+    /// (`None`: by no run), then sets its holder to `lease`. Fails with
+    /// [`StoreError::WorkflowRunConflict`](super::StoreError::WorkflowRunConflict) naming the holder.
+    SwapWorkflowRun {
+        /// The workflow.
+        workflow_id: Id,
+        /// The run expected to hold it now.
+        expect: Option<Id>,
+        /// The new holder.
+        lease: Option<RunLease>,
+    },
 }
 
 /// How soon a committed [`Batch`] must be on stable storage.

@@ -77,6 +77,14 @@ pub enum StoreError {
         /// The run holding it now, if any.
         current: Option<Box<RunLease>>,
     },
+    /// A [`Change::SwapWorkflowRun`] found the workflow held by another run than expected (or by none).
+    #[error("{}", workflow_conflict_message(.workflow_id, .current.as_deref()))]
+    WorkflowRunConflict {
+        /// The workflow.
+        workflow_id: Id,
+        /// The run holding it now, if any.
+        current: Option<Box<RunLease>>,
+    },
     /// Stored data could not be decoded.
     #[error("stored data could not be decoded: {0}")]
     Decode(String),
@@ -93,10 +101,17 @@ impl StoreError {
         match self {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NameTaken { .. } => ErrorKind::Conflict,
-            Self::RunConflict { .. } => ErrorKind::Busy,
+            Self::RunConflict { .. } | Self::WorkflowRunConflict { .. } => ErrorKind::Busy,
             Self::Open { .. } => ErrorKind::Unavailable,
             Self::NewerSchema { .. } | Self::Corrupt { .. } | Self::Decode(_) | Self::Backend(_) => ErrorKind::Internal,
         }
+    }
+}
+
+fn workflow_conflict_message(workflow_id: &Id, current: Option<&RunLease>) -> String {
+    match current {
+        Some(lease) => format!("workflow {workflow_id} is run by {lease}"),
+        None => format!("workflow {workflow_id} is not held by the expected run (it was released or taken over)"),
     }
 }
 

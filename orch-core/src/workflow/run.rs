@@ -293,6 +293,7 @@ impl WorkflowEngine {
             error_step: None,
             error_count: 0,
             metadata: json!({}),
+            run: None,
             created_at: at,
             updated_at: at,
         };
@@ -311,10 +312,7 @@ impl WorkflowEngine {
         if record.status.is_final() && record.status != WorkflowStatus::Cancelled {
             return Err(WorkflowError::Ended { id, status: record.status.as_str().into() });
         }
-        if let Some(holder) =
-            record.metadata.get(HOLDER).and_then(|v| serde_json::from_value::<RunLease>(v.clone()).ok())
-            && !lease::is_stale(&holder)
-        {
+        if let Some(holder) = record.run.as_ref().filter(|h| !lease::is_stale(h)) {
             return Err(WorkflowError::Busy { id, holder: holder.to_string() });
         }
         let workflow = self.workflow(&record.workflow_type)?;
@@ -324,6 +322,7 @@ impl WorkflowEngine {
         let _live = Live(holder.run_id);
         let resuming = matches!(record.status, WorkflowStatus::InProgress | WorkflowStatus::Cancelled);
         let prior = if resuming { PriorSteps::read(self.store.as_ref(), id).await? } else { PriorSteps::default() };
+        let expect = record.run.as_ref().map(|h| h.run_id);
         let mut run = WorkflowRun { engine: self, record, interrupt, started: Instant::now(), prior, worktree: None };
         run.record.status = WorkflowStatus::InProgress;
         run.record.started_at.get_or_insert_with(now);
@@ -331,10 +330,33 @@ impl WorkflowEngine {
         run.record.duration_seconds = None;
         run.record.error_message = None;
         run.record.error_step = None;
+        run.record.run = Some(holder.clone());
         if let Some(m) = run.record.metadata.as_object_mut() {
-            m.insert(HOLDER.into(), serde_json::to_value(&holder).unwrap_or(Value::Null));
+            // Where builds before the claim column kept the holder.
+            m.remove("runner");
         }
-        run.save(Vec::new()).await?;
+        // The claim and the new state commit together: of two processes resuming one run at once,
+        // exactly one gets it; the other is told who runs it.
+        run.record.updated_at = now();
+        let claim = Change::SwapWorkflowRun { workflow_id: id, expect, lease: Some(holder.clone()) };
+        match self.store.commit(record_batch(&run.record, Vec::new()).change(claim)).await {
+            Ok(_) => {}
+            Err(StoreError::WorkflowRunConflict { current, .. }) => {
+                let holder = current.map_or_else(|| "another process".to_string(), |h| h.to_string());
+                return Err(WorkflowError::Busy { id, holder });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let (stop_renewal, stopped) = futures::channel::oneshot::channel::<()>();
+        let runtime = self.supervisor.runner().runtime().clone();
+        runtime.spawn(Box::pin(renew_claim(
+            id,
+            self.store.clone(),
+            runtime.clone(),
+            holder,
+            run.interrupt.clone(),
+            stopped,
+        )));
         let started = match resuming {
             true => format!("Workflow resumed: {}", run.record.name),
             false => format!("Workflow started: {}", run.record.name),
@@ -345,6 +367,7 @@ impl WorkflowEngine {
             Err(e) => Err(e),
         };
         let result = run.leave_worktree(result).await;
+        drop(stop_renewal);
         run.finish(result).await
     }
 
@@ -356,7 +379,7 @@ impl WorkflowEngine {
         if record.status.is_final() {
             return Err(WorkflowError::Ended { id, status: record.status.as_str().into() });
         }
-        let holder = record.metadata.get(HOLDER).and_then(|v| serde_json::from_value::<RunLease>(v.clone()).ok());
+        let holder = record.run.clone();
         let live = holder.as_ref().is_some_and(|h| !lease::is_stale(h));
         if let Some(h) = holder.as_ref().filter(|h| live && lease::is_local(h)) {
             // A run of this process: its interrupt reaches the running step.
@@ -390,8 +413,18 @@ impl WorkflowEngine {
         record.error_message = Some(format!("cancelled by {by}"));
         record.error_step = record.current_step.clone();
         record.updated_at = now();
-        self.store.commit(record_batch(&record, Vec::new())).await?;
-        Ok(record)
+        // Released from the (dead) holder it had, if it still has that one: a process that claimed it
+        // meanwhile wins, and this cancel is refused.
+        let expect = record.run.take().map(|h| h.run_id);
+        let release = Change::SwapWorkflowRun { workflow_id: id, expect, lease: None };
+        match self.store.commit(record_batch(&record, Vec::new()).change(release)).await {
+            Ok(_) => Ok(record),
+            Err(StoreError::WorkflowRunConflict { current, .. }) => {
+                let holder = current.map_or_else(|| "another process".to_string(), |h| h.to_string());
+                Err(WorkflowError::Busy { id, holder })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// [`WorkflowEngine::create`] then [`WorkflowEngine::run`].
@@ -481,17 +514,44 @@ fn record_batch(record: &WorkflowRecord, extra: Vec<(EventKeys, Event)>) -> Batc
 /// A step's prompt after slash-command expansion, with the command's model and tools.
 type Expanded = (String, Option<String>, Option<Vec<String>>);
 
-/// The metadata key of the process running a run (a [`RunLease`]).
-const HOLDER: &str = "runner";
-
-/// Whether `record` is in progress but the process that ran it is gone (`orch adw resume` continues it).
+/// Whether `record` was started but the process that ran it (or was launched to run it) is gone:
+/// `orch adw resume` continues it. A pending run that no process was given is not stale.
 pub fn is_stale(record: &WorkflowRecord) -> bool {
-    record.status == WorkflowStatus::InProgress
-        && record
-            .metadata
-            .get(HOLDER)
-            .and_then(|v| serde_json::from_value::<RunLease>(v.clone()).ok())
-            .is_none_or(|holder| lease::is_stale(&holder))
+    match record.status {
+        WorkflowStatus::InProgress => record.run.as_ref().is_none_or(lease::is_stale),
+        WorkflowStatus::Pending => record.run.as_ref().is_some_and(lease::is_stale),
+        _ => false,
+    }
+}
+
+/// Renews the run's claim until `stopped` resolves; a renewal that finds the claim taken over
+/// interrupts the run (another process runs the workflow now).
+async fn renew_claim(
+    id: Id,
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn crate::runtime::Runtime>,
+    mut claim: RunLease,
+    interrupt: Interrupt,
+    mut stopped: futures::channel::oneshot::Receiver<()>,
+) {
+    loop {
+        if let futures::future::Either::Right(_) =
+            futures::future::select(runtime.sleep(lease::LEASE_RENEW_EVERY), &mut stopped).await
+        {
+            return;
+        }
+        let next = lease::renewed(&claim);
+        let swap = Change::SwapWorkflowRun { workflow_id: id, expect: Some(claim.run_id), lease: Some(next.clone()) };
+        match store.commit(Batch::new().change(swap).relaxed()).await {
+            Ok(_) => claim = next,
+            Err(StoreError::WorkflowRunConflict { current, .. }) => {
+                tracing::warn!(workflow = %id, holder = ?current, "the workflow's claim was taken over; interrupting this run");
+                interrupt.trigger();
+                return;
+            }
+            Err(e) => tracing::warn!(workflow = %id, error = %e, "could not renew a workflow's claim; will retry"),
+        }
+    }
 }
 
 /// Marks a run live in this process (for [`lease::is_stale`]) until dropped.
@@ -806,7 +866,11 @@ impl WorkflowRun<'_> {
             self.record.error_step = Some(step).filter(|s| !s.is_empty());
             self.record.error_count = self.record.error_count.saturating_add(1);
         }
-        self.save(Vec::new()).await?;
+        // The final state and the release of the claim commit together.
+        self.record.updated_at = now();
+        let expect = self.record.run.take().map(|h| h.run_id);
+        let release = Change::SwapWorkflowRun { workflow_id: self.record.id, expect, lease: None };
+        self.engine.store.commit(record_batch(&self.record, Vec::new()).change(release)).await?;
         let message = match status {
             WorkflowStatus::Completed => format!("Workflow completed in {secs}s"),
             other => format!("Workflow {}: {}", other.as_str(), self.record.error_message.clone().unwrap_or_default()),
