@@ -31,7 +31,10 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
         for s in &types.specs {
             let steps: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
             let source = s.source.as_ref().map(|p| p.display().to_string());
-            let v = json!({"type": s.name, "description": s.description, "steps": steps, "inputs": s.inputs, "source": source});
+            let v = json!({
+                "type": s.name, "description": s.description, "steps": steps, "inputs": s.inputs, "source": source,
+                "worktree": s.isolation.worktree, "on_success": s.isolation.on_success.as_str(),
+            });
             let _ = writeln!(out, "{v}");
         }
         for b in &types.broken {
@@ -41,7 +44,13 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
         for s in &types.specs {
             let steps: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
             let from = s.source.as_ref().map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
-            let _ = writeln!(out, "{:<24} {} [{}] ({from})", s.name, s.description, steps.join(" → "));
+            let tree = match (s.isolation.worktree, s.isolation.on_success) {
+                (false, _) => String::new(),
+                (true, on_success) => format!(" (in a worktree, {} on success)", on_success.as_str()),
+            };
+            let needs =
+                s.inputs.iter().filter(|i| *i != "prompt").map(|i| format!(" --input {i}=…")).collect::<String>();
+            let _ = writeln!(out, "{:<24} {}{tree} [{}] ({from}){needs}", s.name, s.description, steps.join(" → "));
         }
         for b in &types.broken {
             let _ = writeln!(out, "BROKEN {b}");

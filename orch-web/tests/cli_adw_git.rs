@@ -130,6 +130,17 @@ fn the_billing_expert_answers_without_changes_and_improves_its_expertise() {
     std::fs::write(&file, EXPERTS).unwrap();
     let m = format!("scripted:{}", file.display());
 
+    let types = text(&run_in(d, &["adw", "types"]).stdout);
+    let line = types.lines().find(|l| l.starts_with("expert_question ")).unwrap_or_default();
+    assert!(line.ends_with("(built-in) --input domain=…"), "the listing says what else it needs: {types}");
+    std::fs::create_dir_all(d.join(".orch/workflows")).unwrap();
+    let iso = "worktree = true\non_success = \"merge\"\n[[steps]]\nname = \"a\"\nprompt = \"x\"\n";
+    std::fs::write(d.join(".orch/workflows/iso.toml"), iso).unwrap();
+    let listed = json_lines(&run_in(d, &["adw", "types", "--json"]).stdout);
+    let iso = listed.iter().find(|t| t["type"] == "iso").unwrap();
+    assert_eq!((iso["worktree"].as_bool(), iso["on_success"].as_str()), (Some(true), Some("merge")));
+    assert!(text(&run_in(d, &["adw", "types"]).stdout).contains("(in a worktree, merge on success)"));
+
     let out =
         run_in(d, &["--model", &m, "adw", "start", "expert_question", "--prompt", "Where are refunds?", "--wait"]);
     assert_eq!(out.status.code(), Some(2), "the domain is required: {}", text(&out.stderr));
