@@ -251,3 +251,22 @@ async fn a_cancelled_worktree_run_keeps_its_worktree_and_resumes_in_it() {
     let builds: Vec<&Value> = ends.iter().filter(|(s, _, _)| s == "build").map(|(_, _, p)| &p["commit"]).collect();
     assert!(builds[0].is_string() && builds[1].is_null(), "{builds:?}");
 }
+
+#[tokio::test]
+async fn a_run_from_a_subdirectory_works_in_the_same_subdirectory_of_its_worktree() {
+    let dir = repo();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("app/.orch/workflows")).unwrap();
+    std::fs::write(
+        d.join("app/.orch/workflows/write.toml"),
+        "worktree = true\n[[steps]]\nname = \"write\"\nprompt = \"Write the parser\"\n",
+    )
+    .unwrap();
+    let (_, wf) = engine(&d.join("app"));
+    let done = wf.start("write", json!({}), Some("sub".into()), None).await.unwrap();
+    assert_eq!(done.status, WorkflowStatus::Completed, "{:?}", done.error_message);
+    let worktree = Path::new(done.output_data["worktree"]["path"].as_str().unwrap()).to_path_buf();
+    assert_eq!(worktree, d.canonicalize().unwrap().join(".orch/worktrees/sub"), "under the repository's top");
+    assert!(git(d, &["show", "orch/sub:app/src/parser.rs"]).starts_with("// by write-"));
+    assert!(!d.join("app/src").exists());
+}

@@ -126,13 +126,24 @@ pub(crate) async fn check_repository(runtime: &dyn Runtime, working_dir: &Path) 
 }
 
 /// A branch and directory name from a run's name: letters, digits, `.`, `_` and `-` kept, other
-/// characters as `-`, no leading `.` or `-`, never empty.
+/// characters as `-`, at most [`MAX_NAME`] characters, no leading or trailing `.` or `-`, no `..`, no
+/// `.lock` ending (what git refuses in a branch name), never empty.
 pub(crate) fn sanitize(name: &str) -> String {
-    let mapped: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect();
-    let trimmed = mapped.trim_start_matches(['.', '-']).trim_end_matches(['.', '-']).replace("..", "-");
-    if trimmed.is_empty() { "run".to_string() } else { trimmed }
+    let mapped: String = name
+        .chars()
+        .take(MAX_NAME)
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .collect();
+    let mut out = mapped.replace("..", "-");
+    if let Some(stem) = out.strip_suffix(".lock") {
+        out = format!("{stem}-lock");
+    }
+    let trimmed = out.trim_start_matches(['.', '-']).trim_end_matches(['.', '-']);
+    if trimmed.is_empty() { "run".to_string() } else { trimmed.to_string() }
 }
+
+/// The longest branch and directory name taken from a run's name.
+const MAX_NAME: usize = 64;
 
 async fn git_ok(runtime: &dyn Runtime, cwd: &Path, args: &[&str]) -> Result<String, String> {
     git::run_or_error(runtime, cwd, args, WRITE_TIMEOUT, &[0]).await.map(|o| o.stdout.trim().to_string())
@@ -330,6 +341,9 @@ mod tests {
         assert_eq!(sanitize("a..b"), "a-b");
         assert_eq!(sanitize("ünï"), "n");
         assert_eq!(sanitize("///"), "run");
+        assert_eq!(sanitize("build.lock"), "build-lock");
+        assert_eq!(sanitize("a...b."), "a-.b");
+        assert_eq!(sanitize(&"x".repeat(200)).len(), 64);
     }
 
     #[test]
