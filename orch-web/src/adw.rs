@@ -31,7 +31,10 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
         for s in &types.specs {
             let steps: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
             let source = s.source.as_ref().map(|p| p.display().to_string());
-            let v = json!({"type": s.name, "description": s.description, "steps": steps, "inputs": s.inputs, "source": source});
+            let v = json!({
+                "type": s.name, "description": s.description, "steps": steps, "inputs": s.inputs, "source": source,
+                "worktree": s.isolation.worktree, "on_success": s.isolation.on_success.as_str(),
+            });
             let _ = writeln!(out, "{v}");
         }
         for b in &types.broken {
@@ -41,7 +44,13 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
         for s in &types.specs {
             let steps: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
             let from = s.source.as_ref().map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
-            let _ = writeln!(out, "{:<24} {} [{}] ({from})", s.name, s.description, steps.join(" → "));
+            let tree = match (s.isolation.worktree, s.isolation.on_success) {
+                (false, _) => String::new(),
+                (true, on_success) => format!(" (in a worktree, {} on success)", on_success.as_str()),
+            };
+            let needs =
+                s.inputs.iter().filter(|i| *i != "prompt").map(|i| format!(" --input {i}=…")).collect::<String>();
+            let _ = writeln!(out, "{:<24} {}{tree} [{}] ({from}){needs}", s.name, s.description, steps.join(" → "));
         }
         for b in &types.broken {
             let _ = writeln!(out, "BROKEN {b}");
@@ -54,12 +63,16 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
 pub struct Start<'a> {
     /// The workflow type.
     pub workflow_type: &'a str,
-    /// The task.
-    pub prompt: &'a str,
+    /// The task (the input `prompt`).
+    pub prompt: Option<&'a str>,
+    /// Other inputs (`--input KEY=VALUE`).
+    pub inputs: serde_json::Map<String, Value>,
     /// The run's name.
     pub name: Option<String>,
     /// The steps' model (a model name; the engine's spec is the global --model).
     pub model: Option<String>,
+    /// `--worktree`: run it in a git worktree of its own.
+    pub worktree: bool,
     /// JSON output.
     pub json: bool,
 }
@@ -68,9 +81,15 @@ pub struct Start<'a> {
 async fn create(engine: &Engine, start: &Start<'_>) -> Result<WorkflowRecord, Failure> {
     let wf = workflows(engine);
     let workflow = wf.workflow(start.workflow_type)?;
-    let mut input = json!({"prompt": start.prompt});
+    let mut input = Value::Object(start.inputs.clone());
+    if let Some(p) = start.prompt {
+        input["prompt"] = json!(p);
+    }
     if let Some(m) = &start.model {
         input["model"] = json!(m);
+    }
+    if start.worktree {
+        input["worktree"] = json!(true);
     }
     Ok(wf.create(workflow.as_ref(), input, start.name.clone(), None).await?)
 }
@@ -119,6 +138,24 @@ pub async fn start_detached(
     Ok(0)
 }
 
+/// The `--input KEY=VALUE` arguments as an input object: a VALUE that parses as JSON is that value,
+/// anything else is text.
+pub fn parse_inputs(args: &[String]) -> Result<serde_json::Map<String, Value>, Failure> {
+    let mut out = serde_json::Map::new();
+    for arg in args {
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(Failure::usage(format!("--input '{arg}': expected KEY=VALUE")));
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(Failure::usage(format!("--input '{arg}': the key must be letters, digits, _ or -")));
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
+}
+
 /// `orch adw resume ID`: continues a run whose process died (or a pending one) here, following it.
 pub async fn resume(engine: &Engine, sigint: Sigint, id: &str, json: bool) -> Result<u8, Failure> {
     let id = parse_id(id)?;
@@ -163,6 +200,16 @@ fn status_line(r: &WorkflowRecord) -> String {
     s.push(')');
     if let Some(e) = &r.error_message {
         s.push_str(&format!(": {}{e}", r.error_step.as_deref().map(|st| format!("{st}: ")).unwrap_or_default()));
+    }
+    let tree = &r.output_data["worktree"];
+    if let Some(branch) = tree["branch"].as_str() {
+        let state = match tree["state"].as_str() {
+            Some("merged") => "merged".to_string(),
+            Some("merge_skipped") => format!("kept, not merged: {}", tree["merge_error"].as_str().unwrap_or("")),
+            Some("active") => format!("in worktree {}", tree["path"].as_str().unwrap_or("")),
+            _ => "kept".to_string(),
+        };
+        s.push_str(&format!(" · branch {branch} {state}"));
     }
     s
 }

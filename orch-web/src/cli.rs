@@ -161,12 +161,22 @@ enum AdwCommand {
     Start {
         /// The workflow type (see `orch adw types`).
         workflow_type: String,
-        /// The task.
+        /// The task (the input `prompt`; required by most types).
         #[arg(long)]
-        prompt: String,
+        prompt: Option<String>,
+        /// Another input of the run, KEY=VALUE (repeatable): `--input domain=billing` for the expert
+        /// workflows, `--input max_lines=600`, `--input on_success=merge`. A VALUE that is JSON
+        /// (`true`, `600`) is taken as such, anything else as text.
+        #[arg(long = "input", value_name = "KEY=VALUE")]
+        inputs: Vec<String>,
         /// A name for the run (default: TYPE-<8 characters of its id>).
         #[arg(long)]
         name: Option<String>,
+        /// Run it in a git worktree of its own (`.orch/worktrees/<name>`, branch `orch/<name>`),
+        /// committing each step's changes there; the main tree is not touched (overrides the type's
+        /// `worktree`).
+        #[arg(long)]
+        worktree: bool,
         /// Run it here and follow it to its end (exit 0 only if it completed; Ctrl-C cancels it).
         /// Without it, the run is handed to a detached orch process (log: .orch/logs/adw-ID.log).
         #[arg(long)]
@@ -611,12 +621,21 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let engine = engine(config, false).await?;
             crate::adw::types(&engine, *json)
         }
-        Command::Adw { command: AdwCommand::Start { workflow_type, prompt, name, wait, json } } => {
-            if prompt.trim().is_empty() {
+        Command::Adw { command: AdwCommand::Start { workflow_type, prompt, inputs, name, worktree, wait, json } } => {
+            if prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
                 return Err(Failure::usage("--prompt is empty"));
             }
+            let inputs = crate::adw::parse_inputs(inputs)?;
             let model = cli.model.clone().filter(|m| !m.trim().is_empty() && ModelSpec::parse(m).is_err());
-            let start = crate::adw::Start { workflow_type, prompt, name: name.clone(), model, json: *json };
+            let start = crate::adw::Start {
+                workflow_type,
+                prompt: prompt.as_deref(),
+                inputs,
+                name: name.clone(),
+                model,
+                worktree: *worktree,
+                json: *json,
+            };
             if !*wait {
                 let engine = engine(config, false).await?;
                 return crate::adw::start_detached(&engine, start, &cwd, child_args(&cli, &cwd)).await;

@@ -10,13 +10,25 @@ use serde_json::{Value, json};
 
 use super::builtin;
 use super::spec::{WorkflowFileError, WorkflowSpec, load_dir};
+use super::worktree::{self, Isolation, Worktree};
 use crate::Interrupt;
 use crate::executor::{RunError, RunOptions, RunOutcome, Supervisor, agent_keys, lease};
 use crate::store::{Batch, Change, EventQuery, Store, StoreError};
 use crate::template::{SlashCommand, TemplateError, Templates};
 use crate::wire::{
-    Agent, EndReason, Event, EventKeys, Id, LogLevel, RunLease, StepStatus, WorkflowRecord, WorkflowStatus, new_id, now,
+    Agent, EndReason, Event, EventKeys, Id, LogLevel, StepStatus, WorkflowRecord, WorkflowStatus, new_id, now,
 };
+
+// The run's git worktree (opened at its start, a commit per step, closed at its end), apart from the
+// step runner; a child module, so it reaches the run's fields.
+#[path = "run_worktree.rs"]
+mod run_worktree;
+
+// Who runs a run (its claim in the store, renewed while it runs), and runs in the background.
+#[path = "run_claim.rs"]
+mod run_claim;
+use run_claim::{Live, renew_claim};
+pub use run_claim::{WorkflowTicket, is_stale};
 
 /// What went wrong with a workflow run.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +85,9 @@ pub enum WorkflowError {
         /// The step that was running.
         step: String,
     },
+    /// The run's git worktree could not be made or reopened.
+    #[error("git worktree: {0}")]
+    Worktree(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -86,7 +101,7 @@ impl WorkflowError {
             Self::NotFound(_) => crate::ErrorKind::NotFound,
             Self::Ended { .. } => crate::ErrorKind::Conflict,
             Self::Busy { .. } => crate::ErrorKind::Busy,
-            Self::Step { .. } => crate::ErrorKind::Internal,
+            Self::Step { .. } | Self::Worktree(_) => crate::ErrorKind::Internal,
             Self::Interrupted { .. } => crate::ErrorKind::Interrupted,
             Self::Store(e) => e.kind(),
         }
@@ -106,6 +121,11 @@ pub trait Workflow: Send + Sync {
     /// Inputs it requires (`prompt`, …).
     fn required_inputs(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Whether its runs work in a git worktree of their own (a run's input `worktree` and
+    /// `on_success` override it); none by default.
+    fn isolation(&self) -> Isolation {
+        Isolation::default()
     }
     /// Runs the steps through `run` ([`WorkflowRun::run_step`], [`WorkflowRun::end_step`], …). An
     /// error fails the run (naming the step for [`WorkflowError::Step`]).
@@ -249,6 +269,11 @@ impl WorkflowEngine {
             }
         }
         fields.entry("working_dir").or_insert_with(|| json!(self.working_dir.display().to_string()));
+        let isolation = workflow.isolation().with_input(&input).map_err(WorkflowError::Input)?;
+        if isolation.worktree {
+            let runtime = self.supervisor.runner().runtime().clone();
+            worktree::check_repository(runtime.as_ref(), &self.working_dir).await.map_err(WorkflowError::Input)?;
+        }
         let id = new_id();
         let at = now();
         let short = short_id(id);
@@ -304,7 +329,7 @@ impl WorkflowEngine {
         let resuming = matches!(record.status, WorkflowStatus::InProgress | WorkflowStatus::Cancelled);
         let prior = if resuming { PriorSteps::read(self.store.as_ref(), id).await? } else { PriorSteps::default() };
         let expect = record.run.as_ref().map(|h| h.run_id);
-        let mut run = WorkflowRun { engine: self, record, interrupt, started: Instant::now(), prior };
+        let mut run = WorkflowRun { engine: self, record, interrupt, started: Instant::now(), prior, worktree: None };
         run.record.status = WorkflowStatus::InProgress;
         run.record.started_at.get_or_insert_with(now);
         run.record.completed_at = None;
@@ -343,7 +368,11 @@ impl WorkflowEngine {
             run.interrupt.clone(),
             stopped,
         )));
-        let result = workflow.run(&mut run).await;
+        let result = match run.enter_worktree(workflow.isolation()).await {
+            Ok(()) => workflow.run(&mut run).await,
+            Err(e) => Err(e),
+        };
+        let result = run.leave_worktree(result).await;
         drop(stop_renewal);
         run.finish(result).await
     }
@@ -418,55 +447,6 @@ impl WorkflowEngine {
     }
 }
 
-/// A run started in the background by [`WorkflowEngine::spawn`]: wait on it or interrupt it.
-#[derive(Clone)]
-pub struct WorkflowTicket {
-    /// The run.
-    pub id: Id,
-    /// Its name.
-    pub name: String,
-    interrupt: Interrupt,
-    done: futures::future::Shared<futures::future::BoxFuture<'static, Result<WorkflowRecord, String>>>,
-}
-
-impl std::fmt::Debug for WorkflowTicket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkflowTicket").field("id", &self.id).field("name", &self.name).finish_non_exhaustive()
-    }
-}
-
-impl WorkflowTicket {
-    /// Waits for the run to end: its final record, or why it could not run.
-    pub async fn wait(&self) -> Result<WorkflowRecord, String> {
-        self.done.clone().await
-    }
-
-    /// Interrupts the run (it ends cancelled, resumable).
-    pub fn interrupt(&self) {
-        self.interrupt.trigger();
-    }
-}
-
-impl WorkflowEngine {
-    /// Runs the recorded run in the background (on the runner's runtime), in this process.
-    pub fn spawn(&self, record: &WorkflowRecord) -> WorkflowTicket {
-        use futures::FutureExt;
-        let (tx, rx) = futures::channel::oneshot::channel();
-        let (engine, id, interrupt) = (self.clone(), record.id, Interrupt::new());
-        let run_interrupt = interrupt.clone();
-        let run = async move {
-            let result = engine.run(id, Some(run_interrupt)).await.map_err(|e| e.to_string());
-            if let Err(e) = &result {
-                tracing::warn!(workflow = %id, error = %e, "a background workflow run failed to run");
-            }
-            let _ = tx.send(result);
-        };
-        self.supervisor.runner().runtime().spawn(run.boxed());
-        let done = async move { rx.await.unwrap_or_else(|_| Err("the workflow run was dropped".to_string())) };
-        WorkflowTicket { id, name: record.name.clone(), interrupt, done: done.boxed().shared() }
-    }
-}
-
 /// Eight characters that tell runs apart (step agents are named `<step>-<these>`). The seed takes
 /// the first 8 of a random UUID; orch's ids are UUIDv7, whose first 8 are a timestamp shared by runs
 /// started within the same minute, so these are the last 8 (random) ones.
@@ -490,55 +470,6 @@ fn record_batch(record: &WorkflowRecord, extra: Vec<(EventKeys, Event)>) -> Batc
 
 /// A step's prompt after slash-command expansion, with the command's model and tools.
 type Expanded = (String, Option<String>, Option<Vec<String>>);
-
-/// Whether `record` was started but the process that ran it (or was launched to run it) is gone:
-/// `orch adw resume` continues it. A pending run that no process was given is not stale.
-pub fn is_stale(record: &WorkflowRecord) -> bool {
-    match record.status {
-        WorkflowStatus::InProgress => record.run.as_ref().is_none_or(lease::is_stale),
-        WorkflowStatus::Pending => record.run.as_ref().is_some_and(lease::is_stale),
-        _ => false,
-    }
-}
-
-/// Renews the run's claim until `stopped` resolves; a renewal that finds the claim taken over
-/// interrupts the run (another process runs the workflow now).
-async fn renew_claim(
-    id: Id,
-    store: Arc<dyn Store>,
-    runtime: Arc<dyn crate::runtime::Runtime>,
-    mut claim: RunLease,
-    interrupt: Interrupt,
-    mut stopped: futures::channel::oneshot::Receiver<()>,
-) {
-    loop {
-        if let futures::future::Either::Right(_) =
-            futures::future::select(runtime.sleep(lease::LEASE_RENEW_EVERY), &mut stopped).await
-        {
-            return;
-        }
-        let next = lease::renewed(&claim);
-        let swap = Change::SwapWorkflowRun { workflow_id: id, expect: Some(claim.run_id), lease: Some(next.clone()) };
-        match store.commit(Batch::new().change(swap).relaxed()).await {
-            Ok(_) => claim = next,
-            Err(StoreError::WorkflowRunConflict { current, .. }) => {
-                tracing::warn!(workflow = %id, holder = ?current, "the workflow's claim was taken over; interrupting this run");
-                interrupt.trigger();
-                return;
-            }
-            Err(e) => tracing::warn!(workflow = %id, error = %e, "could not renew a workflow's claim; will retry"),
-        }
-    }
-}
-
-/// Marks a run live in this process (for [`lease::is_stale`]) until dropped.
-struct Live(Id);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        lease::unregister(self.0);
-    }
-}
 
 /// What a run did before it was resumed, read from its events.
 #[derive(Debug, Clone, Default)]
@@ -590,6 +521,7 @@ pub struct WorkflowRun<'a> {
     interrupt: Interrupt,
     started: Instant,
     prior: PriorSteps,
+    worktree: Option<Worktree>,
 }
 
 impl WorkflowRun<'_> {
@@ -608,9 +540,9 @@ impl WorkflowRun<'_> {
         &self.record
     }
 
-    /// The working dir of its agents.
+    /// The working dir of its agents: the engine's, or its place in the run's git worktree.
     pub fn working_dir(&self) -> &Path {
-        &self.engine.working_dir
+        self.worktree.as_ref().map_or(&self.engine.working_dir, |w| &w.workdir)
     }
 
     /// What the run did before this process took it over (empty for a fresh run).
@@ -717,7 +649,7 @@ impl WorkflowRun<'_> {
             0 | 1 => format!("{step}-{}", short_id(self.record.id)),
             n => format!("{step}-{}-{n}", short_id(self.record.id)),
         };
-        let mut agent = Agent::new(name, model.unwrap_or_default(), self.engine.working_dir.display().to_string());
+        let mut agent = Agent::new(name, model.unwrap_or_default(), self.working_dir().display().to_string());
         if agent.model.is_empty() {
             agent.model = self.engine.default_model.clone();
         }
@@ -779,6 +711,13 @@ impl WorkflowRun<'_> {
             self.record.completed_steps = self.record.completed_steps.saturating_add(1);
         }
         self.set_output(&format!("{step}_executed"), json!(status != StepStatus::Skipped));
+        let mut payload = payload;
+        if status != StepStatus::Skipped
+            && let Some(commit) = self.commit_step(step, status).await
+            && let Some(fields) = payload.as_object_mut()
+        {
+            fields.extend(commit);
+        }
         let end = Event::StepEnd { step_name: step.to_string(), status, duration_ms, payload };
         let keys = self.keys(Some(step));
         self.save(vec![(keys, end)]).await
@@ -786,13 +725,14 @@ impl WorkflowRun<'_> {
 
     /// Expands a leading `/command`: the working dir's own, else a built-in default.
     fn expand(&self, prompt: &str) -> Result<Expanded, String> {
-        let templates = Templates::load(&self.engine.working_dir);
+        let templates = Templates::load(self.working_dir());
         match templates.expand(prompt) {
             Ok(Some(e)) => Ok((e.prompt, e.model, e.allowed_tools)),
             Ok(None) => Ok((prompt.to_string(), None, None)),
             Err(TemplateError::UnknownCommand { name, .. }) => {
-                let Some(text) = builtin::default_command(&name) else {
-                    return Err(format!("unknown command /{name}: add .claude/commands/{name}.md"));
+                let Some(text) = builtin::default_command_for(&name) else {
+                    let file = name.replace(':', "/");
+                    return Err(format!("unknown command /{name}: add .claude/commands/{file}.md"));
                 };
                 let arguments = prompt
                     .trim_start()
@@ -800,7 +740,7 @@ impl WorkflowRun<'_> {
                     .and_then(|r| r.strip_prefix(name.as_str()))
                     .unwrap_or("")
                     .trim();
-                let command = SlashCommand::from_markdown(name.clone(), Path::new("<built-in>"), text)
+                let command = SlashCommand::from_markdown(name.clone(), Path::new("<built-in>"), &text)
                     .map_err(|e| format!("the built-in /{name} command is broken: {e}"))?;
                 Ok((command.render(arguments), command.model.clone(), None))
             }
