@@ -140,6 +140,19 @@ enum Command {
         #[command(subcommand)]
         command: AdwCommand,
     },
+    /// Serve the API (/api), the live event stream (/ws), the seed dashboard's routes and a landing page.
+    Serve {
+        /// Address to listen on [env: ORCH_HOST, BACKEND_HOST; default 127.0.0.1]. Any other than a
+        /// loopback address needs a token.
+        #[arg(long)]
+        host: Option<String>,
+        /// Port [env: ORCH_PORT, BACKEND_PORT; default 9403; 0 picks a free one].
+        #[arg(long)]
+        port: Option<u16>,
+        /// Token every request must carry (Authorization: Bearer TOKEN, or ?token=) [env: ORCH_TOKEN].
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Relays one Claude Code hook call to the orch process running the turn (run by generated settings).
     #[command(hide = true)]
     HookRelay {
@@ -616,6 +629,24 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let id = orchestrator.as_deref().map(chat::parse_orchestrator_id).transpose()?;
             let engine = engine(config, false).await?;
             Ok(chat::delete(&engine, id, name).await?)
+        }
+        Command::Serve { host, port, token } => {
+            // No model configured: the scripted demo orchestrator, so the first server answers.
+            let config = match orch_core::engine::default_spec(&config) {
+                Ok(None) => {
+                    let mut with_demo = self::flags(&cli);
+                    with_demo.model = Some(crate::serve::demo_model(&cwd)?);
+                    eprintln!(
+                        "orch serve: no model is configured (--model, ORCH_MODEL or ANTHROPIC_API_KEY): \
+                         chat runs the scripted demo orchestrator"
+                    );
+                    load_config(with_demo)?
+                }
+                _ => config,
+            };
+            let engine = engine(config, false).await?;
+            let options = crate::serve::ServeOptions { host: host.clone(), port: *port, token: token.clone() };
+            crate::serve::run(engine, options).await
         }
         Command::Adw { command: AdwCommand::Types { json } } => {
             let engine = engine(config, false).await?;

@@ -11,6 +11,7 @@ mod config_cmd;
 mod detach;
 mod hook_relay;
 mod models;
+mod serve;
 mod signals;
 
 use std::process::ExitCode;

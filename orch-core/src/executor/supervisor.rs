@@ -64,6 +64,11 @@ impl RunTicket {
     pub async fn wait(&self) -> RunReport {
         self.done.clone().await
     }
+
+    /// Interrupts the run (it records a `Stop` and ends; the agent's next command continues it).
+    pub fn interrupt(&self) {
+        self.interrupt.trigger();
+    }
 }
 
 /// What an interrupt did.

@@ -82,6 +82,11 @@ impl WorkflowTicket {
         self.done.clone().await
     }
 
+    /// Whether the run has ended (or could not run).
+    pub fn is_done(&self) -> bool {
+        self.done.peek().is_some()
+    }
+
     /// Interrupts the run (it ends cancelled, resumable).
     pub fn interrupt(&self) {
         self.interrupt.trigger();

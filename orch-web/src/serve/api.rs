@@ -1,0 +1,401 @@
+//! orch's own REST API under `/api` (JSON): health, agents, events, the orchestrator's chat and
+//! workflow runs. Errors are `{"error":{"code","message"}}` with the status of their kind.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use orch_core::store::{AgentFilter, EventQuery};
+use orch_core::wire::{Agent, CreateAgent, EventCategory, EventRecord, Id, WorkflowRecord};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, parse_id};
+use super::state::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The routes of `/api`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/agents", get(list_agents).post(create_agent))
+        .route("/agents/{agent}", get(get_agent).delete(delete_agent))
+        .route("/agents/{agent}/command", post(command_agent))
+        .route("/agents/{agent}/interrupt", post(interrupt_agent))
+        .route("/events", get(events))
+        .route("/orchestrator", get(orchestrator))
+        .route("/orchestrator/chat", get(chat_history).post(chat_send))
+        .route("/adws/types", get(workflow_types))
+        .route("/adws", get(list_workflows).post(start_workflow))
+        .route("/adws/{id}", get(get_workflow))
+        .route("/adws/{id}/events", get(workflow_events))
+        .route("/adws/{id}/cancel", post(cancel_workflow))
+        .route("/adws/{id}/resume", post(resume_workflow))
+}
+
+/// Liveness: the process answers.
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let sockets = state.websockets().load(std::sync::atomic::Ordering::Relaxed);
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "websocket_connections": sockets}))
+}
+
+/// Readiness: the store answers.
+async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    match state.engine().store().last_seq().await {
+        Ok(seq) => Ok(Json(json!({"status": "ready", "last_seq": seq}))),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the store does not answer: {e}"),
+        )),
+    }
+}
+
+async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let agents = state.engine().store().list_agents(&AgentFilter::default()).await?;
+    Ok(Json(json!({"agents": agents})))
+}
+
+/// An agent by id, or by name among the hosted orchestrator's agents.
+async fn find_agent(state: &AppState, key: &str) -> ApiResult<Agent> {
+    if let Ok(id) = key.trim().parse::<Id>() {
+        return match state.engine().store().get_agent(id).await? {
+            Some(a) if !a.archived => Ok(a),
+            _ => Err(ApiError::not_found(format!("agent {id} not found"))),
+        };
+    }
+    Ok(state.orchestrator().manager().agent(key).await?)
+}
+
+async fn get_agent(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Json<Agent>> {
+    Ok(Json(find_agent(&state, &key).await?))
+}
+
+async fn create_agent(
+    State(state): State<AppState>,
+    body: Result<Json<CreateAgent>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Agent>)> {
+    let Json(request) = body?;
+    let agent = state.orchestrator().manager().create_agent(request).await?;
+    Ok((StatusCode::CREATED, Json(agent)))
+}
+
+#[derive(Deserialize)]
+struct Command {
+    prompt: String,
+}
+
+/// Starts a run of the agent in the background of this server: 202 with the run's slug; its events
+/// follow on `/ws` and `/api/events`.
+async fn command_agent(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    body: Result<Json<Command>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(Command { prompt }) = body?;
+    if prompt.trim().is_empty() {
+        return Err(ApiError::bad_request("the prompt is empty"));
+    }
+    let agent = find_agent(&state, &key).await?;
+    let ticket = state.orchestrator().manager().command_agent(&agent.name, &prompt).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"agent_id": ticket.agent_id, "agent_name": ticket.agent_name, "task_slug": ticket.task_slug})),
+    ))
+}
+
+async fn interrupt_agent(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
+    let agent = find_agent(&state, &key).await?;
+    let outcome = state.engine().supervisor().interrupt(&agent, "api", Duration::from_secs(10)).await?;
+    Ok(Json(json!({"agent_id": agent.id, "interrupted": format!("{outcome:?}").to_lowercase()})))
+}
+
+async fn delete_agent(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
+    let agent = find_agent(&state, &key).await?;
+    let deleted = state.orchestrator().manager().delete_agent(&agent.name).await?;
+    Ok(Json(json!({"deleted": deleted.id, "name": deleted.name})))
+}
+
+/// Filters of `GET /api/events`.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    /// Only events after this seq.
+    #[serde(default)]
+    pub since: u64,
+    /// At most this many (default 100, at most 10,000).
+    pub limit: Option<usize>,
+    /// Skip this many of the matching events.
+    #[serde(default)]
+    pub offset: usize,
+    /// Only this agent's (id).
+    pub agent: Option<String>,
+    /// Only this orchestrator's (id).
+    pub orchestrator: Option<String>,
+    /// Only this workflow run's (id).
+    pub workflow: Option<String>,
+    /// Only this step's.
+    pub step: Option<String>,
+    /// Only this run's (task slug).
+    pub task: Option<String>,
+    /// Only these categories (comma-separated).
+    pub category: Option<String>,
+    /// Only these types (comma-separated).
+    #[serde(rename = "type")]
+    pub types: Option<String>,
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    pub order: Option<String>,
+}
+
+/// The maximum page of `GET /api/events`.
+const MAX_EVENTS: usize = 10_000;
+
+impl EventsQuery {
+    /// The store query these filters make (without paging).
+    pub fn to_query(&self) -> ApiResult<EventQuery> {
+        let id = |what: &str, v: &Option<String>| v.as_deref().map(|t| parse_id(what, t)).transpose();
+        let list = |v: &Option<String>| -> Vec<String> {
+            v.as_deref()
+                .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let categories = list(&self.category)
+            .iter()
+            .map(|c| {
+                EventCategory::parse(c).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "unknown category '{c}' (agent, hook, response, system, chat, workflow)"
+                    ))
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(EventQuery {
+            after_seq: self.since,
+            agent_id: id("agent", &self.agent)?,
+            orchestrator_id: id("orchestrator", &self.orchestrator)?,
+            workflow_id: id("workflow", &self.workflow)?,
+            step: self.step.clone(),
+            task_slug: self.task.clone(),
+            categories,
+            types: list(&self.types),
+            ..EventQuery::default()
+        })
+    }
+}
+
+async fn events(
+    State(state): State<AppState>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_EVENTS {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_EVENTS}")));
+    }
+    let newest_first = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("order '{other}': asc or desc"))),
+    };
+    let query = q.to_query()?;
+    let store = state.engine().store();
+    let last_seq = store.last_seq().await?;
+    let page = if newest_first {
+        newest(store.as_ref(), query, last_seq, q.offset + limit).await?.into_iter().skip(q.offset).collect()
+    } else {
+        let all = store.read_events(&EventQuery { limit: Some(q.offset + limit), ..query }).await?;
+        all.into_iter().skip(q.offset).take(limit).collect::<Vec<_>>()
+    };
+    Ok(Json(json!({"events": page, "last_seq": last_seq})))
+}
+
+/// The newest `n` events matching `query`, newest first: windows of the log read backwards from
+/// `last_seq` until there are enough.
+async fn newest(
+    store: &dyn orch_core::store::Store,
+    query: EventQuery,
+    last_seq: u64,
+    n: usize,
+) -> ApiResult<Vec<EventRecord>> {
+    let mut out: Vec<EventRecord> = Vec::new();
+    let mut until = last_seq;
+    let mut window = 1024u64;
+    while until > query.after_seq && out.len() < n {
+        let from = until.saturating_sub(window).max(query.after_seq);
+        let mut part = store
+            .read_events(&EventQuery { after_seq: from, until_seq: Some(until), limit: None, ..query.clone() })
+            .await?;
+        part.reverse();
+        out.extend(part);
+        until = from;
+        window = window.saturating_mul(4);
+    }
+    out.truncate(n);
+    Ok(out)
+}
+
+async fn orchestrator(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let record = state.orchestrator().record().await?;
+    Ok(Json(json!({"orchestrator": record})))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    limit: Option<usize>,
+}
+
+async fn chat_history(
+    State(state): State<AppState>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let messages = state.orchestrator().chat_history(q.limit.unwrap_or(200).min(MAX_EVENTS)).await?;
+    Ok(Json(json!({"messages": messages})))
+}
+
+#[derive(Deserialize)]
+struct ChatSend {
+    message: String,
+}
+
+/// Sends a chat message: 202 at once; the turn runs in the background of this server and its reply
+/// arrives as events (`/ws`, `/api/events`, `GET /api/orchestrator/chat`).
+async fn chat_send(
+    State(state): State<AppState>,
+    body: Result<Json<ChatSend>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(ChatSend { message }) = body?;
+    if message.trim().is_empty() {
+        return Err(ApiError::bad_request("the message is empty"));
+    }
+    super::chat::spawn_turn(&state, message);
+    Ok((StatusCode::ACCEPTED, Json(json!({"status": "accepted", "orchestrator_id": state.orchestrator().id()}))))
+}
+
+async fn workflow_types(State(state): State<AppState>) -> Json<Value> {
+    let types = state.engine().workflows().types();
+    let specs: Vec<Value> = types
+        .specs
+        .iter()
+        .map(|s| {
+            let steps: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
+            json!({"type": s.name, "description": s.description, "steps": steps, "inputs": s.inputs,
+                   "source": s.source.as_ref().map(|p| p.display().to_string())})
+        })
+        .collect();
+    let broken: Vec<Value> =
+        types.broken.iter().map(|b| json!({"file": b.path.display().to_string(), "error": b.to_string()})).collect();
+    Json(json!({"types": specs, "broken": broken}))
+}
+
+/// A run with whether its process is gone.
+fn with_stale(r: &WorkflowRecord) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["stale"] = json!(orch_core::workflow::is_stale(r));
+    v
+}
+
+async fn list_workflows(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let runs = state.engine().store().list_workflows(None, 1000).await?;
+    Ok(Json(json!({"adws": runs.iter().map(with_stale).collect::<Vec<_>>()})))
+}
+
+async fn load_workflow(state: &AppState, id: &str) -> ApiResult<WorkflowRecord> {
+    let id = parse_id("workflow run", id)?;
+    state
+        .engine()
+        .store()
+        .get_workflow(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("workflow run {id} not found")))
+}
+
+async fn get_workflow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(with_stale(&load_workflow(&state, &id).await?)))
+}
+
+/// A run's events grouped by step (`_workflow` for the run's own).
+async fn workflow_events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let record = load_workflow(&state, &id).await?;
+    let events = state
+        .engine()
+        .store()
+        .read_events(&EventQuery { workflow_id: Some(record.id), ..EventQuery::default() })
+        .await?;
+    let mut by_step: serde_json::Map<String, Value> = serde_json::Map::new();
+    for e in &events {
+        let step = e.keys.step.clone().unwrap_or_else(|| "_workflow".to_string());
+        if let Some(list) = by_step.entry(step).or_insert_with(|| json!([])).as_array_mut() {
+            list.push(serde_json::to_value(e).unwrap_or_default());
+        }
+    }
+    Ok(Json(json!({"adw_id": record.id, "count": events.len(), "events_by_step": by_step})))
+}
+
+#[derive(Deserialize)]
+struct StartWorkflow {
+    #[serde(rename = "type")]
+    workflow_type: String,
+    prompt: Option<String>,
+    name: Option<String>,
+    model: Option<String>,
+    /// More inputs (e.g. `domain`, `worktree`).
+    #[serde(default)]
+    input: serde_json::Map<String, Value>,
+}
+
+/// Starts a workflow run in the background of this server: 202 with its id.
+async fn start_workflow(
+    State(state): State<AppState>,
+    body: Result<Json<StartWorkflow>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(req) = body?;
+    let workflows = state.engine().workflows();
+    let workflow = workflows.workflow(&req.workflow_type)?;
+    let mut input = Value::Object(req.input);
+    if let Some(p) = req.prompt {
+        input["prompt"] = json!(p);
+    }
+    if let Some(m) = req.model {
+        input["model"] = json!(m);
+    }
+    let record = workflows.create(workflow.as_ref(), input, req.name, Some(state.orchestrator().id())).await?;
+    state.keep_workflow(workflows.spawn(&record));
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": record.id, "name": record.name, "type": record.workflow_type}))))
+}
+
+async fn cancel_workflow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let record = load_workflow(&state, &id).await?;
+    let done = state.engine().workflows().cancel(record.id, "api", Duration::from_secs(30)).await?;
+    Ok(Json(with_stale(&done)))
+}
+
+/// Resumes a run whose process is gone (or a cancelled one) in the background of this server.
+async fn resume_workflow(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let record = load_workflow(&state, &id).await?;
+    if record.status.is_final() && record.status != orch_core::wire::WorkflowStatus::Cancelled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("workflow run {} has already ended ({})", record.id, record.status.as_str()),
+        ));
+    }
+    if !orch_core::workflow::is_stale(&record) && record.status != orch_core::wire::WorkflowStatus::Cancelled {
+        let holder = record.run.as_ref().map_or_else(|| "no process yet".to_string(), |h| h.to_string());
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "busy",
+            format!("workflow run {} is run by {holder}", record.id),
+        ));
+    }
+    state.keep_workflow(state.engine().workflows().spawn(&record));
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": record.id, "status": "resuming"}))))
+}

@@ -1,0 +1,165 @@
+//! `orch serve`: one process serving orch's API (`/api`), the live event stream (`/ws`), the seed's
+//! routes for its dashboard and scripts, and a landing page, on the engine of the shared composition
+//! root. It hosts the background work it starts: chat turns, agent runs and workflow runs.
+
+mod api;
+mod auth;
+mod chat;
+mod demo;
+mod error;
+mod frames;
+mod open_file;
+mod page;
+mod seed;
+mod state;
+mod ws;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use orch_core::engine::Engine;
+
+use crate::chat::Failure;
+pub use demo::demo_model;
+use error::{ApiError, SeedError};
+use state::AppState;
+
+/// The default port (the seed's).
+pub const DEFAULT_PORT: u16 = 9403;
+
+/// The largest request body accepted (413 above it).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// How `orch serve` was asked to listen.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// `--host` (else `ORCH_HOST`, `BACKEND_HOST`, `127.0.0.1`).
+    pub host: Option<String>,
+    /// `--port` (else `ORCH_PORT`, `BACKEND_PORT`, 9403; 0 picks a free one).
+    pub port: Option<u16>,
+    /// `--token` (else `ORCH_TOKEN`).
+    pub token: Option<String>,
+}
+
+fn env(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| std::env::var(n).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
+}
+
+/// The address to listen on, the token, and the CORS origins, from the options and the environment;
+/// a non-loopback address without a token is refused.
+fn settings(options: &ServeOptions) -> Result<(SocketAddr, Option<String>, Vec<String>), Failure> {
+    let host =
+        options.host.clone().or_else(|| env(&["ORCH_HOST", "BACKEND_HOST"])).unwrap_or_else(|| "127.0.0.1".into());
+    let ip: IpAddr = match host.as_str() {
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        h => h
+            .parse()
+            .map_err(|_| Failure::usage(format!("--host '{h}' is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)")))?,
+    };
+    let port = match options.port {
+        Some(p) => p,
+        None => match env(&["ORCH_PORT", "BACKEND_PORT"]) {
+            Some(p) => {
+                p.parse().map_err(|_| Failure::usage(format!("ORCH_PORT/BACKEND_PORT '{p}' is not a port number")))?
+            }
+            None => DEFAULT_PORT,
+        },
+    };
+    let token = options.token.clone().filter(|t| !t.trim().is_empty()).or_else(|| env(&["ORCH_TOKEN"]));
+    if !ip.is_loopback() && token.is_none() {
+        return Err(Failure::usage(format!(
+            "refusing to serve on {ip}, which other machines can reach, without a token: pass --token or set ORCH_TOKEN"
+        )));
+    }
+    let origins = match env(&["ORCH_CORS_ORIGINS", "CORS_ORIGINS"]) {
+        Some(list) => list.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect(),
+        None => auth::DEFAULT_ORIGINS.iter().map(|o| o.to_string()).collect(),
+    };
+    Ok((SocketAddr::new(ip, port), token, origins))
+}
+
+/// The application: every route and layer, on `state`.
+fn app(state: AppState, origins: &[String]) -> Router {
+    Router::new()
+        .route("/", get(page::index))
+        .nest("/api", api::routes())
+        .merge(seed::routes())
+        .route("/ws", any(ws::handler))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(auth::cors(origins))
+        .with_state(state)
+}
+
+/// Unknown routes: orch's error under `/api`, the seed's `{"detail":"Not Found"}` elsewhere.
+async fn not_found(uri: Uri) -> Response {
+    let e = ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {}", uri.path()));
+    if uri.path().starts_with("/api/") {
+        e.into_response()
+    } else {
+        SeedError(ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not Found")).into_response()
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, then stops the work it hosts and exits.
+pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
+    let (addr, token, origins) = settings(&options)?;
+    let orchestrator = crate::chat::orchestrator(&engine, None, false).await?;
+    let state = AppState::new(engine, orchestrator, token);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::new(orch_core::ErrorKind::Unavailable, format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr().map_err(|e| Failure::runtime(format!("cannot read the bound address: {e}")))?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "orch serve: listening on http://{bound}");
+        let _ = out.flush();
+    }
+    eprintln!(
+        "orch serve: working dir {}, orchestrator {}{}",
+        state.working_dir().display(),
+        state.orchestrator().id(),
+        if state.token().is_some() { ", token required" } else { "" }
+    );
+    eprintln!("  dashboard http://{bound}/  API http://{bound}/api  events ws://{bound}/ws   (Ctrl-C stops)");
+    let shutdown_state = state.clone();
+    axum::serve(listener, app(state, &origins))
+        .with_graceful_shutdown(async move {
+            crate::signals::terminated().await;
+            eprintln!("orch serve: stopping");
+            stop_work(&shutdown_state).await;
+        })
+        .await
+        .map_err(|e| Failure::runtime(format!("the server failed: {e}")))?;
+    Ok(0)
+}
+
+/// Interrupts what this server runs (chat turns, agent runs, workflow runs: each records how it
+/// ended and stays resumable) and waits a little for them to record it.
+async fn stop_work(state: &AppState) {
+    state.orchestrator().interrupt();
+    let runs = state.orchestrator().manager().active_runs();
+    for r in &runs {
+        r.interrupt();
+    }
+    let workflows = state.running_workflows();
+    for w in &workflows {
+        w.interrupt();
+    }
+    let wait = async {
+        for r in runs {
+            let _ = r.wait().await;
+        }
+        for w in workflows {
+            let _ = w.wait().await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(4), wait).await;
+}

@@ -1,0 +1,292 @@
+//! `orch serve` as its clients see it: the seed dashboard's start-up requests, a chat that creates
+//! and commands an agent with the WebSocket frames it produces, orch's `/api`, errors, and tokens.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::{orch, script, text};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A running `orch serve` (killed when dropped).
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `orch serve --port 0 ARGS…` in `dir` with the demo orchestrator script and waits for its
+/// address.
+fn serve(dir: &Path, args: &[&str]) -> Server {
+    let model = format!("scripted:{}", script("orchestrator.json").display());
+    let mut child = orch()
+        .arg("--cwd")
+        .arg(dir)
+        .args(["--model", &model, "serve", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("orch serve: listening on ")
+        .unwrap_or_else(|| panic!("no address from orch serve: {line:?}"));
+    Server { base: addr.to_string(), child }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+async fn get(base: &str, path: &str) -> (u16, Value) {
+    let r = client().get(format!("{base}{path}")).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    let r = client().post(format!("{base}{path}")).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(base: &str, query: &str) -> Ws {
+    let url = format!("{}/ws{query}", base.replacen("http://", "ws://", 1));
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws
+}
+
+/// The next JSON frame (skipping pings), within 30 s.
+async fn next_frame(ws: &mut Ws) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("a frame within 30 s");
+        match msg.unwrap().unwrap() {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Frames until `until` holds for one (returned with all before it), within 60 s.
+async fn frames_until(ws: &mut Ws, until: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(60), "gave up waiting; frames so far: {seen:#?}");
+        let f = next_frame(ws).await;
+        let done = until(&f);
+        seen.push(f);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_dashboard_starts_up_and_a_chat_creates_and_commands_an_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let base = server.base.clone();
+
+    // The seed dashboard's start-up (seed-contract.md §4.1), in its order.
+    let (s, headers) = get(&base, "/get_headers").await;
+    assert_eq!((s, headers["status"].as_str()), (200, Some("success")));
+    assert_eq!(Path::new(headers["cwd"].as_str().unwrap()).canonicalize().unwrap(), dir.path().canonicalize().unwrap());
+    let (s, o) = get(&base, "/get_orchestrator").await;
+    assert_eq!((s, o["status"].as_str()), (200, Some("success")), "{o}");
+    let orchestrator_id = o["orchestrator"]["id"].as_str().unwrap().to_string();
+    assert!(o["orchestrator"]["total_cost"].is_number() && o["orchestrator"]["input_tokens"].is_number(), "{o}");
+    assert!(o["orchestrator"]["metadata"]["system_message_info"]["cwd"].is_string(), "{o}");
+    for key in ["slash_commands", "agent_templates", "orchestrator_tools", "adw_workflows"] {
+        assert!(o[key].is_array(), "{key}: {o}");
+    }
+    assert_eq!(o["orchestrator_tools"].as_array().unwrap().len(), 10);
+    assert!(o["adw_workflows"].as_array().unwrap().iter().any(|w| w["type"] == "plan_build"), "{o}");
+    let mut ws = connect(&base, "").await;
+    let hello = next_frame(&mut ws).await;
+    assert_eq!(hello["type"], "connection_established", "{hello}");
+    assert!(hello["client_id"].as_str().unwrap().starts_with("client_"));
+    let (s, agents) = get(&base, "/list_agents").await;
+    assert_eq!((s, agents["agents"].as_array().map(Vec::len)), (200, Some(0)), "{agents}");
+    // The browser's preflight before the POST, from the dashboard's dev origin.
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, format!("{base}/load_chat"))
+        .header("Origin", "http://127.0.0.1:5175")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "preflight: {}", preflight.status());
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "http://127.0.0.1:5175");
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert!(h["access-control-allow-headers"].to_str().unwrap().contains("content-type"));
+    let (s, chat) = post(&base, "/load_chat", &json!({"orchestrator_agent_id": orchestrator_id, "limit": 2000})).await;
+    assert_eq!((s, chat["status"].as_str(), chat["turn_count"].as_u64()), (200, Some("success"), Some(0)), "{chat}");
+    let (s, events) = get(&base, "/get_events?limit=2000").await;
+    assert_eq!((s, events["status"].as_str()), (200, Some("success")), "{events}");
+
+    // A chat: the reply comes over the WebSocket only.
+    let message = "create an agent called alice for python work, then have her write hello.py";
+    let (s, sent) =
+        post(&base, "/send_chat", &json!({"message": message, "orchestrator_agent_id": orchestrator_id})).await;
+    assert_eq!((s, sent["status"].as_str()), (200, Some("success")), "{sent}");
+    let frames = frames_until(&mut ws, |f| {
+        f["type"] == "agent_log" && f["log"]["event_type"] == "Stop" && f["log"]["agent_name"] == "alice"
+    })
+    .await;
+    let of = |t: &str| frames.iter().filter(|f| f["type"] == t).collect::<Vec<_>>();
+    let user_echo = of("orchestrator_chat");
+    assert!(user_echo.iter().any(|f| f["message"]["message"] == message && f["message"]["sender_type"] == "user"));
+    assert!(
+        user_echo.iter().any(|f| f["message"]["sender_type"] == "orchestrator"),
+        "the orchestrator's reply: {user_echo:#?}"
+    );
+    assert!(of("thinking_block").iter().any(|f| f["data"]["thinking"].is_string()));
+    assert!(of("tool_use_block").iter().any(|f| f["data"]["tool_name"] == "create_agent"));
+    assert!(of("agent_created").iter().any(|f| f["agent"]["name"] == "alice"));
+    assert!(of("agent_status_changed").iter().any(|f| f["new_status"] == "executing"), "{frames:#?}");
+    assert!(
+        of("agent_log").iter().any(|f| f["log"]["event_type"] == "ToolUseBlock" && f["log"]["agent_name"] == "alice")
+    );
+    // Every event also arrives as orch's own frame (the flat record, no `frame` key), in seq order with
+    // no gap; it decodes as orch's wire type.
+    let own: Vec<&Value> = frames.iter().filter(|f| f.get("frame").is_none()).collect();
+    for f in &own {
+        let decoded: orch_core::wire::WsFrame = serde_json::from_value((*f).clone()).unwrap();
+        assert!(matches!(decoded, orch_core::wire::WsFrame::Event(_)), "{f}");
+    }
+    let seqs: Vec<u64> = own.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert!(!seqs.is_empty() && seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+
+    let (_, agents) = get(&base, "/list_agents").await;
+    let alice = agents["agents"].as_array().unwrap().iter().find(|a| a["name"] == "alice").cloned().unwrap();
+    assert!(alice["total_cost"].is_number() && alice["log_count"].as_u64().unwrap() > 0, "{alice}");
+    assert!(dir.path().join("hello.py").exists(), "alice wrote hello.py");
+
+    // orch's API sees the same.
+    let (s, api_agents) = get(&base, "/api/agents").await;
+    assert_eq!(s, 200);
+    assert!(api_agents["agents"].as_array().unwrap().iter().any(|a| a["name"] == "alice"));
+    let (s, newest) = get(&base, "/api/events?order=desc&limit=5").await;
+    assert_eq!(s, 200, "{newest}");
+    let newest: Vec<u64> = newest["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(newest.len() == 5 && newest.windows(2).all(|w| w[0] > w[1]), "newest first: {newest:?}");
+
+    // A client that reconnects from a seq gets exactly what followed it.
+    let from = seqs[seqs.len() / 2];
+    let mut again = connect(&base, &format!("?since={from}")).await;
+    assert_eq!(next_frame(&mut again).await["type"], "connection_established");
+    let replay = frames_until(&mut again, |f| f["frame"] == "live").await;
+    let replayed: Vec<u64> =
+        replay.iter().filter(|f| f.get("frame").is_none()).map(|f| f["seq"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = seqs.iter().copied().filter(|s| *s > from).collect();
+    assert!(replayed.starts_with(&expected), "replayed from {from}: {replayed:?}");
+    assert!(replayed.windows(2).all(|w| w[1] == w[0] + 1), "no gap, no double: {replayed:?}");
+    assert_eq!(replay.last().unwrap()["last_seq"].as_u64(), replayed.last().copied(), "live after the replay");
+    let _ = ws.send(Message::Close(None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors_with_the_right_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let base = server.base.clone();
+    let (s, e) = get(&base, "/api/agents/nobody").await;
+    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("not_found")), "{e}");
+    let (s, e) = get(&base, "/api/adws/not-a-uuid").await;
+    assert_eq!(s, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("not-a-uuid"), "{e}");
+    let (s, e) = get(&base, "/adws/not-a-uuid").await;
+    assert_eq!(s, 400, "the seed answered 500 here: {e}");
+    assert!(e["detail"].is_string(), "the seed's error shape: {e}");
+    let (s, e) = get(&base, "/adws/0192d9b4-7c1e-7000-8000-000000000001").await;
+    assert_eq!(s, 404, "{e}");
+    assert!(e["detail"].as_str().unwrap().starts_with("ADW not found"), "{e}");
+    let (s, e) = get(&base, "/no/such/route").await;
+    assert_eq!((s, e["detail"].as_str()), (404, Some("Not Found")));
+    let (s, e) = get(&base, "/api/no/such/route").await;
+    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("not_found")));
+    let (s, e) = get(&base, "/api/events?limit=0").await;
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = get(&base, "/api/events?category=nope").await;
+    assert_eq!(s, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("nope"), "{e}");
+    let (s, e) = get(&base, "/api/events?since=minus-one").await;
+    assert_eq!(s, 400, "{e}");
+
+    let raw = |path: &str, body: &'static str| {
+        let url = format!("{base}{path}");
+        async move {
+            let r = client().post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, e) = raw("/api/agents", "{not json").await;
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("bad_request")), "{e}");
+    let (s, e) = raw("/api/agents", r#"{"name": 7}"#).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("invalid_body")), "{e}");
+    let (s, e) = raw("/send_chat", r#"{"message": "hi"}"#).await;
+    assert_eq!(s, 422, "a missing field, as the seed answers: {e}");
+    let (s, e) = post(&base, "/api/agents", &json!({"name": "", "model": "sonnet"})).await;
+    assert_eq!(s, 400, "a bad agent name: {e}");
+    let big = "x".repeat(2 * 1024 * 1024);
+    let r = client().post(format!("{base}/api/orchestrator/chat")).json(&json!({"message": big})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let (s, e) = post(&base, "/api/adws", &json!({"type": "nope", "prompt": "x"})).await;
+    assert_eq!(s, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("nope"), "{e}");
+    let (s, e) = post(&base, "/api/open-file", &json!({"file_path": "/etc/passwd"})).await;
+    assert_eq!((s, e["status"].as_str()), (200, Some("error")), "disabled unless IDE_ENABLED: {e}");
+
+    // What was stored before is all still there: the server answers normally.
+    let (s, h) = get(&base, "/api/ready").await;
+    assert_eq!((s, h["status"].as_str()), (200, Some("ready")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_guards_every_request_and_other_addresses_need_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Reachable from other machines without a token: refused before anything starts.
+    let out = orch().arg("--cwd").arg(dir.path()).args(["serve", "--host", "0.0.0.0", "--port", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("without a token"), "{}", text(&out.stderr));
+
+    let server = serve(dir.path(), &["--token", "s3cr%t"]);
+    let base = server.base.clone();
+    let (s, e) = get(&base, "/api/agents").await;
+    assert_eq!((s, e["error"]["code"].as_str()), (401, Some("unauthorized")), "{e}");
+    let r = client().get(format!("{base}/api/agents")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = client().get(format!("{base}/api/agents")).bearer_auth("s3cr%t").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = client().get(format!("{base}/list_agents?token=s3cr%25t")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the token as a query parameter, escaped");
+    let r = client().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the landing page holds no data");
+    let url = format!("{}/ws", base.replacen("http://", "ws://", 1));
+    assert!(tokio_tungstenite::connect_async(&url).await.is_err(), "a WebSocket without the token is refused");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token=s3cr%25t")).await.unwrap();
+    assert_eq!(next_frame(&mut ws).await["type"], "connection_established");
+}
