@@ -7,6 +7,7 @@ use orch_core::wire::{AgentStatus, EventRecord, Id, RunLease};
 use sqlx_postgres::PgConnection;
 
 use crate::events;
+use crate::graphs;
 use crate::sql::{self, Db, db_err, json_decode, json_param, not_found, now_us};
 use crate::sqlx;
 
@@ -99,6 +100,10 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<
         Change::InsertSystemLog(l) => sql::insert_system_log(db, conn, &l).await,
         Change::UpsertWorkflow(w) => sql::upsert_workflow(db, conn, &w).await,
         Change::SwapRun { agent_id, expect, lease } => swap_run(db, conn, agent_id, expect, lease.as_ref()).await,
+        Change::UpsertPlan(p) => graphs::upsert_plan(db, conn, &p).await,
+        Change::UpsertGraph(g) => graphs::upsert_graph(db, conn, &g).await,
+        Change::InsertTasks(tasks) => graphs::insert_tasks(db, conn, &tasks).await,
+        Change::UpdateTask { task, fence } => graphs::update_task(db, conn, &task, fence).await,
         other => Err(StoreError::Backend(format!(
             "this store does not support the change {other:?}; upgrade orch-store-postgres"
         ))),

@@ -1,0 +1,308 @@
+//! Statements of plans, task graphs and tasks. Every statement names its tables with the schema.
+
+use orch_core::store::{StoreError, StoreResult};
+use orch_core::wire::{Id, Plan, Task, TaskGraph};
+use sqlx::postgres::PgRow;
+use sqlx_postgres::PgConnection;
+
+use crate::sql::{Db, db_err, enum_text, get, get_enum, get_json, get_u32, json_param, limit_param, not_found};
+use crate::sqlx;
+
+fn get_opt_u32(row: &PgRow, i: usize) -> StoreResult<Option<u32>> {
+    let v: Option<i64> = get(row, i)?;
+    v.map(|v| u32::try_from(v).map_err(|_| StoreError::Decode(format!("value {v} in column {i} is out of range"))))
+        .transpose()
+}
+
+// ---- plans ----
+
+const PLAN_COLS: &str =
+    "id, version, status, requirements, tasks::text, model, source_file, cost_usd, created_at, updated_at";
+
+fn plan_row(row: &PgRow) -> StoreResult<Plan> {
+    Ok(Plan {
+        id: get(row, 0)?,
+        version: get_u32(row, 1)?,
+        status: get_enum(row, 2)?,
+        requirements: get(row, 3)?,
+        tasks: get_json(row, 4, "plan tasks")?,
+        model: get(row, 5)?,
+        source_file: get(row, 6)?,
+        cost_usd: get(row, 7)?,
+        created_at: get(row, 8)?,
+        updated_at: get(row, 9)?,
+    })
+}
+
+pub(crate) async fn upsert_plan(db: &Db, conn: &mut PgConnection, p: &Plan) -> StoreResult<()> {
+    sqlx::query(&db.sql(
+        "INSERT INTO {S}.plans (id, version, status, requirements, tasks, model, source_file, cost_usd, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10) \
+         ON CONFLICT (id, version) DO UPDATE SET status = excluded.status, requirements = excluded.requirements, \
+         tasks = excluded.tasks, model = excluded.model, source_file = excluded.source_file, \
+         cost_usd = excluded.cost_usd, created_at = excluded.created_at, updated_at = excluded.updated_at",
+    ))
+    .bind(p.id)
+    .bind(i64::from(p.version))
+    .bind(enum_text(&p.status)?)
+    .bind(&p.requirements)
+    .bind(json_param(&p.tasks)?)
+    .bind(&p.model)
+    .bind(&p.source_file)
+    .bind(p.cost_usd)
+    .bind(p.created_at)
+    .bind(p.updated_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) async fn get_plan(db: &Db, id: Id, version: Option<u32>) -> StoreResult<Option<Plan>> {
+    let sql = match version {
+        Some(_) => format!("SELECT {PLAN_COLS} FROM {{S}}.plans WHERE id = $1 AND version = $2"),
+        None => format!(
+            "SELECT {PLAN_COLS} FROM {{S}}.plans WHERE id = $1 AND $2::bigint IS NULL ORDER BY version DESC LIMIT 1"
+        ),
+    };
+    let row = sqlx::query(&db.sql(&sql))
+        .bind(id)
+        .bind(version.map(i64::from))
+        .fetch_optional(&db.pool)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(plan_row).transpose()
+}
+
+pub(crate) async fn list_plans(db: &Db, limit: usize) -> StoreResult<Vec<Plan>> {
+    let sql = format!(
+        "SELECT {PLAN_COLS} FROM (SELECT DISTINCT ON (id) * FROM {{S}}.plans ORDER BY id, version DESC) p \
+         ORDER BY created_at DESC, id DESC LIMIT $1"
+    );
+    let rows = sqlx::query(&db.sql(&sql)).bind(limit_param(limit)).fetch_all(&db.pool).await.map_err(db_err)?;
+    rows.iter().map(plan_row).collect()
+}
+
+// ---- graphs ----
+
+const GRAPH_COLS: &str = "id, name, plan_id, plan_version, status, total_tasks, waves, budget_usd, cost_usd, error, \
+     created_at, updated_at, started_at, completed_at";
+
+fn graph_row(row: &PgRow) -> StoreResult<TaskGraph> {
+    Ok(TaskGraph {
+        id: get(row, 0)?,
+        name: get(row, 1)?,
+        plan_id: get(row, 2)?,
+        plan_version: get_opt_u32(row, 3)?,
+        status: get_enum(row, 4)?,
+        total_tasks: get_u32(row, 5)?,
+        waves: get_u32(row, 6)?,
+        budget_usd: get(row, 7)?,
+        cost_usd: get(row, 8)?,
+        error: get(row, 9)?,
+        created_at: get(row, 10)?,
+        updated_at: get(row, 11)?,
+        started_at: get(row, 12)?,
+        completed_at: get(row, 13)?,
+    })
+}
+
+pub(crate) async fn upsert_graph(db: &Db, conn: &mut PgConnection, g: &TaskGraph) -> StoreResult<()> {
+    sqlx::query(&db.sql(&format!(
+        "INSERT INTO {{S}}.task_graphs ({GRAPH_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, plan_id = excluded.plan_id, \
+         plan_version = excluded.plan_version, status = excluded.status, total_tasks = excluded.total_tasks, \
+         waves = excluded.waves, budget_usd = excluded.budget_usd, cost_usd = excluded.cost_usd, \
+         error = excluded.error, created_at = excluded.created_at, updated_at = excluded.updated_at, \
+         started_at = excluded.started_at, completed_at = excluded.completed_at"
+    )))
+    .bind(g.id)
+    .bind(&g.name)
+    .bind(g.plan_id)
+    .bind(g.plan_version.map(i64::from))
+    .bind(enum_text(&g.status)?)
+    .bind(i64::from(g.total_tasks))
+    .bind(i64::from(g.waves))
+    .bind(g.budget_usd)
+    .bind(g.cost_usd)
+    .bind(&g.error)
+    .bind(g.created_at)
+    .bind(g.updated_at)
+    .bind(g.started_at)
+    .bind(g.completed_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) async fn get_graph(db: &Db, id: Id) -> StoreResult<Option<TaskGraph>> {
+    let row = sqlx::query(&db.sql(&format!("SELECT {GRAPH_COLS} FROM {{S}}.task_graphs WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(graph_row).transpose()
+}
+
+pub(crate) async fn list_graphs(db: &Db, limit: usize) -> StoreResult<Vec<TaskGraph>> {
+    let sql = format!("SELECT {GRAPH_COLS} FROM {{S}}.task_graphs ORDER BY created_at DESC, id DESC LIMIT $1");
+    let rows = sqlx::query(&db.sql(&sql)).bind(limit_param(limit)).fetch_all(&db.pool).await.map_err(db_err)?;
+    rows.iter().map(graph_row).collect()
+}
+
+// ---- tasks ----
+
+const TASK_COLS: &str = "id, graph_id, idx, key, title, description, task_type, complexity, tools::text, \
+     verification::text, depends_on::text, wave, status, attempt, model, claimed_by, lease_until, not_before, \
+     agent_id, cost_usd, output, error, created_at, updated_at, started_at, completed_at";
+
+fn task_row(row: &PgRow) -> StoreResult<Task> {
+    Ok(Task {
+        id: get(row, 0)?,
+        graph_id: get(row, 1)?,
+        index: get_u32(row, 2)?,
+        key: get(row, 3)?,
+        title: get(row, 4)?,
+        description: get(row, 5)?,
+        task_type: get(row, 6)?,
+        complexity: get_enum(row, 7)?,
+        tools: get_json(row, 8, "task tools")?,
+        verification: get_json(row, 9, "task verification")?,
+        depends_on: get_json(row, 10, "task dependencies")?,
+        wave: get_u32(row, 11)?,
+        status: get_enum(row, 12)?,
+        attempt: get_u32(row, 13)?,
+        model: get(row, 14)?,
+        claimed_by: get(row, 15)?,
+        lease_until: get(row, 16)?,
+        not_before: get(row, 17)?,
+        agent_id: get(row, 18)?,
+        cost_usd: get(row, 19)?,
+        output: get(row, 20)?,
+        error: get(row, 21)?,
+        created_at: get(row, 22)?,
+        updated_at: get(row, 23)?,
+        started_at: get(row, 24)?,
+        completed_at: get(row, 25)?,
+    })
+}
+
+/// Inserts tasks and their dependency edges; a taken id or key is [`StoreError::Duplicate`].
+pub(crate) async fn insert_tasks(db: &Db, conn: &mut PgConnection, tasks: &[Task]) -> StoreResult<()> {
+    let insert = db.sql(&format!(
+        "INSERT INTO {{S}}.tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, \
+         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+        TASK_COLS.replace("::text", "")
+    ));
+    let edges = db.sql(
+        "INSERT INTO {S}.task_deps (task_id, depends_on) SELECT $1, d FROM UNNEST($2::uuid[]) AS d \
+         ON CONFLICT DO NOTHING",
+    );
+    for t in tasks {
+        sqlx::query(&insert)
+            .bind(t.id)
+            .bind(t.graph_id)
+            .bind(i64::from(t.index))
+            .bind(&t.key)
+            .bind(&t.title)
+            .bind(&t.description)
+            .bind(&t.task_type)
+            .bind(enum_text(&t.complexity)?)
+            .bind(json_param(&t.tools)?)
+            .bind(json_param(&t.verification)?)
+            .bind(json_param(&t.depends_on)?)
+            .bind(i64::from(t.wave))
+            .bind(enum_text(&t.status)?)
+            .bind(i64::from(t.attempt))
+            .bind(&t.model)
+            .bind(&t.claimed_by)
+            .bind(t.lease_until)
+            .bind(t.not_before)
+            .bind(t.agent_id)
+            .bind(t.cost_usd)
+            .bind(&t.output)
+            .bind(&t.error)
+            .bind(t.created_at)
+            .bind(t.updated_at)
+            .bind(t.started_at)
+            .bind(t.completed_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| duplicate_or(e, t))?;
+        if !t.depends_on.is_empty() {
+            sqlx::query(&edges).bind(t.id).bind(&t.depends_on).execute(&mut *conn).await.map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn duplicate_or(e: sqlx::Error, t: &Task) -> StoreError {
+    let constraint = match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => d.constraint().map(str::to_string),
+        _ => return db_err(e),
+    };
+    let what = match constraint.as_deref() {
+        Some("tasks_graph_key") => format!("task key '{}' in graph {}", t.key, t.graph_id),
+        _ => format!("task {}", t.id),
+    };
+    StoreError::Duplicate { what }
+}
+
+/// Writes a task's progress, at attempt `fence` only when given.
+pub(crate) async fn update_task(db: &Db, conn: &mut PgConnection, t: &Task, fence: Option<u32>) -> StoreResult<()> {
+    let done = sqlx::query(&db.sql(
+        "UPDATE {S}.tasks SET status = $2, attempt = $3, model = $4, claimed_by = $5, lease_until = $6, \
+         not_before = $7, agent_id = $8, cost_usd = $9, output = $10, error = $11, updated_at = $12, \
+         started_at = $13, completed_at = $14 WHERE id = $1 AND ($15::bigint IS NULL OR attempt = $15)",
+    ))
+    .bind(t.id)
+    .bind(enum_text(&t.status)?)
+    .bind(i64::from(t.attempt))
+    .bind(&t.model)
+    .bind(&t.claimed_by)
+    .bind(t.lease_until)
+    .bind(t.not_before)
+    .bind(t.agent_id)
+    .bind(t.cost_usd)
+    .bind(&t.output)
+    .bind(&t.error)
+    .bind(t.updated_at)
+    .bind(t.started_at)
+    .bind(t.completed_at)
+    .bind(fence.map(i64::from))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    // Nothing written: the task is missing, or at another attempt.
+    let found: Option<i64> = sqlx::query_scalar(&db.sql("SELECT attempt FROM {S}.tasks WHERE id = $1"))
+        .bind(t.id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    match (found, fence) {
+        (Some(found), Some(expected)) => {
+            Err(StoreError::Fenced { task_id: t.id, expected, found: u32::try_from(found).unwrap_or(u32::MAX) })
+        }
+        _ => Err(not_found("task", t.id)),
+    }
+}
+
+pub(crate) async fn get_task(db: &Db, id: Id) -> StoreResult<Option<Task>> {
+    let row = sqlx::query(&db.sql(&format!("SELECT {TASK_COLS} FROM {{S}}.tasks WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(task_row).transpose()
+}
+
+pub(crate) async fn list_tasks(db: &Db, graph_id: Id) -> StoreResult<Vec<Task>> {
+    let sql = format!("SELECT {TASK_COLS} FROM {{S}}.tasks WHERE graph_id = $1 ORDER BY idx, id");
+    let rows = sqlx::query(&db.sql(&sql)).bind(graph_id).fetch_all(&db.pool).await.map_err(db_err)?;
+    rows.iter().map(task_row).collect()
+}
