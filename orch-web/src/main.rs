@@ -10,6 +10,7 @@ mod cli;
 mod config_cmd;
 mod hook_relay;
 mod models;
+mod plan;
 mod signals;
 
 use std::process::ExitCode;
