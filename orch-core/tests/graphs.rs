@@ -53,7 +53,7 @@ fn problems_name_the_task_and_what_is_wrong() {
     assert_eq!(problems(r#"{"tasks": []}"#), vec![Problem::NoTasks]);
     assert!(message(r#"{"steps": []}"#).contains("a `tasks` list"));
     assert!(message("I could not write a plan, sorry.").contains("not JSON"));
-    assert!(message(r#"{"tasks": ["just a string"]}"#).contains("task 1: `task` a task must be a JSON object"));
+    assert!(message(r#"{"tasks": ["just a string"]}"#).contains("task-1 is not a JSON object"));
 }
 
 #[test]

@@ -159,6 +159,15 @@ fn print_plan(plan: &Plan, json: bool, with_id: bool) {
     if !plan.requirements.is_empty() {
         let _ = writeln!(out, "Requirements: {}", first_line(&plan.requirements, 100));
     }
+    match (&plan.model, &plan.source_file) {
+        (Some(model), _) => {
+            let _ = writeln!(out, "Written by {model} for ${:.4}", plan.cost_usd);
+        }
+        (None, Some(file)) => {
+            let _ = writeln!(out, "From {file}");
+        }
+        (None, None) => {}
+    }
     let width = plan.tasks.iter().map(|t| t.key.chars().count()).max().unwrap_or(0);
     for w in 1..=count {
         let _ = writeln!(out, "Wave {w}");

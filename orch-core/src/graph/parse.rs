@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use super::validate::Problem;
+use super::validate::{Problem, default_key};
 use crate::wire::Complexity;
 
 /// Most candidate start positions tried when looking for JSON amid prose.
@@ -187,11 +187,7 @@ fn static_key(k: &str) -> &'static str {
 /// One task of a plan.
 pub fn read_task(index: usize, item: &Value) -> Result<RawTask, Vec<Problem>> {
     let Value::Object(o) = item else {
-        return Err(vec![Problem::BadField {
-            task: format!("task {}", index + 1),
-            field: "task",
-            message: "a task must be a JSON object".into(),
-        }]);
+        return Err(vec![Problem::NotAnObject { task: default_key(index) }]);
     };
     let mut problems = Vec::new();
     let id = match field(o, &["id", "key"]) {
@@ -203,7 +199,7 @@ pub fn read_task(index: usize, item: &Value) -> Result<RawTask, Vec<Problem>> {
             None
         }
     };
-    let label = id.clone().unwrap_or_else(|| format!("task {}", index + 1));
+    let label = id.clone().unwrap_or_else(|| default_key(index));
     let bad_here = |f: &'static str, m: &str| Problem::BadField { task: label.clone(), field: f, message: m.into() };
     let text = |keys: &[&str], problems: &mut Vec<Problem>| match field(o, keys) {
         None => String::new(),
@@ -250,7 +246,7 @@ pub fn read_task(index: usize, item: &Value) -> Result<RawTask, Vec<Problem>> {
 }
 
 fn bad(index: usize, field: &'static str, message: &str) -> Problem {
-    Problem::BadField { task: format!("task {}", index + 1), field, message: message.into() }
+    Problem::BadField { task: default_key(index), field, message: message.into() }
 }
 
 /// Dependencies: a list of numbers and strings, one number, or one string (comma-separated).

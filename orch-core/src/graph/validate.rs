@@ -17,6 +17,12 @@ pub enum Problem {
     /// The plan has no tasks.
     #[error("the plan has no tasks")]
     NoTasks,
+    /// A task is not a JSON object.
+    #[error("{task} is not a JSON object")]
+    NotAnObject {
+        /// The task (`task-N`).
+        task: String,
+    },
     /// A field of a task has the wrong type or value.
     #[error("{task}: `{field}` {message}")]
     BadField {
