@@ -1,7 +1,7 @@
 //! Statements of plans, task graphs and tasks. Every statement names its tables with the schema.
 
 use orch_core::store::{StoreError, StoreResult};
-use orch_core::wire::{Id, Plan, Task, TaskGraph};
+use orch_core::wire::{Id, Plan, Task, TaskGraph, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx_postgres::PgConnection;
 
@@ -189,60 +189,153 @@ fn task_row(row: &PgRow) -> StoreResult<Task> {
     })
 }
 
-/// Inserts tasks and their dependency edges; a taken id or key is [`StoreError::Duplicate`].
+/// Inserts tasks and their dependency edges, each in one statement over arrays (a graph of thousands of
+/// tasks is two round trips); a taken id or key is [`StoreError::Duplicate`].
 pub(crate) async fn insert_tasks(db: &Db, conn: &mut PgConnection, tasks: &[Task]) -> StoreResult<()> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let mut c = TaskColumns::default();
+    for t in tasks {
+        c.push(t)?;
+    }
     let insert = db.sql(&format!(
-        "INSERT INTO {{S}}.tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, \
-         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+        "INSERT INTO {{S}}.tasks ({}) SELECT id, graph_id, idx, key, title, description, task_type, complexity, \
+         tools::jsonb, verification::jsonb, depends_on::jsonb, wave, status, attempt, model, claimed_by, \
+         lease_until, not_before, agent_id, cost_usd, output, error, created_at, updated_at, started_at, \
+         completed_at FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::bigint[], \
+         $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::float8[], $21::text[], \
+         $22::text[], $23::timestamptz[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[]) \
+         AS t(id, graph_id, idx, key, title, description, task_type, complexity, tools, verification, depends_on, \
+         wave, status, attempt, model, claimed_by, lease_until, not_before, agent_id, cost_usd, output, error, \
+         created_at, updated_at, started_at, completed_at)",
         TASK_COLS.replace("::text", "")
     ));
-    let edges = db.sql(
-        "INSERT INTO {S}.task_deps (task_id, depends_on) SELECT $1, d FROM UNNEST($2::uuid[]) AS d \
-         ON CONFLICT DO NOTHING",
-    );
-    for t in tasks {
-        sqlx::query(&insert)
-            .bind(t.id)
-            .bind(t.graph_id)
-            .bind(i64::from(t.index))
-            .bind(&t.key)
-            .bind(&t.title)
-            .bind(&t.description)
-            .bind(&t.task_type)
-            .bind(enum_text(&t.complexity)?)
-            .bind(json_param(&t.tools)?)
-            .bind(json_param(&t.verification)?)
-            .bind(json_param(&t.depends_on)?)
-            .bind(i64::from(t.wave))
-            .bind(enum_text(&t.status)?)
-            .bind(i64::from(t.attempt))
-            .bind(&t.model)
-            .bind(&t.claimed_by)
-            .bind(t.lease_until)
-            .bind(t.not_before)
-            .bind(t.agent_id)
-            .bind(t.cost_usd)
-            .bind(&t.output)
-            .bind(&t.error)
-            .bind(t.created_at)
-            .bind(t.updated_at)
-            .bind(t.started_at)
-            .bind(t.completed_at)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| duplicate_or(e, t))?;
-        if !t.depends_on.is_empty() {
-            sqlx::query(&edges).bind(t.id).bind(&t.depends_on).execute(&mut *conn).await.map_err(db_err)?;
-        }
+    let first = &tasks[0];
+    sqlx::query(&insert)
+        .bind(&c.id)
+        .bind(&c.graph_id)
+        .bind(&c.index)
+        .bind(&c.key)
+        .bind(&c.title)
+        .bind(&c.description)
+        .bind(&c.task_type)
+        .bind(&c.complexity)
+        .bind(&c.tools)
+        .bind(&c.verification)
+        .bind(&c.depends_on)
+        .bind(&c.wave)
+        .bind(&c.status)
+        .bind(&c.attempt)
+        .bind(&c.model)
+        .bind(&c.claimed_by)
+        .bind(&c.lease_until)
+        .bind(&c.not_before)
+        .bind(&c.agent_id)
+        .bind(&c.cost_usd)
+        .bind(&c.output)
+        .bind(&c.error)
+        .bind(&c.created_at)
+        .bind(&c.updated_at)
+        .bind(&c.started_at)
+        .bind(&c.completed_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| duplicate_or(e, tasks, first))?;
+    let (children, parents): (Vec<Id>, Vec<Id>) =
+        tasks.iter().flat_map(|t| t.depends_on.iter().map(move |d| (t.id, *d))).unzip();
+    if !children.is_empty() {
+        sqlx::query(&db.sql(
+            "INSERT INTO {S}.task_deps (task_id, depends_on) SELECT * FROM UNNEST($1::uuid[], $2::uuid[]) \
+             ON CONFLICT DO NOTHING",
+        ))
+        .bind(&children)
+        .bind(&parents)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     }
     Ok(())
 }
 
-fn duplicate_or(e: sqlx::Error, t: &Task) -> StoreError {
-    let constraint = match &e {
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => d.constraint().map(str::to_string),
+/// The tasks of one insert, column by column.
+#[derive(Default)]
+struct TaskColumns {
+    id: Vec<Id>,
+    graph_id: Vec<Id>,
+    index: Vec<i64>,
+    key: Vec<String>,
+    title: Vec<String>,
+    description: Vec<String>,
+    task_type: Vec<String>,
+    complexity: Vec<String>,
+    tools: Vec<String>,
+    verification: Vec<String>,
+    depends_on: Vec<String>,
+    wave: Vec<i64>,
+    status: Vec<String>,
+    attempt: Vec<i64>,
+    model: Vec<Option<String>>,
+    claimed_by: Vec<Option<String>>,
+    lease_until: Vec<Option<Timestamp>>,
+    not_before: Vec<Option<Timestamp>>,
+    agent_id: Vec<Option<Id>>,
+    cost_usd: Vec<f64>,
+    output: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+    created_at: Vec<Timestamp>,
+    updated_at: Vec<Timestamp>,
+    started_at: Vec<Option<Timestamp>>,
+    completed_at: Vec<Option<Timestamp>>,
+}
+
+impl TaskColumns {
+    fn push(&mut self, t: &Task) -> StoreResult<()> {
+        self.id.push(t.id);
+        self.graph_id.push(t.graph_id);
+        self.index.push(i64::from(t.index));
+        self.key.push(t.key.clone());
+        self.title.push(t.title.clone());
+        self.description.push(t.description.clone());
+        self.task_type.push(t.task_type.clone());
+        self.complexity.push(enum_text(&t.complexity)?);
+        self.tools.push(json_param(&t.tools)?);
+        self.verification.push(json_param(&t.verification)?);
+        self.depends_on.push(json_param(&t.depends_on)?);
+        self.wave.push(i64::from(t.wave));
+        self.status.push(enum_text(&t.status)?);
+        self.attempt.push(i64::from(t.attempt));
+        self.model.push(t.model.clone());
+        self.claimed_by.push(t.claimed_by.clone());
+        self.lease_until.push(t.lease_until);
+        self.not_before.push(t.not_before);
+        self.agent_id.push(t.agent_id);
+        self.cost_usd.push(t.cost_usd);
+        self.output.push(t.output.clone());
+        self.error.push(t.error.clone());
+        self.created_at.push(t.created_at);
+        self.updated_at.push(t.updated_at);
+        self.started_at.push(t.started_at);
+        self.completed_at.push(t.completed_at);
+        Ok(())
+    }
+}
+
+fn duplicate_or(e: sqlx::Error, tasks: &[Task], first: &Task) -> StoreError {
+    let (constraint, detail) = match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => {
+            let detail =
+                d.try_downcast_ref::<sqlx_postgres::PgDatabaseError>().and_then(|p| p.detail()).map(str::to_string);
+            (d.constraint().map(str::to_string), detail.unwrap_or_default())
+        }
         _ => return db_err(e),
     };
+    // The detail names the duplicate value (`Key (graph_id, key)=(…, task-1) already exists.`): name
+    // the task it belongs to.
+    let culprit =
+        tasks.iter().find(|t| detail.contains(&format!(", {})", t.key)) || detail.contains(&t.id.to_string()));
+    let t = culprit.unwrap_or(first);
     let what = match constraint.as_deref() {
         Some("tasks_graph_key") => format!("task key '{}' in graph {}", t.key, t.graph_id),
         _ => format!("task {}", t.id),

@@ -108,7 +108,10 @@ pub async fn tasks_insert_list_and_update(store: Arc<dyn Store>) {
                 .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(fresh.clone()) }),
         )
         .await;
-    assert!(matches!(r, Err(StoreError::Duplicate { .. })), "a key the graph has: {r:?}");
+    match &r {
+        Err(StoreError::Duplicate { what }) => assert!(what.contains("'task-1'"), "the key is named: {what}"),
+        other => panic!("a key the graph has must be a duplicate, got {other:?}"),
+    }
     assert_eq!(store.get_task(fresh.id).await.unwrap(), None, "nothing of the batch is stored");
     assert_eq!(store.last_seq().await.unwrap(), last, "nor its event");
     let r = store.insert_tasks(std::slice::from_ref(&a)).await;
