@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{json_lines, run_in, text};
+use support::{Db, json_lines, run_in, text};
 
 /// A planning model whose first plan has a cycle and whose second (asked with the problem) is valid.
 const PLANNER: &str = r##"{"steps": [
@@ -192,4 +192,60 @@ fn a_model_that_never_plans_validly_fails_and_stores_nothing() {
     assert_eq!(ok(&run_in(d, &["plan", "list"])).trim(), "No plans");
     let events = json_lines(&ok(&run_in(d, &["events", "--json"])).into_bytes());
     assert!(events.is_empty(), "{events:?}");
+}
+
+/// From a file to a graph with an added task, on `db`; every step is in the log.
+fn file_to_graph(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("plan.json");
+    std::fs::write(
+        &file,
+        json!({"tasks": [{"id": "a", "title": "A"}, {"id": "b", "title": "B", "depends_on": ["a"]},
+                         {"id": "c", "title": "C", "depends_on": ["a"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let plan = one_json(&db.run(d, &["plan", "--file", file.to_str().unwrap(), "--json", "three tasks"]));
+    assert_eq!(plan["requirements"], "three tasks");
+    let id = plan["id"].as_str().unwrap().to_string();
+    ok(&db.run(d, &["plan", "approve", &id]));
+    let graph = one_json(&db.run(d, &["graph", "create", &id, "--json"]));
+    let gid = graph["graph"]["id"].as_str().unwrap().to_string();
+    ok(&db.run(d, &["graph", "add", &gid, "--title", "D", "--depends-on", "b", "--depends-on", "c"]));
+    let shown = one_json(&db.run(d, &["graph", "show", &gid, "--json"]));
+    let waves: Vec<(String, u64)> = shown["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["key"].as_str().unwrap().to_string(), t["wave"].as_u64().unwrap()))
+        .collect();
+    let expected: Vec<(String, u64)> =
+        [("a", 1), ("b", 2), ("c", 2), ("task-4", 3)].iter().map(|(k, w)| (k.to_string(), *w)).collect();
+    assert_eq!(waves, expected);
+    let kinds: Vec<String> = db.events(d).iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "PlanUpdated",
+            "PlanUpdated",
+            "GraphUpdated",
+            "TaskUpdated",
+            "TaskUpdated",
+            "TaskUpdated",
+            "GraphUpdated",
+            "TaskUpdated"
+        ]
+    );
+}
+
+#[test]
+fn file_to_graph_on_sqlite() {
+    file_to_graph(Db::Sqlite);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+fn file_to_graph_on_postgres() {
+    file_to_graph(Db::postgres("plan_graph"));
 }
