@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{Db, json_lines, run_in, text};
+use support::{Db, json_lines, run_in, script, text};
 
 /// A planning model whose first plan has a cycle and whose second (asked with the problem) is valid.
 const PLANNER: &str = r##"{"steps": [
@@ -248,4 +248,13 @@ fn file_to_graph_on_sqlite() {
 #[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
 fn file_to_graph_on_postgres() {
     file_to_graph(Db::postgres("plan_graph"));
+}
+
+#[test]
+fn the_example_planner_script_plans_in_four_waves() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = format!("scripted:{}", script("planner.json").display());
+    let plan = one_json(&run_in(dir.path(), &["--model", &m, "plan", "--json", "a calculator CLI"]));
+    assert_eq!(plan["waves"], json!([1, 2, 3, 2, 4]));
+    assert_eq!(plan["tasks"][2]["model"], "sonnet");
 }
