@@ -257,4 +257,12 @@ fn the_example_planner_script_plans_in_four_waves() {
     let plan = one_json(&run_in(dir.path(), &["--model", &m, "plan", "--json", "a calculator CLI"]));
     assert_eq!(plan["waves"], json!([1, 2, 3, 2, 4]));
     assert_eq!(plan["tasks"][2]["model"], "sonnet");
+    // Re-planning with new requirements makes the next version of the same plan.
+    let id = plan["id"].as_str().unwrap();
+    let args = ["--model", &m, "plan", "--json", "--revise", id, "a calculator CLI with history"];
+    let revised = one_json(&run_in(dir.path(), &args));
+    assert_eq!((revised["id"].as_str(), revised["version"].as_u64()), (Some(id), Some(2)));
+    assert_eq!(revised["requirements"], "a calculator CLI with history");
+    let listed = json_lines(&ok(&run_in(dir.path(), &["plan", "list", "--json"])).into_bytes());
+    assert_eq!((listed.len(), listed[0]["version"].as_u64()), (1, Some(2)));
 }
