@@ -143,26 +143,11 @@ enum Command {
     /// Plans: requirements → a plan of tasks with dependencies, by the planning model (the default
     /// model) or from a file; checked, stored as a versioned draft and printed by wave. Approve a plan
     /// before making its task graph.
-    #[command(args_conflicts_with_subcommands = true)]
-    Plan {
-        #[command(subcommand)]
-        command: Option<PlanCommand>,
-        /// Read the plan from this JSON file instead of asking the model (same format and checks).
-        #[arg(long)]
-        file: Option<PathBuf>,
-        /// Store the plan as the next version of this plan.
-        #[arg(long)]
-        revise: Option<String>,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-        /// The requirements (with --file: replaces the file's own).
-        requirements: Option<String>,
-    },
+    Plan(crate::plan::PlanArgs),
     /// Task graphs: the tasks of an approved plan, in waves.
     Graph {
         #[command(subcommand)]
-        command: GraphCommand,
+        command: crate::plan::GraphCommand,
     },
     /// Relays one Claude Code hook call to the orch process running the turn (run by generated settings).
     #[command(hide = true)]
@@ -223,93 +208,6 @@ enum AdwCommand {
     Show {
         /// The run's id.
         id: String,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum PlanCommand {
-    /// Approve a plan's latest version, so a task graph can be made of it.
-    Approve {
-        /// The plan's id.
-        id: String,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// A plan: its tasks by wave, with their dependencies.
-    Show {
-        /// The plan's id.
-        id: String,
-        /// This version (default: the latest).
-        #[arg(long)]
-        version: Option<u32>,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Plans at their latest versions, newest first.
-    List {
-        /// JSON lines.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum GraphCommand {
-    /// Make the task graph of an approved plan (its latest version). Prints the graph's id first.
-    Create {
-        /// The plan's id.
-        plan_id: String,
-        /// A name for the graph (default: the first line of the requirements).
-        #[arg(long)]
-        name: Option<String>,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// A graph: status, cost, and its tasks by wave with status and dependencies.
-    Show {
-        /// The graph's id.
-        id: String,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Task graphs, newest first.
-    List {
-        /// JSON lines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Add a task to a graph that has not ended; its wave follows from its dependencies.
-    Add {
-        /// The graph's id.
-        id: String,
-        /// Title.
-        #[arg(long)]
-        title: String,
-        /// Key, unique in the graph (default: task-N).
-        #[arg(long)]
-        key: Option<String>,
-        /// What to do.
-        #[arg(long)]
-        description: Option<String>,
-        /// Kind of work (default: code).
-        #[arg(long = "type")]
-        task_type: Option<String>,
-        /// simple, medium or complex (default: medium).
-        #[arg(long)]
-        complexity: Option<String>,
-        /// A task it depends on: its key, id or position (repeat for several).
-        #[arg(long = "depends-on")]
-        depends_on: Vec<String>,
-        /// Model tier or model for the task.
-        #[arg(long = "task-model")]
-        task_model: Option<String>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -462,7 +360,7 @@ fn load_config(flags: Flags) -> Result<OrchConfig, Failure> {
 
 /// Opens the engine of `config` (checking the model first when `require_model`, before the database
 /// is touched), printing problems with `.claude/settings*.json` hooks as warnings.
-async fn engine(config: OrchConfig, require_model: bool) -> Result<Engine, Failure> {
+pub(crate) async fn engine(config: OrchConfig, require_model: bool) -> Result<Engine, Failure> {
     let e = orch_web::engine::open_with(EngineBuilder::new(config).require_model(require_model)).await?;
     for problem in e.hook_problems() {
         eprintln!("orch: warning: {problem}");
@@ -471,7 +369,7 @@ async fn engine(config: OrchConfig, require_model: bool) -> Result<Engine, Failu
 }
 
 /// Opens the store of `config` (no engine: for commands that only read or maintain the log).
-async fn open_store(config: &OrchConfig) -> Result<Arc<dyn Store>, Failure> {
+pub(crate) async fn open_store(config: &OrchConfig) -> Result<Arc<dyn Store>, Failure> {
     Ok(orch_web::engine::open_store(config).await?)
 }
 
@@ -732,70 +630,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let store = open_store(&config).await?;
             crate::adw::show(store.as_ref(), id, *json).await
         }
-        Command::Plan { command: None, file, revise, json, requirements } => {
-            let revise = revise.as_deref().map(|r| crate::plan::parse_id("plan", r)).transpose()?;
-            match (file, requirements.as_deref().map(str::trim)) {
-                (Some(path), requirements) => {
-                    let store = open_store(&config).await?;
-                    let source = crate::plan::Source::File(path, requirements.filter(|r| !r.is_empty()));
-                    crate::plan::plan(None, store, source, revise, *json).await
-                }
-                (None, Some(requirements)) if !requirements.is_empty() => {
-                    let engine = engine(config, true).await?;
-                    let store = engine.store().clone();
-                    let source = crate::plan::Source::Requirements(requirements);
-                    crate::plan::plan(Some(&engine), store, source, revise, *json).await
-                }
-                (None, _) => Err(Failure::usage(
-                    "give the requirements (orch plan \"REQUIREMENTS\") or a plan file (orch plan --file PLAN.json)",
-                )),
-            }
-        }
-        Command::Plan { command: Some(PlanCommand::Approve { id, json }), .. } => {
-            crate::plan::parse_id("plan", id)?;
-            let store = open_store(&config).await?;
-            crate::plan::approve(store, id, *json).await
-        }
-        Command::Plan { command: Some(PlanCommand::Show { id, version, json }), .. } => {
-            crate::plan::parse_id("plan", id)?;
-            let store = open_store(&config).await?;
-            crate::plan::show(store, id, *version, *json).await
-        }
-        Command::Plan { command: Some(PlanCommand::List { json }), .. } => {
-            let store = open_store(&config).await?;
-            crate::plan::list(store, *json).await
-        }
-        Command::Graph { command: GraphCommand::Create { plan_id, name, json } } => {
-            crate::plan::parse_id("plan", plan_id)?;
-            let store = open_store(&config).await?;
-            crate::plan::create_graph(store, plan_id, name.clone(), *json).await
-        }
-        Command::Graph { command: GraphCommand::Show { id, json } } => {
-            crate::plan::parse_id("task graph", id)?;
-            let store = open_store(&config).await?;
-            crate::plan::show_graph(store, id, *json).await
-        }
-        Command::Graph { command: GraphCommand::List { json } } => {
-            let store = open_store(&config).await?;
-            crate::plan::list_graphs(store, *json).await
-        }
-        Command::Graph {
-            command:
-                GraphCommand::Add { id, title, key, description, task_type, complexity, depends_on, task_model, json },
-        } => {
-            crate::plan::parse_id("task graph", id)?;
-            let store = open_store(&config).await?;
-            let args = crate::plan::AddArgs {
-                key: key.clone(),
-                title: title.clone(),
-                description: description.clone(),
-                task_type: task_type.clone(),
-                complexity: complexity.clone(),
-                depends_on: depends_on.clone(),
-                model: task_model.clone(),
-            };
-            crate::plan::add_task(store, id, args, *json).await
-        }
+        Command::Plan(args) => crate::plan::run_plan(args, config).await,
+        Command::Graph { command } => crate::plan::run_graph(command, config).await,
         Command::Agent { command: AgentCommand::List { json } } => {
             let store = open_store(&config).await?;
             let mut agents = store.list_agents(&AgentFilter::default()).await?;

@@ -2,8 +2,11 @@
 //! approved plans, listings and details.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use orch_core::config::OrchConfig;
 
 use orch_core::engine::Engine;
 use orch_core::graph::{GraphError, NewTask, PlanOrigin, TaskGraphs, read_plan_file, waves::plan_waves};
@@ -12,6 +15,183 @@ use orch_core::wire::{Complexity, Id, Plan, Task, TaskGraph};
 use serde_json::{Value, json};
 
 use crate::chat::Failure;
+use crate::cli::{engine, open_store};
+
+/// `orch plan`: a plan of REQUIREMENTS or of a file, or a subcommand.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PlanArgs {
+    #[command(subcommand)]
+    command: Option<PlanCommand>,
+    /// Read the plan from this JSON file instead of asking the model (same format and checks).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Store the plan as the next version of this plan.
+    #[arg(long)]
+    revise: Option<String>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+    /// The requirements (with --file: replaces the file's own).
+    requirements: Option<String>,
+}
+
+/// `orch plan` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Approve a plan's latest version, so a task graph can be made of it.
+    Approve {
+        /// The plan's id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A plan: its tasks by wave, with their dependencies.
+    Show {
+        /// The plan's id.
+        id: String,
+        /// This version (default: the latest).
+        #[arg(long)]
+        version: Option<u32>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Plans at their latest versions, newest first.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `orch graph` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GraphCommand {
+    /// Make the task graph of an approved plan (its latest version). Prints the graph's id first.
+    Create {
+        /// The plan's id.
+        plan_id: String,
+        /// A name for the graph (default: the first line of the requirements).
+        #[arg(long)]
+        name: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A graph: status, cost, and its tasks by wave with status and dependencies.
+    Show {
+        /// The graph's id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Task graphs, newest first.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a task to a graph that has not ended; its wave follows from its dependencies.
+    Add {
+        /// The graph's id.
+        id: String,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Key, unique in the graph (default: task-N).
+        #[arg(long)]
+        key: Option<String>,
+        /// What to do.
+        #[arg(long)]
+        description: Option<String>,
+        /// Kind of work (default: code).
+        #[arg(long = "type")]
+        task_type: Option<String>,
+        /// simple, medium or complex (default: medium).
+        #[arg(long)]
+        complexity: Option<String>,
+        /// A task it depends on: its key, id or position (repeat for several).
+        #[arg(long = "depends-on")]
+        depends_on: Vec<String>,
+        /// Model tier or model for the task.
+        #[arg(long = "task-model")]
+        task_model: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `orch plan …`. Ids are checked before the store is opened.
+pub async fn run_plan(args: &PlanArgs, config: OrchConfig) -> Result<u8, Failure> {
+    match &args.command {
+        None => {
+            let revise = args.revise.as_deref().map(|r| parse_id("plan", r)).transpose()?;
+            let requirements = args.requirements.as_deref().map(str::trim).filter(|r| !r.is_empty());
+            match (&args.file, requirements) {
+                (Some(path), requirements) => {
+                    let store = open_store(&config).await?;
+                    plan(None, store, Source::File(path, requirements), revise, args.json).await
+                }
+                (None, Some(requirements)) => {
+                    let engine = engine(config, true).await?;
+                    let store = engine.store().clone();
+                    plan(Some(&engine), store, Source::Requirements(requirements), revise, args.json).await
+                }
+                (None, None) => Err(Failure::usage(
+                    "give the requirements (orch plan \"REQUIREMENTS\") or a plan file (orch plan --file PLAN.json)",
+                )),
+            }
+        }
+        Some(PlanCommand::Approve { id, json }) => {
+            let id = parse_id("plan", id)?;
+            approve(open_store(&config).await?, id, *json).await
+        }
+        Some(PlanCommand::Show { id, version, json }) => {
+            let id = parse_id("plan", id)?;
+            show(open_store(&config).await?, id, *version, *json).await
+        }
+        Some(PlanCommand::List { json }) => list(open_store(&config).await?, *json).await,
+    }
+}
+
+/// Runs `orch graph …`. Ids and values are checked before the store is opened.
+pub async fn run_graph(command: &GraphCommand, config: OrchConfig) -> Result<u8, Failure> {
+    match command {
+        GraphCommand::Create { plan_id, name, json } => {
+            let plan_id = parse_id("plan", plan_id)?;
+            create_graph(open_store(&config).await?, plan_id, name.clone(), *json).await
+        }
+        GraphCommand::Show { id, json } => {
+            let id = parse_id("task graph", id)?;
+            show_graph(open_store(&config).await?, id, *json).await
+        }
+        GraphCommand::List { json } => list_graphs(open_store(&config).await?, *json).await,
+        GraphCommand::Add { id, title, key, description, task_type, complexity, depends_on, task_model, json } => {
+            let id = parse_id("task graph", id)?;
+            let complexity = match complexity.as_deref() {
+                None => Complexity::default(),
+                Some(c) => Complexity::parse(c)
+                    .ok_or_else(|| Failure::usage(format!("--complexity '{c}': expected simple, medium or complex")))?,
+            };
+            let new = NewTask {
+                key: key.clone().unwrap_or_default(),
+                title: title.clone(),
+                description: description.clone().unwrap_or_default(),
+                task_type: task_type.clone().unwrap_or_default(),
+                complexity,
+                depends_on: depends_on.clone(),
+                model: task_model.clone(),
+                tools: Vec::new(),
+                verification: Vec::new(),
+            };
+            add_task(open_store(&config).await?, id, new, *json).await
+        }
+    }
+}
 
 impl From<GraphError> for Failure {
     fn from(e: GraphError) -> Self {
@@ -20,7 +200,7 @@ impl From<GraphError> for Failure {
 }
 
 /// What `orch plan` makes a plan from.
-pub enum Source<'a> {
+enum Source<'a> {
     /// Requirements, planned by the model.
     Requirements(&'a str),
     /// A plan file, with requirements that replace the file's own.
@@ -28,12 +208,12 @@ pub enum Source<'a> {
 }
 
 /// Parses a plan or graph id.
-pub fn parse_id(what: &str, id: &str) -> Result<Id, Failure> {
+fn parse_id(what: &str, id: &str) -> Result<Id, Failure> {
     id.trim().parse().map_err(|_| Failure::usage(format!("'{id}' is not a {what} id (a UUID)")))
 }
 
 /// Reads a plan file, naming the file in the error.
-pub fn read_file(path: &Path) -> Result<orch_core::graph::ReadPlan, Failure> {
+fn read_file(path: &Path) -> Result<orch_core::graph::ReadPlan, Failure> {
     read_plan_file(path).map_err(|e| match e {
         GraphError::File { .. } => e.into(),
         other => Failure::new(other.kind(), format!("plan file {}: {other}", path.display())),
@@ -42,7 +222,7 @@ pub fn read_file(path: &Path) -> Result<orch_core::graph::ReadPlan, Failure> {
 
 /// `orch plan REQUIREMENTS | --file PLAN.json [--revise ID]`: the planning model's plan (or the file's),
 /// checked and stored as a draft (a new version of plan `revise`), then printed.
-pub async fn plan(
+async fn plan(
     engine: Option<&Engine>,
     store: Arc<dyn Store>,
     source: Source<'_>,
@@ -76,8 +256,7 @@ pub async fn plan(
 }
 
 /// `orch plan approve ID`.
-pub async fn approve(store: Arc<dyn Store>, id: &str, json: bool) -> Result<u8, Failure> {
-    let id = parse_id("plan", id)?;
+async fn approve(store: Arc<dyn Store>, id: Id, json: bool) -> Result<u8, Failure> {
     let plan = TaskGraphs::new(store).approve(id).await?;
     if json {
         println!("{}", plan_json(&plan));
@@ -94,15 +273,14 @@ pub async fn approve(store: Arc<dyn Store>, id: &str, json: bool) -> Result<u8, 
 }
 
 /// `orch plan show ID [--version N]`.
-pub async fn show(store: Arc<dyn Store>, id: &str, version: Option<u32>, json: bool) -> Result<u8, Failure> {
-    let id = parse_id("plan", id)?;
+async fn show(store: Arc<dyn Store>, id: Id, version: Option<u32>, json: bool) -> Result<u8, Failure> {
     let plan = TaskGraphs::new(store).plan(id, version).await?;
     print_plan(&plan, json, false);
     Ok(0)
 }
 
 /// `orch plan list`.
-pub async fn list(store: Arc<dyn Store>, json: bool) -> Result<u8, Failure> {
+async fn list(store: Arc<dyn Store>, json: bool) -> Result<u8, Failure> {
     let plans = store.list_plans(1000).await?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -202,13 +380,7 @@ fn first_line(s: &str, max: usize) -> String {
 // ---- graphs ----
 
 /// `orch graph create PLAN_ID [--name NAME]`: the graph of an approved plan; its id first.
-pub async fn create_graph(
-    store: Arc<dyn Store>,
-    plan_id: &str,
-    name: Option<String>,
-    json: bool,
-) -> Result<u8, Failure> {
-    let plan_id = parse_id("plan", plan_id)?;
+async fn create_graph(store: Arc<dyn Store>, plan_id: Id, name: Option<String>, json: bool) -> Result<u8, Failure> {
     let (graph, tasks) = TaskGraphs::new(store).create_graph(plan_id, name).await?;
     if !json {
         println!("{}", graph.id);
@@ -218,15 +390,14 @@ pub async fn create_graph(
 }
 
 /// `orch graph show ID`.
-pub async fn show_graph(store: Arc<dyn Store>, id: &str, json: bool) -> Result<u8, Failure> {
-    let id = parse_id("task graph", id)?;
+async fn show_graph(store: Arc<dyn Store>, id: Id, json: bool) -> Result<u8, Failure> {
     let (graph, tasks) = TaskGraphs::new(store).graph(id).await?;
     print_graph(&graph, &tasks, json);
     Ok(0)
 }
 
 /// `orch graph list`.
-pub async fn list_graphs(store: Arc<dyn Store>, json: bool) -> Result<u8, Failure> {
+async fn list_graphs(store: Arc<dyn Store>, json: bool) -> Result<u8, Failure> {
     let graphs = store.list_graphs(1000).await?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -253,43 +424,8 @@ pub async fn list_graphs(store: Arc<dyn Store>, json: bool) -> Result<u8, Failur
     Ok(0)
 }
 
-/// What `orch graph add` adds.
-pub struct AddArgs {
-    /// Key.
-    pub key: Option<String>,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Task type.
-    pub task_type: Option<String>,
-    /// Complexity as written.
-    pub complexity: Option<String>,
-    /// Dependencies (keys, ids or positions).
-    pub depends_on: Vec<String>,
-    /// Model.
-    pub model: Option<String>,
-}
-
 /// `orch graph add ID --title TITLE …`: adds a task to a graph; prints it.
-pub async fn add_task(store: Arc<dyn Store>, id: &str, args: AddArgs, json: bool) -> Result<u8, Failure> {
-    let id = parse_id("task graph", id)?;
-    let complexity = match args.complexity.as_deref() {
-        None => Complexity::default(),
-        Some(c) => Complexity::parse(c)
-            .ok_or_else(|| Failure::usage(format!("--complexity '{c}': expected simple, medium or complex")))?,
-    };
-    let new = NewTask {
-        key: args.key.unwrap_or_default(),
-        title: args.title,
-        description: args.description.unwrap_or_default(),
-        task_type: args.task_type.unwrap_or_default(),
-        complexity,
-        depends_on: args.depends_on,
-        model: args.model,
-        tools: Vec::new(),
-        verification: Vec::new(),
-    };
+async fn add_task(store: Arc<dyn Store>, id: Id, new: NewTask, json: bool) -> Result<u8, Failure> {
     let task = TaskGraphs::new(store).add_task(id, new).await?;
     if json {
         println!("{}", serde_json::to_value(&task).unwrap_or_default());
