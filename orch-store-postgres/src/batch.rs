@@ -100,6 +100,7 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<
         Change::InsertSystemLog(l) => sql::insert_system_log(db, conn, &l).await,
         Change::UpsertWorkflow(w) => sql::upsert_workflow(db, conn, &w).await,
         Change::SwapRun { agent_id, expect, lease } => swap_run(db, conn, agent_id, expect, lease.as_ref()).await,
+        Change::InsertPlan(p) => graphs::insert_plan(db, conn, &p).await,
         Change::UpsertPlan(p) => graphs::upsert_plan(db, conn, &p).await,
         Change::UpsertGraph(g) => graphs::upsert_graph(db, conn, &g).await,
         Change::InsertTasks(tasks) => graphs::insert_tasks(db, conn, &tasks).await,

@@ -34,27 +34,57 @@ fn plan_row(row: &PgRow) -> StoreResult<Plan> {
     })
 }
 
+/// Inserts a new plan version; a version the plan has is [`StoreError::Duplicate`].
+pub(crate) async fn insert_plan(db: &Db, conn: &mut PgConnection, p: &Plan) -> StoreResult<()> {
+    let tasks = json_param(&p.tasks)?;
+    write_plan(db, conn, p, tasks, "").await.map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => {
+            StoreError::Duplicate { what: format!("plan {} version {}", p.id, p.version) }
+        }
+        _ => db_err(e),
+    })
+}
+
+/// Inserts a plan version or replaces the row of its id and version.
 pub(crate) async fn upsert_plan(db: &Db, conn: &mut PgConnection, p: &Plan) -> StoreResult<()> {
-    sqlx::query(&db.sql(
-        "INSERT INTO {S}.plans (id, version, status, requirements, tasks, model, source_file, cost_usd, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10) \
-         ON CONFLICT (id, version) DO UPDATE SET status = excluded.status, requirements = excluded.requirements, \
+    let tasks = json_param(&p.tasks)?;
+    write_plan(
+        db,
+        conn,
+        p,
+        tasks,
+        " ON CONFLICT (id, version) DO UPDATE SET status = excluded.status, requirements = excluded.requirements, \
          tasks = excluded.tasks, model = excluded.model, source_file = excluded.source_file, \
          cost_usd = excluded.cost_usd, created_at = excluded.created_at, updated_at = excluded.updated_at",
-    ))
+    )
+    .await
+    .map_err(db_err)
+}
+
+/// `tasks`: the plan's tasks as `jsonb` text ([`json_param`]).
+async fn write_plan(
+    db: &Db,
+    conn: &mut PgConnection,
+    p: &Plan,
+    tasks: String,
+    on_conflict: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&db.sql(&format!(
+        "INSERT INTO {{S}}.plans (id, version, status, requirements, tasks, model, source_file, cost_usd, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10){on_conflict}"
+    )))
     .bind(p.id)
     .bind(i64::from(p.version))
-    .bind(enum_text(&p.status)?)
+    .bind(p.status.as_str())
     .bind(&p.requirements)
-    .bind(json_param(&p.tasks)?)
+    .bind(tasks)
     .bind(&p.model)
     .bind(&p.source_file)
     .bind(p.cost_usd)
     .bind(p.created_at)
     .bind(p.updated_at)
     .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    .await?;
     Ok(())
 }
 

@@ -214,6 +214,7 @@ fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<()> {
         Change::InsertChat(m) => sql::insert_chat(conn, &m),
         Change::InsertSystemLog(l) => sql::insert_system_log(conn, &l),
         Change::UpsertWorkflow(w) => sql::upsert_workflow(conn, &w),
+        Change::InsertPlan(p) => sql::insert_plan(conn, &p),
         Change::UpsertPlan(p) => sql::upsert_plan(conn, &p),
         Change::UpsertGraph(g) => sql::upsert_graph(conn, &g),
         Change::InsertTasks(tasks) => sql::insert_tasks(conn, &tasks),

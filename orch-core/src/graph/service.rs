@@ -91,7 +91,7 @@ impl TaskGraphs {
             updated_at: at,
         };
         let (keys, event) = plan_event(&plan);
-        self.store.commit(Batch::new().change(Change::UpsertPlan(Box::new(plan.clone()))).event(keys, event)).await?;
+        self.store.commit(Batch::new().change(Change::InsertPlan(Box::new(plan.clone()))).event(keys, event)).await?;
         Ok(plan)
     }
 
@@ -116,7 +116,8 @@ impl TaskGraphs {
     }
 
     /// Stores `tasks` as the next version of plan `id` (a draft); the version it replaces is marked
-    /// superseded in the same commit. `requirements` replaces the plan's when given.
+    /// superseded in the same commit. `requirements` replaces the plan's when given. Of two revisions
+    /// made at once, the second fails (a conflict) and stores nothing.
     pub async fn revise_plan(
         &self,
         id: Id,
@@ -145,7 +146,7 @@ impl TaskGraphs {
         let (k2, e2) = plan_event(&plan);
         let batch = Batch::new()
             .change(Change::UpsertPlan(Box::new(old)))
-            .change(Change::UpsertPlan(Box::new(plan.clone())))
+            .change(Change::InsertPlan(Box::new(plan.clone())))
             .event(k1, e1)
             .event(k2, e2);
         self.store.commit(batch).await?;

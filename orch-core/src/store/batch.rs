@@ -111,7 +111,10 @@ pub enum Change {
         /// The new holder.
         lease: Option<RunLease>,
     },
-    /// Inserts a plan version, or replaces the row of the same id and version.
+    /// Inserts a new plan version. Fails with [`StoreError::Duplicate`](super::StoreError::Duplicate) when
+    /// the plan has that version already (two revisions made at once: the second is refused, not lost).
+    InsertPlan(Box<Plan>),
+    /// Inserts a plan version, or replaces the row of the same id and version (status changes).
     UpsertPlan(Box<Plan>),
     /// Inserts a task graph, or replaces the one of the same id.
     UpsertGraph(Box<TaskGraph>),

@@ -578,6 +578,14 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
             let id = w.id;
             Undo::Workflow { id, old: d.workflows.insert(id, *w).map(Box::new) }
         }
+        Change::InsertPlan(p) => {
+            let key = (p.id, p.version);
+            if d.plans.contains_key(&key) {
+                return Err(StoreError::Duplicate { what: format!("plan {} version {}", p.id, p.version) });
+            }
+            d.plans.insert(key, *p);
+            Undo::Plan { key, old: None }
+        }
         Change::UpsertPlan(p) => {
             let key = (p.id, p.version);
             Undo::Plan { key, old: d.plans.insert(key, *p).map(Box::new) }

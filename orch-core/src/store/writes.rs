@@ -60,6 +60,9 @@ pub trait Writes: Store {
     async fn upsert_workflow(&self, w: &WorkflowRecord) -> StoreResult<()> {
         one(self, Change::UpsertWorkflow(Box::new(w.clone()))).await
     }
+    async fn insert_plan(&self, p: &Plan) -> StoreResult<()> {
+        one(self, Change::InsertPlan(Box::new(p.clone()))).await
+    }
     async fn upsert_plan(&self, p: &Plan) -> StoreResult<()> {
         one(self, Change::UpsertPlan(Box::new(p.clone()))).await
     }

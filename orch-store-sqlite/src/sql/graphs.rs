@@ -30,30 +30,51 @@ fn plan_row(row: &Row<'_>) -> rusqlite::Result<Plan> {
     })
 }
 
-pub(crate) fn upsert_plan(conn: &Connection, p: &Plan) -> StoreResult<()> {
-    let tasks = serde_json::to_string(&p.tasks).map_err(|e| StoreError::Backend(format!("cannot encode plan: {e}")))?;
-    let status = enum_text(&p.status)?;
-    conn.prepare_cached(&format!(
-        "INSERT INTO plans ({PLAN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-         ON CONFLICT (id, version) DO UPDATE SET status = excluded.status, requirements = excluded.requirements, \
-         tasks = excluded.tasks, model = excluded.model, source_file = excluded.source_file, \
-         cost_usd = excluded.cost_usd, created_at = excluded.created_at, updated_at = excluded.updated_at"
-    ))
-    .and_then(|mut s| {
-        s.execute(params![
-            id_text(p.id),
-            p.version,
-            status,
-            p.requirements,
-            tasks,
-            p.model,
-            p.source_file,
-            p.cost_usd,
-            ts_text(p.created_at),
-            ts_text(p.updated_at),
-        ])
+/// Inserts a new plan version; a version the plan has is [`StoreError::Duplicate`].
+pub(crate) fn insert_plan(conn: &Connection, p: &Plan) -> StoreResult<()> {
+    write_plan(conn, p, &plan_tasks(p)?, "").map_err(|e| match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => {
+            StoreError::Duplicate { what: format!("plan {} version {}", p.id, p.version) }
+        }
+        _ => db_err(e),
     })
-    .map_err(db_err)?;
+}
+
+/// Inserts a plan version or replaces the row of its id and version.
+pub(crate) fn upsert_plan(conn: &Connection, p: &Plan) -> StoreResult<()> {
+    write_plan(
+        conn,
+        p,
+        &plan_tasks(p)?,
+        " ON CONFLICT (id, version) DO UPDATE SET status = excluded.status, requirements = excluded.requirements, \
+         tasks = excluded.tasks, model = excluded.model, source_file = excluded.source_file, \
+         cost_usd = excluded.cost_usd, created_at = excluded.created_at, updated_at = excluded.updated_at",
+    )
+    .map_err(db_err)
+}
+
+fn plan_tasks(p: &Plan) -> StoreResult<String> {
+    serde_json::to_string(&p.tasks).map_err(|e| StoreError::Backend(format!("cannot encode plan: {e}")))
+}
+
+/// `tasks`: the plan's tasks as JSON text.
+fn write_plan(conn: &Connection, p: &Plan, tasks: &str, on_conflict: &str) -> rusqlite::Result<()> {
+    let status = p.status.as_str();
+    conn.prepare_cached(&format!(
+        "INSERT INTO plans ({PLAN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10){on_conflict}"
+    ))?
+    .execute(params![
+        id_text(p.id),
+        p.version,
+        status,
+        p.requirements,
+        tasks,
+        p.model,
+        p.source_file,
+        p.cost_usd,
+        ts_text(p.created_at),
+        ts_text(p.updated_at),
+    ])?;
     Ok(())
 }
 

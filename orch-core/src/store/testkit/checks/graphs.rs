@@ -8,8 +8,8 @@ use crate::store::{Batch, Change};
 pub async fn plans_are_versioned(store: Arc<dyn Store>) {
     let p1 = plan(1);
     let other = plan(2);
-    store.upsert_plan(&p1).await.unwrap();
-    store.upsert_plan(&other).await.unwrap();
+    store.insert_plan(&p1).await.unwrap();
+    store.insert_plan(&other).await.unwrap();
     assert_eq!(store.get_plan(p1.id, None).await.unwrap().as_ref(), Some(&p1), "plan round-trips");
     assert_eq!(store.get_plan(new_id(), None).await.unwrap(), None);
     assert_eq!(store.get_plan(p1.id, Some(2)).await.unwrap(), None, "no such version yet");
@@ -29,10 +29,23 @@ pub async fn plans_are_versioned(store: Arc<dyn Store>) {
         .commit(
             Batch::new()
                 .change(Change::UpsertPlan(Box::new(old.clone())))
-                .change(Change::UpsertPlan(Box::new(v2.clone()))),
+                .change(Change::InsertPlan(Box::new(v2.clone()))),
         )
         .await
         .unwrap();
+    // A second version 2 (a revision made at the same time) is refused, with its batch.
+    let mut rival = v2.clone();
+    rival.tasks.truncate(1);
+    let last = store.last_seq().await.unwrap();
+    let r = store
+        .commit(
+            Batch::new()
+                .change(Change::InsertPlan(Box::new(rival.clone())))
+                .event(EventKeys::default(), Event::PlanUpdated { plan: Box::new(rival) }),
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::Duplicate { .. })), "a version is written once: {r:?}");
+    assert_eq!(store.last_seq().await.unwrap(), last, "nothing of the refused batch is stored");
     assert_eq!(store.get_plan(p1.id, None).await.unwrap().as_ref(), Some(&v2), "the latest version by default");
     assert_eq!(store.get_plan(p1.id, Some(1)).await.unwrap().as_ref(), Some(&old), "an older version on request");
 
