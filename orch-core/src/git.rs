@@ -21,6 +21,10 @@ pub const DIFF_OUTPUT_LIMIT: usize = 1024 * 1024;
 pub const LIST_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 
 fn spec(cwd: &Path, args: &[&str], output_limit: usize) -> ProcessSpec {
+    spec_with(cwd, args, output_limit, GIT_TIMEOUT)
+}
+
+fn spec_with(cwd: &Path, args: &[&str], output_limit: usize, timeout: Duration) -> ProcessSpec {
     let mut all = vec!["--literal-pathspecs".to_string(), "-c".to_string(), "core.quotepath=off".to_string()];
     all.extend(args.iter().map(|a| a.to_string()));
     ProcessSpec {
@@ -31,8 +35,31 @@ fn spec(cwd: &Path, args: &[&str], output_limit: usize) -> ProcessSpec {
             ("GIT_OPTIONAL_LOCKS".to_string(), "0".to_string()),
             ("GIT_TERMINAL_PROMPT".to_string(), "0".to_string()),
         ],
-        timeout: Some(GIT_TIMEOUT),
+        timeout: Some(timeout),
         output_limit,
+    }
+}
+
+/// Runs git in `cwd` with `timeout` (for commands that write: worktrees, commits, merges) and says
+/// why it failed: `Ok` when it ran to completion with one of `ok_codes`, else the command and git's
+/// own message.
+pub async fn run_or_error(
+    runtime: &dyn Runtime,
+    cwd: &Path,
+    args: &[&str],
+    timeout: Duration,
+    ok_codes: &[i32],
+) -> Result<ProcessOutput, String> {
+    let command = format!("git {}", args.join(" "));
+    match runtime.run_process(spec_with(cwd, args, LIST_OUTPUT_LIMIT, timeout), Interrupt::new()).await {
+        Ok(out) if out.exit_code.is_some_and(|c| ok_codes.contains(&c)) => Ok(out),
+        Ok(out) if out.timed_out => Err(format!("`{command}` in {} timed out", cwd.display())),
+        Ok(out) => {
+            let said = if out.stderr.trim().is_empty() { out.stdout.trim() } else { out.stderr.trim() };
+            let code = out.exit_code.map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
+            Err(format!("`{command}` in {} failed ({code}): {said}", cwd.display()))
+        }
+        Err(e) => Err(format!("could not run `{command}` in {}: {e}", cwd.display())),
     }
 }
 

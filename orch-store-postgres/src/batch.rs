@@ -100,6 +100,9 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<
         Change::InsertSystemLog(l) => sql::insert_system_log(db, conn, &l).await,
         Change::UpsertWorkflow(w) => sql::upsert_workflow(db, conn, &w).await,
         Change::SwapRun { agent_id, expect, lease } => swap_run(db, conn, agent_id, expect, lease.as_ref()).await,
+        Change::SwapWorkflowRun { workflow_id, expect, lease } => {
+            swap_workflow_run(db, conn, workflow_id, expect, lease.as_ref()).await
+        }
         Change::InsertPlan(p) => graphs::insert_plan(db, conn, &p).await,
         Change::UpsertPlan(p) => graphs::upsert_plan(db, conn, &p).await,
         Change::UpsertGraph(g) => graphs::upsert_graph(db, conn, &g).await,
@@ -170,6 +173,18 @@ async fn add_agent_usage(
 }
 
 /// Sets the agent's run lease if the run holding it now is `expect` (the row locked while checked).
+async fn swap_workflow_run(
+    db: &Db,
+    conn: &mut PgConnection,
+    workflow_id: Id,
+    expect: Option<Id>,
+    lease: Option<&RunLease>,
+) -> StoreResult<()> {
+    swap_lease(db, conn, "workflows", workflow_id, expect, lease)
+        .await?
+        .map_or(Ok(()), |current| Err(StoreError::WorkflowRunConflict { workflow_id, current }))
+}
+
 async fn swap_run(
     db: &Db,
     conn: &mut PgConnection,
@@ -177,26 +192,40 @@ async fn swap_run(
     expect: Option<Id>,
     lease: Option<&RunLease>,
 ) -> StoreResult<()> {
+    swap_lease(db, conn, "agents", agent_id, expect, lease)
+        .await?
+        .map_or(Ok(()), |current| Err(StoreError::RunConflict { agent_id, current }))
+}
+
+/// The compare-and-swap of the `run_lease` column of row `id` of `table` (`agents` or `workflows`):
+/// `Some(current holder)` when it is held by another run than `expect`, and nothing was changed.
+async fn swap_lease(
+    db: &Db,
+    conn: &mut PgConnection,
+    table: &'static str,
+    id: Id,
+    expect: Option<Id>,
+    lease: Option<&RunLease>,
+) -> StoreResult<Option<Option<Box<RunLease>>>> {
+    let what = table.trim_end_matches('s');
     let current: Option<Option<String>> =
-        sqlx::query_scalar(&db.sql("SELECT run_lease::text FROM {S}.agents WHERE id = $1 FOR UPDATE"))
-            .bind(agent_id)
+        sqlx::query_scalar(&db.sql(&format!("SELECT run_lease::text FROM {{S}}.{table} WHERE id = $1 FOR UPDATE")))
+            .bind(id)
             .fetch_optional(&mut *conn)
             .await
             .map_err(db_err)?;
-    let current = current.ok_or_else(|| not_found("agent", agent_id))?;
+    let current = current.ok_or_else(|| not_found(what, id))?;
     let current = current
-        .map(|t| {
-            json_decode::<RunLease>(&t).map_err(|e| StoreError::Decode(format!("run lease of agent {agent_id}: {e}")))
-        })
+        .map(|t| json_decode::<RunLease>(&t).map_err(|e| StoreError::Decode(format!("run lease of {what} {id}: {e}"))))
         .transpose()?;
     if current.as_ref().map(|l| l.run_id) != expect {
-        return Err(StoreError::RunConflict { agent_id, current: current.map(Box::new) });
+        return Ok(Some(current.map(Box::new)));
     }
-    sqlx::query(&db.sql("UPDATE {S}.agents SET run_lease = $2::jsonb WHERE id = $1"))
-        .bind(agent_id)
+    sqlx::query(&db.sql(&format!("UPDATE {{S}}.{table} SET run_lease = $2::jsonb WHERE id = $1")))
+        .bind(id)
         .bind(lease.map(json_param).transpose()?)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
-    Ok(())
+    Ok(None)
 }

@@ -195,7 +195,11 @@ const MIGRATIONS: &[&str] = &[
         metadata = metadata - 'role' - 'template_name' - 'template_color' - 'tools'
     WHERE jsonb_typeof(metadata) = 'object';
     "#,
-    // 4: task graphs: plan versions, graphs, their tasks and dependency edges.
+    // 4: the process that runs a workflow (a claim in the store, so two processes never run one workflow).
+    r#"
+    ALTER TABLE {S}.workflows ADD COLUMN run_lease jsonb;
+    "#,
+    // 5: task graphs: plan versions, graphs, their tasks and dependency edges.
     r#"
     CREATE TABLE {S}.plans (
         id uuid NOT NULL,

@@ -612,7 +612,7 @@ pub(crate) async fn list_system_logs(db: &Db, q: &SystemLogQuery) -> StoreResult
 
 const WORKFLOW_COLS: &str = "id, orchestrator_id, name, workflow_type, description, status, current_step, \
      total_steps, completed_steps, started_at, completed_at, duration_seconds, input_data::text, output_data::text, \
-     error_message, error_step, error_count, metadata::text, created_at, updated_at";
+     error_message, error_step, error_count, metadata::text, created_at, updated_at, run_lease::text";
 
 fn workflow_row(row: &PgRow) -> StoreResult<WorkflowRecord> {
     let duration: Option<i64> = get(row, 11)?;
@@ -639,6 +639,7 @@ fn workflow_row(row: &PgRow) -> StoreResult<WorkflowRecord> {
         metadata: get_json(row, 17, "workflow metadata")?,
         created_at: get(row, 18)?,
         updated_at: get(row, 19)?,
+        run: get_opt_json(row, 20, "workflow run lease")?,
     })
 }
 

@@ -84,7 +84,7 @@ async fn migration_3_lifts_role_template_and_tools_out_of_metadata() {
     sqlx::raw_sql(&format!(
         "ALTER TABLE \"{s}\".agents DROP COLUMN role, DROP COLUMN template_name, DROP COLUMN template_color, \
          DROP COLUMN tools, DROP COLUMN context_used, DROP COLUMN context_window, DROP COLUMN compact_at, \
-         DROP COLUMN parent_id; UPDATE \"{s}\".agents SET metadata = '{{\"role\":\"orchestrator\",\"template_name\":\
+         DROP COLUMN parent_id; ALTER TABLE \"{s}\".workflows DROP COLUMN run_lease; UPDATE \"{s}\".agents SET metadata = '{{\"role\":\"orchestrator\",\"template_name\":\
          \"builder\",\"template_color\":\"#ff00aa\",\"tools\":[\"Read\",\"Grep\"],\"keep\":1}}'::jsonb; \
          DROP TABLE \"{s}\".plans, \"{s}\".task_graphs, \"{s}\".tasks, \"{s}\".task_deps; \
          DELETE FROM \"{s}\".orch_schema_version WHERE version >= 3;"

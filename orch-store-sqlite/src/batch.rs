@@ -23,6 +23,8 @@ enum Op {
     Messages { agent_id: Id, messages: Vec<String> },
     /// A compare-and-swap of the agent's run lease.
     SwapRun { agent_id: Id, expect: Option<Id>, lease: Option<String> },
+    /// A compare-and-swap of the workflow's run lease.
+    SwapWorkflowRun { workflow_id: Id, expect: Option<Id>, lease: Option<String> },
     /// Any other change, applied as it is.
     Other(Change),
 }
@@ -94,6 +96,10 @@ pub(crate) fn prepare(batch: Batch) -> StoreResult<PreparedBatch> {
             Change::SwapRun { agent_id, expect, lease } => {
                 ops.push(Op::SwapRun { agent_id, expect, lease: lease.as_ref().map(lease_text).transpose()? });
             }
+            Change::SwapWorkflowRun { workflow_id, expect, lease } => {
+                let lease = lease.as_ref().map(lease_text).transpose()?;
+                ops.push(Op::SwapWorkflowRun { workflow_id, expect, lease });
+            }
             other => ops.push(Op::Other(other)),
         }
     }
@@ -116,6 +122,7 @@ pub(crate) fn commit(ctx: &mut WriteCtx<'_>, batch: PreparedBatch) -> StoreResul
                 }
             }
             Op::SwapRun { agent_id, expect, lease } => swap_run(ctx, agent_id, expect, lease)?,
+            Op::SwapWorkflowRun { workflow_id, expect, lease } => swap_workflow_run(ctx, workflow_id, expect, lease)?,
             Op::Other(change) => apply(ctx, change)?,
         }
     }
@@ -177,26 +184,66 @@ fn update_agent(
 
 /// Sets the agent's run lease if the run holding it now is `expect`; else a conflict naming the holder.
 fn swap_run(ctx: &mut WriteCtx<'_>, agent_id: Id, expect: Option<Id>, lease: Option<String>) -> StoreResult<()> {
-    let id = id_text(agent_id);
+    swap_lease(ctx, "agents", agent_id, expect, lease)
+        .map_err(|e| e.into_error(|current| StoreError::RunConflict { agent_id, current }))
+}
+
+fn swap_workflow_run(
+    ctx: &mut WriteCtx<'_>,
+    workflow_id: Id,
+    expect: Option<Id>,
+    lease: Option<String>,
+) -> StoreResult<()> {
+    swap_lease(ctx, "workflows", workflow_id, expect, lease)
+        .map_err(|e| e.into_error(|current| StoreError::WorkflowRunConflict { workflow_id, current }))
+}
+
+/// Why a [`swap_lease`] did not swap.
+enum SwapFailed {
+    /// Held by another run than expected (this one, or none).
+    Conflict(Option<Box<RunLease>>),
+    /// Any other error.
+    Store(StoreError),
+}
+
+impl SwapFailed {
+    fn into_error(self, conflict: impl FnOnce(Option<Box<RunLease>>) -> StoreError) -> StoreError {
+        match self {
+            Self::Conflict(current) => conflict(current),
+            Self::Store(e) => e,
+        }
+    }
+}
+
+/// The compare-and-swap of the `run_lease` column of row `id` of `table` (`agents` or `workflows`).
+fn swap_lease(
+    ctx: &mut WriteCtx<'_>,
+    table: &'static str,
+    id: Id,
+    expect: Option<Id>,
+    lease: Option<String>,
+) -> Result<(), SwapFailed> {
+    let what = table.trim_end_matches('s');
+    let key = id_text(id);
     let current: Option<Option<String>> = ctx
         .conn
-        .prepare_cached("SELECT run_lease FROM agents WHERE id = ?1")
-        .and_then(|mut s| s.query_row([&id], |r| r.get(0)).optional())
-        .map_err(db_err)?;
-    let current = current.ok_or_else(|| not_found("agent", agent_id))?;
+        .prepare_cached(&format!("SELECT run_lease FROM {table} WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([&key], |r| r.get(0)).optional())
+        .map_err(|e| SwapFailed::Store(db_err(e)))?;
+    let current = current.ok_or_else(|| SwapFailed::Store(not_found(what, id)))?;
     let current = current
         .map(|text| {
             serde_json::from_str::<RunLease>(&text)
-                .map_err(|e| StoreError::Decode(format!("run lease of agent {agent_id}: {e}")))
+                .map_err(|e| SwapFailed::Store(StoreError::Decode(format!("run lease of {what} {id}: {e}"))))
         })
         .transpose()?;
     if current.as_ref().map(|l| l.run_id) != expect {
-        return Err(StoreError::RunConflict { agent_id, current: current.map(Box::new) });
+        return Err(SwapFailed::Conflict(current.map(Box::new)));
     }
     ctx.conn
-        .prepare_cached("UPDATE agents SET run_lease = ?2 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![id, lease]))
-        .map_err(db_err)?;
+        .prepare_cached(&format!("UPDATE {table} SET run_lease = ?2 WHERE id = ?1"))
+        .and_then(|mut s| s.execute(params![key, lease]))
+        .map_err(|e| SwapFailed::Store(db_err(e)))?;
     Ok(())
 }
 
@@ -224,7 +271,8 @@ fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<()> {
         | Change::AddAgentUsage { .. }
         | Change::SaveAgentState { .. }
         | Change::AppendMessages { .. }
-        | Change::SwapRun { .. }) => Err(StoreError::Backend(format!("unprepared change {c:?}"))),
+        | Change::SwapRun { .. }
+        | Change::SwapWorkflowRun { .. }) => Err(StoreError::Backend(format!("unprepared change {c:?}"))),
         other => Err(StoreError::Backend(format!(
             "this store does not support the change {other:?}; upgrade orch-store-sqlite"
         ))),

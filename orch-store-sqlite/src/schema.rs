@@ -186,7 +186,11 @@ const MIGRATIONS: &[&str] = &[
         metadata = json_remove(metadata, '$.role', '$.template_name', '$.template_color', '$.tools')
     WHERE json_valid(metadata) AND json_type(metadata) = 'object';
     "#,
-    // 4: task graphs: plan versions, graphs, their tasks and dependency edges.
+    // 4: the process that runs a workflow (a claim in the store, so two processes never run one workflow).
+    r#"
+    ALTER TABLE workflows ADD COLUMN run_lease TEXT;
+    "#,
+    // 5: task graphs: plan versions, graphs, their tasks and dependency edges.
     r#"
     CREATE TABLE plans (
         id TEXT NOT NULL,

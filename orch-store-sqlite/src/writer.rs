@@ -90,6 +90,9 @@ fn dup(e: &StoreError) -> StoreError {
         StoreError::RunConflict { agent_id, current } => {
             StoreError::RunConflict { agent_id: *agent_id, current: current.clone() }
         }
+        StoreError::WorkflowRunConflict { workflow_id, current } => {
+            StoreError::WorkflowRunConflict { workflow_id: *workflow_id, current: current.clone() }
+        }
         StoreError::Duplicate { what } => StoreError::Duplicate { what: what.clone() },
         StoreError::Fenced { task_id, expected, found } => {
             StoreError::Fenced { task_id: *task_id, expected: *expected, found: *found }

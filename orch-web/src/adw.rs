@@ -31,7 +31,10 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
         for s in &types.specs {
             let steps: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
             let source = s.source.as_ref().map(|p| p.display().to_string());
-            let v = json!({"type": s.name, "description": s.description, "steps": steps, "inputs": s.inputs, "source": source});
+            let v = json!({
+                "type": s.name, "description": s.description, "steps": steps, "inputs": s.inputs, "source": source,
+                "worktree": s.isolation.worktree, "on_success": s.isolation.on_success.as_str(),
+            });
             let _ = writeln!(out, "{v}");
         }
         for b in &types.broken {
@@ -41,7 +44,13 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
         for s in &types.specs {
             let steps: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
             let from = s.source.as_ref().map_or_else(|| "built-in".to_string(), |p| p.display().to_string());
-            let _ = writeln!(out, "{:<24} {} [{}] ({from})", s.name, s.description, steps.join(" → "));
+            let tree = match (s.isolation.worktree, s.isolation.on_success) {
+                (false, _) => String::new(),
+                (true, on_success) => format!(" (in a worktree, {} on success)", on_success.as_str()),
+            };
+            let needs =
+                s.inputs.iter().filter(|i| *i != "prompt").map(|i| format!(" --input {i}=…")).collect::<String>();
+            let _ = writeln!(out, "{:<24} {}{tree} [{}] ({from}){needs}", s.name, s.description, steps.join(" → "));
         }
         for b in &types.broken {
             let _ = writeln!(out, "BROKEN {b}");
@@ -50,34 +59,101 @@ pub fn types(engine: &Engine, json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// `orch adw start TYPE --prompt TEXT --wait`: records the run, prints its id, runs it here while
-/// printing its steps, and exits 0 only if it completed (130 when interrupted).
-pub async fn start(
-    engine: &Engine,
-    sigint: Sigint,
-    workflow_type: &str,
-    prompt: &str,
-    name: Option<String>,
-    model: Option<String>,
-    json: bool,
-) -> Result<u8, Failure> {
+/// What `orch adw start` was asked for.
+pub struct Start<'a> {
+    /// The workflow type.
+    pub workflow_type: &'a str,
+    /// The task (the input `prompt`).
+    pub prompt: Option<&'a str>,
+    /// Other inputs (`--input KEY=VALUE`).
+    pub inputs: serde_json::Map<String, Value>,
+    /// The run's name.
+    pub name: Option<String>,
+    /// The steps' model (a model name; the engine's spec is the global --model).
+    pub model: Option<String>,
+    /// `--worktree`: run it in a git worktree of its own.
+    pub worktree: bool,
+    /// JSON output.
+    pub json: bool,
+}
+
+/// Records a pending run of `start`.
+async fn create(engine: &Engine, start: &Start<'_>) -> Result<WorkflowRecord, Failure> {
     let wf = workflows(engine);
-    let workflow = wf.workflow(workflow_type)?;
-    let mut input = json!({"prompt": prompt});
-    if let Some(m) = model {
+    let workflow = wf.workflow(start.workflow_type)?;
+    let mut input = Value::Object(start.inputs.clone());
+    if let Some(p) = start.prompt {
+        input["prompt"] = json!(p);
+    }
+    if let Some(m) = &start.model {
         input["model"] = json!(m);
     }
-    let record = wf.create(workflow.as_ref(), input, name, None).await?;
+    if start.worktree {
+        input["worktree"] = json!(true);
+    }
+    Ok(wf.create(workflow.as_ref(), input, start.name.clone(), None).await?)
+}
+
+/// `orch adw start TYPE --prompt TEXT --wait`: records the run, prints its id, runs it here while
+/// printing its steps, and exits 0 only if it completed (130 when interrupted).
+pub async fn start(engine: &Engine, sigint: Sigint, start: Start<'_>) -> Result<u8, Failure> {
+    let record = create(engine, &start).await?;
     {
         let mut out = std::io::stdout().lock();
-        if json {
+        if start.json {
             let _ = writeln!(out, "{}", json!({"id": record.id, "name": record.name, "type": record.workflow_type}));
         } else {
             let _ = writeln!(out, "{}", record.id);
         }
         let _ = out.flush();
     }
-    drive(engine, sigint, record.id, json).await
+    drive(engine, sigint, record.id, start.json).await
+}
+
+/// `orch adw start TYPE --prompt TEXT`: records the run and hands it to a detached orch process;
+/// prints the id (then, on stderr, the process and its log) and exits 0 at once.
+pub async fn start_detached(
+    engine: &Engine,
+    start: Start<'_>,
+    working_dir: &std::path::Path,
+    global_args: Vec<std::ffi::OsString>,
+) -> Result<u8, Failure> {
+    let record = create(engine, &start).await?;
+    let launched = crate::detach::launch(engine.store(), &record, working_dir, global_args).await?;
+    let mut out = std::io::stdout().lock();
+    if start.json {
+        let v = json!({"id": record.id, "name": record.name, "type": record.workflow_type, "pid": launched.pid, "log": launched.log});
+        let _ = writeln!(out, "{v}");
+    } else {
+        let _ = writeln!(out, "{}", record.id);
+        eprintln!(
+            "Started {} in the background (process {}; log {}). Follow it with `orch adw show {}`.",
+            record.name,
+            launched.pid,
+            launched.log.display(),
+            record.id
+        );
+    }
+    let _ = out.flush();
+    Ok(0)
+}
+
+/// The `--input KEY=VALUE` arguments as an input object: a VALUE that parses as JSON is that value,
+/// anything else is text.
+pub fn parse_inputs(args: &[String]) -> Result<serde_json::Map<String, Value>, Failure> {
+    let mut out = serde_json::Map::new();
+    for arg in args {
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(Failure::usage(format!("--input '{arg}': expected KEY=VALUE")));
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(Failure::usage(format!("--input '{arg}': the key must be letters, digits, _ or -")));
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
 }
 
 /// `orch adw resume ID`: continues a run whose process died (or a pending one) here, following it.
@@ -124,6 +200,16 @@ fn status_line(r: &WorkflowRecord) -> String {
     s.push(')');
     if let Some(e) = &r.error_message {
         s.push_str(&format!(": {}{e}", r.error_step.as_deref().map(|st| format!("{st}: ")).unwrap_or_default()));
+    }
+    let tree = &r.output_data["worktree"];
+    if let Some(branch) = tree["branch"].as_str() {
+        let state = match tree["state"].as_str() {
+            Some("merged") => "merged".to_string(),
+            Some("merge_skipped") => format!("kept, not merged: {}", tree["merge_error"].as_str().unwrap_or("")),
+            Some("active") => format!("in worktree {}", tree["path"].as_str().unwrap_or("")),
+            _ => "kept".to_string(),
+        };
+        s.push_str(&format!(" · branch {branch} {state}"));
     }
     s
 }
@@ -175,14 +261,35 @@ pub async fn list(store: &dyn Store, json: bool) -> Result<u8, Failure> {
     } else if runs.is_empty() {
         let _ = writeln!(out, "No workflow runs");
     } else {
-        let _ = writeln!(out, "{:<36} {:<24} {:<12} {:<8} NAME", "ID", "TYPE", "STATUS", "STEPS");
+        let _ = writeln!(out, "{:<36} {:<24} {:<12} {:<8} {:<28} NAME", "ID", "TYPE", "STATUS", "STEPS", "RUN BY");
         for r in &runs {
             let steps = format!("{}/{}", r.completed_steps, r.total_steps);
-            let status = if orch_core::workflow::is_stale(r) { "stale" } else { r.status.as_str() };
-            let _ = writeln!(out, "{:<36} {:<24} {:<12} {:<8} {}", r.id, r.workflow_type, status, steps, r.name);
+            let stale = orch_core::workflow::is_stale(r);
+            let status = if stale { "stale" } else { r.status.as_str() };
+            let run_by = runner(r, stale);
+            let _ = writeln!(
+                out,
+                "{:<36} {:<24} {:<12} {:<8} {:<28} {}",
+                r.id, r.workflow_type, status, steps, run_by, r.name
+            );
         }
     }
     Ok(0)
+}
+
+/// Who runs `r`: `detached pid N` / `pid N` (with the host when it is another one), `-` when no
+/// process holds it; a stale holder is shown as gone.
+fn runner(r: &WorkflowRecord, stale: bool) -> String {
+    let Some(h) = &r.run else { return "-".to_string() };
+    let detached = r.metadata.get("launch").and_then(|l| l.get("mode")).and_then(Value::as_str) == Some("detached");
+    let mut s = format!("{}pid {}", if detached { "detached " } else { "" }, h.pid);
+    if h.host != orch_core::executor::lease::host_id() {
+        s.push_str(&format!(" on {}", h.host.split('#').next().unwrap_or(&h.host)));
+    }
+    if stale {
+        s.push_str(" (gone)");
+    }
+    s
 }
 
 /// `orch adw show ID`: the record and its steps, with durations and event counts.
@@ -224,6 +331,14 @@ pub async fn show(store: &dyn Store, id: &str, json: bool) -> Result<u8, Failure
         return Ok(0);
     }
     let _ = writeln!(out, "{} [{}]", status_line(&record), record.workflow_type);
+    let stale = orch_core::workflow::is_stale(&record);
+    if record.run.is_some() || stale {
+        let hint = if stale { format!("; `orch adw resume {}` continues it", record.id) } else { String::new() };
+        let _ = writeln!(out, "  run by {}{hint}", runner(&record, stale));
+    }
+    if let Some(log) = record.metadata.get("launch").and_then(|l| l.get("log")).and_then(Value::as_str) {
+        let _ = writeln!(out, "  log: {log}");
+    }
     for s in &steps {
         let _ = writeln!(
             out,

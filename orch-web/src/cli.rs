@@ -170,16 +170,28 @@ enum AdwCommand {
     Start {
         /// The workflow type (see `orch adw types`).
         workflow_type: String,
-        /// The task.
+        /// The task (the input `prompt`; required by most types).
         #[arg(long)]
-        prompt: String,
+        prompt: Option<String>,
+        /// Another input of the run, KEY=VALUE (repeatable): `--input domain=billing` for the expert
+        /// workflows, `--input max_lines=600`, `--input on_success=merge`. A VALUE that is JSON
+        /// (`true`, `600`) is taken as such, anything else as text.
+        #[arg(long = "input", value_name = "KEY=VALUE")]
+        inputs: Vec<String>,
         /// A name for the run (default: TYPE-<8 characters of its id>).
         #[arg(long)]
         name: Option<String>,
+        /// Run it in a git worktree of its own (`.orch/worktrees/<name>`, branch `orch/<name>`),
+        /// committing each step's changes there; the main tree is not touched (overrides the type's
+        /// `worktree`).
+        #[arg(long)]
+        worktree: bool,
         /// Run it here and follow it to its end (exit 0 only if it completed; Ctrl-C cancels it).
+        /// Without it, the run is handed to a detached orch process (log: .orch/logs/adw-ID.log).
         #[arg(long)]
         wait: bool,
-        /// JSON output: the id as {"id": …}, then the run's events as JSON lines.
+        /// JSON output: the id as {"id": …} (detached: also "pid" and "log"), then (--wait) the run's
+        /// events as JSON lines.
         #[arg(long)]
         json: bool,
     },
@@ -191,6 +203,9 @@ enum AdwCommand {
         /// JSON lines.
         #[arg(long)]
         json: bool,
+        /// Run as the detached process `adw start` hands a run to (waits for the hand-over first).
+        #[arg(long, hide = true)]
+        detached: bool,
     },
     /// Cancel a run: its running step's agent is interrupted, also in another process, and the run is
     /// marked cancelled (resumable).
@@ -341,6 +356,22 @@ pub async fn main() -> u8 {
             f.code()
         }
     }
+}
+
+/// The global flags a child `orch` process (a detached workflow run) is started with, so it opens the
+/// same store with the same model in the same working dir.
+fn child_args(cli: &Cli, cwd: &std::path::Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["--cwd".into(), cwd.as_os_str().to_owned()];
+    if let Some(db) = &cli.db {
+        args.extend(["--db".into(), db.into()]);
+    }
+    if let Some(model) = &cli.model {
+        args.extend(["--model".into(), model.into()]);
+    }
+    if let Some(record) = &cli.record {
+        args.extend(["--record".into(), record.as_os_str().to_owned()]);
+    }
+    args
 }
 
 /// The flags of the command line.
@@ -599,21 +630,35 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let engine = engine(config, false).await?;
             crate::adw::types(&engine, *json)
         }
-        Command::Adw { command: AdwCommand::Start { workflow_type, prompt, name, wait, json } } => {
-            if !*wait {
-                return Err(Failure::usage(
-                    "detached workflow runs are not available yet: pass --wait to run it here and follow it",
-                ));
-            }
-            if prompt.trim().is_empty() {
+        Command::Adw { command: AdwCommand::Start { workflow_type, prompt, inputs, name, worktree, wait, json } } => {
+            if prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
                 return Err(Failure::usage("--prompt is empty"));
+            }
+            let inputs = crate::adw::parse_inputs(inputs)?;
+            let model = cli.model.clone().filter(|m| !m.trim().is_empty() && ModelSpec::parse(m).is_err());
+            let start = crate::adw::Start {
+                workflow_type,
+                prompt: prompt.as_deref(),
+                inputs,
+                name: name.clone(),
+                model,
+                worktree: *worktree,
+                json: *json,
+            };
+            if !*wait {
+                let engine = engine(config, false).await?;
+                return crate::adw::start_detached(&engine, start, &cwd, child_args(&cli, &cwd)).await;
             }
             let sigint = Sigint::install()?;
             let engine = engine(config, true).await?;
-            let model = cli.model.clone().filter(|m| !m.trim().is_empty() && ModelSpec::parse(m).is_err());
-            crate::adw::start(&engine, sigint, workflow_type, prompt, name.clone(), model, *json).await
+            crate::adw::start(&engine, sigint, start).await
         }
-        Command::Adw { command: AdwCommand::Resume { id, json } } => {
+        Command::Adw { command: AdwCommand::Resume { id, json, detached } } => {
+            #[cfg(unix)]
+            let _hangup = detached.then(crate::detach::ignore_hangup);
+            if *detached {
+                crate::detach::await_hand_over();
+            }
             let sigint = Sigint::install()?;
             let engine = engine(config, true).await?;
             crate::adw::resume(&engine, sigint, id, *json).await

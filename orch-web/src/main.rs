@@ -8,6 +8,7 @@ mod adw;
 mod chat;
 mod cli;
 mod config_cmd;
+mod detach;
 mod hook_relay;
 mod models;
 mod plan;

@@ -3,28 +3,9 @@
 
 mod support;
 
-use std::path::Path;
-
 use serde_json::Value;
-use support::{json_lines, run_in, text};
-
-/// A scripted team for plan → build → review: each agent writes its file, then answers; the plan agent
-/// gives its plan's path when asked; the reviewer passes.
-const TEAM: &str = r##"{"steps": [
-  {"agent": "^plan-", "when": "ONLY", "repeat": true, "reply": [{"type": "text", "text": "`./specs/parser.md`"}]},
-  {"agent": "^plan-", "when": "^Wrote", "repeat": true, "reply": [{"type": "text", "text": "Plan written."}]},
-  {"agent": "^plan-", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "specs/parser.md", "content": "# Plan\n"}}]},
-  {"agent": "^build-", "when": "^Wrote", "repeat": true, "reply": [{"type": "text", "text": "Built."}]},
-  {"agent": "^build-", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "src/parser.rs", "content": "fn parse() {}\n"}}]},
-  {"agent": "^review-", "when": "^Wrote", "repeat": true, "reply": [{"type": "text", "text": "VERDICT: PASS"}]},
-  {"agent": "^review-", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "app_review/review_1.md", "content": "VERDICT: PASS\n"}}]}
-]}"##;
-
-fn model(dir: &Path) -> String {
-    let file = dir.join("team.json");
-    std::fs::write(&file, TEAM).unwrap();
-    format!("scripted:{}", file.display())
-}
+use support::adw::{model, start_slow_build};
+use support::{Db, json_lines, run_in, text};
 
 #[test]
 fn a_run_is_followed_to_its_end_then_listed_and_shown() {
@@ -70,9 +51,12 @@ fn bad_input_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let m = model(d);
-    let out = run_in(d, &["--model", &m, "adw", "start", "plan_build", "--prompt", "x"]);
-    assert_eq!(out.status.code(), Some(2), "no --wait: {}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("--wait"));
+    let out = run_in(d, &["--model", &m, "adw", "start", "plan_build", "--prompt", " ", "--wait"]);
+    assert_eq!(out.status.code(), Some(2), "an empty prompt: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--prompt is empty"), "{}", text(&out.stderr));
+    let out = run_in(d, &["--model", &m, "adw", "start", "nope", "--prompt", "x"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown type is refused before anything is started");
+    assert!(!d.join(".orch/logs").exists(), "no detached process was started");
     let out = run_in(d, &["--model", &m, "adw", "start", "nope", "--prompt", "x", "--wait"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown workflow type 'nope'"), "{}", text(&out.stderr));
@@ -94,51 +78,11 @@ fn bad_input_is_a_usage_error() {
     assert!(listing.contains("plan_build "), "the good types stay listed: {listing}");
 }
 
-/// A plan agent as in TEAM; a build agent whose first reply (once per process) runs a command that
-/// sleeps unless its marker exists, then answers.
-const SLOW_BUILD: &str = r##"{"steps": [
-  {"agent": "^plan-", "when": "ONLY", "repeat": true, "reply": [{"type": "text", "text": "`./specs/parser.md`"}]},
-  {"agent": "^plan-", "when": "^Wrote", "repeat": true, "reply": [{"type": "text", "text": "Plan written."}]},
-  {"agent": "^plan-", "repeat": true, "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "specs/parser.md", "content": "# Plan\n"}}]},
-  {"agent": "^build-", "reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "test -f built.marker || (touch built.marker && sleep 30)"}}]},
-  {"agent": "^build-", "repeat": true, "reply": [{"type": "text", "text": "Built."}]}
-]}"##;
-
-/// Starts `orch adw start plan_build --wait` on [`SLOW_BUILD`] in `d` as a child process and returns
-/// it, the run's id and the model spec once the build step's command is running.
-fn start_slow_build(d: &Path) -> (std::process::Child, String, String) {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-
-    let file = d.join("slow.json");
-    std::fs::write(&file, SLOW_BUILD).unwrap();
-    let m = format!("scripted:{}", file.display());
-    let mut child = support::orch()
-        .arg("--cwd")
-        .arg(d)
-        .args(["--model", &m, "adw", "start", "plan_build", "--prompt", "Add a parser", "--wait"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let id = first.trim().to_string();
-    assert_eq!(id.len(), 36, "the id comes first: {first:?}");
-    let start = Instant::now();
-    while !d.join("built.marker").exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the build step never started its command");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, id, m)
-}
-
 #[test]
 fn a_run_killed_mid_build_resumes_without_running_the_plan_again() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (mut child, id, m) = start_slow_build(d);
+    let (mut child, id, m) = start_slow_build(&Db::Sqlite, d);
     child.kill().unwrap();
     child.wait().unwrap();
     let runs = json_lines(&run_in(d, &["adw", "list", "--json"]).stdout);
@@ -211,7 +155,7 @@ fn the_orchestrator_starts_a_workflow_and_checks_it() {
 fn a_run_in_another_process_is_cancelled_then_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (mut child, id, m) = start_slow_build(d);
+    let (mut child, id, m) = start_slow_build(&Db::Sqlite, d);
     let out = run_in(d, &["adw", "cancel", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Cancelled workflow run"), "{}", text(&out.stdout));

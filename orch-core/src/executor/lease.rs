@@ -40,13 +40,24 @@ fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces; fields after it are plain.
     let rest = &stat[stat.rfind(')')? + 1..];
-    // After ')' come fields 3.. ; starttime is field 22, i.e. the 20th of those.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    // Field 3 is the state: a zombie (exited, not yet reaped by its parent; a detached process whose
+    // parent is a container's init may stay one) or a dead process runs nothing.
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    // starttime is field 22, i.e. the 19th after the state.
+    fields.nth(18)?.parse().ok()
 }
 
 /// A new lease for a run of this process, valid for [`LEASE_TTL`] from now.
 pub fn new_lease(run_id: Id, task_slug: Option<String>) -> RunLease {
-    let pid = std::process::id();
+    lease_for_process(std::process::id(), run_id, task_slug)
+}
+
+/// A lease held on behalf of another process of this host, `pid` (e.g. a child just spawned to run
+/// the work, which takes the claim over when it starts): stale as soon as that process is gone.
+pub fn lease_for_process(pid: u32, run_id: Id, task_slug: Option<String>) -> RunLease {
     let started_at = now();
     RunLease {
         run_id,
@@ -148,5 +159,23 @@ mod tests {
         assert!(!is_stale(&other));
         let expired = RunLease { expires_at: now() - chrono::Duration::seconds(1), ..other };
         assert!(is_stale(&expired));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_process_that_exited_but_was_not_reaped_is_gone() {
+        let Ok(mut child) = std::process::Command::new("sleep").arg("0.2").spawn() else {
+            return; // no `sleep` here: nothing to check
+        };
+        let lease = lease_for_process(child.id(), new_id(), None);
+        assert!(lease.process_start.is_some() && !is_stale(&lease), "a running child is live");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !is_stale(&lease) {
+            assert!(std::time::Instant::now() < deadline, "an exited (zombie) child never counted as gone");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        assert!(stat.contains(") Z "), "not reaped yet, it is a zombie: {stat}");
+        let _ = child.wait();
     }
 }

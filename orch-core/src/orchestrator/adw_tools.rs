@@ -14,7 +14,7 @@ use crate::workflow::{WorkflowEngine, WorkflowTicket};
 
 /// TypeScript-style signatures of the workflow tools.
 pub const ADW_SIGNATURES: [&str; 2] = [
-    "start_adw(name_of_adw: string, workflow_type: string, prompt: string, description?: string)",
+    "start_adw(name_of_adw: string, workflow_type: string, prompt: string, description?: string, domain?: string, worktree?: boolean)",
     "check_adw(adw_id: string, tail_count = 10, event_type?: string, include_step_details = false)",
 ];
 
@@ -83,7 +83,9 @@ impl Tool for StartAdw {
             "name_of_adw": {"type": "string", "description": "A short name for this run"},
             "workflow_type": {"type": "string", "enum": types},
             "prompt": {"type": "string", "description": "The task"},
-            "description": {"type": "string"}
+            "description": {"type": "string"},
+            "domain": {"type": "string", "description": "For the expert_* types: the expert's domain (.claude/commands/experts/<domain>/)"},
+            "worktree": {"type": "boolean", "description": "Run it in a git worktree of its own, on branch orch/<name>, leaving the main tree alone (several runs can then work on the repository at once)"}
         }, "required": ["name_of_adw", "workflow_type", "prompt"]})
     }
 
@@ -105,6 +107,12 @@ impl Tool for StartAdw {
         let mut request = json!({"prompt": prompt});
         if let Some(d) = text(&input, "description") {
             request["description"] = json!(d);
+        }
+        if let Some(d) = text(&input, "domain") {
+            request["domain"] = json!(d);
+        }
+        if let Some(w) = input.get("worktree").and_then(Value::as_bool) {
+            request["worktree"] = json!(w);
         }
         let record = match workflows.create(workflow.as_ref(), request, Some(name), Some(self.0.orchestrator_id)).await
         {

@@ -111,6 +111,17 @@ pub enum Change {
         /// The new holder.
         lease: Option<RunLease>,
     },
+    /// [`Change::SwapRun`] for a workflow run: succeeds only if the workflow is held by run `expect`
+    /// (`None`: by no run), then sets its holder to `lease`. Fails with
+    /// [`StoreError::WorkflowRunConflict`](super::StoreError::WorkflowRunConflict) naming the holder.
+    SwapWorkflowRun {
+        /// The workflow.
+        workflow_id: Id,
+        /// The run expected to hold it now.
+        expect: Option<Id>,
+        /// The new holder.
+        lease: Option<RunLease>,
+    },
     /// Inserts a new plan version. Fails with [`StoreError::Duplicate`](super::StoreError::Duplicate) when
     /// the plan has that version already (two revisions made at once: the second is refused, not lost).
     InsertPlan(Box<Plan>),

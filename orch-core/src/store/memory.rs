@@ -574,9 +574,22 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
             d.logs.push(*l);
             Undo::PopLog
         }
-        Change::UpsertWorkflow(w) => {
+        Change::UpsertWorkflow(mut w) => {
             let id = w.id;
+            // The holder is the store's, changed only by SwapWorkflowRun.
+            w.run = d.workflows.get(&id).and_then(|old| old.run.clone());
             Undo::Workflow { id, old: d.workflows.insert(id, *w).map(Box::new) }
+        }
+        Change::SwapWorkflowRun { workflow_id, expect, lease } => {
+            let Some(w) = d.workflows.get_mut(&workflow_id) else {
+                return Err(not_found("workflow", workflow_id));
+            };
+            if w.run.as_ref().map(|r| r.run_id) != expect {
+                return Err(StoreError::WorkflowRunConflict { workflow_id, current: w.run.clone().map(Box::new) });
+            }
+            let old = Box::new(w.clone());
+            w.run = lease;
+            Undo::Workflow { id: workflow_id, old: Some(old) }
         }
         Change::InsertPlan(p) => {
             let key = (p.id, p.version);

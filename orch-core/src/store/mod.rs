@@ -77,6 +77,14 @@ pub enum StoreError {
         /// The run holding it now, if any.
         current: Option<Box<RunLease>>,
     },
+    /// A [`Change::SwapWorkflowRun`] found the workflow held by another run than expected (or by none).
+    #[error("{}", workflow_conflict_message(.workflow_id, .current.as_deref()))]
+    WorkflowRunConflict {
+        /// The workflow.
+        workflow_id: Id,
+        /// The run holding it now, if any.
+        current: Option<Box<RunLease>>,
+    },
     /// An entity with that identity exists already (a task id, or a task key in its graph).
     #[error("{what} already exists")]
     Duplicate {
@@ -109,11 +117,18 @@ impl StoreError {
         match self {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NameTaken { .. } => ErrorKind::Conflict,
-            Self::RunConflict { .. } | Self::Fenced { .. } => ErrorKind::Busy,
+            Self::RunConflict { .. } | Self::WorkflowRunConflict { .. } | Self::Fenced { .. } => ErrorKind::Busy,
             Self::Duplicate { .. } => ErrorKind::Conflict,
             Self::Open { .. } => ErrorKind::Unavailable,
             Self::NewerSchema { .. } | Self::Corrupt { .. } | Self::Decode(_) | Self::Backend(_) => ErrorKind::Internal,
         }
+    }
+}
+
+fn workflow_conflict_message(workflow_id: &Id, current: Option<&RunLease>) -> String {
+    match current {
+        Some(lease) => format!("workflow {workflow_id} is run by {lease}"),
+        None => format!("workflow {workflow_id} is not held by the expected run (it was released or taken over)"),
     }
 }
 

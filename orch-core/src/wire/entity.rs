@@ -429,6 +429,10 @@ pub struct WorkflowRecord {
     pub error_count: u32,
     /// Metadata.
     pub metadata: Value,
+    /// The process running it right now (claimed in the store with a compare-and-swap, so two
+    /// processes never run one workflow at once); `None` when no process holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunLease>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.

@@ -10,19 +10,32 @@
 //! Step models come from the inputs `model`, `review_model` and `fix_model` (the latter two falling
 //! back to `model`); absent, the engine's default model is used.
 //!
-//! The steps call `/plan`, `/build`, `/review` and `/fix`. A working directory's own
-//! `.claude/commands/{plan,build,review,fix}.md` take precedence; otherwise the runner uses
-//! [`default_command`], so a fresh repository works.
+//! The agent experts (the seed's ACT → LEARN → REUSE over `.claude/commands/experts/<domain>/`, with
+//! the inputs `domain` and `prompt`):
+//! - `expert_question` — `/experts:<domain>:question "<prompt>"`, with read-only tools, so it cannot
+//!   change the tree;
+//! - `expert_self_improve` — `/experts:<domain>:self-improve <check_git_diff> "<prompt>" <max_lines>`:
+//!   validates `expertise.yaml` against the code and rewrites it; the step fails when the file ends up
+//!   longer than `max_lines` (input, default 1000); its content before and after is in the step's
+//!   `StepEnd` payload (`file`), so the file's history is in the log;
+//! - `expert_plan_build_improve` — `/experts:<domain>:plan`, `/build <plan path>`, then self-improve.
+//!
+//! The steps call `/plan`, `/build`, `/review`, `/fix` and `/experts:<domain>:{question,self-improve,plan}`.
+//! A working directory's own `.claude/commands/…` files take precedence; otherwise the runner uses
+//! [`default_command_for`], so a fresh repository works.
 
 use std::path::Path;
 
 use super::spec::{WorkflowSpec, parse_workflow};
 
 /// The embedded workflow files: (file name, text).
-const FILES: [(&str, &str); 3] = [
+const FILES: [(&str, &str); 6] = [
     ("plan_build.toml", include_str!("builtin/plan_build.toml")),
     ("plan_build_review.toml", include_str!("builtin/plan_build_review.toml")),
     ("plan_build_review_fix.toml", include_str!("builtin/plan_build_review_fix.toml")),
+    ("expert_question.toml", include_str!("builtin/expert_question.toml")),
+    ("expert_self_improve.toml", include_str!("builtin/expert_self_improve.toml")),
+    ("expert_plan_build_improve.toml", include_str!("builtin/expert_plan_build_improve.toml")),
 ];
 
 /// The default slash commands: (name, markdown).
@@ -33,9 +46,23 @@ const COMMANDS: [(&str, &str); 4] = [
     ("fix", include_str!("commands/fix.md")),
 ];
 
+/// The default expert commands, `experts:<domain>:<name>`: (name, markdown with `$DOMAIN` for the
+/// domain).
+const EXPERT_COMMANDS: [(&str, &str); 3] = [
+    ("question", include_str!("commands/experts/question.md")),
+    ("self-improve", include_str!("commands/experts/self-improve.md")),
+    ("plan", include_str!("commands/experts/plan.md")),
+];
+
 /// The built-in workflows, in the order above, parsed from the embedded files. Their `source` is
 /// `None`. A file that does not parse is a bug (the tests parse them all); it is logged and left out.
 pub fn builtins() -> Vec<WorkflowSpec> {
+    // Parsed once per process: every run looks its type up among these.
+    static PARSED: std::sync::OnceLock<Vec<WorkflowSpec>> = std::sync::OnceLock::new();
+    PARSED.get_or_init(parse_builtins).clone()
+}
+
+fn parse_builtins() -> Vec<WorkflowSpec> {
     FILES
         .iter()
         .filter_map(|(file, text)| match parse_workflow(text, &Path::new("<builtin>").join(file)) {
@@ -57,6 +84,25 @@ pub fn default_command(name: &str) -> Option<&'static str> {
     COMMANDS.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
 }
 
+/// The default markdown of the slash command `name`: [`default_command`], or for
+/// `experts:<domain>:question`, `experts:<domain>:self-improve` and `experts:<domain>:plan` the shipped
+/// expert command for that domain (`<domain>` made of ASCII letters, digits, `_` and `-`).
+pub fn default_command_for(name: &str) -> Option<String> {
+    if let Some(text) = default_command(name) {
+        return Some(text.to_string());
+    }
+    let mut parts = name.split(':');
+    let (Some("experts"), Some(domain), Some(command), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let valid = !domain.is_empty() && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return None;
+    }
+    EXPERT_COMMANDS.iter().find(|(n, _)| *n == command).map(|(_, text)| text.replace("$DOMAIN", domain))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -64,20 +110,32 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::template::SlashCommand;
     use crate::workflow::expr::{Scope, StepOutputs};
     use crate::workflow::extract::{PLAN_PATH_ACCEPT, accept_answer, extract_now};
     use crate::workflow::spec::Extract;
 
     #[test]
-    fn the_three_builtins_parse() {
+    fn the_builtins_parse() {
         for (file, text) in FILES {
             if let Err(e) = parse_workflow(text, Path::new(file)) {
                 panic!("{e}");
             }
         }
         let names: Vec<String> = builtins().into_iter().map(|w| w.name).collect();
-        assert_eq!(names, vec!["plan_build", "plan_build_review", "plan_build_review_fix"]);
-        assert!(builtins().iter().all(|w| w.source.is_none() && w.inputs == ["prompt"]));
+        assert_eq!(
+            names,
+            vec![
+                "plan_build",
+                "plan_build_review",
+                "plan_build_review_fix",
+                "expert_question",
+                "expert_self_improve",
+                "expert_plan_build_improve"
+            ]
+        );
+        assert!(builtins().iter().all(|w| w.source.is_none()));
+        assert!(builtins().iter().take(3).all(|w| w.inputs == ["prompt"]));
     }
 
     fn builtin(name: &str) -> WorkflowSpec {
@@ -195,6 +253,54 @@ mod tests {
             for (a, b) in spec.steps.iter().zip(&full.steps) {
                 assert_eq!((&a.prompt, &a.model, &a.allowed_tools), (&b.prompt, &b.model, &b.allowed_tools));
             }
+        }
+    }
+
+    #[test]
+    fn the_experts_run_the_domain_commands() {
+        let input = json!({"domain": "billing", "prompt": "How are \"refunds\" made?"});
+        let question = builtin("expert_question");
+        assert_eq!(question.inputs, ["domain", "prompt"]);
+        assert_eq!(question.steps[0].allowed_tools, tools(&["Read", "Glob", "Grep"]), "read-only");
+        let (prompt, _) = render(&question, "question", &input, &BTreeMap::new());
+        assert_eq!(prompt, r#"/experts:billing:question "How are \"refunds\" made?""#);
+
+        let improve = builtin("expert_self_improve");
+        assert_eq!(improve.inputs, ["domain"]);
+        let (prompt, _) = render(&improve, "self_improve", &json!({"domain": "billing"}), &BTreeMap::new());
+        assert_eq!(prompt, r#"/experts:billing:self-improve false "" 1000"#);
+        let with = json!({"domain": "billing", "prompt": "refunds", "check_git_diff": "true", "max_lines": 300});
+        let (prompt, _) = render(&improve, "self_improve", &with, &BTreeMap::new());
+        assert_eq!(prompt, r#"/experts:billing:self-improve true "refunds" 300"#);
+        let track = improve.steps[0].track.as_ref().unwrap();
+        let scope = Scope { input: &with, steps: &BTreeMap::new() };
+        let path = crate::workflow::expr::Template::parse(&track.path).unwrap().render(&scope).unwrap();
+        assert_eq!(path, ".claude/commands/experts/billing/expertise.yaml");
+        let limit = track.max_lines.as_deref().unwrap();
+        assert_eq!(crate::workflow::expr::Template::parse(limit).unwrap().render(&scope).unwrap(), "300");
+
+        let full = builtin("expert_plan_build_improve");
+        let names: Vec<&str> = full.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["plan", "build", "self_improve"]);
+        assert!(full.steps[2].track.as_ref().unwrap().max_lines.is_some());
+    }
+
+    #[test]
+    fn the_expert_commands_default_per_domain() {
+        let q = default_command_for("experts:billing:question").unwrap();
+        assert!(q.contains(".claude/commands/experts/billing/expertise.yaml") && !q.contains("$DOMAIN"), "{q}");
+        assert!(q.contains("$1"), "the question is its first argument");
+        let si = default_command_for("experts:billing:self-improve").unwrap();
+        assert!(si.contains("experts/billing/expertise.yaml") && si.contains("$3"));
+        assert!(default_command_for("experts:billing:plan").unwrap().contains("specs/"));
+        assert_eq!(default_command_for("plan").as_deref(), default_command("plan"));
+        assert_eq!(default_command_for("experts:billing:deploy"), None);
+        assert_eq!(default_command_for("experts:bad domain:question"), None);
+        assert_eq!(default_command_for("experts:billing"), None);
+        assert_eq!(default_command_for("experts:a:b:question"), None);
+        for (name, _) in EXPERT_COMMANDS {
+            let text = default_command_for(&format!("experts:d:{name}")).unwrap();
+            assert!(SlashCommand::from_markdown(name.into(), Path::new("x"), &text).is_ok(), "{name} parses");
         }
     }
 

@@ -2,6 +2,7 @@
 //! by step: `when` conditions, templated prompts and models, retries, output extraction.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use super::expr::{Scope, StepOutputs, Template};
 use super::extract::{accept_answer, extract_now};
 use super::run::{StepRequest, Workflow, WorkflowError, WorkflowRun};
 use super::spec::{Extract, StepSpec, WorkflowSpec};
+use super::worktree::Isolation;
 use crate::wire::{LogLevel, StepStatus};
 
 /// A workflow defined as data.
@@ -28,6 +30,50 @@ impl DataWorkflow {
     /// Its definition.
     pub fn spec(&self) -> &WorkflowSpec {
         &self.spec
+    }
+}
+
+/// A step's tracked file, rendered for a run.
+struct Tracked {
+    /// Relative to the working dir.
+    rel: String,
+    max_lines: Option<usize>,
+}
+
+impl Tracked {
+    /// Its content now (`None` when it does not exist or cannot be read).
+    fn read(&self, working_dir: &Path) -> Option<String> {
+        std::fs::read_to_string(working_dir.join(&self.rel)).ok()
+    }
+
+    /// After the step: its history (the content before and after, when it changed) for the step's
+    /// payload with a line for the log, or why the step fails (longer than the limit).
+    fn check(&self, before: Option<String>, working_dir: &Path) -> Result<Option<(Value, String)>, String> {
+        let after = self.read(working_dir);
+        let lines = |t: &Option<String>| t.as_deref().map(|t| t.lines().count());
+        let (lines_before, lines_after) = (lines(&before), lines(&after));
+        if let (Some(max), Some(n)) = (self.max_lines, lines_after)
+            && n > max
+        {
+            return Err(format!("{} has {n} lines, over its limit of {max}: it must be cut down", self.rel));
+        }
+        let changed = before != after;
+        let mut file = json!({
+            "path": self.rel,
+            "changed": changed,
+            "lines_before": lines_before,
+            "lines_after": lines_after,
+            "max_lines": self.max_lines,
+        });
+        let count = |n: Option<usize>| n.map_or_else(|| "no file".to_string(), |n| format!("{n} lines"));
+        let note = if changed {
+            file["before"] = json!(before);
+            file["after"] = json!(after);
+            format!("{} rewritten: {} → {}", self.rel, count(lines_before), count(lines_after))
+        } else {
+            format!("{} unchanged ({})", self.rel, count(lines_after))
+        };
+        Ok(Some((file, note)))
     }
 }
 
@@ -54,6 +100,10 @@ impl Workflow for DataWorkflow {
 
     fn required_inputs(&self) -> Vec<String> {
         self.spec.inputs.clone()
+    }
+
+    fn isolation(&self) -> Isolation {
+        self.spec.isolation
     }
 
     async fn run(&self, run: &mut WorkflowRun<'_>) -> Result<(), WorkflowError> {
@@ -118,6 +168,26 @@ impl DataWorkflow {
         };
         let prompt = render(&step.prompt)?;
         let model = step.model.as_deref().map(render).transpose()?.filter(|m| !m.trim().is_empty());
+        let tracked = match &step.track {
+            Some(t) => {
+                let rel = render(&t.path)?;
+                if rel.trim().is_empty() || Path::new(&rel).is_absolute() || rel.split('/').any(|c| c == "..") {
+                    return Err(step_error(
+                        &step.name,
+                        format!("its tracked file `{rel}` must be relative to the working dir, without `..`"),
+                    ));
+                }
+                let max_lines =
+                    match t.max_lines.as_deref().map(render).transpose()? {
+                        Some(m) => Some(m.trim().parse::<usize>().map_err(|_| {
+                            step_error(&step.name, format!("its line limit `{m}` is not a whole number"))
+                        })?),
+                        None => None,
+                    };
+                Some(Tracked { rel, max_lines })
+            }
+            None => None,
+        };
         let attempts = step.retries.saturating_add(1);
         let mut last_error = String::new();
         // A step a dead process left open continues on its agent, as the attempt it was.
@@ -133,6 +203,7 @@ impl DataWorkflow {
             // File times come from the kernel's coarse clock, which may lag this one by a tick: a file
             // written just after the step started can carry an earlier time.
             let since = SystemTime::now().checked_sub(MTIME_SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
+            let before = tracked.as_ref().map(|t| t.read(run.working_dir()));
             let request = StepRequest {
                 name: step.name.clone(),
                 prompt: prompt.clone(),
@@ -179,12 +250,20 @@ impl DataWorkflow {
                             None => {}
                         }
                     }
-                    match missing {
-                        Some(m) => Some(m),
-                        None => {
+                    let file = match (&tracked, missing) {
+                        (Some(t), None) => t.check(before.clone().flatten(), run.working_dir()),
+                        (_, missing) => missing.map_or(Ok(None), Err),
+                    };
+                    match file {
+                        Err(m) => Some(m),
+                        Ok(file) => {
                             let mut payload = json!({"outputs": outputs, "agent_id": ran.agent.id, "attempt": attempt});
                             if let Some(v) = outputs.get("verdict") {
                                 payload["verdict"] = v.clone();
+                            }
+                            if let Some((file, note)) = file {
+                                run.log(Some(&step.name), LogLevel::Info, note, Value::Null).await;
+                                payload["file"] = file;
                             }
                             run.end_step(&step.name, StepStatus::Success, Some(ran.started), payload).await?;
                             return Ok(StepOutputs { status: "success".into(), result: Some(text), outputs });

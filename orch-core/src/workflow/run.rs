@@ -10,13 +10,25 @@ use serde_json::{Value, json};
 
 use super::builtin;
 use super::spec::{WorkflowFileError, WorkflowSpec, load_dir};
+use super::worktree::{self, Isolation, Worktree};
 use crate::Interrupt;
 use crate::executor::{RunError, RunOptions, RunOutcome, Supervisor, agent_keys, lease};
 use crate::store::{Batch, Change, EventQuery, Store, StoreError};
 use crate::template::{SlashCommand, TemplateError, Templates};
 use crate::wire::{
-    Agent, EndReason, Event, EventKeys, Id, LogLevel, RunLease, StepStatus, WorkflowRecord, WorkflowStatus, new_id, now,
+    Agent, EndReason, Event, EventKeys, Id, LogLevel, StepStatus, WorkflowRecord, WorkflowStatus, new_id, now,
 };
+
+// The run's git worktree (opened at its start, a commit per step, closed at its end), apart from the
+// step runner; a child module, so it reaches the run's fields.
+#[path = "run_worktree.rs"]
+mod run_worktree;
+
+// Who runs a run (its claim in the store, renewed while it runs), and runs in the background.
+#[path = "run_claim.rs"]
+mod run_claim;
+use run_claim::{Live, renew_claim};
+pub use run_claim::{WorkflowTicket, is_stale};
 
 /// What went wrong with a workflow run.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +85,9 @@ pub enum WorkflowError {
         /// The step that was running.
         step: String,
     },
+    /// The run's git worktree could not be made or reopened.
+    #[error("git worktree: {0}")]
+    Worktree(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -86,7 +101,7 @@ impl WorkflowError {
             Self::NotFound(_) => crate::ErrorKind::NotFound,
             Self::Ended { .. } => crate::ErrorKind::Conflict,
             Self::Busy { .. } => crate::ErrorKind::Busy,
-            Self::Step { .. } => crate::ErrorKind::Internal,
+            Self::Step { .. } | Self::Worktree(_) => crate::ErrorKind::Internal,
             Self::Interrupted { .. } => crate::ErrorKind::Interrupted,
             Self::Store(e) => e.kind(),
         }
@@ -106,6 +121,11 @@ pub trait Workflow: Send + Sync {
     /// Inputs it requires (`prompt`, …).
     fn required_inputs(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Whether its runs work in a git worktree of their own (a run's input `worktree` and
+    /// `on_success` override it); none by default.
+    fn isolation(&self) -> Isolation {
+        Isolation::default()
     }
     /// Runs the steps through `run` ([`WorkflowRun::run_step`], [`WorkflowRun::end_step`], …). An
     /// error fails the run (naming the step for [`WorkflowError::Step`]).
@@ -249,6 +269,11 @@ impl WorkflowEngine {
             }
         }
         fields.entry("working_dir").or_insert_with(|| json!(self.working_dir.display().to_string()));
+        let isolation = workflow.isolation().with_input(&input).map_err(WorkflowError::Input)?;
+        if isolation.worktree {
+            let runtime = self.supervisor.runner().runtime().clone();
+            worktree::check_repository(runtime.as_ref(), &self.working_dir).await.map_err(WorkflowError::Input)?;
+        }
         let id = new_id();
         let at = now();
         let short = short_id(id);
@@ -274,6 +299,7 @@ impl WorkflowEngine {
             error_step: None,
             error_count: 0,
             metadata: json!({}),
+            run: None,
             created_at: at,
             updated_at: at,
         };
@@ -292,10 +318,7 @@ impl WorkflowEngine {
         if record.status.is_final() && record.status != WorkflowStatus::Cancelled {
             return Err(WorkflowError::Ended { id, status: record.status.as_str().into() });
         }
-        if let Some(holder) =
-            record.metadata.get(HOLDER).and_then(|v| serde_json::from_value::<RunLease>(v.clone()).ok())
-            && !lease::is_stale(&holder)
-        {
+        if let Some(holder) = record.run.as_ref().filter(|h| !lease::is_stale(h)) {
             return Err(WorkflowError::Busy { id, holder: holder.to_string() });
         }
         let workflow = self.workflow(&record.workflow_type)?;
@@ -305,23 +328,52 @@ impl WorkflowEngine {
         let _live = Live(holder.run_id);
         let resuming = matches!(record.status, WorkflowStatus::InProgress | WorkflowStatus::Cancelled);
         let prior = if resuming { PriorSteps::read(self.store.as_ref(), id).await? } else { PriorSteps::default() };
-        let mut run = WorkflowRun { engine: self, record, interrupt, started: Instant::now(), prior };
+        let expect = record.run.as_ref().map(|h| h.run_id);
+        let mut run = WorkflowRun { engine: self, record, interrupt, started: Instant::now(), prior, worktree: None };
         run.record.status = WorkflowStatus::InProgress;
         run.record.started_at.get_or_insert_with(now);
         run.record.completed_at = None;
         run.record.duration_seconds = None;
         run.record.error_message = None;
         run.record.error_step = None;
+        run.record.run = Some(holder.clone());
         if let Some(m) = run.record.metadata.as_object_mut() {
-            m.insert(HOLDER.into(), serde_json::to_value(&holder).unwrap_or(Value::Null));
+            // Where builds before the claim column kept the holder.
+            m.remove("runner");
         }
-        run.save(Vec::new()).await?;
-        let started = match resuming {
+        // The claim and the new state commit together: of two processes resuming one run at once,
+        // exactly one gets it; the other is told who runs it.
+        run.record.updated_at = now();
+        let claim = Change::SwapWorkflowRun { workflow_id: id, expect, lease: Some(holder.clone()) };
+        let message = match resuming {
             true => format!("Workflow resumed: {}", run.record.name),
             false => format!("Workflow started: {}", run.record.name),
         };
-        run.log(None, LogLevel::Info, started, run.record.input_data.clone()).await;
-        let result = workflow.run(&mut run).await;
+        let started = Event::SystemLog { level: LogLevel::Info, message, metadata: run.record.input_data.clone() };
+        match self.store.commit(record_batch(&run.record, vec![(run.keys(None), started)]).change(claim)).await {
+            Ok(_) => {}
+            Err(StoreError::WorkflowRunConflict { current, .. }) => {
+                let holder = current.map_or_else(|| "another process".to_string(), |h| h.to_string());
+                return Err(WorkflowError::Busy { id, holder });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let (stop_renewal, stopped) = futures::channel::oneshot::channel::<()>();
+        let runtime = self.supervisor.runner().runtime().clone();
+        runtime.spawn(Box::pin(renew_claim(
+            id,
+            self.store.clone(),
+            runtime.clone(),
+            holder,
+            run.interrupt.clone(),
+            stopped,
+        )));
+        let result = match run.enter_worktree(workflow.isolation()).await {
+            Ok(()) => workflow.run(&mut run).await,
+            Err(e) => Err(e),
+        };
+        let result = run.leave_worktree(result).await;
+        drop(stop_renewal);
         run.finish(result).await
     }
 
@@ -333,7 +385,7 @@ impl WorkflowEngine {
         if record.status.is_final() {
             return Err(WorkflowError::Ended { id, status: record.status.as_str().into() });
         }
-        let holder = record.metadata.get(HOLDER).and_then(|v| serde_json::from_value::<RunLease>(v.clone()).ok());
+        let holder = record.run.clone();
         let live = holder.as_ref().is_some_and(|h| !lease::is_stale(h));
         if let Some(h) = holder.as_ref().filter(|h| live && lease::is_local(h)) {
             // A run of this process: its interrupt reaches the running step.
@@ -367,8 +419,18 @@ impl WorkflowEngine {
         record.error_message = Some(format!("cancelled by {by}"));
         record.error_step = record.current_step.clone();
         record.updated_at = now();
-        self.store.commit(record_batch(&record, Vec::new())).await?;
-        Ok(record)
+        // Released from the (dead) holder it had, if it still has that one: a process that claimed it
+        // meanwhile wins, and this cancel is refused.
+        let expect = record.run.take().map(|h| h.run_id);
+        let release = Change::SwapWorkflowRun { workflow_id: id, expect, lease: None };
+        match self.store.commit(record_batch(&record, Vec::new()).change(release)).await {
+            Ok(_) => Ok(record),
+            Err(StoreError::WorkflowRunConflict { current, .. }) => {
+                let holder = current.map_or_else(|| "another process".to_string(), |h| h.to_string());
+                Err(WorkflowError::Busy { id, holder })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// [`WorkflowEngine::create`] then [`WorkflowEngine::run`].
@@ -382,55 +444,6 @@ impl WorkflowEngine {
         let workflow = self.workflow(workflow_type)?;
         let record = self.create(workflow.as_ref(), input, name, None).await?;
         self.run(record.id, interrupt).await
-    }
-}
-
-/// A run started in the background by [`WorkflowEngine::spawn`]: wait on it or interrupt it.
-#[derive(Clone)]
-pub struct WorkflowTicket {
-    /// The run.
-    pub id: Id,
-    /// Its name.
-    pub name: String,
-    interrupt: Interrupt,
-    done: futures::future::Shared<futures::future::BoxFuture<'static, Result<WorkflowRecord, String>>>,
-}
-
-impl std::fmt::Debug for WorkflowTicket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkflowTicket").field("id", &self.id).field("name", &self.name).finish_non_exhaustive()
-    }
-}
-
-impl WorkflowTicket {
-    /// Waits for the run to end: its final record, or why it could not run.
-    pub async fn wait(&self) -> Result<WorkflowRecord, String> {
-        self.done.clone().await
-    }
-
-    /// Interrupts the run (it ends cancelled, resumable).
-    pub fn interrupt(&self) {
-        self.interrupt.trigger();
-    }
-}
-
-impl WorkflowEngine {
-    /// Runs the recorded run in the background (on the runner's runtime), in this process.
-    pub fn spawn(&self, record: &WorkflowRecord) -> WorkflowTicket {
-        use futures::FutureExt;
-        let (tx, rx) = futures::channel::oneshot::channel();
-        let (engine, id, interrupt) = (self.clone(), record.id, Interrupt::new());
-        let run_interrupt = interrupt.clone();
-        let run = async move {
-            let result = engine.run(id, Some(run_interrupt)).await.map_err(|e| e.to_string());
-            if let Err(e) = &result {
-                tracing::warn!(workflow = %id, error = %e, "a background workflow run failed to run");
-            }
-            let _ = tx.send(result);
-        };
-        self.supervisor.runner().runtime().spawn(run.boxed());
-        let done = async move { rx.await.unwrap_or_else(|_| Err("the workflow run was dropped".to_string())) };
-        WorkflowTicket { id, name: record.name.clone(), interrupt, done: done.boxed().shared() }
     }
 }
 
@@ -457,28 +470,6 @@ fn record_batch(record: &WorkflowRecord, extra: Vec<(EventKeys, Event)>) -> Batc
 
 /// A step's prompt after slash-command expansion, with the command's model and tools.
 type Expanded = (String, Option<String>, Option<Vec<String>>);
-
-/// The metadata key of the process running a run (a [`RunLease`]).
-const HOLDER: &str = "runner";
-
-/// Whether `record` is in progress but the process that ran it is gone (`orch adw resume` continues it).
-pub fn is_stale(record: &WorkflowRecord) -> bool {
-    record.status == WorkflowStatus::InProgress
-        && record
-            .metadata
-            .get(HOLDER)
-            .and_then(|v| serde_json::from_value::<RunLease>(v.clone()).ok())
-            .is_none_or(|holder| lease::is_stale(&holder))
-}
-
-/// Marks a run live in this process (for [`lease::is_stale`]) until dropped.
-struct Live(Id);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        lease::unregister(self.0);
-    }
-}
 
 /// What a run did before it was resumed, read from its events.
 #[derive(Debug, Clone, Default)]
@@ -530,6 +521,7 @@ pub struct WorkflowRun<'a> {
     interrupt: Interrupt,
     started: Instant,
     prior: PriorSteps,
+    worktree: Option<Worktree>,
 }
 
 impl WorkflowRun<'_> {
@@ -548,9 +540,9 @@ impl WorkflowRun<'_> {
         &self.record
     }
 
-    /// The working dir of its agents.
+    /// The working dir of its agents: the engine's, or its place in the run's git worktree.
     pub fn working_dir(&self) -> &Path {
-        &self.engine.working_dir
+        self.worktree.as_ref().map_or(&self.engine.working_dir, |w| &w.workdir)
     }
 
     /// What the run did before this process took it over (empty for a fresh run).
@@ -657,7 +649,7 @@ impl WorkflowRun<'_> {
             0 | 1 => format!("{step}-{}", short_id(self.record.id)),
             n => format!("{step}-{}-{n}", short_id(self.record.id)),
         };
-        let mut agent = Agent::new(name, model.unwrap_or_default(), self.engine.working_dir.display().to_string());
+        let mut agent = Agent::new(name, model.unwrap_or_default(), self.working_dir().display().to_string());
         if agent.model.is_empty() {
             agent.model = self.engine.default_model.clone();
         }
@@ -719,6 +711,13 @@ impl WorkflowRun<'_> {
             self.record.completed_steps = self.record.completed_steps.saturating_add(1);
         }
         self.set_output(&format!("{step}_executed"), json!(status != StepStatus::Skipped));
+        let mut payload = payload;
+        if status != StepStatus::Skipped
+            && let Some(commit) = self.commit_step(step, status).await
+            && let Some(fields) = payload.as_object_mut()
+        {
+            fields.extend(commit);
+        }
         let end = Event::StepEnd { step_name: step.to_string(), status, duration_ms, payload };
         let keys = self.keys(Some(step));
         self.save(vec![(keys, end)]).await
@@ -726,13 +725,14 @@ impl WorkflowRun<'_> {
 
     /// Expands a leading `/command`: the working dir's own, else a built-in default.
     fn expand(&self, prompt: &str) -> Result<Expanded, String> {
-        let templates = Templates::load(&self.engine.working_dir);
+        let templates = Templates::load(self.working_dir());
         match templates.expand(prompt) {
             Ok(Some(e)) => Ok((e.prompt, e.model, e.allowed_tools)),
             Ok(None) => Ok((prompt.to_string(), None, None)),
             Err(TemplateError::UnknownCommand { name, .. }) => {
-                let Some(text) = builtin::default_command(&name) else {
-                    return Err(format!("unknown command /{name}: add .claude/commands/{name}.md"));
+                let Some(text) = builtin::default_command_for(&name) else {
+                    let file = name.replace(':', "/");
+                    return Err(format!("unknown command /{name}: add .claude/commands/{file}.md"));
                 };
                 let arguments = prompt
                     .trim_start()
@@ -740,7 +740,7 @@ impl WorkflowRun<'_> {
                     .and_then(|r| r.strip_prefix(name.as_str()))
                     .unwrap_or("")
                     .trim();
-                let command = SlashCommand::from_markdown(name.clone(), Path::new("<built-in>"), text)
+                let command = SlashCommand::from_markdown(name.clone(), Path::new("<built-in>"), &text)
                     .map_err(|e| format!("the built-in /{name} command is broken: {e}"))?;
                 Ok((command.render(arguments), command.model.clone(), None))
             }
@@ -774,13 +774,18 @@ impl WorkflowRun<'_> {
             self.record.error_step = Some(step).filter(|s| !s.is_empty());
             self.record.error_count = self.record.error_count.saturating_add(1);
         }
-        self.save(Vec::new()).await?;
         let message = match status {
             WorkflowStatus::Completed => format!("Workflow completed in {secs}s"),
             other => format!("Workflow {}: {}", other.as_str(), self.record.error_message.clone().unwrap_or_default()),
         };
         let level = if status == WorkflowStatus::Completed { LogLevel::Info } else { LogLevel::Error };
-        self.log(None, level, message, self.record.output_data.clone()).await;
+        let ended = Event::SystemLog { level, message, metadata: self.record.output_data.clone() };
+        // The final state, its log line and the release of the claim commit together.
+        self.record.updated_at = now();
+        let expect = self.record.run.take().map(|h| h.run_id);
+        let release = Change::SwapWorkflowRun { workflow_id: self.record.id, expect, lease: None };
+        let batch = record_batch(&self.record, vec![(self.keys(None), ended)]).change(release);
+        self.engine.store.commit(batch).await?;
         match result {
             Err(WorkflowError::Store(e)) => Err(WorkflowError::Store(e)),
             _ => Ok(self.record),

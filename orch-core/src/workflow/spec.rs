@@ -4,6 +4,8 @@
 //! name = "plan_build_review_fix"          # optional: defaults to the file stem
 //! description = "Plan, build, review, fix on FAIL"
 //! inputs = ["prompt"]                      # required input keys (others optional)
+//! worktree = true                          # optional, default false: run in a git worktree of its own
+//! on_success = "merge"                     # optional, "keep" (default) or "merge" its branch on success
 //!
 //! [[steps]]
 //! name = "plan"                            # unique, [a-z0-9_-]+
@@ -12,6 +14,11 @@
 //! allowed_tools = ["Read", "Write"]        # optional
 //! when = 'steps.review.outputs.verdict == "FAIL"'   # optional condition
 //! retries = 1                              # optional, default 0: extra attempts when the run fails
+//! track = { path = "notes/{{input.topic}}.yaml", max_lines = '{{input.max_lines | default "1000"}}' }
+//!                                          # optional: record a file before and after the step (its
+//!                                          # history in the log) and fail the step when it ends up
+//!                                          # longer than max_lines (a number or a template); the
+//!                                          # path is a template relative to the working dir
 //! [[steps.outputs]]
 //! name = "plan_path"
 //! required = true                          # default false
@@ -39,6 +46,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::expr::{self, Condition, Reference, Template};
+use super::worktree::{Isolation, OnSuccess};
 
 /// A parsed, validated workflow.
 #[derive(Debug, Clone)]
@@ -51,6 +59,9 @@ pub struct WorkflowSpec {
     pub inputs: Vec<String>,
     /// The steps, in order (at least one).
     pub steps: Vec<StepSpec>,
+    /// Whether its runs work in a git worktree of their own, and what becomes of the branch
+    /// (`worktree`, `on_success`; see [`super::worktree`]).
+    pub isolation: Isolation,
     /// The file it was read from (`None` for workflows built in code).
     pub source: Option<PathBuf>,
 }
@@ -80,6 +91,19 @@ pub struct StepSpec {
     pub retries: u32,
     /// What to extract from the step when it succeeds.
     pub outputs: Vec<OutputSpec>,
+    /// A file the step maintains: recorded before and after it, with a line limit.
+    pub track: Option<TrackSpec>,
+}
+
+/// A file a step maintains (`track = { path = "…", max_lines = "…" }`): its content before and after
+/// the step goes into the step's `StepEnd` payload (its history in the log), and a file longer than
+/// `max_lines` after the step fails the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackSpec {
+    /// The path template, relative to the working dir (after rendering: relative, without `..`).
+    pub path: String,
+    /// The line limit template (renders to a whole number), if any.
+    pub max_lines: Option<String>,
 }
 
 impl StepSpec {
@@ -183,6 +207,8 @@ struct RawWorkflow {
     description: Option<String>,
     #[serde(default)]
     inputs: Vec<Spanned<String>>,
+    worktree: Option<bool>,
+    on_success: Option<Spanned<String>>,
     steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
 }
 
@@ -198,6 +224,22 @@ struct RawStep {
     retries: u32,
     #[serde(default)]
     outputs: Vec<Spanned<RawOutput>>,
+    track: Option<RawTrack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrack {
+    path: Spanned<String>,
+    max_lines: Option<Spanned<RawLimit>>,
+}
+
+/// `max_lines = 500` or a template (`'{{input.max_lines | default "1000"}}'`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLimit {
+    Lines(u64),
+    Template(String),
 }
 
 #[derive(Deserialize)]
@@ -312,6 +354,13 @@ pub fn parse_workflow(text: &str, path: &Path) -> Result<WorkflowSpec, WorkflowF
         inputs.push(input.get_ref().clone());
     }
 
+    let on_success = match &raw.on_success {
+        None => OnSuccess::default(),
+        Some(v) => OnSuccess::parse(v.get_ref())
+            .ok_or_else(|| cx.err(v, "on_success", format!("`{}` is not one of \"keep\" or \"merge\"", v.get_ref())))?,
+    };
+    let isolation = Isolation { worktree: raw.worktree.unwrap_or(false), on_success };
+
     let raw_steps = match &raw.steps {
         None => return Err(cx.at(None, Some("steps".into()), "a workflow needs at least one [[steps]]")),
         Some(s) if s.get_ref().is_empty() => {
@@ -331,6 +380,7 @@ pub fn parse_workflow(text: &str, path: &Path) -> Result<WorkflowSpec, WorkflowF
         description: raw.description.unwrap_or_default(),
         inputs,
         steps,
+        isolation,
         source: Some(path.to_path_buf()),
     })
 }
@@ -422,6 +472,34 @@ fn parse_step(cx: &Ctx, i: usize, raw: &RawStep, earlier: &[StepSpec]) -> Result
         outputs.push(OutputSpec { name: oname.clone(), required: out.required, extract });
     }
 
+    let track = match &raw.track {
+        Some(t) => {
+            let max_lines = t.max_lines.as_ref().map(|m| {
+                let text = match m.get_ref() {
+                    RawLimit::Lines(n) => n.to_string(),
+                    RawLimit::Template(t) => t.clone(),
+                };
+                Spanned::new(m.span(), text)
+            });
+            for (field, value) in [("path", Some(&t.path)), ("max_lines", max_lines.as_ref())] {
+                let Some(value) = value else { continue };
+                let key = k(&format!("track.{field}"));
+                let template = Template::parse(value.get_ref()).map_err(|e| cx.err(value, &key, e.to_string()))?;
+                check_paths(cx, value, &key, &template.paths(), earlier)?;
+            }
+            let path = t.path.get_ref();
+            if path.trim().is_empty() || Path::new(path).is_absolute() || path.split('/').any(|c| c == "..") {
+                return Err(cx.err(
+                    &t.path,
+                    &k("track.path"),
+                    "the path must be relative to the working dir, without `..`",
+                ));
+            }
+            Some(TrackSpec { path: path.clone(), max_lines: max_lines.map(Spanned::into_inner) })
+        }
+        None => None,
+    };
+
     Ok(StepSpec {
         name: name.clone(),
         prompt: prompt.clone(),
@@ -430,6 +508,7 @@ fn parse_step(cx: &Ctx, i: usize, raw: &RawStep, earlier: &[StepSpec]) -> Result
         when,
         retries: raw.retries,
         outputs,
+        track,
     })
 }
 
@@ -624,261 +703,4 @@ pub fn load_dir(cwd: &Path) -> (Vec<WorkflowSpec>, Vec<WorkflowFileError>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-description = "Plan, then build"
-inputs = ["prompt"]
-
-[[steps]]
-name = "plan"
-prompt = "/plan {{prompt}}"
-model = '{{input.model | default ""}}'
-allowed_tools = ["Read", "Write"]
-retries = 2
-[[steps.outputs]]
-name = "plan_path"
-required = true
-extract = [ { ask = "Path?", accept = '^(/|\./)\S+\.md$' },
-            { newest_file = "specs/*.md" } ]
-[[steps.outputs]]
-name = "count"
-extract = [ { regex = 'tests: (\d+)' }, { regex = 'v\d+' }, { regex = '(a)(b)', group = 2 }, { result = true }, { keyword = ["FAIL", "PASS"] } ]
-
-[[steps]]
-name = "build"
-prompt = "/build {{steps.plan.outputs.plan_path}}"
-when = 'steps.plan.outputs.count != "0" and not input.skip'
-"#;
-
-    fn parse(text: &str) -> Result<WorkflowSpec, WorkflowFileError> {
-        parse_workflow(text, Path::new("/repo/.orch/workflows/flow.toml"))
-    }
-
-    fn err(text: &str) -> WorkflowFileError {
-        match parse(text) {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e,
-        }
-    }
-
-    #[test]
-    fn parses_a_full_workflow() {
-        let spec = parse(GOOD).unwrap();
-        assert_eq!(spec.name, "flow", "the name defaults to the file stem");
-        assert_eq!(spec.description, "Plan, then build");
-        assert_eq!(spec.inputs, vec!["prompt"]);
-        assert_eq!(spec.source.as_deref(), Some(Path::new("/repo/.orch/workflows/flow.toml")));
-        assert_eq!(spec.steps.len(), 2);
-        let plan = &spec.steps[0];
-        assert_eq!(plan.name, "plan");
-        assert_eq!(plan.prompt, "/plan {{prompt}}");
-        assert_eq!(plan.model.as_deref(), Some("{{input.model | default \"\"}}"));
-        assert_eq!(plan.allowed_tools.as_deref(), Some(&["Read".to_string(), "Write".to_string()][..]));
-        assert_eq!(plan.retries, 2);
-        assert!(plan.when.is_none());
-        assert!(plan.prompt_template().is_ok());
-        assert_eq!(plan.outputs.len(), 2);
-        assert!(plan.outputs[0].required);
-        assert!(!plan.outputs[1].required);
-        assert!(
-            matches!(&plan.outputs[0].extract[0], Extract::Ask { question, accept: Some(_) } if question == "Path?")
-        );
-        assert!(matches!(&plan.outputs[0].extract[1], Extract::NewestFile { glob } if glob == "specs/*.md"));
-        let x = &plan.outputs[1].extract;
-        assert!(matches!(&x[0], Extract::Regex { group: 1, .. }), "group defaults to 1 with a group");
-        assert!(matches!(&x[1], Extract::Regex { group: 0, .. }), "and to 0 without");
-        assert!(matches!(&x[2], Extract::Regex { group: 2, .. }));
-        assert!(matches!(&x[3], Extract::Result));
-        assert!(matches!(&x[4], Extract::Keyword { keywords } if keywords == &["FAIL", "PASS"]));
-        let build = &spec.steps[1];
-        assert_eq!(build.retries, 0);
-        assert!(build.allowed_tools.is_none() && build.model.is_none() && build.outputs.is_empty());
-        assert_eq!(build.when.as_ref().unwrap().as_str(), r#"steps.plan.outputs.count != "0" and not input.skip"#);
-    }
-
-    #[test]
-    fn an_explicit_name_wins_over_the_file_stem() {
-        let spec = parse(&format!("name = \"mine\"\n{GOOD}")).unwrap();
-        assert_eq!(spec.name, "mine");
-    }
-
-    #[test]
-    fn unknown_keys_are_located() {
-        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\"\nmodle = \"m\"\n");
-        assert_eq!(e.line, Some(4), "{e}");
-        assert_eq!(e.key.as_deref(), Some("steps[0].modle"), "{e}");
-        assert!(e.message.contains("unknown field `modle`"), "{e}");
-        assert!(e.to_string().starts_with("/repo/.orch/workflows/flow.toml:4:1: steps[0].modle: unknown field"), "{e}");
-
-        let e = err("titel = \"x\"\n[[steps]]\nname = \"a\"\nprompt = \"x\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("titel")), "{e}");
-
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps.outputs]]\nname = \"o\"\nextract = [ { regex = 'a', grop = 1 } ]\n",
-        );
-        assert_eq!(e.line, Some(6), "{e}");
-        assert!(e.key.as_deref().unwrap().starts_with("steps[0].outputs[0].extract[0]"), "{e}");
-    }
-
-    #[test]
-    fn type_and_syntax_errors_are_located() {
-        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\"\nretries = \"two\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("steps[0].retries")), "{e}");
-        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\n");
-        assert_eq!(e.line, Some(3), "{e}");
-        let e = err("[[steps]]\nname = \"a\"\n");
-        assert!(e.message.contains("prompt"), "{e}");
-    }
-
-    #[test]
-    fn a_bad_regex_is_located() {
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n\n[[steps.outputs]]\nname = \"o\"\nextract = [\n  { result = true },\n  { regex = '(unclosed' },\n]\n",
-        );
-        assert_eq!(e.line, Some(9), "{e}");
-        assert_eq!(e.key.as_deref(), Some("steps[0].outputs[0].extract[1].regex"));
-        assert_eq!(e.message, "bad regular expression: unclosed group");
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps.outputs]]\nname = \"o\"\nextract = [ { ask = 'q', accept = '[' } ]\n",
-        );
-        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("steps[0].outputs[0].extract[0].accept")), "{e}");
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps.outputs]]\nname = \"o\"\nextract = [ { regex = 'a(b)', group = 2 } ]\n",
-        );
-        assert!(e.message.contains("group 2 does not exist"), "{e}");
-    }
-
-    #[test]
-    fn a_bad_when_is_located() {
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n\n[[steps]]\nname = \"b\"\nprompt = \"y\"\nwhen = 'steps.a.status = \"success\"'\n",
-        );
-        assert_eq!(e.line, Some(8), "{e}");
-        assert_eq!(e.column, Some(8), "{e}");
-        assert_eq!(e.key.as_deref(), Some("steps[1].when"));
-        assert!(e.message.contains("column 16: unexpected character `=`"), "{e}");
-        assert_eq!(
-            e.to_string(),
-            "/repo/.orch/workflows/flow.toml:8:8: steps[1].when: column 16: unexpected character `=`"
-        );
-    }
-
-    #[test]
-    fn a_reference_to_a_later_or_unknown_step_is_an_error() {
-        let e = err(
-            "[[steps]]\nname = \"plan\"\nprompt = \"/plan {{steps.review.outputs.verdict}}\"\n\n[[steps]]\nname = \"review\"\nprompt = \"r\"\n",
-        );
-        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("steps[0].prompt")), "{e}");
-        assert!(e.message.contains("refers to step `review`"), "{e}");
-
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps]]\nname = \"b\"\nprompt = \"y\"\nwhen = 'steps.b.status == \"x\"'\n",
-        );
-        assert_eq!((e.line, e.key.as_deref()), (Some(7), Some("steps[1].when")), "a step cannot read itself: {e}");
-
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps]]\nname = \"b\"\nprompt = \"y\"\nmodel = '{{steps.c.result}}'\n",
-        );
-        assert_eq!(e.key.as_deref(), Some("steps[1].model"), "{e}");
-
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps]]\nname = \"b\"\nprompt = \"{{steps.a.outputs.nope}}\"\n",
-        );
-        assert!(e.message.contains("declares no output `nope`"), "{e}");
-
-        // Undeclared inputs are optional and allowed; earlier steps are fine.
-        assert!(
-            parse("[[steps]]\nname = \"a\"\nprompt = \"{{input.anything}}\"\n[[steps]]\nname = \"b\"\nprompt = \"{{steps.a.result}} {{steps.a.status}}\"\n")
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn structural_errors() {
-        let e = err("description = \"none\"\n");
-        assert_eq!(e.key.as_deref(), Some("steps"));
-        assert!(e.message.contains("at least one"), "{e}");
-        let e = err("steps = []\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("steps")), "{e}");
-
-        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps]]\nname = \"a\"\nprompt = \"y\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("steps[1].name")), "{e}");
-        assert!(e.message.contains("comes earlier"), "{e}");
-
-        let e = err("[[steps]]\nname = \"Plan Step\"\nprompt = \"x\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("steps[0].name")), "{e}");
-
-        let e = err("[[steps]]\nname = \"a\"\nprompt = \"/plan {{prompt\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("steps[0].prompt")), "{e}");
-        assert!(e.message.contains("not closed"), "{e}");
-
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps.outputs]]\nname = \"o\"\nextract = [ { result = true, keyword = [\"A\"] } ]\n",
-        );
-        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("steps[0].outputs[0].extract[0]")), "{e}");
-        assert!(e.message.contains("exactly one"), "{e}");
-        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps.outputs]]\nname = \"o\"\nextract = [ {} ]\n");
-        assert!(e.message.contains("needs one of"), "{e}");
-        let e = err("[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps.outputs]]\nname = \"o\"\nextract = []\n");
-        assert!(e.message.contains("at least one extractor"), "{e}");
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps.outputs]]\nname = \"o\"\nextract = [ { newest_file = '/etc/*' } ]\n",
-        );
-        assert!(e.message.contains("relative"), "{e}");
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps.outputs]]\nname = \"o\"\nextract = [ { newest_file = '../*.md' } ]\n",
-        );
-        assert!(e.message.contains(".."), "{e}");
-        let e = err(
-            "[[steps]]\nname = \"a\"\nprompt = \"x\"\n[[steps.outputs]]\nname = \"o\"\nextract = [ { result = true } ]\n[[steps.outputs]]\nname = \"o\"\nextract = [ { result = true } ]\n",
-        );
-        assert!(e.message.contains("already has an output"), "{e}");
-    }
-
-    #[test]
-    fn display_leaves_out_unknown_parts() {
-        let e = WorkflowFileError {
-            path: PathBuf::from("f.toml"),
-            line: None,
-            column: None,
-            key: None,
-            message: "oops".into(),
-        };
-        assert_eq!(e.to_string(), "f.toml: oops");
-        let e = WorkflowFileError { line: Some(3), key: Some("steps".into()), ..e };
-        assert_eq!(e.to_string(), "f.toml:3: steps: oops");
-    }
-
-    #[test]
-    fn load_dir_lists_broken_files_beside_good_ones() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert_eq!(load_dir(tmp.path()).0.len(), 0, "no directory: no workflows");
-        assert_eq!(load_dir(tmp.path()).1.len(), 0);
-        let dir = tmp.path().join(".orch/workflows");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("zeta.toml"), "[[steps]]\nname = \"a\"\nprompt = \"x\"\n").unwrap();
-        std::fs::write(dir.join("alpha.toml"), GOOD).unwrap();
-        std::fs::write(dir.join("broken.toml"), "[[steps]]\nname = \"a\"\nprompt = \"x\"\nwhen = 'and'\n").unwrap();
-        std::fs::write(dir.join("dup.toml"), "name = \"zeta\"\n[[steps]]\nname = \"a\"\nprompt = \"x\"\n").unwrap();
-        std::fs::write(dir.join("notes.md"), "not a workflow").unwrap();
-        let (specs, errors) = load_dir(tmp.path());
-        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, vec!["alpha", "zeta"]);
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors[0].path.ends_with("broken.toml"));
-        assert_eq!((errors[0].line, errors[0].key.as_deref()), (Some(4), Some("steps[0].when")));
-        assert!(errors[0].to_string().contains("broken.toml:4:8: steps[0].when: column 1:"), "{}", errors[0]);
-        // dup.toml (sorted before zeta.toml) defined `zeta` first.
-        assert_eq!(specs[1].source.as_deref(), Some(dir.join("dup.toml").as_path()));
-        assert!(errors[1].path.ends_with("zeta.toml") && errors[1].message.contains("already defined"), "{errors:?}");
-
-        std::fs::remove_file(dir.join("zeta.toml")).unwrap();
-        std::fs::write(dir.join("zz.toml"), "name = \"zeta\"\n[[steps]]\nname = \"a\"\nprompt = \"x\"\n").unwrap();
-        let (specs, errors) = load_dir(tmp.path());
-        assert_eq!(specs.len(), 2);
-        assert_eq!(errors.len(), 2);
-        assert!(errors[1].path.ends_with("zz.toml") && errors[1].message.contains("already defined"), "{errors:?}");
-    }
-}
+mod tests;

@@ -412,6 +412,12 @@ const WORKFLOW_COLS: &str = "id, orchestrator_id, name, workflow_type, descripti
      total_steps, completed_steps, started_at, completed_at, duration_seconds, input_data, output_data, \
      error_message, error_step, error_count, metadata, created_at, updated_at";
 
+/// The columns a workflow is read from: [`WORKFLOW_COLS`] and its holder (written only by
+/// [`swap_workflow_run`](crate::batch)).
+const WORKFLOW_READ_COLS: &str = "id, orchestrator_id, name, workflow_type, description, status, current_step, \
+     total_steps, completed_steps, started_at, completed_at, duration_seconds, input_data, output_data, \
+     error_message, error_step, error_count, metadata, created_at, updated_at, run_lease";
+
 fn workflow_row(row: &Row<'_>) -> rusqlite::Result<WorkflowRecord> {
     let duration: Option<i64> = row.get(11)?;
     Ok(WorkflowRecord {
@@ -435,6 +441,7 @@ fn workflow_row(row: &Row<'_>) -> rusqlite::Result<WorkflowRecord> {
         metadata: get_json(row, 17)?,
         created_at: get_ts(row, 18)?,
         updated_at: get_ts(row, 19)?,
+        run: get_opt_json(row, 20)?.map(|v| conv(20, serde_json::from_value::<RunLease>(v))).transpose()?,
     })
 }
 
@@ -484,7 +491,7 @@ pub(crate) fn upsert_workflow(conn: &Connection, w: &WorkflowRecord) -> StoreRes
 }
 
 pub(crate) fn get_workflow(conn: &Connection, id: Id) -> StoreResult<Option<WorkflowRecord>> {
-    conn.prepare_cached(&format!("SELECT {WORKFLOW_COLS} FROM workflows WHERE id = ?1"))
+    conn.prepare_cached(&format!("SELECT {WORKFLOW_READ_COLS} FROM workflows WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id_text(id)], workflow_row).optional())
         .map_err(db_err)
 }
@@ -496,7 +503,7 @@ pub(crate) fn list_workflows(
 ) -> StoreResult<Vec<WorkflowRecord>> {
     let mut s = conn
         .prepare_cached(&format!(
-            "SELECT {WORKFLOW_COLS} FROM workflows WHERE {} ORDER BY created_at DESC, id DESC LIMIT ?2",
+            "SELECT {WORKFLOW_READ_COLS} FROM workflows WHERE {} ORDER BY created_at DESC, id DESC LIMIT ?2",
             if orchestrator_id.is_some() { "orchestrator_id = ?1" } else { "?1 IS NULL" }
         ))
         .map_err(db_err)?;

@@ -6,6 +6,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod adw;
+
 /// The `orch` binary with no orch settings inherited from the environment and a null stdin.
 pub fn orch() -> Command {
     isolated(Command::new(env!("CARGO_BIN_EXE_orch")))
@@ -189,4 +191,14 @@ pub fn scripted(dir: &Path, name: &str, script: &Value) -> String {
 pub fn signal_of(status: &std::process::ExitStatus) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     status.signal()
+}
+
+/// Waits until `path` exists (a file, empty or not, or a directory), polling, up to `limit`; panics
+/// after that, naming `what`.
+pub fn wait_for_file_or_dir(path: &Path, limit: std::time::Duration, what: &str) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < limit, "{what}: {} did not appear within {limit:?}", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -129,6 +129,7 @@ pub fn workflow(orchestrator_id: Option<Id>, i: i64) -> WorkflowRecord {
         error_step: None,
         error_count: 0,
         metadata: serde_json::json!({"i": i}),
+        run: None,
         created_at: ts(i),
         updated_at: ts(i),
     }

@@ -404,3 +404,73 @@ pub async fn workflows_upsert_get_list(store: Arc<dyn Store>) {
     let limited = store.list_workflows(None, 2).await.unwrap();
     assert_eq!(ids(&limited, |w| w.id), vec![w3.id, w2.id], "limit");
 }
+
+/// The process running a workflow: claimed, renewed, taken over and released only by a
+/// compare-and-swap; an upsert of the record never changes it; a conflict names the holder.
+pub async fn workflow_run_is_compare_and_swap(store: Arc<dyn Store>) {
+    use crate::store::{Batch, Change};
+    let w = workflow(None, 1);
+    store.upsert_workflow(&w).await.unwrap();
+    let lease = |i: i64| crate::wire::RunLease {
+        run_id: new_id(),
+        task_slug: None,
+        pid: 4000 + u32::try_from(i).unwrap(),
+        process_start: Some(7),
+        host: "host-a".into(),
+        started_at: ts(i),
+        expires_at: ts(i + 30),
+    };
+    let swap = |expect: Option<Id>, lease: Option<crate::wire::RunLease>| {
+        Batch::new().change(Change::SwapWorkflowRun { workflow_id: w.id, expect, lease })
+    };
+    let first = lease(1);
+    store.commit(swap(None, Some(first.clone()))).await.unwrap();
+    assert_eq!(store.get_workflow(w.id).await.unwrap().unwrap().run.as_ref(), Some(&first), "claimed");
+
+    // A second claimer expecting no holder loses, and learns who holds it.
+    let second = lease(2);
+    match store.commit(swap(None, Some(second.clone()))).await {
+        Err(StoreError::WorkflowRunConflict { workflow_id, current }) => {
+            assert_eq!(workflow_id, w.id);
+            assert_eq!(current.as_deref(), Some(&first), "the conflict names the holder");
+        }
+        other => panic!("a second claim must conflict, got {other:?}"),
+    }
+
+    // An upsert (every step's record save) keeps the holder.
+    let mut saved = w.clone();
+    saved.status = WorkflowStatus::InProgress;
+    saved.updated_at = ts(3);
+    store.upsert_workflow(&saved).await.unwrap();
+    let read = store.get_workflow(w.id).await.unwrap().unwrap();
+    assert_eq!(read.status, WorkflowStatus::InProgress);
+    assert_eq!(read.run.as_ref(), Some(&first), "an upsert does not touch the holder");
+    let listed = store.list_workflows(None, 10).await.unwrap();
+    assert_eq!(listed[0].run.as_ref(), Some(&first), "listed with its holder");
+
+    // A failed swap inside a batch rolls the whole batch back.
+    let mut lost = saved.clone();
+    lost.status = WorkflowStatus::Failed;
+    let batch = Batch::new().change(Change::UpsertWorkflow(Box::new(lost))).change(Change::SwapWorkflowRun {
+        workflow_id: w.id,
+        expect: Some(second.run_id),
+        lease: None,
+    });
+    assert!(store.commit(batch).await.is_err());
+    assert_eq!(store.get_workflow(w.id).await.unwrap().unwrap().status, WorkflowStatus::InProgress, "rolled back");
+
+    // Take-over from the expected holder, then release.
+    store.commit(swap(Some(first.run_id), Some(second.clone()))).await.unwrap();
+    assert_eq!(store.get_workflow(w.id).await.unwrap().unwrap().run.as_ref(), Some(&second), "taken over");
+    store.commit(swap(Some(second.run_id), None)).await.unwrap();
+    assert_eq!(store.get_workflow(w.id).await.unwrap().unwrap().run, None, "released");
+    assert!(
+        matches!(
+            store.commit(swap(Some(second.run_id), None)).await,
+            Err(StoreError::WorkflowRunConflict { current: None, .. })
+        ),
+        "releasing twice conflicts"
+    );
+    let unknown = Batch::new().change(Change::SwapWorkflowRun { workflow_id: new_id(), expect: None, lease: None });
+    assert!(is_not_found(store.commit(unknown).await), "an unknown workflow is not found");
+}
