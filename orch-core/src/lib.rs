@@ -48,6 +48,8 @@ pub mod executor;
 #[cfg(feature = "engine")]
 pub mod git;
 #[cfg(feature = "engine")]
+pub mod graph;
+#[cfg(feature = "engine")]
 pub mod hook;
 #[cfg(feature = "engine")]
 mod interrupt;

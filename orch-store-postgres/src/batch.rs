@@ -7,6 +7,7 @@ use orch_core::wire::{AgentStatus, EventRecord, Id, RunLease};
 use sqlx_postgres::PgConnection;
 
 use crate::events;
+use crate::graphs;
 use crate::sql::{self, Db, db_err, json_decode, json_param, not_found, now_us};
 use crate::sqlx;
 
@@ -102,6 +103,11 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<
         Change::SwapWorkflowRun { workflow_id, expect, lease } => {
             swap_workflow_run(db, conn, workflow_id, expect, lease.as_ref()).await
         }
+        Change::InsertPlan(p) => graphs::insert_plan(db, conn, &p).await,
+        Change::UpsertPlan(p) => graphs::upsert_plan(db, conn, &p).await,
+        Change::UpsertGraph(g) => graphs::upsert_graph(db, conn, &g).await,
+        Change::InsertTasks(tasks) => graphs::insert_tasks(db, conn, &tasks).await,
+        Change::UpdateTask { task, fence } => graphs::update_task(db, conn, &task, fence).await,
         other => Err(StoreError::Backend(format!(
             "this store does not support the change {other:?}; upgrade orch-store-postgres"
         ))),

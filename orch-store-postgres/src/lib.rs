@@ -139,6 +139,7 @@ pub(crate) mod sqlx {
 mod batch;
 mod config;
 mod events;
+mod graphs;
 mod listen;
 mod schema;
 mod sql;
@@ -150,7 +151,10 @@ use orch_core::store::{
     AgentFilter, Batch, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery, Wakeup,
     follow_log,
 };
-use orch_core::wire::{Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Prompt, SystemLog, WorkflowRecord};
+use orch_core::wire::{
+    Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Plan, Prompt, SystemLog, Task, TaskGraph,
+    WorkflowRecord,
+};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 
@@ -328,6 +332,30 @@ impl Store for PgStore {
 
     async fn list_workflows(&self, orchestrator_id: Option<Id>, limit: usize) -> StoreResult<Vec<WorkflowRecord>> {
         sql::list_workflows(&self.inner.db, orchestrator_id, limit).await
+    }
+
+    async fn get_plan(&self, id: Id, version: Option<u32>) -> StoreResult<Option<Plan>> {
+        graphs::get_plan(&self.inner.db, id, version).await
+    }
+
+    async fn list_plans(&self, limit: usize) -> StoreResult<Vec<Plan>> {
+        graphs::list_plans(&self.inner.db, limit).await
+    }
+
+    async fn get_graph(&self, id: Id) -> StoreResult<Option<TaskGraph>> {
+        graphs::get_graph(&self.inner.db, id).await
+    }
+
+    async fn list_graphs(&self, limit: usize) -> StoreResult<Vec<TaskGraph>> {
+        graphs::list_graphs(&self.inner.db, limit).await
+    }
+
+    async fn get_task(&self, id: Id) -> StoreResult<Option<Task>> {
+        graphs::get_task(&self.inner.db, id).await
+    }
+
+    async fn list_tasks(&self, graph_id: Id) -> StoreResult<Vec<Task>> {
+        graphs::list_tasks(&self.inner.db, graph_id).await
     }
 
     async fn commit(&self, batch: Batch) -> StoreResult<Vec<EventRecord>> {

@@ -199,6 +199,84 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE {S}.workflows ADD COLUMN run_lease jsonb;
     "#,
+    // 5: task graphs: plan versions, graphs, their tasks and dependency edges.
+    r#"
+    CREATE TABLE {S}.plans (
+        id uuid NOT NULL,
+        version bigint NOT NULL CHECK (version > 0),
+        status text NOT NULL,
+        requirements text NOT NULL,
+        tasks jsonb NOT NULL,
+        model text,
+        source_file text,
+        cost_usd double precision NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        PRIMARY KEY (id, version)
+    );
+    CREATE INDEX plans_created ON {S}.plans (created_at DESC, id DESC);
+
+    CREATE TABLE {S}.task_graphs (
+        id uuid PRIMARY KEY,
+        name text NOT NULL,
+        plan_id uuid,
+        plan_version bigint,
+        status text NOT NULL,
+        total_tasks bigint NOT NULL,
+        waves bigint NOT NULL,
+        budget_usd double precision,
+        cost_usd double precision NOT NULL DEFAULT 0,
+        error text,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        started_at timestamptz,
+        completed_at timestamptz
+    );
+    CREATE INDEX task_graphs_created ON {S}.task_graphs (created_at DESC, id DESC);
+
+    -- A task's definition (key .. depends_on, wave) is written once; its progress (status .. completed_at)
+    -- by every step of a worker, each write of an attempt fenced by `attempt`.
+    CREATE TABLE {S}.tasks (
+        id uuid PRIMARY KEY,
+        graph_id uuid NOT NULL,
+        idx bigint NOT NULL,
+        key text NOT NULL,
+        title text NOT NULL,
+        description text NOT NULL,
+        task_type text NOT NULL,
+        complexity text NOT NULL,
+        tools jsonb NOT NULL,
+        verification jsonb NOT NULL,
+        depends_on jsonb NOT NULL,
+        wave bigint NOT NULL,
+        status text NOT NULL,
+        attempt bigint NOT NULL DEFAULT 0,
+        model text,
+        claimed_by text,
+        lease_until timestamptz,
+        not_before timestamptz,
+        agent_id uuid,
+        cost_usd double precision NOT NULL DEFAULT 0,
+        output text,
+        error text,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        started_at timestamptz,
+        completed_at timestamptz,
+        CONSTRAINT tasks_graph_key UNIQUE (graph_id, key)
+    );
+    CREATE INDEX tasks_graph ON {S}.tasks (graph_id, idx);
+    -- What a worker looks for: unfinished tasks in wave order. Finished tasks leave this index.
+    CREATE INDEX tasks_open ON {S}.tasks (status, wave, idx) WHERE status IN ('pending', 'ready', 'running', 'blocked');
+
+    -- Dependency edges, for finding the dependents of a finished task.
+    CREATE TABLE {S}.task_deps (
+        task_id uuid NOT NULL,
+        depends_on uuid NOT NULL,
+        PRIMARY KEY (task_id, depends_on)
+    );
+    CREATE INDEX task_deps_parent ON {S}.task_deps (depends_on, task_id);
+    "#,
 ];
 
 /// The newest schema version this build knows.

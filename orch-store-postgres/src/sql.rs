@@ -93,14 +93,14 @@ fn decode_err(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Decode(format!("{what}: {e}"))
 }
 
-fn get<'r, T>(row: &'r PgRow, i: usize) -> StoreResult<T>
+pub(crate) fn get<'r, T>(row: &'r PgRow, i: usize) -> StoreResult<T>
 where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {
     row.try_get(i).map_err(db_err)
 }
 
-fn get_json<T: DeserializeOwned>(row: &PgRow, i: usize, what: &str) -> StoreResult<T> {
+pub(crate) fn get_json<T: DeserializeOwned>(row: &PgRow, i: usize, what: &str) -> StoreResult<T> {
     let text: String = get(row, i)?;
     json_decode(&text).map_err(|e| decode_err(what, e))
 }
@@ -115,12 +115,12 @@ pub(crate) fn get_u64(row: &PgRow, i: usize) -> StoreResult<u64> {
     u64::try_from(v).map_err(|_| StoreError::Decode(format!("negative value {v} in column {i}")))
 }
 
-fn get_u32(row: &PgRow, i: usize) -> StoreResult<u32> {
+pub(crate) fn get_u32(row: &PgRow, i: usize) -> StoreResult<u32> {
     let v: i64 = get(row, i)?;
     u32::try_from(v).map_err(|_| StoreError::Decode(format!("value {v} in column {i} is out of range")))
 }
 
-fn get_enum<T: DeserializeOwned>(row: &PgRow, i: usize) -> StoreResult<T> {
+pub(crate) fn get_enum<T: DeserializeOwned>(row: &PgRow, i: usize) -> StoreResult<T> {
     let s: String = get(row, i)?;
     serde_json::from_value(serde_json::Value::String(s.clone()))
         .map_err(|_| StoreError::Decode(format!("unknown value '{s}' in column {i}")))
@@ -148,7 +148,7 @@ pub(crate) fn usage_params(u: &Usage) -> StoreResult<[i64; 4]> {
     ])
 }
 
-fn enum_text<T: Serialize>(v: &T) -> StoreResult<String> {
+pub(crate) fn enum_text<T: Serialize>(v: &T) -> StoreResult<String> {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => Ok(s),
         Ok(other) => Ok(other.to_string()),

@@ -261,6 +261,11 @@ fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<()> {
         Change::InsertChat(m) => sql::insert_chat(conn, &m),
         Change::InsertSystemLog(l) => sql::insert_system_log(conn, &l),
         Change::UpsertWorkflow(w) => sql::upsert_workflow(conn, &w),
+        Change::InsertPlan(p) => sql::insert_plan(conn, &p),
+        Change::UpsertPlan(p) => sql::upsert_plan(conn, &p),
+        Change::UpsertGraph(g) => sql::upsert_graph(conn, &g),
+        Change::InsertTasks(tasks) => sql::insert_tasks(conn, &tasks),
+        Change::UpdateTask { task, fence } => sql::update_task(conn, &task, fence),
         // Prepared into their own ops; listed so a new kind of change is a compile error here.
         c @ (Change::SetAgentStatus { .. }
         | Change::AddAgentUsage { .. }

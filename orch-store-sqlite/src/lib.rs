@@ -72,7 +72,10 @@ use orch_core::store::{
     AgentFilter, Batch, Durability, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus,
     SystemLogQuery, Wakeup, follow_log, follow_log_matching,
 };
-use orch_core::wire::{Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Prompt, SystemLog, WorkflowRecord};
+use orch_core::wire::{
+    Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Plan, Prompt, SystemLog, Task, TaskGraph,
+    WorkflowRecord,
+};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::watch;
 
@@ -548,6 +551,30 @@ impl Store for SqliteStore {
 
     async fn list_workflows(&self, orchestrator_id: Option<Id>, limit: usize) -> StoreResult<Vec<WorkflowRecord>> {
         self.read(move |c| sql::list_workflows(c, orchestrator_id, limit)).await
+    }
+
+    async fn get_plan(&self, id: Id, version: Option<u32>) -> StoreResult<Option<Plan>> {
+        self.read(move |c| sql::get_plan(c, id, version)).await
+    }
+
+    async fn list_plans(&self, limit: usize) -> StoreResult<Vec<Plan>> {
+        self.read(move |c| sql::list_plans(c, limit)).await
+    }
+
+    async fn get_graph(&self, id: Id) -> StoreResult<Option<TaskGraph>> {
+        self.read(move |c| sql::get_graph(c, id)).await
+    }
+
+    async fn list_graphs(&self, limit: usize) -> StoreResult<Vec<TaskGraph>> {
+        self.read(move |c| sql::list_graphs(c, limit)).await
+    }
+
+    async fn get_task(&self, id: Id) -> StoreResult<Option<Task>> {
+        self.read(move |c| sql::get_task(c, id)).await
+    }
+
+    async fn list_tasks(&self, graph_id: Id) -> StoreResult<Vec<Task>> {
+        self.read(move |c| sql::list_tasks(c, graph_id)).await
     }
 
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {

@@ -190,6 +190,84 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE workflows ADD COLUMN run_lease TEXT;
     "#,
+    // 5: task graphs: plan versions, graphs, their tasks and dependency edges.
+    r#"
+    CREATE TABLE plans (
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        requirements TEXT NOT NULL,
+        tasks TEXT NOT NULL,
+        model TEXT,
+        source_file TEXT,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+    ) STRICT;
+    CREATE INDEX plans_created ON plans (created_at, id);
+
+    CREATE TABLE task_graphs (
+        id TEXT PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL,
+        plan_id TEXT,
+        plan_version INTEGER,
+        status TEXT NOT NULL,
+        total_tasks INTEGER NOT NULL,
+        waves INTEGER NOT NULL,
+        budget_usd REAL,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        started_at TEXT,
+        completed_at TEXT
+    ) STRICT;
+    CREATE INDEX task_graphs_created ON task_graphs (created_at, id);
+
+    -- A task's definition (key .. depends_on, wave) is written once; its progress (status .. completed_at)
+    -- by every step of a worker, each write of an attempt fenced by `attempt`.
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY NOT NULL,
+        graph_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        task_type TEXT NOT NULL,
+        complexity TEXT NOT NULL,
+        tools TEXT NOT NULL,
+        verification TEXT NOT NULL,
+        depends_on TEXT NOT NULL,
+        wave INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        model TEXT,
+        claimed_by TEXT,
+        lease_until TEXT,
+        not_before TEXT,
+        agent_id TEXT,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        output TEXT,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        started_at TEXT,
+        completed_at TEXT
+    ) STRICT;
+    CREATE UNIQUE INDEX tasks_graph_key ON tasks (graph_id, key);
+    CREATE INDEX tasks_graph ON tasks (graph_id, idx);
+    -- What a worker looks for: unfinished tasks in wave order. Finished tasks leave this index.
+    CREATE INDEX tasks_open ON tasks (status, wave, idx) WHERE status IN ('pending', 'ready', 'running', 'blocked');
+
+    -- Dependency edges, for finding the dependents of a finished task.
+    CREATE TABLE task_deps (
+        task_id TEXT NOT NULL,
+        depends_on TEXT NOT NULL,
+        PRIMARY KEY (task_id, depends_on)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX task_deps_parent ON task_deps (depends_on, task_id);
+    "#,
 ];
 
 /// The newest schema version this build knows.

@@ -93,6 +93,10 @@ fn dup(e: &StoreError) -> StoreError {
         StoreError::WorkflowRunConflict { workflow_id, current } => {
             StoreError::WorkflowRunConflict { workflow_id: *workflow_id, current: current.clone() }
         }
+        StoreError::Duplicate { what } => StoreError::Duplicate { what: what.clone() },
+        StoreError::Fenced { task_id, expected, found } => {
+            StoreError::Fenced { task_id: *task_id, expected: *expected, found: *found }
+        }
         StoreError::Decode(message) => StoreError::Decode(message.clone()),
         StoreError::Backend(message) => StoreError::Backend(message.clone()),
     }

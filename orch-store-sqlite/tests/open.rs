@@ -280,7 +280,9 @@ async fn migration_3_lifts_role_template_and_tools_out_of_metadata() {
              ALTER TABLE agents DROP COLUMN compact_at; ALTER TABLE agents DROP COLUMN parent_id; \
              ALTER TABLE workflows DROP COLUMN run_lease; \
              UPDATE agents SET metadata = '{\"role\":\"orchestrator\",\"template_name\":\"builder\", \
-             \"template_color\":\"#ff00aa\",\"tools\":[\"Read\",\"Grep\"],\"keep\":1}'; PRAGMA user_version = 2;",
+             \"template_color\":\"#ff00aa\",\"tools\":[\"Read\",\"Grep\"],\"keep\":1}'; \
+             DROP TABLE plans; DROP TABLE task_graphs; DROP TABLE tasks; DROP TABLE task_deps; \
+             PRAGMA user_version = 2;",
         )
         .unwrap();
     }

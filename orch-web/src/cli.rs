@@ -140,6 +140,15 @@ enum Command {
         #[command(subcommand)]
         command: AdwCommand,
     },
+    /// Plans: requirements → a plan of tasks with dependencies, by the planning model (the default
+    /// model) or from a file; checked, stored as a versioned draft and printed by wave. Approve a plan
+    /// before making its task graph.
+    Plan(crate::plan::PlanArgs),
+    /// Task graphs: the tasks of an approved plan, in waves.
+    Graph {
+        #[command(subcommand)]
+        command: crate::plan::GraphCommand,
+    },
     /// Serve the API (/api), the live event stream (/ws), the seed dashboard's routes and a landing page.
     Serve {
         /// Address to listen on [env: ORCH_HOST, BACKEND_HOST; default 127.0.0.1]. Any other than a
@@ -395,7 +404,7 @@ fn load_config(flags: Flags) -> Result<OrchConfig, Failure> {
 
 /// Opens the engine of `config` (checking the model first when `require_model`, before the database
 /// is touched), printing problems with `.claude/settings*.json` hooks as warnings.
-async fn engine(config: OrchConfig, require_model: bool) -> Result<Engine, Failure> {
+pub(crate) async fn engine(config: OrchConfig, require_model: bool) -> Result<Engine, Failure> {
     let e = orch_web::engine::open_with(EngineBuilder::new(config).require_model(require_model)).await?;
     for problem in e.hook_problems() {
         eprintln!("orch: warning: {problem}");
@@ -404,7 +413,7 @@ async fn engine(config: OrchConfig, require_model: bool) -> Result<Engine, Failu
 }
 
 /// Opens the store of `config` (no engine: for commands that only read or maintain the log).
-async fn open_store(config: &OrchConfig) -> Result<Arc<dyn Store>, Failure> {
+pub(crate) async fn open_store(config: &OrchConfig) -> Result<Arc<dyn Store>, Failure> {
     Ok(orch_web::engine::open_store(config).await?)
 }
 
@@ -697,6 +706,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let store = open_store(&config).await?;
             crate::adw::show(store.as_ref(), id, *json).await
         }
+        Command::Plan(args) => crate::plan::run_plan(args, config).await,
+        Command::Graph { command } => crate::plan::run_graph(command, config).await,
         Command::Agent { command: AgentCommand::List { json } } => {
             let store = open_store(&config).await?;
             let mut agents = store.list_agents(&AgentFilter::default()).await?;

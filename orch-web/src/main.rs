@@ -11,6 +11,7 @@ mod config_cmd;
 mod detach;
 mod hook_relay;
 mod models;
+mod plan;
 mod serve;
 mod signals;
 

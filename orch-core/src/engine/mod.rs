@@ -354,6 +354,26 @@ impl Engine {
         crate::workflow::WorkflowEngine::new(self.supervisor().clone(), self.working_dir(), self.default_agent_model())
     }
 
+    /// Plans and task graphs in this engine's store.
+    pub fn graphs(&self) -> crate::graph::TaskGraphs {
+        crate::graph::TaskGraphs::new(self.store().clone())
+    }
+
+    /// The planner: the default model, called directly (no agent), priced with this engine's prices.
+    /// Fails when no model is configured, or when the default runs on an external executor
+    /// (`claude-code`), which cannot be called without an agent.
+    pub fn planner(&self) -> Result<crate::graph::Planner, EngineError> {
+        let spec = self.spec().ok_or_else(|| EngineError::Model(no_model_message()))?;
+        let route = self.registry().route(&spec.to_string()).map_err(|e| EngineError::Model(e.to_string()))?;
+        if let Some(executor) = route.executor {
+            return Err(EngineError::Model(format!(
+                "the planning model {spec} runs on {executor}, which cannot be called directly: \
+                 choose a native model (anthropic:, openai:, ollama:, scripted:) with --model"
+            )));
+        }
+        Ok(crate::graph::Planner::new(self.provider().clone(), route.model_id).with_prices(self.prices().clone()))
+    }
+
     /// The supervisor of every background run (the orchestrator's agents, and later workflows and task
     /// graphs): busy refusal, resume-first, failure reports, interrupts across processes, file tracking.
     pub fn supervisor(&self) -> &Supervisor {

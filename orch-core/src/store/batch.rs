@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::StepCommit;
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, Message, NewEvent, Orchestrator, Prompt, RunLease,
-    SystemLog, Usage, WorkflowRecord,
+    Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, Message, NewEvent, Orchestrator, Plan, Prompt, RunLease,
+    SystemLog, Task, TaskGraph, Usage, WorkflowRecord,
 };
 
 /// The serialized executor state of an agent and its provider session id.
@@ -121,6 +121,27 @@ pub enum Change {
         expect: Option<Id>,
         /// The new holder.
         lease: Option<RunLease>,
+    },
+    /// Inserts a new plan version. Fails with [`StoreError::Duplicate`](super::StoreError::Duplicate) when
+    /// the plan has that version already (two revisions made at once: the second is refused, not lost).
+    InsertPlan(Box<Plan>),
+    /// Inserts a plan version, or replaces the row of the same id and version (status changes).
+    UpsertPlan(Box<Plan>),
+    /// Inserts a task graph, or replaces the one of the same id.
+    UpsertGraph(Box<TaskGraph>),
+    /// Inserts tasks, in order. Fails with [`StoreError::Duplicate`](super::StoreError::Duplicate) when
+    /// a task's id is taken or its graph already has a task of its key.
+    InsertTasks(Vec<Task>),
+    /// Writes a task's progress: status, attempt, model, claim, lease, not-before, agent, cost, output,
+    /// error and times (its definition is fixed at insert and not changed). With `fence`, only if the
+    /// stored task is still at attempt `fence`, else it fails with
+    /// [`StoreError::Fenced`](super::StoreError::Fenced): a worker whose lease was taken over cannot
+    /// overwrite its successor. Fails with `NotFound` for a missing task.
+    UpdateTask {
+        /// The task as it is to be.
+        task: Box<Task>,
+        /// The attempt the stored task must be at.
+        fence: Option<u32>,
     },
 }
 

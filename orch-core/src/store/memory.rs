@@ -11,8 +11,8 @@ use super::{
     Wakeup, follow_log,
 };
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, RunLease, SystemLog,
-    Timestamp, Usage, WorkflowRecord, now,
+    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Plan, Prompt, RunLease,
+    SystemLog, Task, TaskGraph, Timestamp, Usage, WorkflowRecord, now,
 };
 
 #[derive(Default)]
@@ -25,6 +25,10 @@ struct Data {
     chat: Vec<ChatMessage>,
     logs: Vec<SystemLog>,
     workflows: HashMap<Id, WorkflowRecord>,
+    /// Plan versions, by id and version.
+    plans: std::collections::BTreeMap<(Id, u32), Plan>,
+    graphs: HashMap<Id, TaskGraph>,
+    tasks: HashMap<Id, Task>,
     conversations: HashMap<Id, Vec<Message>>,
     /// Executors' saved loop states, by agent.
     executor_states: HashMap<Id, serde_json::Value>,
@@ -185,6 +189,48 @@ impl Store for MemoryStore {
         Ok(v)
     }
 
+    async fn get_plan(&self, id: Id, version: Option<u32>) -> StoreResult<Option<Plan>> {
+        let d = self.lock();
+        Ok(match version {
+            Some(v) => d.plans.get(&(id, v)).cloned(),
+            None => d.plans.range((id, 0)..=(id, u32::MAX)).next_back().map(|(_, p)| p.clone()),
+        })
+    }
+
+    async fn list_plans(&self, limit: usize) -> StoreResult<Vec<Plan>> {
+        let d = self.lock();
+        let mut latest: HashMap<Id, &Plan> = HashMap::new();
+        for ((id, _), p) in &d.plans {
+            // The map is ordered by version within an id, so the last one seen is the latest.
+            latest.insert(*id, p);
+        }
+        let mut v: Vec<Plan> = latest.into_values().cloned().collect();
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    async fn get_graph(&self, id: Id) -> StoreResult<Option<TaskGraph>> {
+        Ok(self.lock().graphs.get(&id).cloned())
+    }
+
+    async fn list_graphs(&self, limit: usize) -> StoreResult<Vec<TaskGraph>> {
+        let mut v: Vec<TaskGraph> = self.lock().graphs.values().cloned().collect();
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    async fn get_task(&self, id: Id) -> StoreResult<Option<Task>> {
+        Ok(self.lock().tasks.get(&id).cloned())
+    }
+
+    async fn list_tasks(&self, graph_id: Id) -> StoreResult<Vec<Task>> {
+        let mut v: Vec<Task> = self.lock().tasks.values().filter(|t| t.graph_id == graph_id).cloned().collect();
+        v.sort_by(|a, b| a.index.cmp(&b.index).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
         Ok(self.lock().conversations.get(&agent_id).cloned().unwrap_or_default())
     }
@@ -276,6 +322,10 @@ enum Undo {
     PopChat,
     PopLog,
     Workflow { id: Id, old: Option<Box<WorkflowRecord>> },
+    Plan { key: (Id, u32), old: Option<Box<Plan>> },
+    Graph { id: Id, old: Option<Box<TaskGraph>> },
+    RemoveTasks(Vec<Id>),
+    Task(Box<Task>),
 }
 
 impl Undo {
@@ -366,6 +416,26 @@ impl Undo {
             }
             Undo::Workflow { id, old: None } => {
                 d.workflows.remove(&id);
+            }
+            Undo::Plan { key, old: Some(p) } => {
+                d.plans.insert(key, *p);
+            }
+            Undo::Plan { key, old: None } => {
+                d.plans.remove(&key);
+            }
+            Undo::Graph { id, old: Some(g) } => {
+                d.graphs.insert(id, *g);
+            }
+            Undo::Graph { id, old: None } => {
+                d.graphs.remove(&id);
+            }
+            Undo::RemoveTasks(ids) => {
+                for id in ids {
+                    d.tasks.remove(&id);
+                }
+            }
+            Undo::Task(t) => {
+                d.tasks.insert(t.id, *t);
             }
         }
     }
@@ -521,5 +591,53 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
             w.run = lease;
             Undo::Workflow { id: workflow_id, old: Some(old) }
         }
+        Change::InsertPlan(p) => {
+            let key = (p.id, p.version);
+            if d.plans.contains_key(&key) {
+                return Err(StoreError::Duplicate { what: format!("plan {} version {}", p.id, p.version) });
+            }
+            d.plans.insert(key, *p);
+            Undo::Plan { key, old: None }
+        }
+        Change::UpsertPlan(p) => {
+            let key = (p.id, p.version);
+            Undo::Plan { key, old: d.plans.insert(key, *p).map(Box::new) }
+        }
+        Change::UpsertGraph(g) => {
+            let id = g.id;
+            Undo::Graph { id, old: d.graphs.insert(id, *g).map(Box::new) }
+        }
+        Change::InsertTasks(tasks) => insert_tasks(d, tasks)?,
+        Change::UpdateTask { task, fence } => {
+            let cur = d.tasks.get_mut(&task.id).ok_or_else(|| not_found("task", task.id))?;
+            if let Some(expected) = fence
+                && cur.attempt != expected
+            {
+                return Err(StoreError::Fenced { task_id: task.id, expected, found: cur.attempt });
+            }
+            let old = Box::new(cur.clone());
+            cur.set_progress(&task);
+            Undo::Task(old)
+        }
     })
+}
+
+/// Inserts tasks, all or none: a taken id, or a key its graph has, fails the change.
+fn insert_tasks(d: &mut Data, tasks: Vec<Task>) -> StoreResult<Undo> {
+    let mut keys: std::collections::HashSet<(Id, &str)> =
+        d.tasks.values().map(|t| (t.graph_id, t.key.as_str())).collect();
+    let mut ids = std::collections::HashSet::new();
+    for t in &tasks {
+        if d.tasks.contains_key(&t.id) || !ids.insert(t.id) {
+            return Err(StoreError::Duplicate { what: format!("task {}", t.id) });
+        }
+        if !keys.insert((t.graph_id, t.key.as_str())) {
+            return Err(StoreError::Duplicate { what: format!("task key '{}' in graph {}", t.key, t.graph_id) });
+        }
+    }
+    let ids: Vec<Id> = tasks.iter().map(|t| t.id).collect();
+    for t in tasks {
+        d.tasks.insert(t.id, t);
+    }
+    Ok(Undo::RemoveTasks(ids))
 }

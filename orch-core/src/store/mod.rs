@@ -21,8 +21,8 @@ use futures::stream::BoxStream;
 
 use crate::ErrorKind;
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Prompt, RunLease, SystemLog,
-    Usage, WorkflowRecord,
+    Agent, AgentStatus, ChatMessage, EventRecord, Id, Message, NewEvent, Orchestrator, Plan, Prompt, RunLease,
+    SystemLog, Task, TaskGraph, Usage, WorkflowRecord,
 };
 pub use crate::wire::{EventQuery, StoreStatus};
 
@@ -85,6 +85,22 @@ pub enum StoreError {
         /// The run holding it now, if any.
         current: Option<Box<RunLease>>,
     },
+    /// An entity with that identity exists already (a task id, or a task key in its graph).
+    #[error("{what} already exists")]
+    Duplicate {
+        /// What was inserted.
+        what: String,
+    },
+    /// A fenced [`Change::UpdateTask`] found the task at another attempt: its lease was taken over.
+    #[error("task {task_id} is at attempt {found}, not {expected}: its attempt was taken over")]
+    Fenced {
+        /// The task.
+        task_id: Id,
+        /// The attempt the write was for.
+        expected: u32,
+        /// The attempt stored.
+        found: u32,
+    },
     /// Stored data could not be decoded.
     #[error("stored data could not be decoded: {0}")]
     Decode(String),
@@ -101,7 +117,8 @@ impl StoreError {
         match self {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NameTaken { .. } => ErrorKind::Conflict,
-            Self::RunConflict { .. } | Self::WorkflowRunConflict { .. } => ErrorKind::Busy,
+            Self::RunConflict { .. } | Self::WorkflowRunConflict { .. } | Self::Fenced { .. } => ErrorKind::Busy,
+            Self::Duplicate { .. } => ErrorKind::Conflict,
             Self::Open { .. } => ErrorKind::Unavailable,
             Self::NewerSchema { .. } | Self::Corrupt { .. } | Self::Decode(_) | Self::Backend(_) => ErrorKind::Internal,
         }
@@ -220,6 +237,20 @@ pub trait Store: Send + Sync + 'static {
     async fn get_workflow(&self, id: Id) -> StoreResult<Option<WorkflowRecord>>;
     /// Lists workflow records, newest first.
     async fn list_workflows(&self, orchestrator_id: Option<Id>, limit: usize) -> StoreResult<Vec<WorkflowRecord>>;
+
+    // ---- plans and task graphs ----
+    /// Reads a plan: version `version`, or its latest version when `None`.
+    async fn get_plan(&self, id: Id, version: Option<u32>) -> StoreResult<Option<Plan>>;
+    /// Lists the latest version of every plan, newest first (by that version's creation), at most `limit`.
+    async fn list_plans(&self, limit: usize) -> StoreResult<Vec<Plan>>;
+    /// Reads a task graph.
+    async fn get_graph(&self, id: Id) -> StoreResult<Option<TaskGraph>>;
+    /// Lists task graphs, newest first, at most `limit`.
+    async fn list_graphs(&self, limit: usize) -> StoreResult<Vec<TaskGraph>>;
+    /// Reads a task.
+    async fn get_task(&self, id: Id) -> StoreResult<Option<Task>>;
+    /// The tasks of a graph, by index.
+    async fn list_tasks(&self, graph_id: Id) -> StoreResult<Vec<Task>>;
 
     // ---- the event log ----
     /// Reads events, oldest first.

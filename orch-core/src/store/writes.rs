@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::{Batch, Change, SavedState, StepCommit, Store, StoreError, StoreResult};
 use crate::wire::{
-    Agent, AgentStatus, ChatMessage, EventRecord, Id, Orchestrator, Prompt, SystemLog, Usage, WorkflowRecord,
+    Agent, AgentStatus, ChatMessage, EventRecord, Id, Orchestrator, Plan, Prompt, SystemLog, Task, TaskGraph, Usage,
+    WorkflowRecord,
 };
 
 async fn one(store: &(impl Store + ?Sized), change: Change) -> StoreResult<()> {
@@ -58,6 +59,21 @@ pub trait Writes: Store {
     }
     async fn upsert_workflow(&self, w: &WorkflowRecord) -> StoreResult<()> {
         one(self, Change::UpsertWorkflow(Box::new(w.clone()))).await
+    }
+    async fn insert_plan(&self, p: &Plan) -> StoreResult<()> {
+        one(self, Change::InsertPlan(Box::new(p.clone()))).await
+    }
+    async fn upsert_plan(&self, p: &Plan) -> StoreResult<()> {
+        one(self, Change::UpsertPlan(Box::new(p.clone()))).await
+    }
+    async fn upsert_graph(&self, g: &TaskGraph) -> StoreResult<()> {
+        one(self, Change::UpsertGraph(Box::new(g.clone()))).await
+    }
+    async fn insert_tasks(&self, tasks: &[Task]) -> StoreResult<()> {
+        one(self, Change::InsertTasks(tasks.to_vec())).await
+    }
+    async fn update_task(&self, task: &Task, fence: Option<u32>) -> StoreResult<()> {
+        one(self, Change::UpdateTask { task: Box::new(task.clone()), fence }).await
     }
     async fn commit_step(&self, step: StepCommit) -> StoreResult<Vec<EventRecord>> {
         self.commit(step.into()).await

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{
     Agent, AgentStatus, ChatMessage, CompactTrigger, EndReason, FileChange, FileRead, HookVerdict, Id, LogLevel,
-    Message, Orchestrator, StepStatus, Timestamp, Usage, WorkflowRecord,
+    Message, Orchestrator, Plan, StepStatus, Task, TaskGraph, Timestamp, Usage, WorkflowRecord,
 };
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
@@ -331,6 +331,24 @@ pub enum Event {
         payload: Value,
     },
 
+    // ---- task graphs ----
+    /// A plan version was written or changed (created, revised, approved, superseded); the whole
+    /// version as it is now.
+    PlanUpdated {
+        /// The plan version after the change.
+        plan: Box<Plan>,
+    },
+    /// A task graph was made or changed; the whole record as it is now.
+    GraphUpdated {
+        /// The graph after the change.
+        graph: Box<TaskGraph>,
+    },
+    /// A task of a graph was added or changed; the whole task as it is now.
+    TaskUpdated {
+        /// The task after the change.
+        task: Box<Task>,
+    },
+
     // ---- read side ----
     /// A stored event that could not be decoded (its JSON is damaged, or too deeply nested to read back).
     /// Stores return this instead of failing the whole read, so one bad row never stops a reader of the
@@ -442,6 +460,8 @@ pub enum EventCategory {
     Chat,
     /// Workflow runs and their steps.
     Workflow,
+    /// Plans, task graphs and their tasks.
+    Graph,
 }
 
 impl EventCategory {
@@ -454,6 +474,7 @@ impl EventCategory {
             Self::System => "system",
             Self::Chat => "chat",
             Self::Workflow => "workflow",
+            Self::Graph => "graph",
         }
     }
 
@@ -466,6 +487,7 @@ impl EventCategory {
             "system" => Self::System,
             "chat" => Self::Chat,
             "workflow" => Self::Workflow,
+            "graph" => Self::Graph,
             _ => return None,
         })
     }
@@ -505,6 +527,9 @@ impl Event {
         "WorkflowUpdated",
         "StepStart",
         "StepEnd",
+        "PlanUpdated",
+        "GraphUpdated",
+        "TaskUpdated",
         "Undecodable",
     ];
 
@@ -543,6 +568,9 @@ impl Event {
             Self::WorkflowUpdated { .. } => "WorkflowUpdated",
             Self::StepStart { .. } => "StepStart",
             Self::StepEnd { .. } => "StepEnd",
+            Self::PlanUpdated { .. } => "PlanUpdated",
+            Self::GraphUpdated { .. } => "GraphUpdated",
+            Self::TaskUpdated { .. } => "TaskUpdated",
             Self::Undecodable { .. } => "Undecodable",
             Self::Unknown(u) => u.kind(),
         }
@@ -582,6 +610,7 @@ impl Event {
             | Self::Unknown(_) => EventCategory::System,
             Self::ChatMessage { .. } => EventCategory::Chat,
             Self::WorkflowUpdated { .. } | Self::StepStart { .. } | Self::StepEnd { .. } => EventCategory::Workflow,
+            Self::PlanUpdated { .. } | Self::GraphUpdated { .. } | Self::TaskUpdated { .. } => EventCategory::Graph,
         }
     }
 
@@ -668,6 +697,26 @@ impl Event {
             Self::StepStart { step_name: step, .. } => format!("Starting {step} step"),
             Self::StepEnd { step_name: step, status, duration_ms, .. } => {
                 format!("{step} {} in {:.1}s", status.as_str(), *duration_ms as f64 / 1000.0)
+            }
+            Self::PlanUpdated { plan } => {
+                format!("Plan {} v{} {}: {} tasks", plan.id, plan.version, plan.status.as_str(), plan.tasks.len())
+            }
+            Self::GraphUpdated { graph } => format!(
+                "Graph {} {}: {} tasks in {} waves",
+                clip(&graph.name, 40),
+                graph.status.as_str(),
+                graph.total_tasks,
+                graph.waves
+            ),
+            Self::TaskUpdated { task } if task.attempt > 1 => format!(
+                "Task {} {} (attempt {}): {}",
+                clip(&task.key, 20),
+                task.status.as_str(),
+                task.attempt,
+                clip(&task.title, 50)
+            ),
+            Self::TaskUpdated { task } => {
+                format!("Task {} {}: {}", clip(&task.key, 20), task.status.as_str(), clip(&task.title, 50))
             }
             Self::Undecodable { stored_type, error } => {
                 format!("Undecodable {stored_type} event: {}", clip(error, 60))

@@ -10,6 +10,7 @@
 mod delta;
 mod entity;
 mod event;
+mod graph;
 mod message;
 mod query;
 mod reason;
@@ -18,6 +19,7 @@ mod run;
 pub use delta::*;
 pub use entity::*;
 pub use event::*;
+pub use graph::*;
 pub use message::*;
 pub use query::*;
 pub use reason::*;

@@ -3,6 +3,7 @@
 
 mod entities;
 mod events;
+mod graphs;
 
 use chrono::SecondsFormat;
 use orch_core::store::{StoreError, StoreResult};
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 pub(crate) use entities::*;
 pub(crate) use events::*;
+pub(crate) use graphs::*;
 
 // ---- conversions ----
 

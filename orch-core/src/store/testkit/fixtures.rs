@@ -135,6 +135,85 @@ pub fn workflow(orchestrator_id: Option<Id>, i: i64) -> WorkflowRecord {
     }
 }
 
+/// A draft plan (version 1) of three tasks, created at `ts(i)`: `design`, then `build` and `docs` on it.
+pub fn plan(i: i64) -> Plan {
+    let task = |key: &str, deps: &[&str]| PlannedTask {
+        key: key.into(),
+        title: format!("{key} «ü» \"quoted\""),
+        description: format!("Do {key}.\nCarefully."),
+        task_type: "code".into(),
+        complexity: Complexity::Medium,
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        model: (key == "design").then(|| "sonnet".into()),
+        tools: vec!["Read".into(), "Write".into()],
+        verification: vec![format!("{key} passes its tests")],
+    };
+    Plan {
+        id: crate::wire::new_id(),
+        version: 1,
+        status: PlanStatus::Draft,
+        requirements: format!("Requirements {i}: a parser\nwith tests"),
+        tasks: vec![task("design", &[]), task("build", &["design"]), task("docs", &["design"])],
+        model: Some("scripted".into()),
+        source_file: None,
+        cost_usd: 0.0125,
+        created_at: ts(i),
+        updated_at: ts(i),
+    }
+}
+
+/// A pending graph of `plan`'s first version, created at `ts(i)`.
+pub fn graph(plan_id: Option<Id>, i: i64) -> TaskGraph {
+    TaskGraph {
+        id: crate::wire::new_id(),
+        name: format!("graph-{i}"),
+        plan_id,
+        plan_version: plan_id.map(|_| 1),
+        status: GraphStatus::Pending,
+        total_tasks: 3,
+        waves: 2,
+        budget_usd: Some(2.5),
+        cost_usd: 0.0,
+        error: None,
+        created_at: ts(i),
+        updated_at: ts(i),
+        started_at: None,
+        completed_at: None,
+    }
+}
+
+/// A pending, never-started task of `graph_id` at position `index`, in `wave`, created at `ts(i)`.
+pub fn task(graph_id: Id, index: u32, wave: u32, depends_on: Vec<Id>, i: i64) -> Task {
+    Task {
+        id: crate::wire::new_id(),
+        graph_id,
+        index,
+        key: format!("task-{}", index + 1),
+        title: format!("Task {index} «ü»"),
+        description: format!("Do thing {index}.\n\"Quoted\"."),
+        task_type: "research".into(),
+        complexity: Complexity::Simple,
+        tools: vec!["Grep".into()],
+        verification: vec!["a summary exists".into()],
+        depends_on,
+        wave,
+        status: TaskStatus::Pending,
+        attempt: 0,
+        model: None,
+        claimed_by: None,
+        lease_until: None,
+        not_before: None,
+        agent_id: None,
+        cost_usd: 0.0,
+        output: None,
+        error: None,
+        created_at: ts(i),
+        updated_at: ts(i),
+        started_at: None,
+        completed_at: None,
+    }
+}
+
 /// One event of every [`Event`] variant, with awkward content (unicode, quotes, newlines, nested JSON,
 /// extreme numbers).
 pub fn every_event() -> Vec<Event> {
@@ -267,6 +346,18 @@ pub fn every_event() -> Vec<Event> {
             payload: serde_json::json!({"verdict": "PASS"}),
         },
         Event::InterruptRequested { requested_by: "cli".into() },
+        Event::PlanUpdated { plan: Box::new(plan(6)) },
+        Event::GraphUpdated { graph: Box::new(graph(Some(crate::wire::new_id()), 7)) },
+        Event::TaskUpdated {
+            task: Box::new(Task {
+                status: TaskStatus::Running,
+                attempt: 2,
+                claimed_by: Some("worker-1".into()),
+                lease_until: Some(ts(30)),
+                cost_usd: 0.5,
+                ..task(crate::wire::new_id(), 4, 2, vec![crate::wire::new_id()], 8)
+            }),
+        },
         Event::OrchestratorCreated { orchestrator: Box::new(orchestrator(4)) },
         Event::OrchestratorCostsUpdated {
             usage: Usage { input_tokens: 10, output_tokens: 20, ..Usage::default() },
@@ -340,6 +431,9 @@ fn covers(e: &Event) {
         | Event::WorkflowUpdated { .. }
         | Event::StepStart { .. }
         | Event::StepEnd { .. }
+        | Event::PlanUpdated { .. }
+        | Event::GraphUpdated { .. }
+        | Event::TaskUpdated { .. }
         | Event::InterruptRequested { .. }
         | Event::OrchestratorCreated { .. }
         | Event::OrchestratorCostsUpdated { .. }

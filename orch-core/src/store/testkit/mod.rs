@@ -44,8 +44,9 @@ use std::time::Duration;
 use super::Store;
 pub use super::writes::Writes;
 use crate::wire::{
-    Agent, AgentRole, AgentStatus, ChatMessage, Event, EventKeys, EventRecord, Id, LogLevel, Orchestrator, Participant,
-    Prompt, PromptAuthor, SystemLog, TemplateRef, Timestamp, Usage, WorkflowRecord, WorkflowStatus,
+    Agent, AgentRole, AgentStatus, ChatMessage, Complexity, Event, EventKeys, EventRecord, GraphStatus, Id, LogLevel,
+    Orchestrator, Participant, Plan, PlanStatus, PlannedTask, Prompt, PromptAuthor, SystemLog, Task, TaskGraph,
+    TaskStatus, TemplateRef, Timestamp, Usage, WorkflowRecord, WorkflowStatus,
 };
 
 /// How long one check may take in all.
@@ -166,6 +167,10 @@ macro_rules! __store_conformance_tests {
             system_logs_filters_and_paging,
             workflows_upsert_get_list,
             workflow_run_is_compare_and_swap,
+            plans_are_versioned,
+            graphs_upsert_get_list,
+            tasks_insert_list_and_update,
+            task_updates_are_fenced,
             append_seq_starts_at_one_and_is_gap_free,
             every_event_variant_round_trips,
             event_keys_round_trip,
@@ -223,6 +228,10 @@ pub const CHECKS: &[&str] = &[
     "system_logs_filters_and_paging",
     "workflows_upsert_get_list",
     "workflow_run_is_compare_and_swap",
+    "plans_are_versioned",
+    "graphs_upsert_get_list",
+    "tasks_insert_list_and_update",
+    "task_updates_are_fenced",
     "append_seq_starts_at_one_and_is_gap_free",
     "every_event_variant_round_trips",
     "event_keys_round_trip",

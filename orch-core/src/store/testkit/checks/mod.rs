@@ -1,7 +1,9 @@
-//! The checks, one `async fn(Arc<dyn Store>)` each, by topic: entities, the event log, agent steps.
+//! The checks, one `async fn(Arc<dyn Store>)` each, by topic: entities, the event log, agent steps,
+//! plans and task graphs.
 
 mod entities;
 mod events;
+mod graphs;
 mod steps;
 
 use std::collections::BTreeSet;
@@ -16,6 +18,7 @@ use crate::wire::{ContentBlock, EventCategory, Message, NewEvent, Role, new_id};
 
 pub use entities::*;
 pub use events::*;
+pub use graphs::*;
 pub use steps::*;
 
 fn ids<T>(v: &[T], id: impl Fn(&T) -> Id) -> Vec<Id> {

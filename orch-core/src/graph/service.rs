@@ -1,0 +1,361 @@
+//! Plans and graphs in the store: saving, revising and approving plans, making a graph of an approved
+//! plan, adding a task to a graph. Each operation is one batch: the rows and the events recording them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::validate::{Problem, Problems, default_key, label, revalidate};
+use super::waves::{plan_waves, wave_after};
+use super::{GraphError, ReadPlan};
+use crate::store::{Batch, Change, Store};
+use crate::wire::{
+    Complexity, Event, EventKeys, GraphStatus, Id, Plan, PlanStatus, PlannedTask, Task, TaskGraph, TaskStatus, new_id,
+    now,
+};
+
+/// Where a plan came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanOrigin {
+    /// The model that wrote it.
+    pub model: Option<String>,
+    /// The file it was read from.
+    pub source_file: Option<String>,
+    /// What writing it cost, in USD.
+    pub cost_usd: f64,
+}
+
+/// A task to add to a graph.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewTask {
+    /// Its key; empty: `task-N`, N the graph's task count after adding it.
+    pub key: String,
+    /// Title (required).
+    pub title: String,
+    /// What to do.
+    pub description: String,
+    /// Kind of work (empty: `code`).
+    pub task_type: String,
+    /// How much work it is.
+    pub complexity: Complexity,
+    /// The tasks it depends on: their keys, ids, or positions from 0.
+    pub depends_on: Vec<String>,
+    /// Model tier or model.
+    pub model: Option<String>,
+    /// Tools it needs.
+    pub tools: Vec<String>,
+    /// How to tell it is done.
+    pub verification: Vec<String>,
+}
+
+/// Plans and task graphs over a store.
+#[derive(Clone)]
+pub struct TaskGraphs {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for TaskGraphs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskGraphs")
+    }
+}
+
+fn plan_event(plan: &Plan) -> (EventKeys, Event) {
+    (EventKeys::default(), Event::PlanUpdated { plan: Box::new(plan.clone()) })
+}
+
+impl TaskGraphs {
+    /// Plans and graphs of `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Stores a new plan (version 1, a draft) of `requirements`. The tasks are checked again first.
+    pub async fn create_plan(
+        &self,
+        requirements: &str,
+        tasks: Vec<PlannedTask>,
+        origin: PlanOrigin,
+    ) -> Result<Plan, GraphError> {
+        let tasks = revalidate(&tasks).map_err(GraphError::Invalid)?;
+        let at = now();
+        let plan = Plan {
+            id: new_id(),
+            version: 1,
+            status: PlanStatus::Draft,
+            requirements: requirements.trim().to_string(),
+            tasks,
+            model: origin.model,
+            source_file: origin.source_file,
+            cost_usd: origin.cost_usd,
+            created_at: at,
+            updated_at: at,
+        };
+        let (keys, event) = plan_event(&plan);
+        self.store.commit(Batch::new().change(Change::InsertPlan(Box::new(plan.clone()))).event(keys, event)).await?;
+        Ok(plan)
+    }
+
+    /// Stores a plan read from a file or a reply: its requirements are `requirements`, else the plan's
+    /// own `requirements` field, else empty.
+    pub async fn create_plan_from(
+        &self,
+        requirements: Option<&str>,
+        read: ReadPlan,
+        origin: PlanOrigin,
+    ) -> Result<Plan, GraphError> {
+        let requirements = requirements.map(str::to_string).or(read.requirements).unwrap_or_default();
+        self.create_plan(&requirements, read.tasks, origin).await
+    }
+
+    /// Asks `planner` for a plan of `requirements` and stores it as a new draft. When the model gives no
+    /// valid plan (after its one retry) or fails, nothing is stored.
+    pub async fn plan_requirements(&self, planner: &super::Planner, requirements: &str) -> Result<Plan, GraphError> {
+        let drafted = planner.draft(requirements).await?;
+        let origin = PlanOrigin { model: Some(drafted.model), source_file: None, cost_usd: drafted.cost_usd };
+        self.create_plan(requirements, drafted.tasks, origin).await
+    }
+
+    /// Stores `tasks` as the next version of plan `id` (a draft); the version it replaces is marked
+    /// superseded in the same commit. `requirements` replaces the plan's when given. Of two revisions
+    /// made at once, the second fails (a conflict) and stores nothing.
+    pub async fn revise_plan(
+        &self,
+        id: Id,
+        requirements: Option<&str>,
+        tasks: Vec<PlannedTask>,
+        origin: PlanOrigin,
+    ) -> Result<Plan, GraphError> {
+        let tasks = revalidate(&tasks).map_err(GraphError::Invalid)?;
+        let mut old = self.plan(id, None).await?;
+        let at = now();
+        let plan = Plan {
+            id,
+            version: old.version + 1,
+            status: PlanStatus::Draft,
+            requirements: requirements.map_or_else(|| old.requirements.clone(), |r| r.trim().to_string()),
+            tasks,
+            model: origin.model,
+            source_file: origin.source_file,
+            cost_usd: origin.cost_usd,
+            created_at: at,
+            updated_at: at,
+        };
+        old.status = PlanStatus::Superseded;
+        old.updated_at = at;
+        let (k1, e1) = plan_event(&old);
+        let (k2, e2) = plan_event(&plan);
+        let batch = Batch::new()
+            .change(Change::UpsertPlan(Box::new(old)))
+            .change(Change::InsertPlan(Box::new(plan.clone())))
+            .event(k1, e1)
+            .event(k2, e2);
+        self.store.commit(batch).await?;
+        Ok(plan)
+    }
+
+    /// Approves the latest version of plan `id`. Approving an approved plan changes nothing.
+    pub async fn approve(&self, id: Id) -> Result<Plan, GraphError> {
+        let mut plan = self.plan(id, None).await?;
+        if plan.status == PlanStatus::Approved {
+            return Ok(plan);
+        }
+        plan.status = PlanStatus::Approved;
+        plan.updated_at = now();
+        let (keys, event) = plan_event(&plan);
+        self.store.commit(Batch::new().change(Change::UpsertPlan(Box::new(plan.clone()))).event(keys, event)).await?;
+        Ok(plan)
+    }
+
+    /// Plan `id`: version `version`, or the latest.
+    pub async fn plan(&self, id: Id, version: Option<u32>) -> Result<Plan, GraphError> {
+        self.store.get_plan(id, version).await?.ok_or_else(|| {
+            GraphError::PlanNotFound(match version {
+                Some(v) => format!("{id} version {v}"),
+                None => id.to_string(),
+            })
+        })
+    }
+
+    /// Makes a graph of the latest version of plan `id`, which must be approved: one task per planned
+    /// task, in waves; tasks without dependencies are ready, the others pending. `name` defaults to the
+    /// first line of the requirements.
+    pub async fn create_graph(&self, plan_id: Id, name: Option<String>) -> Result<(TaskGraph, Vec<Task>), GraphError> {
+        let plan = self.plan(plan_id, None).await?;
+        if plan.status != PlanStatus::Approved {
+            return Err(GraphError::NotApproved { id: plan.id, version: plan.version, status: plan.status });
+        }
+        let planned = revalidate(&plan.tasks).map_err(GraphError::Invalid)?;
+        let waves = plan_waves(&planned);
+        let at = now();
+        let graph_id = new_id();
+        let ids: HashMap<&str, Id> = planned.iter().map(|t| (t.key.as_str(), new_id())).collect();
+        let mut tasks = Vec::with_capacity(planned.len());
+        for (i, (t, wave)) in planned.iter().zip(&waves).enumerate() {
+            let depends_on: Vec<Id> = t.depends_on.iter().filter_map(|d| ids.get(d.as_str()).copied()).collect();
+            tasks.push(Task {
+                id: ids.get(t.key.as_str()).copied().unwrap_or_else(new_id),
+                graph_id,
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                key: t.key.clone(),
+                title: t.title.clone(),
+                description: t.description.clone(),
+                task_type: t.task_type.clone(),
+                complexity: t.complexity,
+                tools: t.tools.clone(),
+                verification: t.verification.clone(),
+                status: if depends_on.is_empty() { TaskStatus::Ready } else { TaskStatus::Pending },
+                depends_on,
+                wave: *wave,
+                attempt: 0,
+                model: t.model.clone(),
+                claimed_by: None,
+                lease_until: None,
+                not_before: None,
+                agent_id: None,
+                cost_usd: 0.0,
+                output: None,
+                error: None,
+                created_at: at,
+                updated_at: at,
+                started_at: None,
+                completed_at: None,
+            });
+        }
+        let name = name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| default_name(&plan.requirements, plan.id));
+        let graph = TaskGraph {
+            id: graph_id,
+            name,
+            plan_id: Some(plan.id),
+            plan_version: Some(plan.version),
+            status: GraphStatus::Pending,
+            total_tasks: u32::try_from(tasks.len()).unwrap_or(u32::MAX),
+            waves: waves.iter().copied().max().unwrap_or(0),
+            budget_usd: None,
+            cost_usd: 0.0,
+            error: None,
+            created_at: at,
+            updated_at: at,
+            started_at: None,
+            completed_at: None,
+        };
+        let mut batch = Batch::new()
+            .change(Change::UpsertGraph(Box::new(graph.clone())))
+            .change(Change::InsertTasks(tasks.clone()))
+            .event(EventKeys::default(), Event::GraphUpdated { graph: Box::new(graph.clone()) });
+        for t in &tasks {
+            batch.push_event(EventKeys::default(), Event::TaskUpdated { task: Box::new(t.clone()) });
+        }
+        self.store.commit(batch).await?;
+        Ok((graph, tasks))
+    }
+
+    /// Graph `id` and its tasks (by index).
+    pub async fn graph(&self, id: Id) -> Result<(TaskGraph, Vec<Task>), GraphError> {
+        let graph = self.store.get_graph(id).await?.ok_or(GraphError::GraphNotFound(id))?;
+        let tasks = self.store.list_tasks(id).await?;
+        Ok((graph, tasks))
+    }
+
+    /// Adds a task to graph `graph_id` (one that has not ended), checked like a plan's: a title, a key
+    /// the graph does not have, dependencies naming tasks of the graph. Its wave follows from its
+    /// dependencies; it is ready when they all completed or were skipped, else pending.
+    pub async fn add_task(&self, graph_id: Id, new: NewTask) -> Result<Task, GraphError> {
+        let (mut graph, tasks) = self.graph(graph_id).await?;
+        if graph.status.is_final() {
+            return Err(GraphError::GraphEnded { id: graph_id, status: graph.status.as_str() });
+        }
+        let index = tasks.iter().map(|t| t.index + 1).max().unwrap_or(0);
+        let key = match new.key.trim() {
+            "" => default_key(usize::try_from(index).unwrap_or(usize::MAX)),
+            k => k.to_string(),
+        };
+        let title = new.title.trim().to_string();
+        let me = label(&key, &title);
+        let mut problems = Vec::new();
+        if title.is_empty() {
+            problems.push(Problem::EmptyTitle { task: me.clone() });
+        }
+        if let Some(t) = tasks.iter().find(|t| t.key == key) {
+            problems.push(Problem::DuplicateKey {
+                key: key.clone(),
+                first: label(&t.key, &t.title),
+                second: me.clone(),
+            });
+        }
+        let mut deps: Vec<&Task> = Vec::new();
+        for d in &new.depends_on {
+            let d = d.trim();
+            if d == key {
+                problems.push(Problem::SelfDependency { task: me.clone() });
+                continue;
+            }
+            let found = tasks
+                .iter()
+                .find(|t| t.key == d)
+                .or_else(|| d.parse::<Id>().ok().and_then(|id| tasks.iter().find(|t| t.id == id)))
+                .or_else(|| d.parse::<usize>().ok().and_then(|i| tasks.get(i)));
+            match found {
+                Some(t) if !deps.iter().any(|x| x.id == t.id) => deps.push(t),
+                Some(_) => {}
+                None => problems.push(Problem::UnknownDependency { task: me.clone(), dependency: format!("{d:?}") }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(GraphError::Invalid(Problems(problems)));
+        }
+        let at = now();
+        let ready = deps.iter().all(|t| t.status.releases_dependents());
+        let task = Task {
+            id: new_id(),
+            graph_id,
+            index,
+            key,
+            title,
+            description: new.description.trim().to_string(),
+            task_type: match new.task_type.trim() {
+                "" => "code".to_string(),
+                t => t.to_lowercase(),
+            },
+            complexity: new.complexity,
+            tools: new.tools,
+            verification: new.verification,
+            depends_on: deps.iter().map(|t| t.id).collect(),
+            wave: wave_after(deps.iter().map(|t| t.wave)),
+            status: if ready { TaskStatus::Ready } else { TaskStatus::Pending },
+            attempt: 0,
+            model: new.model,
+            claimed_by: None,
+            lease_until: None,
+            not_before: None,
+            agent_id: None,
+            cost_usd: 0.0,
+            output: None,
+            error: None,
+            created_at: at,
+            updated_at: at,
+            started_at: None,
+            completed_at: None,
+        };
+        graph.total_tasks += 1;
+        graph.waves = graph.waves.max(task.wave);
+        graph.updated_at = at;
+        let batch = Batch::new()
+            .change(Change::UpsertGraph(Box::new(graph.clone())))
+            .change(Change::InsertTasks(vec![task.clone()]))
+            .event(EventKeys::default(), Event::GraphUpdated { graph: Box::new(graph) })
+            .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
+        self.store.commit(batch).await?;
+        Ok(task)
+    }
+}
+
+/// A graph's default name: the first line of its requirements (at most 60 characters), else the plan id.
+fn default_name(requirements: &str, plan_id: Id) -> String {
+    match requirements.lines().map(str::trim).find(|l| !l.is_empty()) {
+        Some(line) => crate::text::clip_chars(line, 60, "…"),
+        None => format!("plan {plan_id}"),
+    }
+}

@@ -1,0 +1,248 @@
+//! Checking a plan: every task titled and keyed once, every dependency naming another task of the plan,
+//! no cycle. Problems name the task (its key and title) and what is wrong with it.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::parse::{DepRef, RawTask};
+use crate::wire::PlannedTask;
+
+/// One thing wrong with a plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The JSON is not shaped like a plan.
+    #[error("not a plan: {0}")]
+    NotAPlan(String),
+    /// The plan has no tasks.
+    #[error("the plan has no tasks")]
+    NoTasks,
+    /// A task is not a JSON object.
+    #[error("{task} is not a JSON object")]
+    NotAnObject {
+        /// The task (`task-N`).
+        task: String,
+    },
+    /// A field of a task has the wrong type or value.
+    #[error("{task}: `{field}` {message}")]
+    BadField {
+        /// The task.
+        task: String,
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A task has no title.
+    #[error("{task} has no title")]
+    EmptyTitle {
+        /// The task.
+        task: String,
+    },
+    /// Two tasks have the same key.
+    #[error("{second} has the id '{key}', which {first} already has")]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// The task that has it first.
+        first: String,
+        /// The other task.
+        second: String,
+    },
+    /// A dependency names no task.
+    #[error("{task} depends on {dependency}, which is not a task of the plan")]
+    UnknownDependency {
+        /// The task.
+        task: String,
+        /// The dependency as written.
+        dependency: String,
+    },
+    /// A task depends on itself.
+    #[error("{task} depends on itself")]
+    SelfDependency {
+        /// The task.
+        task: String,
+    },
+    /// Dependencies form a cycle: each task depends on the next, the last on the first.
+    #[error("dependency cycle: {} (each depends on the next)", cycle_text(.tasks))]
+    Cycle {
+        /// Keys of the tasks in the cycle, the first repeated at the end.
+        tasks: Vec<String>,
+    },
+}
+
+fn cycle_text(tasks: &[String]) -> String {
+    tasks.join(" → ")
+}
+
+/// Every problem found in a plan (at least one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How a problem names a task: its key, and its title when it has one.
+pub fn label(key: &str, title: &str) -> String {
+    if title.is_empty() { key.to_string() } else { format!("{key} ({title:?})") }
+}
+
+/// The key of a task without an id: `task-N`, N its position from 1.
+pub fn default_key(index: usize) -> String {
+    format!("task-{}", index + 1)
+}
+
+/// Checks raw tasks and resolves their dependencies to keys. A dependency is matched, in order, to
+/// the task whose key is exactly what it says, then (for a number, or text that is a number) to the task
+/// at that position counting from 0. Repeated dependencies are kept once.
+pub fn validate(raw: Vec<RawTask>) -> Result<Vec<PlannedTask>, Problems> {
+    if raw.is_empty() {
+        return Err(Problems(vec![Problem::NoTasks]));
+    }
+    let keys: Vec<String> = raw.iter().map(|t| t.id.clone().unwrap_or_else(|| default_key(t.index))).collect();
+    let labels: Vec<String> = raw.iter().zip(&keys).map(|(t, k)| label(k, &t.title)).collect();
+    let mut problems = Vec::new();
+    let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        if let Some(&first) = by_key.get(k.as_str()) {
+            problems.push(Problem::DuplicateKey {
+                key: k.clone(),
+                first: labels[first].clone(),
+                second: labels[i].clone(),
+            });
+        } else {
+            by_key.insert(k, i);
+        }
+    }
+    let mut resolved: Vec<Vec<usize>> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        if t.title.is_empty() {
+            problems.push(Problem::EmptyTitle { task: labels[i].clone() });
+        }
+        let mut deps: Vec<usize> = Vec::with_capacity(t.depends_on.len());
+        for d in &t.depends_on {
+            match resolve(d, &by_key, raw.len()) {
+                Some(j) if j == i => problems.push(Problem::SelfDependency { task: labels[i].clone() }),
+                Some(j) => {
+                    if !deps.contains(&j) {
+                        deps.push(j);
+                    }
+                }
+                None => {
+                    problems.push(Problem::UnknownDependency { task: labels[i].clone(), dependency: d.to_string() })
+                }
+            }
+        }
+        resolved.push(deps);
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    if let Some(cycle) = find_cycle(&resolved) {
+        let mut tasks: Vec<String> = cycle.iter().map(|&i| keys[i].clone()).collect();
+        tasks.push(keys[cycle[0]].clone());
+        return Err(Problems(vec![Problem::Cycle { tasks }]));
+    }
+    Ok(raw
+        .into_iter()
+        .zip(keys.iter())
+        .zip(resolved)
+        .map(|((t, key), deps)| PlannedTask {
+            key: key.clone(),
+            title: t.title,
+            description: t.description,
+            task_type: t.task_type,
+            complexity: t.complexity,
+            depends_on: deps.into_iter().map(|j| keys[j].clone()).collect(),
+            model: t.model,
+            tools: t.tools,
+            verification: t.verification,
+        })
+        .collect())
+}
+
+fn resolve(d: &DepRef, by_key: &HashMap<&str, usize>, len: usize) -> Option<usize> {
+    let (text, number) = match d {
+        DepRef::Number(n) => (n.to_string(), Some(*n)),
+        DepRef::Text(s) => (s.clone(), s.trim().parse::<i64>().ok()),
+    };
+    if let Some(&i) = by_key.get(text.trim()) {
+        return Some(i);
+    }
+    number.and_then(|n| usize::try_from(n).ok()).filter(|&n| n < len)
+}
+
+/// Checks tasks already keyed (a stored plan, a plan file in stored form) again: the same rules.
+pub fn revalidate(tasks: &[PlannedTask]) -> Result<Vec<PlannedTask>, Problems> {
+    validate(
+        tasks
+            .iter()
+            .enumerate()
+            .map(|(index, t)| RawTask {
+                index,
+                id: Some(t.key.clone()),
+                title: t.title.clone(),
+                description: t.description.clone(),
+                task_type: t.task_type.clone(),
+                complexity: t.complexity,
+                depends_on: t.depends_on.iter().map(|d| DepRef::Text(d.clone())).collect(),
+                model: t.model.clone(),
+                tools: t.tools.clone(),
+                verification: t.verification.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// A cycle of the dependency graph (`deps[i]`: what task `i` depends on), if there is one: the tasks in
+/// dependency order, starting from the one with the lowest position. Iterative, so a long chain cannot
+/// overflow the stack.
+pub fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut mark = vec![Mark::New; deps.len()];
+    for start in 0..deps.len() {
+        if mark[start] != Mark::New {
+            continue;
+        }
+        // The current path, each with the next of its dependencies to visit.
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        mark[start] = Mark::OnPath;
+        while let Some(&mut (node, ref mut next)) = path.last_mut() {
+            if let Some(&dep) = deps[node].get(*next) {
+                *next += 1;
+                match mark[dep] {
+                    Mark::New => {
+                        mark[dep] = Mark::OnPath;
+                        path.push((dep, 0));
+                    }
+                    Mark::OnPath => {
+                        let from = path.iter().position(|&(n, _)| n == dep).unwrap_or(0);
+                        let mut cycle: Vec<usize> = path[from..].iter().map(|&(n, _)| n).collect();
+                        let lowest = cycle.iter().enumerate().min_by_key(|&(_, n)| *n).map_or(0, |(i, _)| i);
+                        cycle.rotate_left(lowest);
+                        return Some(cycle);
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                mark[node] = Mark::Done;
+                path.pop();
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,215 @@
+//! Checks of plans, task graphs and tasks.
+
+use super::*;
+use crate::store::{Batch, Change};
+
+/// Plan versions are rows of their own: the latest is read by default, any version on request; the
+/// listing shows each plan once, at its latest version; an upsert replaces one version only.
+pub async fn plans_are_versioned(store: Arc<dyn Store>) {
+    let p1 = plan(1);
+    let other = plan(2);
+    store.insert_plan(&p1).await.unwrap();
+    store.insert_plan(&other).await.unwrap();
+    assert_eq!(store.get_plan(p1.id, None).await.unwrap().as_ref(), Some(&p1), "plan round-trips");
+    assert_eq!(store.get_plan(new_id(), None).await.unwrap(), None);
+    assert_eq!(store.get_plan(p1.id, Some(2)).await.unwrap(), None, "no such version yet");
+
+    // Version 2 revises the tasks; version 1 is superseded in the same batch.
+    let mut old = p1.clone();
+    old.status = PlanStatus::Superseded;
+    old.updated_at = ts(10);
+    let mut v2 = p1.clone();
+    v2.version = 2;
+    v2.tasks.truncate(2);
+    v2.model = None;
+    v2.source_file = Some("plans/ü plan.json".into());
+    v2.created_at = ts(10);
+    v2.updated_at = ts(10);
+    store
+        .commit(
+            Batch::new()
+                .change(Change::UpsertPlan(Box::new(old.clone())))
+                .change(Change::InsertPlan(Box::new(v2.clone()))),
+        )
+        .await
+        .unwrap();
+    // A second version 2 (a revision made at the same time) is refused, with its batch.
+    let mut rival = v2.clone();
+    rival.tasks.truncate(1);
+    let last = store.last_seq().await.unwrap();
+    let r = store
+        .commit(
+            Batch::new()
+                .change(Change::InsertPlan(Box::new(rival.clone())))
+                .event(EventKeys::default(), Event::PlanUpdated { plan: Box::new(rival) }),
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::Duplicate { .. })), "a version is written once: {r:?}");
+    assert_eq!(store.last_seq().await.unwrap(), last, "nothing of the refused batch is stored");
+    assert_eq!(store.get_plan(p1.id, None).await.unwrap().as_ref(), Some(&v2), "the latest version by default");
+    assert_eq!(store.get_plan(p1.id, Some(1)).await.unwrap().as_ref(), Some(&old), "an older version on request");
+
+    let mut approved = v2.clone();
+    approved.status = PlanStatus::Approved;
+    approved.updated_at = ts(11);
+    store.upsert_plan(&approved).await.unwrap();
+    assert_eq!(store.get_plan(p1.id, Some(2)).await.unwrap().as_ref(), Some(&approved), "upsert replaces");
+    assert_eq!(store.get_plan(p1.id, Some(1)).await.unwrap().as_ref(), Some(&old), "other versions untouched");
+
+    let all = store.list_plans(100).await.unwrap();
+    assert_eq!(all, vec![approved.clone(), other.clone()], "latest versions, newest first");
+    assert_eq!(store.list_plans(1).await.unwrap(), vec![approved], "limit");
+}
+
+/// Graphs round-trip, an upsert replaces, the listing is newest first.
+pub async fn graphs_upsert_get_list(store: Arc<dyn Store>) {
+    let p = plan(1);
+    let g1 = graph(Some(p.id), 1);
+    let g2 = graph(None, 2);
+    store.upsert_graph(&g2).await.unwrap();
+    store.upsert_graph(&g1).await.unwrap();
+    assert_eq!(store.get_graph(g1.id).await.unwrap().as_ref(), Some(&g1), "graph round-trips");
+    assert_eq!(store.get_graph(new_id()).await.unwrap(), None);
+
+    let mut running = g1.clone();
+    running.status = GraphStatus::Paused;
+    running.cost_usd = 1.25;
+    running.budget_usd = None;
+    running.error = Some("budget_exhausted: $2.50 of $2.50".into());
+    running.started_at = Some(ts(5));
+    running.updated_at = ts(6);
+    store.upsert_graph(&running).await.unwrap();
+    assert_eq!(store.get_graph(g1.id).await.unwrap().as_ref(), Some(&running), "upsert replaces");
+    let all = store.list_graphs(100).await.unwrap();
+    assert_eq!(ids(&all, |g| g.id), vec![g2.id, g1.id], "newest first, one row per id");
+    assert_eq!(ids(&store.list_graphs(1).await.unwrap(), |g| g.id), vec![g2.id], "limit");
+}
+
+/// Tasks are inserted in one batch and listed by index; a taken id or a key the graph has fails the
+/// whole batch; an update writes the progress and keeps the definition.
+pub async fn tasks_insert_list_and_update(store: Arc<dyn Store>) {
+    let g = graph(None, 1);
+    let other = graph(None, 2);
+    let a = task(g.id, 0, 1, vec![], 1);
+    let b = task(g.id, 1, 2, vec![a.id], 2);
+    let c = task(g.id, 2, 2, vec![a.id], 3);
+    let elsewhere = task(other.id, 0, 1, vec![], 4);
+    store
+        .commit(Batch::new().change(Change::UpsertGraph(Box::new(g.clone()))).change(Change::InsertTasks(vec![
+            c.clone(),
+            a.clone(),
+            b.clone(),
+        ])))
+        .await
+        .unwrap();
+    // The same key in another graph is fine.
+    store.insert_tasks(std::slice::from_ref(&elsewhere)).await.unwrap();
+    assert_eq!(store.list_tasks(g.id).await.unwrap(), vec![a.clone(), b.clone(), c.clone()], "by index");
+    assert_eq!(store.get_task(b.id).await.unwrap().as_ref(), Some(&b), "task round-trips");
+    assert_eq!(store.get_task(new_id()).await.unwrap(), None);
+    assert_eq!(store.list_tasks(new_id()).await.unwrap(), Vec::<Task>::new());
+
+    // A duplicate key fails the batch: the new task before it is not stored either, nor the event.
+    let fresh = task(g.id, 3, 3, vec![b.id], 5);
+    let mut dup_key = task(g.id, 4, 1, vec![], 6);
+    dup_key.key = a.key.clone();
+    let last = store.last_seq().await.unwrap();
+    let r = store
+        .commit(
+            Batch::new()
+                .change(Change::InsertTasks(vec![fresh.clone(), dup_key]))
+                .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(fresh.clone()) }),
+        )
+        .await;
+    match &r {
+        Err(StoreError::Duplicate { what }) => assert!(what.contains("'task-1'"), "the key is named: {what}"),
+        other => panic!("a key the graph has must be a duplicate, got {other:?}"),
+    }
+    assert_eq!(store.get_task(fresh.id).await.unwrap(), None, "nothing of the batch is stored");
+    assert_eq!(store.last_seq().await.unwrap(), last, "nor its event");
+    let r = store.insert_tasks(std::slice::from_ref(&a)).await;
+    assert!(matches!(r, Err(StoreError::Duplicate { .. })), "a taken id: {r:?}");
+
+    // Progress is written; the definition stays as inserted.
+    let mut running = b.clone();
+    running.status = TaskStatus::Running;
+    running.attempt = 1;
+    running.model = Some("anthropic:claude-haiku-4-5".into());
+    running.claimed_by = Some("worker «1»".into());
+    running.lease_until = Some(ts(40));
+    running.not_before = Some(ts(20));
+    running.agent_id = Some(new_id());
+    running.cost_usd = 0.75;
+    running.output = Some("partial\noutput".into());
+    running.error = Some("first try timed out".into());
+    running.started_at = Some(ts(21));
+    running.updated_at = ts(22);
+    let mut edited = running.clone();
+    edited.title = "a new title".into();
+    edited.description = "changed".into();
+    edited.depends_on = vec![];
+    edited.wave = 9;
+    edited.key = "renamed".into();
+    store.update_task(&edited, None).await.unwrap();
+    assert_eq!(store.get_task(b.id).await.unwrap().as_ref(), Some(&running), "progress written, definition kept");
+
+    let mut done = running.clone();
+    done.status = TaskStatus::Completed;
+    done.claimed_by = None;
+    done.lease_until = None;
+    done.not_before = None;
+    done.error = None;
+    done.completed_at = Some(ts(30));
+    done.updated_at = ts(30);
+    store.update_task(&done, None).await.unwrap();
+    assert_eq!(store.list_tasks(g.id).await.unwrap(), vec![a, done, c], "cleared fields read back as none");
+
+    let missing = task(g.id, 9, 1, vec![], 9);
+    assert!(is_not_found(store.update_task(&missing, None).await), "updating a missing task");
+    assert!(is_not_found(store.update_task(&missing, Some(0)).await), "fenced update of a missing task");
+}
+
+/// A fenced update succeeds only at the attempt it names: a late worker cannot overwrite the attempt
+/// that took over, and its failed batch stores nothing.
+pub async fn task_updates_are_fenced(store: Arc<dyn Store>) {
+    let g = graph(None, 1);
+    let t = task(g.id, 0, 1, vec![], 1);
+    store.insert_tasks(std::slice::from_ref(&t)).await.unwrap();
+
+    let mut first = t.clone();
+    first.status = TaskStatus::Running;
+    first.attempt = 1;
+    first.claimed_by = Some("worker-a".into());
+    store.update_task(&first, Some(0)).await.unwrap();
+
+    // Worker b takes over after a's lease expired: attempt 2.
+    let mut second = first.clone();
+    second.attempt = 2;
+    second.claimed_by = Some("worker-b".into());
+    store.update_task(&second, Some(1)).await.unwrap();
+
+    // Worker a comes back and tries to complete attempt 1.
+    let mut late = first.clone();
+    late.status = TaskStatus::Completed;
+    late.output = Some("stale result".into());
+    let last = store.last_seq().await.unwrap();
+    let r = store
+        .commit(
+            Batch::new()
+                .change(Change::UpdateTask { task: Box::new(late.clone()), fence: Some(1) })
+                .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(late) }),
+        )
+        .await;
+    match r {
+        Err(StoreError::Fenced { task_id, expected, found }) => assert_eq!((task_id, expected, found), (t.id, 1, 2)),
+        other => panic!("a late worker's write must be fenced off, got {other:?}"),
+    }
+    assert_eq!(store.get_task(t.id).await.unwrap().as_ref(), Some(&second), "the successor's state stands");
+    assert_eq!(store.last_seq().await.unwrap(), last, "the late write's event is not appended");
+
+    let mut finished = second.clone();
+    finished.status = TaskStatus::Completed;
+    finished.output = Some("result".into());
+    store.update_task(&finished, Some(2)).await.unwrap();
+    assert_eq!(store.get_task(t.id).await.unwrap().as_ref(), Some(&finished));
+}

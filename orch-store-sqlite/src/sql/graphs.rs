@@ -1,0 +1,337 @@
+//! Statements of plans, task graphs and tasks.
+
+use orch_core::store::{StoreError, StoreResult};
+use orch_core::wire::{Id, Plan, Task, TaskGraph};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
+
+use super::{
+    conv, db_err, enum_text, get_enum, get_id, get_opt_id, get_opt_ts, get_ts, get_u32, id_text, limit_param,
+    not_found, opt_id_text, opt_ts_text, ts_text,
+};
+
+// ---- plans ----
+
+const PLAN_COLS: &str =
+    "id, version, status, requirements, tasks, model, source_file, cost_usd, created_at, updated_at";
+
+fn plan_row(row: &Row<'_>) -> rusqlite::Result<Plan> {
+    let tasks: String = row.get(4)?;
+    Ok(Plan {
+        id: get_id(row, 0)?,
+        version: get_u32(row, 1)?,
+        status: get_enum(row, 2)?,
+        requirements: row.get(3)?,
+        tasks: conv(4, serde_json::from_str(&tasks))?,
+        model: row.get(5)?,
+        source_file: row.get(6)?,
+        cost_usd: row.get(7)?,
+        created_at: get_ts(row, 8)?,
+        updated_at: get_ts(row, 9)?,
+    })
+}
+
+/// Inserts a new plan version; a version the plan has is [`StoreError::Duplicate`].
+pub(crate) fn insert_plan(conn: &Connection, p: &Plan) -> StoreResult<()> {
+    write_plan(conn, p, &plan_tasks(p)?, "").map_err(|e| match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => {
+            StoreError::Duplicate { what: format!("plan {} version {}", p.id, p.version) }
+        }
+        _ => db_err(e),
+    })
+}
+
+/// Inserts a plan version or replaces the row of its id and version.
+pub(crate) fn upsert_plan(conn: &Connection, p: &Plan) -> StoreResult<()> {
+    write_plan(
+        conn,
+        p,
+        &plan_tasks(p)?,
+        " ON CONFLICT (id, version) DO UPDATE SET status = excluded.status, requirements = excluded.requirements, \
+         tasks = excluded.tasks, model = excluded.model, source_file = excluded.source_file, \
+         cost_usd = excluded.cost_usd, created_at = excluded.created_at, updated_at = excluded.updated_at",
+    )
+    .map_err(db_err)
+}
+
+fn plan_tasks(p: &Plan) -> StoreResult<String> {
+    serde_json::to_string(&p.tasks).map_err(|e| StoreError::Backend(format!("cannot encode plan: {e}")))
+}
+
+/// `tasks`: the plan's tasks as JSON text.
+fn write_plan(conn: &Connection, p: &Plan, tasks: &str, on_conflict: &str) -> rusqlite::Result<()> {
+    let status = p.status.as_str();
+    conn.prepare_cached(&format!(
+        "INSERT INTO plans ({PLAN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10){on_conflict}"
+    ))?
+    .execute(params![
+        id_text(p.id),
+        p.version,
+        status,
+        p.requirements,
+        tasks,
+        p.model,
+        p.source_file,
+        p.cost_usd,
+        ts_text(p.created_at),
+        ts_text(p.updated_at),
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn get_plan(conn: &Connection, id: Id, version: Option<u32>) -> StoreResult<Option<Plan>> {
+    let sql = match version {
+        Some(_) => format!("SELECT {PLAN_COLS} FROM plans WHERE id = ?1 AND version = ?2"),
+        None => format!("SELECT {PLAN_COLS} FROM plans WHERE id = ?1 AND ?2 IS NULL ORDER BY version DESC LIMIT 1"),
+    };
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params![id_text(id), version], plan_row).optional())
+        .map_err(db_err)
+}
+
+pub(crate) fn list_plans(conn: &Connection, limit: usize) -> StoreResult<Vec<Plan>> {
+    let mut s = conn
+        .prepare_cached(&format!(
+            "SELECT {PLAN_COLS} FROM plans p WHERE version = (SELECT max(version) FROM plans WHERE id = p.id) \
+             ORDER BY created_at DESC, id DESC LIMIT ?1"
+        ))
+        .map_err(db_err)?;
+    let rows = s.query_map([limit_param(limit)], plan_row).map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+// ---- graphs ----
+
+const GRAPH_COLS: &str = "id, name, plan_id, plan_version, status, total_tasks, waves, budget_usd, cost_usd, error, \
+     created_at, updated_at, started_at, completed_at";
+
+fn graph_row(row: &Row<'_>) -> rusqlite::Result<TaskGraph> {
+    let plan_version: Option<i64> = row.get(3)?;
+    Ok(TaskGraph {
+        id: get_id(row, 0)?,
+        name: row.get(1)?,
+        plan_id: get_opt_id(row, 2)?,
+        plan_version: plan_version.map(|v| conv(3, u32::try_from(v))).transpose()?,
+        status: get_enum(row, 4)?,
+        total_tasks: get_u32(row, 5)?,
+        waves: get_u32(row, 6)?,
+        budget_usd: row.get(7)?,
+        cost_usd: row.get(8)?,
+        error: row.get(9)?,
+        created_at: get_ts(row, 10)?,
+        updated_at: get_ts(row, 11)?,
+        started_at: get_opt_ts(row, 12)?,
+        completed_at: get_opt_ts(row, 13)?,
+    })
+}
+
+pub(crate) fn upsert_graph(conn: &Connection, g: &TaskGraph) -> StoreResult<()> {
+    let status = enum_text(&g.status)?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO task_graphs ({GRAPH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, plan_id = excluded.plan_id, \
+         plan_version = excluded.plan_version, status = excluded.status, total_tasks = excluded.total_tasks, \
+         waves = excluded.waves, budget_usd = excluded.budget_usd, cost_usd = excluded.cost_usd, \
+         error = excluded.error, created_at = excluded.created_at, updated_at = excluded.updated_at, \
+         started_at = excluded.started_at, completed_at = excluded.completed_at"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text(g.id),
+            g.name,
+            opt_id_text(g.plan_id),
+            g.plan_version,
+            status,
+            g.total_tasks,
+            g.waves,
+            g.budget_usd,
+            g.cost_usd,
+            g.error,
+            ts_text(g.created_at),
+            ts_text(g.updated_at),
+            opt_ts_text(g.started_at),
+            opt_ts_text(g.completed_at),
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn get_graph(conn: &Connection, id: Id) -> StoreResult<Option<TaskGraph>> {
+    conn.prepare_cached(&format!("SELECT {GRAPH_COLS} FROM task_graphs WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id_text(id)], graph_row).optional())
+        .map_err(db_err)
+}
+
+pub(crate) fn list_graphs(conn: &Connection, limit: usize) -> StoreResult<Vec<TaskGraph>> {
+    let mut s = conn
+        .prepare_cached(&format!("SELECT {GRAPH_COLS} FROM task_graphs ORDER BY created_at DESC, id DESC LIMIT ?1"))
+        .map_err(db_err)?;
+    let rows = s.query_map([limit_param(limit)], graph_row).map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+// ---- tasks ----
+
+const TASK_COLS: &str = "id, graph_id, idx, key, title, description, task_type, complexity, tools, verification, \
+     depends_on, wave, status, attempt, model, claimed_by, lease_until, not_before, agent_id, cost_usd, output, \
+     error, created_at, updated_at, started_at, completed_at";
+
+fn get_json_list<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<T>> {
+    let s: String = row.get(i)?;
+    conv(i, serde_json::from_str(&s))
+}
+
+fn task_row(row: &Row<'_>) -> rusqlite::Result<Task> {
+    Ok(Task {
+        id: get_id(row, 0)?,
+        graph_id: get_id(row, 1)?,
+        index: get_u32(row, 2)?,
+        key: row.get(3)?,
+        title: row.get(4)?,
+        description: row.get(5)?,
+        task_type: row.get(6)?,
+        complexity: get_enum(row, 7)?,
+        tools: get_json_list(row, 8)?,
+        verification: get_json_list(row, 9)?,
+        depends_on: get_json_list(row, 10)?,
+        wave: get_u32(row, 11)?,
+        status: get_enum(row, 12)?,
+        attempt: get_u32(row, 13)?,
+        model: row.get(14)?,
+        claimed_by: row.get(15)?,
+        lease_until: get_opt_ts(row, 16)?,
+        not_before: get_opt_ts(row, 17)?,
+        agent_id: get_opt_id(row, 18)?,
+        cost_usd: row.get(19)?,
+        output: row.get(20)?,
+        error: row.get(21)?,
+        created_at: get_ts(row, 22)?,
+        updated_at: get_ts(row, 23)?,
+        started_at: get_opt_ts(row, 24)?,
+        completed_at: get_opt_ts(row, 25)?,
+    })
+}
+
+fn list_text<T: serde::Serialize>(v: &[T]) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot encode task: {e}")))
+}
+
+/// Inserts tasks and their dependency edges; a taken id or key is [`StoreError::Duplicate`].
+pub(crate) fn insert_tasks(conn: &Connection, tasks: &[Task]) -> StoreResult<()> {
+    let mut insert = conn
+        .prepare_cached(&format!(
+            "INSERT INTO tasks ({TASK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+             ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
+        ))
+        .map_err(db_err)?;
+    let mut edge =
+        conn.prepare_cached("INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?1, ?2)").map_err(db_err)?;
+    for t in tasks {
+        let id = id_text(t.id);
+        insert
+            .execute(params![
+                id,
+                id_text(t.graph_id),
+                t.index,
+                t.key,
+                t.title,
+                t.description,
+                t.task_type,
+                enum_text(&t.complexity)?,
+                list_text(&t.tools)?,
+                list_text(&t.verification)?,
+                list_text(&t.depends_on)?,
+                t.wave,
+                enum_text(&t.status)?,
+                t.attempt,
+                t.model,
+                t.claimed_by,
+                opt_ts_text(t.lease_until),
+                opt_ts_text(t.not_before),
+                opt_id_text(t.agent_id),
+                t.cost_usd,
+                t.output,
+                t.error,
+                ts_text(t.created_at),
+                ts_text(t.updated_at),
+                opt_ts_text(t.started_at),
+                opt_ts_text(t.completed_at),
+            ])
+            .map_err(|e| duplicate_or(e, t))?;
+        for dep in &t.depends_on {
+            edge.execute(params![id, id_text(*dep)]).map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn duplicate_or(e: rusqlite::Error, t: &Task) -> StoreError {
+    if e.sqlite_error_code() != Some(ErrorCode::ConstraintViolation) {
+        return db_err(e);
+    }
+    let what = if e.to_string().contains("tasks.key") {
+        format!("task key '{}' in graph {}", t.key, t.graph_id)
+    } else {
+        format!("task {}", t.id)
+    };
+    StoreError::Duplicate { what }
+}
+
+/// Writes a task's progress, at attempt `fence` only when given.
+pub(crate) fn update_task(conn: &Connection, t: &Task, fence: Option<u32>) -> StoreResult<()> {
+    let status = enum_text(&t.status)?;
+    let n = conn
+        .prepare_cached(
+            "UPDATE tasks SET status = ?2, attempt = ?3, model = ?4, claimed_by = ?5, lease_until = ?6, \
+             not_before = ?7, agent_id = ?8, cost_usd = ?9, output = ?10, error = ?11, updated_at = ?12, \
+             started_at = ?13, completed_at = ?14 WHERE id = ?1 AND (?15 IS NULL OR attempt = ?15)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id_text(t.id),
+                status,
+                t.attempt,
+                t.model,
+                t.claimed_by,
+                opt_ts_text(t.lease_until),
+                opt_ts_text(t.not_before),
+                opt_id_text(t.agent_id),
+                t.cost_usd,
+                t.output,
+                t.error,
+                ts_text(t.updated_at),
+                opt_ts_text(t.started_at),
+                opt_ts_text(t.completed_at),
+                fence,
+            ])
+        })
+        .map_err(db_err)?;
+    if n == 1 {
+        return Ok(());
+    }
+    // Nothing written: the task is missing, or at another attempt.
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT attempt FROM tasks WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id_text(t.id)], |r| r.get(0)).optional())
+        .map_err(db_err)?;
+    match (found, fence) {
+        (Some(found), Some(expected)) => {
+            Err(StoreError::Fenced { task_id: t.id, expected, found: u32::try_from(found).unwrap_or(u32::MAX) })
+        }
+        _ => Err(not_found("task", t.id)),
+    }
+}
+
+pub(crate) fn get_task(conn: &Connection, id: Id) -> StoreResult<Option<Task>> {
+    conn.prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id_text(id)], task_row).optional())
+        .map_err(db_err)
+}
+
+pub(crate) fn list_tasks(conn: &Connection, graph_id: Id) -> StoreResult<Vec<Task>> {
+    let mut s = conn
+        .prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE graph_id = ?1 ORDER BY idx, id"))
+        .map_err(db_err)?;
+    let rows = s.query_map([id_text(graph_id)], task_row).map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
