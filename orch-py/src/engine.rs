@@ -50,18 +50,29 @@ fn start_args(
     Ok(StartArgs { workflow_type, prompt, inputs, name, model, worktree, wait })
 }
 
+/// `open`'s target (a `str` or a path-like) as text.
+fn target_text(target: Option<PathBuf>) -> PyResult<Option<String>> {
+    target
+        .map(|t| {
+            t.into_os_string()
+                .into_string()
+                .map_err(|t| Failure::usage(format!("{}: not valid UTF-8", t.to_string_lossy())).into())
+        })
+        .transpose()
+}
+
 /// Opens an engine (see `orch.open`).
 #[pyfunction]
 #[pyo3(signature = (target=None, *, model=None, cwd=None, db=None, record=None))]
 pub fn open(
     py: Python<'_>,
-    target: Option<String>,
+    target: Option<PathBuf>,
     model: Option<String>,
     cwd: Option<PathBuf>,
     db: Option<String>,
     record: Option<PathBuf>,
 ) -> PyResult<Engine> {
-    let args = OpenArgs { target, cwd, db, model, record };
+    let args = OpenArgs { target: target_text(target)?, cwd, db, model, record };
     // Not `blocking`: that spawns the future, and the store's opening future cannot be shown `Send`.
     let core = py.detach(|| crate::bridge::runtime().block_on(core::open(args)))?;
     Ok(Engine { core })
@@ -72,13 +83,13 @@ pub fn open(
 #[pyo3(signature = (target=None, *, model=None, cwd=None, db=None, record=None))]
 pub fn open_async(
     py: Python<'_>,
-    target: Option<String>,
+    target: Option<PathBuf>,
     model: Option<String>,
     cwd: Option<PathBuf>,
     db: Option<String>,
     record: Option<PathBuf>,
 ) -> PyResult<Bound<'_, PyAny>> {
-    let args = OpenArgs { target, cwd, db, model, record };
+    let args = OpenArgs { target: target_text(target)?, cwd, db, model, record };
     awaitable(py, async move { core::open_send(args).await.map(|core| Engine { core }) })
 }
 

@@ -24,6 +24,7 @@ fn _orch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Workflows>()?;
     m.add_class::<engine::SyncWorkflows>()?;
     m.add_class::<follow::Follower>()?;
+    m.add_class::<bridge::Call>()?;
     m.add_class::<types::Event>()?;
     m.add_class::<types::Agent>()?;
     m.add_class::<types::Outcome>()?;

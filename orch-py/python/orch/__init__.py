@@ -29,6 +29,7 @@ from __future__ import annotations
 from ._orch import (
     Agent,
     BusyError,
+    Call,
     ConflictError,
     Engine,
     Event,
@@ -54,6 +55,7 @@ from ._orch import (
 __all__ = [
     "Agent",
     "BusyError",
+    "Call",
     "ConflictError",
     "Engine",
     "Event",
