@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import pathlib
+import threading
 from typing import Any, Callable
 
 import pytest
@@ -74,14 +76,25 @@ def test_interrupt_and_delete(engine: orch.Engine) -> None:
     engine.sync.create_agent("ada", system_prompt="x")  # the name is free again
 
 
+# An agent whose first call runs a long command.
+SLOW: dict[str, Any] = {
+    "steps": [
+        {"reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 30"}}]},
+        {"repeat": True, "reply": [{"type": "text", "text": "done"}]},
+    ]
+}
+
+
+def stop_reason(engine: orch.Engine, agent: str) -> str:
+    """The reason of the agent's next `Stop` event."""
+    for ev in engine.sync.follow(agent=agent):
+        if ev.type == "Stop":
+            return str(ev.payload["reason"])
+    raise AssertionError("the log ended")
+
+
 def test_a_cancelled_await_interrupts_the_run(project: pathlib.Path, script: Callable[[dict[str, Any]], str]) -> None:
-    slow = {
-        "steps": [
-            {"reply": [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 30"}}]},
-            {"repeat": True, "reply": [{"type": "text", "text": "done"}]},
-        ]
-    }
-    engine = orch.open(project, model=script(slow))
+    engine = orch.open(project, model=script(SLOW))
 
     async def main() -> None:
         await engine.create_agent("sleeper", system_prompt="x")
@@ -99,4 +112,29 @@ def test_a_cancelled_await_interrupts_the_run(project: pathlib.Path, script: Cal
                 break
 
     asyncio.run(asyncio.wait_for(main(), 60))
+    assert engine.sync.agent("sleeper").status == "idle"
+
+
+def test_ctrl_c_in_a_blocking_command_interrupts_the_run(
+    project: pathlib.Path, script: Callable[[dict[str, Any]], str]
+) -> None:
+    engine = orch.open(project, model=script(SLOW))
+    engine.sync.create_agent("sleeper", system_prompt="x")
+
+    def press_ctrl_c_once_the_command_runs() -> None:
+        for ev in engine.sync.follow(agent="sleeper"):
+            if ev.type == "ToolUse":
+                break
+        _thread.interrupt_main()  # what Ctrl-C does: SIGINT's handler raises KeyboardInterrupt
+
+    presser = threading.Thread(target=press_ctrl_c_once_the_command_runs)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        engine.sync.command("sleeper", "sleep")
+    presser.join(30)
+    assert stop_reason(engine, "sleeper") == "interrupted"
+    # The run's end is recorded (the agent left idle) without waiting for the 30 s command.
+    for ev in engine.sync.follow(agent="sleeper"):
+        if ev.type == "AgentStatusChanged" and ev.payload["new_status"] == "idle":
+            break
     assert engine.sync.agent("sleeper").status == "idle"
