@@ -126,6 +126,12 @@ impl Engine {
         self.core.engine.spec().map(|s| s.to_string())
     }
 
+    /// Problems found loading `.claude/settings*.json` hooks (the bad hooks were skipped).
+    #[getter]
+    fn hook_problems(&self) -> Vec<String> {
+        self.core.engine.hook_problems().to_vec()
+    }
+
     /// Creates a free-standing agent.
     #[pyo3(signature = (name, *, system_prompt=None, template=None, model=None, compact_at=None))]
     fn create_agent<'py>(

@@ -58,6 +58,14 @@ def test_bad_settings_are_usage_errors(project: pathlib.Path, tmp_path: pathlib.
         orch.open(project, cwd=project)  # a directory twice
 
 
+def test_bad_settings_hooks_are_reported_and_skipped(project: pathlib.Path) -> None:
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.json").write_text('{"hooks": {"NoSuchEvent": []}}')
+    engine = orch.open(project)
+    assert any("NoSuchEvent" in p for p in engine.hook_problems), engine.hook_problems
+    assert engine.sync.last_seq() == 0, "the engine opened all the same"
+
+
 def test_open_async(project: pathlib.Path) -> None:
     import asyncio
 
