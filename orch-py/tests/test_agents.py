@@ -138,3 +138,34 @@ def test_ctrl_c_in_a_blocking_command_interrupts_the_run(
         if ev.type == "AgentStatusChanged" and ev.payload["new_status"] == "idle":
             break
     assert engine.sync.agent("sleeper").status == "idle"
+
+
+def test_agents_commanded_at_once_run_concurrently(project: pathlib.Path, script: Callable[[dict[str, Any]], str]) -> None:
+    # Each agent's command waits until the other's has started, so they finish only if both run at once.
+    both = {
+        "steps": [
+            {
+                "when": "^go (\\w+) (\\w+)$",
+                "repeat": True,
+                "reply": [
+                    {
+                        "type": "tool_use",
+                        "name": "Bash",
+                        "input": {"command": "touch $1.started; for i in $$(seq 300); do test -f $2.started && exit 0; sleep 0.1; done; exit 1"},
+                    }
+                ],
+            },
+            {"repeat": True, "reply": [{"type": "text", "text": "both ran"}]},
+        ]
+    }
+    engine = orch.open(project, model=script(both))
+
+    async def main() -> list[orch.Outcome]:
+        await engine.create_agent("left", system_prompt="x")
+        await engine.create_agent("right", system_prompt="x")
+        return list(await asyncio.gather(engine.command("left", "go left right"), engine.command("right", "go right left")))
+
+    outs = asyncio.run(asyncio.wait_for(main(), 60))
+    assert [o.final_text for o in outs] == ["both ran", "both ran"]
+    results = [e.payload["is_error"] for e in engine.sync.events() if e.type == "ToolResult"]
+    assert results == [False, False], "each command saw the other one start"
