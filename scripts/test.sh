@@ -4,7 +4,8 @@
 #   scripts/test.sh            # all checks and tests
 #   scripts/test.sh --quick    # tests only (no fmt/clippy/wasm)
 #
-# Environment: CARGO_TARGET_DIR (default: $HOME/.cache/orch-target, reused between runs).
+# Environment: CARGO_TARGET_DIR (default: $HOME/.cache/orch-target, reused between runs); ORCH_VENV (the
+# virtualenv of the Python package's tests, default: $HOME/.cache/orch-venv, made when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -103,6 +104,42 @@ if [ "${#cli_tests[@]}" -gt 0 ]; then
     status=1
 fi
 
+# The Python package (orch-py): built into a virtualenv of its own (made when missing, with maturin and
+# pytest from PyPI), then its tests run with a real CPython. `maturin develop` builds into the same
+# CARGO_TARGET_DIR, so a second run only reinstalls the package. Its PostgreSQL tests run when the Rust
+# ones do.
+py_log="$CARGO_TARGET_DIR/last-test-python.log"
+: >"$py_log"
+venv="${ORCH_VENV:-$HOME/.cache/orch-venv}"
+# Makes the virtualenv when missing (installing python3-venv when the interpreter lacks it), with
+# maturin and pytest.
+py_env() {
+  if [ ! -x "$venv/bin/python" ] && ! python3 -m venv "$venv"; then
+    command -v apt-get >/dev/null 2>&1 || return 1
+    rm -rf "$venv"
+    apt-get install -y python3-venv || { apt-get update && apt-get install -y python3-venv; } || return 1
+    python3 -m venv "$venv" || return 1
+  fi
+  local pkg
+  for pkg in maturin pytest; do
+    "$venv/bin/python" -c "import $pkg" 2>/dev/null || "$venv/bin/python" -m pip install --quiet "$pkg" || return 1
+  done
+}
+step "the Python package: build it into $venv and run its tests (pytest)"
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "python3 is not installed: the Python package cannot be tested" | tee -a "$py_log"
+  status=1
+elif ! py_env; then
+  echo "could not make the virtualenv $venv with maturin and pytest" | tee -a "$py_log"
+  status=1
+elif ! (cd orch-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --quiet); then
+  echo "maturin develop failed: the Python package does not build" | tee -a "$py_log"
+  status=1
+else
+  ORCH_TEST_PG="$run_pg" "$venv/bin/python" -m pytest -q -p no:cacheprovider orch-py/tests 2>&1 | tee -a "$py_log" ||
+    status=1
+fi
+
 # One closing line that sums up every test binary. A test ignored in the first run and run in a second is
 # counted once, as what it did there.
 count() { awk -v w="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i == w";") s += $(i - 1) } END { print s + 0 }' "$2"; }
@@ -110,6 +147,16 @@ passed=$(($(count passed "$log") + $(count passed "$ignored_log")))
 failed=$(($(count failed "$log") + $(count failed "$ignored_log")))
 ran_later=$(($(count passed "$ignored_log") + $(count failed "$ignored_log")))
 skipped=$(($(count ignored "$log") - ran_later + $(count ignored "$ignored_log")))
+# pytest closes with a line such as `2 failed, 18 passed, 1 skipped in 1.56s`; the last one counts.
+pycount() {
+  awk -v w="$1" '
+    { n = -1; for (i = 1; i < NF; i++) if ($i == "in" && $(i + 1) ~ /^[0-9.]+s$/) n = i }
+    n > 1 && $1 ~ /^[0-9]+$/ { s = 0; for (i = 2; i < n; i++) { f = $i; sub(/,$/, "", f); if (f == w) s = $(i - 1) } }
+    END { print s + 0 }' "$py_log"
+}
+passed=$((passed + $(pycount passed)))
+failed=$((failed + $(pycount failed) + $(pycount error) + $(pycount errors)))
+skipped=$((skipped + $(pycount skipped)))
 echo
 echo "total: $passed passed, $failed failed, $skipped skipped"
 exit "$status"

@@ -1,0 +1,79 @@
+"""orch: run LLM agents under deterministic orchestration, from Python.
+
+The same engine, store and events as the Rust library and the ``orch`` command::
+
+    import asyncio, orch
+
+    engine = orch.open("/path/to/project", model="scripted:examples/scripts/demo.json")
+
+    async def main() -> None:
+        await engine.create_agent("ada", system_prompt="You write greetings.")
+        out = await engine.command("ada", "write a greeting for Ada")
+        print(out.final_text, out.cost_usd)
+        async for ev in engine.follow(since=0):
+            print(ev.seq, ev.type, ev.summary)
+
+    asyncio.run(main())
+
+``engine.sync`` has the same methods, blocking (the GIL is released while the engine works)::
+
+    engine.sync.command("ada", "write a greeting for Ada")
+
+Errors are ``OrchError`` subclasses named after the engine's error kinds (``UsageError``,
+``NotFoundError``, ``ConflictError``, ``BusyError``, ``UnavailableError``, ``ProviderError``,
+``RunInterrupted``, ``InternalError``) plus ``RunFailedError`` for a failed agent run.
+"""
+
+from __future__ import annotations
+
+from ._orch import (
+    Agent,
+    BusyError,
+    Call,
+    ConflictError,
+    Engine,
+    Event,
+    Follower,
+    InternalError,
+    NotFoundError,
+    OrchError,
+    Outcome,
+    ProviderError,
+    RunFailedError,
+    RunInterrupted,
+    SyncEngine,
+    SyncWorkflows,
+    UnavailableError,
+    UsageError,
+    WorkflowRun,
+    Workflows,
+    __version__,
+    open,
+    open_async,
+)
+
+__all__ = [
+    "Agent",
+    "BusyError",
+    "Call",
+    "ConflictError",
+    "Engine",
+    "Event",
+    "Follower",
+    "InternalError",
+    "NotFoundError",
+    "OrchError",
+    "Outcome",
+    "ProviderError",
+    "RunFailedError",
+    "RunInterrupted",
+    "SyncEngine",
+    "SyncWorkflows",
+    "UnavailableError",
+    "UsageError",
+    "WorkflowRun",
+    "Workflows",
+    "__version__",
+    "open",
+    "open_async",
+]

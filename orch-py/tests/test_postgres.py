@@ -1,0 +1,75 @@
+"""The same engine on PostgreSQL: agents, events followed from a second engine, and a workflow run.
+
+Run when ORCH_TEST_PG_URL is set, ORCH_TEST_PG=1 (scripts/test.sh sets it when a server answers) or
+CI=true (where a missing server fails the tests); skipped otherwise. Each test has a schema of its own,
+dropped afterwards (with psql, when it is installed)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import shutil
+import subprocess
+import time
+from typing import Any, Callable, Iterator
+
+import pytest
+
+import orch
+from conftest import TEAM, WRITER
+
+PG_URL = os.environ.get("ORCH_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+pytestmark = pytest.mark.skipif(
+    not (os.environ.get("ORCH_TEST_PG_URL") or os.environ.get("ORCH_TEST_PG") == "1" or os.environ.get("CI") == "true"),
+    reason="needs PostgreSQL (set ORCH_TEST_PG_URL, or ORCH_TEST_PG=1 for the local server)",
+)
+
+
+@pytest.fixture
+def pg(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A schema of this test's own (ORCH_PG_SCHEMA); yields the server's URL."""
+    schema = f"orch_py_{time.time_ns():x}{os.getpid():x}"
+    monkeypatch.setenv("ORCH_PG_SCHEMA", schema)
+    yield PG_URL
+    if shutil.which("psql"):
+        subprocess.run(["psql", PG_URL, "-qc", f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'], capture_output=True)
+
+
+def test_agents_and_events_on_postgres(pg: str, project: pathlib.Path, script: Callable[[dict[str, Any]], str]) -> None:
+    engine = orch.open(pg, cwd=project, model=script(WRITER))
+    other = orch.open(pg, cwd=project)  # a second engine on the same database
+
+    async def main() -> tuple[orch.Outcome, list[int], int]:
+        await engine.create_agent("ada", system_prompt="x", model="haiku")
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for ev in other.follow(since=0):
+                seen.append(ev.seq)
+
+        follower = asyncio.ensure_future(follow())
+        out = await engine.command("ada", "write a greeting for Ada")
+        last = await engine.last_seq()
+
+        async def caught_up() -> None:
+            while not seen or seen[-1] < last:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(caught_up(), 30)
+        follower.cancel()
+        return out, seen, last
+
+    out, seen, last = asyncio.run(main())
+    assert out.final_text == "Done: greeted Ada." and out.cost_usd > 0
+    assert seen == list(range(1, last + 1)), "the other engine saw each event once"
+    assert [a.name for a in other.sync.agents()] == ["ada"]
+    assert (project / "hello.txt").exists()
+
+
+def test_a_workflow_on_postgres(pg: str, project: pathlib.Path, script: Callable[[dict[str, Any]], str]) -> None:
+    engine = orch.open(pg, cwd=project, model=script(TEAM))
+    run = engine.sync.workflows.start("plan_build", "Add a parser")
+    assert run.status == "completed", run.error_message
+    assert orch.open(pg, cwd=project).sync.workflows.get(run.id).completed_steps == 2
