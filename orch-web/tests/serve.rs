@@ -30,11 +30,15 @@ impl Drop for Server {
 /// Starts `orch serve --port 0 ARGS…` in `dir` with the demo orchestrator script and waits for its
 /// address.
 fn serve(dir: &Path, args: &[&str]) -> Server {
-    let model = format!("scripted:{}", script("orchestrator.json").display());
+    serve_with(dir, &format!("scripted:{}", script("orchestrator.json").display()), args)
+}
+
+/// Starts `orch serve --port 0 ARGS…` in `dir` with `model` and waits for its address.
+fn serve_with(dir: &Path, model: &str, args: &[&str]) -> Server {
     let mut child = orch()
         .arg("--cwd")
         .arg(dir)
-        .args(["--model", &model, "serve", "--port", "0"])
+        .args(["--model", model, "serve", "--port", "0"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -289,4 +293,46 @@ async fn a_token_guards_every_request_and_other_addresses_need_one() {
     assert!(tokio_tungstenite::connect_async(&url).await.is_err(), "a WebSocket without the token is refused");
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token=s3cr%25t")).await.unwrap();
     assert_eq!(next_frame(&mut ws).await["type"], "connection_established");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_mid_workflow_resumes_it_when_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = support::adw::slow_model(d);
+    let mut server = serve_with(d, &model, &[]);
+    let (s, started) = post(&server.base, "/api/adws", &json!({"type": "plan_build", "prompt": "Add a parser"})).await;
+    assert_eq!(s, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    support::adw::wait_for_build(d);
+
+    // SIGTERM while the build step runs: the server stops (a hang would fail here, not a slow stop).
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the server did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "a stop on SIGTERM is a clean exit: {status:?}");
+    drop(server);
+
+    // Started again on the same store, it continues the run from the build step.
+    let server = serve_with(d, &model, &[]);
+    let start = Instant::now();
+    let run = loop {
+        let (_, run) = get(&server.base, &format!("/api/adws/{id}")).await;
+        if run["status"] == "completed" || run["status"] == "failed" {
+            break run;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the run was not continued: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["status"], "completed", "{run}");
+    let (_, events) = get(&server.base, &format!("/api/events?workflow={id}&type=StepStart&limit=100")).await;
+    let steps: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["plan", "build"], "the plan step ran once; the build step continued on its agent");
 }

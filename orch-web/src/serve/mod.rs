@@ -112,6 +112,7 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     let (addr, token, origins) = settings(&options)?;
     let orchestrator = crate::chat::orchestrator(&engine, None, false).await?;
     let state = AppState::new(engine, orchestrator, token);
+    resume_stale_runs(&state).await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::new(orch_core::ErrorKind::Unavailable, format!("cannot listen on {addr}: {e}")))?;
@@ -141,25 +142,42 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// Interrupts what this server runs (chat turns, agent runs, workflow runs: each records how it
-/// ended and stays resumable) and waits a little for them to record it.
+/// Interrupts the chat turns and agent runs this server runs (each records its `Stop` and ends) and
+/// waits a little for them. Workflow runs are left as a crash leaves them: the next server on this
+/// store (or `orch adw resume`) continues each from where it stopped, its completed steps and tool
+/// calls not run again, which an interrupt would not give (an interrupted step runs again whole).
 async fn stop_work(state: &AppState) {
     state.orchestrator().interrupt();
     let runs = state.orchestrator().manager().active_runs();
     for r in &runs {
         r.interrupt();
     }
-    let workflows = state.running_workflows();
-    for w in &workflows {
-        w.interrupt();
-    }
     let wait = async {
         for r in runs {
             let _ = r.wait().await;
         }
-        for w in workflows {
-            let _ = w.wait().await;
-        }
     };
     let _ = tokio::time::timeout(Duration::from_secs(4), wait).await;
+}
+
+/// Continues, in this server, the workflow runs whose process is gone (a server stopped or killed
+/// mid-run, a detached run that died).
+async fn resume_stale_runs(state: &AppState) {
+    let runs = match state.engine().store().list_workflows(None, 10_000).await {
+        Ok(runs) => runs,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list workflow runs to resume");
+            return;
+        }
+    };
+    let workflows = state.engine().workflows();
+    for run in runs.iter().filter(|r| orch_core::workflow::is_stale(r)) {
+        eprintln!(
+            "orch serve: resuming workflow run {} ({}, at {})",
+            run.name,
+            run.id,
+            run.current_step.as_deref().unwrap_or("its start")
+        );
+        state.keep_workflow(workflows.spawn(run));
+    }
 }

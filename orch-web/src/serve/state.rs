@@ -73,10 +73,4 @@ impl AppState {
         runs.retain(|_, t| !t.is_done());
         runs.insert(ticket.id, ticket);
     }
-
-    /// The workflow runs this server started that are still running.
-    pub fn running_workflows(&self) -> Vec<WorkflowTicket> {
-        let runs = self.inner.workflows.lock().unwrap_or_else(|p| p.into_inner());
-        runs.values().filter(|t| !t.is_done()).cloned().collect()
-    }
 }
