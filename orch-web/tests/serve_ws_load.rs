@@ -1,0 +1,133 @@
+//! `/ws` under load: 10,000 events appended by another process while clients replay from seq 0 and
+//! 200 clients follow live; each receives every event once, in order, and a client that never reads
+//! does not hold the others back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use orch_core::store::Store;
+use orch_core::wire::{Event, EventKeys, LogLevel, NewEvent};
+use orch_store_sqlite::SqliteStore;
+use serde_json::Value;
+use support::orch;
+use tokio_tungstenite::tungstenite::Message;
+
+const EVENTS: u64 = 10_000;
+const LIVE_CLIENTS: usize = 200;
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Server {
+    let mut child = orch()
+        .arg("--cwd")
+        .arg(dir)
+        .args([
+            "--model",
+            &format!("scripted:{}", support::script("orchestrator.json").display()),
+            "serve",
+            "--port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("orch serve: listening on http://").unwrap().to_string();
+    Server(child, format!("ws://{addr}/ws"))
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads orch's event frames until seq `last`; returns their seqs (panics after 120 s).
+async fn collect(mut ws: Ws, last: u64) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    let read = async {
+        while let Some(msg) = ws.next().await {
+            if let Message::Text(t) = msg.unwrap() {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v.get("frame").is_none() {
+                    let seq = v["seq"].as_u64().unwrap();
+                    seqs.push(seq);
+                    if seq >= last {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read).await.expect("every event within 120 s");
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_gets_every_event_once_in_order_while_another_process_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let url = server.1.clone();
+    // The server made the store; this process appends to the same file.
+    let store = SqliteStore::open(dir.path().join(".orch/orch.db")).unwrap();
+    let base = store.last_seq().await.unwrap();
+    let last = base + EVENTS;
+
+    // Live clients, connected before the appends start; one more that never reads.
+    let mut live = Vec::new();
+    for _ in 0..LIVE_CLIENTS {
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        live.push(tokio::spawn(collect(ws, last)));
+    }
+    let (stuck, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+
+    let appender = tokio::spawn(async move {
+        for batch in 0..100u64 {
+            let events = (0..EVENTS / 100)
+                .map(|i| {
+                    let event = Event::SystemLog {
+                        level: LogLevel::Info,
+                        message: format!("load {} {}", batch, "x".repeat(200 + (i as usize % 7) * 50)),
+                        metadata: Value::Null,
+                    };
+                    NewEvent::new(EventKeys::default(), event)
+                })
+                .collect();
+            store.append(events).await.unwrap();
+            if batch % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    // Clients replaying from the start while the appends go on.
+    let mut replays = Vec::new();
+    for i in 0..5u64 {
+        tokio::time::sleep(Duration::from_millis(30 * i)).await;
+        let (ws, _) = tokio_tungstenite::connect_async(format!("{url}?since=0")).await.unwrap();
+        replays.push(tokio::spawn(collect(ws, last)));
+    }
+    appender.await.unwrap();
+
+    let all: Vec<u64> = (1..=last).collect();
+    for r in replays {
+        assert_eq!(r.await.unwrap(), all, "a replay from 0 has every event once, in order");
+    }
+    let expected: Vec<u64> = (base + 1..=last).collect();
+    for (i, c) in live.into_iter().enumerate() {
+        let seqs = c.await.unwrap();
+        assert_eq!(seqs.len(), expected.len(), "live client {i}");
+        assert_eq!(seqs, expected, "live client {i} has every event once, in order");
+    }
+    drop(stuck);
+}
