@@ -35,7 +35,13 @@ fn serve(dir: &Path, args: &[&str]) -> Server {
 
 /// Starts `orch serve --port 0 ARGS…` in `dir` with `model` and waits for its address.
 fn serve_with(dir: &Path, model: &str, args: &[&str]) -> Server {
+    serve_env(dir, model, args, &[])
+}
+
+/// [`serve_with`] with environment variables.
+fn serve_env(dir: &Path, model: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = orch()
+        .envs(env.iter().copied())
         .arg("--cwd")
         .arg(dir)
         .args(["--model", model, "serve", "--port", "0"])
@@ -335,4 +341,38 @@ async fn a_server_stopped_mid_workflow_resumes_it_when_started_again() {
     let (_, events) = get(&server.base, &format!("/api/events?workflow={id}&type=StepStart&limit=100")).await;
     let steps: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["step"].as_str().unwrap()).collect();
     assert_eq!(steps, ["plan", "build"], "the plan step ran once; the build step continued on its agent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_start_work_are_rate_limited_and_metrics_count_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = format!("scripted:{}", script("orchestrator.json").display());
+    let server = serve_env(dir.path(), &model, &[], &[("ORCH_RATE_LIMIT", "2")]);
+    let base = server.base.clone();
+    // Two empty messages are refused as bad input, but they count: the third is refused for the rate.
+    for _ in 0..2 {
+        let (s, _) = post(&base, "/api/orchestrator/chat", &json!({"message": " "})).await;
+        assert_eq!(s, 400);
+    }
+    let r =
+        client().post(format!("{base}/api/orchestrator/chat")).json(&json!({"message": "hi"})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "retry after {wait} s");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "rate_limited");
+    // Reads are not limited.
+    for _ in 0..5 {
+        assert_eq!(get(&base, "/api/agents").await.0, 200);
+    }
+    let text = client().get(format!("{base}/api/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("orch_http_rate_limited_total"), 1, "{text}");
+    assert!(value("orch_http_responses_total{class=\"4xx\"}") >= 3, "{text}");
+    assert!(value("orch_http_responses_total{class=\"2xx\"}") >= 5, "{text}");
+    assert!(value("orch_events_total") > 0, "{text}");
+    assert_eq!(value("orch_websocket_clients"), 0);
 }

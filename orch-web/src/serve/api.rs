@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .route("/agents", get(list_agents).post(create_agent))
         .route("/agents/{agent}", get(get_agent).delete(delete_agent))
         .route("/agents/{agent}/command", post(command_agent))
@@ -55,6 +56,46 @@ async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
             format!("the store does not answer: {e}"),
         )),
     }
+}
+
+/// Prometheus text: answers by status class, rate-limited requests, WebSocket clients, events in the
+/// log, agent and workflow runs this server runs.
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = state.metrics();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP orch_http_responses_total HTTP answers, by status class.");
+    let _ = writeln!(out, "# TYPE orch_http_responses_total counter");
+    for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        let _ = writeln!(out, "orch_http_responses_total{{class=\"{class}\"}} {}", m.responses[i + 1].load(Relaxed));
+    }
+    let gauges = [
+        (
+            "orch_http_rate_limited_total",
+            "counter",
+            "Requests refused by the rate limit.",
+            m.rate_limited.load(Relaxed),
+        ),
+        ("orch_websocket_clients", "gauge", "Open WebSocket connections.", state.websockets().load(Relaxed) as u64),
+        (
+            "orch_events_total",
+            "counter",
+            "Events in the log (its last seq).",
+            state.engine().store().last_seq().await.unwrap_or(0),
+        ),
+        (
+            "orch_agent_runs_active",
+            "gauge",
+            "Agent runs this server runs.",
+            state.orchestrator().manager().active_runs().len() as u64,
+        ),
+        ("orch_workflow_runs_active", "gauge", "Workflow runs this server runs.", state.running_workflows() as u64),
+    ];
+    for (name, kind, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Value>> {

@@ -8,6 +8,7 @@ mod chat;
 mod demo;
 mod error;
 mod frames;
+mod limits;
 mod open_file;
 mod page;
 mod seed;
@@ -92,6 +93,7 @@ fn app(state: AppState, origins: &[String]) -> Router {
         .route("/ws", any(ws::handler))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(auth::cors(origins))
         .with_state(state)
@@ -131,7 +133,7 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     );
     eprintln!("  dashboard http://{bound}/  API http://{bound}/api  events ws://{bound}/ws   (Ctrl-C stops)");
     let shutdown_state = state.clone();
-    axum::serve(listener, app(state, &origins))
+    axum::serve(listener, app(state, &origins).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             crate::signals::terminated().await;
             eprintln!("orch serve: stopping");

@@ -24,6 +24,8 @@ struct Inner {
     working_dir: PathBuf,
     websockets: AtomicUsize,
     workflows: Mutex<HashMap<Id, WorkflowTicket>>,
+    metrics: super::limits::Metrics,
+    limiter: super::limits::RateLimiter,
 }
 
 impl AppState {
@@ -38,6 +40,8 @@ impl AppState {
                 working_dir,
                 websockets: AtomicUsize::new(0),
                 workflows: Mutex::new(HashMap::new()),
+                metrics: super::limits::Metrics::default(),
+                limiter: super::limits::RateLimiter::from_env(),
             }),
         }
     }
@@ -65,6 +69,22 @@ impl AppState {
     /// The count of open WebSocket connections.
     pub fn websockets(&self) -> &AtomicUsize {
         &self.inner.websockets
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> &super::limits::Metrics {
+        &self.inner.metrics
+    }
+
+    /// The rate limit of requests that start work.
+    pub fn limiter(&self) -> &super::limits::RateLimiter {
+        &self.inner.limiter
+    }
+
+    /// How many workflow runs this server started are still running.
+    pub fn running_workflows(&self) -> usize {
+        let runs = self.inner.workflows.lock().unwrap_or_else(|p| p.into_inner());
+        runs.values().filter(|t| !t.is_done()).count()
     }
 
     /// Keeps a workflow run this server started (so it can be interrupted on shutdown).
