@@ -376,3 +376,40 @@ async fn requests_that_start_work_are_rate_limited_and_metrics_count_answers() {
     assert!(value("orch_events_total") > 0, "{text}");
     assert_eq!(value("orch_websocket_clients"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_adw_relay_frames_become_events_and_reach_every_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let base = server.base.clone();
+    let mut dashboard = connect(&base, "").await;
+    assert_eq!(next_frame(&mut dashboard).await["type"], "connection_established");
+    // The seed's relay: waits for connection_established, then only sends.
+    let mut relay = connect(&base, "").await;
+    assert_eq!(next_frame(&mut relay).await["type"], "connection_established");
+    let adw = "0192d9b4-7c1e-7000-8000-0000000000aa";
+    let status = json!({"type": "adw_broadcast", "broadcast_type": "adw_status", "adw_id": adw, "status": "in_progress",
+                        "current_step": "build", "completed_steps": 1, "error_message": null, "timestamp": "2025-01-01T00:00:00"});
+    relay.send(Message::Text(status.to_string().into())).await.unwrap();
+    let event = json!({"type": "adw_broadcast", "broadcast_type": "adw_event", "adw_id": adw,
+                       "event": {"id": "e1", "adw_step": "build", "event_type": "ToolUseBlock", "summary": "Write x"}});
+    relay.send(Message::Text(event.to_string().into())).await.unwrap();
+    relay.send(Message::Text("not json".into())).await.unwrap();
+    relay
+        .send(Message::Text(json!({"type": "adw_broadcast", "broadcast_type": "nope"}).to_string().into()))
+        .await
+        .unwrap();
+
+    let frames = frames_until(&mut dashboard, |f| f["type"] == "adw_event").await;
+    let updated = frames.iter().find(|f| f["type"] == "adw_updated").expect("adw_status arrives as adw_updated");
+    assert_eq!(updated["adw_id"], adw);
+    assert_eq!(updated["adw"]["status"], "in_progress");
+    assert_eq!(updated["adw"]["current_step"], "build");
+    let ev = frames.last().unwrap();
+    assert_eq!(ev["event"]["summary"], "Write x", "{ev}");
+    // Both are events of the log now, under the workflow they name; the bad frames are not.
+    let (_, logged) = get(&base, &format!("/api/events?workflow={adw}")).await;
+    let relayed: Vec<&Value> = logged["events"].as_array().unwrap().iter().collect();
+    assert_eq!(relayed.len(), 2, "{logged}");
+    assert!(relayed.iter().all(|e| e["type"] == "SystemLog" && e["metadata"]["relay"].is_object()));
+}

@@ -86,6 +86,9 @@ pub fn seed_frames(r: &EventRecord, orchestrator_agent: Id, names: &dyn AgentNam
         Event::SummaryUpdated { summary, .. } if !mine => {
             frames.push(json!({"type": "agent_summary_update", "agent_id": agent_id, "summary": summary}));
         }
+        Event::SystemLog { metadata, .. } if metadata.get("relay").is_some_and(Value::is_object) => {
+            frames.extend(relay_frame(&metadata["relay"]));
+        }
         Event::WorkflowUpdated { workflow } => {
             let adw = adw_row(workflow);
             if workflow.status == WorkflowStatus::Pending && workflow.started_at.is_none() {
@@ -122,8 +125,10 @@ pub fn seed_frames(r: &EventRecord, orchestrator_agent: Id, names: &dyn AgentNam
         }
     }
     // Workflow runs: step changes and every event of a run on its swimlane.
+    let relay = matches!(&r.event, Event::SystemLog { metadata, .. } if metadata.get("relay").is_some());
     if let Some(adw_id) = r.keys.workflow_id
         && !matches!(r.event, Event::WorkflowUpdated { .. })
+        && !relay
     {
         if let Event::StepStart { step_name, .. } | Event::StepEnd { step_name, .. } = &r.event {
             frames.push(json!({
@@ -147,6 +152,25 @@ pub fn seed_frames(r: &EventRecord, orchestrator_agent: Id, names: &dyn AgentNam
         }
     }
     frames
+}
+
+/// The frame the seed's server re-broadcasts for a relay frame of its ADW scripts: the same name and
+/// fields, except `adw_status`, which becomes `adw_updated` with the status fields as its `adw`.
+fn relay_frame(relay: &Value) -> Option<Value> {
+    let broadcast = relay.get("broadcast_type")?.as_str()?;
+    let mut frame = relay.as_object()?.clone();
+    for k in ["type", "broadcast_type", "timestamp"] {
+        frame.remove(k);
+    }
+    if broadcast == "adw_status" {
+        let adw = json!({"status": frame.remove("status"), "current_step": frame.remove("current_step"),
+                         "completed_steps": frame.remove("completed_steps"), "error_message": frame.remove("error_message")});
+        frame.insert("adw".into(), adw);
+        frame.insert("type".into(), json!("adw_updated"));
+    } else {
+        frame.insert("type".into(), json!(broadcast));
+    }
+    Some(Value::Object(frame))
 }
 
 /// The seed's ADW row (AdwFull) of a run, with the fields the seed forgot to send live.

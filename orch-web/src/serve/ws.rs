@@ -7,8 +7,10 @@
 //!
 //! From the client: `{"type":"subscribe", "agent_id"?, "workflow_id"?, "types"?: [...],
 //! "categories"?: [...]}` narrows the stream (answered `{"frame":"subscribed"}`; an empty one widens it
-//! again); `{"type":"ping"}` is answered `{"frame":"pong"}`; other frames (the seed's ADW relay) are
-//! ignored for now. orch's control frames have a `frame` key, as [`orch_core::wire::WsFrame`] reads them.
+//! again); `{"type":"ping"}` is answered `{"frame":"pong"}`; the seed's ADW relay frames
+//! (`adw_broadcast`, `agent_broadcast`) become events of the log, re-broadcast from there as the seed
+//! does ([`relayed`]); other frames are ignored. orch's control frames have a `frame` key, as
+//! [`orch_core::wire::WsFrame`] reads them.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -19,7 +21,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
-use orch_core::wire::{EventCategory, EventRecord, Id};
+use orch_core::wire::{Event, EventCategory, EventKeys, EventRecord, Id, LogLevel, NewEvent};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -175,6 +177,14 @@ async fn serve(socket: WebSocket, state: AppState, since: Option<u64>) {
             }
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
+                    if let Some(event) = relayed(&text) {
+                        // The seed's ADW scripts report here: their frames become events of the log,
+                        // and reach every client (this one too) from there.
+                        if let Err(e) = store.append(vec![event]).await {
+                            tracing::warn!(error = %e, "could not record a relayed frame");
+                        }
+                        continue;
+                    }
                     if let Some(reply) = on_client_frame(&text, &mut filter)
                         && send(&mut tx, &reply).await.is_err()
                     {
@@ -191,6 +201,39 @@ async fn serve(socket: WebSocket, state: AppState, since: Option<u64>) {
             }
         }
     }
+}
+
+/// The `broadcast_type`s the seed's relay sends (seed-contract.md §3.3).
+const RELAYED: [&str; 9] = [
+    "adw_created",
+    "adw_updated",
+    "adw_event",
+    "adw_step_change",
+    "adw_status",
+    "adw_event_summary_update",
+    "agent_created",
+    "agent_status_changed",
+    "agent_updated",
+];
+
+/// A relay frame of the seed's external ADW scripts (`{"type":"adw_broadcast"|"agent_broadcast",
+/// "broadcast_type", …}`) as the event that records it: a system log holding the frame (under the
+/// workflow it names, when that is an id); `None` for any other frame, or an unknown broadcast type.
+fn relayed(text: &str) -> Option<NewEvent> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let kind = v.get("type").and_then(Value::as_str)?;
+    if kind != "adw_broadcast" && kind != "agent_broadcast" {
+        return None;
+    }
+    let broadcast = v.get("broadcast_type").and_then(Value::as_str).filter(|b| RELAYED.contains(b))?.to_string();
+    let workflow_id = v.get("adw_id").and_then(Value::as_str).and_then(|s| s.parse::<Id>().ok());
+    let keys = EventKeys { workflow_id, ..EventKeys::default() };
+    let event = Event::SystemLog {
+        level: LogLevel::Info,
+        message: format!("relayed {broadcast} from an external ADW script"),
+        metadata: json!({"relay": v}),
+    };
+    Some(NewEvent::new(keys, event))
 }
 
 /// A frame from the client: a subscription (answered with `subscribed`), a `ping` (answered with
