@@ -3,6 +3,8 @@
 //! changing the tree; `expert_plan_build_improve` plans, builds, then improves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod workflow_support;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -11,35 +13,15 @@ use orch_core::model::ModelRequest;
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{EventQuery, MemoryStore, Store};
 use orch_core::tool::ToolRegistry;
-use orch_core::wire::{ContentBlock, Event, EventRecord, Role, StepStatus, WorkflowStatus};
+use orch_core::wire::{Event, EventRecord, StepStatus, WorkflowStatus};
 use orch_core::workflow::WorkflowEngine;
 use serde_json::{Value, json};
+use workflow_support::{after_tool, git, last_text};
 
 const EXPERTISE: &str = ".claude/commands/experts/billing/expertise.yaml";
 const OLD: &str = "overview:\n  description: billing\n  key_files: []\n";
 const NEW: &str =
     "overview:\n  description: billing and refunds\n  key_files:\n    - src/refund.rs\ncore_implementation: {}\n";
-
-fn last_text(req: &ModelRequest) -> String {
-    req.messages.last().and_then(|m| m.last_text()).unwrap_or("").to_string()
-}
-
-fn after_tool(req: &ModelRequest) -> bool {
-    req.messages
-        .last()
-        .is_some_and(|m| m.role == Role::User && m.content.iter().any(|b| matches!(b, ContentBlock::ToolResult { .. })))
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=test", "-c", "user.email=test@localhost"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// A repository whose billing expert has a 3-line expertise file, all committed.
 fn repo() -> tempfile::TempDir {

@@ -2,6 +2,8 @@
 //! branch while the (dirty) main tree stays as it was; `on_success = "merge"` merges a clean tree.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod workflow_support;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,31 +12,10 @@ use orch_core::model::ModelRequest;
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{EventQuery, MemoryStore, Store};
 use orch_core::tool::ToolRegistry;
-use orch_core::wire::{ContentBlock, Event, Role, StepStatus, WorkflowStatus};
+use orch_core::wire::{Event, StepStatus, WorkflowStatus};
 use orch_core::workflow::{WorkflowEngine, WorkflowError};
 use serde_json::{Value, json};
-
-fn last_text(req: &ModelRequest) -> String {
-    req.messages.last().and_then(|m| m.last_text()).unwrap_or("").to_string()
-}
-
-fn after_tool(req: &ModelRequest) -> bool {
-    req.messages
-        .last()
-        .is_some_and(|m| m.role == Role::User && m.content.iter().any(|b| matches!(b, ContentBlock::ToolResult { .. })))
-}
-
-/// Runs git in `dir` (with an identity of its own) and returns its stdout; panics when it fails.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=test", "-c", "user.email=test@localhost"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use workflow_support::{after_tool, git, last_text};
 
 /// A git repository with one commit (README.md), without a configured identity.
 fn repo() -> tempfile::TempDir {

@@ -2,6 +2,8 @@
 //! git repository, the shipped default commands, and a user workflow file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod workflow_support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -10,19 +12,10 @@ use orch_core::model::ModelRequest;
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{AgentFilter, EventQuery, MemoryStore, Store};
 use orch_core::tool::ToolRegistry;
-use orch_core::wire::{AgentStatus, ContentBlock, Event, EventRecord, Role, StepStatus, WorkflowStatus};
+use orch_core::wire::{AgentStatus, Event, EventRecord, StepStatus, WorkflowStatus};
 use orch_core::workflow::WorkflowEngine;
 use serde_json::json;
-
-fn last_text(req: &ModelRequest) -> String {
-    req.messages.last().and_then(|m| m.last_text()).unwrap_or("").to_string()
-}
-
-fn after_tool(req: &ModelRequest) -> bool {
-    req.messages
-        .last()
-        .is_some_and(|m| m.role == Role::User && m.content.iter().any(|b| matches!(b, ContentBlock::ToolResult { .. })))
-}
+use workflow_support::{after_tool, last_text};
 
 /// A git repository in a temporary directory.
 fn repo() -> tempfile::TempDir {
