@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use futures::StreamExt;
+use orch_core::config::OrchConfig;
 use orch_core::engine::Engine;
 use orch_core::prelude::Interrupt;
 use orch_core::store::{EventQuery, Store};
@@ -11,7 +12,141 @@ use orch_core::workflow::{WorkflowEngine, WorkflowError};
 use serde_json::{Value, json};
 
 use crate::chat::Failure;
+use crate::cli::{engine, open_store};
 use crate::signals::Sigint;
+
+/// `orch adw …`: the subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdwCommand {
+    /// The workflow types: built-in and .orch/workflows/*.toml (broken files are listed as such).
+    Types {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a run of TYPE with PROMPT (the global --model is its model). Prints the run's id first.
+    Start {
+        /// The workflow type (see `orch adw types`).
+        workflow_type: String,
+        /// The task (the input `prompt`; required by most types).
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Another input of the run, KEY=VALUE (repeatable): `--input domain=billing` for the expert
+        /// workflows, `--input max_lines=600`, `--input on_success=merge`. A VALUE that is JSON
+        /// (`true`, `600`) is taken as such, anything else as text.
+        #[arg(long = "input", value_name = "KEY=VALUE")]
+        inputs: Vec<String>,
+        /// A name for the run (default: TYPE-<8 characters of its id>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Run it in a git worktree of its own (`.orch/worktrees/<name>`, branch `orch/<name>`),
+        /// committing each step's changes there; the main tree is not touched (overrides the type's
+        /// `worktree`).
+        #[arg(long)]
+        worktree: bool,
+        /// Run it here and follow it to its end (exit 0 only if it completed; Ctrl-C cancels it).
+        /// Without it, the run is handed to a detached orch process (log: .orch/logs/adw-ID.log).
+        #[arg(long)]
+        wait: bool,
+        /// JSON output: the id as {"id": …} (detached: also "pid" and "log"), then (--wait) the run's
+        /// events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue a run whose process died (completed steps are not run again; the interrupted step's
+    /// agent finishes its turn), following it as start --wait does.
+    Resume {
+        /// The run's id.
+        id: String,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// Run as the detached process `adw start` hands a run to (waits for the hand-over first).
+        #[arg(long, hide = true)]
+        detached: bool,
+    },
+    /// Cancel a run: its running step's agent is interrupted, also in another process, and the run is
+    /// marked cancelled (resumable).
+    Cancel {
+        /// The run's id.
+        id: String,
+    },
+    /// Workflow runs, newest first.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run: its record, and its steps with durations and event counts.
+    Show {
+        /// The run's id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `orch adw COMMAND` on `config` in `cwd`; `model` is the global --model when it names a model
+/// (the runs' `model` input), `child_args` the global flags a detached run's process gets.
+pub async fn run(
+    command: &AdwCommand,
+    config: OrchConfig,
+    cwd: &std::path::Path,
+    model: Option<String>,
+    child_args: Vec<std::ffi::OsString>,
+) -> Result<u8, Failure> {
+    match command {
+        AdwCommand::Types { json } => {
+            let engine = engine(config, false).await?;
+            types(&engine, *json)
+        }
+        AdwCommand::Start { workflow_type, prompt, inputs, name, worktree, wait, json } => {
+            if prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
+                return Err(Failure::usage("--prompt is empty"));
+            }
+            let inputs = parse_inputs(inputs)?;
+            let start = Start {
+                workflow_type,
+                prompt: prompt.as_deref(),
+                inputs,
+                name: name.clone(),
+                model,
+                worktree: *worktree,
+                json: *json,
+            };
+            if !*wait {
+                let engine = engine(config, false).await?;
+                return start_detached(&engine, start, cwd, child_args).await;
+            }
+            let sigint = Sigint::install()?;
+            let engine = engine(config, true).await?;
+            self::start(&engine, sigint, start).await
+        }
+        AdwCommand::Resume { id, json, detached } => {
+            #[cfg(unix)]
+            let _hangup = detached.then(crate::detach::ignore_hangup);
+            if *detached {
+                crate::detach::await_hand_over();
+            }
+            let sigint = Sigint::install()?;
+            let engine = engine(config, true).await?;
+            resume(&engine, sigint, id, *json).await
+        }
+        AdwCommand::Cancel { id } => {
+            let engine = engine(config, false).await?;
+            cancel(&engine, id).await
+        }
+        AdwCommand::List { json } => {
+            let store = open_store(&config).await?;
+            list(store.as_ref(), *json).await
+        }
+        AdwCommand::Show { id, json } => {
+            let store = open_store(&config).await?;
+            show(store.as_ref(), id, *json).await
+        }
+    }
+}
 
 impl From<WorkflowError> for Failure {
     fn from(e: WorkflowError) -> Self {

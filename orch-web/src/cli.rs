@@ -138,7 +138,7 @@ enum Command {
     /// AI developer workflows: plan → build → review → fix, and your own (.orch/workflows/*.toml).
     Adw {
         #[command(subcommand)]
-        command: AdwCommand,
+        command: crate::adw::AdwCommand,
     },
     /// Plans: requirements → a plan of tasks with dependencies, by the planning model (the default
     /// model) or from a file; checked, stored as a versioned draft and printed by wave. Approve a plan
@@ -168,77 +168,6 @@ enum Command {
         /// The relay socket of the running turn.
         #[arg(long)]
         socket: PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum AdwCommand {
-    /// The workflow types: built-in and .orch/workflows/*.toml (broken files are listed as such).
-    Types {
-        /// JSON lines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Start a run of TYPE with PROMPT (the global --model is its model). Prints the run's id first.
-    Start {
-        /// The workflow type (see `orch adw types`).
-        workflow_type: String,
-        /// The task (the input `prompt`; required by most types).
-        #[arg(long)]
-        prompt: Option<String>,
-        /// Another input of the run, KEY=VALUE (repeatable): `--input domain=billing` for the expert
-        /// workflows, `--input max_lines=600`, `--input on_success=merge`. A VALUE that is JSON
-        /// (`true`, `600`) is taken as such, anything else as text.
-        #[arg(long = "input", value_name = "KEY=VALUE")]
-        inputs: Vec<String>,
-        /// A name for the run (default: TYPE-<8 characters of its id>).
-        #[arg(long)]
-        name: Option<String>,
-        /// Run it in a git worktree of its own (`.orch/worktrees/<name>`, branch `orch/<name>`),
-        /// committing each step's changes there; the main tree is not touched (overrides the type's
-        /// `worktree`).
-        #[arg(long)]
-        worktree: bool,
-        /// Run it here and follow it to its end (exit 0 only if it completed; Ctrl-C cancels it).
-        /// Without it, the run is handed to a detached orch process (log: .orch/logs/adw-ID.log).
-        #[arg(long)]
-        wait: bool,
-        /// JSON output: the id as {"id": …} (detached: also "pid" and "log"), then (--wait) the run's
-        /// events as JSON lines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Continue a run whose process died (completed steps are not run again; the interrupted step's
-    /// agent finishes its turn), following it as start --wait does.
-    Resume {
-        /// The run's id.
-        id: String,
-        /// JSON lines.
-        #[arg(long)]
-        json: bool,
-        /// Run as the detached process `adw start` hands a run to (waits for the hand-over first).
-        #[arg(long, hide = true)]
-        detached: bool,
-    },
-    /// Cancel a run: its running step's agent is interrupted, also in another process, and the run is
-    /// marked cancelled (resumable).
-    Cancel {
-        /// The run's id.
-        id: String,
-    },
-    /// Workflow runs, newest first.
-    List {
-        /// JSON lines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// A run: its record, and its steps with durations and event counts.
-    Show {
-        /// The run's id.
-        id: String,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -657,54 +586,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let options = crate::serve::ServeOptions { host: host.clone(), port: *port, token: token.clone() };
             crate::serve::run(engine, options).await
         }
-        Command::Adw { command: AdwCommand::Types { json } } => {
-            let engine = engine(config, false).await?;
-            crate::adw::types(&engine, *json)
-        }
-        Command::Adw { command: AdwCommand::Start { workflow_type, prompt, inputs, name, worktree, wait, json } } => {
-            if prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
-                return Err(Failure::usage("--prompt is empty"));
-            }
-            let inputs = crate::adw::parse_inputs(inputs)?;
+        Command::Adw { command } => {
             let model = cli.model.clone().filter(|m| !m.trim().is_empty() && ModelSpec::parse(m).is_err());
-            let start = crate::adw::Start {
-                workflow_type,
-                prompt: prompt.as_deref(),
-                inputs,
-                name: name.clone(),
-                model,
-                worktree: *worktree,
-                json: *json,
-            };
-            if !*wait {
-                let engine = engine(config, false).await?;
-                return crate::adw::start_detached(&engine, start, &cwd, child_args(&cli, &cwd)).await;
-            }
-            let sigint = Sigint::install()?;
-            let engine = engine(config, true).await?;
-            crate::adw::start(&engine, sigint, start).await
-        }
-        Command::Adw { command: AdwCommand::Resume { id, json, detached } } => {
-            #[cfg(unix)]
-            let _hangup = detached.then(crate::detach::ignore_hangup);
-            if *detached {
-                crate::detach::await_hand_over();
-            }
-            let sigint = Sigint::install()?;
-            let engine = engine(config, true).await?;
-            crate::adw::resume(&engine, sigint, id, *json).await
-        }
-        Command::Adw { command: AdwCommand::Cancel { id } } => {
-            let engine = engine(config, false).await?;
-            crate::adw::cancel(&engine, id).await
-        }
-        Command::Adw { command: AdwCommand::List { json } } => {
-            let store = open_store(&config).await?;
-            crate::adw::list(store.as_ref(), *json).await
-        }
-        Command::Adw { command: AdwCommand::Show { id, json } } => {
-            let store = open_store(&config).await?;
-            crate::adw::show(store.as_ref(), id, *json).await
+            crate::adw::run(command, config, &cwd, model, child_args(&cli, &cwd)).await
         }
         Command::Plan(args) => crate::plan::run_plan(args, config).await,
         Command::Graph { command } => crate::plan::run_graph(command, config).await,
