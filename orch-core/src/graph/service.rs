@@ -192,34 +192,10 @@ impl TaskGraphs {
         let mut tasks = Vec::with_capacity(planned.len());
         for (i, (t, wave)) in planned.iter().zip(&waves).enumerate() {
             let depends_on: Vec<Id> = t.depends_on.iter().filter_map(|d| ids.get(d.as_str()).copied()).collect();
-            tasks.push(Task {
-                id: ids.get(t.key.as_str()).copied().unwrap_or_else(new_id),
-                graph_id,
-                index: u32::try_from(i).unwrap_or(u32::MAX),
-                key: t.key.clone(),
-                title: t.title.clone(),
-                description: t.description.clone(),
-                task_type: t.task_type.clone(),
-                complexity: t.complexity,
-                tools: t.tools.clone(),
-                verification: t.verification.clone(),
-                status: if depends_on.is_empty() { TaskStatus::Ready } else { TaskStatus::Pending },
-                depends_on,
-                wave: *wave,
-                attempt: 0,
-                model: t.model.clone(),
-                claimed_by: None,
-                lease_until: None,
-                not_before: None,
-                agent_id: None,
-                cost_usd: 0.0,
-                output: None,
-                error: None,
-                created_at: at,
-                updated_at: at,
-                started_at: None,
-                completed_at: None,
-            });
+            let id = ids.get(t.key.as_str()).copied().unwrap_or_else(new_id);
+            let ready = depends_on.is_empty();
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            tasks.push(new_task(id, graph_id, index, t.clone(), depends_on, *wave, ready, at));
         }
         let name = name
             .map(|n| n.trim().to_string())
@@ -308,10 +284,7 @@ impl TaskGraphs {
         }
         let at = now();
         let ready = deps.iter().all(|t| t.status.releases_dependents());
-        let task = Task {
-            id: new_id(),
-            graph_id,
-            index,
+        let definition = PlannedTask {
             key,
             title,
             description: new.description.trim().to_string(),
@@ -320,25 +293,14 @@ impl TaskGraphs {
                 t => t.to_lowercase(),
             },
             complexity: new.complexity,
+            depends_on: Vec::new(),
+            model: new.model,
             tools: new.tools,
             verification: new.verification,
-            depends_on: deps.iter().map(|t| t.id).collect(),
-            wave: wave_after(deps.iter().map(|t| t.wave)),
-            status: if ready { TaskStatus::Ready } else { TaskStatus::Pending },
-            attempt: 0,
-            model: new.model,
-            claimed_by: None,
-            lease_until: None,
-            not_before: None,
-            agent_id: None,
-            cost_usd: 0.0,
-            output: None,
-            error: None,
-            created_at: at,
-            updated_at: at,
-            started_at: None,
-            completed_at: None,
         };
+        let depends_on = deps.iter().map(|t| t.id).collect();
+        let wave = wave_after(deps.iter().map(|t| t.wave));
+        let task = new_task(new_id(), graph_id, index, definition, depends_on, wave, ready, at);
         graph.total_tasks += 1;
         graph.waves = graph.waves.max(task.wave);
         graph.updated_at = at;
@@ -357,5 +319,47 @@ fn default_name(requirements: &str, plan_id: Id) -> String {
     match requirements.lines().map(str::trim).find(|l| !l.is_empty()) {
         Some(line) => crate::text::clip_chars(line, 60, "…"),
         None => format!("plan {plan_id}"),
+    }
+}
+
+/// A new task of a graph from its definition: `ready` or pending, no attempt yet.
+#[allow(clippy::too_many_arguments)]
+fn new_task(
+    id: Id,
+    graph_id: Id,
+    index: u32,
+    def: PlannedTask,
+    depends_on: Vec<Id>,
+    wave: u32,
+    ready: bool,
+    at: crate::wire::Timestamp,
+) -> Task {
+    Task {
+        id,
+        graph_id,
+        index,
+        key: def.key,
+        title: def.title,
+        description: def.description,
+        task_type: def.task_type,
+        complexity: def.complexity,
+        tools: def.tools,
+        verification: def.verification,
+        status: if ready { TaskStatus::Ready } else { TaskStatus::Pending },
+        depends_on,
+        wave,
+        attempt: 0,
+        model: def.model,
+        claimed_by: None,
+        lease_until: None,
+        not_before: None,
+        agent_id: None,
+        cost_usd: 0.0,
+        output: None,
+        error: None,
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+        completed_at: None,
     }
 }
