@@ -19,7 +19,7 @@ pub fn event_frame(r: &EventRecord) -> Value {
 }
 
 /// The event's own fields (its JSON without the record's keys and type).
-fn payload(r: &EventRecord) -> Value {
+pub fn payload(r: &EventRecord) -> Value {
     let mut v = serde_json::to_value(&r.event).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.remove("type");

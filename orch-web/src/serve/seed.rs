@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, SeedError, parse_id};
-use super::frames::adw_row;
+use super::frames::{adw_row, payload};
 use super::state::AppState;
 
 type SeedResult = Result<Json<Value>, SeedError>;
@@ -189,10 +189,7 @@ struct EventsQuery {
 
 /// The seed's agent_log row of an event.
 fn agent_log_row(r: &EventRecord, agent_name: Option<&str>) -> Value {
-    let mut payload = serde_json::to_value(&r.event).unwrap_or_default();
-    if let Some(o) = payload.as_object_mut() {
-        o.remove("type");
-    }
+    let payload = payload(r);
     json!({"id": r.seq.to_string(), "agent_id": r.keys.agent_id, "session_id": Value::Null, "task_slug": r.keys.task_slug,
            "adw_id": r.keys.workflow_id, "adw_step": r.keys.step, "entry_index": r.seq,
            "event_category": r.event.category().as_str(), "event_type": r.event.kind(), "content": r.event.summary(),
@@ -324,10 +321,7 @@ struct AdwEvents {
 
 /// The seed's AdwEvent row of an event.
 fn adw_event_row(r: &EventRecord, include_payload: bool) -> Value {
-    let mut payload = serde_json::to_value(&r.event).unwrap_or_default();
-    if let Some(o) = payload.as_object_mut() {
-        o.remove("type");
-    }
+    let payload = payload(r);
     json!({"id": r.seq.to_string(), "agent_id": r.keys.agent_id, "adw_id": r.keys.workflow_id, "adw_step": r.keys.step,
            "event_category": r.event.category().as_str(), "event_type": r.event.kind(), "summary": r.event.summary(),
            "payload": if include_payload { payload } else { Value::Null }, "timestamp": r.timestamp})
