@@ -2,7 +2,7 @@
 //! parallel), then applied inside the request's savepoint: all of it, or none of it.
 
 use orch_core::store::{Batch, Change, StoreError, StoreResult};
-use orch_core::wire::{AgentStatus, EventRecord, Id, RunLease, now};
+use orch_core::wire::{AgentStatus, Event, EventKeys, EventRecord, Id, NewEvent, RunLease, now};
 use rusqlite::{OptionalExtension, params};
 
 use crate::sql::{self, PreparedEvent, db_err, id_text, json_text, lease_text, not_found, ts_text, usage_params};
@@ -108,6 +108,8 @@ pub(crate) fn prepare(batch: Batch) -> StoreResult<PreparedBatch> {
 
 /// Applies a prepared batch inside the writer's transaction (the request's savepoint).
 pub(crate) fn commit(ctx: &mut WriteCtx<'_>, batch: PreparedBatch) -> StoreResult<Vec<EventRecord>> {
+    // Events a change records itself (claims, released tasks, ended graphs), after the batch's own.
+    let mut generated = Vec::new();
     for op in batch.ops {
         match op {
             Op::Agent { id, status, usage, state, context } => update_agent(ctx, id, status, usage, state, context)?,
@@ -123,10 +125,14 @@ pub(crate) fn commit(ctx: &mut WriteCtx<'_>, batch: PreparedBatch) -> StoreResul
             }
             Op::SwapRun { agent_id, expect, lease } => swap_run(ctx, agent_id, expect, lease)?,
             Op::SwapWorkflowRun { workflow_id, expect, lease } => swap_workflow_run(ctx, workflow_id, expect, lease)?,
-            Op::Other(change) => apply(ctx, change)?,
+            Op::Other(change) => generated.extend(apply(ctx, change)?),
         }
     }
-    sql::insert_events(ctx, batch.events)
+    let mut events = batch.events;
+    if !generated.is_empty() {
+        events.extend(sql::prepare_events(generated)?);
+    }
+    sql::insert_events(ctx, events)
 }
 
 /// Agent status, usage and state in one UPDATE.
@@ -247,9 +253,34 @@ fn swap_lease(
     Ok(())
 }
 
-/// The remaining changes, one statement each.
-fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<()> {
+/// The remaining changes, one statement each (the task queue's a few); returns the events they record
+/// themselves.
+fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<Vec<NewEvent>> {
     let conn = ctx.conn;
+    let none = |r: StoreResult<()>| r.map(|()| Vec::new());
+    match change {
+        Change::ClaimTasks(claim) => sql::claim_tasks(conn, &claim),
+        Change::FinishTask { task, fence } => sql::finish_task(conn, &task, fence),
+        Change::Heartbeat(w) => none(sql::heartbeat(conn, &w)),
+        Change::RemoveWorker { id } => none(sql::remove_worker(conn, &id)),
+        Change::SetGraphStatus { id, status, error, from } => {
+            let g = sql::set_graph_status(conn, id, status, error.as_deref(), &from)?;
+            Ok(g.map(|g| vec![NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })])
+                .unwrap_or_default())
+        }
+        Change::SetGraphBudget { id, limit_usd } => {
+            let g = sql::set_graph_budget(conn, id, limit_usd)?;
+            Ok(vec![NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })])
+        }
+        Change::ReserveBudget(r) => none(sql::reserve(conn, &r)),
+        Change::SettleBudget { reservation, actual } => none(sql::settle(conn, &reservation, actual)),
+        Change::SetBudgetLimit { scope, limit_usd } => none(sql::set_limit(conn, scope, limit_usd)),
+        other => none(apply_row(conn, other)),
+    }
+}
+
+/// Changes of one row each.
+fn apply_row(conn: &rusqlite::Connection, change: Change) -> StoreResult<()> {
     match change {
         Change::CreateOrchestrator(o) => sql::create_orchestrator(conn, &o),
         Change::UpdateOrchestrator(o) => sql::update_orchestrator(conn, &o),

@@ -577,6 +577,15 @@ impl Store for SqliteStore {
         self.read(move |c| sql::list_tasks(c, graph_id)).await
     }
 
+    async fn budget(&self, day: &str, month: &str) -> StoreResult<orch_core::wire::BudgetStatus> {
+        let (day, month) = (day.to_string(), month.to_string());
+        self.read(move |c| sql::budget(c, &day, &month)).await
+    }
+
+    async fn list_workers(&self) -> StoreResult<Vec<orch_core::wire::WorkerInfo>> {
+        self.read(sql::list_workers).await
+    }
+
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
         self.read(move |c| sql::load_conversation(c, agent_id)).await
     }

@@ -268,6 +268,37 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX task_deps_parent ON task_deps (depends_on, task_id);
     "#,
+    // 6: running task graphs: what a task's attempts left for people and later tasks, worker heartbeats
+    // (one small row per worker, apart from the tasks), budget limits and spending per period.
+    r#"
+    ALTER TABLE tasks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN checkpoint TEXT;
+    ALTER TABLE tasks ADD COLUMN guidance TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tasks ADD COLUMN knowledge TEXT NOT NULL DEFAULT '[]';
+    -- Whether a graph has work left, without reading its finished tasks.
+    CREATE INDEX tasks_open_graph ON tasks (graph_id, status) WHERE status IN ('pending', 'ready', 'running', 'blocked');
+
+    CREATE TABLE workers (
+        id TEXT PRIMARY KEY NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        concurrency INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE budget_limits (
+        scope TEXT PRIMARY KEY NOT NULL,
+        limit_usd REAL NOT NULL
+    ) STRICT;
+
+    -- Per period: `day:2026-12-02`, `month:2026-12`, `graph:<id>` (a graph's spending is its cost_usd).
+    CREATE TABLE budget_spend (
+        period TEXT PRIMARY KEY NOT NULL,
+        spent_usd REAL NOT NULL DEFAULT 0,
+        reserved_usd REAL NOT NULL DEFAULT 0
+    ) STRICT;
+    "#,
 ];
 
 /// The newest schema version this build knows.

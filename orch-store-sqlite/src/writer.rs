@@ -97,6 +97,13 @@ fn dup(e: &StoreError) -> StoreError {
         StoreError::Fenced { task_id, expected, found } => {
             StoreError::Fenced { task_id: *task_id, expected: *expected, found: *found }
         }
+        StoreError::BudgetExhausted { scope, limit, spent, reserved, asked } => StoreError::BudgetExhausted {
+            scope: scope.clone(),
+            limit: *limit,
+            spent: *spent,
+            reserved: *reserved,
+            asked: *asked,
+        },
         StoreError::Decode(message) => StoreError::Decode(message.clone()),
         StoreError::Backend(message) => StoreError::Backend(message.clone()),
     }

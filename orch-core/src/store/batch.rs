@@ -11,6 +11,7 @@ use crate::wire::{
     Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, Message, NewEvent, Orchestrator, Plan, Prompt, RunLease,
     SystemLog, Task, TaskGraph, Usage, WorkflowRecord,
 };
+use crate::wire::{BudgetScope, GraphStatus, Reservation, TaskClaim, WorkerInfo};
 
 /// The serialized executor state of an agent and its provider session id.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -142,6 +143,65 @@ pub enum Change {
         task: Box<Task>,
         /// The attempt the stored task must be at.
         fence: Option<u32>,
+    },
+    /// Claims tasks for a worker, as [`TaskClaim`] describes; a `TaskUpdated` event per claimed task is
+    /// appended after the batch's own events. Claims nothing (and appends nothing) when no task is due.
+    ClaimTasks(Box<TaskClaim>),
+    /// Ends an attempt, or changes a task a person resolved: writes the task's progress, fenced by
+    /// `fence` as [`Change::UpdateTask`] is. When its new status releases dependents (completed or
+    /// skipped), each pending dependent whose dependencies have all been released becomes ready, with a
+    /// `TaskUpdated` event. When the graph then has no task left pending, ready, running or blocked, a
+    /// running graph ends (completed, or failed if a task failed), with a `GraphUpdated` event.
+    FinishTask {
+        /// The task as it is to be.
+        task: Box<Task>,
+        /// The attempt the stored task must be at.
+        fence: u32,
+    },
+    /// Records a worker's heartbeat (inserts its row, or updates it).
+    Heartbeat(Box<WorkerInfo>),
+    /// Removes a worker's row (it stopped cleanly).
+    RemoveWorker {
+        /// The worker.
+        id: String,
+    },
+    /// Sets a graph's status and error if its status is one of `from` (stamping its start or end), with
+    /// a `GraphUpdated` event of the row as stored; changes nothing, and appends nothing, otherwise.
+    SetGraphStatus {
+        /// The graph.
+        id: Id,
+        /// The new status.
+        status: GraphStatus,
+        /// The new error (`None` clears it).
+        error: Option<String>,
+        /// The statuses it may change from.
+        from: Vec<GraphStatus>,
+    },
+    /// Sets (or with `None` removes) a graph's USD limit, with a `GraphUpdated` event.
+    SetGraphBudget {
+        /// The graph.
+        id: Id,
+        /// The limit.
+        limit_usd: Option<f64>,
+    },
+    /// Reserves budget before a model call: fails with
+    /// [`StoreError::BudgetExhausted`](super::StoreError::BudgetExhausted), reserving nothing, when the
+    /// day's, the month's or the graph's spending plus reservations plus this one would pass its limit.
+    ReserveBudget(Box<Reservation>),
+    /// Settles a reservation with the real cost: the reservation is released and `actual` is spent on
+    /// its day, its month and its graph (the graph's `cost_usd`).
+    SettleBudget {
+        /// The reservation taken before the call.
+        reservation: Box<Reservation>,
+        /// What the call cost, in USD.
+        actual: f64,
+    },
+    /// Sets (or with `None` removes) the daily or monthly USD limit.
+    SetBudgetLimit {
+        /// Which limit.
+        scope: BudgetScope,
+        /// The limit.
+        limit_usd: Option<f64>,
     },
 }
 

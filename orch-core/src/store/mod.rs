@@ -101,6 +101,20 @@ pub enum StoreError {
         /// The attempt stored.
         found: u32,
     },
+    /// A [`Change::ReserveBudget`] would pass a limit.
+    #[error("budget_exhausted: the {scope} limit of ${limit:.4} would be passed (spent ${spent:.4}, reserved ${reserved:.4}, asked ${asked:.4})")]
+    BudgetExhausted {
+        /// Which limit: `daily`, `monthly` or `graph <id>`.
+        scope: String,
+        /// The limit, USD.
+        limit: f64,
+        /// Spent so far, USD.
+        spent: f64,
+        /// Reserved by calls in flight, USD.
+        reserved: f64,
+        /// The reservation refused, USD.
+        asked: f64,
+    },
     /// Stored data could not be decoded.
     #[error("stored data could not be decoded: {0}")]
     Decode(String),
@@ -118,7 +132,7 @@ impl StoreError {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NameTaken { .. } => ErrorKind::Conflict,
             Self::RunConflict { .. } | Self::WorkflowRunConflict { .. } | Self::Fenced { .. } => ErrorKind::Busy,
-            Self::Duplicate { .. } => ErrorKind::Conflict,
+            Self::Duplicate { .. } | Self::BudgetExhausted { .. } => ErrorKind::Conflict,
             Self::Open { .. } => ErrorKind::Unavailable,
             Self::NewerSchema { .. } | Self::Corrupt { .. } | Self::Decode(_) | Self::Backend(_) => ErrorKind::Internal,
         }
@@ -251,6 +265,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_task(&self, id: Id) -> StoreResult<Option<Task>>;
     /// The tasks of a graph, by index.
     async fn list_tasks(&self, graph_id: Id) -> StoreResult<Vec<Task>>;
+
+    /// The daily and monthly budgets on UTC day `day` (`2026-12-02`) and month `month` (`2026-12`).
+    async fn budget(&self, day: &str, month: &str) -> StoreResult<crate::wire::BudgetStatus>;
+    /// The workers' heartbeat rows, most recent first.
+    async fn list_workers(&self) -> StoreResult<Vec<crate::wire::WorkerInfo>>;
 
     // ---- the event log ----
     /// Reads events, oldest first.

@@ -309,6 +309,19 @@ pub struct Task {
     pub output: Option<String>,
     /// Why its last attempt failed.
     pub error: Option<String>,
+    /// Failed attempts so far, counted against its retries (an attempt stopped by the budget, by an
+    /// unavailable provider or by its worker's death is not a failure).
+    #[serde(default)]
+    pub failures: u32,
+    /// Why it waits for a person (a checkpoint): set when it is blocked, cleared when resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// Guidance people gave when resolving its checkpoints with a retry, appended to its prompt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guidance: Vec<String>,
+    /// Facts it reported (the `knowledge` section of its result), given to later tasks that match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub knowledge: Vec<Fact>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
@@ -321,8 +334,9 @@ pub struct Task {
 
 impl Task {
     /// Copies `from`'s progress (what [`Change::UpdateTask`](crate::store::Change::UpdateTask) writes)
-    /// onto this task: status, attempt, model, claim, lease, not-before, agent, cost, output, error and
-    /// the times of change, start and end. Its definition is kept.
+    /// onto this task: status, attempt, model, claim, lease, not-before, agent, cost, output, error,
+    /// failures, checkpoint, guidance, knowledge and the times of change, start and end. Its definition
+    /// is kept.
     pub fn set_progress(&mut self, from: &Task) {
         self.status = from.status;
         self.attempt = from.attempt;
@@ -334,8 +348,23 @@ impl Task {
         self.cost_usd = from.cost_usd;
         self.output.clone_from(&from.output);
         self.error.clone_from(&from.error);
+        self.failures = from.failures;
+        self.checkpoint.clone_from(&from.checkpoint);
+        self.guidance.clone_from(&from.guidance);
+        self.knowledge.clone_from(&from.knowledge);
         self.updated_at = from.updated_at;
         self.started_at = from.started_at;
         self.completed_at = from.completed_at;
     }
+}
+
+/// A fact a task reported, for later tasks of its graph: those of a type or tag it names, or all of
+/// them when it names none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    /// The fact.
+    pub text: String,
+    /// Task types or tags it is for (lowercase); empty: every later task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }

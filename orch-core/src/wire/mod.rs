@@ -15,6 +15,7 @@ mod message;
 mod query;
 mod reason;
 mod run;
+mod work;
 
 pub use delta::*;
 pub use entity::*;
@@ -24,6 +25,7 @@ pub use message::*;
 pub use query::*;
 pub use reason::*;
 pub use run::*;
+pub use work::*;
 
 /// Identifier of an orchestrator, agent, prompt, chat message, workflow or system log (UUID v7).
 pub type Id = uuid::Uuid;

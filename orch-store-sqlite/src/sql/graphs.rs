@@ -101,10 +101,10 @@ pub(crate) fn list_plans(conn: &Connection, limit: usize) -> StoreResult<Vec<Pla
 
 // ---- graphs ----
 
-const GRAPH_COLS: &str = "id, name, plan_id, plan_version, status, total_tasks, waves, budget_usd, cost_usd, error, \
+pub(crate) const GRAPH_COLS: &str = "id, name, plan_id, plan_version, status, total_tasks, waves, budget_usd, cost_usd, error, \
      created_at, updated_at, started_at, completed_at";
 
-fn graph_row(row: &Row<'_>) -> rusqlite::Result<TaskGraph> {
+pub(crate) fn graph_row(row: &Row<'_>) -> rusqlite::Result<TaskGraph> {
     let plan_version: Option<i64> = row.get(3)?;
     Ok(TaskGraph {
         id: get_id(row, 0)?,
@@ -130,7 +130,7 @@ pub(crate) fn upsert_graph(conn: &Connection, g: &TaskGraph) -> StoreResult<()> 
         "INSERT INTO task_graphs ({GRAPH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, plan_id = excluded.plan_id, \
          plan_version = excluded.plan_version, status = excluded.status, total_tasks = excluded.total_tasks, \
-         waves = excluded.waves, budget_usd = excluded.budget_usd, cost_usd = excluded.cost_usd, \
+         waves = excluded.waves, budget_usd = excluded.budget_usd, \
          error = excluded.error, created_at = excluded.created_at, updated_at = excluded.updated_at, \
          started_at = excluded.started_at, completed_at = excluded.completed_at"
     ))
@@ -172,16 +172,16 @@ pub(crate) fn list_graphs(conn: &Connection, limit: usize) -> StoreResult<Vec<Ta
 
 // ---- tasks ----
 
-const TASK_COLS: &str = "id, graph_id, idx, key, title, description, task_type, complexity, tools, verification, \
+pub(crate) const TASK_COLS: &str = "id, graph_id, idx, key, title, description, task_type, complexity, tools, verification, \
      depends_on, wave, status, attempt, model, claimed_by, lease_until, not_before, agent_id, cost_usd, output, \
-     error, created_at, updated_at, started_at, completed_at";
+     error, created_at, updated_at, started_at, completed_at, failures, checkpoint, guidance, knowledge";
 
 fn get_json_list<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<T>> {
     let s: String = row.get(i)?;
     conv(i, serde_json::from_str(&s))
 }
 
-fn task_row(row: &Row<'_>) -> rusqlite::Result<Task> {
+pub(crate) fn task_row(row: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
         id: get_id(row, 0)?,
         graph_id: get_id(row, 1)?,
@@ -209,6 +209,10 @@ fn task_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         updated_at: get_ts(row, 23)?,
         started_at: get_opt_ts(row, 24)?,
         completed_at: get_opt_ts(row, 25)?,
+        failures: get_u32(row, 26)?,
+        checkpoint: row.get(27)?,
+        guidance: get_json_list(row, 28)?,
+        knowledge: get_json_list(row, 29)?,
     })
 }
 
@@ -221,7 +225,7 @@ pub(crate) fn insert_tasks(conn: &Connection, tasks: &[Task]) -> StoreResult<()>
     let mut insert = conn
         .prepare_cached(&format!(
             "INSERT INTO tasks ({TASK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-             ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
+             ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)"
         ))
         .map_err(db_err)?;
     let mut edge =
@@ -256,6 +260,10 @@ pub(crate) fn insert_tasks(conn: &Connection, tasks: &[Task]) -> StoreResult<()>
                 ts_text(t.updated_at),
                 opt_ts_text(t.started_at),
                 opt_ts_text(t.completed_at),
+                t.failures,
+                t.checkpoint,
+                list_text(&t.guidance)?,
+                list_text(&t.knowledge)?,
             ])
             .map_err(|e| duplicate_or(e, t))?;
         for dep in &t.depends_on {
@@ -280,11 +288,13 @@ fn duplicate_or(e: rusqlite::Error, t: &Task) -> StoreError {
 /// Writes a task's progress, at attempt `fence` only when given.
 pub(crate) fn update_task(conn: &Connection, t: &Task, fence: Option<u32>) -> StoreResult<()> {
     let status = enum_text(&t.status)?;
+    let (guidance, knowledge) = (list_text(&t.guidance)?, list_text(&t.knowledge)?);
     let n = conn
         .prepare_cached(
             "UPDATE tasks SET status = ?2, attempt = ?3, model = ?4, claimed_by = ?5, lease_until = ?6, \
              not_before = ?7, agent_id = ?8, cost_usd = ?9, output = ?10, error = ?11, updated_at = ?12, \
-             started_at = ?13, completed_at = ?14 WHERE id = ?1 AND (?15 IS NULL OR attempt = ?15)",
+             started_at = ?13, completed_at = ?14, failures = ?16, checkpoint = ?17, guidance = ?18, \
+             knowledge = ?19 WHERE id = ?1 AND (?15 IS NULL OR attempt = ?15)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -303,6 +313,10 @@ pub(crate) fn update_task(conn: &Connection, t: &Task, fence: Option<u32>) -> St
                 opt_ts_text(t.started_at),
                 opt_ts_text(t.completed_at),
                 fence,
+                t.failures,
+                t.checkpoint,
+                guidance,
+                knowledge,
             ])
         })
         .map_err(db_err)?;

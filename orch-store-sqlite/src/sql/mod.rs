@@ -4,6 +4,7 @@
 mod entities;
 mod events;
 mod graphs;
+mod work;
 
 use chrono::SecondsFormat;
 use orch_core::store::{StoreError, StoreResult};
@@ -17,6 +18,7 @@ use serde_json::Value;
 pub(crate) use entities::*;
 pub(crate) use events::*;
 pub(crate) use graphs::*;
+pub(crate) use work::*;
 
 // ---- conversions ----
 

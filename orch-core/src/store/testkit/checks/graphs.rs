@@ -73,13 +73,15 @@ pub async fn graphs_upsert_get_list(store: Arc<dyn Store>) {
 
     let mut running = g1.clone();
     running.status = GraphStatus::Paused;
+    // Its spending is the store's (SettleBudget); an upsert keeps it.
     running.cost_usd = 1.25;
     running.budget_usd = None;
     running.error = Some("budget_exhausted: $2.50 of $2.50".into());
     running.started_at = Some(ts(5));
     running.updated_at = ts(6);
     store.upsert_graph(&running).await.unwrap();
-    assert_eq!(store.get_graph(g1.id).await.unwrap().as_ref(), Some(&running), "upsert replaces");
+    running.cost_usd = g1.cost_usd;
+    assert_eq!(store.get_graph(g1.id).await.unwrap().as_ref(), Some(&running), "upsert replaces, keeps the cost");
     let all = store.list_graphs(100).await.unwrap();
     assert_eq!(ids(&all, |g| g.id), vec![g2.id, g1.id], "newest first, one row per id");
     assert_eq!(ids(&store.list_graphs(1).await.unwrap(), |g| g.id), vec![g2.id], "limit");

@@ -15,6 +15,8 @@ use crate::wire::{
     SystemLog, Task, TaskGraph, Timestamp, Usage, WorkflowRecord, now,
 };
 
+mod work;
+
 #[derive(Default)]
 struct Data {
     orchestrators: Vec<Orchestrator>,
@@ -32,6 +34,8 @@ struct Data {
     conversations: HashMap<Id, Vec<Message>>,
     /// Executors' saved loop states, by agent.
     executor_states: HashMap<Id, serde_json::Value>,
+    /// Workers' heartbeat rows, budget limits and spending.
+    work: work::WorkData,
     /// The highest seq ever appended (events may have been pruned since).
     last_seq: u64,
     events: Vec<EventRecord>,
@@ -85,8 +89,9 @@ impl Store for MemoryStore {
             let mut d = self.lock();
             let batch = batch.projected();
             let mut undo = Vec::with_capacity(batch.changes.len());
+            let mut generated = Vec::new();
             for change in batch.changes {
-                match apply(&mut d, change) {
+                match apply(&mut d, change, &mut generated) {
                     Ok(u) => undo.push(u),
                     Err(e) => {
                         for u in undo.into_iter().rev() {
@@ -96,7 +101,9 @@ impl Store for MemoryStore {
                     }
                 }
             }
-            Self::append_locked(&mut d, batch.events)
+            let mut events = batch.events;
+            events.extend(generated);
+            Self::append_locked(&mut d, events)
         };
         if !out.is_empty() {
             self.notify.notify_waiters();
@@ -231,6 +238,14 @@ impl Store for MemoryStore {
         Ok(v)
     }
 
+    async fn budget(&self, day: &str, month: &str) -> StoreResult<crate::wire::BudgetStatus> {
+        Ok(work::budget(&self.lock(), day, month))
+    }
+
+    async fn list_workers(&self) -> StoreResult<Vec<crate::wire::WorkerInfo>> {
+        Ok(work::workers(&self.lock()))
+    }
+
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
         Ok(self.lock().conversations.get(&agent_id).cloned().unwrap_or_default())
     }
@@ -326,6 +341,7 @@ enum Undo {
     Graph { id: Id, old: Option<Box<TaskGraph>> },
     RemoveTasks(Vec<Id>),
     Task(Box<Task>),
+    Work(Box<work::WorkUndo>),
 }
 
 impl Undo {
@@ -437,6 +453,7 @@ impl Undo {
             Undo::Task(t) => {
                 d.tasks.insert(t.id, *t);
             }
+            Undo::Work(w) => w.revert(d),
         }
     }
 }
@@ -468,8 +485,9 @@ fn find_agent_mut(d: &mut Data, id: Id) -> StoreResult<&mut Agent> {
     agent_mut(d, id).ok_or_else(|| not_found("agent", id))
 }
 
-/// Applies one change, returning how to take it back.
-fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
+/// Applies one change, returning how to take it back. Events the change itself records (claims,
+/// released tasks, ended graphs) are pushed to `generated`.
+fn apply(d: &mut Data, change: Change, generated: &mut Vec<NewEvent>) -> StoreResult<Undo> {
     Ok(match change {
         Change::CreateOrchestrator(o) => {
             d.orchestrators.push(*o);
@@ -603,8 +621,12 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
             let key = (p.id, p.version);
             Undo::Plan { key, old: d.plans.insert(key, *p).map(Box::new) }
         }
-        Change::UpsertGraph(g) => {
+        Change::UpsertGraph(mut g) => {
             let id = g.id;
+            // Its spending is the store's, changed only by SettleBudget.
+            if let Some(old) = d.graphs.get(&id) {
+                g.cost_usd = old.cost_usd;
+            }
             Undo::Graph { id, old: d.graphs.insert(id, *g).map(Box::new) }
         }
         Change::InsertTasks(tasks) => insert_tasks(d, tasks)?,
@@ -619,6 +641,7 @@ fn apply(d: &mut Data, change: Change) -> StoreResult<Undo> {
             cur.set_progress(&task);
             Undo::Task(old)
         }
+        other => work::apply(d, other, generated)?,
     })
 }
 

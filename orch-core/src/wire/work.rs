@@ -1,0 +1,127 @@
+//! Running task graphs: the workers that claim tasks, their claims, and the budget every model call
+//! reserves from.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Id, Timestamp};
+
+/// A worker process (or an in-process worker of `orch graph run`), as its heartbeat row records it.
+///
+/// A worker's liveness is its heartbeat, kept apart from its tasks' deadlines: a task whose worker has
+/// not beaten since [`TaskClaim::stale_before`] is taken over by the next claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Unique id (`HOST:PID:random`).
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Tasks it runs at once at most.
+    pub concurrency: u32,
+    /// Started.
+    pub started_at: Timestamp,
+    /// Last heartbeat.
+    pub heartbeat_at: Timestamp,
+}
+
+/// What a worker asks of [`Change::ClaimTasks`](crate::store::Change::ClaimTasks).
+///
+/// A claim takes up to `limit` tasks, first by wave then by index, that are either
+/// - ready, of a running graph, and due (`not_before` passed), or
+/// - running under a worker that stopped heartbeating (its row is older than `stale_before`, or gone)
+///   or past their deadline (`lease_until` passed): their attempt is taken over.
+///
+/// Each claimed task becomes running at the next attempt, held by `worker` until `deadline`, and a
+/// `TaskUpdated` event records it in the same commit. The claimed tasks are read from those events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskClaim {
+    /// The claiming worker.
+    pub worker: String,
+    /// At most this many tasks.
+    pub limit: u32,
+    /// Only tasks of this graph.
+    pub graph_id: Option<Id>,
+    /// The time of the claim.
+    pub now: Timestamp,
+    /// The deadline of the claimed attempts (their `lease_until`).
+    pub deadline: Timestamp,
+    /// Workers whose last heartbeat is older than this are gone.
+    pub stale_before: Timestamp,
+}
+
+/// A budget reservation: taken from the estimated cost before a model call, settled with the real
+/// cost after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The graph whose task makes the call (its own limit applies too).
+    pub graph_id: Option<Id>,
+    /// USD reserved.
+    pub amount: f64,
+    /// The UTC day it counts against (`2026-12-02`).
+    pub day: String,
+    /// The UTC month it counts against (`2026-12`).
+    pub month: String,
+}
+
+impl Reservation {
+    /// A reservation of `amount` USD at `at`, for `graph_id`.
+    pub fn at(graph_id: Option<Id>, amount: f64, at: Timestamp) -> Self {
+        Self { graph_id, amount, day: at.format("%Y-%m-%d").to_string(), month: at.format("%Y-%m").to_string() }
+    }
+}
+
+/// A budget limit that is not a graph's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetScope {
+    /// Every UTC day.
+    Daily,
+    /// Every UTC month.
+    Monthly,
+}
+
+impl BudgetScope {
+    /// As stored (`daily`, `monthly`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Daily => "daily",
+            Self::Monthly => "monthly",
+        }
+    }
+}
+
+/// One period's spending against its limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetLine {
+    /// `daily` or `monthly`.
+    pub scope: BudgetScope,
+    /// The period (`2026-12-02`, `2026-12`).
+    pub period: String,
+    /// The limit in USD, if one is set.
+    pub limit_usd: Option<f64>,
+    /// Settled spending in USD.
+    pub spent_usd: f64,
+    /// Reserved by model calls in flight, in USD.
+    pub reserved_usd: f64,
+}
+
+impl BudgetLine {
+    /// The share of the limit spent or reserved (0 without a limit).
+    pub fn used_fraction(&self) -> f64 {
+        match self.limit_usd {
+            Some(l) if l > 0.0 => (self.spent_usd + self.reserved_usd) / l,
+            Some(_) => 1.0,
+            None => 0.0,
+        }
+    }
+}
+
+/// The daily and monthly budgets as they stand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    /// Today's line.
+    pub daily: BudgetLine,
+    /// This month's line.
+    pub monthly: BudgetLine,
+}
