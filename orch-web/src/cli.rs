@@ -144,11 +144,20 @@ enum Command {
     /// model) or from a file; checked, stored as a versioned draft and printed by wave. Approve a plan
     /// before making its task graph.
     Plan(crate::plan::PlanArgs),
-    /// Task graphs: the tasks of an approved plan, in waves.
+    /// Task graphs: the tasks of an approved plan, in waves; run, resumed, cancelled.
     Graph {
         #[command(subcommand)]
         command: crate::plan::GraphCommand,
     },
+    /// Claim and run tasks of running graphs until stopped (many may run, on one store).
+    Worker(crate::graph_run::WorkerArgs),
+    /// Tasks waiting for a person: list them, resolve them (retry, skip, fail).
+    Checkpoint {
+        #[command(subcommand)]
+        command: crate::graph_run::CheckpointCommand,
+    },
+    /// Spending today and this month against their limits; `budget set` sets the limits.
+    Budget(crate::graph_run::BudgetArgs),
     /// Serve the API (/api), the live event stream (/ws), the seed dashboard's routes and a landing page.
     Serve {
         /// Address to listen on [env: ORCH_HOST, BACKEND_HOST; default 127.0.0.1]. Any other than a
@@ -592,6 +601,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Plan(args) => crate::plan::run_plan(args, config).await,
         Command::Graph { command } => crate::plan::run_graph(command, config).await,
+        Command::Worker(args) => crate::graph_run::worker(config, args).await,
+        Command::Checkpoint { command } => crate::graph_run::checkpoint(config, command).await,
+        Command::Budget(args) => crate::graph_run::budget(config, args).await,
         Command::Agent { command: AgentCommand::List { json } } => {
             let store = open_store(&config).await?;
             let mut agents = store.list_agents(&AgentFilter::default()).await?;

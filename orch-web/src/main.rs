@@ -9,6 +9,7 @@ mod chat;
 mod cli;
 mod config_cmd;
 mod detach;
+mod graph_run;
 mod hook_relay;
 mod models;
 mod plan;

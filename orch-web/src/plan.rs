@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::chat::Failure;
 use crate::cli::{engine, open_store};
+use crate::graph_run::{RunOptions, RunTarget, parse_usd};
 
 /// `orch plan`: a plan of REQUIREMENTS or of a file, or a subcommand.
 #[derive(Debug, Args)]
@@ -82,6 +83,59 @@ pub enum GraphCommand {
     },
     /// A graph: status, cost, and its tasks by wave with status and dependencies.
     Show {
+        /// The graph's id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a graph: of an approved plan (made now), an existing graph, or a plan file (stored, approved
+    /// and made a graph). Prints the graph's id first, then runs its tasks here until it ends or pauses
+    /// (exit 0 only if every task completed or was skipped).
+    Run {
+        /// A plan's or a graph's id.
+        id: Option<String>,
+        /// A plan file instead.
+        #[arg(long, conflicts_with = "id")]
+        file: Option<PathBuf>,
+        /// Tasks run at once [default: graphs.concurrency, else 4].
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// The graph's USD limit: it pauses (budget_exhausted) rather than pass it.
+        #[arg(long)]
+        budget: Option<String>,
+        /// Leave the tasks to `orch worker` processes.
+        #[arg(long)]
+        no_worker: bool,
+        /// With --no-worker: wait for the graph to end or pause.
+        #[arg(long)]
+        wait: bool,
+        /// JSON output at the end.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a paused, failed or pending graph (optionally with a new limit) and run its tasks here.
+    Resume {
+        /// The graph's id.
+        id: String,
+        /// A new USD limit.
+        #[arg(long)]
+        budget: Option<String>,
+        /// Tasks run at once.
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Leave the tasks to `orch worker` processes.
+        #[arg(long)]
+        no_worker: bool,
+        /// With --no-worker: wait for the graph to end or pause.
+        #[arg(long)]
+        wait: bool,
+        /// JSON output at the end.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a graph: its open tasks are cancelled, running ones interrupted.
+    Cancel {
         /// The graph's id.
         id: String,
         /// JSON output.
@@ -170,6 +224,25 @@ pub async fn run_graph(command: &GraphCommand, config: OrchConfig) -> Result<u8,
             show_graph(open_store(&config).await?, id, *json).await
         }
         GraphCommand::List { json } => list_graphs(open_store(&config).await?, *json).await,
+        GraphCommand::Run { id, file, concurrency, budget, no_worker, wait, json } => {
+            let target = match (id, file) {
+                (Some(id), _) => RunTarget::Id(parse_id("plan or graph", id)?),
+                (None, Some(f)) => RunTarget::File(f.clone()),
+                (None, None) => return Err(Failure::usage("give a plan's or graph's id, or --file PLAN.json")),
+            };
+            let budget = budget.as_deref().map(|b| parse_usd("--budget", b)).transpose()?;
+            let options =
+                RunOptions { concurrency: *concurrency, budget, no_worker: *no_worker, wait: *wait, json: *json };
+            crate::graph_run::run(config, target, options).await
+        }
+        GraphCommand::Resume { id, budget, concurrency, no_worker, wait, json } => {
+            let id = parse_id("task graph", id)?;
+            let budget = budget.as_deref().map(|b| parse_usd("--budget", b)).transpose()?;
+            let options =
+                RunOptions { concurrency: *concurrency, budget, no_worker: *no_worker, wait: *wait, json: *json };
+            crate::graph_run::resume(config, id, options).await
+        }
+        GraphCommand::Cancel { id, json } => crate::graph_run::cancel(config, parse_id("task graph", id)?, *json).await,
         GraphCommand::Add { id, title, key, description, task_type, complexity, depends_on, task_model, json } => {
             let id = parse_id("task graph", id)?;
             let complexity = match complexity.as_deref() {

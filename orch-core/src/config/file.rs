@@ -45,6 +45,19 @@
 //! host = "127.0.0.1"
 //! port = 8000
 //! cors_origins = ["http://localhost:5173"]
+//!
+//! [graphs]                                   # task graphs (orch graph run, orch worker)
+//! concurrency = 4                            # tasks a worker runs at once
+//! max_attempts = 3                           # failed attempts before a task raises a checkpoint
+//! retry_base_secs = 1.0                      # backoff: base × 2^(failures-1), at most 5 minutes
+//! stuck_no_output_secs = 600                 # interrupt an attempt silent this long
+//! stuck_no_tool_secs = 900                   # … or without a new tool call this long
+//! planning_model = "sonnet"                  # the model of `orch plan`
+//! [[graphs.routes]]                          # first match wins; then the built-in table
+//! task_type = "research"                     # absent: any type
+//! complexity = "simple"                      # absent: any complexity
+//! model = "ollama:llama3.2"
+//! fallback = ["haiku"]                       # used while the model's provider is unavailable
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -86,6 +99,9 @@ pub struct FileConfig {
     /// `[server]`.
     #[serde(default)]
     pub server: FileServer,
+    /// `[graphs]`: how task graphs are run.
+    #[serde(default)]
+    pub graphs: super::GraphsConfig,
 }
 
 /// `[store]`.

@@ -268,6 +268,7 @@ impl OrchConfig {
             hooks,
             claude_code,
             server,
+            graphs: f.map(|f| f.graphs.clone()).unwrap_or_default(),
         };
         if let Some(l) = &file {
             check_file_values(l, &config)?;

@@ -143,6 +143,46 @@ pub struct OrchConfig {
     pub claude_code: ClaudeCodeSection,
     /// The HTTP server (`orch serve`).
     pub server: ServerConfig,
+    /// Task graphs: routing, retries, stuck detection (the `[graphs]` section of the file).
+    pub graphs: GraphsConfig,
+}
+
+/// How task graphs are run: `[graphs]` of the config file. Every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphsConfig {
+    /// Tasks a worker runs at once (default 4).
+    pub concurrency: Option<u32>,
+    /// Failed attempts before a task raises a checkpoint (default 3).
+    pub max_attempts: Option<u32>,
+    /// Retry backoff base in seconds: base × 2^(failures-1), at most 5 minutes (default 1).
+    pub retry_base_secs: Option<f64>,
+    /// An attempt without any new event this long is stuck (default 600).
+    pub stuck_no_output_secs: Option<f64>,
+    /// An attempt without a new tool call this long is stuck (default 900).
+    pub stuck_no_tool_secs: Option<f64>,
+    /// The planning model of `orch plan` (default: the built-in table's `planning` route).
+    pub planning_model: Option<String>,
+    /// Routing rules, tried in order before the built-in table.
+    #[serde(default)]
+    pub routes: Vec<RouteRule>,
+}
+
+/// One routing rule: tasks of a type and complexity go to a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// The task type it applies to (`code`, `research`, …); absent or `*`: any.
+    #[serde(default)]
+    pub task_type: Option<String>,
+    /// The complexity it applies to (`simple`, `medium`, `complex`); absent: any.
+    #[serde(default)]
+    pub complexity: Option<String>,
+    /// The model (an alias, a model id or a `provider:model` spec).
+    pub model: String,
+    /// Models to use instead while the model's provider is unavailable, in order.
+    #[serde(default)]
+    pub fallback: Vec<String>,
 }
 
 /// The store.

@@ -359,6 +359,19 @@ impl Engine {
         crate::graph::TaskGraphs::new(self.store().clone())
     }
 
+    /// The runner of task graphs: tasks run on this engine's supervisor in its working directory,
+    /// routed and retried as `[graphs]` of the configuration says. Fails on a bad routing rule.
+    pub fn graph_runner(&self) -> Result<crate::graph::GraphRunner, EngineError> {
+        let c = &self.config().graphs;
+        crate::graph::Router::check(&c.routes).map_err(EngineError::Model)?;
+        Ok(crate::graph::GraphRunner::new(
+            self.supervisor().clone(),
+            self.working_dir(),
+            crate::graph::Router::new(c.routes.clone()),
+            crate::graph::GraphSettings::from_config(c),
+        ))
+    }
+
     /// The planner: the default model, called directly (no agent), priced with this engine's prices.
     /// Fails when no model is configured, or when the default runs on an external executor
     /// (`claude-code`), which cannot be called without an agent.

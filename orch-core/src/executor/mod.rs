@@ -7,6 +7,7 @@
 #[cfg(all(feature = "tokio", unix))]
 pub mod claude_code;
 pub mod compact;
+mod gate;
 pub mod lease;
 pub mod native;
 mod recorder;
@@ -18,6 +19,7 @@ mod supervisor;
 #[cfg(all(feature = "tokio", unix))]
 pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
 pub use compact::CompactionSettings;
+pub use gate::{GatePass, ModelGate};
 pub use native::{NativeExecutor, SubagentSettings};
 pub use recorder::TurnRecorder;
 pub use route::{CLAUDE_CODE, RoutingExecutor, claude_code_entry, is_claude_code_model};
@@ -74,6 +76,8 @@ pub struct RunOptions {
     pub system_prompt: Option<String>,
     /// How deep in `Task` subagents this run is (0: not a subagent).
     pub subagent_depth: u32,
+    /// Asked before every model call (e.g. a budget); `None`: calls are not gated.
+    pub gate: Option<Arc<dyn ModelGate>>,
 }
 
 impl Default for RunOptions {
@@ -89,6 +93,7 @@ impl Default for RunOptions {
             model: None,
             system_prompt: None,
             subagent_depth: 0,
+            gate: None,
         }
     }
 }

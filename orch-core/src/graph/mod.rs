@@ -8,9 +8,8 @@
 //!   Every change commits with the event that records it ([`Event::PlanUpdated`],
 //!   [`Event::GraphUpdated`], [`Event::TaskUpdated`]).
 //!
-//! Running the tasks (workers, budgets, retries, checkpoints) builds on the task rows kept here: each
-//! carries its status, attempt (the fencing token of every write of an attempt), claim, lease, cost
-//! and output.
+//! - [`GraphRunner`] runs graphs ([`run`]): [`Worker`]s claim due tasks from the store and run each as an
+//!   agent run, with model routing, retries, budgets, stuck detection and checkpoints people resolve.
 //!
 //! [`Event::PlanUpdated`]: crate::wire::Event::PlanUpdated
 //! [`Event::GraphUpdated`]: crate::wire::Event::GraphUpdated
@@ -18,11 +17,13 @@
 
 pub mod parse;
 mod planner;
+pub mod run;
 mod service;
 pub mod validate;
 pub mod waves;
 
 pub use planner::{Drafted, PLANNER_AGENT, Planner};
+pub use run::{GraphRunner, GraphSettings, Resolution, Router, Worker, WorkerReport};
 pub use service::{NewTask, PlanOrigin, TaskGraphs};
 pub use validate::{Problem, Problems};
 

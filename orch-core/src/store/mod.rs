@@ -102,7 +102,9 @@ pub enum StoreError {
         found: u32,
     },
     /// A [`Change::ReserveBudget`] would pass a limit.
-    #[error("budget_exhausted: the {scope} limit of ${limit:.4} would be passed (spent ${spent:.4}, reserved ${reserved:.4}, asked ${asked:.4})")]
+    #[error(
+        "budget_exhausted: the {scope} limit of ${limit:.4} would be passed (spent ${spent:.4}, reserved ${reserved:.4}, asked ${asked:.4})"
+    )]
     BudgetExhausted {
         /// Which limit: `daily`, `monthly` or `graph <id>`.
         scope: String,

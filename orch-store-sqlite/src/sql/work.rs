@@ -10,8 +10,8 @@ use orch_core::wire::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    GRAPH_COLS, TASK_COLS, db_err, get_ts, get_u32, get_graph, graph_row, id_text, not_found, task_row,
-    ts_text, update_task,
+    GRAPH_COLS, TASK_COLS, db_err, get_graph, get_ts, get_u32, graph_row, id_text, not_found, task_row, ts_text,
+    update_task,
 };
 
 fn task_event(t: Task) -> NewEvent {
@@ -148,9 +148,7 @@ pub(crate) fn set_graph_status(
         "UPDATE task_graphs SET status = ?2, error = ?3, updated_at = ?4, started_at = COALESCE(started_at, ?5), \
          completed_at = ?6 WHERE id = ?1 RETURNING {GRAPH_COLS}"
     ))
-    .and_then(|mut s| {
-        s.query_row(params![id_text(id), status.as_str(), error, at, started, completed], graph_row)
-    })
+    .and_then(|mut s| s.query_row(params![id_text(id), status.as_str(), error, at, started, completed], graph_row))
     .map(Some)
     .map_err(db_err)
 }
@@ -261,7 +259,13 @@ pub(crate) fn reserve(conn: &Connection, r: &Reservation) -> StoreResult<()> {
         if let Some(limit) = p.limit
             && spent + reserved + r.amount > limit + 1e-12
         {
-            return Err(StoreError::BudgetExhausted { scope: p.scope.clone(), limit, spent, reserved, asked: r.amount });
+            return Err(StoreError::BudgetExhausted {
+                scope: p.scope.clone(),
+                limit,
+                spent,
+                reserved,
+                asked: r.amount,
+            });
         }
     }
     add_spend(conn, &periods, 0.0, r.amount)

@@ -466,6 +466,20 @@ impl Run<'_> {
         self.state.phase = Phase::CallModel;
     }
 
+    /// An upper bound of a call's cost for a [`ModelGate`](crate::executor::ModelGate): the request's
+    /// bytes as input tokens (real tokens average three to four bytes) and its whole output allowance.
+    fn estimate_cost(&self, request: &ModelRequest) -> f64 {
+        let bytes = serde_json::to_string(&request.messages).map(|s| s.len()).unwrap_or(0)
+            + request.system.as_ref().map_or(0, String::len)
+            + serde_json::to_string(&request.tools).map(|s| s.len()).unwrap_or(0);
+        let usage = Usage {
+            input_tokens: u64::try_from(bytes).unwrap_or(u64::MAX),
+            output_tokens: u64::from(request.max_tokens),
+            ..Usage::default()
+        };
+        self.exec.registry.prices().cost(&self.model, &usage).unwrap_or(0.0)
+    }
+
     /// One model call. `Ok(None)` when interrupted.
     async fn call_model(&mut self) -> Result<Option<()>, ModelError> {
         let request = ModelRequest {
@@ -477,8 +491,23 @@ impl Run<'_> {
             thinking: None,
             agent_name: self.cx.agent.name.clone(),
         };
-        let Some(mut resp) = self.stream_call(self.provider.clone(), request, true).await? else {
-            return Ok(None);
+        let pass = match self.cx.options.gate.clone() {
+            Some(gate) => {
+                let estimate = self.estimate_cost(&request);
+                let pass = gate.admit(&self.model, estimate).await.map_err(|message| ModelError::Other { message })?;
+                Some((gate, pass))
+            }
+            None => None,
+        };
+        let resp = self.stream_call(self.provider.clone(), request, true).await;
+        let mut resp = match resp {
+            Ok(Some(resp)) => resp,
+            other => {
+                if let Some((gate, pass)) = pass {
+                    gate.settle(pass, 0.0).await;
+                }
+                return other.map(|_| None);
+            }
         };
         // A tool input too deep to be read back once stored is refused, and stored as a small marker.
         let mut too_deep = HashSet::new();
@@ -495,6 +524,9 @@ impl Run<'_> {
         let cost = self.exec.price(&self.model, &resp.usage, &mut extra);
         for e in extra {
             self.emit(e);
+        }
+        if let Some((gate, pass)) = pass {
+            gate.settle(pass, cost).await;
         }
         let (total_usage, total_cost) = {
             let t = self.turn();

@@ -185,9 +185,7 @@ fn finish_task(
             .tasks
             .values()
             .filter(|t| t.graph_id == graph_id && t.status == TaskStatus::Pending && t.depends_on.contains(&task.id))
-            .filter(|t| {
-                t.depends_on.iter().all(|dep| d.tasks.get(dep).is_some_and(|x| x.status.releases_dependents()))
-            })
+            .filter(|t| t.depends_on.iter().all(|dep| d.tasks.get(dep).is_some_and(|x| x.status.releases_dependents())))
             .map(|t| t.id)
             .collect();
         released.sort_unstable();
@@ -236,8 +234,12 @@ fn spend_entry(d: &mut Data, key: &str, undo: &mut WorkUndo) -> (f64, f64) {
     cur.unwrap_or((0.0, 0.0))
 }
 
+/// A period a reservation counts against: its key, its name in errors, its limit, and what is spent
+/// outside the spend table (a graph's cost).
+type Scope = (String, String, Option<f64>, f64);
+
 /// The periods a reservation counts against, each with its limit.
-fn scopes(d: &Data, r: &Reservation) -> StoreResult<Vec<(String, String, Option<f64>, f64)>> {
+fn scopes(d: &Data, r: &Reservation) -> StoreResult<Vec<Scope>> {
     let mut v = vec![
         (
             format!("day:{}", r.day),

@@ -1,0 +1,28 @@
+//! A gate on model calls: asked before every model call of a run with an estimate of its cost, told
+//! after it what the call cost. Task graphs use it to reserve budget before a call and settle it after,
+//! so concurrent workers (in any process) never spend past a limit together.
+
+use async_trait::async_trait;
+
+/// What a gate admitted: handed back to [`ModelGate::settle`] after the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatePass {
+    /// The model called.
+    pub model: String,
+    /// The estimate admitted, USD.
+    pub estimate_usd: f64,
+    /// The gate's own record of the admission (e.g. the budget reservation), if it keeps one.
+    pub token: Option<serde_json::Value>,
+}
+
+/// Admits model calls. Set on [`RunOptions::gate`](super::RunOptions::gate); the native executor asks it
+/// before each model call (the Claude Code executor, whose CLI makes its own calls, before each turn).
+#[async_trait]
+pub trait ModelGate: Send + Sync + 'static {
+    /// Before a call of `model` estimated at `estimate_usd` (an upper bound: the request's tokens and
+    /// its whole output allowance). `Err(reason)`: the call is not made and the turn ends with a model
+    /// error carrying `reason`.
+    async fn admit(&self, model: &str, estimate_usd: f64) -> Result<GatePass, String>;
+    /// After the call, with what it cost (0 when it failed or was interrupted).
+    async fn settle(&self, pass: GatePass, cost_usd: f64);
+}

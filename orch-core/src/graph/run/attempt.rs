@@ -1,0 +1,327 @@
+//! One attempt of one task: route its model, write its prompt, create its agent (recorded on the task in
+//! the same commit), run it on the supervisor under the budget gate and the stuck watch, check it, and
+//! end the attempt with one fenced commit: completed (releasing dependents), back to ready (a retry
+//! after backoff, or a release without failure), blocked on a checkpoint, or cancelled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use serde_json::json;
+
+use super::GraphRunner;
+use super::budget::{BudgetGate, warn_near_limits};
+use super::prompt::{OUTPUT_CHARS, read_knowledge, task_prompt};
+use super::stuck::{Stuck, Watch};
+use crate::executor::{RunError, RunOptions, agent_keys};
+use crate::interrupt::Interrupt;
+use crate::runtime::ProcessSpec;
+use crate::store::{Batch, Change, StoreError};
+use crate::text::clip_chars;
+use crate::wire::{Agent, EndReason, Event, EventKeys, Fact, GraphStatus, LogLevel, Task, TaskStatus, now};
+
+/// Why a worker interrupts an attempt from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The worker is stopping: the task goes back to ready, no failure counted.
+    Worker,
+    /// The graph was cancelled.
+    Cancelled,
+}
+
+/// A running attempt's handle, kept by its worker.
+#[derive(Clone)]
+pub(crate) struct AttemptHandle {
+    pub(crate) interrupt: Interrupt,
+    pub(crate) stop: Arc<std::sync::Mutex<Option<Stop>>>,
+}
+
+impl AttemptHandle {
+    pub(crate) fn new() -> Self {
+        Self { interrupt: Interrupt::new(), stop: Arc::new(std::sync::Mutex::new(None)) }
+    }
+
+    pub(crate) fn stop(&self, why: Stop) {
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        self.interrupt.trigger();
+    }
+
+    fn stopped(&self) -> Option<Stop> {
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How an attempt ended.
+enum End {
+    Completed {
+        output: String,
+        knowledge: Vec<Fact>,
+    },
+    Failed(String),
+    Checkpoint(String),
+    /// Back to ready without a failure (the worker stops, the provider is unavailable, the budget).
+    Release {
+        not_before: Option<Duration>,
+        note: String,
+    },
+    Budget(String),
+    Cancelled,
+}
+
+fn short(id: crate::wire::Id) -> String {
+    let hex = id.simple().to_string();
+    hex[hex.len().saturating_sub(8)..].to_string()
+}
+
+impl GraphRunner {
+    /// Runs one claimed attempt of `task` to its end. Returns the facts it reported when it completed.
+    pub(crate) async fn run_attempt(&self, task: Task, handle: AttemptHandle, facts: Vec<Fact>) -> Vec<Fact> {
+        let key = task.key.clone();
+        match self.attempt(task, &handle, facts).await {
+            Ok(learned) => learned,
+            Err(AttemptError::Fenced(e)) => {
+                tracing::info!(task = %key, error = %e, "attempt taken over by another worker");
+                Vec::new()
+            }
+            Err(AttemptError::Store(e)) => {
+                tracing::warn!(task = %key, error = %e, "an attempt could not be recorded; its lease will expire");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        mut task: Task,
+        handle: &AttemptHandle,
+        facts: Vec<Fact>,
+    ) -> Result<Vec<Fact>, AttemptError> {
+        let fence = task.attempt;
+        let route = self.router.route(&task);
+        let model = match self.router.pick(&route) {
+            Ok(m) => m,
+            Err(until) => {
+                let wait = until.saturating_duration_since(std::time::Instant::now());
+                let note = format!("waiting: the provider of {} is unavailable", route.model);
+                self.end(&mut task, fence, End::Release { not_before: Some(wait), note }, 0.0).await?;
+                return Ok(Vec::new());
+            }
+        };
+        let mut deps = Vec::with_capacity(task.depends_on.len());
+        for d in &task.depends_on {
+            if let Some(t) = self.store.get_task(*d).await? {
+                deps.push(t);
+            }
+        }
+        let prompt = task_prompt(&task, &deps, &facts, task.error.as_deref());
+        let name = format!("{}-{}-a{}", task.key, short(task.graph_id), task.attempt);
+        let mut agent = Agent::new(name, model.clone(), self.working_dir.display().to_string());
+        agent.metadata = json!({
+            "graph_id": task.graph_id, "task_id": task.id, "task_key": task.key, "attempt": task.attempt,
+        });
+        task.agent_id = Some(agent.id);
+        task.model = Some(model.clone());
+        task.updated_at = now();
+        let batch = Batch::new()
+            .change(Change::CreateAgent(Box::new(agent.clone())))
+            .change(Change::UpdateTask { task: Box::new(task.clone()), fence: Some(fence) })
+            .event(agent_keys(&agent, None), Event::AgentCreated { agent: Box::new(agent.clone()) })
+            .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
+        self.store.commit(batch).await?;
+
+        let gate = Arc::new(BudgetGate::new(self.store.clone(), task.graph_id));
+        let watch = Arc::new(Watch::new(self.settings.stuck));
+        let stuck: Arc<std::sync::Mutex<Option<Stuck>>> = Arc::default();
+        let observer = watch.clone();
+        let options = RunOptions {
+            task_slug: Some(format!("graph-{}-{}", short(task.graph_id), task.key)),
+            interrupt: Some(handle.interrupt.clone()),
+            gate: Some(gate.clone()),
+            on_events: Some(Arc::new(move |records| observer.observe(records))),
+            ..RunOptions::default()
+        };
+        let run = self.supervisor.run(&agent, prompt, options).fuse();
+        let watchdog = {
+            let (watch, stuck, interrupt, runtime) =
+                (watch.clone(), stuck.clone(), handle.interrupt.clone(), self.supervisor.runner().runtime().clone());
+            async move {
+                loop {
+                    runtime.sleep(watch.tick()).await;
+                    if let Some(s) = watch.check() {
+                        *stuck.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+                        interrupt.trigger();
+                        return;
+                    }
+                }
+            }
+        }
+        .fuse();
+        futures::pin_mut!(run, watchdog);
+        let outcome = loop {
+            futures::select! {
+                o = run => break o,
+                () = watchdog => {}
+            }
+        };
+        let cost = match self.store.get_agent(agent.id).await {
+            Ok(Some(a)) => a.total_cost_usd,
+            _ => outcome.as_ref().map(|o| o.cost_usd).unwrap_or(0.0),
+        };
+        let stuck = stuck.lock().unwrap_or_else(|p| p.into_inner()).clone().or_else(|| watch.check_asked());
+        let end = if let Some(reason) = gate.refused() {
+            End::Budget(reason)
+        } else if handle.stopped() == Some(Stop::Cancelled) {
+            End::Cancelled
+        } else if handle.stopped() == Some(Stop::Worker) {
+            End::Release { not_before: None, note: "its worker stopped".into() }
+        } else {
+            match (stuck, outcome) {
+                (Some(Stuck::AskedHuman(q)), _) => End::Checkpoint(format!("the agent asks for a person: {q}")),
+                (Some(Stuck::Rule(r)), _) => End::Failed(format!("stuck: {r}")),
+                (None, Ok(o)) if o.stop_reason == EndReason::EndTurn => {
+                    let answer = o.final_text.unwrap_or_default();
+                    match self.verify(&task, &handle.interrupt).await {
+                        Ok(()) => End::Completed { knowledge: read_knowledge(&answer), output: answer },
+                        Err(why) => End::Checkpoint(format!("verification failed: {why}")),
+                    }
+                }
+                (None, Ok(o)) => End::Failed(format!("the agent stopped: {}", o.stop_reason)),
+                (None, Err(RunError::Model(e))) if e.is_retryable() => {
+                    self.router.mark_down(&model, self.settings.provider_down_for);
+                    End::Release {
+                        not_before: Some(self.settings.provider_down_for.min(Duration::from_secs(5))),
+                        note: format!("the provider of {model} is unavailable: {e}"),
+                    }
+                }
+                (None, Err(e)) => End::Failed(e.to_string()),
+            }
+        };
+        self.end(&mut task, fence, end, cost).await?;
+        warn_near_limits(&self.store, task.graph_id, &self.warned).await;
+        Ok(if task.status == TaskStatus::Completed { task.knowledge.clone() } else { Vec::new() })
+    }
+
+    /// Runs the task's verification commands (`$ command` items) in the working directory; other
+    /// items are criteria for the agent (in its prompt) and a reviewing pass.
+    async fn verify(&self, task: &Task, interrupt: &Interrupt) -> Result<(), String> {
+        for v in &task.verification {
+            let Some(cmd) = v.trim().strip_prefix("$ ") else { continue };
+            let spec = ProcessSpec {
+                program: "sh".into(),
+                args: vec!["-c".into(), cmd.to_string()],
+                cwd: self.working_dir.clone(),
+                env: Vec::new(),
+                timeout: Some(Duration::from_secs(600)),
+                output_limit: 16 * 1024,
+            };
+            let out = self
+                .supervisor
+                .runner()
+                .runtime()
+                .run_process(spec, interrupt.clone())
+                .await
+                .map_err(|e| format!("`{cmd}` could not run: {e}"))?;
+            if out.exit_code != Some(0) {
+                let tail = clip_chars(out.stderr.trim(), 500, "…");
+                return Err(match out.exit_code {
+                    Some(c) => format!("`{cmd}` exited with {c}: {tail}"),
+                    None => format!("`{cmd}` was killed: {tail}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the attempt in one fenced commit.
+    async fn end(&self, task: &mut Task, fence: u32, end: End, attempt_cost: f64) -> Result<(), AttemptError> {
+        let at = now();
+        task.cost_usd += attempt_cost;
+        task.updated_at = at;
+        task.claimed_by = None;
+        task.lease_until = None;
+        let mut batch = Batch::new();
+        let mut log: Option<(LogLevel, String)> = None;
+        match end {
+            End::Completed { output, knowledge } => {
+                task.status = TaskStatus::Completed;
+                task.output = Some(clip_chars(&output, OUTPUT_CHARS, "\n…(cut)"));
+                task.knowledge = knowledge;
+                task.error = None;
+                task.completed_at = Some(at);
+            }
+            End::Failed(why) => {
+                task.failures += 1;
+                task.error = Some(why.clone());
+                if task.failures >= self.settings.max_attempts {
+                    task.status = TaskStatus::Blocked;
+                    task.checkpoint = Some(format!("failed {} attempts; the last: {why}", task.failures));
+                    log =
+                        Some((LogLevel::Warning, format!("Task {} raised a checkpoint: retries exhausted", task.key)));
+                } else {
+                    task.status = TaskStatus::Ready;
+                    let wait = self.settings.backoff(task.failures);
+                    task.not_before = chrono::Duration::from_std(wait).ok().map(|d| at + d);
+                    log = Some((
+                        LogLevel::Warning,
+                        format!(
+                            "Task {} attempt {} failed ({why}); retry in {:.1} s",
+                            task.key,
+                            task.attempt,
+                            wait.as_secs_f64()
+                        ),
+                    ));
+                }
+            }
+            End::Checkpoint(why) => {
+                task.status = TaskStatus::Blocked;
+                task.error = Some(why.clone());
+                task.checkpoint = Some(why);
+                log = Some((LogLevel::Warning, format!("Task {} raised a checkpoint", task.key)));
+            }
+            End::Release { not_before, note } => {
+                task.status = TaskStatus::Ready;
+                task.not_before = not_before.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| at + d);
+                log = Some((LogLevel::Info, format!("Task {} released: {note}", task.key)));
+            }
+            End::Budget(reason) => {
+                task.status = TaskStatus::Ready;
+                batch.push_change(Change::SetGraphStatus {
+                    id: task.graph_id,
+                    status: GraphStatus::Paused,
+                    error: Some(reason.clone()),
+                    from: vec![GraphStatus::Running],
+                });
+                log = Some((LogLevel::Warning, format!("Task {} waits: {reason}", task.key)));
+            }
+            End::Cancelled => {
+                task.status = TaskStatus::Cancelled;
+                task.completed_at = Some(at);
+            }
+        }
+        batch.push_event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
+        if let Some((level, message)) = log {
+            let metadata = json!({"graph_id": task.graph_id, "task_id": task.id, "attempt": task.attempt});
+            batch.push_event(EventKeys::default(), Event::SystemLog { level, message, metadata });
+        }
+        batch.push_change(Change::FinishTask { task: Box::new(task.clone()), fence });
+        self.store.commit(batch).await?;
+        Ok(())
+    }
+}
+
+/// Why an attempt could not be recorded.
+enum AttemptError {
+    /// Another worker took the attempt over.
+    Fenced(StoreError),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for AttemptError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            e @ StoreError::Fenced { .. } => Self::Fenced(e),
+            e => Self::Store(e),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The budget gate of a task's agent: before every model call it reserves the call's estimated cost on
+//! the day, the month and the graph (one atomic store change, so concurrent workers in any process never
+//! spend past a limit together); after the call it settles the reservation with the real cost.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use crate::executor::{GatePass, ModelGate};
+use crate::store::{Batch, Change, Store, StoreError};
+use crate::wire::{Event, EventKeys, Id, LogLevel, Reservation, now};
+
+/// Reserves and settles budget for one attempt of one task.
+pub(crate) struct BudgetGate {
+    store: Arc<dyn Store>,
+    graph_id: Id,
+    /// Set when a reservation was refused: why.
+    refused: Mutex<Option<String>>,
+}
+
+impl BudgetGate {
+    pub(crate) fn new(store: Arc<dyn Store>, graph_id: Id) -> Self {
+        Self { store, graph_id, refused: Mutex::new(None) }
+    }
+
+    /// Why a reservation was refused, if one was.
+    pub(crate) fn refused(&self) -> Option<String> {
+        self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl ModelGate for BudgetGate {
+    async fn admit(&self, model: &str, estimate_usd: f64) -> Result<GatePass, String> {
+        let reservation = Reservation::at(Some(self.graph_id), estimate_usd.max(0.0), now());
+        let token = serde_json::to_value(&reservation).ok();
+        match self.store.commit(Batch::new().change(Change::ReserveBudget(Box::new(reservation)))).await {
+            Ok(_) => Ok(GatePass { model: model.to_string(), estimate_usd, token }),
+            Err(e @ StoreError::BudgetExhausted { .. }) => {
+                let reason = e.to_string();
+                *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
+                Err(reason)
+            }
+            Err(e) => Err(format!("cannot reserve budget: {e}")),
+        }
+    }
+
+    async fn settle(&self, pass: GatePass, cost_usd: f64) {
+        let Some(reservation) = pass.token.and_then(|t| serde_json::from_value::<Reservation>(t).ok()) else {
+            return;
+        };
+        let change = Change::SettleBudget { reservation: Box::new(reservation), actual: cost_usd };
+        if let Err(e) = self.store.commit(Batch::new().change(change)).await {
+            tracing::warn!(error = %e, graph = %self.graph_id, "could not settle a budget reservation");
+        }
+    }
+}
+
+/// Appends a `budget_warning` log when the graph, the day or the month has used 80 % of its limit
+/// (once per `warned` key in this process).
+pub(crate) async fn warn_near_limits(store: &Arc<dyn Store>, graph_id: Id, warned: &Mutex<Vec<String>>) {
+    let at = now();
+    let day = at.format("%Y-%m-%d").to_string();
+    let month = at.format("%Y-%m").to_string();
+    let mut near = Vec::new();
+    if let Ok(Some(g)) = store.get_graph(graph_id).await
+        && let Some(limit) = g.budget_usd
+        && limit > 0.0
+        && g.cost_usd >= 0.8 * limit
+    {
+        near.push((format!("graph:{graph_id}"), format!("graph {graph_id}"), g.cost_usd, limit));
+    }
+    if let Ok(b) = store.budget(&day, &month).await {
+        for line in [b.daily, b.monthly] {
+            if let Some(limit) = line.limit_usd
+                && line.spent_usd >= 0.8 * limit
+            {
+                near.push((
+                    format!("{}:{}", line.scope.as_str(), line.period),
+                    format!("{} ({})", line.scope.as_str(), line.period),
+                    line.spent_usd,
+                    limit,
+                ));
+            }
+        }
+    }
+    for (key, what, spent, limit) in near {
+        {
+            let mut w = warned.lock().unwrap_or_else(|p| p.into_inner());
+            if w.contains(&key) {
+                continue;
+            }
+            w.push(key);
+        }
+        let message = format!(
+            "budget_warning: the {what} budget is {:.0} % used (${spent:.4} of ${limit:.4})",
+            spent / limit * 100.0
+        );
+        let event = Event::SystemLog {
+            level: LogLevel::Warning,
+            message,
+            metadata: serde_json::json!({"event": "budget_warning", "graph_id": graph_id, "spent_usd": spent, "limit_usd": limit}),
+        };
+        if let Err(e) = store.commit(Batch::new().event(EventKeys::default(), event)).await {
+            tracing::warn!(error = %e, "could not record a budget warning");
+        }
+    }
+}

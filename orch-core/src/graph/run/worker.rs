@@ -1,0 +1,266 @@
+//! A worker: beats in the store, claims due tasks up to its concurrency, runs each claimed attempt, and
+//! claims again as soon as a slot frees or the log says work is ready (in-process wake-ups and the log's
+//! own notifications; a jittered poll catches retries coming due and other processes' work).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+
+use super::GraphRunner;
+use super::attempt::{AttemptHandle, Stop};
+use crate::graph::GraphError;
+use crate::interrupt::Interrupt;
+use crate::store::{Batch, Change, EventQuery};
+use crate::wire::{Event, Fact, GraphStatus, Id, Task, TaskClaim, TaskGraph, TaskStatus, WorkerInfo, now};
+
+/// How often the facts of a graph are read again for new attempts.
+const FACTS_TTL: Duration = Duration::from_secs(2);
+
+/// What a worker did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerReport {
+    /// The worker's id.
+    pub worker: String,
+    /// Attempts it started.
+    pub attempts: u64,
+    /// The graph it was limited to, as it stood when the worker stopped.
+    pub graph: Option<TaskGraph>,
+}
+
+/// Claims and runs tasks. Made by [`GraphRunner::worker`].
+pub struct Worker {
+    runner: GraphRunner,
+    graph: Option<Id>,
+    id: String,
+    concurrency: u32,
+    stop: Interrupt,
+    facts: HashMap<Id, (Instant, Vec<Fact>)>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("id", &self.id).field("graph", &self.graph).finish_non_exhaustive()
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl Worker {
+    pub(crate) fn new(runner: GraphRunner, graph: Option<Id>) -> Self {
+        let random = crate::wire::new_id().simple().to_string();
+        let id = format!("{}:{}:{}", host_name(), std::process::id(), &random[random.len() - 6..]);
+        let concurrency = runner.settings.concurrency.max(1);
+        Self { runner, graph, id, concurrency, stop: Interrupt::new(), facts: HashMap::new() }
+    }
+
+    /// Runs at most `n` tasks at once (at least 1).
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Its id, as its heartbeat row and its claims name it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Triggering this stops the worker: running attempts are interrupted and their tasks released
+    /// (back to ready, no failure counted), then [`Worker::run`] returns.
+    pub fn stopper(&self) -> Interrupt {
+        self.stop.clone()
+    }
+
+    fn info(&self, started_at: crate::wire::Timestamp) -> WorkerInfo {
+        WorkerInfo {
+            id: self.id.clone(),
+            host: host_name(),
+            pid: std::process::id(),
+            concurrency: self.concurrency,
+            started_at,
+            heartbeat_at: now(),
+        }
+    }
+
+    async fn beat(&self, started_at: crate::wire::Timestamp) -> Result<(), GraphError> {
+        let batch = Batch::new().change(Change::Heartbeat(Box::new(self.info(started_at)))).relaxed();
+        self.runner.store.commit(batch).await?;
+        Ok(())
+    }
+
+    async fn claim(&self, n: u32) -> Result<Vec<Task>, GraphError> {
+        let s = &self.runner.settings;
+        let at = now();
+        let claim = TaskClaim {
+            worker: self.id.clone(),
+            limit: n,
+            graph_id: self.graph,
+            now: at,
+            deadline: at + chrono::Duration::from_std(s.deadline).unwrap_or(chrono::Duration::hours(2)),
+            stale_before: at - chrono::Duration::from_std(s.stale_after).unwrap_or(chrono::Duration::seconds(5)),
+        };
+        // Relaxed: a claim lost to a power cut ends with the worker that made it.
+        let records =
+            self.runner.store.commit(Batch::new().change(Change::ClaimTasks(Box::new(claim))).relaxed()).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| match r.event {
+                Event::TaskUpdated { task }
+                    if task.status == TaskStatus::Running && task.claimed_by.as_deref() == Some(self.id.as_str()) =>
+                {
+                    Some(*task)
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The facts completed tasks of `graph_id` reported (read again at most every two seconds).
+    async fn facts(&mut self, graph_id: Id) -> Vec<Fact> {
+        if let Some((at, facts)) = self.facts.get(&graph_id)
+            && at.elapsed() < FACTS_TTL
+        {
+            return facts.clone();
+        }
+        let facts: Vec<Fact> = match self.runner.store.list_tasks(graph_id).await {
+            Ok(tasks) => {
+                tasks.into_iter().filter(|t| t.status == TaskStatus::Completed).flat_map(|t| t.knowledge).collect()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the graph's facts");
+                Vec::new()
+            }
+        };
+        self.facts.insert(graph_id, (Instant::now(), facts.clone()));
+        facts
+    }
+
+    fn poll_interval(&self) -> Duration {
+        // Jitter of ±25 %, so idle workers of many processes do not poll in step.
+        let base = self.runner.settings.poll;
+        let nanos = u64::from(now().timestamp_subsec_nanos());
+        let factor = 0.75 + (nanos % 500) as f64 / 1000.0;
+        base.mul_f64(factor)
+    }
+
+    /// Runs until stopped ([`Worker::stopper`]) or, for a worker limited to one graph, until that graph
+    /// has ended or paused and none of its attempts runs here.
+    pub async fn run(mut self) -> Result<WorkerReport, GraphError> {
+        let store = self.runner.store.clone();
+        let runtime = self.runner.supervisor.runner().runtime().clone();
+        let started_at = now();
+        self.beat(started_at).await?;
+        let since = store.last_seq().await?;
+        let filter = EventQuery { types: vec!["TaskUpdated".into(), "GraphUpdated".into()], ..EventQuery::default() };
+        let mut wakes = store.subscribe_foreign(since, filter).fuse();
+        let mut running: FuturesUnordered<BoxFuture<'static, (Id, Vec<Fact>)>> = FuturesUnordered::new();
+        let mut handles: HashMap<Id, (Id, AttemptHandle)> = HashMap::new();
+        let mut report = WorkerReport { worker: self.id.clone(), ..WorkerReport::default() };
+        let mut last_beat = Instant::now();
+        let mut claim_now = true;
+        let mut stopping = false;
+        loop {
+            if self.stop.is_triggered() && !stopping {
+                stopping = true;
+                for (_, h) in handles.values() {
+                    h.stop(Stop::Worker);
+                }
+            }
+            if stopping && running.is_empty() {
+                break;
+            }
+            if last_beat.elapsed() >= self.runner.settings.heartbeat {
+                if let Err(e) = self.beat(started_at).await {
+                    tracing::warn!(error = %e, "worker heartbeat failed");
+                }
+                last_beat = Instant::now();
+            }
+            let free = self.concurrency.saturating_sub(u32::try_from(running.len()).unwrap_or(u32::MAX));
+            if !stopping && claim_now && free > 0 {
+                let claimed = self.claim(free).await?;
+                claim_now = u32::try_from(claimed.len()).unwrap_or(u32::MAX) == free;
+                for t in claimed {
+                    let facts = self.facts(t.graph_id).await;
+                    let h = AttemptHandle::new();
+                    handles.insert(t.id, (t.graph_id, h.clone()));
+                    report.attempts += 1;
+                    let runner = self.runner.clone();
+                    let id = t.id;
+                    running.push(async move { (id, runner.run_attempt(t, h, facts).await) }.boxed());
+                }
+                if claim_now && running.len() < self.concurrency as usize {
+                    continue;
+                }
+            } else {
+                claim_now = false;
+            }
+            if let Some(g) = self.graph
+                && running.is_empty()
+                && !claim_now
+            {
+                let graph = store.get_graph(g).await?.ok_or(GraphError::GraphNotFound(g))?;
+                if graph.status.is_final() || graph.status == GraphStatus::Paused {
+                    report.graph = Some(graph);
+                    break;
+                }
+            }
+            let sleep = runtime.sleep(self.poll_interval()).fuse();
+            let stop = self.stop.triggered().fuse();
+            futures::pin_mut!(sleep, stop);
+            futures::select! {
+                (task_id, learned) = running.select_next_some() => {
+                    if let Some((graph_id, _)) = handles.remove(&task_id)
+                        && let Some((_, facts)) = self.facts.get_mut(&graph_id)
+                    {
+                        // This worker's own findings reach its next tasks at once; others' with the
+                        // next read of the graph.
+                        for f in learned {
+                            if !facts.contains(&f) {
+                                facts.push(f);
+                            }
+                        }
+                    }
+                    claim_now = true;
+                }
+                ev = wakes.next() => match ev {
+                    Some(Ok(r)) => match r.event {
+                        Event::TaskUpdated { task } if task.status == TaskStatus::Ready => claim_now = true,
+                        Event::GraphUpdated { graph } => {
+                            if graph.status == GraphStatus::Cancelled {
+                                for (graph_id, h) in handles.values() {
+                                    if *graph_id == graph.id {
+                                        h.stop(Stop::Cancelled);
+                                    }
+                                }
+                            }
+                            claim_now = true;
+                        }
+                        _ => {}
+                    },
+                    Some(Err(e)) => tracing::debug!(error = %e, "worker wake-up stream failed"),
+                    None => {}
+                },
+                () = sleep => claim_now = true,
+                () = stop => {}
+            }
+        }
+        if let Err(e) = store.commit(Batch::new().change(Change::RemoveWorker { id: self.id.clone() })).await {
+            tracing::warn!(error = %e, "could not remove the worker's heartbeat row");
+        }
+        if report.graph.is_none()
+            && let Some(g) = self.graph
+        {
+            report.graph = store.get_graph(g).await?;
+        }
+        Ok(report)
+    }
+}
