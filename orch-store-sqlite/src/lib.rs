@@ -128,6 +128,8 @@ struct Inner {
     /// How the readers (and the poller) open the file; not [`Access::ReadWrite`] for a store opened with
     /// [`SqliteStore::open_read_only`], which has no writer.
     access: Access,
+    /// Transactions the writer committed.
+    commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Inner {
@@ -267,6 +269,7 @@ impl SqliteStore {
                 reader_threads,
                 poller: OnceLock::new(),
                 access,
+                commits: Arc::default(),
             }),
         })
     }
@@ -300,6 +303,12 @@ impl SqliteStore {
         &self.inner.location
     }
 
+    /// How many write transactions this store's writer has committed since it was opened (several
+    /// concurrent writes share one): what a benchmark divides by its work to count commits per unit.
+    pub fn commits(&self) -> u64 {
+        self.inner.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn start(conn: Connection, location: String, path: Option<PathBuf>) -> Result<Self, StoreError> {
         let last = sql::last_seq(&conn)?;
         let (reads, reader_threads) = match &path {
@@ -312,9 +321,11 @@ impl SqliteStore {
         let (last_seq, _) = watch::channel(last);
         let (tx, rx) = mpsc::channel::<BoxJob>();
         let watch = last_seq.clone();
+        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = commits.clone();
         let thread = std::thread::Builder::new()
             .name("orch-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, watch))
+            .spawn(move || writer::run(conn, rx, watch, &counter))
             .map_err(|e| StoreError::Open {
                 location: location.clone(),
                 message: format!("cannot start writer: {e}"),
@@ -331,6 +342,7 @@ impl SqliteStore {
                 reader_threads,
                 poller: OnceLock::new(),
                 access: Access::ReadWrite,
+                commits,
             }),
         })
     }

@@ -128,7 +128,12 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
 
 /// Runs the writer loop until every sender is dropped. `last_seq` is raised after each commit that
 /// appended events.
-pub(crate) fn run(conn: Connection, rx: mpsc::Receiver<BoxJob>, last_seq: watch::Sender<u64>) {
+pub(crate) fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<BoxJob>,
+    last_seq: watch::Sender<u64>,
+    commits: &std::sync::atomic::AtomicU64,
+) {
     // The connection's own setting (FULL for files), restored after each relaxed transaction.
     let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap_or(2);
     while let Ok(first) = rx.recv() {
@@ -141,6 +146,7 @@ pub(crate) fn run(conn: Connection, rx: mpsc::Receiver<BoxJob>, last_seq: watch:
             }
         }
         run_batch_with(&conn, jobs, &last_seq, sync);
+        commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
