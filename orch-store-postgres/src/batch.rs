@@ -1,15 +1,17 @@
 //! The one write path: a [`Batch`] applied in one transaction. An agent step (status, usage, state,
 //! messages and events of one agent) and a batch of events alone keep their single-statement forms;
-//! anything else runs its statements in a transaction that appends the events last.
+//! anything else runs its statements in a transaction that appends the events last: the batch's own,
+//! then those its changes record themselves (claimed and released tasks, ended graphs).
 
 use orch_core::store::{Batch, Change, StepCommit, StoreError, StoreResult};
-use orch_core::wire::{AgentStatus, EventRecord, Id, RunLease};
+use orch_core::wire::{AgentStatus, EventRecord, Id, NewEvent, RunLease};
 use sqlx_postgres::PgConnection;
 
 use crate::events;
 use crate::graphs;
 use crate::sql::{self, Db, db_err, json_decode, json_param, not_found, now_us};
 use crate::sqlx;
+use crate::work;
 
 /// Commits a batch; returns the appended records.
 pub(crate) async fn commit(db: &Db, channel: &str, batch: Batch) -> StoreResult<Vec<EventRecord>> {
@@ -21,10 +23,14 @@ pub(crate) async fn commit(db: &Db, channel: &str, batch: Batch) -> StoreResult<
         Ok(step) => return events::commit_step(db, channel, step).await,
         Err(batch) => batch,
     };
-    let prepared = events::Batch::new(batch.events)?;
+    let mut prepared = events::Batch::new(batch.events)?;
     let mut tx = sqlx_core::pool::Pool::begin(&db.pool).await.map_err(db_err)?;
+    let mut generated = Vec::new();
     for change in batch.changes {
-        apply(db, &mut tx, change).await?;
+        apply(db, &mut tx, change, &mut generated).await?;
+    }
+    if !generated.is_empty() {
+        prepared.extend(generated)?;
     }
     let records = events::append(db, &mut *tx, channel, prepared).await?;
     tx.commit().await.map_err(db_err)?;
@@ -67,8 +73,8 @@ fn as_step(batch: Batch) -> Result<StepCommit, Batch> {
     }
 }
 
-/// One change inside the transaction.
-async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<()> {
+/// One change inside the transaction; the events it records itself are pushed to `generated`.
+async fn apply(db: &Db, conn: &mut PgConnection, change: Change, generated: &mut Vec<NewEvent>) -> StoreResult<()> {
     match change {
         Change::CreateOrchestrator(o) => sql::create_orchestrator(db, conn, &o).await,
         Change::UpdateOrchestrator(o) => sql::update_orchestrator(db, conn, &o).await,
@@ -107,7 +113,22 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: Change) -> StoreResult<
         Change::UpsertPlan(p) => graphs::upsert_plan(db, conn, &p).await,
         Change::UpsertGraph(g) => graphs::upsert_graph(db, conn, &g).await,
         Change::InsertTasks(tasks) => graphs::insert_tasks(db, conn, &tasks).await,
-        Change::UpdateTask { task, fence } => graphs::update_task(db, conn, &task, fence).await,
+        Change::UpdateTask { task, fence } => graphs::update_task(db, conn, &task, fence).await.map(drop),
+        Change::ClaimTasks(claim) => work::claim_tasks(db, conn, &claim).await.map(|e| generated.extend(e)),
+        Change::FinishTask { task, fence } => {
+            work::finish_task(db, conn, &task, fence).await.map(|e| generated.extend(e))
+        }
+        Change::Heartbeat(w) => work::heartbeat(db, conn, &w).await,
+        Change::RemoveWorker { id } => work::remove_worker(db, conn, &id).await,
+        Change::SetGraphStatus { id, status, error, from } => {
+            work::set_graph_status(db, conn, id, status, error.as_deref(), &from).await.map(|e| generated.extend(e))
+        }
+        Change::SetGraphBudget { id, limit_usd } => {
+            work::set_graph_budget(db, conn, id, limit_usd).await.map(|e| generated.extend(e))
+        }
+        Change::ReserveBudget(r) => work::reserve(db, conn, &r).await,
+        Change::SettleBudget { reservation, actual } => work::settle(db, conn, &reservation, actual).await,
+        Change::SetBudgetLimit { scope, limit_usd } => work::set_limit(db, conn, scope, limit_usd).await,
         other => Err(StoreError::Backend(format!(
             "this store does not support the change {other:?}; upgrade orch-store-postgres"
         ))),

@@ -57,21 +57,27 @@ impl Batch {
             payloads: Vec::with_capacity(n),
             events: Vec::new(),
         };
+        b.extend(events)?;
+        Ok(b)
+    }
+
+    /// Adds events after those of the batch (the events a change records itself).
+    pub(crate) fn extend(&mut self, events: Vec<NewEvent>) -> StoreResult<()> {
         for e in &events {
-            b.agent_ids.push(e.keys.agent_id);
-            b.orchestrator_ids.push(e.keys.orchestrator_id);
-            b.workflow_ids.push(e.keys.workflow_id);
-            b.steps.push(e.keys.step.clone());
-            b.task_slugs.push(e.keys.task_slug.clone());
-            b.categories.push(e.event.category().as_str());
-            b.types.push(e.event.kind().to_string());
-            b.payloads.push(
+            self.agent_ids.push(e.keys.agent_id);
+            self.orchestrator_ids.push(e.keys.orchestrator_id);
+            self.workflow_ids.push(e.keys.workflow_id);
+            self.steps.push(e.keys.step.clone());
+            self.task_slugs.push(e.keys.task_slug.clone());
+            self.categories.push(e.event.category().as_str());
+            self.types.push(e.event.kind().to_string());
+            self.payloads.push(
                 json_param(&e.event)
                     .map_err(|err| StoreError::Backend(format!("cannot encode {} event: {err}", e.event.kind())))?,
             );
         }
-        b.events = events;
-        Ok(b)
+        self.events.extend(events);
+        Ok(())
     }
 
     fn len(&self) -> usize {

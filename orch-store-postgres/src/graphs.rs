@@ -115,10 +115,10 @@ pub(crate) async fn list_plans(db: &Db, limit: usize) -> StoreResult<Vec<Plan>> 
 
 // ---- graphs ----
 
-const GRAPH_COLS: &str = "id, name, plan_id, plan_version, status, total_tasks, waves, budget_usd, cost_usd, error, \
+pub(crate) const GRAPH_COLS: &str = "id, name, plan_id, plan_version, status, total_tasks, waves, budget_usd, cost_usd, error, \
      created_at, updated_at, started_at, completed_at";
 
-fn graph_row(row: &PgRow) -> StoreResult<TaskGraph> {
+pub(crate) fn graph_row(row: &PgRow) -> StoreResult<TaskGraph> {
     Ok(TaskGraph {
         id: get(row, 0)?,
         name: get(row, 1)?,
@@ -137,13 +137,15 @@ fn graph_row(row: &PgRow) -> StoreResult<TaskGraph> {
     })
 }
 
+/// Inserts a graph or replaces its row, keeping a stored graph's spending (`cost_usd`, which only
+/// [`Change::SettleBudget`](orch_core::store::Change::SettleBudget) adds to).
 pub(crate) async fn upsert_graph(db: &Db, conn: &mut PgConnection, g: &TaskGraph) -> StoreResult<()> {
     sqlx::query(&db.sql(&format!(
         "INSERT INTO {{S}}.task_graphs ({GRAPH_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
          $13, $14) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, plan_id = excluded.plan_id, \
          plan_version = excluded.plan_version, status = excluded.status, total_tasks = excluded.total_tasks, \
-         waves = excluded.waves, budget_usd = excluded.budget_usd, cost_usd = excluded.cost_usd, \
+         waves = excluded.waves, budget_usd = excluded.budget_usd, \
          error = excluded.error, created_at = excluded.created_at, updated_at = excluded.updated_at, \
          started_at = excluded.started_at, completed_at = excluded.completed_at"
     )))
@@ -184,11 +186,12 @@ pub(crate) async fn list_graphs(db: &Db, limit: usize) -> StoreResult<Vec<TaskGr
 
 // ---- tasks ----
 
-const TASK_COLS: &str = "id, graph_id, idx, key, title, description, task_type, complexity, tools::text, \
+pub(crate) const TASK_COLS: &str = "id, graph_id, idx, key, title, description, task_type, complexity, tools::text, \
      verification::text, depends_on::text, wave, status, attempt, model, claimed_by, lease_until, not_before, \
-     agent_id, cost_usd, output, error, created_at, updated_at, started_at, completed_at";
+     agent_id, cost_usd, output, error, created_at, updated_at, started_at, completed_at, failures, checkpoint, \
+     guidance::text, knowledge::text";
 
-fn task_row(row: &PgRow) -> StoreResult<Task> {
+pub(crate) fn task_row(row: &PgRow) -> StoreResult<Task> {
     Ok(Task {
         id: get(row, 0)?,
         graph_id: get(row, 1)?,
@@ -216,6 +219,10 @@ fn task_row(row: &PgRow) -> StoreResult<Task> {
         updated_at: get(row, 23)?,
         started_at: get(row, 24)?,
         completed_at: get(row, 25)?,
+        failures: get_u32(row, 26)?,
+        checkpoint: get(row, 27)?,
+        guidance: get_json(row, 28, "task guidance")?,
+        knowledge: get_json(row, 29, "task knowledge")?,
     })
 }
 
@@ -233,13 +240,15 @@ pub(crate) async fn insert_tasks(db: &Db, conn: &mut PgConnection, tasks: &[Task
         "INSERT INTO {{S}}.tasks ({}) SELECT id, graph_id, idx, key, title, description, task_type, complexity, \
          tools::jsonb, verification::jsonb, depends_on::jsonb, wave, status, attempt, model, claimed_by, \
          lease_until, not_before, agent_id, cost_usd, output, error, created_at, updated_at, started_at, \
-         completed_at FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+         completed_at, failures, checkpoint, guidance::jsonb, knowledge::jsonb \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::bigint[], \
          $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::float8[], $21::text[], \
-         $22::text[], $23::timestamptz[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[]) \
+         $22::text[], $23::timestamptz[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[], \
+         $27::bigint[], $28::text[], $29::text[], $30::text[]) \
          AS t(id, graph_id, idx, key, title, description, task_type, complexity, tools, verification, depends_on, \
          wave, status, attempt, model, claimed_by, lease_until, not_before, agent_id, cost_usd, output, error, \
-         created_at, updated_at, started_at, completed_at)",
+         created_at, updated_at, started_at, completed_at, failures, checkpoint, guidance, knowledge)",
         TASK_COLS.replace("::text", "")
     ));
     let first = &tasks[0];
@@ -270,6 +279,10 @@ pub(crate) async fn insert_tasks(db: &Db, conn: &mut PgConnection, tasks: &[Task
         .bind(&c.updated_at)
         .bind(&c.started_at)
         .bind(&c.completed_at)
+        .bind(&c.failures)
+        .bind(&c.checkpoint)
+        .bind(&c.guidance)
+        .bind(&c.knowledge)
         .execute(&mut *conn)
         .await
         .map_err(|e| duplicate_or(e, tasks, first))?;
@@ -318,6 +331,10 @@ struct TaskColumns {
     updated_at: Vec<Timestamp>,
     started_at: Vec<Option<Timestamp>>,
     completed_at: Vec<Option<Timestamp>>,
+    failures: Vec<i64>,
+    checkpoint: Vec<Option<String>>,
+    guidance: Vec<String>,
+    knowledge: Vec<String>,
 }
 
 impl TaskColumns {
@@ -348,6 +365,10 @@ impl TaskColumns {
         self.updated_at.push(t.updated_at);
         self.started_at.push(t.started_at);
         self.completed_at.push(t.completed_at);
+        self.failures.push(i64::from(t.failures));
+        self.checkpoint.push(t.checkpoint.clone());
+        self.guidance.push(json_param(&t.guidance)?);
+        self.knowledge.push(json_param(&t.knowledge)?);
         Ok(())
     }
 }
@@ -373,12 +394,13 @@ fn duplicate_or(e: sqlx::Error, tasks: &[Task], first: &Task) -> StoreError {
     StoreError::Duplicate { what }
 }
 
-/// Writes a task's progress, at attempt `fence` only when given.
-pub(crate) async fn update_task(db: &Db, conn: &mut PgConnection, t: &Task, fence: Option<u32>) -> StoreResult<()> {
-    let done = sqlx::query(&db.sql(
+/// Writes a task's progress, at attempt `fence` only when given; returns the task's graph.
+pub(crate) async fn update_task(db: &Db, conn: &mut PgConnection, t: &Task, fence: Option<u32>) -> StoreResult<Id> {
+    let graph_id: Option<Id> = sqlx::query_scalar(&db.sql(
         "UPDATE {S}.tasks SET status = $2, attempt = $3, model = $4, claimed_by = $5, lease_until = $6, \
          not_before = $7, agent_id = $8, cost_usd = $9, output = $10, error = $11, updated_at = $12, \
-         started_at = $13, completed_at = $14 WHERE id = $1 AND ($15::bigint IS NULL OR attempt = $15)",
+         started_at = $13, completed_at = $14, failures = $16, checkpoint = $17, guidance = $18::jsonb, \
+         knowledge = $19::jsonb WHERE id = $1 AND ($15::bigint IS NULL OR attempt = $15) RETURNING graph_id",
     ))
     .bind(t.id)
     .bind(enum_text(&t.status)?)
@@ -395,11 +417,15 @@ pub(crate) async fn update_task(db: &Db, conn: &mut PgConnection, t: &Task, fenc
     .bind(t.started_at)
     .bind(t.completed_at)
     .bind(fence.map(i64::from))
-    .execute(&mut *conn)
+    .bind(i64::from(t.failures))
+    .bind(&t.checkpoint)
+    .bind(json_param(&t.guidance)?)
+    .bind(json_param(&t.knowledge)?)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(db_err)?;
-    if done.rows_affected() == 1 {
-        return Ok(());
+    if let Some(graph_id) = graph_id {
+        return Ok(graph_id);
     }
     // Nothing written: the task is missing, or at another attempt.
     let found: Option<i64> = sqlx::query_scalar(&db.sql("SELECT attempt FROM {S}.tasks WHERE id = $1"))

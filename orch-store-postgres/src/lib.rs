@@ -101,6 +101,16 @@
 //! reconnects by itself (backoff up to 5 s) when it is killed or the server restarts, and reads the counter
 //! after each reconnection.
 //!
+//! ## Task queue
+//!
+//! Workers on any number of machines claim tasks with `FOR UPDATE SKIP LOCKED` (two claims never take
+//! one task, and neither waits for the other); a finished task locks its pending dependents before
+//! checking their dependencies and its graph row before checking for open tasks, so two parents (or two
+//! last tasks) finishing at once in two transactions still release the child (end the graph) exactly
+//! once; a budget reservation locks its graph row and its `budget_spend` rows before checking the
+//! limits, so concurrent reservers never pass one. The events these changes record themselves (claimed
+//! and released tasks, ended graphs) are appended after the batch's own, in the same transaction.
+//!
 //! ## JSON
 //!
 //! All JSON (event payloads, metadata, agent state, conversation messages, workflow data) is `jsonb`.
@@ -143,6 +153,7 @@ mod graphs;
 mod listen;
 mod schema;
 mod sql;
+mod work;
 
 use std::sync::Arc;
 
@@ -356,6 +367,14 @@ impl Store for PgStore {
 
     async fn list_tasks(&self, graph_id: Id) -> StoreResult<Vec<Task>> {
         graphs::list_tasks(&self.inner.db, graph_id).await
+    }
+
+    async fn budget(&self, day: &str, month: &str) -> StoreResult<orch_core::wire::BudgetStatus> {
+        work::budget(&self.inner.db, day, month).await
+    }
+
+    async fn list_workers(&self) -> StoreResult<Vec<orch_core::wire::WorkerInfo>> {
+        work::list_workers(&self.inner.db).await
     }
 
     async fn commit(&self, batch: Batch) -> StoreResult<Vec<EventRecord>> {

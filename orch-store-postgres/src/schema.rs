@@ -277,6 +277,38 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX task_deps_parent ON {S}.task_deps (depends_on, task_id);
     "#,
+    // 6: running task graphs: what a task's attempts left for people and later tasks, worker heartbeats
+    // (one small row per worker, apart from the tasks), budget limits and spending per period.
+    r#"
+    ALTER TABLE {S}.tasks ADD COLUMN failures bigint NOT NULL DEFAULT 0;
+    ALTER TABLE {S}.tasks ADD COLUMN checkpoint text;
+    ALTER TABLE {S}.tasks ADD COLUMN guidance jsonb NOT NULL DEFAULT '[]';
+    ALTER TABLE {S}.tasks ADD COLUMN knowledge jsonb NOT NULL DEFAULT '[]';
+    -- Whether a graph has work left, without reading its finished tasks.
+    CREATE INDEX tasks_open_graph ON {S}.tasks (graph_id, status) WHERE status IN ('pending', 'ready', 'running', 'blocked');
+
+    CREATE TABLE {S}.workers (
+        id text PRIMARY KEY,
+        host text NOT NULL,
+        pid bigint NOT NULL,
+        concurrency bigint NOT NULL,
+        started_at timestamptz NOT NULL,
+        heartbeat_at timestamptz NOT NULL
+    );
+
+    CREATE TABLE {S}.budget_limits (
+        scope text PRIMARY KEY,
+        limit_usd double precision NOT NULL
+    );
+
+    -- Per period: `day:2026-12-02`, `month:2026-12`, `graph:<id>` (a graph's spending is its cost_usd, so
+    -- its row holds reservations only). Reservers lock these rows while they check the limits.
+    CREATE TABLE {S}.budget_spend (
+        period text PRIMARY KEY,
+        spent_usd double precision NOT NULL DEFAULT 0,
+        reserved_usd double precision NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// The newest schema version this build knows.

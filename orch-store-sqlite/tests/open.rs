@@ -282,6 +282,7 @@ async fn migration_3_lifts_role_template_and_tools_out_of_metadata() {
              UPDATE agents SET metadata = '{\"role\":\"orchestrator\",\"template_name\":\"builder\", \
              \"template_color\":\"#ff00aa\",\"tools\":[\"Read\",\"Grep\"],\"keep\":1}'; \
              DROP TABLE plans; DROP TABLE task_graphs; DROP TABLE tasks; DROP TABLE task_deps; \
+             DROP TABLE workers; DROP TABLE budget_limits; DROP TABLE budget_spend; \
              PRAGMA user_version = 2;",
         )
         .unwrap();

@@ -22,43 +22,28 @@ fn graph_event(g: TaskGraph) -> NewEvent {
     NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })
 }
 
-/// Claims due tasks: first attempts whose worker is gone or whose deadline passed (taken over), then
-/// ready tasks, each by wave and index. Returns a `TaskUpdated` event per claimed task.
+/// Claims due tasks by wave and index (as [`TaskClaim`] says): ready tasks whose `not_before` passed, and
+/// attempts whose worker is gone or whose deadline passed (taken over), all of running graphs. Returns a
+/// `TaskUpdated` event per claimed task.
 pub(crate) fn claim_tasks(conn: &Connection, c: &TaskClaim) -> StoreResult<Vec<NewEvent>> {
     let now_s = ts_text(c.now);
     let graph = c.graph_id.map(id_text);
-    let mut ids: Vec<String> = Vec::new();
-    let limit = i64::from(c.limit);
-    {
-        let mut orphans = conn
+    let ids = {
+        let mut due = conn
             .prepare_cached(
                 "SELECT t.id FROM tasks t JOIN task_graphs g ON g.id = t.graph_id \
-                 WHERE t.status = 'running' AND g.status = 'running' AND (?1 IS NULL OR t.graph_id = ?1) \
-                 AND (t.lease_until < ?2 OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.claimed_by \
-                 AND w.heartbeat_at >= ?3)) ORDER BY t.wave, t.idx LIMIT ?4",
+                 WHERE g.status = 'running' AND (?1 IS NULL OR t.graph_id = ?1) AND (\
+                 (t.status = 'ready' AND (t.not_before IS NULL OR t.not_before <= ?2)) \
+                 OR (t.status = 'running' AND (t.lease_until < ?2 OR NOT EXISTS (SELECT 1 FROM workers w \
+                 WHERE w.id = t.claimed_by AND w.heartbeat_at >= ?3)))) \
+                 ORDER BY t.wave, t.idx, t.id LIMIT ?4",
             )
             .map_err(db_err)?;
-        let rows = orphans
-            .query_map(params![graph, now_s, ts_text(c.stale_before), limit], |r| r.get::<_, String>(0))
+        let rows = due
+            .query_map(params![graph, now_s, ts_text(c.stale_before), i64::from(c.limit)], |r| r.get::<_, String>(0))
             .map_err(db_err)?;
-        for r in rows {
-            ids.push(r.map_err(db_err)?);
-        }
-    }
-    let left = limit - i64::try_from(ids.len()).unwrap_or(limit);
-    if left > 0 {
-        let mut ready = conn
-            .prepare_cached(
-                "SELECT t.id FROM tasks t JOIN task_graphs g ON g.id = t.graph_id \
-                 WHERE t.status = 'ready' AND g.status = 'running' AND (?1 IS NULL OR t.graph_id = ?1) \
-                 AND (t.not_before IS NULL OR t.not_before <= ?2) ORDER BY t.wave, t.idx LIMIT ?3",
-            )
-            .map_err(db_err)?;
-        let rows = ready.query_map(params![graph, now_s, left], |r| r.get::<_, String>(0)).map_err(db_err)?;
-        for r in rows {
-            ids.push(r.map_err(db_err)?);
-        }
-    }
+        rows.collect::<rusqlite::Result<Vec<String>>>().map_err(db_err)?
+    };
     if ids.is_empty() {
         return Ok(Vec::new());
     }

@@ -1,10 +1,11 @@
 //! The checks, one `async fn(Arc<dyn Store>)` each, by topic: entities, the event log, agent steps,
-//! plans and task graphs.
+//! plans and task graphs, the task queue and the budgets.
 
 mod entities;
 mod events;
 mod graphs;
 mod steps;
+mod work;
 
 use std::collections::BTreeSet;
 
@@ -20,6 +21,7 @@ pub use entities::*;
 pub use events::*;
 pub use graphs::*;
 pub use steps::*;
+pub use work::*;
 
 fn ids<T>(v: &[T], id: impl Fn(&T) -> Id) -> Vec<Id> {
     v.iter().map(id).collect()

@@ -1,0 +1,453 @@
+//! Statements of running task graphs: claims, finished tasks and the dependents they release, graph
+//! status, worker heartbeats, budget reservations and limits.
+//!
+//! Many worker processes on many machines run these at once, each in its own READ COMMITTED
+//! transaction, so every statement that decides from rows another transaction may be changing locks
+//! those rows first:
+//! - a claim locks the tasks it takes with `FOR UPDATE SKIP LOCKED`: two claimers never take one task,
+//!   and neither waits for the other;
+//! - a finished task locks its pending dependents (by id) before checking their other dependencies, and
+//!   the graph row before checking whether any task is open: of two parents finishing at once, the later
+//!   transaction waits for the earlier one's commit and then sees its work (each statement reads anew);
+//! - a reservation locks the graph row, then its `budget_spend` rows (by period), before checking the
+//!   limits: concurrent reservers take turns, and none passes a limit.
+//!
+//! Locks are taken in one order: tasks, then the graph row, then `budget_spend` rows, then (at the end
+//! of every commit) the event counter.
+
+use orch_core::store::{StoreError, StoreResult};
+use orch_core::wire::{
+    BudgetLine, BudgetScope, BudgetStatus, Event, EventKeys, GraphStatus, Id, NewEvent, Reservation, Task, TaskClaim,
+    TaskGraph, TaskStatus, WorkerInfo,
+};
+use sqlx::postgres::PgRow;
+use sqlx_postgres::PgConnection;
+
+use crate::graphs::{GRAPH_COLS, TASK_COLS, graph_row, task_row, update_task};
+use crate::sql::{Db, db_err, get, get_u32, not_found, now_us};
+use crate::sqlx;
+
+fn task_event(t: Task) -> NewEvent {
+    NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(t) })
+}
+
+fn graph_event(g: TaskGraph) -> NewEvent {
+    NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })
+}
+
+/// The statuses of a task that is not done: a graph with one of them has work left.
+const OPEN: &str = "('pending', 'ready', 'running', 'blocked')";
+
+// ---- claims ----
+
+/// Claims due tasks by wave and index: ready tasks whose `not_before` passed, and running tasks whose
+/// worker is gone (no heartbeat since `stale_before`, or no row) or whose deadline passed (taken over),
+/// all of running graphs. One statement: the due rows are locked with `SKIP LOCKED` (rows another claim
+/// holds are passed over, not waited for) and updated. Returns a `TaskUpdated` event per claimed task.
+pub(crate) async fn claim_tasks(db: &Db, conn: &mut PgConnection, c: &TaskClaim) -> StoreResult<Vec<NewEvent>> {
+    if c.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let sql = db.sql(&format!(
+        "WITH due AS (\
+            SELECT t.id AS task_id FROM {{S}}.tasks t JOIN {{S}}.task_graphs g ON g.id = t.graph_id \
+            WHERE g.status = 'running' AND ($1::uuid IS NULL OR t.graph_id = $1) AND (\
+                (t.status = 'ready' AND (t.not_before IS NULL OR t.not_before <= $2)) \
+                OR (t.status = 'running' AND (t.lease_until < $2 OR NOT EXISTS (\
+                    SELECT 1 FROM {{S}}.workers w WHERE w.id = t.claimed_by AND w.heartbeat_at >= $3)))\
+            ) \
+            ORDER BY t.wave, t.idx, t.id LIMIT $4 FOR UPDATE OF t SKIP LOCKED\
+         ) \
+         UPDATE {{S}}.tasks SET status = 'running', attempt = attempt + 1, claimed_by = $5, lease_until = $6, \
+         not_before = NULL, started_at = $2, updated_at = $2 FROM due WHERE id = due.task_id \
+         RETURNING {TASK_COLS}"
+    ));
+    let rows = sqlx::query(&sql)
+        .bind(c.graph_id)
+        .bind(c.now)
+        .bind(c.stale_before)
+        .bind(i64::from(c.limit))
+        .bind(&c.worker)
+        .bind(c.deadline)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let mut claimed = rows.iter().map(task_row).collect::<StoreResult<Vec<Task>>>()?;
+    claimed.sort_by_key(|t| (t.wave, t.index, t.id));
+    Ok(claimed.into_iter().map(task_event).collect())
+}
+
+// ---- finished tasks ----
+
+/// Writes a finished attempt (fenced), releases the dependents whose dependencies are now all completed
+/// or skipped, and ends the graph when no task is open. Returns the events of the released tasks (by
+/// id) and of the ended graph.
+pub(crate) async fn finish_task(
+    db: &Db,
+    conn: &mut PgConnection,
+    task: &Task,
+    fence: u32,
+) -> StoreResult<Vec<NewEvent>> {
+    let graph_id = update_task(db, conn, task, Some(fence)).await?;
+    let mut events = Vec::new();
+    if task.status.releases_dependents() {
+        // Lock the candidates first: a parent finishing in another transaction at the same time then
+        // waits here (or this one waits for it), and the check below, a new statement, sees its commit.
+        let candidates: Vec<Id> = sqlx::query_scalar(&db.sql(
+            "SELECT id FROM {S}.tasks WHERE id IN (SELECT task_id FROM {S}.task_deps WHERE depends_on = $1) \
+             AND status = 'pending' ORDER BY id FOR UPDATE",
+        ))
+        .bind(task.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        if !candidates.is_empty() {
+            let rows = sqlx::query(&db.sql(&format!(
+                "UPDATE {{S}}.tasks c SET status = 'ready', updated_at = $2 \
+                 WHERE c.id = ANY($1::uuid[]) AND c.status = 'pending' AND NOT EXISTS (\
+                    SELECT 1 FROM {{S}}.task_deps d JOIN {{S}}.tasks p ON p.id = d.depends_on \
+                    WHERE d.task_id = c.id AND p.status NOT IN ('completed', 'skipped')) \
+                 RETURNING {TASK_COLS}"
+            )))
+            .bind(&candidates)
+            .bind(now_us())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+            let mut released = rows.iter().map(task_row).collect::<StoreResult<Vec<Task>>>()?;
+            released.sort_by_key(|t| t.id);
+            events.extend(released.into_iter().map(task_event));
+        }
+    }
+    // A task that is not final is itself open: the graph cannot end, and its row need not be locked.
+    if task.status.is_final()
+        && let Some(g) = end_graph_if_done(db, conn, graph_id).await?
+    {
+        events.push(graph_event(g));
+    }
+    Ok(events)
+}
+
+/// Ends a running graph without open tasks: completed, or failed when a task failed. The graph row is
+/// locked before the open tasks are counted, so of two last tasks finishing at once the later sees the
+/// earlier's commit.
+async fn end_graph_if_done(db: &Db, conn: &mut PgConnection, graph_id: Id) -> StoreResult<Option<TaskGraph>> {
+    let status: Option<String> =
+        sqlx::query_scalar(&db.sql("SELECT status FROM {S}.task_graphs WHERE id = $1 FOR UPDATE"))
+            .bind(graph_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    if status.as_deref() != Some(GraphStatus::Running.as_str()) {
+        return Ok(None);
+    }
+    let (open, failed): (bool, i64) = sqlx::query_as(&db.sql(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {{S}}.tasks WHERE graph_id = $1 AND status IN {OPEN}), \
+         (SELECT count(*) FROM {{S}}.tasks WHERE graph_id = $1 AND status = $2)"
+    )))
+    .bind(graph_id)
+    .bind(TaskStatus::Failed.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if open {
+        return Ok(None);
+    }
+    let (status, error) = if failed > 0 {
+        (GraphStatus::Failed, Some(format!("{failed} task(s) failed")))
+    } else {
+        (GraphStatus::Completed, None)
+    };
+    write_graph_status(db, conn, graph_id, status, error.as_deref(), &[GraphStatus::Running]).await
+}
+
+// ---- graphs ----
+
+/// Sets a graph's status and error if its status is one of `from` (one statement: a concurrent change
+/// of the status is waited for, then the condition checked again). Returns its `GraphUpdated` event, or
+/// nothing when the status was not one of `from`; a missing graph is `NotFound`.
+pub(crate) async fn set_graph_status(
+    db: &Db,
+    conn: &mut PgConnection,
+    id: Id,
+    status: GraphStatus,
+    error: Option<&str>,
+    from: &[GraphStatus],
+) -> StoreResult<Vec<NewEvent>> {
+    if let Some(g) = write_graph_status(db, conn, id, status, error, from).await? {
+        return Ok(vec![graph_event(g)]);
+    }
+    let exists: bool = sqlx::query_scalar(&db.sql("SELECT EXISTS (SELECT 1 FROM {S}.task_graphs WHERE id = $1)"))
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if exists { Ok(Vec::new()) } else { Err(not_found("task graph", id)) }
+}
+
+/// The conditional update of a graph's status, stamping its first start and its end; the row as stored,
+/// or `None` when it is missing or its status is not one of `from`.
+async fn write_graph_status(
+    db: &Db,
+    conn: &mut PgConnection,
+    id: Id,
+    status: GraphStatus,
+    error: Option<&str>,
+    from: &[GraphStatus],
+) -> StoreResult<Option<TaskGraph>> {
+    let at = now_us();
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let row = sqlx::query(&db.sql(&format!(
+        "UPDATE {{S}}.task_graphs SET status = $2, error = $3, updated_at = $4, \
+         started_at = COALESCE(started_at, $5), completed_at = $6 \
+         WHERE id = $1 AND status = ANY($7::text[]) RETURNING {GRAPH_COLS}"
+    )))
+    .bind(id)
+    .bind(status.as_str())
+    .bind(error)
+    .bind(at)
+    .bind((status == GraphStatus::Running).then_some(at))
+    .bind(status.is_final().then_some(at))
+    .bind(&from)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(graph_row).transpose()
+}
+
+/// Sets (or removes) a graph's USD limit; returns its `GraphUpdated` event.
+pub(crate) async fn set_graph_budget(
+    db: &Db,
+    conn: &mut PgConnection,
+    id: Id,
+    limit: Option<f64>,
+) -> StoreResult<Vec<NewEvent>> {
+    let row = sqlx::query(&db.sql(&format!(
+        "UPDATE {{S}}.task_graphs SET budget_usd = $2, updated_at = $3 WHERE id = $1 RETURNING {GRAPH_COLS}"
+    )))
+    .bind(id)
+    .bind(limit)
+    .bind(now_us())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let g = row.as_ref().map(graph_row).transpose()?.ok_or_else(|| not_found("task graph", id))?;
+    Ok(vec![graph_event(g)])
+}
+
+// ---- workers ----
+
+/// Inserts a worker's row, or records its heartbeat (and concurrency) on the row it has.
+pub(crate) async fn heartbeat(db: &Db, conn: &mut PgConnection, w: &WorkerInfo) -> StoreResult<()> {
+    sqlx::query(&db.sql(
+        "INSERT INTO {S}.workers (id, host, pid, concurrency, started_at, heartbeat_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO UPDATE SET concurrency = excluded.concurrency, heartbeat_at = excluded.heartbeat_at",
+    ))
+    .bind(&w.id)
+    .bind(&w.host)
+    .bind(i64::from(w.pid))
+    .bind(i64::from(w.concurrency))
+    .bind(w.started_at)
+    .bind(w.heartbeat_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) async fn remove_worker(db: &Db, conn: &mut PgConnection, id: &str) -> StoreResult<()> {
+    sqlx::query(&db.sql("DELETE FROM {S}.workers WHERE id = $1")).bind(id).execute(&mut *conn).await.map_err(db_err)?;
+    Ok(())
+}
+
+fn worker_row(row: &PgRow) -> StoreResult<WorkerInfo> {
+    Ok(WorkerInfo {
+        id: get(row, 0)?,
+        host: get(row, 1)?,
+        pid: get_u32(row, 2)?,
+        concurrency: get_u32(row, 3)?,
+        started_at: get(row, 4)?,
+        heartbeat_at: get(row, 5)?,
+    })
+}
+
+/// The workers, most recent heartbeat first.
+pub(crate) async fn list_workers(db: &Db) -> StoreResult<Vec<WorkerInfo>> {
+    let rows = sqlx::query(&db.sql(
+        "SELECT id, host, pid, concurrency, started_at, heartbeat_at FROM {S}.workers \
+         ORDER BY heartbeat_at DESC, id",
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(worker_row).collect()
+}
+
+// ---- budgets ----
+
+/// The `budget_spend` keys of a reservation, sorted (the order their rows are locked in): its day, its
+/// graph if any, its month.
+fn periods(r: &Reservation) -> Vec<String> {
+    let mut v = vec![format!("day:{}", r.day), format!("month:{}", r.month)];
+    if let Some(id) = r.graph_id {
+        v.push(format!("graph:{id}"));
+    }
+    v.sort();
+    v
+}
+
+async fn limits(db: &Db, conn: &mut PgConnection) -> StoreResult<(Option<f64>, Option<f64>)> {
+    sqlx::query_as(&db.sql(
+        "SELECT (SELECT limit_usd FROM {S}.budget_limits WHERE scope = 'daily'), \
+         (SELECT limit_usd FROM {S}.budget_limits WHERE scope = 'monthly')",
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)
+}
+
+/// Reserves `r.amount` on its day, its month and its graph, or fails naming the first limit it would
+/// pass, reserving nothing (the transaction is rolled back). The graph row, then the period rows (made
+/// if missing) are locked before the check, so concurrent reservers, in any process, take turns.
+pub(crate) async fn reserve(db: &Db, conn: &mut PgConnection, r: &Reservation) -> StoreResult<()> {
+    // The graph's limit and spending (its cost_usd), its row locked.
+    let graph: Option<(Id, Option<f64>, f64)> = match r.graph_id {
+        Some(id) => {
+            let row: Option<(Option<f64>, f64)> =
+                sqlx::query_as(&db.sql("SELECT budget_usd, cost_usd FROM {S}.task_graphs WHERE id = $1 FOR UPDATE"))
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+            let (limit, cost) = row.ok_or_else(|| not_found("task graph", id))?;
+            Some((id, limit, cost))
+        }
+        None => None,
+    };
+    let keys = periods(r);
+    sqlx::query(&db.sql(
+        "INSERT INTO {S}.budget_spend (period) SELECT p FROM UNNEST($1::text[]) AS u(p) ORDER BY p \
+         ON CONFLICT (period) DO NOTHING",
+    ))
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let rows: Vec<(String, f64, f64)> = sqlx::query_as(&db.sql(
+        "SELECT period, spent_usd, reserved_usd FROM {S}.budget_spend WHERE period = ANY($1::text[]) \
+         ORDER BY period FOR UPDATE",
+    ))
+    .bind(&keys)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let spend = |key: &str| rows.iter().find(|(p, ..)| p == key).map_or((0.0, 0.0), |(_, s, r)| (*s, *r));
+    let (daily, monthly) = limits(db, conn).await?;
+    let mut checks = vec![
+        ("daily".to_string(), daily, spend(&format!("day:{}", r.day))),
+        ("monthly".to_string(), monthly, spend(&format!("month:{}", r.month))),
+    ];
+    if let Some((id, limit, cost)) = graph {
+        // A graph's spending is its cost_usd; its row holds reservations only.
+        let (_, reserved) = spend(&format!("graph:{id}"));
+        checks.push((format!("graph {id}"), limit, (cost, reserved)));
+    }
+    for (scope, limit, (spent, reserved)) in checks {
+        if let Some(limit) = limit
+            && spent + reserved + r.amount > limit + 1e-12
+        {
+            return Err(StoreError::BudgetExhausted { scope, limit, spent, reserved, asked: r.amount });
+        }
+    }
+    sqlx::query(&db.sql("UPDATE {S}.budget_spend SET reserved_usd = reserved_usd + $2 WHERE period = ANY($1::text[])"))
+        .bind(&keys)
+        .bind(r.amount)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Releases a reservation and spends the real cost on its day and month, and on its graph's `cost_usd`
+/// (the graph row first, then the period rows: the order of [`reserve`]).
+pub(crate) async fn settle(db: &Db, conn: &mut PgConnection, r: &Reservation, actual: f64) -> StoreResult<()> {
+    if let Some(id) = r.graph_id {
+        let done = sqlx::query(&db.sql("UPDATE {S}.task_graphs SET cost_usd = cost_usd + $2 WHERE id = $1"))
+            .bind(id)
+            .bind(actual)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("task graph", id));
+        }
+    }
+    let keys = periods(r);
+    // The graph's row keeps reservations only.
+    let spent: Vec<f64> = keys.iter().map(|k| if k.starts_with("graph:") { 0.0 } else { actual }).collect();
+    sqlx::query(&db.sql(
+        "INSERT INTO {S}.budget_spend AS b (period, spent_usd, reserved_usd) \
+         SELECT p, s, 0 FROM UNNEST($1::text[], $2::float8[]) AS u(p, s) ORDER BY p \
+         ON CONFLICT (period) DO UPDATE SET spent_usd = b.spent_usd + excluded.spent_usd, \
+         reserved_usd = GREATEST(b.reserved_usd - $3, 0)",
+    ))
+    .bind(&keys)
+    .bind(&spent)
+    .bind(r.amount)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Sets (or removes) the daily or monthly limit.
+pub(crate) async fn set_limit(
+    db: &Db,
+    conn: &mut PgConnection,
+    scope: BudgetScope,
+    limit: Option<f64>,
+) -> StoreResult<()> {
+    let sql = match limit {
+        Some(_) => db.sql(
+            "INSERT INTO {S}.budget_limits (scope, limit_usd) VALUES ($1, $2) \
+             ON CONFLICT (scope) DO UPDATE SET limit_usd = excluded.limit_usd",
+        ),
+        None => db.sql("DELETE FROM {S}.budget_limits WHERE scope = $1 AND $2::float8 IS NULL"),
+    };
+    sqlx::query(&sql).bind(scope.as_str()).bind(limit).execute(&mut *conn).await.map_err(db_err)?;
+    Ok(())
+}
+
+/// The daily and monthly lines, in one statement.
+pub(crate) async fn budget(db: &Db, day: &str, month: &str) -> StoreResult<BudgetStatus> {
+    type Line = (Option<f64>, Option<f64>, Option<f64>);
+    let ((dl, ds, dr), (ml, ms, mr)): (Line, Line) = {
+        let row: (Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>) =
+            sqlx::query_as(&db.sql(
+                "SELECT (SELECT limit_usd FROM {S}.budget_limits WHERE scope = 'daily'), d.spent_usd, \
+                 d.reserved_usd, (SELECT limit_usd FROM {S}.budget_limits WHERE scope = 'monthly'), m.spent_usd, \
+                 m.reserved_usd FROM (SELECT 1) one \
+                 LEFT JOIN {S}.budget_spend d ON d.period = $1 LEFT JOIN {S}.budget_spend m ON m.period = $2",
+            ))
+            .bind(format!("day:{day}"))
+            .bind(format!("month:{month}"))
+            .fetch_one(&db.pool)
+            .await
+            .map_err(db_err)?;
+        ((row.0, row.1, row.2), (row.3, row.4, row.5))
+    };
+    let line = |scope: BudgetScope, period: &str, limit_usd: Option<f64>, spent: Option<f64>, reserved: Option<f64>| {
+        BudgetLine {
+            scope,
+            period: period.to_string(),
+            limit_usd,
+            spent_usd: spent.unwrap_or(0.0),
+            reserved_usd: reserved.unwrap_or(0.0),
+        }
+    };
+    Ok(BudgetStatus {
+        daily: line(BudgetScope::Daily, day, dl, ds, dr),
+        monthly: line(BudgetScope::Monthly, month, ml, ms, mr),
+    })
+}
