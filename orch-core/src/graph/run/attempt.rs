@@ -223,9 +223,10 @@ impl GraphRunner {
                 .map_err(|e| format!("`{cmd}` could not run: {e}"))?;
             if out.exit_code != Some(0) {
                 let tail = clip_chars(out.stderr.trim(), 500, "…");
+                let tail = if tail.is_empty() { String::new() } else { format!(": {tail}") };
                 return Err(match out.exit_code {
-                    Some(c) => format!("`{cmd}` exited with {c}: {tail}"),
-                    None => format!("`{cmd}` was killed: {tail}"),
+                    Some(c) => format!("`{cmd}` exited with {c}{tail}"),
+                    None => format!("`{cmd}` was killed{tail}"),
                 });
             }
         }
