@@ -422,19 +422,20 @@ pub(crate) async fn set_limit(
 /// The daily and monthly lines, in one statement.
 pub(crate) async fn budget(db: &Db, day: &str, month: &str) -> StoreResult<BudgetStatus> {
     type Line = (Option<f64>, Option<f64>, Option<f64>);
+    // limit, spent and reserved of the day, then of the month.
+    type Row = (Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
     let ((dl, ds, dr), (ml, ms, mr)): (Line, Line) = {
-        let row: (Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<f64>) =
-            sqlx::query_as(&db.sql(
-                "SELECT (SELECT limit_usd FROM {S}.budget_limits WHERE scope = 'daily'), d.spent_usd, \
+        let row: Row = sqlx::query_as(&db.sql(
+            "SELECT (SELECT limit_usd FROM {S}.budget_limits WHERE scope = 'daily'), d.spent_usd, \
                  d.reserved_usd, (SELECT limit_usd FROM {S}.budget_limits WHERE scope = 'monthly'), m.spent_usd, \
                  m.reserved_usd FROM (SELECT 1) one \
                  LEFT JOIN {S}.budget_spend d ON d.period = $1 LEFT JOIN {S}.budget_spend m ON m.period = $2",
-            ))
-            .bind(format!("day:{day}"))
-            .bind(format!("month:{month}"))
-            .fetch_one(&db.pool)
-            .await
-            .map_err(db_err)?;
+        ))
+        .bind(format!("day:{day}"))
+        .bind(format!("month:{month}"))
+        .fetch_one(&db.pool)
+        .await
+        .map_err(db_err)?;
         ((row.0, row.1, row.2), (row.3, row.4, row.5))
     };
     let line = |scope: BudgetScope, period: &str, limit_usd: Option<f64>, spent: Option<f64>, reserved: Option<f64>| {

@@ -86,7 +86,8 @@ async fn migration_3_lifts_role_template_and_tools_out_of_metadata() {
          DROP COLUMN tools, DROP COLUMN context_used, DROP COLUMN context_window, DROP COLUMN compact_at, \
          DROP COLUMN parent_id; ALTER TABLE \"{s}\".workflows DROP COLUMN run_lease; UPDATE \"{s}\".agents SET metadata = '{{\"role\":\"orchestrator\",\"template_name\":\
          \"builder\",\"template_color\":\"#ff00aa\",\"tools\":[\"Read\",\"Grep\"],\"keep\":1}}'::jsonb; \
-         DROP TABLE \"{s}\".plans, \"{s}\".task_graphs, \"{s}\".tasks, \"{s}\".task_deps; \
+         DROP TABLE \"{s}\".plans, \"{s}\".task_graphs, \"{s}\".tasks, \"{s}\".task_deps, \"{s}\".workers, \
+         \"{s}\".budget_limits, \"{s}\".budget_spend; \
          DELETE FROM \"{s}\".orch_schema_version WHERE version >= 3;"
     ))
     .execute(&mut admin)

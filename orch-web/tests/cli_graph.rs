@@ -75,7 +75,8 @@ fn budget_shared_by_two_worker_processes(db: &Db) {
                            "usage": {"input_tokens": 1000, "output_tokens": 6000}}]}),
     );
     let plan = plan_file(d, 40);
-    let id = first_line(&db.run(d, &["--model", &model, "graph", "run", "--file", &plan, "--budget", "0.5", "--no-worker"]));
+    let id =
+        first_line(&db.run(d, &["--model", &model, "graph", "run", "--file", &plan, "--budget", "0.5", "--no-worker"]));
     let mut a = spawn_worker(db, d, &model, &id, "4");
     let mut b = spawn_worker(db, d, &model, &id, "4");
     // Workers of one graph stop when it pauses.
@@ -136,7 +137,7 @@ fn killed_worker_task_is_taken_over(db: &Db, n: usize) {
     let plan = plan_file(d, n);
     let id = first_line(&db.run(d, &["--model", &model, "graph", "run", "--file", &plan, "--no-worker"]));
     let mut victim = spawn_worker(db, d, &model, &id, "4");
-    let mut others = vec![spawn_worker(db, d, &model, &id, "4"), spawn_worker(db, d, &model, &id, "4")];
+    let mut others = [spawn_worker(db, d, &model, &id, "4"), spawn_worker(db, d, &model, &id, "4")];
     let victim_pid = victim.id();
     std::thread::sleep(Duration::from_millis(1500));
     victim.kill().unwrap();
