@@ -96,7 +96,7 @@ if [ "$run_pg" = 1 ]; then
     status=1
 fi
 cli_tests=()
-[ "$run_pg" = 1 ] && cli_tests+=(--test cli_db --test cli_busy --test cli_interrupt --test cli_kill --test cli_adw_detached --test cli_plan)
+[ "$run_pg" = 1 ] && cli_tests+=(--test cli_db --test cli_busy --test cli_interrupt --test cli_kill --test cli_adw_detached --test cli_plan --test cli_graph)
 [ "$run_strace" = 1 ] && cli_tests+=(--test cli_crash)
 if [ "${#cli_tests[@]}" -gt 0 ]; then
   step "cargo test: the CLI tests that need PostgreSQL or strace"

@@ -25,6 +25,7 @@ pub(crate) async fn commit(db: &Db, channel: &str, batch: Batch) -> StoreResult<
     };
     let mut prepared = events::Batch::new(batch.events)?;
     let mut tx = sqlx_core::pool::Pool::begin(&db.pool).await.map_err(db_err)?;
+    work::lock_graphs(db, &mut tx, &graphs_changed(&batch.changes)).await?;
     let mut generated = Vec::new();
     for change in batch.changes {
         apply(db, &mut tx, change, &mut generated).await?;
@@ -35,6 +36,30 @@ pub(crate) async fn commit(db: &Db, channel: &str, batch: Batch) -> StoreResult<
     let records = events::append(db, &mut *tx, channel, prepared).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(records)
+}
+
+/// The task graphs whose rows a batch's changes write or decide from, sorted and without repeats: they
+/// are locked first, so that every transaction takes its locks in one order (graph rows, tasks,
+/// `budget_spend` rows, the event counter) and two never wait for each other.
+fn graphs_changed(changes: &[Change]) -> Vec<Id> {
+    let mut ids: Vec<Id> = changes
+        .iter()
+        .flat_map(|c| -> Vec<Id> {
+            match c {
+                Change::UpsertGraph(g) => vec![g.id],
+                Change::InsertTasks(tasks) => tasks.iter().map(|t| t.graph_id).collect(),
+                Change::UpdateTask { task, .. } | Change::FinishTask { task, .. } => vec![task.graph_id],
+                Change::SetGraphStatus { id, .. } | Change::SetGraphBudget { id, .. } => vec![*id],
+                Change::ReserveBudget(r) | Change::SettleBudget { reservation: r, .. } => {
+                    r.graph_id.into_iter().collect()
+                }
+                _ => Vec::new(),
+            }
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// The batch as one agent step, if that is all it is (each field at most once, one agent).

@@ -303,6 +303,19 @@ impl PgStore {
     }
 }
 
+/// Runs a write on a task of its own and waits for it. A caller that stops waiting (its future dropped
+/// by a `select!` or a timeout) then no longer cuts a transaction in the middle: the write commits or
+/// rolls back as it would have, and its connection goes back to the pool clean, instead of sitting idle
+/// in a transaction that holds row locks every other worker waits for.
+async fn to_completion<T: Send + 'static>(
+    write: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
+) -> StoreResult<T> {
+    match tokio::spawn(write).await {
+        Ok(result) => result,
+        Err(e) => Err(StoreError::Backend(format!("a PostgreSQL write stopped before it ended: {e}"))),
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>> {
@@ -381,11 +394,15 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let records = batch::commit(&self.inner.db, &self.inner.channel, batch).await?;
-        if let Some(last) = records.last() {
-            self.inner.live.raise(last.seq);
-        }
-        Ok(records)
+        let inner = self.inner.clone();
+        to_completion(async move {
+            let records = batch::commit(&inner.db, &inner.channel, batch).await?;
+            if let Some(last) = records.last() {
+                inner.live.raise(last.seq);
+            }
+            Ok(records)
+        })
+        .await
     }
 
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
@@ -417,7 +434,8 @@ impl Store for PgStore {
     }
 
     async fn prune_events(&self, before: orch_core::wire::Timestamp) -> StoreResult<u64> {
-        events::prune_events(&self.inner.db, before).await
+        let inner = self.inner.clone();
+        to_completion(async move { events::prune_events(&inner.db, before).await }).await
     }
 
     fn subscribe(&self, since: u64) -> EventStream {

@@ -12,8 +12,9 @@
 //! - a reservation locks the graph row, then its `budget_spend` rows (by period), before checking the
 //!   limits: concurrent reservers take turns, and none passes a limit.
 //!
-//! Locks are taken in one order: tasks, then the graph row, then `budget_spend` rows, then (at the end
-//! of every commit) the event counter.
+//! Locks are taken in one order: the rows of every graph a batch changes (locked first, by id, see
+//! [`lock_graphs`]), then tasks, then `budget_spend` rows, then (at the end of every commit) the event
+//! counter. Claims lock no graph row: they skip locked tasks instead of waiting.
 
 use orch_core::store::{StoreError, StoreResult};
 use orch_core::wire::{
@@ -37,6 +38,19 @@ fn graph_event(g: TaskGraph) -> NewEvent {
 
 /// The statuses of a task that is not done: a graph with one of them has work left.
 const OPEN: &str = "('pending', 'ready', 'running', 'blocked')";
+
+/// Locks the rows of these graphs (sorted by id by the caller), at the start of a transaction.
+pub(crate) async fn lock_graphs(db: &Db, conn: &mut PgConnection, ids: &[Id]) -> StoreResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(&db.sql("SELECT id FROM {S}.task_graphs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"))
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
 
 // ---- claims ----
 

@@ -658,6 +658,36 @@ pub async fn concurrent_reservations_never_pass_the_limit(store: Arc<dyn Store>)
     assert_eq!(exhausted_scope(reserve(&store, &r).await), format!("graph {}", g.id));
 }
 
+/// A batch whose later change fails undoes its claim: the tasks stay ready, at their attempt, for the
+/// next claim; nothing is recorded.
+pub async fn a_failed_batch_undoes_its_claim(store: Arc<dyn Store>) {
+    let g = running_graph(1);
+    let a = ready(task(g.id, 0, 0, vec![], 2));
+    let b = ready(task(g.id, 1, 0, vec![], 2));
+    setup(&store, &[&g], vec![a.clone(), b.clone()]).await;
+    let before = store.last_seq().await.unwrap();
+    let missing = crate::wire::new_id();
+    let r = store
+        .commit(Batch::new().change(Change::ClaimTasks(Box::new(claim("w1", 5, ts(10), ts(0), ts(100))))).change(
+            Change::SetGraphStatus {
+                id: missing,
+                status: GraphStatus::Paused,
+                error: None,
+                from: vec![GraphStatus::Running],
+            },
+        ))
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound { .. })), "{r:?}");
+    assert_eq!(store.last_seq().await.unwrap(), before, "nothing recorded");
+    for t in [&a, &b] {
+        let got = store.get_task(t.id).await.unwrap().unwrap();
+        assert_eq!((got.status, got.attempt, got.claimed_by.clone()), (TaskStatus::Ready, t.attempt, None), "{got:?}");
+    }
+    let got = claim_tasks(&store, claim("w2", 5, ts(11), ts(0), ts(100))).await;
+    assert_eq!(ids_of(&got), vec![a.id, b.id], "the next claim takes them");
+    assert!(got.iter().all(|t| t.claimed_by.as_deref() == Some("w2") && t.attempt == a.attempt + 1));
+}
+
 /// A heartbeat inserts a worker's row or updates it; the workers are listed most recent first; a removed
 /// worker is gone.
 pub async fn workers_heartbeat_list_remove(store: Arc<dyn Store>) {
