@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
 use super::GraphRunner;
@@ -154,6 +152,11 @@ impl Worker {
 
     /// Runs until stopped ([`Worker::stopper`]) or, for a worker limited to one graph, until that graph
     /// has ended or paused and none of its attempts runs here.
+    ///
+    /// Each attempt runs as a task of the runtime, so it goes on while the worker claims or beats; a
+    /// store error of a claim, a heartbeat or a look at the graph is logged and tried again at the next
+    /// poll (the attempts running here are not dropped for it). Only the first heartbeat's error ends
+    /// the run: then the store is not usable at all.
     pub async fn run(mut self) -> Result<WorkerReport, GraphError> {
         let store = self.runner.store.clone();
         let runtime = self.runner.supervisor.runner().runtime().clone();
@@ -162,7 +165,9 @@ impl Worker {
         let since = store.last_seq().await?;
         let filter = EventQuery { types: vec!["TaskUpdated".into(), "GraphUpdated".into()], ..EventQuery::default() };
         let mut wakes = store.subscribe_foreign(since, filter).fuse();
-        let mut running: FuturesUnordered<BoxFuture<'static, (Id, Vec<Fact>)>> = FuturesUnordered::new();
+        let (done_tx, done_rx) = futures::channel::mpsc::unbounded::<(Id, Vec<Fact>)>();
+        let mut done_rx = done_rx.fuse();
+        // The attempts running here, by task: their graph and their handle.
         let mut handles: HashMap<Id, (Id, AttemptHandle)> = HashMap::new();
         let mut report = WorkerReport { worker: self.id.clone(), ..WorkerReport::default() };
         let mut last_beat = Instant::now();
@@ -175,7 +180,7 @@ impl Worker {
                     h.stop(Stop::Worker);
                 }
             }
-            if stopping && running.is_empty() {
+            if stopping && handles.is_empty() {
                 break;
             }
             if last_beat.elapsed() >= self.runner.settings.heartbeat {
@@ -184,40 +189,64 @@ impl Worker {
                 }
                 last_beat = Instant::now();
             }
-            let free = self.concurrency.saturating_sub(u32::try_from(running.len()).unwrap_or(u32::MAX));
+            let free = self.concurrency.saturating_sub(u32::try_from(handles.len()).unwrap_or(u32::MAX));
             if !stopping && claim_now && free > 0 {
-                let claimed = self.claim(free).await?;
-                claim_now = u32::try_from(claimed.len()).unwrap_or(u32::MAX) == free;
-                for t in claimed {
-                    let facts = self.facts(t.graph_id).await;
-                    let h = AttemptHandle::new();
-                    handles.insert(t.id, (t.graph_id, h.clone()));
-                    report.attempts += 1;
-                    let runner = self.runner.clone();
-                    let id = t.id;
-                    running.push(async move { (id, runner.run_attempt(t, h, facts).await) }.boxed());
-                }
-                if claim_now && running.len() < self.concurrency as usize {
-                    continue;
+                match self.claim(free).await {
+                    Ok(claimed) => {
+                        claim_now = u32::try_from(claimed.len()).unwrap_or(u32::MAX) == free;
+                        for t in claimed {
+                            let facts = self.facts(t.graph_id).await;
+                            let h = AttemptHandle::new();
+                            handles.insert(t.id, (t.graph_id, h.clone()));
+                            report.attempts += 1;
+                            let runner = self.runner.clone();
+                            let done = done_tx.clone();
+                            let id = t.id;
+                            runtime.spawn(
+                                async move {
+                                    // A panicking attempt still frees its slot (its task is taken over
+                                    // once its deadline passes).
+                                    let attempt = std::panic::AssertUnwindSafe(runner.run_attempt(t, h, facts));
+                                    let learned = attempt.catch_unwind().await.unwrap_or_else(|_| {
+                                        tracing::error!(task = %id, "a task attempt panicked");
+                                        Vec::new()
+                                    });
+                                    let _ = done.unbounded_send((id, learned));
+                                }
+                                .boxed(),
+                            );
+                        }
+                        if claim_now && handles.len() < self.concurrency as usize {
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, worker = %self.id, "claiming tasks failed; trying again");
+                        claim_now = false;
+                    }
                 }
             } else {
                 claim_now = false;
             }
             if let Some(g) = self.graph
-                && running.is_empty()
+                && handles.is_empty()
                 && !claim_now
             {
-                let graph = store.get_graph(g).await?.ok_or(GraphError::GraphNotFound(g))?;
-                if graph.status.is_final() || graph.status == GraphStatus::Paused {
-                    report.graph = Some(graph);
-                    break;
+                match store.get_graph(g).await {
+                    Ok(Some(graph)) if graph.status.is_final() || graph.status == GraphStatus::Paused => {
+                        report.graph = Some(graph);
+                        break;
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Err(GraphError::GraphNotFound(g)),
+                    Err(e) => tracing::warn!(error = %e, graph = %g, "reading the graph failed; trying again"),
                 }
             }
             let sleep = runtime.sleep(self.poll_interval()).fuse();
             let stop = self.stop.triggered().fuse();
             futures::pin_mut!(sleep, stop);
             futures::select! {
-                (task_id, learned) = running.select_next_some() => {
+                done = done_rx.next() => if let Some((task_id, learned)) = done {
                     if let Some((graph_id, _)) = handles.remove(&task_id)
                         && let Some((_, facts)) = self.facts.get_mut(&graph_id)
                     {
@@ -230,7 +259,7 @@ impl Worker {
                         }
                     }
                     claim_now = true;
-                }
+                },
                 ev = wakes.next() => match ev {
                     Some(Ok(r)) => match r.event {
                         Event::TaskUpdated { task } if task.status == TaskStatus::Ready => claim_now = true,
