@@ -194,6 +194,26 @@ fn a_model_that_never_plans_validly_fails_and_stores_nothing() {
     assert!(events.is_empty(), "{events:?}");
 }
 
+/// `graphs.planning_model` picks the planning model: a bare alias runs on the default model's provider
+/// (here the script) and the plan records the model it resolved to; a model that cannot be called
+/// directly is refused naming the setting.
+#[test]
+fn the_planning_model_setting_picks_the_planner() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = model(d, PLANNER);
+    std::fs::create_dir_all(d.join(".orch")).unwrap();
+    std::fs::write(d.join(".orch/config.toml"), "[graphs]\nplanning_model = \"haiku\"\n").unwrap();
+    let plan = one_json(&run_in(d, &["--model", &m, "plan", "--json", "Build a parser"]));
+    assert_eq!(plan["model"], "claude-haiku-4-5", "{plan}");
+
+    std::fs::write(d.join(".orch/config.toml"), "[graphs]\nplanning_model = \"claude-code\"\n").unwrap();
+    let out = run_in(d, &["--model", &m, "plan", "Build a parser"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("graphs.planning_model") && err.contains("cannot be called directly"), "{err}");
+}
+
 /// From a file to a graph with an added task, on `db`; every step is in the log.
 fn file_to_graph(db: Db) {
     let dir = tempfile::tempdir().unwrap();

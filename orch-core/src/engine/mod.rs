@@ -372,19 +372,26 @@ impl Engine {
         ))
     }
 
-    /// The planner: the default model, called directly (no agent), priced with this engine's prices.
-    /// Fails when no model is configured, or when the default runs on an external executor
-    /// (`claude-code`), which cannot be called without an agent.
+    /// The planner: `graphs.planning_model` when set (a bare name or alias runs on the default
+    /// model's provider, as an agent's model does), else the default model; called directly (no
+    /// agent), priced with this engine's prices. Fails when no model is configured, or when the
+    /// planning model runs on an external executor (`claude-code`), which cannot be called without an
+    /// agent.
     pub fn planner(&self) -> Result<crate::graph::Planner, EngineError> {
         let spec = self.spec().ok_or_else(|| EngineError::Model(no_model_message()))?;
-        let route = self.registry().route(&spec.to_string()).map_err(|e| EngineError::Model(e.to_string()))?;
+        let (model, from) = match self.config().graphs.planning_model.as_deref().map(str::trim) {
+            Some(m) if !m.is_empty() => (m.to_string(), "graphs.planning_model"),
+            _ => (spec.to_string(), "--model"),
+        };
+        let route = self.registry().route(&model).map_err(|e| EngineError::Model(format!("{from}: {e}")))?;
         if let Some(executor) = route.executor {
             return Err(EngineError::Model(format!(
-                "the planning model {spec} runs on {executor}, which cannot be called directly: \
-                 choose a native model (anthropic:, openai:, ollama:, scripted:) with --model"
+                "the planning model {model} runs on {executor}, which cannot be called directly: \
+                 choose a native model (anthropic:, openai:, ollama:, scripted:) with {from}"
             )));
         }
-        Ok(crate::graph::Planner::new(self.provider().clone(), route.model_id).with_prices(self.prices().clone()))
+        let provider = self.registry().provider(&route.spec).map_err(|e| EngineError::Model(format!("{from}: {e}")))?;
+        Ok(crate::graph::Planner::new(provider, route.model_id).with_prices(self.prices().clone()))
     }
 
     /// The supervisor of every background run (the orchestrator's agents, and later workflows and task
