@@ -26,6 +26,10 @@ pub struct WorkerArgs {
     /// Only tasks of this graph.
     #[arg(long)]
     graph: Option<String>,
+    /// Each task attempt works in a git worktree and branch of its own, merged into the main tree when
+    /// the task completes [default: graphs.worktree].
+    #[arg(long)]
+    worktree: bool,
 }
 
 /// `orch checkpoint` subcommands: tasks waiting for a person.
@@ -302,7 +306,7 @@ pub async fn cancel(config: OrchConfig, id: Id, json: bool) -> Result<u8, Failur
 /// `orch worker`.
 pub async fn worker(config: OrchConfig, args: &WorkerArgs) -> Result<u8, Failure> {
     let graph = args.graph.as_deref().map(|g| parse_id("task graph", g)).transpose()?;
-    let engine = engine(config, true).await?;
+    let engine = engine(crate::plan::with_worktree(config, args.worktree), true).await?;
     let runner = runner(&engine)?;
     let mut worker = runner.worker(graph);
     if let Some(n) = args.concurrency {

@@ -1,6 +1,7 @@
 //! `orch plan …` and `orch graph …`: plans from the planning model or a file, approval, graphs of
 //! approved plans, listings and details.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use orch_core::config::OrchConfig;
 use orch_core::engine::Engine;
 use orch_core::graph::{GraphError, NewTask, PlanOrigin, TaskGraphs, read_plan_file, waves::plan_waves};
 use orch_core::store::Store;
-use orch_core::wire::{Complexity, Id, Plan, Task, TaskGraph};
+use orch_core::wire::{Complexity, Id, Plan, Task, TaskGraph, TaskStatus};
 use serde_json::{Value, json};
 
 use crate::chat::Failure;
@@ -107,6 +108,10 @@ pub enum GraphCommand {
         /// Leave the tasks to `orch worker` processes.
         #[arg(long)]
         no_worker: bool,
+        /// Each task attempt works in a git worktree and branch of its own, merged into the main tree
+        /// when the task completes [default: graphs.worktree].
+        #[arg(long)]
+        worktree: bool,
         /// With --no-worker: wait for the graph to end or pause.
         #[arg(long)]
         wait: bool,
@@ -127,6 +132,10 @@ pub enum GraphCommand {
         /// Leave the tasks to `orch worker` processes.
         #[arg(long)]
         no_worker: bool,
+        /// Each task attempt works in a git worktree and branch of its own, merged into the main tree
+        /// when the task completes [default: graphs.worktree].
+        #[arg(long)]
+        worktree: bool,
         /// With --no-worker: wait for the graph to end or pause.
         #[arg(long)]
         wait: bool,
@@ -212,6 +221,14 @@ pub async fn run_plan(args: &PlanArgs, config: OrchConfig) -> Result<u8, Failure
     }
 }
 
+/// The configuration with `graphs.worktree` on when `--worktree` was given.
+pub(crate) fn with_worktree(mut config: OrchConfig, worktree: bool) -> OrchConfig {
+    if worktree {
+        config.graphs.worktree = Some(true);
+    }
+    config
+}
+
 /// Runs `orch graph …`. Ids and values are checked before the store is opened.
 pub async fn run_graph(command: &GraphCommand, config: OrchConfig) -> Result<u8, Failure> {
     match command {
@@ -224,7 +241,7 @@ pub async fn run_graph(command: &GraphCommand, config: OrchConfig) -> Result<u8,
             show_graph(open_store(&config).await?, id, *json).await
         }
         GraphCommand::List { json } => list_graphs(open_store(&config).await?, *json).await,
-        GraphCommand::Run { id, file, concurrency, budget, no_worker, wait, json } => {
+        GraphCommand::Run { id, file, concurrency, budget, no_worker, worktree, wait, json } => {
             let target = match (id, file) {
                 (Some(id), _) => RunTarget::Id(parse_id("plan or graph", id)?),
                 (None, Some(f)) => RunTarget::File(f.clone()),
@@ -233,14 +250,14 @@ pub async fn run_graph(command: &GraphCommand, config: OrchConfig) -> Result<u8,
             let budget = budget.as_deref().map(|b| parse_usd("--budget", b)).transpose()?;
             let options =
                 RunOptions { concurrency: *concurrency, budget, no_worker: *no_worker, wait: *wait, json: *json };
-            crate::graph_run::run(config, target, options).await
+            crate::graph_run::run(with_worktree(config, *worktree), target, options).await
         }
-        GraphCommand::Resume { id, budget, concurrency, no_worker, wait, json } => {
+        GraphCommand::Resume { id, budget, concurrency, no_worker, worktree, wait, json } => {
             let id = parse_id("task graph", id)?;
             let budget = budget.as_deref().map(|b| parse_usd("--budget", b)).transpose()?;
             let options =
                 RunOptions { concurrency: *concurrency, budget, no_worker: *no_worker, wait: *wait, json: *json };
-            crate::graph_run::resume(config, id, options).await
+            crate::graph_run::resume(with_worktree(config, *worktree), id, options).await
         }
         GraphCommand::Cancel { id, json } => crate::graph_run::cancel(config, parse_id("task graph", id)?, *json).await,
         GraphCommand::Add { id, title, key, description, task_type, complexity, depends_on, task_model, json } => {
@@ -510,8 +527,15 @@ async fn add_task(store: Arc<dyn Store>, id: Id, new: NewTask, json: bool) -> Re
 
 fn print_graph(graph: &TaskGraph, tasks: &[Task], json: bool) {
     let mut out = std::io::stdout().lock();
+    let (by_wave, by_model) = costs(tasks);
     if json {
-        let _ = writeln!(out, "{}", json!({"graph": graph, "tasks": tasks}));
+        let by_wave: serde_json::Map<String, serde_json::Value> =
+            by_wave.iter().map(|(w, c)| (w.to_string(), json!(c))).collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            json!({"graph": graph, "tasks": tasks, "cost": {"by_wave": by_wave, "by_model": by_model}})
+        );
         return;
     }
     let _ = writeln!(out, "Graph {} ({})", graph.name, graph.id);
@@ -534,12 +558,35 @@ fn print_graph(graph: &TaskGraph, tasks: &[Task], json: bool) {
     let keys: std::collections::HashMap<Id, &str> = tasks.iter().map(|t| (t.id, t.key.as_str())).collect();
     let width = tasks.iter().map(|t| t.key.chars().count()).max().unwrap_or(0);
     for w in 1..=graph.waves {
-        let _ = writeln!(out, "Wave {w}");
+        match by_wave.get(&w) {
+            Some(c) if *c > 0.0 => _ = writeln!(out, "Wave {w} (${c:.4})"),
+            _ => _ = writeln!(out, "Wave {w}"),
+        }
         for t in tasks.iter().filter(|t| t.wave == w) {
             let deps: Vec<&str> = t.depends_on.iter().map(|d| keys.get(d).copied().unwrap_or("?")).collect();
             let deps = if deps.is_empty() { String::new() } else { format!(" ← {}", deps.join(", ")) };
             let cost = if t.cost_usd > 0.0 { format!(" ${:.4}", t.cost_usd) } else { String::new() };
-            let _ = writeln!(out, "  {:<10} {:<width$}  {}{cost}{deps}", t.status.as_str(), t.key, t.title);
+            let model = t.model.as_deref().map(|m| format!(" [{m}]")).unwrap_or_default();
+            let _ = writeln!(out, "  {:<10} {:<width$}  {}{model}{cost}{deps}", t.status.as_str(), t.key, t.title);
+            if let Some(why) = t.checkpoint.as_deref().filter(|_| t.status == TaskStatus::Blocked) {
+                let _ = writeln!(out, "             checkpoint: {why} (orch checkpoint resolve {})", t.id);
+            }
         }
     }
+    if !by_model.is_empty() {
+        let models: Vec<String> = by_model.iter().map(|(m, c)| format!("{m} ${c:.4}")).collect();
+        let _ = writeln!(out, "Cost by model: {}", models.join(", "));
+    }
+}
+
+/// The cost of a graph's tasks by wave, and by the model of each task's last attempt (tasks that cost
+/// nothing are left out).
+fn costs(tasks: &[Task]) -> (BTreeMap<u32, f64>, BTreeMap<String, f64>) {
+    let mut by_wave = BTreeMap::new();
+    let mut by_model = BTreeMap::new();
+    for t in tasks.iter().filter(|t| t.cost_usd > 0.0) {
+        *by_wave.entry(t.wave).or_insert(0.0) += t.cost_usd;
+        *by_model.entry(t.model.clone().unwrap_or_else(|| "?".into())).or_insert(0.0) += t.cost_usd;
+    }
+    (by_wave, by_model)
 }

@@ -153,3 +153,23 @@ fn dotenv_names_the_claude_binary_and_its_key_reaches_the_claude_code_cli() {
     assert_eq!(out.status.code(), Some(1), "the stand-in fails: {}", text(&out.stderr));
     assert_eq!(std::fs::read_to_string(d.join("seen-key")).unwrap(), "sk-ant-from-dotenv");
 }
+
+/// `[graphs]` settings are shown with their source; an unknown key there is refused naming it.
+#[test]
+fn graph_settings_are_shown_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join(".orch")).unwrap();
+    std::fs::write(d.join(".orch/config.toml"), "[graphs]\nqa_model = \"haiku\"\nconcurrency = 8\n").unwrap();
+    let c = config_json(d, &[], &[]);
+    assert_eq!(setting(&c, "graphs.qa_model")["value"], "haiku");
+    assert_eq!(setting(&c, "graphs.qa_model")["source"]["kind"], "file");
+    assert_eq!(setting(&c, "graphs.concurrency")["value"], 8);
+    assert_eq!(setting(&c, "graphs.max_attempts")["value"], 3);
+    assert_eq!(setting(&c, "graphs.max_attempts")["source"]["kind"], "default");
+
+    std::fs::write(d.join(".orch/config.toml"), "[graphs]\nqa_modle = \"haiku\"\n").unwrap();
+    let out = run_in(d, &["config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("qa_modle"), "{}", text(&out.stderr));
+}

@@ -108,6 +108,53 @@ fn budget_shared_by_two_worker_processes(db: &Db) {
     assert_eq!(g["graph"]["status"], "completed", "{g}");
     let total: f64 = g["tasks"].as_array().unwrap().iter().map(|t| t["cost_usd"].as_f64().unwrap()).sum();
     assert!((g["graph"]["cost_usd"].as_f64().unwrap() - total).abs() < 1e-9);
+    // Cost by wave and by model, in JSON and for people.
+    assert!((g["cost"]["by_wave"]["1"].as_f64().unwrap() - total).abs() < 1e-9, "{}", g["cost"]);
+    assert!((g["cost"]["by_model"]["claude-haiku-4-5"].as_f64().unwrap() - total).abs() < 1e-9, "{}", g["cost"]);
+    let shown = text(&db.run(d, &["graph", "show", &id]).stdout);
+    assert!(shown.contains(&format!("Wave 1 (${total:.4})")), "{shown}");
+    assert!(shown.contains(&format!("Cost by model: claude-haiku-4-5 ${total:.4}")), "{shown}");
+}
+
+/// `--worktree`: the task works in a git worktree of its own, its change is committed with a message
+/// naming it and merged into the main tree.
+#[test]
+fn graph_run_with_worktree_commits_and_merges_each_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(d.join(".gitignore"), "model.json\nplan.json\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "start"]);
+    let model = scripted(
+        d,
+        "model.json",
+        &json!({"steps": [
+            {"when": "^# Task", "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "calc.py", "content": "print(1)"}}]},
+            {"repeat": true, "reply": [{"type": "text", "text": "wrote calc.py"}]}
+        ]}),
+    );
+    let plan = plan_file(d, 1);
+    let out = Db::Sqlite.run(d, &["--model", &model, "graph", "run", "--file", &plan, "--worktree", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let end: Value = serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(end["graph"]["status"], "completed", "{end}");
+    let output = end["tasks"][0]["output"].as_str().unwrap();
+    assert!(output.contains("[git] commit") && output.contains("merged into the main tree"), "{output}");
+    assert_eq!(std::fs::read_to_string(d.join("calc.py")).unwrap(), "print(1)");
+    let subjects = git(&["log", "--format=%s"]);
+    assert!(subjects.lines().any(|l| l == "t0: task 0"), "{subjects}");
+    assert_eq!(git(&["worktree", "list"]).lines().count(), 1);
 }
 
 #[test]

@@ -51,8 +51,10 @@
 //! max_attempts = 3                           # failed attempts before a task raises a checkpoint
 //! retry_base_secs = 1.0                      # backoff: base × 2^(failures-1), at most 5 minutes
 //! stuck_no_output_secs = 600                 # interrupt an attempt silent this long
-//! stuck_no_tool_secs = 900                   # … or without a new tool call this long
-//! planning_model = "sonnet"                  # the model of `orch plan`
+//! stuck_no_tool_secs = 300                   # … or without a new tool call this long
+//! worktree = false                          # each attempt in a git worktree, merged when done
+//! qa_model = "haiku"                        # reviews completed tasks against their criteria
+//! planning_model = "opus"                    # the model of `orch plan` (default: the default model)
 //! [[graphs.routes]]                          # first match wins; then the built-in table
 //! task_type = "research"                     # absent: any type
 //! complexity = "simple"                      # absent: any complexity

@@ -159,9 +159,16 @@ pub struct GraphsConfig {
     pub retry_base_secs: Option<f64>,
     /// An attempt without any new event this long is stuck (default 600).
     pub stuck_no_output_secs: Option<f64>,
-    /// An attempt without a new tool call this long is stuck (default 900).
+    /// An attempt without a new tool call this long is stuck (default 300).
     pub stuck_no_tool_secs: Option<f64>,
-    /// The planning model of `orch plan` (default: the built-in table's `planning` route).
+    /// Each task attempt works in a git worktree and branch of its own, merged into the main tree
+    /// when the task completes (default false).
+    pub worktree: Option<bool>,
+    /// The model of the QA pass: completed tasks whose verification criteria are not all commands are
+    /// reviewed by an agent on it, with read-only tools (default: no review).
+    pub qa_model: Option<String>,
+    /// The planning model of `orch plan`: an alias, a model id or a `provider:model` spec (default: the
+    /// default model).
     pub planning_model: Option<String>,
     /// Routing rules, tried in order before the built-in table.
     #[serde(default)]
@@ -376,7 +383,7 @@ impl OrchConfig {
     /// Every setting with its (masked) value and source, in `config.toml` order.
     pub fn entries(&self) -> Vec<ConfigEntry> {
         let (s, m, p) = (&self.store, &self.models, &self.providers);
-        vec![
+        let mut out = vec![
             entry("working_dir", "--cwd", &self.working_dir),
             entry("store.url", "ORCH_DATABASE_URL, DATABASE_URL", &s.url),
             entry("store.pg_schema", "ORCH_PG_SCHEMA", &s.pg_schema),
@@ -408,6 +415,40 @@ impl OrchConfig {
             entry("server.host", "ORCH_HOST", &self.server.host),
             entry("server.port", "ORCH_PORT, BACKEND_PORT", &self.server.port),
             entry("server.cors_origins", "ORCH_CORS_ORIGINS", &self.server.cors_origins),
+        ];
+        out.extend(self.graph_entries());
+        out
+    }
+
+    /// The `[graphs]` settings: set in the config file (or by a flag of `graph run` / `worker`), else
+    /// their defaults.
+    fn graph_entries(&self) -> Vec<ConfigEntry> {
+        let g = &self.graphs;
+        let file = |key: &'static str, value: Option<serde_json::Value>, default: serde_json::Value| {
+            let source = match (&value, &self.config_file) {
+                (Some(_), Some(path)) => Source::File { path: path.clone(), key: key.to_string() },
+                (Some(_), None) => Source::Flag { name: "--worktree".into() },
+                (None, _) => Source::Default,
+            };
+            let value = value.or(Some(default)).filter(|v| !v.is_null());
+            ConfigEntry { key, env: "", value, source }
+        };
+        let v = |x: serde_json::Value| Some(x).filter(|x| !x.is_null());
+        use serde_json::{Value, json};
+        vec![
+            file("graphs.concurrency", v(json!(g.concurrency)), json!(4)),
+            file("graphs.max_attempts", v(json!(g.max_attempts)), json!(3)),
+            file("graphs.retry_base_secs", v(json!(g.retry_base_secs)), json!(1.0)),
+            file("graphs.stuck_no_output_secs", v(json!(g.stuck_no_output_secs)), json!(600.0)),
+            file("graphs.stuck_no_tool_secs", v(json!(g.stuck_no_tool_secs)), json!(300.0)),
+            file("graphs.worktree", v(json!(g.worktree)), json!(false)),
+            file("graphs.qa_model", v(json!(g.qa_model)), Value::Null),
+            file("graphs.planning_model", v(json!(g.planning_model)), Value::Null),
+            file(
+                "graphs.routes",
+                (!g.routes.is_empty()).then(|| serde_json::to_value(&g.routes).unwrap_or_default()),
+                Value::Null,
+            ),
         ]
     }
 }

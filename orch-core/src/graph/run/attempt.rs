@@ -11,7 +11,9 @@ use serde_json::json;
 
 use super::GraphRunner;
 use super::budget::{BudgetGate, warn_near_limits};
+use super::isolate::{AttemptTree, Closed};
 use super::prompt::{OUTPUT_CHARS, read_knowledge, task_prompt};
+use super::qa::Review;
 use super::stuck::{Stuck, Watch};
 use crate::executor::{RunError, RunOptions, agent_keys};
 use crate::interrupt::Interrupt;
@@ -68,7 +70,7 @@ enum End {
     Cancelled,
 }
 
-fn short(id: crate::wire::Id) -> String {
+pub(crate) fn short(id: crate::wire::Id) -> String {
     let hex = id.simple().to_string();
     hex[hex.len().saturating_sub(8)..].to_string()
 }
@@ -103,7 +105,7 @@ impl GraphRunner {
             Err(until) => {
                 let wait = until.saturating_duration_since(std::time::Instant::now());
                 let note = format!("waiting: the provider of {} is unavailable", route.model);
-                self.end(&mut task, fence, End::Release { not_before: Some(wait), note }, 0.0).await?;
+                self.end(&mut task, fence, End::Release { not_before: Some(wait), note }, 0.0, Vec::new()).await?;
                 return Ok(Vec::new());
             }
         };
@@ -114,11 +116,28 @@ impl GraphRunner {
             }
         }
         let prompt = task_prompt(&task, &deps, &facts, task.error.as_deref());
+        let runtime = self.supervisor.runner().runtime().clone();
+        let tree = if self.settings.worktree {
+            match AttemptTree::open(runtime.as_ref(), &self.working_dir, &task).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let end = End::Checkpoint(format!("no git worktree for the task: {e}"));
+                    self.end(&mut task, fence, end, 0.0, Vec::new()).await?;
+                    return Ok(Vec::new());
+                }
+            }
+        } else {
+            None
+        };
+        let workdir = tree.as_ref().map_or_else(|| self.working_dir.clone(), |t| t.workdir().to_path_buf());
         let name = format!("{}-{}-a{}", task.key, short(task.graph_id), task.attempt);
-        let mut agent = Agent::new(name, model.clone(), self.working_dir.display().to_string());
+        let mut agent = Agent::new(name, model.clone(), workdir.display().to_string());
         agent.metadata = json!({
             "graph_id": task.graph_id, "task_id": task.id, "task_key": task.key, "attempt": task.attempt,
         });
+        if let Some(t) = &tree {
+            agent.metadata["branch"] = json!(t.branch());
+        }
         task.agent_id = Some(agent.id);
         task.model = Some(model.clone());
         task.updated_at = now();
@@ -163,10 +182,11 @@ impl GraphRunner {
                 () = watchdog => {}
             }
         };
-        let cost = match self.store.get_agent(agent.id).await {
+        let mut cost = match self.store.get_agent(agent.id).await {
             Ok(Some(a)) => a.total_cost_usd,
             _ => outcome.as_ref().map(|o| o.cost_usd).unwrap_or(0.0),
         };
+        let mut notes: Vec<Note> = Vec::new();
         let stuck = stuck.lock().unwrap_or_else(|p| p.into_inner()).clone().or_else(|| watch.check_asked());
         let end = if let Some(reason) = gate.refused() {
             End::Budget(reason)
@@ -180,8 +200,10 @@ impl GraphRunner {
                 (Some(Stuck::Rule(r)), _) => End::Failed(format!("stuck: {r}")),
                 (None, Ok(o)) if o.stop_reason == EndReason::EndTurn => {
                     let answer = o.final_text.unwrap_or_default();
-                    match self.verify(&task, &handle.interrupt).await {
-                        Ok(()) => End::Completed { knowledge: read_knowledge(&answer), output: answer },
+                    match self.verify(&task, &workdir, &handle.interrupt).await {
+                        Ok(()) => {
+                            self.check(&task, answer, &workdir, &gate, &handle.interrupt, &mut cost, &mut notes).await
+                        }
                         Err(why) => End::Checkpoint(format!("verification failed: {why}")),
                     }
                 }
@@ -196,20 +218,42 @@ impl GraphRunner {
                 (None, Err(e)) => End::Failed(e.to_string()),
             }
         };
-        self.end(&mut task, fence, end, cost).await?;
+        // The worktree's changes are committed (and a completed task's merged) before the task ends,
+        // so its dependents start from them.
+        // A budget refused to the reviewer pauses the graph like one refused to the agent.
+        let end = match (gate.refused(), end) {
+            (Some(reason), End::Completed { .. } | End::Checkpoint(_)) => End::Budget(reason),
+            (_, end) => end,
+        };
+        let end = match tree {
+            Some(t) => {
+                let closed = t.close(runtime.as_ref(), &task, matches!(end, End::Completed { .. })).await;
+                notes.push(Note::git(&task, &closed));
+                match (end, closed.merge_failed) {
+                    (End::Completed { .. }, Some(why)) => End::Checkpoint(why),
+                    (End::Completed { mut output, knowledge }, None) => {
+                        output.push_str(&format!("\n\n[git] {}", closed.note));
+                        End::Completed { output, knowledge }
+                    }
+                    (end, _) => end,
+                }
+            }
+            None => end,
+        };
+        self.end(&mut task, fence, end, cost, notes).await?;
         warn_near_limits(&self.store, task.graph_id, &self.warned).await;
         Ok(if task.status == TaskStatus::Completed { task.knowledge.clone() } else { Vec::new() })
     }
 
-    /// Runs the task's verification commands (`$ command` items) in the working directory; other
-    /// items are criteria for the agent (in its prompt) and a reviewing pass.
-    async fn verify(&self, task: &Task, interrupt: &Interrupt) -> Result<(), String> {
+    /// Runs the task's verification commands (`$ command` items) in the attempt's working directory;
+    /// other items are criteria for the agent (in its prompt) and a reviewing pass.
+    async fn verify(&self, task: &Task, workdir: &std::path::Path, interrupt: &Interrupt) -> Result<(), String> {
         for v in &task.verification {
             let Some(cmd) = v.trim().strip_prefix("$ ") else { continue };
             let spec = ProcessSpec {
                 program: "sh".into(),
                 args: vec!["-c".into(), cmd.to_string()],
-                cwd: self.working_dir.clone(),
+                cwd: workdir.to_path_buf(),
                 env: Vec::new(),
                 timeout: Some(Duration::from_secs(600)),
                 output_limit: 16 * 1024,
@@ -233,8 +277,46 @@ impl GraphRunner {
         Ok(())
     }
 
-    /// Ends the attempt in one fenced commit.
-    async fn end(&self, task: &mut Task, fence: u32, end: End, attempt_cost: f64) -> Result<(), AttemptError> {
+    /// The checks of a completed attempt after its commands passed: the QA review when a QA model is
+    /// set and the task has criteria to review. Adds the review's cost and its note.
+    #[allow(clippy::too_many_arguments)]
+    async fn check(
+        &self,
+        task: &Task,
+        mut answer: String,
+        workdir: &std::path::Path,
+        gate: &Arc<BudgetGate>,
+        interrupt: &Interrupt,
+        cost: &mut f64,
+        notes: &mut Vec<Note>,
+    ) -> End {
+        let Some(model) = self.settings.qa_model.as_deref() else {
+            return End::Completed { knowledge: read_knowledge(&answer), output: answer };
+        };
+        let Some((review, spent)) = self.review(task, &answer, workdir, model, gate.clone(), interrupt).await else {
+            return End::Completed { knowledge: read_knowledge(&answer), output: answer };
+        };
+        *cost += spent;
+        notes.push(Note::qa(task, model, &review));
+        match review {
+            Review::Pass(why) => {
+                let knowledge = read_knowledge(&answer);
+                answer.push_str(&format!("\n\n[qa] passed: {why}"));
+                End::Completed { knowledge, output: answer }
+            }
+            Review::Fail(why) => End::Checkpoint(format!("QA failed: {why}")),
+        }
+    }
+
+    /// Ends the attempt in one fenced commit, with its notes (its worktree's end, its review).
+    async fn end(
+        &self,
+        task: &mut Task,
+        fence: u32,
+        end: End,
+        attempt_cost: f64,
+        notes: Vec<Note>,
+    ) -> Result<(), AttemptError> {
         let at = now();
         task.cost_usd += attempt_cost;
         task.updated_at = at;
@@ -300,6 +382,12 @@ impl GraphRunner {
             }
         }
         batch.push_event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
+        for n in notes {
+            batch.push_event(
+                EventKeys::default(),
+                Event::SystemLog { level: n.level, message: n.message, metadata: n.metadata },
+            );
+        }
         if let Some((level, message)) = log {
             let metadata = json!({"graph_id": task.graph_id, "task_id": task.id, "attempt": task.attempt});
             batch.push_event(EventKeys::default(), Event::SystemLog { level, message, metadata });
@@ -307,6 +395,45 @@ impl GraphRunner {
         batch.push_change(Change::FinishTask { task: Box::new(task.clone()), fence });
         self.store.commit(batch).await?;
         Ok(())
+    }
+}
+
+/// A log line of an attempt's end, recorded with it.
+struct Note {
+    level: LogLevel,
+    message: String,
+    metadata: serde_json::Value,
+}
+
+impl Note {
+    fn git(task: &Task, closed: &Closed) -> Self {
+        Note {
+            level: if closed.merge_failed.is_some() { LogLevel::Warning } else { LogLevel::Info },
+            message: format!("Task {} attempt {}: {}", task.key, task.attempt, closed.note),
+            metadata: json!({
+                "graph_id": task.graph_id, "task_id": task.id, "attempt": task.attempt, "worktree": closed.record,
+            }),
+        }
+    }
+
+    fn qa(task: &Task, model: &str, review: &Review) -> Self {
+        let (pass, why) = match review {
+            Review::Pass(w) => (true, w),
+            Review::Fail(w) => (false, w),
+        };
+        Note {
+            level: if pass { LogLevel::Info } else { LogLevel::Warning },
+            message: format!(
+                "QA of task {} attempt {}: {} — {why}",
+                task.key,
+                task.attempt,
+                if pass { "passed" } else { "failed" }
+            ),
+            metadata: json!({
+                "event": "qa", "graph_id": task.graph_id, "task_id": task.id, "attempt": task.attempt,
+                "qa": {"pass": pass, "notes": why, "model": model},
+            }),
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 
 mod attempt;
 mod budget;
+pub mod isolate;
 mod prompt;
+pub mod qa;
 mod routing;
 mod stuck;
 mod worker;
@@ -25,7 +27,7 @@ pub use worker::{Worker, WorkerReport};
 use super::GraphError;
 use crate::config::GraphsConfig;
 use crate::executor::Supervisor;
-use crate::store::{Batch, Change, Store};
+use crate::store::{Batch, Change, Store, StoreError};
 use crate::wire::{BudgetScope, Event, EventKeys, GraphStatus, Id, Task, TaskGraph, TaskStatus, now};
 
 /// How graphs are run.
@@ -51,6 +53,12 @@ pub struct GraphSettings {
     pub poll: Duration,
     /// How long a provider that failed with a transient error is avoided.
     pub provider_down_for: Duration,
+    /// Each attempt works in a git worktree of its own, on branch `orch/graph-<graph>-<task key>`;
+    /// a completed task's branch is committed and merged into the main tree (see [`isolate`]).
+    pub worktree: bool,
+    /// The model of the QA pass: completed tasks with verification criteria that are not commands are
+    /// reviewed by an agent on it (see [`qa`]); `None`: no review.
+    pub qa_model: Option<String>,
 }
 
 impl Default for GraphSettings {
@@ -66,6 +74,8 @@ impl Default for GraphSettings {
             stale_after: Duration::from_secs(5),
             poll: Duration::from_millis(250),
             provider_down_for: Duration::from_secs(30),
+            worktree: false,
+            qa_model: None,
         }
     }
 }
@@ -90,6 +100,8 @@ impl GraphSettings {
         if let Some(d) = secs(c.stuck_no_tool_secs) {
             s.stuck.no_tool = d;
         }
+        s.worktree = c.worktree.unwrap_or(false);
+        s.qa_model = c.qa_model.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(str::to_string);
         s
     }
 
@@ -218,6 +230,19 @@ impl GraphRunner {
     /// Cancels a graph that has not ended: its open tasks are cancelled; workers interrupt the running
     /// ones (they see the graph's `GraphUpdated` event) and record them cancelled.
     pub async fn cancel(&self, id: Id) -> Result<TaskGraph, GraphError> {
+        // A task claimed between the read and the commit fails the commit's fence: read again (a few
+        // times; claims of the graph stop once it is cancelled).
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.cancel_once(id).await {
+                Err(GraphError::Store(StoreError::Fenced { .. })) if tries < 5 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn cancel_once(&self, id: Id) -> Result<TaskGraph, GraphError> {
         let g = self.graph(id).await?;
         if g.status.is_final() {
             return Err(GraphError::GraphEnded { id, status: g.status.as_str() });

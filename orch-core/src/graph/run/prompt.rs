@@ -86,8 +86,8 @@ pub fn fact_concerns(f: &Fact, task: &Task) -> bool {
 }
 
 /// The facts of an answer: its `KNOWLEDGE:` lines, and the `knowledge` list of a JSON object in it
-/// (`{"knowledge": ["fact", {"text": "fact", "tags": ["code"]}]}`). Facts without tags are tagged with
-/// nothing (every later task gets them) unless `default_tag` is given.
+/// (`{"knowledge": ["fact", {"text": "fact", "tags": ["code"]}]}`). Facts without tags concern every
+/// later task.
 pub fn read_knowledge(answer: &str) -> Vec<Fact> {
     let mut facts = Vec::new();
     for line in answer.lines() {
