@@ -319,6 +319,15 @@ async fn a_budget_pauses_the_graph_at_its_limit_and_resuming_with_more_finishes_
     assert!(ra.attempts + rb.attempts >= 8);
     let done = store.list_tasks(graph_id).await.unwrap().iter().filter(|t| t.status == TaskStatus::Completed).count();
     assert!(done < 24, "the limit stopped work before the end");
+    let warnings = events(&store)
+        .await
+        .into_iter()
+        .filter(|r| {
+            matches!(&r.event, Event::SystemLog { metadata, .. }
+            if metadata["event"] == "budget_warning" && metadata["graph_id"] == json!(graph_id))
+        })
+        .count();
+    assert!(warnings >= 1, "a budget_warning event at 80 % of the limit");
 
     runner.start(graph_id, Some(1.0)).await.unwrap();
     let report = runner.worker(Some(graph_id)).run().await.unwrap();

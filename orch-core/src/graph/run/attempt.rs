@@ -182,9 +182,10 @@ impl GraphRunner {
                 () = watchdog => {}
             }
         };
-        let mut cost = match self.store.get_agent(agent.id).await {
-            Ok(Some(a)) => a.total_cost_usd,
-            _ => outcome.as_ref().map(|o| o.cost_usd).unwrap_or(0.0),
+        let mut cost = match &outcome {
+            // A fresh agent: its one turn is all it cost.
+            Ok(o) => o.cost_usd,
+            Err(_) => self.store.get_agent(agent.id).await.ok().flatten().map_or(0.0, |a| a.total_cost_usd),
         };
         let mut notes: Vec<Note> = Vec::new();
         let stuck = stuck.lock().unwrap_or_else(|p| p.into_inner()).clone().or_else(|| watch.check_asked());

@@ -2,7 +2,9 @@
 //! the day, the month and the graph (one atomic store change, so concurrent workers in any process never
 //! spend past a limit together); after the call it settles the reservation with the real cost.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -56,9 +58,29 @@ impl ModelGate for BudgetGate {
     }
 }
 
+/// The budget warnings of one process: those given, and when each graph was last seen with no limit
+/// at all.
+#[derive(Debug, Default)]
+pub(crate) struct Warned {
+    given: Vec<String>,
+    unlimited: HashMap<Id, Instant>,
+}
+
+/// How long a graph seen without any limit (its own, daily, monthly) is not looked at again: the two
+/// reads are then paid once a second, not by each of thousands of short attempts. A graph with a
+/// limit is looked at after every attempt.
+const UNLIMITED_FOR: Duration = Duration::from_secs(1);
+
 /// Appends a `budget_warning` log when the graph, the day or the month has used 80 % of its limit
-/// (once per `warned` key in this process).
-pub(crate) async fn warn_near_limits(store: &Arc<dyn Store>, graph_id: Id, warned: &Mutex<Vec<String>>) {
+/// (once per key in this process).
+pub(crate) async fn warn_near_limits(store: &Arc<dyn Store>, graph_id: Id, warned: &Mutex<Warned>) {
+    {
+        let w = warned.lock().unwrap_or_else(|p| p.into_inner());
+        if w.unlimited.get(&graph_id).is_some_and(|seen| seen.elapsed() < UNLIMITED_FOR) {
+            return;
+        }
+    }
+    let mut limited = false;
     let at = now();
     let day = at.format("%Y-%m-%d").to_string();
     let month = at.format("%Y-%m").to_string();
@@ -66,12 +88,15 @@ pub(crate) async fn warn_near_limits(store: &Arc<dyn Store>, graph_id: Id, warne
     if let Ok(Some(g)) = store.get_graph(graph_id).await
         && let Some(limit) = g.budget_usd
         && limit > 0.0
-        && g.cost_usd >= 0.8 * limit
     {
-        near.push((format!("graph:{graph_id}"), format!("graph {graph_id}"), g.cost_usd, limit));
+        limited = true;
+        if g.cost_usd >= 0.8 * limit {
+            near.push((format!("graph:{graph_id}"), format!("graph {graph_id}"), g.cost_usd, limit));
+        }
     }
     if let Ok(b) = store.budget(&day, &month).await {
         for line in [b.daily, b.monthly] {
+            limited |= line.limit_usd.is_some();
             if let Some(limit) = line.limit_usd
                 && line.spent_usd >= 0.8 * limit
             {
@@ -84,13 +109,21 @@ pub(crate) async fn warn_near_limits(store: &Arc<dyn Store>, graph_id: Id, warne
             }
         }
     }
+    {
+        let mut w = warned.lock().unwrap_or_else(|p| p.into_inner());
+        if limited {
+            w.unlimited.remove(&graph_id);
+        } else {
+            w.unlimited.insert(graph_id, Instant::now());
+        }
+    }
     for (key, what, spent, limit) in near {
         {
             let mut w = warned.lock().unwrap_or_else(|p| p.into_inner());
-            if w.contains(&key) {
+            if w.given.contains(&key) {
                 continue;
             }
-            w.push(key);
+            w.given.push(key);
         }
         let message = format!(
             "budget_warning: the {what} budget is {:.0} % used (${spent:.4} of ${limit:.4})",

@@ -144,7 +144,7 @@ pub struct GraphRunner {
     pub(crate) router: Arc<Router>,
     pub(crate) settings: GraphSettings,
     /// Budget warnings given by this process (one per graph, day or month).
-    pub(crate) warned: Arc<std::sync::Mutex<Vec<String>>>,
+    pub(crate) warned: Arc<std::sync::Mutex<budget::Warned>>,
 }
 
 impl std::fmt::Debug for GraphRunner {

@@ -119,9 +119,10 @@ impl GraphRunner {
             ..RunOptions::default()
         };
         let outcome = self.supervisor.run(&agent, review_prompt(task, answer, &criteria), options).await;
-        let cost = match self.store.get_agent(agent.id).await {
-            Ok(Some(a)) => a.total_cost_usd,
-            _ => outcome.as_ref().map(|o| o.cost_usd).unwrap_or(0.0),
+        let cost = match &outcome {
+            // A fresh agent: its one turn is all it cost.
+            Ok(o) => o.cost_usd,
+            Err(_) => self.store.get_agent(agent.id).await.ok().flatten().map_or(0.0, |a| a.total_cost_usd),
         };
         let review = match outcome {
             Ok(o) if o.stop_reason == EndReason::EndTurn => verdict(o.final_text.as_deref().unwrap_or_default()),

@@ -150,6 +150,25 @@ impl Worker {
         base.mul_f64(factor)
     }
 
+    /// Frees the slot of an ended attempt; its findings reach this worker's next tasks at once (others'
+    /// with the next read of the graph).
+    fn ended(
+        facts_of: &mut HashMap<Id, (Instant, Vec<Fact>)>,
+        handles: &mut HashMap<Id, (Id, AttemptHandle)>,
+        task_id: Id,
+        learned: Vec<Fact>,
+    ) {
+        if let Some((graph_id, _)) = handles.remove(&task_id)
+            && let Some((_, facts)) = facts_of.get_mut(&graph_id)
+        {
+            for f in learned {
+                if !facts.contains(&f) {
+                    facts.push(f);
+                }
+            }
+        }
+    }
+
     /// Runs until stopped ([`Worker::stopper`]) or, for a worker limited to one graph, until that graph
     /// has ended or paused and none of its attempts runs here.
     ///
@@ -246,17 +265,16 @@ impl Worker {
             let stop = self.stop.triggered().fuse();
             futures::pin_mut!(sleep, stop);
             futures::select! {
-                done = done_rx.next() => if let Some((task_id, learned)) = done {
-                    if let Some((graph_id, _)) = handles.remove(&task_id)
-                        && let Some((_, facts)) = self.facts.get_mut(&graph_id)
-                    {
-                        // This worker's own findings reach its next tasks at once; others' with the
-                        // next read of the graph.
-                        for f in learned {
-                            if !facts.contains(&f) {
-                                facts.push(f);
-                            }
-                        }
+                done = done_rx.next() => if let Some(first) = done {
+                    // Every attempt that ended meanwhile frees its slot before the next claim, so one
+                    // claim fills them all (claims are commits: one per ended attempt would cap the
+                    // worker's rate at one claim's latency).
+                    let mut ended = vec![first];
+                    while let Ok(more) = done_rx.get_mut().try_recv() {
+                        ended.push(more);
+                    }
+                    for (task_id, learned) in ended {
+                        Self::ended(&mut self.facts, &mut handles, task_id, learned);
                     }
                     claim_now = true;
                 },
