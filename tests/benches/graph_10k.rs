@@ -144,7 +144,7 @@ async fn drop_schema(url: &str, schema: &str) {
     let store = PgStore::connect(url).await.unwrap();
     drop(store);
     let status = std::process::Command::new("psql")
-        .args([url, "-qc", &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")])
+        .args([url, "-qc", &format!("SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")])
         .status();
     if !matches!(status, Ok(s) if s.success()) {
         eprintln!("note: could not drop the schema {schema} (psql missing?): drop it by hand");
