@@ -5,11 +5,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{json_lines, orch, run_in, script, text};
+use support::{json_lines, orch, run_in, script, text, wait_exit};
 
 fn events(dir: &Path) -> Vec<Value> {
     let out = run_in(dir, &["events", "--json"]);
@@ -33,20 +33,6 @@ fn wait_for(dir: &Path, what: &str, pred: impl Fn(&[Value]) -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("timed out waiting for {what}");
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("process did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// An orchestrator that creates `slow` and commands it; `slow` then runs `sleep 60` in Bash.
@@ -189,7 +175,7 @@ fn agent_commands_create_command_status_interrupt_delete() {
     let out = run_in(d, &["agent", "interrupt", "bob"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Interrupted agent 'bob'"), "{}", text(&out.stdout));
-    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let status = wait_exit(&mut child, Duration::from_secs(20), "orch chat");
     assert_eq!(status.code(), Some(130), "the commanding process reports the interrupt");
     let out = run_in(d, &["agent", "interrupt", "bob"]);
     assert!(text(&out.stdout).contains("not currently running"), "{}", text(&out.stdout));
@@ -312,7 +298,7 @@ fn a_chat_from_a_second_terminal_takes_over_the_orchestrator() {
     let out = run_in(d, &["--model", &model, "chat", "second job"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("second answered"), "{}", text(&out.stdout));
-    let status = wait_exit(&mut first, Duration::from_secs(20));
+    let status = wait_exit(&mut first, Duration::from_secs(20), "the first orch chat");
     assert_eq!(status.code(), Some(130), "the first chat reports its turn was interrupted");
     let evs = events(d);
     assert!(evs.iter().any(|e| e["type"] == "SystemLog"
@@ -336,7 +322,7 @@ fn ctrl_c_on_chat_interrupts_the_runs_it_hosts() {
     std::thread::sleep(Duration::from_millis(200));
     let ok = std::process::Command::new("kill").args(["-INT", &chat.id().to_string()]).status().unwrap();
     assert!(ok.success());
-    let status = wait_exit(&mut chat, Duration::from_secs(20));
+    let status = wait_exit(&mut chat, Duration::from_secs(20), "orch chat");
     assert_eq!(status.code(), Some(130));
     assert!(events(d).iter().any(|e| e["type"] == "Stop" && e["reason"] == "interrupted"));
     wait_for(d, "slow idle", |a| a.iter().any(|x| x["name"] == "slow" && x["status"] == "idle"));

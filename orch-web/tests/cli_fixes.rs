@@ -6,10 +6,10 @@ mod support;
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{json_lines, orch, run_in, script, text};
+use support::{json_lines, orch, run_in, script, text, wait_exit};
 
 /// A small pseudo-random sequence (seeded from the clock; the seed is printed on failure).
 struct Lcg(u64);
@@ -56,21 +56,6 @@ fn wait_handler(pid: u32) {
 fn kill_int(pid: u32) {
     let ok = Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
     assert!(ok.success());
-}
-
-fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: did not stop within {limit:?} of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A database with a few thousand events (an agent calling Glob 600 times).

@@ -12,7 +12,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Db, scripted, text};
+use support::{Db, scripted, text, wait_exit};
 
 /// A plan file of `n` independent tasks, each on Haiku.
 fn plan_file(dir: &Path, n: usize) -> String {
@@ -42,20 +42,6 @@ fn spawn_worker(db: &Db, dir: &Path, model: &str, graph: &str, concurrency: &str
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{what} did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The task updates of the log.

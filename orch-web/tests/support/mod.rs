@@ -202,3 +202,20 @@ pub fn wait_for_file_or_dir(path: &Path, limit: std::time::Duration, what: &str)
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Waits for `child` to exit, up to `limit`; past that it is killed and reaped, and the test panics
+/// naming `what`.
+pub fn wait_exit(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
