@@ -141,7 +141,9 @@ pub async fn run(config: OrchConfig, target: RunTarget, options: RunOptions) -> 
             let origin = PlanOrigin { source_file: Some(path.display().to_string()), ..PlanOrigin::default() };
             let plan = graphs.create_plan_from(None, read, origin).await?;
             graphs.approve(plan.id).await?;
-            graphs.create_graph(plan.id, None).await?.0
+            // Named after the file (`calc.json` → `calc`), not the plan's id.
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).filter(|s| !s.is_empty());
+            graphs.create_graph(plan.id, name).await?.0
         }
     };
     println!("{}", graph.id);
@@ -401,10 +403,10 @@ pub async fn budget(config: OrchConfig, args: &BudgetArgs) -> Result<u8, Failure
     }
     let mut out = std::io::stdout().lock();
     for line in [&status.daily, &status.monthly] {
-        let limit = line.limit_usd.map(|l| format!("${l:.2}")).unwrap_or_else(|| "no limit".into());
+        let limit = line.limit_usd.map(|l| format!("limit ${l:.2}")).unwrap_or_else(|| "no limit".into());
         let _ = writeln!(
             out,
-            "{:<8} {:<10} spent ${:.4}, reserved ${:.4}, limit {limit}",
+            "{:<8} {:<10} spent ${:.4}, reserved ${:.4}, {limit}",
             line.scope.as_str(),
             line.period,
             line.spent_usd,

@@ -135,6 +135,7 @@ fn graph_run_with_worktree_commits_and_merges_each_task() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let end: Value = serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(end["graph"]["status"], "completed", "{end}");
+    assert_eq!(end["graph"]["name"], "plan", "a graph of a plan file is named after the file");
     let output = end["tasks"][0]["output"].as_str().unwrap();
     assert!(output.contains("[git] commit") && output.contains("merged into the main tree"), "{output}");
     assert_eq!(std::fs::read_to_string(d.join("calc.py")).unwrap(), "print(1)");
