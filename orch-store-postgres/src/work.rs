@@ -55,9 +55,16 @@ pub(crate) async fn lock_graphs(db: &Db, conn: &mut PgConnection, ids: &[Id]) ->
 // ---- claims ----
 
 /// Claims due tasks by wave and index: ready tasks whose `not_before` passed, and running tasks whose
-/// worker is gone (no heartbeat since `stale_before`, or no row) or whose deadline passed (taken over),
-/// all of running graphs. One statement: the due rows are locked with `SKIP LOCKED` (rows another claim
-/// holds are passed over, not waited for) and updated. Returns a `TaskUpdated` event per claimed task.
+/// worker is gone (claimed before `stale_before` by a worker with no heartbeat since, or no row) or
+/// whose deadline passed (taken over), all of running graphs. One statement: the due rows are locked
+/// with `SKIP LOCKED` (rows another claim holds are passed over, not waited for) and updated. Returns a
+/// `TaskUpdated` event per claimed task.
+///
+/// A row claimed by another transaction after this statement's snapshot is checked again on its new
+/// version (READ COMMITTED), but the `workers` subquery still reads the old snapshot, in which a worker
+/// that just started has no row yet: its brand-new claim would look abandoned. The claim's own time
+/// (`started_at`, on the row, so checked on the new version) rules that out: a claim younger than the
+/// staleness window is never taken over.
 pub(crate) async fn claim_tasks(db: &Db, conn: &mut PgConnection, c: &TaskClaim) -> StoreResult<Vec<NewEvent>> {
     if c.limit == 0 {
         return Ok(Vec::new());
@@ -67,8 +74,9 @@ pub(crate) async fn claim_tasks(db: &Db, conn: &mut PgConnection, c: &TaskClaim)
             SELECT t.id AS task_id FROM {{S}}.tasks t JOIN {{S}}.task_graphs g ON g.id = t.graph_id \
             WHERE g.status = 'running' AND ($1::uuid IS NULL OR t.graph_id = $1) AND (\
                 (t.status = 'ready' AND (t.not_before IS NULL OR t.not_before <= $2)) \
-                OR (t.status = 'running' AND (t.lease_until < $2 OR NOT EXISTS (\
-                    SELECT 1 FROM {{S}}.workers w WHERE w.id = t.claimed_by AND w.heartbeat_at >= $3)))\
+                OR (t.status = 'running' AND (t.lease_until < $2 OR ((t.started_at IS NULL OR t.started_at < $3) \
+                    AND NOT EXISTS (\
+                    SELECT 1 FROM {{S}}.workers w WHERE w.id = t.claimed_by AND w.heartbeat_at >= $3))))\
             ) \
             ORDER BY t.wave, t.idx, t.id LIMIT $4 FOR UPDATE OF t SKIP LOCKED\
          ) \

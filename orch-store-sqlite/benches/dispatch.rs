@@ -19,8 +19,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use orch_core::store::testkit::fixtures::wave_graph;
 use orch_core::store::{Batch, Change, Store};
-use orch_core::wire::{Complexity, Event, GraphStatus, Task, TaskClaim, TaskGraph, TaskStatus, new_id, now};
+use orch_core::wire::{Event, Task, TaskClaim, TaskStatus, now};
 use orch_store_sqlite::SqliteStore;
 
 const WAVES: u64 = 10;
@@ -32,61 +33,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// A running graph of `n` tasks in waves, stored in `store`.
 async fn seed(store: &SqliteStore, n: u64) {
-    let at = now();
-    let graph = TaskGraph {
-        id: new_id(),
-        name: "bench".into(),
-        plan_id: None,
-        plan_version: None,
-        status: GraphStatus::Running,
-        total_tasks: u32::try_from(n).unwrap(),
-        waves: u32::try_from(WAVES).unwrap(),
-        budget_usd: None,
-        cost_usd: 0.0,
-        error: None,
-        created_at: at,
-        updated_at: at,
-        started_at: Some(at),
-        completed_at: None,
-    };
-    let per_wave = n / WAVES;
-    let mut tasks: Vec<Task> = Vec::with_capacity(usize::try_from(n).unwrap());
-    for i in 0..n {
-        let wave = (i / per_wave).min(WAVES - 1);
-        let depends_on = if wave == 0 { Vec::new() } else { vec![tasks[usize::try_from(i - per_wave).unwrap()].id] };
-        tasks.push(Task {
-            id: new_id(),
-            graph_id: graph.id,
-            index: u32::try_from(i).unwrap(),
-            key: format!("t{i}"),
-            title: format!("task {i}"),
-            description: String::new(),
-            task_type: "code".into(),
-            complexity: Complexity::Simple,
-            tools: Vec::new(),
-            verification: Vec::new(),
-            status: if wave == 0 { TaskStatus::Ready } else { TaskStatus::Pending },
-            depends_on,
-            wave: u32::try_from(wave + 1).unwrap(),
-            attempt: 0,
-            model: None,
-            claimed_by: None,
-            lease_until: None,
-            not_before: None,
-            agent_id: None,
-            cost_usd: 0.0,
-            output: None,
-            error: None,
-            failures: 0,
-            checkpoint: None,
-            guidance: Vec::new(),
-            knowledge: Vec::new(),
-            created_at: at,
-            updated_at: at,
-            started_at: None,
-            completed_at: None,
-        });
-    }
+    let (graph, tasks) = wave_graph(n, WAVES);
     let mut batch = Batch::new().change(Change::UpsertGraph(Box::new(graph)));
     for chunk in tasks.chunks(5_000) {
         batch.push_change(Change::InsertTasks(chunk.to_vec()));

@@ -34,8 +34,8 @@ pub(crate) fn claim_tasks(conn: &Connection, c: &TaskClaim) -> StoreResult<Vec<N
                 "SELECT t.id FROM tasks t JOIN task_graphs g ON g.id = t.graph_id \
                  WHERE g.status = 'running' AND (?1 IS NULL OR t.graph_id = ?1) AND (\
                  (t.status = 'ready' AND (t.not_before IS NULL OR t.not_before <= ?2)) \
-                 OR (t.status = 'running' AND (t.lease_until < ?2 OR NOT EXISTS (SELECT 1 FROM workers w \
-                 WHERE w.id = t.claimed_by AND w.heartbeat_at >= ?3)))) \
+                 OR (t.status = 'running' AND (t.lease_until < ?2 OR ((t.started_at IS NULL OR t.started_at < ?3) \
+                 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.claimed_by AND w.heartbeat_at >= ?3))))) \
                  ORDER BY t.wave, t.idx, t.id LIMIT ?4",
             )
             .map_err(db_err)?;

@@ -135,11 +135,13 @@ fn claim_tasks(d: &mut Data, claim: &TaskClaim, undo: &mut WorkUndo, generated: 
         .filter(|t| match t.status {
             TaskStatus::Ready => t.not_before.is_none_or(|nb| nb <= claim.now),
             TaskStatus::Running => {
-                let worker_gone = t
-                    .claimed_by
-                    .as_ref()
-                    .and_then(|w| workers.get(w))
-                    .is_none_or(|w| w.heartbeat_at < claim.stale_before);
+                // A claim younger than the staleness window is never abandoned: its worker was alive
+                // when it claimed.
+                let worker_gone = t.started_at.is_none_or(|s| s < claim.stale_before)
+                    && t.claimed_by
+                        .as_ref()
+                        .and_then(|w| workers.get(w))
+                        .is_none_or(|w| w.heartbeat_at < claim.stale_before);
                 worker_gone || t.lease_until.is_some_and(|l| l < claim.now)
             }
             _ => false,

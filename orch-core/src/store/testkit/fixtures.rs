@@ -218,6 +218,40 @@ pub fn task(graph_id: Id, index: u32, wave: u32, depends_on: Vec<Id>, i: i64) ->
     }
 }
 
+/// A running graph of `n` tasks in `waves` waves (for benchmarks of the task queue): each task after the
+/// first wave depends on one task of the wave before; the first wave is ready, the rest pending.
+pub fn wave_graph(n: u64, waves: u64) -> (TaskGraph, Vec<Task>) {
+    let at = crate::wire::now();
+    let mut g = graph(None, 0);
+    g.name = "bench".into();
+    g.status = GraphStatus::Running;
+    g.total_tasks = u32::try_from(n).unwrap_or(u32::MAX);
+    g.waves = u32::try_from(waves).unwrap_or(u32::MAX);
+    g.budget_usd = None;
+    (g.created_at, g.updated_at, g.started_at) = (at, at, Some(at));
+    let per_wave = (n / waves.max(1)).max(1);
+    let mut tasks: Vec<Task> = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    for i in 0..n {
+        let wave = (i / per_wave).min(waves.saturating_sub(1));
+        let depends_on = match i.checked_sub(per_wave) {
+            Some(parent) if wave > 0 => vec![tasks[usize::try_from(parent).unwrap_or(0)].id],
+            _ => Vec::new(),
+        };
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        let mut t = task(g.id, index, u32::try_from(wave + 1).unwrap_or(u32::MAX), depends_on, 0);
+        t.key = format!("t{i}");
+        t.title = format!("task {i}");
+        t.description = String::new();
+        t.task_type = "code".into();
+        t.tools = Vec::new();
+        t.verification = Vec::new();
+        t.status = if wave == 0 { TaskStatus::Ready } else { TaskStatus::Pending };
+        (t.created_at, t.updated_at) = (at, at);
+        tasks.push(t);
+    }
+    (g, tasks)
+}
+
 /// One event of every [`Event`] variant, with awkward content (unicode, quotes, newlines, nested JSON,
 /// extreme numbers).
 pub fn every_event() -> Vec<Event> {

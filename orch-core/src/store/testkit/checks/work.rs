@@ -219,8 +219,8 @@ pub async fn concurrent_claims_take_each_task_once(store: Arc<dyn Store>) {
     }
 }
 
-/// A running task whose worker stopped heartbeating (or whose row is gone), or whose deadline passed,
-/// is due again: the next claim takes it over at the next attempt, ordered by wave and index with the
+/// A running task whose worker stopped heartbeating (or whose row is gone) and whose claim is older
+/// than the staleness window, or whose deadline passed, is due again: the next claim takes it over at the next attempt, ordered by wave and index with the
 /// ready tasks, and the old attempt's FinishTask is then fenced off, storing nothing.
 pub async fn stale_tasks_are_taken_over(store: Arc<dyn Store>) {
     let g = running_graph(1);
@@ -262,10 +262,14 @@ pub async fn stale_tasks_are_taken_over(store: Arc<dyn Store>) {
     assert_eq!(store.get_task(t.id).await.unwrap().as_ref(), Some(&second), "the successor's state stands");
     assert_eq!(store.last_seq().await.unwrap(), last, "the late batch's event is not appended");
 
-    // b's row is removed (it stopped): its tasks are due at once, whatever its last heartbeat.
+    // b's row is removed (it stopped): its tasks are due once their claims are older than the staleness
+    // window, whatever its last heartbeat. A younger claim never is: a worker that has just started may
+    // not be in a concurrent claimer's snapshot yet, and its claim must not look abandoned.
     store.commit(Batch::new().change(Change::RemoveWorker { id: "b".into() })).await.unwrap();
     beat(&store, "c", ts(41)).await;
-    let got = claim_tasks(&store, claim("c", 10, ts(41), ts(0), ts(100))).await;
+    let got = claim_tasks(&store, claim("c", 10, ts(41), ts(40), ts(100))).await;
+    assert!(got.is_empty(), "claims made at ts(40) are not older than the window: {got:?}");
+    let got = claim_tasks(&store, claim("c", 10, ts(41), ts(41), ts(100))).await;
     assert_eq!(ids_of(&got), vec![u.id, t.id], "a missing worker's tasks");
     assert_eq!(got.iter().map(|t| t.attempt).collect::<Vec<_>>(), vec![2, 3]);
 
