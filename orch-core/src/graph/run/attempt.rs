@@ -146,7 +146,14 @@ impl GraphRunner {
             .change(Change::UpdateTask { task: Box::new(task.clone()), fence: Some(fence) })
             .event(agent_keys(&agent, None), Event::AgentCreated { agent: Box::new(agent.clone()) })
             .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
-        self.store.commit(batch).await?;
+        if let Err(e) = self.store.commit(batch).await {
+            // Taken over or the store failed before the agent existed: the worktree goes (nothing in
+            // it yet).
+            if let Some(t) = tree {
+                t.close(runtime.as_ref(), &task, false).await;
+            }
+            return Err(e.into());
+        }
 
         let gate = Arc::new(BudgetGate::new(self.store.clone(), task.graph_id));
         let watch = Arc::new(Watch::new(self.settings.stuck));
