@@ -3,8 +3,9 @@
 //! merged raises a checkpoint and is kept.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod workflow_support;
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,17 +16,7 @@ use orch_core::store::{EventQuery, MemoryStore, Store};
 use orch_core::tool::ToolRegistry;
 use orch_core::wire::{Complexity, Event, GraphStatus, PlannedTask, TaskStatus};
 use serde_json::json;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use workflow_support::git;
 
 fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use orch_core::store::testkit::fixtures::wave_graph;
+use orch_core::store::testkit::fixtures::{claimed, completed, wave_graph};
 use orch_core::store::{Batch, Change, Store};
-use orch_core::wire::{Event, Task, TaskClaim, TaskStatus, WorkerInfo, now};
+use orch_core::wire::{Task, TaskClaim, WorkerInfo, now};
 use orch_store_postgres::{PgOptions, PgStore};
 use sqlx_core::query_scalar::query_scalar;
 use sqlx_postgres::PgConnection;
@@ -69,23 +69,8 @@ fn claim(worker: &str, limit: u32) -> Batch {
     })))
 }
 
-fn claimed(records: Vec<orch_core::wire::EventRecord>) -> Vec<Task> {
-    records
-        .into_iter()
-        .filter_map(|r| match r.event {
-            Event::TaskUpdated { task } if task.status == TaskStatus::Running => Some(*task),
-            _ => None,
-        })
-        .collect()
-}
-
-fn finish(mut t: Task) -> Batch {
-    let fence = t.attempt;
-    t.status = TaskStatus::Completed;
-    t.output = Some("ok".into());
-    t.claimed_by = None;
-    t.completed_at = Some(now());
-    Batch::new().change(Change::FinishTask { task: Box::new(t), fence })
+fn finish(t: Task) -> Batch {
+    Batch::new().change(completed(t))
 }
 
 /// A worker process: claims and completes until the graph has nothing left; prints its count.

@@ -19,9 +19,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orch_core::store::testkit::fixtures::wave_graph;
+use orch_core::store::testkit::fixtures::{claimed, completed, wave_graph};
 use orch_core::store::{Batch, Change, Store};
-use orch_core::wire::{Event, Task, TaskClaim, TaskStatus, now};
+use orch_core::wire::{Task, TaskClaim, now};
 use orch_store_sqlite::SqliteStore;
 
 const WAVES: u64 = 10;
@@ -55,23 +55,8 @@ fn claim(limit: u32) -> Batch {
         .relaxed()
 }
 
-fn claimed(records: Vec<orch_core::wire::EventRecord>) -> Vec<Task> {
-    records
-        .into_iter()
-        .filter_map(|r| match r.event {
-            Event::TaskUpdated { task } if task.status == TaskStatus::Running => Some(*task),
-            _ => None,
-        })
-        .collect()
-}
-
-fn finish(mut t: Task, relaxed: bool) -> Batch {
-    let fence = t.attempt;
-    t.status = TaskStatus::Completed;
-    t.output = Some("ok".into());
-    t.claimed_by = None;
-    t.completed_at = Some(now());
-    let b = Batch::new().change(Change::FinishTask { task: Box::new(t), fence });
+fn finish(t: Task, relaxed: bool) -> Batch {
+    let b = Batch::new().change(completed(t));
     if relaxed { b.relaxed() } else { b }
 }
 

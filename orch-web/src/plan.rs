@@ -529,8 +529,7 @@ fn print_graph(graph: &TaskGraph, tasks: &[Task], json: bool) {
     let mut out = std::io::stdout().lock();
     let (by_wave, by_model) = costs(tasks);
     if json {
-        let by_wave: serde_json::Map<String, serde_json::Value> =
-            by_wave.iter().map(|(w, c)| (w.to_string(), json!(c))).collect();
+        // JSON object keys are strings: wave 1 is "1".
         let _ = writeln!(
             out,
             "{}",

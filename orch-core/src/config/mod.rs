@@ -435,13 +435,19 @@ impl OrchConfig {
         };
         let v = |x: serde_json::Value| Some(x).filter(|x| !x.is_null());
         use serde_json::{Value, json};
+        // The defaults are those the runner uses.
+        let d = crate::graph::GraphSettings::default();
         vec![
-            file("graphs.concurrency", v(json!(g.concurrency)), json!(4)),
-            file("graphs.max_attempts", v(json!(g.max_attempts)), json!(3)),
-            file("graphs.retry_base_secs", v(json!(g.retry_base_secs)), json!(1.0)),
-            file("graphs.stuck_no_output_secs", v(json!(g.stuck_no_output_secs)), json!(600.0)),
-            file("graphs.stuck_no_tool_secs", v(json!(g.stuck_no_tool_secs)), json!(300.0)),
-            file("graphs.worktree", v(json!(g.worktree)), json!(false)),
+            file("graphs.concurrency", v(json!(g.concurrency)), json!(d.concurrency)),
+            file("graphs.max_attempts", v(json!(g.max_attempts)), json!(d.max_attempts)),
+            file("graphs.retry_base_secs", v(json!(g.retry_base_secs)), json!(d.retry_base.as_secs_f64())),
+            file(
+                "graphs.stuck_no_output_secs",
+                v(json!(g.stuck_no_output_secs)),
+                json!(d.stuck.no_output.as_secs_f64()),
+            ),
+            file("graphs.stuck_no_tool_secs", v(json!(g.stuck_no_tool_secs)), json!(d.stuck.no_tool.as_secs_f64())),
+            file("graphs.worktree", v(json!(g.worktree)), json!(d.worktree)),
             file("graphs.qa_model", v(json!(g.qa_model)), Value::Null),
             file("graphs.planning_model", v(json!(g.planning_model)), Value::Null),
             file(

@@ -39,6 +39,14 @@ pub fn new_id() -> Id {
     uuid::Uuid::now_v7()
 }
 
+/// Eight characters that tell ids apart in names (a workflow step's agent `<step>-<these>`, a task
+/// attempt's agent and branch): the last 8 hex digits. orch's ids are UUIDv7, whose first 8 are a
+/// timestamp shared by ids made within the same minute; the last 8 are random.
+pub fn short_id(id: Id) -> String {
+    let hex = id.simple().to_string();
+    hex[hex.len().saturating_sub(8)..].to_string()
+}
+
 /// The current time, UTC.
 #[cfg(feature = "store")]
 pub fn now() -> Timestamp {

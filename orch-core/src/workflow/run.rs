@@ -16,7 +16,7 @@ use crate::executor::{RunError, RunOptions, RunOutcome, Supervisor, agent_keys, 
 use crate::store::{Batch, Change, EventQuery, Store, StoreError};
 use crate::template::{SlashCommand, TemplateError, Templates};
 use crate::wire::{
-    Agent, EndReason, Event, EventKeys, Id, LogLevel, StepStatus, WorkflowRecord, WorkflowStatus, new_id, now,
+    Agent, EndReason, Event, EventKeys, Id, LogLevel, StepStatus, WorkflowRecord, WorkflowStatus, new_id, now, short_id,
 };
 
 // The run's git worktree (opened at its start, a commit per step, closed at its end), apart from the
@@ -445,14 +445,6 @@ impl WorkflowEngine {
         let record = self.create(workflow.as_ref(), input, name, None).await?;
         self.run(record.id, interrupt).await
     }
-}
-
-/// Eight characters that tell runs apart (step agents are named `<step>-<these>`). The seed takes
-/// the first 8 of a random UUID; orch's ids are UUIDv7, whose first 8 are a timestamp shared by runs
-/// started within the same minute, so these are the last 8 (random) ones.
-fn short_id(id: Id) -> String {
-    let hex = id.simple().to_string();
-    hex[hex.len().saturating_sub(8)..].to_string()
 }
 
 /// The record's row and its `WorkflowUpdated` event, with `extra` events, as one batch.

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::{WorkflowError, WorkflowRun, short_id};
-use crate::wire::{LogLevel, StepStatus};
+use super::{WorkflowError, WorkflowRun};
+use crate::wire::{LogLevel, StepStatus, short_id};
 use crate::workflow::worktree::{Isolation, WORKTREE_KEY, Worktree};
 
 impl WorkflowRun<'_> {

@@ -20,7 +20,7 @@ use crate::interrupt::Interrupt;
 use crate::runtime::ProcessSpec;
 use crate::store::{Batch, Change, StoreError};
 use crate::text::clip_chars;
-use crate::wire::{Agent, EndReason, Event, EventKeys, Fact, GraphStatus, LogLevel, Task, TaskStatus, now};
+use crate::wire::{Agent, EndReason, Event, EventKeys, Fact, GraphStatus, LogLevel, Task, TaskStatus, now, short_id};
 
 /// Why a worker interrupts an attempt from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,11 +68,6 @@ enum End {
     },
     Budget(String),
     Cancelled,
-}
-
-pub(crate) fn short(id: crate::wire::Id) -> String {
-    let hex = id.simple().to_string();
-    hex[hex.len().saturating_sub(8)..].to_string()
 }
 
 impl GraphRunner {
@@ -130,7 +125,7 @@ impl GraphRunner {
             None
         };
         let workdir = tree.as_ref().map_or_else(|| self.working_dir.clone(), |t| t.workdir().to_path_buf());
-        let name = format!("{}-{}-a{}", task.key, short(task.graph_id), task.attempt);
+        let name = format!("{}-{}-a{}", task.key, short_id(task.graph_id), task.attempt);
         let mut agent = Agent::new(name, model.clone(), workdir.display().to_string());
         agent.metadata = json!({
             "graph_id": task.graph_id, "task_id": task.id, "task_key": task.key, "attempt": task.attempt,
@@ -160,7 +155,7 @@ impl GraphRunner {
         let stuck: Arc<std::sync::Mutex<Option<Stuck>>> = Arc::default();
         let observer = watch.clone();
         let options = RunOptions {
-            task_slug: Some(format!("graph-{}-{}", short(task.graph_id), task.key)),
+            task_slug: Some(format!("graph-{}-{}", short_id(task.graph_id), task.key)),
             interrupt: Some(handle.interrupt.clone()),
             gate: Some(gate.clone()),
             on_events: Some(Arc::new(move |records| observer.observe(records))),
@@ -226,13 +221,13 @@ impl GraphRunner {
                 (None, Err(e)) => End::Failed(e.to_string()),
             }
         };
-        // The worktree's changes are committed (and a completed task's merged) before the task ends,
-        // so its dependents start from them.
         // A budget refused to the reviewer pauses the graph like one refused to the agent.
         let end = match (gate.refused(), end) {
             (Some(reason), End::Completed { .. } | End::Checkpoint(_)) => End::Budget(reason),
             (_, end) => end,
         };
+        // The worktree's changes are committed (and a completed task's merged) before the task ends,
+        // so its dependents start from them.
         let end = match tree {
             Some(t) => {
                 let closed = t.close(runtime.as_ref(), &task, matches!(end, End::Completed { .. })).await;

@@ -15,7 +15,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::runtime::Runtime;
-use crate::wire::Task;
+use crate::wire::{Task, short_id};
 use crate::workflow::worktree::{OnSuccess, Worktree};
 
 /// The worktree of one attempt.
@@ -34,16 +34,11 @@ pub(crate) struct Closed {
     pub merge_failed: Option<String>,
 }
 
-fn short(id: crate::wire::Id) -> String {
-    let hex = id.simple().to_string();
-    hex[hex.len().saturating_sub(8)..].to_string()
-}
-
 impl AttemptTree {
     /// Opens the attempt's worktree in the repository holding `working_dir`; an error says why it
     /// cannot (not a git repository, no commit yet, git failed).
     pub(crate) async fn open(runtime: &dyn Runtime, working_dir: &Path, task: &Task) -> Result<Self, String> {
-        let name = format!("graph-{}-{}", short(task.graph_id), task.key);
+        let name = format!("graph-{}-{}", short_id(task.graph_id), task.key);
         let tree =
             Worktree::open(runtime, working_dir, &name, &format!("a{}", task.attempt), OnSuccess::Merge, None).await?;
         Ok(Self { tree })
@@ -73,7 +68,8 @@ impl AttemptTree {
             )
         };
         let commit = self.tree.commit(runtime, &message).await;
-        let merge_message = format!("Merge {} (task {} of graph {})", self.tree.branch, task.key, short(task.graph_id));
+        let merge_message =
+            format!("Merge {} (task {} of graph {})", self.tree.branch, task.key, short_id(task.graph_id));
         // A change that could not be committed is not merged: the branch is kept for a person.
         let mut record = self.tree.close(runtime, completed && commit.is_ok(), false, &merge_message).await;
         match &commit {

@@ -16,7 +16,7 @@ use crate::executor::RunOptions;
 use crate::interrupt::Interrupt;
 use crate::store::Batch;
 use crate::text::clip_chars;
-use crate::wire::{Agent, EndReason, Event, Task};
+use crate::wire::{Agent, EndReason, Event, Task, short_id};
 
 /// The tools of a reviewer: it reads, it does not change the work.
 const REVIEW_TOOLS: [&str; 3] = ["Read", "Grep", "Glob"];
@@ -99,7 +99,7 @@ impl GraphRunner {
         if criteria.is_empty() {
             return None;
         }
-        let name = format!("{}-{}-a{}-qa", task.key, super::attempt::short(task.graph_id), task.attempt);
+        let name = format!("{}-{}-a{}-qa", task.key, short_id(task.graph_id), task.attempt);
         let mut agent = Agent::new(name, model, workdir.display().to_string());
         agent.tools = Some(REVIEW_TOOLS.iter().map(|t| t.to_string()).collect());
         agent.metadata = json!({
@@ -112,7 +112,7 @@ impl GraphRunner {
             return Some((Review::Fail(format!("the reviewer could not be created: {e}")), 0.0));
         }
         let options = RunOptions {
-            task_slug: Some(format!("graph-{}-{}-qa", super::attempt::short(task.graph_id), task.key)),
+            task_slug: Some(format!("graph-{}-{}-qa", short_id(task.graph_id), task.key)),
             interrupt: Some(interrupt.clone()),
             gate: Some(gate),
             allowed_tools: agent.tools.clone(),

@@ -252,6 +252,28 @@ pub fn wave_graph(n: u64, waves: u64) -> (TaskGraph, Vec<Task>) {
     (g, tasks)
 }
 
+/// The tasks a claim took, from its commit's records (for benchmarks of the task queue).
+pub fn claimed(records: Vec<EventRecord>) -> Vec<Task> {
+    records
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::TaskUpdated { task } if task.status == TaskStatus::Running => Some(*task),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The change that completes a claimed task at once, fenced by its attempt (for benchmarks of the task
+/// queue).
+pub fn completed(mut t: Task) -> crate::store::Change {
+    let fence = t.attempt;
+    t.status = TaskStatus::Completed;
+    t.output = Some("ok".into());
+    t.claimed_by = None;
+    t.completed_at = Some(crate::wire::now());
+    crate::store::Change::FinishTask { task: Box::new(t), fence }
+}
+
 /// One event of every [`Event`] variant, with awkward content (unicode, quotes, newlines, nested JSON,
 /// extreme numbers).
 pub fn every_event() -> Vec<Event> {

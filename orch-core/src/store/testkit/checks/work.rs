@@ -220,8 +220,9 @@ pub async fn concurrent_claims_take_each_task_once(store: Arc<dyn Store>) {
 }
 
 /// A running task whose worker stopped heartbeating (or whose row is gone) and whose claim is older
-/// than the staleness window, or whose deadline passed, is due again: the next claim takes it over at the next attempt, ordered by wave and index with the
-/// ready tasks, and the old attempt's FinishTask is then fenced off, storing nothing.
+/// than the staleness window, or whose deadline passed, is due again: the next claim takes it over at
+/// the next attempt, ordered by wave and index with the ready tasks, and the old attempt's FinishTask is
+/// then fenced off, storing nothing.
 pub async fn stale_tasks_are_taken_over(store: Arc<dyn Store>) {
     let g = running_graph(1);
     let t = ready(task(g.id, 0, 2, vec![], 2));
