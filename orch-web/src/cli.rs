@@ -170,6 +170,10 @@ enum Command {
         /// Token every request must carry (Authorization: Bearer TOKEN, or ?token=) [env: ORCH_TOKEN].
         #[arg(long)]
         token: Option<String>,
+        /// Run no task worker in the server: graph tasks are left to `orch worker` processes and to
+        /// external agents claiming them over /api/tasks.
+        #[arg(long)]
+        no_worker: bool,
     },
     /// Relays one Claude Code hook call to the orch process running the turn (run by generated settings).
     #[command(hide = true)]
@@ -577,7 +581,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let engine = engine(config, false).await?;
             Ok(chat::delete(&engine, id, name).await?)
         }
-        Command::Serve { host, port, token } => {
+        Command::Serve { host, port, token, no_worker } => {
             // No model configured: the scripted demo orchestrator, so the first server answers.
             let config = match orch_core::engine::default_spec(&config) {
                 Ok(None) => {
@@ -592,7 +596,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 _ => config,
             };
             let engine = engine(config, false).await?;
-            let options = crate::serve::ServeOptions { host: host.clone(), port: *port, token: token.clone() };
+            let options = crate::serve::ServeOptions {
+                host: host.clone(),
+                port: *port,
+                token: token.clone(),
+                no_worker: *no_worker,
+                ..crate::serve::ServeOptions::default()
+            };
             crate::serve::run(engine, options).await
         }
         Command::Adw { command } => {

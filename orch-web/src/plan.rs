@@ -397,7 +397,7 @@ async fn list(store: Arc<dyn Store>, json: bool) -> Result<u8, Failure> {
 }
 
 /// The plan as JSON: its fields, and `waves` (each task's wave, in the plan's order).
-fn plan_json(plan: &Plan) -> Value {
+pub(crate) fn plan_json(plan: &Plan) -> Value {
     let mut v = serde_json::to_value(plan).unwrap_or_default();
     v["waves"] = json!(plan_waves(&plan.tasks));
     v
@@ -580,7 +580,7 @@ fn print_graph(graph: &TaskGraph, tasks: &[Task], json: bool) {
 
 /// The cost of a graph's tasks by wave, and by the model of each task's last attempt (tasks that cost
 /// nothing are left out).
-fn costs(tasks: &[Task]) -> (BTreeMap<u32, f64>, BTreeMap<String, f64>) {
+pub(crate) fn costs(tasks: &[Task]) -> (BTreeMap<u32, f64>, BTreeMap<String, f64>) {
     let mut by_wave = BTreeMap::new();
     let mut by_model = BTreeMap::new();
     for t in tasks.iter().filter(|t| t.cost_usd > 0.0) {

@@ -23,7 +23,9 @@ pub mod validate;
 pub mod waves;
 
 pub use planner::{Drafted, PLANNER_AGENT, Planner};
-pub use run::{GraphRunner, GraphSettings, Resolution, Router, Worker, WorkerReport};
+pub use run::{
+    ClaimedTask, ExternalClaim, ExternalEnd, GraphRunner, GraphSettings, Resolution, Router, Worker, WorkerReport,
+};
 pub use service::{NewTask, PlanOrigin, TaskGraphs};
 pub use validate::{Problem, Problems};
 
@@ -88,6 +90,13 @@ pub enum GraphError {
         /// Its status.
         status: &'static str,
     },
+    /// No such task.
+    #[error("task {0} not found")]
+    TaskNotFound(Id),
+    /// A task is not in the state the request needs (not held by the caller any more, not waiting for a
+    /// person): the message says what it is instead.
+    #[error("{0}")]
+    TaskState(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -101,8 +110,8 @@ impl GraphError {
             Self::NotJson(_) | Self::Invalid(_) | Self::File { .. } | Self::Usage(_) => ErrorKind::Usage,
             Self::ModelGaveUp { .. } => ErrorKind::Provider,
             Self::Model(e) => e.kind(),
-            Self::PlanNotFound(_) | Self::GraphNotFound(_) => ErrorKind::NotFound,
-            Self::NotApproved { .. } | Self::GraphEnded { .. } => ErrorKind::Conflict,
+            Self::PlanNotFound(_) | Self::GraphNotFound(_) | Self::TaskNotFound(_) => ErrorKind::NotFound,
+            Self::NotApproved { .. } | Self::GraphEnded { .. } | Self::TaskState(_) => ErrorKind::Conflict,
             Self::Store(e) => e.kind(),
         }
     }

@@ -38,6 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/adws/{id}/events", get(workflow_events))
         .route("/adws/{id}/cancel", post(cancel_workflow))
         .route("/adws/{id}/resume", post(resume_workflow))
+        .merge(super::graphs::routes())
+        .merge(super::costs::routes())
 }
 
 /// Liveness: the process answers.

@@ -72,6 +72,8 @@ api_error_from_kind!(
     orch_core::orchestrator::ManageError,
     orch_core::orchestrator::OrchestratorError,
     orch_core::workflow::WorkflowError,
+    orch_core::graph::GraphError,
+    orch_core::engine::EngineError,
 );
 
 impl From<JsonRejection> for ApiError {

@@ -5,9 +5,11 @@
 mod api;
 mod auth;
 mod chat;
+mod costs;
 mod demo;
 mod error;
 mod frames;
+mod graphs;
 mod limits;
 mod open_file;
 mod page;
@@ -45,6 +47,8 @@ pub struct ServeOptions {
     pub port: Option<u16>,
     /// `--token` (else `ORCH_TOKEN`).
     pub token: Option<String>,
+    /// `--no-worker`: no in-process task worker.
+    pub no_worker: bool,
 }
 
 fn env(names: &[&str]) -> Option<String> {
@@ -113,8 +117,10 @@ async fn not_found(uri: Uri) -> Response {
 pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     let (addr, token, origins) = settings(&options)?;
     let orchestrator = crate::chat::orchestrator(&engine, None, false).await?;
-    let state = AppState::new(engine, orchestrator, token);
+    let graphs = engine.graph_runner()?;
+    let state = AppState::new(engine, orchestrator, graphs, token);
     resume_stale_runs(&state).await;
+    let worker = (!options.no_worker).then(|| start_worker(&state));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::new(orch_core::ErrorKind::Unavailable, format!("cannot listen on {addr}: {e}")))?;
@@ -137,7 +143,7 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
         .with_graceful_shutdown(async move {
             crate::signals::terminated().await;
             eprintln!("orch serve: stopping");
-            stop_work(&shutdown_state).await;
+            stop_work(&shutdown_state, worker).await;
         })
         .await
         .map_err(|e| Failure::runtime(format!("the server failed: {e}")))?;
@@ -148,7 +154,10 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
 /// waits a little for them. Workflow runs are left as a crash leaves them: the next server on this
 /// store (or `orch adw resume`) continues each from where it stopped, its completed steps and tool
 /// calls not run again, which an interrupt would not give (an interrupted step runs again whole).
-async fn stop_work(state: &AppState) {
+async fn stop_work(state: &AppState, worker: Option<WorkerHandle>) {
+    if let Some(w) = &worker {
+        w.stop.trigger();
+    }
     state.orchestrator().interrupt();
     let runs = state.orchestrator().manager().active_runs();
     for r in &runs {
@@ -158,8 +167,34 @@ async fn stop_work(state: &AppState) {
         for r in runs {
             let _ = r.wait().await;
         }
+        // The worker's attempts are interrupted; their tasks go back to ready (no failure counted)
+        // and the worker's row is removed, so another worker claims them at once.
+        if let Some(w) = worker {
+            let _ = w.done.await;
+        }
     };
     let _ = tokio::time::timeout(Duration::from_secs(4), wait).await;
+}
+
+/// The server's task worker: what stops it, and its end.
+struct WorkerHandle {
+    stop: orch_core::Interrupt,
+    done: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the in-process task worker: it claims and runs the tasks of every running graph, beside any
+/// `orch worker` processes and external agents on the same store.
+fn start_worker(state: &AppState) -> WorkerHandle {
+    let worker = state.graphs().worker(None);
+    let stop = worker.stopper();
+    eprintln!("orch serve: task worker {} (concurrency {})", worker.id(), state.graphs().settings().concurrency);
+    let done = tokio::spawn(async move {
+        match worker.run().await {
+            Ok(report) => tracing::info!(attempts = report.attempts, "task worker stopped"),
+            Err(e) => eprintln!("orch serve: the task worker stopped: {e}"),
+        }
+    });
+    WorkerHandle { stop, done }
 }
 
 /// Continues, in this server, the workflow runs whose process is gone (a server stopped or killed

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use orch_core::engine::Engine;
+use orch_core::graph::GraphRunner;
 use orch_core::orchestrator::Orchestrator;
 use orch_core::wire::Id;
 use orch_core::workflow::WorkflowTicket;
@@ -20,6 +21,7 @@ pub struct AppState {
 struct Inner {
     engine: Engine,
     orchestrator: Orchestrator,
+    graphs: GraphRunner,
     token: Option<String>,
     working_dir: PathBuf,
     websockets: AtomicUsize,
@@ -29,13 +31,15 @@ struct Inner {
 }
 
 impl AppState {
-    /// The state of a server on `engine`, hosting `orchestrator`; `token` guards every request.
-    pub fn new(engine: Engine, orchestrator: Orchestrator, token: Option<String>) -> Self {
+    /// The state of a server on `engine`, hosting `orchestrator` and running graphs with `graphs`;
+    /// `token` guards every request.
+    pub fn new(engine: Engine, orchestrator: Orchestrator, graphs: GraphRunner, token: Option<String>) -> Self {
         let working_dir = engine.working_dir().to_path_buf();
         Self {
             inner: Arc::new(Inner {
                 engine,
                 orchestrator,
+                graphs,
                 token,
                 working_dir,
                 websockets: AtomicUsize::new(0),
@@ -54,6 +58,11 @@ impl AppState {
     /// The orchestrator this server hosts.
     pub fn orchestrator(&self) -> &Orchestrator {
         &self.inner.orchestrator
+    }
+
+    /// The runner of task graphs (routing, budgets, checkpoints, external claims).
+    pub fn graphs(&self) -> &GraphRunner {
+        &self.inner.graphs
     }
 
     /// The token every request must carry, if one is set.

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 pub mod adw;
+pub mod server;
 
 /// The `orch` binary with no orch settings inherited from the environment and a null stdin.
 pub fn orch() -> Command {

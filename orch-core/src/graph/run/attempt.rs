@@ -54,7 +54,7 @@ impl AttemptHandle {
 }
 
 /// How an attempt ended.
-enum End {
+pub(super) enum End {
     Completed {
         output: String,
         knowledge: Vec<Fact>,
@@ -320,6 +320,14 @@ impl GraphRunner {
         attempt_cost: f64,
         notes: Vec<Note>,
     ) -> Result<(), AttemptError> {
+        let batch = self.ending(task, fence, end, attempt_cost, notes);
+        self.store.commit(batch).await?;
+        Ok(())
+    }
+
+    /// The batch that ends the attempt at `fence` of `task` (which it updates as it will be stored):
+    /// the task's new state, its events and notes, and the fenced `FinishTask`.
+    pub(super) fn ending(&self, task: &mut Task, fence: u32, end: End, attempt_cost: f64, notes: Vec<Note>) -> Batch {
         let at = now();
         task.cost_usd += attempt_cost;
         task.updated_at = at;
@@ -396,16 +404,15 @@ impl GraphRunner {
             batch.push_event(EventKeys::default(), Event::SystemLog { level, message, metadata });
         }
         batch.push_change(Change::FinishTask { task: Box::new(task.clone()), fence });
-        self.store.commit(batch).await?;
-        Ok(())
+        batch
     }
 }
 
 /// A log line of an attempt's end, recorded with it.
-struct Note {
-    level: LogLevel,
-    message: String,
-    metadata: serde_json::Value,
+pub(super) struct Note {
+    pub(super) level: LogLevel,
+    pub(super) message: String,
+    pub(super) metadata: serde_json::Value,
 }
 
 impl Note {

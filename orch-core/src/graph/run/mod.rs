@@ -8,6 +8,7 @@
 
 mod attempt;
 mod budget;
+mod external;
 pub mod isolate;
 mod prompt;
 pub mod qa;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use external::{ClaimedTask, ExternalClaim, ExternalEnd, MAX_LEASE, MIN_LEASE};
 pub use prompt::{fact_concerns, read_knowledge, task_prompt};
 pub use routing::{Route, Router, provider_of};
 pub use stuck::{Stuck, StuckSettings};
@@ -312,12 +314,9 @@ impl GraphRunner {
     /// Resolves the checkpoint of task `task_id` (a blocked task): retry it with `guidance` appended to
     /// its prompt, skip it, or fail it for good (its dependents, transitively, are cancelled).
     pub async fn resolve(&self, task_id: Id, action: Resolution, guidance: Option<&str>) -> Result<Task, GraphError> {
-        let mut task =
-            self.store.get_task(task_id).await?.ok_or_else(|| {
-                GraphError::Usage(format!("no task {task_id}: checkpoints are named by their task's id"))
-            })?;
+        let mut task = self.store.get_task(task_id).await?.ok_or(GraphError::TaskNotFound(task_id))?;
         if task.status != TaskStatus::Blocked {
-            return Err(GraphError::Usage(format!(
+            return Err(GraphError::TaskState(format!(
                 "task {} ({}) is {}, not waiting for a person: there is no checkpoint to resolve",
                 task.id,
                 task.key,

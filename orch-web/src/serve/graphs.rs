@@ -1,0 +1,464 @@
+//! Plans and task graphs under `/api`: plan (from the planning model or a plan's JSON), approve, make
+//! and run graphs, add tasks, resolve checkpoints, cancel and resume; and the task queue for external
+//! agents (claim with a lease, heartbeat, complete, fail, release). The JSON of a plan and of a graph is
+//! the CLI's `--json` output (`orch plan show`, `orch graph show`).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use orch_core::graph::{ExternalClaim, ExternalEnd, NewTask, PlanOrigin, Resolution, read_plan_text};
+use orch_core::store::AgentFilter;
+use orch_core::wire::{Complexity, Fact, Task, TaskGraph, TaskStatus};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, parse_id};
+use super::state::AppState;
+use crate::plan::{costs, plan_json};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The lease of an external claim when the request names none.
+const DEFAULT_LEASE_SECS: u64 = 300;
+
+/// The routes of plans, graphs, checkpoints and tasks (nested under `/api`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/plans", get(list_plans).post(create_plan))
+        .route("/plans/{id}", get(get_plan))
+        .route("/plans/{id}/approve", post(approve_plan))
+        .route("/graphs", get(list_graphs).post(create_graph))
+        .route("/graphs/{id}", get(get_graph))
+        .route("/graphs/{id}/tasks", post(add_task))
+        .route("/graphs/{id}/run", post(run_graph))
+        .route("/graphs/{id}/cancel", post(cancel_graph))
+        .route("/checkpoints", get(list_checkpoints))
+        .route("/checkpoints/{task}/resolve", post(resolve_checkpoint))
+        .route("/tasks/claim", post(claim_tasks))
+        .route("/tasks/{task}", get(get_task))
+        .route("/tasks/{task}/heartbeat", post(heartbeat))
+        .route("/tasks/{task}/complete", post(complete_task))
+        .route("/tasks/{task}/fail", post(fail_task))
+        .route("/tasks/{task}/release", post(release_task))
+}
+
+/// A JSON body that may be left out (an empty body is `T::default()`): bad JSON is 400, JSON of the
+/// wrong shape 422.
+pub fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("the JSON body does not fit: {e}"))
+        }
+        _ => ApiError::bad_request(format!("the body is not valid JSON: {e}")),
+    })
+}
+
+// ---- plans ----
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn list_plans(
+    State(state): State<AppState>,
+    query: Result<Query<Limit>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let plans = state.engine().store().list_plans(q.limit.unwrap_or(200).clamp(1, 1000)).await?;
+    Ok(Json(json!({"plans": plans.iter().map(plan_json).collect::<Vec<_>>()})))
+}
+
+/// `POST /api/plans`: `requirements` asks the planning model; `plan` (the planning model's JSON
+/// format: `{"tasks": [...]}`) is checked and stored as it is. With `revise`, a new version of that plan.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePlan {
+    requirements: Option<String>,
+    plan: Option<Value>,
+    revise: Option<String>,
+}
+
+async fn create_plan(
+    State(state): State<AppState>,
+    body: Result<Json<CreatePlan>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(req) = body?;
+    let revise = req.revise.as_deref().map(|r| parse_id("plan", r)).transpose()?;
+    let requirements = req.requirements.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    let (requirements, tasks, origin) = match (req.plan, requirements) {
+        (Some(plan), requirements) => {
+            let read = read_plan_text(&plan.to_string())?;
+            (requirements.map(str::to_string).or(read.requirements), read.tasks, PlanOrigin::default())
+        }
+        (None, Some(requirements)) => {
+            let drafted = state.engine().planner()?.draft(requirements).await?;
+            let origin = PlanOrigin { model: Some(drafted.model), source_file: None, cost_usd: drafted.cost_usd };
+            (Some(requirements.to_string()), drafted.tasks, origin)
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request("give `requirements` (planned by the model) or `plan` (its JSON)"));
+        }
+    };
+    let graphs = state.engine().graphs();
+    let plan = match revise {
+        Some(id) => graphs.revise_plan(id, requirements.as_deref(), tasks, origin).await?,
+        None => graphs.create_plan(requirements.as_deref().unwrap_or_default(), tasks, origin).await?,
+    };
+    Ok((StatusCode::CREATED, Json(plan_json(&plan))))
+}
+
+#[derive(Deserialize)]
+struct Version {
+    version: Option<u32>,
+}
+
+async fn get_plan(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<Version>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let plan = state.engine().graphs().plan(parse_id("plan", &id)?, q.version).await?;
+    Ok(Json(plan_json(&plan)))
+}
+
+async fn approve_plan(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let plan = state.engine().graphs().approve(parse_id("plan", &id)?).await?;
+    Ok(Json(plan_json(&plan)))
+}
+
+// ---- graphs ----
+
+/// A graph with its tasks, its waves (task ids and counts by status, in order) and its costs by wave
+/// and by model.
+fn graph_json(graph: &TaskGraph, tasks: &[Task]) -> Value {
+    let (by_wave, by_model) = costs(tasks);
+    let waves: Vec<Value> = (1..=graph.waves)
+        .map(|w| {
+            let in_wave: Vec<&Task> = tasks.iter().filter(|t| t.wave == w).collect();
+            let mut counts = serde_json::Map::new();
+            for t in &in_wave {
+                let n = counts.get(t.status.as_str()).and_then(Value::as_u64).unwrap_or(0);
+                counts.insert(t.status.as_str().to_string(), json!(n + 1));
+            }
+            json!({
+                "wave": w,
+                "tasks": in_wave.iter().map(|t| t.id).collect::<Vec<_>>(),
+                "status": counts,
+                "cost_usd": by_wave.get(&w).copied().unwrap_or(0.0),
+            })
+        })
+        .collect();
+    json!({"graph": graph, "tasks": tasks, "waves": waves, "cost": {"by_wave": by_wave, "by_model": by_model}})
+}
+
+async fn list_graphs(
+    State(state): State<AppState>,
+    query: Result<Query<Limit>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let graphs = state.engine().store().list_graphs(q.limit.unwrap_or(200).clamp(1, 1000)).await?;
+    Ok(Json(json!({"graphs": graphs})))
+}
+
+/// `POST /api/graphs`: the graph of an approved plan, started at once unless `start` is false.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateGraph {
+    plan_id: String,
+    name: Option<String>,
+    #[serde(default = "yes")]
+    start: bool,
+    budget_usd: Option<f64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn check_usd(v: Option<f64>) -> ApiResult<Option<f64>> {
+    match v {
+        Some(x) if !x.is_finite() || x < 0.0 => {
+            Err(ApiError::bad_request(format!("budget_usd {x} is not a number of USD (0 or more)")))
+        }
+        v => Ok(v),
+    }
+}
+
+async fn create_graph(
+    State(state): State<AppState>,
+    body: Result<Json<CreateGraph>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(req) = body?;
+    let plan_id = parse_id("plan", &req.plan_id)?;
+    let budget = check_usd(req.budget_usd)?;
+    let (mut graph, tasks) = state.engine().graphs().create_graph(plan_id, req.name).await?;
+    if req.start {
+        graph = state.graphs().start(graph.id, budget).await?;
+    } else if budget.is_some() {
+        graph = state.graphs().set_graph_budget(graph.id, budget).await?;
+    }
+    Ok((StatusCode::CREATED, Json(graph_json(&graph, &tasks))))
+}
+
+async fn get_graph(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let (graph, tasks) = state.engine().graphs().graph(parse_id("task graph", &id)?).await?;
+    Ok(Json(graph_json(&graph, &tasks)))
+}
+
+/// `POST /api/graphs/{id}/tasks`: a task added to a graph that has not ended.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddTask {
+    title: String,
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    task_type: String,
+    complexity: Option<String>,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    model: Option<String>,
+    #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
+    verification: Vec<String>,
+}
+
+async fn add_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<AddTask>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Task>)> {
+    let id = parse_id("task graph", &id)?;
+    let Json(req) = body?;
+    let complexity = match req.complexity.as_deref() {
+        None => Complexity::default(),
+        Some(c) => Complexity::parse(c)
+            .ok_or_else(|| ApiError::bad_request(format!("complexity '{c}': expected simple, medium or complex")))?,
+    };
+    let new = NewTask {
+        key: req.key,
+        title: req.title,
+        description: req.description,
+        task_type: req.task_type,
+        complexity,
+        depends_on: req.depends_on,
+        model: req.model,
+        tools: req.tools,
+        verification: req.verification,
+    };
+    let task = state.engine().graphs().add_task(id, new).await?;
+    Ok((StatusCode::CREATED, Json(task)))
+}
+
+/// `POST /api/graphs/{id}/run`: starts or resumes the graph (optionally with a new USD limit).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunGraph {
+    budget_usd: Option<f64>,
+}
+
+async fn run_graph(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<TaskGraph>> {
+    let id = parse_id("task graph", &id)?;
+    let req: RunGraph = optional_body(&body)?;
+    Ok(Json(state.graphs().start(id, check_usd(req.budget_usd)?).await?))
+}
+
+async fn cancel_graph(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TaskGraph>> {
+    Ok(Json(state.graphs().cancel(parse_id("task graph", &id)?).await?))
+}
+
+// ---- checkpoints ----
+
+#[derive(Deserialize)]
+struct GraphFilter {
+    graph: Option<String>,
+}
+
+async fn list_checkpoints(
+    State(state): State<AppState>,
+    query: Result<Query<GraphFilter>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let graph = q.graph.as_deref().map(|g| parse_id("task graph", g)).transpose()?;
+    Ok(Json(json!({"checkpoints": state.graphs().checkpoints(graph).await?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resolve {
+    action: String,
+    guidance: Option<String>,
+}
+
+async fn resolve_checkpoint(
+    State(state): State<AppState>,
+    Path(task): Path<String>,
+    body: Result<Json<Resolve>, JsonRejection>,
+) -> ApiResult<Json<Task>> {
+    let task = parse_id("task", &task)?;
+    let Json(req) = body?;
+    let action = Resolution::parse(&req.action)
+        .ok_or_else(|| ApiError::bad_request(format!("action '{}': expected retry, skip or fail", req.action)))?;
+    Ok(Json(state.graphs().resolve(task, action, req.guidance.as_deref()).await?))
+}
+
+// ---- tasks ----
+
+/// A task with its attempts' agents (their runs' events: `/api/events?agent=ID`).
+async fn get_task(State(state): State<AppState>, Path(task): Path<String>) -> ApiResult<Json<Value>> {
+    let id = parse_id("task", &task)?;
+    let store = state.engine().store();
+    let task = store.get_task(id).await?.ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;
+    let filter = AgentFilter { include_archived: true, ..AgentFilter::default() };
+    let mut sessions: Vec<Value> = store
+        .list_agents(&filter)
+        .await?
+        .into_iter()
+        .filter(|a| a.metadata.get("task_id").and_then(Value::as_str) == Some(id.to_string().as_str()))
+        .map(|a| {
+            json!({
+                "agent_id": a.id, "name": a.name, "attempt": a.metadata.get("attempt"), "model": a.model,
+                "status": a.status, "cost_usd": a.total_cost_usd, "created_at": a.created_at,
+            })
+        })
+        .collect();
+    sessions.sort_by_key(|s| s["attempt"].as_u64().unwrap_or(0));
+    Ok(Json(json!({"task": task, "sessions": sessions})))
+}
+
+/// `POST /api/tasks/claim`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claim {
+    worker: String,
+    graph_id: Option<String>,
+    limit: Option<u32>,
+    lease_secs: Option<u64>,
+}
+
+fn lease(secs: Option<u64>) -> Duration {
+    Duration::from_secs(secs.unwrap_or(DEFAULT_LEASE_SECS))
+}
+
+async fn claim_tasks(
+    State(state): State<AppState>,
+    body: Result<Json<Claim>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(req) = body?;
+    let claim = ExternalClaim {
+        worker: req.worker,
+        graph_id: req.graph_id.as_deref().map(|g| parse_id("task graph", g)).transpose()?,
+        limit: req.limit.unwrap_or(1),
+        lease: lease(req.lease_secs),
+    };
+    let tasks = state.graphs().claim_external(claim).await?;
+    Ok(Json(json!({"tasks": tasks})))
+}
+
+/// Who reports on a task: the worker that claimed it, at the attempt it was given.
+#[derive(Deserialize)]
+struct Holder {
+    worker: String,
+    attempt: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Heartbeat {
+    worker: String,
+    attempt: u32,
+    lease_secs: Option<u64>,
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    Path(task): Path<String>,
+    body: Result<Json<Heartbeat>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id("task", &task)?;
+    let Json(req) = body?;
+    let task = state.graphs().extend_lease(id, &req.worker, req.attempt, lease(req.lease_secs)).await?;
+    Ok(Json(json!({"task": task})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Complete {
+    worker: String,
+    attempt: u32,
+    output: String,
+    #[serde(default)]
+    knowledge: Vec<Fact>,
+    #[serde(default)]
+    cost_usd: f64,
+}
+
+async fn complete_task(
+    State(state): State<AppState>,
+    Path(task): Path<String>,
+    body: Result<Json<Complete>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id("task", &task)?;
+    let Json(req) = body?;
+    let end = ExternalEnd::Completed { output: req.output, knowledge: req.knowledge, cost_usd: req.cost_usd };
+    finished(state.graphs().finish_external(id, &req.worker, req.attempt, end).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fail {
+    worker: String,
+    attempt: u32,
+    error: String,
+    #[serde(default = "yes")]
+    retry: bool,
+    #[serde(default)]
+    cost_usd: f64,
+}
+
+async fn fail_task(
+    State(state): State<AppState>,
+    Path(task): Path<String>,
+    body: Result<Json<Fail>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id("task", &task)?;
+    let Json(req) = body?;
+    let end = ExternalEnd::Failed { error: req.error, retry: req.retry, cost_usd: req.cost_usd };
+    finished(state.graphs().finish_external(id, &req.worker, req.attempt, end).await?)
+}
+
+async fn release_task(
+    State(state): State<AppState>,
+    Path(task): Path<String>,
+    body: Result<Json<Holder>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id("task", &task)?;
+    let Json(req) = body?;
+    finished(state.graphs().finish_external(id, &req.worker, req.attempt, ExternalEnd::Released).await?)
+}
+
+/// The answer of a report: the task as stored (`retrying` when a failure left it ready for another
+/// attempt, `checkpoint` when it now waits for a person).
+fn finished(task: Task) -> ApiResult<Json<Value>> {
+    let next = match task.status {
+        TaskStatus::Ready => "retrying",
+        TaskStatus::Blocked => "checkpoint",
+        s => s.as_str(),
+    };
+    Ok(Json(json!({"task": task, "next": next})))
+}
