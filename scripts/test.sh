@@ -104,8 +104,8 @@ if [ "${#cli_tests[@]}" -gt 0 ]; then
     status=1
 fi
 
-# The Python package (orch-py): built into a virtualenv of its own (made when missing, with maturin and
-# pytest from PyPI), then its tests run with a real CPython. `maturin develop` builds into the same
+# The Python package (orch-py): built into a virtualenv of its own (made when missing, with maturin,
+# pytest and schemathesis from PyPI), then its tests run with a real CPython. `maturin develop` builds into the same
 # CARGO_TARGET_DIR, so a second run only reinstalls the package. Its PostgreSQL tests run when the Rust
 # ones do.
 py_log="$CARGO_TARGET_DIR/last-test-python.log"
@@ -121,7 +121,7 @@ py_env() {
     python3 -m venv "$venv" || return 1
   fi
   local pkg
-  for pkg in maturin pytest; do
+  for pkg in maturin pytest schemathesis; do
     "$venv/bin/python" -c "import $pkg" 2>/dev/null || "$venv/bin/python" -m pip install --quiet "$pkg" || return 1
   done
 }
@@ -136,8 +136,10 @@ elif ! (cd orch-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop
   echo "maturin develop failed: the Python package does not build" | tee -a "$py_log"
   status=1
 else
-  ORCH_TEST_PG="$run_pg" "$venv/bin/python" -m pytest -q -p no:cacheprovider orch-py/tests 2>&1 | tee -a "$py_log" ||
-    status=1
+  # With the package's tests, the property-based run of `orch serve`'s API against its OpenAPI document
+  # (schemathesis; the `orch` binary the cargo tests built).
+  ORCH_TEST_PG="$run_pg" ORCH_BIN="$CARGO_TARGET_DIR/debug/orch" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+    orch-py/tests orch-web/tests/openapi 2>&1 | tee -a "$py_log" || status=1
 fi
 
 # One closing line that sums up every test binary. A test ignored in the first run and run in a second is

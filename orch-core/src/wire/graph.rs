@@ -361,6 +361,7 @@ impl Task {
 /// A fact a task reported, for later tasks of its graph: those of a type or tag it names, or all of
 /// them when it names none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fact {
     /// The fact.
     pub text: String,

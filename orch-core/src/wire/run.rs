@@ -37,6 +37,7 @@ impl RunOutcome {
 /// What `create_agent` is asked for.
 // Not `#[non_exhaustive]`: callers build it as `CreateAgent { name, ..Default::default() }`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct CreateAgent {
     /// Name, unique among live agents of the orchestrator.

@@ -8,47 +8,85 @@ use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use orch_core::store::{AgentFilter, EventQuery};
 use orch_core::wire::{Agent, CreateAgent, EventCategory, EventRecord, Id, WorkflowRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, parse_id};
 use super::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The routes of `/api`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/agents", get(list_agents).post(create_agent))
-        .route("/agents/{agent}", get(get_agent).delete(delete_agent))
-        .route("/agents/{agent}/command", post(command_agent))
-        .route("/agents/{agent}/interrupt", post(interrupt_agent))
-        .route("/events", get(events))
-        .route("/orchestrator", get(orchestrator))
-        .route("/orchestrator/chat", get(chat_history).post(chat_send))
-        .route("/adws/types", get(workflow_types))
-        .route("/adws", get(list_workflows).post(start_workflow))
-        .route("/adws/{id}", get(get_workflow))
-        .route("/adws/{id}/events", get(workflow_events))
-        .route("/adws/{id}/cancel", post(cancel_workflow))
-        .route("/adws/{id}/resume", post(resume_workflow))
+/// The routes of `/api`, documented: each handler's `#[utoipa::path]` gives both its route and its
+/// operation in the OpenAPI document, so the two cannot differ.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .routes(routes!(list_agents, create_agent))
+        .routes(routes!(get_agent, delete_agent))
+        .routes(routes!(command_agent))
+        .routes(routes!(interrupt_agent))
+        .routes(routes!(events))
+        .routes(routes!(orchestrator))
+        .routes(routes!(chat_history, chat_send))
+        .routes(routes!(workflow_types))
+        .routes(routes!(list_workflows, start_workflow))
+        .routes(routes!(get_workflow))
+        .routes(routes!(workflow_events))
+        .routes(routes!(cancel_workflow))
+        .routes(routes!(resume_workflow))
         .merge(super::graphs::routes())
         .merge(super::costs::routes())
 }
 
+/// The routes of `/api`, with `/api/openapi.json`.
+pub fn routes() -> Router<AppState> {
+    documented().split_for_parts().0.route("/openapi.json", get(openapi))
+}
+
+/// The OpenAPI 3.1 document of `/api` (built once).
+pub fn document() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let api = OpenApiRouter::<AppState>::with_openapi(super::openapi::base()).nest("/api", documented());
+        let mut doc = api.into_openapi();
+        super::openapi::finish(&mut doc);
+        doc.to_json().unwrap_or_else(|e| format!("{{\"error\": \"the document does not serialize: {e}\"}}"))
+    })
+}
+
+/// `GET /api/openapi.json`.
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], document())
+}
+
 /// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "status, version, WebSocket connections", body = Object))
+)]
 async fn health(State(state): State<AppState>) -> Json<Value> {
     let sockets = state.websockets().load(std::sync::atomic::Ordering::Relaxed);
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "websocket_connections": sockets}))
 }
 
 /// Readiness: the store answers.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "health",
+    summary = "Readiness: the store answers (503 when it does not)",
+    responses((status = 200, description = "status and the last seq", body = Object))
+)]
 async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     match state.engine().store().last_seq().await {
         Ok(seq) => Ok(Json(json!({"status": "ready", "last_seq": seq}))),
@@ -62,6 +100,13 @@ async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 /// Prometheus text: answers by status class, rate-limited requests, WebSocket clients, events in the
 /// log, agent and workflow runs this server runs.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    summary = "Prometheus text: answers, rate-limited requests, WebSocket clients, events, runs",
+    responses((status = 200, description = "the metrics in Prometheus text format", body = String))
+)]
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     use std::fmt::Write;
     use std::sync::atomic::Ordering::Relaxed;
@@ -100,6 +145,13 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
+#[utoipa::path(
+    get,
+    path = "/agents",
+    tag = "agents",
+    summary = "Live agents",
+    responses((status = 200, description = "`agents`: the agent records", body = Object))
+)]
 async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let agents = state.engine().store().list_agents(&AgentFilter::default()).await?;
     Ok(Json(json!({"agents": agents})))
@@ -116,10 +168,26 @@ async fn find_agent(state: &AppState, key: &str) -> ApiResult<Agent> {
     Ok(state.orchestrator().manager().agent(key).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/agents/{agent}",
+    tag = "agents",
+    summary = "An agent",
+    params(("agent" = String, Path, description = "the agent's id, or its name among the orchestrator's agents")),
+    responses((status = 200, description = "the agent record", body = Object))
+)]
 async fn get_agent(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Json<Agent>> {
     Ok(Json(find_agent(&state, &key).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/agents",
+    tag = "agents",
+    summary = "Creates an agent of the hosted orchestrator",
+    request_body = CreateAgent,
+    responses((status = 201, description = "the agent record", body = Object))
+)]
 async fn create_agent(
     State(state): State<AppState>,
     body: Result<Json<CreateAgent>, JsonRejection>,
@@ -129,13 +197,22 @@ async fn create_agent(
     Ok((StatusCode::CREATED, Json(agent)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Command {
     prompt: String,
 }
 
 /// Starts a run of the agent in the background of this server: 202 with the run's slug; its events
 /// follow on `/ws` and `/api/events`.
+#[utoipa::path(
+    post,
+    path = "/agents/{agent}/command",
+    tag = "agents",
+    summary = "Starts a run of the agent in the background (its events follow on /ws)",
+    params(("agent" = String, Path, description = "the agent's id, or its name among the orchestrator's agents")),
+    request_body = inline(Command),
+    responses((status = 202, description = "the run: agent_id, agent_name, task_slug", body = Object))
+)]
 async fn command_agent(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -153,12 +230,28 @@ async fn command_agent(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/agents/{agent}/interrupt",
+    tag = "agents",
+    summary = "Interrupts the agent's running turn",
+    params(("agent" = String, Path, description = "the agent's id, or its name among the orchestrator's agents")),
+    responses((status = 200, description = "what happened", body = Object))
+)]
 async fn interrupt_agent(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
     let agent = find_agent(&state, &key).await?;
     let outcome = state.engine().supervisor().interrupt(&agent, "api", Duration::from_secs(10)).await?;
     Ok(Json(json!({"agent_id": agent.id, "interrupted": format!("{outcome:?}").to_lowercase()})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/agents/{agent}",
+    tag = "agents",
+    summary = "Deletes (archives) an agent",
+    params(("agent" = String, Path, description = "the agent's id, or its name among the orchestrator's agents")),
+    responses((status = 200, description = "the deleted id and name", body = Object))
+)]
 async fn delete_agent(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
     let agent = find_agent(&state, &key).await?;
     let deleted = state.orchestrator().manager().delete_agent(&agent.name).await?;
@@ -166,7 +259,8 @@ async fn delete_agent(State(state): State<AppState>, Path(key): Path<String>) ->
 }
 
 /// Filters of `GET /api/events`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events after this seq.
     #[serde(default)]
@@ -231,6 +325,14 @@ impl EventsQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    summary = "The event log, filtered and paged",
+    params(EventsQuery),
+    responses((status = 200, description = "`events` and the `last_seq`", body = Object))
+)]
 async fn events(
     State(state): State<AppState>,
     query: Result<Query<EventsQuery>, QueryRejection>,
@@ -282,16 +384,32 @@ async fn newest(
     Ok(out)
 }
 
+#[utoipa::path(
+    get,
+    path = "/orchestrator",
+    tag = "orchestrator",
+    summary = "The hosted orchestrator",
+    responses((status = 200, description = "`orchestrator`: its record", body = Object))
+)]
 async fn orchestrator(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let record = state.orchestrator().record().await?;
     Ok(Json(json!({"orchestrator": record})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/orchestrator/chat",
+    tag = "orchestrator",
+    summary = "The orchestrator's chat",
+    params(HistoryQuery),
+    responses((status = 200, description = "`messages`, oldest first", body = Object))
+)]
 async fn chat_history(
     State(state): State<AppState>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
@@ -301,13 +419,21 @@ async fn chat_history(
     Ok(Json(json!({"messages": messages})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ChatSend {
     message: String,
 }
 
 /// Sends a chat message: 202 at once; the turn runs in the background of this server and its reply
 /// arrives as events (`/ws`, `/api/events`, `GET /api/orchestrator/chat`).
+#[utoipa::path(
+    post,
+    path = "/orchestrator/chat",
+    tag = "orchestrator",
+    summary = "Sends a chat message; the turn runs in the background",
+    request_body = inline(ChatSend),
+    responses((status = 202, description = "accepted", body = Object))
+)]
 async fn chat_send(
     State(state): State<AppState>,
     body: Result<Json<ChatSend>, JsonRejection>,
@@ -320,6 +446,13 @@ async fn chat_send(
     Ok((StatusCode::ACCEPTED, Json(json!({"status": "accepted", "orchestrator_id": state.orchestrator().id()}))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/adws/types",
+    tag = "workflows",
+    summary = "Workflow types, and the files that failed to load",
+    responses((status = 200, description = "`types` and `broken`", body = Object))
+)]
 async fn workflow_types(State(state): State<AppState>) -> Json<Value> {
     let types = state.engine().workflows().types();
     let specs: Vec<Value> = types
@@ -343,6 +476,13 @@ fn with_stale(r: &WorkflowRecord) -> Value {
     v
 }
 
+#[utoipa::path(
+    get,
+    path = "/adws",
+    tag = "workflows",
+    summary = "Workflow runs",
+    responses((status = 200, description = "`adws`: the runs, each with `stale`", body = Object))
+)]
 async fn list_workflows(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let runs = state.engine().store().list_workflows(None, 1000).await?;
     Ok(Json(json!({"adws": runs.iter().map(with_stale).collect::<Vec<_>>()})))
@@ -358,11 +498,27 @@ async fn load_workflow(state: &AppState, id: &str) -> ApiResult<WorkflowRecord> 
         .ok_or_else(|| ApiError::not_found(format!("workflow run {id} not found")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/adws/{id}",
+    tag = "workflows",
+    summary = "A workflow run",
+    params(("id" = String, Path, format = Uuid, description = "the workflow run's id")),
+    responses((status = 200, description = "the run, with `stale`", body = Object))
+)]
 async fn get_workflow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(with_stale(&load_workflow(&state, &id).await?)))
 }
 
 /// A run's events grouped by step (`_workflow` for the run's own).
+#[utoipa::path(
+    get,
+    path = "/adws/{id}/events",
+    tag = "workflows",
+    summary = "A run's events grouped by step",
+    params(("id" = String, Path, format = Uuid, description = "the workflow run's id")),
+    responses((status = 200, description = "`events_by_step`", body = Object))
+)]
 async fn workflow_events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let record = load_workflow(&state, &id).await?;
     let events = state
@@ -380,7 +536,7 @@ async fn workflow_events(State(state): State<AppState>, Path(id): Path<String>) 
     Ok(Json(json!({"adw_id": record.id, "count": events.len(), "events_by_step": by_step})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct StartWorkflow {
     #[serde(rename = "type")]
     workflow_type: String,
@@ -389,10 +545,19 @@ struct StartWorkflow {
     model: Option<String>,
     /// More inputs (e.g. `domain`, `worktree`).
     #[serde(default)]
+    #[schema(value_type = Object)]
     input: serde_json::Map<String, Value>,
 }
 
 /// Starts a workflow run in the background of this server: 202 with its id.
+#[utoipa::path(
+    post,
+    path = "/adws",
+    tag = "workflows",
+    summary = "Starts a workflow run in the background",
+    request_body = inline(StartWorkflow),
+    responses((status = 202, description = "its id, name and type", body = Object))
+)]
 async fn start_workflow(
     State(state): State<AppState>,
     body: Result<Json<StartWorkflow>, JsonRejection>,
@@ -412,6 +577,14 @@ async fn start_workflow(
     Ok((StatusCode::ACCEPTED, Json(json!({"id": record.id, "name": record.name, "type": record.workflow_type}))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/adws/{id}/cancel",
+    tag = "workflows",
+    summary = "Cancels a workflow run (also one run by another process)",
+    params(("id" = String, Path, format = Uuid, description = "the workflow run's id")),
+    responses((status = 200, description = "the run", body = Object))
+)]
 async fn cancel_workflow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let record = load_workflow(&state, &id).await?;
     let done = state.engine().workflows().cancel(record.id, "api", Duration::from_secs(30)).await?;
@@ -419,6 +592,14 @@ async fn cancel_workflow(State(state): State<AppState>, Path(id): Path<String>) 
 }
 
 /// Resumes a run whose process is gone (or a cancelled one) in the background of this server.
+#[utoipa::path(
+    post,
+    path = "/adws/{id}/resume",
+    tag = "workflows",
+    summary = "Resumes a run whose process is gone, or a cancelled one",
+    params(("id" = String, Path, format = Uuid, description = "the workflow run's id")),
+    responses((status = 202, description = "resuming", body = Object))
+)]
 async fn resume_workflow(
     State(state): State<AppState>,
     Path(id): Path<String>,

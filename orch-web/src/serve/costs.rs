@@ -8,16 +8,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::routing::get;
 use chrono::NaiveDate;
 use orch_core::store::{AgentFilter, EventQuery};
 use orch_core::wire::{BudgetScope, Event, Id, Usage, now};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::graphs::optional_body;
@@ -25,17 +25,18 @@ use super::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The routes of costs, budgets, templates and slash commands (nested under `/api`).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/costs", get(costs))
-        .route("/budgets", get(budgets).put(set_budgets))
-        .route("/templates", get(templates))
-        .route("/commands", get(commands))
+/// The routes of costs, budgets, templates and slash commands (nested under `/api`), documented.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(costs))
+        .routes(routes!(budgets, set_budgets))
+        .routes(routes!(templates))
+        .routes(routes!(commands))
 }
 
 /// Filters of `GET /api/costs`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CostsQuery {
     /// From this UTC day on (`YYYY-MM-DD`).
@@ -73,6 +74,14 @@ fn day(text: &str, what: &str) -> ApiResult<NaiveDate> {
 
 /// `GET /api/costs`: totals by agent (name), model, workflow run and UTC day within the window, and
 /// each task graph's total (its row's, which external agents' reported costs are part of).
+#[utoipa::path(
+    get,
+    path = "/costs",
+    tag = "costs",
+    summary = "Cost, calls and tokens by agent, model, workflow run, graph and UTC day",
+    params(CostsQuery),
+    responses((status = 200, description = "`total`, `by_agent`, `by_model`, `by_workflow`, `by_graph`, `by_day`", body = Object))
+)]
 async fn costs(
     State(state): State<AppState>,
     query: Result<Query<CostsQuery>, QueryRejection>,
@@ -163,13 +172,20 @@ async fn budget_view(state: &AppState) -> ApiResult<Value> {
     Ok(json!({"daily": status.daily, "monthly": status.monthly, "graphs": graphs}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/budgets",
+    tag = "costs",
+    summary = "Today's and this month's spending and limits, and each graph's",
+    responses((status = 200, description = "`daily`, `monthly`, `graphs`", body = Object))
+)]
 async fn budgets(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(budget_view(&state).await?))
 }
 
 /// `PUT /api/budgets`: sets the daily and/or monthly USD limit; `null` removes one, a missing key
 /// leaves it as it is.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetBudgets {
     #[serde(default, deserialize_with = "present")]
@@ -183,6 +199,14 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>
     Option::<f64>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(
+    put,
+    path = "/budgets",
+    tag = "costs",
+    summary = "Sets the daily and/or monthly USD limit (null removes one)",
+    request_body = inline(SetBudgets),
+    responses((status = 200, description = "`daily`, `monthly`, `graphs`", body = Object))
+)]
 async fn set_budgets(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
     let req: SetBudgets = optional_body(&body)?;
     if req.daily_usd.is_none() && req.monthly_usd.is_none() {
@@ -201,12 +225,26 @@ async fn set_budgets(State(state): State<AppState>, body: Bytes) -> ApiResult<Js
 }
 
 /// `GET /api/templates`: the agent templates of `.claude/agents`, and the files skipped with why.
+#[utoipa::path(
+    get,
+    path = "/templates",
+    tag = "templates",
+    summary = "The agent templates of .claude/agents",
+    responses((status = 200, description = "`templates` and `problems`", body = Object))
+)]
 async fn templates(State(state): State<AppState>) -> Json<Value> {
     let t = state.engine().templates();
     Json(json!({"templates": t.agent_summaries(), "problems": t.problems()}))
 }
 
 /// `GET /api/commands`: the slash commands of `.claude/commands`.
+#[utoipa::path(
+    get,
+    path = "/commands",
+    tag = "templates",
+    summary = "The slash commands of .claude/commands",
+    responses((status = 200, description = "`commands` and `problems`", body = Object))
+)]
 async fn commands(State(state): State<AppState>) -> Json<Value> {
     let t = state.engine().templates();
     Json(json!({"commands": t.command_summaries(), "problems": t.problems()}))

@@ -6,18 +6,18 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use orch_core::graph::{ExternalClaim, ExternalEnd, NewTask, PlanOrigin, Resolution, read_plan_text};
 use orch_core::store::AgentFilter;
 use orch_core::wire::{Complexity, Fact, Task, TaskGraph, TaskStatus};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, parse_id};
 use super::state::AppState;
@@ -28,25 +28,25 @@ type ApiResult<T> = Result<T, ApiError>;
 /// The lease of an external claim when the request names none.
 const DEFAULT_LEASE_SECS: u64 = 300;
 
-/// The routes of plans, graphs, checkpoints and tasks (nested under `/api`).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/plans", get(list_plans).post(create_plan))
-        .route("/plans/{id}", get(get_plan))
-        .route("/plans/{id}/approve", post(approve_plan))
-        .route("/graphs", get(list_graphs).post(create_graph))
-        .route("/graphs/{id}", get(get_graph))
-        .route("/graphs/{id}/tasks", post(add_task))
-        .route("/graphs/{id}/run", post(run_graph))
-        .route("/graphs/{id}/cancel", post(cancel_graph))
-        .route("/checkpoints", get(list_checkpoints))
-        .route("/checkpoints/{task}/resolve", post(resolve_checkpoint))
-        .route("/tasks/claim", post(claim_tasks))
-        .route("/tasks/{task}", get(get_task))
-        .route("/tasks/{task}/heartbeat", post(heartbeat))
-        .route("/tasks/{task}/complete", post(complete_task))
-        .route("/tasks/{task}/fail", post(fail_task))
-        .route("/tasks/{task}/release", post(release_task))
+/// The routes of plans, graphs, checkpoints and tasks (nested under `/api`), documented.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_plans, create_plan))
+        .routes(routes!(get_plan))
+        .routes(routes!(approve_plan))
+        .routes(routes!(list_graphs, create_graph))
+        .routes(routes!(get_graph))
+        .routes(routes!(add_task))
+        .routes(routes!(run_graph))
+        .routes(routes!(cancel_graph))
+        .routes(routes!(list_checkpoints))
+        .routes(routes!(resolve_checkpoint))
+        .routes(routes!(claim_tasks))
+        .routes(routes!(get_task))
+        .routes(routes!(heartbeat))
+        .routes(routes!(complete_task))
+        .routes(routes!(fail_task))
+        .routes(routes!(release_task))
 }
 
 /// A JSON body that may be left out (an empty body is `T::default()`): bad JSON is 400, JSON of the
@@ -65,11 +65,20 @@ pub fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T
 
 // ---- plans ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Limit {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/plans",
+    tag = "graphs",
+    summary = "Plans, newest first",
+    params(Limit),
+    responses((status = 200, description = "`plans`", body = Object))
+)]
 async fn list_plans(
     State(state): State<AppState>,
     query: Result<Query<Limit>, QueryRejection>,
@@ -81,14 +90,23 @@ async fn list_plans(
 
 /// `POST /api/plans`: `requirements` asks the planning model; `plan` (the planning model's JSON
 /// format: `{"tasks": [...]}`) is checked and stored as it is. With `revise`, a new version of that plan.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreatePlan {
     requirements: Option<String>,
+    #[schema(value_type = Option<Object>)]
     plan: Option<Value>,
     revise: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/plans",
+    tag = "graphs",
+    summary = "Plans requirements with the planning model, or stores a plan's JSON",
+    request_body = inline(CreatePlan),
+    responses((status = 201, description = "the plan (a draft)", body = Object))
+)]
 async fn create_plan(
     State(state): State<AppState>,
     body: Result<Json<CreatePlan>, JsonRejection>,
@@ -118,11 +136,20 @@ async fn create_plan(
     Ok((StatusCode::CREATED, Json(plan_json(&plan))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Version {
     version: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/plans/{id}",
+    tag = "graphs",
+    summary = "A plan (its latest version, or `version`)",
+    params(("id" = String, Path, format = Uuid, description = "the plan's id"), Version),
+    responses((status = 200, description = "the plan", body = Object))
+)]
 async fn get_plan(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -133,6 +160,14 @@ async fn get_plan(
     Ok(Json(plan_json(&plan)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/plans/{id}/approve",
+    tag = "graphs",
+    summary = "Approves a plan",
+    params(("id" = String, Path, format = Uuid, description = "the plan's id")),
+    responses((status = 200, description = "the plan", body = Object))
+)]
 async fn approve_plan(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let plan = state.engine().graphs().approve(parse_id("plan", &id)?).await?;
     Ok(Json(plan_json(&plan)))
@@ -163,6 +198,14 @@ fn graph_json(graph: &TaskGraph, tasks: &[Task]) -> Value {
     json!({"graph": graph, "tasks": tasks, "waves": waves, "cost": {"by_wave": by_wave, "by_model": by_model}})
 }
 
+#[utoipa::path(
+    get,
+    path = "/graphs",
+    tag = "graphs",
+    summary = "Task graphs, newest first",
+    params(Limit),
+    responses((status = 200, description = "`graphs`", body = Object))
+)]
 async fn list_graphs(
     State(state): State<AppState>,
     query: Result<Query<Limit>, QueryRejection>,
@@ -173,7 +216,7 @@ async fn list_graphs(
 }
 
 /// `POST /api/graphs`: the graph of an approved plan, started at once unless `start` is false.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateGraph {
     plan_id: String,
@@ -196,6 +239,14 @@ fn check_usd(v: Option<f64>) -> ApiResult<Option<f64>> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/graphs",
+    tag = "graphs",
+    summary = "The graph of an approved plan, started unless `start` is false",
+    request_body = inline(CreateGraph),
+    responses((status = 201, description = "the graph, its tasks, waves and costs", body = Object))
+)]
 async fn create_graph(
     State(state): State<AppState>,
     body: Result<Json<CreateGraph>, JsonRejection>,
@@ -212,13 +263,21 @@ async fn create_graph(
     Ok((StatusCode::CREATED, Json(graph_json(&graph, &tasks))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/graphs/{id}",
+    tag = "graphs",
+    summary = "A graph with its tasks, waves and costs",
+    params(("id" = String, Path, format = Uuid, description = "the task graph's id")),
+    responses((status = 200, description = "the graph, its tasks, waves and costs", body = Object))
+)]
 async fn get_graph(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (graph, tasks) = state.engine().graphs().graph(parse_id("task graph", &id)?).await?;
     Ok(Json(graph_json(&graph, &tasks)))
 }
 
 /// `POST /api/graphs/{id}/tasks`: a task added to a graph that has not ended.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddTask {
     title: String,
@@ -238,6 +297,15 @@ struct AddTask {
     verification: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/graphs/{id}/tasks",
+    tag = "graphs",
+    summary = "Adds a task to a graph that has not ended",
+    params(("id" = String, Path, format = Uuid, description = "the task graph's id")),
+    request_body = inline(AddTask),
+    responses((status = 201, description = "the task", body = Object))
+)]
 async fn add_task(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -266,29 +334,55 @@ async fn add_task(
 }
 
 /// `POST /api/graphs/{id}/run`: starts or resumes the graph (optionally with a new USD limit).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RunGraph {
     budget_usd: Option<f64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/graphs/{id}/run",
+    tag = "graphs",
+    summary = "Starts or resumes a graph (optionally with a new USD limit)",
+    params(("id" = String, Path, format = Uuid, description = "the task graph's id")),
+    request_body = Option<RunGraph>,
+    responses((status = 200, description = "the graph", body = Object))
+)]
 async fn run_graph(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<TaskGraph>> {
     let id = parse_id("task graph", &id)?;
     let req: RunGraph = optional_body(&body)?;
     Ok(Json(state.graphs().start(id, check_usd(req.budget_usd)?).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/graphs/{id}/cancel",
+    tag = "graphs",
+    summary = "Cancels a graph",
+    params(("id" = String, Path, format = Uuid, description = "the task graph's id")),
+    responses((status = 200, description = "the graph", body = Object))
+)]
 async fn cancel_graph(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TaskGraph>> {
     Ok(Json(state.graphs().cancel(parse_id("task graph", &id)?).await?))
 }
 
 // ---- checkpoints ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct GraphFilter {
     graph: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/checkpoints",
+    tag = "graphs",
+    summary = "Tasks waiting for a person",
+    params(GraphFilter),
+    responses((status = 200, description = "`checkpoints`: the blocked tasks", body = Object))
+)]
 async fn list_checkpoints(
     State(state): State<AppState>,
     query: Result<Query<GraphFilter>, QueryRejection>,
@@ -298,13 +392,22 @@ async fn list_checkpoints(
     Ok(Json(json!({"checkpoints": state.graphs().checkpoints(graph).await?})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Resolve {
     action: String,
     guidance: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/checkpoints/{task}/resolve",
+    tag = "graphs",
+    summary = "Resolves a checkpoint: retry (with guidance), skip or fail",
+    params(("task" = String, Path, format = Uuid, description = "the task's id")),
+    request_body = inline(Resolve),
+    responses((status = 200, description = "the task", body = Object))
+)]
 async fn resolve_checkpoint(
     State(state): State<AppState>,
     Path(task): Path<String>,
@@ -320,6 +423,14 @@ async fn resolve_checkpoint(
 // ---- tasks ----
 
 /// A task with its attempts' agents (their runs' events: `/api/events?agent=ID`).
+#[utoipa::path(
+    get,
+    path = "/tasks/{task}",
+    tag = "tasks",
+    summary = "A task and its attempts' agents",
+    params(("task" = String, Path, format = Uuid, description = "the task's id")),
+    responses((status = 200, description = "`task` and `sessions`", body = Object))
+)]
 async fn get_task(State(state): State<AppState>, Path(task): Path<String>) -> ApiResult<Json<Value>> {
     let id = parse_id("task", &task)?;
     let store = state.engine().store();
@@ -342,7 +453,7 @@ async fn get_task(State(state): State<AppState>, Path(task): Path<String>) -> Ap
 }
 
 /// `POST /api/tasks/claim`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Claim {
     worker: String,
@@ -355,6 +466,14 @@ fn lease(secs: Option<u64>) -> Duration {
     Duration::from_secs(secs.unwrap_or(DEFAULT_LEASE_SECS))
 }
 
+#[utoipa::path(
+    post,
+    path = "/tasks/claim",
+    tag = "tasks",
+    summary = "Claims due tasks for an external agent, with a lease",
+    request_body = inline(Claim),
+    responses((status = 200, description = "`tasks`: each `task` and its `prompt`", body = Object))
+)]
 async fn claim_tasks(
     State(state): State<AppState>,
     body: Result<Json<Claim>, JsonRejection>,
@@ -371,13 +490,13 @@ async fn claim_tasks(
 }
 
 /// Who reports on a task: the worker that claimed it, at the attempt it was given.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Holder {
     worker: String,
     attempt: u32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Heartbeat {
     worker: String,
@@ -385,6 +504,15 @@ struct Heartbeat {
     lease_secs: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/tasks/{task}/heartbeat",
+    tag = "tasks",
+    summary = "Extends the lease of the caller's attempt",
+    params(("task" = String, Path, format = Uuid, description = "the task's id")),
+    request_body = inline(Heartbeat),
+    responses((status = 200, description = "`task`", body = Object))
+)]
 async fn heartbeat(
     State(state): State<AppState>,
     Path(task): Path<String>,
@@ -396,7 +524,7 @@ async fn heartbeat(
     Ok(Json(json!({"task": task})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Complete {
     worker: String,
@@ -408,6 +536,15 @@ struct Complete {
     cost_usd: f64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/tasks/{task}/complete",
+    tag = "tasks",
+    summary = "Completes the caller's attempt",
+    params(("task" = String, Path, format = Uuid, description = "the task's id")),
+    request_body = inline(Complete),
+    responses((status = 200, description = "`task` and `next`", body = Object))
+)]
 async fn complete_task(
     State(state): State<AppState>,
     Path(task): Path<String>,
@@ -419,7 +556,7 @@ async fn complete_task(
     finished(state.graphs().finish_external(id, &req.worker, req.attempt, end).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Fail {
     worker: String,
@@ -431,6 +568,15 @@ struct Fail {
     cost_usd: f64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/tasks/{task}/fail",
+    tag = "tasks",
+    summary = "Fails the caller's attempt",
+    params(("task" = String, Path, format = Uuid, description = "the task's id")),
+    request_body = inline(Fail),
+    responses((status = 200, description = "`task` and `next`", body = Object))
+)]
 async fn fail_task(
     State(state): State<AppState>,
     Path(task): Path<String>,
@@ -442,6 +588,15 @@ async fn fail_task(
     finished(state.graphs().finish_external(id, &req.worker, req.attempt, end).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/tasks/{task}/release",
+    tag = "tasks",
+    summary = "Gives the caller's attempt back, no failure counted",
+    params(("task" = String, Path, format = Uuid, description = "the task's id")),
+    request_body = inline(Holder),
+    responses((status = 200, description = "`task` and `next`", body = Object))
+)]
 async fn release_task(
     State(state): State<AppState>,
     Path(task): Path<String>,

@@ -12,6 +12,7 @@ mod frames;
 mod graphs;
 mod limits;
 mod open_file;
+mod openapi;
 mod page;
 mod seed;
 mod state;
