@@ -1,0 +1,301 @@
+//! The page: Leptos views over the state of [`crate::model`], fed by [`net`].
+
+mod adws;
+mod agents;
+mod chat;
+mod net;
+mod stream;
+
+use leptos::ev;
+use leptos::prelude::*;
+use orch_core::wire::{EventRecord, Id};
+use wasm_bindgen::prelude::*;
+
+use crate::buffer::{EventBuffer, Row};
+use crate::filter::Filter;
+use crate::format;
+use crate::model::{Chat, Fleet, Workflows};
+
+/// Where the live stream stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Conn {
+    /// Loading the page's data or opening the socket.
+    Connecting,
+    /// Connected, replaying what was missed.
+    Replaying,
+    /// Connected and live.
+    Live,
+    /// Disconnected; the next attempt is at this time (ms since the epoch).
+    Down {
+        /// When the next attempt starts.
+        retry_at: f64,
+        /// Attempts so far.
+        attempt: u32,
+    },
+}
+
+/// The centre column's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The event stream.
+    Logs,
+    /// Workflow runs as swimlanes.
+    Adws,
+}
+
+/// The page's state: signals, all `Copy`, handed to every view.
+#[derive(Clone, Copy)]
+pub struct Ui {
+    /// The stream's rows.
+    pub events: RwSignal<EventBuffer>,
+    /// The agents.
+    pub fleet: RwSignal<Fleet>,
+    /// The orchestrator's chat.
+    pub chat: RwSignal<Chat>,
+    /// Workflow runs.
+    pub workflows: RwSignal<Workflows>,
+    /// The connection.
+    pub conn: RwSignal<Conn>,
+    /// The stream's filter.
+    pub filter: RwSignal<Filter>,
+    /// The centre view.
+    pub view: RwSignal<View>,
+    /// Whether the command palette is open.
+    pub palette: RwSignal<bool>,
+    /// Whether the stream follows new events.
+    pub follow: RwSignal<bool>,
+    /// The event whose detail is open (stream or swimlane).
+    pub detail: RwSignal<Option<EventRecord>>,
+    /// WebSocket frames received since the page opened.
+    pub frames: RwSignal<u64>,
+    /// The last failure of an action the person took (a send, a start), shown until dismissed.
+    pub notice: RwSignal<Option<String>>,
+    /// The time, ticking every second (ms since the epoch).
+    pub now: RwSignal<f64>,
+    /// Workflow types (for starting one).
+    pub workflow_types: RwSignal<Vec<String>>,
+}
+
+impl Ui {
+    fn new() -> Self {
+        let filter = web_sys::window().and_then(|w| w.location().search().ok()).map(|q| Filter::from_query(&q));
+        Self {
+            events: RwSignal::new(EventBuffer::default()),
+            fleet: RwSignal::new(Fleet::default()),
+            chat: RwSignal::new(Chat::default()),
+            workflows: RwSignal::new(Workflows::default()),
+            conn: RwSignal::new(Conn::Connecting),
+            filter: RwSignal::new(filter.unwrap_or_default()),
+            view: RwSignal::new(View::Logs),
+            palette: RwSignal::new(false),
+            follow: RwSignal::new(true),
+            detail: RwSignal::new(None),
+            frames: RwSignal::new(0),
+            notice: RwSignal::new(None),
+            now: RwSignal::new(js_sys::Date::now()),
+            workflow_types: RwSignal::new(Vec::new()),
+        }
+    }
+
+    /// Whether actions that need the server can be taken.
+    pub fn connected(&self) -> bool {
+        matches!(self.conn.get(), Conn::Live | Conn::Replaying)
+    }
+
+    /// Applies new events (in seq order), each once: the buffer drops those it has.
+    pub fn apply(&self, records: Vec<EventRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let mut fresh = Vec::new();
+        self.fleet.update(|fleet| {
+            self.events.update(|buffer| {
+                for r in records {
+                    if buffer.seen(r.seq) {
+                        continue;
+                    }
+                    fleet.apply(&r);
+                    let name = r.keys.agent_id.and_then(|a| fleet.name_of(a)).unwrap_or_default().to_string();
+                    if buffer.insert(Row::new(r.clone(), &name)) {
+                        fresh.push(r);
+                    }
+                }
+            });
+        });
+        let orchestrator = self.fleet.with_untracked(|f| f.orchestrator_agent);
+        self.chat.update(|c| fresh.iter().for_each(|r| c.apply(r, orchestrator)));
+        self.workflows.update(|w| fresh.iter().for_each(|r| w.apply(r)));
+    }
+
+    /// The agent's name for the stream.
+    pub fn agent_name(&self, id: Option<Id>) -> String {
+        id.map(|id| {
+            self.fleet
+                .with_untracked(|f| f.name_of(id).map(str::to_string))
+                .unwrap_or_else(|| format!("{}…", &id.to_string()[..8]))
+        })
+        .unwrap_or_default()
+    }
+
+    /// Writes the stream's filter into the page URL (so a reload or a shared link shows the same rows).
+    fn sync_url(&self) {
+        let query = self.filter.with(Filter::to_query);
+        if let Some(w) = web_sys::window()
+            && let Ok(history) = w.history()
+        {
+            let path = w.location().pathname().unwrap_or_else(|_| "/".into());
+            let url = if query.is_empty() { path } else { format!("{path}?{query}") };
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url));
+        }
+    }
+}
+
+/// Mounts the page (called by the module's start).
+#[wasm_bindgen(start)]
+pub fn start() {
+    leptos::mount::mount_to_body(App);
+}
+
+#[component]
+fn App() -> impl IntoView {
+    let ui = Ui::new();
+    net::start(ui);
+    set_interval(move || ui.now.set(js_sys::Date::now()), std::time::Duration::from_secs(1));
+    Effect::new(move |_| ui.sync_url());
+    let keys = window_event_listener(ev::keydown, move |e: web_sys::KeyboardEvent| on_key(ui, &e));
+    on_cleanup(move || keys.remove());
+    view! {
+        <Header ui=ui/>
+        <Banner ui=ui/>
+        <main class="columns">
+            <agents::Agents ui=ui/>
+            <section class="center" aria-label="Events and workflows">
+                {move || match ui.view.get() {
+                    View::Logs => stream::Stream(stream::StreamProps { ui }).into_any(),
+                    View::Adws => adws::Swimlanes(adws::SwimlanesProps { ui }).into_any(),
+                }}
+            </section>
+            <chat::ChatColumn ui=ui/>
+        </main>
+        <stream::Detail ui=ui/>
+        <chat::Palette ui=ui/>
+        <Notice ui=ui/>
+    }
+}
+
+/// Global keys: Ctrl/Cmd+K the palette, Ctrl/Cmd+J the next view, Esc closes what is open, `/` the
+/// search, `f` follow.
+fn on_key(ui: Ui, e: &web_sys::KeyboardEvent) {
+    let modifier = e.ctrl_key() || e.meta_key();
+    let key = e.key();
+    if modifier && key.eq_ignore_ascii_case("k") {
+        e.prevent_default();
+        ui.palette.update(|p| *p = !*p);
+        if ui.palette.get_untracked() {
+            chat::focus_palette();
+        }
+    } else if modifier && key.eq_ignore_ascii_case("j") {
+        e.prevent_default();
+        ui.view.update(|v| *v = if *v == View::Logs { View::Adws } else { View::Logs });
+    } else if key == "Escape" {
+        if ui.palette.get_untracked() {
+            ui.palette.set(false);
+        } else {
+            ui.detail.set(None);
+        }
+    } else if !modifier && !typing_in_a_field(e) {
+        match key.as_str() {
+            "/" => {
+                e.prevent_default();
+                stream::focus_search();
+            }
+            "f" => ui.follow.update(|f| *f = !*f),
+            _ => {}
+        }
+    }
+}
+
+fn typing_in_a_field(e: &web_sys::KeyboardEvent) -> bool {
+    e.target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"))
+}
+
+#[component]
+fn Header(ui: Ui) -> impl IntoView {
+    let stats = move || ui.fleet.with(Fleet::stats);
+    let state = move || match ui.conn.get() {
+        Conn::Live => ("live", "Connected"),
+        Conn::Replaying => ("replaying", "Catching up…"),
+        Conn::Connecting => ("connecting", "Connecting…"),
+        Conn::Down { .. } => ("down", "Disconnected"),
+    };
+    let tab = move |view: View, label: &'static str| {
+        view! {
+            <button class="tab" class:active=move || ui.view.get() == view aria-pressed=move || (ui.view.get() == view).to_string()
+                on:click=move |_| ui.view.set(view)>
+                {label}
+                {move || (view == View::Adws).then(|| {
+                    let n = ui.workflows.with(Workflows::running);
+                    (n > 0).then(|| view! { <span class="badge">{n}</span> })
+                })}
+            </button>
+        }
+    };
+    view! {
+        <header class="top">
+            <h1>"orch"<span class="sub">" multi-agent orchestration"</span></h1>
+            <span class=move || format!("conn conn-{}", state().0) role="status" data-testid="conn">
+                <span class="dot"></span>{move || state().1}
+            </span>
+            <div class="stats" aria-label="Statistics">
+                <span class="stat" title="Agents not complete">"Active "<b data-testid="stat-active">{move || stats().0}</b></span>
+                <span class="stat" title="Agents executing">"Running "<b>{move || stats().1}</b></span>
+                <span class="stat" title="Events loaded in the stream">"Events "<b data-testid="stat-events">{move || ui.events.with(EventBuffer::len)}</b></span>
+                <span class="stat" title="WebSocket frames received">"Frames "<b>{move || ui.frames.get()}</b></span>
+                <span class="stat" title="Orchestrator and agents">"Cost "<b>{move || format::cost(stats().2)}</b></span>
+            </div>
+            <nav class="tabs" aria-label="View (Ctrl+J)">
+                {tab(View::Logs, "LOGS")}
+                {tab(View::Adws, "ADWS")}
+            </nav>
+            <button class="prompt-btn" title="Command palette (Ctrl+K)" on:click=move |_| {
+                ui.palette.update(|p| *p = !*p);
+                chat::focus_palette();
+            }>"PROMPT ⌘K"</button>
+        </header>
+    }
+}
+
+/// The banner while the stream is down.
+#[component]
+fn Banner(ui: Ui) -> impl IntoView {
+    move || match ui.conn.get() {
+        Conn::Down { retry_at, attempt } => {
+            let secs = ((retry_at - ui.now.get()) / 1000.0).ceil().max(0.0) as u64;
+            let when = if secs == 0 { "now".to_string() } else { format!("in {secs}s") };
+            Some(view! {
+                <div class="banner" role="alert" data-testid="banner">
+                    {format!("Disconnected from the server. Reconnecting {when} (attempt {attempt}). ")}
+                    "What is shown stays; missed events are replayed when the connection is back. "
+                    <button on:click=move |_| net::reconnect_now(ui)>"Retry now"</button>
+                </div>
+            })
+        }
+        _ => None,
+    }
+}
+
+#[component]
+fn Notice(ui: Ui) -> impl IntoView {
+    move || {
+        ui.notice.get().map(|n| {
+            view! {
+                <div class="notice" role="alert">
+                    <span>{n}</span>
+                    <button aria-label="Dismiss" on:click=move |_| ui.notice.set(None)>"×"</button>
+                </div>
+            }
+        })
+    }
+}

@@ -1,0 +1,183 @@
+//! The event stream: category filters, agent chips, regex search, clear, auto-follow, and a windowed
+//! list of fixed-height rows (only those on screen exist in the page), with each event's detail in a
+//! side panel.
+
+use leptos::html;
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::Ui;
+use crate::buffer::{Class, EventBuffer};
+use crate::filter::Filter;
+use crate::window::{OVERSCAN, ROW_HEIGHT, at_bottom, visible_range};
+
+/// Puts the cursor in the search box (the `/` key).
+pub fn focus_search() {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("search"))
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = el.focus();
+    }
+}
+
+#[component]
+pub fn Stream(ui: Ui) -> impl IntoView {
+    let error_memo = Memo::new(move |_| ui.filter.with(|f| f.compile().error));
+    let error = move || error_memo.get();
+    // The seqs of the rows that pass the filter, in order.
+    let shown = Memo::new(move |_| {
+        let m = ui.filter.with(Filter::compile);
+        ui.events.with(|b| b.rows().iter().filter(|r| m.matches(r)).map(|r| r.seq).collect::<Vec<u64>>())
+    });
+    let scroll_top = RwSignal::new(0.0f64);
+    let viewport = RwSignal::new(600.0f64);
+    let list: NodeRef<html::Div> = NodeRef::new();
+    let window = Memo::new(move |_| {
+        let total = shown.with(Vec::len);
+        let range = visible_range(scroll_top.get(), viewport.get(), ROW_HEIGHT, total, OVERSCAN);
+        shown.with(|s| range.clone().filter_map(|i| s.get(i).map(|seq| (i, *seq))).collect::<Vec<(usize, u64)>>())
+    });
+    // Follow: keep the newest row in view as rows arrive.
+    Effect::new(move |_| {
+        let n = shown.with(Vec::len);
+        if ui.follow.get()
+            && let Some(el) = list.get()
+        {
+            let _ = n;
+            request_animation_frame(move || {
+                el.set_scroll_top(el.scroll_height());
+            });
+        }
+    });
+    let on_scroll = move |_| {
+        if let Some(el) = list.get() {
+            let top = f64::from(el.scroll_top());
+            let height = f64::from(el.client_height());
+            scroll_top.set(top);
+            viewport.set(height);
+            let bottom = at_bottom(top, height, f64::from(el.scroll_height()), ROW_HEIGHT / 2.0);
+            // Scrolling up pauses following; scrolling back to the bottom resumes it.
+            if ui.follow.get_untracked() != bottom {
+                ui.follow.set(bottom);
+            }
+        }
+    };
+    Effect::new(move |_| {
+        if let Some(el) = list.get() {
+            viewport.set(f64::from(el.client_height()).max(ROW_HEIGHT));
+        }
+    });
+    let class_button = move |c: Class| {
+        view! {
+            <button class=format!("chip cls-{}", c.name()) class:on=move || ui.filter.with(|f| f.classes.contains(&c))
+                aria-pressed=move || ui.filter.with(|f| f.classes.contains(&c)).to_string()
+                on:click=move |_| ui.filter.update(|f| f.toggle_class(c))>{c.label()}</button>
+        }
+    };
+    let agent_chips = move || {
+        ui.filter
+            .with(|f| f.agents.iter().copied().collect::<Vec<_>>())
+            .into_iter()
+            .map(|id| {
+                let name = ui.agent_name(Some(id));
+                view! {
+                    <button class="chip agent-chip on" title="Remove this agent filter"
+                        on:click=move |_| ui.filter.update(|f| f.toggle_agent(id))>{name}" ×"</button>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <div class="stream">
+            <div class="filters" role="toolbar" aria-label="Event filters">
+                {Class::ALL.into_iter().map(class_button).collect_view()}
+                {agent_chips}
+                <input id="search" type="search" class="search" class:invalid=move || error().is_some()
+                    placeholder="Search (regex)  /" aria-label="Search events (regular expression)"
+                    prop:value=move || ui.filter.with(|f| f.query.clone())
+                    on:input=move |e| ui.filter.update(|f| f.query = event_target_value(&e))/>
+                <button class="tool" title="Hide the events shown so far" on:click=move |_| ui.events.update(EventBuffer::clear)>"Clear"</button>
+                <button class="tool" class:on=move || ui.follow.get() aria-pressed=move || ui.follow.get().to_string()
+                    title="Follow new events (f)" on:click=move |_| ui.follow.update(|f| *f = !*f)>
+                    {move || if ui.follow.get() { "Following" } else { "Paused" }}
+                </button>
+                <span class="count" data-testid="shown-count">{move || format!("{} shown", shown.with(Vec::len))}</span>
+            </div>
+            {move || error().map(|e| view! { <div class="search-error" role="alert">{e}</div> })}
+            <div class="rows" node_ref=list on:scroll=on_scroll tabindex="0" aria-label="Event stream">
+                <Show when=move || shown.with(Vec::is_empty)>
+                    <div class="empty">"No events yet. Send the orchestrator a message (Ctrl+K)."</div>
+                </Show>
+                <div class="spacer" style:height=move || format!("{}px", shown.with(Vec::len) as f64 * ROW_HEIGHT)>
+                    <For each=move || window.get() key=|pair| *pair let:pair>
+                        <EventRow ui=ui index=pair.0 seq=pair.1/>
+                    </For>
+                </div>
+            </div>
+            {move || (!ui.follow.get() && !shown.with(Vec::is_empty)).then(|| view! {
+                <button class="resume" on:click=move |_| ui.follow.set(true)>"↓ Follow new events"</button>
+            })}
+        </div>
+    }
+}
+
+#[component]
+fn EventRow(ui: Ui, index: usize, seq: u64) -> impl IntoView {
+    let row = ui.events.with_untracked(|b| b.find(seq).cloned());
+    let Some(row) = row else { return ().into_any() };
+    let name = ui.agent_name(row.agent_id);
+    let hue = crate::format::hue(&name);
+    let agent = row.agent_id;
+    let record = row.record.clone();
+    view! {
+        <div class=format!("row cls-{}", row.class.name()) style:top=format!("{}px", index as f64 * ROW_HEIGHT)
+            data-seq=seq role="button" tabindex="-1" title="Show the event's detail"
+            on:click=move |_| ui.detail.set(Some(record.clone()))>
+            <span class="seq">{seq}</span>
+            <span class="time">{row.time.clone()}</span>
+            <span class=format!("badge cls-{}", row.class.name())>{row.class.label()}</span>
+            {(!name.is_empty()).then(|| view! {
+                <span class="agent" style:color=format!("hsl({hue} 70% 68%)") title="Filter by this agent"
+                    on:click=move |e| {
+                        e.stop_propagation();
+                        if let Some(id) = agent { ui.filter.update(|f| f.toggle_agent(id)); }
+                    }>{name.clone()}</span>
+            })}
+            <span class="label">{row.label.clone()}</span>
+            <span class="summary">{row.summary.clone()}</span>
+        </div>
+    }
+    .into_any()
+}
+
+/// The side panel with one event's detail (from the stream or a swimlane).
+#[component]
+pub fn Detail(ui: Ui) -> impl IntoView {
+    move || {
+        ui.detail.get().map(|r| {
+            let name = ui.agent_name(r.keys.agent_id);
+            let class = Class::of(&r.event);
+            let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+            let summary = r.event.summary();
+            view! {
+                <aside class="detail" role="dialog" aria-label="Event detail" data-testid="detail">
+                    <div class="detail-head">
+                        <b>{format!("#{} {}", r.seq, r.event.kind())}</b>
+                        <button aria-label="Close" on:click=move |_| ui.detail.set(None)>"×"</button>
+                    </div>
+                    <p class="detail-summary">{summary}</p>
+                    <dl>
+                        <dt>"Type"</dt><dd>{r.event.kind().to_string()}</dd>
+                        <dt>"Category"</dt><dd>{format!("{} ({})", class.label(), r.event.category().as_str())}</dd>
+                        <dt>"Agent"</dt><dd>{if name.is_empty() { "–".to_string() } else { name }}</dd>
+                        <dt>"Step"</dt><dd>{r.keys.step.clone().unwrap_or_else(|| "–".into())}</dd>
+                        <dt>"Time"</dt><dd>{r.timestamp.to_rfc3339()}</dd>
+                    </dl>
+                    <pre class="json">{json}</pre>
+                </aside>
+            }
+        })
+    }
+}

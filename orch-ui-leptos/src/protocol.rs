@@ -1,0 +1,170 @@
+//! What the server sends: `/ws` frames and the JSON of the REST routes, read defensively (an entry
+//! that does not decode is skipped, not fatal), and the URLs the page asks for.
+
+use orch_core::wire::{Agent, ChatMessage, EventRecord, WorkflowRecord};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// One `/ws` frame, as the page uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// An event of the log.
+    Event(Box<EventRecord>),
+    /// The replay is over; live from here (the replay's last seq).
+    Live(u64),
+    /// The server is closing the stream; resume after this seq.
+    Ending(Option<u64>),
+    /// Anything else (the seed's frames, `connection_established`, pongs, …).
+    Other,
+}
+
+/// Reads one text frame.
+pub fn parse_frame(text: &str) -> Incoming {
+    let Ok(v) = serde_json::from_str::<Value>(text) else { return Incoming::Other };
+    match v.get("frame").and_then(Value::as_str) {
+        Some("live") => Incoming::Live(v.get("last_seq").and_then(Value::as_u64).unwrap_or(0)),
+        Some("cut_off" | "error") => {
+            Incoming::Ending(v.get("resume_from").and_then(Value::as_u64).map(|s| s.saturating_sub(1)))
+        }
+        Some(_) => Incoming::Other,
+        None if v.get("seq").is_some() => match serde_json::from_value::<EventRecord>(v) {
+            Ok(r) => Incoming::Event(Box::new(r)),
+            Err(_) => Incoming::Other,
+        },
+        None => Incoming::Other,
+    }
+}
+
+/// The list under `key` of a JSON answer, each entry decoded on its own (bad ones skipped).
+pub fn list<T: DeserializeOwned>(v: &Value, key: &str) -> Vec<T> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|x| serde_json::from_value(x.clone()).ok()).collect())
+        .unwrap_or_default()
+}
+
+/// `GET /api/agents`.
+pub fn agents(v: &Value) -> Vec<Agent> {
+    list(v, "agents")
+}
+
+/// `GET /api/orchestrator/chat`.
+pub fn chat(v: &Value) -> Vec<ChatMessage> {
+    list(v, "messages")
+}
+
+/// `GET /api/adws`.
+pub fn workflows(v: &Value) -> Vec<WorkflowRecord> {
+    list(v, "adws")
+}
+
+/// `GET /api/events` (newest first with `order=desc`): the events oldest first, and the log's last seq.
+pub fn events(v: &Value) -> (Vec<EventRecord>, u64) {
+    let mut events: Vec<EventRecord> = list(v, "events");
+    events.sort_by_key(|e| e.seq);
+    let last = v.get("last_seq").and_then(Value::as_u64).unwrap_or_else(|| events.last().map_or(0, |e| e.seq));
+    (events, last)
+}
+
+/// `GET /api/adws/{id}/events`: every step's events.
+pub fn workflow_events(v: &Value) -> Vec<EventRecord> {
+    let mut out: Vec<EventRecord> = Vec::new();
+    if let Some(steps) = v.get("events_by_step").and_then(Value::as_object) {
+        for events in steps.values().filter_map(Value::as_array) {
+            out.extend(events.iter().filter_map(|e| serde_json::from_value(e.clone()).ok()));
+        }
+    }
+    out.sort_by_key(|e| e.seq);
+    out
+}
+
+/// `GET /api/adws/types`: the workflow types' names.
+pub fn workflow_types(v: &Value) -> Vec<String> {
+    v.get("types")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|t| t.get("type").and_then(Value::as_str).map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// The orchestrator's cost and context from `GET /api/orchestrator`.
+pub fn orchestrator_cost(v: &Value) -> Option<(f64, u64, Option<u64>)> {
+    let o = v.get("orchestrator")?;
+    Some((
+        o.get("total_cost_usd").and_then(Value::as_f64).unwrap_or(0.0),
+        o.get("context_used").and_then(Value::as_u64).unwrap_or(0),
+        o.get("context_window").and_then(Value::as_u64),
+    ))
+}
+
+/// An error answer's message (`{"error":{"message"}}`, the seed's `{"detail"}`), or the raw text.
+pub fn error_message(status: u16, body: &str) -> String {
+    let v: Option<Value> = serde_json::from_str(body).ok();
+    let msg = v.as_ref().and_then(|v| {
+        v.pointer("/error/message").or_else(|| v.get("detail")).and_then(Value::as_str).map(str::to_string)
+    });
+    match msg {
+        Some(m) => format!("{status}: {m}"),
+        None if body.trim().is_empty() => format!("HTTP {status}"),
+        None => format!("{status}: {}", crate::format::truncate(body.trim(), 200)),
+    }
+}
+
+/// The event stream's URL on the page's own server (`http:` pages use `ws:`, `https:` ones `wss:`),
+/// replaying after `since`.
+pub fn ws_url(protocol: &str, host: &str, since: u64) -> String {
+    let scheme = if protocol == "https:" { "wss" } else { "ws" };
+    format!("{scheme}://{host}/ws?since={since}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn frames() {
+        let ev = r#"{"seq":7,"timestamp":"2026-12-03T08:00:00Z","agent_id":null,"type":"Text","text":"hi"}"#;
+        match parse_frame(ev) {
+            Incoming::Event(r) => assert_eq!(r.seq, 7),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse_frame(r#"{"frame":"live","last_seq":12}"#), Incoming::Live(12));
+        assert_eq!(parse_frame(r#"{"frame":"cut_off","resume_from":13}"#), Incoming::Ending(Some(12)));
+        assert_eq!(parse_frame(r#"{"frame":"seed","type":"agent_log","seq":7}"#), Incoming::Other);
+        assert_eq!(parse_frame(r#"{"type":"connection_established"}"#), Incoming::Other);
+        assert_eq!(parse_frame("not json"), Incoming::Other);
+        // An event of a newer orch decodes as an unknown one rather than failing.
+        let newer = r#"{"seq":8,"timestamp":"2026-12-03T08:00:00Z","type":"SomethingNew","x":1}"#;
+        assert!(matches!(parse_frame(newer), Incoming::Event(_)));
+    }
+
+    #[test]
+    fn answers_are_read_defensively() {
+        let v = json!({"events": [
+            {"seq": 9, "timestamp": "2026-12-03T08:00:00Z", "type": "Text", "text": "b"},
+            {"seq": "bad"},
+            {"seq": 3, "timestamp": "2026-12-03T08:00:00Z", "type": "Text", "text": "a"}
+        ], "last_seq": 10});
+        let (events, last) = events(&v);
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 9]);
+        assert_eq!(last, 10);
+        assert!(agents(&json!({"agents": [{"name": "half an agent"}]})).is_empty());
+        assert!(agents(&json!({})).is_empty());
+        assert_eq!(workflow_types(&json!({"types": [{"type": "plan_build"}, {"x": 1}]})), ["plan_build"]);
+        let by_step = json!({"events_by_step": {"plan": [{"seq": 5, "timestamp": "2026-12-03T08:00:00Z", "type": "Text", "text": "p"}],
+                                                "_workflow": [{"seq": 2, "timestamp": "2026-12-03T08:00:00Z", "type": "Text", "text": "w"}]}});
+        assert_eq!(workflow_events(&by_step).iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 5]);
+        assert_eq!(
+            error_message(400, r#"{"error":{"code":"bad_request","message":"the message is empty"}}"#),
+            "400: the message is empty"
+        );
+        assert_eq!(error_message(502, ""), "HTTP 502");
+        assert_eq!(orchestrator_cost(&json!({"orchestrator": {"total_cost_usd": 1.5}})), Some((1.5, 0, None)));
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(ws_url("http:", "127.0.0.1:9403", 0), "ws://127.0.0.1:9403/ws?since=0");
+        assert_eq!(ws_url("https:", "orch.example", 42), "wss://orch.example/ws?since=42");
+    }
+}
