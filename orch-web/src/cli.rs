@@ -174,6 +174,10 @@ enum Command {
         /// external agents claiming them over /api/tasks.
         #[arg(long)]
         no_worker: bool,
+        /// Serve the dashboard from this directory (built by scripts/build-ui.sh) [env: ORCH_UI_DIR;
+        /// default: the repository's orch-ui-leptos/dist when built, else a landing page].
+        #[arg(long, value_name = "DIR")]
+        ui: Option<PathBuf>,
     },
     /// Relays one Claude Code hook call to the orch process running the turn (run by generated settings).
     #[command(hide = true)]
@@ -581,7 +585,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let engine = engine(config, false).await?;
             Ok(chat::delete(&engine, id, name).await?)
         }
-        Command::Serve { host, port, token, no_worker } => {
+        Command::Serve { host, port, token, no_worker, ui } => {
             // No model configured: the scripted demo orchestrator, so the first server answers.
             let config = match orch_core::engine::default_spec(&config) {
                 Ok(None) => {
@@ -601,6 +605,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 port: *port,
                 token: token.clone(),
                 no_worker: *no_worker,
+                ui: ui.clone(),
                 ..crate::serve::ServeOptions::default()
             };
             crate::serve::run(engine, options).await

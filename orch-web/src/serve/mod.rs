@@ -16,6 +16,7 @@ mod openapi;
 mod page;
 mod seed;
 mod state;
+mod ui;
 mod ws;
 
 use std::net::{IpAddr, SocketAddr};
@@ -50,6 +51,8 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// `--no-worker`: no in-process task worker.
     pub no_worker: bool,
+    /// `--ui DIR`: the dashboard's built files (else `ORCH_UI_DIR`, else the repository's build).
+    pub ui: Option<std::path::PathBuf>,
 }
 
 fn env(names: &[&str]) -> Option<String> {
@@ -90,13 +93,21 @@ fn settings(options: &ServeOptions) -> Result<(SocketAddr, Option<String>, Vec<S
 }
 
 /// The application: every route and layer, on `state`.
-fn app(state: AppState, origins: &[String]) -> Router {
-    Router::new()
-        .route("/", get(page::index))
-        .nest("/api", api::routes())
-        .merge(seed::routes())
-        .route("/ws", any(ws::handler))
-        .fallback(not_found)
+/// With `ui`, `/` and every path no route takes are the dashboard's files (else `/` is the landing page).
+fn app(state: AppState, origins: &[String], ui: Option<&std::path::Path>) -> Router {
+    let router = match ui {
+        Some(_) => Router::new(),
+        None => Router::new().route("/", get(page::index)),
+    };
+    let router = router.nest("/api", api::routes()).merge(seed::routes()).route("/ws", any(ws::handler));
+    let router = match ui {
+        Some(dir) => {
+            let missing = axum::handler::HandlerWithoutStateExt::into_service(not_found);
+            router.fallback_service(ui::files(dir, missing))
+        }
+        None => router.fallback(not_found),
+    };
+    router
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -117,6 +128,7 @@ async fn not_found(uri: Uri) -> Response {
 /// Serves until SIGINT or SIGTERM, then stops the work it hosts and exits.
 pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     let (addr, token, origins) = settings(&options)?;
+    let ui_dir = ui::dir(options.ui.as_deref())?;
     let orchestrator = crate::chat::orchestrator(&engine, None, false).await?;
     let graphs = engine.graph_runner()?;
     let state = AppState::new(engine, orchestrator, graphs, token);
@@ -139,8 +151,13 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
         if state.token().is_some() { ", token required" } else { "" }
     );
     eprintln!("  dashboard http://{bound}/  API http://{bound}/api  events ws://{bound}/ws   (Ctrl-C stops)");
+    match &ui_dir {
+        Some(d) => eprintln!("  dashboard files: {}", d.display()),
+        None => eprintln!("  no dashboard build: / is a landing page (scripts/build-ui.sh builds the dashboard)"),
+    }
     let shutdown_state = state.clone();
-    axum::serve(listener, app(state, &origins).into_make_service_with_connect_info::<SocketAddr>())
+    let app = app(state, &origins, ui_dir.as_deref());
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             crate::signals::terminated().await;
             eprintln!("orch serve: stopping");

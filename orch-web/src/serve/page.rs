@@ -1,5 +1,5 @@
-//! The page at `/`: what runs here, and where the API and the event stream are (until the dashboard
-//! lands in its place).
+//! The page at `/` when no dashboard build is found (see [`super::ui`]): what runs here, where the API
+//! and the event stream are, and how to build the dashboard.
 
 use axum::extract::State;
 use axum::response::Html;
@@ -21,6 +21,10 @@ code{{background:#eef1f6;padding:.1rem .3rem;border-radius:4px}}li{{margin:.3rem
 <h1>orch {version}</h1>
 <p>The orch server runs here: working dir <code>{cwd}</code>, default model <code>{model}</code>,
 orchestrator <code>{orchestrator}</code>.</p>
+<p><b>The dashboard is not built.</b> Build it with <code>scripts/build-ui.sh</code> in the orch repository
+(it installs the wasm32 target and wasm-bindgen-cli when missing), then restart <code>orch serve</code>:
+it serves <code>orch-ui-leptos/dist</code> here. Or point it at a build: <code>orch serve --ui DIR</code>
+(or <code>ORCH_UI_DIR=DIR</code>).</p>
 <ul>
 <li><a href="/api/health">/api/health</a> and <a href="/api/ready">/api/ready</a>: is it up, does the store answer</li>
 <li><a href="/api/agents">/api/agents</a>, <a href="/api/events?order=desc&amp;limit=50">/api/events</a>,
