@@ -12,6 +12,7 @@
 //! orchestrator = "opus"                      # the orchestrator's own model (alias, id or spec)
 //! agents = "sonnet"                          # model of agents created without one
 //! summary = "anthropic:claude-haiku-4-5"     # background event summaries
+//! autocomplete = "haiku"                     # suggestions for the command input (default: `fast`)
 //! prices = "prices.json"                     # relative paths are relative to the working directory
 //! aliases = "aliases.json"
 //! record = "calls.jsonl"
@@ -130,6 +131,8 @@ pub struct FileModels {
     pub agents: Option<String>,
     /// `summary`.
     pub summary: Option<String>,
+    /// `autocomplete`.
+    pub autocomplete: Option<String>,
     /// `prices`.
     pub prices: Option<PathBuf>,
     /// `aliases`.

@@ -99,6 +99,12 @@ impl OrchConfig {
                 f.and_then(|f| f.models.summary.as_deref()).map(|v| (v, "models.summary")),
                 String::from,
             ),
+            autocomplete: layers.string(
+                None,
+                &["ORCH_AUTOCOMPLETE_MODEL"],
+                f.and_then(|f| f.models.autocomplete.as_deref()).map(|v| (v, "models.autocomplete")),
+                String::from,
+            ),
             prices: layers.path(None, &["ORCH_PRICES"], f.and_then(|f| f.models.prices.clone()), "models.prices"),
             aliases: layers.path(
                 None,

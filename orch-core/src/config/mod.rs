@@ -216,6 +216,9 @@ pub struct ModelsConfig {
     pub agents: Sourced<Option<String>>,
     /// The background summary model (a native spec); unset: built-in summaries only.
     pub summary: Sourced<Option<String>>,
+    /// The model of the command input's suggestions (an alias, a model id or a native spec); unset:
+    /// the `fast` alias on the default model's provider.
+    pub autocomplete: Sourced<Option<String>>,
     /// A JSON price file merged over the built-in prices.
     pub prices: Sourced<Option<PathBuf>>,
     /// A JSON alias file merged over the built-in aliases.
@@ -392,6 +395,7 @@ impl OrchConfig {
             entry("models.orchestrator", "ORCH_ORCHESTRATOR_MODEL", &m.orchestrator),
             entry("models.agents", "ORCH_AGENT_MODEL", &m.agents),
             entry("models.summary", "ORCH_SUMMARY_MODEL", &m.summary),
+            entry("models.autocomplete", "ORCH_AUTOCOMPLETE_MODEL", &m.autocomplete),
             entry("models.prices", "ORCH_PRICES", &m.prices),
             entry("models.aliases", "ORCH_MODEL_ALIASES", &m.aliases),
             entry("models.record", "ORCH_RECORD", &m.record),

@@ -394,6 +394,29 @@ impl Engine {
         Ok(crate::graph::Planner::new(provider, route.model_id).with_prices(self.prices().clone()))
     }
 
+    /// The autocomplete expert of the command input: `models.autocomplete` (an alias, model id or
+    /// native spec), else the `fast` alias on the default model's provider; `Ok(None)` when no model is
+    /// configured at all. Fails when `models.autocomplete` names a model that cannot be called directly.
+    pub fn autocompleter(&self) -> Result<Option<crate::orchestrator::autocomplete::Autocompleter>, EngineError> {
+        let c = &self.config().models.autocomplete;
+        let configured = c.value.as_deref().map(str::trim).filter(|m| !m.is_empty());
+        let model = configured.unwrap_or("fast");
+        let bad = |e: String| EngineError::Model(format!("models.autocomplete ({}): {e}", c.source));
+        let route = match self.registry().route(model) {
+            Ok(r) => r,
+            Err(e) if configured.is_some() => return Err(bad(e.to_string())),
+            Err(_) => return Ok(None),
+        };
+        if let Some(executor) = route.executor {
+            if configured.is_some() {
+                return Err(bad(format!("{model} runs on {executor}; choose a native model")));
+            }
+            return Ok(None);
+        }
+        let provider = self.registry().provider(&route.spec).map_err(|e| bad(e.to_string()))?;
+        Ok(Some(crate::orchestrator::autocomplete::Autocompleter::new(provider, route.model_id, self.working_dir())))
+    }
+
     /// The supervisor of every background run (the orchestrator's agents, and later workflows and task
     /// graphs): busy refusal, resume-first, failure reports, interrupts across processes, file tracking.
     pub fn supervisor(&self) -> &Supervisor {

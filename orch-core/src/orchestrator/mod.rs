@@ -15,6 +15,7 @@
 
 mod adw_tools;
 mod agents;
+pub mod autocomplete;
 pub mod files;
 mod service;
 pub mod summary;

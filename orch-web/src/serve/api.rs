@@ -43,6 +43,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(resume_workflow))
         .merge(super::graphs::routes())
         .merge(super::costs::routes())
+        .merge(super::autocomplete::routes())
 }
 
 /// The routes of `/api`, with `/api/openapi.json`.

@@ -89,6 +89,19 @@ pub fn seed_frames(r: &EventRecord, orchestrator_agent: Id, names: &dyn AgentNam
         Event::SystemLog { metadata, .. } if metadata.get("relay").is_some_and(Value::is_object) => {
             frames.extend(relay_frame(&metadata["relay"]));
         }
+        Event::SystemLog { metadata, .. } if metadata.get("autocomplete").is_some() => {
+            let epoch = r.timestamp.timestamp_micros() as f64 / 1e6;
+            match metadata["autocomplete"].as_str() {
+                Some("started") => frames.push(json!({
+                    "type": "autocomplete_started", "orchestrator_agent_id": orchestrator_id,
+                    "user_input": metadata["user_input"], "timestamp": epoch,
+                })),
+                Some("completed") => frames.push(json!({
+                    "type": "autocomplete_completed", "orchestrator_agent_id": orchestrator_id, "timestamp": epoch,
+                })),
+                _ => {}
+            }
+        }
         Event::WorkflowUpdated { workflow } => {
             let adw = adw_row(workflow);
             if workflow.status == WorkflowStatus::Pending && workflow.started_at.is_none() {

@@ -3,6 +3,7 @@
 //! root. It hosts the background work it starts: chat turns, agent runs and workflow runs.
 
 mod api;
+mod autocomplete;
 mod auth;
 mod chat;
 mod costs;
@@ -131,7 +132,11 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     let ui_dir = ui::dir(options.ui.as_deref())?;
     let orchestrator = crate::chat::orchestrator(&engine, None, false).await?;
     let graphs = engine.graph_runner()?;
-    let state = AppState::new(engine, orchestrator, graphs, token);
+    let autocomplete = engine.autocompleter().unwrap_or_else(|e| {
+        eprintln!("orch serve: no autocomplete: {e}");
+        None
+    });
+    let state = AppState::new(engine, orchestrator, graphs, autocomplete, token);
     resume_stale_runs(&state).await;
     let worker = (!options.no_worker).then(|| start_worker(&state));
     let listener = tokio::net::TcpListener::bind(addr)

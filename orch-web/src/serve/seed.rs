@@ -8,6 +8,7 @@ use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
+use orch_core::orchestrator::autocomplete::Feedback;
 use orch_core::store::{AgentFilter, EventQuery, SystemLogQuery};
 use orch_core::wire::{Agent, ChatMessage, EventCategory, EventRecord, WorkflowRecord};
 use serde::Deserialize;
@@ -389,16 +390,27 @@ async fn adw_summary(State(state): State<AppState>, Path(id): Path<String>) -> S
 
 #[derive(Deserialize)]
 struct AutocompleteGenerate {
-    #[allow(dead_code)]
     user_input: String,
     orchestrator_agent_id: String,
 }
 
-/// No suggestions yet (an empty list is what the seed answers on failure, and its dashboard takes it).
-async fn autocomplete_generate(body: Result<Json<AutocompleteGenerate>, JsonRejection>) -> SeedResult {
+/// The seed's answer: suggestions from the autocomplete expert; `status: "error"` with none (still
+/// 200) when the orchestrator id is not this server's, as the seed answers.
+async fn autocomplete_generate(
+    State(state): State<AppState>,
+    body: Result<Json<AutocompleteGenerate>, JsonRejection>,
+) -> SeedResult {
     let Json(req) = body.map_err(ApiError::from)?;
-    Ok(Json(json!({"status": "success", "autocompletes": [], "total_items": 0,
-                   "orchestrator_agent_id": req.orchestrator_agent_id, "timestamp": chrono::Utc::now().to_rfc3339()})))
+    let now = chrono::Utc::now().to_rfc3339();
+    let mine = req.orchestrator_agent_id.trim() == state.orchestrator().id().to_string();
+    if !mine {
+        return Ok(Json(json!({"status": "error", "autocompletes": [], "total_items": 0,
+                              "orchestrator_agent_id": req.orchestrator_agent_id, "timestamp": now,
+                              "error": "the orchestrator_agent_id is not this server's orchestrator"})));
+    }
+    let items = super::autocomplete::suggest(&state, &req.user_input).await;
+    Ok(Json(json!({"status": "success", "total_items": items.len(), "autocompletes": items,
+                   "orchestrator_agent_id": req.orchestrator_agent_id, "timestamp": now})))
 }
 
 #[derive(Deserialize)]
@@ -413,25 +425,39 @@ struct AutocompleteUpdate {
 }
 
 /// Validated as the seed does (422 when a field its type needs is missing).
-async fn autocomplete_update(body: Result<Json<AutocompleteUpdate>, JsonRejection>) -> SeedResult {
+async fn autocomplete_update(
+    State(state): State<AppState>,
+    body: Result<Json<AutocompleteUpdate>, JsonRejection>,
+) -> SeedResult {
     let Json(req) = body.map_err(ApiError::from)?;
     let unprocessable = |m: &str| -> SeedError {
         ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", m.to_string()).into()
     };
-    match req.completion_type.as_str() {
-        "none" if req.user_input_on_enter.is_none() => {
-            Err(unprocessable("completion_type 'none' needs user_input_on_enter"))
+    let kind = req.completion_type.clone();
+    let feedback = match (kind.as_str(), req) {
+        ("none", AutocompleteUpdate { user_input_on_enter: Some(user_input_on_enter), .. }) => {
+            Feedback::None { user_input_on_enter }
         }
-        "autocomplete"
-            if req.user_input_before_completion.is_none()
-                || req.autocomplete_item.is_none()
-                || req.reasoning.is_none() =>
-        {
-            Err(unprocessable(
+        ("none", _) => return Err(unprocessable("completion_type 'none' needs user_input_on_enter")),
+        (
+            "autocomplete",
+            AutocompleteUpdate {
+                user_input_before_completion: Some(user_input_before_completion),
+                autocomplete_item: Some(autocomplete_item),
+                reasoning: Some(reasoning),
+                ..
+            },
+        ) => Feedback::Autocomplete { user_input_before_completion, autocomplete_item, reasoning },
+        ("autocomplete", _) => {
+            return Err(unprocessable(
                 "completion_type 'autocomplete' needs user_input_before_completion, autocomplete_item and reasoning",
-            ))
+            ));
         }
-        "none" | "autocomplete" => Ok(Json(json!({"status": "success"}))),
-        other => Err(unprocessable(&format!("completion_type '{other}': none or autocomplete"))),
+        (other, _) => return Err(unprocessable(&format!("completion_type '{other}': none or autocomplete"))),
+    };
+    // Without a model nothing is learned, and the seed's dashboard is still told it went well.
+    if state.autocomplete().is_some() {
+        super::autocomplete::remember(&state, feedback)?;
     }
+    Ok(Json(json!({"status": "success"})))
 }

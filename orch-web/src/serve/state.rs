@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use orch_core::engine::Engine;
 use orch_core::graph::GraphRunner;
 use orch_core::orchestrator::Orchestrator;
+use orch_core::orchestrator::autocomplete::Autocompleter;
 use orch_core::wire::Id;
 use orch_core::workflow::WorkflowTicket;
 
@@ -22,6 +23,7 @@ struct Inner {
     engine: Engine,
     orchestrator: Orchestrator,
     graphs: GraphRunner,
+    autocomplete: Option<Arc<Autocompleter>>,
     token: Option<String>,
     working_dir: PathBuf,
     websockets: AtomicUsize,
@@ -33,13 +35,20 @@ struct Inner {
 impl AppState {
     /// The state of a server on `engine`, hosting `orchestrator` and running graphs with `graphs`;
     /// `token` guards every request.
-    pub fn new(engine: Engine, orchestrator: Orchestrator, graphs: GraphRunner, token: Option<String>) -> Self {
+    pub fn new(
+        engine: Engine,
+        orchestrator: Orchestrator,
+        graphs: GraphRunner,
+        autocomplete: Option<Autocompleter>,
+        token: Option<String>,
+    ) -> Self {
         let working_dir = engine.working_dir().to_path_buf();
         Self {
             inner: Arc::new(Inner {
                 engine,
                 orchestrator,
                 graphs,
+                autocomplete: autocomplete.map(Arc::new),
                 token,
                 working_dir,
                 websockets: AtomicUsize::new(0),
@@ -63,6 +72,11 @@ impl AppState {
     /// The runner of task graphs (routing, budgets, checkpoints, external claims).
     pub fn graphs(&self) -> &GraphRunner {
         &self.inner.graphs
+    }
+
+    /// The autocomplete expert, if a model is configured for it.
+    pub fn autocomplete(&self) -> Option<&Arc<Autocompleter>> {
+        self.inner.autocomplete.as_ref()
     }
 
     /// The token every request must carry, if one is set.

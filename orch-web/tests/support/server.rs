@@ -81,3 +81,43 @@ pub async fn post_raw(base: &str, path: &str, body: &str) -> (u16, Value) {
         .unwrap();
     answer(r).await
 }
+
+/// A WebSocket client of the server.
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to `/ws` with `query` (e.g. `?since=0`).
+pub async fn connect(base: &str, query: &str) -> Ws {
+    let url = format!("{}/ws{query}", base.replacen("http://", "ws://", 1));
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws
+}
+
+/// The next JSON frame (skipping pings), within 30 s.
+pub async fn next_frame(ws: &mut Ws) -> Value {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("a frame within 30 s");
+        match msg.unwrap().unwrap() {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Frames until `until` holds for one (returned with all before it), within 60 s.
+pub async fn frames_until(ws: &mut Ws, until: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let start = std::time::Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(60), "gave up waiting; frames so far: {seen:#?}");
+        let f = next_frame(ws).await;
+        let done = until(&f);
+        seen.push(f);
+        if done {
+            return seen;
+        }
+    }
+}
