@@ -74,13 +74,16 @@ def server() -> Iterator[str]:
 
 def test_every_operation_answers_as_the_document_says(server: str) -> None:
     """All of schemathesis's phases (coverage, fuzzing, stateful) over every operation."""
-    run = subprocess.run(
-        [st_bin(), "run", f"{server}/api/openapi.json", "--checks", CHECKS, "--max-examples", "40",
-         "--no-color", "--request-timeout", "30"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    # In a directory of its own: schemathesis keeps a cache (.schemathesis/) where it runs.
+    with tempfile.TemporaryDirectory() as scratch:
+        run = subprocess.run(
+            [st_bin(), "run", f"{server}/api/openapi.json", "--checks", CHECKS, "--max-examples", "40",
+             "--no-color", "--request-timeout", "30"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=scratch,
+        )
     out = run.stdout + run.stderr
     assert run.returncode == 0, f"schemathesis found problems:\n{out}"
     assert "Tested: " in out and " passed" in out, out
