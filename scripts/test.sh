@@ -49,6 +49,21 @@ else
   echo "note: strace is not installed: the crash test is skipped (under CI=true it fails)"
 fi
 
+# Chromium and chromedriver (Debian's; never a downloaded browser): the dashboard's browser test
+# (orch-web/tests/ui_browser.rs, ignored by a plain `cargo test`) drives them. Installed when missing; the
+# test runs when both are there, and always under CI=true (a missing one then fails it).
+have_browser() { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }
+if ! have_browser && command -v apt-get >/dev/null 2>&1; then
+  step "installing chromium and chromium-driver"
+  apt-get install -y chromium chromium-driver || { apt-get update && apt-get install -y chromium chromium-driver; } || true
+fi
+run_browser=0
+if have_browser || [ "${CI:-}" = "true" ]; then
+  run_browser=1
+else
+  echo "note: chromium or chromedriver is missing: the dashboard's browser test is skipped (under CI=true it fails)"
+fi
+
 # PostgreSQL: its tests are ignored by a plain `cargo test`, and run below with --ignored when a server
 # listens on 127.0.0.1:5432 (or ORCH_TEST_PG_URL), and always under CI=true (a missing server then fails).
 # Under CI, a server that is installed but stopped is started (idempotent).
@@ -71,6 +86,9 @@ if [ "$quick" = 0 ]; then
   step "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+  step "the dashboard (orch-ui-leptos, its views build for wasm32 only) passes clippy for wasm32"
+  cargo clippy -p orch-ui-leptos --target wasm32-unknown-unknown --all-targets -- -D warnings
+
   step "orch-core wire types build for wasm32 without default features"
   cargo build -p orch-core --no-default-features --target wasm32-unknown-unknown
 
@@ -88,8 +106,17 @@ ignored_log="$CARGO_TARGET_DIR/last-test-ignored.log"
 status=0
 cargo test --workspace --all-features --no-fail-fast 2>&1 | tee "$log" || status=1
 
-# The tests that need PostgreSQL or strace are ignored above; run exactly those (and no other ignored test):
-# the PostgreSQL crate's, and the ignored ones of the CLI tests that need a server or strace.
+# The dashboard, built into orch-ui-leptos/dist (installs wasm-bindgen-cli when missing), for its
+# browser test below and for `orch serve`.
+step "the dashboard: scripts/build-ui.sh"
+if ! scripts/build-ui.sh; then
+  echo "the dashboard does not build"
+  status=1
+fi
+
+# The tests that need PostgreSQL, strace or a browser are ignored above; run exactly those (and no other
+# ignored test): the PostgreSQL crate's, and the ignored ones of the CLI tests that need a server, strace
+# or Chromium.
 if [ "$run_pg" = 1 ]; then
   step "cargo test: the PostgreSQL tests"
   cargo test -p orch-store-postgres --all-features --no-fail-fast --tests -- --ignored 2>&1 | tee -a "$ignored_log" ||
@@ -98,8 +125,9 @@ fi
 cli_tests=()
 [ "$run_pg" = 1 ] && cli_tests+=(--test cli_db --test cli_busy --test cli_interrupt --test cli_kill --test cli_adw_detached --test cli_plan --test cli_graph)
 [ "$run_strace" = 1 ] && cli_tests+=(--test cli_crash)
+[ "$run_browser" = 1 ] && cli_tests+=(--test ui_browser)
 if [ "${#cli_tests[@]}" -gt 0 ]; then
-  step "cargo test: the CLI tests that need PostgreSQL or strace"
+  step "cargo test: the CLI tests that need PostgreSQL, strace or a browser"
   cargo test -p orch-web --all-features --no-fail-fast "${cli_tests[@]}" -- --ignored 2>&1 | tee -a "$ignored_log" ||
     status=1
 fi

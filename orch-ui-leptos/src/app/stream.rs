@@ -51,15 +51,24 @@ pub fn Stream(ui: Ui) -> impl IntoView {
             });
         }
     });
+    // The list's height at the last scroll event: a scroll that comes with a change of height (rows
+    // arrived, a filter changed) is the page's doing, not the person's.
+    let last_height = StoredValue::new(0i32);
     let on_scroll = move |_| {
         if let Some(el) = list.get() {
             let top = f64::from(el.scroll_top());
             let height = f64::from(el.client_height());
             scroll_top.set(top);
             viewport.set(height);
-            let bottom = at_bottom(top, height, f64::from(el.scroll_height()), ROW_HEIGHT / 2.0);
-            // Scrolling up pauses following; scrolling back to the bottom resumes it.
-            if ui.follow.get_untracked() != bottom {
+            let content = el.scroll_height();
+            let resized = last_height.get_value() != content;
+            last_height.set_value(content);
+            let bottom = at_bottom(top, height, f64::from(content), ROW_HEIGHT / 2.0);
+            let following = ui.follow.get_untracked();
+            if following && !bottom && resized {
+                el.set_scroll_top(content);
+            } else if following != bottom {
+                // Scrolling up pauses following; scrolling back to the bottom resumes it.
                 ui.follow.set(bottom);
             }
         }
