@@ -329,3 +329,41 @@ async fn templates_and_slash_commands_are_listed() {
     let reviewer = t["templates"].as_array().unwrap().iter().find(|t| t["name"] == "reviewer").expect("reviewer");
     assert_eq!(reviewer["description"], "Reviews code");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_logged_without_its_query() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = support::orch()
+        .env("ORCH_LOG", "orch::http=info")
+        .env("ORCH_LOG_FORMAT", "json")
+        .arg("--cwd")
+        .arg(dir.path())
+        .args(["--model", &done_model(dir.path()), "serve", "--port", "0", "--token", "s3cret-token"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("orch serve: listening on ").unwrap().to_string();
+    let (s, _) = get(&base, "/api/health?token=s3cret-token").await;
+    assert_eq!(s, 200);
+    let (s, _) = get(&base, "/api/graphs?token=wrong").await;
+    assert_eq!(s, 403);
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(!logs.contains("s3cret-token") && !logs.contains("wrong"), "a query is logged: {logs}");
+    let requests: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "orch::http")
+        .collect();
+    let seen: Vec<(String, u64)> = requests
+        .iter()
+        .map(|v| (v["fields"]["path"].as_str().unwrap().to_string(), v["fields"]["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(seen, vec![("/api/health".to_string(), 200), ("/api/graphs".to_string(), 403)], "{logs}");
+    assert!(requests.iter().all(|v| v["fields"]["ms"].is_number() && v["fields"]["method"] == "GET"));
+}

@@ -75,6 +75,9 @@ fn starts_work(method: &Method, path: &str) -> bool {
         && (path == "/api/orchestrator/chat"
             || path == "/send_chat"
             || path == "/api/adws"
+            || path == "/api/plans"
+            || path == "/api/graphs"
+            || (path.starts_with("/api/graphs/") && path.ends_with("/run"))
             || (path.starts_with("/api/agents/") && path.ends_with("/command")))
 }
 
@@ -85,6 +88,9 @@ pub async fn track(
     request: Request,
     next: Next,
 ) -> Response {
+    // The request log: method, path (never the query, which may carry the token), status, time.
+    let started = std::time::Instant::now();
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let response = if starts_work(request.method(), request.uri().path()) {
         match state.limiter().take(peer.ip()) {
             Ok(()) => next.run(request).await,
@@ -107,6 +113,13 @@ pub async fn track(
     };
     let class = usize::from(response.status().as_u16() / 100).min(5);
     state.metrics().responses[class].fetch_add(1, Ordering::Relaxed);
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    if status >= 500 {
+        tracing::warn!(target: "orch::http", %method, %path, status, ms, peer = %peer.ip(), "request");
+    } else {
+        tracing::info!(target: "orch::http", %method, %path, status, ms, peer = %peer.ip(), "request");
+    }
     response
 }
 
