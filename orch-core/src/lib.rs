@@ -35,6 +35,8 @@
 
 #![cfg_attr(not(feature = "store"), allow(unused))]
 
+#[cfg(feature = "engine")]
+pub mod approval;
 pub mod error;
 mod text;
 pub mod wire;

@@ -24,7 +24,7 @@ pub use native::{NativeExecutor, SubagentSettings};
 pub use recorder::TurnRecorder;
 pub use route::{CLAUDE_CODE, RoutingExecutor, claude_code_entry, is_claude_code_model};
 pub use runner::{AgentRunner, AgentRunnerBuilder, RunClaim};
-pub use state::{LoopState, PendingCall, Phase, TurnState};
+pub use state::{LoopState, Parked, PendingCall, Phase, TurnState};
 pub use supervisor::{Interrupted, RunObserver, RunReport, RunTicket, RunWatch, Supervisor, agent_keys};
 
 use std::sync::Arc;
@@ -137,6 +137,18 @@ pub enum RunError {
     /// Nothing to resume.
     #[error("agent '{0}' has no unfinished turn to resume")]
     NothingToResume(String),
+    /// The agent's turn is parked until a person approves, denies or answers a tool call.
+    #[error(
+        "agent '{agent}' is waiting for a person to approve its {tool} call (approval {approval}): `orch approve {approval}`, `orch deny {approval}` or `orch answer {approval} TEXT`"
+    )]
+    WaitingForPerson {
+        /// Agent name.
+        agent: String,
+        /// The approval.
+        approval: crate::wire::Id,
+        /// The parked call's tool.
+        tool: String,
+    },
     /// The saved executor state could not be read.
     #[error("agent '{agent}' has an unreadable saved state: {message}")]
     BadState {
@@ -165,7 +177,7 @@ impl RunError {
             Self::Model(e) => e.kind(),
             Self::AgentNotFound(_) => ErrorKind::NotFound,
             Self::AgentBusy { .. } => ErrorKind::Busy,
-            Self::UnfinishedTurn(_) | Self::NothingToResume(_) => ErrorKind::Conflict,
+            Self::UnfinishedTurn(_) | Self::NothingToResume(_) | Self::WaitingForPerson { .. } => ErrorKind::Conflict,
             Self::BadState { .. } => ErrorKind::Internal,
             Self::Config { .. } => ErrorKind::Usage,
         }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::wire::{Timestamp, Usage};
+use crate::wire::{ApprovalDecision, Id, Timestamp, Usage};
 
 /// Where the loop is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -32,6 +32,49 @@ pub struct PendingCall {
     pub input: Value,
     /// Result text and error flag, once the tool ran.
     pub result: Option<(String, bool)>,
+    /// The call waits (or waited) for a person: its PreToolUse hooks asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Parked>,
+}
+
+/// A tool call parked for a person by a PreToolUse hook's `ask`, and, once a person decided, how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parked {
+    /// The approval's id (of its `ApprovalRequested` event).
+    pub id: Id,
+    /// What the person is asked.
+    pub question: String,
+    /// The input the tool runs with if approved (after the hooks' rewrites).
+    pub input: Value,
+    /// Context the hooks added, appended to the tool's result.
+    #[serde(default)]
+    pub context: Vec<String>,
+    /// The person's decision, once made, and its reason or answer.
+    #[serde(default)]
+    pub resolution: Option<(ApprovalDecision, Option<String>)>,
+}
+
+impl TurnState {
+    /// The parked call waiting for a person, if one is.
+    pub fn waiting(&self) -> Option<(&PendingCall, &Parked)> {
+        self.pending.iter().find_map(|p| match &p.approval {
+            Some(a) if a.resolution.is_none() && p.result.is_none() => Some((p, a)),
+            _ => None,
+        })
+    }
+}
+
+impl LoopState {
+    /// The parked call waiting for a person, if the turn has one.
+    pub fn waiting(&self) -> Option<(&PendingCall, &Parked)> {
+        self.turn.as_ref().and_then(TurnState::waiting)
+    }
+
+    /// The parked call of approval `id` (resolved or not), if the turn has it and it has not run yet.
+    pub fn parked_mut(&mut self, id: Id) -> Option<&mut Parked> {
+        let turn = self.turn.as_mut()?;
+        turn.pending.iter_mut().filter(|p| p.result.is_none()).find_map(|p| p.approval.as_mut().filter(|a| a.id == id))
+    }
 }
 
 /// The turn in progress.

@@ -215,20 +215,48 @@ impl Supervisor {
     /// [`RunError::AgentBusy`] naming the first). The run finishes a turn a dead process left first;
     /// observers watch it; if it fails, an ERROR system log says why and an agent it left `executing`
     /// becomes `blocked`. `options.task_slug` names the run (set it: the ticket carries it).
-    pub async fn start(&self, agent: &Agent, prompt: String, mut options: RunOptions) -> Result<RunTicket, RunError> {
+    /// A parked agent is refused with [`RunError::WaitingForPerson`].
+    pub async fn start(&self, agent: &Agent, prompt: String, options: RunOptions) -> Result<RunTicket, RunError> {
         if let Some(t) = self.running_ticket(agent.id) {
             return Err(RunError::AgentBusy { name: agent.name.clone(), run: format!("task {}", t.task_slug) });
         }
-        let slug = options.task_slug.clone().unwrap_or_default();
         // Another process's live claim refuses at once; the claim itself is taken in the background
         // run (its durable commit would otherwise make every command wait for a sync). If two
         // processes race past this check, the claim's compare-and-swap decides and the loser's ticket
         // reports it busy, having run nothing.
         let current =
             self.store().get_agent(agent.id).await?.ok_or_else(|| RunError::AgentNotFound(agent.name.clone()))?;
-        if let Some(held) = current.run.filter(|l| !super::lease::is_stale(l)) {
+        if let Some(held) = current.run.as_ref().filter(|l| !super::lease::is_stale(l)) {
             return Err(RunError::AgentBusy { name: agent.name.clone(), run: held.to_string() });
         }
+        if current.status == AgentStatus::Waiting
+            && let Some(waiting) = crate::approval::waiting_of(self.store().as_ref(), &current).await?
+        {
+            return Err(waiting);
+        }
+        Ok(self.spawn_run(agent, Some(prompt), None, options))
+    }
+
+    /// Continues in the background, under `claim`, the turn the agent left unfinished (e.g. a tool call
+    /// a person just approved), and returns its ticket. Observers watch it as they watch [`start`]ed
+    /// runs; a failure is reported the same way.
+    ///
+    /// [`start`]: Supervisor::start
+    pub fn resume_claimed(&self, agent: &Agent, claim: super::RunClaim, options: RunOptions) -> RunTicket {
+        let options = RunOptions { interrupt: Some(claim.interrupt().clone()), ..options };
+        self.spawn_run(agent, None, Some(claim), options)
+    }
+
+    /// Registers a ticket and spawns the run: a new turn for `Some(prompt)` (finishing an unfinished
+    /// one first), else the unfinished turn; under `claim`, or claiming the agent first.
+    fn spawn_run(
+        &self,
+        agent: &Agent,
+        prompt: Option<String>,
+        claim: Option<super::RunClaim>,
+        mut options: RunOptions,
+    ) -> RunTicket {
+        let slug = options.task_slug.clone().unwrap_or_default();
         let interrupt = options.interrupt.clone().unwrap_or_default();
         options.interrupt = Some(interrupt.clone());
         let (tx, rx) = futures::channel::oneshot::channel::<RunReport>();
@@ -248,7 +276,7 @@ impl Supervisor {
         let agent = agent.clone();
         self.inner.runner.runtime().spawn(
             async move {
-                let report = this.execute(&agent, prompt, slug, options).await;
+                let report = this.execute(&agent, prompt, claim, slug, options).await;
                 if let Ok(mut runs) = this.inner.runs.lock() {
                     runs.remove(&agent.id);
                 }
@@ -256,19 +284,30 @@ impl Supervisor {
             }
             .boxed(),
         );
-        Ok(ticket)
+        ticket
     }
 
     /// One background run: observers, the run (resuming first), failure handling, observers' reports.
-    async fn execute(&self, agent: &Agent, prompt: String, slug: String, mut options: RunOptions) -> RunReport {
+    async fn execute(
+        &self,
+        agent: &Agent,
+        prompt: Option<String>,
+        claim: Option<super::RunClaim>,
+        slug: String,
+        mut options: RunOptions,
+    ) -> RunReport {
         let report =
             |result| RunReport { agent_id: agent.id, agent_name: agent.name.clone(), task_slug: slug.clone(), result };
-        let claim = match self
-            .inner
-            .runner
-            .claim(agent.id, &agent.name, options.task_slug.clone(), options.interrupt.clone())
-            .await
-        {
+        let claimed = match claim {
+            Some(claim) => Ok(claim),
+            None => {
+                self.inner
+                    .runner
+                    .claim(agent.id, &agent.name, options.task_slug.clone(), options.interrupt.clone())
+                    .await
+            }
+        };
+        let claim = match claimed {
             Ok(claim) => claim,
             // Another process claimed it first: nothing ran, nothing to report as a failure of ours.
             Err(e @ RunError::AgentBusy { .. }) => return report(Err(e.to_string())),
@@ -298,7 +337,10 @@ impl Supervisor {
                 }
             }));
         }
-        let result = self.run_resuming(&claim, agent, prompt, options).await;
+        let result = match prompt {
+            Some(prompt) => self.run_resuming(&claim, agent, prompt, options).await,
+            None => self.inner.runner.run_held(&claim, None, options).await,
+        };
         claim.release().await;
         let result = match result {
             Ok(outcome) => Ok(outcome),

@@ -10,7 +10,8 @@
 //! How a command's result becomes a [`HookDecision`]:
 //! - exit 0 with JSON on stdout: `continue: false` → `Stop` (with `stopReason`);
 //!   `hookSpecificOutput.permissionDecision: "deny"` or `decision: "block"` → `Deny` (for PostToolUse,
-//!   where the tool already ran, `AddContext` with the reason); `hookSpecificOutput.updatedInput`
+//!   where the tool already ran, `AddContext` with the reason); `permissionDecision: "ask"` (PreToolUse)
+//!   → `Ask`, its `permissionDecisionReason` the question; `hookSpecificOutput.updatedInput`
 //!   (or a top-level `updatedInput`) → `RewriteInput`; `hookSpecificOutput.additionalContext` →
 //!   `AddContext`; anything else → `Continue`. Only the first of these that applies is returned.
 //! - exit 0 without JSON: `Continue` (for UserPromptSubmit, non-empty stdout is added as context).
@@ -156,6 +157,12 @@ fn decide_from_stdout(event: HookEvent, stdout: &str) -> HookDecision {
     if specific.get("permissionDecision").and_then(Value::as_str) == Some("deny") {
         let reason = text(&specific, "permissionDecisionReason").unwrap_or_else(|| "denied by a hook".into());
         return block(reason);
+    }
+    if specific.get("permissionDecision").and_then(Value::as_str) == Some("ask") && event == HookEvent::PreToolUse {
+        let question = text(&specific, "permissionDecisionReason")
+            .filter(|q| !q.trim().is_empty())
+            .unwrap_or_else(|| "a hook asks a person to approve this tool call".into());
+        return HookDecision::Ask { question };
     }
     if v.get("decision").and_then(Value::as_str) == Some("block") {
         let reason = text(&v, "reason").unwrap_or_else(|| "blocked by a hook".into());
@@ -445,9 +452,10 @@ pub fn load_settings_hooks(cwd: &Path) -> (Vec<SettingsHook>, Vec<SettingsProble
     (hooks, problems)
 }
 
-/// Registers the command hooks of `cwd`'s Claude Code settings into `registry` and returns the
-/// problems found (bad files, unsupported events or hook types, invalid matcher regexes), each of
-/// which skipped only what it names.
+/// Registers the command hooks of `cwd`'s Claude Code settings into `registry`, then its permission
+/// rules (`permissions.deny` / `permissions.ask`, see [`super::permissions`]) as one more PreToolUse
+/// hook, and returns the problems found (bad files, unsupported events or hook types, invalid matcher
+/// regexes, bad rules), each of which skipped only what it names.
 pub fn register_settings_hooks(registry: &mut HookRegistry, cwd: &Path) -> Vec<SettingsProblem> {
     let (hooks, mut problems) = load_settings_hooks(cwd);
     for h in hooks {
@@ -455,6 +463,7 @@ pub fn register_settings_hooks(registry: &mut HookRegistry, cwd: &Path) -> Vec<S
             problems.push(SettingsProblem { file: h.source, message: format!("{e}; hook skipped") });
         }
     }
+    problems.extend(super::permissions::register_permission_rules(registry, cwd));
     problems
 }
 
@@ -479,6 +488,8 @@ mod tests {
             decide_from_stdout(HookEvent::UserPromptSubmit, "extra\n"),
             HookDecision::AddContext { context: "extra".into() }
         );
+        let ask = r#"{"hookSpecificOutput":{"permissionDecision":"ask","permissionDecisionReason":"Q?"}}"#;
+        assert_eq!(decide_from_stdout(HookEvent::PreToolUse, ask), HookDecision::Ask { question: "Q?".into() });
         let allow = r#"{"hookSpecificOutput":{"permissionDecision":"allow"}}"#;
         assert_eq!(decide_from_stdout(HookEvent::PreToolUse, allow), HookDecision::Continue);
     }

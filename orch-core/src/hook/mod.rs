@@ -16,6 +16,9 @@ use crate::wire::Id;
 /// Claude Code settings hooks (`.claude/settings.json`) run as shell commands.
 #[cfg(feature = "tokio")]
 pub mod command;
+/// Claude Code permission rules (`permissions.deny` / `permissions.ask` of `.claude/settings.json`).
+#[cfg(feature = "tokio")]
+pub mod permissions;
 
 /// The points where hooks run (Claude Code's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -181,6 +184,14 @@ pub enum HookDecision {
         /// Why.
         reason: String,
     },
+    /// Ask a person before the tool runs (PreToolUse): the run parks, durably, with the question and the
+    /// tool call recorded, until a person approves (the tool runs), denies (the model gets the reason
+    /// as the tool's error) or answers (the model gets the answer). A `Deny` of another hook wins.
+    /// Elsewhere than PreToolUse it counts as `Continue`.
+    Ask {
+        /// What the person is asked.
+        question: String,
+    },
 }
 
 impl HookDecision {
@@ -193,6 +204,7 @@ impl HookDecision {
             Self::AddContext { .. } => "add_context",
             Self::ReplaceOutput { .. } => "replace_output",
             Self::Stop { .. } => "stop",
+            Self::Ask { .. } => "ask",
         }
     }
 
@@ -201,6 +213,7 @@ impl HookDecision {
         match self {
             Self::Continue => None,
             Self::Deny { reason } | Self::Stop { reason } => Some(reason.clone()),
+            Self::Ask { question } => Some(question.clone()),
             Self::RewriteInput { input } => Some(input.to_string()),
             Self::AddContext { context } => Some(context.clone()),
             Self::ReplaceOutput { output, .. } => Some(output.clone()),

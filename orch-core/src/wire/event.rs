@@ -7,8 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::{
-    Agent, AgentStatus, ChatMessage, CompactTrigger, EndReason, FileChange, FileRead, HookVerdict, Id, LogLevel,
-    Message, Orchestrator, Plan, StepStatus, Task, TaskGraph, Timestamp, Usage, WorkflowRecord,
+    Agent, AgentStatus, ApprovalDecision, ChatMessage, CompactTrigger, EndReason, FileChange, FileRead, HookVerdict,
+    Id, LogLevel, Message, Orchestrator, Plan, StepStatus, Task, TaskGraph, Timestamp, Usage, WorkflowRecord,
 };
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
@@ -182,6 +182,33 @@ pub enum Event {
         decision: HookVerdict,
         /// Reason, context or error text.
         detail: Option<String>,
+    },
+
+    /// A hook or a permission rule asked a person before a tool runs: the run parked (the agent is the
+    /// record's `agent_id`, its status `waiting`) until an [`Event::ApprovalResolved`] of this approval.
+    ApprovalRequested {
+        /// The approval's id (what `orch approve` and `/api/approvals/{id}` take).
+        approval: Id,
+        /// The tool call.
+        tool_use_id: String,
+        /// The tool.
+        tool_name: String,
+        /// Its input, as it would run.
+        tool_input: Value,
+        /// What the person is asked.
+        question: String,
+    },
+    /// A person approved, denied or answered a parked tool call; the run continues from it.
+    ApprovalResolved {
+        /// The approval.
+        approval: Id,
+        /// `approve`, `deny` or `answer`.
+        decision: ApprovalDecision,
+        /// The reason of a denial, or the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// Who resolved it (`api`, `cli`, …).
+        by: String,
     },
 
     // ---- response blocks (seed `event_category = "response"`) ----
@@ -512,6 +539,8 @@ impl Event {
         "PreCompact",
         "Compacted",
         "HookInvoked",
+        "ApprovalRequested",
+        "ApprovalResolved",
         "Text",
         "Thinking",
         "ToolUse",
@@ -555,6 +584,8 @@ impl Event {
             Self::PreCompact { .. } => "PreCompact",
             Self::Compacted { .. } => "Compacted",
             Self::HookInvoked { .. } => "HookInvoked",
+            Self::ApprovalRequested { .. } => "ApprovalRequested",
+            Self::ApprovalResolved { .. } => "ApprovalResolved",
             Self::Text { .. } => "Text",
             Self::Thinking { .. } => "Thinking",
             Self::ToolUse { .. } => "ToolUse",
@@ -594,7 +625,9 @@ impl Event {
             | Self::SubagentStop { .. }
             | Self::PreCompact { .. }
             | Self::Compacted { .. }
-            | Self::HookInvoked { .. } => EventCategory::Hook,
+            | Self::HookInvoked { .. }
+            | Self::ApprovalRequested { .. }
+            | Self::ApprovalResolved { .. } => EventCategory::Hook,
             Self::Text { .. }
             | Self::Thinking { .. }
             | Self::ToolUse { .. }
@@ -670,6 +703,13 @@ impl Event {
             Self::HookInvoked { hook_event, hook_name, decision, .. } => {
                 format!("Hook {hook_name} ({hook_event}): {decision}")
             }
+            Self::ApprovalRequested { tool_name, tool_input, question, .. } => {
+                format!("Waiting for a person: {} — {}", tool_line(tool_name, tool_input), clip(question, 60))
+            }
+            Self::ApprovalResolved { decision, text, by, .. } => match text {
+                Some(t) => format!("Tool call {} by {by}: {}", decision.past(), clip(t, 60)),
+                None => format!("Tool call {} by {by}", decision.past()),
+            },
             Self::Text { text } => clip(text, 80),
             Self::Thinking { .. } => "[Agent is thinking]".into(),
             Self::ToolUse { tool_name, tool_input, .. } => tool_line(tool_name, tool_input),

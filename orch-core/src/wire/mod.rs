@@ -7,6 +7,7 @@
 //! literals (entities, [`EventRecord`], [`EventKeys`], [`Usage`], [`EventQuery`], …) stay exhaustive;
 //! fields added to them come with `#[serde(default)]` so older JSON still decodes.
 
+mod approval;
 mod delta;
 mod entity;
 mod event;
@@ -17,6 +18,7 @@ mod reason;
 mod run;
 mod work;
 
+pub use approval::*;
 pub use delta::*;
 pub use entity::*;
 pub use event::*;

@@ -34,6 +34,9 @@ pub enum EndReason {
     MaxBudget,
     /// The run compacted the conversation (`/compact`) instead of calling the model (`compacted`).
     Compacted,
+    /// The turn waits for a person to approve, deny or answer a tool call (`waiting`); it continues once
+    /// one has.
+    Waiting,
     /// A hook stopped the turn (`hook: <reason>`).
     Hook(String),
     /// A `UserPromptSubmit` hook denied the prompt (`denied: <reason>`).
@@ -43,7 +46,7 @@ pub enum EndReason {
 }
 
 impl EndReason {
-    const NAMED: [(&'static str, EndReason); 10] = [
+    const NAMED: [(&'static str, EndReason); 11] = [
         ("end_turn", Self::EndTurn),
         ("max_turns", Self::MaxTurns),
         ("max_tokens", Self::MaxTokens),
@@ -54,6 +57,7 @@ impl EndReason {
         ("error", Self::Error),
         ("max_budget", Self::MaxBudget),
         ("compacted", Self::Compacted),
+        ("waiting", Self::Waiting),
     ];
 
     /// Reads a reason as written (never fails: an unknown one is [`EndReason::Other`]).
@@ -98,7 +102,7 @@ impl fmt::Display for EndReason {
 }
 
 /// What a hook decided, as the `decision` of a `HookInvoked` event: `continue`, `deny`, `rewrite_input`,
-/// `add_context`, `replace_output`, `stop`, or `error` (the hook failed and was treated as `continue`).
+/// `add_context`, `replace_output`, `stop`, `ask`, or `error` (the hook failed and was treated as `continue`).
 ///
 /// Serialized as that string; one this build does not know is kept as [`HookVerdict::Other`]. Compares
 /// equal to its string: `decision == "deny"`.
@@ -117,6 +121,8 @@ pub enum HookVerdict {
     ReplaceOutput,
     /// The turn is to stop.
     Stop,
+    /// A person is to approve the tool call first.
+    Ask,
     /// The hook failed (and was treated as `continue`).
     Error,
     /// A decision this build does not know, as written.
@@ -124,13 +130,14 @@ pub enum HookVerdict {
 }
 
 impl HookVerdict {
-    const NAMED: [(&'static str, HookVerdict); 7] = [
+    const NAMED: [(&'static str, HookVerdict); 8] = [
         ("continue", Self::Continue),
         ("deny", Self::Deny),
         ("rewrite_input", Self::RewriteInput),
         ("add_context", Self::AddContext),
         ("replace_output", Self::ReplaceOutput),
         ("stop", Self::Stop),
+        ("ask", Self::Ask),
         ("error", Self::Error),
     ];
 
@@ -228,7 +235,9 @@ mod tests {
             assert_eq!(v.as_str(), s);
             assert_eq!(serde_json::from_value::<HookVerdict>(serde_json::to_value(&v).unwrap()).unwrap(), v);
         }
-        assert_eq!(HookVerdict::parse("ask"), HookVerdict::Other("ask".into()));
+        assert_eq!(HookVerdict::parse("ask"), HookVerdict::Ask);
+        assert_eq!(HookVerdict::parse("escalate"), HookVerdict::Other("escalate".into()));
+        assert_eq!(EndReason::parse("waiting"), EndReason::Waiting);
     }
 }
 

@@ -171,6 +171,11 @@ impl StepRun {
                 Some(o.final_text.clone().unwrap_or_else(|| "the agent's run failed".into()))
             }
             Ok(o) if o.stop_reason == EndReason::Interrupted => Some("interrupted".into()),
+            Ok(o) if o.stop_reason == EndReason::Waiting => Some(
+                "the step's agent waits for a person to approve a tool call (`orch attention`); a workflow step \
+                 cannot wait for one yet"
+                    .into(),
+            ),
             Ok(_) => None,
         }
     }

@@ -229,6 +229,19 @@ pub(crate) fn reply_for(event: HookEvent, decisions: &[HookDecision], may_allow:
                 );
             }
             HookDecision::Stop { reason } => stop = Some(reason.clone()),
+            HookDecision::Ask { question } if event == HookEvent::PreToolUse => {
+                // The CLI runs in `-p` mode, where nobody answers its own `ask`: the call is denied.
+                if deny.is_none() {
+                    deny = Some(format!(
+                        "needs a person's approval ({question}), which is not supported for claude-code agents yet"
+                    ));
+                }
+                note = Some(
+                    "a hook asked a person to approve a tool call of a claude-code agent; orch cannot park a Claude                      Code run yet, so the call was denied"
+                        .to_string(),
+                );
+            }
+            HookDecision::Ask { .. } => {}
         }
     }
     let mut out = serde_json::Map::new();
@@ -338,6 +351,10 @@ mod tests {
         let v: Value = serde_json::from_str(&r.stdout).unwrap();
         assert!(v["hookSpecificOutput"]["additionalContext"].as_str().unwrap().ends_with('X'));
 
+        let (r, note) = reply_for(HookEvent::PreToolUse, &[HookDecision::Ask { question: "write it?".into() }], true);
+        assert!(r.stdout.contains(r#""permissionDecision":"deny""#), "{}", r.stdout);
+        assert!(r.stdout.contains("not supported for claude-code agents yet"), "{}", r.stdout);
+        assert!(note.is_some());
         let (r, _) = reply_for(HookEvent::PreToolUse, &[HookDecision::Continue], true);
         assert!(r.stdout.is_empty());
     }

@@ -8,19 +8,16 @@
 //! precede it committed, so watchers see `PreToolUse` while it runs.
 
 use std::collections::HashSet;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
-use futures::future::{Either, select};
 
 use super::compact::{self, CompactionSettings};
 use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnRecorder, TurnState};
 use crate::hook::{HookDecision, HookEvent, HookInput};
 use crate::model::{ModelAliases, ModelError, ModelProvider, ModelRequest, PriceTable, ProviderRegistry, ToolSpec};
 use crate::store::SavedState;
-use crate::tool::{ToolContext, ToolError};
 use crate::wire::{
     AgentStatus, ContentBlock, EndReason, Event, EventKeys, LogLevel, Message, Role, Timestamp, Usage, now,
     too_deep_input_error, too_deep_input_marker, tool_input_too_deep,
@@ -28,13 +25,12 @@ use crate::wire::{
 
 mod compaction;
 mod subagent;
+mod tool_call;
+
+use tool_call::ToolRun;
 
 pub use subagent::{GENERAL_PURPOSE, SubagentSettings, TASK_TOOL};
 
-/// How long a tool may run before the events preceding it are committed on their own.
-const FLUSH_BEFORE_SLOW_TOOL: Duration = Duration::from_millis(20);
-/// How long a tool gets to stop by itself after an interrupt before it is dropped.
-const INTERRUPT_GRACE: Duration = Duration::from_millis(500);
 /// Characters of a tool result kept in the `PostToolUse` event (the full text is in `ToolResult`).
 const POST_TOOL_RESULT_CHARS: usize = 500;
 /// Characters of a prompt kept in the `UserPromptSubmit` event.
@@ -185,6 +181,13 @@ impl AgentExecutor for NativeExecutor {
         if run.offers_task() {
             Arc::make_mut(&mut run.tool_specs).push(subagent::task_spec(&cx.agent.working_dir));
         }
+        if let Some((call, parked)) = run.state.waiting() {
+            return Err(RunError::WaitingForPerson {
+                agent: cx.agent.name.clone(),
+                approval: parked.id,
+                tool: call.name.clone(),
+            });
+        }
         match prompt {
             Some(p) => {
                 if run.state.phase != Phase::Idle {
@@ -255,11 +258,6 @@ struct Run<'a> {
     /// Events, changes, status and usage of the step in progress.
     rec: TurnRecorder,
     started: Instant,
-}
-
-enum ToolRun {
-    Done(String, bool),
-    Interrupted,
 }
 
 impl Run<'_> {
@@ -441,6 +439,7 @@ impl Run<'_> {
                                 self.commit().await?;
                             }
                             ToolRun::Interrupted => return self.interrupted().await,
+                            ToolRun::Parked => return Ok(self.parked_outcome()),
                         }
                     }
                     self.close_tool_step();
@@ -585,7 +584,13 @@ impl Run<'_> {
                     } else {
                         None
                     };
-                    pending.push(PendingCall { id: id.clone(), name: name.clone(), input: input.clone(), result });
+                    pending.push(PendingCall {
+                        id: id.clone(),
+                        name: name.clone(),
+                        input: input.clone(),
+                        result,
+                        approval: None,
+                    });
                 }
                 ContentBlock::RedactedThinking { .. } | ContentBlock::ToolResult { .. } => {}
             }
@@ -602,126 +607,6 @@ impl Run<'_> {
             self.state.phase = Phase::RunTools;
         }
         Ok(Some(()))
-    }
-
-    async fn run_tool(&mut self, i: usize) -> Result<ToolRun, RunError> {
-        let PendingCall { id, name, input, .. } = self.turn().pending[i].clone();
-        self.emit(Event::PreToolUse { tool_name: name.clone(), tool_input: input.clone(), tool_use_id: id.clone() });
-        let mut hin = self.hook_input(HookEvent::PreToolUse);
-        hin.tool_name = Some(name.clone());
-        hin.tool_input = Some(input.clone());
-        hin.tool_use_id = Some(id.clone());
-        let mut input = input;
-        let mut context = Vec::new();
-        let mut denied = None;
-        for d in self.hooks(&mut hin).await {
-            match d {
-                HookDecision::Deny { reason } => denied = Some(reason),
-                HookDecision::RewriteInput { input: new } => input = new,
-                HookDecision::AddContext { context: c } => context.push(c),
-                HookDecision::Stop { reason } => self.turn().stop_requested = Some(reason),
-                _ => {}
-            }
-        }
-        let (mut content, mut is_error) = if let Some(reason) = denied {
-            (format!("Tool call denied by a PreToolUse hook: {reason}"), true)
-        } else {
-            match self.cx.tools.get(&name).cloned() {
-                None => {
-                    let reason =
-                        format!("unknown tool '{name}'; available tools: {}", self.cx.tools.names().join(", "));
-                    self.emit(Event::ToolRefused {
-                        tool_name: name.clone(),
-                        tool_use_id: id.clone(),
-                        reason: reason.clone(),
-                    });
-                    (reason, true)
-                }
-                Some(tool) => {
-                    let ctx = ToolContext {
-                        working_dir: std::path::PathBuf::from(&self.cx.agent.working_dir),
-                        agent_id: self.cx.agent.id,
-                        agent_name: self.cx.agent.name.clone(),
-                        tool_use_id: id.clone(),
-                        interrupt: self.cx.interrupt.clone(),
-                        runtime: self.cx.runtime.clone(),
-                    };
-                    if tool.log_before_call() && self.rec.pending_events() > 0 {
-                        // Its effects are events of their own: the request must precede them in the log.
-                        self.commit().await?;
-                    }
-                    let result = {
-                        let mut fut = pin!(tool.call(&ctx, input.clone()));
-                        let mut early = None;
-                        if self.rec.pending_events() > 0 {
-                            // Commit what precedes the tool if it turns out to be slow.
-                            match select(fut.as_mut(), self.cx.runtime.sleep(FLUSH_BEFORE_SLOW_TOOL)).await {
-                                Either::Left((r, _)) => early = Some(r),
-                                Either::Right(_) => self.commit().await?,
-                            }
-                        }
-                        match early {
-                            Some(r) => Some(r),
-                            None => {
-                                let interrupt = self.cx.interrupt.clone();
-                                match select(fut.as_mut(), pin!(interrupt.triggered())).await {
-                                    Either::Left((r, _)) => Some(r),
-                                    Either::Right(_) => {
-                                        // Give the tool a moment to stop by itself (Bash kills its process group).
-                                        match select(fut.as_mut(), self.cx.runtime.sleep(INTERRUPT_GRACE)).await {
-                                            Either::Left((r, _)) => Some(r),
-                                            Either::Right(_) => None,
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    };
-                    match result {
-                        None | Some(Err(ToolError::Interrupted)) => return Ok(ToolRun::Interrupted),
-                        Some(Ok(out)) => (out.content, out.is_error),
-                        Some(Err(ToolError::Refused(reason))) => {
-                            self.emit(Event::ToolRefused {
-                                tool_name: name.clone(),
-                                tool_use_id: id.clone(),
-                                reason: reason.clone(),
-                            });
-                            (format!("Refused: {reason}"), true)
-                        }
-                        Some(Err(e)) => (e.to_string(), true),
-                    }
-                }
-            }
-        };
-        let mut hin = self.hook_input(HookEvent::PostToolUse);
-        hin.tool_name = Some(name.clone());
-        hin.tool_input = Some(input);
-        hin.tool_use_id = Some(id.clone());
-        hin.tool_output = Some(content.clone());
-        hin.tool_is_error = Some(is_error);
-        for d in self.hooks(&mut hin).await {
-            match d {
-                HookDecision::ReplaceOutput { output, is_error: e } => {
-                    content = output;
-                    is_error = e;
-                }
-                HookDecision::AddContext { context: c } => context.push(c),
-                HookDecision::Stop { reason } => self.turn().stop_requested = Some(reason),
-                _ => {}
-            }
-        }
-        for c in context {
-            content.push_str("\n\n");
-            content.push_str(&c);
-        }
-        self.emit(Event::PostToolUse {
-            tool_name: name.clone(),
-            result: Some(clip(&content, POST_TOOL_RESULT_CHARS)),
-            is_error,
-            tool_use_id: id.clone(),
-        });
-        self.emit(Event::ToolResult { tool_use_id: id, tool_name: name, content: content.clone(), is_error });
-        Ok(ToolRun::Done(content, is_error))
     }
 
     async fn interrupted(&mut self) -> Result<RunOutcome, RunError> {

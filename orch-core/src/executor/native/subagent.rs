@@ -174,6 +174,11 @@ impl Run<'_> {
                 HookDecision::Deny { reason } => {
                     return Err(format!("Tool call denied by a PreToolUse hook: {reason}"));
                 }
+                HookDecision::Ask { question } => {
+                    return Err(format!(
+                        "Tool call not run: a PreToolUse hook asks a person first ({question}), and Task calls cannot wait for one yet"
+                    ));
+                }
                 HookDecision::RewriteInput { input: new } => input = new,
                 HookDecision::Stop { reason } => self.turn().stop_requested = Some(reason),
                 _ => {}

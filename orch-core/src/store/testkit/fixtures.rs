@@ -406,6 +406,19 @@ pub fn every_event() -> Vec<Event> {
             payload: serde_json::json!({"verdict": "PASS"}),
         },
         Event::InterruptRequested { requested_by: "cli".into() },
+        Event::ApprovalRequested {
+            approval: crate::wire::new_id(),
+            tool_use_id: "toolu_ask".into(),
+            tool_name: "Write".into(),
+            tool_input: serde_json::json!({"file_path": "ü.txt", "content": "x\n"}),
+            question: "May I write ü.txt?".into(),
+        },
+        Event::ApprovalResolved {
+            approval: crate::wire::new_id(),
+            decision: crate::wire::ApprovalDecision::Deny,
+            text: Some("not here".into()),
+            by: "api".into(),
+        },
         Event::PlanUpdated { plan: Box::new(plan(6)) },
         Event::GraphUpdated { graph: Box::new(graph(Some(crate::wire::new_id()), 7)) },
         Event::TaskUpdated {
@@ -478,6 +491,8 @@ fn covers(e: &Event) {
         | Event::PreCompact { .. }
         | Event::Compacted { .. }
         | Event::HookInvoked { .. }
+        | Event::ApprovalRequested { .. }
+        | Event::ApprovalResolved { .. }
         | Event::Text { .. }
         | Event::Thinking { .. }
         | Event::ToolUse { .. }
