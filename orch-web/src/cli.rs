@@ -158,6 +158,16 @@ enum Command {
     },
     /// Spending today and this month against their limits; `budget set` sets the limits.
     Budget(crate::graph_run::BudgetArgs),
+    /// Everything waiting for a person, oldest first: tool calls hooks parked, questions, checkpoints,
+    /// failed runs.
+    Attention(crate::attention::AttentionArgs),
+    /// Approve a parked tool call: it runs and the agent's turn continues (in a server following the
+    /// store, else here).
+    Approve(crate::attention::ApproveArgs),
+    /// Deny a parked tool call: the model gets the reason as the tool's error.
+    Deny(crate::attention::DenyArgs),
+    /// Answer a parked tool call or question: the model gets the answer as the tool's result.
+    Answer(crate::attention::AnswerArgs),
     /// Serve the API (/api), the live event stream (/ws), the seed dashboard's routes and a landing page.
     Serve {
         /// Address to listen on [env: ORCH_HOST, BACKEND_HOST; default 127.0.0.1]. Any other than a
@@ -619,6 +629,34 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Worker(args) => crate::graph_run::worker(config, args).await,
         Command::Checkpoint { command } => crate::graph_run::checkpoint(config, command).await,
         Command::Budget(args) => crate::graph_run::budget(config, args).await,
+        Command::Attention(args) => crate::attention::attention(config, args).await,
+        Command::Approve(a) => {
+            crate::attention::resolve(
+                config,
+                orch_core::wire::ApprovalDecision::Approve,
+                &a.id,
+                None,
+                a.no_wait,
+                a.json,
+            )
+            .await
+        }
+        Command::Deny(a) => {
+            crate::attention::resolve(
+                config,
+                orch_core::wire::ApprovalDecision::Deny,
+                &a.id,
+                a.reason.clone(),
+                a.no_wait,
+                a.json,
+            )
+            .await
+        }
+        Command::Answer(a) => {
+            let text = Some(a.text.join(" "));
+            crate::attention::resolve(config, orch_core::wire::ApprovalDecision::Answer, &a.id, text, a.no_wait, a.json)
+                .await
+        }
         Command::Agent { command: AgentCommand::List { json } } => {
             let store = open_store(&config).await?;
             let mut agents = store.list_agents(&AgentFilter::default()).await?;
@@ -663,7 +701,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
 }
 
 /// Runs or resumes a turn, printing text live (or events as JSON), handling Ctrl-C.
-async fn drive(
+pub(crate) async fn drive(
     runner: &AgentRunner,
     store: Arc<dyn Store>,
     sigint: Sigint,
@@ -725,6 +763,9 @@ async fn drive(
                     since + 1,
                     last
                 );
+            }
+            if outcome.stop_reason == orch_core::wire::EndReason::Waiting {
+                crate::attention::print_waiting(runner, agent_id).await;
             }
             Ok(if outcome.interrupted() { 130 } else { 0 })
         }

@@ -5,6 +5,7 @@
 //! turn is recorded with a `Stop` event).
 
 mod adw;
+mod attention;
 mod chat;
 mod cli;
 mod config_cmd;

@@ -44,6 +44,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(super::graphs::routes())
         .merge(super::costs::routes())
         .merge(super::autocomplete::routes())
+        .merge(super::attention::routes())
 }
 
 /// The routes of `/api`, with `/api/openapi.json`.

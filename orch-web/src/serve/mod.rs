@@ -3,6 +3,7 @@
 //! root. It hosts the background work it starts: chat turns, agent runs and workflow runs.
 
 mod api;
+mod attention;
 mod autocomplete;
 mod auth;
 mod chat;
@@ -138,6 +139,7 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     });
     let state = AppState::new(engine, orchestrator, graphs, autocomplete, token);
     resume_stale_runs(&state).await;
+    attention::follow(&state).await;
     let worker = (!options.no_worker).then(|| start_worker(&state));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
