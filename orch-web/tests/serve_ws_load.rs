@@ -129,5 +129,24 @@ async fn every_client_gets_every_event_once_in_order_while_another_process_appen
         assert_eq!(seqs.len(), expected.len(), "live client {i}");
         assert_eq!(seqs, expected, "live client {i} has every event once, in order");
     }
+    // The client that never reads is cut off (its socket is still open on this side), and the server
+    // did not keep the backlog it never took.
+    let health = url.replacen("ws://", "http://", 1).replace("/ws", "/api/health");
+    let start = std::time::Instant::now();
+    loop {
+        let h: Value = reqwest::get(&health).await.unwrap().json().await.unwrap();
+        if h["websocket_connections"] == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "the client that never reads was not cut off: {h}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap_or_default();
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(rss_kb < 200 * 1024, "the server holds {rss_kb} kB after serving 206 clients 10,000 events");
     drop(stuck);
 }

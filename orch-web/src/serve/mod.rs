@@ -12,6 +12,7 @@ mod demo;
 mod error;
 mod frames;
 mod graphs;
+mod hub;
 mod limits;
 mod open_file;
 mod openapi;
@@ -137,7 +138,9 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
         eprintln!("orch serve: no autocomplete: {e}");
         None
     });
-    let state = AppState::new(engine, orchestrator, graphs, autocomplete, token);
+    let since = engine.store().last_seq().await?;
+    let hub = hub::Hub::start(engine.store().clone(), orchestrator.agent_id(), since);
+    let state = AppState::new(engine, orchestrator, graphs, autocomplete, hub, token);
     resume_stale_runs(&state).await;
     attention::follow(&state).await;
     let worker = (!options.no_worker).then(|| start_worker(&state));

@@ -24,6 +24,7 @@ struct Inner {
     orchestrator: Orchestrator,
     graphs: GraphRunner,
     autocomplete: Option<Arc<Autocompleter>>,
+    hub: Arc<super::hub::Hub>,
     token: Option<String>,
     working_dir: PathBuf,
     websockets: AtomicUsize,
@@ -40,6 +41,7 @@ impl AppState {
         orchestrator: Orchestrator,
         graphs: GraphRunner,
         autocomplete: Option<Autocompleter>,
+        hub: Arc<super::hub::Hub>,
         token: Option<String>,
     ) -> Self {
         let working_dir = engine.working_dir().to_path_buf();
@@ -49,6 +51,7 @@ impl AppState {
                 orchestrator,
                 graphs,
                 autocomplete: autocomplete.map(Arc::new),
+                hub,
                 token,
                 working_dir,
                 websockets: AtomicUsize::new(0),
@@ -72,6 +75,11 @@ impl AppState {
     /// The runner of task graphs (routing, budgets, checkpoints, external claims).
     pub fn graphs(&self) -> &GraphRunner {
         &self.inner.graphs
+    }
+
+    /// The follower of the log that every WebSocket client shares.
+    pub fn hub(&self) -> &Arc<super::hub::Hub> {
+        &self.inner.hub
     }
 
     /// The autocomplete expert, if a model is configured for it.

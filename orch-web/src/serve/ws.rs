@@ -1,8 +1,9 @@
 //! `/ws`: the live event stream. The seed's `connection_established` at once; then every event of the
-//! log as orch's frame and the seed's frames (see [`super::frames`]). `?since=SEQ` replays the log
-//! after SEQ first (then `{"frame":"live","last_seq"}`), then streams live: each client follows the log itself from the last seq it sent, so nothing
-//! is missed or sent twice, and a slow client never delays the others or makes the server hold its
-//! backlog (it is read from the store when the client is ready for it). A client that stops reading
+//! log as orch's frame and the seed's frames (see [`super::frames`]), rendered once for every client by
+//! the server's [hub](super::hub). `?since=SEQ` replays the log after SEQ first (then
+//! `{"frame":"live","last_seq"}`), then streams live: a client keeps the last seq it handled, so
+//! nothing is missed or sent twice, and a slow client never delays the others or makes the server hold
+//! its backlog (what it fell behind by is read from the store when it is ready for it). A client that stops reading
 //! altogether is cut off after [`SEND_TIMEOUT`], told the seq to resume from when it can still be told.
 //!
 //! From the client: `{"type":"subscribe", "agent_id"?, "workflow_id"?, "types"?: [...],
@@ -12,7 +13,6 @@
 //! does ([`relayed`]); other frames are ignored. orch's control frames have a `frame` key, as
 //! [`orch_core::wire::WsFrame`] reads them.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -24,9 +24,10 @@ use futures::{SinkExt, StreamExt};
 use orch_core::wire::{Event, EventCategory, EventKeys, EventRecord, Id, LogLevel, NewEvent};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
 use super::error::ApiError;
-use super::frames::{AgentNames, event_frame, seed_frames};
+use super::hub::Item;
 use super::state::AppState;
 
 /// How long one frame may wait for the client to take it before the client is cut off.
@@ -35,6 +36,12 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the server pings (browsers answer by themselves), so idle connections stay open
 /// through proxies and dead ones are noticed.
 const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// The read and write buffers of a connection.
+const BUFFER: usize = 4 * 1024;
+
+/// The most a connection's unsent frames may hold (the send timeout cuts a client off long before).
+const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
 /// `?since=SEQ`.
 #[derive(Debug, Deserialize)]
@@ -50,6 +57,9 @@ pub async fn handler(
     query: Result<Query<WsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
+    // Small buffers (frames are small; a bigger one grows as needed): a thousand idle clients hold
+    // kilobytes each, not the default 128 KiB.
+    let ws = ws.read_buffer_size(BUFFER).write_buffer_size(BUFFER).max_write_buffer_size(MAX_WRITE_BUFFER);
     Ok(ws.on_upgrade(move |socket| serve(socket, state, q.since)))
 }
 
@@ -73,16 +83,6 @@ impl Subscription {
     }
 }
 
-/// Agent names learned from the log (and looked up in the store when missing).
-#[derive(Default)]
-struct Names(HashMap<Id, String>);
-
-impl AgentNames for Names {
-    fn name_of(&self, id: Id) -> Option<String> {
-        self.0.get(&id).cloned()
-    }
-}
-
 /// Counts the connection while it is open.
 struct Open(AppState);
 
@@ -92,10 +92,58 @@ impl Drop for Open {
     }
 }
 
+/// The client is gone (or was cut off): stop serving it.
+struct Gone;
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+
+/// One client's place in the log and what it asked for.
+struct Client {
+    filter: Subscription,
+    /// The last seq handled (sent, or filtered out).
+    last_sent: u64,
+    /// With `?since=`: the seq after which `{"frame":"live"}` is sent.
+    replay_until: Option<u64>,
+}
+
+impl Client {
+    /// Sends `item` if the client wants it (cutting off a client that does not read), then the `live`
+    /// frame when the replay is done.
+    async fn deliver(&mut self, tx: &mut Sink, item: &Item) -> Result<(), Gone> {
+        let seq = item.record.seq;
+        if self.filter.wants(&item.record) {
+            for f in &item.frames {
+                match tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Text(f.clone()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err(Gone),
+                    Err(_) => {
+                        // The client does not read: cut it off, saying where to resume.
+                        tracing::info!(seq, "a WebSocket client stopped reading; closing it");
+                        let bye = json!({"frame": "cut_off", "reason": "the client stopped reading",
+                                         "resume_from": self.last_sent + 1});
+                        let _ = tokio::time::timeout(Duration::from_secs(1), send(tx, &bye)).await;
+                        return Err(Gone);
+                    }
+                }
+            }
+        }
+        self.last_sent = seq;
+        if self.replay_until.is_some_and(|u| seq >= u) {
+            self.replay_until = None;
+            send(tx, &json!({"frame": "live", "last_seq": seq})).await.map_err(|_| Gone)?;
+        }
+        Ok(())
+    }
+}
+
 async fn serve(socket: WebSocket, state: AppState, since: Option<u64>) {
     let n = state.websockets().fetch_add(1, Ordering::Relaxed);
     let _open = Open(state.clone());
     let (mut tx, mut rx) = socket.split();
+    let hub = state.hub().clone();
+    // Subscribed first: whatever the hub publishes from now on reaches this client; what came
+    // before is read from the store (and what arrives twice is skipped by seq).
+    let mut live = hub.subscribe();
     let store = state.engine().store().clone();
     let start = match since {
         Some(s) => s,
@@ -119,62 +167,42 @@ async fn serve(socket: WebSocket, state: AppState, since: Option<u64>) {
         }
         replay_until = None;
     }
-    let orchestrator_agent = state.orchestrator().agent_id();
-    let mut events = store.subscribe(start);
-    let mut names = Names::default();
-    let mut filter = Subscription::default();
-    let mut last_sent = start;
+    let mut client = Client { filter: Subscription::default(), last_sent: start, replay_until };
+    // Behind: the store has events this client has not had that the channel will not bring (the
+    // replay, or a stretch the client fell behind by); read them a page at a time.
+    let mut behind = true;
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
         tokio::select! {
-            next = events.next() => {
-                let r = match next {
-                    Some(Ok(r)) => r,
-                    Some(Err(e)) => {
-                        let frame = json!({"frame": "error", "message": format!("the event log could not be read: {e}"),
-                                           "resume_from": last_sent + 1});
-                        let _ = send(&mut tx, &frame).await;
-                        return;
-                    }
-                    None => return,
-                };
-                let seq = r.seq;
-                if let orch_core::wire::Event::AgentCreated { agent } = &r.event {
-                    names.0.insert(agent.id, agent.name.clone());
-                }
-                if let Some(id) = r.keys.agent_id
-                    && !names.0.contains_key(&id)
-                    && let Ok(Some(a)) = store.get_agent(id).await
-                {
-                    names.0.insert(id, a.name);
-                }
-                if filter.wants(&r) {
-                    let mut frames = vec![event_frame(&r)];
-                    frames.extend(seed_frames(&r, orchestrator_agent, &names));
-                    for f in &frames {
-                        match tokio::time::timeout(SEND_TIMEOUT, send(&mut tx, f)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => return,
-                            Err(_) => {
-                                // The client does not read: cut it off, saying where to resume.
-                                tracing::info!(seq, "a WebSocket client stopped reading; closing it");
-                                let bye = json!({"frame": "cut_off", "reason": "the client stopped reading",
-                                                 "resume_from": last_sent + 1});
-                                let _ = tokio::time::timeout(Duration::from_secs(1), send(&mut tx, &bye)).await;
-                                return;
-                            }
+            page = hub.page(client.last_sent), if behind => match page {
+                Ok(items) if items.is_empty() => behind = false,
+                Ok(items) => {
+                    for item in &items {
+                        if client.deliver(&mut tx, item).await.is_err() {
+                            return;
                         }
                     }
                 }
-                last_sent = seq;
-                if replay_until.is_some_and(|u| seq >= u) {
-                    replay_until = None;
-                    if send(&mut tx, &json!({"frame": "live", "last_seq": seq})).await.is_err() {
+                Err(e) => {
+                    let frame = json!({"frame": "error", "message": format!("the event log could not be read: {e}"),
+                                       "resume_from": client.last_sent + 1});
+                    let _ = send(&mut tx, &frame).await;
+                    return;
+                }
+            },
+            item = live.recv(), if !behind => match item {
+                Ok(item) if item.record.seq <= client.last_sent => {}
+                // A gap (the hub started later, or skipped ahead): read it from the store.
+                Ok(item) if item.record.seq > client.last_sent + 1 => behind = true,
+                Ok(item) => {
+                    if client.deliver(&mut tx, &item).await.is_err() {
                         return;
                     }
                 }
-            }
+                Err(broadcast::error::RecvError::Lagged(_)) => behind = true,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(event) = relayed(&text) {
@@ -185,7 +213,7 @@ async fn serve(socket: WebSocket, state: AppState, since: Option<u64>) {
                         }
                         continue;
                     }
-                    if let Some(reply) = on_client_frame(&text, &mut filter)
+                    if let Some(reply) = on_client_frame(&text, &mut client.filter)
                         && send(&mut tx, &reply).await.is_err()
                     {
                         return;
