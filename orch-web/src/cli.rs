@@ -616,7 +616,6 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 token: token.clone(),
                 no_worker: *no_worker,
                 ui: ui.clone(),
-                ..crate::serve::ServeOptions::default()
             };
             crate::serve::run(engine, options).await
         }
