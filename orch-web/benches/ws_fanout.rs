@@ -7,8 +7,8 @@
 //! Run: `cargo bench -p orch-web --bench ws_fanout` (env: RATE, SECONDS, CLIENTS, IDLE_CLIENTS).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,56 +17,8 @@ use orch_core::store::Store;
 use orch_core::wire::{Event, EventKeys, LogLevel, NewEvent};
 use orch_store_sqlite::SqliteStore;
 use serde_json::Value;
+use support::{env, percentile, rss_mb, serve};
 use tokio_tungstenite::tungstenite::Message;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &std::path::Path) -> Server {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/scripts/orchestrator.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orch"))
-        .env("ORCH_RATE_LIMIT", "0")
-        .arg("--cwd")
-        .arg(dir)
-        .args(["--model", &format!("scripted:{script}"), "serve", "--port", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("orch serve: listening on http://").unwrap().to_string();
-    Server(child, addr)
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 * p).ceil() as usize).saturating_sub(1).min(v.len() - 1)]
-}
 
 /// Appends RATE events/s for SECONDS while `clients` clients read; each event carries its append time
 /// (µs since `t0`). Returns every client's latencies in ms.

@@ -371,7 +371,8 @@ async fn newest(
 ) -> ApiResult<Vec<EventRecord>> {
     let mut out: Vec<EventRecord> = Vec::new();
     let mut until = last_seq;
-    let mut window = 1024u64;
+    // The first window is the page itself (all of it when nothing is filtered out), then 4x larger.
+    let mut window = u64::try_from(n).unwrap_or(u64::MAX).max(64);
     while until > query.after_seq && out.len() < n {
         let from = until.saturating_sub(window).max(query.after_seq);
         let mut part = store

@@ -169,7 +169,7 @@ impl GraphRunner {
         let mut out = Vec::with_capacity(claimed.len());
         let mut facts: std::collections::HashMap<Id, Vec<Fact>> = std::collections::HashMap::new();
         for task in claimed {
-            if !facts.contains_key(&task.graph_id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = facts.entry(task.graph_id) {
                 let known = self
                     .store
                     .list_tasks(task.graph_id)
@@ -178,7 +178,7 @@ impl GraphRunner {
                     .filter(|t| t.status == TaskStatus::Completed)
                     .flat_map(|t| t.knowledge)
                     .collect();
-                facts.insert(task.graph_id, known);
+                slot.insert(known);
             }
             let mut deps = Vec::with_capacity(task.depends_on.len());
             for d in &task.depends_on {
