@@ -9,8 +9,10 @@
 
 pub mod backoff;
 pub mod buffer;
+pub mod costs;
 pub mod filter;
 pub mod format;
+pub mod inbox;
 pub mod markdown;
 pub mod model;
 pub mod protocol;

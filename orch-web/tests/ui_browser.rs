@@ -399,6 +399,29 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
     browser
         .until("the detail to close", Duration::from_secs(5), "return !document.querySelector('[data-testid=detail]')")
         .await;
+    // The failed run waits in the inbox (counted in the header), and the costs view shows alice's spending.
+    browser
+        .until("the inbox badge", Duration::from_secs(10), "return document.querySelector('[data-testid=badge-INBOX]')")
+        .await;
+    browser.ctrl("j").await;
+    browser
+        .until(
+            "the failed run in the inbox",
+            Duration::from_secs(10),
+            "return Array.from(document.querySelectorAll('[data-testid=inbox] .item[data-kind=FAILED]')) \
+                 .some(i => i.textContent.includes('plan_build') && i.textContent.includes('Resume'))",
+        )
+        .await;
+    browser.screenshot("dashboard-inbox-1280.png").await;
+    browser.ctrl("j").await;
+    browser
+        .until(
+            "alice in the costs",
+            Duration::from_secs(10),
+            "return Array.from(document.querySelectorAll('[data-testid=costs] .cost-table td')).some(t => t.textContent === 'alice')",
+        )
+        .await;
+    browser.screenshot("dashboard-costs-1280.png").await;
     browser.ctrl("j").await;
     browser.until("the stream again", Duration::from_secs(5), "return document.querySelector('.rows')").await;
 

@@ -3,6 +3,8 @@
 mod adws;
 mod agents;
 mod chat;
+mod costs;
+mod inbox;
 mod net;
 mod stream;
 
@@ -41,6 +43,22 @@ pub enum View {
     Logs,
     /// Workflow runs as swimlanes.
     Adws,
+    /// What waits for a person.
+    Inbox,
+    /// Spending and budgets.
+    Costs,
+}
+
+impl View {
+    /// The next view (Ctrl/Cmd+J).
+    fn next(self) -> View {
+        match self {
+            View::Logs => View::Adws,
+            View::Adws => View::Inbox,
+            View::Inbox => View::Costs,
+            View::Costs => View::Logs,
+        }
+    }
 }
 
 /// The page's state: signals, all `Copy`, handed to every view.
@@ -74,6 +92,8 @@ pub struct Ui {
     pub now: RwSignal<f64>,
     /// Workflow types (for starting one).
     pub workflow_types: RwSignal<Vec<String>>,
+    /// What waits for a person, most urgent first.
+    pub attention: RwSignal<Vec<orch_core::wire::AttentionItem>>,
 }
 
 impl Ui {
@@ -94,6 +114,7 @@ impl Ui {
             notice: RwSignal::new(None),
             now: RwSignal::new(js_sys::Date::now()),
             workflow_types: RwSignal::new(Vec::new()),
+            attention: RwSignal::new(Vec::new()),
         }
     }
 
@@ -125,6 +146,9 @@ impl Ui {
         let orchestrator = self.fleet.with_untracked(|f| f.orchestrator_agent);
         self.chat.update(|c| fresh.iter().for_each(|r| c.apply(r, orchestrator)));
         self.workflows.update(|w| fresh.iter().for_each(|r| w.apply(r)));
+        if fresh.iter().any(crate::inbox::touches) {
+            net::attention_changed(*self);
+        }
     }
 
     /// The agent's name for the stream.
@@ -162,6 +186,12 @@ fn App() -> impl IntoView {
     net::start(ui);
     set_interval(move || ui.now.set(js_sys::Date::now()), std::time::Duration::from_secs(1));
     Effect::new(move |_| ui.sync_url());
+    Effect::new(move |_| {
+        let title = crate::inbox::title(ui.attention.with(Vec::len));
+        if let Some(d) = web_sys::window().and_then(|w| w.document()) {
+            d.set_title(&title);
+        }
+    });
     let keys = window_event_listener(ev::keydown, move |e: web_sys::KeyboardEvent| on_key(ui, &e));
     on_cleanup(move || keys.remove());
     view! {
@@ -173,6 +203,8 @@ fn App() -> impl IntoView {
                 {move || match ui.view.get() {
                     View::Logs => stream::Stream(stream::StreamProps { ui }).into_any(),
                     View::Adws => adws::Swimlanes(adws::SwimlanesProps { ui }).into_any(),
+                    View::Inbox => inbox::Inbox(inbox::InboxProps { ui }).into_any(),
+                    View::Costs => costs::Costs(costs::CostsProps { ui }).into_any(),
                 }}
             </section>
             <chat::ChatColumn ui=ui/>
@@ -196,7 +228,7 @@ fn on_key(ui: Ui, e: &web_sys::KeyboardEvent) {
         }
     } else if modifier && key.eq_ignore_ascii_case("j") {
         e.prevent_default();
-        ui.view.update(|v| *v = if *v == View::Logs { View::Adws } else { View::Logs });
+        ui.view.update(|v| *v = v.next());
     } else if key == "Escape" {
         if ui.palette.get_untracked() {
             ui.palette.set(false);
@@ -235,10 +267,14 @@ fn Header(ui: Ui) -> impl IntoView {
             <button class="tab" class:active=move || ui.view.get() == view aria-pressed=move || (ui.view.get() == view).to_string()
                 on:click=move |_| ui.view.set(view)>
                 {label}
-                {move || (view == View::Adws).then(|| {
-                    let n = ui.workflows.with(Workflows::running);
-                    (n > 0).then(|| view! { <span class="badge">{n}</span> })
-                })}
+                {move || {
+                    let n = match view {
+                        View::Adws => ui.workflows.with(Workflows::running),
+                        View::Inbox => ui.attention.with(Vec::len),
+                        _ => 0,
+                    };
+                    (n > 0).then(|| view! { <span class="badge" data-testid=format!("badge-{label}")>{n}</span> })
+                }}
             </button>
         }
     };
@@ -258,6 +294,8 @@ fn Header(ui: Ui) -> impl IntoView {
             <nav class="tabs" aria-label="View (Ctrl+J)">
                 {tab(View::Logs, "LOGS")}
                 {tab(View::Adws, "ADWS")}
+                {tab(View::Inbox, "INBOX")}
+                {tab(View::Costs, "COSTS")}
             </nav>
             <button class="prompt-btn" title="Command palette (Ctrl+K)" on:click=move |_| {
                 ui.palette.update(|p| *p = !*p);

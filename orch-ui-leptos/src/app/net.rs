@@ -121,6 +121,7 @@ async fn first_load(ui: Ui) -> Result<u64, String> {
     if let Ok(runs) = request("GET", "/api/adws", None).await {
         ui.workflows.update(|w| w.load(protocol::workflows(&runs)));
     }
+    refresh_attention(ui);
     if let Ok(types) = request("GET", "/api/adws/types", None).await {
         ui.workflow_types.set(protocol::workflow_types(&types));
     }
@@ -287,6 +288,57 @@ pub fn load_workflow_events(ui: Ui, id: orch_core::wire::Id) {
         if let Ok(v) = request("GET", &format!("/api/adws/{id}/events"), None).await {
             let events = protocol::workflow_events(&v);
             ui.workflows.update(|w| w.load_events(id, &events));
+        }
+    });
+}
+
+/// POSTs an action and runs `then` once it succeeded (a failure is shown).
+pub fn post_then(ui: Ui, path: String, body: Value, what: &'static str, then: impl FnOnce() + 'static) {
+    spawn_local(async move {
+        match request("POST", &path, Some(&body)).await {
+            Ok(_) => then(),
+            Err(e) => ui.notice.set(Some(format!("{what} failed: {e}"))),
+        }
+    });
+}
+
+/// Fetches the inbox again (`GET /api/attention`; a server without it has an empty inbox).
+pub fn refresh_attention(ui: Ui) {
+    spawn_local(async move {
+        if let Ok(v) = request("GET", "/api/attention", None).await {
+            let mut items: Vec<orch_core::wire::AttentionItem> = protocol::list(&v, "items");
+            crate::inbox::sort(&mut items);
+            ui.attention.set(items);
+        }
+    });
+}
+
+thread_local! {
+    static ATTENTION_SCHEDULED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Events that may change the inbox arrived: fetch it again shortly (once for a burst).
+pub fn attention_changed(ui: Ui) {
+    if ATTENTION_SCHEDULED.with(|s| s.replace(true)) {
+        return;
+    }
+    set_timeout(
+        move || {
+            ATTENTION_SCHEDULED.with(|s| s.set(false));
+            refresh_attention(ui);
+        },
+        Duration::from_millis(300),
+    );
+}
+
+/// Loads `/api/costs` and `/api/budgets` into `data`.
+pub fn load_costs(ui: Ui, data: RwSignal<(Value, Value)>) {
+    spawn_local(async move {
+        let costs = request("GET", "/api/costs", None).await;
+        let budgets = request("GET", "/api/budgets", None).await.unwrap_or(Value::Null);
+        match costs {
+            Ok(c) => data.set((c, budgets)),
+            Err(e) => ui.notice.set(Some(format!("Loading the costs failed: {e}"))),
         }
     });
 }

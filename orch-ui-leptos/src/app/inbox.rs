@@ -1,0 +1,118 @@
+//! The "needs you" inbox: approvals, questions, checkpoints and failed runs across every agent,
+//! workflow and graph, most urgent first, each with its actions in place.
+
+use leptos::prelude::*;
+use orch_core::wire::{AttentionItem, AttentionKind};
+use serde_json::json;
+
+use super::{Ui, View, net};
+use crate::format;
+use crate::inbox;
+
+#[component]
+pub fn Inbox(ui: Ui) -> impl IntoView {
+    view! {
+        <div class="inbox">
+            <div class="filters" role="toolbar" aria-label="Inbox">
+                <b class="title">"Needs you"</b>
+                <span class="muted">"approvals, questions, checkpoints and failed runs, most urgent first"</span>
+                <button class="tool" on:click=move |_| net::refresh_attention(ui)>"Refresh"</button>
+            </div>
+            <div class="items" data-testid="inbox">
+                {move || {
+                    let now = ui.now.get();
+                    let items = ui.attention.get();
+                    if items.is_empty() {
+                        return view! { <p class="empty">"Nothing is waiting for you."</p> }.into_any();
+                    }
+                    items.into_iter().map(|i| item(ui, i, now)).collect_view().into_any()
+                }}
+            </div>
+        </div>
+    }
+}
+
+fn item(ui: Ui, i: AttentionItem, now: f64) -> impl IntoView + use<> {
+    let waited = ((now - i.created_at.timestamp_millis() as f64) / 1000.0).max(0.0) as u64;
+    let who = [i.agent_name.clone(), i.workflow_name.clone(), i.graph_name.clone()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let text = RwSignal::new(String::new());
+    let id = i.id;
+    let kind = i.kind;
+    let post = move |path: String, body: serde_json::Value, what: &'static str| {
+        net::post_then(ui, path, body, what, move || net::refresh_attention(ui));
+    };
+    let input = i.input.as_ref().map(|v| format::truncate(&serde_json::to_string_pretty(v).unwrap_or_default(), 600));
+    let actions = match kind {
+        AttentionKind::Approval => view! {
+            <button class="ok" on:click=move |_| post(format!("/api/approvals/{id}/approve"), json!({}), "Approving")>"Approve"</button>
+            <input type="text" placeholder="Reason (optional)" aria-label="Reason for denying"
+                prop:value=move || text.get() on:input=move |e| text.set(event_target_value(&e))/>
+            <button class="bad" on:click=move |_| {
+                let reason = text.get_untracked();
+                let body = if reason.trim().is_empty() { json!({}) } else { json!({"reason": reason}) };
+                post(format!("/api/approvals/{id}/deny"), body, "Denying");
+            }>"Deny"</button>
+        }
+        .into_any(),
+        AttentionKind::Question => view! {
+            <input type="text" placeholder="Your answer" aria-label="Answer"
+                prop:value=move || text.get() on:input=move |e| text.set(event_target_value(&e))/>
+            <button class="ok" on:click=move |_| {
+                post(format!("/api/approvals/{id}/answer"), json!({"answer": text.get_untracked()}), "Answering");
+            }>"Answer"</button>
+        }
+        .into_any(),
+        AttentionKind::Checkpoint => {
+            let resolve = move |action: &'static str| {
+                let guidance = text.get_untracked();
+                let body = if guidance.trim().is_empty() {
+                    json!({"action": action})
+                } else {
+                    json!({"action": action, "guidance": guidance})
+                };
+                post(format!("/api/checkpoints/{id}/resolve"), body, "Resolving the checkpoint");
+            };
+            view! {
+                <input type="text" placeholder="Guidance for a retry (optional)" aria-label="Guidance"
+                    prop:value=move || text.get() on:input=move |e| text.set(event_target_value(&e))/>
+                <button class="ok" on:click=move |_| resolve("retry")>"Retry"</button>
+                <button on:click=move |_| resolve("skip")>"Skip"</button>
+                <button class="bad" on:click=move |_| resolve("fail")>"Fail"</button>
+            }
+            .into_any()
+        }
+        _ => {
+            let workflow = i.workflow_id;
+            let agent = i.agent_id;
+            view! {
+                {workflow.map(|w| view! {
+                    <button on:click=move |_| post(format!("/api/adws/{w}/resume"), json!({}), "Resuming the workflow")>"Resume"</button>
+                })}
+                {agent.map(|a| view! {
+                    <button on:click=move |_| {
+                        ui.filter.update(|f| { f.agents.clear(); f.agents.insert(a); });
+                        ui.view.set(View::Logs);
+                    }>"Show its events"</button>
+                })}
+            }
+            .into_any()
+        }
+    };
+    view! {
+        <div class=format!("item urg-{}", inbox::urgency(kind)) data-kind=inbox::label(kind)>
+            <div class="item-head">
+                <span class="kind">{inbox::label(kind)}</span>
+                <b>{who}</b>
+                {i.tool.clone().map(|t| view! { <code>{t}</code> })}
+                <span class="muted waited">{format!("waiting {}", format::duration(waited))}</span>
+            </div>
+            <p class="question">{i.question.clone()}</p>
+            {input.map(|s| view! { <pre class="json">{s}</pre> })}
+            <div class="actions">{actions}</div>
+        </div>
+    }
+}
