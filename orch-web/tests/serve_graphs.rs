@@ -367,3 +367,55 @@ async fn every_request_is_logged_without_its_query() {
     assert_eq!(seen, vec![("/api/health".to_string(), 200), ("/api/graphs".to_string(), 403)], "{logs}");
     assert!(requests.iter().all(|v| v["fields"]["ms"].is_number() && v["fields"]["method"] == "GET"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_running_tasks_back_and_the_next_server_finishes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The first attempt's command runs for 30 s; once the marker exists, attempts answer at once.
+    let model = scripted(
+        d,
+        "slow.json",
+        &json!({"steps": [
+            {"agent": "-a1$", "reply": [{"type": "tool_use", "name": "Bash",
+                "input": {"command": "test -f started.marker || (touch started.marker && sleep 30)"}}]},
+            {"repeat": true, "reply": [{"type": "text", "text": "done"}]},
+        ]}),
+    );
+    let mut first = server::start(d, &model, &[], &[]);
+    let g = graph_of(
+        &first.base,
+        json!({"tasks": [{"id": "slow", "title": "Slow task", "complexity": "medium", "tools": ["Bash"]}]}),
+        true,
+    )
+    .await;
+    let gid = g["graph"]["id"].as_str().unwrap().to_string();
+    support::wait_for_file_or_dir(&d.join("started.marker"), Duration::from_secs(60), "the task's command");
+
+    let pid = first.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = support::wait_exit(&mut first.child, Duration::from_secs(60), "orch serve after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    drop(first);
+
+    // Given back, not failed: ready, no holder, no failure counted, and no worker row left behind.
+    let db = format!("sqlite://{}", d.join(".orch/orch.db").display());
+    let out =
+        support::orch().arg("--cwd").arg(d).args(["--db", &db, "graph", "show", &gid, "--json"]).output().unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let task = &shown["tasks"][0];
+    assert_eq!((task["status"].as_str(), task["failures"].as_u64()), (Some("ready"), Some(0)), "{task}");
+    assert_eq!(task["claimed_by"], Value::Null, "{task}");
+
+    let second = server::start(d, &model, &[], &[]);
+    let start = Instant::now();
+    loop {
+        let (_, g) = get(&second.base, &format!("/api/graphs/{gid}")).await;
+        if g["graph"]["status"] == "completed" {
+            assert_eq!(g["tasks"][0]["attempt"], 2, "{g}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the next server did not finish the task: {g}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

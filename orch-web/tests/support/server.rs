@@ -37,7 +37,10 @@ pub fn start(dir: &Path, model: &str, args: &[&str], env: &[(&str, &str)]) -> Se
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Whatever the server prints later is read (and dropped), so its stdout never breaks or fills.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let addr = line
         .trim()
         .strip_prefix("orch serve: listening on ")
