@@ -130,6 +130,12 @@ impl Browser {
         self.cmd(reqwest::Method::POST, "/execute/sync", json!({"script": script, "args": []})).await
     }
 
+    /// Runs `script` (a function body) that calls `done(value)` when it has finished.
+    async fn js_async(&self, script: &str) -> Value {
+        let body = format!("const done = arguments[arguments.length - 1]; {script}");
+        self.cmd(reqwest::Method::POST, "/execute/async", json!({"script": body, "args": []})).await
+    }
+
     /// Waits until `script` returns a truthy value; that value.
     async fn until(&self, what: &str, limit: Duration, script: &str) -> Value {
         let deadline = Instant::now() + limit;
@@ -499,4 +505,104 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
     browser.cmd(reqwest::Method::POST, "/window/rect", json!({"width": 390, "height": 844})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     browser.screenshot("dashboard-logs-390.png").await;
+}
+
+/// Sends `n` of the seed's ADW relay frames over `/ws` (each becomes an event of the log), reading
+/// what the server sends meanwhile.
+async fn relay_events(base: &str, n: usize) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("{}/ws", base.replacen("http://", "ws://", 1));
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+    for i in 0..n {
+        let frame = json!({"type": "adw_broadcast", "broadcast_type": "adw_event", "adw_id": "bench",
+                           "event": {"event_type": "System", "summary": format!("load event {i}")}});
+        tx.send(Message::Text(frame.to_string().into())).await.unwrap();
+    }
+    // Every frame recorded before the socket closes (closing with unread data resets the connection).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v: Value = reqwest::get(format!("{base}/api/events?limit=1")).await.unwrap().json().await.unwrap();
+        if v["last_seq"].as_u64().unwrap_or(0) as usize >= n {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the relayed frames were not all recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = tx.close().await;
+    reader.abort();
+}
+
+/// 10,000 events arriving live while the page is open: how long until the page holds them all, how
+/// long a scroll to the middle takes to draw, how many rows exist in the page, and the tab's memory.
+/// Prints the figures; fails only when the page falls far behind (over a minute, or a slow scroll).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium, chromedriver and the built dashboard (scripts/build-ui.sh); scripts/test.sh runs it"]
+async fn ten_thousand_live_events_stay_responsive() {
+    if which("chromium").is_none() && missing("chromium") || which("chromedriver").is_none() && missing("chromedriver")
+    {
+        return;
+    }
+    if !dist().join("index.html").is_file() && missing("the dashboard build (scripts/build-ui.sh)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = serve(dir.path(), 0);
+    let browser = Browser::start().await;
+    let start = Instant::now();
+    browser.goto(&format!("{base}/")).await;
+    browser
+        .until(
+            "the page to connect",
+            Duration::from_secs(30),
+            "return document.querySelector('[data-testid=conn]')?.textContent.includes('Connected')",
+        )
+        .await;
+    let connected = start.elapsed();
+    let n = 10_000;
+    let sent = Instant::now();
+    relay_events(&base, n).await;
+    let relayed = sent.elapsed();
+    let v: Value = reqwest::get(format!("{base}/api/events?limit=1")).await.unwrap().json().await.unwrap();
+    let expected = v["last_seq"].as_u64().unwrap() as usize;
+    assert!(expected >= n, "{expected} events in the log");
+    browser
+        .until(
+            "the page to hold every event",
+            Duration::from_secs(60),
+            &format!("return Number(document.querySelector('[data-testid=stat-events]').textContent) === {expected}"),
+        )
+        .await;
+    let caught_up = sent.elapsed();
+    let scroll = browser
+        .js_async(
+            "const l = document.querySelector('.rows'); const t = performance.now(); \
+             l.scrollTop = l.scrollHeight / 2; l.dispatchEvent(new Event('scroll')); \
+             requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t)));",
+        )
+        .await;
+    let scroll_ms = scroll.as_f64().unwrap();
+    let rows = browser.js("return document.querySelectorAll('.row').length").await.as_u64().unwrap();
+    let middle = browser
+        .js("return Array.from(document.querySelectorAll('.row[data-seq]')).map(r => Number(r.dataset.seq))")
+        .await;
+    let heap =
+        browser.js("return performance.memory ? performance.memory.usedJSHeapSize : 0").await.as_u64().unwrap_or(0);
+    let wasm = browser.js("return window.orchWasm?.memory?.buffer.byteLength ?? 0").await.as_u64().unwrap_or(0);
+    eprintln!(
+        "10k live events: page connected in {connected:?}; {expected} events recorded in {relayed:?}, all on the \
+         page {caught_up:?} after the first was sent; scroll to the middle drawn in {scroll_ms:.1} ms; {rows} rows \
+         in the page; JS heap {} MiB, wasm memory {} MiB",
+        heap / (1024 * 1024),
+        wasm / (1024 * 1024)
+    );
+    browser.screenshot("dashboard-10k-1280.png").await;
+    assert!(rows < 120, "the list is windowed: {rows} rows in the page");
+    assert!(
+        middle.as_array().is_some_and(|m| m.iter().any(|s| s.as_u64().is_some_and(|s| s > 3_000 && s < 7_000))),
+        "{middle}"
+    );
+    assert!(scroll_ms < 500.0, "a scroll took {scroll_ms} ms to draw");
 }

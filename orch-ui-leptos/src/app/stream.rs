@@ -39,6 +39,9 @@ pub fn Stream(ui: Ui) -> impl IntoView {
         let range = visible_range(scroll_top.get(), viewport.get(), ROW_HEIGHT, total, OVERSCAN);
         shown.with(|s| range.clone().filter_map(|i| s.get(i).map(|seq| (i, *seq))).collect::<Vec<(usize, u64)>>())
     });
+    // Set while a scroll of the page's own (following) is under way: its scroll event is not the
+    // person's, and must not pause following.
+    let auto = StoredValue::new(false);
     // Follow: keep the newest row in view as rows arrive.
     Effect::new(move |_| {
         let n = shown.with(Vec::len);
@@ -47,28 +50,27 @@ pub fn Stream(ui: Ui) -> impl IntoView {
         {
             let _ = n;
             request_animation_frame(move || {
-                el.set_scroll_top(el.scroll_height());
+                let bottom = (el.scroll_height() - el.client_height()).max(0);
+                if el.scroll_top() != bottom {
+                    auto.set_value(true);
+                    el.set_scroll_top(bottom);
+                }
             });
         }
     });
-    // The list's height at the last scroll event: a scroll that comes with a change of height (rows
-    // arrived, a filter changed) is the page's doing, not the person's.
-    let last_height = StoredValue::new(0i32);
     let on_scroll = move |_| {
         if let Some(el) = list.get() {
             let top = f64::from(el.scroll_top());
             let height = f64::from(el.client_height());
             scroll_top.set(top);
             viewport.set(height);
-            let content = el.scroll_height();
-            let resized = last_height.get_value() != content;
-            last_height.set_value(content);
-            let bottom = at_bottom(top, height, f64::from(content), ROW_HEIGHT / 2.0);
-            let following = ui.follow.get_untracked();
-            if following && !bottom && resized {
-                el.set_scroll_top(content);
-            } else if following != bottom {
-                // Scrolling up pauses following; scrolling back to the bottom resumes it.
+            if auto.get_value() {
+                auto.set_value(false);
+                return;
+            }
+            let bottom = at_bottom(top, height, f64::from(el.scroll_height()), ROW_HEIGHT / 2.0);
+            // Scrolling up pauses following; scrolling back to the bottom resumes it.
+            if ui.follow.get_untracked() != bottom {
                 ui.follow.set(bottom);
             }
         }
