@@ -419,3 +419,55 @@ async fn sigterm_gives_running_tasks_back_and_the_next_server_finishes_them() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_status_workflow_summaries_and_queue_depths() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server::start(dir.path(), &done_model(dir.path()), &["--no-worker"], &[]);
+    let base = server.base.as_str();
+
+    let (s, a) = post(base, "/api/agents", &json!({"name": "rev", "system_prompt": "You review."})).await;
+    assert_eq!(s, 201, "{a}");
+    let (s, _) = post(base, "/api/agents/rev/command", &json!({"prompt": "review it"})).await;
+    assert_eq!(s, 202);
+    let start = Instant::now();
+    let status = loop {
+        let (s, st) = get(base, "/api/agents/rev/status?tail=5").await;
+        assert_eq!(s, 200, "{st}");
+        if st["agent"]["status"] == "idle" && !st["entries"].as_array().unwrap().is_empty() {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the run did not end: {st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status["task_slug"].is_string(), "{status}");
+    assert!(status["entries"].to_string().contains("done"), "the run's reply is among its recent activity: {status}");
+    let (s, _) = get(base, "/api/agents/nobody/status").await;
+    assert_eq!(s, 404);
+
+    // A workflow run's summary by step.
+    let (s, w) = post(base, "/api/adws", &json!({"type": "plan_build", "prompt": "Add a parser"})).await;
+    assert_eq!(s, 202, "{w}");
+    let id = w["id"].as_str().unwrap().to_string();
+    let start = Instant::now();
+    loop {
+        let (_, r) = get(base, &format!("/api/adws/{id}")).await;
+        if ["completed", "failed"].contains(&r["status"].as_str().unwrap_or("")) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the run did not end: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, sum) = get(base, &format!("/api/adws/{id}/summary")).await;
+    assert_eq!(s, 200, "{sum}");
+    assert_eq!(sum["steps"][0]["step"], "plan", "{sum}");
+    assert!(sum["steps"][0]["event_count"].as_u64().unwrap() > 0 && sum["total_events"].as_u64().unwrap() > 0);
+    let (s, _) = get(base, "/api/adws/00000000-0000-4000-8000-000000000000/summary").await;
+    assert_eq!(s, 404);
+
+    // Queue depths: a running graph's ready and pending tasks.
+    graph_of(base, two_tasks(), true).await;
+    let metrics = server::client().get(format!("{base}/api/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("orch_graph_tasks{status=\"ready\"} 1"), "{metrics}");
+    assert!(metrics.contains("orch_graph_tasks{status=\"pending\"} 1"), "{metrics}");
+}

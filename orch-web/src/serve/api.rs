@@ -32,6 +32,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(get_agent, delete_agent))
         .routes(routes!(command_agent))
         .routes(routes!(interrupt_agent))
+        .routes(routes!(agent_status))
         .routes(routes!(events))
         .routes(routes!(orchestrator))
         .routes(routes!(chat_history, chat_send))
@@ -39,6 +40,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(list_workflows, start_workflow))
         .routes(routes!(get_workflow))
         .routes(routes!(workflow_events))
+        .routes(routes!(workflow_summary))
         .routes(routes!(cancel_workflow))
         .routes(routes!(resume_workflow))
         .merge(super::graphs::routes())
@@ -143,6 +145,22 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
     ];
     for (name, kind, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+    // The task queue: the tasks of running graphs, by status (ready ones wait for a worker).
+    let mut depth: std::collections::BTreeMap<&'static str, u64> =
+        ["ready", "running", "blocked", "pending"].into_iter().map(|s| (s, 0)).collect();
+    if let Ok(graphs) = state.engine().store().list_graphs(200).await {
+        for g in graphs.iter().filter(|g| g.status == orch_core::wire::GraphStatus::Running) {
+            for t in state.engine().store().list_tasks(g.id).await.unwrap_or_default() {
+                if let Some(n) = depth.get_mut(t.status.as_str()) {
+                    *n += 1;
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP orch_graph_tasks Tasks of running graphs, by status.\n# TYPE orch_graph_tasks gauge");
+    for (status, n) in depth {
+        let _ = writeln!(out, "orch_graph_tasks{{status=\"{status}\"}} {n}");
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
@@ -258,6 +276,37 @@ async fn delete_agent(State(state): State<AppState>, Path(key): Path<String>) ->
     let agent = find_agent(&state, &key).await?;
     let deleted = state.orchestrator().manager().delete_agent(&agent.name).await?;
     Ok(Json(json!({"deleted": deleted.id, "name": deleted.name})))
+}
+
+/// `?tail=&offset=` of an agent's status.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct StatusQuery {
+    /// Entries of the latest run (default 20, at most 1,000).
+    tail: Option<usize>,
+    /// Newest entries to skip first.
+    #[serde(default)]
+    offset: usize,
+}
+
+#[utoipa::path(
+    get,
+    path = "/agents/{agent}/status",
+    tag = "agents",
+    summary = "An agent's status and its latest run's recent activity (each entry with its summary)",
+    params(("agent" = String, Path, description = "the agent's id, or its name among the orchestrator's agents"), StatusQuery),
+    responses((status = 200, description = "`agent`, `task_slug`, `entries`", body = Object))
+)]
+async fn agent_status(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    query: Result<Query<StatusQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let agent = find_agent(&state, &key).await?;
+    let tail = q.tail.unwrap_or(20).clamp(1, 1000);
+    let report = state.orchestrator().manager().status(&agent.name, tail, q.offset).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
 
 /// Filters of `GET /api/events`.
@@ -537,6 +586,20 @@ async fn workflow_events(State(state): State<AppState>, Path(id): Path<String>) 
         }
     }
     Ok(Json(json!({"adw_id": record.id, "count": events.len(), "events_by_step": by_step})))
+}
+
+#[utoipa::path(
+    get,
+    path = "/adws/{id}/summary",
+    tag = "workflows",
+    summary = "A run's steps: event counts (in all and by type), agent, start and end",
+    params(("id" = String, Path, format = Uuid, description = "the workflow run's id")),
+    responses((status = 200, description = "`adw`, `steps`, `total_events`", body = Object))
+)]
+async fn workflow_summary(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let record = load_workflow(&state, &id).await?;
+    let (steps, total) = super::seed::step_summary(&state, &record).await?;
+    Ok(Json(json!({"adw": with_stale(&record), "steps": steps, "total_events": total})))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

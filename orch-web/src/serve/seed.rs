@@ -359,6 +359,13 @@ async fn adw_events(
 
 async fn adw_summary(State(state): State<AppState>, Path(id): Path<String>) -> SeedResult {
     let w = load_adw(&state, &id).await?;
+    let (steps, total) = step_summary(&state, &w).await?;
+    Ok(Json(json!({"status": "success", "adw": adw_row(&w), "steps": steps, "total_events": total})))
+}
+
+/// A workflow run's steps in order: each with its event count, counts by event type, its agent, and
+/// when it started and ended; and the run's event count.
+pub(super) async fn step_summary(state: &AppState, w: &WorkflowRecord) -> Result<(Vec<Value>, usize), ApiError> {
     let events =
         state.engine().store().read_events(&EventQuery { workflow_id: Some(w.id), ..EventQuery::default() }).await?;
     let mut steps: Vec<Value> = Vec::new();
@@ -385,7 +392,7 @@ async fn adw_summary(State(state): State<AppState>, Path(id): Path<String>) -> S
             _ => {}
         }
     }
-    Ok(Json(json!({"status": "success", "adw": adw_row(&w), "steps": steps, "total_events": events.len()})))
+    Ok((steps, events.len()))
 }
 
 #[derive(Deserialize)]
