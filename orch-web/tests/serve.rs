@@ -4,111 +4,23 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
+use support::server::{self, Server, client, connect, frames_until, get, next_frame, post};
 use support::{orch, script, text};
 use tokio_tungstenite::tungstenite::Message;
 
-/// A running `orch serve` (killed when dropped).
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `orch serve --port 0 ARGS…` in `dir` with the demo orchestrator script and waits for its
-/// address.
+/// Starts `orch serve --port 0 ARGS…` in `dir` with the demo orchestrator script.
 fn serve(dir: &Path, args: &[&str]) -> Server {
     serve_with(dir, &format!("scripted:{}", script("orchestrator.json").display()), args)
 }
 
-/// Starts `orch serve --port 0 ARGS…` in `dir` with `model` and waits for its address.
+/// Starts `orch serve --port 0 ARGS…` in `dir` with `model`.
 fn serve_with(dir: &Path, model: &str, args: &[&str]) -> Server {
-    serve_env(dir, model, args, &[])
-}
-
-/// [`serve_with`] with environment variables.
-fn serve_env(dir: &Path, model: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut child = orch()
-        .envs(env.iter().copied())
-        .arg("--cwd")
-        .arg(dir)
-        .args(["--model", model, "serve", "--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("orch serve: listening on ")
-        .unwrap_or_else(|| panic!("no address from orch serve: {line:?}"));
-    Server { base: addr.to_string(), child }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
-async fn get(base: &str, path: &str) -> (u16, Value) {
-    let r = client().get(format!("{base}{path}")).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
-    let r = client().post(format!("{base}{path}")).json(body).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(base: &str, query: &str) -> Ws {
-    let url = format!("{}/ws{query}", base.replacen("http://", "ws://", 1));
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    ws
-}
-
-/// The next JSON frame (skipping pings), within 30 s.
-async fn next_frame(ws: &mut Ws) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("a frame within 30 s");
-        match msg.unwrap().unwrap() {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => {}
-        }
-    }
-}
-
-/// Frames until `until` holds for one (returned with all before it), within 60 s.
-async fn frames_until(ws: &mut Ws, until: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let start = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        assert!(start.elapsed() < Duration::from_secs(60), "gave up waiting; frames so far: {seen:#?}");
-        let f = next_frame(ws).await;
-        let done = until(&f);
-        seen.push(f);
-        if done {
-            return seen;
-        }
-    }
+    server::start(dir, model, args, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,7 +259,7 @@ async fn a_server_stopped_mid_workflow_resumes_it_when_started_again() {
 async fn requests_that_start_work_are_rate_limited_and_metrics_count_answers() {
     let dir = tempfile::tempdir().unwrap();
     let model = format!("scripted:{}", script("orchestrator.json").display());
-    let server = serve_env(dir.path(), &model, &[], &[("ORCH_RATE_LIMIT", "2")]);
+    let server = server::start(dir.path(), &model, &[], &[("ORCH_RATE_LIMIT", "2")]);
     let base = server.base.clone();
     // Two empty messages are refused as bad input, but they count: the third is refused for the rate.
     for _ in 0..2 {

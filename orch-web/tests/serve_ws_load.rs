@@ -5,9 +5,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -15,43 +12,11 @@ use orch_core::store::Store;
 use orch_core::wire::{Event, EventKeys, LogLevel, NewEvent};
 use orch_store_sqlite::SqliteStore;
 use serde_json::Value;
-use support::orch;
+use support::server::{self, Ws};
 use tokio_tungstenite::tungstenite::Message;
 
 const EVENTS: u64 = 10_000;
 const LIVE_CLIENTS: usize = 200;
-
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &Path) -> Server {
-    let mut child = orch()
-        .arg("--cwd")
-        .arg(dir)
-        .args([
-            "--model",
-            &format!("scripted:{}", support::script("orchestrator.json").display()),
-            "serve",
-            "--port",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("orch serve: listening on http://").unwrap().to_string();
-    Server(child, format!("ws://{addr}/ws"))
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Reads orch's event frames until seq `last`; returns their seqs (panics after 120 s).
 async fn collect(mut ws: Ws, last: u64) -> Vec<u64> {
@@ -77,8 +42,9 @@ async fn collect(mut ws: Ws, last: u64) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_gets_every_event_once_in_order_while_another_process_appends() {
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
-    let url = server.1.clone();
+    let server =
+        server::start(dir.path(), &format!("scripted:{}", support::script("orchestrator.json").display()), &[], &[]);
+    let url = format!("{}/ws", server.base.replacen("http://", "ws://", 1));
     // The server made the store; this process appends to the same file.
     let store = SqliteStore::open(dir.path().join(".orch/orch.db")).unwrap();
     let base = store.last_seq().await.unwrap();
@@ -141,7 +107,7 @@ async fn every_client_gets_every_event_once_in_order_while_another_process_appen
         assert!(start.elapsed() < Duration::from_secs(120), "the client that never reads was not cut off: {h}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap_or_default();
     let rss_kb: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

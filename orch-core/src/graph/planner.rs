@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
-
 use super::{GraphError, ReadPlan, read_plan_text};
 use crate::model::{ModelProvider, ModelRequest, PriceTable, ResponseAssembler};
 use crate::wire::{ContentBlock, Message, PlannedTask, Role, Usage};
@@ -137,21 +135,7 @@ impl Planner {
             thinking: None,
             agent_name: PLANNER_AGENT.to_owned(),
         };
-        let mut stream = self.provider.stream(request).await?;
-        let mut assembler = ResponseAssembler::new();
-        while let Some(delta) = stream.next().await {
-            assembler.push(delta?)?;
-        }
-        let response = assembler.finish()?;
-        let text = response
-            .content
-            .iter()
-            .filter_map(|b| match b {
-                ContentBlock::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        Ok((text, response.usage))
+        let response = ResponseAssembler::collect(self.provider.stream(request).await?).await?;
+        Ok((response.text(), response.usage))
     }
 }

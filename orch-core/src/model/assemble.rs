@@ -16,6 +16,21 @@ pub struct AssembledResponse {
     pub stop_reason: StopReason,
 }
 
+impl AssembledResponse {
+    /// The text of its text blocks, in order, a newline between two blocks.
+    pub fn text(&self) -> String {
+        let texts: Vec<&str> = self
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                ContentBlock::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        texts.join("\n")
+    }
+}
+
 #[derive(Debug)]
 enum Partial {
     Text(String),
@@ -88,6 +103,15 @@ impl ResponseAssembler {
             ModelDelta::Retry { .. } => {}
         }
         Ok(())
+    }
+
+    /// Reads a whole call's stream and returns the complete response (the first error ends it).
+    pub async fn collect(mut stream: super::DeltaStream) -> Result<AssembledResponse, ModelError> {
+        let mut assembler = Self::new();
+        while let Some(delta) = futures::StreamExt::next(&mut stream).await {
+            assembler.push(delta?)?;
+        }
+        assembler.finish()
     }
 
     /// The complete response. Tool inputs must be valid JSON objects (empty input means `{}`); one nested

@@ -16,12 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::interrupt::Interrupt;
 use crate::model::{ModelError, ModelProvider, ModelRequest, ResponseAssembler};
-use crate::wire::{ContentBlock, Message};
+use crate::wire::Message;
 
 /// Agent name of autocomplete calls (scripted models can match on it).
 pub const AUTOCOMPLETE_AGENT: &str = "autocomplete";
@@ -262,14 +261,7 @@ impl Autocompleter {
             thinking: None,
             agent_name: AUTOCOMPLETE_AGENT.to_owned(),
         };
-        let call = async {
-            let mut stream = self.provider.stream(request).await?;
-            let mut assembler = ResponseAssembler::new();
-            while let Some(delta) = stream.next().await {
-                assembler.push(delta?)?;
-            }
-            assembler.finish()
-        };
+        let call = async { ResponseAssembler::collect(self.provider.stream(request).await?).await };
         let interrupted = mine.triggered();
         futures::pin_mut!(call, interrupted);
         let outcome = match futures::future::select(call, interrupted).await {
@@ -283,15 +275,7 @@ impl Autocompleter {
             }
         }
         let Some(response) = outcome else { return Ok(Vec::new()) };
-        let text: String = response?
-            .content
-            .iter()
-            .filter_map(|b| match b {
-                ContentBlock::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
-        Ok(parse_reply(&text))
+        Ok(parse_reply(&response?.text()))
     }
 
     /// The system prompt for this moment.

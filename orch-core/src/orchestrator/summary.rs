@@ -56,7 +56,7 @@ use crate::Interrupt;
 use crate::model::{ModelProvider, ModelRequest, ResponseAssembler};
 use crate::runtime::Runtime;
 use crate::store::Store;
-use crate::wire::{ContentBlock, Event, EventRecord, FileChangeStatus, Message, NewEvent, Participant};
+use crate::wire::{Event, EventRecord, FileChangeStatus, Message, NewEvent, Participant};
 
 /// The environment variable a host reads to turn summaries on: a model spec. Unset or empty: off.
 pub const SUMMARY_MODEL_ENV: &str = "ORCH_SUMMARY_MODEL";
@@ -169,15 +169,7 @@ impl Summarizer {
                 return None;
             }
         };
-        let text: String = response
-            .content
-            .iter()
-            .filter_map(|b| match b {
-                ContentBlock::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
-        let summary = clean_reply(&text);
+        let summary = clean_reply(&response.text());
         if summary.is_none() {
             tracing::debug!(seq = record.seq, model = %self.model, "event summary reply was empty");
         }

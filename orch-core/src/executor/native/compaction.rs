@@ -13,7 +13,7 @@ use crate::executor::{RunError, RunOutcome};
 use crate::hook::{HookDecision, HookEvent};
 use crate::model::{AssembledResponse, ModelDelta, ModelError, ModelProvider, ModelRequest, ResponseAssembler};
 use crate::store::Change;
-use crate::wire::{CompactTrigger, ContentBlock, Event, LogLevel, Message, Usage};
+use crate::wire::{CompactTrigger, Event, LogLevel, Message, Usage};
 
 /// How a compaction went.
 pub(super) enum Compaction {
@@ -162,15 +162,7 @@ impl Run<'_> {
             self.emit(e);
         }
         self.account(&model, &resp.usage, cost);
-        let summary: String = resp
-            .content
-            .iter()
-            .filter_map(|b| match b {
-                ContentBlock::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+        let summary = resp.text();
         if summary.trim().is_empty() {
             return Ok(Compaction::Failed(ModelError::Other {
                 message: "the summary model answered with no text".into(),
