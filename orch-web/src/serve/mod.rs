@@ -4,8 +4,8 @@
 
 mod api;
 mod attention;
-mod autocomplete;
 mod auth;
+mod autocomplete;
 mod chat;
 mod costs;
 mod demo;
