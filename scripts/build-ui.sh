@@ -65,9 +65,13 @@ elif [ -n "$opt_version" ]; then
 fi
 
 cp "$crate/web/index.html" "$crate/web/style.css" "$tmp/"
-# Precompressed copies, which `orch serve` sends to browsers that accept gzip.
+# Precompressed copies, which `orch serve` sends to browsers that accept them: gzip always, brotli
+# when the brotli command is installed (Debian: `apt-get install brotli`).
 for f in "$tmp/index.html" "$tmp/style.css" "$tmp/pkg/$lib.js" "$tmp/pkg/${lib}_bg.wasm"; do
   gzip -9 -n -k -f "$f"
+  if command -v brotli >/dev/null 2>&1; then
+    brotli -q 11 -k -f "$f"
+  fi
 done
 
 # Swap the new build in whole, so a running server never serves half of one.
@@ -80,4 +84,6 @@ trap - EXIT
 
 raw=$(stat -c %s "$dist/pkg/${lib}_bg.wasm")
 gz=$(stat -c %s "$dist/pkg/${lib}_bg.wasm.gz")
-echo "built $dist: wasm $((raw / 1024)) KiB, gzip $((gz / 1024)) KiB"
+br=""
+[ -f "$dist/pkg/${lib}_bg.wasm.br" ] && br=", brotli $(($(stat -c %s "$dist/pkg/${lib}_bg.wasm.br") / 1024)) KiB"
+echo "built $dist: wasm $((raw / 1024)) KiB, gzip $((gz / 1024)) KiB$br"

@@ -57,6 +57,10 @@ if ! have_browser && command -v apt-get >/dev/null 2>&1; then
   step "installing chromium and chromium-driver"
   apt-get install -y chromium chromium-driver || { apt-get update && apt-get install -y chromium chromium-driver; } || true
 fi
+# brotli: scripts/build-ui.sh adds brotli copies of the dashboard's files when it is there (optional).
+if ! command -v brotli >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y brotli || true
+fi
 run_browser=0
 if have_browser || [ "${CI:-}" = "true" ]; then
   run_browser=1

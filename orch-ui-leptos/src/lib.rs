@@ -12,6 +12,7 @@ pub mod buffer;
 pub mod costs;
 pub mod filter;
 pub mod format;
+pub mod graphs;
 pub mod inbox;
 pub mod markdown;
 pub mod model;

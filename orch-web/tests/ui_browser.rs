@@ -239,6 +239,15 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// `POST base+path` with a JSON body: the answer's JSON (a failure panics, naming the answer).
+async fn post_json(base: &str, path: &str, body: Value) -> Value {
+    let r = reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "POST {path}: {status} {v}");
+    v
+}
+
 /// Every event of the log, by seq.
 async fn log_seqs(base: &str) -> Vec<u64> {
     let v: Value = reqwest::get(format!("{base}/api/events?limit=10000")).await.unwrap().json().await.unwrap();
@@ -405,6 +414,27 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
     browser
         .until("the detail to close", Duration::from_secs(5), "return !document.querySelector('[data-testid=detail]')")
         .await;
+    // A task graph, planned and started over the API: the GRAPHS view draws its waves and the tasks
+    // light up as the demo's workers run them, until the graph completes.
+    let plan = post_json(&base, "/api/plans", json!({"requirements": "a greeting module and its test"})).await;
+    let plan_id = plan["id"].as_str().unwrap_or_else(|| panic!("no plan: {plan}")).to_string();
+    post_json(&base, &format!("/api/plans/{plan_id}/approve"), json!({})).await;
+    let graph = post_json(&base, "/api/graphs", json!({"plan_id": plan_id, "budget_usd": 5.0})).await;
+    assert!(graph["graph"]["id"].is_string(), "{graph}");
+    browser.ctrl("j").await;
+    browser
+        .until(
+            "the graph to complete on the page",
+            Duration::from_secs(60),
+            r"const p = document.querySelector('[data-testid=graph-progress]')?.textContent ?? '';
+              const m = p.match(/^(\d+)\/(\d+) tasks done/);
+              return m && m[1] === m[2] && Number(m[2]) > 0 &&
+                  document.querySelector('.graph-head .status')?.textContent === 'COMPLETED'",
+        )
+        .await;
+    assert!(browser.js("return document.querySelectorAll('.wave .task-card').length").await.as_u64().unwrap() > 0);
+    browser.screenshot("dashboard-graphs-1280.png").await;
+
     // The failed run waits in the inbox (counted in the header), and the costs view shows alice's spending.
     browser
         .until("the inbox badge", Duration::from_secs(10), "return document.querySelector('[data-testid=badge-INBOX]')")

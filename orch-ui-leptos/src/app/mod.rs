@@ -4,6 +4,7 @@ mod adws;
 mod agents;
 mod chat;
 mod costs;
+mod graphs;
 mod inbox;
 mod net;
 mod stream;
@@ -43,6 +44,8 @@ pub enum View {
     Logs,
     /// Workflow runs as swimlanes.
     Adws,
+    /// Task graphs in waves.
+    Graphs,
     /// What waits for a person.
     Inbox,
     /// Spending and budgets.
@@ -54,7 +57,8 @@ impl View {
     fn next(self) -> View {
         match self {
             View::Logs => View::Adws,
-            View::Adws => View::Inbox,
+            View::Adws => View::Graphs,
+            View::Graphs => View::Inbox,
             View::Inbox => View::Costs,
             View::Costs => View::Logs,
         }
@@ -94,6 +98,8 @@ pub struct Ui {
     pub workflow_types: RwSignal<Vec<String>>,
     /// What waits for a person, most urgent first.
     pub attention: RwSignal<Vec<orch_core::wire::AttentionItem>>,
+    /// Task graphs and their tasks.
+    pub graphs: RwSignal<crate::graphs::Graphs>,
 }
 
 impl Ui {
@@ -115,6 +121,7 @@ impl Ui {
             now: RwSignal::new(js_sys::Date::now()),
             workflow_types: RwSignal::new(Vec::new()),
             attention: RwSignal::new(Vec::new()),
+            graphs: RwSignal::new(crate::graphs::Graphs::default()),
         }
     }
 
@@ -146,6 +153,11 @@ impl Ui {
         let orchestrator = self.fleet.with_untracked(|f| f.orchestrator_agent);
         self.chat.update(|c| fresh.iter().for_each(|r| c.apply(r, orchestrator)));
         self.workflows.update(|w| fresh.iter().for_each(|r| w.apply(r)));
+        if fresh.iter().any(|r| {
+            matches!(r.event, orch_core::wire::Event::GraphUpdated { .. } | orch_core::wire::Event::TaskUpdated { .. })
+        }) {
+            self.graphs.update(|g| fresh.iter().for_each(|r| g.apply(r)));
+        }
         if fresh.iter().any(crate::inbox::touches) {
             net::attention_changed(*self);
         }
@@ -203,6 +215,7 @@ fn App() -> impl IntoView {
                 {move || match ui.view.get() {
                     View::Logs => stream::Stream(stream::StreamProps { ui }).into_any(),
                     View::Adws => adws::Swimlanes(adws::SwimlanesProps { ui }).into_any(),
+                    View::Graphs => graphs::Graphs(graphs::GraphsProps { ui }).into_any(),
                     View::Inbox => inbox::Inbox(inbox::InboxProps { ui }).into_any(),
                     View::Costs => costs::Costs(costs::CostsProps { ui }).into_any(),
                 }}
@@ -270,6 +283,7 @@ fn Header(ui: Ui) -> impl IntoView {
                 {move || {
                     let n = match view {
                         View::Adws => ui.workflows.with(Workflows::running),
+                        View::Graphs => ui.graphs.with(|g| g.list().iter().filter(|g| g.status.as_str() == "running").count()),
                         View::Inbox => ui.attention.with(Vec::len),
                         _ => 0,
                     };
@@ -288,12 +302,13 @@ fn Header(ui: Ui) -> impl IntoView {
                 <span class="stat" title="Agents not complete">"Active "<b data-testid="stat-active">{move || stats().0}</b></span>
                 <span class="stat" title="Agents executing">"Running "<b>{move || stats().1}</b></span>
                 <span class="stat" title="Events loaded in the stream">"Events "<b data-testid="stat-events">{move || ui.events.with(EventBuffer::len)}</b></span>
-                <span class="stat" title="WebSocket frames received">"Frames "<b>{move || ui.frames.get()}</b></span>
+                <span class="stat stat-frames" title="WebSocket frames received">"Frames "<b>{move || ui.frames.get()}</b></span>
                 <span class="stat" title="Orchestrator and agents">"Cost "<b>{move || format::cost(stats().2)}</b></span>
             </div>
             <nav class="tabs" aria-label="View (Ctrl+J)">
                 {tab(View::Logs, "LOGS")}
                 {tab(View::Adws, "ADWS")}
+                {tab(View::Graphs, "GRAPHS")}
                 {tab(View::Inbox, "INBOX")}
                 {tab(View::Costs, "COSTS")}
             </nav>

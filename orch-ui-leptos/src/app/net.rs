@@ -342,3 +342,21 @@ pub fn load_costs(ui: Ui, data: RwSignal<(Value, Value)>) {
         }
     });
 }
+
+/// Loads the list of task graphs.
+pub fn load_graphs(ui: Ui) {
+    spawn_local(async move {
+        if let Ok(v) = request("GET", "/api/graphs", None).await {
+            ui.graphs.update(|g| g.load_list(&v));
+        }
+    });
+}
+
+/// Loads one graph with its tasks.
+pub fn load_graph(ui: Ui, id: orch_core::wire::Id) {
+    spawn_local(async move {
+        if let Ok(v) = request("GET", &format!("/api/graphs/{id}"), None).await {
+            ui.graphs.update(|g| g.load_graph(&v));
+        }
+    });
+}

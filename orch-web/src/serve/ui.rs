@@ -30,9 +30,13 @@ pub fn dir(option: Option<&Path>) -> Result<Option<PathBuf>, Failure> {
     Ok(repo.join("index.html").is_file().then(|| repo.canonicalize().unwrap_or(repo)))
 }
 
-/// The files of `dir`, gzip-compressed copies preferred (`x.gz` beside `x`, for browsers that accept
-/// gzip); a path with no file, or a method other than GET and HEAD, goes to `fallback` (so unknown API
+/// The files of `dir`, compressed copies preferred (`x.br`, `x.gz` beside `x`, for browsers that accept
+/// them); a path with no file, or a method other than GET and HEAD, goes to `fallback` (so unknown API
 /// routes keep their JSON errors).
 pub fn files<F>(dir: &Path, fallback: F) -> ServeDir<F> {
-    ServeDir::new(dir).precompressed_gzip().call_fallback_on_method_not_allowed(true).fallback(fallback)
+    ServeDir::new(dir)
+        .precompressed_br()
+        .precompressed_gzip()
+        .call_fallback_on_method_not_allowed(true)
+        .fallback(fallback)
 }
