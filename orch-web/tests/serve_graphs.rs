@@ -471,3 +471,42 @@ async fn agent_status_workflow_summaries_and_queue_depths() {
     assert!(metrics.contains("orch_graph_tasks{status=\"ready\"} 1"), "{metrics}");
     assert!(metrics.contains("orch_graph_tasks{status=\"pending\"} 1"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_through_the_server_interrupts_its_own_running_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = scripted(
+        d,
+        "slow.json",
+        &json!({"steps": [
+            {"agent": "-a1$", "reply": [{"type": "tool_use", "name": "Bash",
+                "input": {"command": "touch started.marker && sleep 600"}}]},
+            {"repeat": true, "reply": [{"type": "text", "text": "done"}]},
+        ]}),
+    );
+    let server = server::start(d, &model, &[], &[]);
+    let base = server.base.as_str();
+    let g = graph_of(
+        base,
+        json!({"tasks": [{"id": "slow", "title": "Slow", "complexity": "medium", "tools": ["Bash"]}]}),
+        true,
+    )
+    .await;
+    let gid = g["graph"]["id"].as_str().unwrap().to_string();
+    support::wait_for_file_or_dir(&d.join("started.marker"), Duration::from_secs(60), "the task's command");
+    let (s, c) = post(base, &format!("/api/graphs/{gid}/cancel"), &json!({})).await;
+    assert_eq!((s, c["status"].as_str()), (200, Some("cancelled")), "{c}");
+    // The attempt's agent is interrupted (its 10-minute command with it) and the task ends cancelled.
+    let start = Instant::now();
+    loop {
+        let (_, g) = get(base, &format!("/api/graphs/{gid}")).await;
+        let (_, ev) = get(base, "/api/events?type=Stop").await;
+        let stopped = ev["events"].as_array().unwrap().iter().any(|e| e["reason"] == "interrupted");
+        if g["tasks"][0]["status"] == "cancelled" && stopped {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "the running attempt was not interrupted: {g} {ev}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -329,7 +329,7 @@ async fn add_task(
         tools: req.tools,
         verification: req.verification,
     };
-    let task = state.engine().graphs().add_task(id, new).await?;
+    let task = state.graphs().add_task(id, new).await?;
     Ok((StatusCode::CREATED, Json(task)))
 }
 

@@ -268,6 +268,7 @@ impl GraphRunner {
             batch.changes.insert(0, spent);
         }
         self.store.commit(batch).await?;
+        self.nudge(super::Nudge::Due);
         Ok(task)
     }
 }

@@ -147,6 +147,18 @@ pub struct GraphRunner {
     pub(crate) settings: GraphSettings,
     /// Budget warnings given by this process (one per graph, day or month).
     pub(crate) warned: Arc<std::sync::Mutex<budget::Warned>>,
+    /// What this runner's own changes tell its workers at once (they hear other processes' changes
+    /// from the log; a process's own writes do not come back to it that way).
+    pub(crate) nudges: tokio::sync::broadcast::Sender<Nudge>,
+}
+
+/// A change made through a runner that its workers act on at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nudge {
+    /// Tasks may have become due: claim.
+    Due,
+    /// The graph was cancelled: stop its attempts.
+    Cancelled(Id),
 }
 
 impl std::fmt::Debug for GraphRunner {
@@ -175,6 +187,7 @@ impl GraphRunner {
             router: Arc::new(router),
             settings,
             warned: Arc::default(),
+            nudges: tokio::sync::broadcast::channel(64).0,
         }
     }
 
@@ -213,7 +226,21 @@ impl GraphRunner {
             from: vec![GraphStatus::Pending, GraphStatus::Paused, GraphStatus::Failed],
         });
         self.store.commit(batch).await?;
+        self.nudge(Nudge::Due);
         self.graph(id).await
+    }
+
+    /// Tells this runner's workers (no receiver is fine: none runs here).
+    pub(crate) fn nudge(&self, n: Nudge) {
+        let _ = self.nudges.send(n);
+    }
+
+    /// Adds a task to graph `graph_id` (see [`TaskGraphs::add_task`](crate::graph::TaskGraphs::add_task));
+    /// this runner's workers claim it at once when it is ready.
+    pub async fn add_task(&self, graph_id: Id, new: crate::graph::NewTask) -> Result<Task, GraphError> {
+        let task = crate::graph::TaskGraphs::new(self.store.clone()).add_task(graph_id, new).await?;
+        self.nudge(Nudge::Due);
+        Ok(task)
     }
 
     /// Pauses a running graph: workers claim none of its tasks until it is resumed; running attempts
@@ -268,12 +295,14 @@ impl GraphRunner {
             }
         }
         self.store.commit(batch).await?;
+        self.nudge(Nudge::Cancelled(id));
         self.graph(id).await
     }
 
     /// Sets graph `id`'s USD limit (`None` removes it).
     pub async fn set_graph_budget(&self, id: Id, limit_usd: Option<f64>) -> Result<TaskGraph, GraphError> {
         self.store.commit(Batch::new().change(Change::SetGraphBudget { id, limit_usd })).await?;
+        self.nudge(Nudge::Due);
         self.graph(id).await
     }
 
@@ -288,6 +317,7 @@ impl GraphRunner {
             )));
         }
         self.store.commit(Batch::new().change(Change::SetBudgetLimit { scope, limit_usd })).await?;
+        self.nudge(Nudge::Due);
         Ok(())
     }
 
@@ -374,6 +404,7 @@ impl GraphRunner {
         batch.push_event(EventKeys::default(), log);
         batch.push_change(Change::FinishTask { task: Box::new(task.clone()), fence });
         self.store.commit(batch).await?;
+        self.nudge(Nudge::Due);
         Ok(task)
     }
 

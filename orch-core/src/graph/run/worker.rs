@@ -184,6 +184,9 @@ impl Worker {
         let since = store.last_seq().await?;
         let filter = EventQuery { types: vec!["TaskUpdated".into(), "GraphUpdated".into()], ..EventQuery::default() };
         let mut wakes = store.subscribe_foreign(since, filter).fuse();
+        // This process's own changes made through the runner (a task added, a graph started or
+        // cancelled, a checkpoint resolved), which the log does not echo back to it.
+        let mut nudges = self.runner.nudges.subscribe();
         let (done_tx, done_rx) = futures::channel::mpsc::unbounded::<(Id, Vec<Fact>)>();
         let mut done_rx = done_rx.fuse();
         // The attempts running here, by task: their graph and their handle.
@@ -263,7 +266,8 @@ impl Worker {
             }
             let sleep = runtime.sleep(self.poll_interval()).fuse();
             let stop = self.stop.triggered().fuse();
-            futures::pin_mut!(sleep, stop);
+            let nudge = nudges.recv().fuse();
+            futures::pin_mut!(sleep, stop, nudge);
             futures::select! {
                 done = done_rx.next() => if let Some(first) = done {
                     // Every attempt that ended meanwhile frees its slot before the next claim, so one
@@ -295,6 +299,16 @@ impl Worker {
                     },
                     Some(Err(e)) => tracing::debug!(error = %e, "worker wake-up stream failed"),
                     None => {}
+                },
+                n = nudge => {
+                    if let Ok(super::Nudge::Cancelled(g)) = n {
+                        for (graph_id, h) in handles.values() {
+                            if *graph_id == g {
+                                h.stop(Stop::Cancelled);
+                            }
+                        }
+                    }
+                    claim_now = true;
                 },
                 () = sleep => claim_now = true,
                 () = stop => {}
