@@ -157,6 +157,7 @@ fn connect(ui: Ui) {
     let on_open = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
         if current() {
             ui.conn.set(Conn::Replaying);
+            spawn_local(check_same_log(cursor));
         }
     });
     let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
@@ -207,6 +208,23 @@ fn connect(ui: Ui) {
         s.ws = Some(ws);
         s.callbacks = vec![on_open, on_message, on_close];
     });
+}
+
+/// After a reconnect: when the server's log ends before `cursor`, it is another store now (a new
+/// database on the same address) and nothing on the page belongs to it, so the page starts afresh.
+async fn check_same_log(cursor: u64) {
+    if cursor == 0 {
+        return;
+    }
+    if let Ok(v) = request("GET", "/api/events?limit=1", None).await
+        && let Some(last) = v.get("last_seq").and_then(Value::as_u64)
+        && last < cursor
+    {
+        leptos::logging::warn!("orch: the server's log ends at {last}, before this page's {cursor}: reloading");
+        if let Some(w) = web_sys::window() {
+            let _ = w.location().reload();
+        }
+    }
 }
 
 /// Queues a received event; the batch is applied shortly.
