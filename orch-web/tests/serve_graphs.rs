@@ -201,6 +201,16 @@ async fn the_server_runs_a_graph_with_its_own_worker_and_reports_costs() {
     assert_eq!(sessions.len(), 1, "{t}");
     let (_, events) = get(base, &format!("/api/events?agent={}", sessions[0]["agent_id"].as_str().unwrap())).await;
     assert!(!events["events"].as_array().unwrap().is_empty(), "the session's log is there");
+    // A graph task's attempts by the task's id, or by their run's slug.
+    let (_, by_task) = get(base, &format!("/api/events?task={}", task_id(&g, "build"))).await;
+    let by_task = by_task["events"].as_array().unwrap().clone();
+    assert!(!by_task.is_empty());
+    let slug = by_task[0]["task_slug"].as_str().unwrap().to_string();
+    assert!(slug.ends_with("-build") && by_task.iter().all(|e| e["task_slug"] == slug.as_str()), "{by_task:?}");
+    let (_, by_run) = get(base, &format!("/api/events?run={slug}")).await;
+    assert_eq!(by_run["events"].as_array().unwrap().len(), by_task.len());
+    let (s, _) = get(base, "/api/events?task=00000000-0000-4000-8000-000000000000").await;
+    assert_eq!(s, 404);
 
     let (s, costs) = get(base, "/api/costs").await;
     assert_eq!(s, 200, "{costs}");

@@ -329,7 +329,9 @@ pub struct EventsQuery {
     pub workflow: Option<String>,
     /// Only this step's.
     pub step: Option<String>,
-    /// Only this run's (task slug).
+    /// Only this run's (its task slug, e.g. `build-1a2b3c4d`).
+    pub run: Option<String>,
+    /// Only this graph task's attempts (the task's id), or, for compatibility, a run's task slug.
     pub task: Option<String>,
     /// Only these categories (comma-separated).
     pub category: Option<String>,
@@ -368,7 +370,7 @@ impl EventsQuery {
             orchestrator_id: id("orchestrator", &self.orchestrator)?,
             workflow_id: id("workflow", &self.workflow)?,
             step: self.step.clone(),
-            task_slug: self.task.clone(),
+            task_slug: self.run.clone().or_else(|| self.task.clone()),
             categories,
             types: list(&self.types),
             ..EventQuery::default()
@@ -398,7 +400,19 @@ async fn events(
         Some("desc") => true,
         Some(other) => return Err(ApiError::bad_request(format!("order '{other}': asc or desc"))),
     };
-    let query = q.to_query()?;
+    let mut query = q.to_query()?;
+    // A graph task's attempts run under the slug `graph-<graph>-<key>`.
+    if q.run.is_none()
+        && let Some(Ok(id)) = q.task.as_deref().map(|t| t.trim().parse::<Id>())
+    {
+        let task = state
+            .engine()
+            .store()
+            .get_task(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;
+        query.task_slug = Some(format!("graph-{}-{}", orch_core::wire::short_id(task.graph_id), task.key));
+    }
     let store = state.engine().store();
     let last_seq = store.last_seq().await?;
     let page = if newest_first {
