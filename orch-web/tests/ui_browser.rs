@@ -361,6 +361,27 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
         browser.js("return location.search").await.as_str().unwrap().contains("cat=tool"),
         "the filter is in the URL"
     );
+    // The filtered view, reloaded from its URL, shows the same rows.
+    let rows_js = "return Array.from(document.querySelectorAll('.row[data-seq]')).map(r => Number(r.dataset.seq)).sort((a, b) => a - b)";
+    let before = browser.js(rows_js).await;
+    let url = browser.js("return location.href").await;
+    browser.goto(url.as_str().unwrap()).await;
+    browser
+        .until(
+            "the page to connect again",
+            Duration::from_secs(30),
+            "return document.querySelector('[data-testid=conn]')?.textContent.includes('Connected')",
+        )
+        .await;
+    let after = browser
+        .until(
+            "the same rows after the reload",
+            Duration::from_secs(10),
+            &format!("const r = (() => {{ {rows_js} }})(); return JSON.stringify(r) === '{before}' ? r : null"),
+        )
+        .await;
+    assert_eq!(after, before);
+    assert_eq!(browser.js("return document.querySelector('#search').value").await, json!("bash"));
     browser
         .js("Array.from(document.querySelectorAll('.filters .chip')).find(b => b.textContent === 'TOOL').click()")
         .await;
