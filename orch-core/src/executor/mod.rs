@@ -4,6 +4,7 @@
 //! [`AgentRunner`] is the front door: it owns the store, the executor, tools and hooks, refuses to run
 //! one agent twice at once, and interrupts running turns.
 
+mod additions;
 #[cfg(all(feature = "tokio", unix))]
 pub mod claude_code;
 pub mod compact;
@@ -16,6 +17,7 @@ mod runner;
 mod state;
 mod supervisor;
 
+pub use additions::RunnerAdditions;
 #[cfg(all(feature = "tokio", unix))]
 pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
 pub use compact::CompactionSettings;

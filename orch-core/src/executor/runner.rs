@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use futures::{FutureExt, StreamExt};
 
 use super::lease::{self, LEASE_RENEW_EVERY};
-use super::{AgentExecutor, NativeExecutor, RunError, RunOptions, RunOutcome, TurnContext};
+use super::{AgentExecutor, NativeExecutor, RunError, RunOptions, RunOutcome, RunnerAdditions, TurnContext};
 use crate::Interrupt;
 use crate::hook::HookRegistry;
 use crate::model::ModelProvider;
@@ -24,6 +24,7 @@ pub struct AgentRunner {
     executor: Arc<dyn AgentExecutor>,
     tools: ToolRegistry,
     hooks: HookRegistry,
+    added: RunnerAdditions,
     runtime: Arc<dyn Runtime>,
     shared: Arc<Shared>,
 }
@@ -118,6 +119,7 @@ impl AgentRunnerBuilder {
             executor: self.executor,
             tools: self.tools,
             hooks: self.hooks,
+            added: RunnerAdditions::new(),
             runtime,
             shared: Arc::default(),
         }
@@ -161,6 +163,12 @@ impl AgentRunner {
     /// The hooks every run gets.
     pub fn hooks(&self) -> &HookRegistry {
         &self.hooks
+    }
+
+    /// The tools and hooks added since the runner was built (shared by its clones), which every turn
+    /// starting afterwards gets too.
+    pub fn additions(&self) -> &RunnerAdditions {
+        &self.added
     }
 
     /// Creates an agent, recording `AgentCreated` in the same commit. Fails if a live agent has the name.
@@ -403,9 +411,10 @@ impl AgentRunner {
             agent.system_prompt = Some(prompt.clone());
         }
         options.interrupt = Some(claim.interrupt.clone());
+        let all = self.added.tools_over(&self.tools);
         let tools = match &options.allowed_tools {
-            Some(names) => self.tools.only(names),
-            None => self.tools.clone(),
+            Some(names) => all.only(names),
+            None => all,
         };
         let cx = TurnContext {
             store: self.store.clone(),
@@ -413,7 +422,7 @@ impl AgentRunner {
             interrupt: claim.interrupt.clone(),
             options,
             tools,
-            hooks: self.hooks.clone(),
+            hooks: self.added.hooks_over(&self.hooks),
             runtime: self.runtime.clone(),
             runner: Some(self.clone()),
         };

@@ -393,6 +393,12 @@ impl HookRegistry {
         Self { entries: self.entries.iter().filter(|e| !e.hook.is_claude_settings_hook()).cloned().collect() }
     }
 
+    /// Adds every hook of `other` after these, in its order.
+    pub fn extend(&mut self, other: &HookRegistry) -> &mut Self {
+        self.entries.extend(other.entries.iter().cloned());
+        self
+    }
+
     /// Whether no hooks are registered.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -170,6 +170,17 @@ impl ToolRegistry {
         self
     }
 
+    /// Adds (or replaces) every tool of `other`.
+    pub fn extend(&mut self, other: &ToolRegistry) -> &mut Self {
+        self.tools.extend(other.tools.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self
+    }
+
+    /// Removes tool `name`; whether it was there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.tools.remove(name).is_some()
+    }
+
     /// A tool by name.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         self.tools.get(name)
