@@ -76,6 +76,29 @@ impl Class {
     }
 }
 
+/// Whether an event reports a failure (the `e` key jumps to the next one; such rows are marked).
+pub fn is_error(event: &Event) -> bool {
+    match event {
+        Event::ModelError { .. } | Event::ToolRefused { .. } => true,
+        Event::PostToolUse { is_error, .. } | Event::ToolResult { is_error, .. } | Event::Result { is_error, .. } => {
+            *is_error
+        }
+        Event::SystemLog { level, .. } => *level == orch_core::wire::LogLevel::Error,
+        Event::AgentStatusChanged { new_status, .. } => *new_status == orch_core::wire::AgentStatus::Blocked,
+        _ => false,
+    }
+}
+
+/// The next (or, `back`, previous) entry of `seqs` after `from` (`None`: from the start or the end).
+pub fn step(seqs: &[u64], from: Option<u64>, back: bool) -> Option<u64> {
+    match (from, back) {
+        (None, false) => seqs.first().copied(),
+        (None, true) => seqs.last().copied(),
+        (Some(f), false) => seqs.iter().copied().find(|s| *s > f),
+        (Some(f), true) => seqs.iter().rev().copied().find(|s| *s < f),
+    }
+}
+
 /// One row of the stream: what the list shows, precomputed once, and the event itself for its detail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -93,6 +116,8 @@ pub struct Row {
     pub summary: String,
     /// Lower-case text the search looks through.
     pub haystack: String,
+    /// Whether it reports a failure.
+    pub error: bool,
     /// The event.
     pub record: EventRecord,
 }
@@ -130,6 +155,7 @@ impl Row {
             class,
             summary,
             haystack: haystack.to_lowercase(),
+            error: is_error(&record.event),
             record,
         }
     }
@@ -280,6 +306,21 @@ pub(crate) mod tests {
         assert_eq!(b.len(), 90);
         assert_eq!(b.rows().first().map(|r| r.seq), Some(12));
         assert!(!b.insert(Row::new(text(5, "trimmed"), "")), "a trimmed seq is not re-added");
+    }
+
+    #[test]
+    fn errors_and_stepping_through_rows() {
+        let failed = Event::PostToolUse { tool_name: "Bash".into(), result: None, is_error: true, tool_use_id: "t".into() };
+        assert!(is_error(&failed));
+        assert!(Row::new(record(1, failed), "").error);
+        assert!(!is_error(&Event::Text { text: "fine".into() }));
+        let seqs = [3, 5, 9];
+        assert_eq!(step(&seqs, None, false), Some(3));
+        assert_eq!(step(&seqs, None, true), Some(9));
+        assert_eq!(step(&seqs, Some(5), false), Some(9));
+        assert_eq!(step(&seqs, Some(5), true), Some(3));
+        assert_eq!(step(&seqs, Some(9), false), None);
+        assert_eq!(step(&[], Some(1), true), None);
     }
 
     #[test]

@@ -169,7 +169,7 @@ pub fn Palette(ui: Ui) -> impl IntoView {
                             view! { <button class="pill" on:click=move |_| insert(cmd.clone())>{t}</button> }
                         }).collect_view()}
                     </div>
-                    <div class="muted">"Ctrl+K toggles · Ctrl+J cycles LOGS/ADWS/GRAPHS/INBOX/COSTS · / searches · f follows · Esc closes"</div>
+                    <div class="muted">"Ctrl+K toggles · Ctrl+J cycles LOGS/ADWS/GRAPHS/INBOX/COSTS · / searches · j/k move · e next error · f follows · ? help · Esc closes"</div>
                 </div>
             </div>
         </Show>

@@ -100,18 +100,28 @@ pub struct Ui {
     pub attention: RwSignal<Vec<orch_core::wire::AttentionItem>>,
     /// Task graphs and their tasks.
     pub graphs: RwSignal<crate::graphs::Graphs>,
+    /// The seqs of the stream's rows that pass the filter, in order.
+    pub shown: Memo<Vec<u64>>,
+    /// Whether the keyboard help is open.
+    pub help: RwSignal<bool>,
 }
 
 impl Ui {
     fn new() -> Self {
-        let filter = web_sys::window().and_then(|w| w.location().search().ok()).map(|q| Filter::from_query(&q));
+        let from_url = web_sys::window().and_then(|w| w.location().search().ok()).map(|q| Filter::from_query(&q));
+        let filter = RwSignal::new(from_url.unwrap_or_default());
+        let events = RwSignal::new(EventBuffer::default());
+        let shown = Memo::new(move |_| {
+            let m = filter.with(Filter::compile);
+            events.with(|b| b.rows().iter().filter(|r| m.matches(r)).map(|r| r.seq).collect::<Vec<u64>>())
+        });
         Self {
-            events: RwSignal::new(EventBuffer::default()),
+            events,
             fleet: RwSignal::new(Fleet::default()),
             chat: RwSignal::new(Chat::default()),
             workflows: RwSignal::new(Workflows::default()),
             conn: RwSignal::new(Conn::Connecting),
-            filter: RwSignal::new(filter.unwrap_or_default()),
+            filter,
             view: RwSignal::new(View::Logs),
             palette: RwSignal::new(false),
             follow: RwSignal::new(true),
@@ -122,6 +132,8 @@ impl Ui {
             workflow_types: RwSignal::new(Vec::new()),
             attention: RwSignal::new(Vec::new()),
             graphs: RwSignal::new(crate::graphs::Graphs::default()),
+            shown,
+            help: RwSignal::new(false),
         }
     }
 
@@ -224,6 +236,7 @@ fn App() -> impl IntoView {
         </main>
         <stream::Detail ui=ui/>
         <chat::Palette ui=ui/>
+        <Help ui=ui/>
         <Notice ui=ui/>
     }
 }
@@ -245,16 +258,22 @@ fn on_key(ui: Ui, e: &web_sys::KeyboardEvent) {
     } else if key == "Escape" {
         if ui.palette.get_untracked() {
             ui.palette.set(false);
+        } else if ui.help.get_untracked() {
+            ui.help.set(false);
         } else {
             ui.detail.set(None);
         }
-    } else if !modifier && !typing_in_a_field(e) {
+    } else if !modifier && !e.alt_key() && !typing_in_a_field(e) {
+        let logs = ui.view.get_untracked() == View::Logs;
         match key.as_str() {
-            "/" => {
+            "/" if logs => {
                 e.prevent_default();
                 stream::focus_search();
             }
-            "f" => ui.follow.update(|f| *f = !*f),
+            "f" if logs => ui.follow.update(|f| *f = !*f),
+            "j" | "k" if logs => stream::select_next(ui, key == "k", false),
+            "e" if logs => stream::select_next(ui, false, true),
+            "?" => ui.help.update(|h| *h = !*h),
             _ => {}
         }
     }
@@ -336,6 +355,32 @@ fn Banner(ui: Ui) -> impl IntoView {
             })
         }
         _ => None,
+    }
+}
+
+/// The keyboard help (`?`).
+#[component]
+fn Help(ui: Ui) -> impl IntoView {
+    let keys = [
+        ("Ctrl/Cmd+K", "open or close the command palette (Enter sends, Shift+Enter new line)"),
+        ("Ctrl/Cmd+J", "next view: LOGS, ADWS, GRAPHS, INBOX, COSTS"),
+        ("/", "search the stream (a regular expression)"),
+        ("j / k", "next / previous event, with its detail"),
+        ("e", "next error"),
+        ("f", "follow new events, or pause"),
+        ("Esc", "close the palette, this help or the detail"),
+        ("?", "this help"),
+    ];
+    move || {
+        ui.help.get().then(|| {
+            view! {
+                <div class="palette-backdrop" on:click=move |_| ui.help.set(false)></div>
+                <div class="help" role="dialog" aria-label="Keyboard shortcuts">
+                    <h2>"Keyboard"</h2>
+                    <dl>{keys.iter().map(|(k, what)| view! { <dt><kbd>{*k}</kbd></dt><dd>{*what}</dd> }).collect_view()}</dl>
+                </div>
+            }
+        })
     }
 }
 

@@ -8,7 +8,6 @@ use wasm_bindgen::JsCast;
 
 use super::Ui;
 use crate::buffer::{Class, EventBuffer};
-use crate::filter::Filter;
 use crate::window::{OVERSCAN, ROW_HEIGHT, at_bottom, visible_range};
 
 /// Puts the cursor in the search box (the `/` key).
@@ -22,15 +21,38 @@ pub fn focus_search() {
     }
 }
 
+/// Opens the detail of the next (`back`: previous) row, or the next failure (`error`), and scrolls it
+/// into view (the `j`, `k` and `e` keys).
+pub fn select_next(ui: Ui, back: bool, error: bool) {
+    let from = ui.detail.with_untracked(|d| d.as_ref().map(|r| r.seq));
+    let next = ui.shown.with_untracked(|seqs| {
+        if error {
+            ui.events.with_untracked(|b| {
+                let errors: Vec<u64> = seqs.iter().copied().filter(|s| b.find(*s).is_some_and(|r| r.error)).collect();
+                crate::buffer::step(&errors, from, false)
+            })
+        } else {
+            crate::buffer::step(seqs, from, back)
+        }
+    });
+    let Some(seq) = next else { return };
+    let index = ui.shown.with_untracked(|s| s.iter().position(|x| *x == seq)).unwrap_or(0);
+    ui.detail.set(ui.events.with_untracked(|b| b.find(seq).map(|r| r.record.clone())));
+    ui.follow.set(false);
+    if let Some(list) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector(".rows").ok().flatten())
+    {
+        let target = index as f64 * ROW_HEIGHT - f64::from(list.client_height()) / 2.0;
+        list.set_scroll_top(target.max(0.0) as i32);
+    }
+}
+
 #[component]
 pub fn Stream(ui: Ui) -> impl IntoView {
     let error_memo = Memo::new(move |_| ui.filter.with(|f| f.compile().error));
     let error = move || error_memo.get();
-    // The seqs of the rows that pass the filter, in order.
-    let shown = Memo::new(move |_| {
-        let m = ui.filter.with(Filter::compile);
-        ui.events.with(|b| b.rows().iter().filter(|r| m.matches(r)).map(|r| r.seq).collect::<Vec<u64>>())
-    });
+    let shown = ui.shown;
     let scroll_top = RwSignal::new(0.0f64);
     let viewport = RwSignal::new(600.0f64);
     let list: NodeRef<html::Div> = NodeRef::new();
@@ -143,7 +165,9 @@ fn EventRow(ui: Ui, index: usize, seq: u64) -> impl IntoView {
     let agent = row.agent_id;
     let record = row.record.clone();
     view! {
-        <div class=format!("row cls-{}", row.class.name()) style:top=format!("{}px", index as f64 * ROW_HEIGHT)
+        <div class=format!("row cls-{}", row.class.name()) class:err=row.error
+            class:selected=move || ui.detail.with(|d| d.as_ref().map(|r| r.seq) == Some(seq))
+            style:top=format!("{}px", index as f64 * ROW_HEIGHT)
             data-seq=seq role="button" tabindex="-1" title="Show the event's detail"
             on:click=move |_| ui.detail.set(Some(record.clone()))>
             <span class="seq">{seq}</span>
