@@ -168,6 +168,9 @@ enum Command {
     Deny(crate::attention::DenyArgs),
     /// Answer a parked tool call or question: the model gets the answer as the tool's result.
     Answer(crate::attention::AnswerArgs),
+    /// Serve orch's tools to an MCP client (Claude Code, Codex, …) over stdio: agents, workflows,
+    /// task graphs and the task queue (see "MCP" in the README).
+    Mcp,
     /// Serve the API (/api), the live event stream (/ws), the seed dashboard's routes and a landing page.
     Serve {
         /// Address to listen on [env: ORCH_HOST, BACKEND_HOST; default 127.0.0.1]. Any other than a
@@ -595,6 +598,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let engine = engine(config, false).await?;
             Ok(chat::delete(&engine, id, name).await?)
         }
+        Command::Mcp => crate::mcp::run_stdio(engine(config, true).await?).await,
         Command::Serve { host, port, token, no_worker, ui } => {
             // No model configured: the scripted demo orchestrator, so the first server answers.
             let config = match orch_core::engine::default_spec(&config) {

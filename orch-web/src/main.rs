@@ -12,6 +12,7 @@ mod config_cmd;
 mod detach;
 mod graph_run;
 mod hook_relay;
+mod mcp;
 mod models;
 mod plan;
 mod serve;

@@ -17,6 +17,7 @@ mod adw_tools;
 mod agents;
 pub mod autocomplete;
 pub mod files;
+pub mod graph_tools;
 mod service;
 pub mod summary;
 mod tools;

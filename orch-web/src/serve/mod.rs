@@ -102,7 +102,14 @@ fn app(state: AppState, origins: &[String], ui: Option<&std::path::Path>) -> Rou
         Some(_) => Router::new(),
         None => Router::new().route("/", get(page::index)),
     };
-    let router = router.nest("/api", api::routes()).merge(seed::routes()).route("/ws", any(ws::handler));
+    // MCP over streamable HTTP: without a token the server is on loopback, so only local Host headers.
+    let mcp = crate::mcp::OrchMcp::new(state.engine(), state.orchestrator(), state.graphs().clone());
+    let mcp = crate::mcp::http_service(mcp, state.token().is_none());
+    let router = router
+        .nest("/api", api::routes())
+        .merge(seed::routes())
+        .route("/ws", any(ws::handler))
+        .route_service("/mcp", mcp);
     let router = match ui {
         Some(dir) => {
             let missing = axum::handler::HandlerWithoutStateExt::into_service(not_found);
