@@ -394,6 +394,46 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
         .until("the search box focused", Duration::from_secs(5), "return document.activeElement?.id === 'search'")
         .await;
     browser.js("document.activeElement?.blur()").await;
+    // j and k step through the rows with their detail; ? shows the keys; Esc closes.
+    browser.key("j").await;
+    browser.key("j").await;
+    let second = browser
+        .until(
+            "the second row's detail",
+            Duration::from_secs(5),
+            "return document.querySelector('.row.selected')?.dataset.seq",
+        )
+        .await;
+    browser.key("k").await;
+    let first = browser
+        .until(
+            "the first row's detail",
+            Duration::from_secs(5),
+            &format!(
+                "const s = document.querySelector('.row.selected')?.dataset.seq; return s && s !== '{}' ? s : null",
+                second.as_str().unwrap()
+            ),
+        )
+        .await;
+    assert!(first.as_str().unwrap().parse::<u64>().unwrap() < second.as_str().unwrap().parse::<u64>().unwrap());
+    assert!(browser.js("return document.querySelector('[data-testid=detail]')?.textContent.includes('#' + document.querySelector('.row.selected').dataset.seq)").await == json!(true));
+    browser.key("\u{E00C}").await;
+    browser
+        .until("the detail to close", Duration::from_secs(5), "return !document.querySelector('[data-testid=detail]')")
+        .await;
+    browser.key("?").await;
+    browser
+        .until(
+            "the keyboard help",
+            Duration::from_secs(5),
+            "return document.querySelector('.help')?.textContent.includes('next error')",
+        )
+        .await;
+    browser.key("\u{E00C}").await;
+    browser.until("the help to close", Duration::from_secs(5), "return !document.querySelector('.help')").await;
+    browser
+        .js("Array.from(document.querySelectorAll('.filters .tool')).find(b => b.textContent === 'Paused')?.click()")
+        .await;
 
     // An ADW started from the page (Ctrl+J switches to the swimlanes): its lanes fill live and a
     // square opens the event's detail. (The demo's scripted model has no steps for workflow agents,
