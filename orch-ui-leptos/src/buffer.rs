@@ -310,7 +310,8 @@ pub(crate) mod tests {
 
     #[test]
     fn errors_and_stepping_through_rows() {
-        let failed = Event::PostToolUse { tool_name: "Bash".into(), result: None, is_error: true, tool_use_id: "t".into() };
+        let failed =
+            Event::PostToolUse { tool_name: "Bash".into(), result: None, is_error: true, tool_use_id: "t".into() };
         assert!(is_error(&failed));
         assert!(Row::new(record(1, failed), "").error);
         assert!(!is_error(&Event::Text { text: "fine".into() }));

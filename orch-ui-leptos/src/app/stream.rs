@@ -39,9 +39,8 @@ pub fn select_next(ui: Ui, back: bool, error: bool) {
     let index = ui.shown.with_untracked(|s| s.iter().position(|x| *x == seq)).unwrap_or(0);
     ui.detail.set(ui.events.with_untracked(|b| b.find(seq).map(|r| r.record.clone())));
     ui.follow.set(false);
-    if let Some(list) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.query_selector(".rows").ok().flatten())
+    if let Some(list) =
+        web_sys::window().and_then(|w| w.document()).and_then(|d| d.query_selector(".rows").ok().flatten())
     {
         let target = index as f64 * ROW_HEIGHT - f64::from(list.client_height()) / 2.0;
         list.set_scroll_top(target.max(0.0) as i32);
