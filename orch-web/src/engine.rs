@@ -71,3 +71,18 @@ pub async fn open_with(builder: EngineBuilder) -> Result<Engine, EngineError> {
     let store = open_store(prepared.config()).await?;
     Ok(prepared.with_store(store))
 }
+
+/// Logs to stderr as the process environment says, before any configuration is read: `ORCH_LOG` is
+/// the filter (default `warn`), `ORCH_LOG_FORMAT=json` writes one JSON object a line (for log
+/// collectors) instead of text. Call once, first thing.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let json = std::env::var("ORCH_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
