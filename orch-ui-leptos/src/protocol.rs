@@ -86,6 +86,32 @@ pub fn workflow_types(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// One suggestion of `POST /api/autocomplete`: what to append, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    /// The text that continues the input.
+    pub completion: String,
+    /// Why the expert suggests it.
+    pub reasoning: String,
+}
+
+/// `POST /api/autocomplete`'s suggestions (at most 3; empty ones skipped).
+pub fn suggestions(v: &Value) -> Vec<Suggestion> {
+    v.get("suggestions")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| {
+                    let completion = s.get("completion").and_then(Value::as_str)?.to_string();
+                    let reasoning = s.get("reasoning").and_then(Value::as_str).unwrap_or_default().to_string();
+                    (!completion.trim().is_empty()).then_some(Suggestion { completion, reasoning })
+                })
+                .take(3)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The orchestrator's cost and context from `GET /api/orchestrator`.
 pub fn orchestrator_cost(v: &Value) -> Option<(f64, u64, Option<u64>)> {
     let o = v.get("orchestrator")?;
@@ -160,6 +186,12 @@ mod tests {
         );
         assert_eq!(error_message(502, ""), "HTTP 502");
         assert_eq!(orchestrator_cost(&json!({"orchestrator": {"total_cost_usd": 1.5}})), Some((1.5, 0, None)));
+        let s = suggestions(&json!({"suggestions": [{"completion": " then test it", "reasoning": "tests"},
+                                                     {"completion": " "}, {"x": 1}, {"completion": "a"},
+                                                     {"completion": "b"}, {"completion": "c"}]}));
+        assert_eq!(s.iter().map(|s| s.completion.as_str()).collect::<Vec<_>>(), [" then test it", "a", "b"]);
+        assert_eq!(s[0].reasoning, "tests");
+        assert!(suggestions(&json!({})).is_empty());
     }
 
     #[test]

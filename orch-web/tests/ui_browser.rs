@@ -289,9 +289,31 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
         )
         .await;
 
+    // The palette's suggestions: typing pauses, the autocomplete expert (the demo's) offers up to three,
+    // Ctrl+1 appends the first. Esc closes the palette; Ctrl+K opens it again, with the text kept.
+    browser.ctrl("k").await;
+    browser.until("the palette", Duration::from_secs(5), "return document.activeElement?.id === 'palette-input'").await;
+    browser.type_into("#palette-input", "create an agent").await;
+    browser
+        .until("suggestions", Duration::from_secs(15), "return document.querySelectorAll('.suggestion').length === 3")
+        .await;
+    browser.ctrl("1").await;
+    browser
+        .until(
+            "the first suggestion appended",
+            Duration::from_secs(5),
+            "return document.querySelector('#palette-input').value === 'create an agent and have them write tests'",
+        )
+        .await;
+    browser.key("\u{E00C}").await;
+    browser
+        .until("the palette to close", Duration::from_secs(5), "return !document.querySelector('#palette-input')")
+        .await;
+
     // A chat through the command palette (Ctrl+K, type, Enter).
     browser.ctrl("k").await;
     browser.until("the palette", Duration::from_secs(5), "return document.activeElement?.id === 'palette-input'").await;
+    browser.js("const t = document.querySelector('#palette-input'); t.value = ''; t.dispatchEvent(new Event('input', {bubbles: true}))").await;
     browser
         .type_into(
             "#palette-input",

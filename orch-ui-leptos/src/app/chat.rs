@@ -9,6 +9,7 @@ use super::{Ui, net};
 use crate::format;
 use crate::markdown;
 use crate::model::{Bubble, ChatItem};
+use crate::protocol::Suggestion;
 
 /// Puts the cursor in the palette once it is shown.
 pub fn focus_palette() {
@@ -135,9 +136,67 @@ fn bubble(item: ChatItem) -> impl IntoView {
     }
 }
 
+/// How long typing must pause before suggestions are asked for.
+const SUGGEST_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[component]
 pub fn Palette(ui: Ui) -> impl IntoView {
     let text = RwSignal::new(String::new());
+    let suggestions = RwSignal::new(Vec::<Suggestion>::new());
+    let thinking = RwSignal::new(false);
+    // Bumped on every keystroke: only the last pause asks, and only its answer is shown.
+    let typed = StoredValue::new(0u64);
+    let ask = move || {
+        let n = typed
+            .try_update_value(|t| {
+                *t += 1;
+                *t
+            })
+            .unwrap_or_default();
+        suggestions.set(Vec::new());
+        set_timeout(
+            move || {
+                let input = text.get_untracked();
+                if n != typed.get_value() || input.trim().is_empty() || !ui.palette.get_untracked() {
+                    return;
+                }
+                thinking.set(true);
+                net::suggest(input, move |found| {
+                    if n == typed.get_value() {
+                        suggestions.set(found);
+                    }
+                    thinking.set(false);
+                });
+            },
+            SUGGEST_AFTER,
+        );
+    };
+    let accept = move |i: usize| {
+        if let Some(s) = suggestions.with_untracked(|v| v.get(i).cloned()) {
+            let before = text.get_untracked();
+            text.update(|t| t.push_str(&s.completion));
+            net::autocomplete_feedback(serde_json::json!({"completion_type": "autocomplete",
+                "user_input_before_completion": before, "autocomplete_item": s.completion, "reasoning": s.reasoning}));
+            suggestions.set(Vec::new());
+            focus_palette();
+        }
+    };
+    let on_key = move |e: web_sys::KeyboardEvent| {
+        if (e.ctrl_key() || e.meta_key())
+            && let Some(i) = ["1", "2", "3"].iter().position(|k| e.key() == *k)
+        {
+            e.prevent_default();
+            accept(i);
+            return;
+        }
+        if e.key() == "Enter" && !e.shift_key() && suggestions.with_untracked(|s| !s.is_empty()) {
+            net::autocomplete_feedback(
+                serde_json::json!({"completion_type": "none", "user_input_on_enter": text.get_untracked()}),
+            );
+            suggestions.set(Vec::new());
+        }
+        on_enter(ui, text, &e, move || ui.palette.set(false));
+    };
     let insert = move |s: String| {
         text.update(|t| {
             if !t.is_empty() && !t.ends_with(' ') {
@@ -154,8 +213,16 @@ pub fn Palette(ui: Ui) -> impl IntoView {
                 <textarea id="palette-input" rows="3" aria-label="Message to the orchestrator"
                     placeholder=move || if ui.connected() { "Tell the orchestrator what to do… (Enter sends, Shift+Enter new line, Esc closes)" } else { "Disconnected: waiting for the server…" }
                     prop:disabled=move || !ui.connected()
-                    prop:value=move || text.get() on:input=move |e| text.set(event_target_value(&e))
-                    on:keydown=move |e| on_enter(ui, text, &e, move || ui.palette.set(false))></textarea>
+                    prop:value=move || text.get() on:input=move |e| { text.set(event_target_value(&e)); ask(); }
+                    on:keydown=on_key></textarea>
+                <div class="suggestions" aria-live="polite">
+                    {move || thinking.get().then(|| view! { <span class="muted">"Generating suggestions…"</span> })}
+                    {move || suggestions.get().into_iter().enumerate().map(|(i, s)| view! {
+                        <button class="pill suggestion" title=s.reasoning.clone() on:click=move |_| accept(i)>
+                            <kbd>{format!("Ctrl+{}", i + 1)}</kbd>" "{s.completion.clone()}
+                        </button>
+                    }).collect_view()}
+                </div>
                 <div class="palette-info">
                     <div><b>"Agents "</b>
                         {move || ui.fleet.with(|f| f.cards().iter().map(|c| c.agent.name.clone()).collect::<Vec<_>>()).into_iter().map(|n| {

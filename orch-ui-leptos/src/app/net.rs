@@ -378,3 +378,19 @@ pub fn load_graph(ui: Ui, id: orch_core::wire::Id) {
         }
     });
 }
+
+/// Asks the autocomplete expert for suggestions to continue `input` (none on any failure).
+pub fn suggest(input: String, then: impl FnOnce(Vec<protocol::Suggestion>) + 'static) {
+    spawn_local(async move {
+        let body = serde_json::json!({"input": input});
+        let found = request("POST", "/api/autocomplete", Some(&body)).await.map(|v| protocol::suggestions(&v));
+        then(found.unwrap_or_default());
+    });
+}
+
+/// Tells the autocomplete expert what the person did with its suggestions (best effort).
+pub fn autocomplete_feedback(body: Value) {
+    spawn_local(async move {
+        let _ = request("POST", "/api/autocomplete/feedback", Some(&body)).await;
+    });
+}
