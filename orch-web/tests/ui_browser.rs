@@ -362,6 +362,24 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
 
+    // alice's file activity: her FileTracking row's detail lists hello.py among the files she changed.
+    browser
+        .js("Array.from(document.querySelectorAll('.row')).find(r => r.querySelector('.label')?.textContent === 'FileTracking').click()")
+        .await;
+    browser
+        .until(
+            "hello.py in the detail",
+            Duration::from_secs(5),
+            "return Array.from(document.querySelectorAll('[data-testid=detail] .file code')).some(c => c.textContent === 'hello.py')",
+        )
+        .await;
+    browser.js("document.querySelector('[data-testid=detail] .file details')?.setAttribute('open', '')").await;
+    browser.screenshot("dashboard-file-detail-1280.png").await;
+    browser.key("\u{E00C}").await;
+    browser
+        .until("the detail to close", Duration::from_secs(5), "return !document.querySelector('[data-testid=detail]')")
+        .await;
+
     // Filters narrow the stream: TOOL only, then a search for Bash.
     let all = browser
         .js("return Number(document.querySelector('[data-testid=shown-count]').textContent.split(' ')[0])")

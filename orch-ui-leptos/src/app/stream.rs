@@ -6,7 +6,7 @@ use leptos::html;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::Ui;
+use super::{Ui, net};
 use crate::buffer::{Class, EventBuffer};
 use crate::window::{OVERSCAN, ROW_HEIGHT, at_bottom, visible_range};
 
@@ -209,9 +209,69 @@ pub fn Detail(ui: Ui) -> impl IntoView {
                         <dt>"Step"</dt><dd>{r.keys.step.clone().unwrap_or_else(|| "–".into())}</dd>
                         <dt>"Time"</dt><dd>{r.timestamp.to_rfc3339()}</dd>
                     </dl>
+                    {files(ui, &r.event)}
                     <pre class="json">{json}</pre>
                 </aside>
             }
         })
     }
+}
+
+/// A run's file activity (a `FileTracking` event): the files it changed, with their diffs coloured and
+/// a button that opens each in the editor (`POST /api/open-file`), and the files it read.
+fn files(ui: Ui, event: &orch_core::wire::Event) -> Option<AnyView> {
+    let orch_core::wire::Event::FileTracking { file_changes, read_files, .. } = event else { return None };
+    let changed = file_changes
+        .iter()
+        .map(|f| {
+            let path = f.absolute_path.clone();
+            let status = format!("{:?}", f.status).to_lowercase();
+            let diff = f.diff.clone().map(|d| {
+                let lines = d
+                    .lines()
+                    .map(|l| {
+                        let class = match l.chars().next() {
+                            Some('+') if !l.starts_with("+++") => "add",
+                            Some('-') if !l.starts_with("---") => "del",
+                            Some('@') => "hunk",
+                            _ => "",
+                        };
+                        view! { <span class=class>{format!("{l}\n")}</span> }
+                    })
+                    .collect_view();
+                view! { <details><summary>"diff"</summary><pre class="diff">{lines}</pre></details> }
+            });
+            view! {
+                <li class="file">
+                    <span class=format!("fstat f-{status}")>{status.to_uppercase()}</span>
+                    <code>{f.path.clone()}</code>
+                    <span class="add">{format!("+{}", f.lines_added)}</span>
+                    <span class="del">{format!("−{}", f.lines_removed)}</span>
+                    <button class="link" title="Open in the editor" on:click=move |_| {
+                        net::post(ui, "/api/open-file".into(), serde_json::json!({"file_path": path.clone()}), "Opening the file");
+                    }>"open"</button>
+                    {(!f.summary.is_empty()).then(|| view! { <div class="muted">{f.summary.clone()}</div> })}
+                    {diff}
+                </li>
+            }
+        })
+        .collect_view();
+    let read = read_files
+        .iter()
+        .map(|f| {
+            let lines = f.line_count.map(|n| format!(" ({n} lines)")).unwrap_or_default();
+            view! { <li><code>{f.path.clone()}</code><span class="muted">{lines}</span></li> }
+        })
+        .collect_view();
+    Some(
+        view! {
+            <div class="files">
+                <h3>{format!("Produced ({})", file_changes.len())}</h3>
+                <ul>{changed}</ul>
+                <h3>{format!("Consumed ({})", read_files.len())}</h3>
+                <ul>{read}</ul>
+            </div>
+        }
+        .into_any(),
+    )
 }
