@@ -11,6 +11,8 @@ use crate::bridge::{awaitable, blocking, from_py, to_py};
 use crate::core::{self, OpenArgs, Shared, StartArgs};
 use crate::error::Failure;
 use crate::follow::Follower;
+use crate::hooks::{self, HookDecorator};
+use crate::tools;
 use crate::types::{Agent, Event, Outcome, WorkflowRun};
 
 fn events_of(v: Vec<orch_core::wire::EventRecord>) -> Vec<Event> {
@@ -197,6 +199,53 @@ impl Engine {
         awaitable(py, core::last_seq(self.core.clone()))
     }
 
+    /// Adds `func` (sync or async) as a tool of this engine's agents; returns its name.
+    #[pyo3(signature = (func, *, name=None, description=None, input_schema=None))]
+    fn add_tool(
+        &self,
+        func: Bound<'_, PyAny>,
+        name: Option<String>,
+        description: Option<String>,
+        input_schema: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        tools::add(&self.core, &func, name, description, input_schema.as_ref())
+    }
+
+    /// `@engine.tool` or `@engine.tool(name, description, input_schema)`: adds the decorated function.
+    #[pyo3(signature = (name=None, description=None, input_schema=None))]
+    fn tool(
+        &self,
+        py: Python<'_>,
+        name: Option<Bound<'_, PyAny>>,
+        description: Option<String>,
+        input_schema: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        tools::tool(&self.core, py, name, description, input_schema)
+    }
+
+    /// Removes the Python tool `name`; whether there was one.
+    fn remove_tool(&self, name: &str) -> bool {
+        tools::remove(&self.core, name)
+    }
+
+    /// `@engine.hook("PreToolUse", matcher)`: adds the decorated function (sync or async) as a hook.
+    #[pyo3(signature = (event, matcher=None, *, name=None))]
+    fn hook(&self, event: String, matcher: Option<String>, name: Option<String>) -> PyResult<HookDecorator> {
+        HookDecorator::new(&self.core, event, matcher, name)
+    }
+
+    /// Adds `func` (sync or async) as a hook at `event` for tools matching `matcher`.
+    #[pyo3(signature = (event, func, matcher=None, *, name=None))]
+    fn add_hook(
+        &self,
+        event: &str,
+        func: Bound<'_, PyAny>,
+        matcher: Option<&str>,
+        name: Option<String>,
+    ) -> PyResult<()> {
+        hooks::add(&self.core, event, &func, matcher, name)
+    }
+
     fn __repr__(&self) -> String {
         format!("<orch.Engine {}>", self.core.engine.working_dir().display())
     }
@@ -291,6 +340,53 @@ impl SyncEngine {
     /// The newest event's seq.
     fn last_seq(&self, py: Python<'_>) -> PyResult<u64> {
         blocking(py, core::last_seq(self.core.clone()))
+    }
+
+    /// Adds `func` (sync or async) as a tool of this engine's agents; returns its name.
+    #[pyo3(signature = (func, *, name=None, description=None, input_schema=None))]
+    fn add_tool(
+        &self,
+        func: Bound<'_, PyAny>,
+        name: Option<String>,
+        description: Option<String>,
+        input_schema: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        tools::add(&self.core, &func, name, description, input_schema.as_ref())
+    }
+
+    /// `@engine.tool` or `@engine.tool(name, description, input_schema)`: adds the decorated function.
+    #[pyo3(signature = (name=None, description=None, input_schema=None))]
+    fn tool(
+        &self,
+        py: Python<'_>,
+        name: Option<Bound<'_, PyAny>>,
+        description: Option<String>,
+        input_schema: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        tools::tool(&self.core, py, name, description, input_schema)
+    }
+
+    /// Removes the Python tool `name`; whether there was one.
+    fn remove_tool(&self, name: &str) -> bool {
+        tools::remove(&self.core, name)
+    }
+
+    /// `@engine.hook("PreToolUse", matcher)`: adds the decorated function (sync or async) as a hook.
+    #[pyo3(signature = (event, matcher=None, *, name=None))]
+    fn hook(&self, event: String, matcher: Option<String>, name: Option<String>) -> PyResult<HookDecorator> {
+        HookDecorator::new(&self.core, event, matcher, name)
+    }
+
+    /// Adds `func` (sync or async) as a hook at `event` for tools matching `matcher`.
+    #[pyo3(signature = (event, func, matcher=None, *, name=None))]
+    fn add_hook(
+        &self,
+        event: &str,
+        func: Bound<'_, PyAny>,
+        matcher: Option<&str>,
+        name: Option<String>,
+    ) -> PyResult<()> {
+        hooks::add(&self.core, event, &func, matcher, name)
     }
 
     fn __repr__(&self) -> String {

@@ -10,6 +10,9 @@ mod core;
 mod engine;
 mod error;
 mod follow;
+mod hooks;
+mod pycall;
+mod tools;
 mod types;
 
 use pyo3::prelude::*;
@@ -25,6 +28,8 @@ fn _orch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::SyncWorkflows>()?;
     m.add_class::<follow::Follower>()?;
     m.add_class::<bridge::Call>()?;
+    m.add_class::<tools::ToolDecorator>()?;
+    m.add_class::<hooks::HookDecorator>()?;
     m.add_class::<types::Event>()?;
     m.add_class::<types::Agent>()?;
     m.add_class::<types::Outcome>()?;

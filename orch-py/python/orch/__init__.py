@@ -19,6 +19,16 @@ The same engine, store and events as the Rust library and the ``orch`` command::
 
     engine.sync.command("ada", "write a greeting for Ada")
 
+Python functions (sync or ``async``) become tools of the engine's agents, and hooks::
+
+    @engine.tool  # the name, description and input schema: the function's name, docstring, signature
+    def weather(city: str, days: int = 1) -> str:
+        return f"{city}: sunny for {days} days"
+
+    @engine.hook("PreToolUse", matcher="Write|Edit")
+    def read_only(event: dict) -> orch.hooks.Deny:
+        return orch.hooks.Deny("this agent only reads")
+
 Errors are ``OrchError`` subclasses named after the engine's error kinds (``UsageError``,
 ``NotFoundError``, ``ConflictError``, ``BusyError``, ``UnavailableError``, ``ProviderError``,
 ``RunInterrupted``, ``InternalError``) plus ``RunFailedError`` for a failed agent run.
@@ -26,6 +36,7 @@ Errors are ``OrchError`` subclasses named after the engine's error kinds (``Usag
 
 from __future__ import annotations
 
+from . import hooks
 from ._orch import (
     Agent,
     BusyError,
@@ -34,6 +45,7 @@ from ._orch import (
     Engine,
     Event,
     Follower,
+    HookDecorator,
     InternalError,
     NotFoundError,
     OrchError,
@@ -43,6 +55,7 @@ from ._orch import (
     RunInterrupted,
     SyncEngine,
     SyncWorkflows,
+    ToolDecorator,
     UnavailableError,
     UsageError,
     WorkflowRun,
@@ -60,6 +73,7 @@ __all__ = [
     "Engine",
     "Event",
     "Follower",
+    "HookDecorator",
     "InternalError",
     "NotFoundError",
     "OrchError",
@@ -69,11 +83,13 @@ __all__ = [
     "RunInterrupted",
     "SyncEngine",
     "SyncWorkflows",
+    "ToolDecorator",
     "UnavailableError",
     "UsageError",
     "WorkflowRun",
     "Workflows",
     "__version__",
+    "hooks",
     "open",
     "open_async",
 ]
