@@ -1,4 +1,5 @@
-"""The same engine on PostgreSQL: agents, events followed from a second engine, and a workflow run.
+"""The same engine on PostgreSQL: agents, events followed from a second engine, a workflow run, and a
+Python tool and hook.
 
 Run when ORCH_TEST_PG_URL is set, ORCH_TEST_PG=1 (scripts/test.sh sets it when a server answers) or
 CI=true (where a missing server fails the tests); skipped otherwise. Each test has a schema of its own,
@@ -73,3 +74,26 @@ def test_a_workflow_on_postgres(pg: str, project: pathlib.Path, script: Callable
     run = engine.sync.workflows.start("plan_build", "Add a parser")
     assert run.status == "completed", run.error_message
     assert orch.open(pg, cwd=project).sync.workflows.get(run.id).completed_steps == 2
+
+
+def test_a_python_tool_and_a_denying_hook_on_postgres(
+    pg: str, project: pathlib.Path, script: Callable[[dict[str, Any]], str]
+) -> None:
+    steps = {
+        "steps": [
+            {"when": "^forecast$", "reply": [{"type": "tool_use", "name": "weather", "input": {"city": "Oslo"}}]},
+            {"when": "^Oslo", "reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "f.txt", "content": "x"}}]},
+            {"when": "hook: (.*)$", "reply": [{"type": "text", "text": "Refused: $1"}]},
+        ]
+    }
+    engine = orch.open(pg, cwd=project, model=script(steps))
+    engine.add_tool(lambda city: f"{city}: sunny", name="weather")
+    engine.add_hook("PreToolUse", lambda event: {"decision": "deny", "reason": "read-only"}, "Write")
+    engine.sync.create_agent("ada", system_prompt="x")
+    assert engine.sync.command("ada", "forecast").final_text == "Refused: read-only"
+    assert not (project / "f.txt").exists()
+    seen = orch.open(pg, cwd=project).sync.events(agent="ada")
+    assert [e.payload["content"] for e in seen if e.type == "ToolResult"] == [
+        "Oslo: sunny",
+        "Tool call denied by a PreToolUse hook: read-only",
+    ]
