@@ -41,6 +41,11 @@ pub fn touches(r: &EventRecord) -> bool {
     )
 }
 
+/// The items of `new` that were not waiting in `old` (what a notification announces).
+pub fn newly_waiting<'a>(old: &[AttentionItem], new: &'a [AttentionItem]) -> Vec<&'a AttentionItem> {
+    new.iter().filter(|n| !old.iter().any(|o| o.id == n.id && o.kind == n.kind)).collect()
+}
+
 /// The page title: the count of waiting items first, so a background tab shows it.
 pub fn title(count: usize) -> String {
     if count == 0 { "orch — dashboard".into() } else { format!("({count}) orch — needs you") }
@@ -68,6 +73,13 @@ mod tests {
         sort(&mut items);
         let kinds: Vec<&str> = items.iter().map(|i| label(i.kind)).collect();
         assert_eq!(kinds, ["APPROVAL", "QUESTION", "CHECKPOINT", "FAILED"]);
+        let old = vec![item("approval", "2026-12-03T08:01:00Z")];
+        let mut newer = old.clone();
+        let mut q = item("question", "2026-12-03T08:05:00Z");
+        q.id = orch_core::wire::Id::from_u128(2);
+        newer.push(q);
+        assert_eq!(newly_waiting(&old, &newer).len(), 1);
+        assert!(newly_waiting(&newer, &old).is_empty(), "a resolved item announces nothing");
         assert_eq!(title(0), "orch — dashboard");
         assert_eq!(title(3), "(3) orch — needs you");
     }

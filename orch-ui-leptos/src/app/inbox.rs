@@ -17,6 +17,11 @@ pub fn Inbox(ui: Ui) -> impl IntoView {
                 <b class="title">"Needs you"</b>
                 <span class="muted">"approvals, questions, checkpoints and failed runs, most urgent first"</span>
                 <button class="tool" on:click=move |_| net::refresh_attention(ui)>"Refresh"</button>
+                <button class="tool" class:on=move || ui.notify.get() aria-pressed=move || ui.notify.get().to_string()
+                    title="A browser notification when something starts waiting for you (while this tab is in the background)"
+                    on:click=move |_| if ui.notify.get_untracked() { ui.notify.set(false) } else { net::ask_to_notify(ui) }>
+                    {move || if ui.notify.get() { "Notifying" } else { "Notify me" }}
+                </button>
             </div>
             <div class="items" data-testid="inbox">
                 {move || {

@@ -104,6 +104,8 @@ pub struct Ui {
     pub shown: Memo<Vec<u64>>,
     /// Whether the keyboard help is open.
     pub help: RwSignal<bool>,
+    /// Whether a browser notification announces what starts waiting for a person.
+    pub notify: RwSignal<bool>,
 }
 
 impl Ui {
@@ -134,6 +136,7 @@ impl Ui {
             graphs: RwSignal::new(crate::graphs::Graphs::default()),
             shown,
             help: RwSignal::new(false),
+            notify: RwSignal::new(false),
         }
     }
 

@@ -326,6 +326,12 @@ pub fn refresh_attention(ui: Ui) {
         if let Ok(v) = request("GET", "/api/attention", None).await {
             let mut items: Vec<orch_core::wire::AttentionItem> = protocol::list(&v, "items");
             crate::inbox::sort(&mut items);
+            let fresh: Vec<String> = ui.attention.with_untracked(|old| {
+                crate::inbox::newly_waiting(old, &items).iter().map(|i| i.question.clone()).collect()
+            });
+            if !fresh.is_empty() && ui.notify.get_untracked() {
+                notify(&fresh);
+            }
             ui.attention.set(items);
         }
     });
@@ -393,4 +399,41 @@ pub fn autocomplete_feedback(body: Value) {
     spawn_local(async move {
         let _ = request("POST", "/api/autocomplete/feedback", Some(&body)).await;
     });
+}
+
+/// A browser notification that something started waiting for a person (when notifications are allowed
+/// and the page is not in front).
+fn notify(questions: &[String]) {
+    use web_sys::{Notification, NotificationOptions, NotificationPermission};
+    let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
+    if !hidden || Notification::permission() != NotificationPermission::Granted {
+        return;
+    }
+    let options = NotificationOptions::new();
+    options.set_body(&crate::format::truncate(questions.first().map_or("", String::as_str), 200));
+    let title = if questions.len() == 1 {
+        "orch: 1 thing needs you".to_string()
+    } else {
+        format!("orch: {} things need you", questions.len())
+    };
+    let _ = Notification::new_with_options(&title, &options);
+}
+
+/// Asks the browser for permission to notify (from a click, as browsers require).
+pub fn ask_to_notify(ui: Ui) {
+    use web_sys::{Notification, NotificationPermission};
+    if Notification::permission() == NotificationPermission::Granted {
+        ui.notify.set(true);
+        return;
+    }
+    if let Ok(promise) = Notification::request_permission() {
+        spawn_local(async move {
+            let granted =
+                JsFuture::from(promise).await.ok().and_then(|v| v.as_string()).is_some_and(|p| p == "granted");
+            ui.notify.set(granted);
+            if !granted {
+                ui.notice.set(Some("The browser did not allow notifications.".into()));
+            }
+        });
+    }
 }
