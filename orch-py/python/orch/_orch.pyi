@@ -5,7 +5,25 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
-from typing import Any, Awaitable, ClassVar, Coroutine, Generator, Iterator, List, Literal, Optional, TypeVar, Union
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    ClassVar,
+    Coroutine,
+    Dict,
+    Generator,
+    Iterator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from .hooks import HookResult
 
 __version__: str
 
@@ -13,6 +31,29 @@ _Path = Union[str, os.PathLike[str]]
 InterruptResult = Literal["stopped", "requested", "not_running"]
 
 _T = TypeVar("_T")
+
+HookEvent = Literal["PreToolUse", "PostToolUse", "UserPromptSubmit", "Stop", "SubagentStop", "PreCompact"]
+"""The points where hooks run."""
+
+HookFunction = Callable[[Dict[str, Any]], Union[HookResult, Awaitable[HookResult]]]
+"""A hook: called with the hook input (Claude Code's hook input: ``hook_event_name``, ``tool_name``,
+``tool_input``, ``tool_use_id``, ``cwd``, ``session_id``, … and ``agent_name``), returning its decision,
+sync or async."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_H = TypeVar("_H", bound=HookFunction)
+
+class ToolDecorator:
+    """What ``engine.tool(name, description, input_schema)`` returns: decorating a function adds it as
+    a tool and gives it back unchanged."""
+
+    def __call__(self, func: _F) -> _F: ...
+
+class HookDecorator:
+    """What ``engine.hook(event, matcher)`` returns: decorating a function adds it as a hook and gives it
+    back unchanged."""
+
+    def __call__(self, func: _H) -> _H: ...
 
 class Call(Coroutine[Any, Any, _T]):
     """An engine call: a coroutine that starts on the running asyncio loop when first awaited
@@ -250,6 +291,41 @@ class Engine:
     ) -> Call[List[Event]]: ...
     def follow(self, since: int = 0, *, agent: Optional[str] = None, workflow: Optional[str] = None) -> Follower: ...
     def last_seq(self) -> Call[int]: ...
+    @overload
+    def tool(
+        self, name: _F, description: Optional[str] = None, input_schema: Optional[Mapping[str, Any]] = None
+    ) -> _F:
+        """``@engine.tool``: adds the function as a tool named after it, described by its docstring, its
+        input schema from its signature."""
+    @overload
+    def tool(
+        self,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        input_schema: Optional[Mapping[str, Any]] = None,
+    ) -> ToolDecorator:
+        """``@engine.tool(name, description, input_schema)``: a decorator adding the function as a tool."""
+    def add_tool(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        input_schema: Optional[Mapping[str, Any]] = None,
+    ) -> str:
+        """Adds ``func`` (sync or async) as a tool of this engine's agents, from their next turn on; returns
+        its name. The model's input comes as keyword arguments; the result is the tool's text (``str``, or
+        JSON of other data); an exception is a tool error carrying the traceback."""
+    def remove_tool(self, name: str) -> bool:
+        """Removes the Python tool ``name``; whether there was one."""
+    def hook(self, event: HookEvent, matcher: Optional[str] = None, *, name: Optional[str] = None) -> HookDecorator:
+        """``@engine.hook("PreToolUse", matcher)``: a decorator adding the function as a hook."""
+    def add_hook(
+        self, event: HookEvent, func: HookFunction, matcher: Optional[str] = None, *, name: Optional[str] = None
+    ) -> None:
+        """Adds ``func`` (sync or async) as a hook at ``event`` for tools whose name matches ``matcher``
+        (an anchored regex; every tool when None), after the hooks already there. An exception is recorded
+        in the ``HookInvoked`` event with its traceback, and the run goes on."""
 
 class SyncEngine:
     """An open engine with blocking methods (the GIL is released while the engine works)."""
@@ -284,6 +360,41 @@ class SyncEngine:
     ) -> List[Event]: ...
     def follow(self, since: int = 0, *, agent: Optional[str] = None, workflow: Optional[str] = None) -> Follower: ...
     def last_seq(self) -> int: ...
+    @overload
+    def tool(
+        self, name: _F, description: Optional[str] = None, input_schema: Optional[Mapping[str, Any]] = None
+    ) -> _F:
+        """``@engine.tool``: adds the function as a tool named after it, described by its docstring, its
+        input schema from its signature."""
+    @overload
+    def tool(
+        self,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        input_schema: Optional[Mapping[str, Any]] = None,
+    ) -> ToolDecorator:
+        """``@engine.tool(name, description, input_schema)``: a decorator adding the function as a tool."""
+    def add_tool(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        input_schema: Optional[Mapping[str, Any]] = None,
+    ) -> str:
+        """Adds ``func`` (sync or async) as a tool of this engine's agents, from their next turn on; returns
+        its name. The model's input comes as keyword arguments; the result is the tool's text (``str``, or
+        JSON of other data); an exception is a tool error carrying the traceback."""
+    def remove_tool(self, name: str) -> bool:
+        """Removes the Python tool ``name``; whether there was one."""
+    def hook(self, event: HookEvent, matcher: Optional[str] = None, *, name: Optional[str] = None) -> HookDecorator:
+        """``@engine.hook("PreToolUse", matcher)``: a decorator adding the function as a hook."""
+    def add_hook(
+        self, event: HookEvent, func: HookFunction, matcher: Optional[str] = None, *, name: Optional[str] = None
+    ) -> None:
+        """Adds ``func`` (sync or async) as a hook at ``event`` for tools whose name matches ``matcher``
+        (an anchored regex; every tool when None), after the hooks already there. An exception is recorded
+        in the ``HookInvoked`` event with its traceback, and the run goes on."""
 
 def open(
     target: Optional[_Path] = None,
