@@ -25,6 +25,19 @@ pub struct AgentCard {
     pub counts: [u32; 5],
 }
 
+/// An executing agent with no event for this long is flagged as stalled, in seconds.
+pub const STALLED_AFTER: u64 = 120;
+
+impl AgentCard {
+    /// Seconds since its last event at `now_ms` (ms since the epoch), and whether it looks stalled (executing,
+    /// silent for [`STALLED_AFTER`]).
+    pub fn idle(&self, now_ms: f64) -> Option<(u64, bool)> {
+        let last = self.last_event?;
+        let secs = ((now_ms - last.timestamp_millis() as f64) / 1000.0).max(0.0) as u64;
+        Some((secs, self.agent.status == AgentStatus::Executing && secs > STALLED_AFTER))
+    }
+}
+
 /// The agents, the orchestrator's cost, and which agent is the orchestrator's own.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fleet {
@@ -445,6 +458,9 @@ mod tests {
         assert_eq!(alice.counts[Class::Tool.index()], 1);
         assert!(alice.activity.as_deref().is_some_and(|a| a.contains("hello.py")), "{:?}", alice.activity);
         assert_eq!(f.stats(), (1, 1, 0.75));
+        let last = alice.last_event.map(|t| t.timestamp_millis() as f64).unwrap_or_default();
+        assert_eq!(alice.idle(last + 5_000.0), Some((5, false)));
+        assert_eq!(alice.idle(last + 600_000.0), Some((600, true)), "executing and silent: stalled");
         assert_eq!(f.name_of(Id::from_u128(9)), Some("orchestrator"));
         f.apply(&on(1, 6, Event::AgentDeleted {}));
         assert!(f.cards().is_empty());

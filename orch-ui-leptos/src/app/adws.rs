@@ -68,14 +68,13 @@ pub fn Swimlanes(ui: Ui) -> impl IntoView {
             </form>
             <div class="runs" data-testid="adws">
                 {move || {
-                    let now = chrono::DateTime::from_timestamp_millis(ui.now.get() as i64).unwrap_or_default();
                     let hidden = hidden.get();
                     ui.workflows.with(|w| {
                         let runs = w.runs();
                         if runs.is_empty() {
                             return view! { <p class="empty">"No workflow runs yet. Start one above, or ask the orchestrator."</p> }.into_any();
                         }
-                        runs.into_iter().map(|r| run_row(ui, r, now, &hidden)).collect_view().into_any()
+                        runs.into_iter().map(|r| run_row(ui, r, &hidden)).collect_view().into_any()
                     })
                 }}
             </div>
@@ -83,11 +82,15 @@ pub fn Swimlanes(ui: Ui) -> impl IntoView {
     }
 }
 
-fn run_row(ui: Ui, run: &Run, now: chrono::DateTime<chrono::Utc>, hidden: &BTreeSet<Class>) -> impl IntoView + use<> {
+fn run_row(ui: Ui, run: &Run, hidden: &BTreeSet<Class>) -> impl IntoView + use<> {
     let r = &run.record;
     let id = r.id;
     let status = r.status.as_str();
-    let elapsed = run.elapsed(now).map(format::duration).unwrap_or_default();
+    // Only the elapsed time follows the clock (not the run's lanes).
+    let elapsed = move || {
+        let now = chrono::DateTime::from_timestamp_millis(ui.now.get() as i64).unwrap_or_default();
+        ui.workflows.with(|w| w.run(id).and_then(|r| r.elapsed(now))).map(format::duration).unwrap_or_default()
+    };
     let can_cancel = matches!(r.status, WorkflowStatus::InProgress | WorkflowStatus::Pending);
     let can_resume = r.status == WorkflowStatus::Cancelled;
     let lanes = run

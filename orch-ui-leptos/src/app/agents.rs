@@ -22,12 +22,11 @@ pub fn Agents(ui: Ui) -> impl IntoView {
             </div>
             <div class="cards" data-testid="agents">
                 {move || {
-                    let now = ui.now.get();
                     ui.fleet.with(|f| {
                         if f.cards().is_empty() {
                             return view! { <p class="empty">"No agents yet. Ask the orchestrator to create one."</p> }.into_any();
                         }
-                        f.cards().into_iter().map(|c| card(ui, c, now, collapsed.get())).collect_view().into_any()
+                        f.cards().into_iter().map(|c| card(ui, c, collapsed.get())).collect_view().into_any()
                     })
                 }}
             </div>
@@ -35,7 +34,7 @@ pub fn Agents(ui: Ui) -> impl IntoView {
     }
 }
 
-fn card(ui: Ui, c: &AgentCard, now: f64, collapsed: bool) -> impl IntoView + use<> {
+fn card(ui: Ui, c: &AgentCard, collapsed: bool) -> impl IntoView + use<> {
     let a = &c.agent;
     let id = a.id;
     let name = a.name.clone();
@@ -43,9 +42,12 @@ fn card(ui: Ui, c: &AgentCard, now: f64, collapsed: bool) -> impl IntoView + use
     let status = a.status.as_str();
     let selected = ui.filter.with(|f| f.agents.contains(&id));
     let context = format::context_percent(a.context_used, a.context_window);
-    let idle_for = c.last_event.map(|t| ((now - t.timestamp_millis() as f64) / 1000.0).max(0.0) as u64);
-    // An executing agent silent for two minutes is flagged.
-    let stalled = a.status == AgentStatus::Executing && idle_for.is_some_and(|s| s > 120);
+    // Only these follow the clock (not the whole list): time since the last event, and the stalled flag.
+    let idle = move || {
+        let now = ui.now.get();
+        ui.fleet.with(|f| f.card(id).and_then(|c| c.idle(now)))
+    };
+    let stalled = move || idle().is_some_and(|(_, s)| s);
     let task = a.workflow_step.as_ref().map(|s| format!("STEP: {s}")).or_else(|| c.activity.clone()).unwrap_or_else(
         || match a.status {
             AgentStatus::Executing => "Working…".into(),
@@ -91,7 +93,7 @@ fn card(ui: Ui, c: &AgentCard, now: f64, collapsed: bool) -> impl IntoView + use
                 <span class="model">{a.model.clone()}</span>
                 <span class="cost">{format::cost(a.total_cost_usd)}</span>
             </div>
-            {idle_for.map(|s| view! {
+            {move || idle().map(|(s, stalled)| view! {
                 <div class="since" class:stalled=stalled>{if stalled { format!("stalled? no event for {}", format::duration(s)) } else { format!("last event {} ago", format::duration(s)) }}</div>
             })}
         </button>
