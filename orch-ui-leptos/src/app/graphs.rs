@@ -3,7 +3,7 @@
 //! guidance), skip and fail in place. A task card's agent link filters the stream on its attempt.
 
 use leptos::prelude::*;
-use orch_core::wire::{Id, Task, TaskStatus};
+use orch_core::wire::{GraphStatus, Id, Task, TaskStatus};
 use serde_json::json;
 
 use super::{Ui, View, net};
@@ -56,6 +56,14 @@ fn graph(ui: Ui, id: Id) -> impl IntoView {
                     <span class="muted" data-testid="graph-progress">{format!("{done}/{total} tasks done, {} waves", waves.len())}</span>
                     <span class="muted">{format!("cost {}{}", format::cost(g.cost_usd), g.budget_usd.map_or_else(String::new, |b| format!(" of {}", format::cost(b))))}</span>
                     {g.error.clone().map(|e| view! { <span class="err">{e}</span> })}
+                    // The stop button beside the spending; a paused or cancelled graph can run again.
+                    {matches!(g.status, GraphStatus::Running | GraphStatus::Pending | GraphStatus::Paused).then(|| view! {
+                        <button class="bad" title="Cancel the graph: running attempts stop, no task starts"
+                            on:click=move |_| net::post(ui, format!("/api/graphs/{id}/cancel"), json!({}), "Cancelling the graph")>"Stop"</button>
+                    })}
+                    {matches!(g.status, GraphStatus::Paused | GraphStatus::Pending).then(|| view! {
+                        <button class="ok" on:click=move |_| net::post(ui, format!("/api/graphs/{id}/run"), json!({}), "Running the graph")>"Run"</button>
+                    })}
                 </div>
                 {share.map(|p| view! {
                     <div class="ctx budget-bar" title=format!("{p:.0} % of the budget")>
