@@ -94,6 +94,11 @@ impl Event {
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         serde_to_py(py, &self.record)
     }
+    /// This event as the class of its type (`orch.events`; `UnknownEvent` for a type this package
+    /// does not know).
+    fn typed<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py().import("orch.events")?.call_method1("typed", (slf,))
+    }
     fn __repr__(&self) -> String {
         format!("<Event {} {}: {}>", self.record.seq, self.record.event.kind(), self.record.event.summary())
     }

@@ -38,9 +38,9 @@ def test_the_tool_and_hook_example_forecasts_and_refuses_to_write(project: pathl
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is not installed (pip install mypy)")
-def test_mypy_strict_passes_on_the_examples_and_the_package() -> None:
+def test_mypy_strict_passes_on_the_examples_the_package_and_its_scripts() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", "/dev/null", "examples", "python/orch"],
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", "/dev/null", "examples", "python/orch", "scripts"],
         cwd=PACKAGE,
         capture_output=True,
         text=True,

@@ -36,7 +36,7 @@ Errors are ``OrchError`` subclasses named after the engine's error kinds (``Usag
 
 from __future__ import annotations
 
-from . import hooks
+from . import events, hooks
 from ._orch import (
     Agent,
     BusyError,
@@ -89,6 +89,7 @@ __all__ = [
     "WorkflowRun",
     "Workflows",
     "__version__",
+    "events",
     "hooks",
     "open",
     "open_async",

@@ -23,6 +23,7 @@ from typing import (
     overload,
 )
 
+from .events import TypedEvent
 from .hooks import HookResult
 
 __version__: str
@@ -123,6 +124,9 @@ class Event:
     @property
     def summary(self) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
+    def typed(self) -> TypedEvent:
+        """This event as the class of its type (``orch.events``; ``UnknownEvent`` for a type this package
+        does not know)."""
 
 class Agent:
     """An agent's record: status, model, tokens and cost."""
