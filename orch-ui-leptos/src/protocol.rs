@@ -137,9 +137,64 @@ pub fn error_message(status: u16, body: &str) -> String {
 
 /// The event stream's URL on the page's own server (`http:` pages use `ws:`, `https:` ones `wss:`),
 /// replaying after `since`.
-pub fn ws_url(protocol: &str, host: &str, since: u64) -> String {
+pub fn ws_url(protocol: &str, host: &str, since: u64, token: Option<&str>) -> String {
     let scheme = if protocol == "https:" { "wss" } else { "ws" };
-    format!("{scheme}://{host}/ws?since={since}")
+    match token {
+        Some(t) => format!("{scheme}://{host}/ws?since={since}&token={}", percent_encode(t)),
+        None => format!("{scheme}://{host}/ws?since={since}"),
+    }
+}
+
+/// The server's token given in the page's query string (`?token=…`, as the server's start-up message
+/// says to open it), decoded; and the query without it, to put back in the address bar.
+pub fn token_in_query(search: &str) -> (Option<String>, String) {
+    let query = search.strip_prefix('?').unwrap_or(search);
+    let mut token = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.strip_prefix("token=") {
+            Some(t) if !t.is_empty() => token = Some(percent_decode(t)),
+            Some(_) => {}
+            None => rest.push(pair),
+        }
+    }
+    let rest = if rest.is_empty() { String::new() } else { format!("?{}", rest.join("&")) };
+    (token, rest)
+}
+
+/// A query value escaped (everything but unreserved characters).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `%XX` escapes (and `+` as a space) of a query value decoded.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |k: usize| bytes.get(k).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -196,7 +251,12 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(ws_url("http:", "127.0.0.1:9403", 0), "ws://127.0.0.1:9403/ws?since=0");
-        assert_eq!(ws_url("https:", "orch.example", 42), "wss://orch.example/ws?since=42");
+        assert_eq!(ws_url("http:", "127.0.0.1:9403", 0, None), "ws://127.0.0.1:9403/ws?since=0");
+        assert_eq!(ws_url("https:", "orch.example", 42, None), "wss://orch.example/ws?since=42");
+        assert_eq!(ws_url("http:", "h", 1, Some("a b&c")), "ws://h/ws?since=1&token=a%20b%26c");
+        assert_eq!(token_in_query("?view=logs&token=s3cr%25t&q=x"), (Some("s3cr%t".into()), "?view=logs&q=x".into()));
+        assert_eq!(token_in_query("?token=t"), (Some("t".into()), String::new()));
+        assert_eq!(token_in_query("?view=logs"), (None, "?view=logs".into()));
+        assert_eq!(percent_decode(&percent_encode("ä/?=&+ x")), "ä/?=&+ x");
     }
 }

@@ -45,12 +45,18 @@ fn free_port() -> u16 {
 
 /// `orch serve` in `dir` on `port` (0: any) with the dashboard of this tree; its base URL.
 fn serve(dir: &Path, port: u16) -> (Proc, String) {
+    serve_with(dir, port, &[])
+}
+
+/// [`serve`] with more arguments of `orch serve`.
+fn serve_with(dir: &Path, port: u16, args: &[&str]) -> (Proc, String) {
     let model = format!("scripted:{}", script("orchestrator.json").display());
     let mut child = orch()
         .env("ORCH_UI_DIR", dist())
         .arg("--cwd")
         .arg(dir)
         .args(["--model", &model, "serve", "--port", &port.to_string()])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -736,4 +742,58 @@ async fn ten_thousand_live_events_stay_responsive() {
         "{middle}"
     );
     assert!(scroll_ms < 500.0, "a scroll took {scroll_ms} ms to draw");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium, chromedriver and the built dashboard (scripts/build-ui.sh); scripts/test.sh runs it"]
+async fn a_server_with_a_token_serves_a_dashboard_that_sends_it() {
+    if which("chromium").is_none() && missing("chromium") || which("chromedriver").is_none() && missing("chromedriver")
+    {
+        return;
+    }
+    if !dist().join("index.html").is_file() && missing("the dashboard build (scripts/build-ui.sh)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = serve_with(dir.path(), 0, &["--token", "s3cr%t"]);
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{base}/api/agents")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "the API still needs the token");
+    let browser = Browser::start().await;
+    // Opened as the server's start-up message says; the token leaves the address bar at once.
+    browser.goto(&format!("{base}/?token=s3cr%25t")).await;
+    browser
+        .until(
+            "the page to connect with the token",
+            Duration::from_secs(30),
+            "return document.querySelector('[data-testid=conn]')?.textContent.includes('Connected')",
+        )
+        .await;
+    let search = browser.js("return location.search").await;
+    assert_eq!(search, json!(""), "the token is taken out of the address");
+    let r = http
+        .post(format!("{base}/api/orchestrator/chat"))
+        .bearer_auth("s3cr%t")
+        .json(&json!({"message": "create an agent called alice for python work, then have her write hello.py"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    browser
+        .until(
+            "alice, live over the token-guarded stream",
+            Duration::from_secs(30),
+            "return document.querySelector('[data-testid=agents] [data-agent=alice]')",
+        )
+        .await;
+    // A reload keeps the session's token.
+    browser.goto(&format!("{base}/")).await;
+    browser
+        .until(
+            "the reloaded page to connect",
+            Duration::from_secs(30),
+            "return document.querySelector('[data-testid=agents] [data-agent=alice]') && \
+             document.querySelector('[data-testid=conn]')?.textContent.includes('Connected')",
+        )
+        .await;
 }

@@ -52,6 +52,36 @@ fn with_socket<T>(f: impl FnOnce(&mut Socket) -> T) -> T {
     SOCKET.with(|s| f(&mut s.borrow_mut()))
 }
 
+thread_local! {
+    static TOKEN: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+}
+
+/// The server's token, when it needs one: given once in the page's address (`/?token=…`, then taken
+/// out of the address bar so it is not bookmarked or shared) and kept for the tab's session.
+pub fn token() -> Option<String> {
+    TOKEN.with(|t| t.borrow_mut().get_or_insert_with(read_token).clone())
+}
+
+fn read_token() -> Option<String> {
+    const KEY: &str = "orch-token";
+    let window = web_sys::window()?;
+    let storage = window.session_storage().ok().flatten();
+    let location = window.location();
+    let (given, rest) = protocol::token_in_query(&location.search().unwrap_or_default());
+    if let Some(t) = given {
+        if let Some(s) = &storage {
+            let _ = s.set_item(KEY, &t);
+        }
+        let clean =
+            format!("{}{}{}", location.pathname().unwrap_or_default(), rest, location.hash().unwrap_or_default());
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&clean));
+        }
+        return Some(t);
+    }
+    storage.and_then(|s| s.get_item(KEY).ok().flatten()).filter(|t| !t.is_empty())
+}
+
 /// A JSON request to the page's own server; the answer's JSON, or a message saying what failed.
 pub async fn request(method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
     let window = web_sys::window().ok_or("no window")?;
@@ -63,6 +93,9 @@ pub async fn request(method: &str, path: &str, body: Option<&Value>) -> Result<V
     let req = Request::new_with_str_and_init(path, &init).map_err(js_error)?;
     if body.is_some() {
         req.headers().set("content-type", "application/json").map_err(js_error)?;
+    }
+    if let Some(t) = token() {
+        req.headers().set("authorization", &format!("Bearer {t}")).map_err(js_error)?;
     }
     let resp: web_sys::Response = JsFuture::from(window.fetch_with_request(&req))
         .await
@@ -144,7 +177,7 @@ fn connect(ui: Ui) {
         s.callbacks.clear();
         (s.generation, s.cursor)
     });
-    let ws = match WebSocket::new(&protocol::ws_url(&protocol_name, &host, cursor)) {
+    let ws = match WebSocket::new(&protocol::ws_url(&protocol_name, &host, cursor, token().as_deref())) {
         Ok(ws) => ws,
         Err(e) => {
             leptos::logging::warn!("orch: cannot open the event stream: {}", js_error(e));

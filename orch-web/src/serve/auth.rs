@@ -19,7 +19,7 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
     let Some(expected) = state.token() else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/" {
+    if is_public(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
     let from_header = request
@@ -45,6 +45,13 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
             r
         }
     }
+}
+
+/// The landing page and the dashboard's own files: they hold no data (the dashboard then sends the
+/// token on every request it makes).
+fn is_public(method: &axum::http::Method, path: &str) -> bool {
+    let read = method == axum::http::Method::GET || method == axum::http::Method::HEAD;
+    read && (matches!(path, "/" | "/index.html" | "/style.css") || path.starts_with("/pkg/"))
 }
 
 /// Compares without stopping at the first difference.

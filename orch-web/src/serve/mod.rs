@@ -167,7 +167,10 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
         state.orchestrator().id(),
         if state.token().is_some() { ", token required" } else { "" }
     );
-    eprintln!("  dashboard http://{bound}/  API http://{bound}/api  events ws://{bound}/ws   (Ctrl-C stops)");
+    let open = if state.token().is_some() { "?token=YOUR_TOKEN" } else { "" };
+    eprintln!(
+        "  dashboard http://{bound}/{open}  API http://{bound}/api  events ws://{bound}/ws  MCP http://{bound}/mcp   (Ctrl-C stops)"
+    );
     match &ui_dir {
         Some(d) => eprintln!("  dashboard files: {}", d.display()),
         None => eprintln!("  no dashboard build: / is a landing page (scripts/build-ui.sh builds the dashboard)"),
