@@ -15,7 +15,7 @@ use support::{Db, scripted, text, wait_for_file};
 /// A model whose agents run `sh slow.sh` on a prompt starting with `go`, and answer `done` otherwise.
 /// `slow.sh` appends `ran` to `marker.txt`, waits for a `release` file, then appends `finished`.
 fn setup(db: &Db, dir: &Path) -> String {
-    let slow = "echo ran >> marker.txt\nwhile [ ! -f release ]; do sleep 0.05; done\necho finished >> marker.txt\n";
+    let slow = "echo ran >> marker.txt\ni=0; while [ ! -f release ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\necho finished >> marker.txt\n";
     std::fs::write(dir.join("slow.sh"), slow).unwrap();
     let script = json!({"steps": [
         {"when": "^go", "repeat": true,

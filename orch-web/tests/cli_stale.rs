@@ -20,7 +20,7 @@ use support::{Db, scripted, text, wait_for_file};
 fn setup(dir: &Path) -> String {
     let slow = "if [ -f started ]; then echo again >> runs.txt; exit 0; fi\n\
                 echo first >> runs.txt; echo x > started\n\
-                while [ ! -f release ]; do sleep 0.05; done\n";
+                i=0; while [ ! -f release ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n";
     std::fs::write(dir.join("slow.sh"), slow).unwrap();
     let script = json!({"steps": [
         {"agent": "^orchestrator$", "when": "(?i)create an agent called (\\w+)",

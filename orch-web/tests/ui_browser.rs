@@ -481,9 +481,8 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
         .js("Array.from(document.querySelectorAll('.filters .tool')).find(b => b.textContent === 'Paused')?.click()")
         .await;
 
-    // An ADW started from the page (Ctrl+J switches to the swimlanes): its lanes fill live and a
-    // square opens the event's detail. (The demo's scripted model has no steps for workflow agents,
-    // so the run fails at its first step; its lanes show that.)
+    // An ADW started from the page (Ctrl+J switches to the swimlanes): its lanes fill live as the demo's
+    // plan and build agents work, and a square opens the event's detail.
     browser.ctrl("j").await;
     browser.until("the ADW view", Duration::from_secs(5), "return document.querySelector('[data-testid=adws]')").await;
     browser
@@ -503,11 +502,12 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
             "the run to end",
             Duration::from_secs(60),
             "const s = document.querySelector('[data-testid=adws] .run .run-head .status')?.textContent; \
-             return s === 'FAILED' || s === 'COMPLETED'",
+             return s === 'COMPLETED'",
         )
         .await;
     let lanes = browser.js("return Array.from(document.querySelectorAll('.lane-name')).map(l => l.textContent)").await;
-    assert!(lanes.as_array().unwrap().iter().any(|l| l == "Plan"), "{lanes}");
+    let lanes: Vec<&str> = lanes.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(lanes.contains(&"Plan") && lanes.contains(&"Build"), "{lanes:?}");
     browser.js("document.querySelector('[data-testid=adws] .sq').click()").await;
     browser
         .until(
@@ -542,17 +542,24 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
     assert!(browser.js("return document.querySelectorAll('.wave .task-card').length").await.as_u64().unwrap() > 0);
     browser.screenshot("dashboard-graphs-1280.png").await;
 
-    // The failed run waits in the inbox (counted in the header), and the costs view shows alice's spending.
+    // A task whose verification fails waits at a checkpoint: in the inbox (counted in the header), where
+    // a person skips it; and the costs view shows alice's spending.
+    let checked =
+        json!({"tasks": [{"id": "verify", "title": "A task whose check fails", "verification": ["$ false"]}]});
+    let plan = post_json(&base, "/api/plans", json!({"plan": checked})).await;
+    let plan_id = plan["id"].as_str().unwrap_or_else(|| panic!("no plan: {plan}")).to_string();
+    post_json(&base, &format!("/api/plans/{plan_id}/approve"), json!({})).await;
+    post_json(&base, "/api/graphs", json!({"plan_id": plan_id})).await;
     browser
-        .until("the inbox badge", Duration::from_secs(10), "return document.querySelector('[data-testid=badge-INBOX]')")
+        .until("the inbox badge", Duration::from_secs(30), "return document.querySelector('[data-testid=badge-INBOX]')")
         .await;
     browser.ctrl("j").await;
     browser
         .until(
-            "the failed run in the inbox",
+            "the checkpoint in the inbox",
             Duration::from_secs(10),
-            "return Array.from(document.querySelectorAll('[data-testid=inbox] .item[data-kind=FAILED]')) \
-                 .some(i => i.textContent.includes('plan_build') && i.textContent.includes('Resume'))",
+            "return Array.from(document.querySelectorAll('[data-testid=inbox] .item[data-kind=CHECKPOINT]')) \
+                 .some(i => i.textContent.includes('verification failed') && i.textContent.includes('Skip'))",
         )
         .await;
     browser.screenshot("dashboard-inbox-1280.png").await;
