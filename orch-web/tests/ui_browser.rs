@@ -264,6 +264,14 @@ async fn log_seqs(base: &str) -> Vec<u64> {
 const PAGE_ROWS: &str = "({count: Number(document.querySelector('[data-testid=stat-events]').textContent), \
     seqs: Array.from(document.querySelectorAll('.row[data-seq]')).map(r => Number(r.dataset.seq))})";
 
+/// Whether the browser, its driver and the dashboard build are there (under CI=true a missing one
+/// fails the test; otherwise it is skipped, saying so).
+fn can_run() -> bool {
+    !(which("chromium").is_none() && missing("chromium")
+        || which("chromedriver").is_none() && missing("chromedriver")
+        || !dist().join("index.html").is_file() && missing("the dashboard build (scripts/build-ui.sh)"))
+}
+
 fn missing(what: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{what} is missing (under CI=true the browser test must run; scripts/test.sh installs it)");
@@ -275,11 +283,7 @@ fn missing(what: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium, chromedriver and the built dashboard (scripts/build-ui.sh); scripts/test.sh runs it"]
 async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
-    if which("chromium").is_none() && missing("chromium") || which("chromedriver").is_none() && missing("chromedriver")
-    {
-        return;
-    }
-    if !dist().join("index.html").is_file() && missing("the dashboard build (scripts/build-ui.sh)") {
+    if !can_run() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -685,11 +689,7 @@ async fn relay_events(base: &str, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium, chromedriver and the built dashboard (scripts/build-ui.sh); scripts/test.sh runs it"]
 async fn ten_thousand_live_events_stay_responsive() {
-    if which("chromium").is_none() && missing("chromium") || which("chromedriver").is_none() && missing("chromedriver")
-    {
-        return;
-    }
-    if !dist().join("index.html").is_file() && missing("the dashboard build (scripts/build-ui.sh)") {
+    if !can_run() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -754,11 +754,7 @@ async fn ten_thousand_live_events_stay_responsive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium, chromedriver and the built dashboard (scripts/build-ui.sh); scripts/test.sh runs it"]
 async fn a_server_with_a_token_serves_a_dashboard_that_sends_it() {
-    if which("chromium").is_none() && missing("chromium") || which("chromedriver").is_none() && missing("chromedriver")
-    {
-        return;
-    }
-    if !dist().join("index.html").is_file() && missing("the dashboard build (scripts/build-ui.sh)") {
+    if !can_run() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
