@@ -102,6 +102,13 @@ pub struct Engine {
     core: Shared,
 }
 
+impl Engine {
+    /// The open engine.
+    pub fn core(&self) -> &Shared {
+        &self.core
+    }
+}
+
 #[pymethods]
 impl Engine {
     /// The blocking view of this engine.

@@ -5,6 +5,7 @@
 //! `pyo3-async-runtimes`); `engine.sync` has the same methods, blocking with the GIL released. Engine
 //! errors are raised as `orch.OrchError` subclasses picked by the error's kind.
 
+mod adw;
 mod bridge;
 mod core;
 mod engine;
@@ -34,6 +35,7 @@ fn _orch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::Agent>()?;
     m.add_class::<types::Outcome>()?;
     m.add_class::<types::WorkflowRun>()?;
+    adw::register(m)?;
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -1,5 +1,5 @@
-"""The same engine on PostgreSQL: agents, events followed from a second engine, a workflow run, and a
-Python tool and hook.
+"""The same engine on PostgreSQL: agents, events followed from a second engine, a workflow run, a
+Python tool and hook, and the seed's ADW modules.
 
 Run when ORCH_TEST_PG_URL is set, ORCH_TEST_PG=1 (scripts/test.sh sets it when a server answers) or
 CI=true (where a missing server fails the tests); skipped otherwise. Each test has a schema of its own,
@@ -97,3 +97,22 @@ def test_a_python_tool_and_a_denying_hook_on_postgres(
         "Oslo: sunny",
         "Tool call denied by a PreToolUse hook: read-only",
     ]
+
+
+def test_the_seed_adw_modules_on_postgres(pg: str, project: pathlib.Path) -> None:
+    import orch.adw
+    from orch.adw import adw_database, adw_logging
+
+    orch.adw.use(orch.open(pg, cwd=project))
+    try:
+        adw_id = orch.adw.create_adw("plan_build", {"prompt": "Add a parser"})
+        agent_id = adw_database.create_agent(None, f"plan-{adw_id[:8]}", "claude-haiku-4-5", str(project), adw_id, "plan")
+        adw_logging.log_step_start(adw_id, "plan", agent_id, {"prompt": "/plan Add a parser"})
+        assert adw_logging.update_adw_status(adw_id, "in_progress", current_step="plan")
+    finally:
+        orch.adw.use(None)
+    other = orch.open(pg, cwd=project)  # what `orch serve` on the same database reads
+    run = other.sync.workflows.get(adw_id)
+    assert (run.status, run.current_step) == ("in_progress", "plan")
+    kinds = [e.type for e in other.sync.events(workflow=adw_id)]
+    assert "AgentCreated" in kinds and "StepStart" in kinds and kinds[-1] == "WorkflowUpdated"

@@ -421,3 +421,67 @@ def open_async(
     record: Optional[_Path] = None,
 ) -> Call[Engine]:
     """``open`` as an awaitable."""
+
+# The records behind ``orch.adw`` (the seed's ``adw_database`` and ``adw_logging``; use those modules).
+def adw_get(engine: Engine, adw_id: str) -> Optional[dict[str, Any]]: ...
+def adw_create(
+    engine: Engine, workflow_type: str, input_data: Optional[Mapping[str, Any]] = None, adw_name: Optional[str] = None
+) -> str: ...
+def adw_create_agent(
+    engine: Engine,
+    orchestrator_agent_id: Optional[str],
+    name: str,
+    model: str,
+    working_dir: Optional[str] = None,
+    adw_id: Optional[str] = None,
+    adw_step: Optional[str] = None,
+    agent_id: Optional[str] = None,
+) -> str: ...
+def adw_update_agent(
+    engine: Engine,
+    agent_id: str,
+    status: Optional[str] = None,
+    session_id: Optional[str] = None,
+    input_tokens: Optional[int] = None,
+    output_tokens: Optional[int] = None,
+    total_cost: Optional[float] = None,
+) -> bool: ...
+def adw_log_step(
+    engine: Engine,
+    adw_id: str,
+    adw_step: str,
+    end: bool,
+    agent_id: Optional[str] = None,
+    payload: Optional[Mapping[str, Any]] = None,
+    status: str = "success",
+    duration_ms: Optional[int] = None,
+) -> str: ...
+def adw_log_event(
+    engine: Engine,
+    adw_id: Optional[str],
+    adw_step: Optional[str],
+    event_category: str,
+    event_type: str,
+    content: Optional[str],
+    agent_id: Optional[str] = None,
+    payload: Optional[Mapping[str, Any]] = None,
+    summary: Optional[str] = None,
+) -> str: ...
+def adw_log_system(
+    engine: Engine,
+    adw_id: Optional[str],
+    adw_step: Optional[str],
+    level: str,
+    message: str,
+    file_path: Optional[str] = None,
+    metadata: Optional[Mapping[str, Any]] = None,
+) -> str: ...
+def adw_update_status(
+    engine: Engine,
+    adw_id: str,
+    status: str,
+    current_step: Optional[str] = None,
+    completed_steps: Optional[int] = None,
+    error_message: Optional[str] = None,
+    error_step: Optional[str] = None,
+) -> bool: ...
