@@ -11,7 +11,7 @@ import pytest
 
 import orch
 import orch.adw
-from orch.adw import adw_database, adw_logging
+from orch.adw import adw_database, adw_logging, adw_websockets
 
 
 @pytest.fixture
@@ -50,6 +50,8 @@ def test_a_seed_shaped_step_writes_real_records(adw_engine: orch.Engine, project
     text_id = adw_logging.log_adw_event(adw_id, "plan", "response", "TextBlock", "Planned.", agent_id, {"text": "Planned."})
     adw_logging.log_adw_event(adw_id, "plan", "response", "result", "Planned.", agent_id, {"subtype": "success"})
     assert adw_database.update_log_summary(text_id, "The plan is written")
+    assert adw_websockets.broadcast_adw_event_summary_update(adw_id, text_id, "The plan, written")
+    assert adw_websockets.broadcast_adw_event_summary_update(adw_id, "not-an-id", "x") is False
     assert adw_database.update_agent(agent_id, status="complete", session_id="s-1", input_tokens=1200, output_tokens=80, total_cost=0.01)
     adw_logging.log_step_end(adw_id, "plan", agent_id, {"session_id": "s-1"}, status="success", duration_ms=1500)
     assert adw_logging.update_adw_status(adw_id, "completed", completed_steps=1)
@@ -78,6 +80,7 @@ def test_a_seed_shaped_step_writes_real_records(adw_engine: orch.Engine, project
     assert typed["result"].payload["content"] == "Planned."
     summaries = [e.payload for e in adw_engine.sync.events() if e.type == "SummaryUpdated"]
     assert {"target_seq": int(text_id), "summary": "The plan is written"} in summaries
+    assert any(e.payload["summary"] == "The plan, written" for e in mine if e.type == "SummaryUpdated"), "of the run"
     logs = [e.payload["message"] for e in adw_engine.sync.events() if e.type == "SystemLog"]
     assert "Workflow started: parser" in logs and f"Created plan agent: {agent_id[:8]}" in logs
 
