@@ -137,7 +137,7 @@ if [ "${#cli_tests[@]}" -gt 0 ]; then
 fi
 
 # The Python package (orch-py): built into a virtualenv of its own (made when missing, with maturin,
-# pytest and schemathesis from PyPI), then its tests run with a real CPython. `maturin develop` builds into the same
+# pytest, schemathesis and mypy from PyPI), then its tests run with a real CPython. `maturin develop` builds into the same
 # CARGO_TARGET_DIR, so a second run only reinstalls the package. Its PostgreSQL tests run when the Rust
 # ones do.
 py_log="$CARGO_TARGET_DIR/last-test-python.log"
@@ -153,7 +153,7 @@ py_env() {
     python3 -m venv "$venv" || return 1
   fi
   local pkg
-  for pkg in maturin pytest schemathesis; do
+  for pkg in maturin pytest schemathesis mypy; do
     "$venv/bin/python" -c "import $pkg" 2>/dev/null || "$venv/bin/python" -m pip install --quiet "$pkg" || return 1
   done
 }
