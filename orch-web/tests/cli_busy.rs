@@ -15,7 +15,8 @@ use support::{Db, scripted, text, wait_for_file};
 /// A model whose agents run `sh slow.sh` on a prompt starting with `go`, and answer `done` otherwise.
 /// `slow.sh` appends a line to `marker.txt`, then waits for a `release` file.
 fn setup(dir: &Path) -> String {
-    let slow = "echo ran >> marker.txt\ni=0; while [ ! -f release ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n";
+    let slow =
+        "echo ran >> marker.txt\ni=0; while [ ! -f release ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n";
     std::fs::write(dir.join("slow.sh"), slow).unwrap();
     let script = json!({"steps": [
         {"when": "^go", "repeat": true,
