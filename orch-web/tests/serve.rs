@@ -110,6 +110,10 @@ async fn the_seed_dashboard_starts_up_and_a_chat_creates_and_commands_an_agent()
     let (s, api_agents) = get(&base, "/api/agents").await;
     assert_eq!(s, 200);
     assert!(api_agents["agents"].as_array().unwrap().iter().any(|a| a["name"] == "alice"));
+    assert!(
+        api_agents["agents"].as_array().unwrap().iter().all(|a| a["role"] != "orchestrator"),
+        "the orchestrator's own record is not listed: {api_agents}"
+    );
     let (s, newest) = get(&base, "/api/events?order=desc&limit=5").await;
     assert_eq!(s, 200, "{newest}");
     let newest: Vec<u64> = newest["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();

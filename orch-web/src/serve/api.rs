@@ -173,7 +173,9 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
     responses((status = 200, description = "`agents`: the agent records", body = Object))
 )]
 async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let agents = state.engine().store().list_agents(&AgentFilter::default()).await?;
+    let mut agents = state.engine().store().list_agents(&AgentFilter::default()).await?;
+    // The orchestrators' own records are not agents anyone commands (as the seed's list hides them).
+    agents.retain(|a| !orch_core::orchestrator::is_orchestrator_agent(a));
     Ok(Json(json!({"agents": agents})))
 }
 
