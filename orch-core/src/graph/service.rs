@@ -310,7 +310,38 @@ impl TaskGraphs {
             .event(EventKeys::default(), Event::GraphUpdated { graph: Box::new(graph) })
             .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
         self.store.commit(batch).await?;
-        Ok(task)
+        if ready || task.depends_on.is_empty() {
+            return Ok(task);
+        }
+        self.release_if_due(task).await
+    }
+
+    /// A dependency may have completed between `add_task`'s read and its commit: that completion did
+    /// not see the new task, so nothing else would ever make it ready. Looks again and releases it when
+    /// every dependency is done and it still waits (a task claimed meanwhile fails the fence: fine).
+    async fn release_if_due(&self, task: Task) -> Result<Task, GraphError> {
+        for d in &task.depends_on {
+            match self.store.get_task(*d).await? {
+                Some(t) if t.status.releases_dependents() => {}
+                _ => return Ok(task),
+            }
+        }
+        match self.store.get_task(task.id).await? {
+            Some(t) if t.status == TaskStatus::Pending => {}
+            Some(t) => return Ok(t),
+            None => return Ok(task),
+        }
+        let mut due = task;
+        due.status = TaskStatus::Ready;
+        due.updated_at = now();
+        let batch = Batch::new()
+            .change(Change::UpdateTask { task: Box::new(due.clone()), fence: Some(due.attempt) })
+            .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(due.clone()) });
+        match self.store.commit(batch).await {
+            Ok(_) => Ok(due),
+            Err(crate::store::StoreError::Fenced { .. }) => Ok(self.store.get_task(due.id).await?.unwrap_or(due)),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
