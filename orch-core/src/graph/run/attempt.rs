@@ -12,7 +12,7 @@ use serde_json::json;
 use super::GraphRunner;
 use super::budget::{BudgetGate, warn_near_limits};
 use super::isolate::{AttemptTree, Closed};
-use super::prompt::{OUTPUT_CHARS, read_knowledge, task_prompt};
+use super::prompt::{OUTPUT_CHARS, read_knowledge};
 use super::qa::Review;
 use super::stuck::{Stuck, Watch};
 use crate::executor::{RunError, RunOptions, agent_keys};
@@ -104,13 +104,7 @@ impl GraphRunner {
                 return Ok(Vec::new());
             }
         };
-        let mut deps = Vec::with_capacity(task.depends_on.len());
-        for d in &task.depends_on {
-            if let Some(t) = self.store.get_task(*d).await? {
-                deps.push(t);
-            }
-        }
-        let prompt = task_prompt(&task, &deps, &facts, task.error.as_deref());
+        let prompt = self.prompt_of(&task, &facts).await?;
         let runtime = self.supervisor.runner().runtime().clone();
         let tree = if self.settings.worktree {
             match AttemptTree::open(runtime.as_ref(), &self.working_dir, &task).await {

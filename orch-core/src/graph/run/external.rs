@@ -19,7 +19,6 @@ use serde::Serialize;
 
 use super::GraphRunner;
 use super::attempt::End;
-use super::prompt::task_prompt;
 use crate::graph::GraphError;
 use crate::store::{Batch, Change};
 use crate::wire::{Event, Fact, Reservation, Task, TaskClaim, TaskStatus, WorkerInfo, now};
@@ -170,24 +169,10 @@ impl GraphRunner {
         let mut facts: std::collections::HashMap<Id, Vec<Fact>> = std::collections::HashMap::new();
         for task in claimed {
             if let std::collections::hash_map::Entry::Vacant(slot) = facts.entry(task.graph_id) {
-                let known = self
-                    .store
-                    .list_tasks(task.graph_id)
-                    .await?
-                    .into_iter()
-                    .filter(|t| t.status == TaskStatus::Completed)
-                    .flat_map(|t| t.knowledge)
-                    .collect();
-                slot.insert(known);
-            }
-            let mut deps = Vec::with_capacity(task.depends_on.len());
-            for d in &task.depends_on {
-                if let Some(t) = self.store.get_task(*d).await? {
-                    deps.push(t);
-                }
+                slot.insert(self.graph_facts(task.graph_id).await?);
             }
             let known = facts.get(&task.graph_id).map(Vec::as_slice).unwrap_or_default();
-            let prompt = task_prompt(&task, &deps, known, task.error.as_deref());
+            let prompt = self.prompt_of(&task, known).await?;
             out.push(ClaimedTask { task, prompt });
         }
         Ok(out)

@@ -230,6 +230,23 @@ impl GraphRunner {
         self.graph(id).await
     }
 
+    /// The facts the completed tasks of graph `graph_id` reported.
+    pub(crate) async fn graph_facts(&self, graph_id: Id) -> Result<Vec<crate::wire::Fact>, StoreError> {
+        let tasks = self.store.list_tasks(graph_id).await?;
+        Ok(tasks.into_iter().filter(|t| t.status == TaskStatus::Completed).flat_map(|t| t.knowledge).collect())
+    }
+
+    /// The prompt of `task`'s next attempt: its dependencies (as stored now) and `facts` handed on.
+    pub(crate) async fn prompt_of(&self, task: &Task, facts: &[crate::wire::Fact]) -> Result<String, StoreError> {
+        let mut deps = Vec::with_capacity(task.depends_on.len());
+        for d in &task.depends_on {
+            if let Some(t) = self.store.get_task(*d).await? {
+                deps.push(t);
+            }
+        }
+        Ok(prompt::task_prompt(task, &deps, facts, task.error.as_deref()))
+    }
+
     /// Tells this runner's workers (no receiver is fine: none runs here).
     pub(crate) fn nudge(&self, n: Nudge) {
         let _ = self.nudges.send(n);

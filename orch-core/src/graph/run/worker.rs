@@ -129,10 +129,8 @@ impl Worker {
         {
             return facts.clone();
         }
-        let facts: Vec<Fact> = match self.runner.store.list_tasks(graph_id).await {
-            Ok(tasks) => {
-                tasks.into_iter().filter(|t| t.status == TaskStatus::Completed).flat_map(|t| t.knowledge).collect()
-            }
+        let facts: Vec<Fact> = match self.runner.graph_facts(graph_id).await {
+            Ok(facts) => facts,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the graph's facts");
                 Vec::new()
