@@ -10,6 +10,7 @@ mod chat;
 mod cli;
 mod config_cmd;
 mod detach;
+mod events_cmd;
 mod graph_run;
 mod hook_relay;
 mod mcp;
