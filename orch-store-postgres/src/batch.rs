@@ -13,9 +13,9 @@ use crate::sql::{self, Db, db_err, json_decode, json_param, not_found, now_us};
 use crate::sqlx;
 use crate::work;
 
-/// Commits a batch; returns the appended records.
-pub(crate) async fn commit(db: &Db, channel: &str, batch: Batch) -> StoreResult<Vec<EventRecord>> {
-    let batch = batch.projected();
+/// Commits a batch already [projected](Batch::projected) alone, in a transaction of its own (or one
+/// statement); returns the appended records.
+pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> StoreResult<Vec<EventRecord>> {
     if batch.changes.is_empty() {
         return events::append(db, &db.pool, channel, events::Batch::new(batch.events)?).await;
     }
@@ -26,16 +26,67 @@ pub(crate) async fn commit(db: &Db, channel: &str, batch: Batch) -> StoreResult<
     let mut prepared = events::Batch::new(batch.events)?;
     let mut tx = sqlx_core::pool::Pool::begin(&db.pool).await.map_err(db_err)?;
     work::lock_graphs(db, &mut tx, &graphs_changed(&batch.changes)).await?;
-    let mut generated = Vec::new();
-    for change in batch.changes {
-        apply(db, &mut tx, change, &mut generated).await?;
-    }
-    if !generated.is_empty() {
-        prepared.extend(generated)?;
+    let changes: Vec<(usize, &Change)> = batch.changes.iter().map(|c| (0, c)).collect();
+    let mut generated = vec![Vec::new()];
+    apply_all(db, &mut tx, &changes, &mut generated).await.map_err(|(_, e)| e)?;
+    for events in generated.into_iter().filter(|e| !e.is_empty()) {
+        prepared.extend(events)?;
     }
     let records = events::append(db, &mut *tx, channel, prepared).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(records)
+}
+
+/// Applies changes in order, each tagged with the batch it belongs to (its index in `generated`, which
+/// receives the events each batch's changes record themselves). A run of two or more `FinishTask`s of
+/// distinct tasks, from one batch or several, is applied as one set of statements
+/// ([`work::finish_tasks`]); the events it records go to the run's last batch, after the own events of
+/// every batch of the run. On failure: the batch of the change that failed, and why.
+pub(crate) async fn apply_all(
+    db: &Db,
+    conn: &mut PgConnection,
+    changes: &[(usize, &Change)],
+    generated: &mut [Vec<NewEvent>],
+) -> Result<(), (usize, StoreError)> {
+    let mut i = 0;
+    while i < changes.len() {
+        let run = finish_run(&changes[i..]);
+        let owner = changes[i].0;
+        if run.len() >= 2 {
+            let last = changes[i + run.len() - 1].0;
+            let events = work::finish_tasks(db, conn, &run).await.map_err(|(k, e)| (changes[i + k].0, e))?;
+            push(generated, last, events).map_err(|e| (last, e))?;
+            i += run.len();
+            continue;
+        }
+        let mut events = Vec::new();
+        apply(db, conn, changes[i].1, &mut events).await.map_err(|e| (owner, e))?;
+        push(generated, owner, events).map_err(|e| (owner, e))?;
+        i += 1;
+    }
+    Ok(())
+}
+
+fn push(generated: &mut [Vec<NewEvent>], owner: usize, events: Vec<NewEvent>) -> StoreResult<()> {
+    generated
+        .get_mut(owner)
+        .ok_or_else(|| StoreError::Backend(format!("no batch {owner} in the transaction")))?
+        .extend(events);
+    Ok(())
+}
+
+/// The `FinishTask`s at the start of `changes`, up to the first other change or repeated task.
+fn finish_run<'a>(changes: &[(usize, &'a Change)]) -> Vec<(&'a orch_core::wire::Task, u32)> {
+    let mut run: Vec<(&orch_core::wire::Task, u32)> = Vec::new();
+    for (_, c) in changes {
+        match c {
+            Change::FinishTask { task, fence } if !run.iter().any(|(t, _)| t.id == task.id) => {
+                run.push((task, *fence));
+            }
+            _ => break,
+        }
+    }
+    run
 }
 
 /// The task graphs whose rows a batch's changes write or decide from, sorted and without repeats, when
@@ -51,24 +102,31 @@ fn graphs_changed(changes: &[Change]) -> Vec<Id> {
     if graph_changes < 2 && !finishes {
         return Vec::new();
     }
-    let mut ids: Vec<Id> = changes
-        .iter()
-        .flat_map(|c| -> Vec<Id> {
-            match c {
-                Change::UpsertGraph(g) => vec![g.id],
-                Change::InsertTasks(tasks) => tasks.iter().map(|t| t.graph_id).collect(),
-                Change::UpdateTask { task, .. } | Change::FinishTask { task, .. } => vec![task.graph_id],
-                Change::SetGraphStatus { id, .. } | Change::SetGraphBudget { id, .. } => vec![*id],
-                Change::ReserveBudget(r) | Change::SettleBudget { reservation: r, .. } => {
-                    r.graph_id.into_iter().collect()
-                }
-                _ => Vec::new(),
-            }
-        })
-        .collect();
+    graphs_touched(changes.iter())
+}
+
+/// The task graphs whose rows or tasks any of these changes write or decide from, sorted and without
+/// repeats: a transaction made of several callers' batches locks them all first (see
+/// [`crate::group`]), whatever each batch alone would have needed.
+pub(crate) fn graphs_touched<'a>(changes: impl Iterator<Item = &'a Change>) -> Vec<Id> {
+    let mut ids: Vec<Id> = changes.filter(|c| touches_graph(c)).flat_map(graph_ids).collect();
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// The graphs a change writes or decides from.
+fn graph_ids(c: &Change) -> Vec<Id> {
+    match c {
+        Change::UpsertGraph(g) => vec![g.id],
+        Change::InsertTasks(tasks) => tasks.iter().map(|t| t.graph_id).collect(),
+        Change::UpdateTask { task, .. } | Change::FinishTask { task, .. } => vec![task.graph_id],
+        Change::SetGraphStatus { id, .. } | Change::SetGraphBudget { id, .. } | Change::GrowGraph { id, .. } => {
+            vec![*id]
+        }
+        Change::ReserveBudget(r) | Change::SettleBudget { reservation: r, .. } => r.graph_id.into_iter().collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Whether a change writes, or decides from, a task graph's row or its tasks.
@@ -81,6 +139,7 @@ fn touches_graph(c: &Change) -> bool {
             | Change::FinishTask { .. }
             | Change::SetGraphStatus { .. }
             | Change::SetGraphBudget { .. }
+            | Change::GrowGraph { .. }
             | Change::ReserveBudget(_)
             | Change::SettleBudget { .. }
     )
@@ -123,61 +182,64 @@ fn as_step(batch: Batch) -> Result<StepCommit, Batch> {
 }
 
 /// One change inside the transaction; the events it records itself are pushed to `generated`.
-async fn apply(db: &Db, conn: &mut PgConnection, change: Change, generated: &mut Vec<NewEvent>) -> StoreResult<()> {
+async fn apply(db: &Db, conn: &mut PgConnection, change: &Change, generated: &mut Vec<NewEvent>) -> StoreResult<()> {
     match change {
-        Change::CreateOrchestrator(o) => sql::create_orchestrator(db, conn, &o).await,
-        Change::UpdateOrchestrator(o) => sql::update_orchestrator(db, conn, &o).await,
-        Change::CreateAgent(a) => sql::create_agent(db, conn, &a).await,
-        Change::SetAgentStatus { id, status } => set_status(db, conn, id, status).await,
+        Change::CreateOrchestrator(o) => sql::create_orchestrator(db, conn, o).await,
+        Change::UpdateOrchestrator(o) => sql::update_orchestrator(db, conn, o).await,
+        Change::CreateAgent(a) => sql::create_agent(db, conn, a).await,
+        Change::SetAgentStatus { id, status } => set_status(db, conn, *id, *status).await,
         Change::SaveAgentState { id, state } => {
-            sql::save_agent_state(db, conn, id, state.state.as_ref(), state.session_id.as_deref()).await
+            sql::save_agent_state(db, conn, *id, state.state.as_ref(), state.session_id.as_deref()).await
         }
-        Change::AddAgentUsage { id, usage, cost_usd } => add_agent_usage(db, conn, id, usage, cost_usd).await,
-        Change::SetAgentContext { id, used, window } => set_context(db, conn, id, used, window).await,
-        Change::SetAgentMetadata { id, metadata } => sql::set_agent_metadata(db, conn, id, &metadata).await,
-        Change::ArchiveAgent { id } => sql::archive_agent(db, conn, id).await,
+        Change::AddAgentUsage { id, usage, cost_usd } => add_agent_usage(db, conn, *id, usage, *cost_usd).await,
+        Change::SetAgentContext { id, used, window } => set_context(db, conn, *id, *used, *window).await,
+        Change::SetAgentMetadata { id, metadata } => sql::set_agent_metadata(db, conn, *id, metadata).await,
+        Change::ArchiveAgent { id } => sql::archive_agent(db, conn, *id).await,
         Change::AppendMessages { agent_id, messages } => {
             let messages: Vec<String> = messages.iter().map(json_param).collect::<StoreResult<_>>()?;
             sqlx::query(&db.sql(
                 "INSERT INTO {S}.conversation (agent_id, message) \
                  SELECT $1, u.message::jsonb FROM UNNEST($2::text[]) WITH ORDINALITY AS u(message, ord) ORDER BY u.ord",
             ))
-            .bind(agent_id)
+            .bind(*agent_id)
             .bind(&messages)
             .execute(&mut *conn)
             .await
             .map_err(db_err)
             .map(drop)
         }
-        Change::ClearConversation { agent_id } => events::clear_conversation(db, conn, agent_id).await,
-        Change::InsertPrompt(p) => sql::insert_prompt(db, conn, &p).await,
-        Change::InsertChat(m) => sql::insert_chat(db, conn, &m).await,
-        Change::InsertSystemLog(l) => sql::insert_system_log(db, conn, &l).await,
-        Change::UpsertWorkflow(w) => sql::upsert_workflow(db, conn, &w).await,
-        Change::SwapRun { agent_id, expect, lease } => swap_run(db, conn, agent_id, expect, lease.as_ref()).await,
+        Change::ClearConversation { agent_id } => events::clear_conversation(db, conn, *agent_id).await,
+        Change::InsertPrompt(p) => sql::insert_prompt(db, conn, p).await,
+        Change::InsertChat(m) => sql::insert_chat(db, conn, m).await,
+        Change::InsertSystemLog(l) => sql::insert_system_log(db, conn, l).await,
+        Change::UpsertWorkflow(w) => sql::upsert_workflow(db, conn, w).await,
+        Change::SwapRun { agent_id, expect, lease } => swap_run(db, conn, *agent_id, *expect, lease.as_ref()).await,
         Change::SwapWorkflowRun { workflow_id, expect, lease } => {
-            swap_workflow_run(db, conn, workflow_id, expect, lease.as_ref()).await
+            swap_workflow_run(db, conn, *workflow_id, *expect, lease.as_ref()).await
         }
-        Change::InsertPlan(p) => graphs::insert_plan(db, conn, &p).await,
-        Change::UpsertPlan(p) => graphs::upsert_plan(db, conn, &p).await,
-        Change::UpsertGraph(g) => graphs::upsert_graph(db, conn, &g).await,
-        Change::InsertTasks(tasks) => graphs::insert_tasks(db, conn, &tasks).await,
-        Change::UpdateTask { task, fence } => graphs::update_task(db, conn, &task, fence).await.map(drop),
-        Change::ClaimTasks(claim) => work::claim_tasks(db, conn, &claim).await.map(|e| generated.extend(e)),
+        Change::InsertPlan(p) => graphs::insert_plan(db, conn, p).await,
+        Change::UpsertPlan(p) => graphs::upsert_plan(db, conn, p).await,
+        Change::UpsertGraph(g) => graphs::upsert_graph(db, conn, g).await,
+        Change::InsertTasks(tasks) => graphs::insert_tasks(db, conn, tasks).await,
+        Change::UpdateTask { task, fence } => graphs::update_task(db, conn, task, *fence).await.map(drop),
+        Change::ClaimTasks(claim) => work::claim_tasks(db, conn, claim).await.map(|e| generated.extend(e)),
         Change::FinishTask { task, fence } => {
-            work::finish_task(db, conn, &task, fence).await.map(|e| generated.extend(e))
+            work::finish_task(db, conn, task, *fence).await.map(|e| generated.extend(e))
         }
-        Change::Heartbeat(w) => work::heartbeat(db, conn, &w).await,
-        Change::RemoveWorker { id } => work::remove_worker(db, conn, &id).await,
+        Change::Heartbeat(w) => work::heartbeat(db, conn, w).await,
+        Change::RemoveWorker { id } => work::remove_worker(db, conn, id).await,
         Change::SetGraphStatus { id, status, error, from } => {
-            work::set_graph_status(db, conn, id, status, error.as_deref(), &from).await.map(|e| generated.extend(e))
+            work::set_graph_status(db, conn, *id, *status, error.as_deref(), from).await.map(|e| generated.extend(e))
+        }
+        Change::GrowGraph { id, tasks, waves } => {
+            work::grow_graph(db, conn, *id, *tasks, *waves).await.map(|e| generated.extend(e))
         }
         Change::SetGraphBudget { id, limit_usd } => {
-            work::set_graph_budget(db, conn, id, limit_usd).await.map(|e| generated.extend(e))
+            work::set_graph_budget(db, conn, *id, *limit_usd).await.map(|e| generated.extend(e))
         }
-        Change::ReserveBudget(r) => work::reserve(db, conn, &r).await,
-        Change::SettleBudget { reservation, actual } => work::settle(db, conn, &reservation, actual).await,
-        Change::SetBudgetLimit { scope, limit_usd } => work::set_limit(db, conn, scope, limit_usd).await,
+        Change::ReserveBudget(r) => work::reserve(db, conn, r).await,
+        Change::SettleBudget { reservation, actual } => work::settle(db, conn, reservation, *actual).await,
+        Change::SetBudgetLimit { scope, limit_usd } => work::set_limit(db, conn, *scope, *limit_usd).await,
         other => Err(StoreError::Backend(format!(
             "this store does not support the change {other:?}; upgrade orch-store-postgres"
         ))),
@@ -216,10 +278,10 @@ async fn add_agent_usage(
     db: &Db,
     conn: &mut PgConnection,
     id: Id,
-    usage: orch_core::wire::Usage,
+    usage: &orch_core::wire::Usage,
     cost: f64,
 ) -> StoreResult<()> {
-    let u = sql::usage_params(&usage)?;
+    let u = sql::usage_params(usage)?;
     let done = sqlx::query(&db.sql(
         "UPDATE {S}.agents SET input_tokens = input_tokens + $2, output_tokens = output_tokens + $3, \
          cache_read_input_tokens = cache_read_input_tokens + $4, \

@@ -86,6 +86,16 @@
 //! commit at a time whatever the number of processes: batch events where you can ([`Store::commit_step`]
 //! does, per agent step).
 //!
+//! ## Group commit
+//!
+//! The batches one store commits at the same time share transactions: a commit queues its batch, and a
+//! writer (at most half the pool's connections, 1 to 4) takes everything queued and commits it in one
+//! transaction, each caller still getting its own records, or its own error — a failing batch is
+//! committed alone and the others again without it. A batch alone keeps its one-statement forms. So
+//! under load the counter row is taken once per group, not once per caller, and a run of finished
+//! tasks is written by one fenced statement ([`Change::FinishTask`](orch_core::store::Change)s of
+//! distinct tasks, their dependents released and their graphs' end checked once). See `group.rs`.
+//!
 //! ## Live delivery across processes
 //!
 //! After an append commits, PostgreSQL delivers the notification (channel `orch_events_<schema>`, payload
@@ -150,6 +160,7 @@ mod batch;
 mod config;
 mod events;
 mod graphs;
+mod group;
 mod listen;
 mod schema;
 mod sql;
@@ -208,6 +219,8 @@ struct Inner {
     /// Pool size.
     pool_size: u32,
     live: Live,
+    /// Batches waiting to be committed (see [`group`]).
+    queue: group::Queue,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -281,6 +294,7 @@ impl PgStore {
                 channel,
                 pool_size: cfg.pool_size,
                 live,
+                queue: group::Queue::new(writers(cfg.pool_size)),
             }),
         })
     }
@@ -301,6 +315,12 @@ impl PgStore {
         self.inner.live.stop();
         self.inner.db.pool.close().await;
     }
+}
+
+/// How many transactions of grouped batches one store runs at once: half its pool (the rest serves
+/// reads), from 1 to 4.
+fn writers(pool_size: u32) -> usize {
+    usize::try_from(pool_size / 2).unwrap_or(1).clamp(1, 4)
 }
 
 /// Runs a write on a task of its own and waits for it. A caller that stops waiting (its future dropped
@@ -394,15 +414,7 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let inner = self.inner.clone();
-        to_completion(async move {
-            let records = batch::commit(&inner.db, &inner.channel, batch).await?;
-            if let Some(last) = records.last() {
-                inner.live.raise(last.seq);
-            }
-            Ok(records)
-        })
-        .await
+        group::commit(&self.inner, batch).await
     }
 
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {

@@ -19,13 +19,13 @@
 use orch_core::store::{StoreError, StoreResult};
 use orch_core::wire::{
     BudgetLine, BudgetScope, BudgetStatus, Event, EventKeys, GraphStatus, Id, NewEvent, Reservation, Task, TaskClaim,
-    TaskGraph, TaskStatus, WorkerInfo,
+    TaskGraph, TaskStatus, Timestamp, WorkerInfo,
 };
 use sqlx::postgres::PgRow;
 use sqlx_postgres::PgConnection;
 
 use crate::graphs::{GRAPH_COLS, TASK_COLS, graph_row, task_row, update_task};
-use crate::sql::{Db, db_err, get, get_u32, not_found, now_us};
+use crate::sql::{Db, db_err, enum_text, get, get_u32, json_param, not_found, now_us};
 use crate::sqlx;
 
 fn task_event(t: Task) -> NewEvent {
@@ -81,7 +81,7 @@ pub(crate) async fn claim_tasks(db: &Db, conn: &mut PgConnection, c: &TaskClaim)
             ORDER BY t.wave, t.idx, t.id LIMIT $4 FOR UPDATE OF t SKIP LOCKED\
          ) \
          UPDATE {{S}}.tasks SET status = 'running', attempt = attempt + 1, claimed_by = $5, lease_until = $6, \
-         not_before = NULL, started_at = $2, updated_at = $2 FROM due WHERE id = due.task_id \
+         not_before = NULL, started_at = $2, updated_at = $2 WHERE id = ANY(ARRAY(SELECT task_id FROM due)) \
          RETURNING {TASK_COLS}"
     ));
     let rows = sqlx::query(&sql)
@@ -113,33 +113,7 @@ pub(crate) async fn finish_task(
     let graph_id = update_task(db, conn, task, Some(fence)).await?;
     let mut events = Vec::new();
     if task.status.releases_dependents() {
-        // Lock the candidates first: a parent finishing in another transaction at the same time then
-        // waits here (or this one waits for it), and the check below, a new statement, sees its commit.
-        let candidates: Vec<Id> = sqlx::query_scalar(&db.sql(
-            "SELECT id FROM {S}.tasks WHERE id IN (SELECT task_id FROM {S}.task_deps WHERE depends_on = $1) \
-             AND status = 'pending' ORDER BY id FOR UPDATE",
-        ))
-        .bind(task.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        if !candidates.is_empty() {
-            let rows = sqlx::query(&db.sql(&format!(
-                "UPDATE {{S}}.tasks c SET status = 'ready', updated_at = $2 \
-                 WHERE c.id = ANY($1::uuid[]) AND c.status = 'pending' AND NOT EXISTS (\
-                    SELECT 1 FROM {{S}}.task_deps d JOIN {{S}}.tasks p ON p.id = d.depends_on \
-                    WHERE d.task_id = c.id AND p.status NOT IN ('completed', 'skipped')) \
-                 RETURNING {TASK_COLS}"
-            )))
-            .bind(&candidates)
-            .bind(now_us())
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_err)?;
-            let mut released = rows.iter().map(task_row).collect::<StoreResult<Vec<Task>>>()?;
-            released.sort_by_key(|t| t.id);
-            events.extend(released.into_iter().map(task_event));
-        }
+        events.extend(release_dependents(db, conn, &[task.id]).await?);
     }
     // A task that is not final is itself open: the graph cannot end, and its row need not be locked.
     if task.status.is_final()
@@ -148,6 +122,177 @@ pub(crate) async fn finish_task(
         events.push(graph_event(g));
     }
     Ok(events)
+}
+
+/// [`finish_task`] of several attempts (distinct tasks) at once, in a few statements whatever their
+/// number: one fenced update of them all, one lock and one release of their pending dependents, and
+/// the end-of-graph check once per graph. The result is the one of finishing them one after the
+/// other. On failure, the index of the first task that could not be written (fenced or missing) and
+/// why; the caller rolls the transaction back.
+pub(crate) async fn finish_tasks(
+    db: &Db,
+    conn: &mut PgConnection,
+    tasks: &[(&Task, u32)],
+) -> Result<Vec<NewEvent>, (usize, StoreError)> {
+    let at0 = |e: StoreError| (0, e);
+    let mut c = FinishColumns::default();
+    for (t, fence) in tasks {
+        c.push(t, *fence).map_err(at0)?;
+    }
+    let rows: Vec<(Id, Id)> = sqlx::query_as(&db.sql(
+        "UPDATE {S}.tasks t SET status = u.status, attempt = u.attempt, model = u.model, \
+         claimed_by = u.claimed_by, lease_until = u.lease_until, not_before = u.not_before, \
+         agent_id = u.agent_id, cost_usd = u.cost_usd, output = u.output, error = u.error, \
+         updated_at = u.updated_at, started_at = u.started_at, completed_at = u.completed_at, \
+         failures = u.failures, checkpoint = u.checkpoint, guidance = u.guidance::jsonb, \
+         knowledge = u.knowledge::jsonb \
+         FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
+         $7::timestamptz[], $8::timestamptz[], $9::uuid[], $10::float8[], $11::text[], $12::text[], \
+         $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::bigint[], $17::text[], $18::text[], \
+         $19::text[]) AS u(id, fence, status, attempt, model, claimed_by, lease_until, not_before, agent_id, \
+         cost_usd, output, error, updated_at, started_at, completed_at, failures, checkpoint, guidance, \
+         knowledge) \
+         WHERE t.id = u.id AND t.attempt = u.fence RETURNING t.id, t.graph_id",
+    ))
+    .bind(&c.id)
+    .bind(&c.fence)
+    .bind(&c.status)
+    .bind(&c.attempt)
+    .bind(&c.model)
+    .bind(&c.claimed_by)
+    .bind(&c.lease_until)
+    .bind(&c.not_before)
+    .bind(&c.agent_id)
+    .bind(&c.cost_usd)
+    .bind(&c.output)
+    .bind(&c.error)
+    .bind(&c.updated_at)
+    .bind(&c.started_at)
+    .bind(&c.completed_at)
+    .bind(&c.failures)
+    .bind(&c.checkpoint)
+    .bind(&c.guidance)
+    .bind(&c.knowledge)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| at0(db_err(e)))?;
+    if rows.len() < tasks.len() {
+        // Which one was not written, and why (the same error finish_task gives).
+        let written: std::collections::HashSet<Id> = rows.iter().map(|(id, _)| *id).collect();
+        let (i, (t, fence)) = tasks
+            .iter()
+            .enumerate()
+            .find(|(_, (t, _))| !written.contains(&t.id))
+            .ok_or_else(|| at0(StoreError::Backend("a finished task was written twice in one statement".into())))?;
+        let found: Option<i64> = sqlx::query_scalar(&db.sql("SELECT attempt FROM {S}.tasks WHERE id = $1"))
+            .bind(t.id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| (i, db_err(e)))?;
+        let e = match found {
+            Some(found) => {
+                StoreError::Fenced { task_id: t.id, expected: *fence, found: u32::try_from(found).unwrap_or(u32::MAX) }
+            }
+            None => not_found("task", t.id),
+        };
+        return Err((i, e));
+    }
+    let mut events = Vec::new();
+    let parents: Vec<Id> = tasks.iter().filter(|(t, _)| t.status.releases_dependents()).map(|(t, _)| t.id).collect();
+    if !parents.is_empty() {
+        events.extend(release_dependents(db, conn, &parents).await.map_err(at0)?);
+    }
+    let mut ended: Vec<Id> = tasks.iter().filter(|(t, _)| t.status.is_final()).map(|(t, _)| t.graph_id).collect();
+    ended.sort_unstable();
+    ended.dedup();
+    for graph_id in ended {
+        if let Some(g) = end_graph_if_done(db, conn, graph_id).await.map_err(at0)? {
+            events.push(graph_event(g));
+        }
+    }
+    Ok(events)
+}
+
+/// Makes ready each pending dependent of `parents` whose dependencies are now all completed or
+/// skipped; returns their events (by id). The candidates are locked first (by id): a parent finishing
+/// in another transaction at the same time then waits here (or this one waits for it), and the check,
+/// a new statement, sees its commit.
+async fn release_dependents(db: &Db, conn: &mut PgConnection, parents: &[Id]) -> StoreResult<Vec<NewEvent>> {
+    let candidates: Vec<Id> = sqlx::query_scalar(&db.sql(
+        "SELECT id FROM {S}.tasks WHERE id IN (SELECT task_id FROM {S}.task_deps WHERE depends_on = ANY($1::uuid[])) \
+         AND status = 'pending' ORDER BY id FOR UPDATE",
+    ))
+    .bind(parents)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&db.sql(&format!(
+        "UPDATE {{S}}.tasks c SET status = 'ready', updated_at = $2 \
+         WHERE c.id = ANY($1::uuid[]) AND c.status = 'pending' AND NOT EXISTS (\
+            SELECT 1 FROM {{S}}.task_deps d JOIN {{S}}.tasks p ON p.id = d.depends_on \
+            WHERE d.task_id = c.id AND p.status NOT IN ('completed', 'skipped')) \
+         RETURNING {TASK_COLS}"
+    )))
+    .bind(&candidates)
+    .bind(now_us())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut released = rows.iter().map(task_row).collect::<StoreResult<Vec<Task>>>()?;
+    released.sort_by_key(|t| t.id);
+    Ok(released.into_iter().map(task_event).collect())
+}
+
+/// The progress columns of finished tasks, for [`finish_tasks`].
+#[derive(Default)]
+struct FinishColumns {
+    id: Vec<Id>,
+    fence: Vec<i64>,
+    status: Vec<String>,
+    attempt: Vec<i64>,
+    model: Vec<Option<String>>,
+    claimed_by: Vec<Option<String>>,
+    lease_until: Vec<Option<Timestamp>>,
+    not_before: Vec<Option<Timestamp>>,
+    agent_id: Vec<Option<Id>>,
+    cost_usd: Vec<f64>,
+    output: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+    updated_at: Vec<Timestamp>,
+    started_at: Vec<Option<Timestamp>>,
+    completed_at: Vec<Option<Timestamp>>,
+    failures: Vec<i64>,
+    checkpoint: Vec<Option<String>>,
+    guidance: Vec<String>,
+    knowledge: Vec<String>,
+}
+
+impl FinishColumns {
+    fn push(&mut self, t: &Task, fence: u32) -> StoreResult<()> {
+        self.id.push(t.id);
+        self.fence.push(i64::from(fence));
+        self.status.push(enum_text(&t.status)?);
+        self.attempt.push(i64::from(t.attempt));
+        self.model.push(t.model.clone());
+        self.claimed_by.push(t.claimed_by.clone());
+        self.lease_until.push(t.lease_until);
+        self.not_before.push(t.not_before);
+        self.agent_id.push(t.agent_id);
+        self.cost_usd.push(t.cost_usd);
+        self.output.push(t.output.clone());
+        self.error.push(t.error.clone());
+        self.updated_at.push(t.updated_at);
+        self.started_at.push(t.started_at);
+        self.completed_at.push(t.completed_at);
+        self.failures.push(i64::from(t.failures));
+        self.checkpoint.push(t.checkpoint.clone());
+        self.guidance.push(json_param(&t.guidance)?);
+        self.knowledge.push(json_param(&t.knowledge)?);
+        Ok(())
+    }
 }
 
 /// Ends a running graph without open tasks: completed, or failed when a task failed. The graph row is
@@ -163,18 +308,24 @@ async fn end_graph_if_done(db: &Db, conn: &mut PgConnection, graph_id: Id) -> St
     if status.as_deref() != Some(GraphStatus::Running.as_str()) {
         return Ok(None);
     }
-    let (open, failed): (bool, i64) = sqlx::query_as(&db.sql(&format!(
-        "SELECT EXISTS (SELECT 1 FROM {{S}}.tasks WHERE graph_id = $1 AND status IN {OPEN}), \
-         (SELECT count(*) FROM {{S}}.tasks WHERE graph_id = $1 AND status = $2)"
-    )))
+    // Open tasks first, through the partial index of open tasks (one row at most); the failed ones are
+    // counted only once none is open, at the graph's end, not on every finish.
+    let open: Option<i32> = sqlx::query_scalar(
+        &db.sql(&format!("SELECT 1 FROM {{S}}.tasks WHERE graph_id = $1 AND status IN {OPEN} LIMIT 1")),
+    )
     .bind(graph_id)
-    .bind(TaskStatus::Failed.as_str())
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(db_err)?;
-    if open {
+    if open.is_some() {
         return Ok(None);
     }
+    let failed: i64 = sqlx::query_scalar(&db.sql("SELECT count(*) FROM {S}.tasks WHERE graph_id = $1 AND status = $2"))
+        .bind(graph_id)
+        .bind(TaskStatus::Failed.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
     let (status, error) = if failed > 0 {
         (GraphStatus::Failed, Some(format!("{failed} task(s) failed")))
     } else {
@@ -235,6 +386,40 @@ async fn write_graph_status(
     .await
     .map_err(db_err)?;
     row.as_ref().map(graph_row).transpose()
+}
+
+/// Adds `tasks` to a graph's total and raises its waves to at least `waves`; returns its
+/// `GraphUpdated` event.
+pub(crate) async fn grow_graph(
+    db: &Db,
+    conn: &mut PgConnection,
+    id: Id,
+    tasks: u32,
+    waves: u32,
+) -> StoreResult<Vec<NewEvent>> {
+    let row = sqlx::query(&db.sql(&format!(
+        "UPDATE {{S}}.task_graphs SET total_tasks = total_tasks + $2, waves = GREATEST(waves, $3), updated_at = $4 \
+         WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING {GRAPH_COLS}"
+    )))
+    .bind(id)
+    .bind(i64::from(tasks))
+    .bind(i64::from(waves))
+    .bind(now_us())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if let Some(g) = row.as_ref().map(graph_row).transpose()? {
+        return Ok(vec![graph_event(g)]);
+    }
+    let status: Option<String> = sqlx::query_scalar(&db.sql("SELECT status FROM {S}.task_graphs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    match status {
+        Some(status) => Err(StoreError::GraphEnded { id, status }),
+        None => Err(not_found("task graph", id)),
+    }
 }
 
 /// Sets (or removes) a graph's USD limit; returns its `GraphUpdated` event.

@@ -268,6 +268,10 @@ fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<Vec<NewEvent>> {
             Ok(g.map(|g| vec![NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })])
                 .unwrap_or_default())
         }
+        Change::GrowGraph { id, tasks, waves } => {
+            let g = sql::grow_graph(conn, id, tasks, waves)?;
+            Ok(vec![NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })])
+        }
         Change::SetGraphBudget { id, limit_usd } => {
             let g = sql::set_graph_budget(conn, id, limit_usd)?;
             Ok(vec![NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })])

@@ -104,6 +104,7 @@ fn dup(e: &StoreError) -> StoreError {
             reserved: *reserved,
             asked: *asked,
         },
+        StoreError::GraphEnded { id, status } => StoreError::GraphEnded { id: *id, status: status.clone() },
         StoreError::Decode(message) => StoreError::Decode(message.clone()),
         StoreError::Backend(message) => StoreError::Backend(message.clone()),
     }

@@ -239,7 +239,7 @@ impl TaskGraphs {
     /// the graph does not have, dependencies naming tasks of the graph. Its wave follows from its
     /// dependencies; it is ready when they all completed or were skipped, else pending.
     pub async fn add_task(&self, graph_id: Id, new: NewTask) -> Result<Task, GraphError> {
-        let (mut graph, tasks) = self.graph(graph_id).await?;
+        let (graph, tasks) = self.graph(graph_id).await?;
         if graph.status.is_final() {
             return Err(GraphError::GraphEnded { id: graph_id, status: graph.status.as_str() });
         }
@@ -301,13 +301,11 @@ impl TaskGraphs {
         let depends_on = deps.iter().map(|t| t.id).collect();
         let wave = wave_after(deps.iter().map(|t| t.wave));
         let task = new_task(new_id(), graph_id, index, definition, depends_on, wave, ready, at);
-        graph.total_tasks += 1;
-        graph.waves = graph.waves.max(task.wave);
-        graph.updated_at = at;
+        // Only the counts of the graph's row change (its GraphUpdated event is the row as stored): a
+        // change of its status, limit or spending made since the read above is kept.
         let batch = Batch::new()
-            .change(Change::UpsertGraph(Box::new(graph.clone())))
+            .change(Change::GrowGraph { id: graph_id, tasks: 1, waves: task.wave })
             .change(Change::InsertTasks(vec![task.clone()]))
-            .event(EventKeys::default(), Event::GraphUpdated { graph: Box::new(graph) })
             .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
         self.store.commit(batch).await?;
         if ready || task.depends_on.is_empty() {

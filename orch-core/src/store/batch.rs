@@ -177,6 +177,19 @@ pub enum Change {
         /// The statuses it may change from.
         from: Vec<GraphStatus>,
     },
+    /// Counts tasks added to a graph: adds `tasks` to its total and raises its waves to at least `waves`,
+    /// with a `GraphUpdated` event of the row as stored. Nothing else of the row is written, so a change
+    /// made meanwhile by another writer (its status, limit or spending) is kept. Fails with
+    /// [`StoreError::GraphEnded`](super::StoreError::GraphEnded) when the graph has ended (its last task
+    /// may have finished since the caller read it), `NotFound` for a missing graph.
+    GrowGraph {
+        /// The graph.
+        id: Id,
+        /// Tasks added.
+        tasks: u32,
+        /// The waves it has at least.
+        waves: u32,
+    },
     /// Sets (or with `None` removes) a graph's USD limit, with a `GraphUpdated` event.
     SetGraphBudget {
         /// The graph.

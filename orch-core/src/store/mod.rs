@@ -117,6 +117,14 @@ pub enum StoreError {
         /// The reservation refused, USD.
         asked: f64,
     },
+    /// A [`Change::GrowGraph`] found its graph ended: no task can be added to it any more.
+    #[error("task graph {id} has ended ({status}): no task can be added to it")]
+    GraphEnded {
+        /// The graph.
+        id: Id,
+        /// Its status as stored.
+        status: String,
+    },
     /// Stored data could not be decoded.
     #[error("stored data could not be decoded: {0}")]
     Decode(String),
@@ -134,7 +142,7 @@ impl StoreError {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NameTaken { .. } => ErrorKind::Conflict,
             Self::RunConflict { .. } | Self::WorkflowRunConflict { .. } | Self::Fenced { .. } => ErrorKind::Busy,
-            Self::Duplicate { .. } | Self::BudgetExhausted { .. } => ErrorKind::Conflict,
+            Self::Duplicate { .. } | Self::BudgetExhausted { .. } | Self::GraphEnded { .. } => ErrorKind::Conflict,
             Self::Open { .. } => ErrorKind::Unavailable,
             Self::NewerSchema { .. } | Self::Corrupt { .. } | Self::Decode(_) | Self::Backend(_) => ErrorKind::Internal,
         }

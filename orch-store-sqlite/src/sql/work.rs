@@ -148,6 +148,29 @@ pub(crate) fn set_graph_budget(conn: &Connection, id: Id, limit: Option<f64>) ->
     .ok_or_else(|| not_found("task graph", id))
 }
 
+/// Adds `tasks` to a graph's total and raises its waves to at least `waves`, unless it has ended; the
+/// row as stored.
+pub(crate) fn grow_graph(conn: &Connection, id: Id, tasks: u32, waves: u32) -> StoreResult<TaskGraph> {
+    let grown = conn
+        .prepare_cached(&format!(
+            "UPDATE task_graphs SET total_tasks = total_tasks + ?2, waves = max(waves, ?3), updated_at = ?4 \
+             WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING {GRAPH_COLS}"
+        ))
+        .and_then(|mut s| s.query_row(params![id_text(id), tasks, waves, ts_text(now())], graph_row).optional())
+        .map_err(db_err)?;
+    if let Some(g) = grown {
+        return Ok(g);
+    }
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM task_graphs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id_text(id)], |r| r.get(0)).optional())
+        .map_err(db_err)?;
+    match status {
+        Some(status) => Err(StoreError::GraphEnded { id, status }),
+        None => Err(not_found("task graph", id)),
+    }
+}
+
 pub(crate) fn heartbeat(conn: &Connection, w: &WorkerInfo) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO workers (id, host, pid, concurrency, started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \

@@ -89,6 +89,17 @@ pub(super) fn apply(d: &mut Data, change: Change, generated: &mut Vec<NewEvent>)
                 generated.push(graph_event(g));
             }
         }
+        Change::GrowGraph { id, tasks, waves } => {
+            let g = d.graphs.get_mut(&id).ok_or_else(|| not_found("task graph", id))?;
+            if g.status.is_final() {
+                return Err(StoreError::GraphEnded { id, status: g.status.as_str().into() });
+            }
+            undo.graphs.push(g.clone());
+            g.total_tasks = g.total_tasks.saturating_add(tasks);
+            g.waves = g.waves.max(waves);
+            g.updated_at = now();
+            generated.push(graph_event(g));
+        }
         Change::SetGraphBudget { id, limit_usd } => {
             let g = d.graphs.get_mut(&id).ok_or_else(|| not_found("task graph", id))?;
             undo.graphs.push(g.clone());

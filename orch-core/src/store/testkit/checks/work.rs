@@ -455,7 +455,8 @@ pub async fn graphs_end_when_no_task_is_open(store: Arc<dyn Store>) {
 
 /// SetGraphStatus changes a graph only from the statuses it lists (stamping its first start and its
 /// end), with a `GraphUpdated` event of the row; otherwise it changes and records nothing. SetGraphBudget
-/// sets or removes the graph's limit, with an event.
+/// sets or removes the graph's limit, with an event. GrowGraph counts added tasks (nothing else of the
+/// row), with an event, and is refused once the graph has ended.
 pub async fn graph_status_changes_only_from_listed(store: Arc<dyn Store>) {
     let g = graph(None, 1);
     store.upsert_graph(&g).await.unwrap();
@@ -489,6 +490,13 @@ pub async fn graph_status_changes_only_from_listed(store: Arc<dyn Store>) {
     let resumed = graphs_of(&recs.unwrap()).remove(0);
     assert_eq!((resumed.status, resumed.error.as_deref()), (GraphStatus::Running, None));
     assert_eq!(resumed.started_at, first.started_at, "the first start is kept");
+    let recs = store.commit(Batch::new().change(Change::GrowGraph { id: g.id, tasks: 2, waves: 9 })).await.unwrap();
+    let grown = graphs_of(&recs).remove(0);
+    assert_eq!(
+        (grown.total_tasks, grown.waves, grown.status, grown.budget_usd),
+        (resumed.total_tasks + 2, resumed.waves.max(9), GraphStatus::Running, resumed.budget_usd)
+    );
+    assert_eq!(store.get_graph(g.id).await.unwrap().as_ref(), Some(&grown), "the event holds the row");
     let recs = store.commit(set(GraphStatus::Cancelled, None, &[GraphStatus::Running, GraphStatus::Paused])).await;
     let cancelled = graphs_of(&recs.unwrap()).remove(0);
     assert_eq!(cancelled.status, GraphStatus::Cancelled);
@@ -496,6 +504,9 @@ pub async fn graph_status_changes_only_from_listed(store: Arc<dyn Store>) {
     assert_eq!(store.get_graph(g.id).await.unwrap().as_ref(), Some(&cancelled));
     let recs = store.commit(set(GraphStatus::Running, None, &[GraphStatus::Pending, GraphStatus::Paused])).await;
     assert!(recs.unwrap().is_empty(), "an ended graph stays ended");
+    let refused = store.commit(Batch::new().change(Change::GrowGraph { id: g.id, tasks: 1, waves: 1 })).await;
+    assert!(matches!(refused, Err(StoreError::GraphEnded { .. })), "no task is added to an ended graph: {refused:?}");
+    assert_eq!(store.get_graph(g.id).await.unwrap().as_ref(), Some(&cancelled), "unchanged");
 
     let missing = Change::SetGraphStatus {
         id: new_id(),

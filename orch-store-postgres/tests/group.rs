@@ -1,0 +1,124 @@
+//! Group commit: batches committed at the same time share transactions, yet each caller gets its own
+//! answer — its own records with gap-free seqs, or its own error — and a failing batch fails no other.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use orch_core::store::testkit::fixtures::{claimed, completed, wave_graph};
+use orch_core::store::{Batch, Change, EventQuery, Store, StoreError};
+use orch_core::wire::{Event, EventKeys, GraphStatus, Task, TaskClaim, TaskStatus, WorkerInfo, now};
+
+fn claim_all(n: u32) -> Batch {
+    let at = now();
+    Batch::new().change(Change::ClaimTasks(Box::new(TaskClaim {
+        worker: "w".into(),
+        limit: n,
+        graph_id: None,
+        now: at,
+        deadline: at + chrono::Duration::hours(1),
+        stale_before: at - chrono::Duration::seconds(30),
+    })))
+}
+
+/// The batch completing `t`, fenced by `fence`, with its own event naming the task.
+fn finish(t: &Task, fence: u32) -> Batch {
+    let Change::FinishTask { task, .. } = completed(t.clone()) else { unreachable!() };
+    Batch::new()
+        .change(Change::FinishTask { task: task.clone(), fence })
+        .event(EventKeys::default(), Event::TaskUpdated { task })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn concurrent_batches_get_their_own_results_and_a_failing_one_fails_no_other() {
+    let url = support::server();
+    let (store, _guard) = support::fresh_store(&url).await;
+    // 40 tasks in 2 waves: each of the 20 of wave 2 depends on one of wave 1.
+    let (graph, tasks) = wave_graph(40, 2);
+    store
+        .commit(Batch::new().change(Change::UpsertGraph(Box::new(graph.clone()))).change(Change::InsertTasks(tasks)))
+        .await
+        .unwrap();
+    let info = WorkerInfo {
+        id: "w".into(),
+        host: "test".into(),
+        pid: 1,
+        concurrency: 40,
+        started_at: now(),
+        heartbeat_at: now(),
+    };
+    store.commit(Batch::new().change(Change::Heartbeat(Box::new(info)))).await.unwrap();
+    let first = claimed(store.commit(claim_all(40)).await.unwrap());
+    assert_eq!(first.len(), 20, "wave 1");
+    let before = store.last_seq().await.unwrap();
+
+    // All at once: every fourth with a stale fence.
+    let stale = |i: usize| i % 4 == 1;
+    let results = futures::future::join_all(first.iter().enumerate().map(|(i, t)| {
+        let store = store.clone();
+        let fence = if stale(i) { t.attempt + 1 } else { t.attempt };
+        let batch = finish(t, fence);
+        async move { store.commit(batch).await }
+    }))
+    .await;
+    let mut seqs = BTreeSet::new();
+    for (i, (t, r)) in first.iter().zip(&results).enumerate() {
+        if stale(i) {
+            assert!(matches!(r, Err(StoreError::Fenced { task_id, .. }) if *task_id == t.id), "{i}: {r:?}");
+            continue;
+        }
+        let records = r.as_ref().unwrap_or_else(|e| panic!("{i}: {e}"));
+        // Its own event first (then, maybe, those its group's finished tasks recorded themselves).
+        match &records[0].event {
+            Event::TaskUpdated { task } => assert_eq!((task.id, task.status), (t.id, TaskStatus::Completed)),
+            other => panic!("{i}: {other:?}"),
+        }
+        for (a, b) in records.iter().zip(records.iter().skip(1)) {
+            assert_eq!(b.seq, a.seq + 1, "a batch's seqs are consecutive");
+        }
+        for r in records {
+            assert!(seqs.insert(r.seq), "seq {} handed out twice", r.seq);
+        }
+    }
+    // The log holds exactly what was handed out: no gap, nothing of the failed batches.
+    let logged: BTreeSet<u64> =
+        store.read_events(&EventQuery::after(before)).await.unwrap().into_iter().map(|r| r.seq).collect();
+    assert_eq!(logged, seqs);
+    assert_eq!(seqs.iter().copied().collect::<Vec<_>>(), (before + 1..=before + seqs.len() as u64).collect::<Vec<_>>());
+
+    // The 15 completed parents released their children; the fenced ones' tasks still run.
+    let now_tasks = store.list_tasks(graph.id).await.unwrap();
+    let count = |s: TaskStatus| now_tasks.iter().filter(|t| t.status == s).count();
+    assert_eq!((count(TaskStatus::Completed), count(TaskStatus::Running)), (15, 5));
+    assert_eq!((count(TaskStatus::Ready), count(TaskStatus::Pending)), (15, 5));
+    let released: usize = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .flatten()
+        .filter(|r| matches!(&r.event, Event::TaskUpdated { task } if task.status == TaskStatus::Ready))
+        .count();
+    assert_eq!(released, 15, "each release recorded once");
+
+    // The rest, each round all at once: the graph ends exactly once.
+    let mut rest: Vec<Task> = now_tasks.into_iter().filter(|t| t.status == TaskStatus::Running).collect();
+    let mut ends = Vec::new();
+    while !rest.is_empty() {
+        rest.extend(claimed(store.commit(claim_all(40)).await.unwrap()));
+        let results = futures::future::join_all(rest.iter().map(|t| {
+            let store = store.clone();
+            let batch = finish(t, t.attempt);
+            async move { store.commit(batch).await }
+        }))
+        .await;
+        ends.extend(results.into_iter().flat_map(|r| r.unwrap()).filter_map(|r| match r.event {
+            Event::GraphUpdated { graph } => Some(graph.status),
+            _ => None,
+        }));
+        rest = claimed(store.commit(claim_all(40)).await.unwrap());
+    }
+    assert_eq!(ends, vec![GraphStatus::Completed]);
+    assert_eq!(store.get_graph(graph.id).await.unwrap().unwrap().status, GraphStatus::Completed);
+}
