@@ -193,6 +193,7 @@ pub struct WorkflowEngine {
     store: Arc<dyn Store>,
     working_dir: PathBuf,
     default_model: String,
+    code: super::CodeWorkflows,
 }
 
 /// The workflow types of a working dir: the built-ins and `.orch/workflows/*.toml` (a file wins over
@@ -217,7 +218,19 @@ impl WorkflowEngine {
     /// `default_model`.
     pub fn new(supervisor: Supervisor, working_dir: impl Into<PathBuf>, default_model: impl Into<String>) -> Self {
         let store = supervisor.runner().store().clone();
-        Self { supervisor, store, working_dir: working_dir.into(), default_model: default_model.into() }
+        let (working_dir, default_model) = (working_dir.into(), default_model.into());
+        Self { supervisor, store, working_dir, default_model, code: super::CodeWorkflows::default() }
+    }
+
+    /// These workflows with `code`'s: found by name before the built-ins and the files.
+    pub fn with_code(mut self, code: super::CodeWorkflows) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// The workflows registered in code.
+    pub fn code(&self) -> &super::CodeWorkflows {
+        &self.code
     }
 
     /// The working dir.
@@ -242,8 +255,11 @@ impl WorkflowEngine {
         WorkflowTypes { specs, broken: broken.into_iter().map(Arc::new).collect() }
     }
 
-    /// The workflow of type `name`.
+    /// The workflow of type `name`: one registered in code, else a file's or a built-in.
     pub fn workflow(&self, name: &str) -> Result<Arc<dyn Workflow>, WorkflowError> {
+        if let Some(w) = self.code.get(name) {
+            return Ok(w);
+        }
         let types = self.types();
         if let Some(spec) = types.get(name) {
             return Ok(Arc::new(super::DataWorkflow::new(spec.clone())));
@@ -545,6 +561,21 @@ impl WorkflowRun<'_> {
     /// What the run did before this process took it over (empty for a fresh run).
     pub fn prior(&self) -> &PriorSteps {
         &self.prior
+    }
+
+    /// The run's interrupt, triggered when it is cancelled (a step done in code stops on it).
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
+    }
+
+    /// Starts a step that runs no agent (a workflow in code doing its work itself): records
+    /// `StepStart` with the run now at this step. End it with [`WorkflowRun::end_step`].
+    pub async fn start_step(&mut self, step: &str, attempt: u32) -> Result<(), WorkflowError> {
+        self.record.current_step = Some(step.to_string());
+        let start =
+            Event::StepStart { step_name: step.to_string(), prompt: String::new(), model: String::new(), attempt };
+        let keys = self.keys(Some(step));
+        self.save(vec![(keys, start)]).await
     }
 
     /// Continues the step a dead process left open, on its agent: an unfinished turn is resumed
