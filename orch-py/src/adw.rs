@@ -2,7 +2,7 @@
 //! their agents, steps, events and system logs, written as real records and events of the engine's
 //! store, so `orch serve` on the same store shows an ADW script's run as it shows its own.
 
-use orch_core::store::{Batch, Change};
+use orch_core::store::{Batch, Change, EventQuery};
 use orch_core::wire::{
     Agent, AgentStatus, Event, EventKeys, Id, LogLevel, StepStatus, Usage, WorkflowRecord, WorkflowStatus, now,
 };
@@ -86,7 +86,7 @@ pub fn adw_create(
     let core = engine.get().core().clone();
     let input = optional_json(input_data)?;
     blocking(py, async move {
-        let wf = core.engine.workflows();
+        let wf = core.workflows();
         let workflow = wf.workflow(&workflow_type)?;
         Ok(wf.create(workflow.as_ref(), input, adw_name, None).await?.id.to_string())
     })
@@ -253,8 +253,40 @@ fn wire_type(seed_type: &str) -> &str {
     }
 }
 
-/// Records an event of an ADW's agent (the seed's `log_adw_event`): as the wire's event of that type
-/// when `payload` has its fields (`PreToolUse`, `TextBlock` as `Text`, …), else as an event of the
+/// The seq of the event the engine already recorded for what a seed script logs about its agent's
+/// run (its hooks and message handlers see the run the engine records): the agent's `PreToolUse`,
+/// `PostToolUse` and `ToolUse` of the same call, its `Text`/`Thinking` of the same text, its latest
+/// `Stop`, or its latest `Result` for the seed's `result`. None when the engine has none (a script
+/// logging events of its own).
+async fn recorded_by_run(
+    core: &Shared,
+    keys: &EventKeys,
+    seed_type: &str,
+    payload: &Value,
+) -> Result<Option<u64>, Failure> {
+    let Some(agent_id) = keys.agent_id else { return Ok(None) };
+    let kind = match seed_type {
+        "result" => "Result",
+        "PreToolUse" | "PostToolUse" | "Stop" | "TextBlock" | "ThinkingBlock" | "ToolUseBlock" => wire_type(seed_type),
+        _ => return Ok(None),
+    };
+    let field = |k: &str| payload.get(k).and_then(Value::as_str);
+    let q = EventQuery { agent_id: Some(agent_id), types: vec![kind.to_string()], ..EventQuery::default() };
+    let records = core.engine.store().read_events(&q).await?;
+    let found = records.iter().rev().find(|r| match &r.event {
+        Event::PreToolUse { tool_use_id, .. }
+        | Event::PostToolUse { tool_use_id, .. }
+        | Event::ToolUse { tool_use_id, .. } => field("tool_use_id").is_none_or(|id| id == tool_use_id),
+        Event::Text { text } => field("text").is_none_or(|t| t == text),
+        Event::Thinking { thinking, .. } => field("thinking").is_none_or(|t| t == thinking),
+        _ => true,
+    });
+    Ok(found.map(|r| r.seq))
+}
+
+/// Records an event of an ADW's agent (the seed's `log_adw_event`): nothing new when the engine
+/// recorded it already, running the agent (its seq is returned; see [`recorded_by_run`]); else as the
+/// wire's event of that type when `payload` has its fields (`PreToolUse`, `TextBlock` as `Text`, …), else as an event of the
 /// seed's type keeping `content`, `event_category` and the payload; a `summary` follows as
 /// `SummaryUpdated`. The event's seq.
 #[pyfunction]
@@ -276,6 +308,12 @@ pub fn adw_log_event(
     let payload = optional_json(payload)?;
     blocking(py, async move {
         let keys = keys(adw_id.as_deref(), adw_step, agent_id.as_deref())?;
+        if let Some(seq) = recorded_by_run(&core, &keys, &event_type, &payload).await? {
+            if let Some(summary) = summary.filter(|s| !s.is_empty()) {
+                append(&core, keys, Event::SummaryUpdated { target_seq: seq, summary }).await?;
+            }
+            return Ok(seq.to_string());
+        }
         let mut fields = match payload {
             Value::Object(m) => m,
             other => Map::from_iter([("payload".to_string(), other)]),

@@ -136,6 +136,10 @@ where
             Err(_elapsed) => {
                 if let Err(e) = py.check_signals() {
                     task.abort();
+                    // The task's guards run as it is dropped: a run it drove is interrupted (see
+                    // `winddown`) before the exception reaches Python.
+                    py.detach(|| runtime().block_on(async { tokio::time::timeout(SIGNAL_POLL * 20, &mut task).await }))
+                        .ok();
                     return Err(e);
                 }
             }

@@ -9,21 +9,23 @@ use std::time::Duration;
 use orch_core::Interrupt;
 use orch_core::config::{Flags, OrchConfig};
 use orch_core::engine::{Engine, EngineBuilder};
-use orch_core::executor::AgentRunner;
 use orch_core::model::ModelSpec;
 use orch_core::orchestrator::{AgentManager, Interrupted, ManageError, Orchestrator};
 use orch_core::store::{AgentFilter, EventQuery, Store};
 use orch_core::wire::{CreateAgent, EventRecord, Id, PromptAuthor, WorkflowRecord};
-use orch_core::workflow::{WorkflowEngine, WorkflowTicket};
+use orch_core::workflow::{CodeWorkflows, WorkflowEngine, WorkflowTicket};
 use serde_json::{Value, json};
 
 use crate::error::Failure;
 use crate::types::{Agent, Outcome};
+use crate::winddown::StopOnDrop;
 
 /// An open engine and the workflow runs this process started in the background.
 pub struct Core {
     /// The engine (from the shared composition root, `orch_web::engine`).
     pub engine: Engine,
+    /// The workflows registered from Python (`engine.workflows.register`).
+    pub code: CodeWorkflows,
     tickets: Mutex<HashMap<Id, WorkflowTicket>>,
 }
 
@@ -76,7 +78,7 @@ pub async fn open(args: OpenArgs) -> Result<Shared, Failure> {
     for problem in engine.hook_problems() {
         tracing::warn!("{problem}");
     }
-    Ok(Arc::new(Core { engine, tickets: Mutex::new(HashMap::new()) }))
+    Ok(Arc::new(Core { engine, code: CodeWorkflows::new(), tickets: Mutex::new(HashMap::new()) }))
 }
 
 /// [`open`] as a future that is `Send` (what an awaitable needs): the store's opening future cannot be
@@ -93,43 +95,14 @@ pub async fn open_send(args: OpenArgs) -> Result<Shared, Failure> {
     rx.await.unwrap_or_else(|_| Err(Failure::new(orch_core::ErrorKind::Internal, "opening the engine failed")))
 }
 
-/// Interrupts an agent's run when dropped armed: a Python caller that cancels its await (or presses
-/// Ctrl-C in a blocking call) stops the run it was waiting for.
-struct InterruptOnDrop {
-    runner: AgentRunner,
-    agent: Id,
-    armed: bool,
-}
-
-impl Drop for InterruptOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            self.runner.interrupt(self.agent);
-        }
-    }
-}
-
-/// Triggers an interrupt when dropped armed (a workflow run whose caller went away is cancelled).
-struct TriggerOnDrop {
-    interrupt: Interrupt,
-    armed: bool,
-}
-
-impl Drop for TriggerOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            self.interrupt.trigger();
-        }
-    }
-}
-
 impl Core {
     fn store(&self) -> &Arc<dyn Store> {
         self.engine.store()
     }
 
-    fn workflows(&self) -> WorkflowEngine {
-        self.engine.workflows()
+    /// The engine's workflow runner, with the workflows registered from Python.
+    pub fn workflows(&self) -> WorkflowEngine {
+        self.engine.workflows().with_code(self.code.clone())
     }
 
     /// The manager owning agent `name`: the free-standing agents first, then the newest orchestrator's.
@@ -207,9 +180,17 @@ pub async fn create_agent(core: Shared, request: CreateAgent) -> Result<Agent, F
 pub async fn command(core: Shared, name: String, prompt: String) -> Result<Outcome, Failure> {
     let manager = core.manager_for(&name).await?;
     let ticket = manager.command_agent_streaming(&name, &prompt, PromptAuthor::Engineer, None).await?;
-    let mut guard = InterruptOnDrop { runner: manager.runner().clone(), agent: ticket.agent_id, armed: true };
+    // A caller that goes away (a cancelled await, Ctrl-C) interrupts the run, which records its end.
+    let (runner, agent) = (manager.runner().clone(), ticket.agent_id);
+    let watcher = runner.clone();
+    let mut guard = StopOnDrop::new(
+        move || {
+            runner.interrupt(agent);
+        },
+        move || !watcher.is_running(agent),
+    );
     let report = ticket.wait().await;
-    guard.armed = false;
+    guard.disarm();
     match report.result {
         Ok(o) => Ok(Outcome::new(report.agent_name, o)),
         Err(e) => Err(Failure::run_failed(format!("agent '{}' failed: {e}", report.agent_name))),
@@ -278,6 +259,17 @@ pub fn workflow_types(core: &Core) -> Vec<Value> {
             })
         })
         .collect();
+    let wf = core.workflows();
+    for name in wf.code().names() {
+        if let Some(w) = wf.code().get(&name) {
+            out.retain(|t| t["type"] != json!(name));
+            let (description, steps, inputs) = (w.description(), w.step_names(), w.required_inputs());
+            out.push(json!({
+                "type": name, "description": description, "steps": steps, "inputs": inputs,
+                "source": "python", "worktree": false,
+            }));
+        }
+    }
     out.extend(types.broken.iter().map(|b| json!({"broken": b.path.display().to_string(), "error": b.to_string()})));
     out
 }
@@ -328,13 +320,20 @@ pub async fn start_workflow(core: Shared, args: StartArgs) -> Result<WorkflowRec
     Ok(record)
 }
 
-/// Runs (or resumes) run `id` here to its end; a dropped caller cancels it.
+/// Runs (or resumes) run `id` here to its end, on a task of its own: a dropped caller cancels it, and
+/// the run still records its end.
 async fn run_workflow(core: Shared, id: Id) -> Result<WorkflowRecord, Failure> {
     let interrupt = Interrupt::new();
-    let mut guard = TriggerOnDrop { interrupt: interrupt.clone(), armed: true };
-    let result = core.workflows().run(id, Some(interrupt)).await;
-    guard.armed = false;
-    Ok(result?)
+    let (wf, stop) = (core.workflows(), interrupt.clone());
+    let task = tokio::spawn(async move { wf.run(id, Some(stop)).await });
+    let done = task.abort_handle();
+    let mut guard = StopOnDrop::trigger(interrupt, move || done.is_finished());
+    let result = task.await;
+    guard.disarm();
+    match result {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(Failure::new(orch_core::ErrorKind::Internal, format!("the workflow run's task failed: {e}"))),
+    }
 }
 
 /// Continues run `id` (its process died, or it was cancelled) here, to its end.

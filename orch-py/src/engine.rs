@@ -409,6 +409,12 @@ pub struct Workflows {
 
 #[pymethods]
 impl Workflows {
+    /// Registers a Python workflow class (`orch.workflow.Workflow`) on the engine's workflow runner; its
+    /// type name. Runs of it start, resume and cancel as any workflow's, in this process.
+    fn register(&self, workflow: &Bound<'_, PyAny>) -> PyResult<String> {
+        crate::workflows::register_class(&self.core, workflow)
+    }
+
     /// The workflow types: built-ins and `.orch/workflows/*.toml` (broken files as `broken`/`error`).
     fn types<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         core::workflow_types(&self.core).iter().map(|v| to_py(py, v)).collect()
@@ -473,6 +479,12 @@ pub struct SyncWorkflows {
 
 #[pymethods]
 impl SyncWorkflows {
+    /// Registers a Python workflow class (`orch.workflow.Workflow`) on the engine's workflow runner; its
+    /// type name. Runs of it start, resume and cancel as any workflow's, in this process.
+    fn register(&self, workflow: &Bound<'_, PyAny>) -> PyResult<String> {
+        crate::workflows::register_class(&self.core, workflow)
+    }
+
     /// The workflow types.
     fn types<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         core::workflow_types(&self.core).iter().map(|v| to_py(py, v)).collect()

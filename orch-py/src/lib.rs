@@ -13,8 +13,11 @@ mod error;
 mod follow;
 mod hooks;
 mod pycall;
+mod query;
 mod tools;
 mod types;
+mod winddown;
+mod workflows;
 
 use pyo3::prelude::*;
 
@@ -36,6 +39,8 @@ fn _orch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::Outcome>()?;
     m.add_class::<types::WorkflowRun>()?;
     adw::register(m)?;
+    query::register(m)?;
+    m.add_function(wrap_pyfunction!(winddown::wind_down, m)?)?;
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -36,7 +36,9 @@ Errors are ``OrchError`` subclasses named after the engine's error kinds (``Usag
 
 from __future__ import annotations
 
-from . import events, hooks
+import atexit
+
+from . import _orch, events, hooks, workflow
 from ._orch import (
     Agent,
     BusyError,
@@ -64,6 +66,9 @@ from ._orch import (
     open,
     open_async,
 )
+
+# At exit, runs whose caller went away (Ctrl-C, a cancelled await) get a moment to record their end.
+atexit.register(_orch.wind_down)
 
 __all__ = [
     "Agent",
@@ -93,4 +98,5 @@ __all__ = [
     "hooks",
     "open",
     "open_async",
+    "workflow",
 ]

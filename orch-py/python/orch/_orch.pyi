@@ -25,6 +25,7 @@ from typing import (
 
 from .events import TypedEvent
 from .hooks import HookResult
+from .workflow import Workflow as _Workflow
 
 __version__: str
 
@@ -220,6 +221,9 @@ class Workflows:
     """Workflow runs (ADWs), with awaitable methods."""
 
     def types(self) -> List[dict[str, Any]]: ...
+    def register(self, workflow: type[_Workflow]) -> str:
+        """Registers a Python workflow class (``orch.workflow``) on the engine's workflow runner; its
+        type name."""
     def start(
         self,
         workflow_type: str,
@@ -241,6 +245,9 @@ class SyncWorkflows:
     """Workflow runs (ADWs), with blocking methods."""
 
     def types(self) -> List[dict[str, Any]]: ...
+    def register(self, workflow: type[_Workflow]) -> str:
+        """Registers a Python workflow class (``orch.workflow``) on the engine's workflow runner; its
+        type name."""
     def start(
         self,
         workflow_type: str,
@@ -485,3 +492,22 @@ def adw_update_status(
     error_message: Optional[str] = None,
     error_step: Optional[str] = None,
 ) -> bool: ...
+
+# The runs behind ``orch.adw.adw_agent_sdk`` and the summaries behind ``orch.adw.adw_summarizer``.
+def adw_query(
+    engine: Engine,
+    prompt: str,
+    *,
+    agent_id: Optional[str] = None,
+    model: Optional[str] = None,
+    cwd: Optional[str] = None,
+    allowed_tools: Optional[List[str]] = None,
+    system_prompt: Optional[str] = None,
+    max_turns: Optional[int] = None,
+    name: Optional[str] = None,
+) -> Call[dict[str, Any]]: ...
+def adw_summarize(engine: Engine, event_data: Mapping[str, Any], event_type: str) -> Optional[str]: ...
+def adw_has_summarizer(engine: Engine) -> bool: ...
+def wind_down(timeout_s: float = 10.0, grace_s: float = 0.5) -> int:
+    """Waits (bounded) for the runs whose Python caller went away to record their end; how many had
+    not ended. Registered with ``atexit`` by the package."""

@@ -11,14 +11,24 @@ one opened on first use as ``orch.open()`` opens it (the current directory's ``.
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .. import _orch
 from .._orch import Engine
 
 _lock = threading.Lock()
 _engine: Optional[Engine] = None
+
+# The agent the next query of this task runs on (``adw_database.create_agent`` sets it,
+# ``adw_agent_sdk.query_to_completion`` takes it).
+_step_agent: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("orch_adw_step_agent", default=None)
+
+# Agents running a query, with what their hooks logged of the run while it ran: the engine commits its
+# own PreToolUse/PostToolUse/Stop events with the turn's next step, so those logs are matched to them
+# (and their summaries attached) once the query has ended.
+_deferred: Dict[str, List[Callable[[], Any]]] = {}
 
 
 def use(engine: Optional[Engine]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from .. import _orch
-from . import engine
+from . import _step_agent, engine
 
 
 def get_adw(adw_id: str) -> Optional[Dict[str, Any]]:
@@ -24,8 +24,11 @@ def create_agent(
     adw_step: Optional[str] = None,
     agent_id: Optional[str] = None,
 ) -> str:
-    """Creates an agent of run ``adw_id``'s step ``adw_step`` (idle); its id."""
-    return _orch.adw_create_agent(engine(), orchestrator_agent_id, name, model, working_dir, adw_id, adw_step, agent_id)
+    """Creates an agent of run ``adw_id``'s step ``adw_step`` (idle); its id. The next
+    ``adw_agent_sdk.query_to_completion`` of the calling task runs on it."""
+    created = _orch.adw_create_agent(engine(), orchestrator_agent_id, name, model, working_dir, adw_id, adw_step, agent_id)
+    _step_agent.set(created)
+    return created
 
 
 def update_agent(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from .. import _orch
-from . import engine
+from . import _deferred, engine
 
 
 def init_logging(verbose: bool = False) -> None:
@@ -57,8 +57,20 @@ def log_adw_event(
 ) -> str:
     """An event of an ADW's agent: orch's event of that type when ``payload`` has its fields
     (``PreToolUse``, ``TextBlock`` as ``Text``, ``ToolUseBlock`` as ``ToolUse``, …), else an event of the
-    seed's type keeping ``content`` and the payload."""
-    return _orch.adw_log_event(engine(), adw_id, adw_step, event_category, event_type, content, agent_id, payload, summary)
+    seed's type keeping ``content`` and the payload. What the engine records itself of an agent's run
+    (its tool calls, hooks, blocks, stop and result) is not written twice: the engine's event's id is
+    returned. Logged from a hook while the agent's query runs (``PreToolUse``, ``PostToolUse``,
+    ``Stop``), it is matched once the query ends and ``""`` is returned."""
+    eng = engine()
+
+    def log() -> str:
+        return _orch.adw_log_event(eng, adw_id, adw_step, event_category, event_type, content, agent_id, payload, summary)
+
+    pending = _deferred.get(agent_id) if agent_id is not None else None
+    if pending is not None and event_type in ("PreToolUse", "PostToolUse", "Stop"):
+        pending.append(log)
+        return ""
+    return log()
 
 
 def log_system_event(
