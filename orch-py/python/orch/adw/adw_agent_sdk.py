@@ -24,6 +24,7 @@ import datetime
 import inspect
 import re
 import threading
+import uuid
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
@@ -559,6 +560,10 @@ async def query_to_completion(query_input: QueryInput) -> QueryOutput:
     eng = _engine()
     agent_id = opts.resume or _step_agent.get()
     _step_agent.set(None)
+    if agent_id is None:
+        # A fresh session: an agent of its own, made first so that the query's hooks apply to it.
+        name = f"query-{uuid.uuid4().hex[:8]}"
+        agent_id = _orch.adw_create_agent(eng, None, name, opts.model, opts.cwd, None, None, None)
     hooks = _hooks_of(opts.hooks)
     if hooks is not None:
         _install(eng)
