@@ -1,5 +1,7 @@
 //! Shared pieces of the cross-crate tests and benchmarks.
 
+pub mod mcp_stub;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;

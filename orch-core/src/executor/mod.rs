@@ -10,6 +10,7 @@ pub mod claude_code;
 pub mod compact;
 mod gate;
 pub mod lease;
+mod mcp_turn;
 pub mod native;
 mod recorder;
 mod route;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use futures::{FutureExt, StreamExt};
 
 use super::lease::{self, LEASE_RENEW_EVERY};
+use super::mcp_turn::{McpHost, TurnMcp};
 use super::{AgentExecutor, NativeExecutor, RunError, RunOptions, RunOutcome, RunnerAdditions, TurnContext};
 use crate::Interrupt;
 use crate::hook::HookRegistry;
@@ -27,6 +28,7 @@ pub struct AgentRunner {
     added: RunnerAdditions,
     runtime: Arc<dyn Runtime>,
     shared: Arc<Shared>,
+    mcp: McpHost,
 }
 
 /// What clones of one runner share: the runs of this process, and whether the log is being followed
@@ -71,9 +73,18 @@ pub struct AgentRunnerBuilder {
     tools: ToolRegistry,
     hooks: HookRegistry,
     runtime: Option<Arc<dyn Runtime>>,
+    mcp: McpHost,
 }
 
 impl AgentRunnerBuilder {
+    /// Uses these MCP client timeouts (default: from `MCP_TIMEOUT` and `MCP_TOOL_TIMEOUT`, see
+    /// [`crate::tool::mcp`]).
+    #[cfg(feature = "mcp")]
+    pub fn mcp_settings(mut self, settings: crate::tool::mcp::McpSettings) -> Self {
+        self.mcp.settings = settings;
+        self
+    }
+
     /// Uses these tools instead of the built-ins.
     pub fn tools(mut self, tools: ToolRegistry) -> Self {
         self.tools = tools;
@@ -122,6 +133,7 @@ impl AgentRunnerBuilder {
             added: RunnerAdditions::new(),
             runtime,
             shared: Arc::default(),
+            mcp: self.mcp,
         }
     }
 }
@@ -147,6 +159,7 @@ impl AgentRunner {
             tools: ToolRegistry::with_builtins(),
             hooks: HookRegistry::new(),
             runtime: None,
+            mcp: McpHost::from_env(),
         }
     }
 
@@ -379,7 +392,11 @@ impl AgentRunner {
         options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
         let agent = self.live_agent(claim.agent_id).await?;
-        self.run_loaded(claim, agent, prompt, options).await
+        // The MCP servers of the agent's `.mcp.json` start with the turn's tool list and stop with it.
+        let mcp = self.mcp.start(&agent, options.model.as_deref(), options.allowed_tools.as_deref()).await;
+        let result = self.run_loaded(claim, agent, prompt, options, &mcp).await;
+        mcp.stop().await;
+        result
     }
 
     /// The agent, unless it is missing or deleted.
@@ -399,6 +416,7 @@ impl AgentRunner {
         mut agent: Agent,
         prompt: Option<String>,
         mut options: RunOptions,
+        mcp: &TurnMcp,
     ) -> Result<RunOutcome, RunError> {
         if let Some(model) = options.model.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
             agent.model = if super::is_claude_code_model(&agent.model) && !super::is_claude_code_model(model) {
@@ -411,11 +429,8 @@ impl AgentRunner {
             agent.system_prompt = Some(prompt.clone());
         }
         options.interrupt = Some(claim.interrupt.clone());
-        let all = self.added.tools_over(&self.tools);
-        let tools = match &options.allowed_tools {
-            Some(names) => all.only(names),
-            None => all,
-        };
+        let tools = mcp.tools(self.added.tools_over(&self.tools), options.allowed_tools.as_deref());
+        mcp.record_problems(&self.store, &agent, &options).await;
         let cx = TurnContext {
             store: self.store.clone(),
             agent,

@@ -12,6 +12,8 @@
 //!   `notebook_path` or `path`) against a gitignore-style glob relative to the working dir: `./src/**`,
 //!   `/src/**` and `src/**` are the same; `*.env` (no `/`) matches at any depth; `//abs/path` is absolute.
 //! - `WebFetch(domain:example.com)` matches URLs of that host and its subdomains.
+//! - MCP tools (`mcp__<server>__<tool>`): `mcp__github__create_issue` matches that tool, `mcp__github` and
+//!   `mcp__github__*` every tool of the server.
 //!
 //! A `deny` rule wins over an `ask` rule (as in Claude Code): the call is denied with the rule named;
 //! an `ask` parks the run for a person ([`HookDecision::Ask`]). `allow` rules change nothing: orch
@@ -60,7 +62,7 @@ impl PermissionRule {
     /// Whether the rule matches a call of `tool` with `input`, made in `cwd`.
     pub fn matches(&self, tool: &str, input: &Value, cwd: &Path) -> bool {
         if self.tool != tool {
-            return false;
+            return self.pattern.is_none() && names_mcp_server_of(&self.tool, tool);
         }
         let Some(pattern) = &self.pattern else { return true };
         let field = |k: &str| input.get(k).and_then(Value::as_str);
@@ -79,6 +81,14 @@ impl PermissionRule {
             _ => false,
         }
     }
+}
+
+/// Whether `rule` names the whole MCP server `tool` belongs to, as Claude Code reads `mcp__github` and
+/// `mcp__github__*`: every `mcp__github__<tool>`.
+fn names_mcp_server_of(rule: &str, tool: &str) -> bool {
+    let server = rule.strip_suffix("__*").unwrap_or(rule);
+    let Some(name) = server.strip_prefix("mcp__") else { return false };
+    !name.is_empty() && !name.contains("__") && tool.strip_prefix(server).is_some_and(|rest| rest.starts_with("__"))
 }
 
 fn command_matches(pattern: &str, command: &str) -> bool {
@@ -236,6 +246,15 @@ mod tests {
         let r = PermissionRule::parse("WebFetch(domain:example.com)").unwrap();
         assert!(r.matches("WebFetch", &json!({"url": "https://docs.example.com/x"}), cwd));
         assert!(!r.matches("WebFetch", &json!({"url": "https://example.org/"}), cwd));
+        // MCP tools by Claude Code's names: one tool, or every tool of a server.
+        let r = PermissionRule::parse("mcp__github").unwrap();
+        assert!(r.matches("mcp__github__create_issue", &json!({}), cwd));
+        assert!(!r.matches("mcp__githubx__create_issue", &json!({}), cwd));
+        let r = PermissionRule::parse("mcp__github__*").unwrap();
+        assert!(r.matches("mcp__github__delete_repo", &json!({}), cwd));
+        let r = PermissionRule::parse("mcp__github__delete_repo").unwrap();
+        assert!(r.matches("mcp__github__delete_repo", &json!({}), cwd));
+        assert!(!r.matches("mcp__github__create_issue", &json!({}), cwd));
         assert!(PermissionRule::parse("Bash(ls").is_err());
         assert!(PermissionRule::parse("(x)").is_err());
     }

@@ -4,6 +4,8 @@
 //! (`allowed-tools: Read, Write, Bash`) apply unchanged: `Read`, `Write`, `Edit`, `Glob`, `Grep`, `Bash`.
 
 pub mod builtin;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod sandbox;
 mod typed;
 
