@@ -39,6 +39,11 @@
 //! [hooks]
 //! settings = true                            # apply .claude/settings.json hooks to native agents
 //!
+//! [sandbox]                                  # what `Bash` commands may do (Linux: Landlock)
+//! bash = true                                # confine them: writes only below the working directory
+//! network = false                            # let confined commands use TCP
+//! writable = ["/home/me/.cache/pip"]         # more directories they may write below
+//!
 //! [claude_code]
 //! binary = "claude"
 //!
@@ -96,6 +101,9 @@ pub struct FileConfig {
     /// `[hooks]`.
     #[serde(default)]
     pub hooks: FileHooks,
+    /// `[sandbox]`.
+    #[serde(default)]
+    pub sandbox: FileSandbox,
     /// `[claude_code]`.
     #[serde(default)]
     pub claude_code: FileClaudeCode,
@@ -191,6 +199,18 @@ pub struct FileLimits {
 pub struct FileHooks {
     /// `settings`.
     pub settings: Option<bool>,
+}
+
+/// `[sandbox]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSandbox {
+    /// `bash`.
+    pub bash: Option<bool>,
+    /// `network`.
+    pub network: Option<bool>,
+    /// `writable`.
+    pub writable: Option<Vec<PathBuf>>,
 }
 
 /// `[claude_code]`.

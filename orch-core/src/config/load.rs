@@ -7,7 +7,7 @@ use super::file::{self, LoadedFile};
 use super::{
     ClaudeCodeSection, ConfigError, DEFAULT_COMPACT_AT, DEFAULT_MAX_AGENT_TURNS, DEFAULT_MAX_PARALLEL_SUBAGENTS,
     DEFAULT_MAX_SUBAGENT_DEPTH, DEFAULT_PORT, DatabaseUrl, Flags, HooksConfig, LimitsConfig, ModelsConfig, OrchConfig,
-    OrchestratorSection, ProvidersConfig, Secret, ServerConfig, Source, Sourced, StoreConfig,
+    OrchestratorSection, ProvidersConfig, SandboxConfig, Secret, ServerConfig, Source, Sourced, StoreConfig,
 };
 
 /// What a configuration is built from besides its files: the flags, the process environment and the
@@ -226,6 +226,31 @@ impl OrchConfig {
                 )?
                 .or_default(true),
         };
+        let mut writable = layers
+            .parsed(
+                &["ORCH_SANDBOX_WRITABLE"],
+                f.and_then(|f| f.sandbox.writable.clone()).map(|v| (v, "sandbox.writable")),
+                |s| Ok(std::env::split_paths(s).filter(|p| !p.as_os_str().is_empty()).collect()),
+            )?
+            .or_default(Vec::new());
+        writable.value = writable.value.iter().map(|d| absolute(&working_dir.value, d)).collect();
+        let sandbox = SandboxConfig {
+            bash: layers
+                .parsed(
+                    &["ORCH_SANDBOX_BASH"],
+                    f.and_then(|f| f.sandbox.bash).map(|v| (v, "sandbox.bash")),
+                    flag_value,
+                )?
+                .or_default(true),
+            network: layers
+                .parsed(
+                    &["ORCH_SANDBOX_NETWORK"],
+                    f.and_then(|f| f.sandbox.network).map(|v| (v, "sandbox.network")),
+                    flag_value,
+                )?
+                .or_default(false),
+            writable,
+        };
         let claude_code = ClaudeCodeSection {
             binary: layers
                 .string(
@@ -272,6 +297,7 @@ impl OrchConfig {
             orchestrator,
             limits,
             hooks,
+            sandbox,
             claude_code,
             server,
             graphs: f.map(|f| f.graphs.clone()).unwrap_or_default(),

@@ -139,6 +139,8 @@ pub struct OrchConfig {
     pub limits: LimitsConfig,
     /// Hooks.
     pub hooks: HooksConfig,
+    /// What `Bash` commands may do.
+    pub sandbox: SandboxConfig,
     /// The Claude Code executor.
     pub claude_code: ClaudeCodeSection,
     /// The HTTP server (`orch serve`).
@@ -281,6 +283,19 @@ pub struct HooksConfig {
     pub settings: Sourced<bool>,
 }
 
+/// What the `Bash` tool's commands may do (`[sandbox]`; see [`crate::confine`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    /// Confine `Bash` commands: on Linux (Landlock) they may write only below the working directory,
+    /// a private temporary directory and [`SandboxConfig::writable`] (default on).
+    pub bash: Sourced<bool>,
+    /// Let confined commands use the network (TCP; default off).
+    pub network: Sourced<bool>,
+    /// More directories confined commands may write below (absolute, resolved against the working
+    /// directory).
+    pub writable: Sourced<Vec<PathBuf>>,
+}
+
 /// The Claude Code executor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaudeCodeSection {
@@ -415,6 +430,9 @@ impl OrchConfig {
             entry("limits.max_subagent_depth", "ORCH_MAX_SUBAGENT_DEPTH", &self.limits.max_subagent_depth),
             entry("limits.max_parallel_subagents", "ORCH_MAX_PARALLEL_SUBAGENTS", &self.limits.max_parallel_subagents),
             entry("hooks.settings", "ORCH_SETTINGS_HOOKS", &self.hooks.settings),
+            entry("sandbox.bash", "ORCH_SANDBOX_BASH", &self.sandbox.bash),
+            entry("sandbox.network", "ORCH_SANDBOX_NETWORK", &self.sandbox.network),
+            entry("sandbox.writable", "ORCH_SANDBOX_WRITABLE", &self.sandbox.writable),
             entry("claude_code.binary", "ORCH_CLAUDE_BIN", &self.claude_code.binary),
             entry("server.host", "ORCH_HOST", &self.server.host),
             entry("server.port", "ORCH_PORT, BACKEND_PORT", &self.server.port),

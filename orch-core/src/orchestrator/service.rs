@@ -273,7 +273,7 @@ impl OrchestratorBuilder {
                 "Read" => tools.register(Read),
                 "Glob" => tools.register(Glob),
                 "Grep" => tools.register(Grep),
-                "Bash" => tools.register(Bash),
+                "Bash" => tools.register(Bash::default()),
                 other => {
                     return Err(OrchestratorError::Config(format!(
                         "unknown built-in tool '{other}' for the orchestrator; use Read, Glob, Grep or Bash"

@@ -4,8 +4,7 @@
 //! (`allowed-tools: Read, Write, Bash`) apply unchanged: `Read`, `Write`, `Edit`, `Glob`, `Grep`, `Bash`.
 
 pub mod builtin;
-#[cfg(feature = "mcp")]
-pub mod mcp;
+pub mod confined;
 pub mod sandbox;
 mod typed;
 

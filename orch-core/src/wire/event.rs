@@ -2,26 +2,26 @@
 //!
 //! Field names follow the seed's `agent_logs` payloads, so the seed's views are projections of this log.
 
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::{
     Agent, AgentStatus, ApprovalDecision, ChatMessage, CompactTrigger, EndReason, FileChange, FileRead, HookVerdict,
     Id, LogLevel, Message, Orchestrator, Plan, StepStatus, Task, TaskGraph, Timestamp, Usage, WorkflowRecord,
 };
+use super::event_de::TYPE_TAG;
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
 ///
 /// Decoding never fails on a `type` this build does not know (written by a newer orch): such an event
 /// becomes [`Event::Unknown`], which keeps its fields and serializes back to the same JSON.
 ///
-/// Decode through serde's traits (`serde_json::from_str`, `<Event as Deserialize>::deserialize`): the
-/// inherent `Event::deserialize` and `Event::serialize` that serde's derive generates here handle the
-/// known types only.
-// `remote = "Self"` makes the derives generate inherent functions, which the `Serialize` and
-// `Deserialize` impls below call for the known variants.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Encode through serde's trait (`serde_json::to_string`, `<Event as Serialize>::serialize`): the
+/// inherent `Event::serialize` that serde's derive generates here handles the known types only. Decoding
+/// is written by hand (module `event_de`; the field attributes below describe it too).
+// `remote = "Self"` makes the derive generate an inherent function, which the `Serialize` impl below
+// calls for the known variants.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", remote = "Self")]
 #[non_exhaustive]
 pub enum Event {
@@ -437,35 +437,12 @@ impl Serialize for UnknownEvent {
     }
 }
 
-/// The JSON field that names an event's type.
-const TYPE_TAG: &str = "type";
-
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::Unknown(u) => u.serialize(s),
             // The derived serialization (an inherent function, see the enum's attributes).
             known => Event::serialize(known, s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let Value::Object(mut fields) = Value::deserialize(d)? else {
-            return Err(D::Error::custom("an event must be a JSON object"));
-        };
-        let kind = match fields.get(TYPE_TAG) {
-            Some(Value::String(k)) => k.clone(),
-            Some(_) => return Err(D::Error::custom("an event's `type` must be a string")),
-            None => return Err(D::Error::missing_field(TYPE_TAG)),
-        };
-        if Self::KINDS.contains(&kind.as_str()) {
-            // The derived deserialization (an inherent function, see the enum's attributes).
-            Event::deserialize(Value::Object(fields)).map_err(D::Error::custom)
-        } else {
-            fields.remove(TYPE_TAG);
-            Ok(Self::Unknown(UnknownEvent { kind, fields }))
         }
     }
 }
@@ -807,8 +784,9 @@ impl NewEvent {
 
 /// An appended event: its global `seq`, time, keys and payload.
 ///
-/// Serialized flat: `{"seq": 7, "timestamp": "…", "agent_id": "…", "type": "Text", "text": "…"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Serialized flat: `{"seq": 7, "timestamp": "…", "agent_id": "…", "type": "Text", "text": "…"}` (read
+/// back by a hand-written `Deserialize`, module `event_de`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventRecord {
     /// Global, gap-free, increasing sequence number (from 1).
     pub seq: u64,

@@ -11,6 +11,7 @@ mod approval;
 mod delta;
 mod entity;
 mod event;
+mod event_de;
 mod graph;
 mod message;
 mod query;
