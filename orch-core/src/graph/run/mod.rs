@@ -12,6 +12,7 @@ mod external;
 pub mod isolate;
 mod prompt;
 pub mod qa;
+mod rerun;
 mod routing;
 mod stuck;
 mod worker;
