@@ -5,6 +5,8 @@
 
 pub mod builtin;
 pub mod confined;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod sandbox;
 mod typed;
 
