@@ -37,6 +37,7 @@ fn spec_with(cwd: &Path, args: &[&str], output_limit: usize, timeout: Duration) 
         ],
         timeout: Some(timeout),
         output_limit,
+        confine: None,
     }
 }
 

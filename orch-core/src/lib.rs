@@ -43,6 +43,8 @@ pub mod wire;
 
 #[cfg(feature = "engine")]
 pub mod config;
+#[cfg(feature = "engine")]
+pub mod confine;
 #[cfg(feature = "tokio")]
 pub mod engine;
 #[cfg(feature = "engine")]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::Interrupt;
+use crate::confine::{Confinement, ConfinementStatus};
 
 /// A command to run as a child process.
 #[derive(Debug, Clone)]
@@ -23,6 +24,9 @@ pub struct ProcessSpec {
     pub timeout: Option<Duration>,
     /// Bytes of stdout/stderr kept, each.
     pub output_limit: usize,
+    /// Limits on what the process may write and whether it reaches the network (`None`: none). How far
+    /// they were enforced is [`ProcessOutput::confinement`].
+    pub confine: Option<Confinement>,
 }
 
 /// How a child process ended.
@@ -40,6 +44,8 @@ pub struct ProcessOutput {
     pub timed_out: bool,
     /// Killed by an interrupt.
     pub interrupted: bool,
+    /// How far [`ProcessSpec::confine`] was enforced.
+    pub confinement: ConfinementStatus,
 }
 
 /// Spawn, sleep and processes, supplied by the host.
@@ -144,7 +150,10 @@ mod tokio_rt {
         }
         #[cfg(unix)]
         cmd.process_group(0);
-        let mut child = cmd.spawn()?;
+        let (mut child, confinement) = match &spec.confine {
+            None => (cmd.spawn()?, ConfinementStatus::NotRequested),
+            Some(c) => spawn_confined(cmd, c.clone()).await?,
+        };
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let limit = spec.output_limit;
@@ -190,6 +199,26 @@ mod tokio_rt {
             truncated: t1 || t2,
             timed_out,
             interrupted,
+            confinement,
         })
+    }
+
+    /// Starts `cmd` from a thread made for it, which confines itself first (the child inherits the
+    /// confinement; Landlock applies to the calling thread only, so no other thread is touched, and the
+    /// thread ends right after). Not a pooled blocking thread: that one would stay confined.
+    async fn spawn_confined(
+        mut cmd: tokio::process::Command,
+        confine: Confinement,
+    ) -> std::io::Result<(tokio::process::Child, ConfinementStatus)> {
+        let handle = tokio::runtime::Handle::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name("orch-confined-spawn".into()).spawn(move || {
+            let status = crate::confine::restrict_current_thread(&confine);
+            // The child registers with the runtime's process driver.
+            let _entered = handle.enter();
+            let _ = tx.send(cmd.spawn().map(|child| (child, status)));
+        })?;
+        rx.await
+            .map_err(|_| std::io::Error::other("the thread starting the confined command ended without starting it"))?
     }
 }

@@ -124,3 +124,27 @@ fn redaction_covers_userinfo_and_query_passwords() {
     assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     assert_eq!(redact_url("/tmp/a.db"), "/tmp/a.db");
 }
+
+#[test]
+fn sandbox_defaults_file_values_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let c = OrchConfig::load_from(inputs(d, Flags::default(), &[])).unwrap();
+    assert!(c.sandbox.bash.value && !c.sandbox.network.value && c.sandbox.writable.value.is_empty());
+
+    write(d, None, Some("[sandbox]\nnetwork = true\nwritable = [\"cache\", \"/opt/x\"]\n"));
+    let c = OrchConfig::load_from(inputs(d, Flags::default(), &[])).unwrap();
+    assert!(c.sandbox.network.value);
+    let wd = c.working_dir.value.clone();
+    assert_eq!(c.sandbox.writable.value, vec![wd.join("cache"), std::path::PathBuf::from("/opt/x")]);
+    assert!(c.entries().iter().any(|e| e.key == "sandbox.writable" && e.value.is_some()));
+
+    let env = [("ORCH_SANDBOX_BASH", "off"), ("ORCH_SANDBOX_WRITABLE", "/a:/b")];
+    let c = OrchConfig::load_from(inputs(d, Flags::default(), &env)).unwrap();
+    assert!(!c.sandbox.bash.value);
+    assert_eq!(c.sandbox.writable.value, vec![std::path::PathBuf::from("/a"), std::path::PathBuf::from("/b")]);
+
+    write(d, None, Some("[sandbox]\n\nnetwork = \"sometimes\"\n"));
+    let e = OrchConfig::load_from(inputs(d, Flags::default(), &[])).unwrap_err().to_string();
+    assert!(e.contains(":3:") && e.contains("sandbox.network"), "{e}");
+}

@@ -46,6 +46,8 @@ use crate::orchestrator::{
 use crate::runtime::{Runtime, TokioRuntime};
 use crate::store::{Store, StoreError};
 use crate::template::Templates;
+use crate::tool::ToolRegistry;
+use crate::tool::builtin::{Bash, BashSandbox};
 use crate::wire::Id;
 
 /// Why an engine could not be built.
@@ -297,12 +299,25 @@ impl PreparedEngine {
     pub fn with_store(self, store: Arc<dyn Store>) -> Engine {
         let p = self.parts;
         let runner = AgentRunner::builder(store.clone(), p.provider.clone())
+            .tools(builtin_tools(&p.config))
             .executor(p.executor.clone())
             .hooks(p.hooks.clone())
             .build_with_runtime(p.runtime.clone());
         let supervisor = Supervisor::new(runner.clone(), vec![Arc::new(FileTracking::for_store(store.as_ref()))]);
         Engine { inner: Arc::new(Inner { parts: p, store, runner, supervisor }) }
     }
+}
+
+/// The built-in tools, `Bash` confined as `[sandbox]` says.
+fn builtin_tools(config: &OrchConfig) -> ToolRegistry {
+    let mut tools = ToolRegistry::with_builtins();
+    let s = &config.sandbox;
+    tools.register(Bash::with_sandbox(BashSandbox {
+        confine: s.bash.value,
+        network: s.network.value,
+        writable: s.writable.value.clone(),
+    }));
+    tools
 }
 
 struct Inner {

@@ -10,9 +10,10 @@
 //! is appended as is. A dangling symbolic link is followed to where it points, so writing through it
 //! cannot create a file outside the working directory.
 //!
-//! The check happens when the tool call starts; a concurrent process that swaps a directory for a
-//! symbolic link between the check and the file operation is not defended against (the `Bash` tool is
-//! not confined at all, see its documentation).
+//! The check gives the tools their messages ("resolves to …, which is outside …"); the file
+//! operations themselves go through [`super::confined::ConfinedDir`], which opens every path relative
+//! to a handle on the working directory, so a directory swapped for a symbolic link between the check
+//! and the operation cannot lead out either. (`Bash` is confined separately, by Landlock.)
 
 use std::ffi::OsString;
 use std::io;

@@ -254,6 +254,7 @@ impl GraphRunner {
                 env: Vec::new(),
                 timeout: Some(Duration::from_secs(600)),
                 output_limit: 16 * 1024,
+                confine: None,
             };
             let out = self
                 .supervisor

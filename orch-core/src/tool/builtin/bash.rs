@@ -1,12 +1,13 @@
 //! `Bash`: runs a shell command.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Args, Field, Kind, truncate_chars};
+use crate::confine::{Confinement, ConfinementStatus};
 use crate::runtime::ProcessSpec;
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
 
@@ -37,12 +38,65 @@ const FIELDS: &[Field] = &[
 /// a note when cut) and the exit code. A non-zero exit, a death by signal and a timeout ("killed after
 /// N ms") are answers with `is_error: true`; an interrupt is `Err(ToolError::Interrupted)`.
 ///
-/// **Bash is not a sandbox.** It starts in the working directory, but the command can read and write
-/// anywhere the orch process itself can (`cd /`, absolute paths, network, …); only the file tools are
-/// confined to the working directory. Confining commands (containers, namespaces, seccomp, …) is later
-/// work; until then, only give `Bash` to agents whose commands you would run yourself.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Bash;
+/// **Confinement** ([`BashSandbox`], on by default): on Linux the command runs under Landlock
+/// ([`crate::confine`]) and may write only below the working directory, a private temporary
+/// directory (`TMPDIR`, removed after the call), the repository's git directory when the working
+/// directory is a subdirectory or a `git worktree` of it, and the sandbox's extra `writable`
+/// directories; TCP is refused unless the sandbox allows the network. Reading is not restricted.
+/// Where that cannot be enforced (no Landlock in the kernel, another system, the `landlock` feature
+/// off) the command runs unconfined and the answer starts with a warning saying so. A confined
+/// command that fails with "Permission denied" or "Operation not permitted" gets a note saying what
+/// the sandbox allows, so the model (and the log) can tell a refusal from an ordinary failure.
+#[derive(Debug, Clone, Default)]
+pub struct Bash {
+    sandbox: BashSandbox,
+}
+
+/// What [`Bash`] commands may do (`[sandbox]` in `.orch/config.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BashSandbox {
+    /// Confine commands (default `true`). `false`: they run with the orch process's own rights.
+    pub confine: bool,
+    /// Let confined commands use the network (TCP; default `false`).
+    pub network: bool,
+    /// More directories (or files) confined commands may write below, absolute.
+    pub writable: Vec<PathBuf>,
+}
+
+impl Default for BashSandbox {
+    fn default() -> Self {
+        Self { confine: true, network: false, writable: Vec::new() }
+    }
+}
+
+impl BashSandbox {
+    /// Commands run with the orch process's own rights.
+    pub fn unconfined() -> Self {
+        Self { confine: false, ..Self::default() }
+    }
+}
+
+impl Bash {
+    /// `Bash` confined by `sandbox`.
+    pub fn with_sandbox(sandbox: BashSandbox) -> Self {
+        Self { sandbox }
+    }
+
+    /// Its sandbox.
+    pub fn sandbox(&self) -> &BashSandbox {
+        &self.sandbox
+    }
+
+    /// What a command run in `working_dir` with the private temporary directory `tmp` may write.
+    fn confinement(&self, working_dir: &Path, tmp: &Path) -> Confinement {
+        let mut writable = vec![working_dir.to_path_buf(), tmp.to_path_buf()];
+        // Shells and build tools write to these; they hold nothing.
+        writable.extend(["/dev/null", "/dev/zero", "/dev/full", "/dev/tty"].map(PathBuf::from));
+        writable.extend(git_dirs_outside(working_dir));
+        writable.extend(self.sandbox.writable.iter().cloned());
+        Confinement { writable, network: self.sandbox.network }
+    }
+}
 
 #[async_trait]
 impl Tool for Bash {
@@ -58,7 +112,8 @@ impl Tool for Bash {
          - timeout is in milliseconds (default 120000 = 2 minutes, max 600000 = 10 minutes); the command and its children are killed when it expires.\n\
          - stdout and stderr are returned separately, each cut after 30000 characters, followed by the exit code. A non-zero exit code is reported as an error.\n\
          - Chain dependent commands with && ; run long-lived servers elsewhere, since the call waits for the command to finish.\n\
-         - Prefer the Read, Write, Edit, Glob and Grep tools for reading, writing and searching files; use Bash for running programs, builds, tests and git."
+         - Prefer the Read, Write, Edit, Glob and Grep tools for reading, writing and searching files; use Bash for running programs, builds, tests and git.\n\
+         - Commands may run confined: writing outside your working directory and $TMPDIR, and network access, can be refused (\"Permission denied\")."
     }
 
     fn input_schema(&self) -> Value {
@@ -88,11 +143,26 @@ impl Tool for Bash {
                 ctx.working_dir.display()
             )));
         }
+        let tmp =
+            if self.sandbox.confine {
+                Some(PrivateTmp::create().map_err(|e| {
+                    ToolError::Failed(format!("could not create the command's temporary directory: {e}"))
+                })?)
+            } else {
+                None
+            };
+        let confine = tmp.as_ref().map(|t| {
+            let wd = std::fs::canonicalize(&ctx.working_dir).unwrap_or_else(|_| ctx.working_dir.clone());
+            self.confinement(&wd, t.path())
+        });
+        let env =
+            tmp.as_ref().map(|t| vec![("TMPDIR".to_string(), t.path().display().to_string())]).unwrap_or_default();
         let spec = ProcessSpec {
             program: shell().to_string(),
             args: vec!["-c".to_string(), command],
             cwd: ctx.working_dir.clone(),
-            env: Vec::new(),
+            env,
+            confine,
             timeout: Some(Duration::from_millis(timeout_ms)),
             // A UTF-8 character is at most 4 bytes: a stream that hits this byte limit has more than
             // MAX_OUTPUT_CHARS characters, so cutting by characters below catches every truncation.
@@ -107,7 +177,14 @@ impl Tool for Bash {
             return Err(ToolError::Interrupted);
         }
 
+        drop(tmp);
+
         let mut text = String::new();
+        if let Some(warning) = out.confinement.warning() {
+            warn_once(&warning);
+            text.push_str(&warning);
+            text.push('\n');
+        }
         section(&mut text, "stdout", &out.stdout);
         section(&mut text, "stderr", &out.stderr);
         if out.stdout.is_empty() && out.stderr.is_empty() {
@@ -124,6 +201,9 @@ impl Tool for Bash {
             }
             Some(code) => {
                 text.push_str(&format!("exit code: {code} (the command failed)\n"));
+                if refused(&out) {
+                    text.push_str(&self.refusal_note(&ctx.working_dir));
+                }
                 Ok(ToolOutput::error(text))
             }
             None => {
@@ -132,6 +212,91 @@ impl Tool for Bash {
             }
         }
     }
+}
+
+impl Bash {
+    /// What the sandbox allows, for a confined command that was refused something.
+    fn refusal_note(&self, working_dir: &Path) -> String {
+        let extra = if self.sandbox.writable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {}",
+                self.sandbox.writable.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let network = if self.sandbox.network { "allowed" } else { "off" };
+        format!(
+            "note: the command ran confined (Landlock): it may write only below {} and $TMPDIR{extra}; network: {network}. Writes elsewhere are refused with \"Permission denied\".\n",
+            working_dir.display()
+        )
+    }
+}
+
+/// Whether a confined command's failure looks like the sandbox's refusal.
+fn refused(out: &crate::runtime::ProcessOutput) -> bool {
+    matches!(out.confinement, ConfinementStatus::Enforced | ConfinementStatus::Partial(_))
+        && ["Permission denied", "Operation not permitted"].iter().any(|m| out.stderr.contains(m))
+}
+
+/// Logs the first unenforced confinement of the process (each answer says it anyway).
+fn warn_once(warning: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(target: "orch::sandbox", "{warning}");
+    }
+}
+
+/// A directory of its own under the system's temporary directory for one command (its `TMPDIR`),
+/// removed with everything in it when dropped.
+struct PrivateTmp(PathBuf);
+
+impl PrivateTmp {
+    fn create() -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!("orch-bash-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir(&path)?;
+        // Canonical, so the confinement's rule names the directory itself (`/tmp` may be a link).
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        Ok(Self(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateTmp {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::debug!(dir = %self.0.display(), error = %e, "the command's temporary directory was not removed");
+        }
+    }
+}
+
+/// The git directories a command in `working_dir` writes to that are not below it: the `.git` of a
+/// repository whose root is above `working_dir`, or the directories a `git worktree` checkout's
+/// `.git` file points to (its own, and the main repository's shared one).
+fn git_dirs_outside(working_dir: &Path) -> Vec<PathBuf> {
+    let Some(dot_git) = working_dir.ancestors().map(|d| d.join(".git")).find(|g| g.exists()) else {
+        return Vec::new();
+    };
+    if dot_git.is_dir() {
+        return if dot_git.starts_with(working_dir) { Vec::new() } else { vec![dot_git] };
+    }
+    // A worktree: `.git` is a file `gitdir: <dir>`, and `<dir>/commondir` names the shared directory.
+    let Ok(text) = std::fs::read_to_string(&dot_git) else { return Vec::new() };
+    let Some(gitdir) = text.lines().find_map(|l| l.strip_prefix("gitdir:")).map(|g| PathBuf::from(g.trim())) else {
+        return Vec::new();
+    };
+    let base = dot_git.parent().unwrap_or(working_dir);
+    let gitdir = if gitdir.is_absolute() { gitdir } else { base.join(gitdir) };
+    let mut dirs = vec![gitdir.clone()];
+    if let Ok(common) = std::fs::read_to_string(gitdir.join("commondir")) {
+        let common = PathBuf::from(common.trim());
+        let common = if common.is_absolute() { common } else { gitdir.join(common) };
+        dirs.push(std::fs::canonicalize(&common).unwrap_or(common));
+    }
+    dirs
 }
 
 /// Appends `stream` under its label, cut to [`MAX_OUTPUT_CHARS`] characters with a note when cut.

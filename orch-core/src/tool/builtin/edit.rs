@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Args, Field, Kind, display_path, io_failed};
-use crate::tool::sandbox;
+use crate::tool::confined::ConfinedDir;
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
 
 const FIELDS: &[Field] = &[
@@ -66,18 +66,18 @@ impl Tool for Edit {
                 "No changes to make: old_string and new_string are exactly the same.".to_string(),
             ));
         }
-        let root = sandbox::canonical_working_dir(&ctx.working_dir)?;
-        let path = sandbox::resolve(&root, &file_path)?;
-        let shown = display_path(&root, &path);
+        let dir = ConfinedDir::open(&ctx.working_dir)?;
+        let path = dir.resolve(&file_path)?;
+        let shown = display_path(dir.root(), &path);
 
-        let bytes = match std::fs::read(&path) {
+        let bytes = match dir.read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ToolError::Failed(format!(
                     "File does not exist: {shown}. To create a new file, use Write."
                 )));
             }
-            Err(_) if path.is_dir() => {
+            Err(_) if dir.metadata(&path).is_ok_and(|m| m.is_dir()) => {
                 return Err(ToolError::Failed(format!("{shown} is a directory, not a file.")));
             }
             Err(e) => return Err(io_failed("cannot read", &shown, &e)),
@@ -97,7 +97,7 @@ impl Tool for Edit {
             )));
         }
         let updated = text.replace(old_string.as_str(), &new_string);
-        std::fs::write(&path, updated.as_bytes()).map_err(|e| io_failed("cannot write", &shown, &e))?;
+        dir.write(&path, updated.as_bytes()).map_err(|e| io_failed("cannot write", &shown, &e))?;
         Ok(ToolOutput::text(format!("Replaced {count} occurrence{} in {shown}", if count == 1 { "" } else { "s" })))
     }
 }

@@ -7,8 +7,10 @@ use async_trait::async_trait;
 use globset::GlobBuilder;
 use serde_json::Value;
 
-use super::{Args, Field, Kind, display_path, listed_file, walk};
-use crate::tool::sandbox;
+use std::ops::ControlFlow;
+
+use super::{Args, Field, Kind, display_path};
+use crate::tool::confined::ConfinedDir;
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// Most paths returned; the answer says when more matched.
@@ -64,16 +66,17 @@ impl Tool for Glob {
         if pattern.is_empty() {
             return Err(ToolError::InvalidInput("field `pattern` must not be empty".to_string()));
         }
-        let root = sandbox::canonical_working_dir(&ctx.working_dir)?;
+        let dir = ConfinedDir::open(&ctx.working_dir)?;
+        let root = dir.root().to_path_buf();
         let base = match args.opt_string("path") {
-            Some(p) if !p.is_empty() => sandbox::resolve(&root, &p)?,
+            Some(p) if !p.is_empty() => dir.resolve(&p)?,
             _ => root.clone(),
         };
         let shown_base = display_path(&root, &base);
-        if !base.exists() {
+        let Ok(base_meta) = dir.metadata(&base) else {
             return Err(ToolError::Failed(format!("Directory does not exist: {shown_base}")));
-        }
-        if !base.is_dir() {
+        };
+        if !base_meta.is_dir() {
             return Err(ToolError::Failed(format!("{shown_base} is not a directory; `path` must be a directory.")));
         }
         let matcher = GlobBuilder::new(&pattern)
@@ -84,19 +87,28 @@ impl Tool for Glob {
         let absolute = Path::new(&pattern).is_absolute();
 
         let mut found: Vec<(SystemTime, PathBuf)> = Vec::new();
-        for entry in walk(&base) {
+        let mut interrupted = false;
+        dir.walk(&base, &mut |entry| {
             if ctx.interrupt.is_triggered() {
-                return Err(ToolError::Interrupted);
+                interrupted = true;
+                return ControlFlow::Break(());
             }
-            let Ok(entry) = entry else { continue };
-            let Some(file) = listed_file(&root, &entry) else { continue };
+            let Some(file) = dir.listed_file(&entry) else { return ControlFlow::Continue(()) };
             let candidate: &Path =
-                if absolute { entry.path() } else { entry.path().strip_prefix(&base).unwrap_or(entry.path()) };
-            if !matcher.is_match(candidate) {
-                continue;
+                if absolute { &entry.path } else { entry.path.strip_prefix(&base).unwrap_or(&entry.path) };
+            if matcher.is_match(candidate) {
+                let mtime = dir
+                    .metadata(&file)
+                    .and_then(|m| m.modified())
+                    .map(|t| t.into_std())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                found.push((mtime, entry.path));
             }
-            let mtime = std::fs::metadata(&file).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-            found.push((mtime, entry.path().to_path_buf()));
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| ToolError::Failed(format!("cannot list {shown_base}: {e}")))?;
+        if interrupted {
+            return Err(ToolError::Interrupted);
         }
         if found.is_empty() {
             return Ok(ToolOutput::text(format!("No files found matching `{pattern}` in {shown_base}")));

@@ -1,5 +1,6 @@
 //! `Grep`: searches file contents with a regular expression.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -7,8 +8,8 @@ use globset::{GlobBuilder, GlobMatcher};
 use regex::Regex;
 use serde_json::Value;
 
-use super::{Args, Field, Kind, display_path, listed_file, looks_binary, truncate_chars, walk};
-use crate::tool::sandbox;
+use super::{Args, Field, Kind, display_path, looks_binary, truncate_chars};
+use crate::tool::confined::ConfinedDir;
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// Most matching lines returned; the answer says when more matched.
@@ -85,35 +86,38 @@ impl Tool for Grep {
             ),
             None => None,
         };
-        let root = sandbox::canonical_working_dir(&ctx.working_dir)?;
+        let dir = ConfinedDir::open(&ctx.working_dir)?;
         let base = match args.opt_string("path") {
-            Some(p) if !p.is_empty() => sandbox::resolve(&root, &p)?,
-            _ => root.clone(),
+            Some(p) if !p.is_empty() => dir.resolve(&p)?,
+            _ => dir.root().to_path_buf(),
         };
-        let shown_base = display_path(&root, &base);
-        if !base.exists() {
+        let shown_base = display_path(dir.root(), &base);
+        let Ok(base_meta) = dir.metadata(&base) else {
             return Err(ToolError::Failed(format!("Path does not exist: {shown_base}")));
-        }
+        };
 
-        let mut search = Search { regex: &regex, lines: Vec::new(), truncated: false, too_large: 0 };
-        if base.is_file() {
+        let mut search = Search { dir: &dir, regex: &regex, lines: Vec::new(), truncated: false, too_large: 0 };
+        if base_meta.is_file() {
             // An explicitly named file is searched whatever the glob says.
-            search.file(&root, &base);
+            search.file_as(&base, &base);
         } else {
-            for entry in walk(&base) {
+            let mut interrupted = false;
+            dir.walk(&base, &mut |entry| {
                 if ctx.interrupt.is_triggered() {
-                    return Err(ToolError::Interrupted);
+                    interrupted = true;
+                    return ControlFlow::Break(());
                 }
-                let Ok(entry) = entry else { continue };
-                if !passes(filter.as_ref(), &base, entry.path()) {
-                    continue;
+                if !passes(filter.as_ref(), &base, &entry.path) {
+                    return ControlFlow::Continue(());
                 }
-                let Some(file) = listed_file(&root, &entry) else { continue };
+                let Some(file) = dir.listed_file(&entry) else { return ControlFlow::Continue(()) };
                 // Show the path as walked (a link inside the tree keeps its own name).
-                search.file_as(&root, &file, entry.path());
-                if search.truncated {
-                    break;
-                }
+                search.file_as(&file, &entry.path);
+                if search.truncated { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            })
+            .map_err(|e| ToolError::Failed(format!("cannot list {shown_base}: {e}")))?;
+            if interrupted {
+                return Err(ToolError::Interrupted);
             }
         }
 
@@ -150,6 +154,7 @@ fn passes(filter: Option<&GlobMatcher>, base: &Path, path: &Path) -> bool {
 }
 
 struct Search<'a> {
+    dir: &'a ConfinedDir,
     regex: &'a Regex,
     lines: Vec<String>,
     truncated: bool,
@@ -157,22 +162,18 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
-    fn file(&mut self, root: &Path, file: &Path) {
-        self.file_as(root, file, file);
-    }
-
     /// Searches `file`, reporting matches under the name `shown_as`.
-    fn file_as(&mut self, root: &Path, file: &Path, shown_as: &Path) {
-        if std::fs::metadata(file).is_ok_and(|m| m.len() > MAX_FILE_BYTES) {
+    fn file_as(&mut self, file: &Path, shown_as: &Path) {
+        if self.dir.metadata(file).is_ok_and(|m| m.len() > MAX_FILE_BYTES) {
             self.too_large += 1;
             return;
         }
-        let Ok(bytes) = std::fs::read(file) else { return };
+        let Ok(bytes) = self.dir.read(file) else { return };
         if looks_binary(&bytes) {
             return;
         }
         let text = String::from_utf8_lossy(&bytes);
-        let shown = display_path(root, shown_as);
+        let shown = display_path(self.dir.root(), shown_as);
         for (i, line) in text.lines().enumerate() {
             if !self.regex.is_match(line) {
                 continue;

@@ -2,8 +2,9 @@
 //! [`Grep`] and [`Bash`].
 //!
 //! The five file tools are confined to the agent's working directory by [`super::sandbox`]: a path
-//! outside it (by `..`, an absolute path or a symbolic link) is [`ToolError::Refused`]. [`Bash`] starts
-//! in the working directory but is **not** confined (see its documentation).
+//! outside it (by `..`, an absolute path or a symbolic link) is [`ToolError::Refused`], and every file
+//! operation goes through a handle on the working directory, so a link swapped in during a call cannot
+//! lead out either. [`Bash`] commands are confined by Landlock on Linux (see its documentation).
 //!
 //! Inputs are checked against the tool's schema before use: an unknown field, a missing required
 //! field or a field of the wrong type is [`ToolError::InvalidInput`] naming the field. `null` counts
@@ -16,12 +17,12 @@ pub mod grep;
 pub mod read;
 pub mod write;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-pub use bash::Bash;
+pub use bash::{Bash, BashSandbox};
 pub use edit::Edit;
 pub use glob::Glob;
 pub use grep::Grep;
@@ -32,7 +33,7 @@ use super::{Tool, ToolError};
 
 /// All built-in tools: `Read`, `Write`, `Edit`, `Glob`, `Grep`, `Bash`.
 pub fn all() -> Vec<Arc<dyn Tool>> {
-    vec![Arc::new(Read), Arc::new(Write), Arc::new(Edit), Arc::new(Glob), Arc::new(Grep), Arc::new(Bash)]
+    vec![Arc::new(Read), Arc::new(Write), Arc::new(Edit), Arc::new(Glob), Arc::new(Grep), Arc::new(Bash::default())]
 }
 
 /// JSON type of an input field.
@@ -217,28 +218,4 @@ pub(crate) use crate::text::prefix_chars as truncate_chars;
 /// An I/O error as a tool failure, naming what was being done.
 pub(crate) fn io_failed(what: &str, shown: &str, e: &std::io::Error) -> ToolError {
     ToolError::Failed(format!("{what} {shown}: {e}"))
-}
-
-/// Entries under `base` (itself included), not following symbolic links, skipping `.git` and `.orch`
-/// directories, sorted by file name within each directory (deterministic order). `.orch` holds orch's
-/// own database: reading its files outside SQLite (as `Grep` would) drops the process's SQLite locks on
-/// them, and another process may then rebuild the shared-memory file under this one (SIGBUS).
-pub(crate) fn walk(base: &Path) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> {
-    walkdir::WalkDir::new(base).follow_links(false).sort_by_file_name().into_iter().filter_entry(|e| {
-        !(e.depth() > 0 && e.file_type().is_dir() && (e.file_name() == ".git" || e.file_name() == ".orch"))
-    })
-}
-
-/// The file a walked `entry` stands for, if the file tools may look at it: a regular file, or a
-/// symbolic link leading to a file inside the working directory `root`.
-pub(crate) fn listed_file(root: &Path, entry: &walkdir::DirEntry) -> Option<PathBuf> {
-    let ft = entry.file_type();
-    if ft.is_file() {
-        return Some(entry.path().to_path_buf());
-    }
-    if ft.is_symlink() {
-        let target = super::sandbox::resolve(root, &entry.path().to_string_lossy()).ok()?;
-        return target.is_file().then_some(target);
-    }
-    None
 }

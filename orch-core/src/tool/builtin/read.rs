@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Args, Field, Kind, display_path, io_failed, looks_binary, truncate_chars};
-use crate::tool::sandbox;
+use crate::tool::confined::ConfinedDir;
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// Lines read when `limit` is not given.
@@ -67,11 +67,11 @@ impl Tool for Read {
         if limit == 0 {
             return Err(ToolError::InvalidInput("field `limit` must be at least 1".to_string()));
         }
-        let root = sandbox::canonical_working_dir(&ctx.working_dir)?;
-        let path = sandbox::resolve(&root, &file_path)?;
-        let shown = display_path(&root, &path);
+        let dir = ConfinedDir::open(&ctx.working_dir)?;
+        let path = dir.resolve(&file_path)?;
+        let shown = display_path(dir.root(), &path);
 
-        let meta = match std::fs::metadata(&path) {
+        let meta = match dir.metadata(&path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ToolError::Failed(format!("File does not exist: {shown}")));
@@ -83,7 +83,7 @@ impl Tool for Read {
                 "{shown} is a directory, not a file. Use Glob or Bash `ls` to list its contents."
             )));
         }
-        let bytes = std::fs::read(&path).map_err(|e| io_failed("cannot read", &shown, &e))?;
+        let bytes = dir.read(&path).map_err(|e| io_failed("cannot read", &shown, &e))?;
         if bytes.is_empty() {
             return Ok(ToolOutput::text(format!("(The file {shown} exists but is empty.)")));
         }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Args, Field, Kind, display_path, io_failed};
-use crate::tool::sandbox;
+use crate::tool::confined::ConfinedDir;
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
 
 const FIELDS: &[Field] = &[
@@ -44,17 +44,16 @@ impl Tool for Write {
         let args = Args::parse(self.name(), FIELDS, input)?;
         let file_path = args.string("file_path");
         let content = args.string("content");
-        let root = sandbox::canonical_working_dir(&ctx.working_dir)?;
-        let path = sandbox::resolve_for_write(&root, &file_path)?;
-        let shown = display_path(&root, &path);
-        if path.is_dir() {
+        let dir = ConfinedDir::open(&ctx.working_dir)?;
+        let path = dir.resolve(&file_path)?;
+        let shown = display_path(dir.root(), &path);
+        if dir.metadata(&path).is_ok_and(|m| m.is_dir()) {
             return Err(ToolError::Failed(format!("{shown} is a directory; give the path of a file to write.")));
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| io_failed("cannot create the parent directories of", &shown, &e))?;
+            dir.create_dir_all(parent).map_err(|e| io_failed("cannot create the parent directories of", &shown, &e))?;
         }
-        std::fs::write(&path, content.as_bytes()).map_err(|e| io_failed("cannot write", &shown, &e))?;
+        dir.write(&path, content.as_bytes()).map_err(|e| io_failed("cannot write", &shown, &e))?;
         Ok(ToolOutput::text(format!("Wrote {} bytes to {shown}", content.len())))
     }
 }
