@@ -3,7 +3,7 @@
 //! anything else runs its statements in a transaction that appends the events last: the batch's own,
 //! then those its changes record themselves (claimed and released tasks, ended graphs).
 
-use orch_core::store::{Batch, Change, StepCommit, StoreError, StoreResult};
+use orch_core::store::{Batch, Change, Durability, StepCommit, StoreError, StoreResult};
 use orch_core::wire::{AgentStatus, EventRecord, Id, NewEvent, RunLease};
 use sqlx_postgres::PgConnection;
 
@@ -24,7 +24,7 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
         Err(batch) => batch,
     };
     let mut prepared = events::Batch::new(batch.events)?;
-    let mut tx = sqlx_core::pool::Pool::begin(&db.pool).await.map_err(db_err)?;
+    let mut tx = begin(db, batch.durability == Durability::Relaxed).await.map_err(db_err)?;
     work::lock_graphs(db, &mut tx, &graphs_changed(&batch.changes)).await?;
     let changes: Vec<(usize, &Change)> = batch.changes.iter().map(|c| (0, c)).collect();
     let mut generated = vec![Vec::new()];
@@ -35,6 +35,21 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
     let records = events::append(db, &mut *tx, channel, prepared).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(records)
+}
+
+/// Begins a transaction; a `relaxed` one commits without waiting for its WAL to reach the disk
+/// (`synchronous_commit = off`, set in the same round trip as `BEGIN`): visible to every reader at
+/// once, on disk with the next durable commit or within the WAL writer's delay, as
+/// [`Durability::Relaxed`] allows.
+pub(crate) async fn begin(
+    db: &Db,
+    relaxed: bool,
+) -> Result<sqlx_core::transaction::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    if relaxed {
+        sqlx_core::pool::Pool::begin_with(&db.pool, "BEGIN; SET LOCAL synchronous_commit TO off").await
+    } else {
+        sqlx_core::pool::Pool::begin(&db.pool).await
+    }
 }
 
 /// Applies changes in order, each tagged with the batch it belongs to (its index in `generated`, which
@@ -107,12 +122,19 @@ fn graphs_changed(changes: &[Change]) -> Vec<Id> {
 
 /// The task graphs whose rows or tasks any of these changes write or decide from, sorted and without
 /// repeats: a transaction made of several callers' batches locks them all first (see
-/// [`crate::group`]), whatever each batch alone would have needed.
+/// [`crate::group`]), as a batch of several graph changes does, so that a lock taken by a later batch
+/// never precedes, against the lock order (graphs, tasks, `budget_spend` rows, the counter), one taken
+/// by an earlier batch.
 pub(crate) fn graphs_touched<'a>(changes: impl Iterator<Item = &'a Change>) -> Vec<Id> {
     let mut ids: Vec<Id> = changes.filter(|c| touches_graph(c)).flat_map(graph_ids).collect();
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// Whether any change of the batch writes, or decides from, a task graph's row or its tasks.
+pub(crate) fn touches_graphs(batch: &Batch) -> bool {
+    batch.changes.iter().any(touches_graph)
 }
 
 /// The graphs a change writes or decides from.

@@ -7,6 +7,12 @@
 //! commit therefore carries many callers' work, and the one event counter row, which every commit of
 //! the schema updates and holds until it ends, is taken once per group instead of once per caller.
 //!
+//! The batches of a drain that touch task graphs (their rows or tasks) and those that do not (agents,
+//! the log) are committed as two groups, one after the other: a group touching graphs locks their rows
+//! for its whole transaction (see below), which the others need not wait for. Batches that were
+//! committed concurrently thus get seqs in no particular order among themselves, as they would have
+//! with one transaction each.
+//!
 //! A group keeps each batch's guarantees:
 //! - every batch is applied in order, and each gets its own records back, its events with consecutive
 //!   seqs (the group's events are appended in one statement, batch after batch);
@@ -14,6 +20,8 @@
 //!   alone (its caller gets what that gives) and the others are committed again as a group without it;
 //! - a transaction of several batches first locks the rows of every graph any of them touches (sorted),
 //!   so the lock order stays graphs, tasks, `budget_spend` rows, the counter;
+//! - a group of [relaxed](orch_core::store::Durability::Relaxed) batches only (claims, heartbeats, run
+//!   leases) commits without waiting for the disk; one durable batch makes the group durable;
 //! - a write whose caller stopped waiting still runs to its end: the writer owns it, not the caller;
 //! - a failed commit is reported to every caller of the group and retried for none (it may have
 //!   committed); a failure before the commit (a lost connection) commits each batch alone.
@@ -21,7 +29,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use orch_core::store::{Batch, Change, StoreError, StoreResult};
+use orch_core::store::{Batch, Change, Durability, StoreError, StoreResult};
 use orch_core::wire::{EventRecord, NewEvent};
 use tokio::sync::oneshot;
 
@@ -97,7 +105,11 @@ fn spawn_writer(inner: Arc<Inner>) {
                 let n = q.jobs.len().min(MAX_GROUP);
                 q.jobs.drain(..n).collect()
             };
-            run(&inner, jobs).await;
+            // Batches of agents and the log (most of an agent run's) commit apart from those of task
+            // graphs, so that they never wait for, nor make others wait behind, a graph row lock.
+            let (graph, other): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| batch::touches_graphs(&j.batch));
+            run(&inner, other).await;
+            run(&inner, graph).await;
         }
     });
 }
@@ -205,7 +217,8 @@ enum GroupError {
 /// commits; returns each batch's records.
 async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<Vec<EventRecord>>, GroupError> {
     let before = GroupError::BeforeCommit;
-    let mut tx = sqlx_core::pool::Pool::begin(&db.pool).await.map_err(|e| before(db_err(e)))?;
+    let relaxed = batches.iter().all(|b| b.durability == Durability::Relaxed);
+    let mut tx = batch::begin(db, relaxed).await.map_err(|e| before(db_err(e)))?;
     let graphs = graphs_touched(batches.iter().flat_map(|b| b.changes.iter()));
     work::lock_graphs(db, &mut tx, &graphs).await.map_err(before)?;
     let changes: Vec<(usize, &Change)> =
