@@ -43,6 +43,8 @@ struct CostsQuery {
     from: Option<String>,
     /// Up to and including this UTC day.
     to: Option<String>,
+    /// The width of `series`' buckets: `day` (the default) or `hour`.
+    bucket: Option<String>,
 }
 
 /// One line of a breakdown.
@@ -80,7 +82,9 @@ fn day(text: &str, what: &str) -> ApiResult<NaiveDate> {
     tag = "costs",
     summary = "Cost, calls and tokens by agent, model, workflow run, graph and UTC day",
     params(CostsQuery),
-    responses((status = 200, description = "`total`, `by_agent`, `by_model`, `by_workflow`, `by_graph`, `by_day`", body = Object))
+    responses((status = 200, description = "`total`, `by_agent`, `by_model`, `by_workflow`, `by_graph`, `by_day`, and \
+        `series`: cost over time, `{\"bucket\": \"day\"|\"hour\", \"by_agent\": {NAME: {BUCKET: USD}}, \"by_model\": {MODEL: {BUCKET: USD}}}` \
+        (a bucket is `YYYY-MM-DD` or `YYYY-MM-DDTHH`, UTC; buckets without calls are left out)", body = Object))
 )]
 async fn costs(
     State(state): State<AppState>,
@@ -89,6 +93,11 @@ async fn costs(
     let Query(q) = query?;
     let from = q.from.as_deref().map(|d| day(d, "from")).transpose()?;
     let to = q.to.as_deref().map(|d| day(d, "to")).transpose()?;
+    let bucket_format = match q.bucket.as_deref().map(str::trim) {
+        None | Some("day") => "%Y-%m-%d",
+        Some("hour") => "%Y-%m-%dT%H",
+        Some(other) => return Err(ApiError::bad_request(format!("bucket '{other}': expected day or hour"))),
+    };
     let store = state.engine().store();
     let events = store
         .read_events(&EventQuery {
@@ -105,6 +114,9 @@ async fn costs(
     let mut total = Line::default();
     let (mut by_agent, mut by_model, mut by_workflow, mut graph_calls, mut by_day) =
         (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::<String, Line>::new(), BTreeMap::new());
+    // Cost over time: series name → bucket → USD.
+    type Series = BTreeMap<String, BTreeMap<String, f64>>;
+    let (mut agent_series, mut model_series) = (Series::new(), Series::new());
     for e in &events {
         let date = e.timestamp.date_naive();
         if from.is_some_and(|f| date < f) || to.is_some_and(|t| date > t) {
@@ -125,6 +137,9 @@ async fn costs(
             _ => continue,
         };
         total.add(cost, usage);
+        let bucket = e.timestamp.format(bucket_format).to_string();
+        *agent_series.entry(agent.clone()).or_default().entry(bucket.clone()).or_default() += cost;
+        *model_series.entry(model.clone()).or_default().entry(bucket).or_default() += cost;
         by_agent.entry(agent).or_insert_with(Line::default).add(cost, usage);
         by_model.entry(model).or_insert_with(Line::default).add(cost, usage);
         if let Some(w) = e.keys.workflow_id {
@@ -151,6 +166,11 @@ async fn costs(
         "by_workflow": by_workflow,
         "by_graph": by_graph,
         "by_day": by_day,
+        "series": {
+            "bucket": if bucket_format.ends_with("%H") { "hour" } else { "day" },
+            "by_agent": agent_series,
+            "by_model": model_series,
+        },
     })))
 }
 

@@ -43,6 +43,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resolve_checkpoint))
         .routes(routes!(claim_tasks))
         .routes(routes!(get_task))
+        .routes(routes!(rerun_task))
         .routes(routes!(heartbeat))
         .routes(routes!(complete_task))
         .routes(routes!(fail_task))
@@ -421,6 +422,26 @@ async fn resolve_checkpoint(
 }
 
 // ---- tasks ----
+
+/// Rerun from a task: it and the tasks depending on it (transitively) are queued again; a graph that
+/// ended runs again. 409 while one of them runs, or when the task's own dependency failed.
+#[utoipa::path(
+    post,
+    path = "/tasks/{task}/rerun",
+    tag = "tasks",
+    summary = "Reruns a task and everything depending on it",
+    params(("task" = String, Path, format = Uuid, description = "the task's id")),
+    responses(
+        (status = 200, description = "`tasks`: the tasks queued again, the named one first", body = Object),
+        (status = 404, description = "no such task"),
+        (status = 409, description = "a task of them is running, or a dependency failed"),
+    )
+)]
+async fn rerun_task(State(state): State<AppState>, Path(task): Path<String>) -> ApiResult<Json<Value>> {
+    let id = parse_id("task", &task)?;
+    let tasks = state.graphs().rerun_from(id).await?;
+    Ok(Json(json!({"tasks": tasks})))
+}
 
 /// A task with its attempts' agents (their runs' events: `/api/events?agent=ID`).
 #[utoipa::path(
