@@ -80,7 +80,10 @@ impl OrchestratorError {
 pub struct OrchestratorConfig {
     /// Working directory: `.claude/` templates are read from it; agents work in it.
     pub working_dir: PathBuf,
-    /// The orchestrator's own model (it runs on the native loop, so not `claude-code`).
+    /// The orchestrator's own model: a native one, or (with the `mcp` feature, on Unix) `claude-code[:MODEL]`,
+    /// whose turns run in the Claude Code CLI with the management tools given to it over MCP as
+    /// `mcp__mgmt__<tool>` (the executor must route `claude-code` to the Claude Code executor, as an
+    /// engine's does; without an executor one is made from `ClaudeCodeConfig::from_env`).
     pub model: String,
     /// A prompt template file to use instead of [`DEFAULT_PROMPT`] (`ORCH_ORCHESTRATOR_PROMPT`).
     /// It is read anew every turn.
@@ -187,9 +190,11 @@ impl OrchestratorBuilder {
     pub async fn open(self) -> Result<Orchestrator, OrchestratorError> {
         let store = self.agents.store().clone();
         let config = self.config;
+        // A `claude-code` orchestrator runs its turns in the CLI, which gets the management tools over MCP.
+        #[cfg(not(all(feature = "mcp", unix)))]
         if is_claude_code_model(&config.model) {
             return Err(OrchestratorError::Config(format!(
-                "the orchestrator runs on the native loop, so its model cannot be '{}'; give it an anthropic:, openai:, ollama: or scripted: model (its agents may use claude-code)",
+                "the orchestrator's model cannot be '{}' in this build: a claude-code orchestrator needs orch-core's `mcp` feature (on Unix) to give the CLI its tools; give it an anthropic:, openai:, ollama: or scripted: model (its agents may use claude-code)",
                 config.model
             )));
         }
@@ -281,7 +286,14 @@ impl OrchestratorBuilder {
                 }
             };
         }
-        let executor = self.executor.unwrap_or_else(|| Arc::new(NativeExecutor::new(self.provider.clone())));
+        let executor = match self.executor {
+            Some(e) => e,
+            #[cfg(all(feature = "mcp", unix))]
+            None if is_claude_code_model(&config.model) => {
+                Arc::new(crate::executor::ClaudeCodeExecutor::new(crate::executor::ClaudeCodeConfig::from_env()))
+            }
+            None => Arc::new(NativeExecutor::new(self.provider.clone())),
+        };
         let runner = AgentRunner::builder(store.clone(), self.provider)
             .executor(executor)
             .tools(tools)

@@ -84,6 +84,13 @@
 //! it, and records `Stop { reason: "interrupted" }`, leaving the agent idle; the CLI reports cost only
 //! in its result line, so an interrupted turn's cost is not known.
 //!
+//! # Tools the CLI does not have
+//!
+//! With the `mcp` feature, tools of the turn other than the CLI's own (an orchestrator's management
+//! tools, tools a host added) are served to the CLI over MCP for the turn (`--mcp-config`, named
+//! `mcp__orch__<tool>`, or `mcp__mgmt__<tool>` for an orchestrator); see `mcp_bridge`. Without it they
+//! are only listed in `--allowedTools`, which the CLI cannot use.
+//!
 //! # Hooks
 //!
 //! When the runner has hooks, the turn starts a relay (see [`relay_client`]) and passes `--settings FILE`
@@ -113,6 +120,8 @@ mod stream;
 pub use relay::{HookReply, RelayError, relay_client};
 
 mod config;
+#[cfg(feature = "mcp")]
+mod mcp_bridge;
 mod process;
 mod turn;
 
@@ -167,6 +176,11 @@ impl AgentExecutor for ClaudeCodeExecutor {
     }
 
     async fn run_turn(&self, cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError> {
+        // Tools the CLI does not have (an orchestrator's management tools) reach it over MCP.
+        #[cfg(feature = "mcp")]
+        if mcp_bridge::wanted(&cx) {
+            return mcp_bridge::run(self, cx, prompt).await;
+        }
         // Claude Code turns are not resumed mid-way: the next prompt continues the session.
         let Some(prompt) = prompt else {
             return Err(RunError::NothingToResume(cx.agent.name.clone()));
