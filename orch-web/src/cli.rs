@@ -167,6 +167,10 @@ enum Command {
     Deny(crate::attention::DenyArgs),
     /// Answer a parked tool call or question: the model gets the answer as the tool's result.
     Answer(crate::attention::AnswerArgs),
+    /// Send notifications ([notify] of .orch/config.toml: Telegram, webhooks) and answer Telegram
+    /// commands until Ctrl-C, without a server (`orch serve` does both too).
+    #[cfg(feature = "notify")]
+    Notify,
     /// Serve orch's tools to an MCP client (Claude Code, Codex, …) over stdio: agents, workflows,
     /// task graphs and the task queue (see "MCP" in the README).
     Mcp,
@@ -598,6 +602,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(chat::delete(&engine, id, name).await?)
         }
         Command::Mcp => crate::mcp::run_stdio(engine(config, true).await?).await,
+        #[cfg(feature = "notify")]
+        Command::Notify => crate::notify_cmd::run(engine(config, false).await?).await,
         Command::Serve { host, port, token, no_worker, ui } => {
             // No model configured: the scripted demo orchestrator, so the first server answers.
             let config = match orch_core::engine::default_spec(&config) {

@@ -74,15 +74,40 @@ pub async fn open_with(builder: EngineBuilder) -> Result<Engine, EngineError> {
 
 /// Logs to stderr as the process environment says, before any configuration is read: `ORCH_LOG` is
 /// the filter (default `warn`), `ORCH_LOG_FORMAT=json` writes one JSON object a line (for log
-/// collectors) instead of text. Call once, first thing.
+/// collectors) instead of text. With the `otel` feature, and `OTEL_EXPORTER_OTLP_ENDPOINT` set, orch's
+/// spans are also exported as OpenTelemetry traces (see [`crate::telemetry`]); call
+/// [`flush_telemetry`] before the process exits. Call once, first thing.
 pub fn init_logging() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("ORCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let json = std::env::var("ORCH_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Each layer filters for itself: the log's filter does not hide spans from the exporter.
+    let logs = if json { logs.json().with_filter(filter).boxed() } else { logs.with_filter(filter).boxed() };
+    let registry = tracing_subscriber::registry().with(logs);
+    #[cfg(feature = "otel")]
+    {
+        // No layer at all unless traces are asked for, so orch's spans stay disabled at their callsites.
+        match crate::telemetry::layer() {
+            Ok(Some(traces)) => registry.with(traces).init(),
+            Ok(None) => registry.init(),
+            Err(e) => {
+                registry.init();
+                tracing::warn!(error = %e, "OpenTelemetry export is off");
+            }
+        }
     }
+    #[cfg(not(feature = "otel"))]
+    registry.init();
+}
+
+/// Exports the traces still buffered (feature `otel`; nothing otherwise). Blocks until they are sent
+/// or the exporter's timeout passes: call it after the async runtime's work is done.
+pub fn flush_telemetry() {
+    #[cfg(feature = "otel")]
+    crate::telemetry::shutdown();
 }

@@ -13,3 +13,7 @@
 //! ```
 
 pub mod engine;
+#[cfg(feature = "notify")]
+pub mod notify;
+#[cfg(feature = "otel")]
+pub mod telemetry;

@@ -15,6 +15,8 @@ mod graph_run;
 mod hook_relay;
 mod mcp;
 mod models;
+#[cfg(feature = "notify")]
+mod notify_cmd;
 mod plan;
 mod serve;
 mod signals;
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(cli::main());
+    // Traces still buffered go out before the process ends (the export has a runtime of its own).
+    orch_web::engine::flush_telemetry();
     // Do not wait for background tasks (a follower blocked on stdin, a poller) at exit.
     runtime.shutdown_background();
     ExitCode::from(code)

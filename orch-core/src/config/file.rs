@@ -66,6 +66,10 @@
 //! complexity = "simple"                      # absent: any complexity
 //! model = "ollama:llama3.2"
 //! fallback = ["haiku"]                       # used while the model's provider is unavailable
+//!
+//! [notify]                                   # chat-channel notifications: see `config::notify`
+//! [notify.telegram]
+//! chat_id = -1001234567890
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -113,6 +117,9 @@ pub struct FileConfig {
     /// `[graphs]`: how task graphs are run.
     #[serde(default)]
     pub graphs: super::GraphsConfig,
+    /// `[notify]`: chat-channel notifications (see [`super::notify`]).
+    #[serde(default)]
+    pub notify: super::notify::NotifyConfig,
 }
 
 /// `[store]`.

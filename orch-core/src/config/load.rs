@@ -287,6 +287,10 @@ impl OrchConfig {
                 )?
                 .or_default(Vec::new()),
         };
+        let notify = super::notify::NotifySection {
+            settings: f.map(|f| f.notify.clone()).unwrap_or_default(),
+            telegram_bot_token: layers.string(None, &["ORCH_TELEGRAM_BOT_TOKEN"], None, Secret::new),
+        };
         let config = OrchConfig {
             dotenv_file: layers.dotenv.as_ref().map(|(p, _)| p.clone()),
             config_file: file.as_ref().map(|l| l.path.clone()),
@@ -301,6 +305,7 @@ impl OrchConfig {
             claude_code,
             server,
             graphs: f.map(|f| f.graphs.clone()).unwrap_or_default(),
+            notify,
         };
         if let Some(l) = &file {
             check_file_values(l, &config)?;
@@ -335,6 +340,7 @@ fn check_file_values(l: &LoadedFile, c: &OrchConfig) -> Result<(), ConfigError> 
             return Err(l.error(key, "must be a number of seconds above 0"));
         }
     }
+    c.notify.check(l)?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@
 
 pub mod file;
 mod load;
+pub mod notify;
 mod value;
 
 use std::path::PathBuf;
@@ -147,6 +148,8 @@ pub struct OrchConfig {
     pub server: ServerConfig,
     /// Task graphs: routing, retries, stuck detection (the `[graphs]` section of the file).
     pub graphs: GraphsConfig,
+    /// Chat-channel notifications and Telegram commands (`[notify]`, the bot token).
+    pub notify: notify::NotifySection,
 }
 
 /// How task graphs are run: `[graphs]` of the config file. Every key is optional.
@@ -439,6 +442,7 @@ impl OrchConfig {
             entry("server.cors_origins", "ORCH_CORS_ORIGINS", &self.server.cors_origins),
         ];
         out.extend(self.graph_entries());
+        out.extend(self.notify.entries(&self.config_file));
         out
     }
 

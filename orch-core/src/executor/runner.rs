@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use futures::{FutureExt, StreamExt};
+use tracing::Instrument;
 
 use super::lease::{self, LEASE_RENEW_EVERY};
 use super::mcp_turn::{McpHost, TurnMcp};
@@ -441,7 +442,42 @@ impl AgentRunner {
             runtime: self.runtime.clone(),
             runner: Some(self.clone()),
         };
-        self.executor.run_turn(cx, prompt).await
+        // The run's span (OpenTelemetry's GenAI `invoke_agent`): its model calls and tool calls nest in it.
+        let span = tracing::info_span!(
+            "invoke_agent",
+            otel.name = %format_args!("invoke_agent {}", cx.agent.name),
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = %cx.agent.name,
+            gen_ai.agent.id = %cx.agent.id,
+            gen_ai.request.model = %cx.agent.model,
+            orch.executor = self.executor.name(),
+            orch.task_slug = cx.options.task_slug.as_deref(),
+            orch.resume = prompt.is_none(),
+            orch.stop_reason = tracing::field::Empty,
+            orch.num_turns = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            orch.cost_usd = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        let result = self.executor.run_turn(cx, prompt).instrument(span.clone()).await;
+        match &result {
+            Ok(o) => {
+                span.record("orch.stop_reason", tracing::field::display(&o.stop_reason));
+                // OpenTelemetry's integers are signed: counts go as i64.
+                let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                span.record("orch.num_turns", i64::from(o.num_turns));
+                span.record("gen_ai.usage.input_tokens", count(o.usage.input_tokens));
+                span.record("gen_ai.usage.output_tokens", count(o.usage.output_tokens));
+                span.record("orch.cost_usd", o.cost_usd);
+            }
+            Err(e) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", tracing::field::display(e));
+            }
+        }
+        result
     }
 
     /// The host runtime.

@@ -10,6 +10,7 @@ mod data;
 pub mod expr;
 pub mod extract;
 mod run;
+mod spans;
 pub mod spec;
 pub mod worktree;
 

@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
-use super::builtin;
 use super::spec::{WorkflowFileError, WorkflowSpec, load_dir};
 use super::worktree::{self, Isolation, Worktree};
+use super::{builtin, spans};
 use crate::Interrupt;
 use crate::executor::{RunError, RunOptions, RunOutcome, Supervisor, agent_keys, lease};
 use crate::store::{Batch, Change, EventQuery, Store, StoreError};
@@ -389,13 +390,18 @@ impl WorkflowEngine {
             run.interrupt.clone(),
             stopped,
         )));
-        let result = match run.enter_worktree(workflow.isolation()).await {
-            Ok(()) => workflow.run(&mut run).await,
-            Err(e) => Err(e),
+        // The run's span: its steps (and their agents' runs) nest in it.
+        let span = spans::workflow_span(&run.record);
+        let finished = async move {
+            let result = match run.enter_worktree(workflow.isolation()).await {
+                Ok(()) => workflow.run(&mut run).await,
+                Err(e) => Err(e),
+            };
+            let result = run.leave_worktree(result).await;
+            drop(stop_renewal);
+            run.finish(result).await
         };
-        let result = run.leave_worktree(result).await;
-        drop(stop_renewal);
-        run.finish(result).await
+        spans::ended(finished.instrument(span.clone()).await, &span)
     }
 
     /// Cancels run `id`: the running step's agent is interrupted (here, or in the process running
@@ -603,7 +609,8 @@ impl WorkflowRun<'_> {
         self.log(Some(&step), LogLevel::Info, format!("Resuming the {step} step on agent {}", agent.name), Value::Null)
             .await;
         if unfinished {
-            let outcome = self.engine.supervisor.runner().resume(agent_id, options).await;
+            let span = spans::step_span(&step, 1, &agent);
+            let outcome = self.engine.supervisor.runner().resume(agent_id, options).instrument(span).await;
             return Ok(StepRun { agent, outcome, started });
         }
         let q = EventQuery { agent_id: Some(agent_id), types: vec!["Result".into()], ..EventQuery::default() };
@@ -619,7 +626,8 @@ impl WorkflowRun<'_> {
         let (prompt, _, command_tools) =
             self.expand(&request.prompt).map_err(|message| WorkflowError::Step { step: step.clone(), message })?;
         let options = RunOptions { allowed_tools: options.allowed_tools.or(command_tools), ..options };
-        let outcome = self.engine.supervisor.run(&agent, prompt, options).await;
+        let span = spans::step_span(&step, 1, &agent);
+        let outcome = self.engine.supervisor.run(&agent, prompt, options).instrument(span).await;
         Ok(StepRun { agent, outcome, started })
     }
 
@@ -701,7 +709,8 @@ impl WorkflowRun<'_> {
             interrupt: Some(self.interrupt.clone()),
             ..RunOptions::default()
         };
-        let outcome = self.engine.supervisor.run(&agent, prompt, options).await;
+        let span = spans::step_span(&step, attempt, &agent);
+        let outcome = self.engine.supervisor.run(&agent, prompt, options).instrument(span).await;
         Ok(StepRun { agent, outcome, started })
     }
 

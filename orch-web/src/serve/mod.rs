@@ -150,6 +150,8 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     let state = AppState::new(engine, orchestrator, graphs, autocomplete, hub, token);
     resume_stale_runs(&state).await;
     attention::follow(&state).await;
+    #[cfg(feature = "notify")]
+    let notifications = crate::notify_cmd::start(state.engine(), "orch serve").await?;
     let worker = (!options.no_worker).then(|| start_worker(&state));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -185,6 +187,10 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
         })
         .await
         .map_err(|e| Failure::runtime(format!("the server failed: {e}")))?;
+    #[cfg(feature = "notify")]
+    if let Some(n) = notifications {
+        n.stop();
+    }
     Ok(0)
 }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use super::compact::{self, CompactionSettings};
 use super::{AgentExecutor, LoopState, PendingCall, Phase, RunError, RunOutcome, TurnContext, TurnRecorder, TurnState};
@@ -433,8 +434,10 @@ impl Run<'_> {
                             }
                             continue;
                         }
-                        match self.run_tool(i).await? {
+                        let span = self.tool_span(i);
+                        match self.run_tool(i).instrument(span.clone()).await? {
                             ToolRun::Done(content, is_error) => {
+                                span.record("orch.tool.is_error", is_error);
                                 self.turn().pending[i].result = Some((content, is_error));
                                 self.commit().await?;
                             }
@@ -498,10 +501,15 @@ impl Run<'_> {
             }
             None => None,
         };
-        let resp = self.stream_call(self.provider.clone(), request, true).await;
+        let span = self.model_span();
+        let resp = self.stream_call(self.provider.clone(), request, true).instrument(span.clone()).await;
         let mut resp = match resp {
             Ok(Some(resp)) => resp,
             other => {
+                if let Err(e) = &other {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", tracing::field::display(e));
+                }
                 if let Some((gate, pass)) = pass {
                     gate.settle(pass, 0.0).await;
                 }
@@ -521,6 +529,15 @@ impl Run<'_> {
         // Usage and cost, added atomically with the step's commit.
         let mut extra = Vec::new();
         let cost = self.exec.price(&self.model, &resp.usage, &mut extra);
+        // OpenTelemetry's integers are signed: counts go as i64.
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        span.record("gen_ai.usage.input_tokens", count(resp.usage.input_tokens));
+        span.record("gen_ai.usage.output_tokens", count(resp.usage.output_tokens));
+        span.record("gen_ai.usage.cache_read.input_tokens", count(resp.usage.cache_read_input_tokens));
+        span.record("gen_ai.usage.cache_creation.input_tokens", count(resp.usage.cache_creation_input_tokens));
+        span.record("gen_ai.response.finish_reasons", resp.stop_reason.as_str());
+        span.record("orch.cost_usd", cost);
+        drop(span);
         for e in extra {
             self.emit(e);
         }
@@ -607,6 +624,44 @@ impl Run<'_> {
             self.state.phase = Phase::RunTools;
         }
         Ok(Some(()))
+    }
+
+    /// The span of one model call (OpenTelemetry's GenAI `chat`); usage and cost are recorded on it
+    /// when the call returns.
+    fn model_span(&self) -> tracing::Span {
+        let provider = self.provider.name();
+        tracing::info_span!(
+            "chat",
+            otel.name = %format_args!("chat {}", self.model),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.system = provider,
+            gen_ai.provider.name = provider,
+            gen_ai.request.model = %self.model,
+            gen_ai.request.max_tokens = i64::from(self.exec.max_tokens),
+            gen_ai.agent.name = %self.cx.agent.name,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.usage.cache_read.input_tokens = tracing::field::Empty,
+            gen_ai.usage.cache_creation.input_tokens = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
+            orch.cost_usd = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        )
+    }
+
+    /// The span of pending call `i` (OpenTelemetry's GenAI `execute_tool`), hooks included.
+    fn tool_span(&mut self, i: usize) -> tracing::Span {
+        let call = &self.turn().pending[i];
+        tracing::info_span!(
+            "execute_tool",
+            otel.name = %format_args!("execute_tool {}", call.name),
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = %call.name,
+            gen_ai.tool.call.id = %call.id,
+            orch.tool.is_error = tracing::field::Empty,
+        )
     }
 
     async fn interrupted(&mut self) -> Result<RunOutcome, RunError> {

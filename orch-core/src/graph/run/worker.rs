@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
+use tracing::Instrument;
 
 use super::GraphRunner;
 use super::attempt::{AttemptHandle, Stop};
@@ -174,7 +175,17 @@ impl Worker {
     /// store error of a claim, a heartbeat or a look at the graph is logged and tried again at the next
     /// poll (the attempts running here are not dropped for it). Only the first heartbeat's error ends
     /// the run: then the store is not usable at all.
-    pub async fn run(mut self) -> Result<WorkerReport, GraphError> {
+    pub async fn run(self) -> Result<WorkerReport, GraphError> {
+        // A worker limited to one graph runs in that graph's span (graph → task → agent run); the
+        // tasks of a worker serving every graph are traces of their own.
+        let span = match self.graph {
+            Some(g) => tracing::info_span!("graph", otel.name = "graph", orch.graph.id = %g, orch.worker.id = %self.id),
+            None => tracing::Span::none(),
+        };
+        self.run_loop().instrument(span).await
+    }
+
+    async fn run_loop(mut self) -> Result<WorkerReport, GraphError> {
         let store = self.runner.store.clone();
         let runtime = self.runner.supervisor.runner().runtime().clone();
         let started_at = now();
@@ -222,6 +233,14 @@ impl Worker {
                             let runner = self.runner.clone();
                             let done = done_tx.clone();
                             let id = t.id;
+                            let span = tracing::info_span!(
+                                "graph_task",
+                                otel.name = %format_args!("graph_task {}", t.key),
+                                orch.graph.id = %t.graph_id,
+                                orch.task.id = %t.id,
+                                orch.task.key = %t.key,
+                                orch.task.attempt = i64::from(t.attempt),
+                            );
                             runtime.spawn(
                                 async move {
                                     // A panicking attempt still frees its slot (its task is taken over
@@ -233,6 +252,7 @@ impl Worker {
                                     });
                                     let _ = done.unbounded_send((id, learned));
                                 }
+                                .instrument(span)
                                 .boxed(),
                             );
                         }
