@@ -4,9 +4,10 @@
 //! then those its changes record themselves (claimed and released tasks, ended graphs).
 
 use orch_core::store::{Batch, Change, Durability, StepCommit, StoreError, StoreResult};
-use orch_core::wire::{AgentStatus, EventRecord, Id, NewEvent, RunLease};
+use orch_core::wire::{AgentStatus, EventRecord, Id, NewEvent, Reservation, RunLease};
 use sqlx_postgres::PgConnection;
 
+use crate::budget_runs;
 use crate::events;
 use crate::graphs;
 use crate::sql::{self, Db, db_err, json_decode, json_param, not_found, now_us};
@@ -53,10 +54,11 @@ pub(crate) async fn begin(
 }
 
 /// Applies changes in order, each tagged with the batch it belongs to (its index in `generated`, which
-/// receives the events each batch's changes record themselves). A run of two or more `FinishTask`s of
-/// distinct tasks, from one batch or several, is applied as one set of statements
-/// ([`work::finish_tasks`]); the events it records go to the run's last batch, after the own events of
-/// every batch of the run. On failure: the batch of the change that failed, and why.
+/// receives the events each batch's changes record themselves). A run of two or more changes of one
+/// kind, from one batch or several, is applied as one set of statements: `FinishTask`s of distinct
+/// tasks ([`work::finish_tasks`]; the events they record go to the run's last batch, after the own
+/// events of every batch of the run), `ReserveBudget`s and `SettleBudget`s ([`budget_runs`]). On
+/// failure: the batch of the change that failed, and why.
 pub(crate) async fn apply_all(
     db: &Db,
     conn: &mut PgConnection,
@@ -65,13 +67,39 @@ pub(crate) async fn apply_all(
 ) -> Result<(), (usize, StoreError)> {
     let mut i = 0;
     while i < changes.len() {
-        let run = finish_run(&changes[i..]);
         let owner = changes[i].0;
-        if run.len() >= 2 {
-            let last = changes[i + run.len() - 1].0;
-            let events = work::finish_tasks(db, conn, &run).await.map_err(|(k, e)| (changes[i + k].0, e))?;
+        let rest = &changes[i..];
+        let at = |(k, e): (usize, StoreError)| (changes[i + k].0, e);
+        let finishes = finish_run(rest);
+        if finishes.len() >= 2 {
+            let last = changes[i + finishes.len() - 1].0;
+            let events = work::finish_tasks(db, conn, &finishes).await.map_err(at)?;
             push(generated, last, events).map_err(|e| (last, e))?;
-            i += run.len();
+            i += finishes.len();
+            continue;
+        }
+        let reservations: Vec<&Reservation> = rest
+            .iter()
+            .map_while(|(_, c)| match c {
+                Change::ReserveBudget(r) => Some(&**r),
+                _ => None,
+            })
+            .collect();
+        if reservations.len() >= 2 {
+            budget_runs::reserve_all(db, conn, &reservations).await.map_err(at)?;
+            i += reservations.len();
+            continue;
+        }
+        let settlements: Vec<(&Reservation, f64)> = rest
+            .iter()
+            .map_while(|(_, c)| match c {
+                Change::SettleBudget { reservation, actual } => Some((&**reservation, *actual)),
+                _ => None,
+            })
+            .collect();
+        if settlements.len() >= 2 {
+            budget_runs::settle_all(db, conn, &settlements).await.map_err(at)?;
+            i += settlements.len();
             continue;
         }
         let mut events = Vec::new();
@@ -102,6 +130,17 @@ fn finish_run<'a>(changes: &[(usize, &'a Change)]) -> Vec<(&'a orch_core::wire::
         }
     }
     run
+}
+
+/// Where a batch of one change goes among the batches of a group, so that changes applied as one run
+/// ([`apply_all`]) come together: other batches first, then reservations, settlements, finished tasks.
+pub(crate) fn run_rank(batch: &Batch) -> u8 {
+    match batch.changes.as_slice() {
+        [Change::ReserveBudget(_)] => 1,
+        [Change::SettleBudget { .. }] => 2,
+        [Change::FinishTask { .. }] => 3,
+        _ => 0,
+    }
 }
 
 /// The task graphs whose rows a batch's changes write or decide from, sorted and without repeats, when

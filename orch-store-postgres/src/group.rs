@@ -13,6 +13,11 @@
 //! committed concurrently thus get seqs in no particular order among themselves, as they would have
 //! with one transaction each.
 //!
+//! Within a group touching graphs, batches of one budget reservation, of one settlement and of one
+//! finished task are put together (in that order, after the others), so that each kind is applied as
+//! one run of a few statements (see [`crate::batch::apply_all`]) and the graph's hot row is written
+//! once per run rather than once per batch.
+//!
 //! A group keeps each batch's guarantees:
 //! - every batch is applied in order, and each gets its own records back, its events with consecutive
 //!   seqs (the group's events are appended in one statement, batch after batch);
@@ -107,7 +112,10 @@ fn spawn_writer(inner: Arc<Inner>) {
             };
             // Batches of agents and the log (most of an agent run's) commit apart from those of task
             // graphs, so that they never wait for, nor make others wait behind, a graph row lock.
-            let (graph, other): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| batch::touches_graphs(&j.batch));
+            let (mut graph, other): (Vec<Job>, Vec<Job>) =
+                jobs.into_iter().partition(|j| batch::touches_graphs(&j.batch));
+            // Reservations, settlements and finished tasks together, each kind applied as one run.
+            graph.sort_by_key(|j| batch::run_rank(&j.batch));
             run(&inner, other).await;
             run(&inner, graph).await;
         }

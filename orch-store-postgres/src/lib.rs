@@ -157,6 +157,7 @@ pub(crate) mod sqlx {
 }
 
 mod batch;
+mod budget_runs;
 mod config;
 mod events;
 mod graphs;

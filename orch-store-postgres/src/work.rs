@@ -495,7 +495,7 @@ pub(crate) async fn list_workers(db: &Db) -> StoreResult<Vec<WorkerInfo>> {
 
 /// The `budget_spend` keys of a reservation, sorted (the order their rows are locked in): its day, its
 /// graph if any, its month.
-fn periods(r: &Reservation) -> Vec<String> {
+pub(crate) fn periods(r: &Reservation) -> Vec<String> {
     let mut v = vec![format!("day:{}", r.day), format!("month:{}", r.month)];
     if let Some(id) = r.graph_id {
         v.push(format!("graph:{id}"));
@@ -504,7 +504,7 @@ fn periods(r: &Reservation) -> Vec<String> {
     v
 }
 
-async fn limits(db: &Db, conn: &mut PgConnection) -> StoreResult<(Option<f64>, Option<f64>)> {
+pub(crate) async fn limits(db: &Db, conn: &mut PgConnection) -> StoreResult<(Option<f64>, Option<f64>)> {
     sqlx::query_as(&db.sql(
         "SELECT (SELECT limit_usd FROM {S}.budget_limits WHERE scope = 'daily'), \
          (SELECT limit_usd FROM {S}.budget_limits WHERE scope = 'monthly')",

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 
 use orch_core::store::testkit::fixtures::{claimed, completed, wave_graph};
 use orch_core::store::{Batch, Change, EventQuery, Store, StoreError};
-use orch_core::wire::{Event, EventKeys, GraphStatus, Task, TaskClaim, TaskStatus, WorkerInfo, now};
+use orch_core::wire::{
+    BudgetScope, Event, EventKeys, GraphStatus, Reservation, Task, TaskClaim, TaskStatus, WorkerInfo, now,
+};
 
 fn claim_all(n: u32) -> Batch {
     let at = now();
@@ -121,4 +123,51 @@ async fn concurrent_batches_get_their_own_results_and_a_failing_one_fails_no_oth
     }
     assert_eq!(ends, vec![GraphStatus::Completed]);
     assert_eq!(store.get_graph(graph.id).await.unwrap().unwrap().status, GraphStatus::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn grouped_reservations_never_pass_a_limit_and_settlements_add_up() {
+    let url = support::server();
+    let (store, _guard) = support::fresh_store(&url).await;
+    let (mut graph, _) = wave_graph(1, 1);
+    graph.budget_usd = Some(1.0);
+    store.commit(Batch::new().change(Change::UpsertGraph(Box::new(graph.clone())))).await.unwrap();
+    let limit = Change::SetBudgetLimit { scope: BudgetScope::Daily, limit_usd: Some(10.0) };
+    store.commit(Batch::new().change(limit)).await.unwrap();
+    let r = Reservation { graph_id: Some(graph.id), amount: 0.1, day: "2026-12-03".into(), month: "2026-12".into() };
+
+    // 25 reservations of $0.10 at once against the graph's $1.00: ten fit.
+    let results = futures::future::join_all((0..25).map(|_| {
+        let (store, r) = (store.clone(), r.clone());
+        async move { store.commit(Batch::new().change(Change::ReserveBudget(Box::new(r)))).await }
+    }))
+    .await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 10, "{results:?}");
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(matches!(e, StoreError::BudgetExhausted { scope, .. } if scope.starts_with("graph")), "{e}");
+    }
+    let day = store.budget("2026-12-03", "2026-12").await.unwrap().daily;
+    assert!((day.reserved_usd - 1.0).abs() < 1e-9, "{day:?}");
+
+    // Settled at once for $0.05 each: spent on the day and on the graph, nothing left reserved.
+    futures::future::join_all((0..10).map(|_| {
+        let (store, r) = (store.clone(), r.clone());
+        async move {
+            let settle = Change::SettleBudget { reservation: Box::new(r), actual: 0.05 };
+            store.commit(Batch::new().change(settle)).await.unwrap()
+        }
+    }))
+    .await;
+    let day = store.budget("2026-12-03", "2026-12").await.unwrap().daily;
+    assert!((day.spent_usd - 0.5).abs() < 1e-9 && day.reserved_usd.abs() < 1e-9, "{day:?}");
+    let cost = store.get_graph(graph.id).await.unwrap().unwrap().cost_usd;
+    assert!((cost - 0.5).abs() < 1e-9, "{cost}");
+    // The graph's room is what it did not spend: ten more reservations of $0.05 fit, not eleven.
+    let half = Reservation { amount: 0.05, ..r };
+    for i in 0..11 {
+        let res = store.commit(Batch::new().change(Change::ReserveBudget(Box::new(half.clone())))).await;
+        assert_eq!(res.is_ok(), i < 10, "{i}: {res:?}");
+    }
 }
