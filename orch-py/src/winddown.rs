@@ -54,7 +54,10 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         if let (Some(stop), Some(ended)) = (self.stop.take(), self.ended.take()) {
             stop();
-            stopping().push(ended);
+            let mut runs = stopping();
+            // The list holds only runs still ending: those that ended since are dropped here.
+            runs.retain(|e| !e());
+            runs.push(ended);
         }
         ARMED.fetch_sub(1, Ordering::SeqCst);
     }
