@@ -1,11 +1,12 @@
 """orch.adw.adw_agent_sdk and adw_summarizer on their own: a query's hooks decide on its tool calls, its
-handlers get the SDK's blocks and messages, resume continues on the same agent, quick_prompt runs a fresh
+handlers get the SDK's blocks and messages while the run goes on, resume continues on the same agent, quick_prompt runs a fresh
 agent, and summaries come from the engine's summary model or the seed's fallbacks."""
 
 from __future__ import annotations
 
 import asyncio
 import pathlib
+import threading
 from typing import Any, Callable, Iterator, List
 
 import pytest
@@ -89,6 +90,33 @@ def test_a_query_runs_on_the_engine_with_its_hooks_and_handlers(adw_engine: orch
     agents = [a for a in adw_engine.sync.agents() if a.name.startswith("query-")]
     assert len(agents) == 1 and agents[0].id == first.session_id
     assert agents[0].input_tokens == 230
+
+
+def test_handlers_run_while_the_run_goes_on(project: pathlib.Path, script: Callable[[dict[str, Any]], str]) -> None:
+    # The agent calls `gate`, which waits for the handler to have seen that call: the run can only
+    # finish if the handler got the block while the run was going on.
+    engine = orch.open(project, model=script({"steps": [
+        {"when": "live", "reply": [{"type": "tool_use", "name": "gate", "input": {}}]},
+        {"when": "handler saw", "reply": [{"type": "text", "text": "live"}]},
+        {"when": "timed out", "reply": [{"type": "text", "text": "late"}]},
+    ]}))
+    seen = threading.Event()
+
+    @engine.tool
+    def gate() -> str:
+        """Waits for the handler."""
+        return "handler saw the call" if seen.wait(60) else "timed out"
+
+    def on_block(block: Any) -> None:
+        if isinstance(block, ToolUseBlock) and block.name == "gate":
+            seen.set()
+
+    orch.adw.use(engine)
+    try:
+        out = asyncio.run(query_to_completion(QueryInput("go live", QueryOptions(), MessageHandlers(on_assistant_block=on_block))))
+    finally:
+        orch.adw.use(None)
+    assert out.success and out.result == "live"
 
 
 def test_quick_prompt_and_a_failed_query(adw_engine: orch.Engine, project: pathlib.Path) -> None:

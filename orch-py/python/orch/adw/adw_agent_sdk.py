@@ -11,8 +11,9 @@ What differs from the seed's Claude Agent SDK wrapper, by design:
 - The run's records are the engine's: its ``Text``, ``ToolUse``, ``PreToolUse``, ``Stop``, ``Result`` …
   events. A script's hooks and handlers that log them again (``log_adw_event``) get the engine's event's
   id back instead of a second copy.
-- Message handlers are called once the run has ended, in the order its events were committed; hooks are
-  called live, from the engine, and their ``HookResponse`` decides (deny, rewrite the input, stop).
+- Message handlers are called while the run goes on, as its events are committed (read back from the
+  store, in order); hooks are called from the engine, and their ``HookResponse`` decides (deny, rewrite
+  the input, stop).
 - ``bypass_permissions``, ``setting_sources``, ``mcp_servers``, ``fork_session`` and ``max_tokens`` are
   accepted and ignored (the engine's own settings apply); a ``/command`` prompt expands from
   ``<cwd>/.claude/commands`` else orch's built-in ``plan``/``build``/``review``/``fix``.
@@ -20,6 +21,7 @@ What differs from the seed's Claude Agent SDK wrapper, by design:
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import inspect
 import re
@@ -500,11 +502,22 @@ def _system_prompt(value: Optional[Union[str, SystemPromptConfig]]) -> Optional[
     return value.text
 
 
-def _messages(events: List[Dict[str, Any]], session_id: str, model: str) -> List[Message]:
-    """The run's events as the SDK's messages: consecutive model blocks as one AssistantMessage, tool
-    results as one UserMessage."""
-    out: List[Message] = [SystemMessage("init", {"session_id": session_id, "model": model})]
-    for e in events:
+class _Stream:
+    """The run's messages, built as its events are committed and handed to the handlers as they come:
+    each block to ``on_assistant_block`` at once; a model response's blocks as one AssistantMessage, and
+    consecutive tool results as one UserMessage, once the next event (or the end) closes them."""
+
+    def __init__(self, handlers: Optional[MessageHandlers], session_id: str, model: str) -> None:
+        self.handlers = handlers
+        self.model = model
+        self.messages: List[Message] = []
+        self.open: Optional[Union[AssistantMessage, UserMessage]] = None
+        self.first: Message = SystemMessage("init", {"session_id": session_id, "model": model})
+
+    async def start(self) -> None:
+        await self._message(self.first)
+
+    async def event(self, e: Dict[str, Any]) -> None:
         kind = e.get("type")
         block: Optional[ContentBlock] = None
         if kind == "Text":
@@ -515,46 +528,87 @@ def _messages(events: List[Dict[str, Any]], session_id: str, model: str) -> List
             block = ToolUseBlock(e.get("tool_use_id", ""), e.get("tool_name", ""), e.get("tool_input") or {})
         elif kind == "ToolResult":
             result = ToolResultBlock(e.get("tool_use_id", ""), e.get("content"), e.get("is_error"))
-            last = out[-1]
-            if isinstance(last, UserMessage):
-                last.content.append(result)
-            else:
-                out.append(UserMessage([result]))
-            continue
+            if not isinstance(self.open, UserMessage):
+                await self.close()
+                self.open = UserMessage([])
+            self.open.content.append(result)
+            return
         if block is None:
-            continue
-        last = out[-1]
-        if isinstance(last, AssistantMessage):
-            last.content.append(block)
-        else:
-            out.append(AssistantMessage([block], model))
-    return out
+            return
+        if not isinstance(self.open, AssistantMessage):
+            await self.close()
+            self.open = AssistantMessage([], self.model)
+        self.open.content.append(block)
+        if self.handlers is not None and self.handlers.on_assistant_block is not None:
+            await _maybe_await(self.handlers.on_assistant_block(block))
+
+    async def close(self) -> None:
+        if self.open is not None:
+            msg, self.open = self.open, None
+            await self._message(msg)
+
+    async def end(self, result: Optional[ResultMessage]) -> None:
+        await self.close()
+        if result is not None:
+            await self._message(result)
+
+    async def _message(self, msg: Message) -> None:
+        self.messages.append(msg)
+        h = self.handlers
+        if h is None:
+            return
+        if h.on_any is not None:
+            await _maybe_await(h.on_any(msg))
+        if isinstance(msg, SystemMessage) and h.on_system is not None:
+            await _maybe_await(h.on_system(msg))
+        elif isinstance(msg, AssistantMessage) and h.on_assistant is not None:
+            await _maybe_await(h.on_assistant(msg))
+        elif isinstance(msg, UserMessage) and h.on_user is not None:
+            await _maybe_await(h.on_user(msg))
+        elif isinstance(msg, ResultMessage) and h.on_result is not None:
+            await _maybe_await(h.on_result(msg))
 
 
-async def _handle(handlers: Optional[MessageHandlers], messages: List[Message]) -> None:
-    if handlers is None:
-        return
-    for msg in messages:
-        if handlers.on_any is not None:
-            await _maybe_await(handlers.on_any(msg))
-        if isinstance(msg, SystemMessage) and handlers.on_system is not None:
-            await _maybe_await(handlers.on_system(msg))
-        elif isinstance(msg, AssistantMessage):
-            if handlers.on_assistant is not None:
-                await _maybe_await(handlers.on_assistant(msg))
-            if handlers.on_assistant_block is not None:
-                for block in msg.content:
-                    await _maybe_await(handlers.on_assistant_block(block))
-        elif isinstance(msg, UserMessage) and handlers.on_user is not None:
-            await _maybe_await(handlers.on_user(msg))
-        elif isinstance(msg, ResultMessage) and handlers.on_result is not None:
-            await _maybe_await(handlers.on_result(msg))
+def _as_dict(ev: Any) -> Dict[str, Any]:
+    d: Dict[str, Any] = dict(ev.payload)
+    d["type"] = ev.type
+    return d
+
+
+async def _run_streaming(eng: Any, agent_id: str, stream: _Stream, run: "asyncio.Future[Dict[str, Any]]") -> Dict[str, Any]:
+    """Awaits ``run`` while handing the agent's events to ``stream`` as they are committed (the
+    engine's own records of the run, read back from the store), then the ones committed before it
+    ended; its result."""
+    seen: int = await eng.last_seq()
+    follower = eng.follow(seen, agent=agent_id)
+    waiting: Optional["asyncio.Future[Any]"] = None
+    try:
+        while not run.done():
+            if waiting is None:
+                waiting = asyncio.ensure_future(follower.next_event())
+            await asyncio.wait({run, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done():
+                ev = waiting.result()
+                waiting = None
+                if ev is None:
+                    break
+                seen = ev.seq
+                await stream.event(_as_dict(ev))
+    finally:
+        if waiting is not None:
+            waiting.cancel()
+        if not run.done():
+            run.cancel()
+    raw = await run
+    for ev in await eng.events(seen, agent=agent_id):
+        await stream.event(_as_dict(ev))
+    return raw
 
 
 async def query_to_completion(query_input: QueryInput) -> QueryOutput:
-    """Runs the query to its end on the engine and returns how it went. A failed run, or an error
-    raised on the way, is ``success=False`` with ``error``; a cancelled await (Ctrl-C) interrupts the
-    run and propagates."""
+    """Runs the query to its end on the engine and returns how it went; the handlers get its messages
+    as the run commits them. A failed run, or an error raised on the way, is ``success=False`` with
+    ``error``; a cancelled await (Ctrl-C) interrupts the run and propagates."""
     started = datetime.datetime.now(datetime.timezone.utc)
     opts = query_input.options
     eng = _engine()
@@ -567,34 +621,35 @@ async def query_to_completion(query_input: QueryInput) -> QueryOutput:
     hooks = _hooks_of(opts.hooks)
     if hooks is not None:
         _install(eng)
+    stream = _Stream(query_input.handlers, agent_id, opts.model)
     try:
-        raw: Dict[str, Any]
-        if agent_id is not None:
-            _deferred[agent_id] = []
-            if hooks is not None:
-                _active[agent_id] = hooks
+        _deferred[agent_id] = []
+        if hooks is not None:
+            _active[agent_id] = hooks
         try:
-            raw = await _orch.adw_query(
-                eng,
-                query_input.prompt,
-                agent_id=agent_id,
-                model=opts.model,
-                cwd=opts.cwd,
-                allowed_tools=list(opts.allowed_tools) if opts.allowed_tools is not None else None,
-                system_prompt=_system_prompt(opts.system_prompt),
-                max_turns=opts.max_turns,
+            await stream.start()
+            run = asyncio.ensure_future(
+                _orch.adw_query(
+                    eng,
+                    query_input.prompt,
+                    agent_id=agent_id,
+                    model=opts.model,
+                    cwd=opts.cwd,
+                    allowed_tools=list(opts.allowed_tools) if opts.allowed_tools is not None else None,
+                    system_prompt=_system_prompt(opts.system_prompt),
+                    max_turns=opts.max_turns,
+                )
             )
+            raw = await _run_streaming(eng, agent_id, stream, run)
         finally:
-            if agent_id is not None:
-                _active.pop(agent_id, None)
-                for log in _deferred.pop(agent_id, []):
-                    log()
+            _active.pop(agent_id, None)
+            for log in _deferred.pop(agent_id, []):
+                log()
     except _orch.OrchError as e:
         done = datetime.datetime.now(datetime.timezone.utc)
-        return QueryOutput(False, error=str(e), started_at=started, completed_at=done)
+        return QueryOutput(False, error=str(e), session_id=agent_id, started_at=started, completed_at=done, agent_id=agent_id)
     usage = TokenUsage(**{k: v for k, v in (raw.get("usage") or {}).items() if k in TokenUsage.__dataclass_fields__})
-    session = str(raw.get("session_id") or "")
-    messages = _messages(list(raw.get("events") or []), session, opts.model)
+    session = str(raw.get("session_id") or agent_id)
     success = bool(raw.get("success"))
     interrupted = raw.get("stop_reason") == "interrupted"
     subtype = ResultSubtype.SUCCESS if success else ResultSubtype.INTERRUPTED if interrupted else ResultSubtype.ERROR
@@ -608,9 +663,7 @@ async def query_to_completion(query_input: QueryInput) -> QueryOutput:
         duration_ms=int(raw.get("duration_ms") or 0),
         total_cost_usd=usage.total_cost_usd,
     )
-    if "stop_reason" in raw:
-        messages.append(result_msg)
-    await _handle(query_input.handlers, messages)
+    await stream.end(result_msg if "stop_reason" in raw else None)
     done = datetime.datetime.now(datetime.timezone.utc)
     return QueryOutput(
         success=success,
@@ -619,7 +672,7 @@ async def query_to_completion(query_input: QueryInput) -> QueryOutput:
         session_id=session or None,
         usage=usage,
         usage_accumulator=UsageAccumulator(usage),
-        messages=messages,
+        messages=stream.messages,
         started_at=started,
         completed_at=done,
         duration_seconds=(done - started).total_seconds(),
