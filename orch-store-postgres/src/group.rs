@@ -1,17 +1,18 @@
 //! Group commit: the batches this process commits at the same time share transactions.
 //!
 //! [`Store::commit`](orch_core::store::Store::commit) queues its batch and waits for its answer. A
-//! queued batch finds a writer running, or starts one (at most [`Queue::writers`] at once, each on a
-//! runtime task of its own); a writer takes everything queued (up to [`MAX_GROUP`] batches) and commits
+//! queued batch finds a writer of its lane running, or starts one (each on a runtime task of its own);
+//! a writer takes everything queued in its lane (up to [`MAX_GROUP`] batches) and commits
 //! it in one transaction, then takes what was queued meanwhile, until the queue is empty. Under load a
 //! commit therefore carries many callers' work, and the one event counter row, which every commit of
 //! the schema updates and holds until it ends, is taken once per group instead of once per caller.
 //!
-//! The batches of a drain that touch task graphs (their rows or tasks) and those that do not (agents,
-//! the log) are committed as two groups, one after the other: a group touching graphs locks their rows
-//! for its whole transaction (see below), which the others need not wait for. Batches that were
-//! committed concurrently thus get seqs in no particular order among themselves, as they would have
-//! with one transaction each.
+//! Batches that touch task graphs (their rows or tasks, budgets) and those that do not (agents, the
+//! log, claims, heartbeats) queue in two lanes: a group touching graphs locks their rows for its whole
+//! transaction (see below), which the others need not wait for, and one writer serves the graph lane
+//! (a second would only wait for the first's lock; with one, what arrives meanwhile joins the next
+//! group). Batches that were committed concurrently thus get seqs in no particular order among
+//! themselves, as they would have with one transaction each.
 //!
 //! Within a group touching graphs, batches of one budget reservation, of one settlement and of one
 //! finished task are put together (in that order, after the others), so that each kind is applied as
@@ -53,23 +54,47 @@ struct Job {
     reply: Reply,
 }
 
-/// The batches waiting for a writer.
+/// The two lanes of the queue: batches that touch task graphs, and the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Agents, the log, claims, heartbeats: up to [`Queue::writers`] writers.
+    Other = 0,
+    /// Task graphs and budgets: one writer. Its groups lock graph rows for their whole transaction, so
+    /// a second writer would only wait for the first; with one, what arrives meanwhile waits in the
+    /// queue and joins the next group.
+    Graph = 1,
+}
+
+impl Lane {
+    fn of(batch: &Batch) -> Self {
+        if batch::touches_graphs(batch) { Lane::Graph } else { Lane::Other }
+    }
+}
+
+/// The batches waiting for a writer, per lane.
 pub(crate) struct Queue {
     state: Mutex<State>,
-    /// Most writers at once (each holds one pooled connection while it commits).
+    /// Most writers of the other lane at once (each holds one pooled connection while it commits).
     writers: usize,
 }
 
 #[derive(Default)]
 struct State {
-    jobs: VecDeque<Job>,
-    running: usize,
+    jobs: [VecDeque<Job>; 2],
+    running: [usize; 2],
 }
 
 impl Queue {
-    /// A queue with at most `writers` writers (at least one).
+    /// A queue with at most `writers` writers (at least one) for batches that touch no graph.
     pub(crate) fn new(writers: usize) -> Self {
         Self { state: Mutex::new(State::default()), writers: writers.max(1) }
+    }
+
+    fn limit(&self, lane: Lane) -> usize {
+        match lane {
+            Lane::Other => self.writers,
+            Lane::Graph => 1,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -81,51 +106,52 @@ impl Queue {
 /// Queues a batch and waits for its answer.
 pub(crate) async fn commit(inner: &Arc<Inner>, batch: Batch) -> StoreResult<Vec<EventRecord>> {
     let (reply, answer) = oneshot::channel();
+    let batch = batch.projected();
+    let lane = Lane::of(&batch);
     let start = {
         let mut q = inner.queue.lock();
-        q.jobs.push_back(Job { batch: batch.projected(), reply });
-        let start = q.running < inner.queue.writers;
+        q.jobs[lane as usize].push_back(Job { batch, reply });
+        let start = q.running[lane as usize] < inner.queue.limit(lane);
         if start {
-            q.running += 1;
+            q.running[lane as usize] += 1;
         }
         start
     };
     if start {
-        spawn_writer(inner.clone());
+        spawn_writer(inner.clone(), lane);
     }
     answer.await.unwrap_or_else(|_| Err(StoreError::Backend("a PostgreSQL write stopped before it ended".into())))
 }
 
-fn spawn_writer(inner: Arc<Inner>) {
+fn spawn_writer(inner: Arc<Inner>, lane: Lane) {
     tokio::spawn(async move {
-        let mut guard = Running { inner: inner.clone(), done: false };
+        let mut guard = Running { inner: inner.clone(), lane, done: false };
         loop {
-            let jobs: Vec<Job> = {
+            let mut jobs: Vec<Job> = {
                 let mut q = inner.queue.lock();
-                if q.jobs.is_empty() {
-                    q.running -= 1;
+                let queued = &mut q.jobs[lane as usize];
+                if queued.is_empty() {
+                    q.running[lane as usize] -= 1;
                     guard.done = true;
                     return;
                 }
-                let n = q.jobs.len().min(MAX_GROUP);
-                q.jobs.drain(..n).collect()
+                let n = queued.len().min(MAX_GROUP);
+                queued.drain(..n).collect()
             };
-            // Batches of agents and the log (most of an agent run's) commit apart from those of task
-            // graphs, so that they never wait for, nor make others wait behind, a graph row lock.
-            let (mut graph, other): (Vec<Job>, Vec<Job>) =
-                jobs.into_iter().partition(|j| batch::touches_graphs(&j.batch));
-            // Reservations, settlements and finished tasks together, each kind applied as one run.
-            graph.sort_by_key(|j| batch::run_rank(&j.batch));
-            run(&inner, other).await;
-            run(&inner, graph).await;
+            if lane == Lane::Graph {
+                // Reservations, settlements and finished tasks together, each kind applied as one run.
+                jobs.sort_by_key(|j| batch::run_rank(&j.batch));
+            }
+            run(&inner, jobs).await;
         }
     });
 }
 
-/// Counts a writer out if it ends without emptying the queue (it panicked): a new one takes over
-/// what is queued.
+/// Counts a writer out if it ends without emptying its lane (it panicked): a new one takes over what
+/// is queued.
 struct Running {
     inner: Arc<Inner>,
+    lane: Lane,
     done: bool,
 }
 
@@ -134,19 +160,20 @@ impl Drop for Running {
         if self.done {
             return;
         }
+        let i = self.lane as usize;
         let restart = {
             let mut q = self.inner.queue.lock();
-            if q.jobs.is_empty() {
-                q.running -= 1;
+            if q.jobs[i].is_empty() {
+                q.running[i] -= 1;
                 false
             } else {
                 true
             }
         };
         if restart && tokio::runtime::Handle::try_current().is_ok() {
-            spawn_writer(self.inner.clone());
+            spawn_writer(self.inner.clone(), self.lane);
         } else if restart {
-            self.inner.queue.lock().running -= 1;
+            self.inner.queue.lock().running[i] -= 1;
         }
     }
 }
