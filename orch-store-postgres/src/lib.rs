@@ -91,8 +91,8 @@
 //! The batches one store commits at the same time share transactions: a commit queues its batch, and a
 //! writer takes everything queued and commits it in one transaction (batches of task graphs and budgets
 //! have one writer, as their transactions lock the graphs' rows anyway; the others up to half the
-//! pool's connections, 1 to 4), each caller still getting its own records, or its own error — a failing batch is
-//! committed alone and the others again without it. A batch alone keeps its one-statement forms. So
+//! pool's connections, 1 to 4), each caller still getting its own records, or its own error — a
+//! failing batch is committed alone and the others again without it. A batch alone keeps its one-statement forms. So
 //! under load the counter row is taken once per group, not once per caller, and a run of finished
 //! tasks is written by one fenced statement ([`Change::FinishTask`](orch_core::store::Change)s of
 //! distinct tasks, their dependents released and their graphs' end checked once). See `group.rs`.
