@@ -1,13 +1,12 @@
 //! The agent runs behind `orch.adw.adw_agent_sdk` (the seed's `query_to_completion` and `quick_prompt`)
 //! and the summaries behind `orch.adw.adw_summarizer`: a prompt run to its end on an agent of the
 //! engine's store (the step's agent the script created, or a new one), with its `/command` expanded as
-//! a workflow step's is, and the run's committed events handed back for the script's message handlers.
+//! a workflow step's is (the script's message handlers follow the run's events in the store).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use orch_core::Interrupt;
-use orch_core::executor::{EventsCallback, RunOptions};
+use orch_core::executor::RunOptions;
 use orch_core::template::{SlashCommand, TemplateError, Templates};
 use orch_core::wire::{Agent, Event, EventKeys, EventRecord, Id, new_id, now, short_id};
 use orch_core::workflow::builtin;
@@ -79,27 +78,18 @@ async fn agent_for(core: &Shared, q: &Query) -> Result<Agent, Failure> {
 }
 
 /// Runs the query to its end: a dict with `success`, `result`, `error`, `session_id` (the agent's id:
-/// resuming it continues on that agent), `agent_id`, `usage`, `num_turns`, `duration_ms`,
-/// `stop_reason` and `events` (the run's committed events, oldest first, as `Event.to_dict()` gives
-/// them). A dropped caller (a cancelled await, Ctrl-C) interrupts the run.
+/// resuming it continues on that agent), `agent_id`, `usage`, `num_turns`, `duration_ms` and
+/// `stop_reason`. A dropped caller (a cancelled await, Ctrl-C) interrupts the run.
 async fn run(core: Shared, q: Query) -> Result<Value, Failure> {
     let agent = agent_for(&core, &q).await?;
     let (prompt, command_model, command_tools) = match expand(Path::new(&agent.working_dir), &q.prompt) {
         Ok(x) => x,
-        Err(e) => return Ok(json!({"success": false, "error": e.message, "agent_id": agent.id, "events": []})),
+        Err(e) => return Ok(json!({"success": false, "error": e.message, "agent_id": agent.id})),
     };
-    let collected: Arc<Mutex<Vec<EventRecord>>> = Arc::default();
-    let sink = collected.clone();
-    let on_events: EventsCallback = Arc::new(move |records: &[EventRecord]| {
-        if let Ok(mut c) = sink.lock() {
-            c.extend(records.iter().cloned());
-        }
-    });
     let interrupt = Interrupt::new();
     let options = RunOptions {
         max_turns: q.max_turns.unwrap_or(RunOptions::default().max_turns),
         interrupt: Some(interrupt.clone()),
-        on_events: Some(on_events),
         allowed_tools: q.allowed_tools.clone().or(command_tools),
         model: q.model.clone().or(command_model).filter(|m| *m != agent.model && !m.trim().is_empty()),
         system_prompt: q.system_prompt.clone().filter(|s| !s.trim().is_empty()),
@@ -115,8 +105,6 @@ async fn run(core: Shared, q: Query) -> Result<Value, Failure> {
     guard.disarm();
     let outcome =
         joined.map_err(|e| Failure::new(orch_core::ErrorKind::Internal, format!("the run's task failed: {e}")))?;
-    let events: Vec<Value> =
-        collected.lock().map(|c| c.iter().filter_map(|r| serde_json::to_value(r).ok()).collect()).unwrap_or_default();
     Ok(match outcome {
         Ok(o) => {
             let failed = o.stop_reason == orch_core::wire::EndReason::Error;
@@ -133,11 +121,10 @@ async fn run(core: Shared, q: Query) -> Result<Value, Failure> {
                 "num_turns": o.num_turns,
                 "duration_ms": o.duration_ms,
                 "stop_reason": o.stop_reason,
-                "events": events,
             })
         }
         Err(e) => json!({
-            "success": false, "error": e.to_string(), "session_id": agent.id, "agent_id": agent.id, "events": events,
+            "success": false, "error": e.to_string(), "session_id": agent.id, "agent_id": agent.id,
         }),
     })
 }
