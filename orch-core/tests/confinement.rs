@@ -4,12 +4,12 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use orch_core::Interrupt;
-use orch_core::runtime::TokioRuntime;
 use orch_core::tool::builtin::{Bash, BashSandbox, Read, Write};
 use orch_core::tool::confined::ConfinedDir;
 use orch_core::tool::{Tool, ToolContext, ToolOutput};
@@ -31,14 +31,7 @@ impl Env {
         std::fs::create_dir(&wd).unwrap();
         std::fs::create_dir(outer.join("secret")).unwrap();
         std::fs::write(outer.join("secret/s.txt"), "OUTSIDE SECRET\n").unwrap();
-        let ctx = ToolContext {
-            working_dir: wd.clone(),
-            agent_id: orch_core::wire::new_id(),
-            agent_name: "tester".to_string(),
-            tool_use_id: "toolu_test".to_string(),
-            interrupt: Interrupt::new(),
-            runtime: Arc::new(TokioRuntime),
-        };
+        let ctx = support::tool_context(wd.clone());
         Self { _tmp: tmp, outer, wd, ctx }
     }
 

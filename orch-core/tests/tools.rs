@@ -1,12 +1,11 @@
 //! The built-in tools and the sandbox that confines the file tools.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use orch_core::Interrupt;
-use orch_core::runtime::TokioRuntime;
 use orch_core::tool::sandbox::{self, SandboxError};
 use orch_core::tool::{ToolContext, ToolError, ToolOutput, ToolRegistry};
 use serde_json::{Value, json};
@@ -29,14 +28,7 @@ impl Env {
         std::fs::write(outer.join("secret.txt"), "TOP SECRET\n").unwrap();
         std::fs::create_dir(outer.join("secretdir")).unwrap();
         std::fs::write(outer.join("secretdir/s.txt"), "TOP SECRET\n").unwrap();
-        let ctx = ToolContext {
-            working_dir: wd.clone(),
-            agent_id: orch_core::wire::new_id(),
-            agent_name: "tester".to_string(),
-            tool_use_id: "toolu_test".to_string(),
-            interrupt: Interrupt::new(),
-            runtime: Arc::new(TokioRuntime),
-        };
+        let ctx = support::tool_context(wd.clone());
         Self { _tmp: tmp, outer, wd, ctx }
     }
 

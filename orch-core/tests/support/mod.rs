@@ -6,7 +6,10 @@ pub mod wire_server;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use orch_core::Interrupt;
 use orch_core::model::{AssembledResponse, ModelDelta, ModelError, ModelProvider, ModelRequest, ResponseAssembler};
+use orch_core::runtime::TokioRuntime;
+use orch_core::tool::ToolContext;
 use orch_core::wire::Message;
 
 /// A request to `model` with a terse system prompt, no tools, and these messages.
@@ -45,4 +48,16 @@ pub async fn call(
         }
     }
     (seen, asm.finish())
+}
+
+/// The context of a tool call made by the test agent `tester` in `working_dir`.
+pub fn tool_context(working_dir: std::path::PathBuf) -> ToolContext {
+    ToolContext {
+        working_dir,
+        agent_id: orch_core::wire::new_id(),
+        agent_name: "tester".to_string(),
+        tool_use_id: "toolu_test".to_string(),
+        interrupt: Interrupt::new(),
+        runtime: Arc::new(TokioRuntime),
+    }
 }
