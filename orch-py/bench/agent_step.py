@@ -22,7 +22,8 @@ gives figures comparable with the Rust run, which is a release build). What it m
   tool body) / (N+1). langgraph is installed into this interpreter from PyPI when it is missing (never a
   test requirement); ``--no-langgraph`` skips it.
 - ``import orch``: a fresh interpreter importing it, minus a bare interpreter's start, median of 15.
-- The wheel: ``maturin build --release`` into orch-py/target-wheels (or the newest wheel there).
+- The wheel: ``pip wheel ./orch-py`` (release, with the orch binary) into orch-py/target-wheels (or,
+  with ``--no-wheel``, the newest wheel there).
 
 Medians and p90 over RUNS runs after 2 warm-ups. Not a test: nothing here asserts a time.
 """
@@ -206,11 +207,12 @@ def import_time() -> float:
 def wheel_size(build: bool) -> Optional[Tuple[str, float]]:
     out = PACKAGE / "target-wheels"
     if build:
+        # Through the package's build backend, as `pip install ./orch-py` builds it (the orch binary in it).
         done = subprocess.run(
-            [sys.executable, "-m", "maturin", "build", "--release", "--quiet", "-o", str(out)], cwd=PACKAGE, capture_output=True, text=True
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(PACKAGE)], capture_output=True, text=True
         )
         if done.returncode != 0:
-            print(f"  (maturin build failed: {done.stderr.strip().splitlines()[-1:]})")
+            print(f"  (pip wheel failed: {done.stderr.strip().splitlines()[-1:]})")
     wheels = sorted(out.glob("orch-*.whl"), key=lambda p: p.stat().st_mtime) if out.exists() else []
     if not wheels:
         return None
