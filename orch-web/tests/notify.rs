@@ -314,3 +314,43 @@ fn orch_config_shows_notify_settings_without_secrets_and_names_bad_ones() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("ORCH_TELEGRAM_BOT_TOKEN"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_parked_tool_call_is_told_and_approved_from_telegram() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let api = BotApi::start();
+    configure(d, &api, "", "");
+    std::fs::create_dir_all(d.join(".claude")).unwrap();
+    std::fs::write(d.join(".claude/settings.json"), r#"{"permissions": {"ask": ["Write"]}}"#).unwrap();
+    let model = scripted(
+        d,
+        "model.json",
+        &json!({"steps": [
+            {"when": "^Wrote", "reply": [{"type": "text", "text": "Written."}]},
+            {"reply": [{"type": "tool_use", "name": "Write", "input": {"file_path": "notes.txt", "content": "hi\n"}}]}
+        ]}),
+    );
+    let mut notifier = Db::Sqlite
+        .orch(d)
+        .args(["--model", &model, "notify"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    api.wait_for_polling();
+    let out = Db::Sqlite.run(d, &["--model", &model, "run", "--agent", "writer", "Write notes.txt"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!d.join("notes.txt").exists(), "the call waits for a person");
+
+    let asked = api.wait_for(&json!("@critical"), "the parked call", |t| t.starts_with("🙋 writer waits"));
+    assert!(asked.contains("Write(notes.txt)"), "{asked}");
+    let id = asked.rsplit("/approve ").next().unwrap().trim().to_string();
+    api.command(100, &format!("/approve {id}"));
+    let answer = api.wait_for(&json!(100), "/approve", |t| t.starts_with("✅ Approved"));
+    assert!(answer.contains("Write") && answer.contains("writer"), "{answer}");
+    support::wait_for_file(&d.join("notes.txt"), Duration::from_secs(60), "the approved Write");
+    api.wait_for(&json!(100), "the continued run's end", |t| t.starts_with("✅ ") && t.contains("completed"));
+    let _ = notifier.kill();
+    let _ = notifier.wait();
+}
