@@ -129,7 +129,7 @@ fi
 cli_tests=()
 [ "$run_pg" = 1 ] && cli_tests+=(--test cli_db --test cli_busy --test cli_interrupt --test cli_kill --test cli_adw_detached --test cli_plan --test cli_graph)
 [ "$run_strace" = 1 ] && cli_tests+=(--test cli_crash)
-[ "$run_browser" = 1 ] && cli_tests+=(--test ui_browser)
+[ "$run_browser" = 1 ] && cli_tests+=(--test ui_browser --test ui_inbox)
 if [ "${#cli_tests[@]}" -gt 0 ]; then
   step "cargo test: the CLI tests that need PostgreSQL, strace or a browser"
   cargo test -p orch-web --all-features --no-fail-fast "${cli_tests[@]}" -- --ignored 2>&1 | tee -a "$ignored_log" ||

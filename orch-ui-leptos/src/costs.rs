@@ -75,6 +75,58 @@ pub fn bars(values: &[f64], height: f64) -> Vec<f64> {
     values.iter().map(|v| if max > 0.0 && v.is_finite() { (v / max * height).max(0.0) } else { 0.0 }).collect()
 }
 
+/// One line of the cost-over-time chart: a name and its cumulative cost at each bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The agent or model.
+    pub name: String,
+    /// Cumulative USD at each of the chart's buckets.
+    pub points: Vec<f64>,
+}
+
+/// The most lines a chart draws; the rest are summed into one `others` line.
+pub const MAX_SERIES: usize = 8;
+
+/// Cost over time from `series.by_agent` or `series.by_model` of `GET /api/costs`
+/// (`{NAME: {BUCKET: USD}}`): the buckets in order, and a cumulative line per name, the costliest first
+/// (beyond [`MAX_SERIES`], the rest as `others`).
+pub fn series(costs: &Value, by: &str) -> (Vec<String>, Vec<Series>) {
+    let Some(m) = costs.get("series").and_then(|s| s.get(by)).and_then(Value::as_object) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut buckets: Vec<String> = m.values().filter_map(Value::as_object).flat_map(|b| b.keys().cloned()).collect();
+    buckets.sort();
+    buckets.dedup();
+    let mut lines: Vec<Series> = m
+        .iter()
+        .filter_map(|(name, b)| {
+            let b = b.as_object()?;
+            let mut sum = 0.0;
+            let points = buckets
+                .iter()
+                .map(|k| {
+                    sum += b.get(k).and_then(Value::as_f64).filter(|v| v.is_finite()).unwrap_or(0.0);
+                    sum
+                })
+                .collect();
+            Some(Series { name: name.clone(), points })
+        })
+        .collect();
+    let last = |s: &Series| s.points.last().copied().unwrap_or(0.0);
+    lines.sort_by(|a, b| last(b).total_cmp(&last(a)).then(a.name.cmp(&b.name)));
+    if lines.len() > MAX_SERIES {
+        let rest = lines.split_off(MAX_SERIES - 1);
+        let mut others = Series { name: "others".into(), points: vec![0.0; buckets.len()] };
+        for s in rest {
+            for (o, p) in others.points.iter_mut().zip(s.points) {
+                *o += p;
+            }
+        }
+        lines.push(others);
+    }
+    (buckets, lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +147,27 @@ mod tests {
         assert!(table(&v, "by_model").is_empty());
         assert_eq!(total(&v).calls, 4);
         assert_eq!(total(&json!({})).cost, 0.0);
+    }
+
+    #[test]
+    fn series_are_cumulative_over_every_bucket_costliest_first() {
+        let v = json!({"series": {"bucket": "hour", "by_model": {
+            "haiku": {"2026-12-03T08": 0.5, "2026-12-03T10": 0.25},
+            "sonnet": {"2026-12-03T09": 2.0},
+            "bad": 3
+        }}});
+        let (buckets, lines) = series(&v, "by_model");
+        assert_eq!(buckets, ["2026-12-03T08", "2026-12-03T09", "2026-12-03T10"]);
+        assert_eq!(lines[0], Series { name: "sonnet".into(), points: vec![0.0, 2.0, 2.0] });
+        assert_eq!(lines[1], Series { name: "haiku".into(), points: vec![0.5, 0.5, 0.75] });
+        assert_eq!(lines.len(), 2);
+        assert_eq!(series(&json!({}), "by_agent"), (vec![], vec![]));
+        let many: serde_json::Map<String, Value> =
+            (0..10).map(|i| (format!("a{i}"), json!({"d": f64::from(i)}))).collect();
+        let (_, lines) = series(&json!({"series": {"by_agent": many}}), "by_agent");
+        assert_eq!(lines.len(), MAX_SERIES);
+        assert_eq!(lines[0].name, "a9");
+        assert_eq!(lines[MAX_SERIES - 1], Series { name: "others".into(), points: vec![0.0 + 1.0 + 2.0] });
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use orch_core::wire::{Event, EventRecord, Id, Task, TaskGraph, TaskStatus};
+use orch_core::wire::{Complexity, Event, EventRecord, Id, Task, TaskGraph, TaskStatus, Timestamp};
 use serde_json::Value;
 
 use crate::protocol;
@@ -96,6 +96,88 @@ impl Graphs {
     }
 }
 
+/// A node's planned and actual cost and time.
+///
+/// Plans carry no per-task estimate, so "planned" is derived: the cost is the task's share of the
+/// graph's budget by complexity (simple 1, medium 2, complex 4), and the time the mean of the graph's
+/// finished tasks of the same complexity. Either is `None` when there is nothing to derive it from.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Figures {
+    /// The planned cost, USD.
+    pub planned_cost: Option<f64>,
+    /// The planned time, seconds.
+    pub planned_secs: Option<f64>,
+    /// What its attempts cost so far, USD.
+    pub actual_cost: f64,
+    /// How long its last attempt took (or has been running), seconds.
+    pub actual_secs: Option<f64>,
+}
+
+fn weight(c: Complexity) -> f64 {
+    match c {
+        Complexity::Simple => 1.0,
+        Complexity::Complex => 4.0,
+        _ => 2.0,
+    }
+}
+
+fn secs(t: &Task, now: Timestamp) -> Option<f64> {
+    let start = t.started_at?;
+    let end = if t.status == TaskStatus::Running { now } else { t.completed_at? };
+    Some(((end - start).num_milliseconds().max(0)) as f64 / 1000.0)
+}
+
+impl Graphs {
+    /// The planned and actual figures of a graph's tasks, by task id (see [`Figures`]).
+    pub fn figures(&self, id: Id, now: Timestamp) -> BTreeMap<Id, Figures> {
+        let tasks: Vec<&Task> = self.tasks.values().filter(|t| t.graph_id == id).collect();
+        let budget = self.graphs.get(&id).and_then(|g| g.budget_usd).filter(|b| *b > 0.0);
+        let total_weight: f64 = tasks.iter().map(|t| weight(t.complexity)).sum();
+        let mean_secs = |c: Complexity| {
+            let done: Vec<f64> = tasks
+                .iter()
+                .filter(|t| t.complexity == c && t.status == TaskStatus::Completed)
+                .filter_map(|t| secs(t, now))
+                .collect();
+            (!done.is_empty()).then(|| done.iter().sum::<f64>() / done.len() as f64)
+        };
+        tasks
+            .iter()
+            .map(|t| {
+                let f = Figures {
+                    planned_cost: budget.map(|b| b * weight(t.complexity) / total_weight.max(1.0)),
+                    planned_secs: mean_secs(t.complexity),
+                    actual_cost: t.cost_usd,
+                    actual_secs: secs(t, now),
+                };
+                (t.id, f)
+            })
+            .collect()
+    }
+
+    /// The keys of a task's dependencies, in its order.
+    pub fn dependency_keys(&self, t: &Task) -> Vec<String> {
+        t.depends_on.iter().filter_map(|d| self.tasks.get(d).map(|d| d.key.clone())).collect()
+    }
+
+    /// The tasks a rerun from `id` queues again: it and its dependents, transitively (their keys).
+    pub fn rerun_set(&self, id: Id) -> Vec<String> {
+        let Some(root) = self.tasks.get(&id) else { return Vec::new() };
+        let mut chosen = vec![id];
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for t in self.tasks.values().filter(|t| t.graph_id == root.graph_id) {
+                if !chosen.contains(&t.id) && t.depends_on.iter().any(|d| chosen.contains(d)) {
+                    chosen.push(t.id);
+                    changed = true;
+                }
+            }
+        }
+        chosen.iter().filter_map(|c| self.tasks.get(c).map(|t| t.key.clone())).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +225,36 @@ mod tests {
         // An older copy (a late page load) does not undo it.
         g.load_graph(&detail);
         assert_eq!(g.progress(Id::from_u128(1)), (2, 3));
+    }
+
+    #[test]
+    fn planned_against_actual_and_what_a_rerun_queues() {
+        let mut g = Graphs::default();
+        let mut t10 = task(10, 0, 0, "completed", "2026-12-03T08:00:00Z");
+        t10["started_at"] = json!("2026-12-03T08:00:00Z");
+        t10["completed_at"] = json!("2026-12-03T08:00:30Z");
+        t10["cost_usd"] = json!(0.1);
+        let mut t11 = task(11, 1, 0, "running", "2026-12-03T08:00:00Z");
+        t11["depends_on"] = json!([Id::from_u128(10)]);
+        t11["started_at"] = json!("2026-12-03T08:01:00Z");
+        let mut t12 = task(12, 2, 0, "pending", "2026-12-03T08:00:00Z");
+        t12["depends_on"] = json!([Id::from_u128(11)]);
+        t12["complexity"] = json!("complex");
+        let t13 = task(13, 0, 1, "pending", "2026-12-03T08:00:00Z");
+        g.load_graph(&json!({"graph": graph(1, "2026-12-03T08:00:00Z", "running"), "tasks": [t10, t11, t12, t13]}));
+        let now: Timestamp = "2026-12-03T08:01:10Z".parse().unwrap();
+        let f = g.figures(Id::from_u128(1), now);
+        // Budget $1 over weights 2 + 2 + 4 + 2.
+        let a = f[&Id::from_u128(10)];
+        assert_eq!(
+            (a.planned_cost, a.planned_secs, a.actual_cost, a.actual_secs),
+            (Some(0.2), Some(30.0), 0.1, Some(30.0))
+        );
+        assert_eq!(f[&Id::from_u128(11)].actual_secs, Some(10.0), "running: so far");
+        assert_eq!((f[&Id::from_u128(12)].planned_cost, f[&Id::from_u128(12)].planned_secs), (Some(0.4), None));
+        assert_eq!(g.rerun_set(Id::from_u128(10)), ["t10", "t11", "t12"]);
+        assert_eq!(g.rerun_set(Id::from_u128(13)), ["t13"]);
+        let t12: Task = g.tasks[&Id::from_u128(12)].clone();
+        assert_eq!(g.dependency_keys(&t12), ["t11"]);
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod backoff;
 pub mod buffer;
+pub mod changes;
 pub mod costs;
 pub mod filter;
 pub mod format;
@@ -17,6 +18,7 @@ pub mod inbox;
 pub mod markdown;
 pub mod model;
 pub mod protocol;
+pub mod timeline;
 pub mod window;
 
 #[cfg(target_arch = "wasm32")]

@@ -122,6 +122,57 @@ pub fn orchestrator_cost(v: &Value) -> Option<(f64, u64, Option<u64>)> {
     ))
 }
 
+/// The palette's system panel: the orchestrator's session and working directory, and what can be
+/// inserted (from the seed's `GET /get_orchestrator`, which `orch serve` answers too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct System {
+    /// The orchestrator's session id, once it has one.
+    pub session_id: Option<String>,
+    /// The server's working directory.
+    pub cwd: String,
+    /// Slash commands (`/name`).
+    pub commands: Vec<String>,
+    /// Agent templates' names.
+    pub templates: Vec<String>,
+    /// The orchestrator's tools' names.
+    pub tools: Vec<String>,
+}
+
+/// Reads `GET /get_orchestrator`.
+pub fn system(v: &Value) -> System {
+    let names = |key: &str, field: &str| -> Vec<String> {
+        v.get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|x| x.get(field).and_then(Value::as_str).map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let o = v.get("orchestrator");
+    let info = o.and_then(|o| o.pointer("/metadata/system_message_info"));
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+    System {
+        session_id: text(o.and_then(|o| o.get("session_id"))),
+        cwd: text(info.and_then(|i| i.get("cwd")))
+            .or_else(|| text(o.and_then(|o| o.get("working_dir"))))
+            .unwrap_or_default(),
+        commands: names("slash_commands", "name")
+            .into_iter()
+            .map(|n| format!("/{}", n.trim_start_matches('/')))
+            .collect(),
+        templates: names("agent_templates", "name"),
+        // `create_agent(name: string, …)`: the name before the parenthesis.
+        tools: v
+            .get("orchestrator_tools")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(|t| t.split('(').next().unwrap_or(t).trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
 /// An error answer's message (`{"error":{"message"}}`, the seed's `{"detail"}`), or the raw text.
 pub fn error_message(status: u16, body: &str) -> String {
     let v: Option<Value> = serde_json::from_str(body).ok();
@@ -247,6 +298,23 @@ mod tests {
         assert_eq!(s.iter().map(|s| s.completion.as_str()).collect::<Vec<_>>(), [" then test it", "a", "b"]);
         assert_eq!(s[0].reasoning, "tests");
         assert!(suggestions(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn the_system_panel_reads_the_orchestrator() {
+        let v = json!({"orchestrator": {"session_id": "s-1", "working_dir": "/w",
+                                        "metadata": {"system_message_info": {"cwd": "/srv/app"}}},
+                       "slash_commands": [{"name": "plan"}, {"name": "/review"}, {"x": 1}],
+                       "agent_templates": [{"name": "builder"}],
+                       "orchestrator_tools": ["create_agent(name: string)", "list_agents()"]});
+        let s = system(&v);
+        assert_eq!(s.session_id.as_deref(), Some("s-1"));
+        assert_eq!(s.cwd, "/srv/app");
+        assert_eq!(s.commands, ["/plan", "/review"]);
+        assert_eq!(s.templates, ["builder"]);
+        assert_eq!(s.tools, ["create_agent", "list_agents"]);
+        let bare = system(&json!({"orchestrator": {"session_id": null, "working_dir": "/w"}}));
+        assert_eq!((bare.session_id, bare.cwd.as_str()), (None, "/w"));
     }
 
     #[test]

@@ -10,275 +10,13 @@
 //! `$CARGO_TARGET_DIR/ui-screenshots` (else the system temp dir).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod browser;
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use browser::{Browser, PAGE_ROWS, can_run, log_seqs, post_json, serve, serve_with};
 use serde_json::{Value, json};
-use support::{orch, script};
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn dist() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../orch-ui-leptos/dist")
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `orch serve` in `dir` on `port` (0: any) with the dashboard of this tree; its base URL.
-fn serve(dir: &Path, port: u16) -> (Proc, String) {
-    serve_with(dir, port, &[])
-}
-
-/// [`serve`] with more arguments of `orch serve`.
-fn serve_with(dir: &Path, port: u16, args: &[&str]) -> (Proc, String) {
-    let model = format!("scripted:{}", script("orchestrator.json").display());
-    let mut child = orch()
-        .env("ORCH_UI_DIR", dist())
-        .arg("--cwd")
-        .arg(dir)
-        .args(["--model", &model, "serve", "--port", &port.to_string()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("orch serve: listening on ").unwrap_or_else(|| panic!("orch serve: {line:?}"));
-    (Proc(child), base.to_string())
-}
-
-/// A WebDriver session on chromedriver.
-struct Browser {
-    http: reqwest::Client,
-    session: String,
-    _driver: Proc,
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver");
-        let driver = Proc(driver);
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let profile = tempfile::tempdir().unwrap().keep();
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,800",
-            &format!("--user-data-dir={}", profile.display()),
-        ];
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": which("chromium").unwrap_or_else(|| "/usr/bin/chromium".into()), "args": args},
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
-        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
-        let session = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_string();
-        Browser { http, session: format!("{base}/session/{session}"), _driver: driver }
-    }
-
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let mut request = self.http.request(method, format!("{}{path}", self.session));
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let r = request.send().await.unwrap();
-        let v: Value = r.json().await.unwrap();
-        if v["value"].get("error").is_some() {
-            panic!("WebDriver {path}: {v}");
-        }
-        v["value"].clone()
-    }
-
-    async fn goto(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", json!({"url": url})).await;
-    }
-
-    /// Runs `script` (a function body; `return` gives the value) in the page.
-    async fn js(&self, script: &str) -> Value {
-        self.cmd(reqwest::Method::POST, "/execute/sync", json!({"script": script, "args": []})).await
-    }
-
-    /// Runs `script` (a function body) that calls `done(value)` when it has finished.
-    async fn js_async(&self, script: &str) -> Value {
-        let body = format!("const done = arguments[arguments.length - 1]; {script}");
-        self.cmd(reqwest::Method::POST, "/execute/async", json!({"script": body, "args": []})).await
-    }
-
-    /// Waits until `script` returns a truthy value; that value.
-    async fn until(&self, what: &str, limit: Duration, script: &str) -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let v = self.js(script).await;
-            if !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0)) {
-                return v;
-            }
-            if Instant::now() > deadline {
-                let text = self.js("return document.body.innerText.slice(0, 3000)").await;
-                panic!("timed out waiting for {what}; the page says:\n{}", text.as_str().unwrap_or_default());
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-    }
-
-    async fn element(&self, css: &str) -> String {
-        let v = self.cmd(reqwest::Method::POST, "/element", json!({"using": "css selector", "value": css})).await;
-        v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap().to_string()
-    }
-
-    /// Types `text` into the element (`\u{E007}` is Enter).
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/value"), json!({"text": text})).await;
-    }
-
-    /// Presses Ctrl+`key`.
-    async fn ctrl(&self, key: &str) {
-        let actions = json!({"actions": [{"type": "key", "id": "kb", "actions": [
-            {"type": "keyDown", "value": "\u{E009}"}, {"type": "keyDown", "value": key},
-            {"type": "keyUp", "value": key}, {"type": "keyUp", "value": "\u{E009}"}]}]});
-        self.cmd(reqwest::Method::POST, "/actions", actions).await;
-    }
-
-    /// Presses `key` (`\u{E00C}` is Escape).
-    async fn key(&self, key: &str) {
-        let actions = json!({"actions": [{"type": "key", "id": "kb", "actions": [
-            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]});
-        self.cmd(reqwest::Method::POST, "/actions", actions).await;
-    }
-
-    async fn screenshot(&self, name: &str) -> PathBuf {
-        let v = self.cmd(reqwest::Method::GET, "/screenshot", Value::Null).await;
-        let png = base64_decode(v.as_str().unwrap());
-        let dir =
-            std::env::var_os("CARGO_TARGET_DIR").map_or_else(std::env::temp_dir, PathBuf::from).join("ui-screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, png).unwrap();
-        path
-    }
-
-    /// The browser console's errors so far.
-    async fn console_errors(&self) -> Vec<String> {
-        let r = self.http.post(format!("{}/se/log", self.session)).json(&json!({"type": "browser"})).send().await;
-        let Ok(r) = r else { return Vec::new() };
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        v["value"]
-            .as_array()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter(|e| e["level"] == "SEVERE")
-                    .filter_map(|e| e["message"].as_str().map(str::to_string))
-                    // The reconnect attempts while the server is down fail by design.
-                    .filter(|m| !m.contains("/ws?since=") && !m.contains("ERR_CONNECTION_REFUSED"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // Ends the session (and Chromium) before chromedriver is killed.
-        let url = self.session.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async { reqwest::Client::new().delete(url).send().await.ok() });
-        })
-        .join();
-    }
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    let val = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        _ => 63,
-    };
-    let clean: Vec<u8> = s.bytes().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
-    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
-    for chunk in clean.chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, c)| n | (u32::from(val(*c)) << (18 - 6 * i)));
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..chunk.len().saturating_sub(1)]);
-    }
-    out
-}
-
-/// `POST base+path` with a JSON body: the answer's JSON (a failure panics, naming the answer).
-async fn post_json(base: &str, path: &str, body: Value) -> Value {
-    let r = reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap();
-    let status = r.status();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "POST {path}: {status} {v}");
-    v
-}
-
-/// Every event of the log, by seq.
-async fn log_seqs(base: &str) -> Vec<u64> {
-    let v: Value = reqwest::get(format!("{base}/api/events?limit=10000")).await.unwrap().json().await.unwrap();
-    v["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect()
-}
-
-/// What the page holds: the header's event count and the seqs of the rows drawn.
-const PAGE_ROWS: &str = "({count: Number(document.querySelector('[data-testid=stat-events]').textContent), \
-    seqs: Array.from(document.querySelectorAll('.row[data-seq]')).map(r => Number(r.dataset.seq))})";
-
-/// Whether the browser, its driver and the dashboard build are there (under CI=true a missing one
-/// fails the test; otherwise it is skipped, saying so).
-fn can_run() -> bool {
-    !(which("chromium").is_none() && missing("chromium")
-        || which("chromedriver").is_none() && missing("chromedriver")
-        || !dist().join("index.html").is_file() && missing("the dashboard build (scripts/build-ui.sh)"))
-}
-
-fn missing(what: &str) -> bool {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is missing (under CI=true the browser test must run; scripts/test.sh installs it)");
-    }
-    eprintln!("skipped: {what} is missing (scripts/test.sh installs it)");
-    true
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium, chromedriver and the built dashboard (scripts/build-ui.sh); scripts/test.sh runs it"]
@@ -525,6 +263,34 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
     browser
         .until("the detail to close", Duration::from_secs(5), "return !document.querySelector('[data-testid=detail]')")
         .await;
+    // The timeline across agents: a lane per agent that worked (alice, and the run's plan and build
+    // agents), bars coloured by cost; the zoom buttons change the scale.
+    browser.ctrl("j").await;
+    let lanes = browser
+        .until(
+            "a lane per agent",
+            Duration::from_secs(10),
+            "const l = Array.from(document.querySelectorAll('[data-testid=timeline] [data-testid=lane]')).map(l => l.dataset.agent); \
+             return l.includes('alice') && l.filter(a => a.startsWith('plan')).length && l.filter(a => a.startsWith('build')).length ? l : null",
+        )
+        .await;
+    let agents: Value = reqwest::get(format!("{base}/api/agents")).await.unwrap().json().await.unwrap();
+    let lanes: Vec<&str> = lanes.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for a in agents["agents"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        assert_eq!(lanes.iter().filter(|l| **l == name).count(), 1, "one lane for {name}: {lanes:?}");
+    }
+    let zoom = browser.js("return document.querySelector('[data-testid=zoom]').textContent").await;
+    browser.js("document.querySelector('[aria-label=\"Zoom in\"]').click()").await;
+    browser
+        .until(
+            "the zoom to change",
+            Duration::from_secs(5),
+            &format!("return document.querySelector('[data-testid=zoom]').textContent !== {zoom}"),
+        )
+        .await;
+    assert!(browser.js("return document.querySelectorAll('.tl-bar').length").await.as_u64().unwrap() >= 3);
+    browser.screenshot("dashboard-timeline-1280.png").await;
     // A task graph, planned and started over the API: the GRAPHS view draws its waves and the tasks
     // light up as the demo's workers run them, until the graph completes.
     let plan = post_json(&base, "/api/plans", json!({"requirements": "a greeting module and its test"})).await;
@@ -544,7 +310,38 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
         )
         .await;
     assert!(browser.js("return document.querySelectorAll('.wave .task-card').length").await.as_u64().unwrap() > 0);
+    assert!(
+        browser.js("return document.querySelector('[data-testid=budget-node]')?.textContent.includes('$5')").await
+            == json!(true)
+    );
+    assert!(
+        browser.js("return document.querySelector('[data-testid=figures]')?.textContent.includes('planned')").await
+            == json!(true)
+    );
     browser.screenshot("dashboard-graphs-1280.png").await;
+    // Rerun from the first node: it (and what depends on it) runs again and the graph completes again.
+    let first = browser.js("return document.querySelector('.wave .task-card').dataset.task").await;
+    let first = first.as_str().unwrap().to_string();
+    browser.js("document.querySelector('.wave .task-card .rerun').click()").await;
+    browser
+        .until(
+            "the rerun to be confirmed",
+            Duration::from_secs(5),
+            "return document.querySelector('[data-testid=rerun-confirm]')",
+        )
+        .await;
+    browser.js("document.querySelector('[data-testid=rerun-confirm]').click()").await;
+    browser
+        .until(
+            "the rerun to complete",
+            Duration::from_secs(60),
+            &format!(
+                r"const c = document.querySelector('.task-card[data-task={first:?}]');
+                  return c && c.textContent.includes('attempt 2') && c.dataset.status === 'completed' &&
+                      document.querySelector('.graph-head .status')?.textContent === 'COMPLETED'"
+            ),
+        )
+        .await;
 
     // A task whose verification fails waits at a checkpoint: in the inbox (counted in the header), where
     // a person skips it; and the costs view shows alice's spending.
@@ -575,7 +372,29 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
             "return Array.from(document.querySelectorAll('[data-testid=costs] .cost-table td')).some(t => t.textContent === 'alice')",
         )
         .await;
+    // Cost over time: a line per model of /api/costs.
+    let costs: Value = reqwest::get(format!("{base}/api/costs")).await.unwrap().json().await.unwrap();
+    let models = costs["by_model"].as_object().unwrap().len();
+    browser
+        .until(
+            "a series per model",
+            Duration::from_secs(10),
+            &format!(
+                "return document.querySelectorAll('[data-testid=cost-lines] [data-testid=series]').length === {models}"
+            ),
+        )
+        .await;
     browser.screenshot("dashboard-costs-1280.png").await;
+    // Change review: the net change of every agent's runs names hello.py (alice and the ADW wrote it).
+    browser.ctrl("j").await;
+    browser
+        .until(
+            "hello.py in the net change",
+            Duration::from_secs(10),
+            "return Array.from(document.querySelectorAll('[data-testid=net] code')).some(c => c.textContent === 'hello.py')",
+        )
+        .await;
+    browser.screenshot("dashboard-changes-1280.png").await;
     browser.ctrl("j").await;
     browser.until("the stream again", Duration::from_secs(5), "return document.querySelector('.rows')").await;
 
@@ -649,11 +468,42 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
 
-    // A narrow, phone-sized window: the columns stack.
-    browser.cmd(reqwest::Method::POST, "/window/rect", json!({"width": 390, "height": 844})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    browser.screenshot("dashboard-logs-390.png").await;
+    // Every view at 1280 px and, phone-sized, at 390 px (the columns stacked): no horizontal scroll,
+    // every control labelled; a screenshot of each.
+    for width in [1280, 390] {
+        browser.cmd(reqwest::Method::POST, "/window/rect", json!({"width": width, "height": 844})).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let inner = browser.js("return window.innerWidth").await.as_u64().unwrap();
+        for tab in ["LOGS", "ADWS", "TIMELINE", "GRAPHS", "INBOX", "COSTS", "CHANGES"] {
+            browser
+                .js(&format!("Array.from(document.querySelectorAll('.tabs .tab')).find(t => t.textContent.startsWith('{tab}')).click()"))
+                .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let scroll =
+                browser.js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]").await;
+            assert!(
+                scroll[0].as_u64() <= scroll[1].as_u64(),
+                "{tab} at {width} px ({inner} inner) scrolls sideways: {scroll}"
+            );
+            let unlabelled = browser.js(UNLABELLED).await;
+            assert_eq!(unlabelled, json!([]), "{tab} at {width} px has controls without a label");
+            browser.screenshot(&format!("dashboard-{}-{width}.png", tab.to_lowercase())).await;
+        }
+        if width == 390 {
+            let stacked = browser
+                .js("const [a, c] = ['.agents', '.center'].map(s => document.querySelector(s).getBoundingClientRect()); return c.top >= a.bottom - 1")
+                .await;
+            assert_eq!(stacked, json!(true), "the columns stack at 390 px");
+        }
+    }
 }
+
+/// The page's buttons, inputs, selects and text areas without an accessible name (their text, an
+/// `aria-label`, a `title`, a `<label>` or a placeholder), described.
+const UNLABELLED: &str = "return Array.from(document.querySelectorAll('button, input, select, textarea')) \
+    .filter(e => !(e.textContent.trim() || e.getAttribute('aria-label') || e.title || e.placeholder || e.closest('label') \
+        || (e.id && document.querySelector('label[for=\"' + e.id + '\"]')))) \
+    .map(e => e.outerHTML.slice(0, 120))";
 
 /// Sends `n` of the seed's ADW relay frames over `/ws` (each becomes an event of the log), reading
 /// what the server sends meanwhile.
@@ -743,6 +593,24 @@ async fn ten_thousand_live_events_stay_responsive() {
         wasm / (1024 * 1024)
     );
     browser.screenshot("dashboard-10k-1280.png").await;
+    // A fresh page on a log of 10,000 events: from navigation to the first rows drawn (the page's own
+    // clock, from its navigation start; it loads the newest page of the log, then follows live).
+    browser.goto(&format!("{base}/")).await;
+    let first_rows = browser
+        .until(
+            "the first rows",
+            Duration::from_secs(60),
+            "return document.querySelector('.row[data-seq]') ? performance.now() : 0",
+        )
+        .await;
+    let held = browser.js("return Number(document.querySelector('[data-testid=stat-events]').textContent)").await;
+    let wasm_gz = std::fs::metadata(browser::dist().join("pkg/orch_ui_leptos_bg.wasm.gz")).map_or(0, |m| m.len());
+    eprintln!(
+        "reload on a log of {expected} events: first rows drawn {:.0} ms after navigation ({held} events loaded); \
+         wasm {} KiB gzipped",
+        first_rows.as_f64().unwrap_or_default(),
+        wasm_gz / 1024
+    );
     assert!(rows < 120, "the list is windowed: {rows} rows in the page");
     assert!(
         middle.as_array().is_some_and(|m| m.iter().any(|s| s.as_u64().is_some_and(|s| s > 3_000 && s < 7_000))),

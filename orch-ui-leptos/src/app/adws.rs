@@ -127,7 +127,7 @@ fn run_row(ui: Ui, run: &Run, hidden: &BTreeSet<Class>) -> impl IntoView + use<>
             <div class="run-head">
                 <b>{format!("ADW: {}", r.workflow_type)}</b>
                 <span class="run-name">{r.name.clone()}</span>
-                <span class=format!("status st-{status}")>{status.to_uppercase()}</span>
+                <span class=format!("status st-{status}")>{status.to_ascii_uppercase()}</span>
                 {r.current_step.clone().filter(|_| !r.status.is_final()).map(|s| view! { <span class="muted">{format!("step {s}")}</span> })}
                 <span class="muted">{format!("{}/{} steps", r.completed_steps, r.total_steps)}</span>
                 {r.error_message.clone().map(|e| view! { <span class="err" title=e.clone()>{format::truncate(&e, 80)}</span> })}

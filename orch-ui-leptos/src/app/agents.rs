@@ -75,7 +75,7 @@ fn card(ui: Ui, c: &AgentCard, collapsed: bool) -> impl IntoView + use<> {
             on:click=move |_| ui.filter.update(|f| f.toggle_agent(id))>
             <div class="card-top">
                 <span class="name" style:color=format!("hsl({hue} 70% 70%)")>{name.clone()}</span>
-                <span class=format!("status st-{status}")>{status.to_uppercase()}</span>
+                <span class=format!("status st-{status}")>{status.to_ascii_uppercase()}</span>
                 {template.map(|t| view! { <span class="tpl">{t}</span> })}
             </div>
             <div class="task">{task}</div>

@@ -197,6 +197,13 @@ pub fn Palette(ui: Ui) -> impl IntoView {
         }
         on_enter(ui, text, &e, move || ui.palette.set(false));
     };
+    // The system panel's facts, fetched whenever the palette opens.
+    let system = RwSignal::new(crate::protocol::System::default());
+    Effect::new(move |_| {
+        if ui.palette.get() {
+            net::load_system(system);
+        }
+    });
     let insert = move |s: String| {
         text.update(|t| {
             if !t.is_empty() && !t.ends_with(' ') {
@@ -223,7 +230,28 @@ pub fn Palette(ui: Ui) -> impl IntoView {
                         </button>
                     }).collect_view()}
                 </div>
-                <div class="palette-info">
+                <div class="palette-info" data-testid="system-panel">
+                    <div><b>"Session "</b>
+                        <code data-testid="session-id">{move || system.with(|s| s.session_id.clone().unwrap_or_else(|| "none yet".into()))}</code>
+                        <button class="pill" aria-label="Copy the session id" prop:disabled=move || system.with(|s| s.session_id.is_none())
+                            on:click=move |_| copy(ui, system.with_untracked(|s| s.session_id.clone().unwrap_or_default()))>"copy"</button>
+                        <b>" cwd "</b>
+                        <code data-testid="cwd">{move || system.with(|s| s.cwd.clone())}</code>
+                        <button class="pill" aria-label="Copy the working directory"
+                            on:click=move |_| copy(ui, system.with_untracked(|s| s.cwd.clone()))>"copy"</button>
+                    </div>
+                    {move || {
+                        let s = system.get();
+                        [("Commands ", s.commands), ("Templates ", s.templates), ("Tools ", s.tools)].into_iter().map(|(label, items)| view! {
+                            <div><b>{label}</b>
+                                {if items.is_empty() { Some(view! { <span class="muted">"none"</span> }) } else { None }}
+                                {items.into_iter().map(|n| {
+                                    let n2 = n.clone();
+                                    view! { <button class="pill" on:click=move |_| insert(n2.clone())>{n}</button> }
+                                }).collect_view()}
+                            </div>
+                        }).collect_view()
+                    }}
                     <div><b>"Agents "</b>
                         {move || ui.fleet.with(|f| f.cards().iter().map(|c| c.agent.name.clone()).collect::<Vec<_>>()).into_iter().map(|n| {
                             let n2 = n.clone();
@@ -236,9 +264,22 @@ pub fn Palette(ui: Ui) -> impl IntoView {
                             view! { <button class="pill" on:click=move |_| insert(cmd.clone())>{t}</button> }
                         }).collect_view()}
                     </div>
-                    <div class="muted">"Ctrl+K toggles · Ctrl+J cycles LOGS/ADWS/GRAPHS/INBOX/COSTS · / searches · j/k move · e next error · f follows · ? help · Esc closes"</div>
+                    <div class="muted">"Ctrl+K toggles · Ctrl+J cycles the views · / searches · j/k move · e next error · f follows · ? help · Esc closes"</div>
                 </div>
             </div>
         </Show>
     }
+}
+
+/// Copies `text` to the clipboard, saying so (or why not).
+fn copy(ui: Ui, text: String) {
+    let Some(w) = web_sys::window() else { return };
+    let promise = w.navigator().clipboard().write_text(&text);
+    leptos::task::spawn_local(async move {
+        let said = match wasm_bindgen_futures::JsFuture::from(promise).await {
+            Ok(_) => format!("Copied {text}"),
+            Err(_) => format!("The browser did not allow copying; select it instead: {text}"),
+        };
+        ui.notice.set(Some(said));
+    });
 }

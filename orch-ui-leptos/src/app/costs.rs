@@ -1,5 +1,6 @@
-//! Costs: spending against the daily and monthly budgets, cost per day as an SVG bar chart, and tables
-//! by agent, model, workflow run and task graph.
+//! Costs: spending against the daily and monthly budgets, cost over time per agent or per model as an
+//! SVG line chart (cumulative, by the hour), cost per day as an SVG bar chart, and tables by agent,
+//! model, workflow run and task graph.
 
 use leptos::prelude::*;
 use serde_json::Value;
@@ -11,6 +12,8 @@ use crate::format;
 #[component]
 pub fn Costs(ui: Ui) -> impl IntoView {
     let data = RwSignal::new((Value::Null, Value::Null));
+    // The line chart's breakdown: `by_model` or `by_agent`.
+    let by = RwSignal::new("by_model");
     let load = move || net::load_costs(ui, data);
     // Loaded when shown, and again whenever the total cost moves.
     Effect::new(move |_| {
@@ -36,6 +39,14 @@ pub fn Costs(ui: Ui) -> impl IntoView {
                                 <span class="muted">{format!("{} calls, {} in / {} out tokens", total.calls, format::tokens(total.tokens.0), format::tokens(total.tokens.1))}</span>
                             </div>
                         </div>
+                        <div class="filters" role="toolbar" aria-label="Cost over time">
+                            <b class="title">"Cost over time"</b>
+                            {[("by_model", "per model"), ("by_agent", "per agent")].into_iter().map(|(k, label)| view! {
+                                <button class="chip" class:on=move || by.get() == k aria-pressed=move || (by.get() == k).to_string()
+                                    on:click=move |_| by.set(k)>{label}</button>
+                            }).collect_view()}
+                        </div>
+                        {move || data.with(|(c, _)| lines(c, by.get()))}
                         {chart(&days)}
                         <div class="tables">
                             {table("By agent", costs::table(c, "by_agent"))}
@@ -87,6 +98,50 @@ fn chart(days: &[Line]) -> impl IntoView + use<> {
                 }
             }).collect_view()}
         </svg>
+    }
+    .into_any()
+}
+
+/// Cumulative cost per series over the hours that had calls.
+fn lines(costs: &Value, by: &'static str) -> impl IntoView + use<> {
+    let (buckets, series) = costs::series(costs, by);
+    if series.is_empty() {
+        return view! { <p class="empty">"No model calls yet."</p> }.into_any();
+    }
+    let (w, h, pad) = (600.0, 160.0, 10.0);
+    let max = series.iter().flat_map(|s| s.points.iter().copied()).fold(0.0, f64::max).max(1e-9);
+    let n = buckets.len();
+    let x = move |i: usize| if n <= 1 { w / 2.0 } else { pad + i as f64 * (w - 2.0 * pad) / (n - 1) as f64 };
+    let y = move |v: f64| h - pad - v / max * (h - 2.0 * pad);
+    let label = format!("Cost over time {}", if by == "by_model" { "per model" } else { "per agent" });
+    let first = buckets.first().cloned().unwrap_or_default();
+    let last = buckets.last().cloned().unwrap_or_default();
+    view! {
+        <svg class="chart lines" viewBox=format!("0 0 {w} {}", h + 14.0) role="img" aria-label=label data-testid="cost-lines">
+            {series.iter().map(|s| {
+                let colour = format!("hsl({}, 70%, 60%)", format::hue(&s.name));
+                let points: String = s.points.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1} ", x(i), y(*v))).collect();
+                let end = s.points.last().copied().unwrap_or(0.0);
+                view! {
+                    <g data-testid="series" data-name=s.name.clone()>
+                        <title>{format!("{}: {}", s.name, format::cost(end))}</title>
+                        <polyline points=points fill="none" stroke=colour.clone() stroke-width="2"></polyline>
+                        <circle cx=x(n.saturating_sub(1)) cy=y(end) r="3" fill=colour></circle>
+                    </g>
+                }
+            }).collect_view()}
+            <text x=pad y=h + 12.0>{first.replace('T', " ") + ":00"}</text>
+            <text x=w - pad y=h + 12.0 text-anchor="end">{last.replace('T', " ") + ":00"}</text>
+        </svg>
+        <ul class="legend" aria-label="Series">
+            {series.into_iter().map(|s| {
+                let end = s.points.last().copied().unwrap_or(0.0);
+                view! {
+                    <li><span class="swatch" style:background=format!("hsl({}, 70%, 60%)", format::hue(&s.name))></span>
+                        {format!("{} {}", s.name, format::cost(end))}</li>
+                }
+            }).collect_view()}
+        </ul>
     }
     .into_any()
 }

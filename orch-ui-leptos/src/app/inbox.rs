@@ -1,5 +1,8 @@
 //! The "needs you" inbox: approvals, questions, checkpoints and failed runs across every agent,
-//! workflow and graph, most urgent first, each with its actions in place.
+//! workflow and graph, most urgent first, each with its actions in place; approvals and checkpoints
+//! can be selected and approved (retried), denied (failed) or skipped together.
+
+use std::collections::BTreeSet;
 
 use leptos::prelude::*;
 use orch_core::wire::{AttentionItem, AttentionKind};
@@ -7,10 +10,23 @@ use serde_json::json;
 
 use super::{Ui, View, net};
 use crate::format;
-use crate::inbox;
+use crate::inbox::{self, BatchAction};
 
 #[component]
 pub fn Inbox(ui: Ui) -> impl IntoView {
+    let selected = RwSignal::new(BTreeSet::<orch_core::wire::Id>::new());
+    // What is no longer waiting is no longer selected.
+    Effect::new(move |_| {
+        let ids: BTreeSet<orch_core::wire::Id> = ui.attention.with(|a| a.iter().map(|i| i.id).collect());
+        selected.update(|s| s.retain(|id| ids.contains(id)));
+    });
+    let batch = move |action: BatchAction, what: &'static str| {
+        let reqs = ui.attention.with_untracked(|a| selected.with_untracked(|s| inbox::batch_requests(a, s, action)));
+        selected.set(BTreeSet::new());
+        net::post_all(ui, reqs, what);
+    };
+    let batchable =
+        move || ui.attention.with(|a| a.iter().filter(|i| inbox::batchable(i.kind)).map(|i| i.id).collect::<Vec<_>>());
     view! {
         <div class="inbox">
             <div class="filters" role="toolbar" aria-label="Inbox">
@@ -23,6 +39,26 @@ pub fn Inbox(ui: Ui) -> impl IntoView {
                     {move || if ui.notify.get() { "Notifying" } else { "Notify me" }}
                 </button>
             </div>
+            {move || (!batchable().is_empty()).then(|| view! {
+                <div class="filters batch" role="toolbar" aria-label="Batch actions" data-testid="batch">
+                    <label>
+                        <input type="checkbox" aria-label="Select every approval and checkpoint"
+                            prop:checked=move || { let all = batchable(); !all.is_empty() && selected.with(|s| all.iter().all(|i| s.contains(i))) }
+                            on:change=move |e| if event_target_checked(&e) { selected.set(batchable().into_iter().collect()) } else { selected.set(BTreeSet::new()) }/>
+                        " all"
+                    </label>
+                    <span class="muted" data-testid="selected">{move || format!("{} selected", selected.with(BTreeSet::len))}</span>
+                    <button class="ok" prop:disabled=move || selected.with(BTreeSet::is_empty)
+                        title="Approve the tool calls, retry the checkpoints"
+                        on:click=move |_| batch(BatchAction::Approve, "Approving the selected")>"Approve / retry"</button>
+                    <button class="bad" prop:disabled=move || selected.with(BTreeSet::is_empty)
+                        title="Deny the tool calls, fail the checkpoints"
+                        on:click=move |_| batch(BatchAction::Deny, "Denying the selected")>"Deny / fail"</button>
+                    <button prop:disabled=move || selected.with(BTreeSet::is_empty)
+                        title="Skip the checkpoints"
+                        on:click=move |_| batch(BatchAction::Skip, "Skipping the selected")>"Skip"</button>
+                </div>
+            })}
             <div class="items" data-testid="inbox">
                 {move || {
                     let now = ui.now.get();
@@ -30,14 +66,19 @@ pub fn Inbox(ui: Ui) -> impl IntoView {
                     if items.is_empty() {
                         return view! { <p class="empty">"Nothing is waiting for you."</p> }.into_any();
                     }
-                    items.into_iter().map(|i| item(ui, i, now)).collect_view().into_any()
+                    items.into_iter().map(|i| item(ui, i, now, selected)).collect_view().into_any()
                 }}
             </div>
         </div>
     }
 }
 
-fn item(ui: Ui, i: AttentionItem, now: f64) -> impl IntoView + use<> {
+fn item(
+    ui: Ui,
+    i: AttentionItem,
+    now: f64,
+    selected: RwSignal<BTreeSet<orch_core::wire::Id>>,
+) -> impl IntoView + use<> {
     let waited = ((now - i.created_at.timestamp_millis() as f64) / 1000.0).max(0.0) as u64;
     let who = [i.agent_name.clone(), i.workflow_name.clone(), i.graph_name.clone()]
         .into_iter()
@@ -110,6 +151,11 @@ fn item(ui: Ui, i: AttentionItem, now: f64) -> impl IntoView + use<> {
     view! {
         <div class=format!("item urg-{}", inbox::urgency(kind)) data-kind=inbox::label(kind)>
             <div class="item-head">
+                {inbox::batchable(kind).then(|| view! {
+                    <input type="checkbox" class="pick" aria-label=format!("Select this {}", inbox::label(kind).to_ascii_lowercase())
+                        prop:checked=move || selected.with(|s| s.contains(&id))
+                        on:change=move |e| { let on = event_target_checked(&e); selected.update(|s| { if on { s.insert(id); } else { s.remove(&id); } }); }/>
+                })}
                 <span class="kind">{inbox::label(kind)}</span>
                 <b>{who}</b>
                 {i.tool.clone().map(|t| view! { <code>{t}</code> })}

@@ -2,12 +2,14 @@
 
 mod adws;
 mod agents;
+mod changes;
 mod chat;
 mod costs;
 mod graphs;
 mod inbox;
 mod net;
 mod stream;
+mod timeline;
 
 use leptos::ev;
 use leptos::prelude::*;
@@ -44,12 +46,16 @@ pub enum View {
     Logs,
     /// Workflow runs as swimlanes.
     Adws,
+    /// Every agent's work on one time axis.
+    Timeline,
     /// Task graphs in waves.
     Graphs,
     /// What waits for a person.
     Inbox,
     /// Spending and budgets.
     Costs,
+    /// What the agents changed.
+    Changes,
 }
 
 impl View {
@@ -57,10 +63,12 @@ impl View {
     fn next(self) -> View {
         match self {
             View::Logs => View::Adws,
-            View::Adws => View::Graphs,
+            View::Adws => View::Timeline,
+            View::Timeline => View::Graphs,
             View::Graphs => View::Inbox,
             View::Inbox => View::Costs,
-            View::Costs => View::Logs,
+            View::Costs => View::Changes,
+            View::Changes => View::Logs,
         }
     }
 }
@@ -230,9 +238,11 @@ fn App() -> impl IntoView {
                 {move || match ui.view.get() {
                     View::Logs => stream::Stream(stream::StreamProps { ui }).into_any(),
                     View::Adws => adws::Swimlanes(adws::SwimlanesProps { ui }).into_any(),
+                    View::Timeline => timeline::Timeline(timeline::TimelineProps { ui }).into_any(),
                     View::Graphs => graphs::Graphs(graphs::GraphsProps { ui }).into_any(),
                     View::Inbox => inbox::Inbox(inbox::InboxProps { ui }).into_any(),
                     View::Costs => costs::Costs(costs::CostsProps { ui }).into_any(),
+                    View::Changes => changes::Changes(changes::ChangesProps { ui }).into_any(),
                 }}
             </section>
             <chat::ChatColumn ui=ui/>
@@ -330,9 +340,11 @@ fn Header(ui: Ui) -> impl IntoView {
             <nav class="tabs" aria-label="View (Ctrl+J)">
                 {tab(View::Logs, "LOGS")}
                 {tab(View::Adws, "ADWS")}
+                {tab(View::Timeline, "TIMELINE")}
                 {tab(View::Graphs, "GRAPHS")}
                 {tab(View::Inbox, "INBOX")}
                 {tab(View::Costs, "COSTS")}
+                {tab(View::Changes, "CHANGES")}
             </nav>
             <button class="prompt-btn" title="Command palette (Ctrl+K)" on:click=move |_| {
                 ui.palette.update(|p| *p = !*p);
@@ -366,7 +378,7 @@ fn Banner(ui: Ui) -> impl IntoView {
 fn Help(ui: Ui) -> impl IntoView {
     let keys = [
         ("Ctrl/Cmd+K", "open or close the command palette (Enter sends, Shift+Enter new line)"),
-        ("Ctrl/Cmd+J", "next view: LOGS, ADWS, GRAPHS, INBOX, COSTS"),
+        ("Ctrl/Cmd+J", "next view: LOGS, ADWS, TIMELINE, GRAPHS, INBOX, COSTS, CHANGES"),
         ("/", "search the stream (a regular expression)"),
         ("j / k", "next / previous event, with its detail"),
         ("e", "next error"),

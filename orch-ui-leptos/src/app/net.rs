@@ -353,6 +353,28 @@ pub fn post_then(ui: Ui, path: String, body: Value, what: &'static str, then: im
     });
 }
 
+/// POSTs several actions one after the other (a batch from the inbox), then fetches the inbox again;
+/// the failures are shown together.
+pub fn post_all(ui: Ui, requests: Vec<(String, Value)>, what: &'static str) {
+    spawn_local(async move {
+        let mut failed = Vec::new();
+        for (path, body) in &requests {
+            if let Err(e) = request("POST", path, Some(body)).await {
+                failed.push(e);
+            }
+        }
+        if !failed.is_empty() {
+            ui.notice.set(Some(format!(
+                "{what}: {} of {} failed: {}",
+                failed.len(),
+                requests.len(),
+                failed.join("; ")
+            )));
+        }
+        refresh_attention(ui);
+    });
+}
+
 /// Fetches the inbox again (`GET /api/attention`; a server without it has an empty inbox).
 pub fn refresh_attention(ui: Ui) {
     spawn_local(async move {
@@ -391,11 +413,21 @@ pub fn attention_changed(ui: Ui) {
 /// Loads `/api/costs` and `/api/budgets` into `data`.
 pub fn load_costs(ui: Ui, data: RwSignal<(Value, Value)>) {
     spawn_local(async move {
-        let costs = request("GET", "/api/costs", None).await;
+        // Hourly buckets: the chart's cost over time.
+        let costs = request("GET", "/api/costs?bucket=hour", None).await;
         let budgets = request("GET", "/api/budgets", None).await.unwrap_or(Value::Null);
         match costs {
             Ok(c) => data.set((c, budgets)),
             Err(e) => ui.notice.set(Some(format!("Loading the costs failed: {e}"))),
+        }
+    });
+}
+
+/// Loads the palette's system panel (`GET /get_orchestrator`); left as it was on a failure.
+pub fn load_system(into: RwSignal<protocol::System>) {
+    spawn_local(async move {
+        if let Ok(v) = request("GET", "/get_orchestrator", None).await {
+            into.set(protocol::system(&v));
         }
     });
 }

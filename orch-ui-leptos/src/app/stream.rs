@@ -225,25 +225,11 @@ fn files(ui: Ui, event: &orch_core::wire::Event) -> Option<AnyView> {
         .iter()
         .map(|f| {
             let path = f.absolute_path.clone();
-            let status = format!("{:?}", f.status).to_lowercase();
-            let diff = f.diff.clone().map(|d| {
-                let lines = d
-                    .lines()
-                    .map(|l| {
-                        let class = match l.chars().next() {
-                            Some('+') if !l.starts_with("+++") => "add",
-                            Some('-') if !l.starts_with("---") => "del",
-                            Some('@') => "hunk",
-                            _ => "",
-                        };
-                        view! { <span class=class>{format!("{l}\n")}</span> }
-                    })
-                    .collect_view();
-                view! { <details><summary>"diff"</summary><pre class="diff">{lines}</pre></details> }
-            });
+            let status = format!("{:?}", f.status).to_ascii_lowercase();
+            let diff = f.diff.as_deref().map(|d| view! { <details><summary>"diff"</summary>{diff_view(d)}</details> });
             view! {
                 <li class="file">
-                    <span class=format!("fstat f-{status}")>{status.to_uppercase()}</span>
+                    <span class=format!("fstat f-{status}")>{status.to_ascii_uppercase()}</span>
                     <code>{f.path.clone()}</code>
                     <span class="add">{format!("+{}", f.lines_added)}</span>
                     <span class="del">{format!("−{}", f.lines_removed)}</span>
@@ -274,4 +260,21 @@ fn files(ui: Ui, event: &orch_core::wire::Event) -> Option<AnyView> {
         }
         .into_any(),
     )
+}
+
+/// A unified diff, its added, removed and hunk lines coloured.
+pub(super) fn diff_view(d: &str) -> impl IntoView + use<> {
+    let lines = d
+        .lines()
+        .map(|l| {
+            let class = match l.chars().next() {
+                Some('+') if !l.starts_with("+++") => "add",
+                Some('-') if !l.starts_with("---") => "del",
+                Some('@') => "hunk",
+                _ => "",
+            };
+            view! { <span class=class>{format!("{l}\n")}</span> }
+        })
+        .collect_view();
+    view! { <pre class="diff">{lines}</pre> }
 }
