@@ -4,23 +4,15 @@
 //! `report_cost`), the workflow tools (`start_adw`, `check_adw`) and the graph tools (`plan_graph`,
 //! `approve_plan`, `run_graph`, `graph_status`, `claim_task`, `heartbeat_task`, `complete_task`,
 //! `fail_task`), so Claude Code, Codex or any MCP client can act as the orchestrator, or work as an
-//! external worker of the task queue. The tools are orch's own (`orch_core::tool::Tool`s); this module
-//! only adapts them to MCP: their names, descriptions and input schemas are listed as they are, a call
-//! runs the tool, and a tool error is a tool result marked as an error (the client's model reads it),
-//! never a protocol error.
+//! external worker of the task queue. The tools are orch's own (`orch_core::tool::Tool`s), served by
+//! orch-core's [`ToolServer`] (the adapter the Claude Code executor uses too).
 
 use std::sync::Arc;
 
 use orch_core::engine::Engine;
 use orch_core::orchestrator::Orchestrator;
+use orch_core::tool::mcp::ToolServer;
 use orch_core::tool::{ToolContext, ToolRegistry};
-use orch_core::wire::Id;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
-};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::chat::Failure;
 
@@ -30,91 +22,29 @@ command them (their runs go on in orch; check_agent_status follows them), start 
 graph_status), or work as a worker of the task queue: claim_task gives a task and its prompt; keep its \
 lease with heartbeat_task and end it with complete_task or fail_task.";
 
-/// orch's tools as an MCP server (cheap to clone: one per session shares the tools).
-#[derive(Clone)]
-pub struct OrchMcp {
-    tools: Arc<ToolRegistry>,
-    engine: Engine,
-    agent_id: Id,
-}
-
-impl OrchMcp {
-    /// The tools of `orchestrator` (its management and workflow tools) and the graph tools over
-    /// `graphs`, on `engine`.
-    pub fn new(engine: &Engine, orchestrator: &Orchestrator, graphs: orch_core::graph::GraphRunner) -> Self {
-        let mut tools = ToolRegistry::new();
-        let _ = orch_core::orchestrator::register_management_tools(
-            &mut tools,
-            orchestrator.manager().clone(),
-            orchestrator.id(),
-            orchestrator.agent_id(),
-        );
-        let _ = orch_core::orchestrator::register_adw_tools(&mut tools, engine.workflows(), orchestrator.id());
-        let planner = engine.planner().ok();
-        orch_core::orchestrator::graph_tools::register_graph_tools(&mut tools, graphs, planner);
-        Self { tools: Arc::new(tools), engine: engine.clone(), agent_id: orchestrator.agent_id() }
-    }
-
-    /// The names of the tools offered.
-    pub fn tool_names(&self) -> Vec<String> {
-        self.tools.names().into_iter().map(str::to_string).collect()
-    }
-
-    fn context(&self) -> ToolContext {
-        ToolContext {
-            working_dir: self.engine.working_dir().to_path_buf(),
-            agent_id: self.agent_id,
-            agent_name: "mcp".into(),
-            tool_use_id: format!("mcp_{}", orch_core::wire::new_id().simple()),
-            interrupt: orch_core::Interrupt::new(),
-            runtime: self.engine.runtime().clone(),
-        }
-    }
-}
-
-impl ServerHandler for OrchMcp {
-    fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("orch", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let tools = self
-            .tools
-            .specs()
-            .into_iter()
-            .map(|s| {
-                let schema = match s.input_schema {
-                    serde_json::Value::Object(map) => map,
-                    _ => serde_json::Map::new(),
-                };
-                Tool::new(s.name, s.description, Arc::new(schema))
-            })
-            .collect();
-        Ok(ListToolsResult::with_all_items(tools))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let Some(tool) = self.tools.get(&request.name).cloned() else {
-            return Err(ErrorData::invalid_params(format!("no tool named '{}'", request.name), None));
-        };
-        let input = serde_json::Value::Object(request.arguments.unwrap_or_default());
-        let result = match tool.call(&self.context(), input).await {
-            Ok(out) if out.is_error => CallToolResult::error(vec![ContentBlock::text(out.content)]),
-            Ok(out) => CallToolResult::success(vec![ContentBlock::text(out.content)]),
-            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
-        };
-        Ok(result.into())
-    }
+/// orch's tools as an MCP server: the tools of `orchestrator` (its management and workflow tools) and
+/// the graph tools over `graphs`, on `engine` (orch-core's [`ToolServer`], with instructions for the
+/// client's model).
+pub fn server(engine: &Engine, orchestrator: &Orchestrator, graphs: orch_core::graph::GraphRunner) -> ToolServer {
+    let mut tools = ToolRegistry::new();
+    let _ = orch_core::orchestrator::register_management_tools(
+        &mut tools,
+        orchestrator.manager().clone(),
+        orchestrator.id(),
+        orchestrator.agent_id(),
+    );
+    let _ = orch_core::orchestrator::register_adw_tools(&mut tools, engine.workflows(), orchestrator.id());
+    let planner = engine.planner().ok();
+    orch_core::orchestrator::graph_tools::register_graph_tools(&mut tools, graphs, planner);
+    let context = ToolContext {
+        working_dir: engine.working_dir().to_path_buf(),
+        agent_id: orchestrator.agent_id(),
+        agent_name: "mcp".into(),
+        tool_use_id: String::new(),
+        interrupt: orch_core::Interrupt::new(),
+        runtime: engine.runtime().clone(),
+    };
+    ToolServer::new(tools, context).with_instructions(INSTRUCTIONS)
 }
 
 /// `orch mcp`: serves the tools over stdio until the client closes it. Runs the tools start (agent
@@ -123,7 +53,7 @@ pub async fn run_stdio(engine: Engine) -> Result<u8, Failure> {
     use rmcp::ServiceExt;
     let orchestrator = crate::chat::orchestrator(&engine, None, false).await?;
     let graphs = engine.graph_runner()?;
-    let server = OrchMcp::new(&engine, &orchestrator, graphs);
+    let server = server(&engine, &orchestrator, graphs);
     eprintln!("orch mcp: serving {} tools on stdio (orchestrator {})", server.tool_names().len(), orchestrator.id());
     let running = server
         .serve(rmcp::transport::stdio())
@@ -141,10 +71,10 @@ pub async fn run_stdio(engine: Engine) -> Result<u8, Failure> {
 /// server's token guards it (as every route), so any Host header is taken; on loopback only local ones
 /// (DNS rebinding).
 pub fn http_service(
-    server: OrchMcp,
+    server: ToolServer,
     loopback: bool,
 ) -> rmcp::transport::streamable_http_server::StreamableHttpService<
-    OrchMcp,
+    ToolServer,
     rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
 > {
     use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};

@@ -103,7 +103,7 @@ fn app(state: AppState, origins: &[String], ui: Option<&std::path::Path>) -> Rou
         None => Router::new().route("/", get(page::index)),
     };
     // MCP over streamable HTTP: without a token the server is on loopback, so only local Host headers.
-    let mcp = crate::mcp::OrchMcp::new(state.engine(), state.orchestrator(), state.graphs().clone());
+    let mcp = crate::mcp::server(state.engine(), state.orchestrator(), state.graphs().clone());
     let mcp = crate::mcp::http_service(mcp, state.token().is_none());
     let router = router
         .nest("/api", api::routes())

@@ -25,7 +25,7 @@ mod session;
 
 pub use config::{ConfigProblem, MCP_JSON, McpConfig, ServerConfig};
 pub use remote::McpTool;
-pub use serve::ToolEndpoint;
+pub use serve::{ToolEndpoint, ToolServer};
 pub use session::{McpProblem, McpSession};
 
 use std::time::Duration;

@@ -20,17 +20,44 @@ use serde_json::{Value, json};
 
 use crate::tool::{ToolContext, ToolRegistry};
 
-/// The tools of a registry as an MCP server; each call runs with a copy of one context (its own call id).
+/// The tools of a registry as an MCP server (any rmcp transport: stdio, streamable HTTP, a
+/// [`ToolEndpoint`]). Their names, descriptions and input schemas are listed as they are; a call runs
+/// the tool with a copy of one context (a call id of its own), and a tool's failure is a tool result
+/// marked as an error, which the client's model reads, never a protocol error. Cheap to clone: every
+/// session shares the tools.
 #[derive(Clone)]
-struct RegistryServer {
+pub struct ToolServer {
     tools: Arc<ToolRegistry>,
     context: ToolContext,
+    instructions: Option<Arc<str>>,
 }
 
-impl ServerHandler for RegistryServer {
+impl ToolServer {
+    /// Serves `tools`; calls run with `context`.
+    pub fn new(tools: ToolRegistry, context: ToolContext) -> Self {
+        Self { tools: Arc::new(tools), context, instructions: None }
+    }
+
+    /// Tells clients what the server is for (the `instructions` of its initialize result).
+    pub fn with_instructions(mut self, instructions: &str) -> Self {
+        self.instructions = Some(instructions.into());
+        self
+    }
+
+    /// The names of the tools offered.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tools.names().into_iter().map(str::to_string).collect()
+    }
+}
+
+impl ServerHandler for ToolServer {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("orch", env!("CARGO_PKG_VERSION")))
+        let info = InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("orch", env!("CARGO_PKG_VERSION")));
+        match &self.instructions {
+            Some(text) => info.with_instructions(text.to_string()),
+            None => info,
+        }
     }
 
     async fn list_tools(
@@ -94,10 +121,10 @@ impl ToolEndpoint {
         let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let url = format!("http://{}/mcp", listener.local_addr()?);
         let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        let server = RegistryServer { tools: Arc::new(tools), context };
+        let server = ToolServer::new(tools, context);
         let mut config = StreamableHttpServerConfig::default();
         config.json_response = true;
-        let service: Arc<StreamableHttpService<RegistryServer, LocalSessionManager>> =
+        let service: Arc<StreamableHttpService<ToolServer, LocalSessionManager>> =
             Arc::new(StreamableHttpService::new(move || Ok(server.clone()), Arc::default(), config));
         let expected = format!("Bearer {token}");
         let task = tokio::spawn(async move {
