@@ -55,6 +55,13 @@ pub fn lanes<'a>(records: impl IntoIterator<Item = &'a EventRecord>, now: f64) -
         if other_step && let Some(b) = bars.last_mut() {
             b.open = false;
         }
+        if !bars.last().is_some_and(|b| b.open) && !starts_work(&r.event) {
+            // What follows a phase's end (its cost, status, file report) belongs to it; it opens none.
+            if let (Some(b), Event::AgentCostsUpdated { cost_usd, .. }) = (bars.last_mut(), &r.event) {
+                b.cost += cost_usd;
+            }
+            continue;
+        }
         if !bars.last().is_some_and(|b| b.open) {
             let label = step.unwrap_or_else(|| match &r.event {
                 Event::UserPromptSubmit { prompt, .. } => crate::format::truncate(&crate::format::one_line(prompt), 60),
@@ -84,6 +91,25 @@ pub fn lanes<'a>(records: impl IntoIterator<Item = &'a EventRecord>, now: f64) -
         .collect()
 }
 
+/// Whether an event shows an agent at work (and so opens a phase when none is open): not its creation,
+/// status, cost, file report, summaries, logs or the end of its turn.
+fn starts_work(e: &Event) -> bool {
+    !matches!(
+        e,
+        Event::AgentCreated { .. }
+            | Event::AgentStatusChanged { .. }
+            | Event::AgentCostsUpdated { .. }
+            | Event::AgentDeleted { .. }
+            | Event::FileTracking { .. }
+            | Event::SummaryUpdated { .. }
+            | Event::SystemLog { .. }
+            | Event::Result { .. }
+            | Event::Stop { .. }
+            | Event::StepEnd { .. }
+            | Event::WorkflowUpdated { .. }
+    )
+}
+
 /// The time span the lanes cover: (earliest start, latest end), or `None` with no bars.
 pub fn span(lanes: &[Lane]) -> Option<(f64, f64)> {
     let bars = lanes.iter().flat_map(|l| &l.bars);
@@ -102,11 +128,23 @@ pub fn cost_hue(cost: f64, max: f64) -> u32 {
 }
 
 /// The zoom levels (pixels per second of the time axis) the buttons and Ctrl+wheel step through.
-pub const ZOOMS: [f64; 9] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+pub const ZOOMS: [f64; 11] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 /// The zoom level after one step in (`true`) or out from `index`.
 pub fn zoom_step(index: usize, zoom_in: bool) -> usize {
     if zoom_in { (index + 1).min(ZOOMS.len() - 1) } else { index.saturating_sub(1) }
+}
+
+/// The scale (pixels per second) that fits `span_ms` into `width` pixels, within the zoom levels.
+pub fn fit(span_ms: f64, width: f64) -> f64 {
+    let (min, max) = (ZOOMS[0], ZOOMS[ZOOMS.len() - 1]);
+    if span_ms.is_finite() && span_ms > 0.0 { (width / (span_ms / 1000.0)).clamp(min, max) } else { max }
+}
+
+/// The zoom level nearest to `pps` (where the buttons step from after fitting).
+pub fn nearest(pps: f64) -> usize {
+    let d = |i: usize| (ZOOMS[i].ln() - pps.max(f64::MIN_POSITIVE).ln()).abs();
+    (0..ZOOMS.len()).min_by(|a, b| d(*a).total_cmp(&d(*b))).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -158,6 +196,8 @@ mod tests {
             rec(1, 0, 1, None, prompt),
             rec(2, 2, 1, None, cost(0.5)),
             rec(3, 4, 1, None, result()),
+            rec(31, 4, 1, None, cost(0.25)),
+            rec(32, 5, 1, None, Event::FileTracking { text_seq: None, file_changes: vec![], read_files: vec![] }),
             rec(4, 5, 2, Some("plan"), Event::Text { text: "p".into() }),
             rec(5, 6, 2, Some("plan"), cost(0.25)),
             rec(6, 8, 2, Some("build"), Event::Text { text: "b".into() }),
@@ -167,7 +207,7 @@ mod tests {
         let lanes = lanes(&records, now);
         assert_eq!(lanes.iter().map(|l| l.agent).collect::<Vec<_>>(), [Id::from_u128(1), Id::from_u128(2)]);
         let a: Vec<(&str, f64, bool)> = lanes[0].bars.iter().map(|b| (b.label.as_str(), b.cost, b.open)).collect();
-        assert_eq!(a, [("fix the parser", 0.5, false), ("turn", 0.0, true)]);
+        assert_eq!(a, [("fix the parser", 0.75, false), ("turn", 0.0, true)], "what follows the end opens no phase");
         assert_eq!(lanes[0].bars[0].end - lanes[0].bars[0].start, 4000.0);
         assert_eq!(lanes[0].bars[1].end, now, "an open turn runs to now");
         let b: Vec<(&str, f64)> = lanes[1].bars.iter().map(|b| (b.label.as_str(), b.cost)).collect();
@@ -186,5 +226,11 @@ mod tests {
         assert_eq!(zoom_step(0, false), 0);
         assert_eq!(zoom_step(ZOOMS.len() - 1, true), ZOOMS.len() - 1);
         assert_eq!(zoom_step(3, true), 4);
+        assert_eq!(fit(10_000.0, 640.0), 64.0, "ten seconds");
+        assert_eq!(fit(1_000.0, 640.0), 256.0, "a second: the closest zoom");
+        assert_eq!(fit(3_600_000.0, 720.0), 0.25, "an hour: the widest");
+        assert_eq!(fit(100_000.0, 800.0), 8.0);
+        assert_eq!(ZOOMS[nearest(7.0)], 8.0);
+        assert_eq!(ZOOMS[nearest(0.01)], 0.25);
     }
 }

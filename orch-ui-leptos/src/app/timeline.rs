@@ -1,6 +1,6 @@
 //! The timeline across agents: a lane per agent, a bar per phase (workflow step or turn) coloured by
 //! what it cost, on one time axis; zoom with the buttons or Ctrl+wheel. Bars are buttons (Tab reaches
-//! them; Enter opens the phase's first event in the detail panel).
+//! them; Enter opens the phase's first event in the detail panel). It opens fitted to the whole span.
 
 use leptos::ev;
 use leptos::prelude::*;
@@ -11,14 +11,19 @@ use crate::timeline::{self, ZOOMS};
 
 #[component]
 pub fn Timeline(ui: Ui) -> impl IntoView {
-    // Pixels per second: ZOOMS[zoom].
-    let zoom = RwSignal::new(2usize);
+    // Pixels per second: ZOOMS[i], or `None`: the whole span fits the view.
+    let zoom = RwSignal::new(None::<usize>);
+    const FIT_PX: f64 = 600.0;
     // Drawn again when events arrive, not with the ticking clock (a bar keeps its focus).
     let lanes = Memo::new(move |_| {
         let now = ui.now.get_untracked();
         ui.events.with(|b| timeline::lanes(b.rows().iter().map(|r| &r.record), now))
     });
-    let step = move |zoom_in: bool| zoom.update(|z| *z = timeline::zoom_step(*z, zoom_in));
+    let fitted = move || lanes.with(|l| timeline::span(l).map_or(ZOOMS[2], |(a, b)| timeline::fit(b - a, FIT_PX)));
+    let step = move |zoom_in: bool| {
+        let from = zoom.get_untracked().unwrap_or_else(|| timeline::nearest(fitted()));
+        zoom.set(Some(timeline::zoom_step(from, zoom_in)));
+    };
     let on_wheel = move |e: ev::WheelEvent| {
         if e.ctrl_key() || e.meta_key() {
             e.prevent_default();
@@ -29,9 +34,12 @@ pub fn Timeline(ui: Ui) -> impl IntoView {
         <div class="timeline" data-testid="timeline">
             <div class="filters" role="toolbar" aria-label="Timeline zoom">
                 <b class="title">"Timeline"</b>
-                <span class="muted">"a lane per agent, a bar per step or turn, coloured by cost"</span>
+                <span class="muted">"a bar per step or turn, coloured by cost"</span>
                 <button class="tool" aria-label="Zoom out" title="Zoom out (Ctrl+wheel)" on:click=move |_| step(false)>"−"</button>
-                <span class="muted" data-testid="zoom">{move || format!("{} px/s", ZOOMS[zoom.get()])}</span>
+                <span class="muted" data-testid="zoom">{move || match zoom.get() {
+                    Some(i) => format!("{} px/s", ZOOMS[i]),
+                    None => format!("fit ({:.2} px/s)", fitted()),
+                }}</span>
                 <button class="tool" aria-label="Zoom in" title="Zoom in (Ctrl+wheel)" on:click=move |_| step(true)>"+"</button>
             </div>
             <div class="tl-body" on:wheel=on_wheel>
@@ -39,13 +47,14 @@ pub fn Timeline(ui: Ui) -> impl IntoView {
                     let Some((start, end)) = timeline::span(lanes) else {
                         return view! { <p class="empty">"No agent has worked yet."</p> }.into_any();
                     };
-                    let pps = ZOOMS[zoom.get()];
+                    let pps = zoom.get().map_or_else(|| timeline::fit(end - start, FIT_PX), |i| ZOOMS[i]);
                     let max = lanes.iter().flat_map(|l| &l.bars).map(|b| b.cost).fold(0.0, f64::max);
                     let width = (end - start) / 1000.0 * pps + 40.0;
                     view! {
                         <div class="tl-lanes">
                             {lanes.iter().map(|lane| {
-                                let name = ui.agent_name(Some(lane.agent));
+                                let orchestrator = ui.fleet.with_untracked(|f| f.orchestrator_agent) == Some(lane.agent);
+                                let name = if orchestrator { "orchestrator".to_string() } else { ui.agent_name(Some(lane.agent)) };
                                 view! {
                                     <div class="tl-lane" data-testid="lane" data-agent=name.clone() role="group" aria-label=format!("Agent {name}")>
                                         <div class="tl-name" title=name.clone()>{name.clone()}</div>
