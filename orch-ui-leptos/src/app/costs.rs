@@ -111,7 +111,8 @@ fn lines(costs: &Value, by: &'static str) -> impl IntoView + use<> {
     let (w, h, pad) = (600.0, 160.0, 10.0);
     let max = series.iter().flat_map(|s| s.points.iter().copied()).fold(0.0, f64::max).max(1e-9);
     let n = buckets.len();
-    let x = move |i: usize| if n <= 1 { w / 2.0 } else { pad + i as f64 * (w - 2.0 * pad) / (n - 1) as f64 };
+    // Slot 0 is the start (nothing spent yet); bucket i is drawn at slot i + 1.
+    let x = move |slot: usize| pad + slot as f64 * (w - 2.0 * pad) / n.max(1) as f64;
     let y = move |v: f64| h - pad - v / max * (h - 2.0 * pad);
     let label = format!("Cost over time {}", if by == "by_model" { "per model" } else { "per agent" });
     let first = buckets.first().cloned().unwrap_or_default();
@@ -120,13 +121,16 @@ fn lines(costs: &Value, by: &'static str) -> impl IntoView + use<> {
         <svg class="chart lines" viewBox=format!("0 0 {w} {}", h + 14.0) role="img" aria-label=label data-testid="cost-lines">
             {series.iter().map(|s| {
                 let colour = format!("hsl({}, 70%, 60%)", format::hue(&s.name));
-                let points: String = s.points.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1} ", x(i), y(*v))).collect();
+                let points: String = std::iter::once((0, 0.0))
+                    .chain(s.points.iter().enumerate().map(|(i, v)| (i + 1, *v)))
+                    .map(|(slot, v)| format!("{:.1},{:.1} ", x(slot), y(v)))
+                    .collect();
                 let end = s.points.last().copied().unwrap_or(0.0);
                 view! {
                     <g data-testid="series" data-name=s.name.clone()>
                         <title>{format!("{}: {}", s.name, format::cost(end))}</title>
                         <polyline points=points fill="none" stroke=colour.clone() stroke-width="2"></polyline>
-                        <circle cx=x(n.saturating_sub(1)) cy=y(end) r="3" fill=colour></circle>
+                        <circle cx=x(n) cy=y(end) r="3" fill=colour></circle>
                     </g>
                 }
             }).collect_view()}
