@@ -5,11 +5,11 @@
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use super::event_de::TYPE_TAG;
 use super::{
     Agent, AgentStatus, ApprovalDecision, ChatMessage, CompactTrigger, EndReason, FileChange, FileRead, HookVerdict,
     Id, LogLevel, Message, Orchestrator, Plan, StepStatus, Task, TaskGraph, Timestamp, Usage, WorkflowRecord,
 };
-use super::event_de::TYPE_TAG;
 
 /// Everything that happens, as appended to the log. Serialized with a `type` tag.
 ///
