@@ -92,7 +92,15 @@ pub fn init_logging() {
     #[cfg(feature = "otel")]
     {
         // No layer at all unless traces are asked for, so orch's spans stay disabled at their callsites.
-        match crate::telemetry::layer() {
+        let requested = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
+        let service_name = std::env::var("OTEL_SERVICE_NAME")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| crate::telemetry::DEFAULT_SERVICE_NAME.to_string());
+        match crate::telemetry::layer(requested, service_name) {
             Ok(Some(traces)) => registry.with(traces).init(),
             Ok(None) => registry.init(),
             Err(e) => {

@@ -43,34 +43,18 @@ pub enum TelemetryError {
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
-/// Whether the environment asks for traces: `OTEL_EXPORTER_OTLP_ENDPOINT` or
-/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set and not empty.
-pub fn requested() -> bool {
-    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
-}
-
-/// The service name: `OTEL_SERVICE_NAME`, else [`DEFAULT_SERVICE_NAME`].
-pub fn service_name() -> String {
-    std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string())
-}
-
-/// The layer that exports orch's spans, when the environment asks for traces; `Ok(None)` otherwise.
-/// Only spans of orch's own crates at INFO and above are exported, whatever `ORCH_LOG` says.
-/// [`shutdown`] flushes it.
-pub fn layer<S>() -> Result<Option<impl Layer<S>>, TelemetryError>
+/// The layer that exports orch's spans as `service_name`, when traces are `requested` (the composition
+/// root, `orch_web::engine`, reads both from the environment: `OTEL_EXPORTER_OTLP_ENDPOINT` or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, and `OTEL_SERVICE_NAME`); `Ok(None)` otherwise. Only spans of
+/// orch's own crates at INFO and above are exported, whatever `ORCH_LOG` says. [`shutdown`] flushes it.
+pub fn layer<S>(requested: bool, service_name: String) -> Result<Option<impl Layer<S>>, TelemetryError>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    if !requested() {
+    if !requested {
         return Ok(None);
     }
-    let exporter = Exporter::start(None, service_name())?;
+    let exporter = Exporter::start(None, service_name)?;
     let layer = exporter.layer();
     if let Ok(mut slot) = PROVIDER.get_or_init(|| Mutex::new(None)).lock() {
         *slot = Some(exporter.provider);

@@ -253,8 +253,9 @@ fn file_to_graph(db: Db) {
             "TaskUpdated",
             "TaskUpdated",
             "TaskUpdated",
-            "GraphUpdated",
-            "TaskUpdated"
+            // An added task: its event, then its graph's (the task count and waves it grew).
+            "TaskUpdated",
+            "GraphUpdated"
         ]
     );
 }
