@@ -122,6 +122,12 @@ pub fn orchestrator_cost(v: &Value) -> Option<(f64, u64, Option<u64>)> {
     ))
 }
 
+/// The agent the orchestrator's own turns run as (`agent_id` of `GET /api/orchestrator`): its events
+/// are the chat's thinking and action bubbles, and its timeline lane is "orchestrator".
+pub fn orchestrator_agent(v: &Value) -> Option<orch_core::wire::Id> {
+    v.get("agent_id")?.as_str()?.parse().ok()
+}
+
 /// The palette's system panel: the orchestrator's session and working directory, and what can be
 /// inserted (from the seed's `GET /get_orchestrator`, which `orch serve` answers too).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -292,6 +298,10 @@ mod tests {
         );
         assert_eq!(error_message(502, ""), "HTTP 502");
         assert_eq!(orchestrator_cost(&json!({"orchestrator": {"total_cost_usd": 1.5}})), Some((1.5, 0, None)));
+        let id = "01a23be5-1bcc-705f-8442-1f1d475f078e";
+        assert_eq!(orchestrator_agent(&json!({"orchestrator": {}, "agent_id": id})), id.parse().ok());
+        assert!(orchestrator_agent(&json!({"agent_id": id})).is_some());
+        assert_eq!(orchestrator_agent(&json!({"orchestrator": {}})), None);
         let s = suggestions(&json!({"suggestions": [{"completion": " then test it", "reasoning": "tests"},
                                                      {"completion": " "}, {"x": 1}, {"completion": "a"},
                                                      {"completion": "b"}, {"completion": "c"}]}));

@@ -114,6 +114,16 @@ async fn the_seed_dashboard_starts_up_and_a_chat_creates_and_commands_an_agent()
         api_agents["agents"].as_array().unwrap().iter().all(|a| a["role"] != "orchestrator"),
         "the orchestrator's own record is not listed: {api_agents}"
     );
+    // …but `/api/orchestrator` names the agent its turns run as, whose events the dashboard shows as
+    // the chat's thinking and action bubbles.
+    let (s, o) = get(&base, "/api/orchestrator").await;
+    assert_eq!(s, 200, "{o}");
+    let own_agent = o["agent_id"].as_str().unwrap_or_else(|| panic!("no agent_id: {o}")).to_string();
+    let (_, all) = get(&base, "/api/events?limit=1000").await;
+    assert!(
+        all["events"].as_array().unwrap().iter().any(|e| e["agent_id"] == own_agent.as_str() && e["type"] == "ToolUse"),
+        "the orchestrator's tool calls carry agent_id {own_agent}"
+    );
     let (s, newest) = get(&base, "/api/events?order=desc&limit=5").await;
     assert_eq!(s, 200, "{newest}");
     let newest: Vec<u64> = newest["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();

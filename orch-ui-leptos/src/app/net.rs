@@ -141,12 +141,17 @@ pub fn start(ui: Ui) {
 async fn first_load(ui: Ui) -> Result<u64, String> {
     let agents = request("GET", "/api/agents", None).await?;
     ui.fleet.update(|f| f.load(protocol::agents(&agents)));
-    if let Ok(o) = request("GET", "/api/orchestrator", None).await
-        && let Some((cost, used, window)) = protocol::orchestrator_cost(&o)
-    {
+    if let Ok(o) = request("GET", "/api/orchestrator", None).await {
+        let agent = protocol::orchestrator_agent(&o);
+        let cost = protocol::orchestrator_cost(&o);
         ui.fleet.update(|f| {
-            f.orchestrator_cost = cost;
-            f.orchestrator_context = (used, window);
+            if agent.is_some() {
+                f.orchestrator_agent = agent;
+            }
+            if let Some((cost, used, window)) = cost {
+                f.orchestrator_cost = cost;
+                f.orchestrator_context = (used, window);
+            }
         });
     }
     let chat = request("GET", "/api/orchestrator/chat?limit=500", None).await?;

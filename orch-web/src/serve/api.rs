@@ -457,11 +457,11 @@ async fn newest(
     path = "/orchestrator",
     tag = "orchestrator",
     summary = "The hosted orchestrator",
-    responses((status = 200, description = "`orchestrator`: its record", body = Object))
+    responses((status = 200, description = "`orchestrator`: its record; `agent_id`: the agent its own turns run as (its events carry it; `/api/agents` does not list it)", body = Object))
 )]
 async fn orchestrator(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let record = state.orchestrator().record().await?;
-    Ok(Json(json!({"orchestrator": record})))
+    Ok(Json(json!({"orchestrator": record, "agent_id": state.orchestrator().agent_id()})))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
