@@ -76,6 +76,11 @@ pub fn Stream(ui: Ui) -> impl IntoView {
                     auto.set_value(true);
                     el.set_scroll_top(bottom);
                 }
+                // The window follows what the list shows now, even when no scroll event comes (already
+                // at the bottom, or the list was resized or reloaded meanwhile): a stale position would
+                // draw rows that are not on screen and leave the list blank.
+                scroll_top.set(f64::from(el.scroll_top()));
+                viewport.set(f64::from(el.client_height()).max(ROW_HEIGHT));
             });
         }
     });
