@@ -98,11 +98,22 @@ pub async fn serve_stdio(grandchild: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether process `pid` is gone (no such process, or a zombie waiting to be reaped). Linux only.
+/// Whether process `pid` is gone (no such process, or a zombie waiting to be reaped), or goes within
+/// 5 s. Linux only.
 pub fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // The state follows the command name in parentheses: `123 (sleep) Z ...`.
-        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(false),
+    // A SIGKILL is delivered asynchronously: the process may still be on its way out (and a
+    // grandchild is reaped by whoever inherits it) just after the kill returns. Gone means gone, or a
+    // zombie, within a few seconds.
+    for _ in 0..100 {
+        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state follows the command name in parentheses: `123 (sleep) Z ...`.
+            Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(false),
+        };
+        if gone {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    false
 }
