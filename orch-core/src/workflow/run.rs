@@ -31,6 +31,11 @@ mod run_claim;
 use run_claim::{Live, renew_claim};
 pub use run_claim::{WorkflowTicket, is_stale};
 
+// What a run did before it was resumed, read from its events.
+#[path = "run_prior.rs"]
+mod run_prior;
+pub use run_prior::PriorSteps;
+
 /// What went wrong with a workflow run.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
@@ -489,49 +494,6 @@ fn record_batch(record: &WorkflowRecord, extra: Vec<(EventKeys, Event)>) -> Batc
 
 /// A step's prompt after slash-command expansion, with the command's model and tools.
 type Expanded = (String, Option<String>, Option<Vec<String>>);
-
-/// What a run did before it was resumed, read from its events.
-#[derive(Debug, Clone, Default)]
-pub struct PriorSteps {
-    /// Steps that ended (success or skipped), with their `StepEnd` payloads.
-    pub ended: std::collections::BTreeMap<String, (StepStatus, Value)>,
-    /// The step that started and never ended: its name, agent and attempt.
-    pub open: Option<(String, Id, u32)>,
-    /// The highest attempt each step started (a step run again starts after it, with a new agent).
-    pub attempts: std::collections::BTreeMap<String, u32>,
-}
-
-impl PriorSteps {
-    async fn read(store: &dyn Store, id: Id) -> Result<Self, WorkflowError> {
-        let q = EventQuery {
-            workflow_id: Some(id),
-            types: vec!["StepStart".into(), "StepEnd".into()],
-            ..EventQuery::default()
-        };
-        let mut prior = PriorSteps::default();
-        for r in store.read_events(&q).await? {
-            match r.event {
-                Event::StepStart { step_name: step, attempt, .. } => {
-                    let seen = prior.attempts.entry(step.clone()).or_insert(0);
-                    *seen = (*seen).max(attempt);
-                    if let Some(agent) = r.keys.agent_id {
-                        prior.open = Some((step, agent, attempt));
-                    }
-                }
-                Event::StepEnd { step_name: step, status, payload, .. } => {
-                    if prior.open.as_ref().is_some_and(|(s, _, _)| *s == step) {
-                        prior.open = None;
-                    }
-                    if matches!(status, StepStatus::Success | StepStatus::Skipped) {
-                        prior.ended.insert(step, (status, payload));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(prior)
-    }
-}
 
 /// A run in progress: what a [`Workflow`] drives its steps through.
 pub struct WorkflowRun<'a> {
