@@ -48,4 +48,3 @@ impl PriorSteps {
         Ok(prior)
     }
 }
-
