@@ -23,6 +23,8 @@ fn planned(key: &str, deps: &[&str]) -> PlannedTask {
         model: None,
         tools: Vec::new(),
         verification: Vec::new(),
+        estimated_cost_usd: None,
+        estimated_minutes: None,
     }
 }
 

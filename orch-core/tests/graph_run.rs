@@ -30,6 +30,8 @@ fn planned(key: &str, task_type: &str, complexity: Complexity, deps: Vec<String>
         model: None,
         tools: Vec::new(),
         verification: Vec::new(),
+        estimated_cost_usd: None,
+        estimated_minutes: None,
     }
 }
 

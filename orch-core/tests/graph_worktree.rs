@@ -38,6 +38,8 @@ fn planned(key: &str, deps: &[&str], verification: &[&str]) -> PlannedTask {
         model: None,
         tools: Vec::new(),
         verification: verification.iter().map(|v| v.to_string()).collect(),
+        estimated_cost_usd: None,
+        estimated_minutes: None,
     }
 }
 

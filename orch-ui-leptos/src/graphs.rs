@@ -7,13 +7,30 @@ use std::collections::BTreeMap;
 use orch_core::wire::{Complexity, Event, EventRecord, Id, Task, TaskGraph, TaskStatus, Timestamp};
 use serde_json::Value;
 
-use crate::protocol;
+use crate::{format, protocol};
+
+/// What a graph's plan estimated of one task (`GET /api/graphs/{id}`'s `estimates`, by task key).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Estimate {
+    /// Its cost, USD.
+    pub cost_usd: Option<f64>,
+    /// Its duration, minutes.
+    pub minutes: Option<f64>,
+}
 
 /// The graphs and the tasks known of them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Graphs {
     graphs: BTreeMap<Id, TaskGraph>,
     tasks: BTreeMap<Id, Task>,
+    /// The plans' estimates, by graph and task key (lists: maps of their own types would add their
+    /// code to the wasm bundle).
+    estimates: Vec<(Id, Vec<(String, Estimate)>)>,
+}
+
+/// A plan's figure as the dashboard takes it: a finite number, 0 or more.
+fn figure(v: Option<&Value>) -> Option<f64> {
+    v.and_then(Value::as_f64).filter(|x| x.is_finite() && *x >= 0.0)
 }
 
 impl Graphs {
@@ -24,9 +41,15 @@ impl Graphs {
         }
     }
 
-    /// Takes `GET /api/graphs/{id}` (the graph and its tasks).
+    /// Takes `GET /api/graphs/{id}` (the graph, its tasks and its plan's estimates).
     pub fn load_graph(&mut self, v: &Value) {
         if let Some(g) = v.get("graph").and_then(|g| serde_json::from_value::<TaskGraph>(g.clone()).ok()) {
+            if let Some(Value::Object(by_key)) = v.get("estimates") {
+                let read =
+                    |e: &Value| Estimate { cost_usd: figure(e.get("cost_usd")), minutes: figure(e.get("minutes")) };
+                self.estimates.retain(|(id, _)| *id != g.id);
+                self.estimates.push((g.id, by_key.iter().map(|(k, e)| (k.clone(), read(e))).collect()));
+            }
             self.upsert_graph(g);
         }
         for t in protocol::list::<Task>(v, "tasks") {
@@ -98,15 +121,20 @@ impl Graphs {
 
 /// A node's planned and actual cost and time.
 ///
-/// Plans carry no per-task estimate, so "planned" is derived: the cost is the task's share of the
+/// "Planned" is the plan's estimate of the task when it has one (`estimated_cost_usd`,
+/// `estimated_minutes`). Otherwise it is derived, and marked so: the cost is the task's share of the
 /// graph's budget by complexity (simple 1, medium 2, complex 4), and the time the mean of the graph's
 /// finished tasks of the same complexity. Either is `None` when there is nothing to derive it from.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Figures {
     /// The planned cost, USD.
     pub planned_cost: Option<f64>,
+    /// The planned cost is derived, not the plan's.
+    pub cost_derived: bool,
     /// The planned time, seconds.
     pub planned_secs: Option<f64>,
+    /// The planned time is derived, not the plan's.
+    pub secs_derived: bool,
     /// What its attempts cost so far, USD.
     pub actual_cost: f64,
     /// How long its last attempt took (or has been running), seconds.
@@ -141,18 +169,36 @@ impl Graphs {
                 .collect();
             (!done.is_empty()).then(|| done.iter().sum::<f64>() / done.len() as f64)
         };
+        let plan = self.estimates.iter().find(|(g, _)| *g == id).map(|(_, p)| p);
         tasks
             .iter()
             .map(|t| {
+                let e = plan.and_then(|p| p.iter().find(|(k, _)| *k == t.key)).map(|(_, e)| *e).unwrap_or_default();
+                let planned_secs = e.minutes.map(|m| m * 60.0);
                 let f = Figures {
-                    planned_cost: budget.map(|b| b * weight(t.complexity) / total_weight.max(1.0)),
-                    planned_secs: mean_secs(t.complexity),
+                    planned_cost: e
+                        .cost_usd
+                        .or_else(|| budget.map(|b| b * weight(t.complexity) / total_weight.max(1.0))),
+                    cost_derived: e.cost_usd.is_none(),
+                    planned_secs: planned_secs.or_else(|| mean_secs(t.complexity)),
+                    secs_derived: planned_secs.is_none(),
                     actual_cost: t.cost_usd,
                     actual_secs: secs(t, now),
                 };
                 (t.id, f)
             })
             .collect()
+    }
+
+    /// The planned figures as a node shows them: `planned $0.050 · 10m 00s` from the plan, a derived
+    /// figure marked as an estimate (`≈$0.200`), `–` for one there is nothing to derive from.
+    pub fn planned_text(f: &Figures) -> String {
+        let mark = |derived: bool, text: String| if derived { format!("≈{text}") } else { text };
+        let cost = f.planned_cost.map_or_else(|| "–".to_string(), |c| mark(f.cost_derived, format::cost(c)));
+        let time = f
+            .planned_secs
+            .map_or_else(|| "–".to_string(), |s| mark(f.secs_derived, format::duration(s.round() as u64)));
+        format!("planned {cost} · {time}")
     }
 
     /// The keys of a task's dependencies, in its order.
@@ -228,6 +274,30 @@ mod tests {
     }
 
     #[test]
+    fn planned_figures_come_from_the_plan_when_it_has_them() {
+        let mut g = Graphs::default();
+        let mut t10 = task(10, 0, 0, "completed", "2026-12-03T08:00:00Z");
+        t10["started_at"] = json!("2026-12-03T08:00:00Z");
+        t10["completed_at"] = json!("2026-12-03T08:12:00Z");
+        t10["cost_usd"] = json!(0.3);
+        let t11 = task(11, 0, 1, "pending", "2026-12-03T08:00:00Z");
+        let t12 = task(12, 1, 0, "pending", "2026-12-03T08:00:00Z");
+        // The plan estimated t10 fully and t11's time only; t12 not at all; a bad figure is ignored.
+        let estimates = json!({"t10": {"cost_usd": 0.25, "minutes": 10}, "t11": {"minutes": 2.5, "cost_usd": -1},
+                               "t12": {}});
+        g.load_graph(&json!({"graph": graph(1, "2026-12-03T08:00:00Z", "running"), "tasks": [t10, t11, t12],
+                             "estimates": estimates}));
+        let now: Timestamp = "2026-12-03T08:20:00Z".parse().unwrap();
+        let f = g.figures(Id::from_u128(1), now);
+        let text = |id: u128| Graphs::planned_text(&f[&Id::from_u128(id)]);
+        assert_eq!(text(10), "planned $0.250 · 10m 00s", "the plan's own figures are not marked");
+        assert_eq!(text(11), "planned ≈$0.333 · 2m 30s", "the cost is the budget's share, the time the plan's");
+        assert_eq!(text(12), "planned ≈$0.333 · ≈12m 00s", "the mean of finished peers, marked");
+        let a = f[&Id::from_u128(10)];
+        assert!(a.actual_cost > a.planned_cost.unwrap_or(f64::MAX), "over its plan: the node shows it");
+    }
+
+    #[test]
     fn planned_against_actual_and_what_a_rerun_queues() {
         let mut g = Graphs::default();
         let mut t10 = task(10, 0, 0, "completed", "2026-12-03T08:00:00Z");
@@ -252,6 +322,8 @@ mod tests {
         );
         assert_eq!(f[&Id::from_u128(11)].actual_secs, Some(10.0), "running: so far");
         assert_eq!((f[&Id::from_u128(12)].planned_cost, f[&Id::from_u128(12)].planned_secs), (Some(0.4), None));
+        assert_eq!(Graphs::planned_text(&a), "planned ≈$0.200 · ≈30s", "derived figures are marked");
+        assert_eq!(Graphs::planned_text(&f[&Id::from_u128(12)]), "planned ≈$0.400 · –");
         assert_eq!(g.rerun_set(Id::from_u128(10)), ["t10", "t11", "t12"]);
         assert_eq!(g.rerun_set(Id::from_u128(13)), ["t13"]);
         let t12: Task = g.tasks[&Id::from_u128(12)].clone();

@@ -68,6 +68,8 @@ async fn paced_graph(dir: &std::path::Path, rate: usize, seconds: usize, concurr
         model: Some("scripted".into()),
         tools: Vec::new(),
         verification: vec!["$ false".into()],
+        estimated_cost_usd: None,
+        estimated_minutes: None,
     };
     let p = graphs.create_plan("paced", vec![seed], Default::default()).await.unwrap();
     graphs.approve(p.id).await.unwrap();

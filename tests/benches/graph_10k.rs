@@ -63,6 +63,8 @@ fn plan(n: usize) -> Vec<PlannedTask> {
             model: Some("scripted".into()),
             tools: Vec::new(),
             verification: Vec::new(),
+            estimated_cost_usd: None,
+            estimated_minutes: None,
         })
         .collect()
 }

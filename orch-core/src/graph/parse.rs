@@ -53,6 +53,10 @@ pub struct RawTask {
     pub tools: Vec<String>,
     /// Verification criteria.
     pub verification: Vec<String>,
+    /// The plan's estimate of its cost, USD, as written (range checked by validation).
+    pub estimated_cost_usd: Option<f64>,
+    /// The plan's estimate of its duration, minutes, as written (range checked by validation).
+    pub estimated_minutes: Option<f64>,
 }
 
 /// A plan as read: its requirements, if it states them, and its tasks.
@@ -180,6 +184,8 @@ fn static_key(k: &str) -> &'static str {
         "model" | "model_tier" => "model",
         "tools" | "tools_needed" => "tools",
         "verification" | "verification_criteria" => "verification",
+        "estimated_cost_usd" => "estimated_cost_usd",
+        "estimated_minutes" => "estimated_minutes",
         _ => "id",
     }
 }
@@ -239,10 +245,33 @@ pub fn read_task(index: usize, item: &Value) -> Result<RawTask, Vec<Problem>> {
     };
     let tools = list(&["tools", "tools_needed"], &mut problems);
     let verification = list(&["verification", "verification_criteria"], &mut problems);
+    let number = |key: &str, problems: &mut Vec<Problem>| match field(o, &[key]) {
+        None => None,
+        Some((_, Value::Number(n))) => n.as_f64(),
+        Some((f, other)) => {
+            problems.push(bad_here(f, &format!("must be a number, found {other}")));
+            None
+        }
+    };
+    let estimated_cost_usd = number("estimated_cost_usd", &mut problems);
+    let estimated_minutes = number("estimated_minutes", &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(RawTask { index, id, title, description, task_type, complexity, depends_on, model, tools, verification })
+    Ok(RawTask {
+        index,
+        id,
+        title,
+        description,
+        task_type,
+        complexity,
+        depends_on,
+        model,
+        tools,
+        verification,
+        estimated_cost_usd,
+        estimated_minutes,
+    })
 }
 
 fn bad(index: usize, field: &'static str, message: &str) -> Problem {

@@ -31,9 +31,12 @@ const FORMAT: &str = r#"Reply with JSON of this shape:
    "depends_on": ["ids of tasks that must be completed first"],
    "model": "optional: haiku, sonnet or opus",
    "tools": ["tools the task needs, e.g. Read, Write, Edit, Bash, Grep"],
-   "verification": ["how to check the task is done"]}
+   "verification": ["how to check the task is done"],
+   "estimated_cost_usd": 0.05,
+   "estimated_minutes": 10}
 ]}
-Every task has a unique id and a title. Dependencies name ids of other tasks of the plan and never form a
+Every task has a unique id and a title. Estimate each task's model cost in US dollars and its duration in
+minutes (numbers, 0 or more) so progress can be compared with the plan. Dependencies name ids of other tasks of the plan and never form a
 cycle. Tasks that do not depend on each other can run in parallel, so only add a dependency where a task
 really needs another's result."#;
 

@@ -297,6 +297,8 @@ impl TaskGraphs {
             model: new.model,
             tools: new.tools,
             verification: new.verification,
+            estimated_cost_usd: None,
+            estimated_minutes: None,
         };
         let depends_on = deps.iter().map(|t| t.id).collect();
         let wave = wave_after(deps.iter().map(|t| t.wave));

@@ -128,6 +128,13 @@ pub fn validate(raw: Vec<RawTask>) -> Result<Vec<PlannedTask>, Problems> {
         if t.title.is_empty() {
             problems.push(Problem::EmptyTitle { task: labels[i].clone() });
         }
+        for (field, value) in [("estimated_cost_usd", t.estimated_cost_usd), ("estimated_minutes", t.estimated_minutes)]
+        {
+            if let Some(v) = value.filter(|v| !v.is_finite() || *v < 0.0) {
+                let message = format!("must be a finite number, 0 or more (it is {v})");
+                problems.push(Problem::BadField { task: labels[i].clone(), field, message });
+            }
+        }
         let mut deps: Vec<usize> = Vec::with_capacity(t.depends_on.len());
         for d in &t.depends_on {
             match resolve(d, &by_key, raw.len()) {
@@ -166,6 +173,8 @@ pub fn validate(raw: Vec<RawTask>) -> Result<Vec<PlannedTask>, Problems> {
             model: t.model,
             tools: t.tools,
             verification: t.verification,
+            estimated_cost_usd: t.estimated_cost_usd,
+            estimated_minutes: t.estimated_minutes,
         })
         .collect())
 }
@@ -198,6 +207,8 @@ pub fn revalidate(tasks: &[PlannedTask]) -> Result<Vec<PlannedTask>, Problems> {
                 model: t.model.clone(),
                 tools: t.tools.clone(),
                 verification: t.verification.clone(),
+                estimated_cost_usd: t.estimated_cost_usd,
+                estimated_minutes: t.estimated_minutes,
             })
             .collect(),
     )
@@ -245,4 +256,49 @@ pub fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{GraphError, read_plan_text};
+    use super::*;
+
+    fn message(text: &str) -> String {
+        match read_plan_text(text) {
+            Err(GraphError::Invalid(p)) => p.to_string(),
+            other => format!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn estimates_are_read_kept_and_optional() {
+        let text = r#"{"tasks": [
+            {"id": "a", "title": "Design", "estimated_cost_usd": 0.05, "estimated_minutes": 12},
+            {"id": "b", "title": "Build", "depends_on": ["a"], "estimated_minutes": 0}
+        ]}"#;
+        let tasks = read_plan_text(text).unwrap().tasks;
+        let got: Vec<_> = tasks.iter().map(|t| (t.key.as_str(), t.estimated_cost_usd, t.estimated_minutes)).collect();
+        assert_eq!(got, [("a", Some(0.05), Some(12.0)), ("b", None, Some(0.0))]);
+        // Stored form round trip: what was estimated is written, what was not is left out.
+        let json = serde_json::to_value(&tasks).unwrap();
+        assert_eq!(json[0]["estimated_cost_usd"], 0.05);
+        assert!(json[1].get("estimated_cost_usd").is_none(), "{json}");
+        assert_eq!(revalidate(&tasks).ok(), Some(tasks));
+        // A plan written before estimates existed still reads, with none.
+        let old: PlannedTask = serde_json::from_str(r#"{"key": "k", "title": "Old"}"#).unwrap();
+        assert_eq!((old.estimated_cost_usd, old.estimated_minutes), (None, None));
+    }
+
+    #[test]
+    fn a_bad_estimate_is_refused_naming_the_task() {
+        let msg = message(r#"[{"id": "ship", "title": "Ship it", "estimated_cost_usd": -0.5}]"#);
+        assert!(msg.contains("ship (\"Ship it\"): `estimated_cost_usd` must be a finite number, 0 or more"), "{msg}");
+        let msg = message(r#"[{"id": "ship", "title": "Ship it", "estimated_minutes": "ten"}]"#);
+        assert!(msg.contains("ship: `estimated_minutes` must be a number, found \"ten\""), "{msg}");
+        // A stored plan checked again refuses what the parser would have.
+        let mut task: PlannedTask = serde_json::from_str(r#"{"key": "k", "title": "T"}"#).unwrap();
+        task.estimated_minutes = Some(f64::INFINITY);
+        let msg = revalidate(&[task]).err().map(|p| p.to_string()).unwrap_or_default();
+        assert!(msg.contains("k (\"T\"): `estimated_minutes` must be a finite number"), "{msg}");
+    }
 }

@@ -101,6 +101,12 @@ pub struct PlannedTask {
     /// How to tell it is done.
     #[serde(default)]
     pub verification: Vec<String>,
+    /// What the plan expects the task to cost, in USD (finite, 0 or more); `None`: not estimated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
+    /// How long the plan expects the task to take, in minutes (finite, 0 or more); `None`: not estimated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_minutes: Option<f64>,
 }
 
 fn default_task_type() -> String {

@@ -127,8 +127,7 @@ fn secs(s: Option<f64>) -> String {
 fn card(ui: Ui, t: &Task, node: Node, confirm: RwSignal<Option<Id>>) -> impl IntoView + use<> {
     let id = t.id;
     let f = node.figures;
-    let planned =
-        format!("planned {} · {}", f.planned_cost.map_or_else(|| "–".to_string(), format::cost), secs(f.planned_secs));
+    let planned = crate::graphs::Graphs::planned_text(&f);
     let actual = format!("actual {} · {}", format::cost(f.actual_cost), secs(f.actual_secs));
     let over = f.planned_cost.is_some_and(|p| f.actual_cost > p);
     let can_rerun = t.status.is_final() || t.status == TaskStatus::Blocked;
@@ -157,7 +156,7 @@ fn card(ui: Ui, t: &Task, node: Node, confirm: RwSignal<Option<Id>>) -> impl Int
                 <span>{format!("attempt {}", t.attempt)}</span>
             </div>
             <div class="figures" data-testid="figures">
-                <span class="muted">{planned}</span>
+                <span class="muted" title="≈: derived (the budget's share, or finished peers' mean), the plan has no estimate">{planned}</span>
                 <span class:over=over>{actual}</span>
             </div>
             {(!node.after.is_empty()).then(|| view! { <div class="muted after">{format!("after {}", node.after.join(", "))}</div> })}

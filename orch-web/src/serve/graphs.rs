@@ -176,9 +176,38 @@ async fn approve_plan(State(state): State<AppState>, Path(id): Path<String>) -> 
 
 // ---- graphs ----
 
-/// A graph with its tasks, its waves (task ids and counts by status, in order) and its costs by wave
-/// and by model.
-fn graph_json(graph: &TaskGraph, tasks: &[Task]) -> Value {
+/// The estimates the graph's plan gave its tasks, by task key: `{"cost_usd": …, "minutes": …}` with the
+/// figures the plan has (tasks without any are left out). Empty when the graph has no plan or the plan
+/// cannot be read (the dashboard then derives its figures, marked as estimates).
+async fn plan_estimates(state: &AppState, graph: &TaskGraph) -> Value {
+    let mut out = serde_json::Map::new();
+    let Some(plan_id) = graph.plan_id else { return Value::Object(out) };
+    let plan = match state.engine().store().get_plan(plan_id, graph.plan_version).await {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return Value::Object(out),
+        Err(e) => {
+            tracing::debug!(error = %e, graph = %graph.id, "could not read the graph's plan for its estimates");
+            return Value::Object(out);
+        }
+    };
+    for t in plan.tasks {
+        let mut e = serde_json::Map::new();
+        if let Some(c) = t.estimated_cost_usd {
+            e.insert("cost_usd".into(), json!(c));
+        }
+        if let Some(m) = t.estimated_minutes {
+            e.insert("minutes".into(), json!(m));
+        }
+        if !e.is_empty() {
+            out.insert(t.key, Value::Object(e));
+        }
+    }
+    Value::Object(out)
+}
+
+/// A graph with its tasks, its waves (task ids and counts by status, in order), its costs by wave
+/// and by model, and its plan's estimates per task key (see [`plan_estimates`]).
+fn graph_json(graph: &TaskGraph, tasks: &[Task], estimates: Value) -> Value {
     let (by_wave, by_model) = costs(tasks);
     let waves: Vec<Value> = (1..=graph.waves)
         .map(|w| {
@@ -196,7 +225,8 @@ fn graph_json(graph: &TaskGraph, tasks: &[Task]) -> Value {
             })
         })
         .collect();
-    json!({"graph": graph, "tasks": tasks, "waves": waves, "cost": {"by_wave": by_wave, "by_model": by_model}})
+    json!({"graph": graph, "tasks": tasks, "waves": waves, "cost": {"by_wave": by_wave, "by_model": by_model},
+           "estimates": estimates})
 }
 
 #[utoipa::path(
@@ -261,20 +291,22 @@ async fn create_graph(
     } else if budget.is_some() {
         graph = state.graphs().set_graph_budget(graph.id, budget).await?;
     }
-    Ok((StatusCode::CREATED, Json(graph_json(&graph, &tasks))))
+    let estimates = plan_estimates(&state, &graph).await;
+    Ok((StatusCode::CREATED, Json(graph_json(&graph, &tasks, estimates))))
 }
 
 #[utoipa::path(
     get,
     path = "/graphs/{id}",
     tag = "graphs",
-    summary = "A graph with its tasks, waves and costs",
+    summary = "A graph with its tasks, waves, costs and its plan's estimates per task key",
     params(("id" = String, Path, format = Uuid, description = "the task graph's id")),
     responses((status = 200, description = "the graph, its tasks, waves and costs", body = Object))
 )]
 async fn get_graph(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (graph, tasks) = state.engine().graphs().graph(parse_id("task graph", &id)?).await?;
-    Ok(Json(graph_json(&graph, &tasks)))
+    let estimates = plan_estimates(&state, &graph).await;
+    Ok(Json(graph_json(&graph, &tasks, estimates)))
 }
 
 /// `POST /api/graphs/{id}/tasks`: a task added to a graph that has not ended.

@@ -147,6 +147,8 @@ pub fn plan(i: i64) -> Plan {
         model: (key == "design").then(|| "sonnet".into()),
         tools: vec!["Read".into(), "Write".into()],
         verification: vec![format!("{key} passes its tests")],
+        estimated_cost_usd: (key == "design").then_some(0.25),
+        estimated_minutes: (key == "design").then_some(12.5),
     };
     Plan {
         id: crate::wire::new_id(),
