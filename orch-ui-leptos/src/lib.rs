@@ -4,8 +4,9 @@
 //! Everything that is not drawing lives in plain Rust modules that build and are tested on the host:
 //! the event buffer ([`buffer`]), the state the stream's events are folded into ([`model`]), filters and
 //! search ([`filter`]), the reconnect backoff ([`backoff`]), the server's frames and JSON ([`protocol`]),
-//! the virtual list's window ([`window`]), formatting ([`format`]) and safe markdown ([`markdown`]). The
-//! Leptos views (module `app`) build for `wasm32` only.
+//! the virtual list's window ([`window`]), formatting ([`format`]), safe markdown ([`markdown`]), and the
+//! change review ([`changes`]) with its unified diffs ([`netdiff`]). The Leptos views (module `app`) build
+//! for `wasm32` only.
 
 pub mod backoff;
 pub mod buffer;
@@ -17,6 +18,7 @@ pub mod graphs;
 pub mod inbox;
 pub mod markdown;
 pub mod model;
+pub mod netdiff;
 pub mod protocol;
 pub mod timeline;
 pub mod window;

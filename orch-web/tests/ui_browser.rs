@@ -385,15 +385,26 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
         )
         .await;
     browser.screenshot("dashboard-costs-1280.png").await;
-    // Change review: the net change of every agent's runs names hello.py (alice and the ADW wrote it).
+    // Change review: the net change of every agent's runs names hello.py (alice wrote it) and the files
+    // the ADW's steps wrote (their runs are not tracked by the engine: read from their tool calls).
     browser.ctrl("j").await;
     browser
         .until(
-            "hello.py in the net change",
+            "hello.py, specs/plan.md and greeting.py in the net change",
             Duration::from_secs(10),
-            "return Array.from(document.querySelectorAll('[data-testid=net] code')).some(c => c.textContent === 'hello.py')",
+            "const c = Array.from(document.querySelectorAll('[data-testid=net] code')).map(c => c.textContent); \
+             return ['hello.py', 'specs/plan.md', 'greeting.py'].every(p => c.includes(p))",
         )
         .await;
+    assert_eq!(
+        browser
+            .js("return Array.from(document.querySelectorAll('[data-testid=net] .file')) \
+                 .find(f => f.querySelector('code').textContent === 'greeting.py')?.querySelector('pre.diff')?.textContent \
+                 .includes('+def greet(name):')")
+            .await,
+        json!(true),
+        "the ADW's write shows as a diff"
+    );
     browser.screenshot("dashboard-changes-1280.png").await;
     browser.ctrl("j").await;
     browser.until("the stream again", Duration::from_secs(5), "return document.querySelector('.rows')").await;

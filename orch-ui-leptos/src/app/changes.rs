@@ -1,6 +1,7 @@
 //! Change review: a warning first when agents working at the same time changed the same file; then,
-//! for every agent or one picked, the net change per file (every turn's diff to it in order, lines
-//! summed) and the per-turn diffs, newest first.
+//! for every agent or one picked, the net change per file (one diff from the file as the first turn
+//! found it to the file as the last left it; the turns' own diffs when they cannot be composed) and the
+//! per-turn diffs, newest first.
 
 use std::collections::BTreeSet;
 
@@ -79,10 +80,17 @@ fn net_file(ui: Ui, f: NetFile) -> impl IntoView + use<> {
                     <span class="del">{format!(" −{}", f.removed)}</span>
                     <span class="muted">{format!(" in {turns} turn(s)")}</span>
                 </summary>
-                {f.turns.into_iter().map(|(seq, agent, diff)| view! {
-                    <div class="muted">{format!("#{seq} by {}", ui.agent_name(Some(agent)))}</div>
-                    {diff.as_deref().map(diff_view)}
-                }).collect_view()}
+                {match f.diff {
+                    Some(d) if d.is_empty() => view! { <p class="muted">"No net change: the turns undid each other."</p> }.into_any(),
+                    Some(d) => diff_view(&d).into_any(),
+                    None => view! {
+                        <p class="muted">"The turns' diffs cannot be merged (no diff, clipped or binary); each turn's:"</p>
+                        {f.turns.into_iter().map(|(seq, agent, diff)| view! {
+                            <div class="muted">{format!("#{seq} by {}", ui.agent_name(Some(agent)))}</div>
+                            {diff.as_deref().map(diff_view)}
+                        }).collect_view()}
+                    }.into_any(),
+                }}
             </details>
         </li>
     }
