@@ -23,8 +23,65 @@ pub struct Filter {
 #[derive(Debug, Clone)]
 enum Search {
     Everything,
-    Regex(regex_lite::Regex),
+    Regex(re::Regex),
     Text(String),
+}
+
+/// The search's regular expressions: the browser's own `RegExp` in the page (no regex engine in the
+/// bundle), `regex-lite` where the logic is tested natively. Both are compiled case-insensitive; the
+/// syntax they share (classes, groups, alternation, repetition, anchors) matches alike.
+#[cfg(target_arch = "wasm32")]
+mod re {
+    use wasm_bindgen::{JsCast, JsValue};
+
+    /// A compiled `RegExp`.
+    #[derive(Debug, Clone)]
+    pub struct Regex(js_sys::RegExp);
+
+    impl Regex {
+        /// Compiles `pattern` (flag `i`); the error is the browser's message.
+        pub fn new(pattern: &str) -> Result<Regex, String> {
+            let message = |e: JsValue| {
+                e.dyn_ref::<js_sys::Error>().map_or_else(|| "not a regular expression".into(), |e| e.message().into())
+            };
+            // Through `Reflect`, so that a syntax error is a value here rather than a thrown exception.
+            let ctor: js_sys::Function = js_sys::Reflect::get(&js_sys::global(), &"RegExp".into())
+                .map_err(message)?
+                .dyn_into()
+                .map_err(|_| "no RegExp in this browser".to_string())?;
+            let args = js_sys::Array::of2(&pattern.into(), &"i".into());
+            js_sys::Reflect::construct(&ctor, &args).map(|r| Regex(r.unchecked_into())).map_err(message)
+        }
+
+        /// Whether it matches somewhere in `text`.
+        pub fn is_match(&self, text: &str) -> bool {
+            self.0.test(text)
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod re {
+    /// A compiled `regex-lite` expression.
+    #[derive(Debug, Clone)]
+    pub struct Regex(regex_lite::Regex);
+
+    impl Regex {
+        /// Compiles `pattern`, case-insensitive; the error is the last line of `regex-lite`'s message.
+        pub fn new(pattern: &str) -> Result<Regex, String> {
+            regex_lite::RegexBuilder::new(pattern)
+                .case_insensitive(true)
+                .size_limit(1 << 20)
+                .build()
+                .map(Regex)
+                .map_err(|e| e.to_string().lines().last().unwrap_or_default().trim().to_string())
+        }
+
+        /// Whether it matches somewhere in `text`.
+        pub fn is_match(&self, text: &str) -> bool {
+            self.0.is_match(text)
+        }
+    }
 }
 
 /// A compiled [`Filter`].
@@ -63,12 +120,9 @@ impl Filter {
         } else if q.len() > MAX_PATTERN {
             (Search::Text(q.to_lowercase()), Some(format!("longer than {MAX_PATTERN} characters: matched as text")))
         } else {
-            match regex_lite::RegexBuilder::new(q).case_insensitive(true).size_limit(1 << 20).build() {
+            match re::Regex::new(q) {
                 Ok(re) => (Search::Regex(re), None),
-                Err(e) => {
-                    let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
-                    (Search::Text(q.to_lowercase()), Some(format!("invalid regex ({first}): matched as text")))
-                }
+                Err(why) => (Search::Text(q.to_lowercase()), Some(format!("invalid regex ({why}): matched as text"))),
             }
         };
         Matcher { classes: self.classes.clone(), agents: self.agents.clone(), search, error }

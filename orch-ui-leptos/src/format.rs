@@ -2,20 +2,36 @@
 
 use orch_core::wire::Timestamp;
 
+/// `x` with `decimals` digits after the point (at most 6), rounded half to even like `{:.N}`; `–` when
+/// not finite. Written with integers: core's float formatting is a large part of a wasm bundle.
+pub fn fixed(x: f64, decimals: u32) -> String {
+    if !x.is_finite() {
+        return "–".into();
+    }
+    let scale = 10u64.pow(decimals.min(6));
+    // A saturating cast: past u64::MAX the figure is meaningless anyway.
+    let n = (x.abs() * scale as f64).round_ties_even() as u64;
+    let sign = if x < 0.0 && n > 0 { "-" } else { "" };
+    match decimals {
+        0 => format!("{sign}{n}"),
+        d => format!("{sign}{}.{:0w$}", n / scale, n % scale, w = d.min(6) as usize),
+    }
+}
+
 /// Dollars with 3 decimals (`$0.042`); 2 from $100 on.
 pub fn cost(usd: f64) -> String {
     if !usd.is_finite() {
         return "$–".into();
     }
-    if usd.abs() >= 100.0 { format!("${usd:.2}") } else { format!("${usd:.3}") }
+    format!("${}", fixed(usd, if usd.abs() >= 100.0 { 2 } else { 3 }))
 }
 
 /// Token counts: `950`, `12.3k`, `1.2M`.
 pub fn tokens(n: u64) -> String {
     match n {
         0..=999 => n.to_string(),
-        1_000..=999_999 => format!("{:.1}k", n as f64 / 1_000.0),
-        _ => format!("{:.1}M", n as f64 / 1_000_000.0),
+        1_000..=999_999 => format!("{}k", fixed(n as f64 / 1_000.0, 1)),
+        _ => format!("{}M", fixed(n as f64 / 1_000_000.0, 1)),
     }
 }
 
@@ -33,6 +49,13 @@ pub fn clock(t: &Timestamp) -> String {
     use chrono::Timelike;
     // By hand rather than with chrono's `format`, whose machinery is a large part of a wasm bundle.
     format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+}
+
+/// `2026-12-03T08:01:05.123Z` (UTC, milliseconds), written by hand for the reason [`clock`] is.
+pub fn iso(t: &Timestamp) -> String {
+    use chrono::Datelike;
+    let ms = t.timestamp_subsec_millis();
+    format!("{:04}-{:02}-{:02}T{}.{ms:03}Z", t.year(), t.month(), t.day(), clock(t))
 }
 
 /// At most `max` characters of `s`, with `…` when cut.
@@ -84,6 +107,11 @@ mod tests {
         assert_eq!(cost(0.0421), "$0.042");
         assert_eq!(cost(123.456), "$123.46");
         assert_eq!(cost(f64::NAN), "$–");
+        assert_eq!(cost(-0.0004), "$0.000");
+        assert_eq!(
+            (fixed(2.5, 0), fixed(-1.25, 1), fixed(0.1, 2), fixed(7.0, 1)),
+            ("2".into(), "-1.2".into(), "0.10".into(), "7.0".into())
+        );
         assert_eq!(tokens(950), "950");
         assert_eq!(tokens(12_345), "12.3k");
         assert_eq!(tokens(1_250_000), "1.2M");
@@ -93,6 +121,8 @@ mod tests {
         assert_eq!(context_percent(50_000, Some(200_000)), Some(25.0));
         assert_eq!(context_percent(1, Some(0)), None);
         assert_eq!(context_percent(300, Some(200)), Some(100.0));
+        let t: Timestamp = "2026-12-03T08:01:05.042Z".parse().unwrap();
+        assert_eq!(iso(&t), "2026-12-03T08:01:05.042Z");
     }
 
     #[test]

@@ -79,9 +79,9 @@ fn card(ui: Ui, c: &AgentCard, collapsed: bool) -> impl IntoView + use<> {
                 {template.map(|t| view! { <span class="tpl">{t}</span> })}
             </div>
             <div class="task">{task}</div>
-            <div class="ctx" title=context.map_or_else(|| "context window unknown".to_string(), |p| format!("context {p:.0} %"))>
+            <div class="ctx" title=context.map_or_else(|| "context window unknown".to_string(), |p| format!("context {} %", format::fixed(p, 0)))>
                 <div class="ctx-fill" class:warn=context.is_some_and(|p| p >= 70.0) class:hot=context.is_some_and(|p| p >= 90.0)
-                    style:width=format!("{:.1}%", context.unwrap_or(0.0))></div>
+                    style:width=format!("{}%", format::fixed(context.unwrap_or(0.0), 1))></div>
             </div>
             <div class="card-foot">
                 <span class="counts" title="Events: responses, tools, thinking, hooks">

@@ -70,7 +70,7 @@ fn budget(label: &'static str, b: Option<Budget>) -> impl IntoView + use<> {
             <b>{format::cost(b.spent)}</b>
             <span class="muted">{b.limit.map_or_else(|| "no limit".to_string(), |l| format!("of {}", format::cost(l)))}</span>
             {share.map(|p| view! {
-                <div class="ctx"><div class="ctx-fill" class:warn={p >= 80.0} class:hot={p >= 100.0} style:width=format!("{p:.1}%")></div></div>
+                <div class="ctx"><div class="ctx-fill" class:warn={p >= 80.0} class:hot={p >= 100.0} style:width=format!("{}%", format::fixed(p, 1))></div></div>
             })}
         </div>
     }
@@ -85,15 +85,15 @@ fn chart(days: &[Line]) -> impl IntoView + use<> {
     let w = 24.0;
     let width = days.len() as f64 * w;
     view! {
-        <svg class="chart" viewBox=format!("0 0 {width} 120") role="img" aria-label="Cost per day">
+        <svg class="chart" viewBox=format!("0 0 {} 120", format::fixed(width, 0)) role="img" aria-label="Cost per day">
             {days.iter().zip(heights).enumerate().map(|(i, (d, h))| {
                 let x = i as f64 * w + 3.0;
                 let tip = format!("{}: {}", d.key, format::cost(d.cost));
                 view! {
                     <g>
                         <title>{tip}</title>
-                        <rect x=x y=105.0 - h width=w - 6.0 height=h.max(1.0) rx="2"></rect>
-                        <text x=x + (w - 6.0) / 2.0 y="118" text-anchor="middle">{d.key.get(8..10).unwrap_or("").to_string()}</text>
+                        <rect x=format::fixed(x, 1) y=format::fixed(105.0 - h, 1) width=format::fixed(w - 6.0, 1) height=format::fixed(h.max(1.0), 1) rx="2"></rect>
+                        <text x=format::fixed(x + (w - 6.0) / 2.0, 1) y="118" text-anchor="middle">{d.key.get(8..10).unwrap_or("").to_string()}</text>
                     </g>
                 }
             }).collect_view()}
@@ -118,24 +118,24 @@ fn lines(costs: &Value, by: &'static str) -> impl IntoView + use<> {
     let first = buckets.first().cloned().unwrap_or_default();
     let last = buckets.last().cloned().unwrap_or_default();
     view! {
-        <svg class="chart lines" viewBox=format!("0 0 {w} {}", h + 14.0) role="img" aria-label=label data-testid="cost-lines">
+        <svg class="chart lines" viewBox=format!("0 0 {} {}", format::fixed(w, 0), format::fixed(h + 14.0, 0)) role="img" aria-label=label data-testid="cost-lines">
             {series.iter().map(|s| {
                 let colour = format!("hsl({}, 70%, 60%)", format::hue(&s.name));
                 let points: String = std::iter::once((0, 0.0))
                     .chain(s.points.iter().enumerate().map(|(i, v)| (i + 1, *v)))
-                    .map(|(slot, v)| format!("{:.1},{:.1} ", x(slot), y(v)))
+                    .map(|(slot, v)| format!("{},{} ", format::fixed(x(slot), 1), format::fixed(y(v), 1)))
                     .collect();
                 let end = s.points.last().copied().unwrap_or(0.0);
                 view! {
                     <g data-testid="series" data-name=s.name.clone()>
                         <title>{format!("{}: {}", s.name, format::cost(end))}</title>
                         <polyline points=points fill="none" stroke=colour.clone() stroke-width="2"></polyline>
-                        <circle cx=x(n) cy=y(end) r="3" fill=colour></circle>
+                        <circle cx=format::fixed(x(n), 1) cy=format::fixed(y(end), 1) r="3" fill=colour></circle>
                     </g>
                 }
             }).collect_view()}
-            <text x=pad y=h + 12.0>{first.replace('T', " ") + ":00"}</text>
-            <text x=w - pad y=h + 12.0 text-anchor="end">{last.replace('T', " ") + ":00"}</text>
+            <text x=format::fixed(pad, 0) y=format::fixed(h + 12.0, 0)>{first.replace('T', " ") + ":00"}</text>
+            <text x=format::fixed(w - pad, 0) y=format::fixed(h + 12.0, 0) text-anchor="end">{last.replace('T', " ") + ":00"}</text>
         </svg>
         <ul class="legend" aria-label="Series">
             {series.into_iter().map(|s| {

@@ -75,8 +75,8 @@ fn graph(ui: Ui, id: Id, confirm: RwSignal<Option<Id>>) -> impl IntoView {
                     })}
                 </div>
                 {share.map(|p| view! {
-                    <div class="ctx budget-bar" title=format!("{p:.0} % of the budget")>
-                        <div class="ctx-fill" class:warn={p >= 80.0} class:hot={p >= 100.0} style:width=format!("{p:.1}%")></div>
+                    <div class="ctx budget-bar" title=format!("{} % of the budget", format::fixed(p, 0))>
+                        <div class="ctx-fill" class:warn={p >= 80.0} class:hot={p >= 100.0} style:width=format!("{}%", format::fixed(p, 1))></div>
                     </div>
                 })}
                 <div class="waves" data-testid="plan-graph">
@@ -101,7 +101,7 @@ fn graph(ui: Ui, id: Id, confirm: RwSignal<Option<Id>>) -> impl IntoView {
                                 <span class="cost">{format::cost(g.cost_usd)}</span>
                                 <span>{g.budget_usd.map_or_else(|| "no limit".to_string(), |b| format!("of {}", format::cost(b)))}</span>
                             </div>
-                            {share.map(|p| view! { <div class="muted">{format!("{p:.0} % used")}</div> })}
+                            {share.map(|p| view! { <div class="muted">{format!("{} % used", format::fixed(p, 0))}</div> })}
                         </div>
                     </div>
                 </div>

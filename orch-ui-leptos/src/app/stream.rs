@@ -147,7 +147,7 @@ pub fn Stream(ui: Ui) -> impl IntoView {
                 <Show when=move || shown.with(Vec::is_empty)>
                     <div class="empty">"No events yet. Send the orchestrator a message (Ctrl+K)."</div>
                 </Show>
-                <div class="spacer" style:height=move || format!("{}px", shown.with(Vec::len) as f64 * ROW_HEIGHT)>
+                <div class="spacer" style:height=move || format!("{}px", crate::format::fixed(shown.with(Vec::len) as f64 * ROW_HEIGHT, 0))>
                     <For each=move || window.get() key=|pair| *pair let:pair>
                         <EventRow ui=ui index=pair.0 seq=pair.1/>
                     </For>
@@ -171,7 +171,7 @@ fn EventRow(ui: Ui, index: usize, seq: u64) -> impl IntoView {
     view! {
         <div class=format!("row cls-{}", row.class.name()) class:err=row.error
             class:selected=move || ui.detail.with(|d| d.as_ref().map(|r| r.seq) == Some(seq))
-            style:top=format!("{}px", index as f64 * ROW_HEIGHT)
+            style:top=format!("{}px", crate::format::fixed(index as f64 * ROW_HEIGHT, 0))
             data-seq=seq role="button" tabindex="-1" title="Show the event's detail"
             on:click=move |_| ui.detail.set(Some(record.clone()))>
             <span class="seq">{seq}</span>
@@ -198,7 +198,26 @@ pub fn Detail(ui: Ui) -> impl IntoView {
         ui.detail.get().map(|r| {
             let name = ui.agent_name(r.keys.agent_id);
             let class = Class::of(&r.event);
-            let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+            // The pretty payload is the log's own JSON of the event (`GET /api/events`), so the page
+            // carries no serializer of every wire type.
+            let json = RwSignal::new("…".to_string());
+            let seq = r.seq;
+            leptos::task::spawn_local(async move {
+                let path = format!("/api/events?since={}&limit=1", seq.saturating_sub(1));
+                let text = match net::request("GET", &path, None).await {
+                    Ok(v) => v
+                        .get("events")
+                        .and_then(|e| e.get(0))
+                        .filter(|e| e.get("seq").and_then(serde_json::Value::as_u64) == Some(seq))
+                        .map_or_else(
+                            || "(not in the log)".into(),
+                            |e| serde_json::to_string_pretty(e).unwrap_or_default(),
+                        ),
+                    Err(e) => format!("(could not load the event: {e})"),
+                };
+                // The panel may show another event by now: then this signal is gone and nothing is set.
+                let _ = json.try_set(text);
+            });
             let summary = r.event.summary();
             view! {
                 <aside class="detail" role="dialog" aria-label="Event detail" data-testid="detail">
@@ -212,10 +231,10 @@ pub fn Detail(ui: Ui) -> impl IntoView {
                         <dt>"Category"</dt><dd>{format!("{} ({})", class.label(), r.event.category().as_str())}</dd>
                         <dt>"Agent"</dt><dd>{if name.is_empty() { "–".to_string() } else { name }}</dd>
                         <dt>"Step"</dt><dd>{r.keys.step.clone().unwrap_or_else(|| "–".into())}</dd>
-                        <dt>"Time"</dt><dd>{r.timestamp.to_rfc3339()}</dd>
+                        <dt>"Time"</dt><dd>{crate::format::iso(&r.timestamp)}</dd>
                     </dl>
                     {files(ui, &r.event)}
-                    <pre class="json">{json}</pre>
+                    <pre class="json">{move || json.get()}</pre>
                 </aside>
             }
         })

@@ -37,8 +37,8 @@ pub fn Timeline(ui: Ui) -> impl IntoView {
                 <span class="muted">"a bar per step or turn, coloured by cost"</span>
                 <button class="tool" aria-label="Zoom out" title="Zoom out (Ctrl+wheel)" on:click=move |_| step(false)>"−"</button>
                 <span class="muted" data-testid="zoom">{move || match zoom.get() {
-                    Some(i) => format!("{} px/s", ZOOMS[i]),
-                    None => format!("fit ({:.2} px/s)", fitted()),
+                    Some(i) => format!("{} px/s", format::fixed(ZOOMS[i], if ZOOMS[i] < 1.0 { 2 } else { 0 })),
+                    None => format!("fit ({} px/s)", format::fixed(fitted(), 2)),
                 }}</span>
                 <button class="tool" aria-label="Zoom in" title="Zoom in (Ctrl+wheel)" on:click=move |_| step(true)>"+"</button>
             </div>
@@ -59,7 +59,7 @@ pub fn Timeline(ui: Ui) -> impl IntoView {
                                     <div class="tl-lane" data-testid="lane" data-agent=name.clone() role="group" aria-label=format!("Agent {name}")>
                                         <div class="tl-name" title=name.clone()>{name.clone()}</div>
                                         <div class="tl-track-wrap">
-                                            <div class="tl-track" style:width=format!("{width:.0}px")>
+                                            <div class="tl-track" style:width=format!("{}px", format::fixed(width, 0))>
                                                 {lane.bars.iter().map(|b| {
                                                     let left = (b.start - start) / 1000.0 * pps;
                                                     let w = ((b.end - b.start) / 1000.0 * pps).max(4.0);
@@ -70,7 +70,7 @@ pub fn Timeline(ui: Ui) -> impl IntoView {
                                                     let seq = b.first_seq;
                                                     view! {
                                                         <button class="tl-bar" class:open=b.open title=tip.clone() aria-label=tip
-                                                            style:left=format!("{left:.0}px") style:width=format!("{w:.0}px")
+                                                            style:left=format!("{}px", format::fixed(left, 0)) style:width=format!("{}px", format::fixed(w, 0))
                                                             style:background=format!("hsl({hue}, 65%, 42%)")
                                                             on:click=move |_| {
                                                                 let r = ui.events.with_untracked(|e| e.find(seq).map(|r| r.record.clone()));
