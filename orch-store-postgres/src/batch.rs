@@ -7,6 +7,7 @@ use orch_core::store::{Batch, Change, Durability, StepCommit, StoreError, StoreR
 use orch_core::wire::{AgentStatus, EventRecord, Id, NewEvent, Reservation, RunLease};
 use sqlx_postgres::PgConnection;
 
+use crate::agent_runs::{self, Swap, is_step_change};
 use crate::budget_runs;
 use crate::events;
 use crate::graphs;
@@ -25,7 +26,8 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
         Err(batch) => batch,
     };
     let mut prepared = events::Batch::new(batch.events)?;
-    let mut tx = begin(db, batch.durability == Durability::Relaxed).await.map_err(db_err)?;
+    let mut conn = db.pool.acquire().await.map_err(db_err)?;
+    let mut tx = begin_on(&mut conn, batch.durability == Durability::Relaxed).await.map_err(db_err)?;
     work::lock_graphs(db, &mut tx, &graphs_changed(&batch.changes)).await?;
     let changes: Vec<(usize, &Change)> = batch.changes.iter().map(|c| (0, c)).collect();
     let mut generated = vec![Vec::new()];
@@ -33,32 +35,34 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
     for events in generated.into_iter().filter(|e| !e.is_empty()) {
         prepared.extend(events)?;
     }
-    let records = events::append(db, &mut *tx, channel, prepared).await?;
+    let mut records = events::append(db, &mut *tx, channel, prepared).await?;
     tx.commit().await.map_err(db_err)?;
+    records.extend(crate::ends::after_commit(db, &mut conn, channel, batch.changes.iter()).await);
     Ok(records)
 }
 
-/// Begins a transaction; a `relaxed` one commits without waiting for its WAL to reach the disk
-/// (`synchronous_commit = off`, set in the same round trip as `BEGIN`): visible to every reader at
-/// once, on disk with the next durable commit or within the WAL writer's delay, as
-/// [`Durability::Relaxed`] allows.
-pub(crate) async fn begin(
-    db: &Db,
+/// Begins a transaction on `conn` (the caller keeps the connection for what follows the commit); a
+/// `relaxed` one commits without waiting for its WAL to reach the disk (`synchronous_commit = off`,
+/// set in the same round trip as `BEGIN`): visible to every reader at once, on disk with the next
+/// durable commit or within the WAL writer's delay, as [`Durability::Relaxed`] allows.
+pub(crate) async fn begin_on(
+    conn: &mut PgConnection,
     relaxed: bool,
-) -> Result<sqlx_core::transaction::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+) -> Result<sqlx_core::transaction::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
     if relaxed {
-        sqlx_core::pool::Pool::begin_with(&db.pool, "BEGIN; SET LOCAL synchronous_commit TO off").await
+        sqlx::Connection::begin_with(conn, "BEGIN; SET LOCAL synchronous_commit TO off").await
     } else {
-        sqlx_core::pool::Pool::begin(&db.pool).await
+        sqlx::Connection::begin(conn).await
     }
 }
 
 /// Applies changes in order, each tagged with the batch it belongs to (its index in `generated`, which
 /// receives the events each batch's changes record themselves). A run of two or more changes of one
-/// kind, from one batch or several, is applied as one set of statements: `FinishTask`s of distinct
-/// tasks ([`work::finish_tasks`]; the events they record go to the run's last batch, after the own
-/// events of every batch of the run), `ReserveBudget`s and `SettleBudget`s ([`budget_runs`]). On
-/// failure: the batch of the change that failed, and why.
+/// kind, from one batch or several, is applied as one set of statements: the changes of agent steps
+/// and `SwapRun`s ([`agent_runs`]), attempts' starts (`CreateAgent`s and `UpdateTask`s), `FinishTask`s of distinct tasks ([`work::finish_tasks`]; the events
+/// they record go to the run's last batch, after the own events of every batch of the run),
+/// `ReserveBudget`s and `SettleBudget`s ([`budget_runs`]). On failure: the batch of the change that
+/// failed, and why.
 pub(crate) async fn apply_all(
     db: &Db,
     conn: &mut PgConnection,
@@ -70,6 +74,30 @@ pub(crate) async fn apply_all(
         let owner = changes[i].0;
         let rest = &changes[i..];
         let at = |(k, e): (usize, StoreError)| (changes[i + k].0, e);
+        let steps: Vec<&Change> = rest.iter().map_while(|(_, c)| is_step_change(c).then_some(*c)).collect();
+        if steps.len() >= 2 {
+            agent_runs::apply_steps(db, conn, &steps).await.map_err(at)?;
+            i += steps.len();
+            continue;
+        }
+        let swaps: Vec<Swap<'_>> = rest
+            .iter()
+            .map_while(|(_, c)| match c {
+                Change::SwapRun { agent_id, expect, lease } => Some((*agent_id, *expect, lease.as_ref())),
+                _ => None,
+            })
+            .collect();
+        if swaps.len() >= 2 {
+            agent_runs::swap_all(db, conn, &swaps).await.map_err(at)?;
+            i += swaps.len();
+            continue;
+        }
+        let starts = start_run(rest);
+        if starts.len() >= 2 {
+            apply_starts(db, conn, &starts).await.map_err(at)?;
+            i += starts.len();
+            continue;
+        }
         let finishes = finish_run(rest);
         if finishes.len() >= 2 {
             let last = changes[i + finishes.len() - 1].0;
@@ -118,6 +146,48 @@ fn push(generated: &mut [Vec<NewEvent>], owner: usize, events: Vec<NewEvent>) ->
     Ok(())
 }
 
+/// The `CreateAgent`s and `UpdateTask`s at the start of `changes` (attempts' starts), up to the first
+/// other change or repeated task.
+fn start_run<'a>(changes: &[(usize, &'a Change)]) -> Vec<&'a Change> {
+    let mut run: Vec<&Change> = Vec::new();
+    let mut tasks: Vec<Id> = Vec::new();
+    for (_, c) in changes {
+        match c {
+            Change::CreateAgent(_) => run.push(c),
+            Change::UpdateTask { task, .. } if !tasks.contains(&task.id) => {
+                tasks.push(task.id);
+                run.push(c);
+            }
+            _ => break,
+        }
+    }
+    run
+}
+
+/// Applies a run of [`start_run`]: its agents created by one statement, then its tasks' progress
+/// written by one (the two touch different tables, so this ends as applying them in order would). On
+/// failure, the index in the run of the change that failed, and why.
+async fn apply_starts(db: &Db, conn: &mut PgConnection, run: &[&Change]) -> Result<(), (usize, StoreError)> {
+    let mut agents = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, c) in run.iter().enumerate() {
+        match c {
+            Change::CreateAgent(a) => agents.push((i, &**a)),
+            Change::UpdateTask { task, fence } => tasks.push((i, (&**task, *fence))),
+            _ => {}
+        }
+    }
+    if !agents.is_empty() {
+        let list: Vec<&orch_core::wire::Agent> = agents.iter().map(|(_, a)| *a).collect();
+        agent_runs::create_agents(db, conn, &list).await.map_err(|(k, e)| (agents.get(k).map_or(0, |a| a.0), e))?;
+    }
+    if !tasks.is_empty() {
+        let list: Vec<(&orch_core::wire::Task, Option<u32>)> = tasks.iter().map(|(_, t)| *t).collect();
+        graphs::write_progress(db, conn, &list).await.map_err(|(k, e)| (tasks.get(k).map_or(0, |t| t.0), e))?;
+    }
+    Ok(())
+}
+
 /// The `FinishTask`s at the start of `changes`, up to the first other change or repeated task.
 fn finish_run<'a>(changes: &[(usize, &'a Change)]) -> Vec<(&'a orch_core::wire::Task, u32)> {
     let mut run: Vec<(&orch_core::wire::Task, u32)> = Vec::new();
@@ -132,28 +202,28 @@ fn finish_run<'a>(changes: &[(usize, &'a Change)]) -> Vec<(&'a orch_core::wire::
     run
 }
 
-/// Where a batch of one change goes among the batches of a group, so that changes applied as one run
-/// ([`apply_all`]) come together: other batches first, then reservations, settlements, finished tasks.
+/// Where a batch goes among the batches of a group, so that changes applied as one run
+/// ([`apply_all`]) come together: other batches first, then run-lease swaps and agent steps (batches
+/// that touch no graph), or reservations, settlements and finished tasks (batches of one change each).
 pub(crate) fn run_rank(batch: &Batch) -> u8 {
     match batch.changes.as_slice() {
         [Change::ReserveBudget(_)] => 1,
         [Change::SettleBudget { .. }] => 2,
         [Change::FinishTask { .. }] => 3,
+        [Change::SwapRun { .. }] => 1,
+        changes if !changes.is_empty() && changes.iter().all(is_step_change) => 2,
         _ => 0,
     }
 }
 
 /// The task graphs whose rows a batch's changes write or decide from, sorted and without repeats, when
 /// they must be locked first so that every transaction takes its locks in one order (graph rows, tasks,
-/// `budget_spend` rows, the event counter) and two never wait for each other: for a batch that finishes
-/// a task (its end-of-graph check locks the graph after the task) or makes several graph changes. A
-/// batch of one other change takes its locks in that order by itself (a task update locks one task row;
-/// a reservation locks its graph row first), so it skips the extra statement: an attempt's start and
-/// every budget reservation are on the hot path.
+/// `budget_spend` rows, the event counter) and two never wait for each other: for a batch of several
+/// graph changes. A batch of one change takes its locks in that order by itself (a task update or a
+/// finished task locks task rows only; a reservation locks its graph row first), so it skips the extra
+/// statement: an attempt's start and end and every budget reservation are on the hot path.
 fn graphs_changed(changes: &[Change]) -> Vec<Id> {
-    let graph_changes = changes.iter().filter(|c| touches_graph(c)).count();
-    let finishes = changes.iter().any(|c| matches!(c, Change::FinishTask { .. }));
-    if graph_changes < 2 && !finishes {
+    if changes.iter().filter(|c| touches_graph(c)).count() < 2 {
         return Vec::new();
     }
     graphs_touched(changes.iter())
@@ -163,7 +233,8 @@ fn graphs_changed(changes: &[Change]) -> Vec<Id> {
 /// repeats: a transaction made of several callers' batches locks them all first (see
 /// [`crate::group`]), as a batch of several graph changes does, so that a lock taken by a later batch
 /// never precedes, against the lock order (graphs, tasks, `budget_spend` rows, the counter), one taken
-/// by an earlier batch.
+/// by an earlier batch. Finished tasks count for none: they lock no graph row, and they come last in
+/// a group ([`run_rank`]); their graphs' end is checked after the commit ([`crate::ends`]).
 pub(crate) fn graphs_touched<'a>(changes: impl Iterator<Item = &'a Change>) -> Vec<Id> {
     let mut ids: Vec<Id> = changes.filter(|c| touches_graph(c)).flat_map(graph_ids).collect();
     ids.sort_unstable();
@@ -181,7 +252,7 @@ fn graph_ids(c: &Change) -> Vec<Id> {
     match c {
         Change::UpsertGraph(g) => vec![g.id],
         Change::InsertTasks(tasks) => tasks.iter().map(|t| t.graph_id).collect(),
-        Change::UpdateTask { task, .. } | Change::FinishTask { task, .. } => vec![task.graph_id],
+        Change::UpdateTask { task, .. } => vec![task.graph_id],
         Change::SetGraphStatus { id, .. } | Change::SetGraphBudget { id, .. } | Change::GrowGraph { id, .. } => {
             vec![*id]
         }

@@ -242,17 +242,15 @@ pub(crate) async fn insert_tasks(db: &Db, conn: &mut PgConnection, tasks: &[Task
          lease_until, not_before, agent_id, cost_usd, output, error, created_at, updated_at, started_at, \
          completed_at, failures, checkpoint, guidance::jsonb, knowledge::jsonb \
          FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::bigint[], \
-         $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::float8[], $21::text[], \
-         $22::text[], $23::timestamptz[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[], \
-         $27::bigint[], $28::text[], $29::text[], $30::text[]) \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::timestamptz[], {}) \
          AS t(id, graph_id, idx, key, title, description, task_type, complexity, tools, verification, depends_on, \
-         wave, status, attempt, model, claimed_by, lease_until, not_before, agent_id, cost_usd, output, error, \
-         created_at, updated_at, started_at, completed_at, failures, checkpoint, guidance, knowledge)",
-        TASK_COLS.replace("::text", "")
+         wave, created_at, {})",
+        TASK_COLS.replace("::text", ""),
+        ProgressColumns::params(14),
+        ProgressColumns::NAMES,
     ));
     let first = &tasks[0];
-    sqlx::query(&insert)
+    let query = sqlx::query(&insert)
         .bind(&c.id)
         .bind(&c.graph_id)
         .bind(&c.index)
@@ -265,27 +263,8 @@ pub(crate) async fn insert_tasks(db: &Db, conn: &mut PgConnection, tasks: &[Task
         .bind(&c.verification)
         .bind(&c.depends_on)
         .bind(&c.wave)
-        .bind(&c.status)
-        .bind(&c.attempt)
-        .bind(&c.model)
-        .bind(&c.claimed_by)
-        .bind(&c.lease_until)
-        .bind(&c.not_before)
-        .bind(&c.agent_id)
-        .bind(&c.cost_usd)
-        .bind(&c.output)
-        .bind(&c.error)
-        .bind(&c.created_at)
-        .bind(&c.updated_at)
-        .bind(&c.started_at)
-        .bind(&c.completed_at)
-        .bind(&c.failures)
-        .bind(&c.checkpoint)
-        .bind(&c.guidance)
-        .bind(&c.knowledge)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| duplicate_or(e, tasks, first))?;
+        .bind(&c.created_at);
+    c.progress.bind(query).execute(&mut *conn).await.map_err(|e| duplicate_or(e, tasks, first))?;
     let (children, parents): (Vec<Id>, Vec<Id>) =
         tasks.iter().flat_map(|t| t.depends_on.iter().map(move |d| (t.id, *d))).unzip();
     if !children.is_empty() {
@@ -302,7 +281,108 @@ pub(crate) async fn insert_tasks(db: &Db, conn: &mut PgConnection, tasks: &[Task
     Ok(())
 }
 
-/// The tasks of one insert, column by column.
+/// The progress of tasks (what an attempt writes: every column but the definition fixed at insert),
+/// column by column, for statements over arrays: inserts of tasks ([`TaskColumns`]) and fenced
+/// updates of many at once ([`write_progress`]).
+#[derive(Default)]
+struct ProgressColumns {
+    status: Vec<String>,
+    attempt: Vec<i64>,
+    model: Vec<Option<String>>,
+    claimed_by: Vec<Option<String>>,
+    lease_until: Vec<Option<Timestamp>>,
+    not_before: Vec<Option<Timestamp>>,
+    agent_id: Vec<Option<Id>>,
+    cost_usd: Vec<f64>,
+    output: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+    updated_at: Vec<Timestamp>,
+    started_at: Vec<Option<Timestamp>>,
+    completed_at: Vec<Option<Timestamp>>,
+    failures: Vec<i64>,
+    checkpoint: Vec<Option<String>>,
+    guidance: Vec<String>,
+    knowledge: Vec<String>,
+}
+
+impl ProgressColumns {
+    /// The columns' names, in the order [`ProgressColumns::bind`] binds them (`guidance` and
+    /// `knowledge` are `jsonb` text).
+    const NAMES: &'static str = "status, attempt, model, claimed_by, lease_until, not_before, agent_id, \
+         cost_usd, output, error, updated_at, started_at, completed_at, failures, checkpoint, guidance, knowledge";
+
+    /// The typed array parameters `$first`… of the columns, for `UNNEST(…)`.
+    fn params(first: usize) -> String {
+        const TYPES: [&str; 17] = [
+            "text",
+            "bigint",
+            "text",
+            "text",
+            "timestamptz",
+            "timestamptz",
+            "uuid",
+            "float8",
+            "text",
+            "text",
+            "timestamptz",
+            "timestamptz",
+            "timestamptz",
+            "bigint",
+            "text",
+            "text",
+            "text",
+        ];
+        TYPES.iter().enumerate().map(|(i, t)| format!("${}::{t}[]", first + i)).collect::<Vec<_>>().join(", ")
+    }
+
+    fn push(&mut self, t: &Task) -> StoreResult<()> {
+        self.status.push(enum_text(&t.status)?);
+        self.attempt.push(i64::from(t.attempt));
+        self.model.push(t.model.clone());
+        self.claimed_by.push(t.claimed_by.clone());
+        self.lease_until.push(t.lease_until);
+        self.not_before.push(t.not_before);
+        self.agent_id.push(t.agent_id);
+        self.cost_usd.push(t.cost_usd);
+        self.output.push(t.output.clone());
+        self.error.push(t.error.clone());
+        self.updated_at.push(t.updated_at);
+        self.started_at.push(t.started_at);
+        self.completed_at.push(t.completed_at);
+        self.failures.push(i64::from(t.failures));
+        self.checkpoint.push(t.checkpoint.clone());
+        self.guidance.push(json_param(&t.guidance)?);
+        self.knowledge.push(json_param(&t.knowledge)?);
+        Ok(())
+    }
+
+    /// Binds the columns, in the order of [`ProgressColumns::NAMES`].
+    fn bind<'q>(
+        &'q self,
+        query: sqlx_core::query::Query<'q, sqlx::Postgres, sqlx_postgres::PgArguments>,
+    ) -> sqlx_core::query::Query<'q, sqlx::Postgres, sqlx_postgres::PgArguments> {
+        query
+            .bind(&self.status)
+            .bind(&self.attempt)
+            .bind(&self.model)
+            .bind(&self.claimed_by)
+            .bind(&self.lease_until)
+            .bind(&self.not_before)
+            .bind(&self.agent_id)
+            .bind(&self.cost_usd)
+            .bind(&self.output)
+            .bind(&self.error)
+            .bind(&self.updated_at)
+            .bind(&self.started_at)
+            .bind(&self.completed_at)
+            .bind(&self.failures)
+            .bind(&self.checkpoint)
+            .bind(&self.guidance)
+            .bind(&self.knowledge)
+    }
+}
+
+/// The tasks of one insert, column by column: their definition, then their progress.
 #[derive(Default)]
 struct TaskColumns {
     id: Vec<Id>,
@@ -317,24 +397,8 @@ struct TaskColumns {
     verification: Vec<String>,
     depends_on: Vec<String>,
     wave: Vec<i64>,
-    status: Vec<String>,
-    attempt: Vec<i64>,
-    model: Vec<Option<String>>,
-    claimed_by: Vec<Option<String>>,
-    lease_until: Vec<Option<Timestamp>>,
-    not_before: Vec<Option<Timestamp>>,
-    agent_id: Vec<Option<Id>>,
-    cost_usd: Vec<f64>,
-    output: Vec<Option<String>>,
-    error: Vec<Option<String>>,
     created_at: Vec<Timestamp>,
-    updated_at: Vec<Timestamp>,
-    started_at: Vec<Option<Timestamp>>,
-    completed_at: Vec<Option<Timestamp>>,
-    failures: Vec<i64>,
-    checkpoint: Vec<Option<String>>,
-    guidance: Vec<String>,
-    knowledge: Vec<String>,
+    progress: ProgressColumns,
 }
 
 impl TaskColumns {
@@ -351,25 +415,8 @@ impl TaskColumns {
         self.verification.push(json_param(&t.verification)?);
         self.depends_on.push(json_param(&t.depends_on)?);
         self.wave.push(i64::from(t.wave));
-        self.status.push(enum_text(&t.status)?);
-        self.attempt.push(i64::from(t.attempt));
-        self.model.push(t.model.clone());
-        self.claimed_by.push(t.claimed_by.clone());
-        self.lease_until.push(t.lease_until);
-        self.not_before.push(t.not_before);
-        self.agent_id.push(t.agent_id);
-        self.cost_usd.push(t.cost_usd);
-        self.output.push(t.output.clone());
-        self.error.push(t.error.clone());
         self.created_at.push(t.created_at);
-        self.updated_at.push(t.updated_at);
-        self.started_at.push(t.started_at);
-        self.completed_at.push(t.completed_at);
-        self.failures.push(i64::from(t.failures));
-        self.checkpoint.push(t.checkpoint.clone());
-        self.guidance.push(json_param(&t.guidance)?);
-        self.knowledge.push(json_param(&t.knowledge)?);
-        Ok(())
+        self.progress.push(t)
     }
 }
 
@@ -439,6 +486,69 @@ pub(crate) async fn update_task(db: &Db, conn: &mut PgConnection, t: &Task, fenc
         }
         _ => Err(not_found("task", t.id)),
     }
+}
+
+/// Writes the progress of several tasks (distinct) in one statement, each at attempt `fence` only
+/// when given, as [`update_task`] does one. On failure, the index of the first task that could not be
+/// written (fenced or missing) and why; the caller rolls the transaction back.
+pub(crate) async fn write_progress(
+    db: &Db,
+    conn: &mut PgConnection,
+    tasks: &[(&Task, Option<u32>)],
+) -> Result<(), (usize, StoreError)> {
+    let at0 = |e: StoreError| (0, e);
+    let (mut ids, mut fences, mut progress) = (Vec::new(), Vec::new(), ProgressColumns::default());
+    for (t, fence) in tasks {
+        ids.push(t.id);
+        fences.push(fence.map(i64::from));
+        progress.push(t).map_err(at0)?;
+    }
+    let sql = db.sql(&format!(
+        "UPDATE {{S}}.tasks t SET status = u.status, attempt = u.attempt, model = u.model, \
+         claimed_by = u.claimed_by, lease_until = u.lease_until, not_before = u.not_before, \
+         agent_id = u.agent_id, cost_usd = u.cost_usd, output = u.output, error = u.error, \
+         updated_at = u.updated_at, started_at = u.started_at, completed_at = u.completed_at, \
+         failures = u.failures, checkpoint = u.checkpoint, guidance = u.guidance::jsonb, \
+         knowledge = u.knowledge::jsonb \
+         FROM UNNEST($1::uuid[], $2::bigint[], {}) AS u(id, fence, {}) \
+         WHERE t.id = u.id AND (u.fence IS NULL OR t.attempt = u.fence) RETURNING t.id",
+        ProgressColumns::params(3),
+        ProgressColumns::NAMES,
+    ));
+    let written: Vec<Id> = progress
+        .bind(sqlx::query(&sql).bind(&ids).bind(&fences))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| at0(db_err(e)))?
+        .iter()
+        .map(|row| get(row, 0))
+        .collect::<StoreResult<_>>()
+        .map_err(at0)?;
+    if written.len() == tasks.len() {
+        return Ok(());
+    }
+    // Which one was not written, and why (the error update_task gives).
+    let (i, (t, fence)) = tasks
+        .iter()
+        .enumerate()
+        .find(|(_, (t, _))| !written.contains(&t.id))
+        .ok_or_else(|| at0(StoreError::Backend("a task was written twice in one statement".into())))?;
+    let found: Option<i64> = sqlx::query_scalar(&db.sql("SELECT attempt FROM {S}.tasks WHERE id = $1"))
+        .bind(t.id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| (i, db_err(e)))?;
+    Err((
+        i,
+        match (found, fence) {
+            (Some(found), Some(expected)) => StoreError::Fenced {
+                task_id: t.id,
+                expected: *expected,
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+            },
+            _ => not_found("task", t.id),
+        },
+    ))
 }
 
 pub(crate) async fn get_task(db: &Db, id: Id) -> StoreResult<Option<Task>> {

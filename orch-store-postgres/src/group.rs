@@ -17,15 +17,20 @@
 //! Within a group touching graphs, batches of one budget reservation, of one settlement and of one
 //! finished task are put together (in that order, after the others), so that each kind is applied as
 //! one run of a few statements (see [`crate::batch::apply_all`]) and the graph's hot row is written
-//! once per run rather than once per batch.
+//! once per run rather than once per batch. Within a group of the other lane, run-lease swaps and
+//! agent steps are put together likewise (agents' rows, conversations and prompts written by one
+//! statement each per run, not per batch).
 //!
 //! A group keeps each batch's guarantees:
 //! - every batch is applied in order, and each gets its own records back, its events with consecutive
 //!   seqs (the group's events are appended in one statement, batch after batch);
 //! - one batch's failure fails no other: the transaction is rolled back, the failed batch is committed
 //!   alone (its caller gets what that gives) and the others are committed again as a group without it;
-//! - a transaction of several batches first locks the rows of every graph any of them touches (sorted),
-//!   so the lock order stays graphs, tasks, `budget_spend` rows, the counter;
+//! - a transaction of several batches first locks the rows of every graph any of them touches (sorted;
+//!   finished tasks, which come last, lock none), so the lock order stays graphs, tasks, `budget_spend`
+//!   rows, the counter;
+//! - after the commit, the graphs whose tasks the group finished are checked for their end once
+//!   ([`crate::ends`]); an ended graph's records go to the last batch that finished one of its tasks;
 //! - a group of [relaxed](orch_core::store::Durability::Relaxed) batches only (claims, heartbeats, run
 //!   leases) commits without waiting for the disk; one durable batch makes the group durable;
 //! - a write whose caller stopped waiting still runs to its end: the writer owns it, not the caller;
@@ -138,10 +143,9 @@ fn spawn_writer(inner: Arc<Inner>, lane: Lane) {
                 let n = queued.len().min(MAX_GROUP);
                 queued.drain(..n).collect()
             };
-            if lane == Lane::Graph {
-                // Reservations, settlements and finished tasks together, each kind applied as one run.
-                jobs.sort_by_key(|j| batch::run_rank(&j.batch));
-            }
+            // Reservations, settlements and finished tasks together, or run-lease swaps and agent
+            // steps: each kind applied as one run.
+            jobs.sort_by_key(|j| batch::run_rank(&j.batch));
             run(&inner, jobs).await;
         }
     });
@@ -253,7 +257,8 @@ enum GroupError {
 async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<Vec<EventRecord>>, GroupError> {
     let before = GroupError::BeforeCommit;
     let relaxed = batches.iter().all(|b| b.durability == Durability::Relaxed);
-    let mut tx = batch::begin(db, relaxed).await.map_err(|e| before(db_err(e)))?;
+    let mut conn = db.pool.acquire().await.map_err(|e| before(db_err(e)))?;
+    let mut tx = batch::begin_on(&mut conn, relaxed).await.map_err(|e| before(db_err(e)))?;
     let graphs = graphs_touched(batches.iter().flat_map(|b| b.changes.iter()));
     work::lock_graphs(db, &mut tx, &graphs).await.map_err(before)?;
     let changes: Vec<(usize, &Change)> =
@@ -275,5 +280,10 @@ async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<
     let records = events::append(db, &mut *tx, channel, prepared).await.map_err(before)?;
     tx.commit().await.map_err(|e| GroupError::Commit(db_err(e)))?;
     let mut records = records.into_iter();
-    Ok(counts.into_iter().map(|n| records.by_ref().take(n).collect()).collect())
+    let mut records: Vec<Vec<EventRecord>> = counts.into_iter().map(|n| records.by_ref().take(n).collect()).collect();
+    // The end of the graphs whose tasks the group finished, on the same connection.
+    let changes = batches.iter().flat_map(|b| b.changes.iter());
+    let ended = crate::ends::after_commit(db, &mut conn, channel, changes).await;
+    crate::ends::distribute(ended, batches.iter().copied(), &mut records);
+    Ok(records)
 }

@@ -49,10 +49,12 @@
 //! ## Pool
 //!
 //! The pool size is, first found wins: [`PgOptions::pool_size`], the URL's `pool_max=N`, the environment
-//! variable `ORCH_PG_POOL`, 10. Connections are opened on demand and checked before each use, so a
-//! restarted server or a killed backend costs a reconnection rather than an error (reads of the log are
-//! also retried if their connection dies mid-query). An operation waits up to 30 s for a free connection. Each store also
-//! holds one listening connection once something subscribes.
+//! variable `ORCH_PG_POOL`, 10. Connections are opened on demand and checked before use when they sat
+//! idle for 10 ms or more (one that was in use a moment ago is not: under load the check would cost
+//! every operation a round trip), so a restarted server or a killed backend costs a reconnection rather
+//! than an error (reads of the log are also retried if their connection dies mid-query). An operation
+//! waits up to 30 s for a free connection. Each store also holds one listening connection once
+//! something subscribes.
 //!
 //! ## Migrations
 //!
@@ -95,7 +97,8 @@
 //! failing batch is committed alone and the others again without it. A batch alone keeps its one-statement forms. So
 //! under load the counter row is taken once per group, not once per caller, and a run of finished
 //! tasks is written by one fenced statement ([`Change::FinishTask`](orch_core::store::Change)s of
-//! distinct tasks, their dependents released and their graphs' end checked once). See `group.rs`.
+//! distinct tasks, their dependents released, and their graphs' end checked once after the commit).
+//! See `group.rs`.
 //!
 //! ## Live delivery across processes
 //!
@@ -107,6 +110,10 @@
 //! started by the first subscription), and — in case a notification is lost — from reading the counter
 //! every 500 ms while anyone waits; a waiting follower also re-reads the log every 2 s on its own.
 //!
+//! [`Store::subscribe_foreign`] (workers watching for tasks made ready elsewhere, runners watching for
+//! interrupt requests) reads only the matching events and wakes on what the listening connection
+//! hears, at most every 10 ms, rather than on each of this process's own commits.
+//!
 //! A lost notification therefore costs latency, never an event: notifications only say "look again", and
 //! what is delivered is always read from the log after the last seq delivered. The listening connection
 //! reconnects by itself (backoff up to 5 s) when it is killed or the server restarts, and reads the counter
@@ -116,11 +123,16 @@
 //!
 //! Workers on any number of machines claim tasks with `FOR UPDATE SKIP LOCKED` (two claims never take
 //! one task, and neither waits for the other); a finished task locks its pending dependents before
-//! checking their dependencies and its graph row before checking for open tasks, so two parents (or two
-//! last tasks) finishing at once in two transactions still release the child (end the graph) exactly
-//! once; a budget reservation locks its graph row and its `budget_spend` rows before checking the
-//! limits, so concurrent reservers never pass one. The events these changes record themselves (claimed
-//! and released tasks, ended graphs) are appended after the batch's own, in the same transaction.
+//! checking their dependencies, so two parents finishing at once in two transactions still release the
+//! child exactly once. A finished task does not lock its graph's row (finishing processes would take
+//! turns on it): the graph's end is checked after the commit, by a transaction of its own that locks
+//! the row and looks again, so two last tasks finishing at once end the graph exactly once, and its
+//! `GraphUpdated` record is returned with the commit that finished the task; a sweep after claims (at
+//! most every 2 s per store, ending what two sweeps in a row found; or [`PgStore::end_finished_graphs`])
+//! ends a graph whose check was lost with its process. A budget reservation locks its graph row and its `budget_spend` rows before
+//! checking the limits, so concurrent reservers never pass one. The events these changes record
+//! themselves (claimed and released tasks) are appended after the batch's own, in the same
+//! transaction.
 //!
 //! ## JSON
 //!
@@ -157,9 +169,11 @@ pub(crate) mod sqlx {
     }
 }
 
+mod agent_runs;
 mod batch;
 mod budget_runs;
 mod config;
+mod ends;
 mod events;
 mod graphs;
 mod group;
@@ -173,7 +187,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use orch_core::store::{
     AgentFilter, Batch, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery, Wakeup,
-    follow_log,
+    follow_log, follow_log_matching,
 };
 use orch_core::wire::{
     Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Plan, Prompt, SystemLog, Task, TaskGraph,
@@ -191,6 +205,13 @@ use sql::Db;
 
 /// How long an operation waits for a pooled connection (all in use, or the server unreachable).
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The shortest pause between two reads of a follower of other processes' events
+/// ([`Store::subscribe_foreign`]): a burst of commits is read once.
+const FOREIGN_GAP: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// A pooled connection idle for this long is checked (pinged) before it is used again.
+const CHECK_IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Options of [`PgStore::connect_with`]; unset fields fall back to the URL, the environment and defaults
 /// (see the [crate docs](crate)).
@@ -223,6 +244,8 @@ struct Inner {
     live: Live,
     /// Batches waiting to be committed (see [`group`]).
     queue: group::Queue,
+    /// This store's sweeps for graphs whose end was not recorded (see [`ends`]).
+    sweeps: std::sync::Mutex<ends::Sweeps>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -278,10 +301,18 @@ impl PgStore {
             .max_connections(cfg.pool_size)
             .min_connections(0)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            // Every connection is pinged before use (and by sqlx when released): a killed backend or a
-            // restarted server costs a reconnection, not a failed operation. One extra round trip per
-            // operation (about 0.07 ms on loopback); agent steps and followers do not notice it.
-            .test_before_acquire(true)
+            // A connection idle for a while is pinged before use: a killed backend or a restarted
+            // server costs a reconnection, not a failed operation. One that was in use a moment ago is
+            // not (the ping is a round trip, and under load every operation would pay it).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(cfg.connect.clone());
         let db = Db { pool, s: schema::quoted(&cfg.schema) };
         let app = cfg.connect.get_application_name().unwrap_or("orch").to_string();
@@ -297,6 +328,7 @@ impl PgStore {
                 pool_size: cfg.pool_size,
                 live,
                 queue: group::Queue::new(writers(cfg.pool_size)),
+                sweeps: std::sync::Mutex::default(),
             }),
         })
     }
@@ -309,6 +341,24 @@ impl PgStore {
     /// The schema holding orch's tables.
     pub fn schema(&self) -> &str {
         &self.inner.schema
+    }
+
+    /// Ends every running task graph that has tasks and none of them open: the end of a graph is
+    /// checked after the commit that finished its last task, so a process that died between the two
+    /// leaves it running. Stores sweep by themselves after claims of tasks, at most every 2 s, ending
+    /// the graphs two sweeps in a row found so; this ends them now. Returns the `GraphUpdated`
+    /// records of the graphs it ended.
+    pub async fn end_finished_graphs(&self) -> StoreResult<Vec<EventRecord>> {
+        let inner = self.inner.clone();
+        let records = to_completion(async move {
+            let mut conn = inner.db.pool.acquire().await.map_err(sql::db_err)?;
+            ends::end_graphs(&inner.db, &mut conn, &inner.channel, None).await
+        })
+        .await?;
+        if let Some(last) = records.last() {
+            self.inner.live.raise(last.seq);
+        }
+        Ok(records)
     }
 
     /// Stops the listener and closes the pooled connections (waiting for those in use); the store (and its
@@ -416,7 +466,12 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        group::commit(&self.inner, batch).await
+        let claims = batch.changes.iter().any(|c| matches!(c, orch_core::store::Change::ClaimTasks(_)));
+        let result = group::commit(&self.inner, batch).await;
+        if claims {
+            ends::maybe_sweep(&self.inner);
+        }
+        result
     }
 
     async fn load_conversation(&self, agent_id: Id) -> StoreResult<Vec<Message>> {
@@ -466,5 +521,24 @@ impl Store for PgStore {
             })
         });
         follow_log(Arc::new(self.clone()), since, wakeup)
+    }
+
+    /// Reads only the matching events ([`follow_log_matching`], through the `type` index when the
+    /// filter names types), and wakes on what the listening connection hears (notifications, the
+    /// counter's poll), at most once per [`FOREIGN_GAP`]: not on each of this store's commits, of which
+    /// a busy process makes hundreds a second.
+    fn subscribe_foreign(&self, since: u64, filter: EventQuery) -> EventStream {
+        self.inner.live.ensure_started();
+        let inner = self.inner.clone();
+        let wakeup: Wakeup = Arc::new(move |seen| {
+            let inner = inner.clone();
+            Box::pin(async move {
+                inner.live.ensure_started();
+                let mut rx = inner.live.heard.subscribe();
+                let _ = tokio::time::timeout(WAIT_FALLBACK, rx.wait_for(|&last| last > seen)).await;
+                tokio::time::sleep(FOREIGN_GAP).await;
+            })
+        });
+        follow_log_matching(Arc::new(self.clone()), since, wakeup, filter)
     }
 }

@@ -25,6 +25,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct Live {
     /// Raised after this store's own appends, by notifications and by the fallback poll.
     pub last: watch::Sender<u64>,
+    /// Raised by notifications and by the fallback poll only (not at once by this store's own
+    /// appends): what followers of other processes' events wait on.
+    pub heard: watch::Sender<u64>,
     task: Mutex<Task>,
     options: PgConnectOptions,
     channel: String,
@@ -48,7 +51,14 @@ impl Drop for Live {
 
 impl Live {
     pub(crate) fn new(last: u64, options: PgConnectOptions, channel: String, db: Db) -> Self {
-        Self { last: watch::channel(last).0, task: Mutex::new(Task::NotStarted), options, channel, db }
+        Self {
+            last: watch::channel(last).0,
+            heard: watch::channel(last).0,
+            task: Mutex::new(Task::NotStarted),
+            options,
+            channel,
+            db,
+        }
     }
 
     fn task(&self) -> MutexGuard<'_, Task> {
@@ -74,7 +84,8 @@ impl Live {
             .idle_timeout(None)
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_lazy_with(self.options.clone());
-        let handle = tokio::spawn(run(pool, self.channel.clone(), self.db.clone(), self.last.clone()));
+        let seqs = Seqs { last: self.last.clone(), heard: self.heard.clone() };
+        let handle = tokio::spawn(run(pool, self.channel.clone(), self.db.clone(), seqs));
         *task = Task::Running(handle.abort_handle());
     }
 
@@ -98,10 +109,27 @@ fn raise(last: &watch::Sender<u64>, seq: u64) {
     });
 }
 
+/// The seqs the listener task raises.
+struct Seqs {
+    last: watch::Sender<u64>,
+    heard: watch::Sender<u64>,
+}
+
+impl Seqs {
+    fn raise(&self, seq: u64) {
+        raise(&self.last, seq);
+        raise(&self.heard, seq);
+    }
+
+    fn watched(&self) -> bool {
+        self.last.receiver_count() > 0 || self.heard.receiver_count() > 0
+    }
+}
+
 /// Reads the counter: everything up to it is committed.
-async fn refresh(db: &Db, last: &watch::Sender<u64>) {
+async fn refresh(db: &Db, seqs: &Seqs) {
     match events::last_seq(db).await {
-        Ok(seq) => raise(last, seq),
+        Ok(seq) => seqs.raise(seq),
         Err(e) => tracing::debug!(error = %e, "cannot read the seq counter"),
     }
 }
@@ -115,7 +143,7 @@ async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error>
 /// The listener task: LISTEN, raise `last` on every notification, read the counter after every
 /// (re)connection and every [`POLL_INTERVAL`] while followers wait. Reconnects with backoff forever; ends
 /// when the store is dropped or closed (aborted).
-async fn run(pool: PgPool, channel: String, db: Db, last: watch::Sender<u64>) {
+async fn run(pool: PgPool, channel: String, db: Db, last: Seqs) {
     let mut backoff = Duration::from_millis(100);
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -134,7 +162,7 @@ async fn run(pool: PgPool, channel: String, db: Db, last: watch::Sender<u64>) {
                             tokio::select! {
                                 r = &mut recv => break r,
                                 _ = ticker.tick() => {
-                                    if last.receiver_count() > 0 {
+                                    if last.watched() {
                                         refresh(&db, &last).await;
                                     }
                                 }
@@ -143,7 +171,7 @@ async fn run(pool: PgPool, channel: String, db: Db, last: watch::Sender<u64>) {
                     };
                     match outcome {
                         Ok(Some(n)) => match n.payload().parse::<u64>() {
-                            Ok(seq) => raise(&last, seq),
+                            Ok(seq) => last.raise(seq),
                             Err(_) => refresh(&db, &last).await,
                         },
                         Ok(None) => {

@@ -6,38 +6,40 @@
 //! those rows first:
 //! - a claim locks the tasks it takes with `FOR UPDATE SKIP LOCKED`: two claimers never take one task,
 //!   and neither waits for the other;
-//! - a finished task locks its pending dependents (by id) before checking their other dependencies, and
-//!   the graph row before checking whether any task is open: of two parents finishing at once, the later
-//!   transaction waits for the earlier one's commit and then sees its work (each statement reads anew);
+//! - a finished task locks its pending dependents (by id) before checking their other dependencies: of
+//!   two parents finishing at once, the later transaction waits for the earlier one's commit and then
+//!   sees its work (each statement reads anew). It does not lock its graph's row: whether the graph
+//!   ended is asked after the commit ([`crate::ends`]);
 //! - a reservation locks the graph row, then its `budget_spend` rows (by period), before checking the
 //!   limits: concurrent reservers take turns, and none passes a limit.
 //!
 //! Locks are taken in one order: the rows of every graph a batch changes (locked first, by id, see
-//! [`lock_graphs`]), then tasks, then `budget_spend` rows, then (at the end of every commit) the event
-//! counter. Claims lock no graph row: they skip locked tasks instead of waiting.
+//! [`lock_graphs`]), then tasks (pending ones by id, whoever locks several), then `budget_spend` rows,
+//! then (at the end of every commit) the event counter. Claims lock no graph row: they skip locked
+//! tasks instead of waiting. Finished tasks lock no graph row either.
 
 use orch_core::store::{StoreError, StoreResult};
 use orch_core::wire::{
     BudgetLine, BudgetScope, BudgetStatus, Event, EventKeys, GraphStatus, Id, NewEvent, Reservation, Task, TaskClaim,
-    TaskGraph, TaskStatus, Timestamp, WorkerInfo,
+    TaskGraph, TaskStatus, WorkerInfo,
 };
 use sqlx::postgres::PgRow;
 use sqlx_postgres::PgConnection;
 
-use crate::graphs::{GRAPH_COLS, TASK_COLS, graph_row, task_row, update_task};
-use crate::sql::{Db, db_err, enum_text, get, get_u32, json_param, not_found, now_us};
+use crate::graphs::{GRAPH_COLS, TASK_COLS, graph_row, task_row, update_task, write_progress};
+use crate::sql::{Db, db_err, get, get_u32, not_found, now_us};
 use crate::sqlx;
 
 fn task_event(t: Task) -> NewEvent {
     NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(t) })
 }
 
-fn graph_event(g: TaskGraph) -> NewEvent {
+pub(crate) fn graph_event(g: TaskGraph) -> NewEvent {
     NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })
 }
 
 /// The statuses of a task that is not done: a graph with one of them has work left.
-const OPEN: &str = "('pending', 'ready', 'running', 'blocked')";
+pub(crate) const OPEN: &str = "('pending', 'ready', 'running', 'blocked')";
 
 /// Locks the rows of these graphs (sorted by id by the caller), at the start of a transaction.
 pub(crate) async fn lock_graphs(db: &Db, conn: &mut PgConnection, ids: &[Id]) -> StoreResult<()> {
@@ -101,116 +103,38 @@ pub(crate) async fn claim_tasks(db: &Db, conn: &mut PgConnection, c: &TaskClaim)
 
 // ---- finished tasks ----
 
-/// Writes a finished attempt (fenced), releases the dependents whose dependencies are now all completed
-/// or skipped, and ends the graph when no task is open. Returns the events of the released tasks (by
-/// id) and of the ended graph.
+/// Writes a finished attempt (fenced) and releases the dependents whose dependencies are now all
+/// completed or skipped. Returns the events of the released tasks (by id). Whether the graph ended is
+/// checked after the commit ([`crate::ends`]), without locking its row here.
 pub(crate) async fn finish_task(
     db: &Db,
     conn: &mut PgConnection,
     task: &Task,
     fence: u32,
 ) -> StoreResult<Vec<NewEvent>> {
-    let graph_id = update_task(db, conn, task, Some(fence)).await?;
-    let mut events = Vec::new();
+    update_task(db, conn, task, Some(fence)).await?;
     if task.status.releases_dependents() {
-        events.extend(release_dependents(db, conn, &[task.id]).await?);
+        return release_dependents(db, conn, &[task.id]).await;
     }
-    // A task that is not final is itself open: the graph cannot end, and its row need not be locked.
-    if task.status.is_final()
-        && let Some(g) = end_graph_if_done(db, conn, graph_id).await?
-    {
-        events.push(graph_event(g));
-    }
-    Ok(events)
+    Ok(Vec::new())
 }
 
 /// [`finish_task`] of several attempts (distinct tasks) at once, in a few statements whatever their
-/// number: one fenced update of them all, one lock and one release of their pending dependents, and
-/// the end-of-graph check once per graph. The result is the one of finishing them one after the
-/// other. On failure, the index of the first task that could not be written (fenced or missing) and
-/// why; the caller rolls the transaction back.
+/// number: one fenced update of them all, one lock and one release of their pending dependents. The
+/// result is the one of finishing them one after the other. On failure, the index of the first task
+/// that could not be written (fenced or missing) and why; the caller rolls the transaction back.
 pub(crate) async fn finish_tasks(
     db: &Db,
     conn: &mut PgConnection,
     tasks: &[(&Task, u32)],
 ) -> Result<Vec<NewEvent>, (usize, StoreError)> {
-    let at0 = |e: StoreError| (0, e);
-    let mut c = FinishColumns::default();
-    for (t, fence) in tasks {
-        c.push(t, *fence).map_err(at0)?;
-    }
-    let rows: Vec<(Id, Id)> = sqlx::query_as(&db.sql(
-        "UPDATE {S}.tasks t SET status = u.status, attempt = u.attempt, model = u.model, \
-         claimed_by = u.claimed_by, lease_until = u.lease_until, not_before = u.not_before, \
-         agent_id = u.agent_id, cost_usd = u.cost_usd, output = u.output, error = u.error, \
-         updated_at = u.updated_at, started_at = u.started_at, completed_at = u.completed_at, \
-         failures = u.failures, checkpoint = u.checkpoint, guidance = u.guidance::jsonb, \
-         knowledge = u.knowledge::jsonb \
-         FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
-         $7::timestamptz[], $8::timestamptz[], $9::uuid[], $10::float8[], $11::text[], $12::text[], \
-         $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::bigint[], $17::text[], $18::text[], \
-         $19::text[]) AS u(id, fence, status, attempt, model, claimed_by, lease_until, not_before, agent_id, \
-         cost_usd, output, error, updated_at, started_at, completed_at, failures, checkpoint, guidance, \
-         knowledge) \
-         WHERE t.id = u.id AND t.attempt = u.fence RETURNING t.id, t.graph_id",
-    ))
-    .bind(&c.id)
-    .bind(&c.fence)
-    .bind(&c.status)
-    .bind(&c.attempt)
-    .bind(&c.model)
-    .bind(&c.claimed_by)
-    .bind(&c.lease_until)
-    .bind(&c.not_before)
-    .bind(&c.agent_id)
-    .bind(&c.cost_usd)
-    .bind(&c.output)
-    .bind(&c.error)
-    .bind(&c.updated_at)
-    .bind(&c.started_at)
-    .bind(&c.completed_at)
-    .bind(&c.failures)
-    .bind(&c.checkpoint)
-    .bind(&c.guidance)
-    .bind(&c.knowledge)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| at0(db_err(e)))?;
-    if rows.len() < tasks.len() {
-        // Which one was not written, and why (the same error finish_task gives).
-        let written: std::collections::HashSet<Id> = rows.iter().map(|(id, _)| *id).collect();
-        let (i, (t, fence)) = tasks
-            .iter()
-            .enumerate()
-            .find(|(_, (t, _))| !written.contains(&t.id))
-            .ok_or_else(|| at0(StoreError::Backend("a finished task was written twice in one statement".into())))?;
-        let found: Option<i64> = sqlx::query_scalar(&db.sql("SELECT attempt FROM {S}.tasks WHERE id = $1"))
-            .bind(t.id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| (i, db_err(e)))?;
-        let e = match found {
-            Some(found) => {
-                StoreError::Fenced { task_id: t.id, expected: *fence, found: u32::try_from(found).unwrap_or(u32::MAX) }
-            }
-            None => not_found("task", t.id),
-        };
-        return Err((i, e));
-    }
-    let mut events = Vec::new();
+    let fenced: Vec<(&Task, Option<u32>)> = tasks.iter().map(|(t, fence)| (*t, Some(*fence))).collect();
+    write_progress(db, conn, &fenced).await?;
     let parents: Vec<Id> = tasks.iter().filter(|(t, _)| t.status.releases_dependents()).map(|(t, _)| t.id).collect();
-    if !parents.is_empty() {
-        events.extend(release_dependents(db, conn, &parents).await.map_err(at0)?);
+    if parents.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut ended: Vec<Id> = tasks.iter().filter(|(t, _)| t.status.is_final()).map(|(t, _)| t.graph_id).collect();
-    ended.sort_unstable();
-    ended.dedup();
-    for graph_id in ended {
-        if let Some(g) = end_graph_if_done(db, conn, graph_id).await.map_err(at0)? {
-            events.push(graph_event(g));
-        }
-    }
-    Ok(events)
+    release_dependents(db, conn, &parents).await.map_err(|e| (0, e))
 }
 
 /// Makes ready each pending dependent of `parents` whose dependencies are now all completed or
@@ -246,59 +170,14 @@ async fn release_dependents(db: &Db, conn: &mut PgConnection, parents: &[Id]) ->
     Ok(released.into_iter().map(task_event).collect())
 }
 
-/// The progress columns of finished tasks, for [`finish_tasks`].
-#[derive(Default)]
-struct FinishColumns {
-    id: Vec<Id>,
-    fence: Vec<i64>,
-    status: Vec<String>,
-    attempt: Vec<i64>,
-    model: Vec<Option<String>>,
-    claimed_by: Vec<Option<String>>,
-    lease_until: Vec<Option<Timestamp>>,
-    not_before: Vec<Option<Timestamp>>,
-    agent_id: Vec<Option<Id>>,
-    cost_usd: Vec<f64>,
-    output: Vec<Option<String>>,
-    error: Vec<Option<String>>,
-    updated_at: Vec<Timestamp>,
-    started_at: Vec<Option<Timestamp>>,
-    completed_at: Vec<Option<Timestamp>>,
-    failures: Vec<i64>,
-    checkpoint: Vec<Option<String>>,
-    guidance: Vec<String>,
-    knowledge: Vec<String>,
-}
-
-impl FinishColumns {
-    fn push(&mut self, t: &Task, fence: u32) -> StoreResult<()> {
-        self.id.push(t.id);
-        self.fence.push(i64::from(fence));
-        self.status.push(enum_text(&t.status)?);
-        self.attempt.push(i64::from(t.attempt));
-        self.model.push(t.model.clone());
-        self.claimed_by.push(t.claimed_by.clone());
-        self.lease_until.push(t.lease_until);
-        self.not_before.push(t.not_before);
-        self.agent_id.push(t.agent_id);
-        self.cost_usd.push(t.cost_usd);
-        self.output.push(t.output.clone());
-        self.error.push(t.error.clone());
-        self.updated_at.push(t.updated_at);
-        self.started_at.push(t.started_at);
-        self.completed_at.push(t.completed_at);
-        self.failures.push(i64::from(t.failures));
-        self.checkpoint.push(t.checkpoint.clone());
-        self.guidance.push(json_param(&t.guidance)?);
-        self.knowledge.push(json_param(&t.knowledge)?);
-        Ok(())
-    }
-}
-
 /// Ends a running graph without open tasks: completed, or failed when a task failed. The graph row is
-/// locked before the open tasks are counted, so of two last tasks finishing at once the later sees the
-/// earlier's commit.
-async fn end_graph_if_done(db: &Db, conn: &mut PgConnection, graph_id: Id) -> StoreResult<Option<TaskGraph>> {
+/// locked before the open tasks are counted, so of two checks at once the later sees the earlier's end
+/// (see [`crate::ends`], whose transactions run it after the commits that finish tasks).
+pub(crate) async fn end_graph_if_done(
+    db: &Db,
+    conn: &mut PgConnection,
+    graph_id: Id,
+) -> StoreResult<Option<TaskGraph>> {
     let status: Option<String> =
         sqlx::query_scalar(&db.sql("SELECT status FROM {S}.task_graphs WHERE id = $1 FOR UPDATE"))
             .bind(graph_id)

@@ -171,3 +171,112 @@ async fn grouped_reservations_never_pass_a_limit_and_settlements_add_up() {
         assert_eq!(res.is_ok(), i < 10, "{i}: {res:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn grouped_agent_steps_and_lease_swaps_end_as_one_at_a_time() {
+    use orch_core::executor::lease::new_lease;
+    use orch_core::store::testkit::fixtures::agent;
+    use orch_core::store::{SavedState, StepCommit};
+    use orch_core::wire::{AgentStatus, Message, Prompt, PromptAuthor, Usage, new_id};
+
+    let url = support::server();
+    let (store, _guard) = support::fresh_store(&url).await;
+    let agents: Vec<_> = (0..30).map(|i| agent(&format!("a{i}"), None, i)).collect();
+    for a in &agents {
+        store.commit(Batch::new().change(Change::CreateAgent(Box::new(a.clone())))).await.unwrap();
+    }
+    // A step of a turn's start for each agent (status, usage, state, context, messages, its prompt row),
+    // and one of an agent that does not exist, all at once: grouped, each gets its own answer.
+    let step = |id, i: u64| {
+        let prompt = Prompt {
+            id: new_id(),
+            agent_id: Some(id),
+            task_slug: Some(format!("s{i}")),
+            author: PromptAuthor::Engineer,
+            prompt_text: format!("do {i}"),
+            summary: None,
+            session_id: None,
+            created_at: now(),
+        };
+        let usage = Usage { input_tokens: 10 + i, output_tokens: i, ..Usage::default() };
+        StepCommit {
+            agent_id: id,
+            status: Some(AgentStatus::Executing),
+            usage: Some((usage, 0.5)),
+            state: Some(SavedState { state: Some(serde_json::json!({"i": i})), session_id: Some(format!("s{i}")) }),
+            context: Some((100 + i, Some(1000))),
+            messages: vec![Message::user_text(format!("first {i}")), Message::user_text(format!("second {i}"))],
+            changes: vec![Change::InsertPrompt(Box::new(prompt))],
+            events: vec![orch_core::wire::NewEvent::new(EventKeys::default(), Event::Text { text: format!("{i}") })],
+        }
+    };
+    let ghost = new_id();
+    let mut batches: Vec<Batch> = agents.iter().enumerate().map(|(i, a)| Batch::from(step(a.id, i as u64))).collect();
+    batches.insert(7, Batch::from(step(ghost, 99)));
+    let results = futures::future::join_all(batches.into_iter().map(|b| {
+        let store = store.clone();
+        async move { store.commit(b).await }
+    }))
+    .await;
+    for (i, r) in results.iter().enumerate() {
+        if i == 7 {
+            assert!(matches!(r, Err(StoreError::NotFound { .. })), "the missing agent's step: {r:?}");
+        } else {
+            assert_eq!(r.as_ref().map(Vec::len).unwrap_or_else(|e| panic!("{i}: {e}")), 1, "{i}: its own event");
+        }
+    }
+    for (i, a) in agents.iter().enumerate() {
+        let i = i as u64;
+        let got = store.get_agent(a.id).await.unwrap().unwrap();
+        assert_eq!(got.status, AgentStatus::Executing);
+        assert_eq!(
+            (got.usage.input_tokens, got.usage.output_tokens),
+            (a.usage.input_tokens + 10 + i, a.usage.output_tokens + i)
+        );
+        assert!((got.total_cost_usd - a.total_cost_usd - 0.5).abs() < 1e-9);
+        assert_eq!(got.session_id.as_deref(), Some(format!("s{i}").as_str()));
+        assert_eq!((got.context_used, got.context_window), (100 + i, Some(1000)));
+        assert_eq!(store.load_executor_state(a.id).await.unwrap(), Some(serde_json::json!({"i": i})));
+        let texts: Vec<String> =
+            store.load_conversation(a.id).await.unwrap().iter().map(|m| format!("{:?}", m.content)).collect();
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert!(texts[0].contains(&format!("first {i}")) && texts[1].contains(&format!("second {i}")), "{texts:?}");
+        let prompts = store.list_prompts(a.id).await.unwrap();
+        assert_eq!(prompts.iter().map(|p| p.prompt_text.as_str()).collect::<Vec<_>>(), vec![format!("do {i}")]);
+    }
+
+    // Lease swaps at once: each agent claimed by a run; a second claim of agent 0 expecting nothing,
+    // in the same round, conflicts alone. Then each released, expecting its run.
+    let runs: Vec<_> = agents.iter().map(|_| new_lease(new_id(), None)).collect();
+    let mut swaps: Vec<Batch> = agents
+        .iter()
+        .zip(&runs)
+        .map(|(a, l)| Batch::new().change(Change::SwapRun { agent_id: a.id, expect: None, lease: Some(l.clone()) }))
+        .collect();
+    let rival = new_lease(new_id(), None);
+    swaps.push(Batch::new().change(Change::SwapRun { agent_id: agents[0].id, expect: None, lease: Some(rival) }));
+    let results = futures::future::join_all(swaps.into_iter().map(|b| {
+        let store = store.clone();
+        async move { store.commit(b.relaxed()).await }
+    }))
+    .await;
+    let conflicts = results.iter().filter(|r| matches!(r, Err(StoreError::RunConflict { .. }))).count();
+    assert_eq!(conflicts, 1, "{results:?}");
+    assert!(results.iter().filter(|r| r.is_ok()).count() == agents.len());
+    let holder = store.get_agent(agents[0].id).await.unwrap().unwrap().run.map(|l| l.run_id);
+    assert!(holder.is_some());
+    let releases = futures::future::join_all(agents.iter().map(|a| {
+        let store = store.clone();
+        async move {
+            let held = store.get_agent(a.id).await.unwrap().unwrap().run.map(|l| l.run_id);
+            assert!(held.is_some(), "every agent is held");
+            store.commit(Batch::new().change(Change::SwapRun { agent_id: a.id, expect: held, lease: None })).await
+        }
+    }))
+    .await;
+    assert!(releases.iter().all(Result::is_ok), "{releases:?}");
+    for a in &agents {
+        assert!(store.get_agent(a.id).await.unwrap().unwrap().run.is_none());
+    }
+}

@@ -301,7 +301,11 @@ impl GraphRunner {
             from: vec![GraphStatus::Pending, GraphStatus::Running, GraphStatus::Paused],
         });
         let at = now();
-        for mut t in self.store.list_tasks(id).await? {
+        // By id: the order in which every transaction that locks several pending tasks locks them (a
+        // finished task's dependents are locked so), so this one never waits for one that waits for it.
+        let mut tasks = self.store.list_tasks(id).await?;
+        tasks.sort_by_key(|t| t.id);
+        for mut t in tasks {
             if matches!(t.status, TaskStatus::Pending | TaskStatus::Ready | TaskStatus::Blocked) {
                 let fence = t.attempt;
                 t.status = TaskStatus::Cancelled;
@@ -410,7 +414,9 @@ impl GraphRunner {
                 "action": resolution, "guidance": guidance, "question": question,
             }),
         };
-        // The dependents first, so that the graph-end check of FinishTask sees them ended.
+        // The dependents first, so that the graph-end check of FinishTask sees them ended; by id, the
+        // order in which every transaction that locks several pending tasks locks them.
+        extra.sort_by_key(|t| t.id);
         let mut batch = Batch::new();
         for t in &extra {
             let (k, e) = task_event(t);
