@@ -283,7 +283,17 @@ impl Worker {
                 }
             }
             let sleep = runtime.sleep(self.poll_interval()).fuse();
-            let stop = self.stop.triggered().fuse();
+            // Once stopping, the stop signal is no longer a wake-up: it stays triggered, and a select
+            // on it would spin without ever yielding, starving the attempts this loop waits for.
+            let signal = &self.stop;
+            let stop = async move {
+                if stopping {
+                    futures::future::pending::<()>().await;
+                } else {
+                    signal.triggered().await;
+                }
+            }
+            .fuse();
             let nudge = nudges.recv().fuse();
             futures::pin_mut!(sleep, stop, nudge);
             futures::select! {
