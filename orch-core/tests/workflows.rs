@@ -303,3 +303,31 @@ when = 'steps.reproduce.outputs.severity == "MINOR"'
     let unknown = s.engine.start("nope", json!({"prompt": "x"}), None, None).await.unwrap_err().to_string();
     assert!(unknown.contains("unknown workflow type 'nope'") && unknown.contains("triage"), "{unknown}");
 }
+
+#[tokio::test]
+async fn each_steps_file_writes_are_recorded_under_that_step() {
+    let dir = repo();
+    let store = Arc::new(MemoryStore::new());
+    let model = team(dir.path().to_path_buf(), "PASS", Arc::default());
+    let runner = AgentRunner::builder(store.clone(), Arc::new(model)).tools(ToolRegistry::with_builtins()).build();
+    let tracking: Arc<dyn orch_core::executor::RunObserver> =
+        Arc::new(orch_core::orchestrator::FileTracking::default());
+    let engine = WorkflowEngine::new(Supervisor::new(runner, vec![tracking]), dir.path(), "scripted");
+    let done = engine.start("plan_build", json!({"prompt": "Add a parser"}), None, None).await.unwrap();
+    assert_eq!(done.status, WorkflowStatus::Completed, "{:?}", done.error_message);
+
+    // Steps run in the foreground; their observers still watch them, as a command's are watched.
+    let tracked: Vec<(Option<String>, Vec<String>)> = events(&store)
+        .await
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::FileTracking { file_changes, .. } => {
+                assert_eq!(r.keys.workflow_id, Some(done.id), "{file_changes:?}");
+                Some((r.keys.step.clone(), file_changes.into_iter().map(|c| c.path).collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(tracked.contains(&(Some("plan".into()), vec!["specs/parser.md".into()])), "{tracked:?}");
+    assert!(tracked.contains(&(Some("build".into()), vec!["src/parser.rs".into()])), "{tracked:?}");
+}

@@ -83,7 +83,7 @@ pub enum Interrupted {
     NotRunning,
 }
 
-/// Watches background runs: told when one starts, fed its events as they commit, asked for what to
+/// Watches agent runs (background and foreground): told when one starts, fed its events as they commit, asked for what to
 /// record when it ends. File tracking is one.
 #[async_trait]
 pub trait RunObserver: Send + Sync + 'static {
@@ -133,7 +133,7 @@ pub fn agent_keys(agent: &Agent, task_slug: Option<String>) -> EventKeys {
 }
 
 impl Supervisor {
-    /// A supervisor of runs on `runner`, with these observers watching each background run.
+    /// A supervisor of runs on `runner`, with these observers watching each run.
     pub fn new(runner: AgentRunner, observers: Vec<Arc<dyn RunObserver>>) -> Self {
         Self { inner: Arc::new(Inner { runner, runs: Mutex::new(HashMap::new()), observers }) }
     }
@@ -174,14 +174,58 @@ impl Supervisor {
 
     /// Runs `prompt` on the agent in the foreground and returns how the turn ended. The agent is
     /// claimed first (busy: [`RunError::AgentBusy`]); a turn a dead process left unfinished is finished
-    /// first, under the same claim, with a WARNING log. Observers do not watch it, and a failure is
-    /// only returned (the caller reports it its own way).
-    pub async fn run(&self, agent: &Agent, prompt: String, options: RunOptions) -> Result<RunOutcome, RunError> {
+    /// first, under the same claim, with a WARNING log. Observers watch it as they watch background
+    /// runs (a workflow step's or a graph task's file changes are recorded like a command's); a
+    /// failure is only returned (the caller reports it its own way).
+    pub async fn run(&self, agent: &Agent, prompt: String, mut options: RunOptions) -> Result<RunOutcome, RunError> {
         let runner = &self.inner.runner;
         let claim = runner.claim(agent.id, &agent.name, options.task_slug.clone(), options.interrupt.clone()).await?;
+        let slug = options.task_slug.clone();
+        let watches = self.watch(agent, &mut options).await;
         let result = self.run_resuming(&claim, agent, prompt, options).await;
         claim.release().await;
+        self.record_watches(&watches, agent_keys(agent, slug)).await;
         result
+    }
+
+    /// Starts the observers' watches over a run of `agent` and routes the run's events to them (and
+    /// to the host's own `on_events`, kept).
+    async fn watch(&self, agent: &Agent, options: &mut RunOptions) -> Arc<Vec<Box<dyn RunWatch>>> {
+        let runtime = self.inner.runner.runtime().clone();
+        let mut watches: Vec<Box<dyn RunWatch>> = Vec::new();
+        for o in &self.inner.observers {
+            if let Some(w) = o.start(agent, &runtime).await {
+                watches.push(w);
+            }
+        }
+        let watches: Arc<Vec<Box<dyn RunWatch>>> = Arc::new(watches);
+        if !watches.is_empty() {
+            let sink = watches.clone();
+            let host = options.on_events.take();
+            options.on_events = Some(Arc::new(move |records: &[EventRecord]| {
+                for w in sink.iter() {
+                    w.on_events(records);
+                }
+                if let Some(cb) = &host {
+                    cb(records);
+                }
+            }));
+        }
+        watches
+    }
+
+    /// Appends what each watch reports about the ended run, with the run's keys.
+    async fn record_watches(&self, watches: &[Box<dyn RunWatch>], keys: EventKeys) {
+        let runtime = self.inner.runner.runtime().clone();
+        for w in watches {
+            let events: Vec<NewEvent> =
+                w.finish(&runtime).await.into_iter().map(|e| NewEvent::new(keys.clone(), e)).collect();
+            if !events.is_empty()
+                && let Err(e) = self.store().append(events).await
+            {
+                tracing::warn!(error = %e, "could not record an observer's report of a run");
+            }
+        }
     }
 
     async fn run_resuming(
@@ -317,26 +361,7 @@ impl Supervisor {
                 return report(Err(e.to_string()));
             }
         };
-        let runtime = self.inner.runner.runtime().clone();
-        let mut watches: Vec<Box<dyn RunWatch>> = Vec::new();
-        for o in &self.inner.observers {
-            if let Some(w) = o.start(agent, &runtime).await {
-                watches.push(w);
-            }
-        }
-        let watches: Arc<Vec<Box<dyn RunWatch>>> = Arc::new(watches);
-        if !watches.is_empty() {
-            let sink = watches.clone();
-            let host = options.on_events.take();
-            options.on_events = Some(Arc::new(move |records: &[EventRecord]| {
-                for w in sink.iter() {
-                    w.on_events(records);
-                }
-                if let Some(cb) = &host {
-                    cb(records);
-                }
-            }));
-        }
+        let watches = self.watch(agent, &mut options).await;
         let result = match prompt {
             Some(prompt) => self.run_resuming(&claim, agent, prompt, options).await,
             None => self.inner.runner.run_held(&claim, None, options).await,
@@ -351,16 +376,7 @@ impl Supervisor {
                 Err(e.to_string())
             }
         };
-        let keys = agent_keys(agent, Some(slug.clone()));
-        for w in watches.iter() {
-            let events: Vec<NewEvent> =
-                w.finish(&runtime).await.into_iter().map(|e| NewEvent::new(keys.clone(), e)).collect();
-            if !events.is_empty()
-                && let Err(e) = self.store().append(events).await
-            {
-                tracing::warn!(error = %e, "could not record an observer's report of a run");
-            }
-        }
+        self.record_watches(&watches, agent_keys(agent, Some(slug.clone()))).await;
         report(result)
     }
 

@@ -1,5 +1,6 @@
-//! File tracking as a run observer: a [`FileSnapshot`] before each background run, the run's file tool
-//! events collected as they commit, and one `FileTracking` event after it (see [`super::files`]).
+//! File tracking as a run observer: a [`FileSnapshot`] before each run (background or foreground),
+//! the run's file tool events collected as they commit, and one `FileTracking` event after it (see
+//! [`super::files`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,7 @@ use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::wire::{Agent, Event, EventRecord};
 
-/// Records the files each background run read and changed.
+/// Records the files each run read and changed.
 #[derive(Debug, Clone, Default)]
 pub struct FileTracking {
     /// The store's own files, never opened nor reported (see [`FileSnapshot::take_excluding`]).
