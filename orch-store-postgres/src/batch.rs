@@ -318,7 +318,8 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: &Change, generated: &mu
     match change {
         Change::CreateOrchestrator(o) => sql::create_orchestrator(db, conn, o).await,
         Change::UpdateOrchestrator(o) => sql::update_orchestrator(db, conn, o).await,
-        Change::CreateAgent(a) => sql::create_agent(db, conn, a).await,
+        // One insert path for agents: a single one is a run of one.
+        Change::CreateAgent(a) => agent_runs::create_agents(db, conn, &[&**a]).await.map_err(|(_, e)| e),
         Change::SetAgentStatus { id, status } => set_status(db, conn, *id, *status).await,
         Change::SaveAgentState { id, state } => {
             sql::save_agent_state(db, conn, *id, state.state.as_ref(), state.session_id.as_deref()).await

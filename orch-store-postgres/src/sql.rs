@@ -310,55 +310,6 @@ fn agent_row(row: &PgRow) -> StoreResult<Agent> {
     })
 }
 
-pub(crate) async fn create_agent(db: &Db, conn: &mut PgConnection, a: &Agent) -> StoreResult<()> {
-    let u = usage_params(&a.usage)?;
-    let res = sqlx::query(&db.sql(
-        "INSERT INTO {S}.agents (id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, \
-         role, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, \
-         metadata, workflow_id, workflow_step, archived, created_at, updated_at, run_lease, template_name, \
-         template_color, tools, context_used, context_window, compact_at, parent_id) VALUES ($1, $2, $3, $4, $5, $6, \
-         $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19, $20, $21::jsonb, $22, $23, $24::jsonb, \
-         $25, $26, $27, $28)",
-    ))
-    .bind(a.id)
-    .bind(a.orchestrator_id)
-    .bind(&a.name)
-    .bind(&a.model)
-    .bind(&a.system_prompt)
-    .bind(&a.working_dir)
-    .bind(a.status.as_str())
-    .bind(&a.session_id)
-    .bind(a.role.as_str())
-    .bind(u[0])
-    .bind(u[1])
-    .bind(u[2])
-    .bind(u[3])
-    .bind(a.total_cost_usd)
-    .bind(json_param(&a.metadata)?)
-    .bind(a.workflow_id)
-    .bind(&a.workflow_step)
-    .bind(a.archived)
-    .bind(a.created_at)
-    .bind(a.updated_at)
-    .bind(a.run.as_ref().map(json_param).transpose()?)
-    .bind(a.template.as_ref().map(|t| t.name.as_str()))
-    .bind(a.template.as_ref().and_then(|t| t.color.as_deref()))
-    .bind(a.tools.as_ref().map(json_param).transpose()?)
-    .bind(i64::try_from(a.context_used).unwrap_or(i64::MAX))
-    .bind(a.context_window.map(|w| i64::try_from(w).unwrap_or(i64::MAX)))
-    .bind(a.compact_at)
-    .bind(a.parent_id)
-    .execute(&mut *conn)
-    .await;
-    match res {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.constraint() == Some("agents_live_name") => {
-            Err(StoreError::NameTaken { name: a.name.clone() })
-        }
-        Err(e) => Err(db_err(e)),
-    }
-}
-
 pub(crate) async fn get_agent(db: &Db, id: Id) -> StoreResult<Option<Agent>> {
     let row = sqlx::query(&db.sql(&format!("SELECT {AGENT_COLS} FROM {{S}}.agents WHERE id = $1")))
         .bind(id)
