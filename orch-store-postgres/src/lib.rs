@@ -266,6 +266,25 @@ fn channel_name(schema: &str) -> String {
 }
 
 impl PgStore {
+    /// A follower's wake-up on `seq` (the highest seq this store knows, or the one its listening
+    /// connection heard): at once if a later seq is known, else on the next one, or after the
+    /// fallback interval (the follower then simply reads again); then `gap`, if any, so a burst of
+    /// commits is read once.
+    fn wakeup(&self, seq: fn(&Live) -> &tokio::sync::watch::Sender<u64>, gap: Option<std::time::Duration>) -> Wakeup {
+        self.inner.live.ensure_started();
+        let inner = self.inner.clone();
+        Arc::new(move |seen| {
+            let inner = inner.clone();
+            Box::pin(async move {
+                inner.live.ensure_started();
+                let mut rx = seq(&inner.live).subscribe();
+                let _ = tokio::time::timeout(WAIT_FALLBACK, rx.wait_for(|&last| last > seen)).await;
+                if let Some(gap) = gap {
+                    tokio::time::sleep(gap).await;
+                }
+            })
+        })
+    }
     /// Connects to the database at `url`, creates or migrates orch's schema, and returns the store.
     ///
     /// Same as [`PgStore::connect_with`] with default [`PgOptions`].
@@ -508,19 +527,7 @@ impl Store for PgStore {
     }
 
     fn subscribe(&self, since: u64) -> EventStream {
-        self.inner.live.ensure_started();
-        let inner = self.inner.clone();
-        let wakeup: Wakeup = Arc::new(move |seen| {
-            let inner = inner.clone();
-            Box::pin(async move {
-                inner.live.ensure_started();
-                let mut rx = inner.live.last.subscribe();
-                // Returns at once if a later seq is known; otherwise on the next commit this store sees, or
-                // after the fallback interval (the follower then simply reads again).
-                let _ = tokio::time::timeout(WAIT_FALLBACK, rx.wait_for(|&last| last > seen)).await;
-            })
-        });
-        follow_log(Arc::new(self.clone()), since, wakeup)
+        follow_log(Arc::new(self.clone()), since, self.wakeup(|live| &live.last, None))
     }
 
     /// Reads only the matching events ([`follow_log_matching`], through the `type` index when the
@@ -528,17 +535,6 @@ impl Store for PgStore {
     /// counter's poll), at most once per [`FOREIGN_GAP`]: not on each of this store's commits, of which
     /// a busy process makes hundreds a second.
     fn subscribe_foreign(&self, since: u64, filter: EventQuery) -> EventStream {
-        self.inner.live.ensure_started();
-        let inner = self.inner.clone();
-        let wakeup: Wakeup = Arc::new(move |seen| {
-            let inner = inner.clone();
-            Box::pin(async move {
-                inner.live.ensure_started();
-                let mut rx = inner.live.heard.subscribe();
-                let _ = tokio::time::timeout(WAIT_FALLBACK, rx.wait_for(|&last| last > seen)).await;
-                tokio::time::sleep(FOREIGN_GAP).await;
-            })
-        });
-        follow_log_matching(Arc::new(self.clone()), since, wakeup, filter)
+        follow_log_matching(Arc::new(self.clone()), since, self.wakeup(|live| &live.heard, Some(FOREIGN_GAP)), filter)
     }
 }
