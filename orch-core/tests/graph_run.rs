@@ -337,4 +337,9 @@ async fn a_budget_pauses_the_graph_at_its_limit_and_resuming_with_more_finishes_
     assert_eq!(graph.status, GraphStatus::Completed);
     let total: f64 = store.list_tasks(graph_id).await.unwrap().iter().map(|t| t.cost_usd).sum();
     assert!((graph.cost_usd - total).abs() < 1e-9, "graph cost {} is the sum of its tasks' {total}", graph.cost_usd);
+    // Every reservation was settled (each with the step that recorded its call): nothing stays held.
+    let at = orch_core::wire::now();
+    let budget = store.budget(&at.format("%Y-%m-%d").to_string(), &at.format("%Y-%m").to_string()).await.unwrap();
+    assert!(budget.daily.reserved_usd.abs() < 1e-9, "{budget:?}");
+    assert!(budget.monthly.reserved_usd.abs() < 1e-9, "{budget:?}");
 }

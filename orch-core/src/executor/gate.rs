@@ -1,5 +1,5 @@
 //! A gate on model calls: asked before every model call of a run with an estimate of its cost, told
-//! after it what the call cost. Task graphs use it to reserve budget before a call and settle it after,
+//! after it what the call cost (or asked for that as a change stored with the call's step). Task graphs use it to reserve budget before a call and settle it after,
 //! so concurrent workers (in any process) never spend past a limit together.
 
 use async_trait::async_trait;
@@ -25,4 +25,12 @@ pub trait ModelGate: Send + Sync + 'static {
     async fn admit(&self, model: &str, estimate_usd: f64) -> Result<GatePass, String>;
     /// After the call, with what it cost (0 when it failed or was interrupted).
     async fn settle(&self, pass: GatePass, cost_usd: f64);
+
+    /// The settlement of a call that returned, as a store change the executor commits with the step
+    /// that records the call's usage and cost (one commit instead of two, and the two agree). `None`
+    /// (the default): the executor calls [`ModelGate::settle`] instead.
+    fn settlement(&self, pass: &GatePass, cost_usd: f64) -> Option<crate::store::Change> {
+        let _ = (pass, cost_usd);
+        None
+    }
 }

@@ -194,6 +194,9 @@ pub struct TurnContext {
     pub store: Arc<dyn Store>,
     /// The agent, as loaded at the start.
     pub agent: Agent,
+    /// The agent was created for this run and has not run before: it has no conversation and no saved
+    /// executor state, so the executor need not read them.
+    pub fresh: bool,
     /// The run's interrupt.
     pub interrupt: Interrupt,
     /// Options.

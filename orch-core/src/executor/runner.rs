@@ -320,10 +320,82 @@ impl AgentRunner {
             store: self.store.clone(),
             runtime: self.runtime.clone(),
             released: false,
+            fresh: Mutex::new(None),
             _stop_renewal: stop,
             _registered: registered,
             _guard: guard,
         })
+    }
+
+    /// Creates `agent` already claimed for one run: the agent (holding the run's lease), its
+    /// `AgentCreated` event and what `with` carries (the caller's own changes and events, e.g. the
+    /// task the agent works for) in one commit. No other run can take the agent between its creation
+    /// and its run, nothing is read first, and the run's first turn reads nothing back either: a new
+    /// agent has no conversation and no saved state. Fails as that commit fails (e.g.
+    /// [`StoreError::NameTaken`], or a fenced change of `with`), with nothing stored. Returns the
+    /// claim, run with [`AgentRunner::run_claimed`] (or a [`Supervisor`](super::Supervisor)'s
+    /// `run_claimed`), and the records the commit appended.
+    pub async fn create_claimed(
+        &self,
+        mut agent: Agent,
+        with: Batch,
+        task_slug: Option<String>,
+        interrupt: Option<Interrupt>,
+    ) -> Result<(RunClaim, Vec<crate::wire::EventRecord>), RunError> {
+        let interrupt = interrupt.unwrap_or_default();
+        let describe = match &task_slug {
+            Some(slug) => format!("task {slug} (in this process)"),
+            None => "a run in this process".to_string(),
+        };
+        {
+            let mut running = self.shared.running();
+            if let Some(r) = running.get(&agent.id) {
+                return Err(RunError::AgentBusy { name: agent.name.clone(), run: r.describe.clone() });
+            }
+            running.insert(agent.id, Running { interrupt: interrupt.clone(), since_seq: u64::MAX, describe });
+        }
+        let guard = RunningGuard { shared: self.shared.clone(), id: agent.id };
+        let shared = self.store.shared_with_other_processes();
+        if shared {
+            self.watch_interrupt_requests().await;
+        }
+        let keys = super::agent_keys(&agent, None);
+        // The log records the agent as `create_agent` does: claims are not events.
+        agent.run = None;
+        let created = Event::AgentCreated { agent: Box::new(agent.clone()) };
+        let lease = lease::new_lease(new_id(), task_slug);
+        agent.run = Some(lease.clone());
+        let mut batch = Batch::new().change(Change::CreateAgent(Box::new(agent.clone()))).event(keys, created);
+        batch.changes.extend(with.changes);
+        batch.events.extend(with.events);
+        lease::register(lease.run_id, interrupt.clone());
+        let registered = Registered(lease.run_id);
+        let records = self.store.commit(batch).await?;
+        // No interrupt request for the agent can precede its creation.
+        if shared
+            && let Some(first) = records.first()
+            && let Some(r) = self.shared.running().get_mut(&agent.id)
+        {
+            r.since_seq = first.seq;
+        }
+        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+        self.runtime.spawn(
+            renew_lease(agent.id, self.store.clone(), self.runtime.clone(), lease.clone(), interrupt.clone(), stopped)
+                .boxed(),
+        );
+        let claim = RunClaim {
+            agent_id: agent.id,
+            interrupt,
+            lease,
+            store: self.store.clone(),
+            runtime: self.runtime.clone(),
+            released: false,
+            fresh: Mutex::new(Some(agent)),
+            _stop_renewal: stop,
+            _registered: registered,
+            _guard: guard,
+        };
+        Ok((claim, records))
     }
 
     /// Follows the log (once per runner and its clones) and interrupts runs of this process for which
@@ -385,17 +457,21 @@ impl AgentRunner {
 
     /// Runs one turn (or resumes one, with `None`) under a claim the caller keeps, so several turns
     /// can run under one claim with no other run slipping in between (e.g. finishing a turn a dead
-    /// process left, then the new prompt). The agent is loaded anew.
+    /// process left, then the new prompt). The agent is loaded anew, unless the claim created it
+    /// ([`AgentRunner::create_claimed`]) and this is its first turn.
     pub async fn run_held(
         &self,
         claim: &RunClaim,
         prompt: Option<String>,
         options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
-        let agent = self.live_agent(claim.agent_id).await?;
+        let (agent, fresh) = match claim.take_fresh() {
+            Some(agent) => (agent, true),
+            None => (self.live_agent(claim.agent_id).await?, false),
+        };
         // The MCP servers of the agent's `.mcp.json` start with the turn's tool list and stop with it.
         let mcp = self.mcp.start(&agent, options.model.as_deref(), options.allowed_tools.as_deref()).await;
-        let result = self.run_loaded(claim, agent, prompt, options, &mcp).await;
+        let result = self.run_loaded(claim, agent, fresh, prompt, options, &mcp).await;
         mcp.stop().await;
         result
     }
@@ -415,6 +491,7 @@ impl AgentRunner {
         &self,
         claim: &RunClaim,
         mut agent: Agent,
+        fresh: bool,
         prompt: Option<String>,
         mut options: RunOptions,
         mcp: &TurnMcp,
@@ -435,6 +512,7 @@ impl AgentRunner {
         let cx = TurnContext {
             store: self.store.clone(),
             agent,
+            fresh,
             interrupt: claim.interrupt.clone(),
             options,
             tools,
@@ -536,6 +614,8 @@ pub struct RunClaim {
     store: Arc<dyn Store>,
     runtime: Arc<dyn Runtime>,
     released: bool,
+    /// The agent as [`AgentRunner::create_claimed`] stored it, until its first turn takes it.
+    fresh: Mutex<Option<Agent>>,
     /// Dropped with the claim, which stops the lease renewal.
     _stop_renewal: futures::channel::oneshot::Sender<()>,
     _registered: Registered,
@@ -565,6 +645,11 @@ impl RunClaim {
     /// The lease held in the store.
     pub fn lease(&self) -> &RunLease {
         &self.lease
+    }
+
+    /// The agent as the claim created it, the first time only (its first turn needs no reads).
+    fn take_fresh(&self) -> Option<Agent> {
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Releases the claim in the store and here. (Dropping a claim releases it too, in the background.)

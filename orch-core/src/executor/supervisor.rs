@@ -177,9 +177,22 @@ impl Supervisor {
     /// first, under the same claim, with a WARNING log. Observers watch it as they watch background
     /// runs (a workflow step's or a graph task's file changes are recorded like a command's); a
     /// failure is only returned (the caller reports it its own way).
-    pub async fn run(&self, agent: &Agent, prompt: String, mut options: RunOptions) -> Result<RunOutcome, RunError> {
+    pub async fn run(&self, agent: &Agent, prompt: String, options: RunOptions) -> Result<RunOutcome, RunError> {
         let runner = &self.inner.runner;
         let claim = runner.claim(agent.id, &agent.name, options.task_slug.clone(), options.interrupt.clone()).await?;
+        self.run_claimed(agent, claim, prompt, options).await
+    }
+
+    /// [`Supervisor::run`] under a claim already taken (e.g. by
+    /// [`AgentRunner::create_claimed`](super::AgentRunner::create_claimed), which creates the agent
+    /// claimed): runs `prompt` in the foreground, observed, and releases the claim when it ends.
+    pub async fn run_claimed(
+        &self,
+        agent: &Agent,
+        claim: super::RunClaim,
+        prompt: String,
+        mut options: RunOptions,
+    ) -> Result<RunOutcome, RunError> {
         let slug = options.task_slug.clone();
         let watches = self.watch(agent, &mut options).await;
         let result = self.run_resuming(&claim, agent, prompt, options).await;

@@ -159,12 +159,14 @@ impl AgentExecutor for NativeExecutor {
         let (provider, model) = self
             .resolve(&cx.agent.model)
             .map_err(|message| RunError::Config { agent: cx.agent.name.clone(), message })?;
-        let state: LoopState = match cx.store.load_executor_state(cx.agent.id).await? {
+        // A fresh agent has nothing saved: its first turn reads nothing back.
+        let saved = if cx.fresh { None } else { cx.store.load_executor_state(cx.agent.id).await? };
+        let state: LoopState = match saved {
             None => LoopState::default(),
             Some(v) => serde_json::from_value(v)
                 .map_err(|e| RunError::BadState { agent: cx.agent.name.clone(), message: e.to_string() })?,
         };
-        let mut messages = cx.store.load_conversation(cx.agent.id).await?;
+        let mut messages = if cx.fresh { Vec::new() } else { cx.store.load_conversation(cx.agent.id).await? };
         messages.truncate(state.message_count);
         let mut run = Run {
             exec: self,
@@ -541,8 +543,12 @@ impl Run<'_> {
         for e in extra {
             self.emit(e);
         }
+        // The settlement is stored with the step that records this call's usage, when the gate allows.
         if let Some((gate, pass)) = pass {
-            gate.settle(pass, cost).await;
+            match gate.settlement(&pass, cost) {
+                Some(change) => self.rec.change(change),
+                None => gate.settle(pass, cost).await,
+            }
         }
         let (total_usage, total_cost) = {
             let t = self.turn();

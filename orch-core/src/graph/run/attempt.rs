@@ -15,7 +15,7 @@ use super::isolate::{AttemptTree, Closed};
 use super::prompt::{OUTPUT_CHARS, read_knowledge};
 use super::qa::Review;
 use super::stuck::{Stuck, Watch};
-use crate::executor::{RunError, RunOptions, agent_keys};
+use crate::executor::{RunError, RunOptions};
 use crate::interrupt::Interrupt;
 use crate::runtime::ProcessSpec;
 use crate::store::{Batch, Change, StoreError};
@@ -130,32 +130,40 @@ impl GraphRunner {
         task.agent_id = Some(agent.id);
         task.model = Some(model.clone());
         task.updated_at = now();
-        let batch = Batch::new()
-            .change(Change::CreateAgent(Box::new(agent.clone())))
+        // The agent is created claimed for its run, with the task's new state, in one commit.
+        let with = Batch::new()
             .change(Change::UpdateTask { task: Box::new(task.clone()), fence: Some(fence) })
-            .event(agent_keys(&agent, None), Event::AgentCreated { agent: Box::new(agent.clone()) })
             .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
-        if let Err(e) = self.store.commit(batch).await {
-            // Taken over or the store failed before the agent existed: the worktree goes (nothing in
-            // it yet).
-            if let Some(t) = tree {
-                t.close(runtime.as_ref(), &task, false).await;
+        let slug = format!("graph-{}-{}", short_id(task.graph_id), task.key);
+        let runner = self.supervisor.runner();
+        let claim = match runner.create_claimed(agent.clone(), with, Some(slug.clone()), Some(handle.interrupt.clone())).await
+        {
+            Ok((claim, _)) => claim,
+            Err(e) => {
+                // Taken over or the store failed before the agent existed: the worktree goes (nothing
+                // in it yet).
+                if let Some(t) = tree {
+                    t.close(runtime.as_ref(), &task, false).await;
+                }
+                return Err(match e {
+                    RunError::Store(e) => e.into(),
+                    other => AttemptError::Store(StoreError::Backend(other.to_string())),
+                });
             }
-            return Err(e.into());
-        }
+        };
 
         let gate = Arc::new(BudgetGate::new(self.store.clone(), task.graph_id));
         let watch = Arc::new(Watch::new(self.settings.stuck));
         let stuck: Arc<std::sync::Mutex<Option<Stuck>>> = Arc::default();
         let observer = watch.clone();
         let options = RunOptions {
-            task_slug: Some(format!("graph-{}-{}", short_id(task.graph_id), task.key)),
+            task_slug: Some(slug),
             interrupt: Some(handle.interrupt.clone()),
             gate: Some(gate.clone()),
             on_events: Some(Arc::new(move |records| observer.observe(records))),
             ..RunOptions::default()
         };
-        let run = self.supervisor.run(&agent, prompt, options).fuse();
+        let run = self.supervisor.run_claimed(&agent, claim, prompt, options).fuse();
         let watchdog = {
             let (watch, stuck, interrupt, runtime) =
                 (watch.clone(), stuck.clone(), handle.interrupt.clone(), self.supervisor.runner().runtime().clone());

@@ -36,7 +36,11 @@ impl ModelGate for BudgetGate {
     async fn admit(&self, model: &str, estimate_usd: f64) -> Result<GatePass, String> {
         let reservation = Reservation::at(Some(self.graph_id), estimate_usd.max(0.0), now());
         let token = serde_json::to_value(&reservation).ok();
-        match self.store.commit(Batch::new().change(Change::ReserveBudget(Box::new(reservation)))).await {
+        // Relaxed: a reservation only holds budget for a call of this process; a power cut that lost
+        // it would end the process and its call too. The settlement, which records the spending, is
+        // durable (it is stored with the call's step).
+        let reserve = Batch::new().change(Change::ReserveBudget(Box::new(reservation))).relaxed();
+        match self.store.commit(reserve).await {
             Ok(_) => Ok(GatePass { model: model.to_string(), estimate_usd, token }),
             Err(e @ StoreError::BudgetExhausted { .. }) => {
                 let reason = e.to_string();
@@ -55,6 +59,11 @@ impl ModelGate for BudgetGate {
         if let Err(e) = self.store.commit(Batch::new().change(change)).await {
             tracing::warn!(error = %e, graph = %self.graph_id, "could not settle a budget reservation");
         }
+    }
+
+    fn settlement(&self, pass: &GatePass, cost_usd: f64) -> Option<Change> {
+        let reservation = pass.token.clone().and_then(|t| serde_json::from_value::<Reservation>(t).ok())?;
+        Some(Change::SettleBudget { reservation: Box::new(reservation), actual: cost_usd })
     }
 }
 
