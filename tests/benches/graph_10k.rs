@@ -8,10 +8,16 @@
 //! before. Also reported, from the stored tasks of the graph run: parent completed → child started
 //! (p50, p99), measured at full load (queueing included), not at a paced rate.
 //!
+//! First, the store calls one task costs: a graph of `COUNT_N` tasks (default 1,000; 0 skips it) and
+//! as many bare runs on SQLite, through a store that counts reads by method and commits by the changes
+//! they carry.
+//!
 //! Run: `cargo bench -p orch-tests --bench graph_10k` (env: N, CONCURRENCY (default 128), WORKERS
-//! (default 1 on SQLite), RUNS (default 3); PG_URL=postgres://… adds the same on a fresh PostgreSQL
-//! schema with PG_WORKERS workers (default 4) in this process).
+//! (default 1 on SQLite), RUNS (default 3), COUNT_N; PG_URL=postgres://… adds the same on a fresh
+//! PostgreSQL schema with PG_WORKERS workers (default 4) in this process).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod counting;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,9 +28,9 @@ use orch_core::executor::{AgentRunner, RunOptions, Supervisor};
 use orch_core::graph::{GraphRunner, GraphSettings, Router, TaskGraphs};
 use orch_core::model::ModelRequest;
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
-use orch_core::store::{Batch, Change, Store};
+use orch_core::store::{Batch, Store};
 use orch_core::tool::ToolRegistry;
-use orch_core::wire::{Agent, Complexity, Event, EventKeys, GraphStatus, PlannedTask, TaskStatus};
+use orch_core::wire::{Agent, Complexity, GraphStatus, PlannedTask, TaskStatus};
 use orch_store_postgres::{PgOptions, PgStore};
 use orch_store_sqlite::SqliteStore;
 
@@ -107,20 +113,18 @@ async fn graph(
     (n as f64 / secs, delays)
 }
 
-/// `n` bare agent runs, `concurrency` at once, each a fresh agent: runs/s.
+/// `n` bare agent runs, `concurrency` at once, each a fresh agent created claimed for its run: runs/s.
 async fn bare(store: Arc<dyn Store>, n: usize, concurrency: usize) -> f64 {
     let sup = supervisor(store.clone());
     let t = Instant::now();
     futures::stream::iter(0..n)
         .map(|i| {
-            let (store, sup) = (store.clone(), sup.clone());
+            let sup = sup.clone();
             async move {
+                // Created claimed for its run, as a graph task's agent is.
                 let agent = Agent::new(format!("bare-{i}"), "scripted", "/tmp");
-                let created = Batch::new()
-                    .change(Change::CreateAgent(Box::new(agent.clone())))
-                    .event(EventKeys::default(), Event::AgentCreated { agent: Box::new(agent.clone()) });
-                store.commit(created).await.unwrap();
-                sup.run(&agent, format!("# Task t{i}"), RunOptions::default()).await.unwrap();
+                let (claim, _) = sup.runner().create_claimed(agent.clone(), Batch::new(), None, None).await.unwrap();
+                sup.run_claimed(&agent, claim, format!("# Task t{i}"), RunOptions::default()).await.unwrap();
             }
         })
         .buffer_unordered(concurrency)
@@ -169,6 +173,20 @@ async fn main() {
     let concurrency = env("CONCURRENCY", 128);
     let workers = env("WORKERS", 1);
     let runs = env("RUNS", 3);
+    let count_n = env("COUNT_N", 1_000);
+    if count_n > 0 {
+        let dir = tempfile::tempdir().unwrap();
+        let counted = Arc::new(counting::Counting::new(sqlite(dir.path()).await));
+        graph(counted.clone(), dir.path(), count_n, workers, concurrency as u32).await;
+        println!("graph of {count_n} tasks on SQLite:");
+        counted.print_per(count_n as u64, "task");
+        let dir = tempfile::tempdir().unwrap();
+        let counted = Arc::new(counting::Counting::new(sqlite(dir.path()).await));
+        bare(counted.clone(), count_n, concurrency * workers).await;
+        println!("{count_n} bare agent runs on SQLite:");
+        counted.print_per(count_n as u64, "run");
+        println!();
+    }
     println!("graph of {n} tasks in {WAVES} waves, scripted model; {runs} runs, medians");
 
     let (mut g_rates, mut b_rates, mut all_delays) = (Vec::new(), Vec::new(), Vec::new());
