@@ -1,6 +1,8 @@
 //! A worker: beats in the store, claims due tasks up to its concurrency, runs each claimed attempt, and
 //! claims again as soon as a slot frees or the log says work is ready (in-process wake-ups and the log's
-//! own notifications; a jittered poll catches retries coming due and other processes' work).
+//! own notifications; a jittered poll catches retries coming due and other processes' work). A task
+//! the log says became ready is left for [`READY_GRACE`] to the worker whose ended attempt released it,
+//! which claims at once, so the other workers do not all claim for one task.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,6 +19,13 @@ use crate::wire::{Event, Fact, GraphStatus, Id, Task, TaskClaim, TaskGraph, Task
 
 /// How often the facts of a graph are read again for new attempts.
 const FACTS_TTL: Duration = Duration::from_secs(2);
+
+/// How long a worker leaves a task that the log says became ready to the worker that made it so
+/// before claiming it itself. A task is mostly made ready by an attempt's end releasing it, and the
+/// worker of that attempt claims at once (its slot just freed); every other worker (of this process
+/// or any other) waking on the same event would claim for nothing, and a claim is a commit. A worker
+/// that sees the task claimed (its `TaskUpdated`) within this time does not claim for it.
+const READY_GRACE: Duration = Duration::from_millis(15);
 
 /// What a worker did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -204,7 +213,20 @@ impl Worker {
         let mut last_beat = Instant::now();
         let mut claim_now = true;
         let mut stopping = false;
+        // Tasks the log said became ready, not yet seen claimed: when to claim for them.
+        let mut ready_seen: HashMap<Id, Instant> = HashMap::new();
+        // Whether an idle worker limited to one graph reads it to see if it ended: after what may have
+        // ended it (an attempt, the graph's own event, a nudge, the poll), not after every task event.
+        let mut check_graph = true;
         loop {
+            if ready_seen.values().any(|due| *due <= Instant::now()) {
+                claim_now = true;
+            }
+            if claim_now {
+                // This claim takes ready tasks in order, whichever they are; or no slot is free, and
+                // the next ended attempt claims.
+                ready_seen.clear();
+            }
             if self.stop.is_triggered() && !stopping {
                 stopping = true;
                 for (_, h) in handles.values() {
@@ -271,6 +293,7 @@ impl Worker {
             if let Some(g) = self.graph
                 && handles.is_empty()
                 && !claim_now
+                && std::mem::take(&mut check_graph)
             {
                 match store.get_graph(g).await {
                     Ok(Some(graph)) if graph.status.is_final() || graph.status == GraphStatus::Paused => {
@@ -279,10 +302,17 @@ impl Worker {
                     }
                     Ok(Some(_)) => {}
                     Ok(None) => return Err(GraphError::GraphNotFound(g)),
-                    Err(e) => tracing::warn!(error = %e, graph = %g, "reading the graph failed; trying again"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, graph = %g, "reading the graph failed; trying again");
+                        check_graph = true;
+                    }
                 }
             }
-            let sleep = runtime.sleep(self.poll_interval()).fuse();
+            let wait = match ready_seen.values().min() {
+                Some(due) => self.poll_interval().min(due.saturating_duration_since(Instant::now())),
+                None => self.poll_interval(),
+            };
+            let sleep = runtime.sleep(wait).fuse();
             // Once stopping, the stop signal is no longer a wake-up: it stays triggered, and a select
             // on it would spin without ever yielding, starving the attempts this loop waits for.
             let signal = &self.stop;
@@ -309,10 +339,18 @@ impl Worker {
                         Self::ended(&mut self.facts, &mut handles, task_id, learned);
                     }
                     claim_now = true;
+                    check_graph = true;
                 },
                 ev = wakes.next() => match ev {
                     Some(Ok(r)) => match r.event {
-                        Event::TaskUpdated { task } if task.status == TaskStatus::Ready => claim_now = true,
+                        Event::TaskUpdated { task } if self.graph.is_none_or(|g| g == task.graph_id) => {
+                            let due = task.not_before.is_none_or(|t| t <= now());
+                            if task.status == TaskStatus::Ready && due {
+                                ready_seen.entry(task.id).or_insert_with(|| Instant::now() + READY_GRACE);
+                            } else {
+                                ready_seen.remove(&task.id);
+                            }
+                        }
                         Event::GraphUpdated { graph } => {
                             if graph.status == GraphStatus::Cancelled {
                                 for (graph_id, h) in handles.values() {
@@ -322,6 +360,7 @@ impl Worker {
                                 }
                             }
                             claim_now = true;
+                            check_graph = true;
                         }
                         _ => {}
                     },
@@ -337,8 +376,12 @@ impl Worker {
                         }
                     }
                     claim_now = true;
+                    check_graph = true;
                 },
-                () = sleep => claim_now = true,
+                () = sleep => {
+                    claim_now = true;
+                    check_graph = true;
+                }
                 () = stop => {}
             }
         }
