@@ -17,6 +17,10 @@ use tokio::sync::{oneshot, watch};
 /// Most requests coalesced into one transaction.
 const MAX_BATCH: usize = 1024;
 
+/// Prepared statements the writer keeps: more than it uses in any workload (an agent step, a task's
+/// claim and finish, graph and budget changes), so none is parsed again.
+const STATEMENT_CACHE: usize = 128;
+
 /// What a request's closure sees: the connection, inside the batch transaction, and the next free seq.
 pub(crate) struct WriteCtx<'c> {
     /// The writing connection (a transaction is open).
@@ -135,6 +139,7 @@ pub(crate) fn run(
     last_seq: watch::Sender<u64>,
     commits: &std::sync::atomic::AtomicU64,
 ) {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // The connection's own setting (FULL for files), restored after each relaxed transaction.
     let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap_or(2);
     while let Ok(first) = rx.recv() {

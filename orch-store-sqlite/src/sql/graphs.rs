@@ -176,6 +176,11 @@ pub(crate) const TASK_COLS: &str = "id, graph_id, idx, key, title, description, 
      depends_on, wave, status, attempt, model, claimed_by, lease_until, not_before, agent_id, cost_usd, output, \
      error, created_at, updated_at, started_at, completed_at, failures, checkpoint, guidance, knowledge";
 
+/// [`TASK_COLS`], each qualified by a table alias (`t.id, t.graph_id, …`), for joins.
+pub(crate) fn task_cols_of(alias: &str) -> String {
+    TASK_COLS.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
 fn get_json_list<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<T>> {
     let s: String = row.get(i)?;
     conv(i, serde_json::from_str(&s))
@@ -285,17 +290,18 @@ fn duplicate_or(e: rusqlite::Error, t: &Task) -> StoreError {
     StoreError::Duplicate { what }
 }
 
+/// Writes task `?1`'s progress, at attempt `?15` only when given (the fence: rows changed tell).
+pub(crate) const UPDATE_TASK: &str = "UPDATE tasks SET status = ?2, attempt = ?3, model = ?4, claimed_by = ?5, \
+    lease_until = ?6, not_before = ?7, agent_id = ?8, cost_usd = ?9, output = ?10, error = ?11, updated_at = ?12, \
+    started_at = ?13, completed_at = ?14, failures = ?16, checkpoint = ?17, guidance = ?18, knowledge = ?19 \
+    WHERE id = ?1 AND (?15 IS NULL OR attempt = ?15)";
+
 /// Writes a task's progress, at attempt `fence` only when given.
 pub(crate) fn update_task(conn: &Connection, t: &Task, fence: Option<u32>) -> StoreResult<()> {
-    let status = enum_text(&t.status)?;
+    let status = t.status.as_str();
     let (guidance, knowledge) = (list_text(&t.guidance)?, list_text(&t.knowledge)?);
     let n = conn
-        .prepare_cached(
-            "UPDATE tasks SET status = ?2, attempt = ?3, model = ?4, claimed_by = ?5, lease_until = ?6, \
-             not_before = ?7, agent_id = ?8, cost_usd = ?9, output = ?10, error = ?11, updated_at = ?12, \
-             started_at = ?13, completed_at = ?14, failures = ?16, checkpoint = ?17, guidance = ?18, \
-             knowledge = ?19 WHERE id = ?1 AND (?15 IS NULL OR attempt = ?15)",
-        )
+        .prepare_cached(UPDATE_TASK)
         .and_then(|mut s| {
             s.execute(params![
                 id_text(t.id),

@@ -2,16 +2,18 @@
 //! status, worker heartbeats, budget reservations and limits. They run on the one writer connection, so
 //! each is alone in its transaction: no two claims ever see the same ready task.
 
+use std::sync::LazyLock;
+
 use orch_core::store::{StoreError, StoreResult};
 use orch_core::wire::{
     BudgetLine, BudgetScope, BudgetStatus, Event, EventKeys, GraphStatus, Id, NewEvent, Reservation, Task, TaskClaim,
-    TaskGraph, WorkerInfo, now,
+    TaskGraph, TaskStatus, WorkerInfo, now,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    GRAPH_COLS, TASK_COLS, db_err, get_graph, get_ts, get_u32, graph_row, id_text, not_found, task_row, ts_text,
-    update_task,
+    GRAPH_COLS, TASK_COLS, db_err, get_graph, get_ts, get_u32, graph_row, id_text, not_found, task_cols_of, task_row,
+    ts_text, update_task,
 };
 
 fn task_event(t: Task) -> NewEvent {
@@ -22,81 +24,123 @@ fn graph_event(g: TaskGraph) -> NewEvent {
     NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })
 }
 
+/// Ready tasks to claim, in claim order: the open-task index gives them in wave order, so only the
+/// first `?3` are read.
+const CLAIM_READY: &str = "SELECT t.wave, t.idx, t.id FROM tasks t JOIN task_graphs g ON g.id = t.graph_id \
+    WHERE t.status = 'ready' AND g.status = 'running' AND (?1 IS NULL OR t.graph_id = ?1) \
+    AND (t.not_before IS NULL OR t.not_before <= ?2) ORDER BY t.wave, t.idx, t.id LIMIT ?3";
+
+/// Abandoned attempts to take over: running tasks (as many as workers run) whose lease passed, or whose
+/// worker stopped beating (never within the staleness window of the claim).
+const CLAIM_ABANDONED: &str = "SELECT t.wave, t.idx, t.id FROM tasks t JOIN task_graphs g ON g.id = t.graph_id \
+    WHERE t.status = 'running' AND g.status = 'running' AND (?1 IS NULL OR t.graph_id = ?1) \
+    AND (t.lease_until < ?2 OR ((t.started_at IS NULL OR t.started_at < ?3) \
+    AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.claimed_by AND w.heartbeat_at >= ?3))) \
+    ORDER BY t.wave, t.idx, t.id LIMIT ?4";
+
+/// Claims the tasks whose ids are in the JSON array `?1`, in one statement.
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE tasks SET status = 'running', attempt = attempt + 1, claimed_by = ?2, lease_until = ?3, \
+         not_before = NULL, started_at = ?4, updated_at = ?4 WHERE id IN (SELECT value FROM json_each(?1)) \
+         RETURNING {TASK_COLS}"
+    )
+});
+
+/// The pending dependents of task `?1` whose every dependency is completed or skipped, by id. CROSS
+/// JOIN keeps the edges of `?1` the outer loop (else SQLite may walk every pending task).
+static RELEASABLE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM task_deps d CROSS JOIN tasks t ON t.id = d.task_id \
+         WHERE d.depends_on = ?1 AND t.status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_deps o \
+         JOIN tasks p ON p.id = o.depends_on WHERE o.task_id = t.id \
+         AND p.status <> 'completed' AND p.status <> 'skipped') ORDER BY d.task_id",
+        task_cols_of("t")
+    )
+});
+
+/// Makes a pending task ready.
+const RELEASE: &str = "UPDATE tasks SET status = 'ready', updated_at = ?2 WHERE id = ?1";
+
+/// Whether graph `?1` has work left: one lookup in the open-task index per open status (an IN list
+/// would build a temporary table on every run).
+const GRAPH_OPEN: &str = "SELECT EXISTS (SELECT 1 FROM tasks WHERE graph_id = ?1 AND status = 'pending') \
+    OR EXISTS (SELECT 1 FROM tasks WHERE graph_id = ?1 AND status = 'ready') \
+    OR EXISTS (SELECT 1 FROM tasks WHERE graph_id = ?1 AND status = 'running') \
+    OR EXISTS (SELECT 1 FROM tasks WHERE graph_id = ?1 AND status = 'blocked')";
+
 /// Claims due tasks by wave and index (as [`TaskClaim`] says): ready tasks whose `not_before` passed, and
 /// attempts whose worker is gone or whose deadline passed (taken over), all of running graphs. Returns a
-/// `TaskUpdated` event per claimed task.
+/// `TaskUpdated` event per claimed task, in claim order.
+///
+/// Three statements, whatever the limit: the candidates of each kind ([`CLAIM_READY`],
+/// [`CLAIM_ABANDONED`]), merged here, then one UPDATE of the chosen rows.
 pub(crate) fn claim_tasks(conn: &Connection, c: &TaskClaim) -> StoreResult<Vec<NewEvent>> {
     let now_s = ts_text(c.now);
     let graph = c.graph_id.map(id_text);
-    let ids = {
-        let mut due = conn
-            .prepare_cached(
-                "SELECT t.id FROM tasks t JOIN task_graphs g ON g.id = t.graph_id \
-                 WHERE g.status = 'running' AND (?1 IS NULL OR t.graph_id = ?1) AND (\
-                 (t.status = 'ready' AND (t.not_before IS NULL OR t.not_before <= ?2)) \
-                 OR (t.status = 'running' AND (t.lease_until < ?2 OR ((t.started_at IS NULL OR t.started_at < ?3) \
-                 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.claimed_by AND w.heartbeat_at >= ?3))))) \
-                 ORDER BY t.wave, t.idx, t.id LIMIT ?4",
-            )
-            .map_err(db_err)?;
-        let rows = due
-            .query_map(params![graph, now_s, ts_text(c.stale_before), i64::from(c.limit)], |r| r.get::<_, String>(0))
-            .map_err(db_err)?;
-        rows.collect::<rusqlite::Result<Vec<String>>>().map_err(db_err)?
+    let limit = i64::from(c.limit);
+    let candidates = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> StoreResult<Vec<(i64, i64, String)>> {
+        let mut s = conn.prepare_cached(sql).map_err(db_err)?;
+        let rows = s.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(db_err)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
     };
-    if ids.is_empty() {
+    let mut due = candidates(CLAIM_READY, params![graph, now_s, limit])?;
+    due.extend(candidates(CLAIM_ABANDONED, params![graph, now_s, ts_text(c.stale_before), limit])?);
+    if due.is_empty() {
         return Ok(Vec::new());
     }
-    let mut update = conn
-        .prepare_cached(&format!(
-            "UPDATE tasks SET status = 'running', attempt = attempt + 1, claimed_by = ?2, lease_until = ?3, \
-             not_before = NULL, started_at = ?4, updated_at = ?4 WHERE id = ?1 RETURNING {TASK_COLS}"
-        ))
-        .map_err(db_err)?;
-    let deadline = ts_text(c.deadline);
-    let mut events = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let t = update.query_row(params![id, c.worker, deadline, now_s], task_row).map_err(db_err)?;
-        events.push(task_event(t));
-    }
-    Ok(events)
+    due.sort_unstable();
+    due.truncate(usize::try_from(c.limit).unwrap_or(usize::MAX));
+    let ids = serde_json::to_string(&due.iter().map(|(_, _, id)| id.as_str()).collect::<Vec<_>>())
+        .map_err(|e| StoreError::Backend(format!("cannot encode task ids: {e}")))?;
+    let mut claim = conn.prepare_cached(&CLAIM).map_err(db_err)?;
+    let rows = claim.query_map(params![ids, c.worker, ts_text(c.deadline), now_s], task_row).map_err(db_err)?;
+    let mut tasks = rows.collect::<rusqlite::Result<Vec<Task>>>().map_err(db_err)?;
+    // RETURNING gives the rows in no promised order.
+    tasks.sort_unstable_by_key(|t| (t.wave, t.index, t.id));
+    Ok(tasks.into_iter().map(task_event).collect())
 }
 
 /// Writes a finished attempt (fenced), releases the dependents it completes, and ends its graph when no
 /// work is left. Returns the events of the released tasks and the ended graph.
 pub(crate) fn finish_task(conn: &Connection, task: &Task, fence: u32) -> StoreResult<Vec<NewEvent>> {
     update_task(conn, task, Some(fence))?;
-    let mut events = Vec::new();
-    if task.status.releases_dependents() {
-        let mut release = conn
-            .prepare_cached(&format!(
-                "UPDATE tasks SET status = 'ready', updated_at = ?2 WHERE status = 'pending' \
-                 AND id IN (SELECT task_id FROM task_deps WHERE depends_on = ?1) \
-                 AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks p ON p.id = d.depends_on \
-                 WHERE d.task_id = tasks.id AND p.status NOT IN ('completed', 'skipped')) RETURNING {TASK_COLS}"
-            ))
-            .map_err(db_err)?;
-        let rows = release.query_map(params![id_text(task.id), ts_text(now())], task_row).map_err(db_err)?;
-        let mut released = rows.collect::<rusqlite::Result<Vec<Task>>>().map_err(db_err)?;
-        released.sort_by_key(|t| t.id);
-        events.extend(released.into_iter().map(task_event));
+    let released = if task.status.releases_dependents() { release_dependents(conn, task.id)? } else { Vec::new() };
+    if !released.is_empty() {
+        // A released task is work left: the graph goes on.
+        return Ok(released.into_iter().map(task_event).collect());
     }
-    if let Some(g) = end_graph_if_done(conn, task.graph_id)? {
-        events.push(graph_event(g));
+    Ok(end_graph_if_done(conn, task.graph_id)?.map(graph_event).into_iter().collect())
+}
+
+/// The pending dependents of `parent` whose every dependency is now completed or skipped, made ready;
+/// the rows as stored, by id.
+fn release_dependents(conn: &Connection, parent: Id) -> StoreResult<Vec<Task>> {
+    let mut ready = {
+        let mut s = conn.prepare_cached(&RELEASABLE).map_err(db_err)?;
+        let rows = s.query_map([id_text(parent)], task_row).map_err(db_err)?;
+        rows.collect::<rusqlite::Result<Vec<Task>>>().map_err(db_err)?
+    };
+    if ready.is_empty() {
+        return Ok(ready);
     }
-    Ok(events)
+    let at = now();
+    let at_s = ts_text(at);
+    let mut release = conn.prepare_cached(RELEASE).map_err(db_err)?;
+    for t in &mut ready {
+        release.execute(params![id_text(t.id), at_s]).map_err(db_err)?;
+        // As the row now reads.
+        t.status = TaskStatus::Ready;
+        t.updated_at = at;
+    }
+    Ok(ready)
 }
 
 /// Ends a running graph without open tasks: completed, or failed when a task failed.
 fn end_graph_if_done(conn: &Connection, graph_id: Id) -> StoreResult<Option<TaskGraph>> {
     let gid = id_text(graph_id);
-    let open: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM tasks WHERE graph_id = ?1 \
-             AND status IN ('pending', 'ready', 'running', 'blocked'))",
-        )
-        .and_then(|mut s| s.query_row([&gid], |r| r.get(0)))
-        .map_err(db_err)?;
+    let open: bool =
+        conn.prepare_cached(GRAPH_OPEN).and_then(|mut s| s.query_row([&gid], |r| r.get(0))).map_err(db_err)?;
     if open {
         return Ok(None);
     }
@@ -332,4 +376,52 @@ pub(crate) fn budget(conn: &Connection, day: &str, month: &str) -> StoreResult<B
         daily: line(BudgetScope::Daily, day, format!("day:{day}"))?,
         monthly: line(BudgetScope::Monthly, month, format!("month:{month}"))?,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::sql::UPDATE_TASK;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::configure_common(&conn).unwrap();
+        crate::schema::migrate(&mut conn, ":memory:").unwrap();
+        conn
+    }
+
+    /// Column `col` of every row of `EXPLAIN [QUERY PLAN] sql`.
+    fn explain(conn: &Connection, how: &str, sql: &str, col: usize) -> Vec<String> {
+        let mut s = conn.prepare(&format!("EXPLAIN {how}{sql}")).unwrap();
+        // Parameters left unbound (NULL): only the plan is wanted.
+        let mut rows = s.raw_query();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            out.push(r.get::<_, String>(col).unwrap());
+        }
+        out
+    }
+
+    /// What claiming and finishing tasks runs is found through indexes (no statement walks the tasks
+    /// table), and what runs once per task (not once per claim) builds no temporary table.
+    #[test]
+    fn the_task_queue_uses_indexes_and_no_temporary_tables() {
+        let conn = db();
+        let per_claim = [CLAIM_READY, CLAIM_ABANDONED, CLAIM.as_str()];
+        let per_task = [RELEASABLE.as_str(), RELEASE, GRAPH_OPEN, UPDATE_TASK];
+        for sql in per_claim.into_iter().chain(per_task) {
+            let plan = explain(&conn, "QUERY PLAN ", sql, 3);
+            let walks =
+                |step: &String| step.starts_with("SCAN") && !step.contains("json_each") && step != "SCAN CONSTANT ROW";
+            assert!(!plan.iter().any(walks), "{sql}: {plan:?}");
+        }
+        for sql in per_task {
+            // Nor every task of a status (what the planner picked for the dependents without CROSS JOIN).
+            let plan = explain(&conn, "QUERY PLAN ", sql, 3);
+            assert!(!plan.iter().any(|step| step.contains("(status=?)")), "{sql}: {plan:?}");
+            let ops = explain(&conn, "", sql, 1);
+            assert!(!ops.iter().any(|op| op == "OpenEphemeral" || op == "SorterOpen"), "{sql}: {ops:?}");
+        }
+    }
 }
