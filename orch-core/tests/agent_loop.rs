@@ -1,21 +1,23 @@
 //! Acceptance tests of the native agent loop on the in-memory store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream;
 use orch_core::Interrupt;
 use orch_core::executor::{AgentRunner, RunError, RunOptions, RunOutcome};
 use orch_core::hook::{FnHook, HookDecision, HookEvent, HookRegistry};
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
-use orch_core::model::{BlockStart, DeltaStream, ModelDelta, ModelError, ModelProvider, ModelRequest};
+use orch_core::model::{ModelProvider, ModelRequest};
 use orch_core::store::{EventQuery, MemoryStore, Store};
 use orch_core::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
 use orch_core::wire::{Agent, AgentStatus, ContentBlock, Event, EventRecord, Role};
 use serde_json::{Value, json};
+use support::StallingModel;
 
 fn last_text(req: &ModelRequest) -> String {
     req.messages.last().and_then(|m| m.last_text()).unwrap_or("").to_string()
@@ -274,22 +276,6 @@ async fn max_turns_ends_the_turn() {
 }
 
 /// A model that streams one text delta, then stalls forever.
-struct StallingModel;
-
-#[async_trait]
-impl ModelProvider for StallingModel {
-    fn name(&self) -> &str {
-        "scripted"
-    }
-    async fn stream(&self, _r: ModelRequest) -> Result<DeltaStream, ModelError> {
-        let first = stream::iter(vec![
-            Ok(ModelDelta::BlockStart { index: 0, block: BlockStart::Text }),
-            Ok(ModelDelta::Text { index: 0, text: "Thinking about it".into() }),
-        ]);
-        Ok(Box::pin(futures::StreamExt::chain(first, stream::pending())))
-    }
-}
-
 async fn run_and_interrupt(s: &Setup, after: Duration) -> RunOutcome {
     let interrupt = Interrupt::new();
     let i2 = interrupt.clone();

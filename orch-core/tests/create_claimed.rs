@@ -3,35 +3,19 @@
 //! that commit until its run ends; a failed creation stores nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures::stream;
 use orch_core::executor::{AgentRunner, RunError, RunOptions, Supervisor};
+use orch_core::model::ModelRequest;
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
-use orch_core::model::{BlockStart, DeltaStream, ModelDelta, ModelError, ModelProvider, ModelRequest};
 use orch_core::store::{Batch, EventQuery, MemoryStore, Store, StoreError};
 use orch_core::tool::ToolRegistry;
 use orch_core::wire::{Agent, AgentStatus, Event, EventKeys, LogLevel};
 use serde_json::json;
-
-/// Starts a text block, then never finishes.
-struct StallingModel;
-
-#[async_trait]
-impl ModelProvider for StallingModel {
-    fn name(&self) -> &str {
-        "scripted"
-    }
-    async fn stream(&self, _r: ModelRequest) -> Result<DeltaStream, ModelError> {
-        let first = stream::iter(vec![
-            Ok(ModelDelta::BlockStart { index: 0, block: BlockStart::Text }),
-            Ok(ModelDelta::Text { index: 0, text: "working".into() }),
-        ]);
-        Ok(Box::pin(futures::StreamExt::chain(first, stream::pending())))
-    }
-}
+use support::StallingModel;
 
 fn note(message: &str) -> Batch {
     Batch::new().event(

@@ -61,3 +61,21 @@ pub fn tool_context(working_dir: std::path::PathBuf) -> ToolContext {
         runtime: Arc::new(TokioRuntime),
     }
 }
+
+/// A model that starts a text block ("working"), then never finishes: a run of it lasts until
+/// interrupted.
+pub struct StallingModel;
+
+#[async_trait::async_trait]
+impl ModelProvider for StallingModel {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    async fn stream(&self, _r: ModelRequest) -> Result<orch_core::model::DeltaStream, ModelError> {
+        let first = futures::stream::iter(vec![
+            Ok(ModelDelta::BlockStart { index: 0, block: orch_core::model::BlockStart::Text }),
+            Ok(ModelDelta::Text { index: 0, text: "working".into() }),
+        ]);
+        Ok(Box::pin(first.chain(futures::stream::pending())))
+    }
+}

@@ -136,7 +136,9 @@ impl GraphRunner {
             .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
         let slug = format!("graph-{}-{}", short_id(task.graph_id), task.key);
         let runner = self.supervisor.runner();
-        let claim = match runner.create_claimed(agent.clone(), with, Some(slug.clone()), Some(handle.interrupt.clone())).await
+        let claim = match runner
+            .create_claimed(agent.clone(), with, Some(slug.clone()), Some(handle.interrupt.clone()))
+            .await
         {
             Ok((claim, _)) => claim,
             Err(e) => {
