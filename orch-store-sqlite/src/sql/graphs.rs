@@ -1,12 +1,12 @@
 //! Statements of plans, task graphs and tasks.
 
 use orch_core::store::{StoreError, StoreResult};
-use orch_core::wire::{Id, Plan, Task, TaskGraph};
+use orch_core::wire::{Complexity, Id, Plan, Task, TaskGraph, TaskStatus};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 
 use super::{
-    conv, db_err, enum_text, get_enum, get_id, get_opt_id, get_opt_ts, get_ts, get_u32, id_text, limit_param,
-    not_found, opt_id_text, opt_ts_text, ts_text,
+    conv, db_err, enum_text, get_enum, get_id, get_json_list, get_known, get_opt_id, get_opt_ts, get_ts, get_u32,
+    id_text, limit_param, not_found, opt_id_text, opt_ts_text, ts_text,
 };
 
 // ---- plans ----
@@ -181,10 +181,20 @@ pub(crate) fn task_cols_of(alias: &str) -> String {
     TASK_COLS.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
 }
 
-fn get_json_list<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<T>> {
-    let s: String = row.get(i)?;
-    conv(i, serde_json::from_str(&s))
-}
+/// Every task status, for reading rows without a serde round trip.
+const STATUSES: [TaskStatus; 8] = [
+    TaskStatus::Pending,
+    TaskStatus::Ready,
+    TaskStatus::Running,
+    TaskStatus::Completed,
+    TaskStatus::Failed,
+    TaskStatus::Skipped,
+    TaskStatus::Blocked,
+    TaskStatus::Cancelled,
+];
+
+/// Every complexity, likewise.
+const COMPLEXITIES: [Complexity; 3] = [Complexity::Simple, Complexity::Medium, Complexity::Complex];
 
 pub(crate) fn task_row(row: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
@@ -195,12 +205,12 @@ pub(crate) fn task_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         title: row.get(4)?,
         description: row.get(5)?,
         task_type: row.get(6)?,
-        complexity: get_enum(row, 7)?,
+        complexity: get_known(row, 7, &COMPLEXITIES, Complexity::as_str)?,
         tools: get_json_list(row, 8)?,
         verification: get_json_list(row, 9)?,
         depends_on: get_json_list(row, 10)?,
         wave: get_u32(row, 11)?,
-        status: get_enum(row, 12)?,
+        status: get_known(row, 12, &STATUSES, TaskStatus::as_str)?,
         attempt: get_u32(row, 13)?,
         model: row.get(14)?,
         claimed_by: row.get(15)?,

@@ -70,14 +70,22 @@ fn enum_text<T: Serialize>(v: &T) -> StoreResult<String> {
     }
 }
 
+/// Column `i` as borrowed text (no copy), or a decoding error.
+fn text_at<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    row.get_ref(i)?.as_str().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
+}
+
+/// Column `i` as borrowed text, `None` for NULL.
+fn opt_text_at<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    row.get_ref(i)?.as_str_or_null().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
+}
+
 fn get_id(row: &Row<'_>, i: usize) -> rusqlite::Result<Id> {
-    let s: String = row.get(i)?;
-    conv(i, Id::parse_str(&s))
+    conv(i, Id::parse_str(text_at(row, i)?))
 }
 
 fn get_opt_id(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Id>> {
-    let s: Option<String> = row.get(i)?;
-    s.map(|s| conv(i, Id::parse_str(&s))).transpose()
+    opt_text_at(row, i)?.map(|s| conv(i, Id::parse_str(s))).transpose()
 }
 
 fn parse_ts(i: usize, s: &str) -> rusqlite::Result<Timestamp> {
@@ -85,23 +93,27 @@ fn parse_ts(i: usize, s: &str) -> rusqlite::Result<Timestamp> {
 }
 
 fn get_ts(row: &Row<'_>, i: usize) -> rusqlite::Result<Timestamp> {
-    let s: String = row.get(i)?;
-    parse_ts(i, &s)
+    parse_ts(i, text_at(row, i)?)
 }
 
 fn get_opt_ts(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
-    let s: Option<String> = row.get(i)?;
-    s.map(|s| parse_ts(i, &s)).transpose()
+    opt_text_at(row, i)?.map(|s| parse_ts(i, s)).transpose()
 }
 
 fn get_json(row: &Row<'_>, i: usize) -> rusqlite::Result<Value> {
-    let s: String = row.get(i)?;
-    conv(i, serde_json::from_str(&s))
+    conv(i, serde_json::from_str(text_at(row, i)?))
 }
 
 fn get_opt_json(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Value>> {
-    let s: Option<String> = row.get(i)?;
-    s.map(|s| conv(i, serde_json::from_str(&s))).transpose()
+    opt_text_at(row, i)?.map(|s| conv(i, serde_json::from_str(s))).transpose()
+}
+
+/// A JSON list column (`[]`, the usual value, without running the parser).
+fn get_json_list<T: DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<T>> {
+    match text_at(row, i)? {
+        "[]" => Ok(Vec::new()),
+        s => conv(i, serde_json::from_str(s)),
+    }
 }
 
 fn get_u64(row: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
@@ -117,6 +129,21 @@ fn get_u32(row: &Row<'_>, i: usize) -> rusqlite::Result<u32> {
 fn get_enum<T: DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
     let s: String = row.get(i)?;
     conv(i, serde_json::from_value(Value::String(s)))
+}
+
+/// An enum column holding one of `known` as `text` writes it, matched without a serde round trip;
+/// any other text through [`get_enum`] (so a value this list misses still reads as serde reads it).
+fn get_known<T: DeserializeOwned + Copy>(
+    row: &Row<'_>,
+    i: usize,
+    known: &[T],
+    text: fn(T) -> &'static str,
+) -> rusqlite::Result<T> {
+    let stored = text_at(row, i)?;
+    match known.iter().copied().find(|v| text(*v) == stored) {
+        Some(v) => Ok(v),
+        None => get_enum(row, i),
+    }
 }
 
 fn get_usage(row: &Row<'_>, first: usize) -> rusqlite::Result<Usage> {

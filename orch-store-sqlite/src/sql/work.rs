@@ -25,10 +25,11 @@ fn graph_event(g: TaskGraph) -> NewEvent {
 }
 
 /// Ready tasks to claim, in claim order: the open-task index gives them in wave order, so only the
-/// first `?3` are read.
+/// first `?3` are read. (`LIMIT ?n + 0`: SQLite plans with the value of a bare `LIMIT ?n`, so binding
+/// one made it compile the statement again on every claim; the plan is the same.)
 const CLAIM_READY: &str = "SELECT t.wave, t.idx, t.id FROM tasks t JOIN task_graphs g ON g.id = t.graph_id \
     WHERE t.status = 'ready' AND g.status = 'running' AND (?1 IS NULL OR t.graph_id = ?1) \
-    AND (t.not_before IS NULL OR t.not_before <= ?2) ORDER BY t.wave, t.idx, t.id LIMIT ?3";
+    AND (t.not_before IS NULL OR t.not_before <= ?2) ORDER BY t.wave, t.idx, t.id LIMIT ?3 + 0";
 
 /// Abandoned attempts to take over: running tasks (as many as workers run) whose lease passed, or whose
 /// worker stopped beating (never within the staleness window of the claim).
@@ -36,7 +37,7 @@ const CLAIM_ABANDONED: &str = "SELECT t.wave, t.idx, t.id FROM tasks t JOIN task
     WHERE t.status = 'running' AND g.status = 'running' AND (?1 IS NULL OR t.graph_id = ?1) \
     AND (t.lease_until < ?2 OR ((t.started_at IS NULL OR t.started_at < ?3) \
     AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.claimed_by AND w.heartbeat_at >= ?3))) \
-    ORDER BY t.wave, t.idx, t.id LIMIT ?4";
+    ORDER BY t.wave, t.idx, t.id LIMIT ?4 + 0";
 
 /// Claims the tasks whose ids are in the JSON array `?1`, in one statement.
 static CLAIM: LazyLock<String> = LazyLock::new(|| {
@@ -422,6 +423,26 @@ mod tests {
             assert!(!plan.iter().any(|step| step.contains("(status=?)")), "{sql}: {plan:?}");
             let ops = explain(&conn, "", sql, 1);
             assert!(!ops.iter().any(|op| op == "OpenEphemeral" || op == "SorterOpen"), "{sql}: {ops:?}");
+        }
+    }
+
+    /// Binding new times does not make SQLite compile a claim's statements again (it does when a bound
+    /// value is compared with a partial index's condition).
+    #[test]
+    fn claims_are_not_compiled_again_for_each_time() {
+        let conn = db();
+        for sql in [CLAIM_READY, CLAIM_ABANDONED] {
+            let mut s = conn.prepare(sql).unwrap();
+            for i in 0..3 {
+                let (now, stale) = (format!("2030-01-0{}T00:00:00Z", i + 1), "2029-01-01T00:00:00Z");
+                let mut rows = match sql {
+                    CLAIM_READY => s.query(params![None::<String>, now, 256]),
+                    _ => s.query(params![None::<String>, now, stale, 256]),
+                }
+                .unwrap();
+                while rows.next().unwrap().is_some() {}
+            }
+            assert_eq!(s.get_status(rusqlite::StatementStatus::RePrepare), 0, "{sql}");
         }
     }
 }
