@@ -343,3 +343,33 @@ async fn a_budget_pauses_the_graph_at_its_limit_and_resuming_with_more_finishes_
     assert!(budget.daily.reserved_usd.abs() < 1e-9, "{budget:?}");
     assert!(budget.monthly.reserved_usd.abs() < 1e-9, "{budget:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_is_claimed_in_the_commit_that_completes_its_parent() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let model = ScriptedModel::from_fn(|_| Ok(ScriptReply::text("done")));
+    let tasks = vec![
+        planned("a", "code", Complexity::Simple, vec![]),
+        planned("b", "code", Complexity::Simple, vec!["a".into()]),
+        planned("c", "code", Complexity::Simple, vec!["b".into()]),
+    ];
+    let (graph_id, _) = graph_of(&store, tasks).await;
+    let runner = runner(store.clone(), model, fast_settings(1), Vec::new());
+    runner.start(graph_id, None).await.unwrap();
+    let report = runner.worker(Some(graph_id)).run().await.unwrap();
+    assert_eq!(report.graph.unwrap().status, GraphStatus::Completed);
+    let tasks = store.list_tasks(graph_id).await.unwrap();
+    let by_key = |k: &str| tasks.iter().find(|t| t.key == k).unwrap();
+    for (parent, child) in [("a", "b"), ("b", "c")] {
+        let (p, c) = (by_key(parent), by_key(child));
+        assert_eq!(c.attempt, 1, "{c:?}");
+        // The same commit: the child starts at the instant its parent completed.
+        assert_eq!(c.started_at, p.completed_at, "{child} started when {parent} completed");
+    }
+    // Recorded in that order: the parent completed, then the child claimed.
+    let updates = task_updates(&events(&store).await);
+    let seq_of = |key: &str, status: TaskStatus| {
+        updates.iter().find(|(_, t)| t.key == key && t.status == status).map(|(seq, _)| *seq).unwrap()
+    };
+    assert!(seq_of("b", TaskStatus::Running) > seq_of("a", TaskStatus::Completed));
+}

@@ -15,6 +15,7 @@ use super::isolate::{AttemptTree, Closed};
 use super::prompt::{OUTPUT_CHARS, read_knowledge};
 use super::qa::Review;
 use super::stuck::{Stuck, Watch};
+use super::worker::{ClaimOnEnd, Ended, claimed_by, task_claim};
 use crate::executor::{RunError, RunOptions};
 use crate::interrupt::Interrupt;
 use crate::runtime::ProcessSpec;
@@ -71,18 +72,26 @@ pub(super) enum End {
 }
 
 impl GraphRunner {
-    /// Runs one claimed attempt of `task` to its end. Returns the facts it reported when it completed.
-    pub(crate) async fn run_attempt(&self, task: Task, handle: AttemptHandle, facts: Vec<Fact>) -> Vec<Fact> {
+    /// Runs one claimed attempt of `task` to its end, which claims the next task for the worker
+    /// (`next`) in the same commit. Returns the facts it reported when it completed and what its end
+    /// claimed.
+    pub(crate) async fn run_attempt(
+        &self,
+        task: Task,
+        handle: AttemptHandle,
+        facts: Vec<Fact>,
+        next: Option<ClaimOnEnd>,
+    ) -> Ended {
         let key = task.key.clone();
-        match self.attempt(task, &handle, facts).await {
-            Ok(learned) => learned,
+        match self.attempt(task, &handle, facts, next.as_ref()).await {
+            Ok(ended) => ended,
             Err(AttemptError::Fenced(e)) => {
                 tracing::info!(task = %key, error = %e, "attempt taken over by another worker");
-                Vec::new()
+                Ended::default()
             }
             Err(AttemptError::Store(e)) => {
                 tracing::warn!(task = %key, error = %e, "an attempt could not be recorded; its lease will expire");
-                Vec::new()
+                Ended::default()
             }
         }
     }
@@ -92,7 +101,8 @@ impl GraphRunner {
         mut task: Task,
         handle: &AttemptHandle,
         facts: Vec<Fact>,
-    ) -> Result<Vec<Fact>, AttemptError> {
+        next: Option<&ClaimOnEnd>,
+    ) -> Result<Ended, AttemptError> {
         let fence = task.attempt;
         let route = self.router.route(&task);
         let model = match self.router.pick(&route) {
@@ -100,8 +110,9 @@ impl GraphRunner {
             Err(until) => {
                 let wait = until.saturating_duration_since(std::time::Instant::now());
                 let note = format!("waiting: the provider of {} is unavailable", route.model);
-                self.end(&mut task, fence, End::Release { not_before: Some(wait), note }, 0.0, Vec::new()).await?;
-                return Ok(Vec::new());
+                let end = End::Release { not_before: Some(wait), note };
+                let claimed = self.end(&mut task, fence, end, 0.0, Vec::new(), next).await?;
+                return Ok(Ended { learned: Vec::new(), claimed });
             }
         };
         let prompt = self.prompt_of(&task, &facts).await?;
@@ -111,8 +122,8 @@ impl GraphRunner {
                 Ok(t) => Some(t),
                 Err(e) => {
                     let end = End::Checkpoint(format!("no git worktree for the task: {e}"));
-                    self.end(&mut task, fence, end, 0.0, Vec::new()).await?;
-                    return Ok(Vec::new());
+                    let claimed = self.end(&mut task, fence, end, 0.0, Vec::new(), next).await?;
+                    return Ok(Ended { learned: Vec::new(), claimed });
                 }
             }
         } else {
@@ -247,9 +258,10 @@ impl GraphRunner {
             }
             None => end,
         };
-        self.end(&mut task, fence, end, cost, notes).await?;
+        let claimed = self.end(&mut task, fence, end, cost, notes, next).await?;
         warn_near_limits(&self.store, task.graph_id, &self.warned).await;
-        Ok(if task.status == TaskStatus::Completed { task.knowledge.clone() } else { Vec::new() })
+        let learned = if task.status == TaskStatus::Completed { task.knowledge.clone() } else { Vec::new() };
+        Ok(Ended { learned, claimed })
     }
 
     /// Runs the task's verification commands (`$ command` items) in the attempt's working directory;
@@ -316,7 +328,10 @@ impl GraphRunner {
         }
     }
 
-    /// Ends the attempt in one fenced commit, with its notes (its worktree's end, its review).
+    /// Ends the attempt in one fenced commit, with its notes (its worktree's end, its review), which
+    /// also claims the next task for the worker when `next` says so (the slot this attempt frees): the
+    /// dependents it releases are claimable in that same commit, so a child starts as its parent ends.
+    /// Returns the tasks claimed (`None`: no claim was tried).
     async fn end(
         &self,
         task: &mut Task,
@@ -324,10 +339,15 @@ impl GraphRunner {
         end: End,
         attempt_cost: f64,
         notes: Vec<Note>,
-    ) -> Result<(), AttemptError> {
-        let batch = self.ending(task, fence, end, attempt_cost, notes);
-        self.store.commit(batch).await?;
-        Ok(())
+        next: Option<&ClaimOnEnd>,
+    ) -> Result<Option<Vec<Task>>, AttemptError> {
+        let mut batch = self.ending(task, fence, end, attempt_cost, notes);
+        let next = next.filter(|n| !n.stopping.load(std::sync::atomic::Ordering::SeqCst));
+        if let Some(n) = next {
+            batch.push_change(Change::ClaimTasks(Box::new(task_claim(&self.settings, n, task.updated_at, 1))));
+        }
+        let records = self.store.commit(batch).await?;
+        Ok(next.map(|n| claimed_by(records, &n.worker)))
     }
 
     /// The batch that ends the attempt at `fence` of `task` (which it updates as it will be stored):

@@ -5,6 +5,8 @@
 //! which claims at once, so the other workers do not all claim for one task.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
@@ -14,8 +16,11 @@ use super::GraphRunner;
 use super::attempt::{AttemptHandle, Stop};
 use crate::graph::GraphError;
 use crate::interrupt::Interrupt;
+use crate::runtime::Runtime;
 use crate::store::{Batch, Change, EventQuery};
-use crate::wire::{Event, Fact, GraphStatus, Id, Task, TaskClaim, TaskGraph, TaskStatus, WorkerInfo, now};
+use crate::wire::{
+    Event, EventRecord, Fact, GraphStatus, Id, Task, TaskClaim, TaskGraph, TaskStatus, Timestamp, WorkerInfo, now,
+};
 
 /// How often the facts of a graph are read again for new attempts.
 const FACTS_TTL: Duration = Duration::from_secs(2);
@@ -26,6 +31,53 @@ const FACTS_TTL: Duration = Duration::from_secs(2);
 /// or any other) waking on the same event would claim for nothing, and a claim is a commit. A worker
 /// that sees the task claimed (its `TaskUpdated`) within this time does not claim for it.
 const READY_GRACE: Duration = Duration::from_millis(15);
+
+/// How an attempt's end claims the next task for its worker, in the same commit.
+#[derive(Clone)]
+pub(crate) struct ClaimOnEnd {
+    /// The worker's id, as its claims name it.
+    pub(crate) worker: String,
+    /// The graph the worker is limited to.
+    pub(crate) graph: Option<Id>,
+    /// Set once the worker stops: ends then claim nothing.
+    pub(crate) stopping: Arc<AtomicBool>,
+}
+
+/// What an ended attempt hands back to its worker.
+#[derive(Debug, Default)]
+pub(crate) struct Ended {
+    /// The facts it reported, when it completed.
+    pub(crate) learned: Vec<Fact>,
+    /// The tasks its end claimed for the worker (`None`: it tried no claim).
+    pub(crate) claimed: Option<Vec<Task>>,
+}
+
+/// The claim of up to `limit` due tasks for `next`'s worker at `at`.
+pub(crate) fn task_claim(settings: &super::GraphSettings, next: &ClaimOnEnd, at: Timestamp, limit: u32) -> TaskClaim {
+    TaskClaim {
+        worker: next.worker.clone(),
+        limit,
+        graph_id: next.graph,
+        now: at,
+        deadline: at + chrono::Duration::from_std(settings.deadline).unwrap_or(chrono::Duration::hours(2)),
+        stale_before: at - chrono::Duration::from_std(settings.stale_after).unwrap_or(chrono::Duration::seconds(5)),
+    }
+}
+
+/// The tasks a commit's claim took for `worker`, from the records the commit appended.
+pub(crate) fn claimed_by(records: Vec<EventRecord>, worker: &str) -> Vec<Task> {
+    records
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::TaskUpdated { task }
+                if task.status == TaskStatus::Running && task.claimed_by.as_deref() == Some(worker) =>
+            {
+                Some(*task)
+            }
+            _ => None,
+        })
+        .collect()
+}
 
 /// What a worker did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,6 +97,8 @@ pub struct Worker {
     id: String,
     concurrency: u32,
     stop: Interrupt,
+    /// Set once the worker stops, for its attempts' ends.
+    stopping: Arc<AtomicBool>,
     facts: HashMap<Id, (Instant, Vec<Fact>)>,
 }
 
@@ -68,7 +122,8 @@ impl Worker {
         let random = crate::wire::new_id().simple().to_string();
         let id = format!("{}:{}:{}", host_name(), std::process::id(), &random[random.len() - 6..]);
         let concurrency = runner.settings.concurrency.max(1);
-        Self { runner, graph, id, concurrency, stop: Interrupt::new(), facts: HashMap::new() }
+        let stopping = Arc::new(AtomicBool::new(false));
+        Self { runner, graph, id, concurrency, stop: Interrupt::new(), stopping, facts: HashMap::new() }
     }
 
     /// Runs at most `n` tasks at once (at least 1).
@@ -105,31 +160,17 @@ impl Worker {
         Ok(())
     }
 
+    /// How this worker's attempts claim for it as they end.
+    fn next_claim(&self) -> ClaimOnEnd {
+        ClaimOnEnd { worker: self.id.clone(), graph: self.graph, stopping: self.stopping.clone() }
+    }
+
     async fn claim(&self, n: u32) -> Result<Vec<Task>, GraphError> {
-        let s = &self.runner.settings;
-        let at = now();
-        let claim = TaskClaim {
-            worker: self.id.clone(),
-            limit: n,
-            graph_id: self.graph,
-            now: at,
-            deadline: at + chrono::Duration::from_std(s.deadline).unwrap_or(chrono::Duration::hours(2)),
-            stale_before: at - chrono::Duration::from_std(s.stale_after).unwrap_or(chrono::Duration::seconds(5)),
-        };
+        let claim = task_claim(&self.runner.settings, &self.next_claim(), now(), n);
         // Relaxed: a claim lost to a power cut ends with the worker that made it.
         let records =
             self.runner.store.commit(Batch::new().change(Change::ClaimTasks(Box::new(claim))).relaxed()).await?;
-        Ok(records
-            .into_iter()
-            .filter_map(|r| match r.event {
-                Event::TaskUpdated { task }
-                    if task.status == TaskStatus::Running && task.claimed_by.as_deref() == Some(self.id.as_str()) =>
-                {
-                    Some(*task)
-                }
-                _ => None,
-            })
-            .collect())
+        Ok(claimed_by(records, &self.id))
     }
 
     /// The facts completed tasks of `graph_id` reported (read again at most every two seconds).
@@ -177,6 +218,47 @@ impl Worker {
         }
     }
 
+    /// Starts an attempt of the claimed task `t` as a task of the runtime; its end comes back on `done`.
+    async fn start(
+        &mut self,
+        t: Task,
+        handles: &mut HashMap<Id, (Id, AttemptHandle)>,
+        report: &mut WorkerReport,
+        done: &futures::channel::mpsc::UnboundedSender<(Id, Ended)>,
+        runtime: &Arc<dyn Runtime>,
+    ) {
+        let facts = self.facts(t.graph_id).await;
+        let h = AttemptHandle::new();
+        handles.insert(t.id, (t.graph_id, h.clone()));
+        report.attempts += 1;
+        let runner = self.runner.clone();
+        let done = done.clone();
+        let next = self.next_claim();
+        let id = t.id;
+        let span = tracing::info_span!(
+            "graph_task",
+            otel.name = %format_args!("graph_task {}", t.key),
+            orch.graph.id = %t.graph_id,
+            orch.task.id = %t.id,
+            orch.task.key = %t.key,
+            orch.task.attempt = i64::from(t.attempt),
+        );
+        runtime.spawn(
+            async move {
+                // A panicking attempt still frees its slot (its task is taken over once its deadline
+                // passes).
+                let attempt = std::panic::AssertUnwindSafe(runner.run_attempt(t, h, facts, Some(next)));
+                let ended = attempt.catch_unwind().await.unwrap_or_else(|_| {
+                    tracing::error!(task = %id, "a task attempt panicked");
+                    Ended::default()
+                });
+                let _ = done.unbounded_send((id, ended));
+            }
+            .instrument(span)
+            .boxed(),
+        );
+    }
+
     /// Runs until stopped ([`Worker::stopper`]) or, for a worker limited to one graph, until that graph
     /// has ended or paused and none of its attempts runs here.
     ///
@@ -205,7 +287,7 @@ impl Worker {
         // This process's own changes made through the runner (a task added, a graph started or
         // cancelled, a checkpoint resolved), which the log does not echo back to it.
         let mut nudges = self.runner.nudges.subscribe();
-        let (done_tx, done_rx) = futures::channel::mpsc::unbounded::<(Id, Vec<Fact>)>();
+        let (done_tx, done_rx) = futures::channel::mpsc::unbounded::<(Id, Ended)>();
         let mut done_rx = done_rx.fuse();
         // The attempts running here, by task: their graph and their handle.
         let mut handles: HashMap<Id, (Id, AttemptHandle)> = HashMap::new();
@@ -229,6 +311,7 @@ impl Worker {
             }
             if self.stop.is_triggered() && !stopping {
                 stopping = true;
+                self.stopping.store(true, Ordering::SeqCst);
                 for (_, h) in handles.values() {
                     h.stop(Stop::Worker);
                 }
@@ -248,35 +331,7 @@ impl Worker {
                     Ok(claimed) => {
                         claim_now = u32::try_from(claimed.len()).unwrap_or(u32::MAX) == free;
                         for t in claimed {
-                            let facts = self.facts(t.graph_id).await;
-                            let h = AttemptHandle::new();
-                            handles.insert(t.id, (t.graph_id, h.clone()));
-                            report.attempts += 1;
-                            let runner = self.runner.clone();
-                            let done = done_tx.clone();
-                            let id = t.id;
-                            let span = tracing::info_span!(
-                                "graph_task",
-                                otel.name = %format_args!("graph_task {}", t.key),
-                                orch.graph.id = %t.graph_id,
-                                orch.task.id = %t.id,
-                                orch.task.key = %t.key,
-                                orch.task.attempt = i64::from(t.attempt),
-                            );
-                            runtime.spawn(
-                                async move {
-                                    // A panicking attempt still frees its slot (its task is taken over
-                                    // once its deadline passes).
-                                    let attempt = std::panic::AssertUnwindSafe(runner.run_attempt(t, h, facts));
-                                    let learned = attempt.catch_unwind().await.unwrap_or_else(|_| {
-                                        tracing::error!(task = %id, "a task attempt panicked");
-                                        Vec::new()
-                                    });
-                                    let _ = done.unbounded_send((id, learned));
-                                }
-                                .instrument(span)
-                                .boxed(),
-                            );
+                            self.start(t, &mut handles, &mut report, &done_tx, &runtime).await;
                         }
                         if claim_now && handles.len() < self.concurrency as usize {
                             continue;
@@ -308,81 +363,106 @@ impl Worker {
                     }
                 }
             }
+            // The tasks ended attempts claimed for this worker, started after the wait below.
+            let mut to_start: Vec<Task> = Vec::new();
             let wait = match ready_seen.values().min() {
                 Some(due) => self.poll_interval().min(due.saturating_duration_since(Instant::now())),
                 None => self.poll_interval(),
             };
-            let sleep = runtime.sleep(wait).fuse();
-            // Once stopping, the stop signal is no longer a wake-up: it stays triggered, and a select
-            // on it would spin without ever yielding, starving the attempts this loop waits for.
-            let signal = &self.stop;
-            let stop = async move {
-                if stopping {
-                    futures::future::pending::<()>().await;
-                } else {
-                    signal.triggered().await;
+            {
+                let sleep = runtime.sleep(wait).fuse();
+                // Once stopping, the stop signal is no longer a wake-up: it stays triggered, and a select
+                // on it would spin without ever yielding, starving the attempts this loop waits for.
+                let signal = &self.stop;
+                let stop = async move {
+                    if stopping {
+                        futures::future::pending::<()>().await;
+                    } else {
+                        signal.triggered().await;
+                    }
                 }
-            }
-            .fuse();
-            let nudge = nudges.recv().fuse();
-            futures::pin_mut!(sleep, stop, nudge);
-            futures::select! {
-                done = done_rx.next() => if let Some(first) = done {
-                    // Every attempt that ended meanwhile frees its slot before the next claim, so one
-                    // claim fills them all (claims are commits: one per ended attempt would cap the
-                    // worker's rate at one claim's latency).
-                    let mut ended = vec![first];
-                    while let Ok(more) = done_rx.get_mut().try_recv() {
-                        ended.push(more);
-                    }
-                    for (task_id, learned) in ended {
-                        Self::ended(&mut self.facts, &mut handles, task_id, learned);
-                    }
-                    claim_now = true;
-                    check_graph = true;
-                },
-                ev = wakes.next() => match ev {
-                    Some(Ok(r)) => match r.event {
-                        Event::TaskUpdated { task } if self.graph.is_none_or(|g| g == task.graph_id) => {
-                            let due = task.not_before.is_none_or(|t| t <= now());
-                            if task.status == TaskStatus::Ready && due {
-                                ready_seen.entry(task.id).or_insert_with(|| Instant::now() + READY_GRACE);
-                            } else {
-                                ready_seen.remove(&task.id);
+                .fuse();
+                let nudge = nudges.recv().fuse();
+                futures::pin_mut!(sleep, stop, nudge);
+                futures::select! {
+                    done = done_rx.next() => if let Some(first) = done {
+                        // Every attempt that ended meanwhile frees its slot before the next claim, so one
+                        // claim fills them all (claims are commits: one per ended attempt would cap the
+                        // worker's rate at one claim's latency).
+                        let mut ended = vec![first];
+                        while let Ok(more) = done_rx.get_mut().try_recv() {
+                            ended.push(more);
+                        }
+                        // An end that claimed (in its own commit) refilled its slot, or found nothing
+                        // ready; one that did not try leaves the claim to this loop. Its claim took one
+                        // task: more may be ready for slots still free.
+                        let mut refill = false;
+                        let mut claimed = Vec::new();
+                        for (task_id, e) in ended {
+                            Self::ended(&mut self.facts, &mut handles, task_id, e.learned);
+                            match e.claimed {
+                                Some(tasks) => {
+                                    refill |= !tasks.is_empty();
+                                    claimed.extend(tasks);
+                                }
+                                None => refill = true,
                             }
                         }
-                        Event::GraphUpdated { graph } => {
-                            if graph.status == GraphStatus::Cancelled {
-                                for (graph_id, h) in handles.values() {
-                                    if *graph_id == graph.id {
-                                        h.stop(Stop::Cancelled);
-                                    }
+                        claim_now = refill && handles.len() + claimed.len() < self.concurrency as usize;
+                        to_start = claimed;
+                        check_graph = true;
+                    },
+                    ev = wakes.next() => match ev {
+                        Some(Ok(r)) => match r.event {
+                            Event::TaskUpdated { task } if self.graph.is_none_or(|g| g == task.graph_id) => {
+                                let due = task.not_before.is_none_or(|t| t <= now());
+                                if task.status == TaskStatus::Ready && due {
+                                    ready_seen.entry(task.id).or_insert_with(|| Instant::now() + READY_GRACE);
+                                } else {
+                                    ready_seen.remove(&task.id);
                                 }
                             }
-                            claim_now = true;
-                            check_graph = true;
-                        }
-                        _ => {}
+                            Event::GraphUpdated { graph } => {
+                                if graph.status == GraphStatus::Cancelled {
+                                    for (graph_id, h) in handles.values() {
+                                        if *graph_id == graph.id {
+                                            h.stop(Stop::Cancelled);
+                                        }
+                                    }
+                                }
+                                claim_now = true;
+                                check_graph = true;
+                            }
+                            _ => {}
+                        },
+                        Some(Err(e)) => tracing::debug!(error = %e, "worker wake-up stream failed"),
+                        None => {}
                     },
-                    Some(Err(e)) => tracing::debug!(error = %e, "worker wake-up stream failed"),
-                    None => {}
-                },
-                n = nudge => {
-                    if let Ok(super::Nudge::Cancelled(g)) = n {
-                        for (graph_id, h) in handles.values() {
-                            if *graph_id == g {
-                                h.stop(Stop::Cancelled);
+                    n = nudge => {
+                        if let Ok(super::Nudge::Cancelled(g)) = n {
+                            for (graph_id, h) in handles.values() {
+                                if *graph_id == g {
+                                    h.stop(Stop::Cancelled);
+                                }
                             }
                         }
+                        claim_now = true;
+                        check_graph = true;
+                    },
+                    () = sleep => {
+                        claim_now = true;
+                        check_graph = true;
                     }
-                    claim_now = true;
-                    check_graph = true;
-                },
-                () = sleep => {
-                    claim_now = true;
-                    check_graph = true;
+                    () = stop => {}
                 }
-                () = stop => {}
+            }
+            for t in to_start {
+                let id = t.id;
+                self.start(t, &mut handles, &mut report, &done_tx, &runtime).await;
+                if stopping && let Some((_, h)) = handles.get(&id) {
+                    // Claimed as the worker began to stop: given back like the others.
+                    h.stop(Stop::Worker);
+                }
             }
         }
         if let Err(e) = store.commit(Batch::new().change(Change::RemoveWorker { id: self.id.clone() })).await {
