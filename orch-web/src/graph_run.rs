@@ -128,7 +128,8 @@ pub fn parse_usd(flag: &str, v: &str) -> Result<f64, Failure> {
 /// plan file is stored and approved first), starts it, prints its id first, and runs its tasks here
 /// unless `--no-worker`.
 pub async fn run(config: OrchConfig, target: RunTarget, options: RunOptions) -> Result<u8, Failure> {
-    let engine = engine(config, true).await?;
+    // Leaving the work to others needs no model here: the workers bring theirs.
+    let engine = engine(config, !options.no_worker).await?;
     let graphs = engine.graphs();
     let graph = match target {
         RunTarget::Id(id) => match engine.store().get_graph(id).await? {
@@ -152,7 +153,7 @@ pub async fn run(config: OrchConfig, target: RunTarget, options: RunOptions) -> 
 
 /// `orch graph resume ID`: a paused, failed or pending graph runs again (with a new limit, if given).
 pub async fn resume(config: OrchConfig, id: Id, options: RunOptions) -> Result<u8, Failure> {
-    let engine = engine(config, true).await?;
+    let engine = engine(config, !options.no_worker).await?;
     drive(&engine, id, options).await
 }
 

@@ -277,3 +277,25 @@ fn checkpoints_are_listed_and_resolved_from_the_command_line() {
     let out = db.run(d, &["checkpoint", "resolve", task, "--action", "skip"]);
     assert_eq!(out.status.code(), Some(2), "a completed task has no checkpoint: {}", text(&out.stderr));
 }
+
+#[test]
+fn a_graph_left_to_workers_needs_no_model_where_it_is_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = Db::Sqlite;
+    let plan = plan_file(d, 3);
+    // No model here: starting a graph for others to run asks for none.
+    let id = first_line(&db.run(d, &["graph", "run", "--file", &plan, "--no-worker"]));
+    let g = graph_json(&db, d, &id);
+    assert_eq!(g["graph"]["status"], "running", "{g}");
+    // Running its tasks here does, and says how to give one; nothing stored is lost.
+    let out = db.run(d, &["graph", "resume", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no model given"), "{}", text(&out.stderr));
+    // A worker with a model finishes it.
+    let model = scripted(d, "model.json", &json!({"steps": [{"repeat": true, "reply": [{"type": "text", "text": "done"}]}]}));
+    let mut w = spawn_worker(&db, d, &model, &id, "2");
+    assert!(wait_exit(&mut w, Duration::from_secs(60), "orch worker").success());
+    let g = graph_json(&db, d, &id);
+    assert_eq!(g["graph"]["status"], "completed", "{g}");
+}
