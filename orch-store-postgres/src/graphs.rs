@@ -565,3 +565,23 @@ pub(crate) async fn list_tasks(db: &Db, graph_id: Id) -> StoreResult<Vec<Task>> 
     let rows = sqlx::query(&db.sql(&sql)).bind(graph_id).fetch_all(&db.pool).await.map_err(db_err)?;
     rows.iter().map(task_row).collect()
 }
+
+/// The tasks of a graph named by key, id or index (see `Store::find_tasks`), by index: through the
+/// graph's unique index of keys, the primary key and the index of positions.
+pub(crate) async fn find_tasks(db: &Db, graph_id: Id, names: &[String]) -> StoreResult<Vec<Task>> {
+    let ids: Vec<Id> = names.iter().filter_map(|n| n.parse::<Id>().ok()).collect();
+    let positions: Vec<i64> = names.iter().filter_map(|n| n.parse::<u32>().ok()).map(i64::from).collect();
+    let sql = format!(
+        "SELECT {TASK_COLS} FROM {{S}}.tasks WHERE graph_id = $1 \
+         AND (key = ANY($2::text[]) OR id = ANY($3::uuid[]) OR idx = ANY($4::bigint[])) ORDER BY idx, id"
+    );
+    let rows = sqlx::query(&db.sql(&sql))
+        .bind(graph_id)
+        .bind(names)
+        .bind(&ids)
+        .bind(&positions)
+        .fetch_all(&db.pool)
+        .await
+        .map_err(db_err)?;
+    rows.iter().map(task_row).collect()
+}

@@ -473,6 +473,10 @@ impl Store for PgStore {
         graphs::list_tasks(&self.inner.db, graph_id).await
     }
 
+    async fn find_tasks(&self, graph_id: Id, names: &[String]) -> StoreResult<Vec<Task>> {
+        graphs::find_tasks(&self.inner.db, graph_id, names).await
+    }
+
     async fn budget(&self, day: &str, month: &str) -> StoreResult<orch_core::wire::BudgetStatus> {
         work::budget(&self.inner.db, day, month).await
     }

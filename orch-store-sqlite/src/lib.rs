@@ -589,6 +589,11 @@ impl Store for SqliteStore {
         self.read(move |c| sql::list_tasks(c, graph_id)).await
     }
 
+    async fn find_tasks(&self, graph_id: Id, names: &[String]) -> StoreResult<Vec<Task>> {
+        let names = names.to_vec();
+        self.read(move |c| sql::find_tasks(c, graph_id, &names)).await
+    }
+
     async fn budget(&self, day: &str, month: &str) -> StoreResult<orch_core::wire::BudgetStatus> {
         let (day, month) = (day.to_string(), month.to_string());
         self.read(move |c| sql::budget(c, &day, &month)).await

@@ -238,18 +238,25 @@ impl TaskGraphs {
     /// Adds a task to graph `graph_id` (one that has not ended), checked like a plan's: a title, a key
     /// the graph does not have, dependencies naming tasks of the graph. Its wave follows from its
     /// dependencies; it is ready when they all completed or were skipped, else pending.
+    ///
+    /// Reads the graph's row and only the tasks the new one names (its key, its dependencies), not
+    /// the whole graph: adding to a graph of many tasks costs what adding to a small one does.
     pub async fn add_task(&self, graph_id: Id, new: NewTask) -> Result<Task, GraphError> {
-        let (graph, tasks) = self.graph(graph_id).await?;
+        let graph = self.store.get_graph(graph_id).await?.ok_or(GraphError::GraphNotFound(graph_id))?;
         if graph.status.is_final() {
             return Err(GraphError::GraphEnded { id: graph_id, status: graph.status.as_str() });
         }
-        let index = tasks.iter().map(|t| t.index + 1).max().unwrap_or(0);
+        // Tasks are numbered from 0 and never removed: the next index is the count.
+        let index = graph.total_tasks;
         let key = match new.key.trim() {
             "" => default_key(usize::try_from(index).unwrap_or(usize::MAX)),
             k => k.to_string(),
         };
         let title = new.title.trim().to_string();
         let me = label(&key, &title);
+        let mut names: Vec<String> = vec![key.clone()];
+        names.extend(new.depends_on.iter().map(|d| d.trim().to_string()).filter(|d| !d.is_empty() && *d != key));
+        let tasks = self.store.find_tasks(graph_id, &names).await?;
         let mut problems = Vec::new();
         if title.is_empty() {
             problems.push(Problem::EmptyTitle { task: me.clone() });
@@ -272,7 +279,7 @@ impl TaskGraphs {
                 .iter()
                 .find(|t| t.key == d)
                 .or_else(|| d.parse::<Id>().ok().and_then(|id| tasks.iter().find(|t| t.id == id)))
-                .or_else(|| d.parse::<usize>().ok().and_then(|i| tasks.get(i)));
+                .or_else(|| d.parse::<u32>().ok().and_then(|i| tasks.iter().find(|t| t.index == i)));
             match found {
                 Some(t) if !deps.iter().any(|x| x.id == t.id) => deps.push(t),
                 Some(_) => {}

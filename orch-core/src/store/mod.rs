@@ -275,6 +275,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get_task(&self, id: Id) -> StoreResult<Option<Task>>;
     /// The tasks of a graph, by index.
     async fn list_tasks(&self, graph_id: Id) -> StoreResult<Vec<Task>>;
+    /// The tasks of graph `graph_id` that `names` name, each by key, id or index (see
+    /// [`task_named`]), by index: a few tasks of a large graph without reading it all (adding a task to
+    /// a running graph checks its key and dependencies so). The default reads the whole graph;
+    /// stores answer from their indexes.
+    async fn find_tasks(&self, graph_id: Id, names: &[String]) -> StoreResult<Vec<Task>> {
+        let tasks = self.list_tasks(graph_id).await?;
+        Ok(tasks.into_iter().filter(|t| names.iter().any(|n| task_named(n, t))).collect())
+    }
 
     /// The daily and monthly budgets on UTC day `day` (`2026-12-02`) and month `month` (`2026-12`).
     async fn budget(&self, day: &str, month: &str) -> StoreResult<crate::wire::BudgetStatus>;
@@ -322,4 +330,11 @@ pub trait Store: Send + Sync + 'static {
             .filter(move |r| futures::future::ready(r.as_ref().is_err() || r.as_ref().is_ok_and(|r| filter.matches(r))))
             .boxed()
     }
+}
+
+/// Whether `name` names `task`: its key, its id, or its index (a number).
+pub fn task_named(name: &str, task: &Task) -> bool {
+    task.key == name
+        || name.parse::<Id>().is_ok_and(|id| id == task.id)
+        || name.parse::<u32>().is_ok_and(|i| i == task.index)
 }

@@ -358,6 +358,25 @@ pub(crate) fn get_task(conn: &Connection, id: Id) -> StoreResult<Option<Task>> {
         .map_err(db_err)
 }
 
+/// The tasks of a graph named by key, id or index (see `Store::find_tasks`), by index: through the
+/// graph's unique index of keys, the primary key and the index of positions.
+pub(crate) fn find_tasks(conn: &Connection, graph_id: Id, names: &[String]) -> StoreResult<Vec<Task>> {
+    let ids: Vec<String> = names.iter().filter_map(|n| n.parse::<Id>().ok()).map(id_text).collect();
+    let positions: Vec<u32> = names.iter().filter_map(|n| n.parse::<u32>().ok()).collect();
+    let mut s = conn
+        .prepare_cached(&format!(
+            "SELECT {TASK_COLS} FROM tasks WHERE graph_id = ?1 AND (\
+             key IN (SELECT value FROM json_each(?2)) OR id IN (SELECT value FROM json_each(?3)) \
+             OR idx IN (SELECT value FROM json_each(?4))) ORDER BY idx, id"
+        ))
+        .map_err(db_err)?;
+    let text = |v: serde_json::Result<String>| v.map_err(|e| StoreError::Backend(format!("cannot encode names: {e}")));
+    let names = text(serde_json::to_string(names))?;
+    let (ids, positions) = (text(serde_json::to_string(&ids))?, text(serde_json::to_string(&positions))?);
+    let rows = s.query_map(params![id_text(graph_id), names, ids, positions], task_row).map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
 pub(crate) fn list_tasks(conn: &Connection, graph_id: Id) -> StoreResult<Vec<Task>> {
     let mut s = conn
         .prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE graph_id = ?1 ORDER BY idx, id"))

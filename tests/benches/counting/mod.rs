@@ -146,6 +146,10 @@ impl Store for Counting {
         self.count("read list_tasks");
         self.inner.list_tasks(graph_id).await
     }
+    async fn find_tasks(&self, graph_id: Id, names: &[String]) -> StoreResult<Vec<Task>> {
+        self.count("read find_tasks");
+        self.inner.find_tasks(graph_id, names).await
+    }
     async fn budget(&self, day: &str, month: &str) -> StoreResult<BudgetStatus> {
         self.count("read budget");
         self.inner.budget(day, month).await

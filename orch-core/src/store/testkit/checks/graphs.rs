@@ -110,6 +110,17 @@ pub async fn tasks_insert_list_and_update(store: Arc<dyn Store>) {
     assert_eq!(store.get_task(b.id).await.unwrap().as_ref(), Some(&b), "task round-trips");
     assert_eq!(store.get_task(new_id()).await.unwrap(), None);
     assert_eq!(store.list_tasks(new_id()).await.unwrap(), Vec::<Task>::new());
+    // Found by key, id or index, by index, each once, in its graph only.
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let find = |names: Vec<String>| {
+        let store = store.clone();
+        async move { store.find_tasks(g.id, &names).await.unwrap() }
+    };
+    assert_eq!(find(names(&["task-3", &a.id.to_string(), "1"])).await, vec![a.clone(), b.clone(), c.clone()]);
+    assert_eq!(find(names(&["task-2", "task-2", &b.id.to_string()])).await, vec![b.clone()], "once");
+    assert_eq!(find(names(&["nope", "7", &elsewhere.id.to_string(), ""])).await, Vec::<Task>::new());
+    assert_eq!(find(Vec::new()).await, Vec::<Task>::new());
+    assert_eq!(store.find_tasks(other.id, &names(&["task-1"])).await.unwrap(), vec![elsewhere.clone()]);
 
     // A duplicate key fails the batch: the new task before it is not stored either, nor the event.
     let fresh = task(g.id, 3, 3, vec![b.id], 5);
