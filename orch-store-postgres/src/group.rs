@@ -57,6 +57,8 @@ pub(crate) const MAX_GROUP: usize = 256;
 struct Job {
     batch: Batch,
     reply: Reply,
+    /// When it was queued.
+    queued: std::time::Instant,
 }
 
 /// The two lanes of the queue: batches that touch task graphs, and the others.
@@ -115,7 +117,7 @@ pub(crate) async fn commit(inner: &Arc<Inner>, batch: Batch) -> StoreResult<Vec<
     let lane = Lane::of(&batch);
     let start = {
         let mut q = inner.queue.lock();
-        q.jobs[lane as usize].push_back(Job { batch, reply });
+        q.jobs[lane as usize].push_back(Job { batch, reply, queued: std::time::Instant::now() });
         let start = q.running[lane as usize] < inner.queue.limit(lane);
         if start {
             q.running[lane as usize] += 1;
@@ -146,7 +148,16 @@ fn spawn_writer(inner: Arc<Inner>, lane: Lane) {
             // Reservations, settlements and finished tasks together, or run-lease swaps and agent
             // steps: each kind applied as one run.
             jobs.sort_by_key(|j| batch::run_rank(&j.batch));
+            let (size, started) = (jobs.len(), std::time::Instant::now());
+            let waited = jobs.iter().map(|j| started - j.queued).max().unwrap_or_default();
             run(&inner, jobs).await;
+            tracing::trace!(
+                lane = ?lane,
+                batches = size,
+                waited_ms = waited.as_secs_f64() * 1e3,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "group committed"
+            );
         }
     });
 }

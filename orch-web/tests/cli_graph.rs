@@ -293,7 +293,8 @@ fn a_graph_left_to_workers_needs_no_model_where_it_is_started() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("no model given"), "{}", text(&out.stderr));
     // A worker with a model finishes it.
-    let model = scripted(d, "model.json", &json!({"steps": [{"repeat": true, "reply": [{"type": "text", "text": "done"}]}]}));
+    let model =
+        scripted(d, "model.json", &json!({"steps": [{"repeat": true, "reply": [{"type": "text", "text": "done"}]}]}));
     let mut w = spawn_worker(&db, d, &model, &id, "2");
     assert!(wait_exit(&mut w, Duration::from_secs(60), "orch worker").success());
     let g = graph_json(&db, d, &id);

@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod counting;
+mod pg_schema;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,8 +32,8 @@ use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{Batch, Store};
 use orch_core::tool::ToolRegistry;
 use orch_core::wire::{Agent, Complexity, GraphStatus, PlannedTask, TaskStatus};
-use orch_store_postgres::{PgOptions, PgStore};
 use orch_store_sqlite::SqliteStore;
+use pg_schema::{drop_schema, postgres};
 
 const WAVES: usize = 10;
 
@@ -135,26 +136,6 @@ async fn bare(store: Arc<dyn Store>, n: usize, concurrency: usize) -> f64 {
 
 async fn sqlite(dir: &std::path::Path) -> Arc<dyn Store> {
     Arc::new(SqliteStore::open(dir.join("orch.db")).unwrap())
-}
-
-/// A fresh schema on the server at `url`.
-async fn postgres(url: &str, tag: &str) -> (Arc<dyn Store>, String) {
-    let schema = format!("orch_bench_{tag}_{}", std::process::id());
-    let store = PgStore::connect_with(url, PgOptions { schema: Some(schema.clone()), pool_size: Some(16) })
-        .await
-        .unwrap_or_else(|e| panic!("PG_URL: {e}"));
-    (Arc::new(store), schema)
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    let store = PgStore::connect(url).await.unwrap();
-    drop(store);
-    let status = std::process::Command::new("psql")
-        .args([url, "-qc", &format!("SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")])
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("note: could not drop the schema {schema} (psql missing?): drop it by hand");
-    }
 }
 
 fn report(label: &str, graph_rates: Vec<f64>, bare_rates: Vec<f64>, mut delays: Vec<f64>) {
