@@ -479,11 +479,70 @@ async fn create_graph(store: Arc<dyn Store>, plan_id: Id, name: Option<String>, 
     Ok(0)
 }
 
-/// `orch graph show ID`.
+/// `orch graph show ID`: with --json, what `GET /api/graphs/{id}` answers ([`graph_json`]).
 async fn show_graph(store: Arc<dyn Store>, id: Id, json: bool) -> Result<u8, Failure> {
-    let (graph, tasks) = TaskGraphs::new(store).graph(id).await?;
-    print_graph(&graph, &tasks, json);
+    let (graph, tasks) = TaskGraphs::new(store.clone()).graph(id).await?;
+    if json {
+        let estimates = plan_estimates(store.as_ref(), &graph).await;
+        println!("{}", graph_json(&graph, &tasks, estimates));
+        return Ok(0);
+    }
+    print_graph(&graph, &tasks, false);
     Ok(0)
+}
+
+/// The estimates the graph's plan gave its tasks, by task key: `{"cost_usd": …, "minutes": …}` with the
+/// figures the plan has (tasks without any are left out). Empty when the graph has no plan or the plan
+/// cannot be read (the dashboard then derives its figures, marked as estimates). `orch graph show --json` and
+/// `GET /api/graphs/{id}` print the same..
+pub(crate) async fn plan_estimates(store: &dyn Store, graph: &TaskGraph) -> Value {
+    let mut out = serde_json::Map::new();
+    let Some(plan_id) = graph.plan_id else { return Value::Object(out) };
+    let plan = match store.get_plan(plan_id, graph.plan_version).await {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return Value::Object(out),
+        Err(e) => {
+            tracing::debug!(error = %e, graph = %graph.id, "could not read the graph's plan for its estimates");
+            return Value::Object(out);
+        }
+    };
+    for t in plan.tasks {
+        let mut e = serde_json::Map::new();
+        if let Some(c) = t.estimated_cost_usd {
+            e.insert("cost_usd".into(), json!(c));
+        }
+        if let Some(m) = t.estimated_minutes {
+            e.insert("minutes".into(), json!(m));
+        }
+        if !e.is_empty() {
+            out.insert(t.key, Value::Object(e));
+        }
+    }
+    Value::Object(out)
+}
+
+/// A graph with its tasks, its waves (task ids and counts by status, in order), its costs by wave
+/// and by model, and its plan's estimates per task key (see [`plan_estimates`]).
+pub(crate) fn graph_json(graph: &TaskGraph, tasks: &[Task], estimates: Value) -> Value {
+    let (by_wave, by_model) = costs(tasks);
+    let waves: Vec<Value> = (1..=graph.waves)
+        .map(|w| {
+            let in_wave: Vec<&Task> = tasks.iter().filter(|t| t.wave == w).collect();
+            let mut counts = serde_json::Map::new();
+            for t in &in_wave {
+                let n = counts.get(t.status.as_str()).and_then(Value::as_u64).unwrap_or(0);
+                counts.insert(t.status.as_str().to_string(), json!(n + 1));
+            }
+            json!({
+                "wave": w,
+                "tasks": in_wave.iter().map(|t| t.id).collect::<Vec<_>>(),
+                "status": counts,
+                "cost_usd": by_wave.get(&w).copied().unwrap_or(0.0),
+            })
+        })
+        .collect();
+    json!({"graph": graph, "tasks": tasks, "waves": waves, "cost": {"by_wave": by_wave, "by_model": by_model},
+           "estimates": estimates})
 }
 
 /// `orch graph list`.

@@ -300,3 +300,24 @@ fn a_graph_left_to_workers_needs_no_model_where_it_is_started() {
     let g = graph_json(&db, d, &id);
     assert_eq!(g["graph"]["status"], "completed", "{g}");
 }
+
+#[test]
+fn graph_show_json_is_what_the_api_answers_with_the_plans_estimates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = Db::Sqlite;
+    let plan = d.join("plan.json");
+    let tasks = json!({"tasks": [
+        {"id": "design", "title": "Design", "estimated_cost_usd": 0.05, "estimated_minutes": 12},
+        {"id": "build", "title": "Build", "depends_on": ["design"]}
+    ]});
+    std::fs::write(&plan, serde_json::to_vec(&tasks).unwrap()).unwrap();
+    let id = first_line(&db.run(d, &["graph", "run", "--file", plan.to_str().unwrap(), "--no-worker"]));
+    let g = graph_json(&db, d, &id);
+    assert_eq!(g["estimates"], json!({"design": {"cost_usd": 0.05, "minutes": 12.0}}), "{g}");
+    let waves = g["waves"].as_array().unwrap();
+    assert_eq!(waves.len(), 2, "{g}");
+    assert_eq!(waves[0]["status"], json!({"ready": 1}), "{g}");
+    assert_eq!(waves[1]["status"], json!({"pending": 1}), "{g}");
+    assert_eq!(g["tasks"].as_array().unwrap().len(), 2);
+}

@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, parse_id};
 use super::state::AppState;
-use crate::plan::{costs, plan_json};
+use crate::plan::{graph_json, plan_estimates, plan_json};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -176,59 +176,6 @@ async fn approve_plan(State(state): State<AppState>, Path(id): Path<String>) -> 
 
 // ---- graphs ----
 
-/// The estimates the graph's plan gave its tasks, by task key: `{"cost_usd": …, "minutes": …}` with the
-/// figures the plan has (tasks without any are left out). Empty when the graph has no plan or the plan
-/// cannot be read (the dashboard then derives its figures, marked as estimates).
-async fn plan_estimates(state: &AppState, graph: &TaskGraph) -> Value {
-    let mut out = serde_json::Map::new();
-    let Some(plan_id) = graph.plan_id else { return Value::Object(out) };
-    let plan = match state.engine().store().get_plan(plan_id, graph.plan_version).await {
-        Ok(Some(plan)) => plan,
-        Ok(None) => return Value::Object(out),
-        Err(e) => {
-            tracing::debug!(error = %e, graph = %graph.id, "could not read the graph's plan for its estimates");
-            return Value::Object(out);
-        }
-    };
-    for t in plan.tasks {
-        let mut e = serde_json::Map::new();
-        if let Some(c) = t.estimated_cost_usd {
-            e.insert("cost_usd".into(), json!(c));
-        }
-        if let Some(m) = t.estimated_minutes {
-            e.insert("minutes".into(), json!(m));
-        }
-        if !e.is_empty() {
-            out.insert(t.key, Value::Object(e));
-        }
-    }
-    Value::Object(out)
-}
-
-/// A graph with its tasks, its waves (task ids and counts by status, in order), its costs by wave
-/// and by model, and its plan's estimates per task key (see [`plan_estimates`]).
-fn graph_json(graph: &TaskGraph, tasks: &[Task], estimates: Value) -> Value {
-    let (by_wave, by_model) = costs(tasks);
-    let waves: Vec<Value> = (1..=graph.waves)
-        .map(|w| {
-            let in_wave: Vec<&Task> = tasks.iter().filter(|t| t.wave == w).collect();
-            let mut counts = serde_json::Map::new();
-            for t in &in_wave {
-                let n = counts.get(t.status.as_str()).and_then(Value::as_u64).unwrap_or(0);
-                counts.insert(t.status.as_str().to_string(), json!(n + 1));
-            }
-            json!({
-                "wave": w,
-                "tasks": in_wave.iter().map(|t| t.id).collect::<Vec<_>>(),
-                "status": counts,
-                "cost_usd": by_wave.get(&w).copied().unwrap_or(0.0),
-            })
-        })
-        .collect();
-    json!({"graph": graph, "tasks": tasks, "waves": waves, "cost": {"by_wave": by_wave, "by_model": by_model},
-           "estimates": estimates})
-}
-
 #[utoipa::path(
     get,
     path = "/graphs",
@@ -291,7 +238,7 @@ async fn create_graph(
     } else if budget.is_some() {
         graph = state.graphs().set_graph_budget(graph.id, budget).await?;
     }
-    let estimates = plan_estimates(&state, &graph).await;
+    let estimates = plan_estimates(state.engine().store().as_ref(), &graph).await;
     Ok((StatusCode::CREATED, Json(graph_json(&graph, &tasks, estimates))))
 }
 
@@ -305,7 +252,7 @@ async fn create_graph(
 )]
 async fn get_graph(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (graph, tasks) = state.engine().graphs().graph(parse_id("task graph", &id)?).await?;
-    let estimates = plan_estimates(&state, &graph).await;
+    let estimates = plan_estimates(state.engine().store().as_ref(), &graph).await;
     Ok(Json(graph_json(&graph, &tasks, estimates)))
 }
 
