@@ -329,7 +329,7 @@ impl GraphRunner {
     }
 
     /// Ends the attempt in one fenced commit, with its notes (its worktree's end, its review), which
-    /// also claims the next task for the worker when `next` says so (the slot this attempt frees): the
+    /// also claims the next task for the worker when `next` wants it (the slot this attempt frees): the
     /// dependents it releases are claimable in that same commit, so a child starts as its parent ends.
     /// Returns the tasks claimed (`None`: no claim was tried).
     async fn end(
@@ -342,7 +342,7 @@ impl GraphRunner {
         next: Option<&ClaimOnEnd>,
     ) -> Result<Option<Vec<Task>>, AttemptError> {
         let mut batch = self.ending(task, fence, end, attempt_cost, notes);
-        let next = next.filter(|n| !n.stopping.load(std::sync::atomic::Ordering::SeqCst));
+        let next = next.filter(|n| n.wanted());
         if let Some(n) = next {
             batch.push_change(Change::ClaimTasks(Box::new(task_claim(&self.settings, n, task.updated_at, 1))));
         }
