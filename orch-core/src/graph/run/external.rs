@@ -21,7 +21,7 @@ use super::GraphRunner;
 use super::attempt::End;
 use crate::graph::GraphError;
 use crate::store::{Batch, Change};
-use crate::wire::{Event, Fact, Reservation, Task, TaskClaim, TaskStatus, WorkerInfo, now};
+use crate::wire::{Fact, Reservation, Task, TaskClaim, TaskStatus, WorkerInfo, now};
 use crate::wire::{Id, Timestamp};
 
 /// The shortest lease an external agent may ask for.
@@ -154,17 +154,7 @@ impl GraphRunner {
             .change(Change::Heartbeat(Box::new(worker_row(worker, claim.limit, at, deadline))))
             .change(Change::ClaimTasks(Box::new(task_claim)));
         let records = self.store.commit(batch).await?;
-        let claimed: Vec<Task> = records
-            .into_iter()
-            .filter_map(|r| match r.event {
-                Event::TaskUpdated { task }
-                    if task.status == TaskStatus::Running && task.claimed_by.as_deref() == Some(worker) =>
-                {
-                    Some(*task)
-                }
-                _ => None,
-            })
-            .collect();
+        let claimed = super::worker::claimed_by(records, worker);
         let mut out = Vec::with_capacity(claimed.len());
         let mut facts: std::collections::HashMap<Id, Vec<Fact>> = std::collections::HashMap::new();
         for task in claimed {

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
@@ -46,8 +46,8 @@ pub(crate) struct ClaimOnEnd {
     pub(crate) worker: String,
     /// The graph the worker is limited to.
     pub(crate) graph: Option<Id>,
-    /// Set once the worker stops: ends then claim nothing.
-    pub(crate) stopping: Arc<AtomicBool>,
+    /// The worker's stop signal: once triggered, ends claim nothing.
+    pub(crate) stop: Interrupt,
     /// The attempts the worker has running.
     pub(crate) running: Arc<AtomicUsize>,
 }
@@ -56,7 +56,7 @@ impl ClaimOnEnd {
     /// Whether an end claims now: the worker is not stopping and is quiet (at most [`QUIET`]
     /// attempts running, the ending one included); a busy worker's loop refills its slots in batches.
     pub(crate) fn wanted(&self) -> bool {
-        !self.stopping.load(Ordering::SeqCst) && self.running.load(Ordering::SeqCst) <= QUIET
+        !self.stop.is_triggered() && self.running.load(Ordering::SeqCst) <= QUIET
     }
 }
 
@@ -114,8 +114,6 @@ pub struct Worker {
     id: String,
     concurrency: u32,
     stop: Interrupt,
-    /// Set once the worker stops, for its attempts' ends.
-    stopping: Arc<AtomicBool>,
     /// The attempts running, for their ends (see [`ClaimOnEnd::wanted`]).
     running: Arc<AtomicUsize>,
     facts: HashMap<Id, (Instant, Vec<Fact>)>,
@@ -141,9 +139,8 @@ impl Worker {
         let random = crate::wire::new_id().simple().to_string();
         let id = format!("{}:{}:{}", host_name(), std::process::id(), &random[random.len() - 6..]);
         let concurrency = runner.settings.concurrency.max(1);
-        let stopping = Arc::new(AtomicBool::new(false));
         let running = Arc::new(AtomicUsize::new(0));
-        Self { runner, graph, id, concurrency, stop: Interrupt::new(), stopping, running, facts: HashMap::new() }
+        Self { runner, graph, id, concurrency, stop: Interrupt::new(), running, facts: HashMap::new() }
     }
 
     /// Runs at most `n` tasks at once (at least 1).
@@ -185,7 +182,7 @@ impl Worker {
         ClaimOnEnd {
             worker: self.id.clone(),
             graph: self.graph,
-            stopping: self.stopping.clone(),
+            stop: self.stop.clone(),
             running: self.running.clone(),
         }
     }
@@ -337,7 +334,6 @@ impl Worker {
             }
             if self.stop.is_triggered() && !stopping {
                 stopping = true;
-                self.stopping.store(true, Ordering::SeqCst);
                 for (_, h) in handles.values() {
                     h.stop(Stop::Worker);
                 }
