@@ -204,16 +204,52 @@ fn finish_run<'a>(changes: &[(usize, &'a Change)]) -> Vec<(&'a orch_core::wire::
 
 /// Where a batch goes among the batches of a group, so that changes applied as one run
 /// ([`apply_all`]) come together: other batches first, then run-lease swaps and agent steps (batches
-/// that touch no graph), or reservations, settlements and finished tasks (batches of one change each).
+/// that touch no graph), or reservations, model calls' steps with their settlements (see
+/// [`group_changes`]) and finished tasks.
 pub(crate) fn run_rank(batch: &Batch) -> u8 {
     match batch.changes.as_slice() {
         [Change::ReserveBudget(_)] => 1,
-        [Change::SettleBudget { .. }] => 2,
         [Change::FinishTask { .. }] => 3,
         [Change::SwapRun { .. }] => 1,
-        changes if !changes.is_empty() && changes.iter().all(is_step_change) => 2,
+        _ if is_step_or_settle(batch) => 2,
         _ => 0,
     }
+}
+
+/// Whether a batch is made of agent-step changes and budget settlements only (an agent's step, a
+/// model call's step with its settlement, a settlement alone).
+fn is_step_or_settle(batch: &Batch) -> bool {
+    !batch.changes.is_empty()
+        && batch.changes.iter().all(|c| is_step_change(c) || matches!(c, Change::SettleBudget { .. }))
+}
+
+/// The changes of a group's batches (sorted by [`run_rank`]) in the order they are applied, each with
+/// the index of its batch: batch after batch, except that in a run of consecutive batches made of
+/// agent steps and settlements only, the step changes of every batch come first, then every
+/// settlement. The two kinds write different rows (agents', their messages and prompts; graphs' and
+/// `budget_spend` rows), so this ends as applying each batch in turn would, and [`apply_all`] applies
+/// each kind as one run of a few statements, however many batches: a model call's step and its
+/// settlement, which are committed together, would otherwise break the run at every batch.
+pub(crate) fn group_changes<'a>(batches: &[&'a Batch]) -> Vec<(usize, &'a Change)> {
+    let mut out = Vec::with_capacity(batches.iter().map(|b| b.changes.len()).sum());
+    let mut i = 0;
+    while i < batches.len() {
+        let run = batches[i..].iter().take_while(|b| is_step_or_settle(b)).count();
+        if run < 2 {
+            out.extend(batches[i].changes.iter().map(|c| (i, c)));
+            i += 1;
+            continue;
+        }
+        let segment = i..i + run;
+        for k in segment.clone() {
+            out.extend(batches[k].changes.iter().filter(|c| is_step_change(c)).map(|c| (k, c)));
+        }
+        for k in segment {
+            out.extend(batches[k].changes.iter().filter(|c| !is_step_change(c)).map(|c| (k, c)));
+        }
+        i += run;
+    }
+    out
 }
 
 /// The task graphs whose rows a batch's changes write or decide from, sorted and without repeats, when

@@ -14,12 +14,13 @@
 //! group). Batches that were committed concurrently thus get seqs in no particular order among
 //! themselves, as they would have with one transaction each.
 //!
-//! Within a group touching graphs, batches of one budget reservation, of one settlement and of one
-//! finished task are put together (in that order, after the others), so that each kind is applied as
-//! one run of a few statements (see [`crate::batch::apply_all`]) and the graph's hot row is written
-//! once per run rather than once per batch. Within a group of the other lane, run-lease swaps and
-//! agent steps are put together likewise (agents' rows, conversations and prompts written by one
-//! statement each per run, not per batch).
+//! Within a group touching graphs, batches of one budget reservation, of a model call's step with its
+//! settlement (or a settlement alone) and of one finished task are put together (in that order, after
+//! the others), and the steps' changes are applied before all their settlements (see
+//! [`crate::batch::group_changes`]), so that each kind is applied as one run of a few statements (see
+//! [`crate::batch::apply_all`]) and the graph's hot row is written once per run rather than once per
+//! batch. Within a group of the other lane, run-lease swaps and agent steps are put together likewise
+//! (agents' rows, conversations and prompts written by one statement each per run, not per batch).
 //!
 //! A group keeps each batch's guarantees:
 //! - every batch is applied in order, and each gets its own records back, its events with consecutive
@@ -40,7 +41,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use orch_core::store::{Batch, Change, Durability, StoreError, StoreResult};
+use orch_core::store::{Batch, Durability, StoreError, StoreResult};
 use orch_core::wire::{EventRecord, NewEvent};
 use tokio::sync::oneshot;
 
@@ -272,8 +273,7 @@ async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<
     let mut tx = batch::begin_on(&mut conn, relaxed).await.map_err(|e| before(db_err(e)))?;
     let graphs = graphs_touched(batches.iter().flat_map(|b| b.changes.iter()));
     work::lock_graphs(db, &mut tx, &graphs).await.map_err(before)?;
-    let changes: Vec<(usize, &Change)> =
-        batches.iter().enumerate().flat_map(|(i, b)| b.changes.iter().map(move |c| (i, c))).collect();
+    let changes = batch::group_changes(batches);
     let mut generated: Vec<Vec<NewEvent>> = vec![Vec::new(); batches.len()];
     if let Err((i, e)) = apply_all(db, &mut tx, &changes, &mut generated).await {
         let _ = tx.rollback().await;

@@ -280,3 +280,74 @@ async fn grouped_agent_steps_and_lease_swaps_end_as_one_at_a_time() {
         assert!(store.get_agent(a.id).await.unwrap().unwrap().run.is_none());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn grouped_model_call_steps_with_their_settlements_end_as_one_at_a_time() {
+    use orch_core::store::testkit::fixtures::agent;
+    use orch_core::wire::{AgentStatus, Message, Usage, new_id};
+
+    let url = support::server();
+    let (store, _guard) = support::fresh_store(&url).await;
+    let (graph, _) = wave_graph(1, 1);
+    store.commit(Batch::new().change(Change::UpsertGraph(Box::new(graph.clone())))).await.unwrap();
+    let agents: Vec<_> = (0..24).map(|i| agent(&format!("m{i}"), None, i)).collect();
+    for a in &agents {
+        store.commit(Batch::new().change(Change::CreateAgent(Box::new(a.clone())))).await.unwrap();
+    }
+    let r = Reservation { graph_id: Some(graph.id), amount: 0.1, day: "2026-12-03".into(), month: "2026-12".into() };
+    for _ in &agents {
+        store.commit(Batch::new().change(Change::ReserveBudget(Box::new(r.clone())))).await.unwrap();
+    }
+    // Each agent's model call: its step (status, usage and cost, the reply) and the settlement of its
+    // reservation at the real cost, in one batch, all at once. One more names a graph that does not
+    // exist: it fails alone, its agent's step not written.
+    let call = |a: &orch_core::wire::Agent, i: usize, graph_id| {
+        let cost = 0.01 * (i + 1) as f64;
+        Batch::new()
+            .change(Change::SetAgentStatus { id: a.id, status: AgentStatus::Executing })
+            .change(Change::AddAgentUsage {
+                id: a.id,
+                usage: Usage { input_tokens: 100, output_tokens: i as u64, ..Usage::default() },
+                cost_usd: cost,
+            })
+            .change(Change::AppendMessages { agent_id: a.id, messages: vec![Message::user_text(format!("r{i}"))] })
+            .change(Change::SettleBudget { reservation: Box::new(Reservation { graph_id, ..r.clone() }), actual: cost })
+            .event(EventKeys::default(), Event::Text { text: format!("{i}") })
+    };
+    let mut batches: Vec<Batch> = agents.iter().enumerate().map(|(i, a)| call(a, i, Some(graph.id))).collect();
+    let stray = agent("stray", None, 99);
+    store.commit(Batch::new().change(Change::CreateAgent(Box::new(stray.clone())))).await.unwrap();
+    batches.insert(5, call(&stray, 99, Some(new_id())));
+    let results = futures::future::join_all(batches.into_iter().map(|b| {
+        let store = store.clone();
+        async move { store.commit(b).await }
+    }))
+    .await;
+    for (i, res) in results.iter().enumerate() {
+        if i == 5 {
+            assert!(matches!(res, Err(StoreError::NotFound { .. })), "the stray graph's settlement: {res:?}");
+        } else {
+            assert_eq!(res.as_ref().map(Vec::len).unwrap_or_else(|e| panic!("{i}: {e}")), 1, "{i}: its own event");
+        }
+    }
+    let mut total = 0.0;
+    for (i, a) in agents.iter().enumerate() {
+        let got = store.get_agent(a.id).await.unwrap().unwrap();
+        let cost = 0.01 * (i + 1) as f64;
+        total += cost;
+        assert_eq!(got.status, AgentStatus::Executing, "{i}");
+        assert_eq!(got.usage.output_tokens, a.usage.output_tokens + i as u64, "{i}");
+        assert!((got.total_cost_usd - a.total_cost_usd - cost).abs() < 1e-9, "{i}");
+        assert_eq!(store.load_conversation(a.id).await.unwrap().len(), 1, "{i}");
+    }
+    let stray_now = store.get_agent(stray.id).await.unwrap().unwrap();
+    assert_eq!((stray_now.status, stray_now.total_cost_usd), (stray.status, stray.total_cost_usd));
+    assert!(store.load_conversation(stray.id).await.unwrap().is_empty());
+    // Every settlement counted once: the graph's cost and the day's spending are the calls' costs, and
+    // no reservation is left.
+    let cost = store.get_graph(graph.id).await.unwrap().unwrap().cost_usd;
+    assert!((cost - total).abs() < 1e-9, "{cost} != {total}");
+    let day = store.budget("2026-12-03", "2026-12").await.unwrap().daily;
+    assert!((day.spent_usd - total).abs() < 1e-9 && day.reserved_usd.abs() < 1e-9, "{day:?}");
+}

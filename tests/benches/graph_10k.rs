@@ -13,7 +13,7 @@
 //! they carry.
 //!
 //! Run: `cargo bench -p orch-tests --bench graph_10k` (env: N, CONCURRENCY (default 128), WORKERS
-//! (default 1 on SQLite), RUNS (default 3), COUNT_N; PG_URL=postgres://… adds the same on a fresh
+//! (default 1 on SQLite), RUNS (default 3), COUNT_N, SKIP_SQLITE=1; PG_URL=postgres://… adds the same on a fresh
 //! PostgreSQL schema with PG_WORKERS workers (default 4) in this process).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -150,6 +150,12 @@ fn report(label: &str, graph_rates: Vec<f64>, bare_rates: Vec<f64>, mut delays: 
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    // RUST_LOG=orch_store_postgres::group=trace shows each PostgreSQL group commit: its lane, size,
+    // time queued and time to commit.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let n = env("N", 10_000);
     let concurrency = env("CONCURRENCY", 128);
     let workers = env("WORKERS", 1);
@@ -170,8 +176,9 @@ async fn main() {
     }
     println!("graph of {n} tasks in {WAVES} waves, scripted model; {runs} runs, medians");
 
+    let sqlite_runs = if std::env::var("SKIP_SQLITE").is_ok_and(|v| v == "1") { 0 } else { runs };
     let (mut g_rates, mut b_rates, mut all_delays) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..runs {
+    for _ in 0..sqlite_runs {
         let dir = tempfile::tempdir().unwrap();
         let (rate, delays) = graph(sqlite(dir.path()).await, dir.path(), n, workers, concurrency as u32).await;
         g_rates.push(rate);
@@ -179,7 +186,9 @@ async fn main() {
         let dir = tempfile::tempdir().unwrap();
         b_rates.push(bare(sqlite(dir.path()).await, n, concurrency * workers).await);
     }
-    report(&format!("SQLite file, {workers} worker(s) x {concurrency}"), g_rates, b_rates, all_delays);
+    if sqlite_runs > 0 {
+        report(&format!("SQLite file, {workers} worker(s) x {concurrency}"), g_rates, b_rates, all_delays);
+    }
 
     if let Ok(url) = std::env::var("PG_URL") {
         let pg_workers = env("PG_WORKERS", 4);
