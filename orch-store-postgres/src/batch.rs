@@ -278,17 +278,24 @@ pub(crate) fn graphs_touched<'a>(changes: impl Iterator<Item = &'a Change>) -> V
     ids
 }
 
-/// Whether any change of the batch writes, or decides from, a task graph's row or its tasks.
+/// Whether a batch goes to the graph lane of the group commit ([`crate::group`]): whether any of its
+/// changes writes, or decides from, a task graph's row, a budget, or other tasks than its own. A task's
+/// progress written by its attempt (`UpdateTask`, fenced) locks that task's row only, so an attempt's
+/// start (its agent created with the task's new state) goes to the other lane, whose writers run side
+/// by side: it no longer waits behind the graph lane's reservations and ends. Nothing else writes a
+/// running task but the attempt that owns it (a cancel writes the tasks it finds pending, ready or
+/// blocked, fenced, and a claim skips locked rows), so the task rows of such a group are never waited
+/// for in a cycle.
 pub(crate) fn touches_graphs(batch: &Batch) -> bool {
-    batch.changes.iter().any(touches_graph)
+    batch.changes.iter().any(|c| touches_graph(c) && !matches!(c, Change::UpdateTask { .. }))
 }
 
-/// The graphs a change writes or decides from.
+/// The graphs whose rows a change writes or decides from (a task's progress, `UpdateTask`, names
+/// none: it locks its task's row only).
 fn graph_ids(c: &Change) -> Vec<Id> {
     match c {
         Change::UpsertGraph(g) => vec![g.id],
         Change::InsertTasks(tasks) => tasks.iter().map(|t| t.graph_id).collect(),
-        Change::UpdateTask { task, .. } => vec![task.graph_id],
         Change::SetGraphStatus { id, .. } | Change::SetGraphBudget { id, .. } | Change::GrowGraph { id, .. } => {
             vec![*id]
         }

@@ -7,8 +7,9 @@
 //! commit therefore carries many callers' work, and the one event counter row, which every commit of
 //! the schema updates and holds until it ends, is taken once per group instead of once per caller.
 //!
-//! Batches that touch task graphs (their rows or tasks, budgets) and those that do not (agents, the
-//! log, claims, heartbeats) queue in two lanes: a group touching graphs locks their rows for its whole
+//! Batches that touch task graphs (their rows, finished tasks and the dependents they release,
+//! budgets) and those that do not (agents, the log, claims, heartbeats, attempts' starts: see
+//! [`crate::batch::touches_graphs`]) queue in two lanes: a group touching graphs locks their rows for its whole
 //! transaction (see below), which the others need not wait for, and one writer serves the graph lane
 //! (a second would only wait for the first's lock; with one, what arrives meanwhile joins the next
 //! group). Batches that were committed concurrently thus get seqs in no particular order among
@@ -65,7 +66,7 @@ struct Job {
 /// The two lanes of the queue: batches that touch task graphs, and the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lane {
-    /// Agents, the log, claims, heartbeats: up to [`Queue::writers`] writers.
+    /// Agents, the log, claims, heartbeats, attempts' starts: up to [`Queue::writers`] writers.
     Other = 0,
     /// Task graphs and budgets: one writer. Its groups lock graph rows for their whole transaction, so
     /// a second writer would only wait for the first; with one, what arrives meanwhile waits in the

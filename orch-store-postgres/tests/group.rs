@@ -351,3 +351,55 @@ async fn grouped_model_call_steps_with_their_settlements_end_as_one_at_a_time() 
     let day = store.budget("2026-12-03", "2026-12").await.unwrap().daily;
     assert!((day.spent_usd - total).abs() < 1e-9 && day.reserved_usd.abs() < 1e-9, "{day:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn attempts_start_while_another_transaction_holds_their_graphs_row() {
+    use orch_core::store::testkit::fixtures::agent;
+    use support::sqlx;
+
+    let url = support::server();
+    let (store, guard) = support::fresh_store(&url).await;
+    let (graph, tasks) = wave_graph(8, 1);
+    store
+        .commit(Batch::new().change(Change::UpsertGraph(Box::new(graph.clone()))).change(Change::InsertTasks(tasks)))
+        .await
+        .unwrap();
+    let running = claimed(store.commit(claim_all(8)).await.unwrap());
+    assert_eq!(running.len(), 8);
+    // Another transaction holds the graph's row, as a reservation, a settlement or a cancel does for
+    // its whole transaction.
+    let mut admin = support::admin(&url).await;
+    sqlx::raw_sql("BEGIN").execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("SELECT 1 FROM \"{}\".task_graphs WHERE id = $1 FOR UPDATE", guard.schema))
+        .bind(graph.id)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // The eight attempts start at once, each its agent created with its task's new state (grouped):
+    // they lock their tasks' rows only, so they do not wait for the graph's.
+    let starts = futures::future::join_all(running.iter().enumerate().map(|(i, t)| {
+        let store = store.clone();
+        let a = agent(&format!("s{i}"), None, i as i64);
+        let mut t = t.clone();
+        t.agent_id = Some(a.id);
+        async move {
+            let fence = t.attempt;
+            let batch = Batch::new()
+                .change(Change::CreateAgent(Box::new(a)))
+                .change(Change::UpdateTask { task: Box::new(t), fence: Some(fence) });
+            store.commit(batch).await
+        }
+    }));
+    let started = tokio::time::timeout(std::time::Duration::from_secs(30), starts).await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut admin).await.unwrap();
+    let results = started.expect("the attempts' starts waited for the graph's row");
+    for (i, r) in results.iter().enumerate() {
+        assert!(r.is_ok(), "{i}: {r:?}");
+    }
+    for t in &running {
+        let stored = store.get_task(t.id).await.unwrap().unwrap();
+        assert!(stored.agent_id.is_some(), "{}: its agent recorded", t.key);
+        assert!(store.get_agent(stored.agent_id.unwrap()).await.unwrap().is_some());
+    }
+}
