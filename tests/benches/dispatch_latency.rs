@@ -1,13 +1,15 @@
 //! Dispatch latency at a paced rate (issue 13): tasks are added to a running graph at RATE tasks/s
 //! (default 500) for SECONDS (default 4) through the runner of the process whose worker runs them, as
-//! `orch serve` does when a client adds tasks; every task is a real agent run on a scripted model that
-//! answers at once, on a SQLite file at full durability (and, with `PG_URL=postgres://…`, on a fresh
-//! PostgreSQL schema too). Half the tasks are parents, half children depending on the parent added
-//! just before them. Reported (p50, p99): a ready task added → claimed and → its attempt started; a
-//! parent completed → its child claimed and → its child's attempt started. Claimed: the task running
-//! in the store (its `started_at`, the claim's time; a child claimed by its parent's end has its
-//! parent's completion time). Started: the attempt's agent, created claimed for the run, in the log
-//! (the time of its `AgentCreated` event). The same-run baseline: the same number of bare agent runs
+//! `orch serve` does when clients add tasks: each pair (a parent, then a child depending on it) by a
+//! client of its own, the clients arriving at the pace whether or not earlier ones are done (so a
+//! store that cannot keep up shows as growing latencies, not as a slower pace). Every task is a real
+//! agent run on a scripted model that answers at once, on a SQLite file at full durability (and, with
+//! `PG_URL=postgres://…`, on a fresh PostgreSQL schema too). Reported (p50, p99): a ready task added →
+//! claimed and → its attempt started; a parent completed → its child claimed and → its child's attempt
+//! started. Added and completed: the commits that made the task ready and the parent completed (their
+//! `TaskUpdated` events' times). Claimed: the task running in the store (its `started_at`, the claim's
+//! time; a child claimed by its parent's end shares that commit). Started: the attempt's agent,
+//! created claimed for the run, in the log (the time of its `AgentCreated` event). The same-run baseline: the same number of bare agent runs
 //! started at the same pace straight on the supervisor (no queue), submitted → the run's first event;
 //! the ratio of p50s is what the queue adds.
 //!
@@ -107,14 +109,24 @@ async fn paced_graph(
     let running = tokio::spawn(worker.run());
     let pairs = rate * seconds / 2;
     let start = Instant::now();
+    // Each pair is added by a client of its own (the parent, then its child), the clients arriving at
+    // the pace whether or not the earlier ones are done, as requests to a server do.
+    let runner = Arc::new(runner);
+    let mut clients = Vec::with_capacity(pairs);
     for i in 0..pairs {
-        let parent = format!("p{i}");
-        runner.add_task(g.id, task(parent.clone(), Vec::new())).await.unwrap();
-        runner.add_task(g.id, task(format!("c{i}"), vec![parent])).await.unwrap();
+        let (runner, id) = (runner.clone(), g.id);
+        clients.push(tokio::spawn(async move {
+            let parent = format!("p{i}");
+            runner.add_task(id, task(parent.clone(), Vec::new())).await.unwrap();
+            runner.add_task(id, task(format!("c{i}"), vec![parent])).await.unwrap();
+        }));
         let due = start + Duration::from_secs_f64((i + 1) as f64 * 2.0 / rate as f64);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
+    }
+    for c in clients {
+        c.await.unwrap();
     }
     let added_per_s = (pairs * 2) as f64 / start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -148,8 +160,23 @@ async fn paced_graph(
             _ => None,
         })
         .collect();
-    let done: HashMap<_, _> = tasks.iter().map(|t| (t.id, t.completed_at)).collect();
-    let ms = |d: chrono::Duration| d.num_microseconds().unwrap_or(0) as f64 / 1000.0;
+    // A task is ready once its addition committed, and completed once its end committed: the times
+    // of its first event (the addition's TaskUpdated) and of its first completed one, each stamped as
+    // it is appended with its commit, not the created_at and completed_at the batches carried, which
+    // precede their commits.
+    let q = EventQuery { types: vec!["TaskUpdated".into()], ..EventQuery::default() };
+    let (mut added, mut done) = (HashMap::new(), HashMap::new());
+    for r in store.read_events(&q).await.unwrap() {
+        if let Event::TaskUpdated { task } = r.event {
+            added.entry(task.id).or_insert(r.timestamp);
+            if task.status == TaskStatus::Completed {
+                done.entry(task.id).or_insert(r.timestamp);
+            }
+        }
+    }
+    // A task claimed in the commit that readied it (a child by its parent's end) has a claim time
+    // from just before that commit: no wait, 0.
+    let ms = |d: chrono::Duration| (d.num_microseconds().unwrap_or(0) as f64 / 1000.0).max(0.0);
     let mut l = Latencies { added_per_s, ..Latencies::default() };
     for t in tasks.iter().filter(|t| t.key != "gate") {
         let (Some(claimed), Some(started)) = (t.started_at, t.agent_id.and_then(|a| created.get(&a))) else {
@@ -157,11 +184,12 @@ async fn paced_graph(
         };
         match t.depends_on.first() {
             None => {
-                l.ready_claimed.push(ms(claimed - t.created_at));
-                l.ready_started.push(ms(*started - t.created_at));
+                let ready = added.get(&t.id).copied().unwrap_or(t.created_at);
+                l.ready_claimed.push(ms(claimed - ready));
+                l.ready_started.push(ms(*started - ready));
             }
             Some(d) => {
-                if let Some(Some(parent_done)) = done.get(d) {
+                if let Some(parent_done) = done.get(d) {
                     l.child_claimed.push(ms(claimed - *parent_done));
                     l.child_started.push(ms(*started - *parent_done));
                 }
