@@ -9,10 +9,10 @@
 //!
 //! Batches that touch task graphs (their rows, finished tasks and the dependents they release,
 //! budgets) and those that do not (agents, the log, claims, heartbeats, attempts' starts: see
-//! [`crate::batch::touches_graphs`]) queue in two lanes: a group touching graphs locks their rows for its whole
-//! transaction (see below), which the others need not wait for, and one writer serves the graph lane
-//! (a second would only wait for the first's lock; with one, what arrives meanwhile joins the next
-//! group). Batches that were committed concurrently thus get seqs in no particular order among
+//! [`crate::batch::touches_graphs`]) queue in two lanes: a group touching graphs locks their rows for
+//! its whole transaction (see below), which the others need not wait for, and one writer serves the
+//! graph lane (a second would only wait for the first's lock; with one, what arrives meanwhile joins
+//! the next group). Batches that were committed concurrently thus get seqs in no particular order among
 //! themselves, as they would have with one transaction each.
 //!
 //! Within a group touching graphs, batches of one budget reservation, of a model call's step with its
