@@ -493,8 +493,8 @@ async fn show_graph(store: Arc<dyn Store>, id: Id, json: bool) -> Result<u8, Fai
 
 /// The estimates the graph's plan gave its tasks, by task key: `{"cost_usd": …, "minutes": …}` with the
 /// figures the plan has (tasks without any are left out). Empty when the graph has no plan or the plan
-/// cannot be read (the dashboard then derives its figures, marked as estimates). `orch graph show --json` and
-/// `GET /api/graphs/{id}` print the same..
+/// cannot be read (the dashboard then derives its figures, marked as estimates). `orch graph show
+/// --json` and `GET /api/graphs/{id}` print the same.
 pub(crate) async fn plan_estimates(store: &dyn Store, graph: &TaskGraph) -> Value {
     let mut out = serde_json::Map::new();
     let Some(plan_id) = graph.plan_id else { return Value::Object(out) };

@@ -9,9 +9,9 @@
 //! started. Added and completed: the commits that made the task ready and the parent completed (their
 //! `TaskUpdated` events' times). Claimed: the task running in the store (its `started_at`, the claim's
 //! time; a child claimed by its parent's end shares that commit). Started: the attempt's agent,
-//! created claimed for the run, in the log (the time of its `AgentCreated` event). The same-run baseline: the same number of bare agent runs
-//! started at the same pace straight on the supervisor (no queue), submitted → the run's first event;
-//! the ratio of p50s is what the queue adds.
+//! created claimed for the run, in the log (the time of its `AgentCreated` event). The same-run
+//! baseline: the same number of bare agent runs started at the same pace straight on the supervisor
+//! (no queue), submitted → the run's first event; the ratio of p50s is what the queue adds.
 //!
 //! Run: `cargo bench -p orch-tests --bench dispatch_latency` (env: RATE, SECONDS, CONCURRENCY (default 64),
 //! PG_URL).

@@ -13,8 +13,8 @@
 //! they carry.
 //!
 //! Run: `cargo bench -p orch-tests --bench graph_10k` (env: N, CONCURRENCY (default 128), WORKERS
-//! (default 1 on SQLite), RUNS (default 3), COUNT_N, SKIP_SQLITE=1; PG_URL=postgres://… adds the same on a fresh
-//! PostgreSQL schema with PG_WORKERS workers (default 4) in this process).
+//! (default 1 on SQLite), RUNS (default 3), COUNT_N, SKIP_SQLITE=1; PG_URL=postgres://… adds the
+//! same on a fresh PostgreSQL schema with PG_WORKERS workers (default 4) in this process).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod counting;
