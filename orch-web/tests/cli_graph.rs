@@ -49,38 +49,64 @@ fn task_updates(events: &[Value]) -> Vec<&Value> {
     events.iter().filter(|e| e["type"] == "TaskUpdated").map(|e| &e["task"]).collect()
 }
 
+/// The workers (`claimed_by`) that have started tasks so far.
+fn workers_that_started_tasks(events: &[Value]) -> HashSet<String> {
+    task_updates(events)
+        .into_iter()
+        .filter(|t| t["status"] == "running")
+        .filter_map(|t| t["claimed_by"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Polls the log until `done` holds of it, for at most a minute; the last log either way.
+fn wait_for_log(db: &Db, dir: &Path, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = db.events(dir);
+        if done(&events) || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn budget_shared_by_two_worker_processes(db: &Db) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // $0.031 a call (1,000 input and 6,000 output tokens of Haiku); a call reserves its upper bound
-    // first (its whole 8,192-token allowance: about $0.042).
+    // first (its whole 8,192-token allowance: about $0.042). A task makes two calls, and between them
+    // waits for the file `go`, so that both workers hold tasks before any budget is settled: a worker
+    // that started first cannot spend it all before the second has started.
+    let gate = d.join("go");
     let model = scripted(
         d,
         "model.json",
-        &json!({"steps": [{"repeat": true, "reply": [{"type": "text", "text": "done"}],
-                           "usage": {"input_tokens": 1000, "output_tokens": 6000}}]}),
+        &json!({"steps": [
+            {"when": "^# Task", "repeat": true,
+             "reply": [{"type": "tool_use", "name": "Bash",
+                        "input": {"command": format!("while [ ! -e '{}' ]; do sleep 0.02; done; echo released", gate.display())}}],
+             "usage": {"input_tokens": 1000, "output_tokens": 6000}},
+            {"when": "released", "repeat": true, "reply": [{"type": "text", "text": "done"}],
+             "usage": {"input_tokens": 1000, "output_tokens": 6000}}
+        ]}),
     );
     let plan = plan_file(d, 40);
     let id =
         first_line(&db.run(d, &["--model", &model, "graph", "run", "--file", &plan, "--budget", "0.5", "--no-worker"]));
     let mut a = spawn_worker(db, d, &model, &id, "4");
     let mut b = spawn_worker(db, d, &model, &id, "4");
+    let started = workers_that_started_tasks(&wait_for_log(db, d, |e| workers_that_started_tasks(e).len() == 2));
+    std::fs::write(&gate, "").unwrap();
     // Workers of one graph stop when it pauses.
     let sa = wait_exit(&mut a, Duration::from_secs(60), "worker a");
     let sb = wait_exit(&mut b, Duration::from_secs(60), "worker b");
+    assert_eq!(started.len(), 2, "both processes started tasks within a minute: {started:?}");
     assert!(sa.success() && sb.success());
     let g = graph_json(db, d, &id);
     assert_eq!(g["graph"]["status"], "paused", "{g}");
     assert!(g["graph"]["error"].as_str().unwrap().starts_with("budget_exhausted"), "{g}");
     let cost = g["graph"]["cost_usd"].as_f64().unwrap();
     assert!(cost > 0.0 && cost <= 0.5 + 1e-9, "spent {cost} of a $0.50 limit");
-    let events = db.events(d);
-    let workers: HashSet<&str> = task_updates(&events)
-        .into_iter()
-        .filter(|t| t["status"] == "running")
-        .filter_map(|t| t["claimed_by"].as_str())
-        .collect();
-    assert_eq!(workers.len(), 2, "both processes ran tasks: {workers:?}");
     let done = g["tasks"].as_array().unwrap().iter().filter(|t| t["status"] == "completed").count();
     assert!(done > 0 && done < 40, "{done} of 40 tasks completed before the pause");
     let budget: Value = serde_json::from_slice(&db.run(d, &["budget", "--json"]).stdout).unwrap();
@@ -172,8 +198,9 @@ fn killed_worker_task_is_taken_over(db: &Db, n: usize) {
     let id = first_line(&db.run(d, &["--model", &model, "graph", "run", "--file", &plan, "--no-worker"]));
     let mut victim = spawn_worker(db, d, &model, &id, "4");
     let mut others = [spawn_worker(db, d, &model, &id, "4"), spawn_worker(db, d, &model, &id, "4")];
-    let victim_pid = victim.id();
-    std::thread::sleep(Duration::from_millis(1500));
+    let marker = format!(":{}:", victim.id());
+    // Killed once it holds a task (each takes 0.3 s), however slowly it started.
+    wait_for_log(db, d, |e| workers_that_started_tasks(e).iter().any(|w| w.contains(&marker)));
     victim.kill().unwrap();
     victim.wait().unwrap();
     for (i, w) in others.iter_mut().enumerate() {
@@ -190,7 +217,6 @@ fn killed_worker_task_is_taken_over(db: &Db, n: usize) {
     }
     assert_eq!(completions.len(), n, "every task completed");
     assert!(completions.values().all(|c| *c == 1), "no task completed twice");
-    let marker = format!(":{victim_pid}:");
     let orphaned: HashSet<&str> = updates
         .iter()
         .filter(|t| t["status"] == "running" && t["claimed_by"].as_str().is_some_and(|w| w.contains(&marker)))
