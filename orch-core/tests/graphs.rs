@@ -254,21 +254,48 @@ async fn tasks_added_to_a_graph_are_checked_and_get_their_wave() {
         .await
         .unwrap();
     assert_eq!((d.wave, d.depends_on.clone()), (4, vec![tasks[0].id, c.id]));
-    let e = graphs.add_task(graph.id, NewTask { title: "E".into(), ..NewTask::default() }).await.unwrap();
+    let e = graphs
+        .add_task(
+            graph.id,
+            NewTask {
+                title: "E".into(),
+                estimated_cost_usd: Some(0.3),
+                estimated_minutes: Some(0.0),
+                ..NewTask::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!((e.wave, e.status), (1, TaskStatus::Ready));
+    assert_eq!((e.estimated_cost_usd, e.estimated_minutes, d.estimated_cost_usd), (Some(0.3), Some(0.0), None));
+    let stored = store.get_task(e.id).await.unwrap().unwrap();
+    assert_eq!((stored.estimated_cost_usd, stored.estimated_minutes), (Some(0.3), Some(0.0)), "kept as given");
     let (after, all) = graphs.graph(graph.id).await.unwrap();
     assert_eq!((after.total_tasks, after.waves, all.len()), (5, 4, 5));
 
     let bad = graphs
         .add_task(
             graph.id,
-            NewTask { key: "a".into(), title: String::new(), depends_on: vec!["nope".into()], ..NewTask::default() },
+            NewTask {
+                key: "a".into(),
+                title: String::new(),
+                depends_on: vec!["nope".into()],
+                estimated_cost_usd: Some(f64::NAN),
+                estimated_minutes: Some(-1.0),
+                ..NewTask::default()
+            },
         )
         .await
         .unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::Usage);
     let msg = bad.to_string();
-    for part in ["a has no title", "the id 'a', which a (\"A\") already has", "a depends on \"nope\""] {
+    for part in [
+        "a has no title",
+        "the id 'a', which a (\"A\") already has",
+        "a depends on \"nope\"",
+        "estimated_cost_usd",
+        "estimated_minutes",
+    ] {
         assert!(msg.contains(part), "missing {part:?} in: {msg}");
     }
     assert_eq!(graphs.graph(graph.id).await.unwrap().1.len(), 5, "nothing added");

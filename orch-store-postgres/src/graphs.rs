@@ -189,7 +189,7 @@ pub(crate) async fn list_graphs(db: &Db, limit: usize) -> StoreResult<Vec<TaskGr
 pub(crate) const TASK_COLS: &str = "id, graph_id, idx, key, title, description, task_type, complexity, tools::text, \
      verification::text, depends_on::text, wave, status, attempt, model, claimed_by, lease_until, not_before, \
      agent_id, cost_usd, output, error, created_at, updated_at, started_at, completed_at, failures, checkpoint, \
-     guidance::text, knowledge::text";
+     guidance::text, knowledge::text, estimated_cost_usd, estimated_minutes";
 
 pub(crate) fn task_row(row: &PgRow) -> StoreResult<Task> {
     Ok(Task {
@@ -203,6 +203,8 @@ pub(crate) fn task_row(row: &PgRow) -> StoreResult<Task> {
         complexity: get_enum(row, 7)?,
         tools: get_json(row, 8, "task tools")?,
         verification: get_json(row, 9, "task verification")?,
+        estimated_cost_usd: get(row, 30)?,
+        estimated_minutes: get(row, 31)?,
         depends_on: get_json(row, 10, "task dependencies")?,
         wave: get_u32(row, 11)?,
         status: get_enum(row, 12)?,
@@ -240,14 +242,18 @@ pub(crate) async fn insert_tasks(db: &Db, conn: &mut PgConnection, tasks: &[Task
         "INSERT INTO {{S}}.tasks ({}) SELECT id, graph_id, idx, key, title, description, task_type, complexity, \
          tools::jsonb, verification::jsonb, depends_on::jsonb, wave, status, attempt, model, claimed_by, \
          lease_until, not_before, agent_id, cost_usd, output, error, created_at, updated_at, started_at, \
-         completed_at, failures, checkpoint, guidance::jsonb, knowledge::jsonb \
+         completed_at, failures, checkpoint, guidance::jsonb, knowledge::jsonb, estimated_cost_usd, \
+         estimated_minutes \
          FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::timestamptz[], {}) \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::timestamptz[], \
+         ${e}::float8[], ${m}::float8[], {}) \
          AS t(id, graph_id, idx, key, title, description, task_type, complexity, tools, verification, depends_on, \
-         wave, created_at, {})",
+         wave, created_at, estimated_cost_usd, estimated_minutes, {})",
         TASK_COLS.replace("::text", ""),
-        ProgressColumns::params(14),
+        ProgressColumns::params(16),
         ProgressColumns::NAMES,
+        e = 14,
+        m = 15,
     ));
     let first = &tasks[0];
     let query = sqlx::query(&insert)
@@ -263,7 +269,9 @@ pub(crate) async fn insert_tasks(db: &Db, conn: &mut PgConnection, tasks: &[Task
         .bind(&c.verification)
         .bind(&c.depends_on)
         .bind(&c.wave)
-        .bind(&c.created_at);
+        .bind(&c.created_at)
+        .bind(&c.estimated_cost_usd)
+        .bind(&c.estimated_minutes);
     c.progress.bind(query).execute(&mut *conn).await.map_err(|e| duplicate_or(e, tasks, first))?;
     let (children, parents): (Vec<Id>, Vec<Id>) =
         tasks.iter().flat_map(|t| t.depends_on.iter().map(move |d| (t.id, *d))).unzip();
@@ -398,6 +406,8 @@ struct TaskColumns {
     depends_on: Vec<String>,
     wave: Vec<i64>,
     created_at: Vec<Timestamp>,
+    estimated_cost_usd: Vec<Option<f64>>,
+    estimated_minutes: Vec<Option<f64>>,
     progress: ProgressColumns,
 }
 
@@ -416,6 +426,8 @@ impl TaskColumns {
         self.depends_on.push(json_param(&t.depends_on)?);
         self.wave.push(i64::from(t.wave));
         self.created_at.push(t.created_at);
+        self.estimated_cost_usd.push(t.estimated_cost_usd);
+        self.estimated_minutes.push(t.estimated_minutes);
         self.progress.push(t)
     }
 }

@@ -309,6 +309,12 @@ const MIGRATIONS: &[&str] = &[
         reserved_usd double precision NOT NULL DEFAULT 0
     );
     "#,
+    // 7: a task's estimates (cost in USD, duration in minutes) on its row, so a task added to a running
+    // graph carries its own. Tasks stored before keep none: their plan still has them.
+    r#"
+    ALTER TABLE {S}.tasks ADD COLUMN estimated_cost_usd double precision;
+    ALTER TABLE {S}.tasks ADD COLUMN estimated_minutes double precision;
+    "#,
 ];
 
 /// The newest schema version this build knows.

@@ -311,6 +311,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_open_graph ON tasks (graph_id, status)
         WHERE status = 'pending' OR status = 'ready' OR status = 'running' OR status = 'blocked';
     "#,
+    // 8: a task's estimates (cost in USD, duration in minutes) on its row, so a task added to a running
+    // graph carries its own. Tasks stored before keep none: their plan still has them.
+    r#"
+    ALTER TABLE tasks ADD COLUMN estimated_cost_usd REAL;
+    ALTER TABLE tasks ADD COLUMN estimated_minutes REAL;
+    "#,
 ];
 
 /// The newest schema version this build knows.
@@ -519,8 +525,8 @@ pub(crate) fn migrate(conn: &mut Connection, location: &str) -> Result<(), Store
 mod tests {
     use super::*;
 
-    /// A database of schema 6 with a graph's tasks in it keeps them, and its open-task indexes are
-    /// rebuilt without IN lists.
+    /// A database of schema 6 with a graph's tasks in it keeps them, its open-task indexes are rebuilt
+    /// without IN lists, and its tasks get empty estimates.
     #[test]
     fn migration_7_rebuilds_the_open_task_indexes() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -548,5 +554,14 @@ mod tests {
                 .collect();
             assert_eq!(open, ["a"]);
         }
+        // Migration 8 gives them estimate columns, empty: their plan keeps their estimates.
+        let estimates: Vec<(Option<f64>, Option<f64>)> = conn
+            .prepare("SELECT estimated_cost_usd, estimated_minutes FROM tasks ORDER BY idx")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(estimates, [(None, None), (None, None)]);
     }
 }

@@ -121,8 +121,8 @@ impl Graphs {
 
 /// A node's planned and actual cost and time.
 ///
-/// "Planned" is the plan's estimate of the task when it has one (`estimated_cost_usd`,
-/// `estimated_minutes`). Otherwise it is derived, and marked so: the cost is the task's share of the
+/// "Planned" is the task's own estimate when it has one (`estimated_cost_usd`, `estimated_minutes`:
+/// a task added to a running graph may carry its own), else its plan's. Otherwise it is derived, and marked so: the cost is the task's share of the
 /// graph's budget by complexity (simple 1, medium 2, complex 4), and the time the mean of the graph's
 /// finished tasks of the same complexity. Either is `None` when there is nothing to derive it from.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -173,7 +173,13 @@ impl Graphs {
         tasks
             .iter()
             .map(|t| {
-                let e = plan.and_then(|p| p.iter().find(|(k, _)| *k == t.key)).map(|(_, e)| *e).unwrap_or_default();
+                let planned =
+                    plan.and_then(|p| p.iter().find(|(k, _)| *k == t.key)).map(|(_, e)| *e).unwrap_or_default();
+                let own = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
+                let e = Estimate {
+                    cost_usd: own(t.estimated_cost_usd).or(planned.cost_usd),
+                    minutes: own(t.estimated_minutes).or(planned.minutes),
+                };
                 let planned_secs = e.minutes.map(|m| m * 60.0);
                 let f = Figures {
                     planned_cost: e
@@ -295,6 +301,21 @@ mod tests {
         assert_eq!(text(12), "planned ≈$0.333 · ≈12m 00s", "the mean of finished peers, marked");
         let a = f[&Id::from_u128(10)];
         assert!(a.actual_cost > a.planned_cost.unwrap_or(f64::MAX), "over its plan: the node shows it");
+
+        // A task added later, known only from its event, brings its own estimates; they win over the plan's.
+        let mut t13 = task(13, 1, 1, "ready", "2026-12-03T08:10:00Z");
+        t13["estimated_cost_usd"] = json!(0.05);
+        t13["estimated_minutes"] = json!(3);
+        let t13: Task = serde_json::from_value(t13).unwrap();
+        let keys = orch_core::wire::EventKeys::default();
+        g.apply(&EventRecord {
+            seq: 3,
+            timestamp: t13.updated_at,
+            keys,
+            event: Event::TaskUpdated { task: Box::new(t13) },
+        });
+        let f = g.figures(Id::from_u128(1), now);
+        assert_eq!(Graphs::planned_text(&f[&Id::from_u128(13)]), "planned $0.050 · 3m 00s");
     }
 
     #[test]

@@ -182,6 +182,18 @@ pub enum GraphCommand {
         /// Model tier or model for the task.
         #[arg(long = "task-model")]
         task_model: Option<String>,
+        /// A tool it needs, e.g. Bash (repeat for several).
+        #[arg(long = "tool")]
+        tools: Vec<String>,
+        /// How to tell it is done (repeat for several criteria).
+        #[arg(long = "verify")]
+        verification: Vec<String>,
+        /// Its estimated cost, USD (0 or more).
+        #[arg(long = "estimated-cost", value_name = "USD")]
+        estimated_cost: Option<f64>,
+        /// Its estimated duration, minutes (0 or more).
+        #[arg(long = "estimated-minutes", value_name = "MINUTES")]
+        estimated_minutes: Option<f64>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -260,7 +272,21 @@ pub async fn run_graph(command: &GraphCommand, config: OrchConfig) -> Result<u8,
             crate::graph_run::resume(with_worktree(config, *worktree), id, options).await
         }
         GraphCommand::Cancel { id, json } => crate::graph_run::cancel(config, parse_id("task graph", id)?, *json).await,
-        GraphCommand::Add { id, title, key, description, task_type, complexity, depends_on, task_model, json } => {
+        GraphCommand::Add {
+            id,
+            title,
+            key,
+            description,
+            task_type,
+            complexity,
+            depends_on,
+            task_model,
+            tools,
+            verification,
+            estimated_cost,
+            estimated_minutes,
+            json,
+        } => {
             let id = parse_id("task graph", id)?;
             let complexity = match complexity.as_deref() {
                 None => Complexity::default(),
@@ -275,8 +301,10 @@ pub async fn run_graph(command: &GraphCommand, config: OrchConfig) -> Result<u8,
                 complexity,
                 depends_on: depends_on.clone(),
                 model: task_model.clone(),
-                tools: Vec::new(),
-                verification: Vec::new(),
+                tools: tools.clone(),
+                verification: verification.clone(),
+                estimated_cost_usd: *estimated_cost,
+                estimated_minutes: *estimated_minutes,
             };
             add_task(open_store(&config).await?, id, new, *json).await
         }
@@ -493,8 +521,10 @@ async fn show_graph(store: Arc<dyn Store>, id: Id, json: bool) -> Result<u8, Fai
 
 /// The estimates the graph's plan gave its tasks, by task key: `{"cost_usd": …, "minutes": …}` with the
 /// figures the plan has (tasks without any are left out). Empty when the graph has no plan or the plan
-/// cannot be read (the dashboard then derives its figures, marked as estimates). `orch graph show
-/// --json` and `GET /api/graphs/{id}` print the same.
+/// cannot be read. [`graph_json`] lays the tasks' own estimates over these (tasks stored before tasks
+/// carried estimates have only their plan's; tasks added to a running graph only their own); the
+/// dashboard derives figures for tasks without any, marked as estimates. `orch graph show --json` and
+/// `GET /api/graphs/{id}` print the same.
 pub(crate) async fn plan_estimates(store: &dyn Store, graph: &TaskGraph) -> Value {
     let mut out = serde_json::Map::new();
     let Some(plan_id) = graph.plan_id else { return Value::Object(out) };
@@ -522,8 +552,19 @@ pub(crate) async fn plan_estimates(store: &dyn Store, graph: &TaskGraph) -> Valu
 }
 
 /// A graph with its tasks, its waves (task ids and counts by status, in order), its costs by wave
-/// and by model, and its plan's estimates per task key (see [`plan_estimates`]).
-pub(crate) fn graph_json(graph: &TaskGraph, tasks: &[Task], estimates: Value) -> Value {
+/// and by model, and its estimates per task key: the plan's (see [`plan_estimates`]) with each task's
+/// own laid over them.
+pub(crate) fn graph_json(graph: &TaskGraph, tasks: &[Task], mut estimates: Value) -> Value {
+    if let Value::Object(by_key) = &mut estimates {
+        for t in tasks {
+            for (field, value) in [("cost_usd", t.estimated_cost_usd), ("minutes", t.estimated_minutes)] {
+                let Some(v) = value else { continue };
+                if let Value::Object(e) = by_key.entry(t.key.clone()).or_insert_with(|| json!({})) {
+                    e.insert(field.into(), json!(v));
+                }
+            }
+        }
+    }
     let (by_wave, by_model) = costs(tasks);
     let waves: Vec<Value> = (1..=graph.waves)
         .map(|w| {

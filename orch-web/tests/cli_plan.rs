@@ -82,9 +82,40 @@ fn a_planned_plan_is_approved_and_made_into_a_graph() {
     assert!(human.contains("ready      lex"), "{human}");
 
     // A task added later gets its wave from its dependencies.
-    let out =
-        run_in(d, &["graph", "add", &graph_id, "--title", "Document it", "--key", "docs", "--depends-on", "test"]);
+    let out = run_in(
+        d,
+        &[
+            "graph",
+            "add",
+            &graph_id,
+            "--title",
+            "Document it",
+            "--key",
+            "docs",
+            "--depends-on",
+            "test",
+            "--tool",
+            "Write",
+            "--verify",
+            "README mentions the parser",
+            "--estimated-cost",
+            "0.05",
+            "--estimated-minutes",
+            "12",
+        ],
+    );
     assert!(ok(&out).contains("Added docs to graph"), "{}", text(&out.stdout));
+    // It carries what it was given; its estimates are the graph's for its key.
+    let shown = one_json(&run_in(d, &["graph", "show", &graph_id, "--json"]));
+    let docs = shown["tasks"].as_array().unwrap().iter().find(|t| t["key"] == "docs").unwrap();
+    assert_eq!(
+        (docs["tools"].clone(), docs["verification"].clone()),
+        (json!(["Write"]), json!(["README mentions the parser"]))
+    );
+    assert_eq!(shown["estimates"]["docs"], json!({"cost_usd": 0.05, "minutes": 12.0}), "{}", shown["estimates"]);
+    let out = run_in(d, &["graph", "add", &graph_id, "--title", "Bad", "--estimated-cost=-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("estimated_cost_usd"), "{}", text(&out.stderr));
     let graphs = json_lines(&ok(&run_in(d, &["graph", "list", "--json"])).into_bytes());
     assert_eq!((graphs[0]["total_tasks"].as_u64(), graphs[0]["waves"].as_u64()), (Some(4), Some(4)));
     let out = run_in(d, &["graph", "add", &graph_id, "--title", "Again", "--depends-on", "nope"]);

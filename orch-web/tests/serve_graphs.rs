@@ -280,10 +280,15 @@ async fn graph_routes_refuse_bad_input_clearly() {
     let (s, t) = post(
         base,
         &format!("/api/graphs/{gid}/tasks"),
-        &json!({"title": "Document it", "depends_on": ["build"], "complexity": "simple"}),
+        &json!({"title": "Document it", "depends_on": ["build"], "complexity": "simple",
+                "estimated_cost_usd": 0.02, "estimated_minutes": 4}),
     )
     .await;
     assert_eq!((s, t["wave"].as_u64()), (201, Some(3)), "{t}");
+    assert_eq!((t["estimated_cost_usd"].as_f64(), t["estimated_minutes"].as_f64()), (Some(0.02), Some(4.0)), "{t}");
+    let (s, e) = post(base, &format!("/api/graphs/{gid}/tasks"), &json!({"title": "X", "estimated_minutes": -3})).await;
+    assert_eq!(s, 400, "{e}");
+    assert!(e.to_string().contains("estimated_minutes"), "the error names the field: {e}");
     let (s, e) = post(base, &format!("/api/graphs/{gid}/tasks"), &json!({"title": "X", "depends_on": ["nope"]})).await;
     assert_eq!(s, 400, "{e}");
     let (s, _) = post(base, &format!("/api/graphs/{gid}/tasks"), &json!({"title": "X", "complexity": "huge"})).await;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::validate::{Problem, Problems, default_key, label, revalidate};
+use super::validate::{Problem, Problems, default_key, estimate_problems, label, revalidate};
 use super::waves::{plan_waves, wave_after};
 use super::{GraphError, ReadPlan};
 use crate::store::{Batch, Change, Store};
@@ -45,6 +45,10 @@ pub struct NewTask {
     pub tools: Vec<String>,
     /// How to tell it is done.
     pub verification: Vec<String>,
+    /// Its estimated cost, USD (a finite number, 0 or more), as a plan's task carries it.
+    pub estimated_cost_usd: Option<f64>,
+    /// Its estimated duration, minutes (a finite number, 0 or more).
+    pub estimated_minutes: Option<f64>,
 }
 
 /// Plans and task graphs over a store.
@@ -261,6 +265,7 @@ impl TaskGraphs {
         if title.is_empty() {
             problems.push(Problem::EmptyTitle { task: me.clone() });
         }
+        estimate_problems(&me, new.estimated_cost_usd, new.estimated_minutes, &mut problems);
         if let Some(t) = tasks.iter().find(|t| t.key == key) {
             problems.push(Problem::DuplicateKey {
                 key: key.clone(),
@@ -304,8 +309,8 @@ impl TaskGraphs {
             model: new.model,
             tools: new.tools,
             verification: new.verification,
-            estimated_cost_usd: None,
-            estimated_minutes: None,
+            estimated_cost_usd: new.estimated_cost_usd,
+            estimated_minutes: new.estimated_minutes,
         };
         let depends_on = deps.iter().map(|t| t.id).collect();
         let wave = wave_after(deps.iter().map(|t| t.wave));
@@ -383,6 +388,8 @@ fn new_task(
         complexity: def.complexity,
         tools: def.tools,
         verification: def.verification,
+        estimated_cost_usd: def.estimated_cost_usd,
+        estimated_minutes: def.estimated_minutes,
         status: if ready { TaskStatus::Ready } else { TaskStatus::Pending },
         depends_on,
         wave,

@@ -128,13 +128,7 @@ pub fn validate(raw: Vec<RawTask>) -> Result<Vec<PlannedTask>, Problems> {
         if t.title.is_empty() {
             problems.push(Problem::EmptyTitle { task: labels[i].clone() });
         }
-        for (field, value) in [("estimated_cost_usd", t.estimated_cost_usd), ("estimated_minutes", t.estimated_minutes)]
-        {
-            if let Some(v) = value.filter(|v| !v.is_finite() || *v < 0.0) {
-                let message = format!("must be a finite number, 0 or more (it is {v})");
-                problems.push(Problem::BadField { task: labels[i].clone(), field, message });
-            }
-        }
+        estimate_problems(&labels[i], t.estimated_cost_usd, t.estimated_minutes, &mut problems);
         let mut deps: Vec<usize> = Vec::with_capacity(t.depends_on.len());
         for d in &t.depends_on {
             match resolve(d, &by_key, raw.len()) {
@@ -256,6 +250,17 @@ pub fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
         }
     }
     None
+}
+
+/// Pushes a problem for each estimate (`estimated_cost_usd`, `estimated_minutes`) that is not a finite
+/// number of 0 or more, naming task `label`.
+pub(crate) fn estimate_problems(label: &str, cost_usd: Option<f64>, minutes: Option<f64>, problems: &mut Vec<Problem>) {
+    for (field, value) in [("estimated_cost_usd", cost_usd), ("estimated_minutes", minutes)] {
+        if let Some(v) = value.filter(|v| !v.is_finite() || *v < 0.0) {
+            let message = format!("must be a finite number, 0 or more (it is {v})");
+            problems.push(Problem::BadField { task: label.to_string(), field, message });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -266,7 +266,7 @@ impl TaskStatus {
 /// A task of a graph.
 ///
 /// Its definition (graph, index, key, title, description, type, complexity, tools, verification,
-/// dependencies, wave) is fixed when it is inserted; an update writes its progress: status, attempt,
+/// estimates, dependencies, wave) is fixed when it is inserted; an update writes its progress: status, attempt,
 /// model, claim, lease, agent, cost, output, error and times.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
@@ -290,6 +290,12 @@ pub struct Task {
     pub tools: Vec<String>,
     /// How to tell it is done.
     pub verification: Vec<String>,
+    /// Its estimated cost, USD: its plan's, or given when it was added (none: not estimated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
+    /// Its estimated duration, minutes, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_minutes: Option<f64>,
     /// Tasks (ids, of the same graph) that must complete first.
     pub depends_on: Vec<Id>,
     /// Its wave: 1 for a task without dependencies, else 1 + the highest wave of its dependencies.

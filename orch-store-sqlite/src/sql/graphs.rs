@@ -174,7 +174,8 @@ pub(crate) fn list_graphs(conn: &Connection, limit: usize) -> StoreResult<Vec<Ta
 
 pub(crate) const TASK_COLS: &str = "id, graph_id, idx, key, title, description, task_type, complexity, tools, verification, \
      depends_on, wave, status, attempt, model, claimed_by, lease_until, not_before, agent_id, cost_usd, output, \
-     error, created_at, updated_at, started_at, completed_at, failures, checkpoint, guidance, knowledge";
+     error, created_at, updated_at, started_at, completed_at, failures, checkpoint, guidance, knowledge, \
+     estimated_cost_usd, estimated_minutes";
 
 /// [`TASK_COLS`], each qualified by a table alias (`t.id, t.graph_id, …`), for joins.
 pub(crate) fn task_cols_of(alias: &str) -> String {
@@ -208,6 +209,8 @@ pub(crate) fn task_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         complexity: get_known(row, 7, &COMPLEXITIES, Complexity::as_str)?,
         tools: get_json_list(row, 8)?,
         verification: get_json_list(row, 9)?,
+        estimated_cost_usd: row.get(30)?,
+        estimated_minutes: row.get(31)?,
         depends_on: get_json_list(row, 10)?,
         wave: get_u32(row, 11)?,
         status: get_known(row, 12, &STATUSES, TaskStatus::as_str)?,
@@ -240,7 +243,7 @@ pub(crate) fn insert_tasks(conn: &Connection, tasks: &[Task]) -> StoreResult<()>
     let mut insert = conn
         .prepare_cached(&format!(
             "INSERT INTO tasks ({TASK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-             ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)"
+             ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)"
         ))
         .map_err(db_err)?;
     let mut edge =
@@ -279,6 +282,8 @@ pub(crate) fn insert_tasks(conn: &Connection, tasks: &[Task]) -> StoreResult<()>
                 t.checkpoint,
                 list_text(&t.guidance)?,
                 list_text(&t.knowledge)?,
+                t.estimated_cost_usd,
+                t.estimated_minutes,
             ])
             .map_err(|e| duplicate_or(e, t))?;
         for dep in &t.depends_on {

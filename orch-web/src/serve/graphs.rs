@@ -275,6 +275,10 @@ struct AddTask {
     tools: Vec<String>,
     #[serde(default)]
     verification: Vec<String>,
+    /// Estimated cost, USD (0 or more).
+    estimated_cost_usd: Option<f64>,
+    /// Estimated duration, minutes (0 or more).
+    estimated_minutes: Option<f64>,
 }
 
 #[utoipa::path(
@@ -308,6 +312,8 @@ async fn add_task(
         model: req.model,
         tools: req.tools,
         verification: req.verification,
+        estimated_cost_usd: req.estimated_cost_usd,
+        estimated_minutes: req.estimated_minutes,
     };
     let task = state.graphs().add_task(id, new).await?;
     Ok((StatusCode::CREATED, Json(task)))

@@ -197,6 +197,8 @@ pub fn task(graph_id: Id, index: u32, wave: u32, depends_on: Vec<Id>, i: i64) ->
         complexity: Complexity::Simple,
         tools: vec!["Grep".into()],
         verification: vec!["a summary exists".into()],
+        estimated_cost_usd: (index == 0).then_some(0.125),
+        estimated_minutes: (index == 0).then_some(7.5),
         depends_on,
         wave,
         status: TaskStatus::Pending,
