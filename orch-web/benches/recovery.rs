@@ -6,9 +6,10 @@
 //!
 //! Each run: a graph of 12 tasks (each an agent that sleeps 2 s in `Bash`) on a SQLite file; worker A
 //! (concurrency 4) claims 4, worker B (concurrency 16) starts and takes the rest, A is killed, B takes
-//! A's over.
+//! A's over. With `PG_URL=postgres://…` the same runs follow on PostgreSQL, each in a schema of its own
+//! (dropped after).
 //!
-//! Run: `cargo bench -p orch-web --bench recovery` (env: RUNS, default 5).
+//! Run: `cargo bench -p orch-web --bench recovery` (env: RUNS, default 5; PG_URL).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -19,14 +20,45 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-fn orch(dir: &Path) -> Command {
+/// Where the runs keep their store: the default SQLite file of their directory, or a PostgreSQL schema.
+#[derive(Clone)]
+enum Db {
+    Sqlite,
+    Postgres { url: String, schema: String },
+}
+
+impl Db {
+    fn name(&self) -> &'static str {
+        match self {
+            Db::Sqlite => "SQLite",
+            Db::Postgres { .. } => "PostgreSQL",
+        }
+    }
+
+    /// Drops a PostgreSQL run's schema.
+    fn clean(&self) {
+        let Db::Postgres { url, schema } = self else { return };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            use sqlx_core::connection::Connection;
+            use sqlx_core::executor::Executor;
+            let mut c = sqlx_postgres::PgConnection::connect(url).await.unwrap();
+            c.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await.unwrap();
+        });
+    }
+}
+
+fn orch(dir: &Path, db: &Db) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
     c.arg("--cwd").arg(dir).env_remove("ORCH_DATABASE_URL").env_remove("DATABASE_URL").env_remove("ORCH_MODEL");
+    if let Db::Postgres { url, schema } = db {
+        c.arg("--db").arg(url).env("ORCH_PG_SCHEMA", schema);
+    }
     c
 }
 
-fn worker(dir: &Path, model: &str, graph: &str, concurrency: &str) -> Child {
-    orch(dir)
+fn worker(dir: &Path, db: &Db, model: &str, graph: &str, concurrency: &str) -> Child {
+    orch(dir, db)
         .args(["--model", model, "worker", "--graph", graph, "--concurrency", concurrency])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -35,8 +67,8 @@ fn worker(dir: &Path, model: &str, graph: &str, concurrency: &str) -> Child {
 }
 
 /// The `TaskUpdated` tasks of the log, in order.
-fn updates(dir: &Path) -> Vec<Value> {
-    let out = orch(dir).args(["events", "--json"]).output().unwrap();
+fn updates(dir: &Path, db: &Db) -> Vec<Value> {
+    let out = orch(dir, db).args(["events", "--json"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -71,7 +103,7 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// One run: the recovery delays (ms) of the killed worker's tasks, and the baseline (ms).
-fn run() -> (Vec<f64>, f64) {
+fn run(db: &Db) -> (Vec<f64>, f64) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let script = d.join("model.json");
@@ -84,27 +116,27 @@ fn run() -> (Vec<f64>, f64) {
     let tasks: Vec<Value> = (0..12).map(|i| json!({"id": format!("t{i}"), "title": format!("task {i}")})).collect();
     let plan = d.join("plan.json");
     std::fs::write(&plan, json!({"tasks": tasks}).to_string()).unwrap();
-    let out = orch(d)
+    let out = orch(d, db)
         .args(["--model", &model, "graph", "run", "--file", plan.to_str().unwrap(), "--no-worker"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let graph = String::from_utf8_lossy(&out.stdout).lines().next().unwrap().trim().to_string();
 
-    let mut a = worker(d, &model, &graph, "4");
+    let mut a = worker(d, db, &model, &graph, "4");
     let marker = format!(":{}:", a.id());
     wait_until("worker A claims 4 tasks", Duration::from_secs(30), || {
-        updates(d)
+        updates(d, db)
             .iter()
             .filter(|t| t["status"] == "running" && t["claimed_by"].as_str().unwrap().contains(&marker))
             .count()
             >= 4
     });
     let spawned_b = SystemTime::now();
-    let mut b = worker(d, &model, &graph, "16");
+    let mut b = worker(d, db, &model, &graph, "16");
     let b_marker = format!(":{}:", b.id());
     wait_until("worker B claims the rest", Duration::from_secs(30), || {
-        updates(d)
+        updates(d, db)
             .iter()
             .filter(|t| t["status"] == "running" && t["claimed_by"].as_str().unwrap().contains(&b_marker))
             .count()
@@ -116,7 +148,7 @@ fn run() -> (Vec<f64>, f64) {
     let status = b.wait().unwrap();
     assert!(status.success(), "worker B ends with the graph");
 
-    let log = updates(d);
+    let log = updates(d, db);
     let first_b = log
         .iter()
         .filter(|t| t["status"] == "running" && t["claimed_by"].as_str().unwrap().contains(&b_marker))
@@ -150,21 +182,34 @@ fn run() -> (Vec<f64>, f64) {
     (delays, baseline)
 }
 
-fn main() {
-    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+/// `runs` runs on `db` (a fresh PostgreSQL schema each), summed up.
+fn measure(runs: usize, db: impl Fn(usize) -> Db) {
     let (mut delays, mut baselines) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let (d, b) = run();
+    let mut name = "";
+    for i in 0..runs {
+        let db = db(i);
+        name = db.name();
+        let (d, b) = run(&db);
+        db.clean();
         delays.extend(d);
         baselines.push(b);
     }
     let n = delays.len();
     let (p50, p99, max) = (percentile(&mut delays, 0.5), percentile(&mut delays, 0.99), percentile(&mut delays, 1.0));
     let base = percentile(&mut baselines, 0.5);
-    println!("{runs} runs, {n} tasks of killed workers, none lost, none completed twice");
-    println!("kill -> running in another worker: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms");
+    println!("{name}: {runs} runs, {n} tasks of killed workers, none lost, none completed twice");
+    println!("  kill -> running in another worker: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms");
     println!(
-        "baseline, a fresh worker process taking a ready task: median {base:.0} ms (ratio p99/baseline {:.1})",
+        "  baseline, a fresh worker process taking a ready task: median {base:.0} ms (ratio p99/baseline {:.1})",
         p99 / base
     );
+}
+
+fn main() {
+    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    measure(runs, |_| Db::Sqlite);
+    if let Ok(url) = std::env::var("PG_URL") {
+        let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+        measure(runs, |i| Db::Postgres { url: url.clone(), schema: format!("orch_recovery_{stamp:x}_{i}") });
+    }
 }
