@@ -71,8 +71,10 @@ impl Batch {
             self.task_slugs.push(e.keys.task_slug.clone());
             self.categories.push(e.event.category().as_str());
             self.types.push(e.event.kind().to_string());
+            // `json` holds any JSON text, `\u0000` included, so payloads go in as serde wrote them. (Rows
+            // from before migration 8 may hold the `jsonb` wrapper; `json_decode` unwraps those.)
             self.payloads.push(
-                json_param(&e.event)
+                serde_json::to_string(&e.event)
                     .map_err(|err| StoreError::Backend(format!("cannot encode {} event: {err}", e.event.kind())))?,
             );
         }
@@ -108,7 +110,7 @@ const APPEND_CTES: &str = "s AS (\
         INSERT INTO {S}.events (seq, ts, agent_id, orchestrator_id, workflow_id, step, task_slug, category, type, \
         payload) \
         SELECT s.last - $1 + u.ord, $2, u.agent_id, u.orchestrator_id, u.workflow_id, u.step, u.task_slug, \
-        u.category, u.type, u.payload::jsonb \
+        u.category, u.type, u.payload::json \
         FROM s, UNNEST($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], \
         $10::text[]) WITH ORDINALITY \
         AS u(agent_id, orchestrator_id, workflow_id, step, task_slug, category, type, payload, ord)\

@@ -68,7 +68,8 @@
 //!
 //! ## The event log
 //!
-//! One row per event in `events` (keys as columns with one index each, payload as `jsonb`). `seq` is
+//! One row per event in `events` (keys as columns with one index each, payload as `json`: written and
+//! read whole, never queried inside, so it is kept as the text serde wrote rather than parsed into `jsonb`). `seq` is
 //! global, increasing and gap-free, and **commit order equals seq order**: seqs come from a counter row
 //! (`event_seq`), raised inside the appending statement (`UPDATE event_seq SET last = last + n RETURNING
 //! last`). Appenders queue on that row's lock, and each one's seqs become visible at its commit, before the
@@ -136,9 +137,11 @@
 //!
 //! ## JSON
 //!
-//! All JSON (event payloads, metadata, agent state, conversation messages, workflow data) is `jsonb`.
+//! All JSON but event payloads (metadata, agent state, conversation messages, workflow data) is `jsonb`.
 //! `jsonb` cannot hold the character U+0000; a document containing it (a tool result with a NUL byte) is
-//! stored as `{"$orch_json": "<its JSON text>"}` and unwrapped on reading, so it still round-trips.
+//! stored as `{"$orch_json": "<its JSON text>"}` and unwrapped on reading, so it still round-trips. Event
+//! payloads are `json`, which holds the escape as written (those stored before schema 8 may still be
+//! wrapped, and are unwrapped the same way).
 //! Plain text columns (names, prompts, chat messages, log messages) cannot contain NUL either; such a value
 //! is refused with [`StoreError::Backend`].
 //!

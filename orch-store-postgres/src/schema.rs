@@ -315,6 +315,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE {S}.tasks ADD COLUMN estimated_cost_usd double precision;
     ALTER TABLE {S}.tasks ADD COLUMN estimated_minutes double precision;
     "#,
+    // 8: event payloads as `json` (the text as written) instead of `jsonb`: they are only ever written
+    // whole and read whole, so parsing them into jsonb on every append was work for nothing.
+    r#"
+    ALTER TABLE {S}.events ALTER COLUMN payload TYPE json USING payload::json;
+    "#,
 ];
 
 /// The newest schema version this build knows.

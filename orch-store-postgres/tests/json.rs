@@ -55,16 +55,84 @@ async fn nul_characters_round_trip_through_every_json_column() {
         store.read_events(&EventQuery { types: vec!["ToolResult".into()], ..EventQuery::default() }).await.unwrap();
     assert_eq!(by_type.len(), 1);
 
-    // Stored as jsonb (an object with one string), not as text.
+    // Event payloads are `json`: the text as written, `\u0000` escape and all, not a wrapper.
     let mut admin = support::admin(&url).await;
-    let kind: String = sqlx::query_scalar(&format!(
-        "SELECT jsonb_typeof(payload -> '$orch_json') FROM \"{}\".events WHERE seq = 1",
+    let (kind, escaped): (String, bool) = sqlx::query_as(&format!(
+        "SELECT json_typeof(payload), strpos(payload::text, $1) > 0 FROM \"{}\".events WHERE seq = 1",
+        guard.schema
+    ))
+    .bind("\\u0000")
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!((kind.as_str(), escaped), ("object", true));
+    let wrapped: bool = sqlx::query_scalar(&format!(
+        "SELECT payload::text LIKE '%$orch_json%' FROM \"{}\".events WHERE seq = 1",
         guard.schema
     ))
     .fetch_one(&mut admin)
     .await
     .unwrap();
-    assert_eq!(kind, "string");
+    assert!(!wrapped, "a NUL in an event payload needs no wrapper in `json`");
+}
+
+/// Migration 8 turns event payloads from `jsonb` into `json`: payloads stored before, wrapped ones (a NUL
+/// inside) included, still read back as they were written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn migration_8_keeps_event_payloads_written_as_jsonb() {
+    use orch_store_postgres::{PgOptions, PgStore};
+    use sqlx::Connection;
+    let url = support::server();
+    let (store, guard) = support::fresh_store(&url).await;
+    let agent = Agent::new("old-events", "m", "/w");
+    store.create_agent(&agent).await.unwrap();
+    let keys = EventKeys { agent_id: Some(agent.id), ..EventKeys::default() };
+    let nul = "before\u{0}after";
+    let plain =
+        Event::ToolResult { tool_use_id: "t1".into(), tool_name: "Bash".into(), content: "ok".into(), is_error: false };
+    let with_nul =
+        Event::ToolResult { tool_use_id: "t2".into(), tool_name: "Bash".into(), content: nul.into(), is_error: false };
+    let recs = store
+        .append(vec![NewEvent::new(keys.clone(), plain.clone()), NewEvent::new(keys, plain.clone())])
+        .await
+        .unwrap();
+    drop(store);
+    // Back to schema 7: payloads as jsonb, the second as the wrapper jsonb needed for a NUL.
+    let s = &guard.schema;
+    let inner = serde_json::to_string(&with_nul).unwrap();
+    let wrapper = serde_json::to_string(&serde_json::json!({"$orch_json": inner})).unwrap();
+    let mut admin = support::admin(&url).await;
+    sqlx::raw_sql(&format!(
+        "ALTER TABLE \"{s}\".events ALTER COLUMN payload TYPE jsonb USING payload::jsonb; \
+         DELETE FROM \"{s}\".orch_schema_version WHERE version >= 8;"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::query(&format!("UPDATE \"{s}\".events SET payload = $1::jsonb WHERE seq = $2"))
+        .bind(&wrapper)
+        .bind(i64::try_from(recs[1].seq).unwrap())
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+
+    let store = PgStore::connect_with(&url, PgOptions { schema: Some(s.clone()), pool_size: Some(2) }).await.unwrap();
+    let read = store.read_events(&EventQuery::default()).await.unwrap();
+    let event = |seq: u64| read.iter().find(|r| r.seq == seq).map(|r| r.event.clone());
+    assert_eq!(event(recs[0].seq), Some(plain));
+    assert_eq!(event(recs[1].seq), Some(with_nul), "the wrapped payload unwraps after the migration");
+    let mut admin = support::admin(&url).await;
+    let ty: String = sqlx::query_scalar(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'events' \
+         AND column_name = 'payload'",
+    )
+    .bind(s)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ty, "json");
 }
 
 /// Migration 3 lifts the role, template and tools out of the metadata of agents written before they
