@@ -77,10 +77,10 @@ pub enum BudgetCommand {
     /// Set the daily and/or monthly USD limit (`off` removes it).
     Set {
         /// Daily limit, USD.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         daily: Option<String>,
         /// Monthly limit, USD.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         monthly: Option<String>,
     },
 }
@@ -120,7 +120,7 @@ fn runner(engine: &Engine) -> Result<GraphRunner, Failure> {
 pub fn parse_usd(flag: &str, v: &str) -> Result<f64, Failure> {
     match v.trim().trim_start_matches('$').parse::<f64>() {
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        _ => Err(Failure::usage(format!("{flag} '{v}': expected a number of USD (e.g. 2.50)"))),
+        _ => Err(Failure::usage(format!("{flag} '{v}': expected a number of USD, 0 or more (e.g. 2.50)"))),
     }
 }
 

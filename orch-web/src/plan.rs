@@ -103,7 +103,7 @@ pub enum GraphCommand {
         #[arg(long)]
         concurrency: Option<u32>,
         /// The graph's USD limit: it pauses (budget_exhausted) rather than pass it.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         budget: Option<String>,
         /// Leave the tasks to `orch worker` processes.
         #[arg(long)]
@@ -124,7 +124,7 @@ pub enum GraphCommand {
         /// The graph's id.
         id: String,
         /// A new USD limit.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         budget: Option<String>,
         /// Tasks run at once.
         #[arg(long)]
@@ -189,10 +189,10 @@ pub enum GraphCommand {
         #[arg(long = "verify")]
         verification: Vec<String>,
         /// Its estimated cost, USD (0 or more).
-        #[arg(long = "estimated-cost", value_name = "USD")]
+        #[arg(long = "estimated-cost", value_name = "USD", allow_negative_numbers = true)]
         estimated_cost: Option<f64>,
         /// Its estimated duration, minutes (0 or more).
-        #[arg(long = "estimated-minutes", value_name = "MINUTES")]
+        #[arg(long = "estimated-minutes", value_name = "MINUTES", allow_negative_numbers = true)]
         estimated_minutes: Option<f64>,
         /// JSON output.
         #[arg(long)]

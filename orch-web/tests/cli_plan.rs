@@ -113,9 +113,14 @@ fn a_planned_plan_is_approved_and_made_into_a_graph() {
         (json!(["Write"]), json!(["README mentions the parser"]))
     );
     assert_eq!(shown["estimates"]["docs"], json!({"cost_usd": 0.05, "minutes": 12.0}), "{}", shown["estimates"]);
-    let out = run_in(d, &["graph", "add", &graph_id, "--title", "Bad", "--estimated-cost=-1"]);
+    // A negative estimate, typed as a separate argument, reaches the check that names it.
+    let out = run_in(d, &["graph", "add", &graph_id, "--title", "Bad", "--estimated-cost", "-1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("estimated_cost_usd"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`estimated_cost_usd` must be a finite number, 0 or more (it is -1)"),
+        "{}",
+        text(&out.stderr)
+    );
     let graphs = json_lines(&ok(&run_in(d, &["graph", "list", "--json"])).into_bytes());
     assert_eq!((graphs[0]["total_tasks"].as_u64(), graphs[0]["waves"].as_u64()), (Some(4), Some(4)));
     let out = run_in(d, &["graph", "add", &graph_id, "--title", "Again", "--depends-on", "nope"]);
@@ -205,6 +210,16 @@ fn bad_plans_and_arguments_exit_2_naming_the_problem() {
     assert!(text(&out.stderr).contains("'not-an-id' is not a plan id"), "{}", text(&out.stderr));
     let out = run_in(d, &["plan", "approve", "0193a9c2-0000-7000-8000-000000000000"]);
     assert_eq!(out.status.code(), Some(2), "not found: {}", text(&out.stderr));
+
+    // Negative limits are refused by name, however they are typed.
+    for args in [&["budget", "set", "--daily", "-5"][..], &["budget", "set", "--monthly=-5"][..]] {
+        let out = run_in(d, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("'-5': expected a number of USD, 0 or more"), "{}", text(&out.stderr));
+    }
+    let out = run_in(d, &["graph", "run", "--file", cyclic.to_str().unwrap(), "--budget", "-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--budget '-1': expected a number of USD"), "{}", text(&out.stderr));
 
     // Nothing was stored by any of them.
     assert_eq!(ok(&run_in(d, &["plan", "list"])).trim(), "No plans");
