@@ -329,9 +329,10 @@ impl AgentRunner {
 
     /// Creates `agent` already claimed for one run: the agent (holding the run's lease), its
     /// `AgentCreated` event and what `with` carries (the caller's own changes and events, e.g. the
-    /// task the agent works for) in one commit. No other run can take the agent between its creation
-    /// and its run, nothing is read first, and the run's first turn reads nothing back either: a new
-    /// agent has no conversation and no saved state. Fails as that commit fails (e.g.
+    /// task the agent works for) in one commit, as durable as `with` asks ([`Batch::relaxed`] for a
+    /// start that a power cut may lose with the process). No other run can take the agent between its
+    /// creation and its run, nothing is read first, and the run's first turn reads nothing back either:
+    /// a new agent has no conversation and no saved state. Fails as that commit fails (e.g.
     /// [`StoreError::NameTaken`], or a fenced change of `with`), with nothing stored. Returns the
     /// claim, run with [`AgentRunner::run_claimed`] (or a [`Supervisor`](super::Supervisor)'s
     /// `run_claimed`), and the records the commit appended.
@@ -366,6 +367,7 @@ impl AgentRunner {
         let lease = lease::new_lease(new_id(), task_slug);
         agent.run = Some(lease.clone());
         let mut batch = Batch::new().change(Change::CreateAgent(Box::new(agent.clone()))).event(keys, created);
+        batch.durability = with.durability;
         batch.changes.extend(with.changes);
         batch.events.extend(with.events);
         lease::register(lease.run_id, interrupt.clone());

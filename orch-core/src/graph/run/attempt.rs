@@ -141,10 +141,14 @@ impl GraphRunner {
         task.agent_id = Some(agent.id);
         task.model = Some(model.clone());
         task.updated_at = now();
-        // The agent is created claimed for its run, with the task's new state, in one commit.
+        // The agent is created claimed for its run, with the task's new state, in one commit. Relaxed,
+        // as the claim before it: a power cut that loses the start also ends this worker, and the
+        // task's lease then expires and it runs again. The first durable commit after it (the model
+        // call's step) makes it durable too, so nothing the agent did is recorded without its start.
         let with = Batch::new()
             .change(Change::UpdateTask { task: Box::new(task.clone()), fence: Some(fence) })
-            .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
+            .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) })
+            .relaxed();
         let slug = format!("graph-{}-{}", short_id(task.graph_id), task.key);
         let runner = self.supervisor.runner();
         let claim = match runner

@@ -1,0 +1,99 @@
+//! Which commits of a task's attempt wait for the disk. Claims, the attempt's start (its agent created
+//! with the task's new state) and budget reservations may be lost by a power cut together with the
+//! worker they describe ([`Durability::Relaxed`]): the task's lease then expires and it runs again.
+//! Everything that records work done (a model call's step, the task's end) is durable, and comes after
+//! the start, so it makes the start durable too (stores sync in commit order).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orch_core::executor::{AgentRunner, Supervisor};
+use orch_core::graph::{GraphRunner, GraphSettings, Router, TaskGraphs};
+use orch_core::model::scripted::{ScriptReply, ScriptedModel};
+use orch_core::store::{Batch, Durability, Store};
+use orch_core::tool::ToolRegistry;
+use orch_core::wire::{Complexity, GraphStatus, PlannedTask};
+
+#[path = "support/hooked.rs"]
+mod hooked;
+use hooked::Hooked;
+
+fn task(key: &str, depends_on: Vec<String>) -> PlannedTask {
+    PlannedTask {
+        key: key.into(),
+        title: format!("task {key}"),
+        description: "Answer.".into(),
+        task_type: "code".into(),
+        complexity: Complexity::Simple,
+        depends_on,
+        model: None,
+        tools: Vec::new(),
+        verification: Vec::new(),
+        estimated_cost_usd: None,
+        estimated_minutes: None,
+    }
+}
+
+/// What one commit carried: its durability and the names of its changes.
+type Seen = Arc<Mutex<Vec<(Durability, Vec<String>)>>>;
+
+fn names(batch: &Batch) -> Vec<String> {
+    batch.changes.iter().map(|c| format!("{c:?}").split(['(', ' ', '{']).next().unwrap_or("").to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_starts_without_waiting_for_the_disk_and_ends_durably_after_its_steps() {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let store: Arc<dyn Store> = Arc::new(Hooked::new(Box::new(move |batch: &Batch| {
+        log.lock().unwrap().push((batch.durability, names(batch)));
+        Vec::new()
+    })));
+    let model = ScriptedModel::from_fn(|_| Ok(ScriptReply::text("done")));
+    let agents = AgentRunner::builder(store.clone(), Arc::new(model)).tools(ToolRegistry::new()).build();
+    let settings = GraphSettings { poll: Duration::from_millis(20), ..GraphSettings::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let workdir: std::path::PathBuf = dir.path().into();
+    let runner = GraphRunner::new(Supervisor::new(agents, Vec::new()), workdir, Router::new(Vec::new()), settings);
+    let graphs = TaskGraphs::new(store.clone());
+    let plan = graphs
+        .create_plan("durability", vec![task("a", Vec::new()), task("b", vec!["a".into()])], Default::default())
+        .await
+        .unwrap();
+    graphs.approve(plan.id).await.unwrap();
+    let (graph, _) = graphs.create_graph(plan.id, None).await.unwrap();
+    runner.start(graph.id, None).await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(60), runner.worker(Some(graph.id)).run())
+        .await
+        .expect("the worker finished the graph")
+        .unwrap();
+    assert_eq!(report.graph.map(|g| g.status), Some(GraphStatus::Completed));
+
+    let seen = seen.lock().unwrap().clone();
+    let has = |names: &[String], what: &str| names.iter().any(|n| n == what);
+    let starts: Vec<usize> = (0..seen.len()).filter(|&i| has(&seen[i].1, "CreateAgent")).collect();
+    let ends: Vec<usize> = (0..seen.len()).filter(|&i| has(&seen[i].1, "FinishTask")).collect();
+    assert_eq!((starts.len(), ends.len()), (2, 2), "one start and one end per task: {seen:?}");
+    for (start, end) in starts.iter().zip(&ends) {
+        assert_eq!(seen[*start].0, Durability::Relaxed, "the start with its task: {:?}", seen[*start]);
+        assert!(
+            has(&seen[*start].1, "UpdateTask"),
+            "the task's new state is in the start's commit: {:?}",
+            seen[*start]
+        );
+        assert_eq!(seen[*end].0, Durability::Full, "the end: {:?}", seen[*end]);
+        // Between them, the model call's step: durable, so the start is on disk before anything the agent did.
+        let steps: Vec<&(Durability, Vec<String>)> =
+            seen[*start + 1..*end].iter().filter(|(_, n)| has(n, "AppendMessages")).collect();
+        assert!(!steps.is_empty(), "a step between start and end: {seen:?}");
+        assert!(steps.iter().all(|(d, _)| *d == Durability::Full), "steps are durable: {steps:?}");
+    }
+    // A claim on its own and a budget reservation describe the running worker: relaxed too.
+    for (d, n) in &seen {
+        if n == &["ClaimTasks"] || n == &["ReserveBudget"] {
+            assert_eq!(*d, Durability::Relaxed, "{n:?}");
+        }
+    }
+    assert!(seen.iter().any(|(_, n)| n == &["ReserveBudget"]), "a reservation per model call: {seen:?}");
+}
