@@ -69,14 +69,14 @@
 //! ## The event log
 //!
 //! One row per event in `events` (keys as columns with one index each, payload as `json`: written and
-//! read whole, never queried inside, so it is kept as the text serde wrote rather than parsed into `jsonb`). `seq` is
-//! global, increasing and gap-free, and **commit order equals seq order**: seqs come from a counter row
-//! (`event_seq`), raised inside the appending statement (`UPDATE event_seq SET last = last + n RETURNING
-//! last`). Appenders queue on that row's lock, and each one's seqs become visible at its commit, before the
-//! next appender gets the row. A reader that has seen everything up to `N` and then reads `seq > N`
-//! therefore never misses an event committed later with a lower seq — which a plain `SEQUENCE` would
-//! allow. A failed append rolls the counter back with it (no gap), and pruning never lowers it (no seq is
-//! reused).
+//! read whole, never queried inside, so it is kept as the text serde wrote rather than parsed into
+//! `jsonb`). `seq` is global, increasing and gap-free, and **commit order equals seq order**: seqs come
+//! from a counter row (`event_seq`), raised inside the appending statement (`UPDATE event_seq SET last =
+//! last + n RETURNING last`). Appenders queue on that row's lock, and each one's seqs become visible at
+//! its commit, before the next appender gets the row. A reader that has seen everything up to `N` and
+//! then reads `seq > N` therefore never misses an event committed later with a lower seq — which a plain
+//! `SEQUENCE` would allow. A failed append rolls the counter back with it (no gap), and pruning never
+//! lowers it (no seq is reused).
 //!
 //! An append is one statement — one round trip, one transaction: the counter update, an
 //! `INSERT … SELECT … FROM UNNEST($3::uuid[], …, $10::text[])` of the whole batch, and

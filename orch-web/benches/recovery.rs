@@ -14,51 +14,28 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-/// Where the runs keep their store: the default SQLite file of their directory, or a PostgreSQL schema.
-#[derive(Clone)]
-enum Db {
-    Sqlite,
-    Postgres { url: String, schema: String },
-}
+// The CLI tests' `orch` runner: a store per run (the directory's SQLite file, or a PostgreSQL
+// schema dropped with it).
+#[path = "../tests/support/mod.rs"]
+mod test_support;
+use test_support::{Db, PgSchema};
 
-impl Db {
-    fn name(&self) -> &'static str {
-        match self {
-            Db::Sqlite => "SQLite",
-            Db::Postgres { .. } => "PostgreSQL",
-        }
+/// How a run's store is named in the report.
+fn name(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite => "SQLite",
+        Db::Postgres(_) => "PostgreSQL",
     }
-
-    /// Drops a PostgreSQL run's schema.
-    fn clean(&self) {
-        let Db::Postgres { url, schema } = self else { return };
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            use sqlx_core::connection::Connection;
-            use sqlx_core::executor::Executor;
-            let mut c = sqlx_postgres::PgConnection::connect(url).await.unwrap();
-            c.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await.unwrap();
-        });
-    }
-}
-
-fn orch(dir: &Path, db: &Db) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
-    c.arg("--cwd").arg(dir).env_remove("ORCH_DATABASE_URL").env_remove("DATABASE_URL").env_remove("ORCH_MODEL");
-    if let Db::Postgres { url, schema } = db {
-        c.arg("--db").arg(url).env("ORCH_PG_SCHEMA", schema);
-    }
-    c
 }
 
 fn worker(dir: &Path, db: &Db, model: &str, graph: &str, concurrency: &str) -> Child {
-    orch(dir, db)
+    db.orch(dir)
         .args(["--model", model, "worker", "--graph", graph, "--concurrency", concurrency])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -68,7 +45,7 @@ fn worker(dir: &Path, db: &Db, model: &str, graph: &str, concurrency: &str) -> C
 
 /// The `TaskUpdated` tasks of the log, in order.
 fn updates(dir: &Path, db: &Db) -> Vec<Value> {
-    let out = orch(dir, db).args(["events", "--json"]).output().unwrap();
+    let out = db.orch(dir).args(["events", "--json"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -116,7 +93,8 @@ fn run(db: &Db) -> (Vec<f64>, f64) {
     let tasks: Vec<Value> = (0..12).map(|i| json!({"id": format!("t{i}"), "title": format!("task {i}")})).collect();
     let plan = d.join("plan.json");
     std::fs::write(&plan, json!({"tasks": tasks}).to_string()).unwrap();
-    let out = orch(d, db)
+    let out = db
+        .orch(d)
         .args(["--model", &model, "graph", "run", "--file", plan.to_str().unwrap(), "--no-worker"])
         .output()
         .unwrap();
@@ -185,19 +163,18 @@ fn run(db: &Db) -> (Vec<f64>, f64) {
 /// `runs` runs on `db` (a fresh PostgreSQL schema each), summed up.
 fn measure(runs: usize, db: impl Fn(usize) -> Db) {
     let (mut delays, mut baselines) = (Vec::new(), Vec::new());
-    let mut name = "";
+    let mut label = "";
     for i in 0..runs {
         let db = db(i);
-        name = db.name();
+        label = name(&db);
         let (d, b) = run(&db);
-        db.clean();
         delays.extend(d);
         baselines.push(b);
     }
     let n = delays.len();
     let (p50, p99, max) = (percentile(&mut delays, 0.5), percentile(&mut delays, 0.99), percentile(&mut delays, 1.0));
     let base = percentile(&mut baselines, 0.5);
-    println!("{name}: {runs} runs, {n} tasks of killed workers, none lost, none completed twice");
+    println!("{label}: {runs} runs, {n} tasks of killed workers, none lost, none completed twice");
     println!("  kill -> running in another worker: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms");
     println!(
         "  baseline, a fresh worker process taking a ready task: median {base:.0} ms (ratio p99/baseline {:.1})",
@@ -210,6 +187,6 @@ fn main() {
     measure(runs, |_| Db::Sqlite);
     if let Ok(url) = std::env::var("PG_URL") {
         let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
-        measure(runs, |i| Db::Postgres { url: url.clone(), schema: format!("orch_recovery_{stamp:x}_{i}") });
+        measure(runs, |i| Db::Postgres(PgSchema { url: url.clone(), schema: format!("orch_recovery_{stamp:x}_{i}") }));
     }
 }
