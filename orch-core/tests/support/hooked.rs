@@ -1,5 +1,6 @@
 //! A memory store that shows a test every batch before committing it, and may commit other batches
-//! first (another writer cutting in). Include with `#[path = "support/hooked.rs"] mod hooked;`.
+//! first (another writer cutting in); it may also show the test every task it reads. Include with
+//! `#[path = "support/hooked.rs"] mod hooked;`.
 #![allow(dead_code)]
 
 use async_trait::async_trait;
@@ -14,15 +15,25 @@ use orch_core::wire::{
 /// What a [`Hooked`] store does before each commit: given the batch, the batches to commit first.
 pub type Before = Box<dyn Fn(&Batch) -> Vec<Batch> + Send + Sync>;
 
+/// What a [`Hooked`] store does on each `get_task`: given the task's id.
+pub type OnRead = Box<dyn Fn(Id) + Send + Sync>;
+
 /// A [`MemoryStore`] that calls `before` with every batch, commits what it returns, then the batch.
 pub struct Hooked {
     pub inner: MemoryStore,
     before: Before,
+    on_read: Option<OnRead>,
 }
 
 impl Hooked {
     pub fn new(before: Before) -> Self {
-        Self { inner: MemoryStore::new(), before }
+        Self { inner: MemoryStore::new(), before, on_read: None }
+    }
+
+    /// Calls `on_read` with the id of every task read by `get_task`.
+    pub fn on_read(mut self, on_read: OnRead) -> Self {
+        self.on_read = Some(on_read);
+        self
     }
 }
 
@@ -84,6 +95,9 @@ impl Store for Hooked {
         self.inner.list_graphs(limit).await
     }
     async fn get_task(&self, id: Id) -> StoreResult<Option<Task>> {
+        if let Some(f) = &self.on_read {
+            f(id);
+        }
         self.inner.get_task(id).await
     }
     async fn list_tasks(&self, graph_id: Id) -> StoreResult<Vec<Task>> {

@@ -1,5 +1,5 @@
-//! One attempt of one task: route its model, write its prompt, create its agent (recorded on the task in
-//! the same commit), run it on the supervisor under the budget gate and the stuck watch, check it, and
+//! One attempt of one task: route its model, create its agent (recorded on the task in the same
+//! commit), write its prompt, run it on the supervisor under the budget gate and the stuck watch, check it, and
 //! end the attempt with one fenced commit: completed (releasing dependents), back to ready (a retry
 //! after backoff, or a release without failure), blocked on a checkpoint, or cancelled.
 
@@ -115,7 +115,6 @@ impl GraphRunner {
                 return Ok(Ended { learned: Vec::new(), claimed });
             }
         };
-        let prompt = self.prompt_of(&task, &facts).await?;
         let runtime = self.supervisor.runner().runtime().clone();
         let tree = if self.settings.worktree {
             match AttemptTree::open(runtime.as_ref(), &self.working_dir, &task).await {
@@ -166,6 +165,20 @@ impl GraphRunner {
                     RunError::Store(e) => e.into(),
                     other => AttemptError::Store(StoreError::Backend(other.to_string())),
                 });
+            }
+        };
+        // The prompt (its dependencies' outputs read from the store) after the start, which does not
+        // need it: a released child's attempt starts with its claim's commit and one more, no read
+        // between them.
+        let prompt = match self.prompt_of(&task, &facts).await {
+            Ok(p) => p,
+            Err(e) => {
+                // The claim is released as it is dropped; the task's lease expires and it runs again.
+                drop(claim);
+                if let Some(t) = tree {
+                    t.close(runtime.as_ref(), &task, false).await;
+                }
+                return Err(e.into());
             }
         };
 
