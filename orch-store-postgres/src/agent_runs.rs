@@ -24,6 +24,7 @@ pub(crate) fn is_step_change(c: &Change) -> bool {
             | Change::SetAgentContext { .. }
             | Change::AppendMessages { .. }
             | Change::InsertPrompt(_)
+            | Change::ReleaseRun { .. }
     )
 }
 
@@ -40,6 +41,11 @@ struct AgentFields {
     touch: bool,
     state: Option<(Option<String>, Option<String>)>,
     context: Option<(i64, Option<i64>)>,
+    /// The run whose claim on the agent ends (`ReleaseRun`), if it still holds it.
+    release: Option<Id>,
+    /// Whether a change other than a release names the agent (a release of a missing agent is no
+    /// error).
+    named: bool,
 }
 
 /// The fields of agent `id` in `agents`, added (named first by change `i`) if missing.
@@ -69,11 +75,13 @@ struct AgentColumns {
     has_context: Vec<bool>,
     used: Vec<i64>,
     window: Vec<Option<i64>>,
+    release: Vec<Option<Id>>,
 }
 
 /// Applies a run of step changes ([`is_step_change`]), in three statements at most: one update of the
-/// agents' rows (each missing agent fails the first change that names it), one insert of the new
-/// conversation messages, one of the prompt rows (both in the run's order).
+/// agents' rows (each missing agent fails the first change that names it; the same update clears the
+/// run leases that `ReleaseRun`s end), one insert of the new conversation messages, one of the prompt
+/// rows (both in the run's order).
 pub(crate) async fn apply_steps(db: &Db, conn: &mut PgConnection, changes: &[&Change]) -> Result<(), RunError> {
     let mut agents: HashMap<Id, AgentFields> = HashMap::new();
     let mut order: Vec<Id> = Vec::new();
@@ -84,23 +92,23 @@ pub(crate) async fn apply_steps(db: &Db, conn: &mut PgConnection, changes: &[&Ch
         match c {
             Change::SetAgentStatus { id, status } => {
                 let f = fields_of(&mut agents, &mut order, *id, i);
-                (f.status, f.touch) = (Some(*status), true);
+                (f.status, f.touch, f.named) = (Some(*status), true, true);
             }
             Change::AddAgentUsage { id, usage, cost_usd } => {
                 let f = fields_of(&mut agents, &mut order, *id, i);
                 f.usage.add(usage);
                 f.cost += cost_usd;
-                f.touch = true;
+                (f.touch, f.named) = (true, true);
             }
             Change::SaveAgentState { id, state } => {
                 let text = state.state.as_ref().map(json_param).transpose().map_err(|e| (i, e))?;
                 let f = fields_of(&mut agents, &mut order, *id, i);
-                (f.state, f.touch) = (Some((text, state.session_id.clone())), true);
+                (f.state, f.touch, f.named) = (Some((text, state.session_id.clone())), true, true);
             }
             Change::SetAgentContext { id, used, window } => {
                 let used = i64::try_from(*used).unwrap_or(i64::MAX);
-                fields_of(&mut agents, &mut order, *id, i).context =
-                    Some((used, window.map(|w| i64::try_from(w).unwrap_or(i64::MAX))));
+                let f = fields_of(&mut agents, &mut order, *id, i);
+                (f.context, f.named) = (Some((used, window.map(|w| i64::try_from(w).unwrap_or(i64::MAX)))), true);
             }
             Change::AppendMessages { agent_id, messages: list } => {
                 for m in list {
@@ -112,6 +120,9 @@ pub(crate) async fn apply_steps(db: &Db, conn: &mut PgConnection, changes: &[&Ch
             Change::InsertPrompt(p) => {
                 prompts.push(p);
                 prompt_first.get_or_insert(i);
+            }
+            Change::ReleaseRun { agent_id, run_id } => {
+                fields_of(&mut agents, &mut order, *agent_id, i).release = Some(*run_id);
             }
             _ => return Err((i, StoreError::Backend("not a change of an agent step".into()))),
         }
@@ -137,6 +148,7 @@ pub(crate) async fn apply_steps(db: &Db, conn: &mut PgConnection, changes: &[&Ch
         let (used, window) = f.context.unwrap_or((0, None));
         cols.used.push(used);
         cols.window.push(window);
+        cols.release.push(f.release);
     }
     if !cols.id.is_empty() {
         let updated: Vec<Id> = sqlx::query_scalar(&db.sql(
@@ -149,11 +161,13 @@ pub(crate) async fn apply_steps(db: &Db, conn: &mut PgConnection, changes: &[&Ch
              session_id = CASE WHEN u.has_state THEN u.session ELSE a.session_id END, \
              context_used = CASE WHEN u.has_context THEN u.used ELSE a.context_used END, \
              context_window = CASE WHEN u.has_context THEN u.win ELSE a.context_window END, \
-             updated_at = CASE WHEN u.touch THEN $15 ELSE a.updated_at END \
+             updated_at = CASE WHEN u.touch THEN $15 ELSE a.updated_at END, \
+             run_lease = CASE WHEN u.rel IS NOT NULL AND a.run_lease ->> 'run_id' = u.rel::text THEN NULL \
+             ELSE a.run_lease END \
              FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
              $7::float8[], $8::bool[], $9::bool[], $10::text[], $11::text[], $12::bool[], $13::bigint[], \
-             $14::bigint[]) AS u(id, status, t0, t1, t2, t3, cost, touch, has_state, state, session, has_context, \
-             used, win) \
+             $14::bigint[], $16::uuid[]) AS u(id, status, t0, t1, t2, t3, cost, touch, has_state, state, session, \
+             has_context, used, win, rel) \
              WHERE a.id = u.id RETURNING a.id",
         ))
         .bind(&cols.id)
@@ -171,11 +185,13 @@ pub(crate) async fn apply_steps(db: &Db, conn: &mut PgConnection, changes: &[&Ch
         .bind(&cols.used)
         .bind(&cols.window)
         .bind(now_us())
+        .bind(&cols.release)
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| (0, db_err(e)))?;
         if updated.len() < cols.id.len() {
-            let missing = order.iter().filter_map(|id| agents.get(id).map(|f| (id, f.first)));
+            // A release alone of a missing agent releases nothing, and is no error.
+            let missing = order.iter().filter_map(|id| agents.get(id).filter(|f| f.named).map(|f| (id, f.first)));
             if let Some((id, first)) = missing.filter(|(id, _)| !updated.contains(id)).min_by_key(|(_, f)| *f) {
                 return Err((first, not_found("agent", *id)));
             }

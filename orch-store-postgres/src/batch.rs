@@ -22,7 +22,7 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
         return events::append(db, &db.pool, channel, events::Batch::new(batch.events)?).await;
     }
     let batch = match as_step(batch) {
-        Ok(step) => return events::commit_step(db, channel, step).await,
+        Ok((step, release)) => return events::commit_step(db, channel, step, release).await,
         Err(batch) => batch,
     };
     let mut prepared = events::Batch::new(batch.events)?;
@@ -320,12 +320,24 @@ fn touches_graph(c: &Change) -> bool {
     )
 }
 
-/// The batch as one agent step, if that is all it is (each field at most once, one agent).
-fn as_step(batch: Batch) -> Result<StepCommit, Batch> {
+/// The batch as one agent step, if that is all it is (each field at most once, one agent), with the
+/// run whose claim on the agent it ends (a `ReleaseRun` after the step's fields).
+fn as_step(batch: Batch) -> Result<(StepCommit, Option<Id>), Batch> {
     let mut step = StepCommit::default();
+    let mut release: Option<Id> = None;
     let mut agent: Option<Id> = None;
     let mut same = |id: Id| *agent.get_or_insert(id) == id;
     for c in &batch.changes {
+        if let Change::ReleaseRun { agent_id, run_id } = c
+            && same(*agent_id)
+            && release.is_none()
+        {
+            release = Some(*run_id);
+            continue;
+        }
+        if release.is_some() {
+            return Err(batch);
+        }
         let fits = match c {
             Change::SetAgentStatus { id, .. } => same(*id) && step.status.is_none(),
             Change::AddAgentUsage { id, .. } => same(*id) && step.usage.is_none(),
@@ -347,10 +359,12 @@ fn as_step(batch: Batch) -> Result<StepCommit, Batch> {
         }
     }
     match agent {
+        // A release alone is no step: its agent may be missing.
+        Some(_) if release.is_some() && step.status.is_none() && step.usage.is_none() => Err(batch),
         Some(id) => {
             step.agent_id = id;
             step.events = batch.events;
-            Ok(step)
+            Ok((step, release))
         }
         None => Err(batch),
     }
@@ -390,6 +404,17 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: &Change, generated: &mu
         Change::InsertSystemLog(l) => sql::insert_system_log(db, conn, l).await,
         Change::UpsertWorkflow(w) => sql::upsert_workflow(db, conn, w).await,
         Change::SwapRun { agent_id, expect, lease } => swap_run(db, conn, *agent_id, *expect, lease.as_ref()).await,
+        Change::ReleaseRun { agent_id, run_id } => {
+            sqlx::query(
+                &db.sql("UPDATE {S}.agents SET run_lease = NULL WHERE id = $1 AND run_lease ->> 'run_id' = $2::text"),
+            )
+            .bind(agent_id)
+            .bind(run_id.hyphenated().to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+            Ok(())
+        }
         Change::SwapWorkflowRun { workflow_id, expect, lease } => {
             swap_workflow_run(db, conn, *workflow_id, *expect, lease.as_ref()).await
         }

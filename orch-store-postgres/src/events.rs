@@ -138,9 +138,15 @@ where
 }
 
 /// Applies a step in one statement (one transaction): the agent's status, usage, state and session in one
-/// UPDATE; its conversation messages; its events, as [`append`]. When the agent does not exist nothing is
-/// written (the message and event inserts are gated on the agent update) and `NotFound` is returned.
-pub(crate) async fn commit_step(db: &Db, channel: &str, step: StepCommit) -> StoreResult<Vec<EventRecord>> {
+/// UPDATE, which also clears the run lease of run `release` if that run holds it (the run's end); its
+/// conversation messages; its events, as [`append`]. When the agent does not exist nothing is written
+/// (the message and event inserts are gated on the agent update) and `NotFound` is returned.
+pub(crate) async fn commit_step(
+    db: &Db,
+    channel: &str,
+    step: StepCommit,
+    release: Option<Id>,
+) -> StoreResult<Vec<EventRecord>> {
     let agent_id = step.agent_id;
     let (u, cost) = match &step.usage {
         Some((usage, cost)) => (usage_params(usage)?, *cost),
@@ -169,6 +175,8 @@ pub(crate) async fn commit_step(db: &Db, channel: &str, step: StepCommit) -> Sto
             session_id = CASE WHEN $18 THEN $20 ELSE session_id END, \
             context_used = CASE WHEN $23 THEN $24 ELSE context_used END, \
             context_window = CASE WHEN $23 THEN $25 ELSE context_window END, \
+            run_lease = CASE WHEN $26::text IS NOT NULL AND run_lease ->> 'run_id' = $26::text THEN NULL \
+            ELSE run_lease END, \
             updated_at = $2 WHERE id = $21 RETURNING id\
          ), m AS (\
             INSERT INTO {{S}}.conversation (agent_id, message) \
@@ -196,6 +204,7 @@ pub(crate) async fn commit_step(db: &Db, channel: &str, step: StepCommit) -> Sto
         .bind(has_context)
         .bind(used)
         .bind(window)
+        .bind(release.map(|r| r.hyphenated().to_string()))
         .fetch_one(&db.pool)
         .await
         .map_err(db_err)?;

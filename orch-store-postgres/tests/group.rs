@@ -279,6 +279,35 @@ async fn grouped_agent_steps_and_lease_swaps_end_as_one_at_a_time() {
     for a in &agents {
         assert!(store.get_agent(a.id).await.unwrap().unwrap().run.is_none());
     }
+
+    // Runs' ends at once, each a step that releases its run's claim (`ReleaseRun`, written by the
+    // steps' one update); agent 0's names another run, and keeps its holder.
+    let runs: Vec<_> = agents.iter().map(|_| new_lease(new_id(), None)).collect();
+    for (a, l) in agents.iter().zip(&runs) {
+        let claim = Change::SwapRun { agent_id: a.id, expect: None, lease: Some(l.clone()) };
+        store.commit(Batch::new().change(claim).relaxed()).await.unwrap();
+    }
+    let ends = futures::future::join_all(agents.iter().zip(&runs).enumerate().map(|(i, (a, l))| {
+        let store = store.clone();
+        let run_id = if i == 0 { new_id() } else { l.run_id };
+        let step = StepCommit {
+            agent_id: a.id,
+            status: Some(AgentStatus::Idle),
+            usage: Some((Usage::default(), 0.0)),
+            messages: vec![Message::user_text(format!("end {i}"))],
+            changes: vec![Change::ReleaseRun { agent_id: a.id, run_id }],
+            ..StepCommit::default()
+        };
+        async move { store.commit(Batch::from(step)).await }
+    }))
+    .await;
+    assert!(ends.iter().all(Result::is_ok), "{ends:?}");
+    for (i, (a, l)) in agents.iter().zip(&runs).enumerate() {
+        let got = store.get_agent(a.id).await.unwrap().unwrap();
+        assert_eq!(got.status, AgentStatus::Idle, "agent {i}'s end is recorded");
+        let want = if i == 0 { Some(l.run_id) } else { None };
+        assert_eq!(got.run.map(|r| r.run_id), want, "agent {i}'s claim after its end");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

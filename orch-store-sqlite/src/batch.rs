@@ -23,6 +23,8 @@ enum Op {
     Messages { agent_id: Id, messages: Vec<String> },
     /// A compare-and-swap of the agent's run lease.
     SwapRun { agent_id: Id, expect: Option<Id>, lease: Option<String> },
+    /// The agent's run lease cleared if that run holds it.
+    ReleaseRun { agent_id: Id, run_id: Id },
     /// A compare-and-swap of the workflow's run lease.
     SwapWorkflowRun { workflow_id: Id, expect: Option<Id>, lease: Option<String> },
     /// Any other change, applied as it is.
@@ -96,6 +98,7 @@ pub(crate) fn prepare(batch: Batch) -> StoreResult<PreparedBatch> {
             Change::SwapRun { agent_id, expect, lease } => {
                 ops.push(Op::SwapRun { agent_id, expect, lease: lease.as_ref().map(lease_text).transpose()? });
             }
+            Change::ReleaseRun { agent_id, run_id } => ops.push(Op::ReleaseRun { agent_id, run_id }),
             Change::SwapWorkflowRun { workflow_id, expect, lease } => {
                 let lease = lease.as_ref().map(lease_text).transpose()?;
                 ops.push(Op::SwapWorkflowRun { workflow_id, expect, lease });
@@ -124,6 +127,7 @@ pub(crate) fn commit(ctx: &mut WriteCtx<'_>, batch: PreparedBatch) -> StoreResul
                 }
             }
             Op::SwapRun { agent_id, expect, lease } => swap_run(ctx, agent_id, expect, lease)?,
+            Op::ReleaseRun { agent_id, run_id } => release_run(ctx, agent_id, run_id)?,
             Op::SwapWorkflowRun { workflow_id, expect, lease } => swap_workflow_run(ctx, workflow_id, expect, lease)?,
             Op::Other(change) => generated.extend(apply(ctx, change)?),
         }
@@ -192,6 +196,18 @@ fn update_agent(
 fn swap_run(ctx: &mut WriteCtx<'_>, agent_id: Id, expect: Option<Id>, lease: Option<String>) -> StoreResult<()> {
     swap_lease(ctx, "agents", agent_id, expect, lease)
         .map_err(|e| e.into_error(|current| StoreError::RunConflict { agent_id, current }))
+}
+
+/// Clears the agent's run lease if run `run_id` holds it; nothing otherwise.
+fn release_run(ctx: &mut WriteCtx<'_>, agent_id: Id, run_id: Id) -> StoreResult<()> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE agents SET run_lease = NULL WHERE id = ?1 AND run_lease IS NOT NULL \
+             AND json_extract(run_lease, '$.run_id') = ?2",
+        )
+        .and_then(|mut s| s.execute(params![id_text(agent_id), id_text(run_id)]))
+        .map_err(db_err)?;
+    Ok(())
 }
 
 fn swap_workflow_run(
@@ -307,6 +323,7 @@ fn apply_row(conn: &rusqlite::Connection, change: Change) -> StoreResult<()> {
         | Change::SaveAgentState { .. }
         | Change::AppendMessages { .. }
         | Change::SwapRun { .. }
+        | Change::ReleaseRun { .. }
         | Change::SwapWorkflowRun { .. }) => Err(StoreError::Backend(format!("unprepared change {c:?}"))),
         other => Err(StoreError::Backend(format!(
             "this store does not support the change {other:?}; upgrade orch-store-sqlite"

@@ -39,10 +39,10 @@ use crate::Interrupt;
 use crate::hook::HookRegistry;
 use crate::model::{ModelDelta, ModelError};
 use crate::runtime::Runtime;
-use crate::store::{Batch, Store, StoreError};
+use crate::store::{Batch, Change, Store, StoreError};
 use crate::tool::ToolRegistry;
 pub use crate::wire::RunOutcome;
-use crate::wire::{Agent, EventRecord, PromptAuthor};
+use crate::wire::{Agent, AgentStatus, EventRecord, PromptAuthor};
 
 /// Receives streamed model deltas as they arrive (e.g. to print text live).
 pub type DeltaCallback = Arc<dyn Fn(&ModelDelta) + Send + Sync>;
@@ -209,18 +209,54 @@ pub struct TurnContext {
     pub runtime: Arc<dyn Runtime>,
     /// The runner of this turn, to run subagents (`Task`) with; `None` outside a runner.
     pub runner: Option<AgentRunner>,
+    /// The claim that the commit ending this turn releases with it (the last turn of a run whose
+    /// executor ends with that commit, see [`AgentExecutor::ends_with_its_last_commit`]); `None`: the
+    /// caller releases the claim after the turn.
+    pub release: Option<EndRelease>,
+}
+
+/// A run's claim, released by the commit that ends the run's last turn ([`TurnContext::commit`]):
+/// the run's end and its release are one commit instead of two.
+#[derive(Clone, Debug)]
+pub struct EndRelease {
+    run_id: crate::wire::Id,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EndRelease {
+    pub(crate) fn new(run_id: crate::wire::Id, done: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        Self { run_id, done }
+    }
 }
 
 impl TurnContext {
     /// Stores one step of the run atomically ([`Store::commit`]) and hands the appended records to
-    /// the run's [`RunOptions::on_events`]. Every executor commits through here.
+    /// the run's [`RunOptions::on_events`]. Every executor commits through here. The step that ends
+    /// the turn (the agent leaves `executing`/`waiting` for `idle`, `blocked` or `complete`) also
+    /// releases the run's claim when [`TurnContext::release`] is set.
     pub async fn commit(&self, step: impl Into<Batch>) -> Result<Vec<EventRecord>, StoreError> {
-        let records = self.store.commit(step.into()).await?;
+        let mut batch = step.into();
+        let release = self.release.as_ref().filter(|_| ends_turn(&batch, self.agent.id));
+        if let Some(r) = release {
+            batch.push_change(Change::ReleaseRun { agent_id: self.agent.id, run_id: r.run_id });
+        }
+        let records = self.store.commit(batch).await?;
+        if let Some(r) = release {
+            r.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         if let Some(cb) = &self.options.on_events {
             cb(&records);
         }
         Ok(records)
     }
+}
+
+/// Whether `batch` ends agent `id`'s turn: it sets the agent's status to one a running turn never has.
+fn ends_turn(batch: &Batch, id: crate::wire::Id) -> bool {
+    batch.changes.iter().any(|c| {
+        matches!(c, Change::SetAgentStatus { id: a, status } if *a == id
+            && matches!(status, AgentStatus::Idle | AgentStatus::Blocked | AgentStatus::Complete))
+    })
 }
 
 /// Runs agent turns to completion, recording events in the store.
@@ -230,4 +266,11 @@ pub trait AgentExecutor: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Runs a new turn for `prompt`, or (with `None`) resumes the agent's unfinished turn.
     async fn run_turn(&self, cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError>;
+    /// Whether the commit that ends a turn (the agent's status back to `idle`, `blocked` or
+    /// `complete`) is the last thing the turn does with the agent, so that it may release the run's
+    /// claim too ([`TurnContext::release`]). Default `false`: an executor whose work goes on after
+    /// that commit (a child process still exiting) keeps the claim until the turn returns.
+    fn ends_with_its_last_commit(&self) -> bool {
+        false
+    }
 }

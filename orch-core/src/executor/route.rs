@@ -113,12 +113,20 @@ impl AgentExecutor for RoutingExecutor {
         "router"
     }
 
-    async fn run_turn(&self, cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError> {
+    async fn run_turn(&self, mut cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError> {
         let executor = self
             .route(&cx.agent.model)
             .map_err(|message| RunError::Config { agent: cx.agent.name.clone(), message })?
             .clone();
+        if !executor.ends_with_its_last_commit() {
+            cx.release = None;
+        }
         executor.run_turn(cx, prompt).await
+    }
+
+    /// Decided per turn: the claim's release is handed on only to an executor that ends with it.
+    fn ends_with_its_last_commit(&self) -> bool {
+        true
     }
 }
 

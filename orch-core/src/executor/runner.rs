@@ -309,10 +309,10 @@ impl AgentRunner {
             Err(e) => return Err(e.into()),
         }
         let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-        self.runtime.spawn(
-            renew_lease(agent_id, self.store.clone(), self.runtime.clone(), lease.clone(), interrupt.clone(), stopped)
-                .boxed(),
-        );
+        let ended = Arc::new(AtomicBool::new(false));
+        let renewal = Renewal { interrupt: interrupt.clone(), stopped, ended: ended.clone() };
+        self.runtime
+            .spawn(renew_lease(agent_id, self.store.clone(), self.runtime.clone(), lease.clone(), renewal).boxed());
         Ok(RunClaim {
             agent_id,
             interrupt,
@@ -320,6 +320,7 @@ impl AgentRunner {
             store: self.store.clone(),
             runtime: self.runtime.clone(),
             released: false,
+            ended,
             fresh: Mutex::new(None),
             _stop_renewal: stop,
             _registered: registered,
@@ -381,10 +382,10 @@ impl AgentRunner {
             r.since_seq = first.seq;
         }
         let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-        self.runtime.spawn(
-            renew_lease(agent.id, self.store.clone(), self.runtime.clone(), lease.clone(), interrupt.clone(), stopped)
-                .boxed(),
-        );
+        let ended = Arc::new(AtomicBool::new(false));
+        let renewal = Renewal { interrupt: interrupt.clone(), stopped, ended: ended.clone() };
+        self.runtime
+            .spawn(renew_lease(agent.id, self.store.clone(), self.runtime.clone(), lease.clone(), renewal).boxed());
         let claim = RunClaim {
             agent_id: agent.id,
             interrupt,
@@ -392,6 +393,7 @@ impl AgentRunner {
             store: self.store.clone(),
             runtime: self.runtime.clone(),
             released: false,
+            ended,
             fresh: Mutex::new(Some(agent)),
             _stop_renewal: stop,
             _registered: registered,
@@ -452,9 +454,21 @@ impl AgentRunner {
         prompt: Option<String>,
         options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
-        let result = self.run_held(&claim, prompt, options).await;
+        let result = self.run_last(&claim, prompt, options).await;
         claim.release().await;
         result
+    }
+
+    /// [`AgentRunner::run_held`] for the last turn under `claim`: the commit that ends the turn also
+    /// releases the claim in the store, when the agent's executor ends its turns with that commit
+    /// ([`AgentExecutor::ends_with_its_last_commit`]); [`RunClaim::release`] then only lets it go here.
+    pub(crate) async fn run_last(
+        &self,
+        claim: &RunClaim,
+        prompt: Option<String>,
+        options: RunOptions,
+    ) -> Result<RunOutcome, RunError> {
+        self.run_under(claim, prompt, options, true).await
     }
 
     /// Runs one turn (or resumes one, with `None`) under a claim the caller keeps, so several turns
@@ -467,13 +481,23 @@ impl AgentRunner {
         prompt: Option<String>,
         options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
+        self.run_under(claim, prompt, options, false).await
+    }
+
+    async fn run_under(
+        &self,
+        claim: &RunClaim,
+        prompt: Option<String>,
+        options: RunOptions,
+        last: bool,
+    ) -> Result<RunOutcome, RunError> {
         let (agent, fresh) = match claim.take_fresh() {
             Some(agent) => (agent, true),
             None => (self.live_agent(claim.agent_id).await?, false),
         };
         // The MCP servers of the agent's `.mcp.json` start with the turn's tool list and stop with it.
         let mcp = self.mcp.start(&agent, options.model.as_deref(), options.allowed_tools.as_deref()).await;
-        let result = self.run_loaded(claim, agent, fresh, prompt, options, &mcp).await;
+        let result = self.run_loaded(claim, agent, fresh, prompt, options, &mcp, last).await;
         mcp.stop().await;
         result
     }
@@ -488,7 +512,9 @@ impl AgentRunner {
         Ok(agent)
     }
 
-    /// Runs the claimed, loaded agent with the per-run overrides of `options` applied.
+    /// Runs the claimed, loaded agent with the per-run overrides of `options` applied (`last`: the
+    /// turn's end releases the claim too, see [`AgentRunner::run_last`]).
+    #[allow(clippy::too_many_arguments)]
     async fn run_loaded(
         &self,
         claim: &RunClaim,
@@ -497,6 +523,7 @@ impl AgentRunner {
         prompt: Option<String>,
         mut options: RunOptions,
         mcp: &TurnMcp,
+        last: bool,
     ) -> Result<RunOutcome, RunError> {
         if let Some(model) = options.model.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
             agent.model = if super::is_claude_code_model(&agent.model) && !super::is_claude_code_model(model) {
@@ -521,6 +548,7 @@ impl AgentRunner {
             hooks: self.added.hooks_over(&self.hooks),
             runtime: self.runtime.clone(),
             runner: Some(self.clone()),
+            release: (last && self.executor.ends_with_its_last_commit()).then(|| claim.end_release()),
         };
         // The run's span (OpenTelemetry's GenAI `invoke_agent`): its model calls and tool calls nest in it.
         let span = tracing::info_span!(
@@ -578,26 +606,33 @@ impl AgentRunner {
     }
 }
 
-/// Renews a claim's lease until the claim ends (`stopped` resolves when the claim is dropped). A
-/// renewal that finds the claim taken over interrupts the run: another process runs the agent now.
-async fn renew_lease(
-    agent_id: Id,
-    store: Arc<dyn Store>,
-    runtime: Arc<dyn Runtime>,
-    mut lease: RunLease,
+/// What a claim's lease renewal follows: the run's interrupt, the claim's end (`stopped` resolves when
+/// the claim is dropped) and whether the run's last commit released it already (`ended`).
+struct Renewal {
     interrupt: Interrupt,
-    mut stopped: futures::channel::oneshot::Receiver<()>,
-) {
+    stopped: futures::channel::oneshot::Receiver<()>,
+    ended: Arc<AtomicBool>,
+}
+
+/// Renews a claim's lease until the claim ends. A renewal that finds the claim taken over interrupts
+/// the run: another process runs the agent now. One that finds it released by the run's own end
+/// stops quietly.
+async fn renew_lease(agent_id: Id, store: Arc<dyn Store>, runtime: Arc<dyn Runtime>, mut lease: RunLease, r: Renewal) {
+    let Renewal { interrupt, mut stopped, ended } = r;
     loop {
         if let futures::future::Either::Right(_) =
             futures::future::select(runtime.sleep(LEASE_RENEW_EVERY), &mut stopped).await
         {
             return;
         }
+        if ended.load(Ordering::SeqCst) {
+            return;
+        }
         let next = lease::renewed(&lease);
         let swap = Change::SwapRun { agent_id, expect: Some(lease.run_id), lease: Some(next.clone()) };
         match store.commit(Batch::new().change(swap).relaxed()).await {
             Ok(_) => lease = next,
+            Err(StoreError::RunConflict { .. }) if ended.load(Ordering::SeqCst) => return,
             Err(StoreError::RunConflict { current, .. }) => {
                 tracing::warn!(run = %lease.run_id, holder = ?current, "the agent's claim was taken over; interrupting this run");
                 interrupt.trigger();
@@ -616,6 +651,8 @@ pub struct RunClaim {
     store: Arc<dyn Store>,
     runtime: Arc<dyn Runtime>,
     released: bool,
+    /// Set once the commit that ended the run's last turn released the claim in the store with it.
+    ended: Arc<AtomicBool>,
     /// The agent as [`AgentRunner::create_claimed`] stored it, until its first turn takes it.
     fresh: Mutex<Option<Agent>>,
     /// Dropped with the claim, which stops the lease renewal.
@@ -655,9 +692,17 @@ impl RunClaim {
     }
 
     /// Releases the claim in the store and here. (Dropping a claim releases it too, in the background.)
+    /// A claim whose run's last commit released it already in the store is only let go here.
     pub async fn release(mut self) {
         self.released = true;
-        release_lease(self.store.as_ref(), self.agent_id, self.lease.run_id).await;
+        if !self.ended.load(Ordering::SeqCst) {
+            release_lease(self.store.as_ref(), self.agent_id, self.lease.run_id).await;
+        }
+    }
+
+    /// The release that the commit ending a run's last turn carries ([`TurnContext::release`]).
+    fn end_release(&self) -> super::EndRelease {
+        super::EndRelease::new(self.lease.run_id, self.ended.clone())
     }
 }
 
@@ -674,7 +719,7 @@ async fn release_lease(store: &dyn Store, agent_id: Id, run_id: Id) {
 
 impl Drop for RunClaim {
     fn drop(&mut self) {
-        if !self.released {
+        if !self.released && !self.ended.load(Ordering::SeqCst) {
             let (store, agent_id, run_id) = (self.store.clone(), self.agent_id, self.lease.run_id);
             self.runtime.spawn(async move { release_lease(store.as_ref(), agent_id, run_id).await }.boxed());
         }

@@ -249,7 +249,9 @@ impl Supervisor {
         options: RunOptions,
     ) -> Result<RunOutcome, RunError> {
         let runner = &self.inner.runner;
-        match runner.run_held(claim, Some(prompt.clone()), options.clone()).await {
+        // The prompt's turn is the claim's last (its end releases the claim); a turn left unfinished,
+        // resumed first, is not.
+        match runner.run_last(claim, Some(prompt.clone()), options.clone()).await {
             Err(RunError::UnfinishedTurn(_)) => {
                 let note = format!(
                     "Agent '{}' had a turn left unfinished by a stopped process; resuming it first",
@@ -261,7 +263,7 @@ impl Supervisor {
                 }
                 let resume = RunOptions { task_slug: None, on_delta: None, ..options.clone() };
                 runner.run_held(claim, None, resume).await?;
-                runner.run_held(claim, Some(prompt), options).await
+                runner.run_last(claim, Some(prompt), options).await
             }
             other => other,
         }
@@ -377,7 +379,7 @@ impl Supervisor {
         let watches = self.watch(agent, &mut options).await;
         let result = match prompt {
             Some(prompt) => self.run_resuming(&claim, agent, prompt, options).await,
-            None => self.inner.runner.run_held(&claim, None, options).await,
+            None => self.inner.runner.run_last(&claim, None, options).await,
         };
         claim.release().await;
         let result = match result {

@@ -112,6 +112,16 @@ pub enum Change {
         /// The new holder.
         lease: Option<RunLease>,
     },
+    /// Releases the agent if run `run_id` holds it, and does nothing otherwise (another run took the
+    /// claim over, or it was released already; a missing agent is no error either). A run's last step
+    /// carries it, so that the run's end and its release are one commit: the end is recorded whoever
+    /// holds the agent now, as it would be before a separate release.
+    ReleaseRun {
+        /// The agent.
+        agent_id: Id,
+        /// The run whose claim ends.
+        run_id: Id,
+    },
     /// [`Change::SwapRun`] for a workflow run: succeeds only if the workflow is held by run `expect`
     /// (`None`: by no run), then sets its holder to `lease`. Fails with
     /// [`StoreError::WorkflowRunConflict`](super::StoreError::WorkflowRunConflict) naming the holder.

@@ -155,6 +155,11 @@ impl AgentExecutor for NativeExecutor {
         "native"
     }
 
+    /// The turn's end commit is its last write; nothing runs on after it.
+    fn ends_with_its_last_commit(&self) -> bool {
+        true
+    }
+
     async fn run_turn(&self, cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError> {
         let (provider, model) = self
             .resolve(&cx.agent.model)

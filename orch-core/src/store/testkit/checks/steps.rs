@@ -169,3 +169,93 @@ pub async fn prune_removes_only_old_events_of_archived_agents(store: Arc<dyn Sto
     assert_eq!(seen, vec![4, 5, 6, 7]);
     assert_eq!(store.prune_events(later).await.unwrap(), 0, "pruning again removes nothing");
 }
+
+/// `ReleaseRun`: a run's end step releases the agent's claim with it, only if that run still holds it;
+/// another run's claim, a claim released already and a missing agent are left as they are, with no
+/// error. Ends of several agents at once (one group of the store's writer) release each its own.
+pub async fn run_end_releases_only_its_own_claim(store: Arc<dyn Store>) {
+    use crate::store::{Batch, Change};
+    let lease = |pid: u32| crate::wire::RunLease {
+        run_id: new_id(),
+        task_slug: None,
+        pid,
+        process_start: Some(7),
+        host: "host-a".into(),
+        started_at: ts(1),
+        expires_at: ts(31),
+    };
+    let claim = |id: Id, l: &crate::wire::RunLease| {
+        Batch::new().change(Change::SwapRun { agent_id: id, expect: None, lease: Some(l.clone()) })
+    };
+    let end = |id: Id, run_id: Id, text: &str| {
+        let step = StepCommit {
+            agent_id: id,
+            status: Some(AgentStatus::Idle),
+            usage: Some((crate::wire::Usage { input_tokens: 10, output_tokens: 5, ..Default::default() }, 0.5)),
+            messages: vec![Message::user_text(text)],
+            changes: vec![Change::ReleaseRun { agent_id: id, run_id }],
+            ..StepCommit::default()
+        };
+        Batch::from(step)
+    };
+    let a = agent("ender", None, 1);
+    store.create_agent(&a).await.unwrap();
+    let cost_before = a.total_cost_usd;
+    let mine = lease(4001);
+    store.commit(claim(a.id, &mine)).await.unwrap();
+
+    // Another run's end releases nothing, and its step is still recorded.
+    store.commit(end(a.id, new_id(), "not the holder")).await.unwrap();
+    let got = store.get_agent(a.id).await.unwrap().unwrap();
+    assert_eq!(got.run.as_ref(), Some(&mine), "another run's end keeps the holder's claim");
+    assert_eq!(got.status, AgentStatus::Idle, "the step is recorded all the same");
+
+    // The holder's end: step and release in one commit.
+    store.commit(end(a.id, mine.run_id, "done")).await.unwrap();
+    let got = store.get_agent(a.id).await.unwrap().unwrap();
+    assert_eq!(got.run, None, "the holder's end released the claim");
+    assert!((got.total_cost_usd - cost_before - 1.0).abs() < 1e-9, "both steps' usage is counted");
+    assert_eq!(store.load_conversation(a.id).await.unwrap().len(), 2, "both steps' messages are stored");
+
+    // Released again, or the release of a missing agent alone: nothing happens, no error.
+    store.commit(Batch::new().change(Change::ReleaseRun { agent_id: a.id, run_id: mine.run_id })).await.unwrap();
+    let missing = Batch::new().change(Change::ReleaseRun { agent_id: new_id(), run_id: new_id() });
+    store.commit(missing).await.unwrap();
+    let next = lease(4002);
+    store.commit(claim(a.id, &next)).await.unwrap();
+    store.commit(Batch::new().change(Change::ReleaseRun { agent_id: a.id, run_id: mine.run_id })).await.unwrap();
+    assert_eq!(store.get_agent(a.id).await.unwrap().unwrap().run.as_ref(), Some(&next), "a late release is no release");
+
+    // A release in a batch that fails is undone with it.
+    let other = agent("other", None, 2);
+    store.create_agent(&other).await.unwrap();
+    let failing = Batch::new()
+        .change(Change::ReleaseRun { agent_id: a.id, run_id: next.run_id })
+        .change(Change::SwapRun { agent_id: other.id, expect: Some(new_id()), lease: None });
+    assert!(store.commit(failing).await.is_err(), "a swap expecting a run that does not hold the agent fails");
+    assert_eq!(store.get_agent(a.id).await.unwrap().unwrap().run.as_ref(), Some(&next), "the release was undone");
+
+    // Several ends at once: each releases its own claim; the one naming another run releases nothing.
+    let mut agents = Vec::new();
+    for i in 0..8 {
+        let ag = agent(&format!("many-{i}"), None, 10 + i64::from(i));
+        store.create_agent(&ag).await.unwrap();
+        let l = lease(5000 + i);
+        store.commit(claim(ag.id, &l)).await.unwrap();
+        agents.push((ag, l));
+    }
+    let ends = agents.iter().enumerate().map(|(i, (ag, l))| {
+        let run_id = if i == 3 { new_id() } else { l.run_id };
+        let (store, batch) = (store.clone(), end(ag.id, run_id, "done"));
+        async move { store.commit(batch).await }
+    });
+    for r in futures::future::join_all(ends).await {
+        r.unwrap();
+    }
+    for (i, (ag, l)) in agents.iter().enumerate() {
+        let got = store.get_agent(ag.id).await.unwrap().unwrap();
+        let want = if i == 3 { Some(l) } else { None };
+        assert_eq!(got.run.as_ref(), want, "agent {i}'s claim after the ends");
+        assert_eq!(got.status, AgentStatus::Idle, "agent {i}'s end is recorded");
+    }
+}
