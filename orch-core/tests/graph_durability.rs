@@ -6,34 +6,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use orch_core::executor::{AgentRunner, Supervisor};
-use orch_core::graph::{GraphRunner, GraphSettings, Router, TaskGraphs};
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{Batch, Durability, Store};
-use orch_core::tool::ToolRegistry;
-use orch_core::wire::{Complexity, GraphStatus, PlannedTask};
 
 #[path = "support/hooked.rs"]
 mod hooked;
 use hooked::Hooked;
-
-fn task(key: &str, depends_on: Vec<String>) -> PlannedTask {
-    PlannedTask {
-        key: key.into(),
-        title: format!("task {key}"),
-        description: "Answer.".into(),
-        task_type: "code".into(),
-        complexity: Complexity::Simple,
-        depends_on,
-        model: None,
-        tools: Vec::new(),
-        verification: Vec::new(),
-        estimated_cost_usd: None,
-        estimated_minutes: None,
-    }
-}
+#[path = "support/graph_run.rs"]
+mod graph_run;
+use graph_run::{run_to_end, task};
 
 /// What one commit carried: its durability and the names of its changes.
 type Seen = Arc<Mutex<Vec<(Durability, Vec<String>)>>>;
@@ -50,25 +32,8 @@ async fn an_attempt_starts_without_waiting_for_the_disk_and_ends_durably_after_i
         log.lock().unwrap().push((batch.durability, names(batch)));
         Vec::new()
     })));
-    let model = ScriptedModel::from_fn(|_| Ok(ScriptReply::text("done")));
-    let agents = AgentRunner::builder(store.clone(), Arc::new(model)).tools(ToolRegistry::new()).build();
-    let settings = GraphSettings { poll: Duration::from_millis(20), ..GraphSettings::default() };
-    let dir = tempfile::tempdir().unwrap();
-    let workdir: std::path::PathBuf = dir.path().into();
-    let runner = GraphRunner::new(Supervisor::new(agents, Vec::new()), workdir, Router::new(Vec::new()), settings);
-    let graphs = TaskGraphs::new(store.clone());
-    let plan = graphs
-        .create_plan("durability", vec![task("a", Vec::new()), task("b", vec!["a".into()])], Default::default())
-        .await
-        .unwrap();
-    graphs.approve(plan.id).await.unwrap();
-    let (graph, _) = graphs.create_graph(plan.id, None).await.unwrap();
-    runner.start(graph.id, None).await.unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(60), runner.worker(Some(graph.id)).run())
-        .await
-        .expect("the worker finished the graph")
-        .unwrap();
-    assert_eq!(report.graph.map(|g| g.status), Some(GraphStatus::Completed));
+    let model = Arc::new(ScriptedModel::from_fn(|_| Ok(ScriptReply::text("done"))));
+    run_to_end(store, model, vec![task("a", Vec::new()), task("b", vec!["a".into()])]).await;
 
     let seen = seen.lock().unwrap().clone();
     let has = |names: &[String], what: &str| names.iter().any(|n| n == what);

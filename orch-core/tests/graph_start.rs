@@ -4,35 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use orch_core::executor::{AgentRunner, Supervisor};
-use orch_core::graph::{GraphRunner, GraphSettings, Router, TaskGraphs};
 use orch_core::model::ModelRequest;
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{Batch, Change, Store};
-use orch_core::tool::ToolRegistry;
-use orch_core::wire::{Complexity, GraphStatus, Id, PlannedTask};
+use orch_core::wire::Id;
 
 #[path = "support/hooked.rs"]
 mod hooked;
 use hooked::Hooked;
-
-fn task(key: &str, depends_on: Vec<String>) -> PlannedTask {
-    PlannedTask {
-        key: key.into(),
-        title: format!("task {key}"),
-        description: "Answer.".into(),
-        task_type: "code".into(),
-        complexity: Complexity::Simple,
-        depends_on,
-        model: None,
-        tools: Vec::new(),
-        verification: Vec::new(),
-        estimated_cost_usd: None,
-        estimated_minutes: None,
-    }
-}
+#[path = "support/graph_run.rs"]
+mod graph_run;
+use graph_run::{run_to_end, task};
 
 /// A store call, in the order the store saw them.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,29 +60,9 @@ async fn a_released_child_starts_before_its_dependencies_outputs_are_read_and_st
         seen.lock().unwrap().push(text);
         Ok(ScriptReply::text("the parent's answer: 42"))
     });
-    let agents = AgentRunner::builder(store.clone(), Arc::new(model)).tools(ToolRegistry::new()).build();
-    let settings = GraphSettings { poll: Duration::from_millis(20), ..GraphSettings::default() };
-    let dir = tempfile::tempdir().unwrap();
-    let workdir: std::path::PathBuf = dir.path().into();
-    let runner = GraphRunner::new(Supervisor::new(agents, Vec::new()), workdir, Router::new(Vec::new()), settings);
-    let graphs = TaskGraphs::new(store.clone());
-    let plan = graphs
-        .create_plan(
-            "start",
-            vec![task("parent", Vec::new()), task("child", vec!["parent".into()])],
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    graphs.approve(plan.id).await.unwrap();
-    let (graph, _) = graphs.create_graph(plan.id, None).await.unwrap();
+    let tasks = vec![task("parent", Vec::new()), task("child", vec!["parent".into()])];
+    let graph = run_to_end(store.clone(), Arc::new(model), tasks).await;
     let parent = store.list_tasks(graph.id).await.unwrap().into_iter().find(|t| t.key == "parent").unwrap();
-    runner.start(graph.id, None).await.unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(60), runner.worker(Some(graph.id)).run())
-        .await
-        .expect("the worker finished the graph")
-        .unwrap();
-    assert_eq!(report.graph.map(|g| g.status), Some(GraphStatus::Completed));
 
     let calls = calls.lock().unwrap().clone();
     let start = calls.iter().position(|c| *c == Call::Start("child".into())).expect("the child started");
