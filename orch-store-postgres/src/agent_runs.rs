@@ -43,9 +43,14 @@ struct AgentFields {
     context: Option<(i64, Option<i64>)>,
     /// The run whose claim on the agent ends (`ReleaseRun`), if it still holds it.
     release: Option<Id>,
+}
+
+impl AgentFields {
     /// Whether a change other than a release names the agent (a release of a missing agent is no
-    /// error).
-    named: bool,
+    /// error): every other change writes a field.
+    fn named(&self) -> bool {
+        self.touch || self.context.is_some()
+    }
 }
 
 /// The fields of agent `id` in `agents`, added (named first by change `i`) if missing.
@@ -92,23 +97,23 @@ pub(crate) async fn apply_steps(db: &Db, conn: &mut PgConnection, changes: &[&Ch
         match c {
             Change::SetAgentStatus { id, status } => {
                 let f = fields_of(&mut agents, &mut order, *id, i);
-                (f.status, f.touch, f.named) = (Some(*status), true, true);
+                (f.status, f.touch) = (Some(*status), true);
             }
             Change::AddAgentUsage { id, usage, cost_usd } => {
                 let f = fields_of(&mut agents, &mut order, *id, i);
                 f.usage.add(usage);
                 f.cost += cost_usd;
-                (f.touch, f.named) = (true, true);
+                f.touch = true;
             }
             Change::SaveAgentState { id, state } => {
                 let text = state.state.as_ref().map(json_param).transpose().map_err(|e| (i, e))?;
                 let f = fields_of(&mut agents, &mut order, *id, i);
-                (f.state, f.touch, f.named) = (Some((text, state.session_id.clone())), true, true);
+                (f.state, f.touch) = (Some((text, state.session_id.clone())), true);
             }
             Change::SetAgentContext { id, used, window } => {
                 let used = i64::try_from(*used).unwrap_or(i64::MAX);
-                let f = fields_of(&mut agents, &mut order, *id, i);
-                (f.context, f.named) = (Some((used, window.map(|w| i64::try_from(w).unwrap_or(i64::MAX)))), true);
+                fields_of(&mut agents, &mut order, *id, i).context =
+                    Some((used, window.map(|w| i64::try_from(w).unwrap_or(i64::MAX))));
             }
             Change::AppendMessages { agent_id, messages: list } => {
                 for m in list {
@@ -162,8 +167,7 @@ pub(crate) async fn apply_steps(db: &Db, conn: &mut PgConnection, changes: &[&Ch
              context_used = CASE WHEN u.has_context THEN u.used ELSE a.context_used END, \
              context_window = CASE WHEN u.has_context THEN u.win ELSE a.context_window END, \
              updated_at = CASE WHEN u.touch THEN $15 ELSE a.updated_at END, \
-             run_lease = CASE WHEN u.rel IS NOT NULL AND a.run_lease ->> 'run_id' = u.rel::text THEN NULL \
-             ELSE a.run_lease END \
+             run_lease = CASE WHEN a.run_lease ->> 'run_id' = u.rel::text THEN NULL ELSE a.run_lease END \
              FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
              $7::float8[], $8::bool[], $9::bool[], $10::text[], $11::text[], $12::bool[], $13::bigint[], \
              $14::bigint[], $16::uuid[]) AS u(id, status, t0, t1, t2, t3, cost, touch, has_state, state, session, \
@@ -191,7 +195,7 @@ pub(crate) async fn apply_steps(db: &Db, conn: &mut PgConnection, changes: &[&Ch
         .map_err(|e| (0, db_err(e)))?;
         if updated.len() < cols.id.len() {
             // A release alone of a missing agent releases nothing, and is no error.
-            let missing = order.iter().filter_map(|id| agents.get(id).filter(|f| f.named).map(|f| (id, f.first)));
+            let missing = order.iter().filter_map(|id| agents.get(id).filter(|f| f.named()).map(|f| (id, f.first)));
             if let Some((id, first)) = missing.filter(|(id, _)| !updated.contains(id)).min_by_key(|(_, f)| *f) {
                 return Err((first, not_found("agent", *id)));
             }

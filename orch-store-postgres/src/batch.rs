@@ -404,17 +404,8 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: &Change, generated: &mu
         Change::InsertSystemLog(l) => sql::insert_system_log(db, conn, l).await,
         Change::UpsertWorkflow(w) => sql::upsert_workflow(db, conn, w).await,
         Change::SwapRun { agent_id, expect, lease } => swap_run(db, conn, *agent_id, *expect, lease.as_ref()).await,
-        Change::ReleaseRun { agent_id, run_id } => {
-            sqlx::query(
-                &db.sql("UPDATE {S}.agents SET run_lease = NULL WHERE id = $1 AND run_lease ->> 'run_id' = $2::text"),
-            )
-            .bind(agent_id)
-            .bind(run_id.hyphenated().to_string())
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-            Ok(())
-        }
+        // A step change: alone, a run of one.
+        Change::ReleaseRun { .. } => agent_runs::apply_steps(db, conn, &[change]).await.map_err(|(_, e)| e),
         Change::SwapWorkflowRun { workflow_id, expect, lease } => {
             swap_workflow_run(db, conn, *workflow_id, *expect, lease.as_ref()).await
         }

@@ -175,8 +175,7 @@ pub(crate) async fn commit_step(
             session_id = CASE WHEN $18 THEN $20 ELSE session_id END, \
             context_used = CASE WHEN $23 THEN $24 ELSE context_used END, \
             context_window = CASE WHEN $23 THEN $25 ELSE context_window END, \
-            run_lease = CASE WHEN $26::text IS NOT NULL AND run_lease ->> 'run_id' = $26::text THEN NULL \
-            ELSE run_lease END, \
+            run_lease = CASE WHEN run_lease ->> 'run_id' = $26::text THEN NULL ELSE run_lease END, \
             updated_at = $2 WHERE id = $21 RETURNING id\
          ), m AS (\
             INSERT INTO {{S}}.conversation (agent_id, message) \

@@ -201,10 +201,7 @@ fn swap_run(ctx: &mut WriteCtx<'_>, agent_id: Id, expect: Option<Id>, lease: Opt
 /// Clears the agent's run lease if run `run_id` holds it; nothing otherwise.
 fn release_run(ctx: &mut WriteCtx<'_>, agent_id: Id, run_id: Id) -> StoreResult<()> {
     ctx.conn
-        .prepare_cached(
-            "UPDATE agents SET run_lease = NULL WHERE id = ?1 AND run_lease IS NOT NULL \
-             AND json_extract(run_lease, '$.run_id') = ?2",
-        )
+        .prepare_cached("UPDATE agents SET run_lease = NULL WHERE id = ?1 AND json_extract(run_lease, '$.run_id') = ?2")
         .and_then(|mut s| s.execute(params![id_text(agent_id), id_text(run_id)]))
         .map_err(db_err)?;
     Ok(())

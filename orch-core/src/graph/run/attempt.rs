@@ -1,7 +1,7 @@
 //! One attempt of one task: route its model, create its agent (recorded on the task in the same
-//! commit), write its prompt, run it on the supervisor under the budget gate and the stuck watch, check it, and
-//! end the attempt with one fenced commit: completed (releasing dependents), back to ready (a retry
-//! after backoff, or a release without failure), blocked on a checkpoint, or cancelled.
+//! commit), write its prompt, run it on the supervisor under the budget gate and the stuck watch, check
+//! it, and end the attempt with one fenced commit: completed (releasing dependents), back to ready (a
+//! retry after backoff, or a release without failure), blocked on a checkpoint, or cancelled.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -331,7 +331,6 @@ enum Undo {
     AgentMetadata { id: Id, metadata: serde_json::Value, updated_at: Timestamp },
     AgentArchived { id: Id, archived: bool, run: Option<RunLease>, updated_at: Timestamp },
     AgentRun { id: Id, run: Option<RunLease> },
-    AgentRunKept,
     Conversation { agent_id: Id, len: Option<usize> },
     Restore { agent_id: Id, messages: Vec<Message> },
     PopPrompt,
@@ -408,7 +407,6 @@ impl Undo {
                     a.run = run;
                 }
             }
-            Undo::AgentRunKept => {}
             Undo::Conversation { agent_id, len: Some(len) } => {
                 if let Some(c) = d.conversations.get_mut(&agent_id) {
                     c.truncate(len);
@@ -574,13 +572,15 @@ fn apply(d: &mut Data, change: Change, generated: &mut Vec<NewEvent>) -> StoreRe
             }
             Undo::AgentRun { id: agent_id, run: std::mem::replace(&mut a.run, lease) }
         }
-        Change::ReleaseRun { agent_id, run_id } => match agent_mut(d, agent_id) {
-            Some(a) if a.run.as_ref().is_some_and(|r| r.run_id == run_id) => {
-                Undo::AgentRun { id: agent_id, run: a.run.take() }
+        Change::ReleaseRun { agent_id, run_id } => {
+            // Not held by that run (or no such agent): nothing released, the same holder put back.
+            let a = agent_mut(d, agent_id);
+            let before = a.as_ref().and_then(|a| a.run.clone());
+            if let Some(a) = a.filter(|a| a.run.as_ref().is_some_and(|r| r.run_id == run_id)) {
+                a.run = None;
             }
-            // Not held by that run (or no such agent): nothing to release, nothing to take back.
-            _ => Undo::AgentRunKept,
-        },
+            Undo::AgentRun { id: agent_id, run: before }
+        }
         Change::AppendMessages { agent_id, messages } => {
             let len = d.conversations.get(&agent_id).map(Vec::len);
             d.conversations.entry(agent_id).or_default().extend(messages);
