@@ -1,6 +1,6 @@
 //! Statements of plans, task graphs and tasks. Every statement names its tables with the schema.
 
-use orch_core::store::{StoreError, StoreResult};
+use orch_core::store::{Change, StoreError, StoreResult};
 use orch_core::wire::{Id, Plan, Task, TaskGraph, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx_postgres::PgConnection;
@@ -226,6 +226,38 @@ pub(crate) fn task_row(row: &PgRow) -> StoreResult<Task> {
         guidance: get_json(row, 28, "task guidance")?,
         knowledge: get_json(row, 29, "task knowledge")?,
     })
+}
+
+/// Fewest tasks one commit inserts for [`analyze_after_insert`] to refresh the planner's statistics.
+pub(crate) const ANALYZE_AFTER: usize = 100;
+
+/// Refreshes the planner's statistics of `tasks` and `task_deps` after a commit that inserted at least
+/// [`ANALYZE_AFTER`] tasks, on `conn` (outside any transaction).
+///
+/// Autovacuum analyzes a table only after a while (a minute by default, and once a tenth of it
+/// changed), and a graph usually runs as soon as it is created. Until then the planner sees a table
+/// without the new graph's thousands of pending tasks, and plans the worker's hot statements (claims,
+/// releasing dependents, task updates) as scans of every pending task: each cost milliseconds instead
+/// of microseconds for the whole first minute of a large graph. Best effort: a failure is logged.
+pub(crate) async fn analyze_after_insert<'a>(
+    db: &Db,
+    conn: &mut PgConnection,
+    changes: impl Iterator<Item = &'a Change>,
+) {
+    let inserted: usize = changes
+        .map(|c| match c {
+            Change::InsertTasks(tasks) => tasks.len(),
+            _ => 0,
+        })
+        .sum();
+    if inserted < ANALYZE_AFTER {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match sqlx::query(&db.sql("ANALYZE {S}.tasks, {S}.task_deps")).execute(&mut *conn).await {
+        Ok(_) => tracing::debug!(inserted, took = ?started.elapsed(), "analyzed tasks after inserting a graph"),
+        Err(e) => tracing::warn!(error = %e, inserted, "could not analyze the tasks table after inserting tasks"),
+    }
 }
 
 /// Inserts tasks and their dependency edges, each in one statement over arrays (a graph of thousands of

@@ -297,5 +297,6 @@ async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<
     let changes = batches.iter().flat_map(|b| b.changes.iter());
     let ended = crate::ends::after_commit(db, &mut conn, channel, changes).await;
     crate::ends::distribute(ended, batches.iter().copied(), &mut records);
+    crate::graphs::analyze_after_insert(db, &mut conn, batches.iter().flat_map(|b| b.changes.iter())).await;
     Ok(records)
 }
