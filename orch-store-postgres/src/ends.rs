@@ -78,13 +78,15 @@ pub(crate) async fn end_graphs(
 }
 
 /// The running graphs without open tasks among `ids` (among all graphs that have tasks, for `None`),
-/// by id. Read outside any transaction: a new snapshot, taken after the caller's commit.
+/// by id. Read outside any transaction: a new snapshot, taken after the caller's commit. Each graph is
+/// probed by two scalar subqueries that stop at their first task (an index probe each), rather than
+/// joins the planner may run as scans of every task once the table's statistics show thousands.
 async fn candidates(db: &Db, conn: &mut PgConnection, ids: Option<&[Id]>) -> StoreResult<Vec<Id>> {
     sqlx::query_scalar(&db.sql(&format!(
         "SELECT g.id FROM {{S}}.task_graphs g WHERE g.status = 'running' \
          AND ($1::uuid[] IS NULL OR g.id = ANY($1)) \
-         AND EXISTS (SELECT 1 FROM {{S}}.tasks t WHERE t.graph_id = g.id) \
-         AND NOT EXISTS (SELECT 1 FROM {{S}}.tasks t WHERE t.graph_id = g.id AND t.status IN {OPEN}) \
+         AND (SELECT true FROM {{S}}.tasks t WHERE t.graph_id = g.id LIMIT 1) \
+         AND (SELECT true FROM {{S}}.tasks t WHERE t.graph_id = g.id AND t.status IN {OPEN} LIMIT 1) IS NULL \
          ORDER BY g.id"
     )))
     .bind(ids)

@@ -71,19 +71,28 @@ pub(crate) async fn claim_tasks(db: &Db, conn: &mut PgConnection, c: &TaskClaim)
     if c.limit == 0 {
         return Ok(Vec::new());
     }
+    // Two scans, each able to walk an index in claim order: `status` is an equality in each, so a scan
+    // reads only the running or the ready tasks (never the pending ones, which can be thousands) and
+    // stops at the limit; the first `limit` of both, in claim order, are claimed. (When tasks were
+    // abandoned, ready ones beyond the limit stay locked, unclaimed, until this commit: other claims
+    // pass over them meanwhile.)
     let sql = db.sql(&format!(
-        "WITH due AS (\
-            SELECT t.id AS task_id FROM {{S}}.tasks t JOIN {{S}}.task_graphs g ON g.id = t.graph_id \
-            WHERE g.status = 'running' AND ($1::uuid IS NULL OR t.graph_id = $1) AND (\
-                (t.status = 'ready' AND (t.not_before IS NULL OR t.not_before <= $2)) \
-                OR (t.status = 'running' AND (t.lease_until < $2 OR ((t.started_at IS NULL OR t.started_at < $3) \
-                    AND NOT EXISTS (\
-                    SELECT 1 FROM {{S}}.workers w WHERE w.id = t.claimed_by AND w.heartbeat_at >= $3))))\
-            ) \
+        "WITH stale AS (\
+            SELECT t.id, t.wave, t.idx FROM {{S}}.tasks t JOIN {{S}}.task_graphs g ON g.id = t.graph_id \
+            WHERE g.status = 'running' AND ($1::uuid IS NULL OR t.graph_id = $1) AND t.status = 'running' \
+            AND (t.lease_until < $2 OR ((t.started_at IS NULL OR t.started_at < $3) AND NOT EXISTS (\
+                SELECT 1 FROM {{S}}.workers w WHERE w.id = t.claimed_by AND w.heartbeat_at >= $3))) \
+            ORDER BY t.wave, t.idx, t.id LIMIT $4 FOR UPDATE OF t SKIP LOCKED\
+         ), ready AS (\
+            SELECT t.id, t.wave, t.idx FROM {{S}}.tasks t JOIN {{S}}.task_graphs g ON g.id = t.graph_id \
+            WHERE g.status = 'running' AND ($1::uuid IS NULL OR t.graph_id = $1) AND t.status = 'ready' \
+            AND (t.not_before IS NULL OR t.not_before <= $2) \
             ORDER BY t.wave, t.idx, t.id LIMIT $4 FOR UPDATE OF t SKIP LOCKED\
          ) \
          UPDATE {{S}}.tasks SET status = 'running', attempt = attempt + 1, claimed_by = $5, lease_until = $6, \
-         not_before = NULL, started_at = $2, updated_at = $2 WHERE id = ANY(ARRAY(SELECT task_id FROM due)) \
+         not_before = NULL, started_at = $2, updated_at = $2 \
+         WHERE id = ANY(ARRAY(SELECT id FROM (SELECT * FROM stale UNION ALL SELECT * FROM ready) d \
+             ORDER BY d.wave, d.idx, d.id LIMIT $4)) \
          RETURNING {TASK_COLS}"
     ));
     let rows = sqlx::query(&sql)
