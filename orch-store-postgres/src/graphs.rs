@@ -610,6 +610,18 @@ pub(crate) async fn list_tasks(db: &Db, graph_id: Id) -> StoreResult<Vec<Task>> 
     rows.iter().map(task_row).collect()
 }
 
+/// The facts of the completed tasks of a graph that reported some, task by task in index order.
+pub(crate) async fn graph_facts(db: &Db, graph_id: Id) -> StoreResult<Vec<orch_core::wire::Fact>> {
+    let sql = "SELECT knowledge::text FROM {S}.tasks WHERE graph_id = $1 AND status = 'completed' \
+               AND knowledge <> '[]'::jsonb ORDER BY idx, id";
+    let rows = sqlx::query(&db.sql(sql)).bind(graph_id).fetch_all(&db.pool).await.map_err(db_err)?;
+    let mut facts = Vec::new();
+    for row in &rows {
+        facts.extend(get_json::<Vec<orch_core::wire::Fact>>(row, 0, "task knowledge")?);
+    }
+    Ok(facts)
+}
+
 /// The tasks of a graph named by key, id or index (see `Store::find_tasks`), by index: through the
 /// graph's unique index of keys, the primary key and the index of positions.
 pub(crate) async fn find_tasks(db: &Db, graph_id: Id, names: &[String]) -> StoreResult<Vec<Task>> {

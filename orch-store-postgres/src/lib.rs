@@ -480,6 +480,10 @@ impl Store for PgStore {
         graphs::find_tasks(&self.inner.db, graph_id, names).await
     }
 
+    async fn graph_facts(&self, graph_id: Id) -> StoreResult<Vec<orch_core::wire::Fact>> {
+        graphs::graph_facts(&self.inner.db, graph_id).await
+    }
+
     async fn budget(&self, day: &str, month: &str) -> StoreResult<orch_core::wire::BudgetStatus> {
         work::budget(&self.inner.db, day, month).await
     }

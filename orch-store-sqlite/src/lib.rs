@@ -594,6 +594,10 @@ impl Store for SqliteStore {
         self.read(move |c| sql::find_tasks(c, graph_id, &names)).await
     }
 
+    async fn graph_facts(&self, graph_id: Id) -> StoreResult<Vec<orch_core::wire::Fact>> {
+        self.read(move |c| sql::graph_facts(c, graph_id)).await
+    }
+
     async fn budget(&self, day: &str, month: &str) -> StoreResult<orch_core::wire::BudgetStatus> {
         let (day, month) = (day.to_string(), month.to_string());
         self.read(move |c| sql::budget(c, &day, &month)).await

@@ -284,6 +284,19 @@ pub trait Store: Send + Sync + 'static {
         Ok(tasks.into_iter().filter(|t| names.iter().any(|n| task_named(n, t))).collect())
     }
 
+    /// The facts ([`Task::knowledge`]) that the completed tasks of graph `graph_id` reported, task by
+    /// task in index order: what a worker hands on to the graph's later tasks, read again every few
+    /// seconds while it runs. The default reads the whole graph; stores read only the completed tasks
+    /// that reported some.
+    async fn graph_facts(&self, graph_id: Id) -> StoreResult<Vec<crate::wire::Fact>> {
+        let tasks = self.list_tasks(graph_id).await?;
+        Ok(tasks
+            .into_iter()
+            .filter(|t| t.status == crate::wire::TaskStatus::Completed)
+            .flat_map(|t| t.knowledge)
+            .collect())
+    }
+
     /// The daily and monthly budgets on UTC day `day` (`2026-12-02`) and month `month` (`2026-12`).
     async fn budget(&self, day: &str, month: &str) -> StoreResult<crate::wire::BudgetStatus>;
     /// The workers' heartbeat rows, most recent first.

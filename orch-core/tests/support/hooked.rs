@@ -103,6 +103,12 @@ impl Store for Hooked {
     async fn list_tasks(&self, graph_id: Id) -> StoreResult<Vec<Task>> {
         self.inner.list_tasks(graph_id).await
     }
+    async fn find_tasks(&self, graph_id: Id, names: &[String]) -> StoreResult<Vec<Task>> {
+        self.inner.find_tasks(graph_id, names).await
+    }
+    async fn graph_facts(&self, graph_id: Id) -> StoreResult<Vec<orch_core::wire::Fact>> {
+        self.inner.graph_facts(graph_id).await
+    }
     async fn budget(&self, day: &str, month: &str) -> StoreResult<BudgetStatus> {
         self.inner.budget(day, month).await
     }

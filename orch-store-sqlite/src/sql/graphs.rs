@@ -382,6 +382,20 @@ pub(crate) fn find_tasks(conn: &Connection, graph_id: Id, names: &[String]) -> S
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
 }
 
+/// The facts of the completed tasks of a graph that reported some, task by task in index order.
+pub(crate) fn graph_facts(conn: &Connection, graph_id: Id) -> StoreResult<Vec<orch_core::wire::Fact>> {
+    let mut s = conn
+        .prepare_cached(
+            "SELECT knowledge FROM tasks WHERE graph_id = ?1 AND status = 'completed' AND knowledge <> '[]' \
+             ORDER BY idx, id",
+        )
+        .map_err(db_err)?;
+    let rows =
+        s.query_map([id_text(graph_id)], |row| get_json_list::<orch_core::wire::Fact>(row, 0)).map_err(db_err)?;
+    let lists = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)?;
+    Ok(lists.into_iter().flatten().collect())
+}
+
 pub(crate) fn list_tasks(conn: &Connection, graph_id: Id) -> StoreResult<Vec<Task>> {
     let mut s = conn
         .prepare_cached(&format!("SELECT {TASK_COLS} FROM tasks WHERE graph_id = ?1 ORDER BY idx, id"))

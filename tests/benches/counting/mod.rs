@@ -150,6 +150,11 @@ impl Store for Counting {
         self.count("read find_tasks");
         self.inner.find_tasks(graph_id, names).await
     }
+
+    async fn graph_facts(&self, graph_id: Id) -> StoreResult<Vec<orch_core::wire::Fact>> {
+        self.count("read graph_facts");
+        self.inner.graph_facts(graph_id).await
+    }
     async fn budget(&self, day: &str, month: &str) -> StoreResult<BudgetStatus> {
         self.count("read budget");
         self.inner.budget(day, month).await

@@ -233,8 +233,7 @@ impl GraphRunner {
 
     /// The facts the completed tasks of graph `graph_id` reported.
     pub(crate) async fn graph_facts(&self, graph_id: Id) -> Result<Vec<crate::wire::Fact>, StoreError> {
-        let tasks = self.store.list_tasks(graph_id).await?;
-        Ok(tasks.into_iter().filter(|t| t.status == TaskStatus::Completed).flat_map(|t| t.knowledge).collect())
+        self.store.graph_facts(graph_id).await
     }
 
     /// The prompt of `task`'s next attempt: its dependencies (as stored now) and `facts` handed on.

@@ -182,6 +182,46 @@ pub async fn tasks_insert_list_and_update(store: Arc<dyn Store>) {
     assert!(is_not_found(store.update_task(&missing, Some(0)).await), "fenced update of a missing task");
 }
 
+/// A graph's facts are the knowledge of its completed tasks, task by task in index order: not that of
+/// tasks that did not complete (a failed attempt's report), nor of another graph's.
+pub async fn graph_facts_are_those_of_completed_tasks(store: Arc<dyn Store>) {
+    use crate::wire::Fact;
+    let fact =
+        |text: &str, tags: &[&str]| Fact { text: text.into(), tags: tags.iter().map(|t| t.to_string()).collect() };
+    let g = graph(None, 1);
+    let other = graph(None, 2);
+    let tasks: Vec<Task> = (0..4).map(|i| task(g.id, i, 1, vec![], i64::from(i))).collect();
+    let elsewhere = task(other.id, 0, 1, vec![], 9);
+    // Inserted out of index order: the answer follows the index, not the insertion.
+    store.insert_tasks(&[tasks[3].clone(), tasks[1].clone(), tasks[0].clone(), tasks[2].clone()]).await.unwrap();
+    store.insert_tasks(std::slice::from_ref(&elsewhere)).await.unwrap();
+    assert_eq!(store.graph_facts(g.id).await.unwrap(), Vec::<Fact>::new(), "nothing completed yet");
+
+    let done = |t: &Task, status: TaskStatus, knowledge: Vec<Fact>| {
+        let mut t = t.clone();
+        t.status = status;
+        t.attempt = 1;
+        t.knowledge = knowledge;
+        t
+    };
+    let updates = [
+        done(&tasks[3], TaskStatus::Completed, vec![fact("the API is paged «ü»", &["code"])]),
+        done(&tasks[0], TaskStatus::Completed, vec![fact("uses tokio", &[]), fact("tests need CI=true", &["test"])]),
+        done(&tasks[1], TaskStatus::Completed, Vec::new()),
+        done(&tasks[2], TaskStatus::Ready, vec![fact("from a failed attempt", &[])]),
+        done(&elsewhere, TaskStatus::Completed, vec![fact("another graph's", &[])]),
+    ];
+    for t in &updates {
+        store.update_task(t, Some(0)).await.unwrap();
+    }
+    let facts = store.graph_facts(g.id).await.unwrap();
+    let texts: Vec<&str> = facts.iter().map(|f| f.text.as_str()).collect();
+    assert_eq!(texts, ["uses tokio", "tests need CI=true", "the API is paged «ü»"], "completed tasks', by index");
+    assert_eq!(facts[1].tags, ["test"], "tags round-trip");
+    assert_eq!(store.graph_facts(other.id).await.unwrap(), vec![fact("another graph's", &[])]);
+    assert_eq!(store.graph_facts(new_id()).await.unwrap(), Vec::<Fact>::new(), "an unknown graph has none");
+}
+
 /// A fenced update succeeds only at the attempt it names: a late worker cannot overwrite the attempt
 /// that took over, and its failed batch stores nothing.
 pub async fn task_updates_are_fenced(store: Arc<dyn Store>) {
