@@ -410,6 +410,22 @@ async fn to_completion<T: Send + 'static>(
     }
 }
 
+/// Runs a read on a task of its own and waits for it, so that it takes a pooled connection, uses it and
+/// gives it back whether or not its caller polls it meanwhile. A read awaited inside a stream that its
+/// consumer leaves unpolled (a worker's loop following the log while it waits for a claim's commit, a
+/// WebSocket client's stream while the client is slow) would otherwise hold the connection it took, or
+/// the pool's next free one, which the pool hands to waiters in turn, until the stream is polled again:
+/// with a few such streams a small pool has no connection left for anyone, the commit the consumer
+/// waits for included, and every caller fails after the pool's 30 s wait.
+async fn detached<T: Send + 'static>(
+    read: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
+) -> StoreResult<T> {
+    match tokio::spawn(read).await {
+        Ok(result) => result,
+        Err(e) => Err(StoreError::Backend(format!("a PostgreSQL read stopped before it ended: {e}"))),
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn get_orchestrator(&self, id: Id) -> StoreResult<Option<Orchestrator>> {
@@ -512,12 +528,17 @@ impl Store for PgStore {
         sql::load_executor_state(&self.inner.db, agent_id).await
     }
 
+    // The reads of the log run on tasks of their own (see `detached`): they are what followers of the
+    // log (`subscribe`, `subscribe_foreign`) await inside their streams, which a consumer may leave
+    // unpolled while it waits for something else.
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<EventRecord>> {
-        events::read_events(&self.inner.db, query).await
+        let (inner, query) = (self.inner.clone(), query.clone());
+        detached(async move { events::read_events(&inner.db, &query).await }).await
     }
 
     async fn last_seq(&self) -> StoreResult<u64> {
-        events::last_seq(&self.inner.db).await
+        let inner = self.inner.clone();
+        detached(async move { events::last_seq(&inner.db).await }).await
     }
 
     async fn status(&self) -> StoreResult<StoreStatus> {
