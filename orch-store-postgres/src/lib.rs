@@ -404,10 +404,7 @@ fn writers(pool_size: u32) -> usize {
 async fn to_completion<T: Send + 'static>(
     write: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
 ) -> StoreResult<T> {
-    match tokio::spawn(write).await {
-        Ok(result) => result,
-        Err(e) => Err(StoreError::Backend(format!("a PostgreSQL write stopped before it ended: {e}"))),
-    }
+    spawned("write", write).await
 }
 
 /// Runs a read on a task of its own and waits for it, so that it takes a pooled connection, uses it and
@@ -420,9 +417,17 @@ async fn to_completion<T: Send + 'static>(
 async fn detached<T: Send + 'static>(
     read: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
 ) -> StoreResult<T> {
-    match tokio::spawn(read).await {
+    spawned("read", read).await
+}
+
+/// Runs `work` (a `what`: write or read) on a runtime task of its own and waits for its result.
+async fn spawned<T: Send + 'static>(
+    what: &str,
+    work: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
+) -> StoreResult<T> {
+    match tokio::spawn(work).await {
         Ok(result) => result,
-        Err(e) => Err(StoreError::Backend(format!("a PostgreSQL read stopped before it ended: {e}"))),
+        Err(e) => Err(StoreError::Backend(format!("a PostgreSQL {what} stopped before it ended: {e}"))),
     }
 }
 
