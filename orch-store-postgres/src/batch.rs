@@ -38,7 +38,6 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
     let mut records = events::append(db, &mut *tx, channel, prepared).await?;
     tx.commit().await.map_err(db_err)?;
     records.extend(crate::ends::after_commit(db, &mut conn, channel, batch.changes.iter()).await);
-    crate::graphs::analyze_after_insert(db, &mut conn, batch.changes.iter()).await;
     Ok(records)
 }
 

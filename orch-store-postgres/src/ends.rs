@@ -43,10 +43,23 @@ pub(crate) fn graphs_ending<'a>(changes: impl Iterator<Item = &'a Change>) -> Ve
     ids
 }
 
-/// After the commit of `changes`: ends the graphs they finished the last open task of. Returns the
-/// records of the ended graphs. A failure is logged, not returned: the changes are committed, and the
-/// sweep ends the graph later.
+/// After the commit of `changes`, on its connection: ends the graphs they finished the last open task
+/// of, then refreshes the tasks' statistics if they inserted a graph
+/// ([`crate::graphs::analyze_after_insert`]). Returns the records of the ended graphs. A failure is
+/// logged, not returned: the changes are committed, and the sweep ends the graph later.
 pub(crate) async fn after_commit<'a>(
+    db: &Db,
+    conn: &mut PgConnection,
+    channel: &str,
+    changes: impl Iterator<Item = &'a Change> + Clone,
+) -> Vec<EventRecord> {
+    let ended = end_finished(db, conn, channel, changes.clone()).await;
+    crate::graphs::analyze_after_insert(db, conn, changes).await;
+    ended
+}
+
+/// Ends the graphs whose last open task `changes` finished; their records.
+async fn end_finished<'a>(
     db: &Db,
     conn: &mut PgConnection,
     channel: &str,

@@ -293,10 +293,10 @@ async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<
     tx.commit().await.map_err(|e| GroupError::Commit(db_err(e)))?;
     let mut records = records.into_iter();
     let mut records: Vec<Vec<EventRecord>> = counts.into_iter().map(|n| records.by_ref().take(n).collect()).collect();
-    // The end of the graphs whose tasks the group finished, on the same connection.
+    // The end of the graphs whose tasks the group finished (and fresh statistics after a graph was
+    // inserted), on the same connection.
     let changes = batches.iter().flat_map(|b| b.changes.iter());
     let ended = crate::ends::after_commit(db, &mut conn, channel, changes).await;
     crate::ends::distribute(ended, batches.iter().copied(), &mut records);
-    crate::graphs::analyze_after_insert(db, &mut conn, batches.iter().flat_map(|b| b.changes.iter())).await;
     Ok(records)
 }

@@ -159,7 +159,7 @@ impl GraphRunner {
         let mut facts: std::collections::HashMap<Id, Vec<Fact>> = std::collections::HashMap::new();
         for task in claimed {
             if let std::collections::hash_map::Entry::Vacant(slot) = facts.entry(task.graph_id) {
-                slot.insert(self.graph_facts(task.graph_id).await?);
+                slot.insert(self.store.graph_facts(task.graph_id).await?);
             }
             let known = facts.get(&task.graph_id).map(Vec::as_slice).unwrap_or_default();
             let prompt = self.prompt_of(&task, known).await?;

@@ -231,11 +231,6 @@ impl GraphRunner {
         self.graph(id).await
     }
 
-    /// The facts the completed tasks of graph `graph_id` reported.
-    pub(crate) async fn graph_facts(&self, graph_id: Id) -> Result<Vec<crate::wire::Fact>, StoreError> {
-        self.store.graph_facts(graph_id).await
-    }
-
     /// The prompt of `task`'s next attempt: its dependencies (as stored now) and `facts` handed on.
     pub(crate) async fn prompt_of(&self, task: &Task, facts: &[crate::wire::Fact]) -> Result<String, StoreError> {
         let mut deps = Vec::with_capacity(task.depends_on.len());

@@ -202,7 +202,7 @@ impl Worker {
         {
             return facts.clone();
         }
-        let facts: Vec<Fact> = match self.runner.graph_facts(graph_id).await {
+        let facts: Vec<Fact> = match self.runner.store.graph_facts(graph_id).await {
             Ok(facts) => facts,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the graph's facts");
