@@ -25,11 +25,12 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
         Ok((step, release)) => return events::commit_step(db, channel, step, release).await,
         Err(batch) => batch,
     };
-    let mut prepared = events::Batch::new(batch.events)?;
+    let mut batch = batch;
+    let mut prepared = events::Batch::new(std::mem::take(&mut batch.events))?;
     let mut conn = db.pool.acquire().await.map_err(db_err)?;
     let mut tx = begin_on(&mut conn, batch.durability == Durability::Relaxed).await.map_err(db_err)?;
     work::lock_graphs(db, &mut tx, &graphs_changed(&batch.changes)).await?;
-    let changes: Vec<(usize, &Change)> = batch.changes.iter().map(|c| (0, c)).collect();
+    let changes = group_changes(&[&batch]);
     let mut generated = vec![Vec::new()];
     apply_all(db, &mut tx, &changes, &mut generated).await.map_err(|(_, e)| e)?;
     for events in generated.into_iter().filter(|e| !e.is_empty()) {
@@ -204,8 +205,8 @@ fn finish_run<'a>(changes: &[(usize, &'a Change)]) -> Vec<(&'a orch_core::wire::
 
 /// Where a batch goes among the batches of a group, so that changes applied as one run
 /// ([`apply_all`]) come together: other batches first, then run-lease swaps and agent steps (batches
-/// that touch no graph), or reservations, model calls' steps with their settlements (see
-/// [`group_changes`]) and finished tasks.
+/// that touch no graph), or reservations, model calls' steps with their settlements and runs' ends with
+/// their tasks' (see [`group_changes`]) and finished tasks.
 pub(crate) fn run_rank(batch: &Batch) -> u8 {
     match batch.changes.as_slice() {
         [Change::ReserveBudget(_)] => 1,
@@ -216,26 +217,40 @@ pub(crate) fn run_rank(batch: &Batch) -> u8 {
     }
 }
 
-/// Whether a batch is made of agent-step changes and budget settlements only (an agent's step, a
-/// model call's step with its settlement, a settlement alone).
+/// Whether a batch is made of agent-step changes and budget settlements, then at most a finished task
+/// and a claim ([`step_tail`]): an agent's step, a model call's step with its settlement (or a
+/// settlement alone), a run's end with its task's end.
 fn is_step_or_settle(batch: &Batch) -> bool {
-    !batch.changes.is_empty()
-        && batch.changes.iter().all(|c| is_step_change(c) || matches!(c, Change::SettleBudget { .. }))
+    step_tail(batch).is_some_and(|lead| lead > 0)
+}
+
+/// The number of leading agent-step changes and settlements of a batch, when all that follows them
+/// is a finished task, optionally with a claim after it.
+fn step_tail(batch: &Batch) -> Option<usize> {
+    let lead =
+        batch.changes.iter().take_while(|c| is_step_change(c) || matches!(c, Change::SettleBudget { .. })).count();
+    match &batch.changes[lead..] {
+        [] | [Change::FinishTask { .. }] | [Change::FinishTask { .. }, Change::ClaimTasks(_)] => Some(lead),
+        _ => None,
+    }
 }
 
 /// The changes of a group's batches (sorted by [`run_rank`]) in the order they are applied, each with
-/// the index of its batch: batch after batch, except that in a run of consecutive batches made of
-/// agent steps and settlements only, the step changes of every batch come first, then every
-/// settlement. The two kinds write different rows (agents', their messages and prompts; graphs' and
-/// `budget_spend` rows), so this ends as applying each batch in turn would, and [`apply_all`] applies
-/// each kind as one run of a few statements, however many batches: a model call's step and its
-/// settlement, which are committed together, would otherwise break the run at every batch.
+/// the index of its batch: batch after batch, except that in a run of consecutive batches of the kind
+/// [`is_step_or_settle`] (one batch is a run too), the step changes of every batch come first, then
+/// every settlement, then each batch's finished task and claim, batch after batch. The step changes
+/// write agents' rows, their messages and prompts; settlements graphs' and `budget_spend` rows;
+/// finished tasks tasks' rows; so this ends as applying each batch in turn would; a claim still sees
+/// the tasks finished by its own batch and the batches before it, never those of a later batch (whose
+/// events come after its own). [`apply_all`] applies each kind as one run of a few statements, however
+/// many batches: a model call's step and its settlement, which are committed together, would
+/// otherwise break the run at every batch.
 pub(crate) fn group_changes<'a>(batches: &[&'a Batch]) -> Vec<(usize, &'a Change)> {
     let mut out = Vec::with_capacity(batches.iter().map(|b| b.changes.len()).sum());
     let mut i = 0;
     while i < batches.len() {
         let run = batches[i..].iter().take_while(|b| is_step_or_settle(b)).count();
-        if run < 2 {
+        if run == 0 {
             out.extend(batches[i].changes.iter().map(|c| (i, c)));
             i += 1;
             continue;
@@ -244,8 +259,14 @@ pub(crate) fn group_changes<'a>(batches: &[&'a Batch]) -> Vec<(usize, &'a Change
         for k in segment.clone() {
             out.extend(batches[k].changes.iter().filter(|c| is_step_change(c)).map(|c| (k, c)));
         }
+        for k in segment.clone() {
+            let lead = step_tail(batches[k]).unwrap_or(0);
+            let settles = batches[k].changes[..lead].iter().filter(|c| !is_step_change(c));
+            out.extend(settles.map(|c| (k, c)));
+        }
         for k in segment {
-            out.extend(batches[k].changes.iter().filter(|c| !is_step_change(c)).map(|c| (k, c)));
+            let lead = step_tail(batches[k]).unwrap_or(0);
+            out.extend(batches[k].changes[lead..].iter().map(|c| (k, c)));
         }
         i += run;
     }

@@ -432,3 +432,91 @@ async fn attempts_start_while_another_transaction_holds_their_graphs_row() {
         assert!(store.get_agent(stored.agent_id.unwrap()).await.unwrap().is_some());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn grouped_run_ends_with_their_tasks_claim_children_only_after_their_parents_completed() {
+    use orch_core::store::testkit::fixtures::agent;
+    use orch_core::wire::{AgentStatus, Message, Usage};
+
+    let url = support::server();
+    let (store, _guard) = support::fresh_store(&url).await;
+    // 40 tasks in 2 waves: each of the 20 of wave 2 depends on one of wave 1.
+    let (graph, tasks) = wave_graph(40, 2);
+    store
+        .commit(Batch::new().change(Change::UpsertGraph(Box::new(graph.clone()))).change(Change::InsertTasks(tasks)))
+        .await
+        .unwrap();
+    let parents = claimed(store.commit(claim_all(20)).await.unwrap());
+    assert_eq!(parents.len(), 20, "wave 1");
+    let agents: Vec<_> = (0..20).map(|i| agent(&format!("e{i}"), None, i)).collect();
+    let r = Reservation { graph_id: Some(graph.id), amount: 0.1, day: "2026-12-03".into(), month: "2026-12".into() };
+    for a in &agents {
+        store.commit(Batch::new().change(Change::CreateAgent(Box::new(a.clone())))).await.unwrap();
+        store.commit(Batch::new().change(Change::ReserveBudget(Box::new(r.clone())))).await.unwrap();
+    }
+    // Each run's end: the agent's last step with its settlement, then its task completed and a claim of
+    // one task for the worker, in one batch, all at once; every fifth with a stale fence.
+    let stale = |i: usize| i % 5 == 2;
+    let end = |i: usize, a: &orch_core::wire::Agent, t: &Task| {
+        let Change::FinishTask { task, fence } = completed(t.clone()) else { unreachable!() };
+        let fence = if stale(i) { fence + 1 } else { fence };
+        let claim = claim_all(1).changes.remove(0);
+        Batch::new()
+            .change(Change::SetAgentStatus { id: a.id, status: AgentStatus::Idle })
+            .change(Change::AddAgentUsage { id: a.id, usage: Usage::default(), cost_usd: 0.01 })
+            .change(Change::AppendMessages { agent_id: a.id, messages: vec![Message::user_text(format!("r{i}"))] })
+            .change(Change::SettleBudget { reservation: Box::new(r.clone()), actual: 0.01 })
+            .change(Change::FinishTask { task: task.clone(), fence })
+            .change(claim)
+            .event(EventKeys::default(), Event::Text { text: format!("{i}") })
+            .event(EventKeys::default(), Event::TaskUpdated { task })
+    };
+    let results = futures::future::join_all(agents.iter().zip(&parents).enumerate().map(|(i, (a, t))| {
+        let store = store.clone();
+        let batch = end(i, a, t);
+        async move { store.commit(batch).await }
+    }))
+    .await;
+    let mut claimed_here = Vec::new();
+    for (i, (res, a)) in results.iter().zip(&agents).enumerate() {
+        let got = store.get_agent(a.id).await.unwrap().unwrap();
+        if stale(i) {
+            assert!(matches!(res, Err(StoreError::Fenced { .. })), "{i}: {res:?}");
+            assert_eq!(got.status, a.status, "{i}: nothing of a refused batch is written");
+            assert!(store.load_conversation(a.id).await.unwrap().is_empty(), "{i}");
+            continue;
+        }
+        let records = res.as_ref().unwrap_or_else(|e| panic!("{i}: {e}"));
+        assert_eq!(got.status, AgentStatus::Idle, "{i}");
+        assert_eq!(store.load_conversation(a.id).await.unwrap().len(), 1, "{i}");
+        assert!(
+            matches!(&records[0].event, Event::Text { text } if *text == i.to_string()),
+            "{i}: its own events first"
+        );
+        // What its claim took comes back to it: at most the one task it asked for.
+        let mine = claimed(records.clone());
+        assert!(mine.len() <= 1, "{i}: {mine:?}");
+        claimed_here.extend(mine);
+    }
+    assert!(!claimed_here.is_empty(), "the ends claimed children");
+    let ids: BTreeSet<_> = claimed_here.iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), claimed_here.len(), "no task claimed twice");
+    // In the log, every claimed child follows the completion of each of its parents.
+    let log = store.read_events(&EventQuery::default()).await.unwrap();
+    let seq_of = |id, status| {
+        log.iter()
+            .find(|r| matches!(&r.event, Event::TaskUpdated { task } if task.id == id && task.status == status))
+            .map(|r| r.seq)
+    };
+    for child in &claimed_here {
+        let started = seq_of(child.id, TaskStatus::Running).unwrap();
+        for parent in &child.depends_on {
+            let done = seq_of(*parent, TaskStatus::Completed).unwrap_or_else(|| panic!("{} never completed", parent));
+            assert!(done < started, "child {} claimed at {started} before its parent completed at {done}", child.key);
+        }
+    }
+    // Each settlement counted once.
+    let cost = store.get_graph(graph.id).await.unwrap().unwrap().cost_usd;
+    assert!((cost - 0.01 * 16.0).abs() < 1e-9, "{cost}");
+}

@@ -14,6 +14,7 @@ mod mcp_turn;
 pub mod native;
 mod recorder;
 mod route;
+mod run_end;
 mod runner;
 mod state;
 mod supervisor;
@@ -26,6 +27,7 @@ pub use gate::{GatePass, ModelGate};
 pub use native::{NativeExecutor, SubagentSettings};
 pub use recorder::TurnRecorder;
 pub use route::{CLAUDE_CODE, RoutingExecutor, claude_code_entry, is_claude_code_model};
+pub use run_end::{RunEnd, TurnResult, refused};
 pub use runner::{AgentRunner, AgentRunnerBuilder, RunClaim};
 pub use state::{LoopState, Parked, PendingCall, Phase, TurnState};
 pub use supervisor::{Interrupted, RunObserver, RunReport, RunTicket, RunWatch, Supervisor, agent_keys};
@@ -39,7 +41,7 @@ use crate::Interrupt;
 use crate::hook::HookRegistry;
 use crate::model::{ModelDelta, ModelError};
 use crate::runtime::Runtime;
-use crate::store::{Batch, Change, Store, StoreError};
+use crate::store::{Batch, Change, Durability, Store, StoreError};
 use crate::tool::ToolRegistry;
 pub use crate::wire::RunOutcome;
 use crate::wire::{Agent, AgentStatus, EventRecord, PromptAuthor};
@@ -81,6 +83,9 @@ pub struct RunOptions {
     pub subagent_depth: u32,
     /// Asked before every model call (e.g. a budget); `None`: calls are not gated.
     pub gate: Option<Arc<dyn ModelGate>>,
+    /// Joins the commit that ends the run (e.g. a task graph's end of the task); `None`: the run's end
+    /// commits alone. Not handed on to subagents or to a resumed turn left unfinished before the run.
+    pub end: Option<Arc<dyn RunEnd>>,
 }
 
 impl Default for RunOptions {
@@ -97,6 +102,7 @@ impl Default for RunOptions {
             system_prompt: None,
             subagent_depth: 0,
             gate: None,
+            end: None,
         }
     }
 }
@@ -233,14 +239,46 @@ impl TurnContext {
     /// Stores one step of the run atomically ([`Store::commit`]) and hands the appended records to
     /// the run's [`RunOptions::on_events`]. Every executor commits through here. The step that ends
     /// the turn (the agent leaves `executing`/`waiting` for `idle`, `blocked` or `complete`) also
-    /// releases the run's claim when [`TurnContext::release`] is set.
+    /// releases the run's claim when [`TurnContext::release`] is set, and then carries what
+    /// [`RunOptions::end`] joins to it (committed again without it if the store refuses that part).
     pub async fn commit(&self, step: impl Into<Batch>) -> Result<Vec<EventRecord>, StoreError> {
         let mut batch = step.into();
         let release = self.release.as_ref().filter(|_| ends_turn(&batch, self.agent.id));
         if let Some(r) = release {
             batch.push_change(Change::ReleaseRun { agent_id: self.agent.id, run_id: r.run_id });
         }
-        let records = self.store.commit(batch).await?;
+        // The run's end, which releases the claim, is the run's last commit: what the host records at
+        // the run's end may join it.
+        let joined = match (release, &self.options.end) {
+            (Some(_), Some(end)) => end.join(&batch).map(|extra| (end, extra)),
+            _ => None,
+        };
+        let records = match joined {
+            None => self.store.commit(batch).await?,
+            Some((end, extra)) => {
+                let mut full = batch.clone();
+                full.changes.extend(extra.changes);
+                full.events.extend(extra.events);
+                if extra.durability == Durability::Full {
+                    full.durability = Durability::Full;
+                }
+                match self.store.commit(full).await {
+                    Ok(records) => {
+                        end.joined(Ok(&records));
+                        records
+                    }
+                    Err(e) if refused(&e) => {
+                        tracing::debug!(error = %e, agent = %self.agent.name, "the end joined to the run's was refused; the run's end commits alone");
+                        end.joined(Err(&e));
+                        self.store.commit(batch).await?
+                    }
+                    Err(e) => {
+                        end.joined(Err(&e));
+                        return Err(e);
+                    }
+                }
+            }
+        };
         if let Some(r) = release {
             r.done.store(true, std::sync::atomic::Ordering::SeqCst);
         }

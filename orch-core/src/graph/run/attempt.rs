@@ -9,13 +9,14 @@ use std::time::Duration;
 use futures::FutureExt;
 use serde_json::json;
 
-use super::GraphRunner;
 use super::budget::{BudgetGate, warn_near_limits};
 use super::isolate::{AttemptTree, Closed};
+use super::joined::{JoinParts, JoinedEnd};
 use super::prompt::{OUTPUT_CHARS, read_knowledge};
 use super::qa::Review;
 use super::stuck::{Stuck, Watch};
 use super::worker::{ClaimOnEnd, Ended, claimed_by, task_claim};
+use super::{GraphRunner, GraphSettings};
 use crate::executor::{RunError, RunOptions};
 use crate::interrupt::Interrupt;
 use crate::runtime::ProcessSpec;
@@ -49,7 +50,7 @@ impl AttemptHandle {
         self.interrupt.trigger();
     }
 
-    fn stopped(&self) -> Option<Stop> {
+    pub(super) fn stopped(&self) -> Option<Stop> {
         *self.stop.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -186,11 +187,16 @@ impl GraphRunner {
         let watch = Arc::new(Watch::new(self.settings.stuck));
         let stuck: Arc<std::sync::Mutex<Option<Stuck>>> = Arc::default();
         let observer = watch.clone();
+        // The end of an attempt with nothing to do after the agent answers joins the run's end.
+        let parts =
+            JoinParts { handle: handle.clone(), gate: gate.clone(), watch: watch.clone(), stuck: stuck.clone() };
+        let joined = JoinedEnd::new(&task, fence, &self.settings, tree.is_some(), next, parts).map(Arc::new);
         let options = RunOptions {
             task_slug: Some(slug),
             interrupt: Some(handle.interrupt.clone()),
             gate: Some(gate.clone()),
             on_events: Some(Arc::new(move |records| observer.observe(records))),
+            end: joined.clone().map(|j| j as Arc<dyn crate::executor::RunEnd>),
             ..RunOptions::default()
         };
         let run = self.supervisor.run_claimed(&agent, claim, prompt, options).fuse();
@@ -216,6 +222,12 @@ impl GraphRunner {
                 () = watchdog => {}
             }
         };
+        if let Some((done, claimed)) = joined.as_ref().and_then(|j| j.take_done()) {
+            // Completed with the run's end: nothing of the attempt is left to record.
+            task = done;
+            warn_near_limits(&self.store, task.graph_id, &self.warned).await;
+            return Ok(Ended { learned: task.knowledge.clone(), claimed });
+        }
         let mut cost = match &outcome {
             // A fresh agent: its one turn is all it cost.
             Ok(o) => o.cost_usd,
@@ -364,90 +376,101 @@ impl GraphRunner {
             batch.push_change(Change::ClaimTasks(Box::new(task_claim(&self.settings, n, task.updated_at, 1))));
         }
         let records = self.store.commit(batch).await?;
-        Ok(next.map(|n| claimed_by(records, &n.worker)))
+        Ok(next.map(|n| claimed_by(&records, &n.worker)))
     }
 
-    /// The batch that ends the attempt at `fence` of `task` (which it updates as it will be stored):
-    /// the task's new state, its events and notes, and the fenced `FinishTask`.
+    /// The batch that ends the attempt at `fence` of `task` (see [`ending`]).
     pub(super) fn ending(&self, task: &mut Task, fence: u32, end: End, attempt_cost: f64, notes: Vec<Note>) -> Batch {
-        let at = now();
-        task.cost_usd += attempt_cost;
-        task.updated_at = at;
-        task.claimed_by = None;
-        task.lease_until = None;
-        let mut batch = Batch::new();
-        let mut log: Option<(LogLevel, String)> = None;
-        match end {
-            End::Completed { output, knowledge } => {
-                task.status = TaskStatus::Completed;
-                task.output = Some(clip_chars(&output, OUTPUT_CHARS, "\n…(cut)"));
-                task.knowledge = knowledge;
-                task.error = None;
-                task.completed_at = Some(at);
-            }
-            End::Failed(why) => {
-                task.failures += 1;
-                task.error = Some(why.clone());
-                if task.failures >= self.settings.max_attempts {
-                    task.status = TaskStatus::Blocked;
-                    task.checkpoint = Some(format!("failed {} attempts; the last: {why}", task.failures));
-                    log =
-                        Some((LogLevel::Warning, format!("Task {} raised a checkpoint: retries exhausted", task.key)));
-                } else {
-                    task.status = TaskStatus::Ready;
-                    let wait = self.settings.backoff(task.failures);
-                    task.not_before = chrono::Duration::from_std(wait).ok().map(|d| at + d);
-                    log = Some((
-                        LogLevel::Warning,
-                        format!(
-                            "Task {} attempt {} failed ({why}); retry in {:.1} s",
-                            task.key,
-                            task.attempt,
-                            wait.as_secs_f64()
-                        ),
-                    ));
-                }
-            }
-            End::Checkpoint(why) => {
-                task.status = TaskStatus::Blocked;
-                task.error = Some(why.clone());
-                task.checkpoint = Some(why);
-                log = Some((LogLevel::Warning, format!("Task {} raised a checkpoint", task.key)));
-            }
-            End::Release { not_before, note } => {
-                task.status = TaskStatus::Ready;
-                task.not_before = not_before.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| at + d);
-                log = Some((LogLevel::Info, format!("Task {} released: {note}", task.key)));
-            }
-            End::Budget(reason) => {
-                task.status = TaskStatus::Ready;
-                batch.push_change(Change::SetGraphStatus {
-                    id: task.graph_id,
-                    status: GraphStatus::Paused,
-                    error: Some(reason.clone()),
-                    from: vec![GraphStatus::Running],
-                });
-                log = Some((LogLevel::Warning, format!("Task {} waits: {reason}", task.key)));
-            }
-            End::Cancelled => {
-                task.status = TaskStatus::Cancelled;
-                task.completed_at = Some(at);
-            }
-        }
-        batch.push_event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
-        for n in notes {
-            batch.push_event(
-                EventKeys::default(),
-                Event::SystemLog { level: n.level, message: n.message, metadata: n.metadata },
-            );
-        }
-        if let Some((level, message)) = log {
-            let metadata = json!({"graph_id": task.graph_id, "task_id": task.id, "attempt": task.attempt});
-            batch.push_event(EventKeys::default(), Event::SystemLog { level, message, metadata });
-        }
-        batch.push_change(Change::FinishTask { task: Box::new(task.clone()), fence });
-        batch
+        ending(&self.settings, task, fence, end, attempt_cost, notes)
     }
+}
+
+/// The batch that ends the attempt at `fence` of `task` (which it updates as it will be stored): the
+/// task's new state, its events and notes, and the fenced `FinishTask`.
+pub(super) fn ending(
+    settings: &GraphSettings,
+    task: &mut Task,
+    fence: u32,
+    end: End,
+    attempt_cost: f64,
+    notes: Vec<Note>,
+) -> Batch {
+    let at = now();
+    task.cost_usd += attempt_cost;
+    task.updated_at = at;
+    task.claimed_by = None;
+    task.lease_until = None;
+    let mut batch = Batch::new();
+    let mut log: Option<(LogLevel, String)> = None;
+    match end {
+        End::Completed { output, knowledge } => {
+            task.status = TaskStatus::Completed;
+            task.output = Some(clip_chars(&output, OUTPUT_CHARS, "\n…(cut)"));
+            task.knowledge = knowledge;
+            task.error = None;
+            task.completed_at = Some(at);
+        }
+        End::Failed(why) => {
+            task.failures += 1;
+            task.error = Some(why.clone());
+            if task.failures >= settings.max_attempts {
+                task.status = TaskStatus::Blocked;
+                task.checkpoint = Some(format!("failed {} attempts; the last: {why}", task.failures));
+                log = Some((LogLevel::Warning, format!("Task {} raised a checkpoint: retries exhausted", task.key)));
+            } else {
+                task.status = TaskStatus::Ready;
+                let wait = settings.backoff(task.failures);
+                task.not_before = chrono::Duration::from_std(wait).ok().map(|d| at + d);
+                log = Some((
+                    LogLevel::Warning,
+                    format!(
+                        "Task {} attempt {} failed ({why}); retry in {:.1} s",
+                        task.key,
+                        task.attempt,
+                        wait.as_secs_f64()
+                    ),
+                ));
+            }
+        }
+        End::Checkpoint(why) => {
+            task.status = TaskStatus::Blocked;
+            task.error = Some(why.clone());
+            task.checkpoint = Some(why);
+            log = Some((LogLevel::Warning, format!("Task {} raised a checkpoint", task.key)));
+        }
+        End::Release { not_before, note } => {
+            task.status = TaskStatus::Ready;
+            task.not_before = not_before.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| at + d);
+            log = Some((LogLevel::Info, format!("Task {} released: {note}", task.key)));
+        }
+        End::Budget(reason) => {
+            task.status = TaskStatus::Ready;
+            batch.push_change(Change::SetGraphStatus {
+                id: task.graph_id,
+                status: GraphStatus::Paused,
+                error: Some(reason.clone()),
+                from: vec![GraphStatus::Running],
+            });
+            log = Some((LogLevel::Warning, format!("Task {} waits: {reason}", task.key)));
+        }
+        End::Cancelled => {
+            task.status = TaskStatus::Cancelled;
+            task.completed_at = Some(at);
+        }
+    }
+    batch.push_event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
+    for n in notes {
+        batch.push_event(
+            EventKeys::default(),
+            Event::SystemLog { level: n.level, message: n.message, metadata: n.metadata },
+        );
+    }
+    if let Some((level, message)) = log {
+        let metadata = json!({"graph_id": task.graph_id, "task_id": task.id, "attempt": task.attempt});
+        batch.push_event(EventKeys::default(), Event::SystemLog { level, message, metadata });
+    }
+    batch.push_change(Change::FinishTask { task: Box::new(task.clone()), fence });
+    batch
 }
 
 /// A log line of an attempt's end, recorded with it.

@@ -154,7 +154,7 @@ impl GraphRunner {
             .change(Change::Heartbeat(Box::new(worker_row(worker, claim.limit, at, deadline))))
             .change(Change::ClaimTasks(Box::new(task_claim)));
         let records = self.store.commit(batch).await?;
-        let claimed = super::worker::claimed_by(records, worker);
+        let claimed = super::worker::claimed_by(&records, worker);
         let mut out = Vec::with_capacity(claimed.len());
         let mut facts: std::collections::HashMap<Id, Vec<Fact>> = std::collections::HashMap::new();
         for task in claimed {

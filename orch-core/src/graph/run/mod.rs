@@ -10,6 +10,7 @@ mod attempt;
 mod budget;
 mod external;
 pub mod isolate;
+mod joined;
 mod prompt;
 pub mod qa;
 mod rerun;

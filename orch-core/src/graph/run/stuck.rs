@@ -55,6 +55,16 @@ fn asks_human(text: &str) -> Option<String> {
     })
 }
 
+/// The question of an event that asks for a person: an `AskUserQuestion` call, or a line of text
+/// (see [`asks_human`]).
+fn asked_by(event: &Event) -> Option<String> {
+    match event {
+        Event::ToolUse { tool_name, tool_input, .. } if tool_name == "AskUserQuestion" => Some(tool_input.to_string()),
+        Event::Text { text } => asks_human(text),
+        _ => None,
+    }
+}
+
 impl Watch {
     pub(crate) fn new(settings: StuckSettings) -> Self {
         let now = Instant::now();
@@ -70,27 +80,23 @@ impl Watch {
         let now = Instant::now();
         for r in records {
             a.last_event = now;
+            if a.asked.is_none() {
+                a.asked = asked_by(&r.event);
+            }
             match &r.event {
-                Event::ToolUse { tool_name, tool_input, .. } => {
-                    a.last_tool = now;
-                    if tool_name == "AskUserQuestion" && a.asked.is_none() {
-                        a.asked = Some(tool_input.to_string());
-                    }
-                }
+                Event::ToolUse { .. } => a.last_tool = now,
                 Event::PostToolUse { is_error: true, result, tool_name, .. } => {
                     a.errors.push(format!("{tool_name}: {}", result.as_deref().unwrap_or_default()));
                 }
                 Event::PostToolUse { is_error: false, .. } => a.errors.clear(),
-                Event::Text { text } => {
-                    if let Some(q) = asks_human(text)
-                        && a.asked.is_none()
-                    {
-                        a.asked = Some(q);
-                    }
-                }
                 _ => {}
             }
         }
+    }
+
+    /// Whether any of these events (not committed yet) asks for a person.
+    pub(crate) fn asks_in<'a>(events: impl IntoIterator<Item = &'a Event>) -> bool {
+        events.into_iter().any(|e| asked_by(e).is_some())
     }
 
     /// Whether the attempt is stuck now, and why.

@@ -82,14 +82,14 @@ pub(crate) fn task_claim(settings: &super::GraphSettings, next: &ClaimOnEnd, at:
 }
 
 /// The tasks a commit's claim took for `worker`, from the records the commit appended.
-pub(crate) fn claimed_by(records: Vec<EventRecord>, worker: &str) -> Vec<Task> {
+pub(crate) fn claimed_by(records: &[EventRecord], worker: &str) -> Vec<Task> {
     records
-        .into_iter()
-        .filter_map(|r| match r.event {
+        .iter()
+        .filter_map(|r| match &r.event {
             Event::TaskUpdated { task }
                 if task.status == TaskStatus::Running && task.claimed_by.as_deref() == Some(worker) =>
             {
-                Some(*task)
+                Some((**task).clone())
             }
             _ => None,
         })
@@ -192,7 +192,7 @@ impl Worker {
         // Relaxed: a claim lost to a power cut ends with the worker that made it.
         let records =
             self.runner.store.commit(Batch::new().change(Change::ClaimTasks(Box::new(claim))).relaxed()).await?;
-        Ok(claimed_by(records, &self.id))
+        Ok(claimed_by(&records, &self.id))
     }
 
     /// The facts completed tasks of `graph_id` reported (read again at most every two seconds).
