@@ -270,16 +270,21 @@ enum GroupError {
 async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<Vec<EventRecord>>, GroupError> {
     let before = GroupError::BeforeCommit;
     let relaxed = batches.iter().all(|b| b.durability == Durability::Relaxed);
+    let mut phases = Phases::start();
     let mut conn = db.pool.acquire().await.map_err(|e| before(db_err(e)))?;
+    phases.mark(Phase::Acquire);
     let mut tx = batch::begin_on(&mut conn, relaxed).await.map_err(|e| before(db_err(e)))?;
+    phases.mark(Phase::Begin);
     let graphs = graphs_touched(batches.iter().flat_map(|b| b.changes.iter()));
     work::lock_graphs(db, &mut tx, &graphs).await.map_err(before)?;
+    phases.mark(Phase::Lock);
     let changes = batch::group_changes(batches);
     let mut generated: Vec<Vec<NewEvent>> = vec![Vec::new(); batches.len()];
     if let Err((i, e)) = apply_all(db, &mut tx, &changes, &mut generated).await {
         let _ = tx.rollback().await;
         return Err(GroupError::Batch(i, e));
     }
+    phases.mark(Phase::Apply);
     // Each batch's events: its own, then those its changes recorded themselves.
     let mut counts = Vec::with_capacity(batches.len());
     let mut all: Vec<NewEvent> = Vec::new();
@@ -290,7 +295,9 @@ async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<
     }
     let prepared = events::Batch::new(all).map_err(before)?;
     let records = events::append(db, &mut *tx, channel, prepared).await.map_err(before)?;
+    phases.mark(Phase::Append);
     tx.commit().await.map_err(|e| GroupError::Commit(db_err(e)))?;
+    phases.mark(Phase::Commit);
     let mut records = records.into_iter();
     let mut records: Vec<Vec<EventRecord>> = counts.into_iter().map(|n| records.by_ref().take(n).collect()).collect();
     // The end of the graphs whose tasks the group finished (and fresh statistics after a graph was
@@ -298,5 +305,49 @@ async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<
     let changes = batches.iter().flat_map(|b| b.changes.iter());
     let ended = crate::ends::after_commit(db, &mut conn, channel, changes).await;
     crate::ends::distribute(ended, batches.iter().copied(), &mut records);
+    phases.mark(Phase::After);
+    phases.report(batches.len());
     Ok(records)
+}
+
+/// The steps of a group's transaction, timed for `TRACE` logs.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Waiting for a pooled connection.
+    Acquire,
+    /// `BEGIN`.
+    Begin,
+    /// Locking the graphs' rows.
+    Lock,
+    /// Applying the changes.
+    Apply,
+    /// Appending the events (which waits for the event counter row).
+    Append,
+    /// `COMMIT`.
+    Commit,
+    /// After the commit: graphs' ends, statistics.
+    After,
+}
+
+/// How long each [`Phase`] of a group took, reported at `TRACE` level (`RUST_LOG=orch_store_postgres::group=trace`).
+struct Phases {
+    last: std::time::Instant,
+    ms: [f64; 7],
+}
+
+impl Phases {
+    fn start() -> Self {
+        Self { last: std::time::Instant::now(), ms: [0.0; 7] }
+    }
+
+    fn mark(&mut self, phase: Phase) {
+        let now = std::time::Instant::now();
+        self.ms[phase as usize] += (now - self.last).as_secs_f64() * 1e3;
+        self.last = now;
+    }
+
+    fn report(&self, batches: usize) {
+        let [acquire, begin, lock, apply, append, commit, after] = self.ms;
+        tracing::trace!(batches, acquire, begin, lock, apply, append, commit, after, "group phases (ms)");
+    }
 }
