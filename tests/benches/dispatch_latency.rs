@@ -6,8 +6,10 @@
 //! agent run on a scripted model that answers at once, on a SQLite file at full durability (and, with
 //! `PG_URL=postgres://…`, on a fresh PostgreSQL schema too). Reported (p50, p99): a ready task added →
 //! claimed and → its attempt started; a parent completed → its child claimed and → its child's attempt
-//! started. Added and completed: the commits that made the task ready and the parent completed (their
-//! `TaskUpdated` events' times). Claimed: the task running in the store (its `started_at`, the claim's
+//! started, and its agent's answer → its child's attempt started. Added and completed: the commits that
+//! made the task ready and the parent completed (their `TaskUpdated` events' times); answered: the
+//! parent's agent's `Result` event (the commit that stores the answer, which ends the task too when
+//! nothing is left to check). Claimed: the task running in the store (its `started_at`, the claim's
 //! time; a child claimed by its parent's end shares that commit). Started: the attempt's agent,
 //! created claimed for the run, in the log (the time of its `AgentCreated` event). The same-run
 //! baseline: the same number of bare agent runs started at the same pace straight on the supervisor
@@ -71,6 +73,8 @@ struct Latencies {
     ready_started: Vec<f64>,
     child_claimed: Vec<f64>,
     child_started: Vec<f64>,
+    /// From the parent's agent's answer stored to the child's attempt started.
+    answer_started: Vec<f64>,
     /// The pace the tasks were added at (tasks/s): below the one asked for when adding is slower.
     added_per_s: f64,
 }
@@ -160,6 +164,15 @@ async fn paced_graph(
             _ => None,
         })
         .collect();
+    // A parent answered when its agent's `Result` was stored.
+    let q = EventQuery { types: vec!["Result".into()], ..EventQuery::default() };
+    let mut answered = HashMap::new();
+    for r in store.read_events(&q).await.unwrap() {
+        if let Some(agent) = r.keys.agent_id {
+            answered.entry(agent).or_insert(r.timestamp);
+        }
+    }
+    let agent_of: HashMap<_, _> = tasks.iter().filter_map(|t| Some((t.id, t.agent_id?))).collect();
     // A task is ready once its addition committed, and completed once its end committed: the times
     // of its first event (the addition's TaskUpdated) and of its first completed one, each stamped as
     // it is appended with its commit, not the created_at and completed_at the batches carried, which
@@ -192,6 +205,9 @@ async fn paced_graph(
                 if let Some(parent_done) = done.get(d) {
                     l.child_claimed.push(ms(claimed - *parent_done));
                     l.child_started.push(ms(*started - *parent_done));
+                }
+                if let Some(answer) = agent_of.get(d).and_then(|a| answered.get(a)) {
+                    l.answer_started.push(ms(*started - *answer));
                 }
             }
         }
@@ -250,6 +266,7 @@ fn report(mut l: Latencies, bare: &mut [f64]) {
         ("task added (ready) -> attempt started", &mut l.ready_started),
         ("parent completed -> child claimed", &mut l.child_claimed),
         ("parent completed -> child attempt started", &mut l.child_started),
+        ("parent's answer -> child attempt started", &mut l.answer_started),
     ];
     for (label, v) in rows {
         let (p50, p99) = (percentile(v, 0.5), percentile(v, 0.99));

@@ -139,6 +139,10 @@ async fn sqlite(dir: &std::path::Path) -> Arc<dyn Store> {
 }
 
 fn report(label: &str, graph_rates: Vec<f64>, bare_rates: Vec<f64>, mut delays: Vec<f64>) {
+    if graph_rates.is_empty() || bare_rates.is_empty() {
+        // RUNS=0: only the store calls were counted.
+        return;
+    }
     let (g, b) = (median(graph_rates), median(bare_rates));
     println!("{label}: graph {g:>8.0} tasks/s   bare agent runs {b:>8.0} runs/s   ratio {:.2}", g / b);
     if !delays.is_empty() {
@@ -151,7 +155,7 @@ fn report(label: &str, graph_rates: Vec<f64>, bare_rates: Vec<f64>, mut delays: 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     // RUST_LOG=orch_store_postgres::group=trace shows each PostgreSQL group commit: its lane, size,
-    // time queued and time to commit.
+    // time queued and time to commit, and the time of each of its phases.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
