@@ -4,18 +4,18 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use orch_core::executor::{
-    AgentExecutor, AgentRunner, NativeExecutor, RunEnd, RunError, RunOptions, RunOutcome, Supervisor, TurnContext,
-    TurnResult,
-};
+use orch_core::executor::{AgentRunner, NativeExecutor, RunEnd, RunOptions, Supervisor, TurnResult};
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{Batch, Change, EventQuery, MemoryStore, Store, StoreError};
 use orch_core::wire::{Agent, AgentStatus, EndReason, Event, EventKeys, EventRecord, LogLevel, new_id};
 use serde_json::json;
 
+#[path = "support/wrapped.rs"]
+mod wrapped;
+use wrapped::Wrapped;
+
 /// What a [`Noting`] end saw and was told.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Told {
     /// How each run it was shown ended.
     shown: Vec<(EndReason, bool, Option<String>)>,
@@ -69,7 +69,7 @@ async fn what_the_host_records_at_the_end_commits_with_the_runs_end() {
     let out = sup.run(&agent, "go".into(), options(&told, false)).await.unwrap();
     assert_eq!(out.final_text.as_deref(), Some("the answer"));
 
-    let told = told.lock().unwrap();
+    let told = told.lock().unwrap().clone();
     assert_eq!(told.shown, vec![(EndReason::EndTurn, true, Some("the answer".into()))], "shown once, at the end");
     assert_eq!(told.outcomes.len(), 1);
     let records = told.outcomes[0].as_ref().unwrap();
@@ -96,7 +96,7 @@ async fn a_refused_join_leaves_the_runs_end_committed_alone() {
     let out = sup.run(&agent, "go".into(), options(&told, true)).await.unwrap();
     assert_eq!(out.final_text.as_deref(), Some("still stored"));
 
-    let told = told.lock().unwrap();
+    let told = told.lock().unwrap().clone();
     assert_eq!(told.outcomes.len(), 1);
     let error = told.outcomes[0].as_ref().unwrap_err();
     assert!(error.contains("not found"), "{error}");
@@ -111,21 +111,6 @@ async fn a_refused_join_leaves_the_runs_end_committed_alone() {
     assert!(stored.run.is_none());
 }
 
-/// The native loop behind an executor that keeps the default (its turns may go on after their end
-/// commit): no join, the host records its end itself.
-struct Wrapped(NativeExecutor);
-
-#[async_trait]
-impl AgentExecutor for Wrapped {
-    fn name(&self) -> &str {
-        "wrapped"
-    }
-
-    async fn run_turn(&self, cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError> {
-        self.0.run_turn(cx, prompt).await
-    }
-}
-
 #[tokio::test]
 async fn no_join_where_the_end_commit_is_not_the_runs_last_act() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -138,6 +123,6 @@ async fn no_join_where_the_end_commit_is_not_the_runs_last_act() {
     let agent = runner.create_agent(Agent::new("wrapped", "scripted", "/tmp")).await.unwrap();
     let told: Arc<Mutex<Told>> = Arc::default();
     sup.run(&agent, "go".into(), options(&told, false)).await.unwrap();
-    let told = told.lock().unwrap();
+    let told = told.lock().unwrap().clone();
     assert!(told.shown.is_empty() && told.outcomes.is_empty(), "never asked to join");
 }

@@ -5,11 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use orch_core::executor::{
-    AgentExecutor, AgentRunner, NativeExecutor, RoutingExecutor, RunError, RunOptions, RunOutcome, Supervisor,
-    TurnContext,
-};
+use orch_core::executor::{AgentExecutor, AgentRunner, NativeExecutor, RoutingExecutor, RunOptions, Supervisor};
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{Batch, Change, Store};
 use orch_core::tool::ToolRegistry;
@@ -17,7 +13,10 @@ use orch_core::wire::{Agent, AgentStatus};
 
 #[path = "support/hooked.rs"]
 mod hooked;
+#[path = "support/wrapped.rs"]
+mod wrapped;
 use hooked::Hooked;
+use wrapped::Wrapped;
 
 /// The commits a store saw, each as its changes.
 type Seen = Arc<Mutex<Vec<Vec<Change>>>>;
@@ -34,22 +33,6 @@ fn recording() -> (Arc<dyn Store>, Seen) {
 
 fn model() -> Arc<ScriptedModel> {
     Arc::new(ScriptedModel::from_fn(|_| Ok(ScriptReply::text("done"))))
-}
-
-/// An executor that runs the native loop but, as a third-party executor would, keeps the default:
-/// its turns may go on after their end commit.
-struct Wrapped(NativeExecutor);
-
-#[async_trait]
-impl AgentExecutor for Wrapped {
-    fn name(&self) -> &str {
-        "wrapped"
-    }
-
-    async fn run_turn(&self, cx: TurnContext, prompt: Option<String>) -> Result<RunOutcome, RunError> {
-        assert!(cx.release.is_none(), "an executor that does not end with its last commit is given no release");
-        self.0.run_turn(cx, prompt).await
-    }
 }
 
 fn ends(changes: &[Change]) -> bool {

@@ -25,6 +25,16 @@ fn claim_all(n: u32) -> Batch {
     })))
 }
 
+/// Stores a running graph of `n` tasks in `waves` waves (see `wave_graph`); returns it.
+async fn stored_graph(store: &orch_store_postgres::PgStore, n: u64, waves: u64) -> orch_core::wire::TaskGraph {
+    let (graph, tasks) = wave_graph(n, waves);
+    store
+        .commit(Batch::new().change(Change::UpsertGraph(Box::new(graph.clone()))).change(Change::InsertTasks(tasks)))
+        .await
+        .unwrap();
+    graph
+}
+
 /// The batch completing `t`, fenced by `fence`, with its own event naming the task.
 fn finish(t: &Task, fence: u32) -> Batch {
     let Change::FinishTask { task, .. } = completed(t.clone()) else { unreachable!() };
@@ -39,11 +49,7 @@ async fn concurrent_batches_get_their_own_results_and_a_failing_one_fails_no_oth
     let url = support::server();
     let (store, _guard) = support::fresh_store(&url).await;
     // 40 tasks in 2 waves: each of the 20 of wave 2 depends on one of wave 1.
-    let (graph, tasks) = wave_graph(40, 2);
-    store
-        .commit(Batch::new().change(Change::UpsertGraph(Box::new(graph.clone()))).change(Change::InsertTasks(tasks)))
-        .await
-        .unwrap();
+    let graph = stored_graph(&store, 40, 2).await;
     let info = WorkerInfo {
         id: "w".into(),
         host: "test".into(),
@@ -389,11 +395,7 @@ async fn attempts_start_while_another_transaction_holds_their_graphs_row() {
 
     let url = support::server();
     let (store, guard) = support::fresh_store(&url).await;
-    let (graph, tasks) = wave_graph(8, 1);
-    store
-        .commit(Batch::new().change(Change::UpsertGraph(Box::new(graph.clone()))).change(Change::InsertTasks(tasks)))
-        .await
-        .unwrap();
+    let graph = stored_graph(&store, 8, 1).await;
     let running = claimed(store.commit(claim_all(8)).await.unwrap());
     assert_eq!(running.len(), 8);
     // Another transaction holds the graph's row, as a reservation, a settlement or a cancel does for
@@ -442,11 +444,7 @@ async fn grouped_run_ends_with_their_tasks_claim_children_only_after_their_paren
     let url = support::server();
     let (store, _guard) = support::fresh_store(&url).await;
     // 40 tasks in 2 waves: each of the 20 of wave 2 depends on one of wave 1.
-    let (graph, tasks) = wave_graph(40, 2);
-    store
-        .commit(Batch::new().change(Change::UpsertGraph(Box::new(graph.clone()))).change(Change::InsertTasks(tasks)))
-        .await
-        .unwrap();
+    let graph = stored_graph(&store, 40, 2).await;
     let parents = claimed(store.commit(claim_all(20)).await.unwrap());
     assert_eq!(parents.len(), 20, "wave 1");
     let agents: Vec<_> = (0..20).map(|i| agent(&format!("e{i}"), None, i)).collect();
