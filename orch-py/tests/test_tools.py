@@ -153,8 +153,12 @@ def test_interrupting_the_run_stops_waiting_for_a_slow_tool(
     engine = orch.open(project, model=script(SLOW_TOOL))
     engine.sync.create_agent("sleeper", system_prompt="x")
     cancelled = threading.Event()
+    # The sync tool would take 30 s, but is let go once the test is done: an interrupted sync tool
+    # finishes on its own thread, which must not outlive the test (nor be inside Python when the
+    # interpreter exits at the end of the session).
+    let_go = threading.Event()
     if kind == "sync":
-        engine.add_tool(lambda: time.sleep(30), name="slow")
+        engine.add_tool(lambda: let_go.wait(30), name="slow")
     else:
 
         async def slow() -> str:
@@ -176,9 +180,12 @@ def test_interrupting_the_run_stops_waiting_for_a_slow_tool(
     started = time.monotonic()
     interrupter = threading.Thread(target=interrupt_once_the_tool_runs)
     interrupter.start()
-    out = engine.sync.command("sleeper", "wait")
-    interrupter.join(10)
-    assert out.status == "interrupted"
-    assert time.monotonic() - started < 20, "the run did not wait for the 30 s tool"
-    if kind == "async":
-        assert cancelled.wait(5), "the tool's task was cancelled on the callback loop"
+    try:
+        out = engine.sync.command("sleeper", "wait")
+        interrupter.join(10)
+        assert out.status == "interrupted"
+        assert time.monotonic() - started < 20, "the run did not wait for the 30 s tool"
+        if kind == "async":
+            assert cancelled.wait(5), "the tool's task was cancelled on the callback loop"
+    finally:
+        let_go.set()
