@@ -1,16 +1,19 @@
-//! Calling Python from the engine: the callables of Python tools and hooks, sync or async.
+//! Calling Python from the engine: the callables of Python tools, hooks and workflows, sync or async.
 //!
-//! The engine's tokio threads never wait for the GIL. A call takes it on a blocking thread
-//! (`spawn_blocking`) only to call the callable and to read its result. A sync callable runs there; an
-//! awaitable it returns (an `async def`) runs on the package's own asyncio loop thread
-//! (`orch._callbacks`), and the engine awaits its completion without the GIL. An exception becomes
+//! The engine's threads never run Python code for long and never wait for the GIL. A call takes it on
+//! a blocking thread (`spawn_blocking`) only to hand the callable to `orch._callbacks.call`, which runs
+//! it on a thread Python made: an `async def` on the package's own asyncio loop thread, a sync callable
+//! on one of the package's daemon pool threads. Its result is read where it finishes, in the callback
+//! of its `concurrent.futures.Future`, and sent to the engine, which awaits it without the GIL. So no
+//! engine thread is inside Python when the interpreter exits (Python stops its own daemon threads
+//! then; an engine thread caught in Python code would abort the process). An exception becomes
 //! [`CallError::Raised`] with the Python traceback; nothing a callable does can panic the engine.
 
 use std::sync::{Arc, Mutex};
 
 use orch_core::Interrupt;
 use pyo3::prelude::*;
-use pyo3::types::{PyCFunction, PyDict};
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -43,13 +46,11 @@ pub struct PyCallable {
     func: Arc<Py<PyAny>>,
 }
 
-/// Where a call is after its first step.
-enum Started<T> {
-    /// The callable returned (or raised).
-    Done(Result<T, CallError>),
-    /// It returned an awaitable, now running on the callback loop as this `concurrent.futures.Future`;
-    /// `done` fires when it finishes.
-    Pending { future: Py<PyAny>, done: oneshot::Receiver<()> },
+/// A call handed to Python: the `concurrent.futures.Future` of its result, and where the result,
+/// read when it finishes, arrives.
+struct Started<T> {
+    future: Py<PyAny>,
+    result: oneshot::Receiver<Result<T, CallError>>,
 }
 
 impl PyCallable {
@@ -58,9 +59,9 @@ impl PyCallable {
         Self { func: Arc::new(func) }
     }
 
-    /// Calls it with `input` and reads the result with `read`. An awaitable result is awaited on the
-    /// callback loop. A triggered `interrupt` ends the wait with [`CallError::Interrupted`] (an awaitable
-    /// is cancelled; a sync callable still running finishes on its own thread, its result dropped).
+    /// Calls it with `input` and reads the result with `read`. A triggered `interrupt` ends the wait
+    /// with [`CallError::Interrupted`] (an awaitable is cancelled; a sync callable still running finishes
+    /// on its own thread, its result dropped).
     pub async fn call<T: Send + 'static>(
         &self,
         input: Value,
@@ -77,38 +78,27 @@ impl PyCallable {
             },
             None => start.await,
         };
-        let (future, done) = match started.and_then(|s| s) {
-            Ok(Started::Done(result)) => return result,
-            Ok(Started::Pending { future, done }) => (future, done),
-            Err(e) => return Err(e),
-        };
+        let Started { future, result } = started.and_then(|s| s)?;
         let finished = match interrupt {
             Some(i) => tokio::select! {
-                _ = done => true,
-                _ = i.triggered() => false,
+                r = result => Some(r),
+                _ = i.triggered() => None,
             },
-            None => {
-                // A dropped sender (the loop went away) also ends the wait; the result says why.
-                let _ = done.await;
-                true
-            }
+            None => Some(result.await),
         };
-        if !finished {
-            // Cancels the task on the callback loop; its result is not wanted any more.
-            let _ = with_python(move |py| {
-                let _ = future.bind(py).call_method0("cancel");
-            })
-            .await;
-            return Err(CallError::Interrupted);
-        }
-        with_python(move |py| {
-            // Done, so `result(0)` does not wait: it returns the value or raises the exception.
-            match future.bind(py).call_method1("result", (0,)) {
-                Ok(value) => read(&value).map_err(CallError::Raised),
-                Err(e) => Err(CallError::Raised(describe(py, &e))),
+        match finished {
+            Some(Ok(outcome)) => outcome,
+            // The future's callback went away without a result (the interpreter is exiting).
+            Some(Err(_)) => Err(CallError::Raised("the Python call ended without a result".into())),
+            None => {
+                // Cancels an awaitable on the callback loop; its result is not wanted any more.
+                let _ = with_python(move |py| {
+                    let _ = future.bind(py).call_method0("cancel");
+                })
+                .await;
+                Err(CallError::Interrupted)
             }
-        })
-        .await?
+        }
     }
 }
 
@@ -124,8 +114,9 @@ async fn with_python<R: Send + 'static>(
     }
 }
 
-/// Calls `func` with `input`: its result read, or its awaitable handed to the callback loop.
-fn start<T>(
+/// Hands `func` and `input` to `orch._callbacks.call`; the result is read by the callback of the future
+/// it returns, on the thread where the call finished.
+fn start<T: Send + 'static>(
     py: Python<'_>,
     func: &Py<PyAny>,
     input: &Value,
@@ -134,26 +125,33 @@ fn start<T>(
 ) -> Result<Started<T>, CallError> {
     let raised = |e: PyErr| CallError::Raised(describe(py, &e));
     let arg = to_py(py, input).map_err(raised)?;
-    let func = func.bind(py);
-    let result = match (pass, arg.cast::<PyDict>()) {
-        (Pass::Keywords, Ok(kwargs)) => func.call((), Some(kwargs)),
-        _ => func.call1((arg,)),
-    }
-    .map_err(raised)?;
-    if !result.hasattr("__await__").map_err(raised)? {
-        return Ok(Started::Done(read(&result).map_err(CallError::Raised)));
-    }
-    let future = py.import("orch._callbacks").and_then(|m| m.call_method1("submit", (result,))).map_err(raised)?;
-    let (tx, done) = oneshot::channel::<()>();
+    let (args, kwargs) = match (pass, arg.cast::<PyDict>()) {
+        (Pass::Keywords, Ok(kwargs)) => (PyTuple::empty(py), Some(kwargs.clone())),
+        _ => (PyTuple::new(py, [arg]).map_err(raised)?, None),
+    };
+    let callbacks = py.import("orch._callbacks").map_err(raised)?;
+    let future = callbacks.call_method1("call", (func.bind(py), args, kwargs)).map_err(raised)?;
+    let (tx, result) = oneshot::channel::<Result<T, CallError>>();
     let tx = Mutex::new(Some(tx));
-    let on_done = PyCFunction::new_closure(py, None, None, move |_args, _kwargs| {
-        if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-            let _ = tx.send(());
-        }
+    let on_done = PyCFunction::new_closure(py, None, None, move |args, _kwargs| {
+        let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) else { return };
+        let py = args.py();
+        let outcome = match args.get_item(0) {
+            Err(e) => Err(CallError::Raised(describe(py, &e))),
+            Ok(f) if f.call_method0("cancelled").and_then(|c| c.is_truthy()).unwrap_or(false) => {
+                Err(CallError::Interrupted)
+            }
+            // Done, so `result(0)` does not wait: it returns the value or raises the exception.
+            Ok(f) => match f.call_method1("result", (0,)) {
+                Ok(value) => read(&value).map_err(CallError::Raised),
+                Err(e) => Err(CallError::Raised(describe(py, &e))),
+            },
+        };
+        let _ = tx.send(outcome);
     })
     .map_err(raised)?;
     future.call_method1("add_done_callback", (on_done,)).map_err(raised)?;
-    Ok(Started::Pending { future: future.unbind(), done })
+    Ok(Started { future: future.unbind(), result })
 }
 
 /// An exception as Python prints it: the traceback, then the exception's type and message.

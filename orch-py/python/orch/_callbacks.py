@@ -1,8 +1,11 @@
-"""How the engine calls Python tools and hooks (internal to the package).
+"""How the engine calls Python tools, hooks and workflows (internal to the package).
 
-An ``async def`` tool or hook runs on one asyncio loop of the package's own, on a daemon thread
-(``orch-callbacks``) started on first use: the engine calls from its own threads, where no loop of the
-program's runs. Sync callables run on the engine's blocking threads and never need it.
+Every callable runs on a thread Python made, never on one of the engine's: a sync callable interrupted
+while it runs goes on until it returns, and when the program exits meanwhile Python stops its own daemon
+threads cleanly, while an engine thread caught running Python code then aborts the process. An
+``async def`` callable runs on one asyncio loop of the package's own, on a daemon thread
+(``orch-callbacks``) started on first use; a sync one on a daemon thread of a small pool (``orch-call``)
+that grows to the number of calls running at once and keeps its idle threads.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import asyncio
 import concurrent.futures
 import concurrent.futures._base
 import inspect
+import queue
 import threading
 import traceback
 import typing
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 _lock = threading.Lock()
 _loop: Optional[asyncio.AbstractEventLoop] = None
@@ -39,6 +43,94 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
 def submit(awaitable: Awaitable[Any]) -> "concurrent.futures.Future[Any]":
     """Runs ``awaitable`` on the callbacks' loop; the future of its result."""
     return asyncio.run_coroutine_threadsafe(_await(awaitable), _callback_loop())
+
+
+class _Call(concurrent.futures.Future):  # type: ignore[type-arg]
+    """The future of a sync callable's result. Cancelling it cancels the awaitable the callable
+    returned, if any; a callable already running finishes on its thread, its result dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner: "Optional[concurrent.futures.Future[Any]]" = None
+
+    def cancel(self) -> bool:
+        inner = self.inner
+        if inner is not None:
+            inner.cancel()
+        return super().cancel()
+
+    def settle(self, done: "concurrent.futures.Future[Any]") -> None:
+        """Takes the outcome of ``done`` (the awaitable's future), unless cancelled meanwhile."""
+        try:
+            if done.cancelled():
+                self.cancel()
+            elif done.exception() is not None:
+                self.set_exception(done.exception())
+            else:
+                self.set_result(done.result())
+        except concurrent.futures.InvalidStateError:
+            pass
+
+
+# Sync calls waiting for a pool thread, and how many pool threads wait for one.
+_jobs: "queue.SimpleQueue[Callable[[], None]]" = queue.SimpleQueue()
+_idle = 0
+
+
+def _pool_thread() -> None:
+    global _idle
+    while True:
+        _jobs.get()()
+        with _lock:
+            _idle += 1
+
+
+def _run_sync(job: Callable[[], None]) -> None:
+    global _idle
+    with _lock:
+        if _idle > 0:
+            _idle -= 1
+        else:
+            threading.Thread(target=_pool_thread, name="orch-call", daemon=True).start()
+    _jobs.put(job)
+
+
+def call(
+    func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]]
+) -> "concurrent.futures.Future[Any]":
+    """Calls ``func(*args, **kwargs)`` on a thread of Python's: an ``async def`` on the callbacks' loop,
+    a sync callable on the pool (an awaitable it returns then runs on the loop). The future of its result.
+    """
+    kwargs = kwargs or {}
+    if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None)):
+        return submit(func(*args, **kwargs))
+    fut = _Call()
+
+    def job() -> None:
+        if fut.cancelled():
+            return
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:  # the engine reports it, with its traceback
+            try:
+                fut.set_exception(exc)
+            except concurrent.futures.InvalidStateError:
+                pass
+            return
+        if inspect.isawaitable(result):
+            inner = submit(result)
+            fut.inner = inner
+            if fut.cancelled():
+                inner.cancel()
+            inner.add_done_callback(fut.settle)
+            return
+        try:
+            fut.set_result(result)
+        except concurrent.futures.InvalidStateError:
+            pass
+
+    _run_sync(job)
+    return fut
 
 
 # Frames of the machinery between the engine and an async callable, left out of its tracebacks.
