@@ -21,11 +21,10 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
     if batch.changes.is_empty() {
         return events::append(db, &db.pool, channel, events::Batch::new(batch.events)?).await;
     }
-    let batch = match as_step(batch) {
+    let mut batch = match as_step(batch) {
         Ok((step, release)) => return events::commit_step(db, channel, step, release).await,
         Err(batch) => batch,
     };
-    let mut batch = batch;
     let mut prepared = events::Batch::new(std::mem::take(&mut batch.events))?;
     let mut conn = db.pool.acquire().await.map_err(db_err)?;
     let mut tx = begin_on(&mut conn, batch.durability == Durability::Relaxed).await.map_err(db_err)?;
@@ -221,15 +220,16 @@ pub(crate) fn run_rank(batch: &Batch) -> u8 {
 /// and a claim ([`step_tail`]): an agent's step, a model call's step with its settlement (or a
 /// settlement alone), a run's end with its task's end.
 fn is_step_or_settle(batch: &Batch) -> bool {
-    step_tail(batch).is_some_and(|lead| lead > 0)
+    step_tail(batch).is_some()
 }
 
-/// The number of leading agent-step changes and settlements of a batch, when all that follows them
-/// is a finished task, optionally with a claim after it.
+/// The number of leading agent-step changes and settlements of a batch (at least one), when all that
+/// follows them is a finished task, optionally with a claim after it.
 fn step_tail(batch: &Batch) -> Option<usize> {
     let lead =
         batch.changes.iter().take_while(|c| is_step_change(c) || matches!(c, Change::SettleBudget { .. })).count();
     match &batch.changes[lead..] {
+        _ if lead == 0 => None,
         [] | [Change::FinishTask { .. }] | [Change::FinishTask { .. }, Change::ClaimTasks(_)] => Some(lead),
         _ => None,
     }
@@ -249,26 +249,28 @@ pub(crate) fn group_changes<'a>(batches: &[&'a Batch]) -> Vec<(usize, &'a Change
     let mut out = Vec::with_capacity(batches.iter().map(|b| b.changes.len()).sum());
     let mut i = 0;
     while i < batches.len() {
-        let run = batches[i..].iter().take_while(|b| is_step_or_settle(b)).count();
-        if run == 0 {
+        // Each batch of the run with the length of its leading step changes and settlements.
+        let run: Vec<(usize, &Batch, usize)> = batches[i..]
+            .iter()
+            .map_while(|b| step_tail(b))
+            .enumerate()
+            .map(|(j, lead)| (i + j, batches[i + j], lead))
+            .collect();
+        if run.is_empty() {
             out.extend(batches[i].changes.iter().map(|c| (i, c)));
             i += 1;
             continue;
         }
-        let segment = i..i + run;
-        for k in segment.clone() {
-            out.extend(batches[k].changes.iter().filter(|c| is_step_change(c)).map(|c| (k, c)));
+        for &(k, b, _) in &run {
+            out.extend(b.changes.iter().filter(|c| is_step_change(c)).map(|c| (k, c)));
         }
-        for k in segment.clone() {
-            let lead = step_tail(batches[k]).unwrap_or(0);
-            let settles = batches[k].changes[..lead].iter().filter(|c| !is_step_change(c));
-            out.extend(settles.map(|c| (k, c)));
+        for &(k, b, lead) in &run {
+            out.extend(b.changes[..lead].iter().filter(|c| !is_step_change(c)).map(|c| (k, c)));
         }
-        for k in segment {
-            let lead = step_tail(batches[k]).unwrap_or(0);
-            out.extend(batches[k].changes[lead..].iter().map(|c| (k, c)));
+        for &(k, b, lead) in &run {
+            out.extend(b.changes[lead..].iter().map(|c| (k, c)));
         }
-        i += run;
+        i += run.len();
     }
     out
 }

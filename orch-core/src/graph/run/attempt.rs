@@ -13,7 +13,7 @@ use super::budget::{BudgetGate, warn_near_limits};
 use super::isolate::{AttemptTree, Closed};
 use super::joined::{JoinParts, JoinedEnd};
 use super::prompt::{OUTPUT_CHARS, read_knowledge};
-use super::qa::Review;
+use super::qa::{Review, commands};
 use super::stuck::{Stuck, Watch};
 use super::worker::{ClaimOnEnd, Ended, claimed_by, task_claim};
 use super::{GraphRunner, GraphSettings};
@@ -296,8 +296,7 @@ impl GraphRunner {
     /// Runs the task's verification commands (`$ command` items) in the attempt's working directory;
     /// other items are criteria for the agent (in its prompt) and a reviewing pass.
     async fn verify(&self, task: &Task, workdir: &std::path::Path, interrupt: &Interrupt) -> Result<(), String> {
-        for v in &task.verification {
-            let Some(cmd) = v.trim().strip_prefix("$ ") else { continue };
+        for cmd in commands(&task.verification) {
             let spec = ProcessSpec {
                 program: "sh".into(),
                 args: vec!["-c".into(), cmd.to_string()],
@@ -370,18 +369,13 @@ impl GraphRunner {
         notes: Vec<Note>,
         next: Option<&ClaimOnEnd>,
     ) -> Result<Option<Vec<Task>>, AttemptError> {
-        let mut batch = self.ending(task, fence, end, attempt_cost, notes);
+        let mut batch = ending(&self.settings, task, fence, end, attempt_cost, notes);
         let next = next.filter(|n| n.wanted());
         if let Some(n) = next {
             batch.push_change(Change::ClaimTasks(Box::new(task_claim(&self.settings, n, task.updated_at, 1))));
         }
         let records = self.store.commit(batch).await?;
         Ok(next.map(|n| claimed_by(&records, &n.worker)))
-    }
-
-    /// The batch that ends the attempt at `fence` of `task` (see [`ending`]).
-    pub(super) fn ending(&self, task: &mut Task, fence: u32, end: End, attempt_cost: f64, notes: Vec<Note>) -> Batch {
-        ending(&self.settings, task, fence, end, attempt_cost, notes)
     }
 }
 

@@ -234,7 +234,7 @@ impl GraphRunner {
             }
             ExternalEnd::Released => (End::Release { not_before: None, note: format!("given back by {worker}") }, 0.0),
         };
-        let mut batch = self.ending(&mut task, attempt, end, cost, Vec::new());
+        let mut batch = super::attempt::ending(&self.settings, &mut task, attempt, end, cost, Vec::new());
         if cost > 0.0 {
             let spent = Change::SettleBudget {
                 reservation: Box::new(Reservation::at(Some(task.graph_id), 0.0, now())),

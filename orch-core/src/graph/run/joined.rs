@@ -12,7 +12,7 @@ use super::GraphSettings;
 use super::attempt::{AttemptHandle, End, ending};
 use super::budget::BudgetGate;
 use super::prompt::read_knowledge;
-use super::qa::criteria;
+use super::qa::{commands, criteria};
 use super::stuck::{Stuck, Watch};
 use super::worker::{ClaimOnEnd, claimed_by, task_claim};
 use crate::executor::{RunEnd, TurnResult};
@@ -60,9 +60,8 @@ impl JoinedEnd {
         next: Option<&ClaimOnEnd>,
         parts: JoinParts,
     ) -> Option<Self> {
-        let commands = task.verification.iter().any(|v| v.trim().starts_with("$ "));
         let review = settings.qa_model.is_some() && !criteria(&task.verification).is_empty();
-        if worktree || commands || review {
+        if worktree || commands(&task.verification).next().is_some() || review {
             return None;
         }
         Some(Self {

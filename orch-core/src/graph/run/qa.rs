@@ -33,6 +33,11 @@ pub(crate) enum Review {
     Fail(String),
 }
 
+/// The commands a completed attempt runs: the verification items written `$ command`.
+pub(crate) fn commands(verification: &[String]) -> impl Iterator<Item = &str> {
+    verification.iter().filter_map(|v| v.trim().strip_prefix("$ "))
+}
+
 /// The criteria a reviewer checks: the verification items that are not `$ command`s.
 pub(crate) fn criteria(verification: &[String]) -> Vec<&str> {
     verification.iter().map(|v| v.trim()).filter(|v| !v.is_empty() && !v.starts_with("$ ")).collect()
