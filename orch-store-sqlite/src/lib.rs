@@ -42,8 +42,9 @@
 //!
 //! All writes of a store go to one dedicated writer thread. It takes every request waiting in its queue
 //! and applies them in one `BEGIN IMMEDIATE` transaction (each in its own savepoint, so a failing request,
-//! e.g. a taken agent name, does not undo the others), then commits once. Many concurrent `append` calls
-//! thus share a single sync. Event `seq`s are assigned inside that transaction as `max(seq) + 1`, so commit
+//! e.g. a taken agent name, does not undo the others), then commits once. The savepoints' statement
+//! journal is kept in memory (`temp_store = MEMORY`), not in a temporary file. Many concurrent `append`
+//! calls thus share a single sync. Event `seq`s are assigned inside that transaction as `max(seq) + 1`, so commit
 //! order is seq order and the log has no gaps. Reads use a small pool of separate connections and never
 //! wait for the writer (WAL readers see the last committed state). All SQLite work runs off the async
 //! executor, on the store's own threads: one writer and four readers, however many agents run.

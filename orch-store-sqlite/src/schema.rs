@@ -491,6 +491,11 @@ pub(crate) fn configure_writer_file(conn: &Connection, location: &str) -> Result
     }
     // FULL: in WAL mode every commit syncs the log, so an append that returned survives a power loss.
     conn.pragma_update(None, "synchronous", "FULL").map_err(|e| open_error(location, e))?;
+    // The statement journal in memory: each request of a batched transaction runs in a savepoint,
+    // which copies every page it changes first into that journal, and a file journal (SQLite's
+    // default past 64 KiB) turned those copies into writes to a temporary file. It holds what one
+    // transaction changed, never more, and is not needed after a crash (the WAL is).
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(|e| open_error(location, e))?;
     Ok(())
 }
 

@@ -254,14 +254,20 @@ mod tests {
         assert_eq!(e.to_string(), "store backend error: FOREIGN KEY constraint failed");
     }
 
+    /// The writing connection of a new database file in `dir`, configured and migrated as the store's.
+    fn writer_file(dir: &std::path::Path) -> Connection {
+        let mut conn = Connection::open(dir.join("w.db")).unwrap();
+        crate::schema::configure_writer_file(&conn, "w.db").unwrap();
+        crate::schema::migrate(&mut conn, "w.db").unwrap();
+        conn
+    }
+
     /// A transaction of relaxed requests only commits with `synchronous = NORMAL` (no sync); any full
     /// request in it, and every transaction after it, commits with the connection's FULL.
     #[test]
     fn only_all_relaxed_transactions_skip_the_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
-        crate::schema::configure_writer_file(&conn, "w.db").unwrap();
-        crate::schema::migrate(&mut conn, "w.db").unwrap();
+        let conn = writer_file(dir.path());
         let (last_seq, _) = watch::channel(0);
         let sync_in = |relaxed: bool| {
             job(
@@ -281,5 +287,46 @@ mod tests {
         assert_eq!([ra.try_recv().unwrap().unwrap(), rb.try_recv().unwrap().unwrap()], [2, 2], "one full job: FULL");
         let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
         assert_eq!(sync, 2, "FULL is restored after a relaxed transaction");
+    }
+
+    /// Many requests, each in its savepoint, that change many pages in one transaction: their
+    /// statement journal stays in memory (no temporary file holds the pages' copies), and a request
+    /// that fails is still undone alone.
+    #[test]
+    fn savepoints_journal_in_memory_and_still_undo_one_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = writer_file(dir.path());
+        let store: i64 = conn.pragma_query_value(None, "temp_store", |r| r.get(0)).unwrap();
+        assert_eq!(store, 2, "temp_store = MEMORY");
+        conn.execute_batch("CREATE TABLE filler (k INTEGER PRIMARY KEY, v TEXT)").unwrap();
+        let (last_seq, _) = watch::channel(0);
+        let mut jobs = Vec::new();
+        let mut answers = Vec::new();
+        for i in 0..64_i64 {
+            let (j, rx) = job(
+                move |ctx| {
+                    // About 64 KiB per request: far past the 64 KiB a file journal would spill at.
+                    let v = "x".repeat(1024);
+                    for k in 0..64 {
+                        ctx.conn
+                            .execute("INSERT INTO filler (k, v) VALUES (?1, ?2)", rusqlite::params![i * 64 + k, v])
+                            .map_err(backend)?;
+                    }
+                    if i == 10 { Err(StoreError::Backend("request 10 fails".into())) } else { Ok(()) }
+                },
+                false,
+            );
+            jobs.push(j);
+            answers.push(rx);
+        }
+        run_batch(&conn, jobs, &last_seq);
+        let failed: Vec<usize> =
+            answers.iter_mut().enumerate().filter_map(|(i, rx)| rx.try_recv().unwrap().is_err().then_some(i)).collect();
+        assert_eq!(failed, [10], "only the failing request failed");
+        let rows: i64 = conn.query_row("SELECT count(*) FROM filler", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 63 * 64, "the failing request's rows were undone, the others' kept");
+        let none: i64 =
+            conn.query_row("SELECT count(*) FROM filler WHERE k BETWEEN 640 AND 703", [], |r| r.get(0)).unwrap();
+        assert_eq!(none, 0);
     }
 }
