@@ -23,6 +23,11 @@ mod signals;
 
 use std::process::ExitCode;
 
+/// mimalloc, not the system's malloc: the engine allocates many small, short-lived values on many
+/// threads, where glibc's malloc took about a quarter of a busy process's CPU (README, Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     orch_web::engine::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -8,6 +8,8 @@
 //! Run: `cargo bench -p orch-tests --bench adw_100` (env: N, RUNS).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod allocator;
+
 use std::sync::Arc;
 use std::time::Instant;
 

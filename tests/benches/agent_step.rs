@@ -6,6 +6,8 @@
 //! Run: `cargo bench -p orch-tests --bench agent_step` (env: N, RUNS).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod allocator;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;

@@ -12,6 +12,8 @@
 //! Run: `cargo bench -p orch-tests --bench agent_step_otel` (env: N, RUNS).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod allocator;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;

@@ -4,6 +4,8 @@
 //! Run: `cargo bench -p orch-tests --bench bash_confined` (env: RUNS, default 200).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod allocator;
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -8,6 +8,8 @@
 //! PG_URL=postgres://… adds the same on a fresh PostgreSQL schema).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod allocator;
+
 use std::sync::Arc;
 use std::time::Instant;
 

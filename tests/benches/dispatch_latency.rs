@@ -19,6 +19,8 @@
 //! PG_URL).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod allocator;
+
 mod pg_schema;
 
 use std::collections::HashMap;

@@ -17,6 +17,7 @@
 //! same on a fresh PostgreSQL schema with PG_WORKERS workers (default 4) in this process).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod allocator;
 mod counting;
 mod pg_schema;
 

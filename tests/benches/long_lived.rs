@@ -11,6 +11,8 @@
 //! Run: `cargo bench -p orch-tests --bench long_lived` (env: COMMANDS, WINDOW, ROUNDS).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod allocator;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

@@ -9,6 +9,8 @@
 //! Run: `cargo bench -p orch-tests --bench mcp_call` (env: CALLS, STEPS, RUNS).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod allocator;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;

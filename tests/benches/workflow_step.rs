@@ -8,6 +8,8 @@
 //! runs one side, e.g. to count its syscalls under strace).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod allocator;
+
 use std::sync::Arc;
 use std::time::Instant;
 
