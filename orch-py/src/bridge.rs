@@ -9,7 +9,10 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use serde_json::Value;
 
+use tokio::sync::oneshot;
+
 use crate::error::Failure;
+use crate::winddown;
 
 /// How often a blocking call looks for a pending signal (Ctrl-C) while it waits.
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
@@ -29,15 +32,13 @@ where
     F: Future<Output = Result<T, Failure>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let start: Starter = Box::new(move |py| {
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { fut.await.map_err(PyErr::from) })
-    });
+    let start: Starter = Box::new(move |py| into_asyncio(py, async move { fut.await.map_err(PyErr::from) }));
     Ok(Bound::new(py, Call { start: Mutex::new(Some(start)), inner: Mutex::new(None) })?.into_any())
 }
 
 /// An engine call as a coroutine (it has `__await__`, `send`, `throw` and `close`, so asyncio takes it
 /// for one: `asyncio.run`, `create_task`, `gather`). Its first `send` starts the engine's future on the
-/// running loop (through `pyo3-async-runtimes`); from then on it delegates to that asyncio future.
+/// running loop ([`into_asyncio`]); from then on it delegates to that asyncio future.
 #[pyclass(frozen, module = "orch._orch", name = "Call")]
 pub struct Call {
     start: Mutex<Option<Starter>>,
@@ -113,6 +114,70 @@ impl Call {
         }
         Ok(())
     }
+}
+
+/// Drops an engine future whose asyncio future was done first: cancelled (its task was), or dropped.
+#[pyclass(frozen)]
+struct DropOnCancel {
+    cancel: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+#[pymethods]
+impl DropOnCancel {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future.call_method0("cancelled")?.is_truthy()?
+            && let Some(cancel) = self.cancel.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            let _ = cancel.send(());
+        }
+        Ok(())
+    }
+}
+
+/// Runs `fut` on the runtime and returns an asyncio future of its outcome on the running loop.
+/// Cancelling that future drops `fut` (an agent run it drives is interrupted by its guard).
+///
+/// The outcome is handed to the loop's thread (`orch._callbacks.resolve` through
+/// `call_soon_threadsafe`), which sets it; the engine thread holds the GIL only for that hand-over,
+/// and only while the program is not exiting ([`winddown::attach`]): an engine thread inside Python
+/// when the interpreter finalizes aborts the process (`PyGILState_Release`), which
+/// `pyo3_async_runtimes::tokio::future_into_py`, used before, did to a program that exited with calls
+/// still completing.
+pub fn into_asyncio<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let future = event_loop.call_method0("create_future")?;
+    let (cancel, cancelled) = oneshot::channel::<()>();
+    future.call_method1("add_done_callback", (DropOnCancel { cancel: Mutex::new(Some(cancel)) },))?;
+    let resolve = py.import("orch._callbacks")?.getattr("resolve")?.unbind();
+    let (event_loop, target) = (event_loop.unbind(), future.clone().unbind());
+    runtime().spawn(async move {
+        let outcome = tokio::select! {
+            outcome = fut => outcome,
+            // Cancelled, or the asyncio future is gone: nobody waits for the outcome.
+            _ = cancelled => return,
+        };
+        let handed = tokio::task::spawn_blocking(move || {
+            winddown::attach(move |py| {
+                let (ok, value) = match outcome.and_then(|v| pyo3::IntoPyObjectExt::into_py_any(v, py)) {
+                    Ok(v) => (true, v),
+                    Err(e) => (false, e.into_value(py).into_any()),
+                };
+                // A loop closed meanwhile (its program moved on) takes nothing: the outcome is dropped.
+                if let Err(e) = event_loop.call_method1(py, "call_soon_threadsafe", (resolve, target, ok, value)) {
+                    tracing::debug!(error = %e, "an engine call's outcome found its asyncio loop closed");
+                }
+            })
+        })
+        .await;
+        if !matches!(handed, Ok(Some(()))) {
+            tracing::debug!("an engine call's outcome was dropped: the program is exiting");
+        }
+    });
+    Ok(future)
 }
 
 /// Runs `fut` to its end on the runtime with the GIL released. A signal handler that raises (Ctrl-C's

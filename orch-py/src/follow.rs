@@ -72,7 +72,7 @@ impl Follower {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let (core, state) = (self.core.clone(), self.state.clone());
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::into_asyncio(py, async move {
             match Self::next(core, state).await {
                 Ok(Some(ev)) => Ok(ev),
                 Ok(None) => Err(PyStopAsyncIteration::new_err(())),

@@ -41,6 +41,7 @@ fn _orch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     adw::register(m)?;
     query::register(m)?;
     m.add_function(wrap_pyfunction!(winddown::wind_down, m)?)?;
+    m.add_function(wrap_pyfunction!(winddown::exiting, m)?)?;
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -102,14 +102,14 @@ impl PyCallable {
     }
 }
 
-/// Runs `f` with the GIL on a blocking thread. The interpreter shutting down, or `f` failing to finish,
-/// is a [`CallError::Raised`].
+/// Runs `f` with the GIL on a blocking thread. The program exiting ([`crate::winddown::attach`]), or `f`
+/// failing to finish, is a [`CallError::Raised`].
 async fn with_python<R: Send + 'static>(
     f: impl for<'py> FnOnce(Python<'py>) -> R + Send + 'static,
 ) -> Result<R, CallError> {
-    match tokio::task::spawn_blocking(move || Python::try_attach(f)).await {
+    match tokio::task::spawn_blocking(move || crate::winddown::attach(f)).await {
         Ok(Some(r)) => Ok(r),
-        Ok(None) => Err(CallError::Raised("the Python interpreter is shutting down".into())),
+        Ok(None) => Err(CallError::Raised("the Python program is exiting".into())),
         Err(e) => Err(CallError::Raised(format!("the Python call did not finish: {e}"))),
     }
 }

@@ -5,6 +5,11 @@
 //! interrupts the run, which then ends on its own task and records how (its `Stop`, the agent idle, the
 //! workflow run cancelled). Interpreter exit would cut that short, so the package's `atexit` hook calls
 //! [`wind_down`]: it waits, bounded, for every dropped call's run to finish recording.
+//!
+//! Then the hook calls [`exiting`]: from then on no engine thread enters Python ([`attach`] refuses),
+//! and those inside get a moment to leave. An engine thread holding the GIL when the interpreter
+//! finalizes aborts the process (`Fatal Python error: PyGILState_Release`): a call that completes as
+//! the program exits, its outcome handed to an asyncio loop, did that before.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -15,6 +20,54 @@ use pyo3::prelude::*;
 
 /// Whether a stopped run has ended.
 type Ended = Box<dyn Fn() -> bool + Send>;
+
+/// Engine threads inside Python now ([`attach`]); the top bit is set once the program exits.
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+/// The bit of [`IN_PYTHON`] that shuts engine threads out of Python.
+const EXITING: usize = 1 << (usize::BITS - 1);
+
+/// Runs `f` with the GIL on an engine thread (one Python did not make), unless the program is exiting
+/// ([`exiting`] was called) or the interpreter is finalizing: `None` then, and `f` is dropped unrun.
+pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    let mut now = IN_PYTHON.load(Ordering::SeqCst);
+    loop {
+        if now & EXITING != 0 {
+            return None;
+        }
+        match IN_PYTHON.compare_exchange(now, now + 1, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => break,
+            Err(seen) => now = seen,
+        }
+    }
+    /// Counts the thread out once it has left Python (the GIL released).
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let _leave = Leave;
+    Python::try_attach(f)
+}
+
+/// Shuts engine threads out of Python for good, and waits up to `timeout_s` seconds (the GIL released)
+/// for those inside to leave; returns how many are still inside. The package's `atexit` hook calls it
+/// after [`wind_down`]; engine calls that complete later are dropped (nothing waits for them any more).
+#[pyfunction]
+#[pyo3(signature = (timeout_s=1.0))]
+pub fn exiting(py: Python<'_>, timeout_s: f64) -> usize {
+    IN_PYTHON.fetch_or(EXITING, Ordering::SeqCst);
+    py.detach(|| {
+        let deadline = Instant::now() + Duration::from_secs_f64(timeout_s.max(0.0));
+        loop {
+            let inside = IN_PYTHON.load(Ordering::SeqCst) & !EXITING;
+            if inside == 0 || Instant::now() >= deadline {
+                return inside;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
 
 /// Guards alive: calls Python may still drop.
 static ARMED: AtomicUsize = AtomicUsize::new(0);

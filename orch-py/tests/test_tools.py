@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-import subprocess
 import sys
 import threading
 import time
@@ -191,49 +190,3 @@ def test_interrupting_the_run_stops_waiting_for_a_slow_tool(
             assert cancelled.wait(5), "the tool's task was cancelled on the callback loop"
     finally:
         let_go.set()
-
-
-# A program whose run was interrupted while its sync tool ran, and which exits while that tool still
-# runs Python code (from the program's first exit hook on, for a few seconds).
-EXIT_WHILE_A_TOOL_RUNS = """
-import atexit, sys, threading, time
-import orch
-
-exiting = threading.Event()
-atexit.register(exiting.set)  # runs before the package's own exit hook
-
-def slow() -> str:
-    exiting.wait(60)
-    until = time.monotonic() + 3
-    while time.monotonic() < until:
-        time.sleep(0.001)
-    return "slept"
-
-engine = orch.open(sys.argv[1], model=sys.argv[2])
-engine.sync.create_agent("sleeper", system_prompt="x")
-engine.add_tool(slow)
-
-def interrupt_once_the_tool_runs() -> None:
-    for ev in engine.sync.follow(agent="sleeper"):
-        if ev.type == "ToolUse":
-            break
-    engine.sync.interrupt("sleeper")
-
-threading.Thread(target=interrupt_once_the_tool_runs, daemon=True).start()
-print(engine.sync.command("sleeper", "wait").status, flush=True)
-"""
-
-
-def test_a_program_exits_cleanly_while_an_interrupted_sync_tool_still_runs(
-    project: pathlib.Path, script: Callable[..., str], tmp_path: pathlib.Path
-) -> None:
-    child = tmp_path / "child.py"
-    child.write_text(EXIT_WHILE_A_TOOL_RUNS)
-    model = script(SLOW_TOOL)
-    for i in range(2):
-        work = tmp_path / f"run{i}"
-        work.mkdir()
-        done = subprocess.run([sys.executable, str(child), str(work), model], capture_output=True, text=True, timeout=120)
-        assert "Fatal Python error" not in done.stderr, done.stderr
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert done.stdout.strip() == "interrupted", done.stdout + done.stderr

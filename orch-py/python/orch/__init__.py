@@ -67,8 +67,15 @@ from ._orch import (
     open_async,
 )
 
-# At exit, runs whose caller went away (Ctrl-C, a cancelled await) get a moment to record their end.
-atexit.register(_orch.wind_down)
+
+def _at_exit() -> None:
+    # Runs whose caller went away (Ctrl-C, a cancelled await) get a moment to record their end; then no
+    # engine thread enters Python any more (one inside it as the interpreter finalizes would abort it).
+    _orch.wind_down()
+    _orch.exiting()
+
+
+atexit.register(_at_exit)
 
 __all__ = [
     "Agent",

@@ -177,3 +177,14 @@ def schema_of(func: Callable[..., Any]) -> Dict[str, Any]:
     if required:
         schema["required"] = required
     return schema
+
+
+def resolve(future: "asyncio.Future[Any]", ok: bool, value: Any) -> None:
+    """Sets an engine call's outcome on its asyncio future (called on the future's loop), unless the
+    future was cancelled meanwhile."""
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

@@ -511,3 +511,8 @@ def adw_has_summarizer(engine: Engine) -> bool: ...
 def wind_down(timeout_s: float = 10.0, grace_s: float = 0.5) -> int:
     """Waits (bounded) for the runs whose Python caller went away to record their end; how many had
     not ended. Registered with ``atexit`` by the package."""
+
+def exiting(timeout_s: float = 1.0) -> int:
+    """Shuts the engine's threads out of Python for good (the program is exiting) and waits up to
+    ``timeout_s`` for those inside to leave; how many had not. Engine calls that complete later are
+    dropped. Called by the package's ``atexit`` hook, after ``wind_down``."""
