@@ -492,7 +492,30 @@ impl AgentManager {
     /// The agent's status and its latest run's events: `tail` entries after skipping the newest
     /// `offset`, oldest first. Each entry carries its model summary when one was made, else the
     /// heuristic one.
+    ///
+    /// The agent, its latest run and that run's events are three reads: when the agent's status changed
+    /// meanwhile (a run started or ended between them), they are read again, up to three times, so the
+    /// status and the entries are of one moment (never an idle agent with the start of a new run).
     pub async fn status(&self, name: &str, tail: usize, offset: usize) -> Result<StatusReport, ManageError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let since = self.inner.store.last_seq().await?;
+            let report = self.status_once(name, tail, offset).await?;
+            let changed = EventQuery {
+                after_seq: since,
+                agent_id: Some(report.agent.id),
+                types: vec!["AgentStatusChanged".into()],
+                limit: Some(1),
+                ..EventQuery::default()
+            };
+            if tries >= 3 || self.inner.store.read_events(&changed).await?.is_empty() {
+                return Ok(report);
+            }
+        }
+    }
+
+    async fn status_once(&self, name: &str, tail: usize, offset: usize) -> Result<StatusReport, ManageError> {
         let agent = self.agent(name).await?;
         let prompts = self.inner.store.list_prompts(agent.id).await?;
         let task_slug = prompts.iter().rev().find_map(|p| p.task_slug.clone());

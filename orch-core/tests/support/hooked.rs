@@ -1,5 +1,6 @@
 //! A memory store that shows a test every batch before committing it, and may commit other batches
-//! first (another writer cutting in); it may also show the test every task it reads. Include with
+//! first (another writer cutting in); it may also show the test every task it reads, and cut in before
+//! an agent's prompts are read. Include with
 //! `#[path = "support/hooked.rs"] mod hooked;`.
 #![allow(dead_code)]
 
@@ -18,16 +19,27 @@ pub type Before = Box<dyn Fn(&Batch) -> Vec<Batch> + Send + Sync>;
 /// What a [`Hooked`] store does on each `get_task`: given the task's id.
 pub type OnRead = Box<dyn Fn(Id) + Send + Sync>;
 
+/// What a [`Hooked`] store commits before each `list_prompts`: given the agent's id, the batches.
+pub type OnPrompts = Box<dyn Fn(Id) -> Vec<Batch> + Send + Sync>;
+
 /// A [`MemoryStore`] that calls `before` with every batch, commits what it returns, then the batch.
 pub struct Hooked {
     pub inner: MemoryStore,
     before: Before,
     on_read: Option<OnRead>,
+    on_prompts: Option<OnPrompts>,
 }
 
 impl Hooked {
     pub fn new(before: Before) -> Self {
-        Self { inner: MemoryStore::new(), before, on_read: None }
+        Self { inner: MemoryStore::new(), before, on_read: None, on_prompts: None }
+    }
+
+    /// Commits what `on_prompts` returns before every `list_prompts` (another writer cutting in
+    /// between two reads).
+    pub fn on_prompts(mut self, on_prompts: OnPrompts) -> Self {
+        self.on_prompts = Some(on_prompts);
+        self
     }
 
     /// Calls `on_read` with the id of every task read by `get_task`.
@@ -68,6 +80,9 @@ impl Store for Hooked {
         self.inner.load_executor_state(agent_id).await
     }
     async fn list_prompts(&self, agent_id: Id) -> StoreResult<Vec<Prompt>> {
+        for b in self.on_prompts.as_ref().map(|f| f(agent_id)).unwrap_or_default() {
+            self.inner.commit(b).await.unwrap();
+        }
         self.inner.list_prompts(agent_id).await
     }
     async fn list_chat(&self, orchestrator_id: Id, limit: usize) -> StoreResult<Vec<ChatMessage>> {
