@@ -17,9 +17,18 @@ use crate::winddown;
 /// How often a blocking call looks for a pending signal (Ctrl-C) while it waits.
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
-/// The tokio runtime every engine of this process runs on.
+/// The tokio runtime every engine of this process runs on, made on first use; its threads are named
+/// `orch-engine` (as `py-spy dump` or a debugger shows them).
+#[allow(clippy::expect_used)] // No runtime (the OS refuses the threads): nothing of the package can run.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
-    pyo3_async_runtimes::tokio::get_runtime()
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("orch-engine")
+            .build()
+            .expect("cannot start the engine's threads")
+    })
 }
 
 /// Starts a call's future on the running asyncio loop, returning the asyncio future of its result.
@@ -141,8 +150,8 @@ impl DropOnCancel {
 /// `call_soon_threadsafe`), which sets it; the engine thread holds the GIL only for that hand-over,
 /// and only while the program is not exiting ([`winddown::attach`]): an engine thread inside Python
 /// when the interpreter finalizes aborts the process (`PyGILState_Release`), which
-/// `pyo3_async_runtimes::tokio::future_into_py`, used before, did to a program that exited with calls
-/// still completing.
+/// `pyo3-async-runtimes`' `future_into_py`, used before, did to a program that exited with calls still
+/// completing.
 pub fn into_asyncio<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,

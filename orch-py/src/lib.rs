@@ -1,8 +1,9 @@
 //! The native part of the `orch` Python package (`orch._orch`): the engine of orch, opened through the
 //! composition root every host shares (`orch_web::engine`), with its agents, events and workflow runs.
 //!
-//! Methods of `Engine` and `Workflows` return awaitables (on one tokio runtime, bridged to asyncio by
-//! `pyo3-async-runtimes`); `engine.sync` has the same methods, blocking with the GIL released. Engine
+//! Methods of `Engine` and `Workflows` return awaitables (engine futures on one tokio runtime, each
+//! completing an asyncio future: `bridge::into_asyncio`); `engine.sync` has the same methods, blocking
+//! with the GIL released. Engine
 //! errors are raised as `orch.OrchError` subclasses picked by the error's kind.
 
 mod adw;
