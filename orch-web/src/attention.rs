@@ -3,7 +3,8 @@
 //!
 //! A decision is recorded at once. The run then continues where a server follows the store (it
 //! notices the decision and continues the run in its own process); with no server taking it up
-//! within a second, this process continues it in the foreground, as `orch resume` does.
+//! within a second (`--server-wait`), this process continues it in the foreground, as `orch resume`
+//! does.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -17,9 +18,6 @@ use orch_core::wire::{ApprovalDecision, AttentionItem, Id};
 use crate::chat::Failure;
 use crate::signals::Sigint;
 
-/// How long a decision waits for a server following the store to continue the run.
-const SERVER_GRACE: Duration = Duration::from_secs(1);
-
 /// `orch attention`.
 #[derive(Debug, Args)]
 pub struct AttentionArgs {
@@ -28,17 +26,35 @@ pub struct AttentionArgs {
     pub json: bool,
 }
 
-/// `orch approve ID`.
+/// How the run continues after a decision (`orch approve`, `deny`, `answer`).
 #[derive(Debug, Args)]
-pub struct ApproveArgs {
-    /// The approval's id (from `orch attention`).
-    pub id: String,
+pub struct Continuation {
     /// Record the decision and return; a server following the store (or `orch resume`) continues the run.
     #[arg(long)]
     pub no_wait: bool,
     /// Print the continued run's events as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// How long to wait for a server following the store to take the run up before continuing it here
+    /// (it returns as soon as one does).
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
+    pub server_wait: Duration,
+}
+
+/// A duration in seconds (`0.5`, `3`): finite, not negative.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is not a duration (seconds, 0 or more)"))
+}
+
+/// `orch approve ID`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The approval's id (from `orch attention`).
+    pub id: String,
+    /// How the run continues.
+    #[command(flatten)]
+    pub then: Continuation,
 }
 
 /// `orch deny ID`.
@@ -49,12 +65,9 @@ pub struct DenyArgs {
     /// Why: the model gets it as the tool's error.
     #[arg(long)]
     pub reason: Option<String>,
-    /// Record the decision and return; a server following the store (or `orch resume`) continues the run.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Print the continued run's events as JSON lines.
-    #[arg(long)]
-    pub json: bool,
+    /// How the run continues.
+    #[command(flatten)]
+    pub then: Continuation,
 }
 
 /// `orch answer ID TEXT`.
@@ -65,12 +78,9 @@ pub struct AnswerArgs {
     /// The answer: the model gets it as the tool's result (the tool does not run).
     #[arg(required = true, num_args = 1..)]
     pub text: Vec<String>,
-    /// Record the decision and return; a server following the store (or `orch resume`) continues the run.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Print the continued run's events as JSON lines.
-    #[arg(long)]
-    pub json: bool,
+    /// How the run continues.
+    #[command(flatten)]
+    pub then: Continuation,
 }
 
 impl From<ApprovalError> for Failure {
@@ -168,9 +178,9 @@ pub async fn resolve(
     decision: ApprovalDecision,
     id: &str,
     text: Option<String>,
-    no_wait: bool,
-    json: bool,
+    then: &Continuation,
 ) -> Result<u8, Failure> {
+    let (no_wait, json) = (then.no_wait, then.json);
     let id: Id = id
         .trim()
         .parse()
@@ -198,7 +208,7 @@ pub async fn resolve(
         return Ok(0);
     }
     let store = engine.store().clone();
-    let deadline = Instant::now() + SERVER_GRACE;
+    let deadline = Instant::now() + then.server_wait;
     loop {
         let current = store.get_agent(agent.id).await?;
         let holder = current.as_ref().and_then(|a| a.run.clone()).filter(|l| !lease::is_stale(l));

@@ -639,31 +639,15 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Budget(args) => crate::graph_run::budget(config, args).await,
         Command::Attention(args) => crate::attention::attention(config, args).await,
         Command::Approve(a) => {
-            crate::attention::resolve(
-                config,
-                orch_core::wire::ApprovalDecision::Approve,
-                &a.id,
-                None,
-                a.no_wait,
-                a.json,
-            )
-            .await
+            crate::attention::resolve(config, orch_core::wire::ApprovalDecision::Approve, &a.id, None, &a.then).await
         }
         Command::Deny(a) => {
-            crate::attention::resolve(
-                config,
-                orch_core::wire::ApprovalDecision::Deny,
-                &a.id,
-                a.reason.clone(),
-                a.no_wait,
-                a.json,
-            )
-            .await
+            crate::attention::resolve(config, orch_core::wire::ApprovalDecision::Deny, &a.id, a.reason.clone(), &a.then)
+                .await
         }
         Command::Answer(a) => {
             let text = Some(a.text.join(" "));
-            crate::attention::resolve(config, orch_core::wire::ApprovalDecision::Answer, &a.id, text, a.no_wait, a.json)
-                .await
+            crate::attention::resolve(config, orch_core::wire::ApprovalDecision::Answer, &a.id, text, &a.then).await
         }
         Command::Agent { command: AgentCommand::List { json } } => {
             let store = open_store(&config).await?;

@@ -128,7 +128,9 @@ async fn a_denial_from_the_cli_reaches_the_run_the_server_hosts() {
     let out = orch()
         .arg("--cwd")
         .arg(dir.path())
-        .args(["--model", &model, "deny", &id, "--reason", "not in this repository"])
+        // The server takes the run up as soon as it sees the decision; on a machine loaded by other
+        // tests that took longer than the default second once.
+        .args(["--model", &model, "deny", &id, "--reason", "not in this repository", "--server-wait", "30"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -180,4 +182,21 @@ fn orch_attention_lists_a_parked_run_and_orch_deny_continues_it_without_a_server
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again.stderr).contains("already denied"), "{}", text(&again.stderr));
     assert!(text(&cli(&["attention"]).stdout).contains("Nothing waits for a person"));
+}
+
+#[test]
+fn a_bad_server_wait_is_a_usage_error_naming_it() {
+    let (dir, model) = project();
+    for bad in ["-1", "soon", "NaN"] {
+        let out = orch()
+            .arg("--cwd")
+            .arg(dir.path())
+            .args(["--model", &model, "approve", "0193a9c2-0000-7000-8000-000000000000"])
+            .arg(format!("--server-wait={bad}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let said = text(&out.stderr);
+        assert!(said.contains("--server-wait") && said.contains(bad), "{said}");
+    }
 }
