@@ -58,7 +58,7 @@ pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
 pub fn exiting(py: Python<'_>, timeout_s: f64) -> usize {
     IN_PYTHON.fetch_or(EXITING, Ordering::SeqCst);
     py.detach(|| {
-        let deadline = Instant::now() + Duration::from_secs_f64(timeout_s.max(0.0));
+        let deadline = Instant::now() + seconds(timeout_s);
         loop {
             let inside = IN_PYTHON.load(Ordering::SeqCst) & !EXITING;
             if inside == 0 || Instant::now() >= deadline {
@@ -67,6 +67,12 @@ pub fn exiting(py: Python<'_>, timeout_s: f64) -> usize {
             std::thread::sleep(Duration::from_millis(1));
         }
     })
+}
+
+/// `s` seconds as a wait: 0 for a negative or NaN `s`, at most a day (an infinite one too).
+fn seconds(s: f64) -> Duration {
+    const DAY: f64 = 86_400.0;
+    if s.is_nan() { Duration::ZERO } else { Duration::from_secs_f64(s.clamp(0.0, DAY)) }
 }
 
 /// Guards alive: calls Python may still drop.
@@ -123,9 +129,9 @@ impl Drop for StopOnDrop {
 #[pyo3(signature = (timeout_s=10.0, grace_s=0.5))]
 pub fn wind_down(py: Python<'_>, timeout_s: f64, grace_s: f64) -> usize {
     py.detach(|| {
-        let deadline = Instant::now() + Duration::from_secs_f64(timeout_s.max(0.0));
+        let deadline = Instant::now() + seconds(timeout_s);
         // Calls dropped a moment ago (an asyncio task cancelled at exit) reach their guard shortly.
-        let grace = Instant::now() + Duration::from_secs_f64(grace_s.max(0.0));
+        let grace = Instant::now() + seconds(grace_s);
         while ARMED.load(Ordering::SeqCst) > 0 && Instant::now() < grace.min(deadline) {
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -88,3 +88,14 @@ def test_a_program_exits_cleanly_while_asyncio_calls_still_complete(
     script: Callable[..., str], tmp_path: pathlib.Path
 ) -> None:
     exits_cleanly(EXIT_WHILE_CALLS_COMPLETE, script(DONE), tmp_path, runs=6, prints="exiting")
+
+
+def test_the_exit_hooks_take_any_float_as_their_wait() -> None:
+    program = (
+        "import math, orch\n"
+        "print(orch._orch.wind_down(math.inf, math.nan), orch._orch.wind_down(-1.0, -math.inf), "
+        "orch._orch.exiting(math.nan), orch._orch.exiting(math.inf))"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.split() == ["0", "0", "0", "0"], done.stdout + done.stderr
