@@ -41,10 +41,14 @@ pub struct Continuation {
     pub server_wait: Duration,
 }
 
-/// A duration in seconds (`0.5`, `3`): finite, not negative.
+/// A duration in seconds (`0.5`, `3`): from 0 to a day.
 fn parse_seconds(s: &str) -> Result<Duration, String> {
+    const DAY: f64 = 86_400.0;
     let secs: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is not a duration (seconds, 0 or more)"))
+    if !(0.0..=DAY).contains(&secs) {
+        return Err(format!("'{s}' is not a wait from 0 to {DAY} seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// `orch approve ID`.

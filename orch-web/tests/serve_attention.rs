@@ -187,7 +187,7 @@ fn orch_attention_lists_a_parked_run_and_orch_deny_continues_it_without_a_server
 #[test]
 fn a_bad_server_wait_is_a_usage_error_naming_it() {
     let (dir, model) = project();
-    for bad in ["-1", "soon", "NaN"] {
+    for bad in ["-1", "soon", "NaN", "1e15"] {
         let out = orch()
             .arg("--cwd")
             .arg(dir.path())
