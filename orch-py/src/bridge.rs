@@ -148,7 +148,7 @@ impl DropOnCancel {
 ///
 /// The outcome is handed to the loop's thread (`orch._callbacks.resolve` through
 /// `call_soon_threadsafe`), which sets it; the engine thread holds the GIL only for that hand-over,
-/// and only while the program is not exiting ([`winddown::attach`]): an engine thread inside Python
+/// and only while the program is not exiting ([`winddown::enter_python`]): an engine thread inside Python
 /// when the interpreter finalizes aborts the process (`PyGILState_Release`), which
 /// `pyo3-async-runtimes`' `future_into_py`, used before, did to a program that exited with calls still
 /// completing.
@@ -169,17 +169,15 @@ where
             // Cancelled, or the asyncio future is gone: nobody waits for the outcome.
             _ = cancelled => return,
         };
-        let handed = tokio::task::spawn_blocking(move || {
-            winddown::attach(move |py| {
-                let (ok, value) = match outcome.and_then(|v| pyo3::IntoPyObjectExt::into_py_any(v, py)) {
-                    Ok(v) => (true, v),
-                    Err(e) => (false, e.into_value(py).into_any()),
-                };
-                // A loop closed meanwhile (its program moved on) takes nothing: the outcome is dropped.
-                if let Err(e) = event_loop.call_method1(py, "call_soon_threadsafe", (resolve, target, ok, value)) {
-                    tracing::debug!(error = %e, "an engine call's outcome found its asyncio loop closed");
-                }
-            })
+        let handed = winddown::enter_python(move |py| {
+            let (ok, value) = match outcome.and_then(|v| pyo3::IntoPyObjectExt::into_py_any(v, py)) {
+                Ok(v) => (true, v),
+                Err(e) => (false, e.into_value(py).into_any()),
+            };
+            // A loop closed meanwhile (its program moved on) takes nothing: the outcome is dropped.
+            if let Err(e) = event_loop.call_method1(py, "call_soon_threadsafe", (resolve, target, ok, value)) {
+                tracing::debug!(error = %e, "an engine call's outcome found its asyncio loop closed");
+            }
         })
         .await;
         if !matches!(handed, Ok(Some(()))) {

@@ -3,8 +3,8 @@
 //!
 //! Methods of `Engine` and `Workflows` return awaitables (engine futures on one tokio runtime, each
 //! completing an asyncio future: `bridge::into_asyncio`); `engine.sync` has the same methods, blocking
-//! with the GIL released. Engine
-//! errors are raised as `orch.OrchError` subclasses picked by the error's kind.
+//! with the GIL released. Engine errors are raised as `orch.OrchError` subclasses picked by the error's
+//! kind.
 
 mod adw;
 mod bridge;

@@ -102,12 +102,12 @@ impl PyCallable {
     }
 }
 
-/// Runs `f` with the GIL on a blocking thread. The program exiting ([`crate::winddown::attach`]), or `f`
-/// failing to finish, is a [`CallError::Raised`].
+/// Runs `f` with the GIL ([`crate::winddown::enter_python`]). The program exiting, or `f` failing to
+/// finish, is a [`CallError::Raised`].
 async fn with_python<R: Send + 'static>(
     f: impl for<'py> FnOnce(Python<'py>) -> R + Send + 'static,
 ) -> Result<R, CallError> {
-    match tokio::task::spawn_blocking(move || crate::winddown::attach(f)).await {
+    match crate::winddown::enter_python(f).await {
         Ok(Some(r)) => Ok(r),
         Ok(None) => Err(CallError::Raised("the Python program is exiting".into())),
         Err(e) => Err(CallError::Raised(format!("the Python call did not finish: {e}"))),

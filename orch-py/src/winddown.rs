@@ -6,7 +6,8 @@
 //! workflow run cancelled). Interpreter exit would cut that short, so the package's `atexit` hook calls
 //! [`wind_down`]: it waits, bounded, for every dropped call's run to finish recording.
 //!
-//! Then the hook calls [`exiting`]: from then on no engine thread enters Python ([`attach`] refuses),
+//! Then the hook calls [`exiting`]: from then on no engine thread enters Python ([`enter_python`]
+//! refuses),
 //! and those inside get a moment to leave. An engine thread holding the GIL when the interpreter
 //! finalizes aborts the process (`Fatal Python error: PyGILState_Release`): a call that completes as
 //! the program exits, its outcome handed to an asyncio loop, did that before.
@@ -21,14 +22,23 @@ use pyo3::prelude::*;
 /// Whether a stopped run has ended.
 type Ended = Box<dyn Fn() -> bool + Send>;
 
-/// Engine threads inside Python now ([`attach`]); the top bit is set once the program exits.
+/// Engine threads inside Python now ([`enter_python`]); the top bit is set once the program exits.
 static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
 /// The bit of [`IN_PYTHON`] that shuts engine threads out of Python.
 const EXITING: usize = 1 << (usize::BITS - 1);
 
-/// Runs `f` with the GIL on an engine thread (one Python did not make), unless the program is exiting
-/// ([`exiting`] was called) or the interpreter is finalizing: `None` then, and `f` is dropped unrun.
-pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+/// Runs `f` with the GIL on a blocking thread of the engine's runtime (never on one of its async
+/// workers): the one way an engine thread enters Python. `Ok(None)` when the program is exiting
+/// ([`exiting`] was called) or the interpreter is finalizing, `f` dropped unrun; `Err` when `f` did not
+/// finish (it panicked, or the runtime shut down).
+pub async fn enter_python<R: Send + 'static>(
+    f: impl for<'py> FnOnce(Python<'py>) -> R + Send + 'static,
+) -> Result<Option<R>, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || attach(f)).await
+}
+
+/// Runs `f` with the GIL unless the program is exiting ([`enter_python`]).
+fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
     let mut now = IN_PYTHON.load(Ordering::SeqCst);
     loop {
         if now & EXITING != 0 {
