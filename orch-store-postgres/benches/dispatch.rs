@@ -86,6 +86,7 @@ async fn child(schema: &str) {
         concurrency: 256,
         started_at,
         heartbeat_at: now(),
+        role: orch_core::wire::WorkerRole::Worker,
     };
     // Claims start after the first beat.
     store.commit(Batch::new().change(Change::Heartbeat(Box::new(info(&me))))).await.unwrap();

@@ -320,6 +320,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE {S}.events ALTER COLUMN payload TYPE json USING payload::json;
     "#,
+    // 9: what a heartbeat row stands for: a task worker, or a server following the store (which `orch
+    // approve` looks for before waiting for one to continue a run). Rows stored before are workers.
+    r#"
+    ALTER TABLE {S}.workers ADD COLUMN role text NOT NULL DEFAULT 'worker';
+    "#,
 ];
 
 /// The newest schema version this build knows.

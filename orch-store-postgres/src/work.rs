@@ -21,7 +21,7 @@
 use orch_core::store::{StoreError, StoreResult};
 use orch_core::wire::{
     BudgetLine, BudgetScope, BudgetStatus, Event, EventKeys, GraphStatus, Id, NewEvent, Reservation, Task, TaskClaim,
-    TaskGraph, TaskStatus, WorkerInfo,
+    TaskGraph, TaskStatus, WorkerInfo, WorkerRole,
 };
 use sqlx::postgres::PgRow;
 use sqlx_postgres::PgConnection;
@@ -335,9 +335,10 @@ pub(crate) async fn set_graph_budget(
 /// Inserts a worker's row, or records its heartbeat (and concurrency) on the row it has.
 pub(crate) async fn heartbeat(db: &Db, conn: &mut PgConnection, w: &WorkerInfo) -> StoreResult<()> {
     sqlx::query(&db.sql(
-        "INSERT INTO {S}.workers (id, host, pid, concurrency, started_at, heartbeat_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (id) DO UPDATE SET concurrency = excluded.concurrency, heartbeat_at = excluded.heartbeat_at",
+        "INSERT INTO {S}.workers (id, host, pid, concurrency, started_at, heartbeat_at, role) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (id) DO UPDATE SET concurrency = excluded.concurrency, heartbeat_at = excluded.heartbeat_at, \
+         role = excluded.role",
     ))
     .bind(&w.id)
     .bind(&w.host)
@@ -345,6 +346,7 @@ pub(crate) async fn heartbeat(db: &Db, conn: &mut PgConnection, w: &WorkerInfo) 
     .bind(i64::from(w.concurrency))
     .bind(w.started_at)
     .bind(w.heartbeat_at)
+    .bind(w.role.as_str())
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -364,13 +366,14 @@ fn worker_row(row: &PgRow) -> StoreResult<WorkerInfo> {
         concurrency: get_u32(row, 3)?,
         started_at: get(row, 4)?,
         heartbeat_at: get(row, 5)?,
+        role: WorkerRole::from_stored(&get::<String>(row, 6)?),
     })
 }
 
 /// The workers, most recent heartbeat first.
 pub(crate) async fn list_workers(db: &Db) -> StoreResult<Vec<WorkerInfo>> {
     let rows = sqlx::query(&db.sql(
-        "SELECT id, host, pid, concurrency, started_at, heartbeat_at FROM {S}.workers \
+        "SELECT id, host, pid, concurrency, started_at, heartbeat_at, role FROM {S}.workers \
          ORDER BY heartbeat_at DESC, id",
     ))
     .fetch_all(&db.pool)

@@ -34,6 +34,7 @@ async fn beat(store: &PgStore, worker: &str) {
         concurrency: 8,
         started_at: now(),
         heartbeat_at: now(),
+        role: orch_core::wire::WorkerRole::Worker,
     };
     store.commit(Batch::new().change(Change::Heartbeat(Box::new(info)))).await.unwrap();
 }

@@ -57,6 +57,7 @@ async fn concurrent_batches_get_their_own_results_and_a_failing_one_fails_no_oth
         concurrency: 40,
         started_at: now(),
         heartbeat_at: now(),
+        role: orch_core::wire::WorkerRole::Worker,
     };
     store.commit(Batch::new().change(Change::Heartbeat(Box::new(info)))).await.unwrap();
     let first = claimed(store.commit(claim_all(40)).await.unwrap());

@@ -98,13 +98,15 @@ async fn migration_8_keeps_event_payloads_written_as_jsonb() {
         .await
         .unwrap();
     drop(store);
-    // Back to schema 7: payloads as jsonb, the second as the wrapper jsonb needed for a NUL.
+    // Back to schema 7: payloads as jsonb, the second as the wrapper jsonb needed for a NUL (and the
+    // later migrations undone too).
     let s = &guard.schema;
     let inner = serde_json::to_string(&with_nul).unwrap();
     let wrapper = serde_json::to_string(&serde_json::json!({"$orch_json": inner})).unwrap();
     let mut admin = support::admin(&url).await;
     sqlx::raw_sql(&format!(
         "ALTER TABLE \"{s}\".events ALTER COLUMN payload TYPE jsonb USING payload::jsonb; \
+         ALTER TABLE \"{s}\".workers DROP COLUMN role; \
          DELETE FROM \"{s}\".orch_schema_version WHERE version >= 8;"
     ))
     .execute(&mut admin)

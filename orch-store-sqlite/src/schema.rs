@@ -317,6 +317,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tasks ADD COLUMN estimated_cost_usd REAL;
     ALTER TABLE tasks ADD COLUMN estimated_minutes REAL;
     "#,
+    // 9: what a heartbeat row stands for: a task worker, or a server following the store (which `orch
+    // approve` looks for before waiting for one to continue a run). Rows stored before are workers.
+    r#"
+    ALTER TABLE workers ADD COLUMN role TEXT NOT NULL DEFAULT 'worker';
+    "#,
 ];
 
 /// The newest schema version this build knows.

@@ -2,9 +2,10 @@
 //! decisions on tool calls that hooks parked.
 //!
 //! A decision is recorded at once. The run then continues where a server follows the store (it
-//! notices the decision and continues the run in its own process); with no server taking it up
-//! within a second (`--server-wait`), this process continues it in the foreground, as `orch resume`
-//! does.
+//! notices the decision and continues the run in its own process): when the store's heartbeat rows
+//! show a live server (`orch serve` beats one), this process waits for it to take the run up, up to
+//! `--server-wait`; with no server, or none taking it up in time, this process continues the run in
+//! the foreground, as `orch resume` does.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use clap::Args;
 use orch_core::approval::{ApprovalError, Approvals, resume_options};
 use orch_core::config::OrchConfig;
 use orch_core::executor::{AgentRunner, Supervisor, lease};
-use orch_core::wire::{ApprovalDecision, AttentionItem, Id};
+use orch_core::wire::{ApprovalDecision, AttentionItem, Id, WorkerRole};
 
 use crate::chat::Failure;
 use crate::signals::Sigint;
@@ -35,9 +36,9 @@ pub struct Continuation {
     /// Print the continued run's events as JSON lines.
     #[arg(long)]
     pub json: bool,
-    /// How long to wait for a server following the store to take the run up before continuing it here
-    /// (it returns as soon as one does).
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
+    /// When a server follows the store: how long to wait for it to take the run up before continuing
+    /// it here (it returns as soon as one does). With no server, the run continues here at once.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
     pub server_wait: Duration,
 }
 
@@ -195,6 +196,7 @@ pub async fn resolve(
         return Err(ApprovalError::AlreadyResolved { id, decision: r.decision, by: r.by }.into());
     }
     drop(store);
+    let stale_after = orch_core::graph::GraphSettings::from_config(&config.graphs).stale_after;
     let sigint = Sigint::install()?;
     let engine = crate::cli::engine(config, !no_wait).await?;
     let approvals = Approvals::new(engine.supervisor().clone());
@@ -212,7 +214,17 @@ pub async fn resolve(
         return Ok(0);
     }
     let store = engine.store().clone();
-    let deadline = Instant::now() + then.server_wait;
+    let servers = match live_servers(store.as_ref(), stale_after).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the store's heartbeat rows");
+            0
+        }
+    };
+    let deadline = Instant::now() + if servers > 0 { then.server_wait } else { Duration::ZERO };
+    if servers == 0 {
+        eprintln!("orch: no server follows this store; the run continues here");
+    }
     loop {
         let current = store.get_agent(agent.id).await?;
         let holder = current.as_ref().and_then(|a| a.run.clone()).filter(|l| !lease::is_stale(l));
@@ -229,6 +241,9 @@ pub async fn resolve(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if servers > 0 {
+        eprintln!("orch: no server took the run up within {} s; it continues here", then.server_wait.as_secs_f64());
+    }
     // No server took it up: continue it here, in the foreground.
     match crate::cli::drive(engine.runner(), store, sigint, agent.id, None, resume_options(&agent), json).await {
         Err(f) if f.kind == orch_core::ErrorKind::Busy => {
@@ -237,4 +252,15 @@ pub async fn resolve(
         }
         other => other,
     }
+}
+
+/// How many servers follow the store: their presence rows beat within `stale_after`.
+async fn live_servers(
+    store: &dyn orch_core::store::Store,
+    stale_after: Duration,
+) -> orch_core::store::StoreResult<usize> {
+    let since =
+        orch_core::wire::now() - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::seconds(5));
+    let rows = store.list_workers().await?;
+    Ok(rows.iter().filter(|w| w.role == WorkerRole::Server && w.heartbeat_at > since).count())
 }

@@ -200,3 +200,86 @@ fn a_bad_server_wait_is_a_usage_error_naming_it() {
         assert!(said.contains("--server-wait") && said.contains(bad), "{said}");
     }
 }
+
+/// Records a heartbeat row of a server (`orch serve`'s presence) in the project's store, last beaten
+/// `ago` before now: what a server left behind, or a server that beats but does not follow the log.
+fn server_row(dir: &Path, id: &str, ago: chrono::Duration) {
+    let conn = rusqlite::Connection::open(dir.join(".orch/orch.db")).unwrap();
+    let at = (chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    conn.execute(
+        "INSERT INTO workers (id, host, pid, concurrency, started_at, heartbeat_at, role) \
+         VALUES (?1, 'elsewhere', 1, 0, ?2, ?2, 'server')",
+        rusqlite::params![id, at],
+    )
+    .unwrap();
+}
+
+/// The servers' heartbeat rows in the project's store.
+fn server_rows(dir: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(dir.join(".orch/orch.db")).unwrap();
+    let mut s = conn.prepare("SELECT id FROM workers WHERE role = 'server'").unwrap();
+    s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_decision_waits_for_a_server_only_while_one_beats() {
+    let (dir, model) = project();
+    let cli =
+        |args: &[&str]| orch().arg("--cwd").arg(dir.path()).args(["--model", &model]).args(args).output().unwrap();
+    let mut ids = Vec::new();
+    for agent in ["bob", "carol", "dan"] {
+        let out = cli(&["run", "--agent", agent, "write hello.txt"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = cli(&["attention", "--json"]);
+        let items: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let item = items.iter().find(|i| i["agent_name"] == agent).unwrap();
+        ids.push(item["id"].as_str().unwrap().to_string());
+    }
+
+    // No server row: the run continues here at once.
+    let out = cli(&["deny", &ids[0], "--reason", "no"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no server follows this store"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Understood, not writing: no"), "{}", text(&out.stdout));
+
+    // The row of a server killed a minute ago: it follows nothing, so nothing waits for it.
+    server_row(dir.path(), "gone:1:aaaaaa", chrono::Duration::minutes(1));
+    let out = cli(&["deny", &ids[1], "--reason", "not now"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no server follows this store"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Understood, not writing: not now"), "{}", text(&out.stdout));
+
+    // A live row whose server does not take the run up: waited for, up to --server-wait, then the run
+    // continues here.
+    server_row(dir.path(), "busy:2:bbbbbb", chrono::Duration::zero());
+    let out = cli(&["deny", &ids[2], "--reason", "later", "--server-wait", "0.3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(!said.contains("no server follows") && said.contains("no server took the run up within 0.3 s"), "{said}");
+    assert!(text(&out.stdout).contains("Understood, not writing: later"), "{}", text(&out.stdout));
+    assert!(!written(dir.path()));
+}
+
+#[tokio::test]
+async fn a_server_beats_its_presence_while_it_runs_and_removes_it_when_stopped() {
+    let (dir, model) = project();
+    let mut srv = server::start(dir.path(), &model, &[], &[]);
+    // The row is in before the server listens.
+    let rows = server_rows(dir.path());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let pid = srv.child.id();
+    assert!(rows[0].contains(&format!(":{pid}:")), "{rows:?} (pid {pid})");
+
+    let pid = pid.to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = srv.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the server did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(server_rows(dir.path()).is_empty(), "a stopped server leaves no presence behind");
+}

@@ -23,6 +23,42 @@ pub struct WorkerInfo {
     pub started_at: Timestamp,
     /// Last heartbeat.
     pub heartbeat_at: Timestamp,
+    /// What the process is: a task worker, or a server following the store (missing in older rows and
+    /// JSON: a worker).
+    #[serde(default)]
+    pub role: WorkerRole,
+}
+
+/// What a heartbeat row stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerRole {
+    /// A task worker (`orch worker`, the worker of `orch graph run` or of a server, an external agent):
+    /// it claims tasks.
+    #[default]
+    Worker,
+    /// A server (`orch serve`) following the store: it continues the runs whose tool calls are decided
+    /// in other processes (`orch approve`), so those need not continue them themselves. It claims no
+    /// task by this row (its task worker, if any, beats a row of its own).
+    Server,
+}
+
+impl WorkerRole {
+    /// Its name as stored (`worker`, `server`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Worker => "worker",
+            Self::Server => "server",
+        }
+    }
+
+    /// The role stored as `s`; an unknown name (a newer build's) is a worker.
+    pub fn from_stored(s: &str) -> Self {
+        match s {
+            "server" => Self::Server,
+            _ => Self::Worker,
+        }
+    }
 }
 
 /// What a worker asks of [`Change::ClaimTasks`](crate::store::Change::ClaimTasks).

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use orch_core::store::{StoreError, StoreResult};
 use orch_core::wire::{
     BudgetLine, BudgetScope, BudgetStatus, Event, EventKeys, GraphStatus, Id, NewEvent, Reservation, Task, TaskClaim,
-    TaskGraph, TaskStatus, WorkerInfo, now,
+    TaskGraph, TaskStatus, WorkerInfo, WorkerRole, now,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -218,11 +218,14 @@ pub(crate) fn grow_graph(conn: &Connection, id: Id, tasks: u32, waves: u32) -> S
 
 pub(crate) fn heartbeat(conn: &Connection, w: &WorkerInfo) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO workers (id, host, pid, concurrency, started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT (id) DO UPDATE SET concurrency = excluded.concurrency, heartbeat_at = excluded.heartbeat_at",
+        "INSERT INTO workers (id, host, pid, concurrency, started_at, heartbeat_at, role) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (id) DO UPDATE SET concurrency = excluded.concurrency, heartbeat_at = excluded.heartbeat_at, \
+         role = excluded.role",
     )
     .and_then(|mut s| {
-        s.execute(params![w.id, w.host, w.pid, w.concurrency, ts_text(w.started_at), ts_text(w.heartbeat_at)])
+        let (started, beat) = (ts_text(w.started_at), ts_text(w.heartbeat_at));
+        s.execute(params![w.id, w.host, w.pid, w.concurrency, started, beat, w.role.as_str()])
     })
     .map_err(db_err)?;
     Ok(())
@@ -236,7 +239,8 @@ pub(crate) fn remove_worker(conn: &Connection, id: &str) -> StoreResult<()> {
 pub(crate) fn list_workers(conn: &Connection) -> StoreResult<Vec<WorkerInfo>> {
     let mut s = conn
         .prepare_cached(
-            "SELECT id, host, pid, concurrency, started_at, heartbeat_at FROM workers ORDER BY heartbeat_at DESC, id",
+            "SELECT id, host, pid, concurrency, started_at, heartbeat_at, role FROM workers \
+             ORDER BY heartbeat_at DESC, id",
         )
         .map_err(db_err)?;
     let rows = s
@@ -248,6 +252,7 @@ pub(crate) fn list_workers(conn: &Connection) -> StoreResult<Vec<WorkerInfo>> {
                 concurrency: get_u32(r, 3)?,
                 started_at: get_ts(r, 4)?,
                 heartbeat_at: get_ts(r, 5)?,
+                role: WorkerRole::from_stored(&r.get::<_, String>(6)?),
             })
         })
         .map_err(db_err)?;

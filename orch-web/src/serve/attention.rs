@@ -2,6 +2,9 @@
 //! (`/api/approvals`) and their resolution (approve, deny with a reason, answer), and the follower
 //! that continues, in this server, the runs people resolve from other processes (`orch approve`).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -9,8 +12,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use futures::StreamExt;
 use orch_core::approval::{Approval, ApprovalError, Approvals};
-use orch_core::store::EventQuery;
-use orch_core::wire::{ApprovalDecision, Event, Id};
+use orch_core::graph::run::this_process;
+use orch_core::store::{Batch, Change, EventQuery, Store};
+use orch_core::wire::{ApprovalDecision, Event, Id, WorkerRole, now};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -196,18 +200,50 @@ async fn answer(State(state): State<AppState>, Path(id): Path<String>, body: Byt
     resolve(&state, &id, ApprovalDecision::Answer, Some(text)).await
 }
 
+/// This server's row in the store's heartbeat table ([`WorkerRole::Server`]): while it beats, `orch
+/// approve` in another process knows a server will continue the run it decided and waits for it; with
+/// no such row it continues the run itself at once.
+pub struct Presence {
+    id: String,
+    store: Arc<dyn Store>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Presence {
+    /// Stops beating and removes the row, so no process waits for this server any longer.
+    pub async fn remove(self) {
+        self.task.abort();
+        let gone = Batch::new().change(Change::RemoveWorker { id: self.id });
+        if let Err(e) = self.store.commit(gone).await {
+            tracing::warn!(error = %e, "could not remove the server's presence row");
+        }
+    }
+}
+
 /// Continues, in this server, the runs people resolved while no process continued them (before it
 /// started), and from now on those resolved by other processes (`orch approve --no-wait`, another
 /// server): each `ApprovalResolved` appended elsewhere is followed by a claim of its agent here.
-pub async fn follow(state: &AppState) {
+///
+/// While it follows, it beats the server's [`Presence`] row every `beat` (none when the log cannot be
+/// followed: then no process should wait for this server).
+pub async fn follow(state: &AppState, beat: Duration) -> Option<Presence> {
     let store = state.engine().store().clone();
     let since = match store.last_seq().await {
         Ok(seq) => seq,
         Err(e) => {
             tracing::warn!(error = %e, "cannot follow the log for resolved approvals");
-            return;
+            return None;
         }
     };
+    let only = EventQuery { types: vec!["ApprovalResolved".into()], ..EventQuery::default() };
+    let mut stream = store.subscribe_foreign(since, only);
+    // The row goes in before the runs resolved earlier are taken up, so a decision made from now on
+    // is waited for.
+    let mut row = this_process(WorkerRole::Server, 0);
+    let id = row.id.clone();
+    if let Err(e) = store.commit(Batch::new().change(Change::Heartbeat(Box::new(row.clone())))).await {
+        tracing::warn!(error = %e, "could not record the server's presence");
+    }
     match approvals(state).awaiting_continuation().await {
         Ok(ids) => {
             for id in ids {
@@ -216,24 +252,37 @@ pub async fn follow(state: &AppState) {
         }
         Err(e) => tracing::warn!(error = %e, "could not list the resolved approvals to continue"),
     }
-    let only = EventQuery { types: vec!["ApprovalResolved".into()], ..EventQuery::default() };
-    let mut stream = store.subscribe_foreign(since, only);
     let state = state.clone();
-    tokio::spawn(async move {
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(rec) => {
-                    if let Event::ApprovalResolved { approval, .. } = rec.event {
-                        continue_resolved(&state, approval).await;
+    let beats = store.clone();
+    let task = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                item = stream.next() => match item {
+                    Some(Ok(rec)) => {
+                        if let Event::ApprovalResolved { approval, .. } = rec.event {
+                            continue_resolved(&state, approval).await;
+                        }
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "stopped following the log for resolved approvals");
-                    return;
+                    Some(Err(e)) => {
+                        // The row goes stale: other processes stop waiting for this server.
+                        tracing::warn!(error = %e, "stopped following the log for resolved approvals");
+                        return;
+                    }
+                    None => return,
+                },
+                _ = ticker.tick() => {
+                    row.heartbeat_at = now();
+                    let batch = Batch::new().change(Change::Heartbeat(Box::new(row.clone()))).relaxed();
+                    if let Err(e) = beats.commit(batch).await {
+                        tracing::warn!(error = %e, "the server's presence heartbeat failed");
+                    }
                 }
             }
         }
     });
+    Some(Presence { id, store, task: task.abort_handle() })
 }
 
 /// Continues the run of a resolved approval here, unless another process does or it was continued.

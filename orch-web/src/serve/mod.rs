@@ -138,6 +138,8 @@ async fn not_found(uri: Uri) -> Response {
 /// Serves until SIGINT or SIGTERM, then stops the work it hosts and exits.
 pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     let (addr, token, origins) = settings(&options)?;
+    // From here on SIGINT and SIGTERM stop the server cleanly (its work stopped, its presence removed).
+    let terminated = crate::signals::terminated();
     let ui_dir = ui::dir(options.ui.as_deref())?;
     let orchestrator = crate::chat::orchestrator(&engine, None, false).await?;
     let graphs = engine.graph_runner()?;
@@ -149,7 +151,7 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     let hub = hub::Hub::start(engine.store().clone(), orchestrator.agent_id(), since);
     let state = AppState::new(engine, orchestrator, graphs, autocomplete, hub, token);
     resume_stale_runs(&state).await;
-    attention::follow(&state).await;
+    let presence = attention::follow(&state, state.graphs().settings().heartbeat).await;
     #[cfg(feature = "notify")]
     let notifications = crate::notify_cmd::start(state.engine(), "orch serve").await?;
     let worker = (!options.no_worker).then(|| start_worker(&state));
@@ -181,9 +183,12 @@ pub async fn run(engine: Engine, options: ServeOptions) -> Result<u8, Failure> {
     let app = app(state, &origins, ui_dir.as_deref());
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
-            crate::signals::terminated().await;
+            terminated.await;
             eprintln!("orch serve: stopping");
             stop_work(&shutdown_state, worker).await;
+            if let Some(p) = presence {
+                p.remove().await;
+            }
         })
         .await
         .map_err(|e| Failure::runtime(format!("the server failed: {e}")))?;

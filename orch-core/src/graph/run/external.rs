@@ -125,6 +125,7 @@ fn worker_row(worker: &str, limit: u32, at: Timestamp, alive_until: Timestamp) -
         concurrency: limit,
         started_at: at,
         heartbeat_at: alive_until,
+        role: crate::wire::WorkerRole::Worker,
     }
 }
 

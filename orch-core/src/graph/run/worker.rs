@@ -19,7 +19,8 @@ use crate::interrupt::Interrupt;
 use crate::runtime::Runtime;
 use crate::store::{Batch, Change, EventQuery};
 use crate::wire::{
-    Event, EventRecord, Fact, GraphStatus, Id, Task, TaskClaim, TaskGraph, TaskStatus, Timestamp, WorkerInfo, now,
+    Event, EventRecord, Fact, GraphStatus, Id, Task, TaskClaim, TaskGraph, TaskStatus, Timestamp, WorkerInfo,
+    WorkerRole, now,
 };
 
 /// How often the facts of a graph are read again for new attempts.
@@ -134,10 +135,27 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// A heartbeat row of this process in `role`, under a new id (`HOST:PID:random`), started and beaten
+/// now. Workers beat such rows; so does `orch serve`, as a [`Server`](WorkerRole::Server), to be found
+/// by the processes that would otherwise wait for it in vain.
+pub fn this_process(role: WorkerRole, concurrency: u32) -> WorkerInfo {
+    let random = crate::wire::new_id().simple().to_string();
+    let host = host_name();
+    let at = now();
+    WorkerInfo {
+        id: format!("{host}:{}:{}", std::process::id(), &random[random.len() - 6..]),
+        host,
+        pid: std::process::id(),
+        concurrency,
+        started_at: at,
+        heartbeat_at: at,
+        role,
+    }
+}
+
 impl Worker {
     pub(crate) fn new(runner: GraphRunner, graph: Option<Id>) -> Self {
-        let random = crate::wire::new_id().simple().to_string();
-        let id = format!("{}:{}:{}", host_name(), std::process::id(), &random[random.len() - 6..]);
+        let id = this_process(WorkerRole::Worker, 0).id;
         let concurrency = runner.settings.concurrency.max(1);
         let running = Arc::new(AtomicUsize::new(0));
         Self { runner, graph, id, concurrency, stop: Interrupt::new(), running, facts: HashMap::new() }
@@ -168,6 +186,7 @@ impl Worker {
             concurrency: self.concurrency,
             started_at,
             heartbeat_at: now(),
+            role: WorkerRole::Worker,
         }
     }
 

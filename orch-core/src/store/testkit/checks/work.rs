@@ -30,6 +30,7 @@ fn worker(id: &str, at: Timestamp) -> WorkerInfo {
         concurrency: 4,
         started_at: ts(0),
         heartbeat_at: at,
+        role: crate::wire::WorkerRole::Worker,
     }
 }
 
@@ -704,21 +705,24 @@ pub async fn a_failed_batch_undoes_its_claim(store: Arc<dyn Store>) {
     assert!(got.iter().all(|t| t.claimed_by.as_deref() == Some("w2") && t.attempt == a.attempt + 1));
 }
 
-/// A heartbeat inserts a worker's row or updates it; the workers are listed most recent first; a removed
-/// worker is gone.
+/// A heartbeat inserts a worker's row or updates it (its role too); the workers are listed most recent
+/// first; a removed worker is gone.
 pub async fn workers_heartbeat_list_remove(store: Arc<dyn Store>) {
     assert!(store.list_workers().await.unwrap().is_empty());
     let a = worker("host-a:1:x", ts(1));
-    let b = worker("host-b:2:y", ts(2));
+    let b = WorkerInfo { role: crate::wire::WorkerRole::Server, ..worker("host-b:2:y", ts(2)) };
     for w in [&a, &b] {
         store.commit(Batch::new().change(Change::Heartbeat(Box::new(w.clone())))).await.unwrap();
     }
-    assert_eq!(store.list_workers().await.unwrap(), vec![b.clone(), a.clone()], "most recent first");
+    assert_eq!(store.list_workers().await.unwrap(), vec![b.clone(), a.clone()], "most recent first, roles kept");
     let mut a2 = a.clone();
     a2.heartbeat_at = ts(3);
     a2.concurrency = 8;
     store.commit(Batch::new().change(Change::Heartbeat(Box::new(a2.clone())))).await.unwrap();
-    assert_eq!(store.list_workers().await.unwrap(), vec![a2.clone(), b], "one row per worker, updated");
+    assert_eq!(store.list_workers().await.unwrap(), vec![a2.clone(), b.clone()], "one row per worker, updated");
+    let b2 = WorkerInfo { role: crate::wire::WorkerRole::Worker, heartbeat_at: ts(4), ..b };
+    store.commit(Batch::new().change(Change::Heartbeat(Box::new(b2.clone())))).await.unwrap();
+    assert_eq!(store.list_workers().await.unwrap(), vec![b2, a2.clone()], "a beat sets the role");
     store.commit(Batch::new().change(Change::RemoveWorker { id: "host-b:2:y".into() })).await.unwrap();
     assert_eq!(store.list_workers().await.unwrap(), vec![a2.clone()]);
     store.commit(Batch::new().change(Change::RemoveWorker { id: "nobody".into() })).await.unwrap();
