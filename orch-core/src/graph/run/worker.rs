@@ -23,6 +23,11 @@ use crate::wire::{
     WorkerRole, now,
 };
 
+/// A worker's wake-ups: the log's task and graph events, as [`Store::subscribe_foreign`] gives them.
+///
+/// [`Store::subscribe_foreign`]: crate::store::Store::subscribe_foreign
+type Wakes = futures::stream::Fuse<crate::store::EventStream>;
+
 /// How often the facts of a graph are read again for new attempts.
 const FACTS_TTL: Duration = Duration::from_secs(2);
 
@@ -214,6 +219,31 @@ impl Worker {
         Ok(claimed_by(&records, &self.id))
     }
 
+    /// The wake-up stream: the log's task and graph events from after `since`.
+    fn follow(&self, since: u64) -> Wakes {
+        let filter = EventQuery { types: vec!["TaskUpdated".into(), "GraphUpdated".into()], ..EventQuery::default() };
+        self.runner.store.subscribe_foreign(since, filter).fuse()
+    }
+
+    /// While the log is not followed (every slot taken): stops the attempts of graphs cancelled
+    /// elsewhere, read from their graphs' rows.
+    async fn stop_cancelled(&self, handles: &HashMap<Id, (Id, AttemptHandle)>) {
+        let graphs: std::collections::BTreeSet<Id> = handles.values().map(|(g, _)| *g).collect();
+        for g in graphs {
+            match self.runner.store.get_graph(g).await {
+                Ok(Some(graph)) if graph.status == GraphStatus::Cancelled => {
+                    for (graph_id, h) in handles.values() {
+                        if *graph_id == g {
+                            h.stop(Stop::Cancelled);
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, graph = %g, "could not read a running graph"),
+            }
+        }
+    }
+
     /// The facts completed tasks of `graph_id` reported (read again at most every two seconds).
     async fn facts(&mut self, graph_id: Id) -> Vec<Fact> {
         if let Some((at, facts)) = self.facts.get(&graph_id)
@@ -324,8 +354,13 @@ impl Worker {
         let started_at = now();
         self.beat(started_at).await?;
         let since = store.last_seq().await?;
-        let filter = EventQuery { types: vec!["TaskUpdated".into(), "GraphUpdated".into()], ..EventQuery::default() };
-        let mut wakes = store.subscribe_foreign(since, filter).fuse();
+        // The log is followed only while a slot is free: a worker running all it may has nothing to
+        // claim for what the log says (and reading every other worker's task events costs both the
+        // database and this process). Its next claim, as a slot frees, takes what became ready
+        // meanwhile, and the log is followed again from that claim on.
+        let mut wakes: Option<Wakes> = Some(self.follow(since));
+        // While the log is not followed, when the running graphs were last read for a cancellation.
+        let mut watched_at = Instant::now();
         // This process's own changes made through the runner (a task added, a graph started or
         // cancelled, a checkpoint resolved), which the log does not echo back to it.
         let mut nudges = self.runner.nudges.subscribe();
@@ -360,6 +395,24 @@ impl Worker {
             if stopping && handles.is_empty() {
                 break;
             }
+            let full = handles.len() >= self.concurrency as usize;
+            if full && !stopping {
+                if wakes.take().is_some() {
+                    watched_at = Instant::now();
+                }
+                if watched_at.elapsed() >= self.runner.settings.poll {
+                    self.stop_cancelled(&handles).await;
+                    watched_at = Instant::now();
+                }
+            } else if !full && !stopping && wakes.is_none() && !claim_now {
+                // A slot freed with no claim to come (an ended attempt's own claim found too little):
+                // the log is followed from here, and one claim takes what became ready unseen.
+                match store.last_seq().await {
+                    Ok(seq) => wakes = Some(self.follow(seq)),
+                    Err(e) => tracing::warn!(error = %e, "reading the log's last seq failed; polling"),
+                }
+                claim_now = true;
+            }
             if last_beat.elapsed() >= self.runner.settings.heartbeat {
                 if let Err(e) = self.beat(started_at).await {
                     tracing::warn!(error = %e, "worker heartbeat failed");
@@ -368,11 +421,23 @@ impl Worker {
             }
             let free = self.concurrency.saturating_sub(u32::try_from(handles.len()).unwrap_or(u32::MAX));
             if !stopping && claim_now && free > 0 {
+                // Not following the log: where to follow it from if this claim leaves slots free. Read
+                // before the claim, so the claim sees everything up to it (the seqs of the claim's own
+                // events would not do: on PostgreSQL a commit takes its seqs after its statements ran,
+                // so another commit could get a lower seq yet be invisible to the claim).
+                let pre = if wakes.is_none() { store.last_seq().await.ok() } else { None };
                 match self.claim(free).await {
                     Ok(claimed) => {
                         claim_now = u32::try_from(claimed.len()).unwrap_or(u32::MAX) == free;
                         for t in claimed {
                             self.start(t, &mut handles, &mut report, &done_tx, &runtime).await;
+                        }
+                        if wakes.is_none() && handles.len() < self.concurrency as usize {
+                            // Slots left free: the log tells what becomes ready after this claim (with
+                            // no seq read, the next turn of the loop reads one and claims again).
+                            if let Some(seq) = pre {
+                                wakes = Some(self.follow(seq));
+                            }
                         }
                         if claim_now && handles.len() < self.concurrency as usize {
                             continue;
@@ -406,6 +471,8 @@ impl Worker {
             }
             // The tasks ended attempts claimed for this worker, started after the wait below.
             let mut to_start: Vec<Task> = Vec::new();
+            // Whether the wake-up stream ended (a store error): it is started again, with a claim.
+            let mut lost = false;
             let wait = match ready_seen.values().min() {
                 Some(due) => self.poll_interval().min(due.saturating_duration_since(Instant::now())),
                 None => self.poll_interval(),
@@ -424,7 +491,14 @@ impl Worker {
                 }
                 .fuse();
                 let nudge = nudges.recv().fuse();
-                futures::pin_mut!(sleep, stop, nudge);
+                let woken = async {
+                    match wakes.as_mut() {
+                        Some(w) => w.next().await,
+                        None => futures::future::pending().await,
+                    }
+                }
+                .fuse();
+                futures::pin_mut!(sleep, stop, nudge, woken);
                 futures::select! {
                     done = done_rx.next() => if let Some(first) = done {
                         // Every attempt that ended meanwhile frees its slot before the next claim, so one
@@ -454,7 +528,7 @@ impl Worker {
                         to_start = claimed;
                         check_graph = true;
                     },
-                    ev = wakes.next() => match ev {
+                    ev = woken => match ev {
                         Some(Ok(r)) => match r.event {
                             Event::TaskUpdated { task } if self.graph.is_none_or(|g| g == task.graph_id) => {
                                 let due = task.not_before.is_none_or(|t| t <= now());
@@ -477,8 +551,11 @@ impl Worker {
                             }
                             _ => {}
                         },
-                        Some(Err(e)) => tracing::debug!(error = %e, "worker wake-up stream failed"),
-                        None => {}
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "worker wake-up stream failed");
+                            lost = true;
+                        }
+                        None => lost = true,
                     },
                     n = nudge => {
                         if let Ok(super::Nudge::Cancelled(g)) = n {
@@ -497,6 +574,9 @@ impl Worker {
                     }
                     () = stop => {}
                 }
+            }
+            if lost {
+                wakes = None;
             }
             for t in to_start {
                 let id = t.id;
