@@ -373,3 +373,40 @@ async fn a_child_is_claimed_in_the_commit_that_completes_its_parent() {
     };
     assert!(seq_of("b", TaskStatus::Running) > seq_of("a", TaskStatus::Completed));
 }
+
+/// Each task's prompt carries the outputs of its own dependencies, and no other task's, also when many
+/// tasks are claimed at once (their worker reads all their dependencies in one go).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_task_gets_the_outputs_of_its_own_dependencies() {
+    const N: usize = 20;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let prompts: Prompts = Arc::new(Mutex::new(Vec::new()));
+    let seen = prompts.clone();
+    let model = ScriptedModel::from_fn(move |req| {
+        let agent = req.agent_name.clone();
+        let text = req.messages.last().and_then(|m| m.last_text()).unwrap_or("").to_string();
+        seen.lock().unwrap().push((agent.clone(), text));
+        Ok(ScriptReply::text(format!("made artifact-{}.", task_key(&agent))))
+    });
+    let mut tasks: Vec<PlannedTask> =
+        (0..N).map(|i| planned(&format!("p{i}"), "code", Complexity::Simple, Vec::new())).collect();
+    for i in 0..N {
+        let deps = vec![format!("p{i}"), format!("p{}", (i + 1) % N)];
+        tasks.push(planned(&format!("c{i}"), "code", Complexity::Simple, deps));
+    }
+    let (g, _) = graph_of(&store, tasks).await;
+    let r = runner(store.clone(), model, fast_settings(64), Vec::new());
+    r.start(g, None).await.unwrap();
+    let report = r.worker(Some(g)).run().await.unwrap();
+    assert_eq!(report.graph.map(|g| g.status), Some(GraphStatus::Completed));
+    let prompts = prompts.lock().unwrap();
+    for i in 0..N {
+        let (_, prompt) = prompts.iter().find(|(a, _)| task_key(a) == format!("c{i}")).unwrap();
+        let own = [format!("p{i}"), format!("p{}", (i + 1) % N)];
+        for p in 0..N {
+            let artifact = format!("artifact-p{p}.");
+            let expected = own.contains(&format!("p{p}"));
+            assert_eq!(prompt.contains(&artifact), expected, "c{i} and {artifact}:\n{prompt}");
+        }
+    }
+}

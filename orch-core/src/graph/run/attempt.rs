@@ -15,7 +15,7 @@ use super::joined::{JoinParts, JoinedEnd};
 use super::prompt::{OUTPUT_CHARS, read_knowledge};
 use super::qa::{Review, commands};
 use super::stuck::{Stuck, Watch};
-use super::worker::{ClaimOnEnd, Ended, claimed_by, task_claim};
+use super::worker::{ClaimOnEnd, Ended, SharedDeps, claimed_by, task_claim};
 use super::{GraphRunner, GraphSettings};
 use crate::executor::{RunError, RunOptions};
 use crate::interrupt::Interrupt;
@@ -74,17 +74,19 @@ pub(super) enum End {
 
 impl GraphRunner {
     /// Runs one claimed attempt of `task` to its end, which claims the next task for the worker
-    /// (`next`) in the same commit. Returns the facts it reported when it completed and what its end
-    /// claimed.
+    /// (`next`) in the same commit. `deps`: the read of its dependencies with those of the other tasks
+    /// of its claim (`None`, or the task not found there: the attempt reads them). Returns the facts it reported when it
+    /// completed and what its end claimed.
     pub(crate) async fn run_attempt(
         &self,
         task: Task,
         handle: AttemptHandle,
         facts: Vec<Fact>,
+        deps: Option<SharedDeps>,
         next: Option<ClaimOnEnd>,
     ) -> Ended {
         let key = task.key.clone();
-        match self.attempt(task, &handle, facts, next.as_ref()).await {
+        match self.attempt(task, &handle, facts, deps, next.as_ref()).await {
             Ok(ended) => ended,
             Err(AttemptError::Fenced(e)) => {
                 tracing::info!(task = %key, error = %e, "attempt taken over by another worker");
@@ -102,6 +104,7 @@ impl GraphRunner {
         mut task: Task,
         handle: &AttemptHandle,
         facts: Vec<Fact>,
+        deps: Option<SharedDeps>,
         next: Option<&ClaimOnEnd>,
     ) -> Result<Ended, AttemptError> {
         let fence = task.attempt;
@@ -168,10 +171,18 @@ impl GraphRunner {
                 });
             }
         };
-        // The prompt (its dependencies' outputs read from the store) after the start, which does not
-        // need it: a released child's attempt starts with its claim's commit and one more, no read
-        // between them.
-        let prompt = match self.prompt_of(&task, &facts).await {
+        // The prompt (its dependencies' outputs read from the store, unless its worker read them)
+        // after the start, which does not need it: a released child's attempt starts with its
+        // claim's commit and one more, no read between them.
+        let deps = match deps {
+            Some(shared) => shared.await.get(&task.id).cloned(),
+            None => None,
+        };
+        let prompt = match deps {
+            Some(deps) => Ok(super::prompt::task_prompt(&task, &deps, &facts, task.error.as_deref())),
+            None => self.prompt_of(&task, &facts).await,
+        };
+        let prompt = match prompt {
             Ok(p) => p,
             Err(e) => {
                 // The claim is released as it is dropped; the task's lease expires and it runs again.

@@ -28,6 +28,46 @@ use crate::wire::{
 /// [`Store::subscribe_foreign`]: crate::store::Store::subscribe_foreign
 type Wakes = futures::stream::Fuse<crate::store::EventStream>;
 
+/// The dependencies of the tasks of one claim, read once (one read per graph, not one per task) by
+/// whichever of their attempts first needs them, after its start: by task, those whose dependencies
+/// were all found (the others read their own).
+pub(crate) type SharedDeps = futures::future::Shared<futures::future::BoxFuture<'static, Arc<HashMap<Id, Vec<Task>>>>>;
+
+/// The read of the dependencies of `tasks` (see [`SharedDeps`]).
+fn deps_of(store: Arc<dyn crate::store::Store>, tasks: &[Task]) -> SharedDeps {
+    let wanted: Vec<(Id, Id, Vec<Id>)> =
+        tasks.iter().filter(|t| !t.depends_on.is_empty()).map(|t| (t.id, t.graph_id, t.depends_on.clone())).collect();
+    async move {
+        let mut names: HashMap<Id, Vec<String>> = HashMap::new();
+        for (_, graph_id, depends_on) in &wanted {
+            let graph = names.entry(*graph_id).or_default();
+            for d in depends_on {
+                let d = d.to_string();
+                if !graph.contains(&d) {
+                    graph.push(d);
+                }
+            }
+        }
+        let mut found: HashMap<Id, Task> = HashMap::new();
+        for (graph_id, names) in names {
+            match store.find_tasks(graph_id, &names).await {
+                Ok(read) => found.extend(read.into_iter().map(|t| (t.id, t))),
+                Err(e) => tracing::debug!(error = %e, graph = %graph_id, "reading dependencies failed; attempts read their own"),
+            }
+        }
+        let by_task = wanted
+            .into_iter()
+            .filter_map(|(id, _, depends_on)| {
+                let deps: Option<Vec<Task>> = depends_on.iter().map(|d| found.get(d).cloned()).collect();
+                deps.map(|deps| (id, deps))
+            })
+            .collect();
+        Arc::new(by_task)
+    }
+    .boxed()
+    .shared()
+}
+
 /// How often the facts of a graph are read again for new attempts.
 const FACTS_TTL: Duration = Duration::from_secs(2);
 
@@ -289,10 +329,30 @@ impl Worker {
         }
     }
 
-    /// Starts an attempt of the claimed task `t` as a task of the runtime; its end comes back on `done`.
+    /// Starts an attempt of each claimed task (see [`Worker::start`]). Their dependencies are read
+    /// at once, by the first attempt that needs them (see [`SharedDeps`]).
+    async fn start_all(
+        &mut self,
+        tasks: Vec<Task>,
+        handles: &mut HashMap<Id, (Id, AttemptHandle)>,
+        report: &mut WorkerReport,
+        done: &futures::channel::mpsc::UnboundedSender<(Id, Ended)>,
+        runtime: &Arc<dyn Runtime>,
+    ) {
+        let with_deps = tasks.iter().filter(|t| !t.depends_on.is_empty()).count();
+        let deps = (with_deps > 1).then(|| deps_of(self.runner.store.clone(), &tasks));
+        for t in tasks {
+            let d = deps.clone().filter(|_| !t.depends_on.is_empty());
+            self.start(t, d, handles, report, done, runtime).await;
+        }
+    }
+
+    /// Starts an attempt of the claimed task `t` (its dependencies read with others' by `deps`, if
+    /// given) as a task of the runtime; its end comes back on `done`.
     async fn start(
         &mut self,
         t: Task,
+        deps: Option<SharedDeps>,
         handles: &mut HashMap<Id, (Id, AttemptHandle)>,
         report: &mut WorkerReport,
         done: &futures::channel::mpsc::UnboundedSender<(Id, Ended)>,
@@ -319,7 +379,7 @@ impl Worker {
             async move {
                 // A panicking attempt still frees its slot (its task is taken over once its deadline
                 // passes).
-                let attempt = std::panic::AssertUnwindSafe(runner.run_attempt(t, h, facts, Some(next)));
+                let attempt = std::panic::AssertUnwindSafe(runner.run_attempt(t, h, facts, deps, Some(next)));
                 let ended = attempt.catch_unwind().await.unwrap_or_else(|_| {
                     tracing::error!(task = %id, "a task attempt panicked");
                     Ended::default()
@@ -429,9 +489,7 @@ impl Worker {
                 match self.claim(free).await {
                     Ok(claimed) => {
                         claim_now = u32::try_from(claimed.len()).unwrap_or(u32::MAX) == free;
-                        for t in claimed {
-                            self.start(t, &mut handles, &mut report, &done_tx, &runtime).await;
-                        }
+                        self.start_all(claimed, &mut handles, &mut report, &done_tx, &runtime).await;
                         if wakes.is_none() && handles.len() < self.concurrency as usize {
                             // Slots left free: the log tells what becomes ready after this claim (with
                             // no seq read, the next turn of the loop reads one and claims again).
@@ -578,12 +636,14 @@ impl Worker {
             if lost {
                 wakes = None;
             }
-            for t in to_start {
-                let id = t.id;
-                self.start(t, &mut handles, &mut report, &done_tx, &runtime).await;
-                if stopping && let Some((_, h)) = handles.get(&id) {
-                    // Claimed as the worker began to stop: given back like the others.
-                    h.stop(Stop::Worker);
+            let started: Vec<Id> = to_start.iter().map(|t| t.id).collect();
+            self.start_all(to_start, &mut handles, &mut report, &done_tx, &runtime).await;
+            if stopping {
+                for id in started {
+                    if let Some((_, h)) = handles.get(&id) {
+                        // Claimed as the worker began to stop: given back like the others.
+                        h.stop(Stop::Worker);
+                    }
                 }
             }
         }
