@@ -239,16 +239,7 @@ async fn a_server_stopped_mid_workflow_resumes_it_when_started_again() {
     support::adw::wait_for_build(d);
 
     // SIGTERM while the build step runs: the server stops (a hang would fail here, not a slow stop).
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "the server did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = server.terminate();
     assert!(status.success(), "a stop on SIGTERM is a clean exit: {status:?}");
     drop(server);
 

@@ -270,16 +270,7 @@ async fn a_server_beats_its_presence_while_it_runs_and_removes_it_when_stopped()
     let pid = srv.child.id();
     assert!(rows[0].contains(&format!(":{pid}:")), "{rows:?} (pid {pid})");
 
-    let pid = pid.to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = srv.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "the server did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = srv.terminate();
     assert!(status.success(), "{status:?}");
     assert!(server_rows(dir.path()).is_empty(), "a stopped server leaves no presence behind");
 }

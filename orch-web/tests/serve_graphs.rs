@@ -407,9 +407,7 @@ async fn sigterm_gives_running_tasks_back_and_the_next_server_finishes_them() {
     let gid = g["graph"]["id"].as_str().unwrap().to_string();
     support::wait_for_file_or_dir(&d.join("started.marker"), Duration::from_secs(60), "the task's command");
 
-    let pid = first.child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = support::wait_exit(&mut first.child, Duration::from_secs(60), "orch serve after SIGTERM");
+    let status = first.terminate();
     assert!(status.success(), "{status:?}");
     drop(first);
 

@@ -17,6 +17,15 @@ pub struct Server {
     pub base: String,
 }
 
+impl Server {
+    /// Sends SIGTERM and waits (up to 60 s: a hang fails the test, not a slow stop) for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        super::wait_exit(&mut self.child, Duration::from_secs(60), "orch serve after SIGTERM")
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
