@@ -259,8 +259,7 @@ async fn live_servers(
     store: &dyn orch_core::store::Store,
     stale_after: Duration,
 ) -> orch_core::store::StoreResult<usize> {
-    let since =
-        orch_core::wire::now() - chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::seconds(5));
+    let at = orch_core::wire::now();
     let rows = store.list_workers().await?;
-    Ok(rows.iter().filter(|w| w.role == WorkerRole::Server && w.heartbeat_at > since).count())
+    Ok(rows.iter().filter(|w| w.role == WorkerRole::Server && w.is_alive(stale_after, at)).count())
 }

@@ -150,6 +150,13 @@ enum Command {
     },
     /// Claim and run tasks of running graphs until stopped (many may run, on one store).
     Worker(crate::graph_run::WorkerArgs),
+    /// The workers and servers on this store, from their heartbeat rows: alive, or silent (a silent
+    /// worker's tasks are taken over).
+    Workers {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Tasks waiting for a person: list them, resolve them (retry, skip, fail).
     Checkpoint {
         #[command(subcommand)]
@@ -635,6 +642,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Plan(args) => crate::plan::run_plan(args, config).await,
         Command::Graph { command } => crate::plan::run_graph(command, config).await,
         Command::Worker(args) => crate::graph_run::worker(config, args).await,
+        Command::Workers { json } => crate::graph_run::workers(config, *json).await,
         Command::Checkpoint { command } => crate::graph_run::checkpoint(config, command).await,
         Command::Budget(args) => crate::graph_run::budget(config, args).await,
         Command::Attention(args) => crate::attention::attention(config, args).await,

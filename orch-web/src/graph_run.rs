@@ -328,6 +328,75 @@ pub async fn worker(config: OrchConfig, args: &WorkerArgs) -> Result<u8, Failure
     Ok(0)
 }
 
+/// `orch workers`: the heartbeat rows, most recent first.
+pub async fn workers(config: OrchConfig, json: bool) -> Result<u8, Failure> {
+    let stale_after = orch_core::graph::GraphSettings::from_config(&config.graphs).stale_after;
+    let store = crate::cli::open_store(&config).await?;
+    let rows = store.list_workers().await?;
+    let at = orch_core::wire::now();
+    let mut out = std::io::stdout().lock();
+    if json {
+        for w in &rows {
+            let line =
+                serde_json::to_string(&worker_json(w, stale_after, at)).map_err(|e| Failure::runtime(e.to_string()))?;
+            let _ = writeln!(out, "{line}");
+        }
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        let _ = writeln!(out, "No worker or server has beaten on this store");
+        return Ok(0);
+    }
+    let _ = writeln!(out, "{:<7} {:<32} {:>8} {:>5} {:<19} STATE", "ROLE", "ID", "PID", "SLOTS", "STARTED");
+    for w in &rows {
+        let silent = (at - w.heartbeat_at).num_milliseconds().max(0) as f64 / 1000.0;
+        let state = if w.is_alive(stale_after, at) {
+            format!("alive (beat {silent:.1} s ago)")
+        } else {
+            format!("silent for {}", human_secs(silent))
+        };
+        let _ = writeln!(
+            out,
+            "{:<7} {:<32} {:>8} {:>5} {:<19} {state}",
+            w.role.as_str(),
+            w.id,
+            w.pid,
+            w.concurrency,
+            w.started_at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    Ok(0)
+}
+
+/// A heartbeat row as `orch workers --json` and `GET /api/workers` give it: the row, whether it is
+/// alive (beat within `stale_after` of `at`) and how long it has been silent.
+pub fn worker_json(
+    w: &orch_core::wire::WorkerInfo,
+    stale_after: std::time::Duration,
+    at: orch_core::wire::Timestamp,
+) -> serde_json::Value {
+    let mut v = serde_json::to_value(w).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.insert("alive".into(), w.is_alive(stale_after, at).into());
+        let silent = (at - w.heartbeat_at).num_milliseconds().max(0) as f64 / 1000.0;
+        m.insert("silent_secs".into(), silent.into());
+    }
+    v
+}
+
+/// `95 s`, `12 min`, `3.5 h`, `2.0 d`.
+fn human_secs(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 172_800.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} d", s / 86_400.0)
+    }
+}
+
 /// `orch checkpoint …`.
 pub async fn checkpoint(config: OrchConfig, command: &CheckpointCommand) -> Result<u8, Failure> {
     match command {

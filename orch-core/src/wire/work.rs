@@ -29,6 +29,15 @@ pub struct WorkerInfo {
     pub role: WorkerRole,
 }
 
+impl WorkerInfo {
+    /// Whether it beat within `stale_after` before `at`: a silent worker is gone, and the next claim
+    /// takes over its tasks; a silent server continues no run.
+    pub fn is_alive(&self, stale_after: std::time::Duration, at: Timestamp) -> bool {
+        let window = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+        at.signed_duration_since(self.heartbeat_at) <= window
+    }
+}
+
 /// What a heartbeat row stands for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

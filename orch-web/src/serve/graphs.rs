@@ -40,6 +40,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(run_graph))
         .routes(routes!(cancel_graph))
         .routes(routes!(list_checkpoints))
+        .routes(routes!(list_workers))
         .routes(routes!(resolve_checkpoint))
         .routes(routes!(claim_tasks))
         .routes(routes!(get_task))
@@ -376,6 +377,21 @@ async fn list_checkpoints(
     let Query(q) = query?;
     let graph = q.graph.as_deref().map(|g| parse_id("task graph", g)).transpose()?;
     Ok(Json(json!({"checkpoints": state.graphs().checkpoints(graph).await?})))
+}
+
+#[utoipa::path(
+    get,
+    path = "/workers",
+    tag = "graphs",
+    summary = "The workers and servers on this store",
+    responses((status = 200, description = "`workers`: their heartbeat rows, most recent first, each with `alive` and \
+        `silent_secs`; `count`", body = Object))
+)]
+async fn list_workers(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let rows = state.engine().store().list_workers().await?;
+    let (stale_after, at) = (state.graphs().settings().stale_after, orch_core::wire::now());
+    let workers: Vec<Value> = rows.iter().map(|w| crate::graph_run::worker_json(w, stale_after, at)).collect();
+    Ok(Json(json!({"count": workers.len(), "workers": workers})))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
