@@ -22,6 +22,7 @@ pub mod netdiff;
 pub mod protocol;
 pub mod timeline;
 pub mod window;
+pub mod workers;
 
 #[cfg(target_arch = "wasm32")]
 mod app;

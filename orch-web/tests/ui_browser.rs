@@ -310,6 +310,14 @@ async fn dashboard_chats_shows_agents_live_and_reconnects_without_duplicates() {
         )
         .await;
     assert!(browser.js("return document.querySelectorAll('.wave .task-card').length").await.as_u64().unwrap() > 0);
+    // Who works on the store: the server's own task worker and the server itself, both alive.
+    browser
+        .until(
+            "the workers line",
+            Duration::from_secs(10),
+            "return document.querySelector('[data-testid=workers]')?.textContent === '1 worker alive · 1 server'",
+        )
+        .await;
     assert!(
         browser.js("return document.querySelector('[data-testid=budget-node]')?.textContent.includes('$5')").await
             == json!(true)

@@ -19,6 +19,16 @@ pub fn Graphs(ui: Ui) -> impl IntoView {
     // The node whose "Rerun from here" waits for its confirmation.
     let confirm = RwSignal::new(None::<Id>);
     Effect::new(move |_| net::load_graphs(ui));
+    // Who works on the store, read again every 5 s while the view is open.
+    let workers = RwSignal::new(crate::workers::Workers::default());
+    let read_at = StoredValue::new(f64::NEG_INFINITY);
+    Effect::new(move |_| {
+        let now = ui.now.get();
+        if now - read_at.get_value() >= 5_000.0 {
+            read_at.set_value(now);
+            net::load_workers(workers);
+        }
+    });
     // The newest graph is shown until one is picked; its tasks are loaded when it is shown.
     let current = move || selected.get().or_else(|| ui.graphs.with(|g| g.list().first().map(|g| g.id)));
     Effect::new(move |_| {
@@ -37,6 +47,10 @@ pub fn Graphs(ui: Ui) -> impl IntoView {
                             on:click=move |_| selected.set(Some(id))>{g.name.clone()}</button>
                     }
                 }).collect_view())}
+                <span class="workers" data-testid="workers" class:warn=move || workers.with(|w| w.loaded && w.workers_alive == 0)
+                    title=move || workers.with(|w| w.rows.join("\n"))>
+                    {move || workers.with(|w| if w.loaded { w.summary() } else { String::new() })}
+                </span>
             </div>
             <div class="graph-body">
                 {move || match current() {

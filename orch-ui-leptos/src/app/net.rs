@@ -446,6 +446,15 @@ pub fn load_graphs(ui: Ui) {
     });
 }
 
+/// Loads who works on the store (`GET /api/workers`) into `into`; a failure keeps what was shown.
+pub fn load_workers(into: RwSignal<crate::workers::Workers>) {
+    spawn_local(async move {
+        if let Ok(v) = request("GET", "/api/workers", None).await {
+            into.set(crate::workers::Workers::from_json(&v));
+        }
+    });
+}
+
 /// Loads one graph with its tasks.
 pub fn load_graph(ui: Ui, id: orch_core::wire::Id) {
     spawn_local(async move {
