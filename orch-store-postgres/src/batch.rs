@@ -443,6 +443,7 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: &Change, generated: &mu
         }
         Change::Heartbeat(w) => work::heartbeat(db, conn, w).await,
         Change::RemoveWorker { id } => work::remove_worker(db, conn, id).await,
+        Change::ForgetWorkers { silent_before } => work::forget_workers(db, conn, *silent_before).await,
         Change::SetGraphStatus { id, status, error, from } => {
             work::set_graph_status(db, conn, *id, *status, error.as_deref(), from).await.map(|e| generated.extend(e))
         }

@@ -358,6 +358,19 @@ pub(crate) async fn remove_worker(db: &Db, conn: &mut PgConnection, id: &str) ->
     Ok(())
 }
 
+pub(crate) async fn forget_workers(
+    db: &Db,
+    conn: &mut PgConnection,
+    silent_before: orch_core::wire::Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(&db.sql("DELETE FROM {S}.workers WHERE heartbeat_at < $1"))
+        .bind(silent_before)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 fn worker_row(row: &PgRow) -> StoreResult<WorkerInfo> {
     Ok(WorkerInfo {
         id: get(row, 0)?,

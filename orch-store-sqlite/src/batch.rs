@@ -276,6 +276,7 @@ fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<Vec<NewEvent>> {
         Change::FinishTask { task, fence } => sql::finish_task(conn, &task, fence),
         Change::Heartbeat(w) => none(sql::heartbeat(conn, &w)),
         Change::RemoveWorker { id } => none(sql::remove_worker(conn, &id)),
+        Change::ForgetWorkers { silent_before } => none(sql::forget_workers(conn, silent_before)),
         Change::SetGraphStatus { id, status, error, from } => {
             let g = sql::set_graph_status(conn, id, status, error.as_deref(), &from)?;
             Ok(g.map(|g| vec![NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g) })])

@@ -35,7 +35,9 @@ async fn workers_and_servers_are_listed_alive_or_silent() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("No worker or server has beaten on this store"), "{}", text(&out.stdout));
 
-    // A server (its presence and its task worker) and a worker killed ten minutes ago.
+    // A worker killed two hours ago is forgotten by the next process to start, here a server (its
+    // presence and its task worker); one killed ten minutes ago is still shown, silent.
+    worker_row(d, "ancient:4242:abcdef", chrono::Duration::hours(2));
     let srv = server::start(d, &model, &[], &[]);
     worker_row(d, "gone:4242:abcdef", chrono::Duration::minutes(10));
 
@@ -60,6 +62,7 @@ async fn workers_and_servers_are_listed_alive_or_silent() {
     assert_eq!((gone["alive"].as_bool(), gone["role"].as_str()), (Some(false), Some("worker")), "{gone}");
     assert!(gone["silent_secs"].as_f64().unwrap() >= 600.0, "{gone}");
     assert_eq!(rows.last().unwrap()["id"], "gone:4242:abcdef", "most recent first");
+    assert!(rows.iter().all(|w| w["id"] != "ancient:4242:abcdef"), "{body}");
 
     // The same from a terminal.
     let out = orch().arg("--cwd").arg(d).arg("workers").output().unwrap();

@@ -11,7 +11,7 @@ use crate::wire::{
     Agent, AgentStatus, ChatMessage, Event, EventKeys, Id, Message, NewEvent, Orchestrator, Plan, Prompt, RunLease,
     SystemLog, Task, TaskGraph, Usage, WorkflowRecord,
 };
-use crate::wire::{BudgetScope, GraphStatus, Reservation, TaskClaim, WorkerInfo};
+use crate::wire::{BudgetScope, GraphStatus, Reservation, TaskClaim, Timestamp, WorkerInfo};
 
 /// The serialized executor state of an agent and its provider session id.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -174,6 +174,12 @@ pub enum Change {
     RemoveWorker {
         /// The worker.
         id: String,
+    },
+    /// Removes the rows of workers and servers that have not beaten since `silent_before`: processes
+    /// long gone (killed, or on a machine that went away), whose tasks were taken over long ago.
+    ForgetWorkers {
+        /// Rows whose last heartbeat is older are removed.
+        silent_before: Timestamp,
     },
     /// Sets a graph's status and error if its status is one of `from` (stamping its start or end), with
     /// a `GraphUpdated` event of the row as stored; changes nothing, and appends nothing, otherwise.

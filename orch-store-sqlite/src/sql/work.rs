@@ -236,6 +236,14 @@ pub(crate) fn remove_worker(conn: &Connection, id: &str) -> StoreResult<()> {
     Ok(())
 }
 
+pub(crate) fn forget_workers(conn: &Connection, silent_before: orch_core::wire::Timestamp) -> StoreResult<()> {
+    // Heartbeat times are stored as RFC 3339 UTC text of one width (`ts_text`): they compare as text.
+    conn.prepare_cached("DELETE FROM workers WHERE heartbeat_at < ?1")
+        .and_then(|mut s| s.execute([ts_text(silent_before)]))
+        .map_err(db_err)?;
+    Ok(())
+}
+
 pub(crate) fn list_workers(conn: &Connection) -> StoreResult<Vec<WorkerInfo>> {
     let mut s = conn
         .prepare_cached(

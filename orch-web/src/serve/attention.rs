@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use futures::StreamExt;
 use orch_core::approval::{Approval, ApprovalError, Approvals};
-use orch_core::graph::run::this_process;
+use orch_core::graph::run::{forget_gone_workers, this_process};
 use orch_core::store::{Batch, Change, EventQuery, Store};
 use orch_core::wire::{ApprovalDecision, Event, Id, WorkerRole, now};
 use serde::Deserialize;
@@ -241,7 +241,8 @@ pub async fn follow(state: &AppState, beat: Duration) -> Option<Presence> {
     // is waited for.
     let mut row = this_process(WorkerRole::Server, 0);
     let id = row.id.clone();
-    if let Err(e) = store.commit(Batch::new().change(Change::Heartbeat(Box::new(row.clone())))).await {
+    let first = Batch::new().change(Change::Heartbeat(Box::new(row.clone()))).change(forget_gone_workers());
+    if let Err(e) = store.commit(first).await {
         tracing::warn!(error = %e, "could not record the server's presence");
     }
     match approvals(state).awaiting_continuation().await {

@@ -26,7 +26,7 @@ pub use external::{ClaimedTask, ExternalClaim, ExternalEnd, MAX_LEASE, MIN_LEASE
 pub use prompt::{fact_concerns, read_knowledge, task_prompt};
 pub use routing::{Route, Router, provider_of};
 pub use stuck::{Stuck, StuckSettings};
-pub use worker::{Worker, WorkerReport, this_process};
+pub use worker::{FORGET_SILENT_AFTER, Worker, WorkerReport, forget_gone_workers, this_process};
 
 use super::GraphError;
 use crate::config::GraphsConfig;

@@ -180,6 +180,19 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// How long a heartbeat row may stay silent before the next worker or server to start removes it: its
+/// process is long gone (its tasks were taken over after [`GraphSettings::stale_after`]), and `orch
+/// workers` has shown it silent meanwhile.
+///
+/// [`GraphSettings::stale_after`]: super::GraphSettings::stale_after
+pub const FORGET_SILENT_AFTER: Duration = Duration::from_secs(3600);
+
+/// The change that removes the rows silent for longer than [`FORGET_SILENT_AFTER`], as of now.
+pub fn forget_gone_workers() -> Change {
+    let silent_before = now() - chrono::Duration::from_std(FORGET_SILENT_AFTER).unwrap_or(chrono::Duration::hours(1));
+    Change::ForgetWorkers { silent_before }
+}
+
 /// A heartbeat row of this process in `role`, under a new id (`HOST:PID:random`), started and beaten
 /// now. Workers beat such rows; so does `orch serve`, as a [`Server`](WorkerRole::Server), to be found
 /// by the processes that would otherwise wait for it in vain.
@@ -412,7 +425,10 @@ impl Worker {
         let store = self.runner.store.clone();
         let runtime = self.runner.supervisor.runner().runtime().clone();
         let started_at = now();
-        self.beat(started_at).await?;
+        // The first beat also forgets the rows of processes long gone.
+        let first =
+            Batch::new().change(Change::Heartbeat(Box::new(self.info(started_at)))).change(forget_gone_workers());
+        store.commit(first.relaxed()).await?;
         let since = store.last_seq().await?;
         // The log is followed only while a slot is free: a worker running all it may has nothing to
         // claim for what the log says (and reading every other worker's task events costs both the

@@ -81,6 +81,14 @@ pub(super) fn apply(d: &mut Data, change: Change, generated: &mut Vec<NewEvent>)
             let old = d.work.workers.remove(&id);
             undo.workers.push((id, old));
         }
+        Change::ForgetWorkers { silent_before } => {
+            let gone: Vec<String> =
+                d.work.workers.values().filter(|w| w.heartbeat_at < silent_before).map(|w| w.id.clone()).collect();
+            for id in gone {
+                let old = d.work.workers.remove(&id);
+                undo.workers.push((id, old));
+            }
+        }
         Change::SetGraphStatus { id, status, error, from } => {
             let g = d.graphs.get_mut(&id).ok_or_else(|| not_found("task graph", id))?;
             if from.contains(&g.status) {

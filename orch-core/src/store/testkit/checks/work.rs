@@ -706,7 +706,7 @@ pub async fn a_failed_batch_undoes_its_claim(store: Arc<dyn Store>) {
 }
 
 /// A heartbeat inserts a worker's row or updates it (its role too); the workers are listed most recent
-/// first; a removed worker is gone.
+/// first; a removed worker is gone, and so are those silent since before a given time once forgotten.
 pub async fn workers_heartbeat_list_remove(store: Arc<dyn Store>) {
     assert!(store.list_workers().await.unwrap().is_empty());
     let a = worker("host-a:1:x", ts(1));
@@ -727,4 +727,11 @@ pub async fn workers_heartbeat_list_remove(store: Arc<dyn Store>) {
     assert_eq!(store.list_workers().await.unwrap(), vec![a2.clone()]);
     store.commit(Batch::new().change(Change::RemoveWorker { id: "nobody".into() })).await.unwrap();
     assert_eq!(store.list_workers().await.unwrap(), vec![a2]);
+    // Rows silent since before a time are forgotten; a row that beat at that time stays.
+    let late = worker("host-c:3:z", ts(20));
+    store.commit(Batch::new().change(Change::Heartbeat(Box::new(late.clone())))).await.unwrap();
+    store.commit(Batch::new().change(Change::ForgetWorkers { silent_before: ts(10) })).await.unwrap();
+    assert_eq!(store.list_workers().await.unwrap(), vec![late.clone()], "the row silent since ts(3) is gone");
+    store.commit(Batch::new().change(Change::ForgetWorkers { silent_before: ts(20) })).await.unwrap();
+    assert_eq!(store.list_workers().await.unwrap(), vec![late]);
 }
