@@ -204,14 +204,7 @@ fn a_bad_server_wait_is_a_usage_error_naming_it() {
 /// Records a heartbeat row of a server (`orch serve`'s presence) in the project's store, last beaten
 /// `ago` before now: what a server left behind, or a server that beats but does not follow the log.
 fn server_row(dir: &Path, id: &str, ago: chrono::Duration) {
-    let conn = rusqlite::Connection::open(dir.join(".orch/orch.db")).unwrap();
-    let at = (chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    conn.execute(
-        "INSERT INTO workers (id, host, pid, concurrency, started_at, heartbeat_at, role) \
-         VALUES (?1, 'elsewhere', 1, 0, ?2, ?2, 'server')",
-        rusqlite::params![id, at],
-    )
-    .unwrap();
+    support::heartbeat_row(dir, id, "server", ago);
 }
 
 /// The servers' heartbeat rows in the project's store.

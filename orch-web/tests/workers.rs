@@ -16,14 +16,7 @@ fn model(dir: &Path) -> String {
 
 /// A heartbeat row of a worker that last beat `ago` before now, as a killed `orch worker` leaves it.
 fn worker_row(dir: &Path, id: &str, ago: chrono::Duration) {
-    let conn = rusqlite::Connection::open(dir.join(".orch/orch.db")).unwrap();
-    let at = (chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    conn.execute(
-        "INSERT INTO workers (id, host, pid, concurrency, started_at, heartbeat_at, role) \
-         VALUES (?1, 'elsewhere', 4242, 8, ?2, ?2, 'worker')",
-        rusqlite::params![id, at],
-    )
-    .unwrap();
+    support::heartbeat_row(dir, id, "worker", ago);
 }
 
 #[tokio::test]

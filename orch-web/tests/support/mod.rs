@@ -220,3 +220,16 @@ pub fn wait_exit(child: &mut std::process::Child, limit: std::time::Duration, wh
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Writes a heartbeat row (`role`: `worker` or `server`) into the SQLite store under `dir`, last beaten
+/// `ago` before now: what a killed process leaves behind, or a process that beats and does nothing else.
+pub fn heartbeat_row(dir: &Path, id: &str, role: &str, ago: chrono::Duration) {
+    let conn = rusqlite::Connection::open(dir.join(".orch/orch.db")).unwrap();
+    let at = (chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    conn.execute(
+        "INSERT INTO workers (id, host, pid, concurrency, started_at, heartbeat_at, role) \
+         VALUES (?1, 'elsewhere', 4242, 8, ?2, ?2, ?3)",
+        rusqlite::params![id, at, role],
+    )
+    .unwrap();
+}
