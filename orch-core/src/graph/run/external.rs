@@ -156,6 +156,8 @@ impl GraphRunner {
             .change(Change::ClaimTasks(Box::new(task_claim)));
         let records = self.store.commit(batch).await?;
         let claimed = super::worker::claimed_by(&records, worker);
+        // The dependencies of every claimed task in one read per graph (not one per dependency).
+        let deps = super::worker::deps_of(self.store.clone(), &claimed).await;
         let mut out = Vec::with_capacity(claimed.len());
         let mut facts: std::collections::HashMap<Id, Vec<Fact>> = std::collections::HashMap::new();
         for task in claimed {
@@ -163,7 +165,10 @@ impl GraphRunner {
                 slot.insert(self.store.graph_facts(task.graph_id).await?);
             }
             let known = facts.get(&task.graph_id).map(Vec::as_slice).unwrap_or_default();
-            let prompt = self.prompt_of(&task, known).await?;
+            let prompt = match deps.get(&task.id) {
+                Some(d) => super::prompt::task_prompt(&task, d, known, task.error.as_deref()),
+                None => self.prompt_of(&task, known).await?,
+            };
             out.push(ClaimedTask { task, prompt });
         }
         Ok(out)

@@ -34,7 +34,7 @@ type Wakes = futures::stream::Fuse<crate::store::EventStream>;
 pub(crate) type SharedDeps = futures::future::Shared<futures::future::BoxFuture<'static, Arc<HashMap<Id, Vec<Task>>>>>;
 
 /// The read of the dependencies of `tasks` (see [`SharedDeps`]).
-fn deps_of(store: Arc<dyn crate::store::Store>, tasks: &[Task]) -> SharedDeps {
+pub(crate) fn deps_of(store: Arc<dyn crate::store::Store>, tasks: &[Task]) -> SharedDeps {
     let wanted: Vec<(Id, Id, Vec<Id>)> =
         tasks.iter().filter(|t| !t.depends_on.is_empty()).map(|t| (t.id, t.graph_id, t.depends_on.clone())).collect();
     async move {
