@@ -349,7 +349,7 @@ pub async fn workers(config: OrchConfig, json: bool) -> Result<u8, Failure> {
     }
     let _ = writeln!(out, "{:<7} {:<32} {:>8} {:>5} {:<19} STATE", "ROLE", "ID", "PID", "SLOTS", "STARTED");
     for w in &rows {
-        let silent = (at - w.heartbeat_at).num_milliseconds().max(0) as f64 / 1000.0;
+        let silent = w.silent_for(at).as_secs_f64();
         let state = if w.is_alive(stale_after, at) {
             format!("alive (beat {silent:.1} s ago)")
         } else {
@@ -378,8 +378,7 @@ pub fn worker_json(
     let mut v = serde_json::to_value(w).unwrap_or_default();
     if let Some(m) = v.as_object_mut() {
         m.insert("alive".into(), w.is_alive(stale_after, at).into());
-        let silent = (at - w.heartbeat_at).num_milliseconds().max(0) as f64 / 1000.0;
-        m.insert("silent_secs".into(), silent.into());
+        m.insert("silent_secs".into(), w.silent_for(at).as_secs_f64().into());
     }
     v
 }

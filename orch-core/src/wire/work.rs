@@ -33,8 +33,12 @@ impl WorkerInfo {
     /// Whether it beat within `stale_after` before `at`: a silent worker is gone, and the next claim
     /// takes over its tasks; a silent server continues no run.
     pub fn is_alive(&self, stale_after: std::time::Duration, at: Timestamp) -> bool {
-        let window = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
-        at.signed_duration_since(self.heartbeat_at) <= window
+        self.silent_for(at) <= stale_after
+    }
+
+    /// How long it has been silent at `at` (zero for a beat stamped later).
+    pub fn silent_for(&self, at: Timestamp) -> std::time::Duration {
+        at.signed_duration_since(self.heartbeat_at).to_std().unwrap_or_default()
     }
 }
 

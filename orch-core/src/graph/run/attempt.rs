@@ -75,8 +75,8 @@ pub(super) enum End {
 impl GraphRunner {
     /// Runs one claimed attempt of `task` to its end, which claims the next task for the worker
     /// (`next`) in the same commit. `deps`: the read of its dependencies with those of the other tasks
-    /// of its claim (`None`, or the task not found there: the attempt reads them). Returns the facts it reported when it
-    /// completed and what its end claimed.
+    /// of its claim (`None`, or the task not found there: the attempt reads them). Returns the facts it
+    /// reported when it completed and what its end claimed.
     pub(crate) async fn run_attempt(
         &self,
         task: Task,
@@ -174,15 +174,11 @@ impl GraphRunner {
         // The prompt (its dependencies' outputs read from the store, unless its worker read them)
         // after the start, which does not need it: a released child's attempt starts with its
         // claim's commit and one more, no read between them.
-        let deps = match deps {
-            Some(shared) => shared.await.get(&task.id).cloned(),
+        let read = match deps {
+            Some(shared) => Some(shared.await),
             None => None,
         };
-        let prompt = match deps {
-            Some(deps) => Ok(super::prompt::task_prompt(&task, &deps, &facts, task.error.as_deref())),
-            None => self.prompt_of(&task, &facts).await,
-        };
-        let prompt = match prompt {
+        let prompt = match self.prompt_of(&task, &facts, read.as_deref()).await {
             Ok(p) => p,
             Err(e) => {
                 // The claim is released as it is dropped; the task's lease expires and it runs again.

@@ -165,10 +165,7 @@ impl GraphRunner {
                 slot.insert(self.store.graph_facts(task.graph_id).await?);
             }
             let known = facts.get(&task.graph_id).map(Vec::as_slice).unwrap_or_default();
-            let prompt = match deps.get(&task.id) {
-                Some(d) => super::prompt::task_prompt(&task, d, known, task.error.as_deref()),
-                None => self.prompt_of(&task, known).await?,
-            };
+            let prompt = self.prompt_of(&task, known, Some(&deps)).await?;
             out.push(ClaimedTask { task, prompt });
         }
         Ok(out)

@@ -18,6 +18,7 @@ mod routing;
 mod stuck;
 mod worker;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -233,7 +234,16 @@ impl GraphRunner {
     }
 
     /// The prompt of `task`'s next attempt: its dependencies (as stored now) and `facts` handed on.
-    pub(crate) async fn prompt_of(&self, task: &Task, facts: &[crate::wire::Fact]) -> Result<String, StoreError> {
+    /// `read`: the tasks' dependencies as read together for a claim; a task not there reads its own.
+    pub(crate) async fn prompt_of(
+        &self,
+        task: &Task,
+        facts: &[crate::wire::Fact],
+        read: Option<&HashMap<Id, Vec<Task>>>,
+    ) -> Result<String, StoreError> {
+        if let Some(deps) = read.and_then(|r| r.get(&task.id)) {
+            return Ok(prompt::task_prompt(task, deps, facts, task.error.as_deref()));
+        }
         let mut deps = Vec::with_capacity(task.depends_on.len());
         for d in &task.depends_on {
             if let Some(t) = self.store.get_task(*d).await? {

@@ -193,6 +193,15 @@ pub fn forget_gone_workers() -> Change {
     Change::ForgetWorkers { silent_before }
 }
 
+/// Interrupts the running attempts of graph `g` (it was cancelled).
+fn stop_graph(handles: &HashMap<Id, (Id, AttemptHandle)>, g: Id) {
+    for (graph_id, h) in handles.values() {
+        if *graph_id == g {
+            h.stop(Stop::Cancelled);
+        }
+    }
+}
+
 /// A heartbeat row of this process in `role`, under a new id (`HOST:PID:random`), started and beaten
 /// now. Workers beat such rows; so does `orch serve`, as a [`Server`](WorkerRole::Server), to be found
 /// by the processes that would otherwise wait for it in vain.
@@ -248,9 +257,13 @@ impl Worker {
         }
     }
 
-    async fn beat(&self, started_at: crate::wire::Timestamp) -> Result<(), GraphError> {
-        let batch = Batch::new().change(Change::Heartbeat(Box::new(self.info(started_at)))).relaxed();
-        self.runner.store.commit(batch).await?;
+    /// Beats; the first beat (`first`) also forgets the rows of processes long gone.
+    async fn beat(&self, started_at: crate::wire::Timestamp, first: bool) -> Result<(), GraphError> {
+        let mut batch = Batch::new().change(Change::Heartbeat(Box::new(self.info(started_at))));
+        if first {
+            batch = batch.change(forget_gone_workers());
+        }
+        self.runner.store.commit(batch.relaxed()).await?;
         Ok(())
     }
 
@@ -284,13 +297,7 @@ impl Worker {
         let graphs: std::collections::BTreeSet<Id> = handles.values().map(|(g, _)| *g).collect();
         for g in graphs {
             match self.runner.store.get_graph(g).await {
-                Ok(Some(graph)) if graph.status == GraphStatus::Cancelled => {
-                    for (graph_id, h) in handles.values() {
-                        if *graph_id == g {
-                            h.stop(Stop::Cancelled);
-                        }
-                    }
-                }
+                Ok(Some(graph)) if graph.status == GraphStatus::Cancelled => stop_graph(handles, g),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, graph = %g, "could not read a running graph"),
             }
@@ -425,10 +432,7 @@ impl Worker {
         let store = self.runner.store.clone();
         let runtime = self.runner.supervisor.runner().runtime().clone();
         let started_at = now();
-        // The first beat also forgets the rows of processes long gone.
-        let first =
-            Batch::new().change(Change::Heartbeat(Box::new(self.info(started_at)))).change(forget_gone_workers());
-        store.commit(first.relaxed()).await?;
+        self.beat(started_at, true).await?;
         let since = store.last_seq().await?;
         // The log is followed only while a slot is free: a worker running all it may has nothing to
         // claim for what the log says (and reading every other worker's task events costs both the
@@ -490,7 +494,7 @@ impl Worker {
                 claim_now = true;
             }
             if last_beat.elapsed() >= self.runner.settings.heartbeat {
-                if let Err(e) = self.beat(started_at).await {
+                if let Err(e) = self.beat(started_at, false).await {
                     tracing::warn!(error = %e, "worker heartbeat failed");
                 }
                 last_beat = Instant::now();
@@ -614,11 +618,7 @@ impl Worker {
                             }
                             Event::GraphUpdated { graph } => {
                                 if graph.status == GraphStatus::Cancelled {
-                                    for (graph_id, h) in handles.values() {
-                                        if *graph_id == graph.id {
-                                            h.stop(Stop::Cancelled);
-                                        }
-                                    }
+                                    stop_graph(&handles, graph.id);
                                 }
                                 claim_now = true;
                                 check_graph = true;
@@ -633,11 +633,7 @@ impl Worker {
                     },
                     n = nudge => {
                         if let Ok(super::Nudge::Cancelled(g)) = n {
-                            for (graph_id, h) in handles.values() {
-                                if *graph_id == g {
-                                    h.stop(Stop::Cancelled);
-                                }
-                            }
+                            stop_graph(&handles, g);
                         }
                         claim_now = true;
                         check_graph = true;
