@@ -28,14 +28,27 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
     let mut prepared = events::Batch::new(std::mem::take(&mut batch.events))?;
     let mut conn = db.pool.acquire().await.map_err(db_err)?;
     let mut tx = begin_on(&mut conn, batch.durability == Durability::Relaxed).await.map_err(db_err)?;
-    work::lock_graphs(db, &mut tx, &graphs_changed(&batch.changes)).await?;
-    let changes = group_changes(&[&batch]);
-    let mut generated = vec![Vec::new()];
-    apply_all(db, &mut tx, &changes, &mut generated).await.map_err(|(_, e)| e)?;
-    for events in generated.into_iter().filter(|e| !e.is_empty()) {
-        prepared.extend(events)?;
+    let applied = async {
+        work::lock_graphs(db, &mut tx, &graphs_changed(&batch.changes)).await?;
+        let changes = group_changes(&[&batch]);
+        let mut generated = vec![Vec::new()];
+        apply_all(db, &mut tx, &changes, &mut generated).await.map_err(|(_, e)| e)?;
+        for events in generated.into_iter().filter(|e| !e.is_empty()) {
+            prepared.extend(events)?;
+        }
+        events::append(db, &mut *tx, channel, prepared).await
     }
-    let mut records = events::append(db, &mut *tx, channel, prepared).await?;
+    .await;
+    let mut records = match applied {
+        Ok(records) => records,
+        Err(e) => {
+            // Rolled back before the caller hears of the failure: a transaction merely dropped is
+            // rolled back later, by the pool, and until then its row locks stand (a claim right after
+            // would skip the tasks this one had locked).
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+    };
     tx.commit().await.map_err(db_err)?;
     records.extend(crate::ends::after_commit(db, &mut conn, channel, batch.changes.iter()).await);
     Ok(records)

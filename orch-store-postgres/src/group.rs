@@ -275,27 +275,36 @@ async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<
     phases.mark(Phase::Acquire);
     let mut tx = batch::begin_on(&mut conn, relaxed).await.map_err(|e| before(db_err(e)))?;
     phases.mark(Phase::Begin);
-    let graphs = graphs_touched(batches.iter().flat_map(|b| b.changes.iter()));
-    work::lock_graphs(db, &mut tx, &graphs).await.map_err(before)?;
-    phases.mark(Phase::Lock);
-    let changes = batch::group_changes(batches);
-    let mut generated: Vec<Vec<NewEvent>> = vec![Vec::new(); batches.len()];
-    if let Err((i, e)) = apply_all(db, &mut tx, &changes, &mut generated).await {
-        let _ = tx.rollback().await;
-        return Err(GroupError::Batch(i, e));
+    let applied = async {
+        let graphs = graphs_touched(batches.iter().flat_map(|b| b.changes.iter()));
+        work::lock_graphs(db, &mut tx, &graphs).await.map_err(before)?;
+        phases.mark(Phase::Lock);
+        let changes = batch::group_changes(batches);
+        let mut generated: Vec<Vec<NewEvent>> = vec![Vec::new(); batches.len()];
+        apply_all(db, &mut tx, &changes, &mut generated).await.map_err(|(i, e)| GroupError::Batch(i, e))?;
+        phases.mark(Phase::Apply);
+        // Each batch's events: its own, then those its changes recorded themselves.
+        let mut counts = Vec::with_capacity(batches.len());
+        let mut all: Vec<NewEvent> = Vec::new();
+        for (b, generated) in batches.iter().zip(generated) {
+            counts.push(b.events.len() + generated.len());
+            all.extend(b.events.iter().cloned());
+            all.extend(generated);
+        }
+        let prepared = events::Batch::new(all).map_err(before)?;
+        let records = events::append(db, &mut *tx, channel, prepared).await.map_err(before)?;
+        phases.mark(Phase::Append);
+        Ok((counts, records))
     }
-    phases.mark(Phase::Apply);
-    // Each batch's events: its own, then those its changes recorded themselves.
-    let mut counts = Vec::with_capacity(batches.len());
-    let mut all: Vec<NewEvent> = Vec::new();
-    for (b, generated) in batches.iter().zip(generated) {
-        counts.push(b.events.len() + generated.len());
-        all.extend(b.events.iter().cloned());
-        all.extend(generated);
-    }
-    let prepared = events::Batch::new(all).map_err(before)?;
-    let records = events::append(db, &mut *tx, channel, prepared).await.map_err(before)?;
-    phases.mark(Phase::Append);
+    .await;
+    let (counts, records) = match applied {
+        Ok(applied) => applied,
+        Err(e) => {
+            // Rolled back before anyone hears of the failure (see `batch::commit_projected`).
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+    };
     tx.commit().await.map_err(|e| GroupError::Commit(db_err(e)))?;
     phases.mark(Phase::Commit);
     let mut records = records.into_iter();
