@@ -129,6 +129,7 @@ async fn an_attempt_taken_over_before_its_answer_is_stored_keeps_the_answer_and_
                     now: at + chrono::Duration::hours(3),
                     deadline: at,
                     stale_before: at - chrono::Duration::seconds(5),
+                    start: None,
                 };
                 vec![Batch::new().change(Change::ClaimTasks(Box::new(claim)))]
             }

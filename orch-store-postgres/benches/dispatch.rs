@@ -66,6 +66,7 @@ fn claim(worker: &str, limit: u32) -> Batch {
         now: at,
         deadline: at + chrono::Duration::hours(1),
         stale_before: at - chrono::Duration::seconds(5),
+        start: None,
     })))
 }
 

@@ -107,7 +107,18 @@ pub(crate) async fn claim_tasks(db: &Db, conn: &mut PgConnection, c: &TaskClaim)
         .map_err(db_err)?;
     let mut claimed = rows.iter().map(task_row).collect::<StoreResult<Vec<Task>>>()?;
     claimed.sort_by_key(|t| (t.wave, t.index, t.id));
-    Ok(claimed.into_iter().map(task_event).collect())
+    let claimed: Vec<NewEvent> = claimed.into_iter().map(task_event).collect();
+    let Some(start) = &c.start else { return Ok(claimed) };
+    // The attempts the claimant starts here: their agents in one insert, their tasks (locked by this
+    // claim) in one fenced update.
+    let (agents, tasks, events) = orch_core::store::start_claimed(start, claimed);
+    if !agents.is_empty() {
+        let list: Vec<&orch_core::wire::Agent> = agents.iter().collect();
+        crate::agent_runs::create_agents(db, conn, &list).await.map_err(|(_, e)| e)?;
+        let fenced: Vec<(&Task, Option<u32>)> = tasks.iter().map(|t| (t, Some(t.attempt))).collect();
+        crate::graphs::write_progress(db, conn, &fenced).await.map_err(|(_, e)| e)?;
+    }
+    Ok(events)
 }
 
 // ---- finished tasks ----

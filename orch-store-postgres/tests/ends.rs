@@ -23,6 +23,7 @@ fn claim(worker: &str, graph_id: Id, limit: u32) -> Batch {
         now: at,
         deadline: at + chrono::Duration::hours(1),
         stale_before: at - chrono::Duration::seconds(30),
+        start: None,
     })))
 }
 

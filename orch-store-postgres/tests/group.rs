@@ -22,6 +22,7 @@ fn claim_all(n: u32) -> Batch {
         now: at,
         deadline: at + chrono::Duration::hours(1),
         stale_before: at - chrono::Duration::seconds(30),
+        start: None,
     })))
 }
 

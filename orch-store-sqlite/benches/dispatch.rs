@@ -51,6 +51,7 @@ fn claim(limit: u32) -> Batch {
             now: at,
             deadline: at + chrono::Duration::hours(1),
             stale_before: at - chrono::Duration::seconds(5),
+            start: None,
         })))
         .relaxed()
 }

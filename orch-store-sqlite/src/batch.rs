@@ -272,7 +272,18 @@ fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<Vec<NewEvent>> {
     let conn = ctx.conn;
     let none = |r: StoreResult<()>| r.map(|()| Vec::new());
     match change {
-        Change::ClaimTasks(claim) => sql::claim_tasks(conn, &claim),
+        Change::ClaimTasks(claim) => {
+            let claimed = sql::claim_tasks(conn, &claim)?;
+            let Some(start) = &claim.start else { return Ok(claimed) };
+            let (agents, tasks, events) = orch_core::store::start_claimed(start, claimed);
+            for a in &agents {
+                sql::create_agent(conn, a)?;
+            }
+            for t in &tasks {
+                sql::update_task(conn, t, Some(t.attempt))?;
+            }
+            Ok(events)
+        }
         Change::FinishTask { task, fence } => sql::finish_task(conn, &task, fence),
         Change::Heartbeat(w) => none(sql::heartbeat(conn, &w)),
         Change::RemoveWorker { id } => none(sql::remove_worker(conn, &id)),

@@ -52,18 +52,26 @@ fn process_start(pid: u32) -> Option<u64> {
 
 /// A new lease for a run of this process, valid for [`LEASE_TTL`] from now.
 pub fn new_lease(run_id: Id, task_slug: Option<String>) -> RunLease {
-    lease_for_process(std::process::id(), run_id, task_slug)
+    // This process's start time does not change: read once (a lease is made for every run, some under
+    // a store's write lock).
+    static OWN_START: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let own = *OWN_START.get_or_init(|| process_start(std::process::id()));
+    lease_for(std::process::id(), own, run_id, task_slug)
 }
 
 /// A lease held on behalf of another process of this host, `pid` (e.g. a child just spawned to run
 /// the work, which takes the claim over when it starts): stale as soon as that process is gone.
 pub fn lease_for_process(pid: u32, run_id: Id, task_slug: Option<String>) -> RunLease {
+    lease_for(pid, process_start(pid), run_id, task_slug)
+}
+
+fn lease_for(pid: u32, process_start: Option<u64>, run_id: Id, task_slug: Option<String>) -> RunLease {
     let started_at = now();
     RunLease {
         run_id,
         task_slug,
         pid,
-        process_start: process_start(pid),
+        process_start,
         host: host_id().to_string(),
         started_at,
         expires_at: expiry(started_at),

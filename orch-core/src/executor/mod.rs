@@ -5,6 +5,7 @@
 //! one agent twice at once, and interrupts running turns.
 
 mod additions;
+mod claim;
 #[cfg(all(feature = "tokio", unix))]
 pub mod claude_code;
 pub mod compact;
@@ -20,6 +21,7 @@ mod state;
 mod supervisor;
 
 pub use additions::RunnerAdditions;
+pub use claim::{NewClaimed, RunClaim};
 #[cfg(all(feature = "tokio", unix))]
 pub use claude_code::{ClaudeCodeConfig, ClaudeCodeExecutor, SystemPromptMode};
 pub use compact::CompactionSettings;
@@ -28,7 +30,7 @@ pub use native::{NativeExecutor, SubagentSettings};
 pub use recorder::TurnRecorder;
 pub use route::{CLAUDE_CODE, RoutingExecutor, claude_code_entry, is_claude_code_model};
 pub use run_end::{RunEnd, TurnResult, refused};
-pub use runner::{AgentRunner, AgentRunnerBuilder, RunClaim};
+pub use runner::{AgentRunner, AgentRunnerBuilder};
 pub use state::{LoopState, Parked, PendingCall, Phase, TurnState};
 pub use supervisor::{Interrupted, RunObserver, RunReport, RunTicket, RunWatch, Supervisor, agent_keys};
 

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use futures::{FutureExt, StreamExt};
 use tracing::Instrument;
 
-use super::lease::{self, LEASE_RENEW_EVERY};
+use super::claim::{Registered, RunClaim};
+use super::lease;
 use super::mcp_turn::{McpHost, TurnMcp};
 use super::{AgentExecutor, NativeExecutor, RunError, RunOptions, RunOutcome, RunnerAdditions, TurnContext};
 use crate::Interrupt;
@@ -17,44 +18,44 @@ use crate::model::ModelProvider;
 use crate::runtime::Runtime;
 use crate::store::{Batch, Change, EventQuery, Store, StoreError};
 use crate::tool::ToolRegistry;
-use crate::wire::{Agent, Event, EventKeys, Id, RunLease, new_id};
+use crate::wire::{Agent, Event, EventKeys, Id, new_id};
 
 /// Runs agents. Cheap to clone; clones share the set of running agents.
 #[derive(Clone)]
 pub struct AgentRunner {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     executor: Arc<dyn AgentExecutor>,
     tools: ToolRegistry,
     hooks: HookRegistry,
     added: RunnerAdditions,
-    runtime: Arc<dyn Runtime>,
-    shared: Arc<Shared>,
+    pub(super) runtime: Arc<dyn Runtime>,
+    pub(super) shared: Arc<Shared>,
     mcp: McpHost,
 }
 
 /// What clones of one runner share: the runs of this process, and whether the log is being followed
 /// for interrupt requests from other processes.
 #[derive(Default)]
-struct Shared {
+pub(super) struct Shared {
     running: Mutex<HashMap<Id, Running>>,
     watching: AtomicBool,
 }
 
 impl Shared {
-    fn running(&self) -> MutexGuard<'_, HashMap<Id, Running>> {
+    pub(super) fn running(&self) -> MutexGuard<'_, HashMap<Id, Running>> {
         // A poisoned lock only means a thread panicked mid-update; the map is still usable.
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// A run of this process.
-struct Running {
-    interrupt: Interrupt,
+pub(super) struct Running {
+    pub(super) interrupt: Interrupt,
     /// `InterruptRequested` events at or below this seq were appended before the run claimed its
     /// agent, so they are not meant for it.
-    since_seq: u64,
+    pub(super) since_seq: u64,
     /// What the run is, for busy messages.
-    describe: String,
+    pub(super) describe: String,
 }
 
 impl std::fmt::Debug for AgentRunner {
@@ -140,9 +141,9 @@ impl AgentRunnerBuilder {
 }
 
 /// Removes an agent from the running set when its run ends, however it ends.
-struct RunningGuard {
-    shared: Arc<Shared>,
-    id: Id,
+pub(super) struct RunningGuard {
+    pub(super) shared: Arc<Shared>,
+    pub(super) id: Id,
 }
 
 impl Drop for RunningGuard {
@@ -298,8 +299,7 @@ impl AgentRunner {
         let swap = Change::SwapRun { agent_id, expect, lease: Some(lease.clone()) };
         // Relaxed: visible to every process at once, synced with the run's first step; a power cut that
         // lost it would end this process too.
-        lease::register(lease.run_id, interrupt.clone());
-        let registered = Registered(lease.run_id);
+        let registered = Registered::new(lease.run_id, interrupt.clone());
         match self.store.commit(Batch::new().change(swap).relaxed()).await {
             Ok(_) => {}
             Err(StoreError::RunConflict { current, .. }) => {
@@ -308,98 +308,7 @@ impl AgentRunner {
             }
             Err(e) => return Err(e.into()),
         }
-        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-        let ended = Arc::new(AtomicBool::new(false));
-        let renewal = Renewal { interrupt: interrupt.clone(), stopped, ended: ended.clone() };
-        self.runtime
-            .spawn(renew_lease(agent_id, self.store.clone(), self.runtime.clone(), lease.clone(), renewal).boxed());
-        Ok(RunClaim {
-            agent_id,
-            interrupt,
-            lease,
-            store: self.store.clone(),
-            runtime: self.runtime.clone(),
-            released: false,
-            ended,
-            fresh: Mutex::new(None),
-            _stop_renewal: stop,
-            _registered: registered,
-            _guard: guard,
-        })
-    }
-
-    /// Creates `agent` already claimed for one run: the agent (holding the run's lease), its
-    /// `AgentCreated` event and what `with` carries (the caller's own changes and events, e.g. the
-    /// task the agent works for) in one commit, as durable as `with` asks ([`Batch::relaxed`] for a
-    /// start that a power cut may lose with the process). No other run can take the agent between its
-    /// creation and its run, nothing is read first, and the run's first turn reads nothing back either:
-    /// a new agent has no conversation and no saved state. Fails as that commit fails (e.g.
-    /// [`StoreError::NameTaken`], or a fenced change of `with`), with nothing stored. Returns the
-    /// claim, run with [`AgentRunner::run_claimed`] (or a [`Supervisor`](super::Supervisor)'s
-    /// `run_claimed`), and the records the commit appended.
-    pub async fn create_claimed(
-        &self,
-        mut agent: Agent,
-        with: Batch,
-        task_slug: Option<String>,
-        interrupt: Option<Interrupt>,
-    ) -> Result<(RunClaim, Vec<crate::wire::EventRecord>), RunError> {
-        let interrupt = interrupt.unwrap_or_default();
-        let describe = match &task_slug {
-            Some(slug) => format!("task {slug} (in this process)"),
-            None => "a run in this process".to_string(),
-        };
-        {
-            let mut running = self.shared.running();
-            if let Some(r) = running.get(&agent.id) {
-                return Err(RunError::AgentBusy { name: agent.name.clone(), run: r.describe.clone() });
-            }
-            running.insert(agent.id, Running { interrupt: interrupt.clone(), since_seq: u64::MAX, describe });
-        }
-        let guard = RunningGuard { shared: self.shared.clone(), id: agent.id };
-        let shared = self.store.shared_with_other_processes();
-        if shared {
-            self.watch_interrupt_requests().await;
-        }
-        let keys = super::agent_keys(&agent, None);
-        // The log records the agent as `create_agent` does: claims are not events.
-        agent.run = None;
-        let created = Event::AgentCreated { agent: Box::new(agent.clone()) };
-        let lease = lease::new_lease(new_id(), task_slug);
-        agent.run = Some(lease.clone());
-        let mut batch = Batch::new().change(Change::CreateAgent(Box::new(agent.clone()))).event(keys, created);
-        batch.durability = with.durability;
-        batch.changes.extend(with.changes);
-        batch.events.extend(with.events);
-        lease::register(lease.run_id, interrupt.clone());
-        let registered = Registered(lease.run_id);
-        let records = self.store.commit(batch).await?;
-        // No interrupt request for the agent can precede its creation.
-        if shared
-            && let Some(first) = records.first()
-            && let Some(r) = self.shared.running().get_mut(&agent.id)
-        {
-            r.since_seq = first.seq;
-        }
-        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-        let ended = Arc::new(AtomicBool::new(false));
-        let renewal = Renewal { interrupt: interrupt.clone(), stopped, ended: ended.clone() };
-        self.runtime
-            .spawn(renew_lease(agent.id, self.store.clone(), self.runtime.clone(), lease.clone(), renewal).boxed());
-        let claim = RunClaim {
-            agent_id: agent.id,
-            interrupt,
-            lease,
-            store: self.store.clone(),
-            runtime: self.runtime.clone(),
-            released: false,
-            ended,
-            fresh: Mutex::new(Some(agent)),
-            _stop_renewal: stop,
-            _registered: registered,
-            _guard: guard,
-        };
-        Ok((claim, records))
+        Ok(RunClaim::hold(self, agent_id, interrupt, lease, registered, guard, None))
     }
 
     /// Follows the log (once per runner and its clones) and interrupts runs of this process for which
@@ -407,7 +316,7 @@ impl AgentRunner {
     ///
     /// A store no other process can reach needs no follower: runs of other runners of this process are
     /// interrupted directly (see `Supervisor::stop_elsewhere`).
-    async fn watch_interrupt_requests(&self) {
+    pub(super) async fn watch_interrupt_requests(&self) {
         if self.shared.watching.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -493,7 +402,7 @@ impl AgentRunner {
     ) -> Result<RunOutcome, RunError> {
         let (agent, fresh) = match claim.take_fresh() {
             Some(agent) => (agent, true),
-            None => (self.live_agent(claim.agent_id).await?, false),
+            None => (self.live_agent(claim.agent_id()).await?, false),
         };
         // The MCP servers of the agent's `.mcp.json` start with the turn's tool list and stop with it.
         let mcp = self.mcp.start(&agent, options.model.as_deref(), options.allowed_tools.as_deref()).await;
@@ -535,14 +444,14 @@ impl AgentRunner {
         if let Some(prompt) = &options.system_prompt {
             agent.system_prompt = Some(prompt.clone());
         }
-        options.interrupt = Some(claim.interrupt.clone());
+        options.interrupt = Some(claim.interrupt().clone());
         let tools = mcp.tools(self.added.tools_over(&self.tools), options.allowed_tools.as_deref());
         mcp.record_problems(&self.store, &agent, &options).await;
         let cx = TurnContext {
             store: self.store.clone(),
             agent,
             fresh,
-            interrupt: claim.interrupt.clone(),
+            interrupt: claim.interrupt().clone(),
             options,
             tools,
             hooks: self.added.hooks_over(&self.hooks),
@@ -603,131 +512,5 @@ impl AgentRunner {
         let claim = self.claim(agent_id, &agent.name, options.task_slug.clone(), options.interrupt.clone()).await?;
         // Loaded again under the claim: another process may have changed it before the claim was taken.
         self.run_claimed(claim, prompt, options).await
-    }
-}
-
-/// What a claim's lease renewal follows: the run's interrupt, the claim's end (`stopped` resolves when
-/// the claim is dropped) and whether the run's last commit released it already (`ended`).
-struct Renewal {
-    interrupt: Interrupt,
-    stopped: futures::channel::oneshot::Receiver<()>,
-    ended: Arc<AtomicBool>,
-}
-
-/// Renews a claim's lease until the claim ends. A renewal that finds the claim taken over interrupts
-/// the run: another process runs the agent now. One that finds it released by the run's own end
-/// stops quietly.
-async fn renew_lease(agent_id: Id, store: Arc<dyn Store>, runtime: Arc<dyn Runtime>, mut lease: RunLease, r: Renewal) {
-    let Renewal { interrupt, mut stopped, ended } = r;
-    loop {
-        if let futures::future::Either::Right(_) =
-            futures::future::select(runtime.sleep(LEASE_RENEW_EVERY), &mut stopped).await
-        {
-            return;
-        }
-        if ended.load(Ordering::SeqCst) {
-            return;
-        }
-        let next = lease::renewed(&lease);
-        let swap = Change::SwapRun { agent_id, expect: Some(lease.run_id), lease: Some(next.clone()) };
-        match store.commit(Batch::new().change(swap).relaxed()).await {
-            Ok(_) => lease = next,
-            Err(StoreError::RunConflict { .. }) if ended.load(Ordering::SeqCst) => return,
-            Err(StoreError::RunConflict { current, .. }) => {
-                tracing::warn!(run = %lease.run_id, holder = ?current, "the agent's claim was taken over; interrupting this run");
-                interrupt.trigger();
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, "could not renew a run's lease; will retry"),
-        }
-    }
-}
-
-/// An agent claimed for one run by [`AgentRunner::claim`]; dropping it releases the agent.
-pub struct RunClaim {
-    agent_id: Id,
-    interrupt: Interrupt,
-    lease: RunLease,
-    store: Arc<dyn Store>,
-    runtime: Arc<dyn Runtime>,
-    released: bool,
-    /// Set once the commit that ended the run's last turn released the claim in the store with it.
-    ended: Arc<AtomicBool>,
-    /// The agent as [`AgentRunner::create_claimed`] stored it, until its first turn takes it.
-    fresh: Mutex<Option<Agent>>,
-    /// Dropped with the claim, which stops the lease renewal.
-    _stop_renewal: futures::channel::oneshot::Sender<()>,
-    _registered: Registered,
-    _guard: RunningGuard,
-}
-
-/// A run registered as live in this process ([`lease::register`]) until dropped.
-struct Registered(Id);
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        lease::unregister(self.0);
-    }
-}
-
-impl RunClaim {
-    /// The claimed agent.
-    pub fn agent_id(&self) -> Id {
-        self.agent_id
-    }
-
-    /// The run's interrupt.
-    pub fn interrupt(&self) -> &Interrupt {
-        &self.interrupt
-    }
-
-    /// The lease held in the store.
-    pub fn lease(&self) -> &RunLease {
-        &self.lease
-    }
-
-    /// The agent as the claim created it, the first time only (its first turn needs no reads).
-    fn take_fresh(&self) -> Option<Agent> {
-        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    /// Releases the claim in the store and here. (Dropping a claim releases it too, in the background.)
-    /// A claim whose run's last commit released it already in the store is only let go here.
-    pub async fn release(mut self) {
-        self.released = true;
-        if !self.ended.load(Ordering::SeqCst) {
-            release_lease(self.store.as_ref(), self.agent_id, self.lease.run_id).await;
-        }
-    }
-
-    /// The release that the commit ending a run's last turn carries ([`TurnContext::release`]).
-    fn end_release(&self) -> super::EndRelease {
-        super::EndRelease::new(self.lease.run_id, self.ended.clone())
-    }
-}
-
-async fn release_lease(store: &dyn Store, agent_id: Id, run_id: Id) {
-    let swap = Change::SwapRun { agent_id, expect: Some(run_id), lease: None };
-    match store.commit(Batch::new().change(swap).relaxed()).await {
-        // Taken over, or the agent was deleted: nothing of ours to release.
-        Ok(_) | Err(StoreError::RunConflict { .. }) | Err(StoreError::NotFound { .. }) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, %agent_id, "could not release the agent's claim; it goes stale when this process ends")
-        }
-    }
-}
-
-impl Drop for RunClaim {
-    fn drop(&mut self) {
-        if !self.released && !self.ended.load(Ordering::SeqCst) {
-            let (store, agent_id, run_id) = (self.store.clone(), self.agent_id, self.lease.run_id);
-            self.runtime.spawn(async move { release_lease(store.as_ref(), agent_id, run_id).await }.boxed());
-        }
-    }
-}
-
-impl std::fmt::Debug for RunClaim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunClaim").field("agent_id", &self.agent_id).field("lease", &self.lease).finish_non_exhaustive()
     }
 }

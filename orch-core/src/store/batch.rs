@@ -156,6 +156,8 @@ pub enum Change {
     },
     /// Claims tasks for a worker, as [`TaskClaim`] describes; a `TaskUpdated` event per claimed task is
     /// appended after the batch's own events. Claims nothing (and appends nothing) when no task is due.
+    /// With a [`starter`](TaskClaim::start), the attempts it starts are written in the same commit (each
+    /// its agent, created holding its run's lease, and the task's new state), as [`start_claimed`] says.
     ClaimTasks(Box<TaskClaim>),
     /// Ends an attempt, or changes a task a person resolved: writes the task's progress, fenced by
     /// `fence` as [`Change::UpdateTask`] is. When its new status releases dependents (completed or
@@ -353,4 +355,31 @@ impl From<StepCommit> for Batch {
         b.events = step.events;
         b
     }
+}
+
+/// What a store does with a claim's starter: given the events the claim generated (a `TaskUpdated`
+/// per claimed task, in claim order), the agents to insert, the tasks to write (each fenced at its
+/// claimed attempt), and the events to append instead. A task the starter leaves keeps its claim's
+/// event; a started one gets its agent's `AgentCreated` then its own `TaskUpdated`. One rule for every
+/// store.
+pub fn start_claimed(start: &crate::wire::Starter, claimed: Vec<NewEvent>) -> (Vec<Agent>, Vec<Task>, Vec<NewEvent>) {
+    let (mut agents, mut tasks, mut events) = (Vec::new(), Vec::new(), Vec::with_capacity(claimed.len() * 2));
+    for e in claimed {
+        let started = match &e.event {
+            Event::TaskUpdated { task } => {
+                start.start(task).filter(|s| s.task.id == task.id && s.task.attempt == task.attempt)
+            }
+            _ => None,
+        };
+        match started {
+            Some(s) => {
+                events.push(s.created);
+                events.push(NewEvent::new(e.keys, Event::TaskUpdated { task: s.task.clone() }));
+                agents.push(*s.agent);
+                tasks.push(*s.task);
+            }
+            None => events.push(e),
+        }
+    }
+    (agents, tasks, events)
 }

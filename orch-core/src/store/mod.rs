@@ -12,7 +12,7 @@ pub mod testkit;
 #[cfg(feature = "testkit")]
 mod writes;
 
-pub use batch::{Batch, Change, Durability, SavedState};
+pub use batch::{Batch, Change, Durability, SavedState, start_claimed};
 pub use follow::{Wakeup, follow_log, follow_log_matching};
 pub use memory::MemoryStore;
 

@@ -1,9 +1,11 @@
 //! Running task graphs: the workers that claim tasks, their claims, and the budget every model call
 //! reserves from.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use super::{Id, Timestamp};
+use super::{Agent, Id, NewEvent, Task, Timestamp};
 
 /// A worker process (or an in-process worker of `orch graph run`), as its heartbeat row records it.
 ///
@@ -97,7 +99,69 @@ pub struct TaskClaim {
     pub deadline: Timestamp,
     /// Workers whose last heartbeat is older than this are gone.
     pub stale_before: Timestamp,
+    /// Starts the claimed attempts in the claim's own commit (see [`Starter`]); `None`: the claim only
+    /// claims. Not serialized: it is code of the claiming process.
+    #[serde(skip)]
+    pub start: Option<Starter>,
 }
+
+/// What a [`Starter`] makes of a claimed task: the agent that runs its attempt, created in the claim's
+/// commit, and the task as it is then to be stored.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The agent as its row is to be stored (holding its run's lease).
+    pub agent: Box<Agent>,
+    /// Its `AgentCreated` event (the agent without the lease: claims are not events).
+    pub created: NewEvent,
+    /// The claimed task with its attempt's agent and model (same attempt, same claim).
+    pub task: Box<Task>,
+}
+
+/// Code a claim runs inside its transaction on each task it claims (as the claim left it), to start
+/// the task's attempt in the same commit: it returns the agent to create and the task's new state, or
+/// `None` to leave that task claimed only. It runs under the store's write lock, so it must be quick
+/// and must not block; it may run more than once for one claim (a store retrying the transaction), so
+/// whatever it keeps aside must be found again by the agent ids the commit recorded.
+///
+/// A store applies a started task as [`Change::CreateAgent`] of its agent and a fenced
+/// [`Change::UpdateTask`] of its task would, and records it with the agent's `AgentCreated` then the
+/// started task's `TaskUpdated`, in place of the claim's own `TaskUpdated` (see [`start_claimed`]).
+///
+/// [`start_claimed`]: crate::store::start_claimed
+///
+/// [`Change::CreateAgent`]: crate::store::Change::CreateAgent
+/// [`Change::UpdateTask`]: crate::store::Change::UpdateTask
+#[derive(Clone)]
+pub struct Starter(Arc<StartFn>);
+
+/// The code of a [`Starter`].
+type StartFn = dyn Fn(&Task) -> Option<Started> + Send + Sync;
+
+impl Starter {
+    /// A starter running `f`.
+    pub fn new(f: impl Fn(&Task) -> Option<Started> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Starts `task`'s attempt, or not.
+    pub fn start(&self, task: &Task) -> Option<Started> {
+        (self.0)(task)
+    }
+}
+
+impl std::fmt::Debug for Starter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Starter")
+    }
+}
+
+impl PartialEq for Starter {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Starter {}
 
 /// A budget reservation: taken from the estimated cost before a model call, settled with the real
 /// cost after it.

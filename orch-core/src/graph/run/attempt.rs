@@ -12,17 +12,18 @@ use serde_json::json;
 use super::budget::{BudgetGate, warn_near_limits};
 use super::isolate::{AttemptTree, Closed};
 use super::joined::{JoinParts, JoinedEnd};
+use super::launch::{Claimed, Launch, attempt_agent};
 use super::prompt::{OUTPUT_CHARS, read_knowledge};
 use super::qa::{Review, commands};
 use super::stuck::{Stuck, Watch};
 use super::worker::{ClaimOnEnd, Ended, SharedDeps, claimed_by, task_claim};
 use super::{GraphRunner, GraphSettings};
-use crate::executor::{RunError, RunOptions};
+use crate::executor::{NewClaimed, RunClaim, RunError, RunOptions};
 use crate::interrupt::Interrupt;
 use crate::runtime::ProcessSpec;
 use crate::store::{Batch, Change, StoreError};
 use crate::text::clip_chars;
-use crate::wire::{Agent, EndReason, Event, EventKeys, Fact, GraphStatus, LogLevel, Task, TaskStatus, now, short_id};
+use crate::wire::{Agent, EndReason, Event, EventKeys, Fact, GraphStatus, LogLevel, Task, TaskStatus, now};
 
 /// Why a worker interrupts an attempt from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,19 +75,21 @@ pub(super) enum End {
 
 impl GraphRunner {
     /// Runs one claimed attempt of `task` to its end, which claims the next task for the worker
-    /// (`next`) in the same commit. `deps`: the read of its dependencies with those of the other tasks
-    /// of its claim (`None`, or the task not found there: the attempt reads them). Returns the facts it
+    /// (`next`) in the same commit. `started`: its agent, when its claim's commit created it (else the
+    /// attempt creates it). `deps`: the read of its dependencies with those of the other tasks of its
+    /// claim (`None`, or the task not found there: the attempt reads them). Returns the facts it
     /// reported when it completed and what its end claimed.
     pub(crate) async fn run_attempt(
         &self,
         task: Task,
+        started: Option<NewClaimed>,
         handle: AttemptHandle,
         facts: Vec<Fact>,
         deps: Option<SharedDeps>,
         next: Option<ClaimOnEnd>,
     ) -> Ended {
         let key = task.key.clone();
-        match self.attempt(task, &handle, facts, deps, next.as_ref()).await {
+        match self.attempt(task, started, &handle, facts, deps, next.as_ref()).await {
             Ok(ended) => ended,
             Err(AttemptError::Fenced(e)) => {
                 tracing::info!(task = %key, error = %e, "attempt taken over by another worker");
@@ -99,78 +102,36 @@ impl GraphRunner {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         mut task: Task,
+        started: Option<NewClaimed>,
         handle: &AttemptHandle,
         facts: Vec<Fact>,
         deps: Option<SharedDeps>,
         next: Option<&ClaimOnEnd>,
     ) -> Result<Ended, AttemptError> {
         let fence = task.attempt;
-        let route = self.router.route(&task);
-        let model = match self.router.pick(&route) {
-            Ok(m) => m,
-            Err(until) => {
-                let wait = until.saturating_duration_since(std::time::Instant::now());
-                let note = format!("waiting: the provider of {} is unavailable", route.model);
-                let end = End::Release { not_before: Some(wait), note };
-                let claimed = self.end(&mut task, fence, end, 0.0, Vec::new(), next).await?;
-                return Ok(Ended { learned: Vec::new(), claimed });
-            }
-        };
         let runtime = self.supervisor.runner().runtime().clone();
-        let tree = if self.settings.worktree {
-            match AttemptTree::open(runtime.as_ref(), &self.working_dir, &task).await {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    let end = End::Checkpoint(format!("no git worktree for the task: {e}"));
-                    let claimed = self.end(&mut task, fence, end, 0.0, Vec::new(), next).await?;
-                    return Ok(Ended { learned: Vec::new(), claimed });
+        let (agent, claim, tree) = match started {
+            Some(new) => {
+                let agent = new.agent().clone();
+                match self.supervisor.runner().adopt(new).await {
+                    Ok(claim) => (agent, claim, None),
+                    Err(e) => return Err(AttemptError::Store(StoreError::Backend(e.to_string()))),
                 }
             }
-        } else {
-            None
+            None => match self.begin(&mut task, fence, handle, next).await? {
+                Begun::Running(running) => *running,
+                Begun::Ended(ended) => return Ok(ended),
+            },
+        };
+        let Some(model) = task.model.clone() else {
+            return Err(AttemptError::Store(StoreError::Backend(format!("task {} started without a model", task.key))));
         };
         let workdir = tree.as_ref().map_or_else(|| self.working_dir.clone(), |t| t.workdir().to_path_buf());
-        let name = format!("{}-{}-a{}", task.key, short_id(task.graph_id), task.attempt);
-        let mut agent = Agent::new(name, model.clone(), workdir.display().to_string());
-        agent.metadata = json!({
-            "graph_id": task.graph_id, "task_id": task.id, "task_key": task.key, "attempt": task.attempt,
-        });
-        if let Some(t) = &tree {
-            agent.metadata["branch"] = json!(t.branch());
-        }
-        task.agent_id = Some(agent.id);
-        task.model = Some(model.clone());
-        task.updated_at = now();
-        // The agent is created claimed for its run, with the task's new state, in one commit. Relaxed,
-        // as the claim before it: a power cut that loses the start also ends this worker, and the
-        // task's lease then expires and it runs again. The first durable commit after it (the model
-        // call's step) makes it durable too, so nothing the agent did is recorded without its start.
-        let with = Batch::new()
-            .change(Change::UpdateTask { task: Box::new(task.clone()), fence: Some(fence) })
-            .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) })
-            .relaxed();
-        let slug = format!("graph-{}-{}", short_id(task.graph_id), task.key);
-        let runner = self.supervisor.runner();
-        let claim = match runner
-            .create_claimed(agent.clone(), with, Some(slug.clone()), Some(handle.interrupt.clone()))
-            .await
-        {
-            Ok((claim, _)) => claim,
-            Err(e) => {
-                // Taken over or the store failed before the agent existed: the worktree goes (nothing
-                // in it yet).
-                if let Some(t) = tree {
-                    t.close(runtime.as_ref(), &task, false).await;
-                }
-                return Err(match e {
-                    RunError::Store(e) => e.into(),
-                    other => AttemptError::Store(StoreError::Backend(other.to_string())),
-                });
-            }
-        };
+        let slug = claim.lease().task_slug.clone();
         // The prompt (its dependencies' outputs read from the store, unless its worker read them)
         // after the start, which does not need it: a released child's attempt starts with its
         // claim's commit and one more, no read between them.
@@ -195,11 +156,16 @@ impl GraphRunner {
         let stuck: Arc<std::sync::Mutex<Option<Stuck>>> = Arc::default();
         let observer = watch.clone();
         // The end of an attempt with nothing to do after the agent answers joins the run's end.
-        let parts =
-            JoinParts { handle: handle.clone(), gate: gate.clone(), watch: watch.clone(), stuck: stuck.clone() };
+        let parts = JoinParts {
+            handle: handle.clone(),
+            gate: gate.clone(),
+            watch: watch.clone(),
+            stuck: stuck.clone(),
+            launch: Launch::new(self),
+        };
         let joined = JoinedEnd::new(&task, fence, &self.settings, tree.is_some(), next, parts).map(Arc::new);
         let options = RunOptions {
-            task_slug: Some(slug),
+            task_slug: slug,
             interrupt: Some(handle.interrupt.clone()),
             gate: Some(gate.clone()),
             on_events: Some(Arc::new(move |records| observer.observe(records))),
@@ -300,6 +266,70 @@ impl GraphRunner {
         Ok(Ended { learned, claimed })
     }
 
+    /// Starts an attempt its claim did not start: routes its model, opens its worktree, and creates its
+    /// agent claimed for its run with the task's new state, in one commit. An attempt that cannot start
+    /// (its provider is down, no worktree) ends here.
+    async fn begin(
+        &self,
+        task: &mut Task,
+        fence: u32,
+        handle: &AttemptHandle,
+        next: Option<&ClaimOnEnd>,
+    ) -> Result<Begun, AttemptError> {
+        let route = self.router.route(task);
+        let model = match self.router.pick(&route) {
+            Ok(m) => m,
+            Err(until) => {
+                let wait = until.saturating_duration_since(std::time::Instant::now());
+                let note = format!("waiting: the provider of {} is unavailable", route.model);
+                let end = End::Release { not_before: Some(wait), note };
+                let claimed = self.end(task, fence, end, 0.0, Vec::new(), next).await?;
+                return Ok(Begun::Ended(Ended { learned: Vec::new(), claimed }));
+            }
+        };
+        let runtime = self.supervisor.runner().runtime().clone();
+        let tree = if self.settings.worktree {
+            match AttemptTree::open(runtime.as_ref(), &self.working_dir, task).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let end = End::Checkpoint(format!("no git worktree for the task: {e}"));
+                    let claimed = self.end(task, fence, end, 0.0, Vec::new(), next).await?;
+                    return Ok(Begun::Ended(Ended { learned: Vec::new(), claimed }));
+                }
+            }
+        } else {
+            None
+        };
+        let workdir = tree.as_ref().map_or_else(|| self.working_dir.clone(), |t| t.workdir().to_path_buf());
+        let (agent, slug) = attempt_agent(task, &model, &workdir, tree.as_ref().map(|t| t.branch()));
+        task.agent_id = Some(agent.id);
+        task.model = Some(model);
+        task.updated_at = now();
+        // The agent is created claimed for its run, with the task's new state, in one commit. Relaxed,
+        // as the claim before it: a power cut that loses the start also ends this worker, and the
+        // task's lease then expires and it runs again. The first durable commit after it (the model
+        // call's step) makes it durable too, so nothing the agent did is recorded without its start.
+        let with = Batch::new()
+            .change(Change::UpdateTask { task: Box::new(task.clone()), fence: Some(fence) })
+            .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) })
+            .relaxed();
+        let runner = self.supervisor.runner();
+        match runner.create_claimed(agent.clone(), with, Some(slug), Some(handle.interrupt.clone())).await {
+            Ok((claim, _)) => Ok(Begun::Running(Box::new((agent, claim, tree)))),
+            Err(e) => {
+                // Taken over or the store failed before the agent existed: the worktree goes (nothing
+                // in it yet).
+                if let Some(t) = tree {
+                    t.close(runtime.as_ref(), task, false).await;
+                }
+                Err(match e {
+                    RunError::Store(e) => e.into(),
+                    other => AttemptError::Store(StoreError::Backend(other.to_string())),
+                })
+            }
+        }
+    }
+
     /// Runs the task's verification commands (`$ command` items) in the attempt's working directory;
     /// other items are criteria for the agent (in its prompt) and a reviewing pass.
     async fn verify(&self, task: &Task, workdir: &std::path::Path, interrupt: &Interrupt) -> Result<(), String> {
@@ -375,14 +405,16 @@ impl GraphRunner {
         attempt_cost: f64,
         notes: Vec<Note>,
         next: Option<&ClaimOnEnd>,
-    ) -> Result<Option<Vec<Task>>, AttemptError> {
+    ) -> Result<Option<Vec<Claimed>>, AttemptError> {
         let mut batch = ending(&self.settings, task, fence, end, attempt_cost, notes);
         let next = next.filter(|n| n.wanted());
-        if let Some(n) = next {
-            batch.push_change(Change::ClaimTasks(Box::new(task_claim(&self.settings, n, task.updated_at, 1))));
+        let launch = next.map(|_| Launch::new(self));
+        if let (Some(n), Some(l)) = (next, &launch) {
+            let claim = task_claim(&self.settings, n, task.updated_at, 1, l.starter());
+            batch.push_change(Change::ClaimTasks(Box::new(claim)));
         }
         let records = self.store.commit(batch).await?;
-        Ok(next.map(|n| claimed_by(&records, &n.worker)))
+        Ok(next.zip(launch).map(|(n, l)| l.claimed(claimed_by(&records, &n.worker))))
     }
 }
 
@@ -511,6 +543,14 @@ impl Note {
             }),
         }
     }
+}
+
+/// How an attempt's own start went.
+enum Begun {
+    /// Its agent runs for it, claimed (in its worktree, if it has one).
+    Running(Box<(Agent, RunClaim, Option<AttemptTree>)>),
+    /// It could not start, and ended.
+    Ended(Ended),
 }
 
 /// Why an attempt could not be recorded.

@@ -150,6 +150,7 @@ impl GraphRunner {
             now: at,
             deadline,
             stale_before: at - stale,
+            start: None,
         };
         let batch = Batch::new()
             .change(Change::Heartbeat(Box::new(worker_row(worker, claim.limit, at, deadline))))
@@ -157,7 +158,7 @@ impl GraphRunner {
         let records = self.store.commit(batch).await?;
         let claimed = super::worker::claimed_by(&records, worker);
         // The dependencies of every claimed task in one read per graph (not one per dependency).
-        let deps = super::worker::deps_of(self.store.clone(), &claimed).await;
+        let deps = super::worker::deps_of(self.store.clone(), claimed.iter()).await;
         let mut out = Vec::with_capacity(claimed.len());
         let mut facts: std::collections::HashMap<Id, Vec<Fact>> = std::collections::HashMap::new();
         for task in claimed {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use super::GraphSettings;
 use super::attempt::{AttemptHandle, End, ending};
 use super::budget::BudgetGate;
+use super::launch::{Claimed, Launch};
 use super::prompt::read_knowledge;
 use super::qa::{commands, criteria};
 use super::stuck::{Stuck, Watch};
@@ -30,6 +31,7 @@ pub(super) struct JoinedEnd {
     gate: Arc<BudgetGate>,
     watch: Arc<Watch>,
     stuck: Arc<Mutex<Option<Stuck>>>,
+    launch: Launch,
     state: Mutex<State>,
 }
 
@@ -38,7 +40,7 @@ struct State {
     /// The task as the joined batch ends it, and whether that batch claims for the worker.
     offered: Option<(Task, bool)>,
     /// The task as stored by the joined commit, and what its claim took (`None`: it tried none).
-    done: Option<(Task, Option<Vec<Task>>)>,
+    done: Option<(Task, Option<Vec<Claimed>>)>,
 }
 
 /// What the attempt hands over for its end to be joined to the run's.
@@ -47,6 +49,8 @@ pub(super) struct JoinParts {
     pub(super) gate: Arc<BudgetGate>,
     pub(super) watch: Arc<Watch>,
     pub(super) stuck: Arc<Mutex<Option<Stuck>>>,
+    /// What starts the attempts of the worker's next claim.
+    pub(super) launch: Launch,
 }
 
 impl JoinedEnd {
@@ -73,12 +77,13 @@ impl JoinedEnd {
             gate: parts.gate,
             watch: parts.watch,
             stuck: parts.stuck,
+            launch: parts.launch,
             state: Mutex::default(),
         })
     }
 
     /// The task as the joined commit stored it, and what its claim took, once that commit succeeded.
-    pub(super) fn take_done(&self) -> Option<(Task, Option<Vec<Task>>)> {
+    pub(super) fn take_done(&self) -> Option<(Task, Option<Vec<Claimed>>)> {
         self.lock().done.take()
     }
 
@@ -110,7 +115,8 @@ impl RunEnd for JoinedEnd {
         let mut batch = ending(&self.settings, &mut task, self.fence, end, result.cost_usd, Vec::new());
         let next = self.next.as_ref().filter(|n| n.wanted());
         if let Some(n) = next {
-            batch.push_change(Change::ClaimTasks(Box::new(task_claim(&self.settings, n, task.updated_at, 1))));
+            let claim = task_claim(&self.settings, n, task.updated_at, 1, self.launch.starter());
+            batch.push_change(Change::ClaimTasks(Box::new(claim)));
         }
         self.lock().offered = Some((task, next.is_some()));
         Some(batch)
@@ -121,7 +127,7 @@ impl RunEnd for JoinedEnd {
         let offered = state.offered.take();
         if let (Ok(records), Some((task, claimed))) = (outcome, offered) {
             let claimed = match (&self.next, claimed) {
-                (Some(n), true) => Some(claimed_by(records, &n.worker)),
+                (Some(n), true) => Some(self.launch.claimed(claimed_by(records, &n.worker))),
                 _ => None,
             };
             state.done = Some((task, claimed));

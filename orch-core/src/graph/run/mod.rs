@@ -11,6 +11,7 @@ mod budget;
 mod external;
 pub mod isolate;
 mod joined;
+mod launch;
 mod prompt;
 pub mod qa;
 mod rerun;

@@ -14,12 +14,13 @@ use tracing::Instrument;
 
 use super::GraphRunner;
 use super::attempt::{AttemptHandle, Stop};
+use super::launch::{Claimed, Launch};
 use crate::graph::GraphError;
 use crate::interrupt::Interrupt;
 use crate::runtime::Runtime;
 use crate::store::{Batch, Change, EventQuery};
 use crate::wire::{
-    Event, EventRecord, Fact, GraphStatus, Id, Task, TaskClaim, TaskGraph, TaskStatus, Timestamp, WorkerInfo,
+    Event, EventRecord, Fact, GraphStatus, Id, Starter, Task, TaskClaim, TaskGraph, TaskStatus, Timestamp, WorkerInfo,
     WorkerRole, now,
 };
 
@@ -34,9 +35,9 @@ type Wakes = futures::stream::Fuse<crate::store::EventStream>;
 pub(crate) type SharedDeps = futures::future::Shared<futures::future::BoxFuture<'static, Arc<HashMap<Id, Vec<Task>>>>>;
 
 /// The read of the dependencies of `tasks` (see [`SharedDeps`]).
-pub(crate) fn deps_of(store: Arc<dyn crate::store::Store>, tasks: &[Task]) -> SharedDeps {
+pub(crate) fn deps_of<'a>(store: Arc<dyn crate::store::Store>, tasks: impl Iterator<Item = &'a Task>) -> SharedDeps {
     let wanted: Vec<(Id, Id, Vec<Id>)> =
-        tasks.iter().filter(|t| !t.depends_on.is_empty()).map(|t| (t.id, t.graph_id, t.depends_on.clone())).collect();
+        tasks.filter(|t| !t.depends_on.is_empty()).map(|t| (t.id, t.graph_id, t.depends_on.clone())).collect();
     async move {
         let mut names: HashMap<Id, Vec<String>> = HashMap::new();
         for (_, graph_id, depends_on) in &wanted {
@@ -112,12 +113,20 @@ pub(crate) struct Ended {
     /// The facts it reported, when it completed.
     pub(crate) learned: Vec<Fact>,
     /// The tasks its end claimed for the worker (`None`: it tried no claim).
-    pub(crate) claimed: Option<Vec<Task>>,
+    pub(crate) claimed: Option<Vec<Claimed>>,
 }
 
-/// The claim of up to `limit` due tasks for `next`'s worker at `at`.
-pub(crate) fn task_claim(settings: &super::GraphSettings, next: &ClaimOnEnd, at: Timestamp, limit: u32) -> TaskClaim {
+/// The claim of up to `limit` due tasks for `next`'s worker at `at`, starting their attempts with
+/// `start` (see [`Launch`]).
+pub(crate) fn task_claim(
+    settings: &super::GraphSettings,
+    next: &ClaimOnEnd,
+    at: Timestamp,
+    limit: u32,
+    start: Option<Starter>,
+) -> TaskClaim {
     TaskClaim {
+        start,
         worker: next.worker.clone(),
         limit,
         graph_id: next.graph,
@@ -277,12 +286,14 @@ impl Worker {
         }
     }
 
-    async fn claim(&self, n: u32) -> Result<Vec<Task>, GraphError> {
-        let claim = task_claim(&self.runner.settings, &self.next_claim(), now(), n);
+    /// Claims up to `n` tasks, their attempts started in the claim's commit.
+    async fn claim(&self, n: u32) -> Result<Vec<Claimed>, GraphError> {
+        let launch = Launch::new(&self.runner);
+        let claim = task_claim(&self.runner.settings, &self.next_claim(), now(), n, launch.starter());
         // Relaxed: a claim lost to a power cut ends with the worker that made it.
         let records =
             self.runner.store.commit(Batch::new().change(Change::ClaimTasks(Box::new(claim))).relaxed()).await?;
-        Ok(claimed_by(&records, &self.id))
+        Ok(launch.claimed(claimed_by(&records, &self.id)))
     }
 
     /// The wake-up stream: the log's task and graph events from after `since`.
@@ -353,33 +364,38 @@ impl Worker {
     /// at once, by the first attempt that needs them (see [`SharedDeps`]).
     async fn start_all(
         &mut self,
-        tasks: Vec<Task>,
+        tasks: Vec<Claimed>,
         handles: &mut HashMap<Id, (Id, AttemptHandle)>,
         report: &mut WorkerReport,
         done: &futures::channel::mpsc::UnboundedSender<(Id, Ended)>,
         runtime: &Arc<dyn Runtime>,
     ) {
-        let with_deps = tasks.iter().filter(|t| !t.depends_on.is_empty()).count();
-        let deps = (with_deps > 1).then(|| deps_of(self.runner.store.clone(), &tasks));
-        for t in tasks {
-            let d = deps.clone().filter(|_| !t.depends_on.is_empty());
-            self.start(t, d, handles, report, done, runtime).await;
+        let with_deps = tasks.iter().filter(|c| !c.task.depends_on.is_empty()).count();
+        let deps = (with_deps > 1).then(|| deps_of(self.runner.store.clone(), tasks.iter().map(|c| &c.task)));
+        for c in tasks {
+            let d = deps.clone().filter(|_| !c.task.depends_on.is_empty());
+            self.start(c, d, handles, report, done, runtime).await;
         }
     }
 
-    /// Starts an attempt of the claimed task `t` (its dependencies read with others' by `deps`, if
-    /// given) as a task of the runtime; its end comes back on `done`.
+    /// Starts an attempt of the claimed task `c` (its dependencies read with others' by `deps`, if
+    /// given) as a task of the runtime, or goes on with the attempt its claim started; its end comes
+    /// back on `done`.
     async fn start(
         &mut self,
-        t: Task,
+        c: Claimed,
         deps: Option<SharedDeps>,
         handles: &mut HashMap<Id, (Id, AttemptHandle)>,
         report: &mut WorkerReport,
         done: &futures::channel::mpsc::UnboundedSender<(Id, Ended)>,
         runtime: &Arc<dyn Runtime>,
     ) {
+        let Claimed { task: t, started } = c;
         let facts = self.facts(t.graph_id).await;
-        let h = AttemptHandle::new();
+        let (h, agent) = match started {
+            Some(s) => (s.handle, Some(s.agent)),
+            None => (AttemptHandle::new(), None),
+        };
         handles.insert(t.id, (t.graph_id, h.clone()));
         self.running.store(handles.len(), Ordering::SeqCst);
         report.attempts += 1;
@@ -399,7 +415,7 @@ impl Worker {
             async move {
                 // A panicking attempt still frees its slot (its task is taken over once its deadline
                 // passes).
-                let attempt = std::panic::AssertUnwindSafe(runner.run_attempt(t, h, facts, deps, Some(next)));
+                let attempt = std::panic::AssertUnwindSafe(runner.run_attempt(t, agent, h, facts, deps, Some(next)));
                 let ended = attempt.catch_unwind().await.unwrap_or_else(|_| {
                     tracing::error!(task = %id, "a task attempt panicked");
                     Ended::default()
@@ -548,7 +564,7 @@ impl Worker {
                 }
             }
             // The tasks ended attempts claimed for this worker, started after the wait below.
-            let mut to_start: Vec<Task> = Vec::new();
+            let mut to_start: Vec<Claimed> = Vec::new();
             // Whether the wake-up stream ended (a store error): it is started again, with a claim.
             let mut lost = false;
             let wait = match ready_seen.values().min() {
@@ -648,7 +664,7 @@ impl Worker {
             if lost {
                 wakes = None;
             }
-            let started: Vec<Id> = to_start.iter().map(|t| t.id).collect();
+            let started: Vec<Id> = to_start.iter().map(|c| c.task.id).collect();
             self.start_all(to_start, &mut handles, &mut report, &done_tx, &runtime).await;
             if stopping {
                 for id in started {

@@ -90,7 +90,13 @@ impl Store for MemoryStore {
             let batch = batch.projected();
             let mut undo = Vec::with_capacity(batch.changes.len());
             let mut generated = Vec::new();
-            for change in batch.changes {
+            let mut pending: std::collections::VecDeque<Change> = batch.changes.into();
+            while let Some(change) = pending.pop_front() {
+                let start = match &change {
+                    Change::ClaimTasks(c) => c.start.clone(),
+                    _ => None,
+                };
+                let from = generated.len();
                 match apply(&mut d, change, &mut generated) {
                     Ok(u) => undo.push(u),
                     Err(e) => {
@@ -99,6 +105,21 @@ impl Store for MemoryStore {
                         }
                         return Err(e);
                     }
+                }
+                // A claim with a starter: its started tasks' agents and states are applied next, and
+                // their events replace the claim's.
+                if let Some(s) = start {
+                    let (agents, tasks, events) = super::start_claimed(&s, generated.split_off(from));
+                    let fenced = tasks.into_iter().map(|t| {
+                        let fence = Some(t.attempt);
+                        Change::UpdateTask { task: Box::new(t), fence }
+                    });
+                    let next: Vec<Change> =
+                        agents.into_iter().map(|a| Change::CreateAgent(Box::new(a))).chain(fenced).collect();
+                    for c in next.into_iter().rev() {
+                        pending.push_front(c);
+                    }
+                    generated.extend(events);
                 }
             }
             let mut events = batch.events;

@@ -35,7 +35,7 @@ fn worker(id: &str, at: Timestamp) -> WorkerInfo {
 }
 
 fn claim(worker: &str, limit: u32, now: Timestamp, stale_before: Timestamp, deadline: Timestamp) -> TaskClaim {
-    TaskClaim { worker: worker.into(), limit, graph_id: None, now, deadline, stale_before }
+    TaskClaim { worker: worker.into(), limit, graph_id: None, now, deadline, stale_before, start: None }
 }
 
 /// The tasks of the `TaskUpdated` events among `recs`, in order.
