@@ -370,6 +370,8 @@ impl Worker {
         done: &futures::channel::mpsc::UnboundedSender<(Id, Ended)>,
         runtime: &Arc<dyn Runtime>,
     ) {
+        // They run here from now on: an end meanwhile sees them counted.
+        self.running.store(handles.len() + tasks.len(), Ordering::SeqCst);
         let with_deps = tasks.iter().filter(|c| !c.task.depends_on.is_empty()).count();
         let deps = (with_deps > 1).then(|| deps_of(self.runner.store.clone(), tasks.iter().map(|c| &c.task)));
         for c in tasks {
@@ -397,7 +399,6 @@ impl Worker {
             None => (AttemptHandle::new(), None),
         };
         handles.insert(t.id, (t.graph_id, h.clone()));
-        self.running.store(handles.len(), Ordering::SeqCst);
         report.attempts += 1;
         let runner = self.runner.clone();
         let done = done.clone();
@@ -609,7 +610,6 @@ impl Worker {
                         let mut claimed = Vec::new();
                         for (task_id, e) in ended {
                             Self::ended(&mut self.facts, &mut handles, task_id, e.learned);
-                            self.running.store(handles.len(), Ordering::SeqCst);
                             match e.claimed {
                                 Some(tasks) => {
                                     refill |= !tasks.is_empty();
@@ -617,6 +617,8 @@ impl Worker {
                                 }
                                 None => refill = true,
                             }
+                            // The tasks ends claimed run here from now on (they start below).
+                            self.running.store(handles.len() + claimed.len(), Ordering::SeqCst);
                         }
                         claim_now = refill && handles.len() + claimed.len() < self.concurrency as usize;
                         to_start = claimed;
