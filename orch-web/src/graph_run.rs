@@ -170,7 +170,9 @@ async fn drive(engine: &Engine, id: Id, options: RunOptions) -> Result<u8, Failu
             graph.budget_usd.map(|b| format!(", budget ${b:.2}")).unwrap_or_default()
         );
     }
-    let progress = (!options.json).then(|| tokio::spawn(print_progress(engine.store().clone(), id)));
+    // Followed from here, before the worker's first claim: a task started by it is shown too.
+    let since = if options.json { 0 } else { engine.store().last_seq().await? };
+    let progress = (!options.json).then(|| tokio::spawn(print_progress(engine.store().clone(), id, since)));
     let result = if options.no_worker {
         if !options.wait {
             if !options.json {
@@ -250,9 +252,8 @@ async fn finish(store: &dyn Store, graph: &TaskGraph, json: bool) -> Result<u8, 
     Ok(if graph.status == GraphStatus::Completed { 0 } else { 1 })
 }
 
-/// Prints the graph's task transitions as they are recorded (to stderr).
-async fn print_progress(store: Arc<dyn Store>, graph_id: Id) {
-    let since = store.last_seq().await.unwrap_or(0);
+/// Prints the graph's task transitions recorded after `since` (to stderr).
+async fn print_progress(store: Arc<dyn Store>, graph_id: Id, since: u64) {
     let filter = EventQuery { types: vec!["TaskUpdated".into(), "SystemLog".into()], ..EventQuery::default() };
     let mut events = store.subscribe_foreign(since, filter);
     while let Some(Ok(r)) = events.next().await {

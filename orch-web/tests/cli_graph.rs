@@ -300,6 +300,13 @@ fn checkpoints_are_listed_and_resolved_from_the_command_line() {
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("needs a person: verification failed"), "{stderr}");
     assert!(stderr.contains("3 completed"), "{stderr}");
+    // Every attempt shows as it starts, the first claim's too (started in that claim's commit, before
+    // the command could have begun to follow the log, had it begun after the worker).
+    for started in
+        ["wave 1 check running (attempt 1, ", "wave 1 free running (attempt 1, ", "wave 1 check running (attempt 2, "]
+    {
+        assert!(stderr.contains(started), "{started}: {stderr}");
+    }
     let out = db.run(d, &["checkpoint", "resolve", task, "--action", "skip"]);
     assert_eq!(out.status.code(), Some(2), "a completed task has no checkpoint: {}", text(&out.stderr));
 }
