@@ -11,23 +11,15 @@ use orch_core::graph::{GraphRunner, GraphSettings, Router, TaskGraphs};
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{MemoryStore, Store};
 use orch_core::tool::ToolRegistry;
-use orch_core::wire::{Complexity, GraphStatus, PlannedTask, TaskStatus};
+use orch_core::wire::{GraphStatus, PlannedTask, TaskStatus};
 use serde_json::json;
 
+#[path = "support/graph_run.rs"]
+mod graph_run;
+use graph_run::task;
+
 fn slow_task(key: &str) -> PlannedTask {
-    PlannedTask {
-        key: key.into(),
-        title: format!("slow task {key}"),
-        description: "Runs a long command.".into(),
-        task_type: "code".into(),
-        complexity: Complexity::Simple,
-        depends_on: Vec::new(),
-        model: None,
-        tools: vec!["Bash".into()],
-        verification: Vec::new(),
-        estimated_cost_usd: None,
-        estimated_minutes: None,
-    }
+    PlannedTask { tools: vec!["Bash".into()], ..task(key, Vec::new()) }
 }
 
 /// A runner on `store` whose agents sleep ten minutes in Bash, as a process of its own would have.

@@ -12,23 +12,15 @@ use orch_core::graph::{GraphRunner, GraphSettings, Router, TaskGraphs};
 use orch_core::model::scripted::{ScriptReply, ScriptedModel};
 use orch_core::store::{MemoryStore, Store};
 use orch_core::tool::ToolRegistry;
-use orch_core::wire::{Complexity, PlannedTask, Task, TaskStatus};
+use orch_core::wire::{PlannedTask, Task, TaskStatus};
 use serde_json::json;
 
+#[path = "support/graph_run.rs"]
+mod graph_run;
+use graph_run::task;
+
 fn one_task() -> PlannedTask {
-    PlannedTask {
-        key: "slow".into(),
-        title: "a slow task".into(),
-        description: "Runs a long command.".into(),
-        task_type: "code".into(),
-        complexity: Complexity::Simple,
-        depends_on: Vec::new(),
-        model: None,
-        tools: vec!["Bash".into()],
-        verification: Vec::new(),
-        estimated_cost_usd: None,
-        estimated_minutes: None,
-    }
+    PlannedTask { tools: vec!["Bash".into()], ..task("slow", Vec::new()) }
 }
 
 /// Runs a one-task graph whose agent sleeps in Bash, stops the worker once the command runs, and

@@ -117,10 +117,7 @@ impl GraphRunner {
         let (agent, claim, tree) = match started {
             Some(new) => {
                 let agent = new.agent().clone();
-                match self.supervisor.runner().adopt(new).await {
-                    Ok(claim) => (agent, claim, None),
-                    Err(e) => return Err(AttemptError::Store(StoreError::Backend(e.to_string()))),
-                }
+                (agent, self.supervisor.runner().adopt(new).await?, None)
             }
             None => match self.begin(&mut task, fence, handle, next).await? {
                 Begun::Running(running) => *running,
@@ -156,14 +153,10 @@ impl GraphRunner {
         let stuck: Arc<std::sync::Mutex<Option<Stuck>>> = Arc::default();
         let observer = watch.clone();
         // The end of an attempt with nothing to do after the agent answers joins the run's end.
-        let parts = JoinParts {
-            handle: handle.clone(),
-            gate: gate.clone(),
-            watch: watch.clone(),
-            stuck: stuck.clone(),
-            launch: Launch::new(self),
-        };
-        let joined = JoinedEnd::new(&task, fence, &self.settings, tree.is_some(), next, parts).map(Arc::new);
+        let parts =
+            JoinParts { handle: handle.clone(), gate: gate.clone(), watch: watch.clone(), stuck: stuck.clone() };
+        let claims = next.map(|n| (n.clone(), Launch::new(self)));
+        let joined = JoinedEnd::new(&task, fence, &self.settings, tree.is_some(), claims, parts).map(Arc::new);
         let options = RunOptions {
             task_slug: slug,
             interrupt: Some(handle.interrupt.clone()),
@@ -322,10 +315,7 @@ impl GraphRunner {
                 if let Some(t) = tree {
                     t.close(runtime.as_ref(), task, false).await;
                 }
-                Err(match e {
-                    RunError::Store(e) => e.into(),
-                    other => AttemptError::Store(StoreError::Backend(other.to_string())),
-                })
+                Err(e.into())
             }
         }
     }
@@ -559,6 +549,17 @@ enum AttemptError {
     Fenced(StoreError),
     /// The store failed.
     Store(StoreError),
+}
+
+/// A run's start that failed: its store's error as such, anything else as a store failure (the
+/// attempt cannot go on; its lease expires).
+impl From<RunError> for AttemptError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Store(e) => e.into(),
+            other => Self::Store(StoreError::Backend(other.to_string())),
+        }
+    }
 }
 
 impl From<StoreError> for AttemptError {

@@ -26,12 +26,12 @@ pub(super) struct JoinedEnd {
     task: Task,
     fence: u32,
     settings: GraphSettings,
-    next: Option<ClaimOnEnd>,
+    /// How the end claims for the worker, and what starts the tasks it claims.
+    next: Option<(ClaimOnEnd, Launch)>,
     handle: AttemptHandle,
     gate: Arc<BudgetGate>,
     watch: Arc<Watch>,
     stuck: Arc<Mutex<Option<Stuck>>>,
-    launch: Launch,
     state: Mutex<State>,
 }
 
@@ -49,8 +49,6 @@ pub(super) struct JoinParts {
     pub(super) gate: Arc<BudgetGate>,
     pub(super) watch: Arc<Watch>,
     pub(super) stuck: Arc<Mutex<Option<Stuck>>>,
-    /// What starts the attempts of the worker's next claim.
-    pub(super) launch: Launch,
 }
 
 impl JoinedEnd {
@@ -61,7 +59,7 @@ impl JoinedEnd {
         fence: u32,
         settings: &GraphSettings,
         worktree: bool,
-        next: Option<&ClaimOnEnd>,
+        next: Option<(ClaimOnEnd, Launch)>,
         parts: JoinParts,
     ) -> Option<Self> {
         let review = settings.qa_model.is_some() && !criteria(&task.verification).is_empty();
@@ -72,12 +70,11 @@ impl JoinedEnd {
             task: task.clone(),
             fence,
             settings: settings.clone(),
-            next: next.cloned(),
+            next,
             handle: parts.handle,
             gate: parts.gate,
             watch: parts.watch,
             stuck: parts.stuck,
-            launch: parts.launch,
             state: Mutex::default(),
         })
     }
@@ -113,9 +110,9 @@ impl RunEnd for JoinedEnd {
         let mut task = self.task.clone();
         // A fresh agent: its one turn is all the attempt cost.
         let mut batch = ending(&self.settings, &mut task, self.fence, end, result.cost_usd, Vec::new());
-        let next = self.next.as_ref().filter(|n| n.wanted());
-        if let Some(n) = next {
-            let claim = task_claim(&self.settings, n, task.updated_at, 1, self.launch.starter());
+        let next = self.next.as_ref().filter(|(n, _)| n.wanted());
+        if let Some((n, launch)) = next {
+            let claim = task_claim(&self.settings, n, task.updated_at, 1, launch.starter());
             batch.push_change(Change::ClaimTasks(Box::new(claim)));
         }
         self.lock().offered = Some((task, next.is_some()));
@@ -127,7 +124,7 @@ impl RunEnd for JoinedEnd {
         let offered = state.offered.take();
         if let (Ok(records), Some((task, claimed))) = (outcome, offered) {
             let claimed = match (&self.next, claimed) {
-                (Some(n), true) => Some(self.launch.claimed(claimed_by(records, &n.worker))),
+                (Some((n, launch)), true) => Some(launch.claimed(claimed_by(records, &n.worker))),
                 _ => None,
             };
             state.done = Some((task, claimed));
