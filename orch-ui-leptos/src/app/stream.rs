@@ -71,6 +71,11 @@ pub fn Stream(ui: Ui) -> impl IntoView {
         {
             let _ = n;
             request_animation_frame(move || {
+                // A person who scrolled away before this frame paused following: their position stands
+                // (else they would be taken back to the newest rows while the button says "Paused").
+                if !ui.follow.get_untracked() {
+                    return;
+                }
                 let bottom = (el.scroll_height() - el.client_height()).max(0);
                 if el.scroll_top() != bottom {
                     auto.set_value(true);
