@@ -1,6 +1,7 @@
 //! Which commits of a task's attempt wait for the disk. Claims, which start the claimed tasks'
 //! attempts (each agent created with its task's new state, in the claim's commit), and budget
-//! reservations may be lost by a power cut together with the worker they describe
+//! reservations committed alone (a turn's first call's goes with its first step, which is durable)
+//! may be lost by a power cut together with the worker they describe
 //! ([`Durability::Relaxed`]): the task's lease then expires and it runs again. Everything that records
 //! work done (a model call's step, the task's end) is durable, and comes after the start, so it makes
 //! the start durable too (stores sync in commit order).
@@ -71,11 +72,20 @@ async fn an_attempt_starts_without_waiting_for_the_disk_and_ends_durably_after_i
         assert!(!steps.is_empty(), "a step between start and end: {seen:?}");
         assert!(steps.iter().all(|(d, _)| *d == Durability::Full), "steps are durable: {steps:?}");
     }
-    // A claim on its own and a budget reservation describe the running worker: relaxed too.
+    // A claim on its own and a budget reservation alone describe the running worker: relaxed too.
     for (d, n) in &seen {
         if n == &["ClaimTasks"] || n == &["ReserveBudget"] {
             assert_eq!(*d, Durability::Relaxed, "{n:?}");
         }
     }
-    assert!(seen.iter().any(|(_, n)| n == &["ReserveBudget"]), "a reservation per model call: {seen:?}");
+    // Each task's agent makes one model call, whose reservation is stored with the turn's first step
+    // (its prompt and message), durably: no commit of a reservation alone.
+    let first_steps: Vec<&(Durability, Vec<String>)> =
+        seen.iter().filter(|(_, n)| has(n, "InsertPrompt") && has(n, "AppendMessages")).collect();
+    assert_eq!(first_steps.len(), 2, "one first step per task: {seen:?}");
+    for step in &first_steps {
+        assert!(has(&step.1, "ReserveBudget"), "the first call's reservation is in the first step: {step:?}");
+        assert_eq!(step.0, Durability::Full, "{step:?}");
+    }
+    assert!(!seen.iter().any(|(_, n)| n == &["ReserveBudget"]), "no reservation commit of its own: {seen:?}");
 }

@@ -330,6 +330,25 @@ async fn a_budget_pauses_the_graph_at_its_limit_and_resuming_with_more_finishes_
         })
         .count();
     assert!(warnings >= 1, "a budget_warning event at 80 % of the limit");
+    // A first call's reservation travels with its turn's first step; once refused, that step is still
+    // stored (alone), before the error that ends the attempt without calling the model.
+    let log = events(&store).await;
+    let refused: Vec<&EventRecord> = log
+        .iter()
+        .filter(|r| matches!(&r.event, Event::ModelError { message, .. } if message.starts_with("budget_exhausted")))
+        .collect();
+    assert!(!refused.is_empty(), "an attempt was refused its call");
+    for r in refused {
+        let agent = r.keys.agent_id;
+        assert!(
+            log.iter().any(|p| p.keys.agent_id == agent
+                && p.seq < r.seq
+                && matches!(p.event, Event::UserPromptSubmit { .. })),
+            "the refused attempt's prompt is stored before its error"
+        );
+        let texts = log.iter().filter(|p| p.keys.agent_id == agent && matches!(p.event, Event::Text { .. })).count();
+        assert_eq!(texts, 0, "a refused attempt's model is not called");
+    }
 
     runner.start(graph_id, Some(1.0)).await.unwrap();
     let report = runner.worker(Some(graph_id)).run().await.unwrap();

@@ -229,18 +229,23 @@ pub(crate) fn run_rank(batch: &Batch) -> u8 {
     }
 }
 
-/// Whether a batch is made of agent-step changes and budget settlements, then at most a finished task
-/// and a claim ([`step_tail`]): an agent's step, a model call's step with its settlement (or a
-/// settlement alone), a run's end with its task's end.
+/// Whether a batch is made of agent-step changes and budget settlements or reservations, then at most
+/// a finished task and a claim ([`step_tail`]): an agent's step, a turn's first step with the
+/// reservation of its first model call, a model call's step with its settlement (or a settlement
+/// alone), a run's end with its task's end.
 fn is_step_or_settle(batch: &Batch) -> bool {
     step_tail(batch).is_some()
 }
 
-/// The number of leading agent-step changes and settlements of a batch (at least one), when all that
-/// follows them is a finished task, optionally with a claim after it.
+/// Whether a change settles or reserves budget.
+fn is_budget(c: &Change) -> bool {
+    matches!(c, Change::SettleBudget { .. } | Change::ReserveBudget(_))
+}
+
+/// The number of leading agent-step changes, settlements and reservations of a batch (at least one),
+/// when all that follows them is a finished task, optionally with a claim after it.
 fn step_tail(batch: &Batch) -> Option<usize> {
-    let lead =
-        batch.changes.iter().take_while(|c| is_step_change(c) || matches!(c, Change::SettleBudget { .. })).count();
+    let lead = batch.changes.iter().take_while(|c| is_step_change(c) || is_budget(c)).count();
     match &batch.changes[lead..] {
         _ if lead == 0 => None,
         [] | [Change::FinishTask { .. }] | [Change::FinishTask { .. }, Change::ClaimTasks(_)] => Some(lead),
@@ -251,13 +256,16 @@ fn step_tail(batch: &Batch) -> Option<usize> {
 /// The changes of a group's batches (sorted by [`run_rank`]) in the order they are applied, each with
 /// the index of its batch: batch after batch, except that in a run of consecutive batches of the kind
 /// [`is_step_or_settle`] (one batch is a run too), the step changes of every batch come first, then
-/// every settlement, then each batch's finished task and claim, batch after batch. The step changes
-/// write agents' rows, their messages and prompts; settlements graphs' and `budget_spend` rows;
-/// finished tasks tasks' rows; so this ends as applying each batch in turn would; a claim still sees
+/// every settlement, then every reservation, then each batch's finished task and claim, batch after
+/// batch. The step changes write agents' rows, their messages and prompts; settlements and
+/// reservations graphs' and `budget_spend` rows; finished tasks tasks' rows; so this ends as applying
+/// each batch in turn would, except that the run's settlements return their unspent reservations
+/// before its reservations ask (as if the batches that settle had been committed first: they were
+/// committed at the same time, and they record no event whose order would tell); a claim still sees
 /// the tasks finished by its own batch and the batches before it, never those of a later batch (whose
 /// events come after its own). [`apply_all`] applies each kind as one run of a few statements, however
-/// many batches: a model call's step and its settlement, which are committed together, would
-/// otherwise break the run at every batch.
+/// many batches: a model call's step and its settlement (or a turn's first step and its reservation),
+/// which are committed together, would otherwise break the run at every batch.
 pub(crate) fn group_changes<'a>(batches: &[&'a Batch]) -> Vec<(usize, &'a Change)> {
     let mut out = Vec::with_capacity(batches.iter().map(|b| b.changes.len()).sum());
     let mut i = 0;
@@ -278,7 +286,10 @@ pub(crate) fn group_changes<'a>(batches: &[&'a Batch]) -> Vec<(usize, &'a Change
             out.extend(b.changes.iter().filter(|c| is_step_change(c)).map(|c| (k, c)));
         }
         for &(k, b, lead) in &run {
-            out.extend(b.changes[..lead].iter().filter(|c| !is_step_change(c)).map(|c| (k, c)));
+            out.extend(b.changes[..lead].iter().filter(|c| matches!(c, Change::SettleBudget { .. })).map(|c| (k, c)));
+        }
+        for &(k, b, lead) in &run {
+            out.extend(b.changes[..lead].iter().filter(|c| matches!(c, Change::ReserveBudget(_))).map(|c| (k, c)));
         }
         for &(k, b, lead) in &run {
             out.extend(b.changes[lead..].iter().map(|c| (k, c)));

@@ -16,8 +16,9 @@
 //! themselves, as they would have with one transaction each.
 //!
 //! Within a group touching graphs, batches of one budget reservation, of a model call's step with its
-//! settlement (or a settlement alone) and of one finished task are put together (in that order, after
-//! the others), and the steps' changes are applied before all their settlements (see
+//! settlement (or a settlement alone, or a turn's first step with its first call's reservation) and of
+//! one finished task are put together (in that order, after the others), and the steps' changes are
+//! applied before all their settlements, and those before their reservations (see
 //! [`crate::batch::group_changes`]), so that each kind is applied as one run of a few statements (see
 //! [`crate::batch::apply_all`]) and the graph's hot row is written once per run rather than once per
 //! batch. Within a group of the other lane, run-lease swaps and agent steps are put together likewise

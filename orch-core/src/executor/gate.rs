@@ -1,6 +1,8 @@
-//! A gate on model calls: asked before every model call of a run with an estimate of its cost, told
-//! after it what the call cost (or asked for that as a change stored with the call's step). Task graphs use it to reserve budget before a call and settle it after,
-//! so concurrent workers (in any process) never spend past a limit together.
+//! A gate on model calls: asked before every model call of a run with an estimate of its cost (or for
+//! its admission as a change stored with the step committed before the call), told after it what the
+//! call cost (or asked for that as a change stored with the call's step). Task graphs use it to reserve
+//! budget before a call and settle it after, so concurrent workers (in any process) never spend past a
+//! limit together.
 
 use async_trait::async_trait;
 
@@ -31,6 +33,18 @@ pub trait ModelGate: Send + Sync + 'static {
     /// (the default): the executor calls [`ModelGate::settle`] instead.
     fn settlement(&self, pass: &GatePass, cost_usd: f64) -> Option<crate::store::Change> {
         let _ = (pass, cost_usd);
+        None
+    }
+
+    /// The admission of a call of `model` estimated at `estimate_usd`, as a store change and the pass
+    /// it gives once stored. When a step must be committed before the call anyway (a turn's first
+    /// step: its prompt and status), the executor stores the change in that commit instead of asking
+    /// [`ModelGate::admit`] for a commit of its own. If the store refuses the merged commit with
+    /// [`StoreError::BudgetExhausted`](crate::store::StoreError::BudgetExhausted), the step is
+    /// committed alone and [`ModelGate::admit`] is asked as usual (it refuses, or admits if the limit
+    /// was raised meanwhile). `None` (the default): the executor always asks [`ModelGate::admit`].
+    fn reservation(&self, model: &str, estimate_usd: f64) -> Option<(GatePass, crate::store::Change)> {
+        let _ = (model, estimate_usd);
         None
     }
 }

@@ -2,7 +2,7 @@
 //! the status change and the usage of the step in progress, stored together as one [`StepCommit`].
 
 use super::TurnContext;
-use crate::store::{Change, SavedState, StepCommit, StoreError};
+use crate::store::{Batch, Change, SavedState, StepCommit, StoreError};
 use crate::wire::{AgentStatus, Event, EventKeys, EventRecord, Message, NewEvent, Prompt, Timestamp, Usage, new_id};
 
 /// What a turn has to store at its next commit.
@@ -92,7 +92,37 @@ impl TurnRecorder {
         state: Option<SavedState>,
         messages: Vec<Message>,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let step = StepCommit {
+        let step = self.take_step(cx, state, messages);
+        cx.commit(step).await
+    }
+
+    /// [`TurnRecorder::commit`] with a [`ModelGate`](super::ModelGate)'s `reservation` change in the
+    /// same commit. When the store refuses it ([`StoreError::BudgetExhausted`]), nothing of the merged
+    /// commit is stored and the step is committed alone. Returns the records and whether the
+    /// reservation was stored.
+    pub async fn commit_reserving(
+        &mut self,
+        cx: &TurnContext,
+        state: Option<SavedState>,
+        messages: Vec<Message>,
+        reservation: Change,
+    ) -> Result<(Vec<EventRecord>, bool), StoreError> {
+        let alone = Batch::from(self.take_step(cx, state, messages));
+        let mut merged = alone.clone();
+        merged.push_change(reservation);
+        match cx.commit(merged).await {
+            Ok(records) => Ok((records, true)),
+            Err(e @ StoreError::BudgetExhausted { .. }) => {
+                tracing::debug!(error = %e, agent = %cx.agent.name, "the reservation was refused; the step commits alone");
+                Ok((cx.commit(alone).await?, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Everything pending as one step, leaving nothing pending.
+    fn take_step(&mut self, cx: &TurnContext, state: Option<SavedState>, messages: Vec<Message>) -> StepCommit {
+        StepCommit {
             agent_id: cx.agent.id,
             status: self.status.take(),
             usage: self.usage.take(),
@@ -101,7 +131,6 @@ impl TurnRecorder {
             messages,
             changes: std::mem::take(&mut self.changes),
             events: std::mem::take(&mut self.events),
-        };
-        cx.commit(step).await
+        }
     }
 }

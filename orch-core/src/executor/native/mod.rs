@@ -34,6 +34,9 @@ pub use subagent::{GENERAL_PURPOSE, SubagentSettings, TASK_TOOL};
 
 /// Characters of a tool result kept in the `PostToolUse` event (the full text is in `ToolResult`).
 const POST_TOOL_RESULT_CHARS: usize = 500;
+/// A call admitted by a run's gate: the gate and its pass, handed back when the call returns.
+type Admitted = (Arc<dyn crate::executor::ModelGate>, crate::executor::GatePass);
+
 /// Characters of a prompt kept in the `UserPromptSubmit` event.
 const PROMPT_EVENT_CHARS: usize = 1000;
 
@@ -306,13 +309,18 @@ impl Run<'_> {
 
     /// Stores everything pending in one atomic commit.
     async fn commit(&mut self) -> Result<(), RunError> {
+        let saved = self.saved_state()?;
+        self.rec.commit(self.cx, Some(saved), std::mem::take(&mut self.unsaved)).await?;
+        Ok(())
+    }
+
+    /// The loop's state as saved with a commit.
+    fn saved_state(&mut self) -> Result<SavedState, RunError> {
         self.state.message_count = self.messages.len();
         self.state.version = LoopState::VERSION;
         let state = serde_json::to_value(&self.state)
             .map_err(|e| RunError::BadState { agent: self.cx.agent.name.clone(), message: e.to_string() })?;
-        let saved = SavedState { state: Some(state), session_id: self.cx.agent.session_id.clone() };
-        self.rec.commit(self.cx, Some(saved), std::mem::take(&mut self.unsaved)).await?;
-        Ok(())
+        Ok(SavedState { state: Some(state), session_id: self.cx.agent.session_id.clone() })
     }
 
     fn hook_input(&self, event: HookEvent) -> HookInput {
@@ -375,7 +383,7 @@ impl Run<'_> {
         }
         self.push_message(Message::user_text(prompt));
         self.state.phase = Phase::CallModel;
-        self.commit().await?;
+        // Committed before the first model call, with the gate's admission of it when it offers one.
         Ok(None)
     }
 
@@ -394,14 +402,15 @@ impl Run<'_> {
                     if n >= max {
                         return self.finish("max_turns", false).await;
                     }
+                    // A compaction first commits what is pending, then its own step.
+                    self.maybe_compact().await?;
+                    let request = self.request();
                     // Events must be stored before the next model call. New conversation messages alone
                     // (the tool results just closed) may wait for the next commit: the saved state already
                     // holds those results, so a crash here loses nothing.
-                    if self.rec.pending_events() > 0 {
-                        self.commit().await?;
-                    }
-                    self.maybe_compact().await?;
-                    match self.call_model().await {
+                    let admitted =
+                        if self.rec.pending_events() > 0 { self.commit_before_call(&request).await? } else { None };
+                    match self.call_model(request, admitted).await {
                         Ok(Some(())) => {}
                         Ok(None) => return self.interrupted().await,
                         Err(e) => {
@@ -489,9 +498,9 @@ impl Run<'_> {
         self.exec.registry.prices().cost(&self.model, &usage).unwrap_or(0.0)
     }
 
-    /// One model call. `Ok(None)` when interrupted.
-    async fn call_model(&mut self) -> Result<Option<()>, ModelError> {
-        let request = ModelRequest {
+    /// The request of the next model call: the whole conversation.
+    fn request(&self) -> ModelRequest {
+        ModelRequest {
             model: self.model.clone(),
             system: self.cx.agent.system_prompt.clone(),
             messages: self.messages.clone(),
@@ -499,14 +508,42 @@ impl Run<'_> {
             max_tokens: self.exec.max_tokens,
             thinking: None,
             agent_name: self.cx.agent.name.clone(),
+        }
+    }
+
+    /// Commits what is pending before the call of `request`. A gate that offers its admission as a
+    /// change ([`ModelGate::reservation`](crate::executor::ModelGate::reservation)) has it stored in
+    /// this commit: the call is then admitted (returned), with no commit of its own. A refused
+    /// reservation leaves the step committed alone and the call to [`Run::call_model`]'s `admit`.
+    async fn commit_before_call(&mut self, request: &ModelRequest) -> Result<Option<Admitted>, RunError> {
+        let offered = match &self.cx.options.gate {
+            Some(gate) => gate.reservation(&self.model, self.estimate_cost(request)).map(|o| (gate.clone(), o)),
+            None => None,
         };
-        let pass = match self.cx.options.gate.clone() {
-            Some(gate) => {
+        let Some((gate, (pass, change))) = offered else {
+            self.commit().await?;
+            return Ok(None);
+        };
+        let saved = self.saved_state()?;
+        let messages = std::mem::take(&mut self.unsaved);
+        let (_, reserved) = self.rec.commit_reserving(self.cx, Some(saved), messages, change).await?;
+        Ok(reserved.then_some((gate, pass)))
+    }
+
+    /// One model call, admitted already or asking the gate now. `Ok(None)` when interrupted.
+    async fn call_model(
+        &mut self,
+        request: ModelRequest,
+        admitted: Option<Admitted>,
+    ) -> Result<Option<()>, ModelError> {
+        let pass = match (admitted, self.cx.options.gate.clone()) {
+            (Some(admitted), _) => Some(admitted),
+            (None, Some(gate)) => {
                 let estimate = self.estimate_cost(&request);
                 let pass = gate.admit(&self.model, estimate).await.map_err(|message| ModelError::Other { message })?;
                 Some((gate, pass))
             }
-            None => None,
+            (None, None) => None,
         };
         let span = self.model_span();
         let resp = self.stream_call(self.provider.clone(), request, true).instrument(span.clone()).await;

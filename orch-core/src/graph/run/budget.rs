@@ -1,6 +1,7 @@
 //! The budget gate of a task's agent: before every model call it reserves the call's estimated cost on
 //! the day, the month and the graph (one atomic store change, so concurrent workers in any process never
-//! spend past a limit together); after the call it settles the reservation with the real cost.
+//! spend past a limit together; stored with the turn's first step when there is one); after the call it
+//! settles the reservation with the real cost (stored with the call's step).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,13 @@ impl ModelGate for BudgetGate {
         if let Err(e) = self.store.commit(Batch::new().change(change)).await {
             tracing::warn!(error = %e, graph = %self.graph_id, "could not settle a budget reservation");
         }
+    }
+
+    fn reservation(&self, model: &str, estimate_usd: f64) -> Option<(GatePass, Change)> {
+        let reservation = Reservation::at(Some(self.graph_id), estimate_usd.max(0.0), now());
+        let token = serde_json::to_value(&reservation).ok()?;
+        let pass = GatePass { model: model.to_string(), estimate_usd, token: Some(token) };
+        Some((pass, Change::ReserveBudget(Box::new(reservation))))
     }
 
     fn settlement(&self, pass: &GatePass, cost_usd: f64) -> Option<Change> {

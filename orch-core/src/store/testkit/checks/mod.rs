@@ -4,6 +4,7 @@
 mod entities;
 mod events;
 mod graphs;
+mod reserving;
 mod starts;
 mod steps;
 mod work;
@@ -21,6 +22,7 @@ use crate::wire::{ContentBlock, EventCategory, Message, NewEvent, Role, new_id};
 pub use entities::*;
 pub use events::*;
 pub use graphs::*;
+pub use reserving::*;
 pub use starts::*;
 pub use steps::*;
 pub use work::*;
