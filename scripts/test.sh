@@ -2,7 +2,7 @@
 # Runs every check and test of the workspace. Installs what a fresh machine lacks, idempotently.
 #
 #   scripts/test.sh            # all checks and tests
-#   scripts/test.sh --quick    # tests only (no fmt/clippy/wasm)
+#   scripts/test.sh --quick    # tests only (no fmt/clippy/doc/wasm)
 #
 # Environment: CARGO_TARGET_DIR (default: $HOME/.cache/orch-target, reused between runs); ORCH_VENV (the
 # virtualenv of the Python package's tests, default: $HOME/.cache/orch-venv, made when missing).
@@ -89,6 +89,9 @@ if [ "$quick" = 0 ]; then
 
   step "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+  step "cargo doc (broken or private links in the API docs are errors)"
+  RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
   step "the dashboard (orch-ui-leptos, its views build for wasm32 only) passes clippy for wasm32"
   cargo clippy -p orch-ui-leptos --target wasm32-unknown-unknown --all-targets -- -D warnings

@@ -80,14 +80,16 @@
 //!
 //! An append is one statement — one round trip, one transaction: the counter update, an
 //! `INSERT … SELECT … FROM UNNEST($3::uuid[], …, $10::text[])` of the whole batch, and
-//! `pg_notify(channel, last_seq)`. [`Store::commit_step`] is one statement too: the agent's status, usage
-//! (single increments), state and session, its conversation messages and its events, all or nothing.
+//! `pg_notify(channel, last_seq)`. An agent's step committed alone (a
+//! [`StepCommit`](orch_core::store::StepCommit) as a batch) is one statement too: the agent's status,
+//! usage (single increments), state and session, its conversation messages and its events, all or
+//! nothing.
 //!
 //! Throughput (the crate's `append` benchmark, a local PostgreSQL 15, durable commits): about 60,000
 //! events/s appending batches of 100 — 20× the seed's one-`INSERT`-per-event pattern — and about 0.45 ms
 //! per single-event append. Because appenders take turns on the counter row, a schema's log accepts one
-//! commit at a time whatever the number of processes: batch events where you can ([`Store::commit_step`]
-//! does, per agent step).
+//! commit at a time whatever the number of processes: batch events where you can (an agent's
+//! [`StepCommit`](orch_core::store::StepCommit) does, per step).
 //!
 //! ## Group commit
 //!
@@ -569,7 +571,7 @@ impl Store for PgStore {
 
     /// Reads only the matching events ([`follow_log_matching`], through the `type` index when the
     /// filter names types), and wakes on what the listening connection hears (notifications, the
-    /// counter's poll), at most once per [`FOREIGN_GAP`]: not on each of this store's commits, of which
+    /// counter's poll), at most once per 10 ms: not on each of this store's commits, of which
     /// a busy process makes hundreds a second.
     fn subscribe_foreign(&self, since: u64, filter: EventQuery) -> EventStream {
         follow_log_matching(Arc::new(self.clone()), since, self.wakeup(|live| &live.heard, Some(FOREIGN_GAP)), filter)

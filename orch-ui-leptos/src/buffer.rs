@@ -161,7 +161,7 @@ impl Row {
     }
 }
 
-/// The rows, in seq order, each seq once; at most [`EventBuffer::capacity`] (the oldest go first).
+/// The rows, in seq order, each seq once; at most its capacity (the oldest go first).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventBuffer {
     rows: Vec<Row>,

@@ -4,7 +4,7 @@
 //! Everything that is not drawing lives in plain Rust modules that build and are tested on the host:
 //! the event buffer ([`buffer`]), the state the stream's events are folded into ([`model`]), filters and
 //! search ([`filter`]), the reconnect backoff ([`backoff`]), the server's frames and JSON ([`protocol`]),
-//! the virtual list's window ([`window`]), formatting ([`format`]), safe markdown ([`markdown`]), and the
+//! the virtual list's window ([`window`]), formatting ([`format`](mod@format)), safe markdown ([`markdown`]), and the
 //! change review ([`changes`]) with its unified diffs ([`netdiff`]). The Leptos views (module `app`) build
 //! for `wasm32` only.
 

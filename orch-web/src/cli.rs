@@ -1,5 +1,9 @@
 //! Command-line parsing and the commands.
 
+// The arguments' doc comments are clap's `--help` text, written for a terminal (`<cwd>`, `[notify]`),
+// not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;

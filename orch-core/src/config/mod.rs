@@ -8,7 +8,7 @@
 //! 3. a `.env` file in the working directory, with the same names. It is read, never loaded into the
 //!    process environment: its values configure orch (the API keys reach the providers and the Claude
 //!    Code CLI through this config) but are not exported to agents' `Bash` commands;
-//! 4. `<working dir>/.orch/config.toml` (see [`file`] for its keys; an unknown key is an error);
+//! 4. `<working dir>/.orch/config.toml` (see [`file`](mod@file) for its keys; an unknown key is an error);
 //! 5. the defaults.
 //!
 //! [`OrchConfig::load`] reads all of them; [`OrchConfig::load_from`] takes the environment and the

@@ -55,7 +55,8 @@ pub struct Drafted {
     pub attempts: u32,
 }
 
-/// Asks a model for plans; see the [module documentation](self).
+/// Asks a planning model for plans: requirements in, a checked plan out, with one retry that shows the
+/// model what was wrong with its first answer.
 pub struct Planner {
     provider: Arc<dyn ModelProvider>,
     model: String,
@@ -81,7 +82,7 @@ impl Planner {
         self
     }
 
-    /// Sets the output token limit of a call (default [`DEFAULT_MAX_TOKENS`]).
+    /// Sets the output token limit of a call (default 8,000).
     pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
         self.max_tokens = max_tokens;
         self

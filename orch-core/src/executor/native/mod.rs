@@ -2,7 +2,7 @@
 //! PreToolUse hooks → tool → PostToolUse hooks → tool result → … until the model ends its turn, the turn
 //! limit, a hook's stop or an interrupt; then Stop hooks and a `Stop` event.
 //!
-//! Durability: one atomic [`StepCommit`] per tool call (events, usage, loop state and new conversation
+//! Durability: one atomic [`StepCommit`](crate::store::StepCommit) per tool call (events, usage, loop state and new conversation
 //! messages together), so a crash never re-runs a tool whose result was stored, and full durability
 //! costs one sync per step. A tool that runs longer than a few milliseconds first gets the events that
 //! precede it committed, so watchers see `PreToolUse` while it runs.
