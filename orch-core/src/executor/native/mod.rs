@@ -2,9 +2,9 @@
 //! PreToolUse hooks → tool → PostToolUse hooks → tool result → … until the model ends its turn, the turn
 //! limit, a hook's stop or an interrupt; then Stop hooks and a `Stop` event.
 //!
-//! Durability: one atomic [`StepCommit`](crate::store::StepCommit) per tool call (events, usage, loop state and new conversation
-//! messages together), so a crash never re-runs a tool whose result was stored, and full durability
-//! costs one sync per step. A tool that runs longer than a few milliseconds first gets the events that
+//! Durability: one atomic [`StepCommit`](crate::store::StepCommit) per tool call (events, usage, loop
+//! state and new conversation messages together), so a crash never re-runs a tool whose result was
+//! stored, and full durability costs one sync per step. A tool that runs longer than a few milliseconds first gets the events that
 //! precede it committed, so watchers see `PreToolUse` while it runs.
 
 use std::collections::HashSet;
@@ -34,11 +34,11 @@ pub use subagent::{GENERAL_PURPOSE, SubagentSettings, TASK_TOOL};
 
 /// Characters of a tool result kept in the `PostToolUse` event (the full text is in `ToolResult`).
 const POST_TOOL_RESULT_CHARS: usize = 500;
-/// A call admitted by a run's gate: the gate and its pass, handed back when the call returns.
-type Admitted = (Arc<dyn crate::executor::ModelGate>, crate::executor::GatePass);
-
 /// Characters of a prompt kept in the `UserPromptSubmit` event.
 const PROMPT_EVENT_CHARS: usize = 1000;
+
+/// A call admitted by a run's gate: the gate and its pass, handed back when the call returns.
+type Admitted = (Arc<dyn crate::executor::ModelGate>, crate::executor::GatePass);
 
 /// The native executor: a [`ProviderRegistry`] (providers, aliases, prices) that picks each turn's
 /// provider from the agent's model string (or [`RunOptions::model`](super::RunOptions::model)).
