@@ -397,14 +397,13 @@ impl GraphRunner {
         next: Option<&ClaimOnEnd>,
     ) -> Result<Option<Vec<Claimed>>, AttemptError> {
         let mut batch = ending(&self.settings, task, fence, end, attempt_cost, notes);
-        let next = next.filter(|n| n.wanted());
-        let launch = next.map(|_| Launch::new(self));
-        if let (Some(n), Some(l)) = (next, &launch) {
-            let claim = task_claim(&self.settings, n, task.updated_at, 1, l.starter());
+        let next = next.filter(|n| n.wanted()).map(|n| (n, Launch::new(self)));
+        if let Some((n, launch)) = &next {
+            let claim = task_claim(&self.settings, n, task.updated_at, 1, launch.starter());
             batch.push_change(Change::ClaimTasks(Box::new(claim)));
         }
         let records = self.store.commit(batch).await?;
-        Ok(next.zip(launch).map(|(n, l)| l.claimed(claimed_by(&records, &n.worker))))
+        Ok(next.map(|(n, launch)| launch.claimed(claimed_by(&records, &n.worker))))
     }
 }
 

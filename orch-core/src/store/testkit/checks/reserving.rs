@@ -2,9 +2,9 @@
 //! model call's reservation, see [`ModelGate::reservation`](crate::executor::ModelGate::reservation)):
 //! the step and the reservation are stored together, or neither.
 
+use super::work::{reservation, running_graph};
 use super::*;
 use crate::store::{Batch, Change};
-use crate::wire::{GraphStatus, Reservation};
 
 /// A turn's first step of agent `a` (its status, prompt message, state and one event) with a
 /// reservation of `amount` on graph `graph_id`.
@@ -18,10 +18,8 @@ fn step_reserving(a: &Agent, graph_id: Id, amount: f64) -> Batch {
         events: vec![text(1, keys)],
         ..StepCommit::default()
     };
-    let reservation =
-        Reservation { graph_id: Some(graph_id), amount, day: "2026-12-02".into(), month: "2026-12".into() };
     let mut batch = Batch::from(step);
-    batch.push_change(Change::ReserveBudget(Box::new(reservation)));
+    batch.push_change(Change::ReserveBudget(Box::new(reservation(Some(graph_id), amount, "2026-12-02"))));
     batch
 }
 
@@ -29,9 +27,7 @@ fn step_reserving(a: &Agent, graph_id: Id, amount: f64) -> Batch {
 /// stored whole (the agent executing, its message and event, its reservation); the three refused
 /// (`BudgetExhausted`) store nothing, not even the step; the graph's reserved total is 1.0.
 pub async fn steps_with_reservations_store_whole_or_nothing(store: Arc<dyn Store>) {
-    let mut g = graph(None, 1);
-    g.status = GraphStatus::Running;
-    g.started_at = Some(ts(1));
+    let mut g = running_graph(1);
     g.budget_usd = Some(1.0);
     store.upsert_graph(&g).await.unwrap();
     let mut agents = Vec::new();

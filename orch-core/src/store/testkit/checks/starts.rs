@@ -5,6 +5,7 @@
 
 use std::sync::Mutex;
 
+use super::work::{ready, running_graph, setup};
 use super::*;
 use crate::store::{Batch, Change};
 use crate::wire::{Started, Starter, TaskClaim, WorkerInfo};
@@ -62,22 +63,11 @@ fn kinds(recs: &[EventRecord]) -> Vec<String> {
 /// starts the dependent it releases in its own commit. A batch that fails after such a claim stores
 /// none of it.
 pub async fn claims_start_attempts_in_their_commit(store: Arc<dyn Store>) {
-    let mut g = graph(None, 1);
-    g.status = GraphStatus::Running;
-    g.started_at = Some(ts(1));
-    let mut a = task(g.id, 0, 0, vec![], 2);
-    let mut b = task(g.id, 1, 0, vec![], 2);
+    let g = running_graph(1);
+    let a = ready(task(g.id, 0, 0, vec![], 2));
+    let b = ready(task(g.id, 1, 0, vec![], 2));
     let c = task(g.id, 2, 1, vec![a.id], 2);
-    a.status = TaskStatus::Ready;
-    b.status = TaskStatus::Ready;
-    store
-        .commit(Batch::new().change(Change::UpsertGraph(Box::new(g.clone()))).change(Change::InsertTasks(vec![
-            a.clone(),
-            b.clone(),
-            c.clone(),
-        ])))
-        .await
-        .unwrap();
+    setup(&store, &[&g], vec![a.clone(), b.clone(), c.clone()]).await;
     let w = WorkerInfo {
         id: "w1".into(),
         host: "h".into(),

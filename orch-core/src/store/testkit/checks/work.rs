@@ -10,14 +10,14 @@ use crate::store::{Batch, Change, StoreResult};
 use crate::wire::{BudgetScope, Reservation, TaskClaim, WorkerInfo};
 
 /// A running graph, created (and started) at `ts(i)`.
-fn running_graph(i: i64) -> TaskGraph {
+pub(super) fn running_graph(i: i64) -> TaskGraph {
     let mut g = graph(None, i);
     g.status = GraphStatus::Running;
     g.started_at = Some(ts(i));
     g
 }
 
-fn ready(mut t: Task) -> Task {
+pub(super) fn ready(mut t: Task) -> Task {
     t.status = TaskStatus::Ready;
     t
 }
@@ -58,7 +58,7 @@ fn graphs_of(recs: &[EventRecord]) -> Vec<TaskGraph> {
         .collect()
 }
 
-async fn setup(store: &Arc<dyn Store>, graphs: &[&TaskGraph], tasks: Vec<Task>) {
+pub(super) async fn setup(store: &Arc<dyn Store>, graphs: &[&TaskGraph], tasks: Vec<Task>) {
     let mut b = Batch::new();
     for g in graphs {
         b = b.change(Change::UpsertGraph(Box::new((*g).clone())));
@@ -527,7 +527,7 @@ pub async fn graph_status_changes_only_from_listed(store: Arc<dyn Store>) {
     assert!(is_not_found(store.commit(budget(new_id(), Some(1.0))).await));
 }
 
-fn reservation(graph_id: Option<Id>, amount: f64, day: &str) -> Reservation {
+pub(super) fn reservation(graph_id: Option<Id>, amount: f64, day: &str) -> Reservation {
     Reservation { graph_id, amount, day: day.into(), month: day[..7].into() }
 }
 
