@@ -19,14 +19,14 @@ use crate::work;
 /// statement); returns the appended records.
 pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> StoreResult<Vec<EventRecord>> {
     if batch.changes.is_empty() {
-        return events::append(db, &db.pool, channel, events::Batch::new(batch.events)?).await;
+        return events::append(db, db, channel, events::Batch::new(batch.events)?).await;
     }
     let mut batch = match as_step(batch) {
         Ok((step, release)) => return events::commit_step(db, channel, step, release).await,
         Err(batch) => batch,
     };
     let mut prepared = events::Batch::new(std::mem::take(&mut batch.events))?;
-    let mut conn = db.pool.acquire().await.map_err(db_err)?;
+    let mut conn = db.conns.get().await.map_err(db_err)?;
     let mut tx = begin_on(&mut conn, batch.durability == Durability::Relaxed).await.map_err(db_err)?;
     let applied = async {
         work::lock_graphs(db, &mut tx, &graphs_changed(&batch.changes)).await?;
@@ -51,6 +51,7 @@ pub(crate) async fn commit_projected(db: &Db, channel: &str, batch: Batch) -> St
     };
     tx.commit().await.map_err(db_err)?;
     records.extend(crate::ends::after_commit(db, &mut conn, channel, batch.changes.iter()).await);
+    conn.done();
     Ok(records)
 }
 

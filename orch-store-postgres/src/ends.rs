@@ -171,11 +171,13 @@ pub(crate) fn maybe_sweep(inner: &Arc<Inner>) {
     let inner = inner.clone();
     tokio::spawn(async move {
         let swept = async {
-            let mut conn = inner.db.pool.acquire().await.map_err(db_err)?;
+            let mut conn = inner.db.conns.get().await.map_err(db_err)?;
             let found = candidates(&inner.db, &mut conn, None).await?;
             let (lost, fresh): (Vec<Id>, Vec<Id>) = found.into_iter().partition(|id| seen.contains(id));
             inner.sweeps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).seen = fresh;
-            end(&inner.db, &mut conn, &inner.channel, &lost).await
+            let ended = end(&inner.db, &mut conn, &inner.channel, &lost).await?;
+            conn.done();
+            Ok::<_, orch_core::store::StoreError>(ended)
         };
         match swept.await {
             Ok(records) => {

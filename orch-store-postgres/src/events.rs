@@ -204,7 +204,7 @@ pub(crate) async fn commit_step(
         .bind(used)
         .bind(window)
         .bind(release.map(|r| r.hyphenated().to_string()))
-        .fetch_one(&db.pool)
+        .fetch_one(db)
         .await
         .map_err(db_err)?;
     if row.0 == 0 {
@@ -328,7 +328,7 @@ pub(crate) async fn read_events(db: &Db, q: &EventQuery) -> StoreResult<Vec<Even
         if let Some(limit) = q.limit {
             query = query.bind(limit_param(limit));
         }
-        query.fetch_all(&db.pool)
+        query.fetch_all(db)
     })
     .await
     .map_err(db_err)?;
@@ -365,7 +365,7 @@ pub(crate) async fn read_events(db: &Db, q: &EventQuery) -> StoreResult<Vec<Even
 /// The last seq handed out (from the counter, so it survives pruning).
 pub(crate) async fn last_seq(db: &Db) -> StoreResult<u64> {
     let sql = format!("SELECT last FROM {}.event_seq WHERE id = 1", db.s);
-    let last: i64 = retry_read(|| sqlx::query_scalar(&sql).fetch_one(&db.pool)).await.map_err(db_err)?;
+    let last: i64 = retry_read(|| sqlx::query_scalar(&sql).fetch_one(db)).await.map_err(db_err)?;
     u64::try_from(last).map_err(|_| StoreError::Decode(format!("negative seq {last}")))
 }
 
@@ -379,7 +379,7 @@ pub(crate) async fn status(db: &Db, schema: &str) -> StoreResult<(u64, u64, i64,
           JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'p'))",
     ))
     .bind(schema)
-    .fetch_one(&db.pool)
+    .fetch_one(db)
     .await
     .map_err(db_err)?;
     let non_neg = |v: i64| u64::try_from(v).map_err(|_| StoreError::Decode(format!("negative count {v}")));
@@ -392,7 +392,7 @@ pub(crate) async fn prune_events(db: &Db, before: Timestamp) -> StoreResult<u64>
         &db.sql("DELETE FROM {S}.events WHERE ts < $1 AND agent_id IN (SELECT id FROM {S}.agents WHERE archived)"),
     )
     .bind(before)
-    .execute(&db.pool)
+    .execute(db)
     .await
     .map_err(db_err)?;
     Ok(done.rows_affected())
@@ -402,7 +402,7 @@ pub(crate) async fn load_conversation(db: &Db, agent_id: Id) -> StoreResult<Vec<
     let rows: Vec<String> =
         sqlx::query_scalar(&db.sql("SELECT message::text FROM {S}.conversation WHERE agent_id = $1 ORDER BY id"))
             .bind(agent_id)
-            .fetch_all(&db.pool)
+            .fetch_all(db)
             .await
             .map_err(db_err)?;
     rows.iter().map(|m| json_decode(m).map_err(|e| StoreError::Decode(format!("conversation message: {e}")))).collect()

@@ -95,12 +95,8 @@ pub(crate) async fn get_plan(db: &Db, id: Id, version: Option<u32>) -> StoreResu
             "SELECT {PLAN_COLS} FROM {{S}}.plans WHERE id = $1 AND $2::bigint IS NULL ORDER BY version DESC LIMIT 1"
         ),
     };
-    let row = sqlx::query(&db.sql(&sql))
-        .bind(id)
-        .bind(version.map(i64::from))
-        .fetch_optional(&db.pool)
-        .await
-        .map_err(db_err)?;
+    let row =
+        sqlx::query(&db.sql(&sql)).bind(id).bind(version.map(i64::from)).fetch_optional(db).await.map_err(db_err)?;
     row.as_ref().map(plan_row).transpose()
 }
 
@@ -109,7 +105,7 @@ pub(crate) async fn list_plans(db: &Db, limit: usize) -> StoreResult<Vec<Plan>> 
         "SELECT {PLAN_COLS} FROM (SELECT DISTINCT ON (id) * FROM {{S}}.plans ORDER BY id, version DESC) p \
          ORDER BY created_at DESC, id DESC LIMIT $1"
     );
-    let rows = sqlx::query(&db.sql(&sql)).bind(limit_param(limit)).fetch_all(&db.pool).await.map_err(db_err)?;
+    let rows = sqlx::query(&db.sql(&sql)).bind(limit_param(limit)).fetch_all(db).await.map_err(db_err)?;
     rows.iter().map(plan_row).collect()
 }
 
@@ -172,7 +168,7 @@ pub(crate) async fn upsert_graph(db: &Db, conn: &mut PgConnection, g: &TaskGraph
 pub(crate) async fn get_graph(db: &Db, id: Id) -> StoreResult<Option<TaskGraph>> {
     let row = sqlx::query(&db.sql(&format!("SELECT {GRAPH_COLS} FROM {{S}}.task_graphs WHERE id = $1")))
         .bind(id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(db)
         .await
         .map_err(db_err)?;
     row.as_ref().map(graph_row).transpose()
@@ -180,7 +176,7 @@ pub(crate) async fn get_graph(db: &Db, id: Id) -> StoreResult<Option<TaskGraph>>
 
 pub(crate) async fn list_graphs(db: &Db, limit: usize) -> StoreResult<Vec<TaskGraph>> {
     let sql = format!("SELECT {GRAPH_COLS} FROM {{S}}.task_graphs ORDER BY created_at DESC, id DESC LIMIT $1");
-    let rows = sqlx::query(&db.sql(&sql)).bind(limit_param(limit)).fetch_all(&db.pool).await.map_err(db_err)?;
+    let rows = sqlx::query(&db.sql(&sql)).bind(limit_param(limit)).fetch_all(db).await.map_err(db_err)?;
     rows.iter().map(graph_row).collect()
 }
 
@@ -598,7 +594,7 @@ pub(crate) async fn write_progress(
 pub(crate) async fn get_task(db: &Db, id: Id) -> StoreResult<Option<Task>> {
     let row = sqlx::query(&db.sql(&format!("SELECT {TASK_COLS} FROM {{S}}.tasks WHERE id = $1")))
         .bind(id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(db)
         .await
         .map_err(db_err)?;
     row.as_ref().map(task_row).transpose()
@@ -606,7 +602,7 @@ pub(crate) async fn get_task(db: &Db, id: Id) -> StoreResult<Option<Task>> {
 
 pub(crate) async fn list_tasks(db: &Db, graph_id: Id) -> StoreResult<Vec<Task>> {
     let sql = format!("SELECT {TASK_COLS} FROM {{S}}.tasks WHERE graph_id = $1 ORDER BY idx, id");
-    let rows = sqlx::query(&db.sql(&sql)).bind(graph_id).fetch_all(&db.pool).await.map_err(db_err)?;
+    let rows = sqlx::query(&db.sql(&sql)).bind(graph_id).fetch_all(db).await.map_err(db_err)?;
     rows.iter().map(task_row).collect()
 }
 
@@ -614,7 +610,7 @@ pub(crate) async fn list_tasks(db: &Db, graph_id: Id) -> StoreResult<Vec<Task>> 
 pub(crate) async fn graph_facts(db: &Db, graph_id: Id) -> StoreResult<Vec<orch_core::wire::Fact>> {
     let sql = "SELECT knowledge::text FROM {S}.tasks WHERE graph_id = $1 AND status = 'completed' \
                AND knowledge <> '[]'::jsonb ORDER BY idx, id";
-    let rows = sqlx::query(&db.sql(sql)).bind(graph_id).fetch_all(&db.pool).await.map_err(db_err)?;
+    let rows = sqlx::query(&db.sql(sql)).bind(graph_id).fetch_all(db).await.map_err(db_err)?;
     let mut facts = Vec::new();
     for row in &rows {
         facts.extend(get_json::<Vec<orch_core::wire::Fact>>(row, 0, "task knowledge")?);
@@ -636,7 +632,7 @@ pub(crate) async fn find_tasks(db: &Db, graph_id: Id, names: &[String]) -> Store
         .bind(names)
         .bind(&ids)
         .bind(&positions)
-        .fetch_all(&db.pool)
+        .fetch_all(db)
         .await
         .map_err(db_err)?;
     rows.iter().map(task_row).collect()

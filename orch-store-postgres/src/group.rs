@@ -272,7 +272,7 @@ async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<
     let before = GroupError::BeforeCommit;
     let relaxed = batches.iter().all(|b| b.durability == Durability::Relaxed);
     let mut phases = Phases::start();
-    let mut conn = db.pool.acquire().await.map_err(|e| before(db_err(e)))?;
+    let mut conn = db.conns.get().await.map_err(|e| before(db_err(e)))?;
     phases.mark(Phase::Acquire);
     let mut tx = batch::begin_on(&mut conn, relaxed).await.map_err(|e| before(db_err(e)))?;
     phases.mark(Phase::Begin);
@@ -317,6 +317,7 @@ async fn commit_group(db: &Db, channel: &str, batches: &[&Batch]) -> Result<Vec<
     crate::ends::distribute(ended, batches.iter().copied(), &mut records);
     phases.mark(Phase::After);
     phases.report(batches.len());
+    conn.done();
     Ok(records)
 }
 

@@ -53,8 +53,11 @@
 //! idle for 10 ms or more (one that was in use a moment ago is not: under load the check would cost
 //! every operation a round trip), so a restarted server or a killed backend costs a reconnection rather
 //! than an error (reads of the log are also retried if their connection dies mid-query). An operation
-//! waits up to 30 s for a free connection. Each store also holds one listening connection once
-//! something subscribes.
+//! waits up to 30 s for a free connection; waiting operations get one in the order they asked. A
+//! connection whose work ended cleanly (no error, no transaction left open) goes straight to the next
+//! operation, without the test sqlx's pool makes of every connection given back to it (a round trip):
+//! at 500 tasks/s this took a fifth off the PostgreSQL dispatch latencies (see `conns.rs`). Each store
+//! also holds one listening connection once something subscribes.
 //!
 //! ## Migrations
 //!
@@ -178,6 +181,7 @@ mod agent_runs;
 mod batch;
 mod budget_runs;
 mod config;
+mod conns;
 mod ends;
 mod events;
 mod graphs;
@@ -338,7 +342,10 @@ impl PgStore {
                 })
             })
             .connect_lazy_with(cfg.connect.clone());
-        let db = Db { pool, s: schema::quoted(&cfg.schema) };
+        let db = Db {
+            conns: Arc::new(conns::Conns::new(pool, cfg.pool_size, ACQUIRE_TIMEOUT)),
+            s: schema::quoted(&cfg.schema),
+        };
         let app = cfg.connect.get_application_name().unwrap_or("orch").to_string();
         let listen_options = cfg.connect.clone().application_name(&format!("{app} listener"));
         let channel = channel_name(&cfg.schema);
@@ -375,8 +382,10 @@ impl PgStore {
     pub async fn end_finished_graphs(&self) -> StoreResult<Vec<EventRecord>> {
         let inner = self.inner.clone();
         let records = to_completion(async move {
-            let mut conn = inner.db.pool.acquire().await.map_err(sql::db_err)?;
-            ends::end_graphs(&inner.db, &mut conn, &inner.channel, None).await
+            let mut conn = inner.db.conns.get().await.map_err(sql::db_err)?;
+            let ended = ends::end_graphs(&inner.db, &mut conn, &inner.channel, None).await?;
+            conn.done();
+            Ok(ended)
         })
         .await?;
         if let Some(last) = records.last() {
@@ -389,7 +398,8 @@ impl PgStore {
     /// clones) cannot be used afterwards. Dropping the last clone closes everything without waiting.
     pub async fn close(&self) {
         self.inner.live.stop();
-        self.inner.db.pool.close().await;
+        self.inner.db.conns.close();
+        self.inner.db.conns.pool().close().await;
     }
 }
 

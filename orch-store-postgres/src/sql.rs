@@ -10,13 +10,14 @@ use orch_core::wire::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx_postgres::PgConnection;
 
 /// The pool and the quoted schema name every statement is written against.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Db {
-    pub pool: PgPool,
+    /// The pool's connections, those kept apart after clean work first.
+    pub conns: std::sync::Arc<crate::conns::Conns>,
     /// `"schema"`.
     pub s: String,
 }
@@ -233,7 +234,7 @@ pub(crate) async fn create_orchestrator(db: &Db, conn: &mut PgConnection, o: &Or
 pub(crate) async fn get_orchestrator(db: &Db, id: Id) -> StoreResult<Option<Orchestrator>> {
     let row = sqlx::query(&db.sql(&format!("SELECT {ORCH_VIEW} WHERE o.id = $1")))
         .bind(id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(db)
         .await
         .map_err(db_err)?;
     row.as_ref().map(orchestrator_row).transpose()
@@ -244,7 +245,7 @@ pub(crate) async fn list_orchestrators(db: &Db, include_archived: bool) -> Store
         &db.sql(&format!("SELECT {ORCH_VIEW} WHERE $1 OR NOT o.archived ORDER BY o.created_at DESC, o.id DESC")),
     )
     .bind(include_archived)
-    .fetch_all(&db.pool)
+    .fetch_all(db)
     .await
     .map_err(db_err)?;
     rows.iter().map(orchestrator_row).collect()
@@ -313,7 +314,7 @@ fn agent_row(row: &PgRow) -> StoreResult<Agent> {
 pub(crate) async fn get_agent(db: &Db, id: Id) -> StoreResult<Option<Agent>> {
     let row = sqlx::query(&db.sql(&format!("SELECT {AGENT_COLS} FROM {{S}}.agents WHERE id = $1")))
         .bind(id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(db)
         .await
         .map_err(db_err)?;
     row.as_ref().map(agent_row).transpose()
@@ -327,7 +328,7 @@ pub(crate) async fn find_agent(db: &Db, orchestrator_id: Option<Id>, name: &str)
     )))
     .bind(orchestrator_id.map(|id| id.hyphenated().to_string()).unwrap_or_default())
     .bind(name)
-    .fetch_optional(&db.pool)
+    .fetch_optional(db)
     .await
     .map_err(db_err)?;
     row.as_ref().map(agent_row).transpose()
@@ -342,7 +343,7 @@ pub(crate) async fn list_agents(db: &Db, filter: &AgentFilter) -> StoreResult<Ve
     let rows = sqlx::query(&db.sql(&sql))
         .bind(filter.orchestrator_id)
         .bind(filter.include_archived)
-        .fetch_all(&db.pool)
+        .fetch_all(db)
         .await
         .map_err(db_err)?;
     rows.iter().map(agent_row).collect()
@@ -351,7 +352,7 @@ pub(crate) async fn list_agents(db: &Db, filter: &AgentFilter) -> StoreResult<Ve
 pub(crate) async fn load_executor_state(db: &Db, agent_id: Id) -> StoreResult<Option<serde_json::Value>> {
     let row = sqlx::query(&db.sql("SELECT state::text FROM {S}.agents WHERE id = $1"))
         .bind(agent_id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(db)
         .await
         .map_err(db_err)?;
     Ok(row.as_ref().map(|r| get_opt_json(r, 0, "agent state")).transpose()?.flatten())
@@ -440,7 +441,7 @@ pub(crate) async fn list_prompts(db: &Db, agent_id: Id) -> StoreResult<Vec<Promp
          WHERE agent_id = $1 ORDER BY created_at, ord",
     ))
     .bind(agent_id)
-    .fetch_all(&db.pool)
+    .fetch_all(db)
     .await
     .map_err(db_err)?;
     rows.iter()
@@ -488,7 +489,7 @@ pub(crate) async fn list_chat(db: &Db, orchestrator_id: Id, limit: usize) -> Sto
     ))
     .bind(orchestrator_id)
     .bind(limit_param(limit))
-    .fetch_all(&db.pool)
+    .fetch_all(db)
     .await
     .map_err(db_err)?;
     rows.iter()
@@ -541,7 +542,7 @@ pub(crate) async fn list_system_logs(db: &Db, q: &SystemLogQuery) -> StoreResult
         .bind(q.message_contains.as_ref().map(|s| s.to_lowercase()))
         .bind(limit_param(q.limit))
         .bind(limit_param(q.offset))
-        .fetch_all(&db.pool)
+        .fetch_all(db)
         .await
         .map_err(db_err)?;
     rows.iter()
@@ -640,7 +641,7 @@ pub(crate) async fn upsert_workflow(db: &Db, conn: &mut PgConnection, w: &Workfl
 pub(crate) async fn get_workflow(db: &Db, id: Id) -> StoreResult<Option<WorkflowRecord>> {
     let row = sqlx::query(&db.sql(&format!("SELECT {WORKFLOW_COLS} FROM {{S}}.workflows WHERE id = $1")))
         .bind(id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(db)
         .await
         .map_err(db_err)?;
     row.as_ref().map(workflow_row).transpose()
@@ -658,7 +659,7 @@ pub(crate) async fn list_workflows(
     let rows = sqlx::query(&db.sql(&sql))
         .bind(orchestrator_id)
         .bind(limit_param(limit))
-        .fetch_all(&db.pool)
+        .fetch_all(db)
         .await
         .map_err(db_err)?;
     rows.iter().map(workflow_row).collect()

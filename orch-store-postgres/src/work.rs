@@ -400,7 +400,7 @@ pub(crate) async fn list_workers(db: &Db) -> StoreResult<Vec<WorkerInfo>> {
         "SELECT id, host, pid, concurrency, started_at, heartbeat_at, role FROM {S}.workers \
          ORDER BY heartbeat_at DESC, id",
     ))
-    .fetch_all(&db.pool)
+    .fetch_all(db)
     .await
     .map_err(db_err)?;
     rows.iter().map(worker_row).collect()
@@ -555,7 +555,7 @@ pub(crate) async fn budget(db: &Db, day: &str, month: &str) -> StoreResult<Budge
         ))
         .bind(format!("day:{day}"))
         .bind(format!("month:{month}"))
-        .fetch_one(&db.pool)
+        .fetch_one(db)
         .await
         .map_err(db_err)?;
         ((row.0, row.1, row.2), (row.3, row.4, row.5))
