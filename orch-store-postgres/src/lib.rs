@@ -195,8 +195,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orch_core::store::{
-    AgentFilter, Batch, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery, Wakeup,
-    follow_log, follow_log_matching,
+    AgentFilter, Batch, EventQuery, EventStream, KnownSeq, Store, StoreError, StoreResult, StoreStatus, SystemLogQuery,
+    Wakeup, follow_log, follow_log_matching_known,
 };
 use orch_core::wire::{
     Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Plan, Prompt, SystemLog, Task, TaskGraph,
@@ -579,11 +579,15 @@ impl Store for PgStore {
         follow_log(Arc::new(self.clone()), since, self.wakeup(|live| &live.last, None))
     }
 
-    /// Reads only the matching events ([`follow_log_matching`], through the `type` index when the
-    /// filter names types), and wakes on what the listening connection hears (notifications, the
-    /// counter's poll), at most once per 10 ms: not on each of this store's commits, of which
-    /// a busy process makes hundreds a second.
+    /// Reads only the matching events ([`follow_log_matching_known`], through the `type` index when
+    /// the filter names types), and wakes on what the listening connection hears (notifications, the
+    /// counter's poll), at most once per 10 ms: not on each of this store's commits, of which a busy
+    /// process makes hundreds a second. A pass reads up to the seq it heard, without reading the
+    /// counter first.
     fn subscribe_foreign(&self, since: u64, filter: EventQuery) -> EventStream {
-        follow_log_matching(Arc::new(self.clone()), since, self.wakeup(|live| &live.heard, Some(FOREIGN_GAP)), filter)
+        let inner = self.inner.clone();
+        let heard: KnownSeq = Arc::new(move || *inner.live.heard.borrow());
+        let wakeup = self.wakeup(|live| &live.heard, Some(FOREIGN_GAP));
+        follow_log_matching_known(Arc::new(self.clone()), since, wakeup, filter, heard)
     }
 }

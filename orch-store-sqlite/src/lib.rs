@@ -70,8 +70,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orch_core::store::{
-    AgentFilter, Batch, Durability, EventQuery, EventStream, Store, StoreError, StoreResult, StoreStatus,
-    SystemLogQuery, Wakeup, follow_log, follow_log_matching,
+    AgentFilter, Batch, Durability, EventQuery, EventStream, KnownSeq, Store, StoreError, StoreResult, StoreStatus,
+    SystemLogQuery, Wakeup, follow_log, follow_log_matching_known,
 };
 use orch_core::wire::{
     Agent, ChatMessage, EventRecord, Id, Message, Orchestrator, Plan, Prompt, SystemLog, Task, TaskGraph,
@@ -674,7 +674,9 @@ impl Store for SqliteStore {
                     let _ = rx.wait_for(|&last| last > seen).await;
                 })
             });
-            return follow_log_matching(Arc::new(self.clone()), since, wakeup, filter);
+            let known = self.inner.last_seq.clone();
+            let known: KnownSeq = Arc::new(move || *known.borrow());
+            return follow_log_matching_known(Arc::new(self.clone()), since, wakeup, filter, known);
         }
         self.ensure_poller();
         let polled = self.inner.polled_seq.clone();
@@ -685,7 +687,10 @@ impl Store for SqliteStore {
                 let _ = rx.wait_for(|&last| last > seen).await;
             })
         });
-        follow_log_matching(Arc::new(self.clone()), since, wakeup, filter)
+        // The poller's seq was read from the file: committed, so a pass reads up to it without asking.
+        let known = self.inner.polled_seq.clone();
+        let known: KnownSeq = Arc::new(move || *known.borrow());
+        follow_log_matching_known(Arc::new(self.clone()), since, wakeup, filter, known)
     }
 
     fn local_files(&self) -> Vec<PathBuf> {

@@ -13,7 +13,7 @@ pub mod testkit;
 mod writes;
 
 pub use batch::{Batch, Change, Durability, SavedState, start_claimed};
-pub use follow::{Wakeup, follow_log, follow_log_matching};
+pub use follow::{KnownSeq, Wakeup, follow_log, follow_log_matching, follow_log_matching_known};
 pub use memory::MemoryStore;
 
 use async_trait::async_trait;
