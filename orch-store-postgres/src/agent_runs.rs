@@ -308,61 +308,57 @@ pub(crate) async fn swap_all(db: &Db, conn: &mut PgConnection, swaps: &[Swap<'_>
 /// Creates agents in one statement, in order; a live agent's name taken (by another agent or one of
 /// these) fails the change of the agent whose name it is (the first of the run when unknown).
 pub(crate) async fn create_agents(db: &Db, conn: &mut PgConnection, agents: &[&Agent]) -> Result<(), RunError> {
-    let mut c = AgentRows::default();
-    for (i, a) in agents.iter().enumerate() {
-        c.push(a).map_err(|e| (i, e))?;
-    }
-    let res = sqlx::query(&db.sql(
-        "INSERT INTO {S}.agents (id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, \
-         role, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_cost_usd, \
-         metadata, workflow_id, workflow_step, archived, created_at, updated_at, run_lease, template_name, \
-         template_color, tools, context_used, context_window, compact_at, parent_id) \
-         SELECT u.id, u.orchestrator_id, u.name, u.model, u.system_prompt, u.working_dir, u.status, u.session_id, \
-         u.role, u.t0, u.t1, u.t2, u.t3, u.cost, u.metadata::jsonb, u.workflow_id, u.workflow_step, u.archived, \
-         u.created_at, u.updated_at, u.run_lease::jsonb, u.template_name, u.template_color, u.tools::jsonb, \
-         u.context_used, u.context_window, u.compact_at, u.parent_id \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-         $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::float8[], \
-         $15::text[], $16::uuid[], $17::text[], $18::bool[], $19::timestamptz[], $20::timestamptz[], $21::text[], \
-         $22::text[], $23::text[], $24::text[], $25::bigint[], $26::bigint[], $27::float8[], $28::uuid[]) \
-         WITH ORDINALITY AS u(id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, \
-         role, t0, t1, t2, t3, cost, metadata, workflow_id, workflow_step, archived, created_at, updated_at, \
-         run_lease, template_name, template_color, tools, context_used, context_window, compact_at, parent_id, ord) \
-         ORDER BY u.ord",
-    ))
-    .bind(&c.id)
-    .bind(&c.orchestrator_id)
-    .bind(&c.name)
-    .bind(&c.model)
-    .bind(&c.system_prompt)
-    .bind(&c.working_dir)
-    .bind(&c.status)
-    .bind(&c.session_id)
-    .bind(&c.role)
-    .bind(&c.tokens[0])
-    .bind(&c.tokens[1])
-    .bind(&c.tokens[2])
-    .bind(&c.tokens[3])
-    .bind(&c.cost)
-    .bind(&c.metadata)
-    .bind(&c.workflow_id)
-    .bind(&c.workflow_step)
-    .bind(&c.archived)
-    .bind(&c.created_at)
-    .bind(&c.updated_at)
-    .bind(&c.run_lease)
-    .bind(&c.template_name)
-    .bind(&c.template_color)
-    .bind(&c.tools)
-    .bind(&c.context_used)
-    .bind(&c.context_window)
-    .bind(&c.compact_at)
-    .bind(&c.parent_id)
-    .execute(&mut *conn)
-    .await;
-    match res {
+    let rows = AgentRows::of(agents)?;
+    let sql = db.sql(INSERT_AGENTS);
+    match rows.bind(sqlx::query(&sql)).execute(&mut *conn).await {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.constraint() == Some("agents_live_name") => {
+        Err(e) => Err(agents_error(e, agents)),
+    }
+}
+
+/// Creates agents and writes the progress of the tasks whose attempts they run, in one statement
+/// (a claim's attempts started in its commit): [`create_agents`] then
+/// [`write_progress`](crate::graphs::write_progress). On failure, why (a name taken, a task fenced or
+/// missing).
+pub(crate) async fn create_agents_for(
+    db: &Db,
+    conn: &mut PgConnection,
+    agents: &[&Agent],
+    tasks: &[(&orch_core::wire::Task, Option<u32>)],
+) -> Result<(), StoreError> {
+    let rows = AgentRows::of(agents).map_err(|(_, e)| e)?;
+    let progress = crate::graphs::Progress::of(tasks)?;
+    let sql = db.sql(&format!("WITH a AS ({INSERT_AGENTS} RETURNING 1) {}", crate::graphs::Progress::update(29)));
+    let written = match progress.bind(rows.bind(sqlx::query(&sql))).fetch_all(&mut *conn).await {
+        Ok(rows) => rows,
+        Err(e) => return Err(agents_error(e, agents).1),
+    };
+    crate::graphs::check_written(db, conn, tasks, &written).await.map_err(|(_, e)| e)
+}
+
+/// The insert of [`AgentRows`], parameters `$1`…`$28`.
+const INSERT_AGENTS: &str = "INSERT INTO {S}.agents (id, orchestrator_id, name, model, system_prompt, working_dir, \
+     status, session_id, role, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, \
+     total_cost_usd, metadata, workflow_id, workflow_step, archived, created_at, updated_at, run_lease, \
+     template_name, template_color, tools, context_used, context_window, compact_at, parent_id) \
+     SELECT u.id, u.orchestrator_id, u.name, u.model, u.system_prompt, u.working_dir, u.status, u.session_id, \
+     u.role, u.t0, u.t1, u.t2, u.t3, u.cost, u.metadata::jsonb, u.workflow_id, u.workflow_step, u.archived, \
+     u.created_at, u.updated_at, u.run_lease::jsonb, u.template_name, u.template_color, u.tools::jsonb, \
+     u.context_used, u.context_window, u.compact_at, u.parent_id \
+     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::float8[], \
+     $15::text[], $16::uuid[], $17::text[], $18::bool[], $19::timestamptz[], $20::timestamptz[], $21::text[], \
+     $22::text[], $23::text[], $24::text[], $25::bigint[], $26::bigint[], $27::float8[], $28::uuid[]) \
+     WITH ORDINALITY AS u(id, orchestrator_id, name, model, system_prompt, working_dir, status, session_id, \
+     role, t0, t1, t2, t3, cost, metadata, workflow_id, workflow_step, archived, created_at, updated_at, \
+     run_lease, template_name, template_color, tools, context_used, context_window, compact_at, parent_id, ord) \
+     ORDER BY u.ord";
+
+/// Why inserting `agents` failed: a live agent's name taken fails the agent whose name it is (the
+/// first when the detail does not say).
+fn agents_error(e: sqlx::Error, agents: &[&Agent]) -> (usize, StoreError) {
+    match e {
+        sqlx::Error::Database(e) if e.constraint() == Some("agents_live_name") => {
             // The detail names the key: `Key (COALESCE(…), name)=(…, NAME) already exists.`
             let detail = e
                 .try_downcast_ref::<sqlx_postgres::PgDatabaseError>()
@@ -370,9 +366,9 @@ pub(crate) async fn create_agents(db: &Db, conn: &mut PgConnection, agents: &[&A
                 .map(str::to_string)
                 .unwrap_or_default();
             let i = agents.iter().position(|a| detail.contains(&format!(", {})", a.name))).unwrap_or(0);
-            Err((i, StoreError::NameTaken { name: agents.get(i).map(|a| a.name.clone()).unwrap_or_default() }))
+            (i, StoreError::NameTaken { name: agents.get(i).map(|a| a.name.clone()).unwrap_or_default() })
         }
-        Err(e) => Err((0, db_err(e))),
+        e => (0, db_err(e)),
     }
 }
 
@@ -407,6 +403,50 @@ struct AgentRows {
 }
 
 impl AgentRows {
+    fn of(agents: &[&Agent]) -> Result<Self, RunError> {
+        let mut rows = AgentRows::default();
+        for (i, a) in agents.iter().enumerate() {
+            rows.push(a).map_err(|e| (i, e))?;
+        }
+        Ok(rows)
+    }
+
+    /// Binds `$1`…`$28` of [`INSERT_AGENTS`].
+    fn bind<'q>(
+        &'q self,
+        query: sqlx_core::query::Query<'q, sqlx::Postgres, sqlx_postgres::PgArguments>,
+    ) -> sqlx_core::query::Query<'q, sqlx::Postgres, sqlx_postgres::PgArguments> {
+        query
+            .bind(&self.id)
+            .bind(&self.orchestrator_id)
+            .bind(&self.name)
+            .bind(&self.model)
+            .bind(&self.system_prompt)
+            .bind(&self.working_dir)
+            .bind(&self.status)
+            .bind(&self.session_id)
+            .bind(&self.role)
+            .bind(&self.tokens[0])
+            .bind(&self.tokens[1])
+            .bind(&self.tokens[2])
+            .bind(&self.tokens[3])
+            .bind(&self.cost)
+            .bind(&self.metadata)
+            .bind(&self.workflow_id)
+            .bind(&self.workflow_step)
+            .bind(&self.archived)
+            .bind(&self.created_at)
+            .bind(&self.updated_at)
+            .bind(&self.run_lease)
+            .bind(&self.template_name)
+            .bind(&self.template_color)
+            .bind(&self.tools)
+            .bind(&self.context_used)
+            .bind(&self.context_window)
+            .bind(&self.compact_at)
+            .bind(&self.parent_id)
+    }
+
     fn push(&mut self, a: &Agent) -> Result<(), StoreError> {
         let tokens = usage_params(&a.usage)?;
         self.id.push(a.id);

@@ -536,43 +536,75 @@ pub(crate) async fn write_progress(
     conn: &mut PgConnection,
     tasks: &[(&Task, Option<u32>)],
 ) -> Result<(), (usize, StoreError)> {
-    let at0 = |e: StoreError| (0, e);
-    let (mut ids, mut fences, mut progress) = (Vec::new(), Vec::new(), ProgressColumns::default());
-    for (t, fence) in tasks {
-        ids.push(t.id);
-        fences.push(fence.map(i64::from));
-        progress.push(t).map_err(at0)?;
+    let progress = Progress::of(tasks).map_err(|e| (0, e))?;
+    let sql = db.sql(&Progress::update(1));
+    let rows = progress.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await.map_err(|e| (0, db_err(e)))?;
+    check_written(db, conn, tasks, &rows).await
+}
+
+/// The fenced update of [`write_progress`], to be run by one statement with another's parameters
+/// before its own.
+pub(crate) struct Progress {
+    ids: Vec<Id>,
+    fences: Vec<Option<i64>>,
+    columns: ProgressColumns,
+}
+
+impl Progress {
+    pub(crate) fn of(tasks: &[(&Task, Option<u32>)]) -> StoreResult<Self> {
+        let mut p = Progress { ids: Vec::new(), fences: Vec::new(), columns: ProgressColumns::default() };
+        for (t, fence) in tasks {
+            p.ids.push(t.id);
+            p.fences.push(fence.map(i64::from));
+            p.columns.push(t)?;
+        }
+        Ok(p)
     }
-    let sql = db.sql(&format!(
-        "UPDATE {{S}}.tasks t SET status = u.status, attempt = u.attempt, model = u.model, \
-         claimed_by = u.claimed_by, lease_until = u.lease_until, not_before = u.not_before, \
-         agent_id = u.agent_id, cost_usd = u.cost_usd, output = u.output, error = u.error, \
-         updated_at = u.updated_at, started_at = u.started_at, completed_at = u.completed_at, \
-         failures = u.failures, checkpoint = u.checkpoint, guidance = u.guidance::jsonb, \
-         knowledge = u.knowledge::jsonb \
-         FROM UNNEST($1::uuid[], $2::bigint[], {}) AS u(id, fence, {}) \
-         WHERE t.id = u.id AND (u.fence IS NULL OR t.attempt = u.fence) RETURNING t.id",
-        ProgressColumns::params(3),
-        ProgressColumns::NAMES,
-    ));
-    let written: Vec<Id> = progress
-        .bind(sqlx::query(&sql).bind(&ids).bind(&fences))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| at0(db_err(e)))?
-        .iter()
-        .map(|row| get(row, 0))
-        .collect::<StoreResult<_>>()
-        .map_err(at0)?;
+
+    /// The `UPDATE` (returning the ids written), its parameters numbered from `$first`.
+    pub(crate) fn update(first: usize) -> String {
+        format!(
+            "UPDATE {{S}}.tasks t SET status = u.status, attempt = u.attempt, model = u.model, \
+             claimed_by = u.claimed_by, lease_until = u.lease_until, not_before = u.not_before, \
+             agent_id = u.agent_id, cost_usd = u.cost_usd, output = u.output, error = u.error, \
+             updated_at = u.updated_at, started_at = u.started_at, completed_at = u.completed_at, \
+             failures = u.failures, checkpoint = u.checkpoint, guidance = u.guidance::jsonb, \
+             knowledge = u.knowledge::jsonb \
+             FROM UNNEST(${}::uuid[], ${}::bigint[], {}) AS u(id, fence, {}) \
+             WHERE t.id = u.id AND (u.fence IS NULL OR t.attempt = u.fence) RETURNING t.id",
+            first,
+            first + 1,
+            ProgressColumns::params(first + 2),
+            ProgressColumns::NAMES,
+        )
+    }
+
+    /// Binds the parameters of [`Progress::update`] after those `query` has.
+    pub(crate) fn bind<'q>(
+        &'q self,
+        query: sqlx_core::query::Query<'q, sqlx::Postgres, sqlx_postgres::PgArguments>,
+    ) -> sqlx_core::query::Query<'q, sqlx::Postgres, sqlx_postgres::PgArguments> {
+        self.columns.bind(query.bind(&self.ids).bind(&self.fences))
+    }
+}
+
+/// Whether the rows [`Progress::update`] returned are all of `tasks`; if not, the index of the first
+/// missing and why (the error [`update_task`] gives).
+pub(crate) async fn check_written(
+    db: &Db,
+    conn: &mut PgConnection,
+    tasks: &[(&Task, Option<u32>)],
+    rows: &[PgRow],
+) -> Result<(), (usize, StoreError)> {
+    let written: Vec<Id> = rows.iter().map(|row| get(row, 0)).collect::<StoreResult<_>>().map_err(|e| (0, e))?;
     if written.len() == tasks.len() {
         return Ok(());
     }
-    // Which one was not written, and why (the error update_task gives).
     let (i, (t, fence)) = tasks
         .iter()
         .enumerate()
         .find(|(_, (t, _))| !written.contains(&t.id))
-        .ok_or_else(|| at0(StoreError::Backend("a task was written twice in one statement".into())))?;
+        .ok_or_else(|| (0, StoreError::Backend("a task was written twice in one statement".into())))?;
     let found: Option<i64> = sqlx::query_scalar(&db.sql("SELECT attempt FROM {S}.tasks WHERE id = $1"))
         .bind(t.id)
         .fetch_optional(&mut *conn)

@@ -114,9 +114,8 @@ pub(crate) async fn claim_tasks(db: &Db, conn: &mut PgConnection, c: &TaskClaim)
     let (agents, tasks, events) = orch_core::store::start_claimed(start, claimed);
     if !agents.is_empty() {
         let list: Vec<&orch_core::wire::Agent> = agents.iter().collect();
-        crate::agent_runs::create_agents(db, conn, &list).await.map_err(|(_, e)| e)?;
         let fenced: Vec<(&Task, Option<u32>)> = tasks.iter().map(|t| (t, Some(t.attempt))).collect();
-        crate::graphs::write_progress(db, conn, &fenced).await.map_err(|(_, e)| e)?;
+        crate::agent_runs::create_agents_for(db, conn, &list, &fenced).await?;
     }
     Ok(events)
 }
