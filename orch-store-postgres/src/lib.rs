@@ -56,7 +56,7 @@
 //! waits up to 30 s for a free connection; waiting operations get one in the order they asked. A
 //! connection whose work ended cleanly (no error, no transaction left open) goes straight to the next
 //! operation, without the test sqlx's pool makes of every connection given back to it (a round trip):
-//! at 500 tasks/s this took a fifth off the PostgreSQL dispatch latencies (see `conns.rs`). Each store
+//! at 500 tasks/s this took about a quarter off the dispatch latencies (see `conns.rs`). Each store
 //! also holds one listening connection once something subscribes.
 //!
 //! ## Migrations
