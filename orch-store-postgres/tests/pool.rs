@@ -33,17 +33,24 @@ async fn backends(admin: &mut sqlx::PgConnection, app: &str) -> (i64, i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
 async fn callers_beyond_the_pool_size_all_get_a_connection_and_closing_gives_each_back() {
+    for size in [1, 2] {
+        callers_beyond(size).await;
+    }
+}
+
+/// 60 callers against a pool of `size`.
+async fn callers_beyond(size: u32) {
     let url = support::server();
     let schema = support::fresh_schema();
     let _guard = support::SchemaGuard::new(&url, &schema);
     let app = format!("orch-pool-{}", &schema[7..19]);
     let store_url = support::with_param(&url, &format!("application_name={app}"));
     let store = Arc::new(
-        PgStore::connect_with(&store_url, PgOptions { schema: Some(schema), pool_size: Some(2) }).await.unwrap(),
+        PgStore::connect_with(&store_url, PgOptions { schema: Some(schema), pool_size: Some(size) }).await.unwrap(),
     );
     let mut admin = support::admin(&url).await;
 
-    // 60 callers at once, each a write and two reads, against a pool of 2. A caller waiting for a
+    // 60 callers at once, each a write and two reads, against a small pool. A caller waiting for a
     // connection must get one handed on by another caller, not wait for the pool's 30 s timeout.
     let callers: Vec<_> = (0..60)
         .map(|i| {
@@ -72,7 +79,7 @@ async fn callers_beyond_the_pool_size_all_get_a_connection_and_closing_gives_eac
     assert_eq!(store.read_events(&EventQuery::default()).await.unwrap().len(), 60);
 
     let (open, in_tx) = backends(&mut admin, &app).await;
-    assert!((1..=2).contains(&open), "the store holds {open} connections with a pool of 2");
+    assert!((1..=i64::from(size)).contains(&open), "the store holds {open} connections with a pool of {size}");
     assert_eq!(in_tx, 0, "no connection is left in a transaction");
 
     // Closing waits for every connection the store has, those handed from caller to caller included.
