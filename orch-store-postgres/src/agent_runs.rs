@@ -328,7 +328,8 @@ pub(crate) async fn create_agents_for(
 ) -> Result<(), StoreError> {
     let rows = AgentRows::of(agents).map_err(|(_, e)| e)?;
     let progress = crate::graphs::Progress::of(tasks)?;
-    let sql = db.sql(&format!("WITH a AS ({INSERT_AGENTS} RETURNING 1) {}", crate::graphs::Progress::update(29)));
+    let update = crate::graphs::Progress::update(AGENT_PARAMS + 1);
+    let sql = db.sql(&format!("WITH a AS ({INSERT_AGENTS} RETURNING 1) {update}"));
     let written = match progress.bind(rows.bind(sqlx::query(&sql))).fetch_all(&mut *conn).await {
         Ok(rows) => rows,
         Err(e) => return Err(agents_error(e, agents).1),
@@ -336,7 +337,10 @@ pub(crate) async fn create_agents_for(
     crate::graphs::check_written(db, conn, tasks, &written).await.map_err(|(_, e)| e)
 }
 
-/// The insert of [`AgentRows`], parameters `$1`…`$28`.
+/// How many parameters [`INSERT_AGENTS`] takes.
+const AGENT_PARAMS: usize = 28;
+
+/// The insert of [`AgentRows`], parameters `$1`…`$28` ([`AGENT_PARAMS`]).
 const INSERT_AGENTS: &str = "INSERT INTO {S}.agents (id, orchestrator_id, name, model, system_prompt, working_dir, \
      status, session_id, role, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, \
      total_cost_usd, metadata, workflow_id, workflow_step, archived, created_at, updated_at, run_lease, \

@@ -65,10 +65,11 @@ struct Parked {
 }
 
 impl Conns {
-    /// `size` connections of `pool` at once at most, each waited for up to `timeout`.
-    pub(crate) fn new(pool: PgPool, size: u32, timeout: Duration) -> Self {
-        let permits = tokio::sync::Semaphore::new(usize::try_from(size).unwrap_or(1).max(1));
-        Self { pool, permits, timeout, state: Mutex::new(State::default()) }
+    /// As many connections of `pool` at once as it holds, each waited for as long as it would wait.
+    pub(crate) fn new(pool: PgPool) -> Self {
+        let size = usize::try_from(pool.options().get_max_connections()).unwrap_or(1).max(1);
+        let timeout = pool.options().get_acquire_timeout();
+        Self { pool, permits: tokio::sync::Semaphore::new(size), timeout, state: Mutex::new(State::default()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -342,10 +342,7 @@ impl PgStore {
                 })
             })
             .connect_lazy_with(cfg.connect.clone());
-        let db = Db {
-            conns: Arc::new(conns::Conns::new(pool, cfg.pool_size, ACQUIRE_TIMEOUT)),
-            s: schema::quoted(&cfg.schema),
-        };
+        let db = Db { conns: Arc::new(conns::Conns::new(pool)), s: schema::quoted(&cfg.schema) };
         let app = cfg.connect.get_application_name().unwrap_or("orch").to_string();
         let listen_options = cfg.connect.clone().application_name(&format!("{app} listener"));
         let channel = channel_name(&cfg.schema);

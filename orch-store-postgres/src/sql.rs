@@ -13,7 +13,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx_postgres::PgConnection;
 
-/// The pool and the quoted schema name every statement is written against.
+/// The store's connections and the quoted schema name every statement is written against.
 #[derive(Clone, Debug)]
 pub(crate) struct Db {
     /// The pool's connections, those kept apart after clean work first.

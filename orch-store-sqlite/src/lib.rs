@@ -666,30 +666,23 @@ impl Store for SqliteStore {
     }
 
     fn subscribe_foreign(&self, since: u64, filter: EventQuery) -> EventStream {
-        if self.inner.path.is_none() {
-            let last_seq = self.inner.last_seq.clone();
-            let wakeup: Wakeup = Arc::new(move |seen| {
-                let mut rx = last_seq.subscribe();
-                Box::pin(async move {
-                    let _ = rx.wait_for(|&last| last > seen).await;
-                })
-            });
-            let known = self.inner.last_seq.clone();
-            let known: KnownSeq = Arc::new(move || *known.borrow());
-            return follow_log_matching_known(Arc::new(self.clone()), since, wakeup, filter, known);
-        }
-        self.ensure_poller();
-        let polled = self.inner.polled_seq.clone();
+        // In memory, this store's own commits are all there is; on a file, only the poller's signal: at
+        // most one wake-up per poll, not one per own commit. Either seq is committed, so a pass reads
+        // up to it without asking.
+        let seq = if self.inner.path.is_none() {
+            self.inner.last_seq.clone()
+        } else {
+            self.ensure_poller();
+            self.inner.polled_seq.clone()
+        };
+        let watched = seq.clone();
         let wakeup: Wakeup = Arc::new(move |seen| {
-            let mut rx = polled.subscribe();
+            let mut rx = watched.subscribe();
             Box::pin(async move {
-                // Only the poller's signal: at most one wake-up per poll, not one per own commit.
                 let _ = rx.wait_for(|&last| last > seen).await;
             })
         });
-        // The poller's seq was read from the file: committed, so a pass reads up to it without asking.
-        let known = self.inner.polled_seq.clone();
-        let known: KnownSeq = Arc::new(move || *known.borrow());
+        let known: KnownSeq = Arc::new(move || *seq.borrow());
         follow_log_matching_known(Arc::new(self.clone()), since, wakeup, filter, known)
     }
 
