@@ -109,16 +109,21 @@ impl Conns {
         Ok(Conn { conns: self, conn: Some(conn), out_since: Instant::now(), _permit: permit })
     }
 
-    /// Gives every connection kept apart back to the pool, and keeps none from now on (before the pool
-    /// closes, which waits for every connection out of it).
-    pub(crate) fn close(&self) {
+    /// Closes every connection kept apart, and keeps none from now on (before the pool closes, which
+    /// waits for every connection out of it). Closed here rather than given back: the pool's test of a
+    /// connection given back would race with its closing, which could then miss it and leave it open.
+    pub(crate) async fn close(&self) {
         self.permits.close();
         let idle = {
             let mut state = self.lock();
             state.closed = true;
             std::mem::take(&mut state.idle)
         };
-        drop(idle);
+        for p in idle {
+            if let Err(e) = p.conn.close().await {
+                tracing::debug!(error = %e, "could not close a PostgreSQL connection cleanly");
+            }
+        }
     }
 
     fn park(&self, conn: PoolConnection<Postgres>, out_since: Instant) {

@@ -395,7 +395,7 @@ impl PgStore {
     /// clones) cannot be used afterwards. Dropping the last clone closes everything without waiting.
     pub async fn close(&self) {
         self.inner.live.stop();
-        self.inner.db.conns.close();
+        self.inner.db.conns.close().await;
         self.inner.db.conns.pool().close().await;
     }
 }
