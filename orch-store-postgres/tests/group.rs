@@ -472,7 +472,9 @@ async fn grouped_run_ends_with_their_tasks_claim_children_only_after_their_paren
             .event(EventKeys::default(), Event::Text { text: format!("{i}") })
             .event(EventKeys::default(), Event::TaskUpdated { task })
     };
-    let results = futures::future::join_all(agents.iter().zip(&parents).enumerate().map(|(i, (a, t))| {
+    // The ends come in the reverse order of their tasks: a claim taking the first ready task it finds
+    // would take the child released by a later batch of its group, not its own.
+    let results = futures::future::join_all(agents.iter().zip(parents.iter().rev()).enumerate().map(|(i, (a, t))| {
         let store = store.clone();
         let batch = end(i, a, t);
         async move { store.commit(batch).await }
@@ -499,7 +501,8 @@ async fn grouped_run_ends_with_their_tasks_claim_children_only_after_their_paren
         assert!(mine.len() <= 1, "{i}: {mine:?}");
         claimed_here.extend(mine);
     }
-    assert!(!claimed_here.is_empty(), "the ends claimed children");
+    // Each end's finish released its task's child, which its claim may take whatever the group.
+    assert_eq!(claimed_here.len(), 16, "each end that was not refused claimed a child");
     let ids: BTreeSet<_> = claimed_here.iter().map(|t| t.id).collect();
     assert_eq!(ids.len(), claimed_here.len(), "no task claimed twice");
     // In the log, every claimed child follows the completion of each of its parents.
@@ -511,6 +514,10 @@ async fn grouped_run_ends_with_their_tasks_claim_children_only_after_their_paren
     };
     for child in &claimed_here {
         let started = seq_of(child.id, TaskStatus::Running).unwrap();
+        // Released (made ready) before it was claimed: a claim never takes a child that a later batch
+        // of its group released.
+        let ready = seq_of(child.id, TaskStatus::Ready).unwrap_or_else(|| panic!("{} never ready", child.key));
+        assert!(ready < started, "child {} claimed at {started} before it was released at {ready}", child.key);
         for parent in &child.depends_on {
             let done = seq_of(*parent, TaskStatus::Completed).unwrap_or_else(|| panic!("{} never completed", parent));
             assert!(done < started, "child {} claimed at {started} before its parent completed at {done}", child.key);
