@@ -77,11 +77,6 @@ impl Conns {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The pool.
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// A connection: the most recently kept apart one, or one from the pool.
     pub(crate) async fn get(&self) -> Result<Conn<'_>, sqlx_core::Error> {
         let permit = match tokio::time::timeout(self.timeout, self.permits.acquire()).await {
@@ -109,9 +104,10 @@ impl Conns {
         Ok(Conn { conns: self, conn: Some(conn), out_since: Instant::now(), _permit: permit })
     }
 
-    /// Closes every connection kept apart, and keeps none from now on (before the pool closes, which
-    /// waits for every connection out of it). Closed here rather than given back: the pool's test of a
-    /// connection given back would race with its closing, which could then miss it and leave it open.
+    /// Closes every connection kept apart, and keeps none from now on, then the pool (which waits for
+    /// every connection out of it). Those kept apart are closed here rather than given back: the pool's
+    /// test of a connection given back would race with its closing, which could then miss it and leave
+    /// it open.
     pub(crate) async fn close(&self) {
         self.permits.close();
         let idle = {
@@ -124,6 +120,7 @@ impl Conns {
                 tracing::debug!(error = %e, "could not close a PostgreSQL connection cleanly");
             }
         }
+        self.pool.close().await;
     }
 
     fn park(&self, conn: PoolConnection<Postgres>, out_since: Instant) {

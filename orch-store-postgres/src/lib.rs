@@ -396,7 +396,6 @@ impl PgStore {
     pub async fn close(&self) {
         self.inner.live.stop();
         self.inner.db.conns.close().await;
-        self.inner.db.conns.pool().close().await;
     }
 }
 
