@@ -651,21 +651,31 @@ pub(crate) async fn graph_facts(db: &Db, graph_id: Id) -> StoreResult<Vec<orch_c
 }
 
 /// The tasks of a graph named by key, id or index (see `Store::find_tasks`), by index: through the
-/// graph's unique index of keys, the primary key and the index of positions.
+/// graph's unique index of keys, the primary key and the index of positions. Only the lookups some
+/// name can match are in the statement (most names are keys): a condition over an empty list would
+/// still have to be planned, and was seen planned as a scan of every open task of the graph.
 pub(crate) async fn find_tasks(db: &Db, graph_id: Id, names: &[String]) -> StoreResult<Vec<Task>> {
     let ids: Vec<Id> = names.iter().filter_map(|n| n.parse::<Id>().ok()).collect();
     let positions: Vec<i64> = names.iter().filter_map(|n| n.parse::<u32>().ok()).map(i64::from).collect();
+    let mut lookups = vec!["key = ANY($2::text[])".to_string()];
+    if !ids.is_empty() {
+        lookups.push(format!("id = ANY(${}::uuid[])", lookups.len() + 2));
+    }
+    if !positions.is_empty() {
+        lookups.push(format!("idx = ANY(${}::bigint[])", lookups.len() + 2));
+    }
     let sql = format!(
-        "SELECT {TASK_COLS} FROM {{S}}.tasks WHERE graph_id = $1 \
-         AND (key = ANY($2::text[]) OR id = ANY($3::uuid[]) OR idx = ANY($4::bigint[])) ORDER BY idx, id"
+        "SELECT {TASK_COLS} FROM {{S}}.tasks WHERE graph_id = $1 AND ({}) ORDER BY idx, id",
+        lookups.join(" OR ")
     );
-    let rows = sqlx::query(&db.sql(&sql))
-        .bind(graph_id)
-        .bind(names)
-        .bind(&ids)
-        .bind(&positions)
-        .fetch_all(db)
-        .await
-        .map_err(db_err)?;
+    let sql = db.sql(&sql);
+    let mut query = sqlx::query(&sql).bind(graph_id).bind(names);
+    if !ids.is_empty() {
+        query = query.bind(&ids);
+    }
+    if !positions.is_empty() {
+        query = query.bind(&positions);
+    }
+    let rows = query.fetch_all(db).await.map_err(db_err)?;
     rows.iter().map(task_row).collect()
 }
