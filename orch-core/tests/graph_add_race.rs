@@ -1,7 +1,7 @@
-//! A task added to a running graph while its dependency completes: `add_task` reads the graph, then
-//! another writer completes the dependency (and changes the graph's limit) before `add_task` commits.
-//! Made deterministic by a store that runs that other writer's commit just before the one inserting
-//! the task.
+//! A task added to a running graph while its dependency completes, or while another task is added:
+//! `add_task` reads the graph, then another writer completes the dependency (and changes the graph's
+//! limit), or adds a task, before `add_task` commits. Made deterministic by a store that runs that other
+//! writer's commit just before the one adding the task.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
@@ -18,12 +18,12 @@ use hooked::Hooked;
 /// The batch another writer commits, once.
 type Slot = Arc<Mutex<Option<Batch>>>;
 
-/// A store that commits what the slot holds right before the first batch that inserts tasks.
+/// A store that commits what the slot holds right before the first batch that adds a task.
 fn cut_in() -> (Arc<Hooked>, Slot) {
     let slot: Slot = Arc::default();
     let other = slot.clone();
     let store = Hooked::new(Box::new(move |batch: &Batch| {
-        if batch.changes.iter().any(|c| matches!(c, Change::InsertTasks(_))) {
+        if batch.changes.iter().any(|c| matches!(c, Change::AddTask(_))) {
             other.lock().unwrap().take().into_iter().collect()
         } else {
             Vec::new()
@@ -111,4 +111,40 @@ async fn a_task_added_while_the_last_open_task_completes_is_refused() {
     assert!(refused.to_string().contains("has ended (completed)"), "{refused}");
     let (after, all) = graphs.graph(graph.id).await.unwrap();
     assert_eq!((after.status, after.total_tasks, all.len()), (GraphStatus::Completed, 2, 2), "nothing added");
+}
+
+#[tokio::test]
+async fn tasks_added_at_the_same_time_take_distinct_positions_and_default_keys() {
+    let (store, slot) = cut_in();
+    let (graphs, graph, tasks) = running(&store, r#"[{"id": "a", "title": "A"}, {"id": "b", "title": "B"}]"#).await;
+    // Another client's add, made from the same read of the graph (2 tasks): position 2, no key.
+    let mut rival = tasks[0].clone();
+    rival.id = orch_core::wire::new_id();
+    rival.key = String::new();
+    rival.title = "Rival".into();
+    rival.status = TaskStatus::Ready;
+    rival.attempt = 0;
+    rival.claimed_by = None;
+    rival.completed_at = None;
+    *slot.lock().unwrap() = Some(Batch::new().change(Change::AddTask(Box::new(rival.clone()))));
+
+    let mine = graphs
+        .add_task(graph.id, NewTask { title: "Mine".into(), depends_on: vec!["a".into()], ..NewTask::default() })
+        .await
+        .unwrap();
+    assert!(slot.lock().unwrap().is_none(), "the other add came between read and commit");
+    let rival = store.get_task(rival.id).await.unwrap().unwrap();
+    assert_eq!((rival.index, rival.key.as_str()), (2, "task-3"), "the first committed takes the next position");
+    assert_eq!((mine.index, mine.key.as_str()), (3, "task-4"), "the second the one after, not the same");
+    assert_eq!(store.get_task(mine.id).await.unwrap().as_ref(), Some(&mine), "add_task returns the task as stored");
+    assert_eq!(mine.status, TaskStatus::Ready, "its dependency had completed");
+    let (after, all) = graphs.graph(graph.id).await.unwrap();
+    assert_eq!(after.total_tasks, 4);
+    assert_eq!(all.iter().map(|t| t.index).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    // Each is found by its position.
+    let found = graphs
+        .add_task(graph.id, NewTask { title: "After".into(), depends_on: vec!["3".into()], ..NewTask::default() })
+        .await
+        .unwrap();
+    assert_eq!(found.depends_on, vec![mine.id], "a dependency named by position is the task at it");
 }

@@ -344,6 +344,7 @@ fn graph_ids(c: &Change) -> Vec<Id> {
     match c {
         Change::UpsertGraph(g) => vec![g.id],
         Change::InsertTasks(tasks) => tasks.iter().map(|t| t.graph_id).collect(),
+        Change::AddTask(task) => vec![task.graph_id],
         Change::SetGraphStatus { id, .. } | Change::SetGraphBudget { id, .. } | Change::GrowGraph { id, .. } => {
             vec![*id]
         }
@@ -358,6 +359,7 @@ fn touches_graph(c: &Change) -> bool {
         c,
         Change::UpsertGraph(_)
             | Change::InsertTasks(_)
+            | Change::AddTask(_)
             | Change::UpdateTask { .. }
             | Change::FinishTask { .. }
             | Change::SetGraphStatus { .. }
@@ -475,6 +477,7 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: &Change, generated: &mu
         Change::GrowGraph { id, tasks, waves } => {
             work::grow_graph(db, conn, *id, *tasks, *waves).await.map(|e| generated.extend(e))
         }
+        Change::AddTask(task) => work::add_task(db, conn, task).await.map(|e| generated.extend(e)),
         Change::SetGraphBudget { id, limit_usd } => {
             work::set_graph_budget(db, conn, *id, *limit_usd).await.map(|e| generated.extend(e))
         }

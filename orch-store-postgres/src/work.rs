@@ -295,6 +295,25 @@ pub(crate) async fn grow_graph(
     tasks: u32,
     waves: u32,
 ) -> StoreResult<Vec<NewEvent>> {
+    Ok(vec![graph_event(grown_graph(db, conn, id, tasks, waves).await?)])
+}
+
+/// Adds a task at its graph's next position (see `Change::AddTask`): the graph's row grown by one
+/// (locked until the transaction ends, so concurrent adds take turns) gives the position; returns the
+/// task's `TaskUpdated` event, then the graph's `GraphUpdated`.
+pub(crate) async fn add_task(db: &Db, conn: &mut PgConnection, task: &Task) -> StoreResult<Vec<NewEvent>> {
+    let graph = grown_graph(db, conn, task.graph_id, 1, task.wave).await?;
+    let mut task = task.clone();
+    task.index = graph.total_tasks.saturating_sub(1);
+    if task.key.is_empty() {
+        task.key = Task::default_key(task.index);
+    }
+    crate::graphs::insert_tasks(db, conn, std::slice::from_ref(&task)).await?;
+    Ok(vec![NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(task) }), graph_event(graph)])
+}
+
+/// [`grow_graph`]'s work: the graph's row as grown.
+async fn grown_graph(db: &Db, conn: &mut PgConnection, id: Id, tasks: u32, waves: u32) -> StoreResult<TaskGraph> {
     let row = sqlx::query(&db.sql(&format!(
         "UPDATE {{S}}.task_graphs SET total_tasks = total_tasks + $2, waves = GREATEST(waves, $3), updated_at = $4 \
          WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING {GRAPH_COLS}"
@@ -307,7 +326,7 @@ pub(crate) async fn grow_graph(
     .await
     .map_err(db_err)?;
     if let Some(g) = row.as_ref().map(graph_row).transpose()? {
-        return Ok(vec![graph_event(g)]);
+        return Ok(g);
     }
     let status: Option<String> = sqlx::query_scalar(&db.sql("SELECT status FROM {S}.task_graphs WHERE id = $1"))
         .bind(id)

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::validate::{Problem, Problems, default_key, estimate_problems, label, revalidate};
+use super::validate::{Problem, Problems, estimate_problems, label, revalidate};
 use super::waves::{plan_waves, wave_after};
 use super::{GraphError, ReadPlan};
 use crate::store::{Batch, Change, Store};
@@ -250,15 +250,15 @@ impl TaskGraphs {
         if graph.status.is_final() {
             return Err(GraphError::GraphEnded { id: graph_id, status: graph.status.as_str() });
         }
-        // Tasks are numbered from 0 and never removed: the next index is the count.
-        let index = graph.total_tasks;
-        let key = match new.key.trim() {
-            "" => default_key(usize::try_from(index).unwrap_or(usize::MAX)),
-            k => k.to_string(),
-        };
+        // Its position is the graph's count when the store adds it (tasks added at the same time get
+        // distinct ones), and so is the default key, `task-N`: empty until then.
+        let key = new.key.trim().to_string();
         let title = new.title.trim().to_string();
-        let me = label(&key, &title);
-        let mut names: Vec<String> = vec![key.clone()];
+        let me = if key.is_empty() { label("the new task", &title) } else { label(&key, &title) };
+        let mut names: Vec<String> = Vec::new();
+        if !key.is_empty() {
+            names.push(key.clone());
+        }
         names.extend(new.depends_on.iter().map(|d| d.trim().to_string()).filter(|d| !d.is_empty() && *d != key));
         let tasks = self.store.find_tasks(graph_id, &names).await?;
         let mut problems = Vec::new();
@@ -314,14 +314,23 @@ impl TaskGraphs {
         };
         let depends_on = deps.iter().map(|t| t.id).collect();
         let wave = wave_after(deps.iter().map(|t| t.wave));
-        let task = new_task(new_id(), graph_id, index, definition, depends_on, wave, ready, at);
-        // Only the counts of the graph's row change (its GraphUpdated event is the row as stored): a
-        // change of its status, limit or spending made since the read above is kept.
-        let batch = Batch::new()
-            .change(Change::GrowGraph { id: graph_id, tasks: 1, waves: task.wave })
-            .change(Change::InsertTasks(vec![task.clone()]))
-            .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) });
-        self.store.commit(batch).await?;
+        let task = new_task(new_id(), graph_id, graph.total_tasks, definition, depends_on, wave, ready, at);
+        // The store sets its position (and default key) and grows the graph's counts only (its
+        // GraphUpdated event is the row as stored): a change of the graph's status, limit or spending
+        // made since the read above is kept. The task as stored is in its TaskUpdated event.
+        let id = task.id;
+        let records = self.store.commit(Batch::new().change(Change::AddTask(Box::new(task)))).await?;
+        let task = records
+            .into_iter()
+            .find_map(|r| match r.event {
+                Event::TaskUpdated { task } if task.id == id => Some(*task),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                GraphError::Store(crate::store::StoreError::Backend(format!(
+                    "the store added task {id} without its TaskUpdated event"
+                )))
+            })?;
         if ready || task.depends_on.is_empty() {
             return Ok(task);
         }

@@ -98,7 +98,7 @@ pub fn label(key: &str, title: &str) -> String {
 
 /// The key of a task without an id: `task-N`, N its position from 1.
 pub fn default_key(index: usize) -> String {
-    format!("task-{}", index + 1)
+    crate::wire::Task::default_key(u32::try_from(index).unwrap_or(u32::MAX))
 }
 
 /// Checks raw tasks and resolves their dependencies to keys. A dependency is matched, in order, to

@@ -208,6 +208,16 @@ pub enum Change {
         /// The waves it has at least.
         waves: u32,
     },
+    /// Adds a task to a graph that has not ended, at the graph's next position: the task's `index` is
+    /// replaced by the number of tasks the graph has when the change is applied (so tasks added at the
+    /// same time, by any process, get distinct positions in the order they commit), and an empty `key`
+    /// by [`Task::default_key`](crate::wire::Task::default_key) of that position. The graph's total
+    /// grows by one and its waves to at least the task's, as [`Change::GrowGraph`] does; the task's
+    /// dependency edges are stored with it. Records a `TaskUpdated` event of the task as stored, then
+    /// a `GraphUpdated` of the graph's row. Fails like `GrowGraph` for an ended or missing graph, and
+    /// with [`StoreError::Duplicate`](super::StoreError::Duplicate) when the graph has a task of its
+    /// key or its id is taken; nothing is written then.
+    AddTask(Box<Task>),
     /// Sets (or with `None` removes) a graph's USD limit, with a `GraphUpdated` event.
     SetGraphBudget {
         /// The graph.

@@ -345,6 +345,11 @@ pub struct Task {
 }
 
 impl Task {
+    /// The key of a task at position `index` (from 0) given none: `task-N`, N its position from 1.
+    pub fn default_key(index: u32) -> String {
+        format!("task-{}", u64::from(index) + 1)
+    }
+
     /// Copies `from`'s progress (what [`Change::UpdateTask`](crate::store::Change::UpdateTask) writes)
     /// onto this task: status, attempt, model, claim, lease, not-before, agent, cost, output, error,
     /// failures, checkpoint, guidance, knowledge and the times of change, start and end. Its definition

@@ -23,6 +23,8 @@ pub(super) struct WorkData {
 #[derive(Default)]
 pub(super) struct WorkUndo {
     tasks: Vec<Task>,
+    /// Tasks this change inserted, to remove.
+    added: Vec<Id>,
     graphs: Vec<TaskGraph>,
     workers: Vec<(String, Option<WorkerInfo>)>,
     limits: Vec<(BudgetScope, Option<f64>)>,
@@ -31,6 +33,9 @@ pub(super) struct WorkUndo {
 
 impl WorkUndo {
     pub(super) fn revert(self, d: &mut Data) {
+        for id in self.added {
+            d.tasks.remove(&id);
+        }
         for t in self.tasks.into_iter().rev() {
             d.tasks.insert(t.id, t);
         }
@@ -64,6 +69,36 @@ fn task_event(t: &Task) -> NewEvent {
 
 fn graph_event(g: &TaskGraph) -> NewEvent {
     NewEvent::new(EventKeys::default(), Event::GraphUpdated { graph: Box::new(g.clone()) })
+}
+
+/// Adds a task at its graph's next position (see [`Change::AddTask`]): all or nothing.
+fn add_task(d: &mut Data, mut task: Task, undo: &mut WorkUndo, generated: &mut Vec<NewEvent>) -> StoreResult<()> {
+    let id = task.graph_id;
+    let g = d.graphs.get(&id).ok_or_else(|| not_found("task graph", id))?;
+    if g.status.is_final() {
+        return Err(StoreError::GraphEnded { id, status: g.status.as_str().into() });
+    }
+    task.index = g.total_tasks;
+    if task.key.is_empty() {
+        task.key = Task::default_key(task.index);
+    }
+    if d.tasks.contains_key(&task.id) {
+        return Err(StoreError::Duplicate { what: format!("task {}", task.id) });
+    }
+    if d.tasks.values().any(|t| t.graph_id == id && t.key == task.key) {
+        return Err(StoreError::Duplicate { what: format!("task key '{}' in graph {id}", task.key) });
+    }
+    let g = d.graphs.get_mut(&id).ok_or_else(|| not_found("task graph", id))?;
+    undo.graphs.push(g.clone());
+    g.total_tasks = g.total_tasks.saturating_add(1);
+    g.waves = g.waves.max(task.wave);
+    g.updated_at = now();
+    let grown = graph_event(g);
+    generated.push(NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) }));
+    generated.push(grown);
+    undo.added.push(task.id);
+    d.tasks.insert(task.id, task);
+    Ok(())
 }
 
 /// Applies a change of the task queue or the budgets.
@@ -108,6 +143,7 @@ pub(super) fn apply(d: &mut Data, change: Change, generated: &mut Vec<NewEvent>)
             g.updated_at = now();
             generated.push(graph_event(g));
         }
+        Change::AddTask(task) => add_task(d, *task, &mut undo, generated)?,
         Change::SetGraphBudget { id, limit_usd } => {
             let g = d.graphs.get_mut(&id).ok_or_else(|| not_found("task graph", id))?;
             undo.graphs.push(g.clone());

@@ -87,6 +87,97 @@ pub async fn graphs_upsert_get_list(store: Arc<dyn Store>) {
     assert_eq!(ids(&store.list_graphs(1).await.unwrap(), |g| g.id), vec![g2.id], "limit");
 }
 
+/// Tasks added to a graph at the same time (`AddTask`, each caller having read the same count) take
+/// distinct positions after the graph's tasks, an empty key becoming the default of its position; the
+/// graph counts them; each batch's `TaskUpdated` holds its task as stored. A taken key, or an ended
+/// graph, refuses the add and stores nothing of it.
+pub async fn added_tasks_take_the_next_positions(store: Arc<dyn Store>) {
+    let g = graph(None, 1);
+    let a = task(g.id, 0, 1, vec![], 1);
+    let b = task(g.id, 1, 1, vec![], 2);
+    let c = task(g.id, 2, 2, vec![a.id], 3);
+    store
+        .commit(Batch::new().change(Change::UpsertGraph(Box::new(g.clone()))).change(Change::InsertTasks(vec![
+            a.clone(),
+            b.clone(),
+            c.clone(),
+        ])))
+        .await
+        .unwrap();
+    // Eight adds at once, every one built at position 3 (the count its caller read), half without a key.
+    let adds = (0..8).map(|i| {
+        let mut t = task(g.id, 3, if i % 2 == 0 { 2 } else { 5 }, if i % 2 == 0 { vec![a.id] } else { vec![] }, 10 + i);
+        t.key = if i % 2 == 0 { String::new() } else { format!("named-{i}") };
+        let store = store.clone();
+        async move {
+            let recs = store.commit(Batch::new().change(Change::AddTask(Box::new(t.clone())))).await.unwrap();
+            (t, recs)
+        }
+    });
+    let added = futures::future::join_all(adds).await;
+    let mut positions = Vec::new();
+    for (sent, recs) in &added {
+        let stored = store.get_task(sent.id).await.unwrap().expect("an added task is stored");
+        let recorded = match recs.first().map(|r| &r.event) {
+            Some(Event::TaskUpdated { task }) => (**task).clone(),
+            other => panic!("an add records its task first, got {other:?}"),
+        };
+        assert_eq!(recorded, stored, "the event holds the task as stored");
+        if sent.key.is_empty() {
+            assert_eq!(stored.key, Task::default_key(stored.index), "an empty key is its position's default");
+        } else {
+            assert_eq!(stored.key, sent.key, "a given key is kept");
+        }
+        let mut expect = sent.clone();
+        expect.index = stored.index;
+        expect.key = stored.key.clone();
+        assert_eq!(stored, expect, "nothing else of the task changes");
+        assert!(
+            recs.iter().any(|r| matches!(&r.event, Event::GraphUpdated { graph } if graph.id == g.id)),
+            "the graph's row is recorded too: {recs:?}"
+        );
+        positions.push(stored.index);
+    }
+    positions.sort_unstable();
+    assert_eq!(positions, (3..11).collect::<Vec<u32>>(), "distinct positions after the graph's tasks");
+    let grown = store.get_graph(g.id).await.unwrap().unwrap();
+    assert_eq!((grown.total_tasks, grown.waves), (11, 5), "counted, waves raised to the highest added");
+    let listed: Vec<u32> = store.list_tasks(g.id).await.unwrap().iter().map(|t| t.index).collect();
+    assert_eq!(listed, (0..11).collect::<Vec<u32>>());
+    let children: Vec<Id> = added.iter().filter(|(t, _)| !t.depends_on.is_empty()).map(|(t, _)| t.id).collect();
+    let found = store.find_tasks(g.id, &children.iter().map(Id::to_string).collect::<Vec<_>>()).await.unwrap();
+    assert!(found.iter().all(|t| t.depends_on == vec![a.id]), "their dependencies are stored: {found:?}");
+
+    // A taken key: refused, nothing stored, no event, the graph not counted.
+    let last = store.last_seq().await.unwrap();
+    let mut dup = task(g.id, 0, 1, vec![], 30);
+    dup.key = "named-1".into();
+    let r = store.commit(Batch::new().change(Change::AddTask(Box::new(dup.clone())))).await;
+    match &r {
+        Err(StoreError::Duplicate { what }) => assert!(what.contains("'named-1'"), "the key is named: {what}"),
+        other => panic!("a key the graph has must be a duplicate, got {other:?}"),
+    }
+    assert_eq!(store.get_task(dup.id).await.unwrap(), None);
+    assert_eq!(store.last_seq().await.unwrap(), last);
+    assert_eq!(store.get_graph(g.id).await.unwrap().unwrap().total_tasks, 11, "not counted");
+
+    // An ended graph takes no task; a missing one is not found.
+    let end = Change::SetGraphStatus {
+        id: g.id,
+        status: GraphStatus::Cancelled,
+        error: None,
+        from: vec![GraphStatus::Pending],
+    };
+    store.commit(Batch::new().change(end)).await.unwrap();
+    let late = task(g.id, 11, 1, vec![], 31);
+    let r = store.commit(Batch::new().change(Change::AddTask(Box::new(late.clone())))).await;
+    assert!(matches!(r, Err(StoreError::GraphEnded { .. })), "an ended graph: {r:?}");
+    assert_eq!(store.get_task(late.id).await.unwrap(), None);
+    let nowhere = task(new_id(), 0, 1, vec![], 32);
+    let r = store.commit(Batch::new().change(Change::AddTask(Box::new(nowhere)))).await;
+    assert!(is_not_found(r), "a missing graph");
+}
+
 /// Tasks are inserted in one batch and listed by index; a taken id or a key the graph has fails the
 /// whole batch; an update writes the progress and keeps the definition.
 pub async fn tasks_insert_list_and_update(store: Arc<dyn Store>) {
