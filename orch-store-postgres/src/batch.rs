@@ -73,7 +73,7 @@ pub(crate) async fn begin_on(
 /// Applies changes in order, each tagged with the batch it belongs to (its index in `generated`, which
 /// receives the events each batch's changes record themselves). A run of two or more changes of one
 /// kind, from one batch or several, is applied as one set of statements: the changes of agent steps
-/// and `SwapRun`s ([`agent_runs`]), attempts' starts (`CreateAgent`s and `UpdateTask`s), `FinishTask`s of distinct tasks ([`work::finish_tasks`]; the events
+/// and `SwapRun`s ([`agent_runs`]), `AddTask`s ([`work::add_tasks`]), attempts' starts (`CreateAgent`s and `UpdateTask`s), `FinishTask`s of distinct tasks ([`work::finish_tasks`]; the events
 /// they record go to the run's last batch, after the own events of every batch of the run),
 /// `ReserveBudget`s and `SettleBudget`s ([`budget_runs`]). On failure: the batch of the change that
 /// failed, and why.
@@ -104,6 +104,22 @@ pub(crate) async fn apply_all(
         if swaps.len() >= 2 {
             agent_runs::swap_all(db, conn, &swaps).await.map_err(at)?;
             i += swaps.len();
+            continue;
+        }
+        let adds: Vec<&orch_core::wire::Task> = rest
+            .iter()
+            .map_while(|(_, c)| match c {
+                Change::AddTask(t) => Some(&**t),
+                _ => None,
+            })
+            .collect();
+        if adds.len() >= 2 {
+            let events = work::add_tasks(db, conn, &adds).await.map_err(at)?;
+            for (k, events) in events.into_iter().enumerate() {
+                let batch_of = changes[i + k].0;
+                push(generated, batch_of, events).map_err(|e| (batch_of, e))?;
+            }
+            i += adds.len();
             continue;
         }
         let starts = start_run(rest);
@@ -218,14 +234,15 @@ fn finish_run<'a>(changes: &[(usize, &'a Change)]) -> Vec<(&'a orch_core::wire::
 
 /// Where a batch goes among the batches of a group, so that changes applied as one run
 /// ([`apply_all`]) come together: other batches first, then run-lease swaps and agent steps (batches
-/// that touch no graph), or reservations, model calls' steps with their settlements and runs' ends with
+/// that touch no graph), or added tasks, reservations, model calls' steps with their settlements and runs' ends with
 /// their tasks' (see [`group_changes`]) and finished tasks.
 pub(crate) fn run_rank(batch: &Batch) -> u8 {
     match batch.changes.as_slice() {
-        [Change::ReserveBudget(_)] => 1,
-        [Change::FinishTask { .. }] => 3,
-        [Change::SwapRun { .. }] => 1,
-        _ if is_step_or_settle(batch) => 2,
+        [Change::AddTask(_)] => 1,
+        [Change::ReserveBudget(_)] => 2,
+        [Change::FinishTask { .. }] => 4,
+        [Change::SwapRun { .. }] => 2,
+        _ if is_step_or_settle(batch) => 3,
         _ => 0,
     }
 }

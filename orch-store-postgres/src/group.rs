@@ -15,7 +15,9 @@
 //! the next group). Batches that were committed concurrently thus get seqs in no particular order among
 //! themselves, as they would have with one transaction each.
 //!
-//! Within a group touching graphs, batches of one budget reservation, of a model call's step with its
+//! Within a group touching graphs, batches adding one task each (`AddTask`: their graphs' rows grown
+//! and the tasks inserted by one statement each, their positions handed out in the group's order), of
+//! one budget reservation, of a model call's step with its
 //! settlement (or a settlement alone, or a turn's first step with its first call's reservation) and of
 //! one finished task are put together (in that order, after the others), and the steps' changes are
 //! applied before all their settlements, and those before their reservations (see

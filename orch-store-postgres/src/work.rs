@@ -312,6 +312,98 @@ pub(crate) async fn add_task(db: &Db, conn: &mut PgConnection, task: &Task) -> S
     Ok(vec![NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(task) }), graph_event(graph)])
 }
 
+/// Adds the tasks of a run of `AddTask`s (see `Change::AddTask`) with three statements however many:
+/// each graph's row grown by its tasks (locked until the transaction ends, so concurrent adds take
+/// turns), which gives the positions, in the run's order; the tasks and their edges inserted. Returns
+/// the events of each add: its task's `TaskUpdated`, then, for the last add of each graph in the run,
+/// that graph's `GraphUpdated` (the row as stored). On failure, the index in the run of the add that
+/// failed, and why.
+pub(crate) async fn add_tasks(
+    db: &Db,
+    conn: &mut PgConnection,
+    adds: &[&Task],
+) -> Result<Vec<Vec<NewEvent>>, (usize, StoreError)> {
+    // Each graph once, with its number of adds and the highest wave among them.
+    let mut graphs: Vec<(Id, i64, i64)> = Vec::new();
+    for t in adds {
+        match graphs.iter_mut().find(|g| g.0 == t.graph_id) {
+            Some(g) => {
+                g.1 += 1;
+                g.2 = g.2.max(i64::from(t.wave));
+            }
+            None => graphs.push((t.graph_id, 1, i64::from(t.wave))),
+        }
+    }
+    graphs.sort_by_key(|g| g.0);
+    let ids: Vec<Id> = graphs.iter().map(|g| g.0).collect();
+    let counts: Vec<i64> = graphs.iter().map(|g| g.1).collect();
+    let waves: Vec<i64> = graphs.iter().map(|g| g.2).collect();
+    let rows = sqlx::query(&db.sql(&format!(
+        "UPDATE {{S}}.task_graphs SET total_tasks = total_tasks + u.n, waves = GREATEST(waves, u.w), updated_at = $4 \
+         FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[]) AS u(gid, n, w) \
+         WHERE id = u.gid AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING {GRAPH_COLS}"
+    )))
+    .bind(&ids)
+    .bind(&counts)
+    .bind(&waves)
+    .bind(now_us())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| (0, db_err(e)))?;
+    let grown: Vec<TaskGraph> = rows.iter().map(graph_row).collect::<StoreResult<_>>().map_err(|e| (0, e))?;
+    if let Some(missing) = ids.iter().find(|id| !grown.iter().any(|g| g.id == **id)) {
+        // An ended or missing graph: the error its first add gets alone.
+        let at = adds.iter().position(|t| t.graph_id == *missing).unwrap_or(0);
+        let err = match grown_graph(db, conn, *missing, 1, 0).await {
+            Err(e) => e,
+            Ok(_) => StoreError::Backend(format!("task graph {missing} was not grown with its tasks")),
+        };
+        return Err((at, err));
+    }
+    // Positions in the run's order, from each graph's count before the run.
+    let mut next: Vec<(Id, u32)> =
+        grown.iter().map(|g| (g.id, g.total_tasks.saturating_sub(counts_of(&graphs, g.id)))).collect();
+    let mut tasks: Vec<Task> = Vec::with_capacity(adds.len());
+    for t in adds {
+        let mut task = (*t).clone();
+        if let Some(n) = next.iter_mut().find(|n| n.0 == task.graph_id) {
+            task.index = n.1;
+            n.1 = n.1.saturating_add(1);
+        }
+        if task.key.is_empty() {
+            task.key = Task::default_key(task.index);
+        }
+        tasks.push(task);
+    }
+    if let Err(e) = crate::graphs::insert_tasks(db, conn, &tasks).await {
+        // The add whose key or id the error names (the first, when it names none).
+        let at = match &e {
+            StoreError::Duplicate { what } => tasks
+                .iter()
+                .position(|t| what.contains(&format!("'{}'", t.key)) || what.contains(&t.id.to_string()))
+                .unwrap_or(0),
+            _ => 0,
+        };
+        return Err((at, e));
+    }
+    let mut events: Vec<Vec<NewEvent>> = Vec::with_capacity(tasks.len());
+    for (k, task) in tasks.iter().enumerate() {
+        let graph_id = task.graph_id;
+        let mut own = vec![NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(task.clone()) })];
+        let last_of_graph = !tasks[k + 1..].iter().any(|t| t.graph_id == graph_id);
+        if last_of_graph && let Some(g) = grown.iter().find(|g| g.id == graph_id) {
+            own.push(graph_event(g.clone()));
+        }
+        events.push(own);
+    }
+    Ok(events)
+}
+
+/// The number of adds `graphs` counts for graph `id`.
+fn counts_of(graphs: &[(Id, i64, i64)], id: Id) -> u32 {
+    graphs.iter().find(|g| g.0 == id).map_or(0, |g| u32::try_from(g.1).unwrap_or(u32::MAX))
+}
+
 /// [`grow_graph`]'s work: the graph's row as grown.
 async fn grown_graph(db: &Db, conn: &mut PgConnection, id: Id, tasks: u32, waves: u32) -> StoreResult<TaskGraph> {
     let row = sqlx::query(&db.sql(&format!(

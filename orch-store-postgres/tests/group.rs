@@ -527,3 +527,97 @@ async fn grouped_run_ends_with_their_tasks_claim_children_only_after_their_paren
     let cost = store.get_graph(graph.id).await.unwrap().unwrap().cost_usd;
     assert!((cost - 0.01 * 16.0).abs() < 1e-9, "{cost}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn grouped_adds_take_distinct_positions_and_a_refused_one_refuses_no_other() {
+    use orch_core::store::testkit::fixtures::task;
+    use support::sqlx;
+
+    let url = support::server();
+    let (store, guard) = support::fresh_store(&url).await;
+    let graph = stored_graph(&store, 3, 1).await;
+    let ended = stored_graph(&store, 1, 1).await;
+    let cancel = Change::SetGraphStatus {
+        id: ended.id,
+        status: GraphStatus::Cancelled,
+        error: None,
+        from: vec![GraphStatus::Running, GraphStatus::Pending],
+    };
+    store.commit(Batch::new().change(cancel)).await.unwrap();
+    let add = |t: Task| {
+        let store = store.clone();
+        tokio::spawn(async move { store.commit(Batch::new().change(Change::AddTask(Box::new(t.clone())))).await })
+    };
+    // Another transaction holds the graph's row: the first add waits for it in the graph lane's one
+    // writer, and the adds after it queue and are committed together once it is let go.
+    let mut admin = support::admin(&url).await;
+    sqlx::raw_sql("BEGIN").execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("SELECT 1 FROM \"{}\".task_graphs WHERE id = $1 FOR UPDATE", guard.schema))
+        .bind(graph.id)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let first = task(graph.id, 0, 1, vec![], 100);
+    let mut sent = vec![first.clone()];
+    let mut waiting = vec![add(first)];
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Ten more, each built at position 0: half without a key, one with a key another has, one for an
+    // ended graph.
+    for i in 0..10u32 {
+        let mut t = task(if i == 7 { ended.id } else { graph.id }, 0, 1 + i % 3, vec![], 101 + i64::from(i));
+        t.key = match i {
+            _ if i % 2 == 0 => String::new(),
+            5 => "named-3".into(),
+            _ => format!("named-{i}"),
+        };
+        sent.push(t.clone());
+        waiting.push(add(t));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut admin).await.unwrap();
+    let mut results = Vec::new();
+    for w in waiting {
+        results.push(tokio::time::timeout(std::time::Duration::from_secs(30), w).await.unwrap().unwrap());
+    }
+
+    let mut positions = Vec::new();
+    let mut refused = Vec::new();
+    for (t, r) in sent.iter().zip(&results) {
+        match r {
+            Ok(recs) => {
+                let stored = store.get_task(t.id).await.unwrap().expect("an added task is stored");
+                assert!(
+                    matches!(recs.first().map(|r| &r.event), Some(Event::TaskUpdated { task }) if **task == stored),
+                    "its record holds it as stored: {recs:?}"
+                );
+                if t.key.is_empty() {
+                    assert_eq!(stored.key, format!("task-{}", stored.index + 1));
+                }
+                positions.push(stored.index);
+            }
+            Err(e) => {
+                assert_eq!(store.get_task(t.id).await.unwrap(), None, "a refused add stores nothing");
+                refused.push((t.key.clone(), e.to_string()));
+            }
+        }
+    }
+    positions.sort_unstable();
+    assert_eq!(positions, (3..12).collect::<Vec<u32>>(), "nine adds, distinct positions after the three tasks");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused.iter().any(|(k, e)| k == "named-3" && e.contains("'named-3'")), "the taken key: {refused:?}");
+    assert!(refused.iter().any(|(_, e)| e.contains("ended")), "the ended graph: {refused:?}");
+    let grown = store.get_graph(graph.id).await.unwrap().unwrap();
+    assert_eq!(grown.total_tasks, 12);
+    assert_eq!(store.get_graph(ended.id).await.unwrap().unwrap().total_tasks, 1);
+    // The log holds each add's task as stored.
+    let log = store.read_events(&EventQuery::default()).await.unwrap();
+    let added: BTreeSet<u32> = log
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::TaskUpdated { task } if task.graph_id == graph.id && task.index >= 3 => Some(task.index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(added, (3..12).collect::<BTreeSet<u32>>());
+}

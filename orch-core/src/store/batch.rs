@@ -214,7 +214,8 @@ pub enum Change {
     /// by [`Task::default_key`](crate::wire::Task::default_key) of that position. The graph's total
     /// grows by one and its waves to at least the task's, as [`Change::GrowGraph`] does; the task's
     /// dependency edges are stored with it. Records a `TaskUpdated` event of the task as stored, then
-    /// a `GraphUpdated` of the graph's row. Fails like `GrowGraph` for an ended or missing graph, and
+    /// a `GraphUpdated` of the graph's row (adds to one graph that a store commits in one transaction
+    /// may share one, recorded with the last of them). Fails like `GrowGraph` for an ended or missing graph, and
     /// with [`StoreError::Duplicate`](super::StoreError::Duplicate) when the graph has a task of its
     /// key or its id is taken; nothing is written then.
     AddTask(Box<Task>),
