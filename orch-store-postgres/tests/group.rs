@@ -36,6 +36,20 @@ async fn stored_graph(store: &orch_store_postgres::PgStore, n: u64, waves: u64) 
     graph
 }
 
+/// A connection of its own whose open transaction holds graph `id`'s row (in `schema`) until it is
+/// rolled back.
+async fn hold_graph_row(url: &str, schema: &str, id: orch_core::wire::Id) -> support::sqlx::PgConnection {
+    use support::sqlx;
+    let mut admin = support::admin(url).await;
+    sqlx::raw_sql("BEGIN").execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("SELECT 1 FROM \"{schema}\".task_graphs WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin
+}
+
 /// The batch completing `t`, fenced by `fence`, with its own event naming the task.
 fn finish(t: &Task, fence: u32) -> Batch {
     let Change::FinishTask { task, .. } = completed(t.clone()) else { unreachable!() };
@@ -402,13 +416,7 @@ async fn attempts_start_while_another_transaction_holds_their_graphs_row() {
     assert_eq!(running.len(), 8);
     // Another transaction holds the graph's row, as a reservation, a settlement or a cancel does for
     // its whole transaction.
-    let mut admin = support::admin(&url).await;
-    sqlx::raw_sql("BEGIN").execute(&mut admin).await.unwrap();
-    sqlx::query(&format!("SELECT 1 FROM \"{}\".task_graphs WHERE id = $1 FOR UPDATE", guard.schema))
-        .bind(graph.id)
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let mut admin = hold_graph_row(&url, &guard.schema, graph.id).await;
     // The eight attempts start at once, each its agent created with its task's new state (grouped):
     // they lock their tasks' rows only, so they do not wait for the graph's.
     let starts = futures::future::join_all(running.iter().enumerate().map(|(i, t)| {
@@ -551,13 +559,7 @@ async fn grouped_adds_take_distinct_positions_and_a_refused_one_refuses_no_other
     };
     // Another transaction holds the graph's row: the first add waits for it in the graph lane's one
     // writer, and the adds after it queue and are committed together once it is let go.
-    let mut admin = support::admin(&url).await;
-    sqlx::raw_sql("BEGIN").execute(&mut admin).await.unwrap();
-    sqlx::query(&format!("SELECT 1 FROM \"{}\".task_graphs WHERE id = $1 FOR UPDATE", guard.schema))
-        .bind(graph.id)
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let mut admin = hold_graph_row(&url, &guard.schema, graph.id).await;
     let first = task(graph.id, 0, 1, vec![], 100);
     let mut sent = vec![first.clone()];
     let mut waiting = vec![add(first)];
