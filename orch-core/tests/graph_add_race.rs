@@ -108,7 +108,7 @@ async fn a_task_added_while_the_last_open_task_completes_is_refused() {
         .unwrap_err();
     // b was the graph's last open task: the graph completed before the task could be added.
     assert_eq!(refused.kind(), ErrorKind::Conflict, "{refused}");
-    assert!(refused.to_string().contains("has ended (completed)"), "{refused}");
+    assert!(refused.to_string().contains("is completed: tasks can only be added"), "{refused}");
     let (after, all) = graphs.graph(graph.id).await.unwrap();
     assert_eq!((after.status, after.total_tasks, all.len()), (GraphStatus::Completed, 2, 2), "nothing added");
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use orch_core::ErrorKind;
 use orch_core::graph::{GraphError, NewTask, PlanOrigin, Planner, Problem, TaskGraphs, read_plan_text};
 use orch_core::model::scripted::ScriptedModel;
-use orch_core::store::{EventQuery, MemoryStore, Store};
+use orch_core::store::{Batch, Change, EventQuery, MemoryStore, Store};
 use orch_core::wire::{Complexity, Event, EventCategory, GraphStatus, PlanStatus, TaskStatus};
 use serde_json::{Value, json};
 
@@ -297,6 +297,29 @@ async fn tasks_added_to_a_graph_are_checked_and_get_their_wave() {
         "estimated_minutes",
     ] {
         assert!(msg.contains(part), "missing {part:?} in: {msg}");
+    }
+    assert_eq!(graphs.graph(graph.id).await.unwrap().1.len(), 5, "nothing added");
+
+    // A missing graph, or an ended one, is what the error says, even for a task with problems.
+    let nowhere = orch_core::wire::new_id();
+    for depends_on in [vec![], vec!["nope".to_string()]] {
+        let new = NewTask { title: "F".into(), depends_on, ..NewTask::default() };
+        let missing = graphs.add_task(nowhere, new).await.unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+        assert_eq!(missing.to_string(), format!("task graph {nowhere} not found"));
+    }
+    let cancel = Change::SetGraphStatus {
+        id: graph.id,
+        status: GraphStatus::Cancelled,
+        error: None,
+        from: vec![GraphStatus::Pending, GraphStatus::Running],
+    };
+    assert_eq!(store.commit(Batch::new().change(cancel)).await.unwrap().len(), 1, "cancelled");
+    for depends_on in [vec![], vec!["nope".to_string()]] {
+        let new = NewTask { title: "F".into(), depends_on, ..NewTask::default() };
+        let ended = graphs.add_task(graph.id, new).await.unwrap_err();
+        assert_eq!(ended.kind(), ErrorKind::Conflict, "{ended}");
+        assert!(ended.to_string().contains("is cancelled: tasks can only be added"), "{ended}");
     }
     assert_eq!(graphs.graph(graph.id).await.unwrap().1.len(), 5, "nothing added");
 }

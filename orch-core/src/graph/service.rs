@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::validate::{Problem, Problems, estimate_problems, label, revalidate};
 use super::waves::{plan_waves, wave_after};
 use super::{GraphError, ReadPlan};
-use crate::store::{Batch, Change, Store};
+use crate::store::{Batch, Change, Store, StoreError};
 use crate::wire::{
     Complexity, Event, EventKeys, GraphStatus, Id, Plan, PlanStatus, PlannedTask, Task, TaskGraph, TaskStatus, new_id,
     now,
@@ -243,13 +243,12 @@ impl TaskGraphs {
     /// the graph does not have, dependencies naming tasks of the graph. Its wave follows from its
     /// dependencies; it is ready when they all completed or were skipped, else pending.
     ///
-    /// Reads the graph's row and only the tasks the new one names (its key, its dependencies), not
-    /// the whole graph: adding to a graph of many tasks costs what adding to a small one does.
+    /// Reads only the tasks the new one names (its key, its dependencies), not the whole graph (nor
+    /// its row, unless the task is refused): adding to a graph of many tasks costs what adding to a
+    /// small one does.
     pub async fn add_task(&self, graph_id: Id, new: NewTask) -> Result<Task, GraphError> {
-        let graph = self.store.get_graph(graph_id).await?.ok_or(GraphError::GraphNotFound(graph_id))?;
-        if graph.status.is_final() {
-            return Err(GraphError::GraphEnded { id: graph_id, status: graph.status.as_str() });
-        }
+        // The graph's row is not read first: the store refuses a missing or ended graph in the commit
+        // (and only a refused task reads it, so that such a graph is what its error says).
         // Its position is the graph's count when the store adds it (tasks added at the same time get
         // distinct ones), and so is the default key, `task-N`: empty until then.
         let key = new.key.trim().to_string();
@@ -292,6 +291,7 @@ impl TaskGraphs {
             }
         }
         if !problems.is_empty() {
+            self.open_graph(graph_id).await?;
             return Err(GraphError::Invalid(Problems(problems)));
         }
         let at = now();
@@ -314,12 +314,22 @@ impl TaskGraphs {
         };
         let depends_on = deps.iter().map(|t| t.id).collect();
         let wave = wave_after(deps.iter().map(|t| t.wave));
-        let task = new_task(new_id(), graph_id, graph.total_tasks, definition, depends_on, wave, ready, at);
+        let task = new_task(new_id(), graph_id, 0, definition, depends_on, wave, ready, at);
         // The store sets its position (and default key) and grows the graph's counts only (its
-        // GraphUpdated event is the row as stored): a change of the graph's status, limit or spending
-        // made since the read above is kept. The task as stored is in its TaskUpdated event.
+        // GraphUpdated event is the row as stored): the graph's status, limit and spending are kept as
+        // they are. The task as stored is in its TaskUpdated event.
         let id = task.id;
-        let records = self.store.commit(Batch::new().change(Change::AddTask(Box::new(task)))).await?;
+        let added = self.store.commit(Batch::new().change(Change::AddTask(Box::new(task)))).await;
+        let records = match added {
+            Ok(records) => records,
+            Err(StoreError::NotFound { .. }) => return Err(GraphError::GraphNotFound(graph_id)),
+            Err(e @ StoreError::GraphEnded { .. }) => {
+                // Said as when the graph had ended before: an ended graph stays ended.
+                self.open_graph(graph_id).await?;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let task = records
             .into_iter()
             .find_map(|r| match r.event {
@@ -335,6 +345,15 @@ impl TaskGraphs {
             return Ok(task);
         }
         self.release_if_due(task).await
+    }
+
+    /// Graph `graph_id` when it exists and has not ended, else the error saying which.
+    async fn open_graph(&self, graph_id: Id) -> Result<TaskGraph, GraphError> {
+        let graph = self.store.get_graph(graph_id).await?.ok_or(GraphError::GraphNotFound(graph_id))?;
+        if graph.status.is_final() {
+            return Err(GraphError::GraphEnded { id: graph_id, status: graph.status.as_str() });
+        }
+        Ok(graph)
     }
 
     /// A dependency may have completed between `add_task`'s read and its commit: that completion did
