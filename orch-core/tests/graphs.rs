@@ -289,10 +289,11 @@ async fn tasks_added_to_a_graph_are_checked_and_get_their_wave() {
         .unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::Usage);
     let msg = bad.to_string();
+    assert!(msg.starts_with("invalid task: "), "{msg}");
     for part in [
         "a has no title",
         "the id 'a', which a (\"A\") already has",
-        "a depends on \"nope\"",
+        "a depends on \"nope\", which is not a task of the graph",
         "estimated_cost_usd",
         "estimated_minutes",
     ] {

@@ -44,6 +44,9 @@ pub enum GraphError {
     /// The plan is JSON but not a valid plan.
     #[error("invalid plan: {0}")]
     Invalid(Problems),
+    /// A task added to a graph is not valid there.
+    #[error("invalid task: {0}")]
+    InvalidTask(Problems),
     /// A plan file could not be read.
     #[error("cannot read plan file {path}: {message}")]
     File {
@@ -107,7 +110,9 @@ impl GraphError {
     /// provider's; model and store failures keep their kinds.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::NotJson(_) | Self::Invalid(_) | Self::File { .. } | Self::Usage(_) => ErrorKind::Usage,
+            Self::NotJson(_) | Self::Invalid(_) | Self::InvalidTask(_) | Self::File { .. } | Self::Usage(_) => {
+                ErrorKind::Usage
+            }
             Self::ModelGaveUp { .. } => ErrorKind::Provider,
             Self::Model(e) => e.kind(),
             Self::PlanNotFound(_) | Self::GraphNotFound(_) | Self::TaskNotFound(_) => ErrorKind::NotFound,

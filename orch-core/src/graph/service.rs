@@ -287,12 +287,12 @@ impl TaskGraphs {
             match found {
                 Some(t) if !deps.iter().any(|x| x.id == t.id) => deps.push(t),
                 Some(_) => {}
-                None => problems.push(Problem::UnknownDependency { task: me.clone(), dependency: format!("{d:?}") }),
+                None => problems.push(Problem::NotInGraph { task: me.clone(), dependency: format!("{d:?}") }),
             }
         }
         if !problems.is_empty() {
             self.open_graph(graph_id).await?;
-            return Err(GraphError::Invalid(Problems(problems)));
+            return Err(GraphError::InvalidTask(Problems(problems)));
         }
         let at = now();
         let ready = deps.iter().all(|t| t.status.releases_dependents());

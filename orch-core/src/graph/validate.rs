@@ -57,6 +57,14 @@ pub enum Problem {
         /// The dependency as written.
         dependency: String,
     },
+    /// A dependency of a task added to a graph names no task of the graph.
+    #[error("{task} depends on {dependency}, which is not a task of the graph")]
+    NotInGraph {
+        /// The task.
+        task: String,
+        /// The dependency as written.
+        dependency: String,
+    },
     /// A task depends on itself.
     #[error("{task} depends on itself")]
     SelfDependency {
