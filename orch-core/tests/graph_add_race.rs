@@ -83,7 +83,7 @@ async fn a_task_added_while_its_dependency_completes_is_released_and_the_graph_k
         .unwrap();
     assert!(slot.lock().unwrap().is_none(), "the other writer's commit came between read and commit");
 
-    // b's completion could not see c; add_task looked again after its commit and released it.
+    // b completed before c was added: the store, deciding in the commit that adds c, made it ready.
     assert_eq!(c.status, TaskStatus::Ready);
     assert_eq!(store.get_task(c.id).await.unwrap().unwrap().status, TaskStatus::Ready);
     let (after, all) = graphs.graph(graph.id).await.unwrap();

@@ -308,6 +308,9 @@ pub(crate) async fn add_task(db: &Db, conn: &mut PgConnection, task: &Task) -> S
     if task.key.is_empty() {
         task.key = Task::default_key(task.index);
     }
+    let done = done_of(db, conn, &task.depends_on).await?;
+    task.status =
+        if task.depends_on.iter().all(|d| done.contains(d)) { TaskStatus::Ready } else { TaskStatus::Pending };
     crate::graphs::insert_tasks(db, conn, std::slice::from_ref(&task)).await?;
     Ok(vec![NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(task) }), graph_event(graph)])
 }
@@ -363,9 +366,13 @@ pub(crate) async fn add_tasks(
     // Positions in the run's order, from each graph's count before the run.
     let mut next: Vec<(Id, u32)> =
         grown.iter().map(|g| (g.id, g.total_tasks.saturating_sub(counts_of(&graphs, g.id)))).collect();
+    let deps: Vec<Id> = adds.iter().flat_map(|t| t.depends_on.iter().copied()).collect();
+    let done = done_of(db, conn, &deps).await.map_err(|e| (0, e))?;
     let mut tasks: Vec<Task> = Vec::with_capacity(adds.len());
     for t in adds {
         let mut task = (*t).clone();
+        let due = task.depends_on.iter().all(|d| done.contains(d));
+        task.status = if due { TaskStatus::Ready } else { TaskStatus::Pending };
         if let Some(n) = next.iter_mut().find(|n| n.0 == task.graph_id) {
             task.index = n.1;
             n.1 = n.1.saturating_add(1);
@@ -402,6 +409,23 @@ pub(crate) async fn add_tasks(
 /// The number of adds `graphs` counts for graph `id`.
 fn counts_of(graphs: &[(Id, i64, i64)], id: Id) -> u32 {
     graphs.iter().find(|g| g.0 == id).map_or(0, |g| u32::try_from(g.1).unwrap_or(u32::MAX))
+}
+
+/// Those of tasks `ids` that have completed or been skipped. Each is locked (`FOR SHARE`) until the
+/// transaction ends: a task finishing in another transaction at the same time has either committed
+/// (and is read finished here), or waits for this one to commit and then finds the dependents it
+/// added (its release of dependents is a statement after its update).
+async fn done_of(db: &Db, conn: &mut PgConnection, ids: &[Id]) -> StoreResult<Vec<Id>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Id, String)> =
+        sqlx::query_as(&db.sql("SELECT id, status FROM {S}.tasks WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE"))
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    Ok(rows.into_iter().filter(|(_, status)| status == "completed" || status == "skipped").map(|(id, _)| id).collect())
 }
 
 /// [`grow_graph`]'s work: the graph's row as grown.

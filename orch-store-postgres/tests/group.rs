@@ -623,3 +623,35 @@ async fn grouped_adds_take_distinct_positions_and_a_refused_one_refuses_no_other
         .collect();
     assert_eq!(added, (3..12).collect::<BTreeSet<u32>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (or ORCH_TEST_PG_URL); scripts/test.sh runs it with --ignored"]
+async fn a_task_added_while_its_dependency_completes_elsewhere_waits_and_is_ready() {
+    use orch_core::store::testkit::fixtures::task;
+    use support::sqlx;
+
+    let url = support::server();
+    let (store, guard) = support::fresh_store(&url).await;
+    let graph = stored_graph(&store, 2, 1).await;
+    let parent = store.list_tasks(graph.id).await.unwrap().remove(0);
+    // Another process completes the parent: its transaction has written the row but not committed.
+    let mut other = support::admin(&url).await;
+    sqlx::raw_sql("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query(&format!("UPDATE \"{}\".tasks SET status = 'completed' WHERE id = $1", guard.schema))
+        .bind(parent.id)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let child = task(graph.id, 0, 2, vec![parent.id], 50);
+    let adding = {
+        let store = store.clone();
+        let child = child.clone();
+        tokio::spawn(async move { store.commit(Batch::new().change(Change::AddTask(Box::new(child)))).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!adding.is_finished(), "the add waits for the transaction finishing its dependency");
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), adding).await.unwrap().unwrap().unwrap();
+    let stored = store.get_task(child.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TaskStatus::Ready, "it sees its dependency completed");
+}

@@ -2,7 +2,7 @@
 //! parallel), then applied inside the request's savepoint: all of it, or none of it.
 
 use orch_core::store::{Batch, Change, StoreError, StoreResult};
-use orch_core::wire::{AgentStatus, Event, EventKeys, EventRecord, Id, NewEvent, RunLease, Task, now};
+use orch_core::wire::{AgentStatus, Event, EventKeys, EventRecord, Id, NewEvent, RunLease, Task, TaskStatus, now};
 use rusqlite::{OptionalExtension, params};
 
 use crate::sql::{self, PreparedEvent, db_err, id_text, json_text, lease_text, not_found, ts_text, usage_params};
@@ -305,6 +305,7 @@ fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<Vec<NewEvent>> {
             if task.key.is_empty() {
                 task.key = Task::default_key(task.index);
             }
+            task.status = if sql::all_done(conn, &task.depends_on)? { TaskStatus::Ready } else { TaskStatus::Pending };
             sql::insert_tasks(conn, std::slice::from_ref(&task))?;
             Ok(vec![
                 NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(task) }),

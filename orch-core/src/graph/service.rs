@@ -241,7 +241,8 @@ impl TaskGraphs {
 
     /// Adds a task to graph `graph_id` (one that has not ended), checked like a plan's: a title, a key
     /// the graph does not have, dependencies naming tasks of the graph. Its wave follows from its
-    /// dependencies; it is ready when they all completed or were skipped, else pending.
+    /// dependencies; it is ready when they all completed or were skipped when it is added (also one
+    /// that completes while it is added), else pending.
     ///
     /// Reads only the tasks the new one names (its key, its dependencies), not the whole graph (nor
     /// its row, unless the task is refused): adding to a graph of many tasks costs what adding to a
@@ -295,6 +296,7 @@ impl TaskGraphs {
             return Err(GraphError::InvalidTask(Problems(problems)));
         }
         let at = now();
+        // The store decides ready or pending, from its dependencies as they are in the commit.
         let ready = deps.iter().all(|t| t.status.releases_dependents());
         let definition = PlannedTask {
             key,
@@ -341,10 +343,7 @@ impl TaskGraphs {
                     "the store added task {id} without its TaskUpdated event"
                 )))
             })?;
-        if ready || task.depends_on.is_empty() {
-            return Ok(task);
-        }
-        self.release_if_due(task).await
+        Ok(task)
     }
 
     /// Graph `graph_id` when it exists and has not ended, else the error saying which.
@@ -354,34 +353,6 @@ impl TaskGraphs {
             return Err(GraphError::GraphEnded { id: graph_id, status: graph.status.as_str() });
         }
         Ok(graph)
-    }
-
-    /// A dependency may have completed between `add_task`'s read and its commit: that completion did
-    /// not see the new task, so nothing else would ever make it ready. Looks again and releases it when
-    /// every dependency is done and it still waits (a task claimed meanwhile fails the fence: fine).
-    async fn release_if_due(&self, task: Task) -> Result<Task, GraphError> {
-        for d in &task.depends_on {
-            match self.store.get_task(*d).await? {
-                Some(t) if t.status.releases_dependents() => {}
-                _ => return Ok(task),
-            }
-        }
-        match self.store.get_task(task.id).await? {
-            Some(t) if t.status == TaskStatus::Pending => {}
-            Some(t) => return Ok(t),
-            None => return Ok(task),
-        }
-        let mut due = task;
-        due.status = TaskStatus::Ready;
-        due.updated_at = now();
-        let batch = Batch::new()
-            .change(Change::UpdateTask { task: Box::new(due.clone()), fence: Some(due.attempt) })
-            .event(EventKeys::default(), Event::TaskUpdated { task: Box::new(due.clone()) });
-        match self.store.commit(batch).await {
-            Ok(_) => Ok(due),
-            Err(crate::store::StoreError::Fenced { .. }) => Ok(self.store.get_task(due.id).await?.unwrap_or(due)),
-            Err(e) => Err(e.into()),
-        }
     }
 }
 

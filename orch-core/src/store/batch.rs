@@ -211,7 +211,10 @@ pub enum Change {
     /// Adds a task to a graph that has not ended, at the graph's next position: the task's `index` is
     /// replaced by the number of tasks the graph has when the change is applied (so tasks added at the
     /// same time, by any process, get distinct positions in the order they commit), and an empty `key`
-    /// by [`Task::default_key`](crate::wire::Task::default_key) of that position. The graph's total
+    /// by [`Task::default_key`](crate::wire::Task::default_key) of that position. Its status is
+    /// `ready` when each of its dependencies has completed or been skipped when it is added, else
+    /// `pending` (whatever it says): a dependency finishing at the same time in another transaction is
+    /// either seen finished here or releases it when it finishes. The graph's total
     /// grows by one and its waves to at least the task's, as [`Change::GrowGraph`] does; the task's
     /// dependency edges are stored with it. Records a `TaskUpdated` event of the task as stored, then
     /// a `GraphUpdated` of the graph's row (adds to one graph that a store commits in one transaction

@@ -216,6 +216,18 @@ pub(crate) fn grow_graph(conn: &Connection, id: Id, tasks: u32, waves: u32) -> S
     }
 }
 
+/// Whether every task of `ids` exists and has completed or been skipped (true for none).
+pub(crate) fn all_done(conn: &Connection, ids: &[Id]) -> StoreResult<bool> {
+    let mut read = conn.prepare_cached("SELECT status FROM tasks WHERE id = ?1").map_err(db_err)?;
+    for id in ids {
+        let status: Option<String> = read.query_row([id_text(*id)], |r| r.get(0)).optional().map_err(db_err)?;
+        if !matches!(status.as_deref(), Some("completed" | "skipped")) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 pub(crate) fn heartbeat(conn: &Connection, w: &WorkerInfo) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO workers (id, host, pid, concurrency, started_at, heartbeat_at, role) \

@@ -82,6 +82,8 @@ fn add_task(d: &mut Data, mut task: Task, undo: &mut WorkUndo, generated: &mut V
     if task.key.is_empty() {
         task.key = Task::default_key(task.index);
     }
+    let due = task.depends_on.iter().all(|dep| d.tasks.get(dep).is_some_and(|t| t.status.releases_dependents()));
+    task.status = if due { TaskStatus::Ready } else { TaskStatus::Pending };
     if d.tasks.contains_key(&task.id) {
         return Err(StoreError::Duplicate { what: format!("task {}", task.id) });
     }

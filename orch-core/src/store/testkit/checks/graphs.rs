@@ -89,7 +89,8 @@ pub async fn graphs_upsert_get_list(store: Arc<dyn Store>) {
 
 /// Tasks added to a graph at the same time (`AddTask`, each caller having read the same count) take
 /// distinct positions after the graph's tasks, an empty key becoming the default of its position; the
-/// graph counts them; each batch's `TaskUpdated` holds its task as stored. A taken key, or an ended
+/// graph counts them; each batch's `TaskUpdated` holds its task as stored. An added task is ready when
+/// its dependencies completed or were skipped (or it has none), else pending. A taken key, or an ended
 /// graph, refuses the add and stores nothing of it.
 pub async fn added_tasks_take_the_next_positions(store: Arc<dyn Store>) {
     let g = graph(None, 1);
@@ -131,6 +132,8 @@ pub async fn added_tasks_take_the_next_positions(store: Arc<dyn Store>) {
         let mut expect = sent.clone();
         expect.index = stored.index;
         expect.key = stored.key.clone();
+        // Ready without dependencies; pending behind `a`, which has not completed.
+        expect.status = if sent.depends_on.is_empty() { TaskStatus::Ready } else { TaskStatus::Pending };
         assert_eq!(stored, expect, "nothing else of the task changes");
         positions.push(stored.index);
     }
@@ -155,6 +158,27 @@ pub async fn added_tasks_take_the_next_positions(store: Arc<dyn Store>) {
     let found = store.find_tasks(g.id, &children.iter().map(Id::to_string).collect::<Vec<_>>()).await.unwrap();
     assert!(found.iter().all(|t| t.depends_on == vec![a.id]), "their dependencies are stored: {found:?}");
 
+    // Behind tasks that completed or were skipped, an added task is ready, whatever it says.
+    let mut done = b.clone();
+    done.status = TaskStatus::Completed;
+    let mut skipped = c.clone();
+    skipped.status = TaskStatus::Skipped;
+    let mut finish = Batch::new();
+    for t in [done, skipped] {
+        finish.push_change(Change::UpdateTask { task: Box::new(t), fence: None });
+    }
+    store.commit(finish).await.unwrap();
+    let mut behind = task(g.id, 0, 3, vec![b.id, c.id], 20);
+    behind.key = String::new();
+    store.commit(Batch::new().change(Change::AddTask(Box::new(behind.clone())))).await.unwrap();
+    let behind = store.get_task(behind.id).await.unwrap().unwrap();
+    assert_eq!((behind.index, behind.status), (11, TaskStatus::Ready));
+    let mut lone = task(g.id, 0, 1, vec![], 21);
+    (lone.key, lone.status) = (String::new(), TaskStatus::Completed);
+    store.commit(Batch::new().change(Change::AddTask(Box::new(lone.clone())))).await.unwrap();
+    assert_eq!(store.get_task(lone.id).await.unwrap().unwrap().status, TaskStatus::Ready, "a new task is not done");
+    let counted = 13;
+
     // A taken key: refused, nothing stored, no event, the graph not counted.
     let last = store.last_seq().await.unwrap();
     let mut dup = task(g.id, 0, 1, vec![], 30);
@@ -166,7 +190,7 @@ pub async fn added_tasks_take_the_next_positions(store: Arc<dyn Store>) {
     }
     assert_eq!(store.get_task(dup.id).await.unwrap(), None);
     assert_eq!(store.last_seq().await.unwrap(), last);
-    assert_eq!(store.get_graph(g.id).await.unwrap().unwrap().total_tasks, 11, "not counted");
+    assert_eq!(store.get_graph(g.id).await.unwrap().unwrap().total_tasks, counted, "not counted");
 
     // An ended graph takes no task; a missing one is not found.
     let end = Change::SetGraphStatus {
@@ -176,7 +200,8 @@ pub async fn added_tasks_take_the_next_positions(store: Arc<dyn Store>) {
         from: vec![GraphStatus::Pending],
     };
     store.commit(Batch::new().change(end)).await.unwrap();
-    let late = task(g.id, 11, 1, vec![], 31);
+    let mut late = task(g.id, 0, 1, vec![], 31);
+    late.key = String::new();
     let r = store.commit(Batch::new().change(Change::AddTask(Box::new(late.clone())))).await;
     assert!(matches!(r, Err(StoreError::GraphEnded { .. })), "an ended graph: {r:?}");
     assert_eq!(store.get_task(late.id).await.unwrap(), None);
