@@ -126,7 +126,8 @@ fn a_planned_plan_is_approved_and_made_into_a_graph() {
     let out = run_in(d, &["graph", "add", &graph_id, "--title", "Again", "--depends-on", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("depends on \"nope\", which is not a task of the plan"),
+        text(&out.stderr)
+            .contains("invalid task: the new task (\"Again\") depends on \"nope\", which is not a task of the graph"),
         "{}",
         text(&out.stderr)
     );
