@@ -315,9 +315,10 @@ pub(crate) async fn add_task(db: &Db, conn: &mut PgConnection, task: &Task) -> S
     Ok(vec![NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(task) }), graph_event(graph)])
 }
 
-/// Adds the tasks of a run of `AddTask`s (see `Change::AddTask`) with three statements however many:
+/// Adds the tasks of a run of `AddTask`s (see `Change::AddTask`) with four statements however many:
 /// each graph's row grown by its tasks (locked until the transaction ends, so concurrent adds take
-/// turns), which gives the positions, in the run's order; the tasks and their edges inserted. Returns
+/// turns), which gives the positions, in the run's order; their dependencies read ([`done_of`]), which
+/// says ready or pending; the tasks and their edges inserted. Returns
 /// the events of each add: its task's `TaskUpdated`, then, for the last add of each graph in the run,
 /// that graph's `GraphUpdated` (the row as stored). On failure, the index in the run of the add that
 /// failed, and why.
