@@ -494,7 +494,10 @@ async fn apply(db: &Db, conn: &mut PgConnection, change: &Change, generated: &mu
         Change::GrowGraph { id, tasks, waves } => {
             work::grow_graph(db, conn, *id, *tasks, *waves).await.map(|e| generated.extend(e))
         }
-        Change::AddTask(task) => work::add_task(db, conn, task).await.map(|e| generated.extend(e)),
+        Change::AddTask(task) => work::add_tasks(db, conn, &[&**task])
+            .await
+            .map(|events| generated.extend(events.into_iter().flatten()))
+            .map_err(|(_, e)| e),
         Change::SetGraphBudget { id, limit_usd } => {
             work::set_graph_budget(db, conn, *id, *limit_usd).await.map(|e| generated.extend(e))
         }

@@ -298,24 +298,8 @@ pub(crate) async fn grow_graph(
     Ok(vec![graph_event(grown_graph(db, conn, id, tasks, waves).await?)])
 }
 
-/// Adds a task at its graph's next position (see `Change::AddTask`): the graph's row grown by one
-/// (locked until the transaction ends, so concurrent adds take turns) gives the position; returns the
-/// task's `TaskUpdated` event, then the graph's `GraphUpdated`.
-pub(crate) async fn add_task(db: &Db, conn: &mut PgConnection, task: &Task) -> StoreResult<Vec<NewEvent>> {
-    let graph = grown_graph(db, conn, task.graph_id, 1, task.wave).await?;
-    let mut task = task.clone();
-    task.index = graph.total_tasks.saturating_sub(1);
-    if task.key.is_empty() {
-        task.key = Task::default_key(task.index);
-    }
-    let done = done_of(db, conn, &task.depends_on).await?;
-    task.status =
-        if task.depends_on.iter().all(|d| done.contains(d)) { TaskStatus::Ready } else { TaskStatus::Pending };
-    crate::graphs::insert_tasks(db, conn, std::slice::from_ref(&task)).await?;
-    Ok(vec![NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(task) }), graph_event(graph)])
-}
-
-/// Adds the tasks of a run of `AddTask`s (see `Change::AddTask`) with four statements however many:
+/// Adds the tasks of `AddTask`s (see `Change::AddTask`), one or a run of them, with four statements
+/// however many:
 /// each graph's row grown by its tasks (locked until the transaction ends, so concurrent adds take
 /// turns), which gives the positions, in the run's order; their dependencies read ([`done_of`]), which
 /// says ready or pending; the tasks and their edges inserted. Returns
@@ -373,13 +357,9 @@ pub(crate) async fn add_tasks(
     for t in adds {
         let mut task = (*t).clone();
         let due = task.depends_on.iter().all(|d| done.contains(d));
-        task.status = if due { TaskStatus::Ready } else { TaskStatus::Pending };
         if let Some(n) = next.iter_mut().find(|n| n.0 == task.graph_id) {
-            task.index = n.1;
+            task.place(n.1, due);
             n.1 = n.1.saturating_add(1);
-        }
-        if task.key.is_empty() {
-            task.key = Task::default_key(task.index);
         }
         tasks.push(task);
     }

@@ -2,7 +2,7 @@
 //! parallel), then applied inside the request's savepoint: all of it, or none of it.
 
 use orch_core::store::{Batch, Change, StoreError, StoreResult};
-use orch_core::wire::{AgentStatus, Event, EventKeys, EventRecord, Id, NewEvent, RunLease, Task, TaskStatus, now};
+use orch_core::wire::{AgentStatus, Event, EventKeys, EventRecord, Id, NewEvent, RunLease, now};
 use rusqlite::{OptionalExtension, params};
 
 use crate::sql::{self, PreparedEvent, db_err, id_text, json_text, lease_text, not_found, ts_text, usage_params};
@@ -301,11 +301,7 @@ fn apply(ctx: &mut WriteCtx<'_>, change: Change) -> StoreResult<Vec<NewEvent>> {
             // The graph's row, grown, says the position: its count before this task.
             let g = sql::grow_graph(conn, task.graph_id, 1, task.wave)?;
             let mut task = *task;
-            task.index = g.total_tasks.saturating_sub(1);
-            if task.key.is_empty() {
-                task.key = Task::default_key(task.index);
-            }
-            task.status = if sql::all_done(conn, &task.depends_on)? { TaskStatus::Ready } else { TaskStatus::Pending };
+            task.place(g.total_tasks.saturating_sub(1), sql::all_done(conn, &task.depends_on)?);
             sql::insert_tasks(conn, std::slice::from_ref(&task))?;
             Ok(vec![
                 NewEvent::new(EventKeys::default(), Event::TaskUpdated { task: Box::new(task) }),

@@ -296,8 +296,6 @@ impl TaskGraphs {
             return Err(GraphError::InvalidTask(Problems(problems)));
         }
         let at = now();
-        // The store decides ready or pending, from its dependencies as they are in the commit.
-        let ready = deps.iter().all(|t| t.status.releases_dependents());
         let definition = PlannedTask {
             key,
             title,
@@ -316,7 +314,9 @@ impl TaskGraphs {
         };
         let depends_on = deps.iter().map(|t| t.id).collect();
         let wave = wave_after(deps.iter().map(|t| t.wave));
-        let task = new_task(new_id(), graph_id, 0, definition, depends_on, wave, ready, at);
+        // Its position and status (ready or pending, from its dependencies as they are in the commit)
+        // are the store's to set.
+        let task = new_task(new_id(), graph_id, 0, definition, depends_on, wave, false, at);
         // The store sets its position (and default key) and grows the graph's counts only (its
         // GraphUpdated event is the row as stored): the graph's status, limit and spending are kept as
         // they are. The task as stored is in its TaskUpdated event.
@@ -339,7 +339,7 @@ impl TaskGraphs {
                 _ => None,
             })
             .ok_or_else(|| {
-                GraphError::Store(crate::store::StoreError::Backend(format!(
+                GraphError::Store(StoreError::Backend(format!(
                     "the store added task {id} without its TaskUpdated event"
                 )))
             })?;

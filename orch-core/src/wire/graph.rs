@@ -350,6 +350,17 @@ impl Task {
         format!("task-{}", u64::from(index) + 1)
     }
 
+    /// What a store decides of a task added to a graph
+    /// ([`Change::AddTask`](crate::store::Change::AddTask)): its position `index`, the default key of
+    /// that position when it has none, and ready when its dependencies are done (`ready`), else pending.
+    pub fn place(&mut self, index: u32, ready: bool) {
+        self.index = index;
+        if self.key.is_empty() {
+            self.key = Self::default_key(index);
+        }
+        self.status = if ready { TaskStatus::Ready } else { TaskStatus::Pending };
+    }
+
     /// Copies `from`'s progress (what [`Change::UpdateTask`](crate::store::Change::UpdateTask) writes)
     /// onto this task: status, attempt, model, claim, lease, not-before, agent, cost, output, error,
     /// failures, checkpoint, guidance, knowledge and the times of change, start and end. Its definition

@@ -675,12 +675,13 @@ fn apply(d: &mut Data, change: Change, generated: &mut Vec<NewEvent>) -> StoreRe
     })
 }
 
-/// Inserts tasks, all or none: a taken id, or a key its graph has, fails the change.
-fn insert_tasks(d: &mut Data, tasks: Vec<Task>) -> StoreResult<Undo> {
+/// Fails with `Duplicate` when one of `tasks` has an id taken (by a stored task or one before it) or
+/// a key its graph has.
+fn refuse_taken(d: &Data, tasks: &[Task]) -> StoreResult<()> {
     let mut keys: std::collections::HashSet<(Id, &str)> =
         d.tasks.values().map(|t| (t.graph_id, t.key.as_str())).collect();
     let mut ids = std::collections::HashSet::new();
-    for t in &tasks {
+    for t in tasks {
         if d.tasks.contains_key(&t.id) || !ids.insert(t.id) {
             return Err(StoreError::Duplicate { what: format!("task {}", t.id) });
         }
@@ -688,6 +689,12 @@ fn insert_tasks(d: &mut Data, tasks: Vec<Task>) -> StoreResult<Undo> {
             return Err(StoreError::Duplicate { what: format!("task key '{}' in graph {}", t.key, t.graph_id) });
         }
     }
+    Ok(())
+}
+
+/// Inserts tasks, all or none: a taken id, or a key its graph has, fails the change.
+fn insert_tasks(d: &mut Data, tasks: Vec<Task>) -> StoreResult<Undo> {
+    refuse_taken(d, &tasks)?;
     let ids: Vec<Id> = tasks.iter().map(|t| t.id).collect();
     for t in tasks {
         d.tasks.insert(t.id, t);

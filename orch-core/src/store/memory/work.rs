@@ -78,18 +78,9 @@ fn add_task(d: &mut Data, mut task: Task, undo: &mut WorkUndo, generated: &mut V
     if g.status.is_final() {
         return Err(StoreError::GraphEnded { id, status: g.status.as_str().into() });
     }
-    task.index = g.total_tasks;
-    if task.key.is_empty() {
-        task.key = Task::default_key(task.index);
-    }
     let due = task.depends_on.iter().all(|dep| d.tasks.get(dep).is_some_and(|t| t.status.releases_dependents()));
-    task.status = if due { TaskStatus::Ready } else { TaskStatus::Pending };
-    if d.tasks.contains_key(&task.id) {
-        return Err(StoreError::Duplicate { what: format!("task {}", task.id) });
-    }
-    if d.tasks.values().any(|t| t.graph_id == id && t.key == task.key) {
-        return Err(StoreError::Duplicate { what: format!("task key '{}' in graph {id}", task.key) });
-    }
+    task.place(g.total_tasks, due);
+    super::refuse_taken(d, std::slice::from_ref(&task))?;
     let g = d.graphs.get_mut(&id).ok_or_else(|| not_found("task graph", id))?;
     undo.graphs.push(g.clone());
     g.total_tasks = g.total_tasks.saturating_add(1);
