@@ -172,9 +172,9 @@ elif ! (cd orch-py && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop
   status=1
 else
   # With the package's tests, the property-based run of `orch serve`'s API against its OpenAPI document
-  # (schemathesis; the `orch` binary the cargo tests built).
+  # (schemathesis; the `orch` binary the cargo tests built), and the tests of the scripts in scripts/.
   ORCH_TEST_PG="$run_pg" ORCH_BIN="$CARGO_TARGET_DIR/debug/orch" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-    orch-py/tests orch-web/tests/openapi 2>&1 | tee -a "$py_log" || status=1
+    orch-py/tests orch-web/tests/openapi scripts/tests 2>&1 | tee -a "$py_log" || status=1
 fi
 
 # One closing line that sums up every test binary. A test ignored in the first run and run in a second is

@@ -342,25 +342,56 @@ enum Phase {
     After,
 }
 
-/// How long each [`Phase`] of a group took, reported at `TRACE` level (`RUST_LOG=orch_store_postgres::group=trace`).
+/// How long each [`Phase`] of a group took, reported at `TRACE` level (`RUST_LOG=orch_store_postgres::group=trace`),
+/// with the wall-clock times (µs since the Unix epoch) at which its append began and its commit ended:
+/// the span in which the group held the event counter row, once the group before it had committed
+/// (`scripts/group-trace.py` adds those spans up).
 struct Phases {
     last: std::time::Instant,
     ms: [f64; 7],
+    append_at_us: u64,
+    commit_at_us: u64,
 }
 
 impl Phases {
     fn start() -> Self {
-        Self { last: std::time::Instant::now(), ms: [0.0; 7] }
+        Self { last: std::time::Instant::now(), ms: [0.0; 7], append_at_us: 0, commit_at_us: 0 }
     }
 
     fn mark(&mut self, phase: Phase) {
         let now = std::time::Instant::now();
         self.ms[phase as usize] += (now - self.last).as_secs_f64() * 1e3;
         self.last = now;
+        match phase {
+            // The apply phase ends where the append begins.
+            Phase::Apply => self.append_at_us = epoch_us(),
+            Phase::Commit => self.commit_at_us = epoch_us(),
+            _ => {}
+        }
     }
 
     fn report(&self, batches: usize) {
         let [acquire, begin, lock, apply, append, commit, after] = self.ms;
-        tracing::trace!(batches, acquire, begin, lock, apply, append, commit, after, "group phases (ms)");
+        let (append_at_us, commit_at_us) = (self.append_at_us, self.commit_at_us);
+        tracing::trace!(
+            batches,
+            acquire,
+            begin,
+            lock,
+            apply,
+            append,
+            commit,
+            after,
+            append_at_us,
+            commit_at_us,
+            "group phases (ms)"
+        );
     }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+fn epoch_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
