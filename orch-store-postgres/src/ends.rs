@@ -93,16 +93,22 @@ pub(crate) async fn end_graphs(
 /// The running graphs without open tasks among `ids` (among all graphs that have tasks, for `None`),
 /// by id. Read outside any transaction: a new snapshot, taken after the caller's commit. Each graph is
 /// probed by two scalar subqueries that stop at their first task (an index probe each), rather than
-/// joins the planner may run as scans of every task once the table's statistics show thousands.
+/// joins the planner may run as scans of every task once the table's statistics show thousands. Named
+/// graphs are looked up by id, in a statement of their own: one plan for both cases (statements are
+/// planned once per connection) would read every graph ever run.
 async fn candidates(db: &Db, conn: &mut PgConnection, ids: Option<&[Id]>) -> StoreResult<Vec<Id>> {
-    sqlx::query_scalar(&db.sql(&format!(
-        "SELECT g.id FROM {{S}}.task_graphs g WHERE g.status = 'running' \
-         AND ($1::uuid[] IS NULL OR g.id = ANY($1)) \
+    let which = if ids.is_some() { "g.id = ANY($1::uuid[]) AND g.status = 'running'" } else { "g.status = 'running'" };
+    let sql = db.sql(&format!(
+        "SELECT g.id FROM {{S}}.task_graphs g WHERE {which} \
          AND (SELECT true FROM {{S}}.tasks t WHERE t.graph_id = g.id LIMIT 1) \
          AND (SELECT true FROM {{S}}.tasks t WHERE t.graph_id = g.id AND t.status IN {OPEN} LIMIT 1) IS NULL \
          ORDER BY g.id"
-    )))
-    .bind(ids)
+    ));
+    let query = sqlx::query_scalar(&sql);
+    match ids {
+        Some(ids) => query.bind(ids),
+        None => query,
+    }
     .fetch_all(conn)
     .await
     .map_err(db_err)
