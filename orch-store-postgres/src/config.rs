@@ -33,23 +33,6 @@ pub(crate) struct Config {
     pub schema: String,
     /// Pool size.
     pub pool_size: u32,
-    /// Statements each pooled connection runs once when it opens ([`session_settings`]).
-    pub session: Vec<&'static str>,
-}
-
-/// The settings the store gives its pooled connections, each a `SET` run once per connection, unless
-/// the URL's `options` set that parameter itself (`options=-c plan_cache_mode=auto` keeps PostgreSQL's
-/// default):
-/// - `plan_cache_mode = force_generic_plan`: every statement the store prepares is planned once per
-///   connection, not again at each execution. Left to choose, PostgreSQL plans anew the statements whose
-///   generic plan it estimates dearer than a plan for the values at hand (the reads of the log following
-///   a seq range, the lookups by lists of ids, the graph's row locks), which costs the server more CPU
-///   than the better plans save here: each of the store's statements has an index that serves it with any
-///   values. A SET, not a startup option, so that connection poolers that refuse startup options (such
-///   as PgBouncer) still accept the connection.
-pub(crate) fn session_settings(url_options: Option<&str>) -> Vec<&'static str> {
-    const SETTINGS: [(&str, &str); 1] = [("plan_cache_mode", "SET plan_cache_mode = force_generic_plan")];
-    SETTINGS.iter().filter(|(name, _)| !url_options.is_some_and(|o| o.contains(name))).map(|(_, set)| *set).collect()
 }
 
 /// The URL with any password replaced by `***`: the `user:password@` part and any `password=` query
@@ -287,8 +270,7 @@ impl Config {
             },
         };
         check_schema(&schema).map_err(open)?;
-        let session = session_settings(connect.get_options());
-        Ok(Self { location, secrets, connect, schema, pool_size, session })
+        Ok(Self { location, secrets, connect, schema, pool_size })
     }
 
     /// A [`StoreError::Open`] naming the redacted URL, with secrets scrubbed from the message.
@@ -386,22 +368,12 @@ mod tests {
         assert_eq!((c.schema.as_str(), c.pool_size), ("mine", 3));
         assert_eq!(c.location, "postgres://u:***@127.0.0.1:5433/db?pool_max=3&options=-c%20search_path%3Dmine");
         assert_eq!(c.connect.get_application_name(), Some("orch"));
-        assert_eq!(c.session, ["SET plan_cache_mode = force_generic_plan"]);
         let c = Config::new(
             "postgres://u@h/db?options=-c%20search_path%3Dmine",
             &crate::PgOptions { schema: Some("other".into()), pool_size: Some(2) },
         )
         .unwrap();
         assert_eq!((c.schema.as_str(), c.pool_size), ("other", 2));
-        assert_eq!(c.session, ["SET plan_cache_mode = force_generic_plan"]);
-        // The URL's own setting wins, and the store then sets nothing.
-        let c = Config::new(
-            "postgres://u@h/db?options=-c%20search_path%3Dmine%20-c%20plan_cache_mode%3Dauto",
-            &crate::PgOptions::default(),
-        )
-        .unwrap();
-        assert_eq!(c.schema, "mine");
-        assert!(c.session.is_empty(), "{:?}", c.session);
         assert!(matches!(Config::new("mysql://h/db", &crate::PgOptions::default()), Err(StoreError::Open { .. })));
         assert!(matches!(
             Config::new("postgres://h/db?pool_max=many", &crate::PgOptions::default()),

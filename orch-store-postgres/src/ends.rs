@@ -94,8 +94,9 @@ pub(crate) async fn end_graphs(
 /// by id. Read outside any transaction: a new snapshot, taken after the caller's commit. Each graph is
 /// probed by two scalar subqueries that stop at their first task (an index probe each), rather than
 /// joins the planner may run as scans of every task once the table's statistics show thousands. Named
-/// graphs are looked up by id, in a statement of their own: one plan for both cases (statements are
-/// planned once per connection) would read every graph ever run.
+/// graphs are looked up by id, in a statement of their own: a plan made for both cases (a generic
+/// plan, which PostgreSQL may settle on after a few executions, or one a URL's `plan_cache_mode`
+/// forces) would read every graph ever run.
 async fn candidates(db: &Db, conn: &mut PgConnection, ids: Option<&[Id]>) -> StoreResult<Vec<Id>> {
     let which = if ids.is_some() { "g.id = ANY($1::uuid[]) AND g.status = 'running'" } else { "g.status = 'running'" };
     let sql = db.sql(&format!(

@@ -24,10 +24,7 @@
 //! understands works: `sslmode=disable|prefer|require|verify-ca|verify-full`, `sslrootcert=PATH`,
 //! `application_name=NAME` (default `orch`; it shows in `pg_stat_activity`, and the listening connection
 //! gets `NAME listener`), `options=…` (libpq-style server settings), `host=/run/postgresql` for a Unix
-//! socket, `password=…`. The store's connections plan each of its statements once (`SET
-//! plan_cache_mode = force_generic_plan` when they open) unless `options` names `plan_cache_mode`, e.g.
-//! `options=-c%20plan_cache_mode%3Dauto` for PostgreSQL's default. One parameter is orch's own and is
-//! removed before the URL reaches sqlx:
+//! socket, `password=…`. One parameter is orch's own and is removed before the URL reaches sqlx:
 //! `pool_max=N`, the pool size. Passwords never appear in errors or logs: [`redact_url`] replaces them
 //! with `***` wherever a message names the URL.
 //!
@@ -336,18 +333,6 @@ impl PgStore {
             // server costs a reconnection, not a failed operation. One that was in use a moment ago is
             // not (the ping is a round trip, and under load every operation would pay it).
             .test_before_acquire(false)
-            .after_connect({
-                let session = cfg.session.clone();
-                move |conn, _meta| {
-                    let session = session.clone();
-                    Box::pin(async move {
-                        for set in session {
-                            sqlx::query(set).execute(&mut *conn).await?;
-                        }
-                        Ok(())
-                    })
-                }
-            })
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
                     if meta.idle_for >= CHECK_IDLE_AFTER {
