@@ -27,7 +27,7 @@ use sqlx::postgres::PgRow;
 use sqlx_postgres::PgConnection;
 
 use crate::graphs::{GRAPH_COLS, TASK_COLS, graph_row, task_row, update_task, write_progress};
-use crate::sql::{Db, db_err, get, get_u32, not_found, now_us};
+use crate::sql::{Db, db_err, get, get_enum, get_u32, not_found, now_us};
 use crate::sqlx;
 
 fn task_event(t: Task) -> NewEvent {
@@ -400,13 +400,19 @@ async fn done_of(db: &Db, conn: &mut PgConnection, ids: &[Id]) -> StoreResult<Ve
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(Id, String)> =
-        sqlx::query_as(&db.sql("SELECT id, status FROM {S}.tasks WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE"))
+    let rows =
+        sqlx::query(&db.sql("SELECT id, status FROM {S}.tasks WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE"))
             .bind(ids)
             .fetch_all(&mut *conn)
             .await
             .map_err(db_err)?;
-    Ok(rows.into_iter().filter(|(_, status)| status == "completed" || status == "skipped").map(|(id, _)| id).collect())
+    let mut done = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if get_enum::<TaskStatus>(row, 1)?.releases_dependents() {
+            done.push(get(row, 0)?);
+        }
+    }
+    Ok(done)
 }
 
 /// [`grow_graph`]'s work: the graph's row as grown.

@@ -220,8 +220,9 @@ pub(crate) fn grow_graph(conn: &Connection, id: Id, tasks: u32, waves: u32) -> S
 pub(crate) fn all_done(conn: &Connection, ids: &[Id]) -> StoreResult<bool> {
     let mut read = conn.prepare_cached("SELECT status FROM tasks WHERE id = ?1").map_err(db_err)?;
     for id in ids {
-        let status: Option<String> = read.query_row([id_text(*id)], |r| r.get(0)).optional().map_err(db_err)?;
-        if !matches!(status.as_deref(), Some("completed" | "skipped")) {
+        let status: Option<TaskStatus> =
+            read.query_row([id_text(*id)], |r| super::get_enum(r, 0)).optional().map_err(db_err)?;
+        if !status.is_some_and(TaskStatus::releases_dependents) {
             return Ok(false);
         }
     }
